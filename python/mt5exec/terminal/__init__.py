@@ -1,0 +1,1 @@
+"""Generated worker-protocol code lives in mt5exec.terminal.v1."""

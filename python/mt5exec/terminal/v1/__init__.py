@@ -1,0 +1,1 @@
+"""Generated protobuf code; do not edit (scripts/gen_protos.py)."""
