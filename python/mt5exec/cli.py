@@ -1,0 +1,57 @@
+"""The ``mt5exec`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mt5exec.config import ConfigError, load_config
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mt5exec", description="gRPC execution server for MT5")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the server")
+    serve.add_argument("--config", type=Path, help="TOML configuration file")
+    serve.add_argument("--listen", help="HOST:PORT to listen on (port 0 picks a free one)")
+    serve.add_argument("--data-dir", help="directory for instances and history")
+    serve.add_argument(
+        "--event-loop", choices=["uvloop", "asyncio"], default="uvloop", help="asyncio loop"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    overrides: dict[str, object] = {}
+    if args.listen:
+        overrides["server.listen"] = args.listen
+    if args.data_dir:
+        overrides["server.data_dir"] = args.data_dir
+    try:
+        config = load_config(args.config, overrides=overrides)
+    except ConfigError as e:
+        print(f"mt5exec: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=config.server.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from mt5exec.server.app import serve
+
+    if args.event_loop == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(serve(config))
+    else:
+        asyncio.run(serve(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,526 @@
+"""Server configuration: the typed settings every other module reads, and how they are loaded.
+
+This module owns the schema of ``mt5exec.toml`` (sections ``[server]``, ``[engine]``,
+``[history]``, ``[sim]``), its defaults, and the precedence of the sources that can set a field:
+
+    defaults < TOML file < environment (``MT5EXEC_<SECTION>_<KEY>``) < overrides (CLI flags)
+
+Every value is converted and validated where it enters, so a bad value is reported with the
+source that supplied it and the field it was meant for, e.g.
+``mt5exec.toml: server.listen: expected HOST:PORT, got 'abc'``. Unknown sections and keys in
+the file are errors: a typo must not silently fall back to a default on a trading server.
+
+Relative paths (``server.data_dir``, ``history.path``) are resolved against the current working
+directory, as any path given on a command line would be.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import logging
+import math
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+__all__ = [
+    "ENV_PREFIX",
+    "ConfigError",
+    "EngineConfig",
+    "HistoryConfig",
+    "ServerConfig",
+    "ServerSection",
+    "SimConfig",
+    "load_config",
+    "parse_listen",
+]
+
+ENV_PREFIX: Final = "MT5EXEC_"
+# Names a config file when load_config() gets no path; an explicit path always wins.
+CONFIG_PATH_ENV: Final = "MT5EXEC_CONFIG"
+# Short spellings kept for the two settings operators set most (e.g. in a container spec).
+# The long form wins when both are set, being the more specific of the two.
+ENV_ALIASES: Final[Mapping[str, str]] = {
+    "MT5EXEC_LISTEN": "server.listen",
+    "MT5EXEC_DATA_DIR": "server.data_dir",
+}
+
+LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+MARGIN_MODES: Final = ("hedging", "netting")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, malformed or out of range.
+
+    The message starts with the source (file path, environment variable or ``override``) and
+    the dotted field name, so an operator can fix it without reading code.
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Field validators. Each takes the already type-converted value and returns the value to store
+# (possibly normalised) or raises _Invalid with a message that does not repeat the field name.
+
+
+class _Invalid(ValueError):
+    pass
+
+
+Check = Callable[[Any], Any]
+
+
+def _positive(value: Any) -> Any:
+    if value <= 0:
+        raise _Invalid(f"must be > 0, got {value!r}")
+    return value
+
+
+def _non_negative(value: Any) -> Any:
+    if value < 0:
+        raise _Invalid(f"must be >= 0, got {value!r}")
+    return value
+
+
+def _at_least_one(value: Any) -> Any:
+    if value < 1:
+        raise _Invalid(f"must be >= 1, got {value!r}")
+    return value
+
+
+def _listen(value: Any) -> Any:
+    parse_listen(value)
+    return value
+
+
+def _log_level(value: Any) -> Any:
+    level = str(value).upper()
+    if level not in LOG_LEVELS:
+        raise _Invalid(f"expected one of {', '.join(LOG_LEVELS)}, got {value!r}")
+    return level
+
+
+def _margin_mode(value: Any) -> Any:
+    mode = str(value).lower()
+    if mode not in MARGIN_MODES:
+        raise _Invalid(f"expected one of {', '.join(MARGIN_MODES)}, got {value!r}")
+    return mode
+
+
+def _currency(value: Any) -> Any:
+    code = str(value).upper()
+    if not re.fullmatch(r"[A-Z]{3}", code):
+        raise _Invalid(f"expected a 3-letter ISO currency code, got {value!r}")
+    return code
+
+
+def _symbols(value: Any) -> Any:
+    if not value:
+        raise _Invalid("expected at least one symbol")
+    seen: set[str] = set()
+    for symbol in value:
+        if not symbol or any(ch.isspace() for ch in symbol):
+            raise _Invalid(f"invalid symbol name {symbol!r}")
+        if symbol in seen:
+            raise _Invalid(f"duplicate symbol {symbol!r}")
+        seen.add(symbol)
+    return value
+
+
+def _uint64(value: Any) -> Any:
+    if not 0 <= value < 2**64:
+        raise _Invalid(f"must be in 0..2^64-1, got {value!r}")
+    return value
+
+
+def _opt(check: Check | None = None) -> dict[str, Any]:
+    return {"check": check} if check is not None else {}
+
+
+_HOST_RE: Final = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """Split a ``HOST:PORT`` listen address into host and port.
+
+    IPv6 hosts are bracketed (``[::1]:50051``); port 0 asks the OS for a free port.
+
+    Raises:
+        ValueError: when the address is not ``HOST:PORT`` or the port is out of range.
+    """
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not host or not port_text:
+        raise _Invalid(f"expected HOST:PORT, got {value!r}")
+    if host.startswith("["):
+        inner = host[1:-1] if host.endswith("]") else ""
+        try:
+            ipaddress.IPv6Address(inner)
+        except ValueError:
+            raise _Invalid(f"expected HOST:PORT with a valid [IPv6] host, got {value!r}") from None
+    elif not _HOST_RE.fullmatch(host):
+        raise _Invalid(f"expected HOST:PORT, got {value!r} (bracket IPv6 hosts: [::1]:50051)")
+    if not port_text.isdigit():
+        raise _Invalid(f"port must be a number in 0-65535, got {port_text!r} in {value!r}")
+    port = int(port_text)
+    if port > 65535:
+        raise _Invalid(f"port must be in 0-65535, got {port} in {value!r}")
+    return host, port
+
+
+# --------------------------------------------------------------------------------------------
+# Sections. Field comments are the reference documentation of the TOML keys.
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSection:
+    """``[server]``: the gRPC endpoint and process-wide settings."""
+
+    # HOST:PORT to serve gRPC on; port 0 picks a free port (tests, benchmarks).
+    listen: str = field(default="127.0.0.1:50051", metadata=_opt(_listen))
+    # Root of all server state: instance directories, history database, journal.
+    data_dir: Path = Path("./mt5exec-data")
+    # Python logging level name.
+    log_level: str = field(default="INFO", metadata=_opt(_log_level))
+    # Seconds in-flight RPCs get to finish on shutdown before they are cancelled.
+    grace_period_s: float = field(default=5.0, metadata=_opt(_non_negative))
+    # Upper bound on concurrently existing instances (each is one worker process).
+    max_instances: int = field(default=30, metadata=_opt(_at_least_one))
+
+    @property
+    def host(self) -> str:
+        return parse_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return parse_listen(self.listen)[1]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """``[engine]``: supervision of worker processes and the hot path."""
+
+    # How often workers send heartbeats; a worker is unhealthy after missing a few.
+    heartbeat_interval_ms: int = field(default=1000, metadata=_opt(_positive))
+    # Seconds a new worker has to connect and complete the handshake.
+    worker_start_timeout_s: float = field(default=10.0, metadata=_opt(_positive))
+    # Seconds to wait for a terminal's answer before an order becomes UNKNOWN.
+    order_timeout_s: float = field(default=10.0, metadata=_opt(_positive))
+    # Seconds between the shutdown frame and SIGTERM when stopping a worker.
+    stop_grace_s: float = field(default=2.0, metadata=_opt(_non_negative))
+    # Seconds between SIGTERM and SIGKILL.
+    kill_grace_s: float = field(default=1.0, metadata=_opt(_non_negative))
+    # Ticks buffered per subscriber before it counts as a slow consumer.
+    tick_queue_limit: int = field(default=10000, metadata=_opt(_at_least_one))
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryConfig:
+    """``[history]``: the DuckDB history database (see ``mt5exec.storage.history``)."""
+
+    # Write instances, orders and executions to DuckDB at all.
+    enabled: bool = True
+    # Database file; unset means <server.data_dir>/history.duckdb.
+    path: Path | None = None
+    # Longest time a recorded row waits in memory before it is written.
+    flush_interval_ms: int = field(default=200, metadata=_opt(_positive))
+    # Queued rows that trigger a write before the interval is up.
+    batch_size: int = field(default=1000, metadata=_opt(_at_least_one))
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    """``[sim]``: defaults for new instances of the simulated broker (backend ``sim``)."""
+
+    # Symbols a new sim instance trades when the request names none.
+    symbols: tuple[str, ...] = field(
+        default=("EURUSD", "GBPUSD", "USDJPY", "XAUUSD"), metadata=_opt(_symbols)
+    )
+    # Seed of the price process; the same seed replays the same prices.
+    seed: int = field(default=1, metadata=_opt(_uint64))
+    # Ticks per second per symbol.
+    tick_rate: float = field(default=10.0, metadata=_opt(_positive))
+    # Starting balance in the account currency.
+    initial_balance: float = field(default=10000.0, metadata=_opt(_positive))
+    # Account leverage (1:N).
+    leverage: int = field(default=100, metadata=_opt(_at_least_one))
+    # Account currency (ISO code).
+    currency: str = field(default="USD", metadata=_opt(_currency))
+    # "hedging" (several positions per symbol) or "netting" (one net position per symbol).
+    margin_mode: str = field(default="hedging", metadata=_opt(_margin_mode))
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """The whole configuration; built by :func:`load_config`."""
+
+    server: ServerSection = field(default_factory=ServerSection)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    history: HistoryConfig = field(default_factory=HistoryConfig)
+    sim: SimConfig = field(default_factory=SimConfig)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.server.data_dir
+
+    @property
+    def instances_dir(self) -> Path:
+        """Parent of the per-instance working directories."""
+        return self.server.data_dir / "instances"
+
+    @property
+    def history_path(self) -> Path:
+        """The DuckDB file, defaulting to ``<data_dir>/history.duckdb``."""
+        if self.history.path is not None:
+            return self.history.path
+        return self.server.data_dir / "history.duckdb"
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        """Effective settings as plain TOML-compatible values (for ``config show`` and logs)."""
+        out: dict[str, dict[str, Any]] = {}
+        for name in _SECTIONS:
+            section = getattr(self, name)
+            values: dict[str, Any] = {}
+            for f in dataclasses.fields(section):
+                value = getattr(section, f.name)
+                if isinstance(value, Path):
+                    value = str(value)
+                elif isinstance(value, tuple):
+                    value = list(value)
+                if value is not None:
+                    values[f.name] = value
+            out[name] = values
+        return out
+
+
+_SECTIONS: Final[Mapping[str, type[Any]]] = {
+    "server": ServerSection,
+    "engine": EngineConfig,
+    "history": HistoryConfig,
+    "sim": SimConfig,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Conversion: TOML values arrive typed, environment values arrive as strings.
+
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+_FALSE: Final = frozenset({"0", "false", "no", "off"})
+
+
+def _type_name(tp: Any) -> str:
+    names = {
+        int: "an integer",
+        float: "a number",
+        bool: "a boolean",
+        str: "a string",
+        Path: "a path",
+        tuple[str, ...]: "a list of strings",
+    }
+    return names.get(tp, str(tp))
+
+
+def _field_type(section_cls: type[Any], name: str) -> Any:
+    tp = _HINTS[section_cls][name]
+    # Path | None: None is only ever the default, sources always name a path.
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return tp
+
+
+def _from_typed(value: Any, tp: Any) -> Any:
+    """Check a TOML (or override) value against the field type; no string parsing."""
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        # bool is an int subclass; `max_instances = true` is a mistake, not 1.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            number = float(value)
+            if not math.isfinite(number):
+                raise _Invalid(f"expected a finite number, got {value!r}")
+            return number
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif tp is Path:
+        if isinstance(value, str | os.PathLike):
+            if not str(value):
+                raise _Invalid("expected a path, got an empty string")
+            return Path(value)
+    elif tp == tuple[str, ...]:
+        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+    else:  # pragma: no cover - a new field type without a converter is a programming error
+        raise TypeError(f"unsupported config field type {tp!r}")
+    raise _Invalid(f"expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+
+
+def _from_text(text: str, tp: Any) -> Any:
+    """Parse an environment (or string override) value into the field type."""
+    stripped = text.strip()
+    if tp is bool:
+        lowered = stripped.lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise _Invalid(f"expected a boolean (true/false/1/0/yes/no/on/off), got {text!r}")
+    if tp is int:
+        try:
+            return int(stripped, 10)
+        except ValueError:
+            raise _Invalid(f"expected an integer, got {text!r}") from None
+    if tp is float:
+        try:
+            number = float(stripped)
+        except ValueError:
+            raise _Invalid(f"expected a number, got {text!r}") from None
+        if not math.isfinite(number):
+            raise _Invalid(f"expected a finite number, got {text!r}")
+        return number
+    if tp == tuple[str, ...]:
+        # Comma-separated, the usual way to pass a list through one environment variable.
+        return tuple(part.strip() for part in stripped.split(",")) if stripped else ()
+    return _from_typed(text, tp)
+
+
+def _convert(section_cls: type[Any], name: str, value: Any, *, text: bool) -> Any:
+    tp = _field_type(section_cls, name)
+    converted = _from_text(value, tp) if text else _from_typed(value, tp)
+    check: Check | None = _FIELDS[section_cls][name].metadata.get("check")
+    return check(converted) if check is not None else converted
+
+
+_HINTS: Final[dict[type[Any], dict[str, Any]]] = {
+    cls: typing.get_type_hints(cls) for cls in _SECTIONS.values()
+}
+_FIELDS: Final[dict[type[Any], dict[str, dataclasses.Field[Any]]]] = {
+    cls: {f.name: f for f in dataclasses.fields(cls)} for cls in _SECTIONS.values()
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Loading.
+
+# section -> field -> value, accumulated source by source so the last source wins.
+_Values = dict[str, dict[str, Any]]
+
+
+def _set(values: _Values, source: str, dotted: str, raw: Any, *, text: bool) -> None:
+    section, _, key = dotted.partition(".")
+    cls = _SECTIONS.get(section)
+    if cls is None or not key:
+        raise ConfigError(f"{source}: {dotted}: unknown setting (sections: {', '.join(_SECTIONS)})")
+    if key not in _FIELDS[cls]:
+        known = ", ".join(_FIELDS[cls])
+        raise ConfigError(f"{source}: {dotted}: unknown key in [{section}] (known: {known})")
+    try:
+        values.setdefault(section, {})[key] = _convert(cls, key, raw, text=text)
+    except _Invalid as exc:
+        raise ConfigError(f"{source}: {dotted}: {exc}") from None
+
+
+def _read_file(path: Path, values: _Values) -> None:
+    source = str(path)
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read config file: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    for section, table in data.items():
+        if section not in _SECTIONS:
+            where = "key" if not isinstance(table, dict) else "section"
+            raise ConfigError(
+                f"{source}: {section}: unknown {where} (sections: {', '.join(_SECTIONS)})"
+            )
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: {section}: expected a [{section}] table")
+        for key, raw in table.items():
+            _set(values, source, f"{section}.{key}", raw, text=False)
+
+
+def _env_key(section: str, key: str) -> str:
+    return f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
+
+
+def _read_env(env: Mapping[str, str], values: _Values) -> None:
+    # Aliases first so the long, more specific spelling overwrites them when both are set.
+    for var, dotted in ENV_ALIASES.items():
+        if var in env:
+            _set(values, var, dotted, env[var], text=True)
+    # Unknown MT5EXEC_* variables are not errors: other components (e.g. the credential
+    # vault's key) read their own variables with the same prefix.
+    for section, cls in _SECTIONS.items():
+        for key in _FIELDS[cls]:
+            var = _env_key(section, key)
+            if var in env:
+                _set(values, var, f"{section}.{key}", env[var], text=True)
+
+
+def _read_overrides(overrides: Mapping[str, object], values: _Values) -> None:
+    for dotted, raw in overrides.items():
+        # argparse leaves unset flags as None; they must not mask lower sources.
+        if raw is None:
+            continue
+        _set(values, "override", dotted, raw, text=isinstance(raw, str))
+
+
+def _resolve(path: Path) -> Path:
+    return path.expanduser().resolve()
+
+
+def load_config(
+    path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, object] | None = None,
+) -> ServerConfig:
+    """Build the server configuration from defaults, a TOML file, the environment and overrides.
+
+    Args:
+        path: TOML file to read. When None, ``$MT5EXEC_CONFIG`` names the file if set,
+            otherwise no file is read.
+        env: Environment to read ``MT5EXEC_*`` variables from; ``os.environ`` when None.
+        overrides: Highest-priority values keyed ``"section.key"`` (from CLI flags). String
+            values are parsed like environment values; None values are ignored.
+
+    Raises:
+        ConfigError: naming the source and the field of the first bad value.
+    """
+    environ: Mapping[str, str] = os.environ if env is None else env
+    values: _Values = {}
+    if path is None and environ.get(CONFIG_PATH_ENV):
+        path = Path(environ[CONFIG_PATH_ENV])
+    if path is not None:
+        _read_file(Path(path), values)
+    _read_env(environ, values)
+    if overrides:
+        _read_overrides(overrides, values)
+
+    sections: dict[str, Any] = {}
+    for name, cls in _SECTIONS.items():
+        sections[name] = cls(**values.get(name, {}))
+    server: ServerSection = sections["server"]
+    sections["server"] = dataclasses.replace(server, data_dir=_resolve(server.data_dir))
+    history: HistoryConfig = sections["history"]
+    if history.path is not None:
+        sections["history"] = dataclasses.replace(history, path=_resolve(history.path))
+    config = ServerConfig(**sections)
+    logging.getLogger(__name__).debug(
+        "configuration loaded from %s", path if path is not None else "defaults"
+    )
+    return config

@@ -1,0 +1,287 @@
+"""Typed asyncio wrapper over the Rust Trade Engine; the only importer of ``_core``.
+
+The engine never calls into Python. It queues answers (by token) and the ids of
+stream subscriptions that have data, and writes one byte to a socket this
+module watches with ``loop.add_reader``; one ``drain()`` call then resolves
+every waiting future and wakes every ready stream. No thread waits with the
+GIL held, and the event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from mt5exec import _core
+from mt5exec.errors import MT5ExecError, status_code
+from mt5exec.v1 import common_pb2
+
+
+class Topic(enum.IntEnum):
+    TICKS = 0
+    EXECUTIONS = 1
+    ACCOUNTS = 2
+    INSTANCE_EVENTS = 3
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    heartbeat_interval_ms: int = 1000
+    start_timeout_s: float = 10.0
+    stop_grace_s: float = 2.0
+    kill_grace_s: float = 1.0
+    tick_queue_limit: int = 10_000
+    execution_queue_limit: int = 100_000
+
+
+def _translate(error: _core.CoreError, payload: bytes = b"") -> MT5ExecError:
+    code, reason, message, field = error.args
+    return MT5ExecError(status_code(code), reason, message, field, payload=payload)
+
+
+class Subscription:
+    """A stream subscriber: yields encoded response messages as they come."""
+
+    def __init__(self, engine: Engine, core: _core.Subscription) -> None:
+        self._engine = engine
+        self._core = core
+        self._ready = asyncio.Event()
+        self._ended: MT5ExecError | None = None
+
+    @property
+    def id(self) -> int:
+        return self._core.id
+
+    def _wake(self) -> None:
+        self._ready.set()
+
+    def end(self, error: MT5ExecError) -> None:
+        """Ends the stream from the server side (e.g. shutdown)."""
+        self._ended = error
+        self._ready.set()
+
+    async def messages(self, max_bytes: int = 65536) -> AsyncIterator[bytes]:
+        """Encoded responses; raises MT5ExecError when the stream is ended."""
+        try:
+            while True:
+                if self._ended is not None:
+                    raise self._ended
+                self._ready.clear()
+                data, closed = self._core.take(max_bytes)
+                if data is not None:
+                    yield data
+                elif closed is not None:
+                    code, reason, message = closed
+                    raise MT5ExecError(status_code(code), reason, message)
+                else:
+                    await self._ready.wait()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._engine._forget(self)
+
+
+class Engine:
+    """The Trade Engine, bound to the running event loop."""
+
+    def __init__(self, settings: EngineSettings | None = None) -> None:
+        s = settings or EngineSettings()
+        self._core = _core.Engine(
+            heartbeat_interval_ms=s.heartbeat_interval_ms,
+            start_timeout_s=s.start_timeout_s,
+            stop_grace_s=s.stop_grace_s,
+            kill_grace_s=s.kill_grace_s,
+            tick_queue_limit=s.tick_queue_limit,
+            execution_queue_limit=s.execution_queue_limit,
+        )
+        self._futures: dict[int, asyncio.Future[tuple[int, str, str, bytes]]] = {}
+        self._subscriptions: dict[int, Subscription] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._fd = self._core.notify_fd()
+
+    # -- event loop integration -------------------------------------------------------
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        loop.add_reader(self._fd, self._on_wake)
+
+    def detach(self) -> None:
+        if self._loop is not None:
+            self._loop.remove_reader(self._fd)
+            self._loop = None
+
+    def _on_wake(self) -> None:
+        try:
+            os.read(self._fd, 4096)
+        except BlockingIOError:
+            pass
+        completions, ready = self._core.drain()
+        futures = self._futures
+        for token, code, reason, message, payload in completions:
+            future = futures.pop(token, None)
+            if future is not None and not future.done():
+                future.set_result((code, reason, message, payload))
+        subscriptions = self._subscriptions
+        for sub_id in ready:
+            sub = subscriptions.get(sub_id)
+            if sub is not None:
+                sub._wake()
+
+    async def _await(self, token: int, timeout: float | None = None) -> bytes:
+        loop = self._loop
+        assert loop is not None, "Engine.attach(loop) first"
+        future: asyncio.Future[tuple[int, str, str, bytes]] = loop.create_future()
+        self._futures[token] = future
+        try:
+            if timeout is None:
+                code, reason, message, payload = await future
+            else:
+                code, reason, message, payload = await asyncio.wait_for(future, timeout)
+        finally:
+            self._futures.pop(token, None)
+        if code:
+            raise MT5ExecError(status_code(code), reason, message, payload=payload)
+        return payload
+
+    # -- instances -------------------------------------------------------------------
+
+    async def create_instance(
+        self,
+        instance_id: str,
+        owner: str,
+        backend: int,
+        directory: Path,
+        argv: list[str],
+        env: dict[str, str],
+        config: common_pb2.InstanceConfig,
+    ) -> common_pb2.Instance:
+        try:
+            token = self._core.create_instance(
+                instance_id,
+                owner,
+                backend,
+                directory,
+                argv,
+                list(env.items()),
+                config.SerializeToString(),
+            )
+        except _core.CoreError as e:
+            raise _translate(e) from None
+        return common_pb2.Instance.FromString(await self._await(token))
+
+    async def stop_instance(
+        self, instance_id: str, grace_s: float | None = None
+    ) -> common_pb2.Instance:
+        try:
+            token = self._core.stop_instance(instance_id, grace_s)
+        except _core.CoreError as e:
+            raise _translate(e) from None
+        return common_pb2.Instance.FromString(await self._await(token))
+
+    async def stop_all(self) -> None:
+        ids = self._core.running_instances()
+        results = await asyncio.gather(
+            *(self.stop_instance(i) for i in ids), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, MT5ExecError):
+                raise result
+
+    def get_instance(self, instance_id: str) -> common_pb2.Instance:
+        try:
+            return common_pb2.Instance.FromString(self._core.get_instance(instance_id))
+        except _core.CoreError as e:
+            raise _translate(e) from None
+
+    def list_instances(self) -> list[common_pb2.Instance]:
+        return [common_pb2.Instance.FromString(b) for b in self._core.list_instances()]
+
+    def worker_pids(self) -> list[int]:
+        return self._core.worker_pids()
+
+    # -- orders and state ------------------------------------------------------------
+
+    async def place_order(
+        self,
+        instance_id: str,
+        client_order_id: str,
+        symbol: str,
+        side: int,
+        order_type: int,
+        volume: float,
+        price: float,
+        stop_loss: float,
+        take_profit: float,
+        deviation_points: int,
+        comment: str,
+        magic: int,
+        timeout: float,
+    ) -> bytes:
+        """Returns an encoded PlaceOrderResponse."""
+        try:
+            token = self._core.place_order(
+                instance_id,
+                client_order_id,
+                symbol,
+                side,
+                order_type,
+                volume,
+                price,
+                stop_loss,
+                take_profit,
+                deviation_points,
+                comment,
+                magic,
+            )
+        except _core.CoreError as e:
+            raise _translate(e) from None
+        try:
+            return await self._await(token, timeout)
+        except TimeoutError:
+            raise MT5ExecError(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                "ORDER_OUTCOME_UNKNOWN",
+                f"no answer from the terminal within {timeout:g} s; the order is UNKNOWN "
+                "until reconciled: do not re-send it under a new client_order_id",
+                metadata={"client_order_id": client_order_id},
+            ) from None
+
+    def get_account(self, instance_id: str) -> bytes:
+        try:
+            return self._core.get_account(instance_id)
+        except _core.CoreError as e:
+            raise _translate(e) from None
+
+    def list_positions(self, instance_id: str, symbol: str) -> bytes:
+        try:
+            return self._core.list_positions(instance_id, symbol)
+        except _core.CoreError as e:
+            raise _translate(e) from None
+
+    # -- streams ---------------------------------------------------------------------
+
+    def subscribe(
+        self, topic: Topic, instance_ids: list[str], symbols: list[str] | None = None
+    ) -> Subscription:
+        try:
+            core = self._core.subscribe(int(topic), instance_ids, symbols or [])
+        except _core.CoreError as e:
+            raise _translate(e) from None
+        sub = Subscription(self, core)
+        self._subscriptions[sub.id] = sub
+        return sub
+
+    def _forget(self, sub: Subscription) -> None:
+        if self._subscriptions.pop(sub.id, None) is not None:
+            self._core.unsubscribe(sub._core)
+
+    def end_streams(self, error: MT5ExecError) -> None:
+        for sub in list(self._subscriptions.values()):
+            sub.end(error)

@@ -1,0 +1,74 @@
+"""The one mapping from mt5exec errors to gRPC statuses with google.rpc.ErrorInfo.
+
+Every error a client sees carries a status code, a stable ``reason`` in an
+``ErrorInfo`` (domain ``mt5exec``) and a message that names the field at fault.
+"""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+DOMAIN = "mt5exec"
+
+
+class MT5ExecError(Exception):
+    """An error with its gRPC status code, stable reason and optional field."""
+
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        reason: str,
+        message: str,
+        field: str = "",
+        metadata: dict[str, str] | None = None,
+        payload: bytes = b"",
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.field = field
+        self.metadata = dict(metadata or {})
+        self.payload = payload
+
+    def to_status(self) -> grpc.Status:
+        info = error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN)
+        if self.field:
+            info.metadata["field"] = self.field
+        info.metadata.update(self.metadata)
+        detail = any_pb2.Any()
+        detail.Pack(info)
+        status = status_pb2.Status(code=self.code.value[0], message=self.message, details=[detail])
+        return rpc_status.to_status(status)
+
+    def __repr__(self) -> str:
+        return f"MT5ExecError({self.code.name}, {self.reason!r}, {self.message!r})"
+
+
+_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def status_code(number: int) -> grpc.StatusCode:
+    """The grpc.StatusCode for a google.rpc.Code number."""
+    return _BY_NUMBER.get(number, grpc.StatusCode.UNKNOWN)
+
+
+def invalid(field: str, reason: str, message: str) -> MT5ExecError:
+    """An INVALID_ARGUMENT about ``field``."""
+    return MT5ExecError(grpc.StatusCode.INVALID_ARGUMENT, reason, message, field)
+
+
+def not_found(field: str, reason: str, message: str) -> MT5ExecError:
+    return MT5ExecError(grpc.StatusCode.NOT_FOUND, reason, message, field)
+
+
+def unimplemented(method: str, issue: int) -> MT5ExecError:
+    return MT5ExecError(
+        grpc.StatusCode.UNIMPLEMENTED,
+        "NOT_IMPLEMENTED",
+        f"{method} is not built yet (planned in issue #{issue})",
+        metadata={"issue": str(issue)},
+    )

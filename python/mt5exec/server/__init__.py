@@ -1,0 +1,1 @@
+"""The grpc.aio server: wiring, handlers, lifecycle."""

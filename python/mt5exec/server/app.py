@@ -1,0 +1,165 @@
+"""Server lifecycle: build the grpc.aio server, run it, shut it down cleanly.
+
+Shutdown order (SIGTERM/SIGINT): health NOT_SERVING, streams ended with
+UNAVAILABLE, in-flight calls given the grace period, every worker stopped
+(shutdown frame, SIGTERM, SIGKILL of its process group), history flushed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from mt5exec.config import ServerConfig
+from mt5exec.engine import Engine, EngineSettings, Topic
+from mt5exec.errors import MT5ExecError
+from mt5exec.server.handlers import add_service
+from mt5exec.server.state import AppState
+from mt5exec.services import instance as instance_service
+from mt5exec.services import order as order_service
+from mt5exec.services import stream as stream_service
+from mt5exec.storage.history import HistoryWriter
+from mt5exec.v1 import instance_pb2, order_pb2, stream_pb2
+
+log = logging.getLogger("mt5exec.server")
+
+SERVICES = (
+    instance_pb2.DESCRIPTOR.services_by_name["InstanceService"],
+    order_pb2.DESCRIPTOR.services_by_name["OrderService"],
+    stream_pb2.DESCRIPTOR.services_by_name["StreamService"],
+)
+
+_OPTIONS = [
+    # Streams must survive idle periods behind NATs and proxies.
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+]
+
+
+async def _record_executions(state: AppState) -> None:
+    """Feeds every execution event to the DuckDB history, off the order path."""
+    assert state.history is not None
+    sub = state.engine.subscribe(Topic.EXECUTIONS, [])
+    history = state.history
+    with contextlib.suppress(MT5ExecError):
+        async for batch in sub.messages(1 << 20):
+            for event in stream_pb2.StreamExecutionsResponse.FromString(batch).events:
+                history.record_execution(event.SerializeToString())
+
+
+class Server:
+    """A running mt5exec server."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        e = config.engine
+        self.engine = Engine(
+            EngineSettings(
+                heartbeat_interval_ms=e.heartbeat_interval_ms,
+                start_timeout_s=e.worker_start_timeout_s,
+                stop_grace_s=e.stop_grace_s,
+                kill_grace_s=e.kill_grace_s,
+                tick_queue_limit=e.tick_queue_limit,
+            )
+        )
+        history = None
+        if config.history.enabled:
+            history = HistoryWriter(
+                config.history_path,
+                flush_interval_ms=config.history.flush_interval_ms,
+                batch_size=config.history.batch_size,
+            )
+        self.state = AppState(config=config, engine=self.engine, history=history)
+        self.grpc = grpc.aio.server(options=_OPTIONS)
+        self.health = health.aio.HealthServicer()
+        self.port = 0
+        self._recorder: asyncio.Task[None] | None = None
+
+    async def start(self) -> str:
+        """Starts serving; returns the address actually bound."""
+        config = self.config
+        config.server.data_dir.mkdir(parents=True, exist_ok=True)
+        config.instances_dir.mkdir(parents=True, exist_ok=True)
+        self.engine.attach(asyncio.get_running_loop())
+        if self.state.history is not None:
+            self.state.history.start()
+            self._recorder = asyncio.create_task(_record_executions(self.state))
+        add_service(
+            self.grpc,
+            SERVICES[0],
+            instance_pb2,
+            instance_service.InstanceService(self.state),
+            instance_service.PLANNED,
+        )
+        add_service(
+            self.grpc,
+            SERVICES[1],
+            order_pb2,
+            order_service.OrderService(self.state),
+            order_service.PLANNED,
+        )
+        add_service(
+            self.grpc,
+            SERVICES[2],
+            stream_pb2,
+            stream_service.StreamService(self.state),
+            stream_service.PLANNED,
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
+        names = [s.full_name for s in SERVICES]
+        reflection.enable_server_reflection(
+            [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+            self.grpc,
+        )
+        host, _, port = config.server.listen.rpartition(":")
+        self.port = self.grpc.add_insecure_port(f"{host}:{port}")
+        if self.port == 0:
+            raise OSError(f"server.listen: cannot bind {config.server.listen}")
+        await self.grpc.start()
+        for name in ["", *names]:
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        return f"{host}:{self.port}"
+
+    async def stop(self) -> None:
+        grace = self.config.server.grace_period_s
+        await self.health.enter_graceful_shutdown()
+        self.engine.end_streams(
+            MT5ExecError(grpc.StatusCode.UNAVAILABLE, "SERVER_SHUTTING_DOWN", "the server is stopping")
+        )
+        await self.grpc.stop(grace)
+        await self.engine.stop_all()
+        if self._recorder is not None:
+            self._recorder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recorder
+        if self.state.history is not None:
+            await asyncio.to_thread(self.state.history.close)
+        self.engine.detach()
+
+
+async def serve(config: ServerConfig) -> None:
+    """Runs until SIGTERM or SIGINT."""
+    server = Server(config)
+    address = await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"mt5exec listening on {address}", flush=True)
+    log.info("serving on %s, data in %s", address, config.server.data_dir)
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await server.stop()
+        print("mt5exec stopped", file=sys.stderr, flush=True)

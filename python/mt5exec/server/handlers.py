@@ -1,0 +1,110 @@
+"""Method handlers built from the service descriptors.
+
+Instead of the generated ``add_*Servicer_to_server`` helpers, handlers are made
+here so that (1) a servicer may return already-encoded bytes, which are written
+as they are (the engine encodes ticks, positions and order results once, in
+Rust), (2) every ``MT5ExecError`` becomes a status with ``ErrorInfo`` in one
+place, and (3) a method that is not built yet answers UNIMPLEMENTED naming the
+issue that builds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from types import ModuleType
+from typing import Any
+
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import Message
+
+from mt5exec.errors import MT5ExecError, unimplemented
+
+Handler = Callable[[Any, grpc.aio.ServicerContext], Any]
+
+
+def serialize(message: Message | bytes) -> bytes:
+    """Bytes pass through untouched; messages are serialized."""
+    if type(message) is bytes:
+        return message
+    assert isinstance(message, Message)
+    return message.SerializeToString()
+
+
+def _unary(fn: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]) -> Handler:
+    async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await fn(request, context)
+        except MT5ExecError as e:
+            await context.abort_with_status(e.to_status())
+
+    return handler
+
+
+def _streaming(fn: Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]) -> Handler:
+    async def handler(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        try:
+            async for item in fn(request, context):
+                yield item
+        except MT5ExecError as e:
+            await context.abort_with_status(e.to_status())
+
+    return handler
+
+
+def _missing(full_name: str, issue: int, streaming: bool) -> Handler:
+    error = unimplemented(full_name, issue)
+
+    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await context.abort_with_status(error.to_status())
+
+    async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        await context.abort_with_status(error.to_status())
+        yield b""  # pragma: no cover - abort raises
+
+    return stream if streaming else unary
+
+
+def method_handlers(
+    service: ServiceDescriptor,
+    pb2: ModuleType,
+    servicer: object,
+    planned: dict[str, int],
+) -> dict[str, grpc.RpcMethodHandler]:
+    """Handlers for every method of ``service``; ``planned`` maps missing ones to issues."""
+    handlers: dict[str, grpc.RpcMethodHandler] = {}
+    for method in service.methods:
+        request_type = getattr(pb2, method.input_type.name)
+        streaming_out = method.server_streaming
+        fn = getattr(servicer, method.name, None)
+        if fn is None:
+            issue = planned.get(method.name)
+            if issue is None:
+                raise TypeError(f"{service.full_name}/{method.name} has no servicer and no issue")
+            behaviour = _missing(f"{service.full_name}/{method.name}", issue, streaming_out)
+        else:
+            behaviour = _streaming(fn) if streaming_out else _unary(fn)
+        kwargs: dict[str, Any] = {
+            "request_deserializer": request_type.FromString,
+            "response_serializer": serialize,
+        }
+        if method.client_streaming and streaming_out:
+            handlers[method.name] = grpc.stream_stream_rpc_method_handler(behaviour, **kwargs)
+        elif method.client_streaming:
+            handlers[method.name] = grpc.stream_unary_rpc_method_handler(behaviour, **kwargs)
+        elif streaming_out:
+            handlers[method.name] = grpc.unary_stream_rpc_method_handler(behaviour, **kwargs)
+        else:
+            handlers[method.name] = grpc.unary_unary_rpc_method_handler(behaviour, **kwargs)
+    return handlers
+
+
+def add_service(
+    server: grpc.aio.Server,
+    service: ServiceDescriptor,
+    pb2: ModuleType,
+    servicer: object,
+    planned: dict[str, int],
+) -> None:
+    handlers = method_handlers(service, pb2, servicer, planned)
+    server.add_registered_method_handlers(service.full_name, handlers)

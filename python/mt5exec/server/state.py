@@ -1,0 +1,16 @@
+"""What every service needs: the configuration, the engine and the history writer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mt5exec.config import ServerConfig
+from mt5exec.engine import Engine
+from mt5exec.storage.history import HistoryWriter
+
+
+@dataclass
+class AppState:
+    config: ServerConfig
+    engine: Engine
+    history: HistoryWriter | None

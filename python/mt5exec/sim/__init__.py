@@ -1,0 +1,18 @@
+"""The built-in simulated broker (backend "sim"): symbol specs, prices, account and execution.
+
+A deterministic library with no I/O; ``mt5exec.workers.sim`` serves it over the worker protocol.
+"""
+
+from mt5exec.sim.broker import FaultState, SendOutcome, SimBroker, SimConfig
+from mt5exec.sim.symbols import DEFAULT_SYMBOLS, SymbolSpec, get_symbol, symbol_info
+
+__all__ = [
+    "DEFAULT_SYMBOLS",
+    "FaultState",
+    "SendOutcome",
+    "SimBroker",
+    "SimConfig",
+    "SymbolSpec",
+    "get_symbol",
+    "symbol_info",
+]

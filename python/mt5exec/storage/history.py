@@ -1,0 +1,860 @@
+"""DuckDB history: the queryable record of instances, orders, executions and deals.
+
+This module owns the history database file, its schema and the single connection that writes
+it. DuckDB allows one writing process per file, so the server holds it for its whole life.
+
+Writes never happen on the caller's thread. ``record_*`` only serialise the message (or take
+the engine's already-encoded bytes) and append to an in-memory queue; one background thread
+decodes, converts and writes. Each flush is one transaction, and each table gets its whole
+batch in one ``INSERT ... SELECT ... ON CONFLICT`` statement fed by a DuckDB appender through a
+connection-local staging table. That is ~100x faster than ``executemany`` and ~20x faster than
+one multi-row ``VALUES`` statement on this workload (see ``HistoryWriter``), and it keeps the
+idempotency rules in SQL:
+
+- ``instances``: upsert by ``instance_id``; the last record wins.
+- ``orders``: upsert by ``(instance_id, client_order_id)``; a record replaces the row unless
+  its ``updated_at`` is older than the stored one, so a stale replay cannot undo a fill.
+  Order updates carried by execution events update this table too, so the engine's encoded
+  events alone keep it current.
+- ``executions``: insert-or-ignore by ``(instance_id, sequence)``; the raw event is kept.
+- ``deals``: insert-or-ignore by the natural key ``(instance_id, deal_id)``, so a fill seen
+  again under another sequence (e.g. after reconciliation) is not counted twice.
+
+Enum columns hold the enum value name without its type prefix (``BUY``, ``FILLED``, ``SIM``),
+NULL for the ``*_UNSPECIFIED`` value. Times are UTC ``TIMESTAMP`` values (microseconds).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Self
+
+import duckdb
+from google.protobuf import json_format
+
+from mt5exec.v1 import common_pb2
+
+__all__ = ["SCHEMA_VERSION", "TABLES", "HistoryError", "HistoryWriter"]
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION: Final = 1
+
+Row = tuple[Any, ...]
+
+
+class HistoryError(RuntimeError):
+    """The history database cannot be opened, is of a newer schema, or is closed."""
+
+
+# --------------------------------------------------------------------------------------------
+# Schema
+
+
+@dataclass(frozen=True, slots=True)
+class _Table:
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    key: tuple[str, ...]
+    # SQL after "ON CONFLICT (key)"; None means DO UPDATE of every non-key column.
+    on_conflict: str | None = None
+    # Extra condition of the DO UPDATE (references the target table by name).
+    update_where: str | None = None
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.columns)
+
+    @property
+    def stage(self) -> str:
+        return f"_stage_{self.name}"
+
+    def create_sql(self) -> str:
+        cols = ",\n  ".join(f"{name} {sqltype}" for name, sqltype in self.columns)
+        return (
+            f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {cols},\n"
+            f"  PRIMARY KEY ({', '.join(self.key)})\n)"
+        )
+
+    def create_stage_sql(self) -> str:
+        # Same columns without constraints: rows land here first, the INSERT applies the rules.
+        cols = ", ".join(
+            f"{name} {sqltype.replace(' NOT NULL', '')}" for name, sqltype in self.columns
+        )
+        return f"CREATE TEMP TABLE IF NOT EXISTS {self.stage} ({cols})"
+
+    def insert_sql(self) -> str:
+        names = ", ".join(self.column_names)
+        conflict = self.on_conflict
+        if conflict is None:
+            sets = ", ".join(f"{c} = excluded.{c}" for c in self.column_names if c not in self.key)
+            conflict = f"DO UPDATE SET {sets}"
+            if self.update_where:
+                conflict += f" WHERE {self.update_where}"
+        return (
+            f"INSERT INTO {self.name} ({names}) SELECT {names} FROM {self.stage} "
+            f"ON CONFLICT ({', '.join(self.key)}) {conflict}"
+        )
+
+
+INSTANCES: Final = _Table(
+    name="instances",
+    columns=(
+        ("instance_id", "VARCHAR NOT NULL"),
+        ("owner", "VARCHAR"),
+        ("backend", "VARCHAR"),
+        ("state", "VARCHAR"),
+        ("state_reason", "VARCHAR"),
+        ("trading_state", "VARCHAR"),
+        # InstanceConfig as JSON (proto field names); never holds a password.
+        ("config_json", "VARCHAR"),
+        ("worker_pid", "UINTEGER"),
+        ("restarts", "UINTEGER"),
+        ("created_at", "TIMESTAMP"),
+        ("started_at", "TIMESTAMP"),
+        # When the server recorded this state of the instance.
+        ("updated_at", "TIMESTAMP NOT NULL"),
+    ),
+    key=("instance_id",),
+)
+
+ORDERS: Final = _Table(
+    name="orders",
+    columns=(
+        ("instance_id", "VARCHAR NOT NULL"),
+        ("client_order_id", "VARCHAR NOT NULL"),
+        ("order_id", "UBIGINT"),
+        ("symbol", "VARCHAR"),
+        ("side", "VARCHAR"),
+        ("type", "VARCHAR"),
+        ("volume", "DOUBLE"),
+        ("filled_volume", "DOUBLE"),
+        ("price", "DOUBLE"),
+        ("stop_limit_price", "DOUBLE"),
+        ("stop_loss", "DOUBLE"),
+        ("take_profit", "DOUBLE"),
+        ("deviation_points", "UINTEGER"),
+        ("time_in_force", "VARCHAR"),
+        ("expiration", "TIMESTAMP"),
+        ("filling", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("average_fill_price", "DOUBLE"),
+        ("position_id", "UBIGINT"),
+        ("retcode", "UINTEGER"),
+        ("status_message", "VARCHAR"),
+        ("comment", "VARCHAR"),
+        ("created_at", "TIMESTAMP"),
+        # Order.updated_time; orders the versions of one order.
+        ("updated_at", "TIMESTAMP"),
+        ("recorded_at", "TIMESTAMP NOT NULL"),
+    ),
+    key=("instance_id", "client_order_id"),
+    update_where=(
+        "excluded.updated_at IS NULL OR orders.updated_at IS NULL"
+        " OR excluded.updated_at >= orders.updated_at"
+    ),
+)
+
+EXECUTIONS: Final = _Table(
+    name="executions",
+    columns=(
+        ("instance_id", "VARCHAR NOT NULL"),
+        ("sequence", "UBIGINT NOT NULL"),
+        # 'order' (an order status change) or 'fill'.
+        ("kind", "VARCHAR NOT NULL"),
+        ("time", "TIMESTAMP"),
+        ("client_order_id", "VARCHAR"),
+        ("order_id", "UBIGINT"),
+        ("position_id", "UBIGINT"),
+        ("symbol", "VARCHAR"),
+        ("side", "VARCHAR"),
+        ("volume", "DOUBLE"),
+        # Fill price for fills, the order's limit/stop/requested price for order updates.
+        ("price", "DOUBLE"),
+        # Order update fields.
+        ("order_type", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("filled_volume", "DOUBLE"),
+        ("average_fill_price", "DOUBLE"),
+        ("retcode", "UINTEGER"),
+        ("status_message", "VARCHAR"),
+        # Fill fields.
+        ("deal_id", "UBIGINT"),
+        ("entry", "VARCHAR"),
+        ("slippage_points", "DOUBLE"),
+        ("profit", "DOUBLE"),
+        ("commission", "DOUBLE"),
+        ("swap", "DOUBLE"),
+        # The encoded mt5exec.v1.ExecutionEvent, for replay to stream clients.
+        ("raw", "BLOB NOT NULL"),
+        ("recorded_at", "TIMESTAMP NOT NULL"),
+    ),
+    key=("instance_id", "sequence"),
+    on_conflict="DO NOTHING",
+)
+
+DEALS: Final = _Table(
+    name="deals",
+    columns=(
+        ("instance_id", "VARCHAR NOT NULL"),
+        ("deal_id", "UBIGINT NOT NULL"),
+        # Sequence of the execution event that first reported the deal.
+        ("sequence", "UBIGINT"),
+        ("order_id", "UBIGINT"),
+        ("position_id", "UBIGINT"),
+        ("client_order_id", "VARCHAR"),
+        ("symbol", "VARCHAR"),
+        ("side", "VARCHAR"),
+        ("entry", "VARCHAR"),
+        ("volume", "DOUBLE"),
+        ("price", "DOUBLE"),
+        ("slippage_points", "DOUBLE"),
+        ("profit", "DOUBLE"),
+        ("commission", "DOUBLE"),
+        ("swap", "DOUBLE"),
+        ("time", "TIMESTAMP"),
+        ("recorded_at", "TIMESTAMP NOT NULL"),
+    ),
+    key=("instance_id", "deal_id"),
+    on_conflict="DO NOTHING",
+)
+
+# Write order inside a flush: parents before children, so readers never see a fill of an order
+# whose row is missing once the transaction commits (all of it commits at once anyway).
+TABLES: Final[tuple[_Table, ...]] = (INSTANCES, ORDERS, EXECUTIONS, DEALS)
+
+
+# --------------------------------------------------------------------------------------------
+# Message -> row conversion (writer thread only).
+
+
+def _enum_names(enum: Any) -> dict[int, str | None]:
+    names: dict[int, str | None] = {}
+    prefix = ""
+    for value in enum.DESCRIPTOR.values:
+        if value.number == 0:
+            prefix = value.name.removesuffix("UNSPECIFIED")
+    for value in enum.DESCRIPTOR.values:
+        names[value.number] = None if value.number == 0 else value.name.removeprefix(prefix)
+    return names
+
+
+_SIDE: Final = _enum_names(common_pb2.Side)
+_ORDER_TYPE: Final = _enum_names(common_pb2.OrderType)
+_ORDER_STATUS: Final = _enum_names(common_pb2.OrderStatus)
+_TIME_IN_FORCE: Final = _enum_names(common_pb2.TimeInForce)
+_FILLING: Final = _enum_names(common_pb2.FillingMode)
+_ENTRY: Final = _enum_names(common_pb2.FillEntry)
+_BACKEND: Final = _enum_names(common_pb2.Backend)
+_INSTANCE_STATE: Final = _enum_names(common_pb2.InstanceState)
+_TRADING_STATE: Final = _enum_names(common_pb2.TradingState)
+
+
+def _enum(names: Mapping[int, str | None], number: int) -> str | None:
+    # A value from a newer proto than this server knows is kept as its number.
+    return names[number] if number in names else str(number)
+
+
+_EPOCH: Final = dt.datetime(1970, 1, 1)
+
+
+def _ts(msg: Any, field: str) -> dt.datetime | None:
+    if not msg.HasField(field):
+        return None
+    stamp = getattr(msg, field)
+    return _EPOCH + dt.timedelta(seconds=stamp.seconds, microseconds=stamp.nanos // 1000)
+
+
+def _from_ns(ns: int) -> dt.datetime:
+    return _EPOCH + dt.timedelta(microseconds=ns // 1000)
+
+
+def _instance_row(inst: Any, recorded: dt.datetime) -> Row:
+    config_json = json_format.MessageToJson(
+        inst.config, preserving_proto_field_name=True, indent=None, sort_keys=True
+    )
+    return (
+        inst.instance_id,
+        inst.owner,
+        _enum(_BACKEND, inst.backend),
+        _enum(_INSTANCE_STATE, inst.state),
+        inst.state_reason,
+        _enum(_TRADING_STATE, inst.trading_state),
+        config_json,
+        inst.worker_pid,
+        inst.restarts,
+        _ts(inst, "created_time"),
+        _ts(inst, "started_time"),
+        recorded,
+    )
+
+
+def _order_row(order: Any, recorded: dt.datetime, instance_id: str = "") -> Row:
+    return (
+        order.instance_id or instance_id,
+        order.client_order_id,
+        order.order_id,
+        order.symbol,
+        _enum(_SIDE, order.side),
+        _enum(_ORDER_TYPE, order.type),
+        order.volume,
+        order.filled_volume,
+        order.price,
+        order.stop_limit_price,
+        order.stop_loss,
+        order.take_profit,
+        order.deviation_points,
+        _enum(_TIME_IN_FORCE, order.time_in_force),
+        _ts(order, "expiration"),
+        _enum(_FILLING, order.filling),
+        _enum(_ORDER_STATUS, order.status),
+        order.average_fill_price,
+        order.position_id,
+        order.retcode,
+        order.status_message,
+        order.comment,
+        _ts(order, "created_time"),
+        _ts(order, "updated_time"),
+        recorded,
+    )
+
+
+def _execution_rows(raw: bytes, recorded: dt.datetime) -> tuple[Row, Row | None, Row | None] | None:
+    """(execution row, order row or None, deal row or None); None for an unusable event."""
+    event = common_pb2.ExecutionEvent()
+    event.ParseFromString(raw)
+    kind = event.WhichOneof("event")
+    if kind == "fill":
+        fill = event.fill
+        instance_id = event.instance_id or fill.instance_id
+        when = _ts(event, "time") or _ts(fill, "time")
+        side, entry = _enum(_SIDE, fill.side), _enum(_ENTRY, fill.entry)
+        execution: Row = (
+            instance_id,
+            event.sequence,
+            "fill",
+            when,
+            fill.client_order_id,
+            fill.order_id,
+            fill.position_id,
+            fill.symbol,
+            side,
+            fill.volume,
+            fill.price,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            fill.deal_id,
+            entry,
+            fill.slippage_points,
+            fill.profit,
+            fill.commission,
+            fill.swap,
+            raw,
+            recorded,
+        )
+        deal: Row | None = None
+        # Ticket 0 means "not assigned": it cannot serve as the natural key of a deal.
+        if fill.deal_id:
+            deal = (
+                instance_id,
+                fill.deal_id,
+                event.sequence,
+                fill.order_id,
+                fill.position_id,
+                fill.client_order_id,
+                fill.symbol,
+                side,
+                entry,
+                fill.volume,
+                fill.price,
+                fill.slippage_points,
+                fill.profit,
+                fill.commission,
+                fill.swap,
+                _ts(fill, "time") or when,
+                recorded,
+            )
+        return execution, None, deal
+    if kind == "order_update":
+        order = event.order_update
+        instance_id = event.instance_id or order.instance_id
+        execution = (
+            instance_id,
+            event.sequence,
+            "order",
+            _ts(event, "time") or _ts(order, "updated_time"),
+            order.client_order_id,
+            order.order_id,
+            order.position_id,
+            order.symbol,
+            _enum(_SIDE, order.side),
+            order.volume,
+            order.price,
+            _enum(_ORDER_TYPE, order.type),
+            _enum(_ORDER_STATUS, order.status),
+            order.filled_volume,
+            order.average_fill_price,
+            order.retcode,
+            order.status_message,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            raw,
+            recorded,
+        )
+        order_row = _order_row(order, recorded, instance_id) if order.client_order_id else None
+        return execution, order_row, None
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Queue items: (kind, payload, recorded_ns). Tuples keep the caller's side to one allocation.
+
+_INSTANCE: Final = 0
+_ORDER: Final = 1
+_EXECUTION: Final = 2
+_BARRIER: Final = 3
+
+_Item = tuple[int, Any, int]
+
+
+class _Barrier:
+    """A flush() call waiting for the writer to pass its place in the queue."""
+
+    __slots__ = ("done", "ok")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.ok = False
+
+
+class _Batch:
+    """Converted rows of one flush, de-duplicated per table by primary key."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[tuple[Any, ...], Row]] = {t.name: {} for t in TABLES}
+
+    def __len__(self) -> int:
+        return sum(len(rows) for rows in self.rows.values())
+
+    def upsert(self, table: _Table, row: Row, nkey: int) -> None:
+        # The appender would otherwise hand DuckDB two rows with one key in one statement.
+        self.rows[table.name][row[:nkey]] = row
+
+    def upsert_order(self, row: Row) -> None:
+        rows = self.rows[ORDERS.name]
+        key = row[:2]
+        old = rows.get(key)
+        # Same rule as the SQL: an older updated_at does not replace a newer one.
+        new_at, old_at = row[_ORDER_UPDATED], None if old is None else old[_ORDER_UPDATED]
+        if old is None or new_at is None or old_at is None or new_at >= old_at:
+            rows[key] = row
+
+    def insert_ignore(self, table: _Table, row: Row, nkey: int) -> None:
+        self.rows[table.name].setdefault(row[:nkey], row)
+
+
+_ORDER_UPDATED: Final = ORDERS.column_names.index("updated_at")
+
+
+# --------------------------------------------------------------------------------------------
+
+
+class HistoryWriter:
+    """Batched, off-thread writer of the history database.
+
+    Thread model: ``record_*`` and ``flush`` may be called from any thread (in the server, the
+    asyncio thread) and never touch DuckDB. One daemon thread owns the writing connection.
+    ``query`` uses a separate cursor of the same database inside a read-only transaction.
+
+    Batching: the writer wakes every ``flush_interval_ms``, or as soon as ``batch_size``
+    items are queued, and writes everything queued in one transaction with one INSERT per table.
+    Measured on a 2-core box for 10,000 25-column execution rows in batches of 1,000:
+    ``executemany`` ~230 rows/s, one multi-row ``VALUES`` ~3,000 rows/s, appender + staging
+    table + ``INSERT ... SELECT`` ~63,000 rows/s (appender upsert straight into the table
+    ~70,000 rows/s, but it cannot express insert-or-ignore or the orders' freshness rule).
+
+    Failures: a failed flush is rolled back, logged and counted in ``errors``; its rows are
+    tried once more on the next flush, then dropped (counted in ``dropped``). Events that
+    cannot be decoded are logged, counted in ``errors`` and skipped. The writer thread survives
+    every exception. When more than ``max_pending`` items are waiting (DuckDB stalled), new
+    records are dropped and counted rather than growing memory without bound.
+
+    Counters (read from any thread; written by the writer thread only, except ``rejected``):
+    ``flushes`` committed transactions, ``statements`` batched INSERT statements executed,
+    ``rows_written`` rows handed to those statements, ``errors``, ``dropped``, ``rejected``
+    (records refused because the writer was closed or the queue was full).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        flush_interval_ms: int = 200,
+        batch_size: int = 1000,
+        *,
+        max_pending: int = 1_000_000,
+    ) -> None:
+        if flush_interval_ms <= 0:
+            raise ValueError(f"flush_interval_ms must be > 0, got {flush_interval_ms}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.path = Path(path)
+        self.flush_interval_s = flush_interval_ms / 1000.0
+        self.batch_size = batch_size
+        self.max_pending = max(max_pending, batch_size)
+
+        # deque.append/popleft are atomic: the callers' side needs no lock.
+        self._queue: collections.deque[_Item] = collections.deque()
+        self._wake = threading.Event()
+        self._closing = False
+        self._closed = False
+        self._state_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._conn: duckdb.DuckDBPyConnection | None = None
+        self._reader: duckdb.DuckDBPyConnection | None = None
+        self._read_lock = threading.Lock()
+        self._appenders: dict[str, duckdb.Appender] = {}
+        self._retry: _Batch | None = None
+        self._last_error_log = 0.0
+
+        self.flushes = 0
+        self.statements = 0
+        self.rows_written = 0
+        self.errors = 0
+        self.dropped = 0
+        self.rejected = 0
+
+    # ---------------------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        """Open (or create) the database, create the schema and start the writer thread.
+
+        Blocking; call it at server start-up, not on the event loop's hot path.
+
+        Raises:
+            HistoryError: the file cannot be opened (e.g. another process holds it) or was
+                written by a newer schema version.
+        """
+        with self._state_lock:
+            if self._closed:
+                raise HistoryError("history writer is closed")
+            if self._thread is not None:
+                return
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = duckdb.connect(str(self.path))
+            except (OSError, duckdb.Error) as exc:
+                raise HistoryError(f"cannot open history database {self.path}: {exc}") from exc
+            try:
+                self._create_schema(conn)
+                reader = conn.cursor()
+            except Exception:
+                conn.close()
+                raise
+            self._conn, self._reader = conn, reader
+            self._thread = threading.Thread(target=self._run, name="mt5exec-history", daemon=True)
+            self._thread.start()
+        log.info("history database %s opened (schema v%d)", self.path, SCHEMA_VERSION)
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Write everything still queued, then close the database. Idempotent."""
+        with self._state_lock:
+            if self._closed:
+                return
+            self._closed = True
+            thread = self._thread
+        if thread is None:
+            if self._queue:
+                log.warning("history writer closed before start: %d records lost", len(self._queue))
+                self._queue.clear()
+            return
+        self._closing = True
+        self._wake.set()
+        thread.join(timeout)
+        if thread.is_alive():
+            log.error("history writer did not finish within %.1fs; leaving it running", timeout)
+            return
+        with self._read_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def pending(self) -> int:
+        """Items queued and not yet taken by the writer."""
+        return len(self._queue)
+
+    # ---------------------------------------------------------------------------- recording
+
+    def record_instance(self, instance: common_pb2.Instance) -> None:
+        """Queue the current state of an instance (upsert by instance_id)."""
+        self._enqueue((_INSTANCE, instance.SerializeToString(), time.time_ns()))
+
+    def record_order(self, order: common_pb2.Order) -> None:
+        """Queue the current state of an order (upsert by instance_id, client_order_id)."""
+        self._enqueue((_ORDER, order.SerializeToString(), time.time_ns()))
+
+    def record_execution(self, event_bytes: bytes) -> None:
+        """Queue an encoded ``ExecutionEvent``; decoded on the writer thread."""
+        self._enqueue((_EXECUTION, event_bytes, time.time_ns()))
+
+    def _enqueue(self, item: _Item) -> None:
+        queue = self._queue
+        if self._closed or len(queue) >= self.max_pending:
+            self.rejected += 1
+            self._log_error_throttled(
+                "history record rejected (%s); %d rejected so far",
+                "writer closed" if self._closed else "queue full",
+                self.rejected,
+            )
+            return
+        queue.append(item)
+        if len(queue) >= self.batch_size and not self._wake.is_set():
+            self._wake.set()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Block until everything queued before this call has been written.
+
+        Returns:
+            True when it was all committed; False on timeout, when the writer is not running,
+            or when the write failed (those rows wait for their retry at the next flush).
+        """
+        if not self.running:
+            return not self._queue and self._retry is None
+        barrier = _Barrier()
+        self._queue.append((_BARRIER, barrier, 0))
+        self._wake.set()
+        return barrier.done.wait(timeout) and barrier.ok
+
+    # ---------------------------------------------------------------------------- reading
+
+    def query(
+        self, sql: str, params: Sequence[object] | Mapping[str, object] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Run a read-only query on committed data; blocking (use a thread from asyncio).
+
+        Raises:
+            HistoryError: the writer is not started or already closed.
+            duckdb.Error: the query failed (including any attempt to write).
+        """
+        with self._read_lock:
+            reader = self._reader
+            if reader is None:
+                raise HistoryError("history database is not open")
+            # A read-only transaction makes the cursor refuse writes: the writer thread is the
+            # only writer, so its batching and idempotency rules hold for every row.
+            reader.execute("BEGIN TRANSACTION READ ONLY")
+            try:
+                return reader.execute(sql, params).fetchall()
+            finally:
+                reader.execute("ROLLBACK")
+
+    # ---------------------------------------------------------------------------- writer thread
+
+    def _create_schema(self, conn: duckdb.DuckDBPyConnection) -> None:
+        conn.execute("BEGIN")
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version ("
+                "version INTEGER PRIMARY KEY, applied_at TIMESTAMP NOT NULL)"
+            )
+            found = conn.execute("SELECT max(version) FROM schema_version").fetchall()[0][0]
+            if found is not None and found > SCHEMA_VERSION:
+                raise HistoryError(
+                    f"{self.path} has history schema v{found}; this server knows up to "
+                    f"v{SCHEMA_VERSION} (written by a newer mt5exec?)"
+                )
+            for table in TABLES:
+                conn.execute(table.create_sql())
+            if found is None:
+                conn.execute(
+                    "INSERT INTO schema_version VALUES (?, ?)",
+                    [SCHEMA_VERSION, _from_ns(time.time_ns())],
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        # Temp tables are private to this connection: the reader cursor never sees them.
+        for table in TABLES:
+            conn.execute(table.create_stage_sql())
+
+    def _run(self) -> None:
+        conn = self._conn
+        assert conn is not None
+        try:
+            while True:
+                self._wake.wait(self.flush_interval_s)
+                self._wake.clear()
+                closing = self._closing
+                try:
+                    self._flush_once()
+                except Exception:  # pragma: no cover - _flush_once handles its own errors
+                    self.errors += 1
+                    log.exception("history writer iteration failed")
+                if closing and not self._queue:
+                    # Last chance for rows whose first attempt failed.
+                    if self._retry is not None:
+                        self._flush_once()
+                    break
+        finally:
+            self._appenders.clear()
+            try:
+                conn.close()
+            except duckdb.Error:
+                log.exception("closing history database failed")
+            if self._retry is not None:
+                self.dropped += len(self._retry)
+                log.error("history: %d rows not written at close", len(self._retry))
+                self._retry = None
+            # Release any flush() that raced with close.
+            for kind, payload, _ in self._drain():
+                if kind == _BARRIER:
+                    payload.done.set()
+                else:
+                    self.dropped += 1
+            log.info("history database %s closed", self.path)
+
+    def _drain(self) -> Iterable[_Item]:
+        queue = self._queue
+        # Snapshot the length: a producer faster than the writer must not starve the write.
+        for _ in range(len(queue)):
+            try:
+                yield queue.popleft()
+            except IndexError:  # pragma: no cover - only this thread pops
+                return
+
+    def _flush_once(self) -> None:
+        batch = _Batch()
+        barriers: list[_Barrier] = []
+        for kind, payload, recorded_ns in self._drain():
+            if kind == _BARRIER:
+                barriers.append(payload)
+                continue
+            try:
+                self._convert(batch, kind, payload, recorded_ns)
+            except Exception as exc:
+                self.errors += 1
+                self._log_error_throttled("history: skipped an undecodable record: %r", exc)
+        ok = True
+        if self._retry is not None:
+            retry, self._retry = self._retry, None
+            # Retried rows go first so their effect is older than this batch's.
+            if not self._write(retry):
+                self.dropped += len(retry)
+                log.error("history: dropped %d rows after a failed retry", len(retry))
+                ok = False
+        if len(batch) and not self._write(batch):
+            self._retry = batch
+            ok = False
+        for barrier in barriers:
+            barrier.ok = ok
+            barrier.done.set()
+
+    def _convert(self, batch: _Batch, kind: int, payload: Any, recorded_ns: int) -> None:
+        recorded = _from_ns(recorded_ns)
+        if kind == _EXECUTION:
+            rows = _execution_rows(bytes(payload), recorded)
+            if rows is None or not rows[0][0]:
+                raise ValueError("execution event without instance_id or order/fill payload")
+            execution, order_row, deal = rows
+            batch.insert_ignore(EXECUTIONS, execution, 2)
+            if order_row is not None:
+                batch.upsert_order(order_row)
+            if deal is not None:
+                batch.insert_ignore(DEALS, deal, 2)
+        elif kind == _ORDER:
+            order = common_pb2.Order()
+            order.ParseFromString(payload)
+            if not order.instance_id or not order.client_order_id:
+                raise ValueError("order without instance_id or client_order_id")
+            batch.upsert_order(_order_row(order, recorded))
+        elif kind == _INSTANCE:
+            instance = common_pb2.Instance()
+            instance.ParseFromString(payload)
+            if not instance.instance_id:
+                raise ValueError("instance without instance_id")
+            batch.upsert(INSTANCES, _instance_row(instance, recorded), 1)
+        else:  # pragma: no cover - every queue item kind is produced in this module
+            raise ValueError(f"unknown history item kind {kind}")
+
+    def _appender(self, table: _Table) -> duckdb.Appender:
+        appender = self._appenders.get(table.name)
+        if appender is None:
+            assert self._conn is not None
+            appender = self._conn.appender(table.stage)
+            self._appenders[table.name] = appender
+        return appender
+
+    def _write(self, batch: _Batch) -> bool:
+        conn = self._conn
+        assert conn is not None
+        statements = rows_written = 0
+        try:
+            conn.execute("BEGIN")
+            for table in TABLES:
+                rows = batch.rows[table.name]
+                if not rows:
+                    continue
+                appender = self._appender(table)
+                appender.append_rows(rows.values())
+                appender.flush()
+                conn.execute(table.insert_sql())
+                conn.execute(f"DELETE FROM {table.stage}")
+                statements += 1
+                rows_written += len(rows)
+            conn.execute("COMMIT")
+        except Exception as exc:
+            self.errors += 1
+            self._log_error_throttled("history flush of %d rows failed: %s", len(batch), exc)
+            self._appenders.clear()  # an appender that saw an error is not reused
+            with contextlib.suppress(duckdb.Error):  # no transaction left to roll back
+                conn.execute("ROLLBACK")
+            return False
+        self.flushes += 1
+        self.statements += statements
+        self.rows_written += rows_written
+        return True
+
+    def _log_error_throttled(self, msg: str, *args: object) -> None:
+        # A dead disk fails every flush; one line every few seconds says as much as fifty.
+        now = time.monotonic()
+        if now - self._last_error_log >= 5.0:
+            self._last_error_log = now
+            log.error(msg, *args)
+        else:
+            log.debug(msg, *args)

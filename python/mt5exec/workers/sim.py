@@ -1,0 +1,487 @@
+"""The sim terminal worker: a process that serves one ``SimBroker`` over the worker protocol.
+
+Run as ``python -m mt5exec.workers.sim --socket PATH [--config PATH] [--instance-id ID]``. It
+connects to the engine's Unix socket, says Hello, waits for Welcome, then streams tick batches
+and heartbeats and executes the engine's orders until told to stop. It never outlives its
+connection: EOF, a reset, Shutdown, SIGTERM or SIGINT end it with exit code 0.
+
+Exit codes: 0 normal stop; 1 unexpected error; 2 bad command line or config; 3 could not
+connect or the handshake failed; 4 the engine broke the protocol; 70 ``crash`` fault.
+
+One thread and a ``selectors`` loop (no asyncio): the loop sleeps exactly until the next tick,
+heartbeat or delayed order is due, which keeps both latency and idle CPU low.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import logging
+import math
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
+
+from google.protobuf.message import DecodeError
+
+from mt5exec.sim.broker import SimBroker, SimConfig
+from mt5exec.sim.symbols import DEFAULT_SYMBOLS
+from mt5exec.terminal.v1 import worker_pb2 as pb
+from mt5exec.workers.protocol import (
+    ConnectionClosed,
+    FrameError,
+    FrameReader,
+    encode_field_frame,
+    encode_frame,
+    recv_frame,
+)
+
+log = logging.getLogger("mt5exec.workers.sim")
+
+PROTOCOL_VERSION = 1
+BACKEND = "sim"
+CAPABILITIES = ("ticks", "orders", "faults")
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CONFIG = 2
+EXIT_HANDSHAKE = 3
+EXIT_PROTOCOL = 4
+EXIT_CRASH = 70
+
+CONNECT_TIMEOUT_S = 2.0
+WELCOME_TIMEOUT_S = 10.0
+DEFAULT_HEARTBEAT_MS = 1000
+# Equity-only account updates while positions are open are rate limited to this.
+ACCOUNT_INTERVAL_S = 0.25
+# Ticks are sent at most this often; everything due in between goes in one TickBatch. At high
+# tick rates this turns thousands of tiny writes per second into a few hundred larger ones.
+MIN_BATCH_INTERVAL_S = 0.002
+# After a stall (blocked write, slow host) at most this much backlog of ticks is replayed; the
+# rest is skipped, as a live feed would after a hiccup.
+MAX_TICK_BACKLOG_S = 0.1
+
+
+class ConfigError(ValueError):
+    """The worker config file is unusable; the message names the file and the field."""
+
+
+class _Exit(BaseException):
+    """Unwinds the loop to exit with ``code``; a BaseException so no handler swallows it."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class WorkerConfig:
+    instance_id: str
+    sim: SimConfig = field(default_factory=lambda: SimConfig(list(DEFAULT_SYMBOLS)))
+
+
+def _check(path: Path, key: str, value: Any, kinds: tuple[type, ...], what: str) -> None:
+    # bool is an int subclass; a JSON `true` is never a valid number here.
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise ConfigError(f"{path}: {key}: expected {what}, got {value!r}")
+
+
+def load_config(path: Path | None, instance_id: str | None = None) -> WorkerConfig:
+    """Read the worker's JSON config; missing keys take their defaults, unknown ones are ignored."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"{path}: cannot read config: {e}") from e
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a JSON object")
+        raw = loaded
+    where = path if path is not None else Path("<defaults>")
+    known = {
+        "instance_id",
+        "symbols",
+        "seed",
+        "tick_rate",
+        "initial_balance",
+        "leverage",
+        "currency",
+        "margin_mode",
+        "login",
+    }
+    extra = sorted(set(raw) - known)
+    if extra:
+        # Tolerated so that the engine may keep its own bookkeeping keys in the same file.
+        log.warning("%s: ignoring unknown config keys: %s", where, ", ".join(extra))
+
+    sim = SimConfig(list(DEFAULT_SYMBOLS))
+    if "symbols" in raw:
+        symbols = raw["symbols"]
+        if not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols):
+            raise ConfigError(f"{where}: symbols: expected a list of names, got {symbols!r}")
+        unknown = [s for s in symbols if s not in DEFAULT_SYMBOLS]
+        if unknown or not symbols:
+            raise ConfigError(
+                f"{where}: symbols: unknown symbol {unknown[0]!r}"
+                if unknown
+                else f"{where}: symbols: at least one symbol is needed"
+            )
+        sim.symbols = list(symbols)
+    if "seed" in raw:
+        _check(where, "seed", raw["seed"], (int,), "an integer")
+        sim.seed = raw["seed"]
+    if "tick_rate" in raw:
+        _check(where, "tick_rate", raw["tick_rate"], (int, float), "a number")
+        if not math.isfinite(raw["tick_rate"]) or raw["tick_rate"] < 0:
+            raise ConfigError(f"{where}: tick_rate: must be >= 0, got {raw['tick_rate']!r}")
+        sim.tick_rate = float(raw["tick_rate"])
+    if "initial_balance" in raw:
+        _check(where, "initial_balance", raw["initial_balance"], (int, float), "a number")
+        sim.initial_balance = float(raw["initial_balance"])
+    if "leverage" in raw:
+        _check(where, "leverage", raw["leverage"], (int,), "an integer")
+        if raw["leverage"] <= 0:
+            raise ConfigError(f"{where}: leverage: must be positive, got {raw['leverage']}")
+        sim.leverage = raw["leverage"]
+    if "currency" in raw:
+        _check(where, "currency", raw["currency"], (str,), "a currency code")
+        sim.currency = raw["currency"]
+    if "margin_mode" in raw:
+        if raw["margin_mode"] not in ("hedging", "netting"):
+            raise ConfigError(
+                f"{where}: margin_mode: expected 'hedging' or 'netting', got {raw['margin_mode']!r}"
+            )
+        sim.margin_mode = raw["margin_mode"]
+    if "login" in raw:
+        _check(where, "login", raw["login"], (int,), "an integer")
+        sim.login = raw["login"]
+    iid = raw.get("instance_id", "sim")
+    _check(where, "instance_id", iid, (str,), "a string")
+    if instance_id:
+        iid = instance_id
+    return WorkerConfig(instance_id=iid, sim=sim)
+
+
+def connect(path: str, timeout: float = CONNECT_TIMEOUT_S) -> socket.socket:
+    """Connect to the engine's Unix socket, retrying while it is not there yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(path)
+        except (FileNotFoundError, ConnectionRefusedError):
+            sock.close()
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+
+def _frame(**body: Any) -> bytes:
+    return encode_frame(pb.WorkerFrame(**body))
+
+
+def _positions_frame(broker: SimBroker) -> bytes:
+    return encode_field_frame(
+        pb.WorkerFrame.POSITIONS_FIELD_NUMBER, broker.positions_snapshot_bytes()
+    )
+
+
+class SimWorker:
+    """The protocol side of a sim instance: owns the socket, the schedule and the broker."""
+
+    def __init__(self, sock: socket.socket, broker: SimBroker, instance_id: str) -> None:
+        self.sock = sock
+        self.broker = broker
+        self.instance_id = instance_id
+        self._reader = FrameReader()
+        self._out: list[bytes] = []
+        self._symbols = broker.symbols
+        rate = broker.config.tick_rate
+        self._tick_period = 1.0 / rate if rate > 0 else 0.0
+        self._max_burst = max(1, math.ceil(rate * MAX_TICK_BACKLOG_S)) if rate > 0 else 0
+        self._heartbeat_s = DEFAULT_HEARTBEAT_MS / 1000.0
+        self._heartbeat_seq = 0
+        self._delayed: collections.deque[tuple[float, pb.OrderRequest]] = collections.deque()
+        self._last_equity = broker.equity()
+        self._last_account = 0.0
+        now = time.monotonic()
+        self._next_tick = now
+        self._next_heartbeat = now + self._heartbeat_s
+        self.ticks_sent = 0
+
+    # -- handshake --------------------------------------------------------------------------
+
+    def hello(self) -> pb.WorkerFrame:
+        return pb.WorkerFrame(
+            hello=pb.Hello(
+                protocol_version=PROTOCOL_VERSION,
+                backend=BACKEND,
+                instance_id=self.instance_id,
+                capabilities=list(CAPABILITIES),
+                pid=os.getpid(),
+                symbols=self.broker.symbol_infos(),
+                account=self.broker.account_snapshot(),
+            )
+        )
+
+    def handshake(self, timeout: float = WELCOME_TIMEOUT_S) -> None:
+        """Send Hello and wait for Welcome; ``_Exit(EXIT_HANDSHAKE)`` on anything else."""
+        try:
+            self.sock.sendall(encode_frame(self.hello()))
+            self.sock.settimeout(timeout)
+            payload = recv_frame(self.sock)
+            self.sock.settimeout(None)
+        except (OSError, ConnectionClosed, FrameError) as e:
+            raise _Exit(EXIT_HANDSHAKE, f"handshake failed: {e}") from e
+        frame = pb.EngineFrame()
+        try:
+            frame.ParseFromString(payload)
+        except DecodeError as e:
+            raise _Exit(EXIT_HANDSHAKE, f"handshake failed: undecodable frame: {e}") from e
+        if frame.WhichOneof("body") != "welcome":
+            raise _Exit(
+                EXIT_HANDSHAKE,
+                f"handshake failed: expected welcome, got {frame.WhichOneof('body')}",
+            )
+        welcome = frame.welcome
+        if welcome.protocol_version not in (0, PROTOCOL_VERSION):
+            raise _Exit(
+                EXIT_HANDSHAKE,
+                f"handshake failed: engine speaks protocol {welcome.protocol_version}",
+            )
+        self._heartbeat_s = (welcome.heartbeat_interval_ms or DEFAULT_HEARTBEAT_MS) / 1000.0
+
+    # -- output -----------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        if not self._out:
+            return
+        data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+        self._out.clear()
+        try:
+            self.sock.sendall(data)
+        except (BrokenPipeError, ConnectionResetError) as e:
+            raise _Exit(EXIT_OK, f"connection lost: {e}") from e
+
+    def _send_account(self, now: float) -> None:
+        account = self.broker.account_snapshot()
+        self._out.append(_frame(account=account))
+        self._last_equity = account.equity
+        self._last_account = now
+
+    # -- engine frames ----------------------------------------------------------------------
+
+    def _handle(self, payload: bytes, now: float) -> None:
+        frame = pb.EngineFrame()
+        try:
+            frame.ParseFromString(payload)
+        except DecodeError as e:
+            raise _Exit(EXIT_PROTOCOL, f"undecodable engine frame: {e}") from e
+        kind = frame.WhichOneof("body")
+        if kind == "order":
+            if self.broker.faults.delay_ms or self._delayed:
+                # Queue behind earlier delayed orders so results keep the request order.
+                due = now + self.broker.faults.delay_ms / 1000.0
+                self._delayed.append((due, frame.order))
+            else:
+                self._execute(frame.order, now)
+        elif kind == "snapshot_request":
+            self._out.append(_positions_frame(self.broker))
+            self._send_account(now)
+        elif kind == "fault":
+            self._fault(frame.fault)
+        elif kind == "shutdown":
+            # Results of orders handled before the Shutdown still belong to the engine.
+            self._flush()
+            raise _Exit(EXIT_OK, f"shutdown requested: {frame.shutdown.reason or 'no reason'}")
+        elif kind == "welcome":
+            pass  # A repeated Welcome changes nothing.
+        else:
+            log.warning("ignoring engine frame of unknown kind %r", kind)
+
+    def _execute(self, req: pb.OrderRequest, now: float) -> None:
+        outcome = self.broker.send(req)
+        out = self._out
+        for deal in outcome.deals:
+            out.append(_frame(deal=deal))
+        # The engine relies on this order: a client that has its OrderResult and then reads
+        # positions or the account must already see the fill.
+        if outcome.positions_changed:
+            out.append(_positions_frame(self.broker))
+        if outcome.account_changed:
+            self._send_account(now)
+        out.append(_frame(order_result=outcome.result))
+
+    def _fault(self, fault: pb.FaultInjection) -> None:
+        self.broker.apply_fault(fault)
+        if fault.crash or fault.disconnect or fault.freeze_ms:
+            # Whatever was already done reaches the engine before the fault takes effect.
+            self._flush()
+        if fault.crash:
+            log.warning("crash fault: exiting with code %d", EXIT_CRASH)
+            logging.shutdown()
+            os._exit(EXIT_CRASH)
+        if fault.disconnect:
+            self.sock.close()
+            raise _Exit(EXIT_OK, "disconnect fault")
+        if fault.freeze_ms:
+            time.sleep(fault.freeze_ms / 1000.0)
+            # Resume as a live terminal would: no burst of stale ticks, a heartbeat right away.
+            now = time.monotonic()
+            self._next_tick = now
+            self._next_heartbeat = now
+
+    # -- main loop --------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Serve until an ``_Exit`` unwinds the loop."""
+        sock = self.sock
+        sel = selectors.DefaultSelector()
+        sel.register(sock, selectors.EVENT_READ)
+        reader = self._reader
+        broker = self.broker
+        symbols = self._symbols
+        period = self._tick_period
+        now = time.monotonic()
+        self._next_tick = now
+        self._next_heartbeat = now + self._heartbeat_s
+        last_batch = now - MIN_BATCH_INTERVAL_S
+        try:
+            while True:
+                deadline = self._next_heartbeat
+                if period:
+                    deadline = min(
+                        deadline, max(self._next_tick, last_batch + MIN_BATCH_INTERVAL_S)
+                    )
+                if self._delayed:
+                    deadline = min(deadline, self._delayed[0][0])
+                timeout = deadline - time.monotonic()
+                if sel.select(timeout if timeout > 0 else 0):
+                    try:
+                        payloads = reader.recv_from(sock)
+                    except (ConnectionClosed, ConnectionResetError) as e:
+                        raise _Exit(EXIT_OK, f"connection closed by engine: {e}") from e
+                    except FrameError as e:
+                        raise _Exit(EXIT_PROTOCOL, str(e)) from e
+                    now = time.monotonic()
+                    for payload in payloads:
+                        self._handle(payload, now)
+
+                now = time.monotonic()
+                while self._delayed and self._delayed[0][0] <= now:
+                    self._execute(self._delayed.popleft()[1], now)
+
+                if period and now >= self._next_tick and now - last_batch >= MIN_BATCH_INTERVAL_S:
+                    due = int((now - self._next_tick) / period) + 1
+                    if due > self._max_burst:
+                        due = self._max_burst
+                        self._next_tick = now + period
+                    else:
+                        self._next_tick += due * period
+                    last_batch = now
+                    frame = pb.WorkerFrame()
+                    add = frame.ticks.ticks.add
+                    advance = broker.advance
+                    time_msc = int(time.time() * 1000.0)
+                    for _ in range(due):
+                        for name in symbols:
+                            bid, ask = advance(name, time_msc)
+                            add(symbol=name, bid=bid, ask=ask, time_msc=time_msc)
+                    self._out.append(encode_frame(frame))
+                    self.ticks_sent += due * len(symbols)
+                    if (
+                        broker.has_positions
+                        and now - self._last_account >= ACCOUNT_INTERVAL_S
+                        and broker.equity() != self._last_equity
+                    ):
+                        self._send_account(now)
+
+                if now >= self._next_heartbeat:
+                    self._heartbeat_seq += 1
+                    self._out.append(
+                        _frame(
+                            heartbeat=pb.Heartbeat(
+                                sequence=self._heartbeat_seq, time_msc=int(time.time() * 1000.0)
+                            )
+                        )
+                    )
+                    self._next_heartbeat += self._heartbeat_s
+                    if self._next_heartbeat <= now:
+                        self._next_heartbeat = now + self._heartbeat_s
+
+                self._flush()
+        finally:
+            sel.close()
+
+
+def _on_signal(signum: int, _frame: FrameType | None) -> NoReturn:
+    raise _Exit(EXIT_OK, f"received {signal.Signals(signum).name}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m mt5exec.workers.sim", description="Simulated MT5 terminal worker."
+    )
+    parser.add_argument("--socket", required=True, help="Unix socket the engine listens on")
+    parser.add_argument("--config", type=Path, help="JSON config (symbols, seed, tick_rate, ...)")
+    parser.add_argument("--instance-id", help="overrides instance_id from the config")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
+    )
+    try:
+        config = load_config(args.config, args.instance_id)
+        broker = SimBroker(config.sim)
+    except (ConfigError, ValueError) as e:
+        log.error("bad config: %s", e)
+        return EXIT_CONFIG
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    iid = config.instance_id
+    try:
+        try:
+            sock = connect(args.socket)
+        except OSError as e:
+            raise _Exit(EXIT_HANDSHAKE, f"cannot connect to {args.socket}: {e}") from e
+        worker = SimWorker(sock, broker, iid)
+        worker.handshake()
+        log.info(
+            "sim worker started: instance=%s socket=%s symbols=%s tick_rate=%g margin_mode=%s",
+            iid,
+            args.socket,
+            ",".join(broker.symbols),
+            config.sim.tick_rate,
+            config.sim.margin_mode,
+        )
+        worker.run()
+    except _Exit as e:
+        level = logging.INFO if e.code == EXIT_OK else logging.ERROR
+        log.log(level, "sim worker stopped: instance=%s exit=%d (%s)", iid, e.code, e.reason)
+        return e.code
+    except Exception:
+        log.exception("sim worker stopped: instance=%s exit=%d (unexpected error)", iid, EXIT_ERROR)
+        return EXIT_ERROR
+    return EXIT_OK  # pragma: no cover - run() only returns by raising _Exit
+
+
+if __name__ == "__main__":
+    sys.exit(main())

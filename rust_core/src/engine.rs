@@ -1,0 +1,474 @@
+//! The Trade Engine: instances, order routing and queries, on its own tokio runtime.
+//!
+//! Every public method is synchronous and quick: it checks, queues work and
+//! returns a token when the answer comes later. Answers arrive through the
+//! [`Notifier`](crate::notify::Notifier); nothing here waits with the GIL held
+//! or calls into Python.
+
+use parking_lot::RwLock;
+use prost::Message;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::convert;
+use crate::error::{Code, EngineError, Result};
+use crate::fanout::{Hub, Subscription, Topic};
+use crate::frame;
+use crate::notify::{Completion, Notifier};
+use crate::pb::terminal as t;
+use crate::pb::v1;
+use crate::supervisor::{self, Instance, InstanceSpec, PendingOrder};
+use crate::validate::{self, OrderIntent};
+
+/// Tunables, set once at start.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Interval the workers are told to send heartbeats at.
+    pub heartbeat_interval_ms: u32,
+    /// How long a worker may take from spawn to its Hello.
+    pub start_timeout: Duration,
+    /// Shutdown frame → SIGTERM.
+    pub stop_grace: Duration,
+    /// SIGTERM → SIGKILL.
+    pub kill_grace: Duration,
+    /// Per-subscriber queue bound for ticks, accounts and instance events.
+    pub tick_queue_limit: usize,
+    /// Per-subscriber queue bound for executions.
+    pub execution_queue_limit: usize,
+    /// Engine runtime threads.
+    pub worker_threads: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval_ms: 1000,
+            start_timeout: Duration::from_secs(10),
+            stop_grace: Duration::from_secs(2),
+            kill_grace: Duration::from_secs(1),
+            tick_queue_limit: 10_000,
+            execution_queue_limit: 100_000,
+            worker_threads: 1,
+        }
+    }
+}
+
+/// State shared by the engine's API and its tasks.
+#[derive(Debug)]
+pub struct Shared {
+    /// Tunables.
+    pub config: EngineConfig,
+    /// Wakes Python.
+    pub notifier: Notifier,
+    /// Stream subscribers.
+    pub hub: Hub,
+    instances: RwLock<HashMap<String, Arc<Instance>>>,
+    next_token: AtomicU64,
+}
+
+impl Shared {
+    /// A new token for a call answered later.
+    pub fn token(&self) -> u64 {
+        self.next_token.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn instance(&self, instance_id: &str) -> Result<Arc<Instance>> {
+        self.instances
+            .read()
+            .get(instance_id)
+            .cloned()
+            .ok_or_else(|| EngineError::instance_not_found(instance_id))
+    }
+}
+
+/// The engine.
+#[derive(Debug)]
+pub struct Engine {
+    rt: tokio::runtime::Runtime,
+    shared: Arc<Shared>,
+}
+
+/// MT5 comments hold 31 characters: longer client order ids travel as a hash.
+pub fn terminal_comment(client_order_id: &str) -> String {
+    if client_order_id.len() <= 31 {
+        return client_order_id.to_owned();
+    }
+    // FNV-1a: stable across builds and languages, so reconciliation can recompute it.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in client_order_id.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("#{hash:016x}")
+}
+
+impl Engine {
+    /// Starts the engine's runtime.
+    ///
+    /// # Errors
+    /// When the runtime or the wake-up socket cannot be created.
+    pub fn new(config: EngineConfig) -> std::io::Result<Self> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.worker_threads.max(1))
+            .thread_name("mt5exec-engine")
+            .enable_all()
+            .build()?;
+        let shared = Arc::new(Shared {
+            config,
+            notifier: Notifier::new()?,
+            hub: Hub::default(),
+            instances: RwLock::new(HashMap::new()),
+            next_token: AtomicU64::new(0),
+        });
+        Ok(Self { rt, shared })
+    }
+
+    /// Shared state (for bindings and tests).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Registers an instance and spawns its worker. The token completes with the
+    /// encoded `Instance` once it is READY, or with the reason it failed.
+    ///
+    /// # Errors
+    /// `ALREADY_EXISTS` for a known id.
+    pub fn create_instance(&self, spec: InstanceSpec) -> Result<u64> {
+        let mut instances = self.shared.instances.write();
+        if instances.contains_key(&spec.instance_id) {
+            return Err(EngineError::new(
+                Code::AlreadyExists,
+                "INSTANCE_EXISTS",
+                format!("instance_id: '{}' already exists", spec.instance_id),
+            )
+            .field("instance_id"));
+        }
+        let token = self.shared.token();
+        let instance = Arc::new(Instance::new(spec));
+        instance.live.lock().ready_waiters.push(token);
+        instances.insert(instance.spec.instance_id.clone(), Arc::clone(&instance));
+        drop(instances);
+        self.rt
+            .spawn(supervisor::run(Arc::clone(&self.shared), instance));
+        Ok(token)
+    }
+
+    /// Stops an instance's worker: shutdown frame, then SIGTERM, then SIGKILL of
+    /// its process group. The token completes with the encoded `Instance` once the
+    /// worker is gone.
+    ///
+    /// # Errors
+    /// `NOT_FOUND` for an unknown id.
+    pub fn stop_instance(&self, instance_id: &str, grace: Option<Duration>) -> Result<u64> {
+        let instance = self.shared.instance(instance_id)?;
+        let token = self.shared.token();
+        let mut live = instance.live.lock();
+        if !live.running {
+            let payload = instance.to_pb(&live).encode_to_vec();
+            drop(live);
+            self.shared
+                .notifier
+                .complete(Completion::ok(token, payload));
+            return Ok(token);
+        }
+        live.stop_waiters.push(token);
+        if !live.stopping {
+            live.stopping = true;
+            supervisor::set_state(
+                &self.shared,
+                &instance,
+                &mut live,
+                v1::InstanceState::Stopping,
+                "STOP_REQUESTED",
+            );
+            if let Some(tx) = &live.tx {
+                let shutdown = t::EngineFrame {
+                    body: Some(t::engine_frame::Body::Shutdown(t::Shutdown {
+                        reason: "stop requested".into(),
+                    })),
+                };
+                let _ = tx.send(frame::encode(&shutdown));
+            }
+            let grace = grace.unwrap_or(self.shared.config.stop_grace);
+            self.rt.spawn(supervisor::escalate_stop(
+                Arc::clone(&self.shared),
+                Arc::clone(&instance),
+                grace,
+            ));
+        }
+        Ok(token)
+    }
+
+    /// Validates an order and sends it to the instance's worker; the token
+    /// completes with an encoded `PlaceOrderResponse`.
+    ///
+    /// # Errors
+    /// `NOT_FOUND`, `INVALID_ARGUMENT`, `FAILED_PRECONDITION` or `UNAVAILABLE`,
+    /// naming the field at fault; nothing reaches the worker then.
+    pub fn place_order(&self, instance_id: &str, intent: OrderIntent) -> Result<u64> {
+        let instance = self.shared.instance(instance_id)?;
+        let mut live = instance.live.lock();
+        if live.state != v1::InstanceState::Ready {
+            return Err(EngineError::new(
+                Code::FailedPrecondition,
+                "INSTANCE_NOT_READY",
+                format!(
+                    "instance '{instance_id}' is {}, not READY",
+                    live.state.as_str_name()
+                ),
+            )
+            .field("instance_id"));
+        }
+        let spec = live.symbols.get(&intent.symbol);
+        let last = live.last_ticks.get(&intent.symbol);
+        validate::check_order(&intent, spec, last)?;
+        // check_order proved both exist.
+        let (Some(spec), Some(last)) = (spec, last) else {
+            return Err(EngineError::new(
+                Code::Internal,
+                "INTERNAL",
+                "symbol vanished",
+            ));
+        };
+        let side = v1::Side::try_from(intent.side).unwrap_or(v1::Side::Buy);
+        let market_price = if side == v1::Side::Buy {
+            last.ask
+        } else {
+            last.bid
+        };
+        let reference_price = if intent.price > 0.0 {
+            intent.price
+        } else {
+            market_price
+        };
+        let filling = if spec.filling_mode & 1 != 0 {
+            0 // ORDER_FILLING_FOK
+        } else if spec.filling_mode & 2 != 0 {
+            1 // ORDER_FILLING_IOC
+        } else {
+            2 // ORDER_FILLING_RETURN
+        };
+        let point = spec.point;
+        let token = self.shared.token();
+        let request = t::OrderRequest {
+            request_id: token,
+            client_order_id: intent.client_order_id.clone(),
+            action: 1, // TRADE_ACTION_DEAL
+            symbol: intent.symbol.clone(),
+            volume: intent.volume,
+            r#type: convert::mt5_side(side),
+            price: reference_price,
+            sl: intent.stop_loss,
+            tp: intent.take_profit,
+            deviation: u64::from(intent.deviation_points),
+            type_filling: filling,
+            magic: intent.magic,
+            comment: terminal_comment(&intent.client_order_id),
+            ..Default::default()
+        };
+        let Some(tx) = &live.tx else {
+            return Err(EngineError::new(
+                Code::Unavailable,
+                "WORKER_UNAVAILABLE",
+                format!("instance '{instance_id}' has no connected worker"),
+            ));
+        };
+        let frame = frame::encode(&t::EngineFrame {
+            body: Some(t::engine_frame::Body::Order(request)),
+        });
+        if tx.send(frame).is_err() {
+            return Err(EngineError::new(
+                Code::Unavailable,
+                "WORKER_UNAVAILABLE",
+                format!("the worker of instance '{instance_id}' is gone"),
+            ));
+        }
+        let now = convert::now();
+        let order = v1::Order {
+            instance_id: instance_id.to_owned(),
+            client_order_id: intent.client_order_id,
+            symbol: intent.symbol,
+            side: intent.side,
+            r#type: intent.order_type,
+            volume: intent.volume,
+            price: reference_price,
+            stop_loss: intent.stop_loss,
+            take_profit: intent.take_profit,
+            deviation_points: intent.deviation_points,
+            filling: filling_v1(filling) as i32,
+            status: v1::OrderStatus::Submitted as i32,
+            created_time: Some(now),
+            updated_time: Some(now),
+            comment: intent.comment,
+            ..Default::default()
+        };
+        live.pending.insert(
+            token,
+            PendingOrder {
+                order,
+                reference_price,
+                point,
+            },
+        );
+        Ok(token)
+    }
+
+    /// The encoded `Instance`.
+    ///
+    /// # Errors
+    /// `NOT_FOUND`.
+    pub fn get_instance(&self, instance_id: &str) -> Result<Vec<u8>> {
+        let instance = self.shared.instance(instance_id)?;
+        let live = instance.live.lock();
+        Ok(instance.to_pb(&live).encode_to_vec())
+    }
+
+    /// Every instance, encoded, ordered by id.
+    pub fn list_instances(&self) -> Vec<Vec<u8>> {
+        let mut all: Vec<Arc<Instance>> = self.shared.instances.read().values().cloned().collect();
+        all.sort_by(|a, b| a.spec.instance_id.cmp(&b.spec.instance_id));
+        all.iter()
+            .map(|i| i.to_pb(&i.live.lock()).encode_to_vec())
+            .collect()
+    }
+
+    /// An encoded `GetAccountResponse`.
+    ///
+    /// # Errors
+    /// `NOT_FOUND`, or `FAILED_PRECONDITION` before the worker reported an account.
+    pub fn get_account(&self, instance_id: &str) -> Result<Vec<u8>> {
+        let instance = self.shared.instance(instance_id)?;
+        let live = instance.live.lock();
+        let account = live.account.as_ref().ok_or_else(|| {
+            EngineError::new(
+                Code::FailedPrecondition,
+                "INSTANCE_NOT_READY",
+                format!("instance '{instance_id}' has not reported its account yet"),
+            )
+        })?;
+        Ok(v1::GetAccountResponse {
+            account: Some(convert::account(instance_id, account)),
+        }
+        .encode_to_vec())
+    }
+
+    /// An encoded `ListPositionsResponse`, optionally for one symbol.
+    ///
+    /// # Errors
+    /// `NOT_FOUND`.
+    pub fn list_positions(&self, instance_id: &str, symbol: &str) -> Result<Vec<u8>> {
+        let instance = self.shared.instance(instance_id)?;
+        let live = instance.live.lock();
+        let positions = live
+            .positions
+            .iter()
+            .filter(|p| symbol.is_empty() || p.symbol == symbol)
+            .map(|p| convert::position(instance_id, p))
+            .collect();
+        Ok(v1::ListPositionsResponse { positions }.encode_to_vec())
+    }
+
+    /// Subscribes to a stream, checking that the instances exist.
+    ///
+    /// # Errors
+    /// `NOT_FOUND` naming the first unknown instance.
+    pub fn subscribe(
+        &self,
+        topic: Topic,
+        instance_ids: Vec<String>,
+        symbols: Vec<String>,
+    ) -> Result<Arc<Subscription>> {
+        {
+            let instances = self.shared.instances.read();
+            if let Some(unknown) = instance_ids.iter().find(|id| !instances.contains_key(*id)) {
+                return Err(EngineError::instance_not_found(unknown));
+            }
+        }
+        let limit = match topic {
+            Topic::Executions => self.shared.config.execution_queue_limit,
+            _ => self.shared.config.tick_queue_limit,
+        };
+        let instances: HashSet<String> = instance_ids.into_iter().collect();
+        let symbols: HashSet<String> = symbols.into_iter().collect();
+        Ok(self.shared.hub.subscribe(topic, instances, symbols, limit))
+    }
+
+    /// Ends a subscription.
+    pub fn unsubscribe(&self, topic: Topic, id: u64) {
+        self.shared.hub.unsubscribe(topic, id);
+    }
+
+    /// The worker process ids of running instances.
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.shared
+            .instances
+            .read()
+            .values()
+            .filter_map(|i| {
+                let live = i.live.lock();
+                (live.running && live.pid != 0).then_some(live.pid)
+            })
+            .collect()
+    }
+
+    /// Ids of instances whose worker is running.
+    pub fn running_instances(&self) -> Vec<String> {
+        self.shared
+            .instances
+            .read()
+            .values()
+            .filter(|i| i.live.lock().running)
+            .map(|i| i.spec.instance_id.clone())
+            .collect()
+    }
+
+    /// The instance directory, as given at creation.
+    ///
+    /// # Errors
+    /// `NOT_FOUND`.
+    pub fn instance_dir(&self, instance_id: &str) -> Result<PathBuf> {
+        Ok(self.shared.instance(instance_id)?.spec.dir.clone())
+    }
+}
+
+fn filling_v1(mt5_filling: u32) -> v1::FillingMode {
+    match mt5_filling {
+        0 => v1::FillingMode::Fok,
+        1 => v1::FillingMode::Ioc,
+        _ => v1::FillingMode::Return,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_fit_mt5() {
+        assert_eq!(terminal_comment("abc"), "abc");
+        let long = "x".repeat(64);
+        let c = terminal_comment(&long);
+        assert_eq!(c.len(), 17);
+        assert!(c.len() <= 31);
+        assert_eq!(c, terminal_comment(&long), "stable");
+        assert_ne!(c, terminal_comment(&"y".repeat(64)));
+    }
+
+    #[test]
+    fn unknown_instances_are_not_found() {
+        let engine = Engine::new(EngineConfig::default()).expect("engine");
+        let e = engine
+            .place_order("nope", OrderIntent::default())
+            .expect_err("unknown");
+        assert_eq!((e.code, e.reason), (Code::NotFound, "INSTANCE_NOT_FOUND"));
+        assert!(engine.get_account("nope").is_err());
+        let e = engine
+            .subscribe(Topic::Ticks, vec!["nope".into()], vec![])
+            .expect_err("unknown");
+        assert_eq!(e.field, "instance_id");
+        assert!(engine.list_instances().is_empty());
+    }
+}

@@ -1,0 +1,371 @@
+//! Fan-out of encoded stream messages to subscribers.
+//!
+//! A message is encoded once, as one `repeated` field-1 entry of the stream's
+//! response message (`StreamTicksResponse.ticks`, `StreamExecutionsResponse.events`,
+//! ...). Protobuf lets such entries be concatenated, so a subscriber that fell
+//! behind gets everything queued as one response by concatenating the shared
+//! pieces, with its own sequence number appended: nothing is re-encoded per
+//! subscriber. Each subscriber has a bounded queue; what happens when it is
+//! full depends on the topic (drop the oldest ticks, or end the stream).
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use prost::Message;
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::error::{Code, EngineError};
+use crate::notify::Notifier;
+
+/// The streams the hub serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topic {
+    /// Market data; a full queue drops its oldest ticks (counted, and visible as a sequence gap).
+    Ticks = 0,
+    /// Order and fill events; a full queue ends the stream (the client resumes by sequence).
+    Executions = 1,
+    /// Account updates.
+    Accounts = 2,
+    /// Instance state changes.
+    InstanceEvents = 3,
+}
+
+impl Topic {
+    const ALL: [Topic; 4] = [
+        Topic::Ticks,
+        Topic::Executions,
+        Topic::Accounts,
+        Topic::InstanceEvents,
+    ];
+
+    /// Maps the Python-side number.
+    pub fn from_i32(value: i32) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| *t as i32 == value)
+    }
+
+    fn drops_oldest(self) -> bool {
+        !matches!(self, Topic::Executions)
+    }
+
+    fn numbered(self) -> bool {
+        matches!(self, Topic::Ticks)
+    }
+}
+
+/// Encodes `msg` as field 1 of a stream response: the shareable piece.
+pub fn piece<M: Message>(msg: &M) -> Bytes {
+    let mut buf = Vec::with_capacity(msg.encoded_len() + 6);
+    prost::encoding::message::encode(1, msg, &mut buf);
+    Bytes::from(buf)
+}
+
+/// What a subscriber takes from its queue.
+#[derive(Debug, Default)]
+pub struct Taken {
+    /// One encoded response, if anything was queued.
+    pub data: Option<Vec<u8>>,
+    /// Set when the stream has ended and nothing is left to deliver.
+    pub closed: Option<EngineError>,
+}
+
+#[derive(Debug)]
+struct Queue {
+    pieces: VecDeque<Bytes>,
+    /// Sequence number of the first queued piece (numbered topics).
+    first_seq: u64,
+    dropped: u64,
+    notified: bool,
+    closed: Option<EngineError>,
+}
+
+/// One subscriber's filter and queue.
+#[derive(Debug)]
+pub struct Subscription {
+    /// Id announced through [`Notifier::ready`].
+    pub id: u64,
+    topic: Topic,
+    instances: HashSet<String>,
+    symbols: HashSet<String>,
+    limit: usize,
+    queue: Mutex<Queue>,
+}
+
+impl Subscription {
+    fn matches(&self, instance_id: &str, symbol: &str) -> bool {
+        (self.instances.is_empty() || self.instances.contains(instance_id))
+            && (self.symbols.is_empty() || symbol.is_empty() || self.symbols.contains(symbol))
+    }
+
+    /// Queues a piece; true when the subscriber must be announced as ready.
+    fn push(&self, piece: &Bytes) -> bool {
+        let mut q = self.queue.lock();
+        if q.closed.is_some() {
+            return false;
+        }
+        if q.pieces.len() >= self.limit {
+            if self.topic.drops_oldest() {
+                q.pieces.pop_front();
+                q.first_seq += 1;
+                q.dropped += 1;
+            } else {
+                q.pieces.clear();
+                q.closed = Some(EngineError::new(
+                    Code::ResourceExhausted,
+                    "SLOW_CONSUMER",
+                    format!(
+                        "the subscriber fell {} messages behind; resume from the last sequence seen",
+                        self.limit
+                    ),
+                ));
+                return !std::mem::replace(&mut q.notified, true);
+            }
+        }
+        q.pieces.push_back(piece.clone());
+        !std::mem::replace(&mut q.notified, true)
+    }
+
+    /// Ends the stream once the queue is drained; true when it must be announced.
+    fn close(&self, error: EngineError) -> bool {
+        let mut q = self.queue.lock();
+        if q.closed.is_none() {
+            q.closed = Some(error);
+        }
+        !std::mem::replace(&mut q.notified, true)
+    }
+
+    /// Takes up to about `max_bytes` of queued pieces as one encoded response.
+    pub fn take(&self, max_bytes: usize) -> Taken {
+        let mut q = self.queue.lock();
+        if q.pieces.is_empty() {
+            q.notified = false;
+            return Taken {
+                data: None,
+                closed: q.closed.clone(),
+            };
+        }
+        let mut out = Vec::with_capacity(max_bytes.min(64 * 1024));
+        let first_seq = q.first_seq;
+        let mut taken = 0u64;
+        while let Some(p) = q.pieces.front() {
+            if taken > 0 && out.len() + p.len() > max_bytes {
+                break;
+            }
+            out.extend_from_slice(p);
+            q.pieces.pop_front();
+            taken += 1;
+        }
+        q.first_seq += taken;
+        if self.topic.numbered() {
+            prost::encoding::uint64::encode(2, &first_seq, &mut out);
+            if q.dropped > 0 {
+                prost::encoding::uint64::encode(3, &q.dropped, &mut out);
+            }
+        }
+        if q.pieces.is_empty() {
+            q.notified = false;
+        }
+        Taken {
+            data: Some(out),
+            closed: None,
+        }
+    }
+
+    /// Messages waiting in the queue.
+    pub fn queued(&self) -> usize {
+        self.queue.lock().pieces.len()
+    }
+}
+
+/// All subscriptions, by topic.
+#[derive(Debug, Default)]
+pub struct Hub {
+    topics: [RwLock<Vec<Arc<Subscription>>>; 4],
+    next_id: AtomicU64,
+}
+
+impl Hub {
+    /// Adds a subscription.
+    pub fn subscribe(
+        &self,
+        topic: Topic,
+        instances: HashSet<String>,
+        symbols: HashSet<String>,
+        limit: usize,
+    ) -> Arc<Subscription> {
+        let sub = Arc::new(Subscription {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed) + 1,
+            topic,
+            instances,
+            symbols,
+            limit: limit.max(1),
+            queue: Mutex::new(Queue {
+                pieces: VecDeque::new(),
+                first_seq: 1,
+                dropped: 0,
+                notified: false,
+                closed: None,
+            }),
+        });
+        self.topics[topic as usize].write().push(Arc::clone(&sub));
+        sub
+    }
+
+    /// Removes a subscription.
+    pub fn unsubscribe(&self, topic: Topic, id: u64) {
+        self.topics[topic as usize].write().retain(|s| s.id != id);
+    }
+
+    /// Number of subscriptions on a topic.
+    pub fn count(&self, topic: Topic) -> usize {
+        self.topics[topic as usize].read().len()
+    }
+
+    /// Queues `(symbol, piece)` items of one instance for every matching subscriber.
+    pub fn publish(
+        &self,
+        topic: Topic,
+        instance_id: &str,
+        items: &[(&str, Bytes)],
+        notifier: &Notifier,
+    ) {
+        let mut ready = Vec::new();
+        for sub in self.topics[topic as usize].read().iter() {
+            let mut announce = false;
+            for (symbol, piece) in items {
+                if sub.matches(instance_id, symbol) {
+                    announce |= sub.push(piece);
+                }
+            }
+            if announce {
+                ready.push(sub.id);
+            }
+        }
+        notifier.ready(&ready);
+    }
+
+    /// Ends the streams of subscribers that follow `instance_id` (or all when empty).
+    pub fn close_matching(&self, instance_id: &str, error: &EngineError, notifier: &Notifier) {
+        let mut ready = Vec::new();
+        for topic in Topic::ALL {
+            for sub in self.topics[topic as usize].read().iter() {
+                let follows = instance_id.is_empty()
+                    || (sub.instances.len() == 1 && sub.instances.contains(instance_id));
+                if follows && sub.close(error.clone()) {
+                    ready.push(sub.id);
+                }
+            }
+        }
+        notifier.ready(&ready);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pb::v1::{StreamTicksResponse, Tick};
+
+    fn tick(symbol: &str, bid: f64) -> Bytes {
+        piece(&Tick {
+            instance_id: "a".into(),
+            symbol: symbol.into(),
+            bid,
+            ask: bid + 0.0001,
+            ..Default::default()
+        })
+    }
+
+    fn set(items: &[&str]) -> HashSet<String> {
+        items.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn batch_decodes_as_one_response_with_sequence() {
+        let n = Notifier::new().expect("notifier");
+        let hub = Hub::default();
+        let sub = hub.subscribe(Topic::Ticks, set(&[]), set(&["EURUSD"]), 100);
+        let items = [
+            ("EURUSD", tick("EURUSD", 1.1)),
+            ("GBPUSD", tick("GBPUSD", 1.2)),
+            ("EURUSD", tick("EURUSD", 1.3)),
+        ];
+        hub.publish(Topic::Ticks, "a", &items, &n);
+        assert_eq!(n.drain().ready, vec![sub.id]);
+        let data = sub.take(1 << 20).data.expect("data");
+        let resp = StreamTicksResponse::decode(&data[..]).expect("decode");
+        assert_eq!(resp.sequence, 1);
+        assert_eq!(resp.dropped, 0);
+        let bids: Vec<f64> = resp.ticks.iter().map(|t| t.bid).collect();
+        assert_eq!(bids, vec![1.1, 1.3], "GBPUSD filtered out");
+        assert!(sub.take(1 << 20).data.is_none());
+        hub.publish(Topic::Ticks, "a", &items[..1], &n);
+        let resp = StreamTicksResponse::decode(&sub.take(1 << 20).data.expect("data")[..])
+            .expect("decode");
+        assert_eq!(resp.sequence, 3, "numbering continues per subscription");
+    }
+
+    #[test]
+    fn full_tick_queue_drops_oldest_and_reports_the_gap() {
+        let n = Notifier::new().expect("notifier");
+        let hub = Hub::default();
+        let sub = hub.subscribe(Topic::Ticks, set(&[]), set(&[]), 2);
+        for i in 0..5 {
+            hub.publish(
+                Topic::Ticks,
+                "a",
+                &[("EURUSD", tick("EURUSD", f64::from(i)))],
+                &n,
+            );
+        }
+        let resp = StreamTicksResponse::decode(&sub.take(1 << 20).data.expect("data")[..])
+            .expect("decode");
+        assert_eq!(resp.sequence, 4);
+        assert_eq!(resp.dropped, 3);
+        assert_eq!(resp.ticks.len(), 2);
+    }
+
+    #[test]
+    fn full_execution_queue_ends_the_stream() {
+        let n = Notifier::new().expect("notifier");
+        let hub = Hub::default();
+        let sub = hub.subscribe(Topic::Executions, set(&["a"]), set(&[]), 2);
+        for i in 0..3 {
+            hub.publish(Topic::Executions, "a", &[("", tick("X", f64::from(i)))], &n);
+        }
+        let taken = sub.take(1 << 20);
+        assert!(taken.data.is_none());
+        assert_eq!(taken.closed.expect("closed").reason, "SLOW_CONSUMER");
+    }
+
+    #[test]
+    fn take_respects_the_byte_budget_and_stays_ready() {
+        let n = Notifier::new().expect("notifier");
+        let hub = Hub::default();
+        let sub = hub.subscribe(Topic::Ticks, set(&[]), set(&[]), 100);
+        let one = tick("EURUSD", 1.0);
+        let items: Vec<(&str, Bytes)> = (0..10).map(|_| ("EURUSD", one.clone())).collect();
+        hub.publish(Topic::Ticks, "a", &items, &n);
+        let first = sub.take(one.len() * 4).data.expect("data");
+        let resp = StreamTicksResponse::decode(&first[..]).expect("decode");
+        assert_eq!(resp.ticks.len(), 4);
+        assert_eq!(sub.queued(), 6);
+        hub.publish(Topic::Ticks, "a", &items[..1], &n);
+        assert!(
+            n.drain().ready.len() <= 1,
+            "not announced again while notified"
+        );
+    }
+
+    #[test]
+    fn instance_filter_and_close() {
+        let n = Notifier::new().expect("notifier");
+        let hub = Hub::default();
+        let sub = hub.subscribe(Topic::Ticks, set(&["b"]), set(&[]), 10);
+        hub.publish(Topic::Ticks, "a", &[("EURUSD", tick("EURUSD", 1.0))], &n);
+        assert!(sub.take(1024).data.is_none());
+        hub.close_matching("b", &EngineError::new(Code::Unavailable, "GONE", "x"), &n);
+        assert_eq!(sub.take(1024).closed.expect("closed").reason, "GONE");
+        hub.unsubscribe(Topic::Ticks, sub.id);
+        assert_eq!(hub.count(Topic::Ticks), 0);
+    }
+}

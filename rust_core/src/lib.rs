@@ -1,0 +1,22 @@
+//! The mt5exec Trade Engine, imported from Python as `mt5exec._core`.
+//!
+//! It owns the hot path: one supervised worker process per instance, the
+//! length-prefixed protobuf link to it, in-memory instance/account/position
+//! state, pre-trade checks, order routing, and the fan-out of encoded stream
+//! messages to subscribers. Python is woken through [`notify::Notifier`] and
+//! never sits between a worker and a subscriber except to write bytes to gRPC.
+#![deny(unsafe_code)]
+
+pub mod convert;
+pub mod engine;
+pub mod error;
+pub mod fanout;
+pub mod frame;
+pub mod notify;
+pub mod pb;
+pub mod retcode;
+pub mod supervisor;
+pub mod validate;
+
+#[cfg(feature = "python")]
+mod python;

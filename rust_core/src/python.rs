@@ -1,0 +1,290 @@
+//! Python bindings: the only code that knows about Python.
+//!
+//! Mirrored by `python/mt5exec/engine.py`, the only importer of `mt5exec._core`.
+
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::engine::{Engine, EngineConfig};
+use crate::error::EngineError;
+use crate::fanout::{Subscription, Topic};
+use crate::pb::v1;
+use crate::supervisor::InstanceSpec;
+use crate::validate::OrderIntent;
+
+create_exception!(
+    _core,
+    CoreError,
+    PyException,
+    "An engine error: args are (grpc_code, reason, message, field)."
+);
+
+impl From<EngineError> for PyErr {
+    fn from(e: EngineError) -> Self {
+        CoreError::new_err((e.code as i32, e.reason, e.message, e.field))
+    }
+}
+
+fn seconds(value: f64, name: &str) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| PyValueError::new_err(format!("{name}: expected seconds >= 0, got {value}")))
+}
+
+/// The Trade Engine.
+#[pyclass(frozen, name = "Engine", module = "mt5exec._core")]
+struct PyEngine {
+    inner: Engine,
+}
+
+#[pymethods]
+impl PyEngine {
+    #[new]
+    #[pyo3(signature = (
+        heartbeat_interval_ms = 1000,
+        start_timeout_s = 10.0,
+        stop_grace_s = 2.0,
+        kill_grace_s = 1.0,
+        tick_queue_limit = 10_000,
+        execution_queue_limit = 100_000,
+        worker_threads = 1,
+    ))]
+    fn py_new(
+        heartbeat_interval_ms: u32,
+        start_timeout_s: f64,
+        stop_grace_s: f64,
+        kill_grace_s: f64,
+        tick_queue_limit: usize,
+        execution_queue_limit: usize,
+        worker_threads: usize,
+    ) -> PyResult<Self> {
+        let config = EngineConfig {
+            heartbeat_interval_ms,
+            start_timeout: seconds(start_timeout_s, "start_timeout_s")?,
+            stop_grace: seconds(stop_grace_s, "stop_grace_s")?,
+            kill_grace: seconds(kill_grace_s, "kill_grace_s")?,
+            tick_queue_limit,
+            execution_queue_limit,
+            worker_threads,
+        };
+        let inner = Engine::new(config)
+            .map_err(|e| PyException::new_err(format!("cannot start the engine: {e}")))?;
+        Ok(Self { inner })
+    }
+
+    /// The descriptor to watch for readability; then call `drain`.
+    fn notify_fd(&self) -> i32 {
+        self.inner.shared().notifier.fd()
+    }
+
+    /// `(completions, ready_subscription_ids)`; each completion is
+    /// `(token, grpc_code, reason, message, payload)`.
+    #[allow(clippy::type_complexity)]
+    fn drain<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> (
+        Vec<(u64, i32, String, String, Bound<'py, PyBytes>)>,
+        Vec<u64>,
+    ) {
+        let drained = self.inner.shared().notifier.drain();
+        let completions = drained
+            .completions
+            .into_iter()
+            .map(|c| {
+                (
+                    c.token,
+                    c.code,
+                    c.reason,
+                    c.message,
+                    PyBytes::new(py, &c.payload),
+                )
+            })
+            .collect();
+        (completions, drained.ready)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (instance_id, owner, backend, directory, argv, env, config))]
+    fn create_instance(
+        &self,
+        instance_id: String,
+        owner: String,
+        backend: i32,
+        directory: PathBuf,
+        argv: Vec<String>,
+        env: Vec<(String, String)>,
+        config: &[u8],
+    ) -> PyResult<u64> {
+        use prost::Message;
+        let config = v1::InstanceConfig::decode(config)
+            .map_err(|e| PyValueError::new_err(format!("config: not an InstanceConfig: {e}")))?;
+        let spec = InstanceSpec {
+            instance_id,
+            owner,
+            backend: v1::Backend::try_from(backend).unwrap_or(v1::Backend::Sim),
+            dir: directory,
+            argv,
+            env,
+            config,
+        };
+        Ok(self.inner.create_instance(spec)?)
+    }
+
+    #[pyo3(signature = (instance_id, grace_s = None))]
+    fn stop_instance(&self, instance_id: &str, grace_s: Option<f64>) -> PyResult<u64> {
+        let grace = grace_s.map(|g| seconds(g, "grace")).transpose()?;
+        Ok(self.inner.stop_instance(instance_id, grace)?)
+    }
+
+    fn get_instance<'py>(
+        &self,
+        py: Python<'py>,
+        instance_id: &str,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(py, &self.inner.get_instance(instance_id)?))
+    }
+
+    fn list_instances<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, PyBytes>> {
+        self.inner
+            .list_instances()
+            .iter()
+            .map(|b| PyBytes::new(py, b))
+            .collect()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (
+        instance_id, client_order_id, symbol, side, order_type, volume,
+        price = 0.0, stop_loss = 0.0, take_profit = 0.0, deviation_points = 0,
+        comment = String::new(), magic = 0,
+    ))]
+    fn place_order(
+        &self,
+        instance_id: &str,
+        client_order_id: String,
+        symbol: String,
+        side: i32,
+        order_type: i32,
+        volume: f64,
+        price: f64,
+        stop_loss: f64,
+        take_profit: f64,
+        deviation_points: u32,
+        comment: String,
+        magic: u64,
+    ) -> PyResult<u64> {
+        let intent = OrderIntent {
+            client_order_id,
+            symbol,
+            side,
+            order_type,
+            volume,
+            price,
+            stop_loss,
+            take_profit,
+            deviation_points,
+            comment,
+            magic,
+        };
+        Ok(self.inner.place_order(instance_id, intent)?)
+    }
+
+    fn get_account<'py>(
+        &self,
+        py: Python<'py>,
+        instance_id: &str,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(py, &self.inner.get_account(instance_id)?))
+    }
+
+    #[pyo3(signature = (instance_id, symbol = ""))]
+    fn list_positions<'py>(
+        &self,
+        py: Python<'py>,
+        instance_id: &str,
+        symbol: &str,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(
+            py,
+            &self.inner.list_positions(instance_id, symbol)?,
+        ))
+    }
+
+    /// Subscribes to topic 0 ticks, 1 executions, 2 accounts, 3 instance events.
+    #[pyo3(signature = (topic, instance_ids = Vec::new(), symbols = Vec::new()))]
+    fn subscribe(
+        &self,
+        topic: i32,
+        instance_ids: Vec<String>,
+        symbols: Vec<String>,
+    ) -> PyResult<PySubscription> {
+        let topic = Topic::from_i32(topic)
+            .ok_or_else(|| PyValueError::new_err(format!("topic: unknown topic {topic}")))?;
+        let sub = self.inner.subscribe(topic, instance_ids, symbols)?;
+        Ok(PySubscription { topic, sub })
+    }
+
+    fn unsubscribe(&self, subscription: &PySubscription) {
+        self.inner
+            .unsubscribe(subscription.topic, subscription.sub.id);
+    }
+
+    fn worker_pids(&self) -> Vec<u32> {
+        self.inner.worker_pids()
+    }
+
+    fn running_instances(&self) -> Vec<String> {
+        self.inner.running_instances()
+    }
+}
+
+/// One stream subscriber's queue.
+#[pyclass(frozen, name = "Subscription", module = "mt5exec._core")]
+struct PySubscription {
+    topic: Topic,
+    sub: Arc<Subscription>,
+}
+
+#[pymethods]
+impl PySubscription {
+    #[getter]
+    fn id(&self) -> u64 {
+        self.sub.id
+    }
+
+    /// `(data, closed)`: one encoded response (or None), and when the stream has
+    /// ended with nothing left, `(grpc_code, reason, message)`.
+    #[allow(clippy::type_complexity)]
+    #[pyo3(signature = (max_bytes = 65536))]
+    fn take<'py>(
+        &self,
+        py: Python<'py>,
+        max_bytes: usize,
+    ) -> (Option<Bound<'py, PyBytes>>, Option<(i32, String, String)>) {
+        let taken = self.sub.take(max_bytes);
+        (
+            taken.data.map(|d| PyBytes::new(py, &d)),
+            taken
+                .closed
+                .map(|e| (e.code as i32, e.reason.to_owned(), e.message)),
+        )
+    }
+
+    fn queued(&self) -> usize {
+        self.sub.queued()
+    }
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyEngine>()?;
+    m.add_class::<PySubscription>()?;
+    m.add("CoreError", m.py().get_type::<CoreError>())?;
+    m.add("PROTOCOL_VERSION", crate::supervisor::PROTOCOL_VERSION)?;
+    Ok(())
+}

@@ -1,0 +1,280 @@
+"""Server configuration: defaults, source precedence and the errors operators see."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from mt5exec.config import (
+    ConfigError,
+    EngineConfig,
+    HistoryConfig,
+    ServerConfig,
+    ServerSection,
+    SimConfig,
+    load_config,
+    parse_listen,
+)
+
+
+def write(tmp_path: Path, text: str, name: str = "mt5exec.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Relative paths resolve against the working directory; keep them inside tmp_path.
+    monkeypatch.chdir(tmp_path)
+
+
+def test_defaults(tmp_path: Path) -> None:
+    cfg = load_config(env={})
+    assert cfg.server == dataclasses.replace(ServerSection(), data_dir=tmp_path / "mt5exec-data")
+    assert cfg.server.listen == "127.0.0.1:50051"
+    assert (cfg.server.host, cfg.server.port) == ("127.0.0.1", 50051)
+    assert cfg.server.log_level == "INFO"
+    assert cfg.server.grace_period_s == 5.0
+    assert cfg.server.max_instances == 30
+    assert cfg.engine == EngineConfig(
+        heartbeat_interval_ms=1000,
+        worker_start_timeout_s=10.0,
+        order_timeout_s=10.0,
+        stop_grace_s=2.0,
+        kill_grace_s=1.0,
+        tick_queue_limit=10000,
+    )
+    assert cfg.history == HistoryConfig(
+        enabled=True, path=None, flush_interval_ms=200, batch_size=1000
+    )
+    assert cfg.sim == SimConfig(
+        symbols=("EURUSD", "GBPUSD", "USDJPY", "XAUUSD"),
+        seed=1,
+        tick_rate=10.0,
+        initial_balance=10000.0,
+        leverage=100,
+        currency="USD",
+        margin_mode="hedging",
+    )
+    assert cfg.data_dir.is_absolute()
+    assert cfg.instances_dir == tmp_path / "mt5exec-data" / "instances"
+    assert cfg.history_path == tmp_path / "mt5exec-data" / "history.duckdb"
+
+
+def test_toml_file_values(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        [server]
+        listen = "0.0.0.0:6000"
+        data_dir = "state"
+        log_level = "debug"
+        grace_period_s = 0
+        max_instances = 5
+
+        [engine]
+        heartbeat_interval_ms = 250
+        worker_start_timeout_s = 3
+        order_timeout_s = 2.5
+        stop_grace_s = 0.5
+        kill_grace_s = 0.25
+        tick_queue_limit = 64
+
+        [history]
+        enabled = false
+        path = "db/h.duckdb"
+        flush_interval_ms = 50
+        batch_size = 10
+
+        [sim]
+        symbols = ["EURUSD", "BTCUSD.m"]
+        seed = 42
+        tick_rate = 100
+        initial_balance = 5000
+        leverage = 30
+        currency = "eur"
+        margin_mode = "Netting"
+        """,
+    )
+    cfg = load_config(path, env={})
+    assert cfg.server == ServerSection(
+        listen="0.0.0.0:6000",
+        data_dir=tmp_path / "state",
+        log_level="DEBUG",
+        grace_period_s=0.0,
+        max_instances=5,
+    )
+    assert cfg.engine == EngineConfig(250, 3.0, 2.5, 0.5, 0.25, 64)
+    assert cfg.history == HistoryConfig(False, tmp_path / "db" / "h.duckdb", 50, 10)
+    assert cfg.history_path == tmp_path / "db" / "h.duckdb"
+    assert cfg.sim == SimConfig(("EURUSD", "BTCUSD.m"), 42, 100.0, 5000.0, 30, "EUR", "netting")
+    # Integers in the file become floats where the field is a float.
+    assert isinstance(cfg.engine.worker_start_timeout_s, float)
+
+
+def test_env_beats_file(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[server]\nlisten = "127.0.0.1:1"\nmax_instances = 2\n[sim]\nsymbols = ["EURUSD"]\n',
+    )
+    env = {
+        "MT5EXEC_SERVER_LISTEN": "127.0.0.1:2",
+        "MT5EXEC_SERVER_DATA_DIR": str(tmp_path / "envdata"),
+        "MT5EXEC_ENGINE_ORDER_TIMEOUT_S": "1.5",
+        "MT5EXEC_HISTORY_ENABLED": "off",
+        "MT5EXEC_SIM_SYMBOLS": "GBPUSD, USDJPY",
+        "MT5EXEC_SIM_SEED": "7",
+        "MT5EXEC_UNRELATED_SECRET": "ignored: other components own other variables",
+    }
+    cfg = load_config(path, env=env)
+    assert cfg.server.listen == "127.0.0.1:2"
+    assert cfg.server.max_instances == 2  # from the file, untouched by env
+    assert cfg.data_dir == tmp_path / "envdata"
+    assert cfg.engine.order_timeout_s == 1.5
+    assert cfg.history.enabled is False
+    assert cfg.sim.symbols == ("GBPUSD", "USDJPY")
+    assert cfg.sim.seed == 7
+
+
+def test_env_short_aliases(tmp_path: Path) -> None:
+    cfg = load_config(env={"MT5EXEC_LISTEN": "[::1]:0", "MT5EXEC_DATA_DIR": "d"})
+    assert (cfg.server.host, cfg.server.port) == ("[::1]", 0)
+    assert cfg.data_dir == tmp_path / "d"
+    # The long, more specific name wins over the alias.
+    both = {"MT5EXEC_LISTEN": "127.0.0.1:1", "MT5EXEC_SERVER_LISTEN": "127.0.0.1:2"}
+    assert load_config(env=both).server.listen == "127.0.0.1:2"
+
+
+def test_overrides_beat_env(tmp_path: Path) -> None:
+    path = write(tmp_path, '[server]\nlisten = "127.0.0.1:1"\n')
+    env = {"MT5EXEC_SERVER_LISTEN": "127.0.0.1:2", "MT5EXEC_SERVER_LOG_LEVEL": "ERROR"}
+    cfg = load_config(
+        path,
+        env=env,
+        overrides={
+            "server.listen": "127.0.0.1:3",
+            "server.log_level": None,  # an unset CLI flag must not mask env
+            "engine.tick_queue_limit": 5,
+            "sim.tick_rate": "2.5",  # strings are parsed like environment values
+        },
+    )
+    assert cfg.server.listen == "127.0.0.1:3"
+    assert cfg.server.log_level == "ERROR"
+    assert cfg.engine.tick_queue_limit == 5
+    assert cfg.sim.tick_rate == 2.5
+
+
+def test_config_path_from_env(tmp_path: Path) -> None:
+    path = write(tmp_path, "[server]\nmax_instances = 3\n", name="other.toml")
+    assert load_config(env={"MT5EXEC_CONFIG": str(path)}).server.max_instances == 3
+    # An explicit path wins over the variable.
+    explicit = write(tmp_path, "[server]\nmax_instances = 4\n")
+    assert load_config(explicit, env={"MT5EXEC_CONFIG": str(path)}).server.max_instances == 4
+
+
+def test_config_is_frozen() -> None:
+    cfg = load_config(env={})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.server.listen = "x:1"  # type: ignore[misc]
+
+
+def test_as_dict_round_trips_through_overrides(tmp_path: Path) -> None:
+    path = write(tmp_path, '[sim]\nsymbols = ["EURUSD"]\n[history]\npath = "h.duckdb"\n')
+    cfg = load_config(path, env={})
+    flat = {f"{s}.{k}": v for s, values in cfg.as_dict().items() for k, v in values.items()}
+    assert load_config(env={}, overrides=flat) == cfg
+    assert isinstance(ServerConfig().history_path, Path)
+
+
+@pytest.mark.parametrize(
+    ("toml", "field", "fragment"),
+    [
+        ('[server]\nlisten = "abc"', "server.listen", "expected HOST:PORT, got 'abc'"),
+        ('[server]\nlisten = "localhost:70000"', "server.listen", "port must be in 0-65535"),
+        ('[server]\nlisten = "localhost:http"', "server.listen", "port must be a number"),
+        ('[server]\nlisten = ":50051"', "server.listen", "expected HOST:PORT"),
+        ('[server]\nlisten = "::1:50051"', "server.listen", "bracket IPv6"),
+        ('[server]\nlisten = "[zz]:1"', "server.listen", "valid [IPv6] host"),
+        ("[engine]\norder_timeout_s = -1", "engine.order_timeout_s", "must be > 0"),
+        ("[engine]\nkill_grace_s = -0.5", "engine.kill_grace_s", "must be >= 0"),
+        ("[engine]\nheartbeat_interval_ms = 0", "engine.heartbeat_interval_ms", "must be > 0"),
+        ("[server]\nlisten_addr = 1", "server.listen_addr", "unknown key in [server]"),
+        ("[servr]\nlisten = 1", "servr", "unknown section"),
+        ("listen = 1", "listen", "unknown key"),
+        ("server = 1", "server", "expected a [server] table"),
+        ('[server]\nmax_instances = "30"', "server.max_instances", "expected an integer"),
+        ("[server]\nmax_instances = 1.5", "server.max_instances", "expected an integer"),
+        ("[server]\nmax_instances = true", "server.max_instances", "got bool True"),
+        ("[server]\nmax_instances = 0", "server.max_instances", "must be >= 1"),
+        ('[history]\nenabled = "yes"', "history.enabled", "expected a boolean"),
+        ('[history]\npath = ""', "history.path", "expected a path"),
+        ('[sim]\nmargin_mode = "cross"', "sim.margin_mode", "expected one of hedging, netting"),
+        ('[server]\nlog_level = "LOUD"', "server.log_level", "expected one of DEBUG, INFO"),
+        ('[sim]\ncurrency = "dollars"', "sim.currency", "3-letter"),
+        ("[sim]\nsymbols = []", "sim.symbols", "at least one symbol"),
+        ("[sim]\nsymbols = [1, 2]", "sim.symbols", "expected a list of strings"),
+        ('[sim]\nsymbols = ["EURUSD", "EURUSD"]', "sim.symbols", "duplicate symbol"),
+        ("[sim]\nseed = -1", "sim.seed", "must be in 0..2^64-1"),
+        ("[sim]\ntick_rate = nan", "sim.tick_rate", "finite"),
+    ],
+)
+def test_bad_file_value_names_file_and_field(
+    tmp_path: Path, toml: str, field: str, fragment: str
+) -> None:
+    path = write(tmp_path, toml)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    message = str(info.value)
+    assert message.startswith(f"{path}: {field}: "), message
+    assert fragment in message
+
+
+def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[server\nlisten=")
+    with pytest.raises(ConfigError, match=r"mt5exec\.toml: invalid TOML"):
+        load_config(path, env={})
+    with pytest.raises(ConfigError, match=r"nope\.toml: config file not found"):
+        load_config(tmp_path / "nope.toml", env={})
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "field", "fragment"),
+    [
+        ("MT5EXEC_SERVER_LISTEN", "abc", "server.listen", "expected HOST:PORT, got 'abc'"),
+        ("MT5EXEC_LISTEN", "host:-1", "server.listen", "port must be a number"),
+        ("MT5EXEC_SERVER_MAX_INSTANCES", "many", "server.max_instances", "expected an integer"),
+        ("MT5EXEC_ENGINE_STOP_GRACE_S", "-2", "engine.stop_grace_s", "must be >= 0"),
+        ("MT5EXEC_ENGINE_ORDER_TIMEOUT_S", "soon", "engine.order_timeout_s", "expected a number"),
+        ("MT5EXEC_HISTORY_ENABLED", "maybe", "history.enabled", "expected a boolean"),
+        ("MT5EXEC_SIM_MARGIN_MODE", "cross", "sim.margin_mode", "expected one of"),
+        ("MT5EXEC_SERVER_LOG_LEVEL", "chatty", "server.log_level", "expected one of"),
+        ("MT5EXEC_SIM_SYMBOLS", "", "sim.symbols", "at least one symbol"),
+    ],
+)
+def test_bad_env_value_names_variable_and_field(
+    var: str, value: str, field: str, fragment: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(env={var: value})
+    message = str(info.value)
+    assert message.startswith(f"{var}: {field}: "), message
+    assert fragment in message
+
+
+def test_bad_override() -> None:
+    with pytest.raises(ConfigError, match=r"^override: server\.port: unknown key in \[server\]"):
+        load_config(env={}, overrides={"server.port": 1})
+    with pytest.raises(ConfigError, match=r"^override: listen: unknown setting"):
+        load_config(env={}, overrides={"listen": "x:1"})
+    with pytest.raises(ConfigError, match=r"^override: engine\.order_timeout_s: must be > 0"):
+        load_config(env={}, overrides={"engine.order_timeout_s": 0})
+
+
+def test_parse_listen() -> None:
+    assert parse_listen("localhost:0") == ("localhost", 0)
+    assert parse_listen("[::]:50051") == ("[::]", 50051)
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        parse_listen("50051")

@@ -1,0 +1,458 @@
+"""DuckDB history: rows written off-thread, idempotent on natural keys, batched, durable."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from mt5exec.storage.history import SCHEMA_VERSION, TABLES, HistoryError, HistoryWriter
+from mt5exec.v1 import common_pb2 as pb
+
+T0_NS = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
+T0 = dt.datetime(2026, 1, 1)
+
+
+def at(seconds: float) -> dt.datetime:
+    return T0 + dt.timedelta(seconds=seconds)
+
+
+def make_instance(instance_id: str = "i-1", state: int = pb.INSTANCE_STATE_READY) -> pb.Instance:
+    inst = pb.Instance(
+        instance_id=instance_id,
+        owner="alice",
+        backend=pb.BACKEND_SIM,
+        state=state,
+        trading_state=pb.TRADING_STATE_ACTIVE,
+        worker_pid=4242,
+        restarts=1,
+    )
+    inst.config.symbols.extend(["EURUSD", "XAUUSD"])
+    inst.config.leverage = 100
+    inst.config.margin_mode = pb.ACCOUNT_MARGIN_MODE_HEDGING
+    inst.created_time.FromNanoseconds(T0_NS)
+    return inst
+
+
+def make_order(
+    coid: str = "c-1",
+    status: int = pb.ORDER_STATUS_NEW,
+    updated_s: float | None = 1.0,
+    instance_id: str = "i-1",
+) -> pb.Order:
+    order = pb.Order(
+        instance_id=instance_id,
+        client_order_id=coid,
+        order_id=1001,
+        symbol="EURUSD",
+        side=pb.SIDE_BUY,
+        type=pb.ORDER_TYPE_LIMIT,
+        volume=0.5,
+        price=1.08,
+        stop_loss=1.07,
+        take_profit=1.1,
+        time_in_force=pb.TIME_IN_FORCE_GTC,
+        status=status,
+        comment="test",
+    )
+    order.created_time.FromNanoseconds(T0_NS)
+    if updated_s is not None:
+        order.updated_time.FromNanoseconds(T0_NS + int(updated_s * 1e9))
+    return order
+
+
+def fill_event(seq: int, deal_id: int | None = None, instance_id: str = "i-1") -> bytes:
+    event = pb.ExecutionEvent(instance_id=instance_id, sequence=seq)
+    event.time.FromNanoseconds(T0_NS + seq * 1_000_000_000)
+    fill = event.fill
+    fill.instance_id = instance_id
+    fill.deal_id = seq if deal_id is None else deal_id
+    fill.order_id = 1001
+    fill.position_id = 7
+    fill.client_order_id = "c-1"
+    fill.symbol = "EURUSD"
+    fill.side = pb.SIDE_BUY
+    fill.entry = pb.FILL_ENTRY_IN
+    fill.volume = 0.5
+    fill.price = 1.0812
+    fill.slippage_points = 2.0
+    fill.profit = -1.25
+    fill.time.FromNanoseconds(T0_NS + seq * 1_000_000_000)
+    return event.SerializeToString()
+
+
+def order_event(seq: int, order: pb.Order) -> bytes:
+    event = pb.ExecutionEvent(instance_id=order.instance_id, sequence=seq)
+    event.time.FromNanoseconds(T0_NS + seq * 1_000_000_000)
+    event.order_update.CopyFrom(order)
+    return event.SerializeToString()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "history.duckdb"
+
+
+@pytest.fixture
+def open_writer(db_path: Path) -> Iterator[Callable[..., HistoryWriter]]:
+    """Factory of started writers, all closed at the end of the test."""
+    writers: list[HistoryWriter] = []
+
+    def factory(**kwargs: int) -> HistoryWriter:
+        writer = HistoryWriter(db_path, **kwargs)
+        writer.start()
+        writers.append(writer)
+        return writer
+
+    yield factory
+    for writer in writers:
+        writer.close()
+
+
+def count(writer: HistoryWriter, table: str) -> int:
+    rows = writer.query(f"SELECT count(*) FROM {table}")
+    return int(rows[0][0])
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+def test_write_and_read_back(open_writer: Callable[..., HistoryWriter]) -> None:
+    writer = open_writer()
+    writer.record_instance(make_instance())
+    writer.record_order(make_order())
+    writer.record_execution(fill_event(1))
+    assert writer.flush(timeout=10)
+
+    (inst,) = writer.query(
+        "SELECT instance_id, owner, backend, state, trading_state, config_json, worker_pid,"
+        " restarts, created_at FROM instances"
+    )
+    assert inst[:5] == ("i-1", "alice", "SIM", "READY", "ACTIVE")
+    assert json.loads(inst[5]) == {
+        "symbols": ["EURUSD", "XAUUSD"],
+        "leverage": 100,
+        "margin_mode": "ACCOUNT_MARGIN_MODE_HEDGING",
+    }
+    assert inst[6:] == (4242, 1, T0)
+
+    (order,) = writer.query(
+        "SELECT instance_id, client_order_id, order_id, symbol, side, type, volume, price,"
+        " stop_loss, take_profit, time_in_force, filling, status, comment, created_at,"
+        " updated_at FROM orders"
+    )
+    assert order == (
+        "i-1",
+        "c-1",
+        1001,
+        "EURUSD",
+        "BUY",
+        "LIMIT",
+        0.5,
+        1.08,
+        1.07,
+        1.1,
+        "GTC",
+        None,  # FILLING_MODE_UNSPECIFIED
+        "NEW",
+        "test",
+        T0,
+        at(1),
+    )
+
+    (execution,) = writer.query(
+        "SELECT instance_id, sequence, kind, time, deal_id, order_id, position_id,"
+        " client_order_id, symbol, side, entry, volume, price, slippage_points, profit, status,"
+        " raw FROM executions"
+    )
+    assert execution[:-1] == (
+        "i-1",
+        1,
+        "fill",
+        at(1),
+        1,
+        1001,
+        7,
+        "c-1",
+        "EURUSD",
+        "BUY",
+        "IN",
+        0.5,
+        1.0812,
+        2.0,
+        -1.25,
+        None,
+    )
+    assert pb.ExecutionEvent.FromString(execution[-1]).fill.deal_id == 1
+
+    (deal,) = writer.query(
+        "SELECT instance_id, deal_id, sequence, order_id, side, entry, volume, price, time"
+        " FROM deals"
+    )
+    assert deal == ("i-1", 1, 1, 1001, "BUY", "IN", 0.5, 1.0812, at(1))
+    assert writer.query("SELECT max(version) FROM schema_version") == [(SCHEMA_VERSION,)]
+    assert writer.errors == 0
+
+
+def test_same_execution_twice_is_one_row(open_writer: Callable[..., HistoryWriter]) -> None:
+    writer = open_writer()
+    event = fill_event(1)
+    writer.record_execution(event)
+    writer.record_execution(event)  # same batch
+    assert writer.flush(timeout=10)
+    writer.record_execution(event)  # later batch
+    assert writer.flush(timeout=10)
+    assert count(writer, "executions") == 1
+    assert count(writer, "deals") == 1
+
+    # The same deal reported again under another sequence (e.g. after reconciliation):
+    # a second execution, still one deal.
+    writer.record_execution(fill_event(2, deal_id=1))
+    assert writer.flush(timeout=10)
+    assert count(writer, "executions") == 2
+    assert writer.query("SELECT deal_id, sequence FROM deals") == [(1, 1)]
+
+
+def test_order_status_update_keeps_latest(open_writer: Callable[..., HistoryWriter]) -> None:
+    writer = open_writer()
+    writer.record_order(make_order(status=pb.ORDER_STATUS_NEW, updated_s=1))
+    assert writer.flush(timeout=10)
+    writer.record_order(make_order(status=pb.ORDER_STATUS_ACCEPTED, updated_s=2))
+    writer.record_order(make_order(status=pb.ORDER_STATUS_PARTIALLY_FILLED, updated_s=3))
+    assert writer.flush(timeout=10)
+    assert writer.query("SELECT status, updated_at FROM orders") == [("PARTIALLY_FILLED", at(3))]
+
+    fill = make_order(status=pb.ORDER_STATUS_FILLED, updated_s=4)
+    fill.filled_volume = 0.5
+    fill.average_fill_price = 1.0799
+    writer.record_order(fill)
+    # A stale copy arriving later (replay, slow path) must not undo the fill.
+    writer.record_order(make_order(status=pb.ORDER_STATUS_ACCEPTED, updated_s=2))
+    assert writer.flush(timeout=10)
+    writer.record_order(make_order(status=pb.ORDER_STATUS_NEW, updated_s=1))
+    assert writer.flush(timeout=10)
+    assert writer.query("SELECT status, filled_volume, average_fill_price FROM orders") == [
+        ("FILLED", 0.5, 1.0799)
+    ]
+    assert count(writer, "orders") == 1
+
+
+def test_order_events_update_orders_table(open_writer: Callable[..., HistoryWriter]) -> None:
+    writer = open_writer()
+    writer.record_execution(order_event(1, make_order(status=pb.ORDER_STATUS_ACCEPTED)))
+    filled = make_order(status=pb.ORDER_STATUS_FILLED, updated_s=5)
+    filled.retcode = 10009
+    writer.record_execution(order_event(2, filled))
+    writer.record_execution(fill_event(3))
+    assert writer.flush(timeout=10)
+    assert writer.query("SELECT sequence, kind, status, retcode FROM executions ORDER BY 1") == [
+        (1, "order", "ACCEPTED", 0),
+        (2, "order", "FILLED", 10009),
+        (3, "fill", None, None),
+    ]
+    assert writer.query("SELECT client_order_id, status, retcode FROM orders") == [
+        ("c-1", "FILLED", 10009)
+    ]
+
+
+def test_instance_upsert(open_writer: Callable[..., HistoryWriter]) -> None:
+    writer = open_writer()
+    writer.record_instance(make_instance(state=pb.INSTANCE_STATE_STARTING))
+    writer.record_instance(make_instance("i-2"))
+    assert writer.flush(timeout=10)
+    writer.record_instance(make_instance(state=pb.INSTANCE_STATE_STOPPED))
+    assert writer.flush(timeout=10)
+    assert writer.query("SELECT instance_id, state FROM instances ORDER BY 1") == [
+        ("i-1", "STOPPED"),
+        ("i-2", "READY"),
+    ]
+
+
+def test_close_flushes_and_data_survives_reopen(db_path: Path) -> None:
+    with HistoryWriter(db_path, flush_interval_ms=60_000) as writer:
+        writer.record_instance(make_instance())
+        writer.record_order(make_order())
+        for seq in range(1, 101):
+            writer.record_execution(fill_event(seq))
+        # No flush(): the interval is a minute, so only close() can write these rows.
+    assert not writer.running
+    writer.close()  # idempotent
+
+    with HistoryWriter(db_path) as reopened:
+        assert count(reopened, "instances") == 1
+        assert count(reopened, "orders") == 1
+        assert count(reopened, "executions") == 100
+        assert count(reopened, "deals") == 100
+        # Replaying the same events after a restart changes nothing.
+        for seq in range(1, 101):
+            reopened.record_execution(fill_event(seq))
+        assert reopened.flush(timeout=10)
+        assert count(reopened, "executions") == 100
+
+
+def test_burst_is_written_in_batches(open_writer: Callable[..., HistoryWriter]) -> None:
+    rows = 10_000
+    writer = open_writer(flush_interval_ms=200, batch_size=1000)
+    events = [fill_event(seq) for seq in range(1, rows + 1)]
+    start = time.perf_counter()
+    for event in events:
+        writer.record_execution(event)
+    enqueued = time.perf_counter()
+    assert writer.flush(timeout=60)
+    elapsed = time.perf_counter() - start
+    assert count(writer, "executions") == rows
+    assert count(writer, "deals") == rows
+    # Two tables written: one statement per table per flush, never one per row.
+    assert writer.statements <= 2 * writer.flushes
+    assert writer.flushes <= rows // 100, writer.flushes
+    assert writer.rows_written == 2 * rows
+    print(
+        f"\nhistory burst: {rows} executions (+{rows} deals) in {elapsed * 1e3:.0f} ms = "
+        f"{rows / elapsed:,.0f} events/s ({2 * rows / elapsed:,.0f} rows/s) in "
+        f"{writer.flushes} flushes / {writer.statements} statements; record_execution "
+        f"{(enqueued - start) / rows * 1e6:.2f} us/call"
+    )
+
+
+def test_batch_size_triggers_a_write(open_writer: Callable[..., HistoryWriter]) -> None:
+    writer = open_writer(flush_interval_ms=60_000, batch_size=50)
+    for seq in range(1, 51):
+        writer.record_execution(fill_event(seq))
+    assert wait_for(lambda: count(writer, "executions") == 50)
+
+
+def test_interval_triggers_a_write(open_writer: Callable[..., HistoryWriter]) -> None:
+    writer = open_writer(flush_interval_ms=20, batch_size=1000)
+    writer.record_execution(fill_event(1))
+    assert wait_for(lambda: count(writer, "executions") == 1)
+
+
+def test_undecodable_event_is_counted_not_fatal(open_writer: Callable[..., HistoryWriter]) -> None:
+    writer = open_writer()
+    writer.record_execution(b"\xff\xff not protobuf")
+    writer.record_execution(pb.ExecutionEvent(instance_id="i-1", sequence=9).SerializeToString())
+    writer.record_execution(fill_event(1))
+    assert writer.flush(timeout=10)
+    assert writer.errors == 2
+    assert writer.running
+    assert count(writer, "executions") == 1
+
+
+def test_failed_flush_is_retried_once(open_writer: Callable[..., HistoryWriter]) -> None:
+    writer = open_writer(flush_interval_ms=60_000)
+    assert writer.flush(timeout=10)  # writer idle from here on, so its connection is free
+    conn = writer._conn
+    assert conn is not None
+    # A real failure: the target table is gone while rows are queued.
+    conn.execute("ALTER TABLE orders RENAME TO orders_away")
+    writer.record_order(make_order())
+    writer.record_execution(fill_event(1))
+    assert not writer.flush(timeout=10)
+    assert writer.errors == 1
+    conn.execute("ALTER TABLE orders_away RENAME TO orders")
+    assert writer.flush(timeout=10)  # the retry
+    assert count(writer, "orders") == 1
+    assert count(writer, "executions") == 1
+
+    # Failing twice drops the rows and the writer carries on.
+    conn.execute("ALTER TABLE orders RENAME TO orders_away")
+    writer.record_order(make_order("c-2"))
+    assert not writer.flush(timeout=10)
+    assert not writer.flush(timeout=10)
+    conn.execute("ALTER TABLE orders_away RENAME TO orders")
+    assert writer.dropped == 1
+    assert writer.errors == 3
+    writer.record_order(make_order("c-3"))
+    assert writer.flush(timeout=10)
+    assert writer.query("SELECT client_order_id FROM orders ORDER BY 1") == [("c-1",), ("c-3",)]
+
+
+def test_query_cannot_write(open_writer: Callable[..., HistoryWriter]) -> None:
+    writer = open_writer()
+    with pytest.raises(duckdb.Error, match="read-only"):
+        writer.query("DELETE FROM orders")
+    assert count(writer, "orders") == 0  # the cursor is still usable
+
+
+def test_query_with_params(open_writer: Callable[..., HistoryWriter]) -> None:
+    writer = open_writer()
+    writer.record_order(make_order("a", instance_id="i-1"))
+    writer.record_order(make_order("b", instance_id="i-2"))
+    assert writer.flush(timeout=10)
+    rows = writer.query("SELECT client_order_id FROM orders WHERE instance_id = ?", ["i-2"])
+    assert rows == [("b",)]
+
+
+def test_records_after_close_are_rejected(db_path: Path) -> None:
+    writer = HistoryWriter(db_path)
+    writer.start()
+    writer.close()
+    writer.record_execution(fill_event(1))
+    assert writer.rejected == 1
+    with pytest.raises(HistoryError):
+        writer.query("SELECT 1")
+    with pytest.raises(HistoryError):
+        writer.start()
+
+
+def test_queue_limit_rejects_instead_of_growing(db_path: Path) -> None:
+    writer = HistoryWriter(db_path, batch_size=2, max_pending=2)
+    for seq in range(1, 4):  # queued before start: nothing drains the queue yet
+        writer.record_execution(fill_event(seq))
+    assert writer.rejected == 1
+    with writer:
+        assert writer.flush(timeout=10)
+        assert count(writer, "executions") == 2
+
+
+def test_newer_schema_is_refused(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    conn = duckdb.connect(str(db_path))
+    conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
+    conn.execute("INSERT INTO schema_version VALUES (?, ?)", [SCHEMA_VERSION + 1, T0])
+    conn.close()
+    with pytest.raises(HistoryError, match="newer"):
+        HistoryWriter(db_path).start()
+
+
+def test_second_process_cannot_open_the_file(
+    open_writer: Callable[..., HistoryWriter], db_path: Path
+) -> None:
+    open_writer()
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from mt5exec.storage.history import HistoryError, HistoryWriter\n"
+        "try:\n"
+        "    HistoryWriter(Path(sys.argv[1])).start()\n"
+        "except HistoryError as exc:\n"
+        "    print(exc); sys.exit(3)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(db_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(Path(__file__).resolve().parents[1] / "python")},
+        check=False,
+    )
+    assert result.returncode == 3, result.stderr
+    assert "cannot open history database" in result.stdout
+
+
+def test_schema_has_every_table(open_writer: Callable[..., HistoryWriter]) -> None:
+    writer = open_writer()
+    names = {row[0] for row in writer.query("SELECT table_name FROM duckdb_tables()")}
+    assert names == {"schema_version", *(table.name for table in TABLES)}
