@@ -24,7 +24,9 @@ def at(seconds: float) -> dt.datetime:
     return T0 + dt.timedelta(seconds=seconds)
 
 
-def make_instance(instance_id: str = "i-1", state: int = pb.INSTANCE_STATE_READY) -> pb.Instance:
+def make_instance(
+    instance_id: str = "i-1", state: pb.InstanceState = pb.INSTANCE_STATE_READY
+) -> pb.Instance:
     inst = pb.Instance(
         instance_id=instance_id,
         owner="alice",
@@ -43,7 +45,7 @@ def make_instance(instance_id: str = "i-1", state: int = pb.INSTANCE_STATE_READY
 
 def make_order(
     coid: str = "c-1",
-    status: int = pb.ORDER_STATUS_NEW,
+    status: pb.OrderStatus = pb.ORDER_STATUS_NEW,
     updated_s: float | None = 1.0,
     instance_id: str = "i-1",
 ) -> pb.Order:

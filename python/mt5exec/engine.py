@@ -185,14 +185,19 @@ class Engine:
             raise _translate(e) from None
         return common_pb2.Instance.FromString(await self._await(token))
 
-    async def stop_all(self) -> None:
+    async def stop_all(self) -> list[common_pb2.Instance]:
+        """Stops every running worker; returns the stopped instances."""
         ids = self._core.running_instances()
         results = await asyncio.gather(
             *(self.stop_instance(i) for i in ids), return_exceptions=True
         )
+        stopped = []
         for result in results:
-            if isinstance(result, BaseException) and not isinstance(result, MT5ExecError):
+            if isinstance(result, common_pb2.Instance):
+                stopped.append(result)
+            elif not isinstance(result, MT5ExecError):
                 raise result
+        return stopped
 
     def get_instance(self, instance_id: str) -> common_pb2.Instance:
         try:

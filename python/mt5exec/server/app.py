@@ -137,7 +137,10 @@ class Server:
             MT5ExecError(grpc.StatusCode.UNAVAILABLE, "SERVER_SHUTTING_DOWN", "the server is stopping")
         )
         await self.grpc.stop(grace)
-        await self.engine.stop_all()
+        stopped = await self.engine.stop_all()
+        if self.state.history is not None:
+            for instance in stopped:
+                self.state.history.record_instance(instance)
         if self._recorder is not None:
             self._recorder.cancel()
             with contextlib.suppress(asyncio.CancelledError):

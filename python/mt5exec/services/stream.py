@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from mt5exec.engine import Topic
+from mt5exec.engine import Subscription, Topic
 from mt5exec.errors import MT5ExecError
 from mt5exec.server.state import AppState
 from mt5exec.services import validation
@@ -17,6 +17,18 @@ PLANNED: dict[str, int] = {}
 # A response carries at most this much; a subscriber that fell behind gets its
 # backlog in few large messages instead of many small ones.
 _MAX_MESSAGE_BYTES = 256 * 1024
+
+
+async def _live(sub: Subscription, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+    """The subscription's messages; headers go out first, so that a client that
+    has them knows the subscription is live and will miss nothing from then on."""
+    try:
+        await context.send_initial_metadata(())
+    except BaseException:
+        sub.close()
+        raise
+    async for message in sub.messages(_MAX_MESSAGE_BYTES):
+        yield message
 
 
 class StreamService:
@@ -35,7 +47,7 @@ class StreamService:
                 "conflate",
             )
         sub = self._engine.subscribe(Topic.TICKS, ids, list(request.symbols))
-        async for message in sub.messages(_MAX_MESSAGE_BYTES):
+        async for message in _live(sub, context):
             yield message
 
     async def StreamExecutions(
@@ -50,7 +62,7 @@ class StreamService:
                 "from_sequence",
             )
         sub = self._engine.subscribe(Topic.EXECUTIONS, ids)
-        async for message in sub.messages(_MAX_MESSAGE_BYTES):
+        async for message in _live(sub, context):
             yield message
 
     async def StreamAccount(
@@ -65,7 +77,7 @@ class StreamService:
                 "interval",
             )
         sub = self._engine.subscribe(Topic.ACCOUNTS, [instance_id])
-        async for message in sub.messages(_MAX_MESSAGE_BYTES):
+        async for message in _live(sub, context):
             yield message
 
     async def StreamInstanceEvents(
@@ -73,5 +85,5 @@ class StreamService:
     ) -> AsyncIterator[bytes]:
         ids = [validation.instance_id(i, "instance_ids") for i in request.instance_ids]
         sub = self._engine.subscribe(Topic.INSTANCE_EVENTS, ids)
-        async for message in sub.messages(_MAX_MESSAGE_BYTES):
+        async for message in _live(sub, context):
             yield message

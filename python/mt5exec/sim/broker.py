@@ -284,16 +284,16 @@ class _Position:
         """Call after changing side, volume or open price, to drop the cached encoding."""
         self._static = None
 
-    def encode(self) -> bytes:
-        """This position as one serialized ``PositionSnapshot.positions`` entry (tag included).
+    def head(self) -> bytes:
+        """Tag, length and the fields that change only with the position itself, serialized.
 
-        Only price_current and profit are encoded per call; the rest is cached, which makes a
-        snapshot of thousands of hedged positions cost a few hundred microseconds, not
-        milliseconds (the worker sends one after every fill).
+        A ``PositionSnapshot.positions`` entry is ``head()`` followed by the fixed-size
+        ``_POSITION_TAIL`` (price_current, profit): only the tail is encoded per snapshot, which
+        keeps a snapshot of thousands of hedged positions cheap (one is sent after every fill).
         """
-        static = self._static
-        if static is None:
-            static = self._static = pb.Position(
+        head = self._static
+        if head is None:
+            static = pb.Position(
                 ticket=self.ticket,
                 symbol=self.market.spec.name,
                 type=self.side,
@@ -305,11 +305,10 @@ class _Position:
                 magic=self.magic,
                 comment=self.comment,
             ).SerializeToString()
-        price = self.price_current()
-        body = static + _POSITION_TAIL.pack(
-            _PRICE_CURRENT_TAG, price, _PROFIT_TAG, self.profit_at(price, self.volume)
-        )
-        return _POSITIONS_TAG + _varint(len(body)) + body
+            head = self._static = (
+                _POSITIONS_TAG + _varint(len(static) + _POSITION_TAIL.size) + static
+            )
+        return head
 
     def price_current(self) -> float:
         # A buy is closed by selling at the bid, a sell by buying at the ask.
@@ -320,7 +319,9 @@ class _Position:
         diff = (
             price - self.price_open if self.side == POSITION_TYPE_BUY else self.price_open - price
         )
-        return round(diff * volume * self.market.contract * self.market.rate(), 2)
+        # round(x * 100) / 100 rather than round(x, 2): same cents, several times faster, and
+        # positions_snapshot_bytes must use the very same formula.
+        return round(diff * volume * self.market.contract * self.market.rate() * 100.0) / 100.0
 
 
 class SimBroker:
@@ -475,7 +476,21 @@ class SimBroker:
 
     def positions_snapshot_bytes(self) -> bytes:
         """The serialized ``PositionSnapshot`` of all open positions (the worker's fast path)."""
-        return b"".join([p.encode() for p in self._positions.values()])
+        parts: list[bytes] = []
+        append = parts.append
+        pack = _POSITION_TAIL.pack
+        for p in self._positions.values():
+            m = p.market
+            if p.side == POSITION_TYPE_BUY:
+                price = m.bid
+                diff = price - p.price_open
+            else:
+                price = m.ask
+                diff = p.price_open - price
+            profit = round(diff * p.volume * m.contract * m.rate() * 100.0) / 100.0
+            append(p._static or p.head())
+            append(pack(_PRICE_CURRENT_TAG, price, _PROFIT_TAG, profit))
+        return b"".join(parts)
 
     def positions_snapshot(self) -> pb.PositionSnapshot:
         """All open positions, priced at the latest ticks."""

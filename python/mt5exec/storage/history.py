@@ -473,6 +473,7 @@ class _Batch:
 
 
 _ORDER_UPDATED: Final = ORDERS.column_names.index("updated_at")
+_INSERT_SQL: Final[Mapping[str, str]] = {table.name: table.insert_sql() for table in TABLES}
 
 
 # --------------------------------------------------------------------------------------------
@@ -566,7 +567,10 @@ class HistoryWriter:
             try:
                 self._create_schema(conn)
                 reader = conn.cursor()
-            except Exception:
+            except duckdb.Error as exc:
+                conn.close()
+                raise HistoryError(f"cannot create history schema in {self.path}: {exc}") from exc
+            except BaseException:
                 conn.close()
                 raise
             self._conn, self._reader = conn, reader
@@ -591,11 +595,6 @@ class HistoryWriter:
         thread.join(timeout)
         if thread.is_alive():
             log.error("history writer did not finish within %.1fs; leaving it running", timeout)
-            return
-        with self._read_lock:
-            if self._reader is not None:
-                self._reader.close()
-                self._reader = None
 
     def __enter__(self) -> Self:
         self.start()
@@ -683,7 +682,7 @@ class HistoryWriter:
             finally:
                 reader.execute("ROLLBACK")
 
-    # ---------------------------------------------------------------------------- writer thread
+    # ---------------------------------------------------------------------------- schema
 
     def _create_schema(self, conn: duckdb.DuckDBPyConnection) -> None:
         conn.execute("BEGIN")
@@ -707,11 +706,14 @@ class HistoryWriter:
                 )
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            with contextlib.suppress(duckdb.Error):
+                conn.execute("ROLLBACK")
             raise
         # Temp tables are private to this connection: the reader cursor never sees them.
         for table in TABLES:
             conn.execute(table.create_stage_sql())
+
+    # ---------------------------------------------------------------------------- writer thread
 
     def _run(self) -> None:
         conn = self._conn
@@ -733,10 +735,15 @@ class HistoryWriter:
                     break
         finally:
             self._appenders.clear()
-            try:
-                conn.close()
-            except duckdb.Error:
-                log.exception("closing history database failed")
+            # Under the read lock: a query() running on another thread finishes first.
+            with self._read_lock:
+                try:
+                    if self._reader is not None:
+                        self._reader.close()
+                    conn.close()
+                except duckdb.Error:
+                    log.exception("closing history database failed")
+                self._reader = None
             if self._retry is not None:
                 self.dropped += len(self._retry)
                 log.error("history: %d rows not written at close", len(self._retry))
@@ -833,7 +840,7 @@ class HistoryWriter:
                 appender = self._appender(table)
                 appender.append_rows(rows.values())
                 appender.flush()
-                conn.execute(table.insert_sql())
+                conn.execute(_INSERT_SQL[table.name])
                 conn.execute(f"DELETE FROM {table.stage}")
                 statements += 1
                 rows_written += len(rows)

@@ -1,0 +1,145 @@
+"""Run a real mt5exec server in a child process: for tests, benchmarks and demos."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import grpc
+
+from mt5exec.v1 import instance_pb2_grpc, order_pb2_grpc, stream_pb2_grpc
+
+
+class ServerProcess:
+    """``python -m mt5exec serve`` on a free loopback port, with stubs to call it."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        config: Path | None = None,
+        extra_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        start_timeout: float = 30.0,
+    ) -> None:
+        self.data_dir = data_dir
+        self.args = [sys.executable, "-m", "mt5exec", "serve", "--listen", "127.0.0.1:0"]
+        self.args += ["--data-dir", str(data_dir)]
+        if config is not None:
+            self.args += ["--config", str(config)]
+        self.args += extra_args or []
+        self.env = {**os.environ, **(env or {})}
+        self.start_timeout = start_timeout
+        self.process: subprocess.Popen[bytes] | None = None
+        self.address = ""
+        self.channel: grpc.Channel | None = None
+
+    def start(self) -> Self:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.data_dir / "server.log", "ab") as log:
+            self.process = subprocess.Popen(
+                self.args, stdout=subprocess.PIPE, stderr=log, env=self.env, start_new_session=True
+            )
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + self.start_timeout
+        line = b""
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.process.stdout], [], [], 0.1)
+            if ready:
+                line = self.process.stdout.readline()
+                if line.startswith(b"mt5exec listening on "):
+                    self.address = line.split()[-1].decode()
+                    break
+                if not line:
+                    break
+        if not self.address:
+            self.kill()
+            raise RuntimeError(f"server did not start: {line!r}; see {self.data_dir}/server.log")
+        self.channel = grpc.insecure_channel(self.address)
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    @property
+    def instances(self) -> instance_pb2_grpc.InstanceServiceStub:
+        assert self.channel is not None
+        return instance_pb2_grpc.InstanceServiceStub(self.channel)
+
+    @property
+    def orders(self) -> order_pb2_grpc.OrderServiceStub:
+        assert self.channel is not None
+        return order_pb2_grpc.OrderServiceStub(self.channel)
+
+    @property
+    def streams(self) -> stream_pb2_grpc.StreamServiceStub:
+        assert self.channel is not None
+        return stream_pb2_grpc.StreamServiceStub(self.channel)
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout)
+        self._close_pipe()
+        return code
+
+    def _close_pipe(self) -> None:
+        if self.process is not None and self.process.stdout is not None:
+            self.process.stdout.close()
+
+    def kill(self) -> None:
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self._close_pipe()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self.terminate()
+        finally:
+            self.kill()
+
+
+def process_gone(pid: int) -> bool:
+    """True when ``pid`` no longer exists (a zombie still counts as existing)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return False if f.read() else True
+    except FileNotFoundError:
+        return True
+
+
+def wait_gone(pids: list[int], timeout: float = 10.0) -> list[int]:
+    """Waits for processes to disappear; returns those still there."""
+    deadline = time.monotonic() + timeout
+    left = list(pids)
+    while left and time.monotonic() < deadline:
+        left = [p for p in left if not process_gone(p)]
+        if left:
+            time.sleep(0.02)
+    return left

@@ -1,0 +1,34 @@
+"""Helpers for tests that call a real server."""
+
+from __future__ import annotations
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from mt5exec.testing import ServerProcess
+from mt5exec.v1 import common_pb2, instance_pb2
+
+
+def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo:
+    """The ErrorInfo detail of a failed call (fails the test when missing)."""
+    assert isinstance(error, grpc.Call)
+    status = rpc_status.from_call(error)
+    assert status is not None, f"no status details: {error}"
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info
+    raise AssertionError(f"no ErrorInfo in {status}")
+
+
+def create_sim(
+    server: ServerProcess, instance_id: str, symbols: list[str] | None = None, tick_rate: float = 10
+) -> common_pb2.Instance:
+    config = common_pb2.InstanceConfig(symbols=symbols or ["EURUSD"], tick_rate=tick_rate)
+    response = server.instances.CreateInstance(
+        instance_pb2.CreateInstanceRequest(instance_id=instance_id, config=config), timeout=30
+    )
+    return response.instance
+
