@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -18,8 +17,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     proc = ServerProcess(data).start()
     try:
         yield proc
-        pids = [i.worker_pid for i in proc.instances.ListInstances(
-            instance_pb2.ListInstancesRequest()).instances if i.worker_pid]
+        pids = [
+            i.worker_pid
+            for i in proc.instances.ListInstances(instance_pb2.ListInstancesRequest()).instances
+            if i.worker_pid
+        ]
         assert proc.terminate() == 0
         assert wait_gone(pids) == [], "workers outlived the server"
     finally:

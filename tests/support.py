@@ -31,4 +31,3 @@ def create_sim(
         instance_pb2.CreateInstanceRequest(instance_id=instance_id, config=config), timeout=30
     )
     return response.instance
-

@@ -10,10 +10,10 @@ import duckdb
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tests.support import create_sim, error_info
 
 from mt5exec.testing import ServerProcess, process_gone, wait_gone
 from mt5exec.v1 import common_pb2, instance_pb2, order_pb2, stream_pb2
-from tests.support import create_sim, error_info
 
 
 def _ts(t: object) -> float:
@@ -173,8 +173,10 @@ def test_ticks_order_fill_positions_account_stop(server: ServerProcess) -> None:
 def test_bad_orders_are_invalid_argument(
     server: ServerProcess, field: str, value: object, reason: str
 ) -> None:
-    if "errors" not in {i.instance_id for i in server.instances.ListInstances(
-        instance_pb2.ListInstancesRequest()).instances}:
+    if "errors" not in {
+        i.instance_id
+        for i in server.instances.ListInstances(instance_pb2.ListInstancesRequest()).instances
+    }:
         create_sim(server, "errors", ["EURUSD"], tick_rate=20)
         time.sleep(0.2)  # a first price
     request = order_pb2.PlaceOrderRequest(
@@ -207,8 +209,11 @@ def test_unknown_instance_is_not_found(server: ServerProcess) -> None:
         ),
         lambda: server.orders.GetAccount(order_pb2.GetAccountRequest(instance_id="ghost")),
         lambda: server.instances.GetInstance(instance_pb2.GetInstanceRequest(instance_id="ghost")),
-        lambda: next(server.streams.StreamTicks(
-            stream_pb2.StreamTicksRequest(instance_ids=["ghost"]), timeout=5)),
+        lambda: next(
+            server.streams.StreamTicks(
+                stream_pb2.StreamTicksRequest(instance_ids=["ghost"]), timeout=5
+            )
+        ),
     ]
     for call in calls:
         with pytest.raises(grpc.RpcError) as caught:

@@ -10,6 +10,7 @@ GIL held, and the event loop never blocks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import os
 from collections.abc import AsyncIterator
@@ -118,10 +119,8 @@ class Engine:
             self._loop = None
 
     def _on_wake(self) -> None:
-        try:
+        with contextlib.suppress(BlockingIOError):
             os.read(self._fd, 4096)
-        except BlockingIOError:
-            pass
         completions, ready = self._core.drain()
         futures = self._futures
         for token, code, reason, message, payload in completions:

@@ -42,7 +42,8 @@ class MT5ExecError(Exception):
         detail = any_pb2.Any()
         detail.Pack(info)
         status = status_pb2.Status(code=self.code.value[0], message=self.message, details=[detail])
-        return rpc_status.to_status(status)
+        converted: grpc.Status = rpc_status.to_status(status)
+        return converted
 
     def __repr__(self) -> str:
         return f"MT5ExecError({self.code.name}, {self.reason!r}, {self.message!r})"

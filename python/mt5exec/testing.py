@@ -129,7 +129,7 @@ def process_gone(pid: int) -> bool:
     """True when ``pid`` no longer exists (a zombie still counts as existing)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return False if f.read() else True
+            return not f.read()
     except FileNotFoundError:
         return True
 

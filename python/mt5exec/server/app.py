@@ -118,7 +118,11 @@ class Server:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
         names = [s.full_name for s in SERVICES]
         reflection.enable_server_reflection(
-            [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+            [
+                *names,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
             self.grpc,
         )
         host, _, port = config.server.listen.rpartition(":")
@@ -134,7 +138,9 @@ class Server:
         grace = self.config.server.grace_period_s
         await self.health.enter_graceful_shutdown()
         self.engine.end_streams(
-            MT5ExecError(grpc.StatusCode.UNAVAILABLE, "SERVER_SHUTTING_DOWN", "the server is stopping")
+            MT5ExecError(
+                grpc.StatusCode.UNAVAILABLE, "SERVER_SHUTTING_DOWN", "the server is stopping"
+            )
         )
         await self.grpc.stop(grace)
         stopped = await self.engine.stop_all()

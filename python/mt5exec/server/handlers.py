@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
@@ -20,7 +20,8 @@ from google.protobuf.message import Message
 
 from mt5exec.errors import MT5ExecError, unimplemented
 
-Handler = Callable[[Any, grpc.aio.ServicerContext], Any]
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+Handler = Callable[[Any, Context], Any]
 
 
 def serialize(message: Message | bytes) -> bytes:
@@ -31,8 +32,8 @@ def serialize(message: Message | bytes) -> bytes:
     return message.SerializeToString()
 
 
-def _unary(fn: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]) -> Handler:
-    async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
+def _unary(fn: Callable[[Any, Context], Awaitable[Any]]) -> Handler:
+    async def handler(request: Any, context: Context) -> Any:
         try:
             return await fn(request, context)
         except MT5ExecError as e:
@@ -41,8 +42,8 @@ def _unary(fn: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]) -> Han
     return handler
 
 
-def _streaming(fn: Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]) -> Handler:
-    async def handler(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+def _streaming(fn: Callable[[Any, Context], AsyncIterator[Any]]) -> Handler:
+    async def handler(request: Any, context: Context) -> AsyncIterator[Any]:
         try:
             async for item in fn(request, context):
                 yield item
@@ -55,10 +56,10 @@ def _streaming(fn: Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
 def _missing(full_name: str, issue: int, streaming: bool) -> Handler:
     error = unimplemented(full_name, issue)
 
-    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def unary(request: Any, context: Context) -> Any:
         await context.abort_with_status(error.to_status())
 
-    async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
         await context.abort_with_status(error.to_status())
         yield b""  # pragma: no cover - abort raises
 
@@ -70,9 +71,9 @@ def method_handlers(
     pb2: ModuleType,
     servicer: object,
     planned: dict[str, int],
-) -> dict[str, grpc.RpcMethodHandler]:
+) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
     """Handlers for every method of ``service``; ``planned`` maps missing ones to issues."""
-    handlers: dict[str, grpc.RpcMethodHandler] = {}
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in service.methods:
         request_type = getattr(pb2, method.input_type.name)
         streaming_out = method.server_streaming

@@ -11,6 +11,7 @@ import grpc
 
 import mt5exec
 from mt5exec.errors import MT5ExecError, invalid
+from mt5exec.server.handlers import Context
 from mt5exec.server.state import AppState
 from mt5exec.services import validation
 from mt5exec.sim.symbols import DEFAULT_SYMBOLS
@@ -82,7 +83,7 @@ class InstanceService:
         }
 
     async def CreateInstance(
-        self, request: instance_pb2.CreateInstanceRequest, context: grpc.aio.ServicerContext
+        self, request: instance_pb2.CreateInstanceRequest, context: Context
     ) -> instance_pb2.CreateInstanceResponse:
         state = self._state
         instance_id = validation.instance_id(request.instance_id, generate=True)
@@ -131,7 +132,7 @@ class InstanceService:
         return instance_pb2.CreateInstanceResponse(instance=instance)
 
     async def GetInstance(
-        self, request: instance_pb2.GetInstanceRequest, context: grpc.aio.ServicerContext
+        self, request: instance_pb2.GetInstanceRequest, context: Context
     ) -> instance_pb2.GetInstanceResponse:
         instance_id = validation.instance_id(request.instance_id)
         return instance_pb2.GetInstanceResponse(
@@ -139,7 +140,7 @@ class InstanceService:
         )
 
     async def ListInstances(
-        self, request: instance_pb2.ListInstancesRequest, context: grpc.aio.ServicerContext
+        self, request: instance_pb2.ListInstancesRequest, context: Context
     ) -> instance_pb2.ListInstancesResponse:
         instances = [
             i
@@ -160,7 +161,7 @@ class InstanceService:
         )
 
     async def StopInstance(
-        self, request: instance_pb2.StopInstanceRequest, context: grpc.aio.ServicerContext
+        self, request: instance_pb2.StopInstanceRequest, context: Context
     ) -> instance_pb2.StopInstanceResponse:
         instance_id = validation.instance_id(request.instance_id)
         grace = None

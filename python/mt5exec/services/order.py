@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import grpc
-
 from mt5exec.errors import invalid
+from mt5exec.server.handlers import Context
 from mt5exec.server.state import AppState
 from mt5exec.services import validation
 from mt5exec.v1 import order_pb2
@@ -34,9 +33,7 @@ class OrderService:
         self._engine = state.engine
         self._timeout = state.config.engine.order_timeout_s
 
-    async def PlaceOrder(
-        self, request: order_pb2.PlaceOrderRequest, context: grpc.aio.ServicerContext
-    ) -> bytes:
+    async def PlaceOrder(self, request: order_pb2.PlaceOrderRequest, context: Context) -> bytes:
         instance_id = validation.instance_id(request.instance_id)
         client_order_id = validation.client_order_id(request.client_order_id)
         if not request.symbol:
@@ -62,12 +59,10 @@ class OrderService:
         )
 
     async def ListPositions(
-        self, request: order_pb2.ListPositionsRequest, context: grpc.aio.ServicerContext
+        self, request: order_pb2.ListPositionsRequest, context: Context
     ) -> bytes:
         instance_id = validation.instance_id(request.instance_id)
         return self._engine.list_positions(instance_id, request.symbol)
 
-    async def GetAccount(
-        self, request: order_pb2.GetAccountRequest, context: grpc.aio.ServicerContext
-    ) -> bytes:
+    async def GetAccount(self, request: order_pb2.GetAccountRequest, context: Context) -> bytes:
         return self._engine.get_account(validation.instance_id(request.instance_id))

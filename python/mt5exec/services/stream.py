@@ -8,6 +8,7 @@ import grpc
 
 from mt5exec.engine import Subscription, Topic
 from mt5exec.errors import MT5ExecError
+from mt5exec.server.handlers import Context
 from mt5exec.server.state import AppState
 from mt5exec.services import validation
 from mt5exec.v1 import stream_pb2
@@ -19,7 +20,7 @@ PLANNED: dict[str, int] = {}
 _MAX_MESSAGE_BYTES = 256 * 1024
 
 
-async def _live(sub: Subscription, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+async def _live(sub: Subscription, context: Context) -> AsyncIterator[bytes]:
     """The subscription's messages; headers go out first, so that a client that
     has them knows the subscription is live and will miss nothing from then on."""
     try:
@@ -36,7 +37,7 @@ class StreamService:
         self._engine = state.engine
 
     async def StreamTicks(
-        self, request: stream_pb2.StreamTicksRequest, context: grpc.aio.ServicerContext
+        self, request: stream_pb2.StreamTicksRequest, context: Context
     ) -> AsyncIterator[bytes]:
         ids = [validation.instance_id(i, "instance_ids") for i in request.instance_ids]
         if request.conflate:
@@ -51,7 +52,7 @@ class StreamService:
             yield message
 
     async def StreamExecutions(
-        self, request: stream_pb2.StreamExecutionsRequest, context: grpc.aio.ServicerContext
+        self, request: stream_pb2.StreamExecutionsRequest, context: Context
     ) -> AsyncIterator[bytes]:
         ids = [validation.instance_id(request.instance_id)] if request.instance_id else []
         if request.from_sequence:
@@ -66,7 +67,7 @@ class StreamService:
             yield message
 
     async def StreamAccount(
-        self, request: stream_pb2.StreamAccountRequest, context: grpc.aio.ServicerContext
+        self, request: stream_pb2.StreamAccountRequest, context: Context
     ) -> AsyncIterator[bytes]:
         instance_id = validation.instance_id(request.instance_id)
         if request.HasField("interval"):
@@ -81,7 +82,7 @@ class StreamService:
             yield message
 
     async def StreamInstanceEvents(
-        self, request: stream_pb2.StreamInstanceEventsRequest, context: grpc.aio.ServicerContext
+        self, request: stream_pb2.StreamInstanceEventsRequest, context: Context
     ) -> AsyncIterator[bytes]:
         ids = [validation.instance_id(i, "instance_ids") for i in request.instance_ids]
         sub = self._engine.subscribe(Topic.INSTANCE_EVENTS, ids)

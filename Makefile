@@ -1,0 +1,56 @@
+# One tool for everything: `make run` and `make test` work on a fresh machine
+# (Python 3.11+, a Rust toolchain and make; everything else is installed here).
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+DATA_DIR ?= ./mt5exec-data
+LISTEN ?= 127.0.0.1:50051
+export VIRTUAL_ENV := $(abspath $(VENV))
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: setup build run test lint fmt proto bench clean
+
+# Virtualenv with the package (editable) and the dev tools.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+# (Re)builds the Rust extension in release mode into the package.
+build: setup
+	$(VENV)/bin/maturin develop --release -q
+
+# Sets up and runs the server: simulated broker, embedded DuckDB, nothing else needed.
+run: build
+	$(VENV)/bin/mt5exec serve --listen $(LISTEN) --data-dir $(DATA_DIR)
+
+lint: setup
+	$(VENV)/bin/ruff check python tests benchmarks scripts
+	$(VENV)/bin/ruff format --check python tests benchmarks scripts
+	$(VENV)/bin/mypy
+	cargo fmt --all --check
+	cargo clippy --all-targets --all-features -q -- -D warnings
+
+# Sets up and runs the whole suite: lint, Rust tests, Python unit and e2e tests.
+test: build lint
+	cargo test -q
+	$(VENV)/bin/pytest -q
+
+fmt: setup
+	$(VENV)/bin/ruff format python tests benchmarks scripts
+	$(VENV)/bin/ruff check --fix python tests benchmarks scripts
+	cargo fmt --all
+
+# Regenerates the committed protobuf code from proto/.
+proto: setup
+	$(PY) scripts/gen_protos.py
+
+bench: build
+	$(PY) benchmarks/order_roundtrip.py
+
+clean:
+	rm -rf $(VENV) target python/mt5exec/_core*.so

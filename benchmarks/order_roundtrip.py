@@ -1,0 +1,168 @@
+"""Order round trip (PlaceOrder market → engine → sim worker → fill → response).
+
+Measured beside a null RPC (grpc.health Check) on the same server, interleaved
+call by call so that machine noise hits both alike, then broken down by
+driving the layers below gRPC directly in this process:
+
+  engine  - the Python engine wrapper → Rust → worker socket → sim fill → back
+  broker  - the simulated broker's own fill (SimBroker.send), no I/O
+
+Usage: python benchmarks/order_roundtrip.py [--orders 2000] [--warmup 300]
+Writes benchmarks/results/order_roundtrip.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+import uvloop
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from mt5exec.engine import Engine
+from mt5exec.sim.broker import SimBroker, SimConfig
+from mt5exec.terminal.v1 import worker_pb2
+from mt5exec.testing import ServerProcess
+from mt5exec.v1 import common_pb2, instance_pb2, order_pb2, order_pb2_grpc
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import summary, write  # noqa: E402
+
+CONFIG = common_pb2.InstanceConfig(
+    symbols=["EURUSD"], tick_rate=10, margin_mode=common_pb2.ACCOUNT_MARGIN_MODE_NETTING
+)
+
+
+def order_request(i: int) -> order_pb2.PlaceOrderRequest:
+    # Alternating sides keep the netting position small, so the fill cost stays flat.
+    return order_pb2.PlaceOrderRequest(
+        instance_id="bench",
+        client_order_id=f"b{i}",
+        symbol="EURUSD",
+        side=common_pb2.SIDE_BUY if i % 2 == 0 else common_pb2.SIDE_SELL,
+        type=common_pb2.ORDER_TYPE_MARKET,
+        volume=0.01,
+    )
+
+
+async def over_grpc(address: str, orders: int, warmup: int) -> tuple[list[float], list[float]]:
+    async with grpc.aio.insecure_channel(address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        place = order_pb2_grpc.OrderServiceStub(channel).PlaceOrder
+        check = health_pb2.HealthCheckRequest()
+        null: list[float] = []
+        order: list[float] = []
+        for i in range(warmup + orders):
+            t0 = time.perf_counter()
+            await health.Check(check)
+            t1 = time.perf_counter()
+            reply = await place(order_request(i))
+            t2 = time.perf_counter()
+            assert reply.order.status == common_pb2.ORDER_STATUS_FILLED, reply
+            if i >= warmup:
+                null.append(t1 - t0)
+                order.append(t2 - t1)
+        return null, order
+
+
+async def engine_direct(data_dir: Path, orders: int, warmup: int) -> list[float]:
+    engine = Engine()
+    engine.attach(asyncio.get_running_loop())
+    directory = data_dir / "direct"
+    directory.mkdir(parents=True)
+    (directory / "c.json").write_text('{"symbols": ["EURUSD"], "margin_mode": "netting"}')
+    argv = [sys.executable, "-m", "mt5exec.workers.sim", "--config", str(directory / "c.json")]
+    await engine.create_instance("direct", "bench", 1, directory, argv, {}, CONFIG)
+    await asyncio.sleep(0.3)
+    samples: list[float] = []
+    try:
+        for i in range(warmup + orders):
+            side = common_pb2.SIDE_BUY if i % 2 == 0 else common_pb2.SIDE_SELL
+            t0 = time.perf_counter()
+            await engine.place_order(
+                "direct", f"d{i}", "EURUSD", side, 1, 0.01, 0, 0, 0, 0, "", 0, 10.0
+            )
+            if i >= warmup:
+                samples.append(time.perf_counter() - t0)
+    finally:
+        await engine.stop_all()
+        engine.detach()
+    return samples
+
+
+def broker_only(orders: int) -> list[float]:
+    broker = SimBroker(SimConfig(symbols=["EURUSD"], margin_mode="netting"))
+    broker.tick("EURUSD")
+    samples: list[float] = []
+    for i in range(orders):
+        request = worker_pb2.OrderRequest(
+            request_id=i, action=1, symbol="EURUSD", volume=0.01, type=i % 2, type_filling=0
+        )
+        t0 = time.perf_counter()
+        outcome = broker.send(request)
+        samples.append(time.perf_counter() - t0)
+        assert outcome.result.retcode == 10009
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=300)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="mt5exec-bench-") as tmp:
+        with ServerProcess(Path(tmp) / "server") as server:
+            server.instances.CreateInstance(
+                instance_pb2.CreateInstanceRequest(instance_id="bench", config=CONFIG), timeout=30
+            )
+            time.sleep(0.3)  # a first price
+            null, order = uvloop.run(over_grpc(server.address, args.orders, args.warmup))
+        direct = uvloop.run(engine_direct(Path(tmp), args.orders, args.warmup))
+    broker = broker_only(args.orders)
+
+    s_null, s_order, s_direct, s_broker = map(summary, (null, order, direct, broker))
+    result = {
+        "orders": args.orders,
+        "null_rpc": s_null,
+        "place_order": s_order,
+        "engine_direct": s_direct,
+        "sim_broker_fill": s_broker,
+        "ratios": {
+            "p50_order_vs_null": round(s_order["p50_us"] / s_null["p50_us"], 2),
+            "p99_order_vs_null": round(s_order["p99_us"] / s_null["p99_us"], 2),
+        },
+        "targets": {"p50_order_vs_null": 1.3, "p99_order_vs_null": 2.0},
+        "breakdown_p50_us": {
+            "grpc_and_python_floor (null RPC)": s_null["p50_us"],
+            "handler_and_validation (order - null - engine)": round(
+                s_order["p50_us"] - s_null["p50_us"] - s_direct["p50_us"], 1
+            ),
+            "engine_handoff_and_worker_hop (engine - broker)": round(
+                s_direct["p50_us"] - s_broker["p50_us"], 1
+            ),
+            "sim_broker_fill": s_broker["p50_us"],
+        },
+        "sim_broker_share_of_order_p50": round(s_broker["p50_us"] / s_order["p50_us"], 3),
+    }
+    path = write("order_roundtrip", result)
+    print(f"null RPC      p50 {s_null['p50_us']:8.1f} µs   p99 {s_null['p99_us']:8.1f} µs")
+    print(f"PlaceOrder    p50 {s_order['p50_us']:8.1f} µs   p99 {s_order['p99_us']:8.1f} µs")
+    print(f"engine direct p50 {s_direct['p50_us']:8.1f} µs   p99 {s_direct['p99_us']:8.1f} µs")
+    print(f"sim fill      p50 {s_broker['p50_us']:8.1f} µs")
+    r = result["ratios"]
+    print(
+        f"ratios: p50 {r['p50_order_vs_null']}x (target ≤ 1.3), "
+        f"p99 {r['p99_order_vs_null']}x (target ≤ 2.0)"
+    )
+    for part, value in result["breakdown_p50_us"].items():
+        print(f"  {part:52s} {value:8.1f} µs")
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()

