@@ -24,14 +24,12 @@ import grpc
 import uvloop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from _common import summary, write
 from mt5exec.engine import Engine
 from mt5exec.sim.broker import SimBroker, SimConfig
 from mt5exec.terminal.v1 import worker_pb2
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, instance_pb2, order_pb2, order_pb2_grpc
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import summary, write  # noqa: E402
 
 CONFIG = common_pb2.InstanceConfig(
     symbols=["EURUSD"], tick_rate=10, margin_mode=common_pb2.ACCOUNT_MARGIN_MODE_NETTING
