@@ -108,26 +108,41 @@ def broker_only(orders: int) -> list[float]:
     return samples
 
 
+def run_server(
+    data_dir: Path, args: argparse.Namespace, history: bool
+) -> tuple[list[float], list[float]]:
+    env = {"MT5EXEC_HISTORY_ENABLED": "true" if history else "false"}
+    with ServerProcess(data_dir, env=env) as server:
+        server.instances.CreateInstance(
+            instance_pb2.CreateInstanceRequest(instance_id="bench", config=CONFIG), timeout=30
+        )
+        time.sleep(0.3)  # a first price
+        return uvloop.run(over_grpc(server.address, args.orders, args.warmup))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=300)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mt5exec-bench-") as tmp:
-        with ServerProcess(Path(tmp) / "server") as server:
-            server.instances.CreateInstance(
-                instance_pb2.CreateInstanceRequest(instance_id="bench", config=CONFIG), timeout=30
-            )
-            time.sleep(0.3)  # a first price
-            null, order = uvloop.run(over_grpc(server.address, args.orders, args.warmup))
+        null, order = run_server(Path(tmp) / "server", args, history=True)
+        null_nh, order_nh = run_server(Path(tmp) / "server-nh", args, history=False)
         direct = uvloop.run(engine_direct(Path(tmp), args.orders, args.warmup))
     broker = broker_only(args.orders)
 
     s_null, s_order, s_direct, s_broker = map(summary, (null, order, direct, broker))
+    s_null_nh, s_order_nh = summary(null_nh), summary(order_nh)
     result = {
         "orders": args.orders,
         "null_rpc": s_null,
         "place_order": s_order,
+        "without_history": {
+            "null_rpc": s_null_nh,
+            "place_order": s_order_nh,
+            "p50_order_vs_null": round(s_order_nh["p50_us"] / s_null_nh["p50_us"], 2),
+            "p99_order_vs_null": round(s_order_nh["p99_us"] / s_null_nh["p99_us"], 2),
+        },
         "engine_direct": s_direct,
         "sim_broker_fill": s_broker,
         "ratios": {
@@ -150,6 +165,10 @@ def main() -> None:
     path = write("order_roundtrip", result)
     print(f"null RPC      p50 {s_null['p50_us']:8.1f} µs   p99 {s_null['p99_us']:8.1f} µs")
     print(f"PlaceOrder    p50 {s_order['p50_us']:8.1f} µs   p99 {s_order['p99_us']:8.1f} µs")
+    print(
+        f"without history: null p50 {s_null_nh['p50_us']:.1f} p99 {s_null_nh['p99_us']:.1f}, "
+        f"order p50 {s_order_nh['p50_us']:.1f} p99 {s_order_nh['p99_us']:.1f} µs"
+    )
     print(f"engine direct p50 {s_direct['p50_us']:8.1f} µs   p99 {s_direct['p99_us']:8.1f} µs")
     print(f"sim fill      p50 {s_broker['p50_us']:8.1f} µs")
     r = result["ratios"]

@@ -48,7 +48,7 @@ def test_defaults(tmp_path: Path) -> None:
         tick_queue_limit=10000,
     )
     assert cfg.history == HistoryConfig(
-        enabled=True, path=None, flush_interval_ms=200, batch_size=1000
+        enabled=True, path=None, flush_interval_ms=1000, batch_size=1000
     )
     assert cfg.sim == SimConfig(
         symbols=("EURUSD", "GBPUSD", "USDJPY", "XAUUSD"),

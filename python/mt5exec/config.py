@@ -228,7 +228,7 @@ class HistoryConfig:
     # Database file; unset means <server.data_dir>/history.duckdb.
     path: Path | None = None
     # Longest time a recorded row waits in memory before it is written.
-    flush_interval_ms: int = field(default=200, metadata=_opt(_positive))
+    flush_interval_ms: int = field(default=1000, metadata=_opt(_positive))
     # Queued rows that trigger a write before the interval is up.
     batch_size: int = field(default=1000, metadata=_opt(_at_least_one))
 

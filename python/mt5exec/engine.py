@@ -46,6 +46,11 @@ def _translate(error: _core.CoreError, payload: bytes = b"") -> MT5ExecError:
     return MT5ExecError(status_code(code), reason, message, field, payload=payload)
 
 
+def _expire(future: asyncio.Future[tuple[int, str, str, bytes]]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
 class Subscription:
     """A stream subscriber: yields encoded response messages as they come."""
 
@@ -138,13 +143,14 @@ class Engine:
         assert loop is not None, "Engine.attach(loop) first"
         future: asyncio.Future[tuple[int, str, str, bytes]] = loop.create_future()
         self._futures[token] = future
+        # A timer on the future itself: asyncio.wait_for would wrap it in a task.
+        timer = None if timeout is None else loop.call_later(timeout, _expire, future)
         try:
-            if timeout is None:
-                code, reason, message, payload = await future
-            else:
-                code, reason, message, payload = await asyncio.wait_for(future, timeout)
+            code, reason, message, payload = await future
         finally:
             self._futures.pop(token, None)
+            if timer is not None:
+                timer.cancel()
         if code:
             raise MT5ExecError(status_code(code), reason, message, payload=payload)
         return payload

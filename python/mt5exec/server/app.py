@@ -25,7 +25,7 @@ from mt5exec.server.state import AppState
 from mt5exec.services import instance as instance_service
 from mt5exec.services import order as order_service
 from mt5exec.services import stream as stream_service
-from mt5exec.storage.history import HistoryWriter
+from mt5exec.storage.history_process import HistoryProcess
 from mt5exec.v1 import instance_pb2, order_pb2, stream_pb2
 
 log = logging.getLogger("mt5exec.server")
@@ -53,8 +53,7 @@ async def _record_executions(state: AppState) -> None:
     history = state.history
     with contextlib.suppress(MT5ExecError):
         async for batch in sub.messages(1 << 20):
-            for event in stream_pb2.StreamExecutionsResponse.FromString(batch).events:
-                history.record_execution(event.SerializeToString())
+            history.record_executions(batch)
 
 
 class Server:
@@ -74,7 +73,7 @@ class Server:
         )
         history = None
         if config.history.enabled:
-            history = HistoryWriter(
+            history = HistoryProcess(
                 config.history_path,
                 flush_interval_ms=config.history.flush_interval_ms,
                 batch_size=config.history.batch_size,
@@ -92,7 +91,7 @@ class Server:
         config.instances_dir.mkdir(parents=True, exist_ok=True)
         self.engine.attach(asyncio.get_running_loop())
         if self.state.history is not None:
-            self.state.history.start()
+            await self.state.history.start()
             self._recorder = asyncio.create_task(_record_executions(self.state))
         add_service(
             self.grpc,
@@ -146,18 +145,21 @@ class Server:
         stopped = await self.engine.stop_all()
         if self.state.history is not None:
             for instance in stopped:
-                self.state.history.record_instance(instance)
+                self.state.history.record_instance(instance.SerializeToString())
         if self._recorder is not None:
             self._recorder.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._recorder
         if self.state.history is not None:
-            await asyncio.to_thread(self.state.history.close)
+            await self.state.history.close()
         self.engine.detach()
 
 
 async def serve(config: ServerConfig) -> None:
     """Runs until SIGTERM or SIGINT."""
+    # Background threads (history writer) must not hold the GIL for the default 5 ms
+    # while the event loop has an order to answer.
+    sys.setswitchinterval(0.0005)
     server = Server(config)
     address = await server.start()
     stop = asyncio.Event()

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 from mt5exec.config import ServerConfig
 from mt5exec.engine import Engine
-from mt5exec.storage.history import HistoryWriter
+from mt5exec.storage.history_process import HistoryProcess
 
 
 @dataclass
 class AppState:
     config: ServerConfig
     engine: Engine
-    history: HistoryWriter | None
+    history: HistoryProcess | None

@@ -128,7 +128,7 @@ class InstanceService:
             instance_id, owner, backend, directory, argv, env, config
         )
         if state.history is not None:
-            state.history.record_instance(instance)
+            state.history.record_instance(instance.SerializeToString())
         return instance_pb2.CreateInstanceResponse(instance=instance)
 
     async def GetInstance(
@@ -171,5 +171,5 @@ class InstanceService:
             )
         instance = await self._state.engine.stop_instance(instance_id, grace)
         if self._state.history is not None:
-            self._state.history.record_instance(instance)
+            self._state.history.record_instance(instance.SerializeToString())
         return instance_pb2.StopInstanceResponse(instance=instance)

@@ -564,7 +564,8 @@ class HistoryWriter:
                 return
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = duckdb.connect(str(self.path))
+                # One DuckDB thread: history must not take cores from the order path.
+                conn = duckdb.connect(str(self.path), config={"threads": 1})
             except (OSError, duckdb.Error) as exc:
                 raise HistoryError(f"cannot open history database {self.path}: {exc}") from exc
             try:
