@@ -157,9 +157,6 @@ class Server:
 
 async def serve(config: ServerConfig) -> None:
     """Runs until SIGTERM or SIGINT."""
-    # Background threads (history writer) must not hold the GIL for the default 5 ms
-    # while the event loop has an order to answer.
-    sys.setswitchinterval(0.0005)
     server = Server(config)
     address = await server.start()
     stop = asyncio.Event()
