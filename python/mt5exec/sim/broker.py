@@ -32,6 +32,7 @@ from mt5exec.sim.symbols import (
     SymbolSpec,
 )
 from mt5exec.terminal.v1 import worker_pb2 as pb
+from mt5exec.workers.protocol import varint
 
 # MT5 constants (same values as the MetaTrader5 package).
 TRADE_ACTION_DEAL = 1
@@ -234,15 +235,6 @@ _PROFIT_TAG = 9 << 3 | 1
 _POSITIONS_TAG = b"\x0a"  # PositionSnapshot.positions: field 1, length-delimited
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 class _Position:
     __slots__ = (
         "_static",
@@ -306,7 +298,7 @@ class _Position:
                 comment=self.comment,
             ).SerializeToString()
             head = self._static = (
-                _POSITIONS_TAG + _varint(len(static) + _POSITION_TAIL.size) + static
+                _POSITIONS_TAG + varint(len(static) + _POSITION_TAIL.size) + static
             )
         return head
 

@@ -35,7 +35,8 @@ def encode_frame(msg: Message) -> bytes:
     return _HEADER.pack(len(payload)) + payload
 
 
-def _varint(n: int) -> bytes:
+def varint(n: int) -> bytes:
+    """Protobuf base-128 varint of a non-negative int."""
     out = bytearray()
     while n > 0x7F:
         out.append((n & 0x7F) | 0x80)
@@ -51,7 +52,7 @@ def encode_field_frame(field_number: int, payload: bytes) -> bytes:
     ``M.SerializeToString()``, without building and copying ``M`` into a wrapper message; the
     sim worker uses it for position snapshots it already holds serialized.
     """
-    body = _varint(field_number << 3 | 2) + _varint(len(payload)) + payload
+    body = varint(field_number << 3 | 2) + varint(len(payload)) + payload
     if len(body) > MAX_FRAME_SIZE:
         raise FrameError(f"frame of {len(body)} bytes exceeds {MAX_FRAME_SIZE}")
     return _HEADER.pack(len(body)) + body
