@@ -13,7 +13,6 @@ from mt5exec.config import (
     HistoryConfig,
     ServerConfig,
     ServerSection,
-    SimConfig,
     load_config,
     parse_listen,
 )
@@ -40,7 +39,6 @@ def test_defaults(tmp_path: Path) -> None:
     assert cfg.server.grace_period_s == 5.0
     assert cfg.server.max_instances == 30
     assert cfg.engine == EngineConfig(
-        heartbeat_interval_ms=1000,
         worker_start_timeout_s=10.0,
         order_timeout_s=10.0,
         stop_grace_s=2.0,
@@ -50,15 +48,8 @@ def test_defaults(tmp_path: Path) -> None:
     assert cfg.history == HistoryConfig(
         enabled=True, path=None, flush_interval_ms=1000, batch_size=1000
     )
-    assert cfg.sim == SimConfig(
-        symbols=("EURUSD", "GBPUSD", "USDJPY", "XAUUSD"),
-        seed=1,
-        tick_rate=10.0,
-        initial_balance=10000.0,
-        leverage=100,
-        currency="USD",
-        margin_mode="hedging",
-    )
+    # Per-instance defaults (symbols, seed, account) live in the instance templates, not here.
+    assert list(cfg.as_dict()) == ["server", "engine", "history"]
     assert cfg.data_dir.is_absolute()
     assert cfg.instances_dir == tmp_path / "mt5exec-data" / "instances"
     assert cfg.history_path == tmp_path / "mt5exec-data" / "history.duckdb"
@@ -76,7 +67,6 @@ def test_toml_file_values(tmp_path: Path) -> None:
         max_instances = 5
 
         [engine]
-        heartbeat_interval_ms = 250
         worker_start_timeout_s = 3
         order_timeout_s = 2.5
         stop_grace_s = 0.5
@@ -88,15 +78,6 @@ def test_toml_file_values(tmp_path: Path) -> None:
         path = "db/h.duckdb"
         flush_interval_ms = 50
         batch_size = 10
-
-        [sim]
-        symbols = ["EURUSD", "BTCUSD.m"]
-        seed = 42
-        tick_rate = 100
-        initial_balance = 5000
-        leverage = 30
-        currency = "eur"
-        margin_mode = "Netting"
         """,
     )
     cfg = load_config(path, env={})
@@ -107,10 +88,9 @@ def test_toml_file_values(tmp_path: Path) -> None:
         grace_period_s=0.0,
         max_instances=5,
     )
-    assert cfg.engine == EngineConfig(250, 3.0, 2.5, 0.5, 0.25, 64)
+    assert cfg.engine == EngineConfig(3.0, 2.5, 0.5, 0.25, 64)
     assert cfg.history == HistoryConfig(False, tmp_path / "db" / "h.duckdb", 50, 10)
     assert cfg.history_path == tmp_path / "db" / "h.duckdb"
-    assert cfg.sim == SimConfig(("EURUSD", "BTCUSD.m"), 42, 100.0, 5000.0, 30, "EUR", "netting")
     # Integers in the file become floats where the field is a float.
     assert isinstance(cfg.engine.worker_start_timeout_s, float)
 
@@ -118,16 +98,17 @@ def test_toml_file_values(tmp_path: Path) -> None:
 def test_env_beats_file(tmp_path: Path) -> None:
     path = write(
         tmp_path,
-        '[server]\nlisten = "127.0.0.1:1"\nmax_instances = 2\n[sim]\nsymbols = ["EURUSD"]\n',
+        '[server]\nlisten = "127.0.0.1:1"\nmax_instances = 2\n[history]\nbatch_size = 3\n',
     )
     env = {
         "MT5EXEC_SERVER_LISTEN": "127.0.0.1:2",
         "MT5EXEC_SERVER_DATA_DIR": str(tmp_path / "envdata"),
         "MT5EXEC_ENGINE_ORDER_TIMEOUT_S": "1.5",
         "MT5EXEC_HISTORY_ENABLED": "off",
-        "MT5EXEC_SIM_SYMBOLS": "GBPUSD, USDJPY",
-        "MT5EXEC_SIM_SEED": "7",
         "MT5EXEC_UNRELATED_SECRET": "ignored: other components own other variables",
+        # The removed [sim] section's variables are unknown now, so ignored like any other.
+        "MT5EXEC_SIM_SYMBOLS": "GBPUSD, USDJPY",
+        "MT5EXEC_SIM_MARGIN_MODE": "cross",
     }
     cfg = load_config(path, env=env)
     assert cfg.server.listen == "127.0.0.1:2"
@@ -135,8 +116,7 @@ def test_env_beats_file(tmp_path: Path) -> None:
     assert cfg.data_dir == tmp_path / "envdata"
     assert cfg.engine.order_timeout_s == 1.5
     assert cfg.history.enabled is False
-    assert cfg.sim.symbols == ("GBPUSD", "USDJPY")
-    assert cfg.sim.seed == 7
+    assert cfg.history.batch_size == 3  # from the file, untouched by env
 
 
 def test_env_short_aliases(tmp_path: Path) -> None:
@@ -158,13 +138,13 @@ def test_overrides_beat_env(tmp_path: Path) -> None:
             "server.listen": "127.0.0.1:3",
             "server.log_level": None,  # an unset CLI flag must not mask env
             "engine.tick_queue_limit": 5,
-            "sim.tick_rate": "2.5",  # strings are parsed like environment values
+            "engine.order_timeout_s": "2.5",  # strings are parsed like environment values
         },
     )
     assert cfg.server.listen == "127.0.0.1:3"
     assert cfg.server.log_level == "ERROR"
     assert cfg.engine.tick_queue_limit == 5
-    assert cfg.sim.tick_rate == 2.5
+    assert cfg.engine.order_timeout_s == 2.5
 
 
 def test_config_path_from_env(tmp_path: Path) -> None:
@@ -182,7 +162,7 @@ def test_config_is_frozen() -> None:
 
 
 def test_as_dict_round_trips_through_overrides(tmp_path: Path) -> None:
-    path = write(tmp_path, '[sim]\nsymbols = ["EURUSD"]\n[history]\npath = "h.duckdb"\n')
+    path = write(tmp_path, '[server]\nmax_instances = 7\n[history]\npath = "h.duckdb"\n')
     cfg = load_config(path, env={})
     flat = {f"{s}.{k}": v for s, values in cfg.as_dict().items() for k, v in values.items()}
     assert load_config(env={}, overrides=flat) == cfg
@@ -200,7 +180,7 @@ def test_as_dict_round_trips_through_overrides(tmp_path: Path) -> None:
         ('[server]\nlisten = "[zz]:1"', "server.listen", "valid [IPv6] host"),
         ("[engine]\norder_timeout_s = -1", "engine.order_timeout_s", "must be > 0"),
         ("[engine]\nkill_grace_s = -0.5", "engine.kill_grace_s", "must be >= 0"),
-        ("[engine]\nheartbeat_interval_ms = 0", "engine.heartbeat_interval_ms", "must be > 0"),
+        ("[engine]\nworker_start_timeout_s = 0", "engine.worker_start_timeout_s", "must be > 0"),
         ("[server]\nlisten_addr = 1", "server.listen_addr", "unknown key in [server]"),
         ("[servr]\nlisten = 1", "servr", "unknown section"),
         ("listen = 1", "listen", "unknown key"),
@@ -211,14 +191,8 @@ def test_as_dict_round_trips_through_overrides(tmp_path: Path) -> None:
         ("[server]\nmax_instances = 0", "server.max_instances", "must be >= 1"),
         ('[history]\nenabled = "yes"', "history.enabled", "expected a boolean"),
         ('[history]\npath = ""', "history.path", "expected a path"),
-        ('[sim]\nmargin_mode = "cross"', "sim.margin_mode", "expected one of hedging, netting"),
         ('[server]\nlog_level = "LOUD"', "server.log_level", "expected one of DEBUG, INFO"),
-        ('[sim]\ncurrency = "dollars"', "sim.currency", "3-letter"),
-        ("[sim]\nsymbols = []", "sim.symbols", "at least one symbol"),
-        ("[sim]\nsymbols = [1, 2]", "sim.symbols", "expected a list of strings"),
-        ('[sim]\nsymbols = ["EURUSD", "EURUSD"]', "sim.symbols", "duplicate symbol"),
-        ("[sim]\nseed = -1", "sim.seed", "must be in 0..2^64-1"),
-        ("[sim]\ntick_rate = nan", "sim.tick_rate", "finite"),
+        ("[engine]\norder_timeout_s = nan", "engine.order_timeout_s", "finite"),
     ],
 )
 def test_bad_file_value_names_file_and_field(
@@ -230,6 +204,15 @@ def test_bad_file_value_names_file_and_field(
     message = str(info.value)
     assert message.startswith(f"{path}: {field}: "), message
     assert fragment in message
+
+
+def test_sim_section_is_unknown(tmp_path: Path) -> None:
+    # Per-instance defaults moved to the instance templates; a leftover [sim] table must fail
+    # loudly rather than be silently ignored.
+    path = write(tmp_path, '[server]\nmax_instances = 3\n\n[sim]\nsymbols = ["EURUSD"]\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert str(info.value) == f"{path}: sim: unknown section (sections: server, engine, history)"
 
 
 def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
@@ -249,9 +232,8 @@ def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
         ("MT5EXEC_ENGINE_STOP_GRACE_S", "-2", "engine.stop_grace_s", "must be >= 0"),
         ("MT5EXEC_ENGINE_ORDER_TIMEOUT_S", "soon", "engine.order_timeout_s", "expected a number"),
         ("MT5EXEC_HISTORY_ENABLED", "maybe", "history.enabled", "expected a boolean"),
-        ("MT5EXEC_SIM_MARGIN_MODE", "cross", "sim.margin_mode", "expected one of"),
         ("MT5EXEC_SERVER_LOG_LEVEL", "chatty", "server.log_level", "expected one of"),
-        ("MT5EXEC_SIM_SYMBOLS", "", "sim.symbols", "at least one symbol"),
+        ("MT5EXEC_ENGINE_KILL_GRACE_S", "inf", "engine.kill_grace_s", "finite"),
     ],
 )
 def test_bad_env_value_names_variable_and_field(
@@ -269,6 +251,8 @@ def test_bad_override() -> None:
         load_config(env={}, overrides={"server.port": 1})
     with pytest.raises(ConfigError, match=r"^override: listen: unknown setting"):
         load_config(env={}, overrides={"listen": "x:1"})
+    with pytest.raises(ConfigError, match=r"^override: sim\.seed: unknown setting"):
+        load_config(env={}, overrides={"sim.seed": 1})
     with pytest.raises(ConfigError, match=r"^override: engine\.order_timeout_s: must be > 0"):
         load_config(env={}, overrides={"engine.order_timeout_s": 0})
 

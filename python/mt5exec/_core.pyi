@@ -16,8 +16,6 @@ class Subscription:
 class Engine:
     def __init__(
         self,
-        heartbeat_interval_ms: int = 1000,
-        start_timeout_s: float = 10.0,
         stop_grace_s: float = 2.0,
         kill_grace_s: float = 1.0,
         tick_queue_limit: int = 10000,
@@ -32,10 +30,18 @@ class Engine:
         owner: str,
         backend: int,
         directory: Path | str,
+        log_directory: Path | str,
         argv: list[str],
         env: list[tuple[str, str]],
         config: bytes,
+        supervision: dict[str, float],
+        start: bool = True,
+        created_unix_ns: int | None = None,
     ) -> int: ...
+    def start_instance(self, instance_id: str) -> int: ...
+    def restart_instance(self, instance_id: str) -> int: ...
+    def remove_instance(self, instance_id: str) -> None: ...
+    def instance_stats(self, instance_id: str) -> bytes: ...
     def stop_instance(self, instance_id: str, grace_s: float | None = None) -> int: ...
     def get_instance(self, instance_id: str) -> bytes: ...
     def list_instances(self) -> list[bytes]: ...

@@ -42,14 +42,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     from mt5exec.server.app import serve
+    from mt5exec.templates import TemplateError
 
-    if args.event_loop == "uvloop":
-        import uvloop
+    try:
+        if args.event_loop == "uvloop":
+            import uvloop
 
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(serve(config))
-    else:
-        asyncio.run(serve(config))
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                runner.run(serve(config))
+        else:
+            asyncio.run(serve(config))
+    except TemplateError as e:
+        print(f"mt5exec: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

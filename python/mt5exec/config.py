@@ -1,7 +1,7 @@
 """Server configuration: the typed settings every other module reads, and how they are loaded.
 
-This module owns the schema of ``mt5exec.toml`` (sections ``[server]``, ``[engine]``,
-``[history]``, ``[sim]``), its defaults, and the precedence of the sources that can set a field:
+This module owns the schema of ``mt5exec.toml`` (sections ``[server]``, ``[engine]`` and
+``[history]``), its defaults, and the precedence of the sources that can set a field:
 
     defaults < TOML file < environment (``MT5EXEC_<SECTION>_<KEY>``) < overrides (CLI flags)
 
@@ -10,8 +10,12 @@ source that supplied it and the field it was meant for, e.g.
 ``mt5exec.toml: server.listen: expected HOST:PORT, got 'abc'``. Unknown sections and keys in
 the file are errors: a typo must not silently fall back to a default on a trading server.
 
-Relative paths (``server.data_dir``, ``history.path``) are resolved against the current working
-directory, as any path given on a command line would be.
+Relative paths (``server.data_dir``, ``server.templates_dir``, ``history.path``) are resolved
+against the current working directory, as any path given on a command line would be.
+
+Per-instance settings (symbols, seed, tick rate, balance, leverage, currency, margin mode) are
+not server settings: they come from the instance config templates (``mt5exec.templates``), so
+there is no ``[sim]`` section; one in a file is an unknown section like any other.
 """
 
 from __future__ import annotations
@@ -37,7 +41,6 @@ __all__ = [
     "HistoryConfig",
     "ServerConfig",
     "ServerSection",
-    "SimConfig",
     "load_config",
     "parse_listen",
 ]
@@ -53,7 +56,6 @@ ENV_ALIASES: Final[Mapping[str, str]] = {
 }
 
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-MARGIN_MODES: Final = ("hedging", "netting")
 
 
 class ConfigError(ValueError):
@@ -104,39 +106,6 @@ def _log_level(value: Any) -> Any:
     if level not in LOG_LEVELS:
         raise _Invalid(f"expected one of {', '.join(LOG_LEVELS)}, got {value!r}")
     return level
-
-
-def _margin_mode(value: Any) -> Any:
-    mode = str(value).lower()
-    if mode not in MARGIN_MODES:
-        raise _Invalid(f"expected one of {', '.join(MARGIN_MODES)}, got {value!r}")
-    return mode
-
-
-def _currency(value: Any) -> Any:
-    code = str(value).upper()
-    if not re.fullmatch(r"[A-Z]{3}", code):
-        raise _Invalid(f"expected a 3-letter ISO currency code, got {value!r}")
-    return code
-
-
-def _symbols(value: Any) -> Any:
-    if not value:
-        raise _Invalid("expected at least one symbol")
-    seen: set[str] = set()
-    for symbol in value:
-        if not symbol or any(ch.isspace() for ch in symbol):
-            raise _Invalid(f"invalid symbol name {symbol!r}")
-        if symbol in seen:
-            raise _Invalid(f"duplicate symbol {symbol!r}")
-        seen.add(symbol)
-    return value
-
-
-def _uint64(value: Any) -> Any:
-    if not 0 <= value < 2**64:
-        raise _Invalid(f"must be in 0..2^64-1, got {value!r}")
-    return value
 
 
 def _opt(check: Check | None = None) -> dict[str, Any]:
@@ -191,6 +160,10 @@ class ServerSection:
     grace_period_s: float = field(default=5.0, metadata=_opt(_non_negative))
     # Upper bound on concurrently existing instances (each is one worker process).
     max_instances: int = field(default=30, metadata=_opt(_at_least_one))
+    # Days worker logs are kept after they were last written (also after DeleteInstance).
+    log_retention_days: float = field(default=30.0, metadata=_opt(_positive))
+    # Instance config templates (seed 002 shapes); unset means <data_dir>/templates.
+    templates_dir: Path | None = None
 
     @property
     def host(self) -> str:
@@ -205,8 +178,7 @@ class ServerSection:
 class EngineConfig:
     """``[engine]``: supervision of worker processes and the hot path."""
 
-    # How often workers send heartbeats; a worker is unhealthy after missing a few.
-    heartbeat_interval_ms: int = field(default=1000, metadata=_opt(_positive))
+    # (Heartbeats, restart limits and backoff are per instance: the health_check template.)
     # Seconds a new worker has to connect and complete the handshake.
     worker_start_timeout_s: float = field(default=10.0, metadata=_opt(_positive))
     # Seconds to wait for a terminal's answer before an order becomes UNKNOWN.
@@ -234,35 +206,12 @@ class HistoryConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class SimConfig:
-    """``[sim]``: defaults for new instances of the simulated broker (backend ``sim``)."""
-
-    # Symbols a new sim instance trades when the request names none.
-    symbols: tuple[str, ...] = field(
-        default=("EURUSD", "GBPUSD", "USDJPY", "XAUUSD"), metadata=_opt(_symbols)
-    )
-    # Seed of the price process; the same seed replays the same prices.
-    seed: int = field(default=1, metadata=_opt(_uint64))
-    # Ticks per second per symbol.
-    tick_rate: float = field(default=10.0, metadata=_opt(_positive))
-    # Starting balance in the account currency.
-    initial_balance: float = field(default=10000.0, metadata=_opt(_positive))
-    # Account leverage (1:N).
-    leverage: int = field(default=100, metadata=_opt(_at_least_one))
-    # Account currency (ISO code).
-    currency: str = field(default="USD", metadata=_opt(_currency))
-    # "hedging" (several positions per symbol) or "netting" (one net position per symbol).
-    margin_mode: str = field(default="hedging", metadata=_opt(_margin_mode))
-
-
-@dataclass(frozen=True, slots=True)
 class ServerConfig:
     """The whole configuration; built by :func:`load_config`."""
 
     server: ServerSection = field(default_factory=ServerSection)
     engine: EngineConfig = field(default_factory=EngineConfig)
     history: HistoryConfig = field(default_factory=HistoryConfig)
-    sim: SimConfig = field(default_factory=SimConfig)
 
     @property
     def data_dir(self) -> Path:
@@ -272,6 +221,18 @@ class ServerConfig:
     def instances_dir(self) -> Path:
         """Parent of the per-instance working directories."""
         return self.server.data_dir / "instances"
+
+    @property
+    def logs_dir(self) -> Path:
+        """Parent of the per-instance log directories (kept after an instance is deleted)."""
+        return self.server.data_dir / "logs"
+
+    @property
+    def templates_path(self) -> Path:
+        """Where operators put template overrides."""
+        if self.server.templates_dir is not None:
+            return self.server.templates_dir
+        return self.server.data_dir / "templates"
 
     @property
     def history_path(self) -> Path:
@@ -302,7 +263,6 @@ _SECTIONS: Final[Mapping[str, type[Any]]] = {
     "server": ServerSection,
     "engine": EngineConfig,
     "history": HistoryConfig,
-    "sim": SimConfig,
 }
 
 
@@ -515,7 +475,11 @@ def load_config(
     for name, cls in _SECTIONS.items():
         sections[name] = cls(**values.get(name, {}))
     server: ServerSection = sections["server"]
-    sections["server"] = dataclasses.replace(server, data_dir=_resolve(server.data_dir))
+    sections["server"] = dataclasses.replace(
+        server,
+        data_dir=_resolve(server.data_dir),
+        templates_dir=None if server.templates_dir is None else _resolve(server.templates_dir),
+    )
     history: HistoryConfig = sections["history"]
     if history.path is not None:
         sections["history"] = dataclasses.replace(history, path=_resolve(history.path))

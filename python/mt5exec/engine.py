@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,9 +33,37 @@ class Topic(enum.IntEnum):
 
 
 @dataclass(frozen=True)
-class EngineSettings:
+class Supervision:
+    """Watchdog and restart policy of one instance (the health-check template)."""
+
     heartbeat_interval_ms: int = 1000
+    missed_heartbeats_degraded: int = 2
+    missed_heartbeats_restart: int = 5
+    max_consecutive_failures: int = 3
+    restart_backoff_initial_ms: int = 100
+    restart_backoff_max_ms: int = 30_000
+    stable_after_s: float = 10.0
     start_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """Everything the engine needs to run an instance's worker."""
+
+    instance_id: str
+    owner: str
+    backend: int
+    directory: Path
+    log_directory: Path
+    argv: list[str]
+    env: dict[str, str]
+    config: common_pb2.InstanceConfig
+    supervision: Supervision = Supervision()
+    created_unix_ns: int | None = None
+
+
+@dataclass(frozen=True)
+class EngineSettings:
     stop_grace_s: float = 2.0
     kill_grace_s: float = 1.0
     tick_queue_limit: int = 10_000
@@ -100,8 +129,6 @@ class Engine:
     def __init__(self, settings: EngineSettings | None = None) -> None:
         s = settings or EngineSettings()
         self._core = _core.Engine(
-            heartbeat_interval_ms=s.heartbeat_interval_ms,
-            start_timeout_s=s.start_timeout_s,
             stop_grace_s=s.stop_grace_s,
             kill_grace_s=s.kill_grace_s,
             tick_queue_limit=s.tick_queue_limit,
@@ -157,29 +184,61 @@ class Engine:
 
     # -- instances -------------------------------------------------------------------
 
-    async def create_instance(
+    def create_instance(
         self,
-        instance_id: str,
-        owner: str,
-        backend: int,
-        directory: Path,
-        argv: list[str],
-        env: dict[str, str],
-        config: common_pb2.InstanceConfig,
-    ) -> common_pb2.Instance:
+        spec: InstanceSpec,
+        *,
+        start: bool = True,
+    ) -> Awaitable[common_pb2.Instance]:
+        """Registers the instance at once (errors raise here); awaiting the result waits
+        until it is READY, or STOPPED when ``start`` is false."""
         try:
             token = self._core.create_instance(
-                instance_id,
-                owner,
-                backend,
-                directory,
-                argv,
-                list(env.items()),
-                config.SerializeToString(),
+                spec.instance_id,
+                spec.owner,
+                spec.backend,
+                spec.directory,
+                spec.log_directory,
+                spec.argv,
+                list(spec.env.items()),
+                spec.config.SerializeToString(),
+                dataclasses.asdict(spec.supervision),
+                start,
+                spec.created_unix_ns,
             )
         except _core.CoreError as e:
             raise _translate(e) from None
+        return self._instance(token)
+
+    async def _instance(self, token: int) -> common_pb2.Instance:
         return common_pb2.Instance.FromString(await self._await(token))
+
+    async def start_instance(self, instance_id: str) -> common_pb2.Instance:
+        try:
+            token = self._core.start_instance(instance_id)
+        except _core.CoreError as e:
+            raise _translate(e) from None
+        return await self._instance(token)
+
+    async def restart_instance(self, instance_id: str) -> common_pb2.Instance:
+        try:
+            token = self._core.restart_instance(instance_id)
+        except _core.CoreError as e:
+            raise _translate(e) from None
+        return await self._instance(token)
+
+    def remove_instance(self, instance_id: str) -> None:
+        try:
+            self._core.remove_instance(instance_id)
+        except _core.CoreError as e:
+            raise _translate(e) from None
+
+    def instance_stats(self, instance_id: str) -> bytes:
+        """An encoded InstanceStats."""
+        try:
+            return self._core.instance_stats(instance_id)
+        except _core.CoreError as e:
+            raise _translate(e) from None
 
     async def stop_instance(
         self, instance_id: str, grace_s: float | None = None

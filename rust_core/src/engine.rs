@@ -20,16 +20,12 @@ use crate::frame;
 use crate::notify::{Completion, Notifier};
 use crate::pb::terminal as t;
 use crate::pb::v1;
-use crate::supervisor::{self, Instance, InstanceSpec, PendingOrder};
+use crate::supervisor::{self, stats, Instance, InstanceSpec, PendingOrder};
 use crate::validate::{self, OrderIntent};
 
 /// Tunables, set once at start.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// Interval the workers are told to send heartbeats at.
-    pub heartbeat_interval_ms: u32,
-    /// How long a worker may take from spawn to its Hello.
-    pub start_timeout: Duration,
     /// Shutdown frame → SIGTERM.
     pub stop_grace: Duration,
     /// SIGTERM → SIGKILL.
@@ -45,8 +41,6 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
-            heartbeat_interval_ms: 1000,
-            start_timeout: Duration::from_secs(10),
             stop_grace: Duration::from_secs(2),
             kill_grace: Duration::from_secs(1),
             tick_queue_limit: 10_000,
@@ -131,12 +125,13 @@ impl Engine {
         &self.shared
     }
 
-    /// Registers an instance and spawns its worker. The token completes with the
-    /// encoded `Instance` once it is READY, or with the reason it failed.
+    /// Registers an instance and, when `start`, spawns its worker. The token completes
+    /// with the encoded `Instance` once it is READY (or STOPPED when not started), or
+    /// with the reason it failed.
     ///
     /// # Errors
     /// `ALREADY_EXISTS` for a known id.
-    pub fn create_instance(&self, spec: InstanceSpec) -> Result<u64> {
+    pub fn create_instance(&self, spec: InstanceSpec, start: bool) -> Result<u64> {
         let mut instances = self.shared.instances.write();
         if instances.contains_key(&spec.instance_id) {
             return Err(EngineError::new(
@@ -146,14 +141,164 @@ impl Engine {
             )
             .field("instance_id"));
         }
-        let token = self.shared.token();
         let instance = Arc::new(Instance::new(spec));
-        instance.live.lock().ready_waiters.push(token);
         instances.insert(instance.spec.instance_id.clone(), Arc::clone(&instance));
         drop(instances);
-        self.rt
-            .spawn(supervisor::run(Arc::clone(&self.shared), instance));
+        if start {
+            return self.start(&instance);
+        }
+        let token = self.shared.token();
+        let mut live = instance.live.lock();
+        supervisor::set_state(
+            &self.shared,
+            &instance,
+            &mut live,
+            v1::InstanceState::Stopped,
+            "STOPPED",
+        );
+        let payload = instance.to_pb(&live).encode_to_vec();
+        self.shared
+            .notifier
+            .complete(Completion::ok(token, payload));
         Ok(token)
+    }
+
+    fn start(&self, instance: &Arc<Instance>) -> Result<u64> {
+        let token = self.shared.token();
+        let mut live = instance.live.lock();
+        live.desired_running = true;
+        if live.supervised {
+            if matches!(
+                live.state,
+                v1::InstanceState::Ready | v1::InstanceState::Degraded
+            ) {
+                let payload = instance.to_pb(&live).encode_to_vec();
+                self.shared
+                    .notifier
+                    .complete(Completion::ok(token, payload));
+            } else {
+                live.ready_waiters.push(token);
+                instance.wake.notify_one();
+            }
+            return Ok(token);
+        }
+        live.supervised = true;
+        live.stopping = false;
+        live.consecutive_failures = 0;
+        live.ready_waiters.push(token);
+        drop(live);
+        self.rt.spawn(supervisor::supervise(
+            Arc::clone(&self.shared),
+            Arc::clone(instance),
+        ));
+        Ok(token)
+    }
+
+    /// Starts a STOPPED or FAILED instance (a no-op for a running one); the token
+    /// completes like `create_instance`'s.
+    ///
+    /// # Errors
+    /// `NOT_FOUND`.
+    pub fn start_instance(&self, instance_id: &str) -> Result<u64> {
+        let instance = self.shared.instance(instance_id)?;
+        self.start(&instance)
+    }
+
+    /// Replaces the worker of a running instance (graceful shutdown, then a new
+    /// worker at once) or starts a stopped one; the token completes when READY.
+    ///
+    /// # Errors
+    /// `NOT_FOUND`.
+    pub fn restart_instance(&self, instance_id: &str) -> Result<u64> {
+        let instance = self.shared.instance(instance_id)?;
+        let mut live = instance.live.lock();
+        if !live.running {
+            drop(live);
+            return self.start(&instance);
+        }
+        let token = self.shared.token();
+        live.ready_waiters.push(token);
+        if !live.restart_requested {
+            live.restart_requested = true;
+            supervisor::set_state(
+                &self.shared,
+                &instance,
+                &mut live,
+                v1::InstanceState::Stopping,
+                "RESTART_REQUESTED",
+            );
+            if let Some(tx) = &live.tx {
+                let _ = tx.send(frame::encode(&supervisor::shutdown_frame(
+                    "restart requested",
+                )));
+            }
+            self.rt.spawn(supervisor::escalate_stop(
+                Arc::clone(&self.shared),
+                Arc::clone(&instance),
+                self.shared.config.stop_grace,
+            ));
+        }
+        Ok(token)
+    }
+
+    /// Forgets a stopped instance.
+    ///
+    /// # Errors
+    /// `NOT_FOUND`, or `FAILED_PRECONDITION` while its worker is supervised.
+    pub fn remove_instance(&self, instance_id: &str) -> Result<()> {
+        let mut instances = self.shared.instances.write();
+        let instance = instances
+            .get(instance_id)
+            .ok_or_else(|| EngineError::instance_not_found(instance_id))?;
+        if instance.live.lock().supervised {
+            return Err(EngineError::new(
+                Code::FailedPrecondition,
+                "INSTANCE_RUNNING",
+                format!("instance '{instance_id}' must be stopped first"),
+            ));
+        }
+        instances.remove(instance_id);
+        Ok(())
+    }
+
+    /// An encoded `InstanceStats`.
+    ///
+    /// # Errors
+    /// `NOT_FOUND`.
+    pub fn instance_stats(&self, instance_id: &str) -> Result<Vec<u8>> {
+        let instance = self.shared.instance(instance_id)?;
+        let mut live = instance.live.lock();
+        let uptime = live.ready_at.map(|t| t.elapsed()).unwrap_or_default();
+        let (cpu, sample) = if live.pid != 0 {
+            stats::cpu_percent(live.pid, live.cpu_sample, uptime.as_secs_f64())
+        } else {
+            (0.0, None)
+        };
+        live.cpu_sample = sample;
+        let duration = |d: Duration| prost_types::Duration {
+            seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+        };
+        let last_tick = live.last_ticks.values().map(|t| t.time_msc).max();
+        Ok(v1::InstanceStats {
+            instance_id: instance_id.to_owned(),
+            state: live.state as i32,
+            worker_pid: live.pid,
+            rss_bytes: if live.pid != 0 {
+                stats::rss_bytes(live.pid)
+            } else {
+                0
+            },
+            cpu_percent: (cpu * 10.0).round() / 10.0,
+            uptime: Some(duration(uptime)),
+            restarts: live.restarts,
+            heartbeat_age: live
+                .last_seen
+                .filter(|_| live.running)
+                .map(|t| duration(t.elapsed())),
+            last_tick_time: last_tick.map(convert::ts_msc),
+        }
+        .encode_to_vec())
     }
 
     /// Stops an instance's worker: shutdown frame, then SIGTERM, then SIGKILL of
@@ -166,7 +311,8 @@ impl Engine {
         let instance = self.shared.instance(instance_id)?;
         let token = self.shared.token();
         let mut live = instance.live.lock();
-        if !live.running {
+        live.desired_running = false;
+        if !live.supervised {
             let payload = instance.to_pb(&live).encode_to_vec();
             drop(live);
             self.shared
@@ -175,6 +321,11 @@ impl Engine {
             return Ok(token);
         }
         live.stop_waiters.push(token);
+        if !live.running {
+            // Waiting to restart: wake the loop, it sees the stop.
+            instance.wake.notify_one();
+            return Ok(token);
+        }
         if !live.stopping {
             live.stopping = true;
             supervisor::set_state(
@@ -185,12 +336,7 @@ impl Engine {
                 "STOP_REQUESTED",
             );
             if let Some(tx) = &live.tx {
-                let shutdown = t::EngineFrame {
-                    body: Some(t::engine_frame::Body::Shutdown(t::Shutdown {
-                        reason: "stop requested".into(),
-                    })),
-                };
-                let _ = tx.send(frame::encode(&shutdown));
+                let _ = tx.send(frame::encode(&supervisor::shutdown_frame("stop requested")));
             }
             let grace = grace.unwrap_or(self.shared.config.stop_grace);
             self.rt.spawn(supervisor::escalate_stop(
@@ -414,13 +560,13 @@ impl Engine {
             .collect()
     }
 
-    /// Ids of instances whose worker is running.
+    /// Ids of instances whose worker is supervised (running or about to be).
     pub fn running_instances(&self) -> Vec<String> {
         self.shared
             .instances
             .read()
             .values()
-            .filter(|i| i.live.lock().running)
+            .filter(|i| i.live.lock().supervised)
             .map(|i| i.spec.instance_id.clone())
             .collect()
     }

@@ -14,7 +14,7 @@ use crate::engine::{Engine, EngineConfig};
 use crate::error::EngineError;
 use crate::fanout::{Subscription, Topic};
 use crate::pb::v1;
-use crate::supervisor::InstanceSpec;
+use crate::supervisor::{InstanceSpec, Supervision};
 use crate::validate::OrderIntent;
 
 create_exception!(
@@ -35,6 +35,40 @@ fn seconds(value: f64, name: &str) -> PyResult<Duration> {
         .map_err(|_| PyValueError::new_err(format!("{name}: expected seconds >= 0, got {value}")))
 }
 
+/// Watchdog and restart policy of one instance, from a dict with these keys.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct SupervisionArgs {
+    heartbeat_interval_ms: u64,
+    missed_heartbeats_degraded: u32,
+    missed_heartbeats_restart: u32,
+    max_consecutive_failures: u32,
+    restart_backoff_initial_ms: u64,
+    restart_backoff_max_ms: u64,
+    stable_after_s: f64,
+    start_timeout_s: f64,
+}
+
+impl SupervisionArgs {
+    fn into_supervision(self) -> PyResult<Supervision> {
+        if self.heartbeat_interval_ms == 0 || self.max_consecutive_failures == 0 {
+            return Err(PyValueError::new_err(
+                "supervision: heartbeat_interval_ms and max_consecutive_failures must be > 0",
+            ));
+        }
+        Ok(Supervision {
+            heartbeat_interval: Duration::from_millis(self.heartbeat_interval_ms),
+            missed_degraded: self.missed_heartbeats_degraded,
+            missed_restart: self.missed_heartbeats_restart,
+            max_consecutive_failures: self.max_consecutive_failures,
+            backoff_initial: Duration::from_millis(self.restart_backoff_initial_ms),
+            backoff_max: Duration::from_millis(self.restart_backoff_max_ms),
+            stable_after: seconds(self.stable_after_s, "stable_after_s")?,
+            start_timeout: seconds(self.start_timeout_s, "start_timeout_s")?,
+        })
+    }
+}
+
 /// The Trade Engine.
 #[pyclass(frozen, name = "Engine", module = "mt5exec._core")]
 struct PyEngine {
@@ -45,8 +79,6 @@ struct PyEngine {
 impl PyEngine {
     #[new]
     #[pyo3(signature = (
-        heartbeat_interval_ms = 1000,
-        start_timeout_s = 10.0,
         stop_grace_s = 2.0,
         kill_grace_s = 1.0,
         tick_queue_limit = 10_000,
@@ -54,8 +86,6 @@ impl PyEngine {
         worker_threads = 1,
     ))]
     fn py_new(
-        heartbeat_interval_ms: u32,
-        start_timeout_s: f64,
         stop_grace_s: f64,
         kill_grace_s: f64,
         tick_queue_limit: usize,
@@ -63,8 +93,6 @@ impl PyEngine {
         worker_threads: usize,
     ) -> PyResult<Self> {
         let config = EngineConfig {
-            heartbeat_interval_ms,
-            start_timeout: seconds(start_timeout_s, "start_timeout_s")?,
             stop_grace: seconds(stop_grace_s, "stop_grace_s")?,
             kill_grace: seconds(kill_grace_s, "kill_grace_s")?,
             tick_queue_limit,
@@ -108,17 +136,25 @@ impl PyEngine {
         (completions, drained.ready)
     }
 
+    /// Registers an instance; starts its worker when `start`. Returns a token.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (instance_id, owner, backend, directory, argv, env, config))]
+    #[pyo3(signature = (
+        instance_id, owner, backend, directory, log_directory, argv, env, config,
+        supervision, start = true, created_unix_ns = None,
+    ))]
     fn create_instance(
         &self,
         instance_id: String,
         owner: String,
         backend: i32,
         directory: PathBuf,
+        log_directory: PathBuf,
         argv: Vec<String>,
         env: Vec<(String, String)>,
         config: &[u8],
+        supervision: SupervisionArgs,
+        start: bool,
+        created_unix_ns: Option<i64>,
     ) -> PyResult<u64> {
         use prost::Message;
         let config = v1::InstanceConfig::decode(config)
@@ -128,11 +164,37 @@ impl PyEngine {
             owner,
             backend: v1::Backend::try_from(backend).unwrap_or(v1::Backend::Sim),
             dir: directory,
+            log_dir: log_directory,
             argv,
             env,
             config,
+            supervision: supervision.into_supervision()?,
+            created: created_unix_ns.map(|ns| prost_types::Timestamp {
+                seconds: ns.div_euclid(1_000_000_000),
+                nanos: i32::try_from(ns.rem_euclid(1_000_000_000)).unwrap_or(0),
+            }),
         };
-        Ok(self.inner.create_instance(spec)?)
+        Ok(self.inner.create_instance(spec, start)?)
+    }
+
+    fn start_instance(&self, instance_id: &str) -> PyResult<u64> {
+        Ok(self.inner.start_instance(instance_id)?)
+    }
+
+    fn restart_instance(&self, instance_id: &str) -> PyResult<u64> {
+        Ok(self.inner.restart_instance(instance_id)?)
+    }
+
+    fn remove_instance(&self, instance_id: &str) -> PyResult<()> {
+        Ok(self.inner.remove_instance(instance_id)?)
+    }
+
+    fn instance_stats<'py>(
+        &self,
+        py: Python<'py>,
+        instance_id: &str,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(py, &self.inner.instance_stats(instance_id)?))
     }
 
     #[pyo3(signature = (instance_id, grace_s = None))]

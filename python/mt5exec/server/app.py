@@ -12,6 +12,8 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Awaitable
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -26,6 +28,8 @@ from mt5exec.services import instance as instance_service
 from mt5exec.services import order as order_service
 from mt5exec.services import stream as stream_service
 from mt5exec.storage.history_process import HistoryProcess
+from mt5exec.storage.logs import prune_logs
+from mt5exec.templates import load_templates
 from mt5exec.v1 import instance_pb2, order_pb2, stream_pb2
 
 log = logging.getLogger("mt5exec.server")
@@ -64,8 +68,6 @@ class Server:
         e = config.engine
         self.engine = Engine(
             EngineSettings(
-                heartbeat_interval_ms=e.heartbeat_interval_ms,
-                start_timeout_s=e.worker_start_timeout_s,
                 stop_grace_s=e.stop_grace_s,
                 kill_grace_s=e.kill_grace_s,
                 tick_queue_limit=e.tick_queue_limit,
@@ -78,11 +80,18 @@ class Server:
                 flush_interval_ms=config.history.flush_interval_ms,
                 batch_size=config.history.batch_size,
             )
-        self.state = AppState(config=config, engine=self.engine, history=history)
+        self.state = AppState(
+            config=config,
+            engine=self.engine,
+            history=history,
+            templates=load_templates(_templates_dir(config)),
+        )
+        self.instances = instance_service.InstanceService(self.state)
         self.grpc = grpc.aio.server(options=_OPTIONS)
         self.health = health.aio.HealthServicer()
         self.port = 0
         self._recorder: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []
 
     async def start(self) -> str:
         """Starts serving; returns the address actually bound."""
@@ -97,7 +106,7 @@ class Server:
             self.grpc,
             SERVICES[0],
             instance_pb2,
-            instance_service.InstanceService(self.state),
+            self.instances,
             instance_service.PLANNED,
         )
         add_service(
@@ -124,6 +133,7 @@ class Server:
             ],
             self.grpc,
         )
+        restored = self.instances.restore()
         host, _, port = config.server.listen.rpartition(":")
         self.port = self.grpc.add_insecure_port(f"{host}:{port}")
         if self.port == 0:
@@ -131,11 +141,23 @@ class Server:
         await self.grpc.start()
         for name in ["", *names]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._background = [
+            asyncio.create_task(_wait(restored)),
+            asyncio.create_task(self._prune_logs_daily()),
+        ]
         return f"{host}:{self.port}"
+
+    async def _prune_logs_daily(self) -> None:
+        config = self.config
+        while True:
+            await asyncio.to_thread(prune_logs, config.logs_dir, config.server.log_retention_days)
+            await asyncio.sleep(86_400)
 
     async def stop(self) -> None:
         grace = self.config.server.grace_period_s
         await self.health.enter_graceful_shutdown()
+        for task in self._background:
+            task.cancel()
         self.engine.end_streams(
             MT5ExecError(
                 grpc.StatusCode.UNAVAILABLE, "SERVER_SHUTTING_DOWN", "the server is stopping"
@@ -153,6 +175,18 @@ class Server:
         if self.state.history is not None:
             await self.state.history.close()
         self.engine.detach()
+
+
+def _templates_dir(config: ServerConfig) -> Path | None:
+    """The operator's templates; the default directory may simply not exist."""
+    path = config.templates_path
+    if config.server.templates_dir is None and not path.is_dir():
+        return None
+    return path
+
+
+async def _wait(awaitable: Awaitable[None]) -> None:
+    await awaitable
 
 
 async def serve(config: ServerConfig) -> None:

@@ -10,6 +10,8 @@ issue that builds it.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import ModuleType
 from typing import Any, TypeAlias
@@ -19,6 +21,8 @@ from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message
 
 from mt5exec.errors import MT5ExecError, unimplemented
+
+log = logging.getLogger("mt5exec.rpc")
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 Handler = Callable[[Any, Context], Any]
@@ -32,23 +36,38 @@ def serialize(message: Message | bytes) -> bytes:
     return message.SerializeToString()
 
 
-def _unary(fn: Callable[[Any, Context], Awaitable[Any]]) -> Handler:
+def _internal(method: str, error: Exception) -> MT5ExecError:
+    log.exception("%s failed", method, exc_info=error)
+    return MT5ExecError(
+        grpc.StatusCode.INTERNAL, "INTERNAL", f"{method}: internal error ({type(error).__name__})"
+    )
+
+
+def _unary(name: str, fn: Callable[[Any, Context], Awaitable[Any]]) -> Handler:
     async def handler(request: Any, context: Context) -> Any:
         try:
             return await fn(request, context)
         except MT5ExecError as e:
             await context.abort_with_status(e.to_status())
+        except (asyncio.CancelledError, grpc.aio.AbortError):
+            raise
+        except Exception as e:
+            await context.abort_with_status(_internal(name, e).to_status())
 
     return handler
 
 
-def _streaming(fn: Callable[[Any, Context], AsyncIterator[Any]]) -> Handler:
+def _streaming(name: str, fn: Callable[[Any, Context], AsyncIterator[Any]]) -> Handler:
     async def handler(request: Any, context: Context) -> AsyncIterator[Any]:
         try:
             async for item in fn(request, context):
                 yield item
         except MT5ExecError as e:
             await context.abort_with_status(e.to_status())
+        except (asyncio.CancelledError, grpc.aio.AbortError):
+            raise
+        except Exception as e:
+            await context.abort_with_status(_internal(name, e).to_status())
 
     return handler
 
@@ -84,7 +103,8 @@ def method_handlers(
                 raise TypeError(f"{service.full_name}/{method.name} has no servicer and no issue")
             behaviour = _missing(f"{service.full_name}/{method.name}", issue, streaming_out)
         else:
-            behaviour = _streaming(fn) if streaming_out else _unary(fn)
+            full_name = f"{service.full_name}/{method.name}"
+            behaviour = _streaming(full_name, fn) if streaming_out else _unary(full_name, fn)
         kwargs: dict[str, Any] = {
             "request_deserializer": request_type.FromString,
             "response_serializer": serialize,

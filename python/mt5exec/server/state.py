@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from mt5exec.config import ServerConfig
 from mt5exec.engine import Engine
 from mt5exec.storage.history_process import HistoryProcess
+from mt5exec.templates import Templates
 
 
 @dataclass
@@ -14,3 +15,4 @@ class AppState:
     config: ServerConfig
     engine: Engine
     history: HistoryProcess | None
+    templates: Templates

@@ -1,91 +1,206 @@
-"""InstanceService: create, inspect and stop terminal instances."""
+"""InstanceService: create, inspect, start, stop, restart and delete terminal instances.
+
+An instance lives in ``<data_dir>/instances/<owner>/<instance_id>/`` (its runtime config,
+the simulated broker's state, a terminal's files), its logs in
+``<data_dir>/logs/<owner>/<instance_id>/`` (kept after deletion), and its desired state in
+``instance.json`` there, so that it comes back after a server restart.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
+import shutil
 import sys
+import time
+from collections.abc import Awaitable
 from pathlib import Path
 
 import grpc
 
 import mt5exec
-from mt5exec.errors import MT5ExecError, invalid
+from mt5exec import registry, templates
+from mt5exec.engine import InstanceSpec, Supervision
+from mt5exec.errors import MT5ExecError, invalid, not_found
+from mt5exec.mt5 import experts
+from mt5exec.registry import InstanceRecord
 from mt5exec.server.handlers import Context
 from mt5exec.server.state import AppState
 from mt5exec.services import validation
 from mt5exec.sim.symbols import DEFAULT_SYMBOLS
 from mt5exec.v1 import common_pb2, instance_pb2
 
+log = logging.getLogger("mt5exec.instances")
+
 # Methods the later issues build; they answer UNIMPLEMENTED naming the issue.
 PLANNED = {
-    "StartInstance": 3,
-    "RestartInstance": 3,
-    "DeleteInstance": 3,
     "UpdateInstanceConfig": 5,
     "SetTradingState": 5,
     "EngageKillSwitch": 5,
     "ReleaseKillSwitch": 5,
-    "DeployExpert": 3,
-    "GetInstanceStats": 3,
-    "GetSystemStats": 3,
 }
 
 _MARGIN_MODES = {
-    common_pb2.ACCOUNT_MARGIN_MODE_UNSPECIFIED: None,
     common_pb2.ACCOUNT_MARGIN_MODE_HEDGING: "hedging",
     common_pb2.ACCOUNT_MARGIN_MODE_NETTING: "netting",
 }
 _PACKAGE_ROOT = str(Path(mt5exec.__file__).resolve().parent.parent)
+_MAX_EXPERT_BYTES = 16 * 1024 * 1024
+_STARTED = time.time()
 
 
-class InstanceService:
-    def __init__(self, state: AppState) -> None:
-        self._state = state
-
-    def _sim_config(self, instance_id: str, config: common_pb2.InstanceConfig) -> dict[str, object]:
-        """The runtime config of a sim worker: the request over the server's [sim] defaults."""
-        defaults = self._state.config.sim
-        symbols = list(config.symbols) or list(defaults.symbols)
-        for symbol in symbols:
-            if symbol not in DEFAULT_SYMBOLS:
-                raise invalid(
-                    "config.symbols",
-                    "SYMBOL_UNKNOWN",
-                    f"config.symbols: the simulated broker has no {symbol!r} "
-                    f"(it has {', '.join(DEFAULT_SYMBOLS)})",
-                )
-        if len(set(symbols)) != len(symbols):
-            raise invalid("config.symbols", "SYMBOL_DUPLICATE", "config.symbols: duplicates")
-        margin_mode = _MARGIN_MODES.get(config.margin_mode, "")
-        if margin_mode == "":
+def _overrides(config: common_pb2.InstanceConfig) -> dict[str, dict[str, object]]:
+    """The request's config as template overrides (proto3 zero = not given)."""
+    instance: dict[str, object] = {}
+    broker: dict[str, object] = {}
+    if config.symbols:
+        instance["trade_pairs"] = list(config.symbols)
+    if config.seed:
+        instance["seed"] = config.seed
+    if config.tick_rate:
+        validation.finite("config.tick_rate", config.tick_rate, maximum=100_000.0)
+        instance["tick_rate"] = config.tick_rate
+    if config.initial_balance:
+        validation.finite("config.initial_balance", config.initial_balance, minimum=0.01)
+        instance["initial_balance"] = config.initial_balance
+    if config.leverage:
+        broker["leverage"] = config.leverage
+    if config.currency:
+        broker["currency"] = config.currency
+    if config.margin_mode:
+        if config.margin_mode not in _MARGIN_MODES:
             raise invalid(
                 "config.margin_mode",
                 "MARGIN_MODE_INVALID",
                 f"config.margin_mode: unknown value {config.margin_mode}",
             )
-        balance = config.initial_balance or defaults.initial_balance
-        validation.finite("config.initial_balance", balance, minimum=0.01, maximum=1e12)
-        tick_rate = config.tick_rate or defaults.tick_rate
-        validation.finite("config.tick_rate", tick_rate, minimum=0.0, maximum=100_000.0)
-        leverage = config.leverage or defaults.leverage
-        if leverage > 10_000:
-            raise invalid("config.leverage", "VALUE_OUT_OF_RANGE", "config.leverage: at most 10000")
-        return {
-            "instance_id": instance_id,
-            "symbols": symbols,
-            "seed": config.seed or defaults.seed,
-            "tick_rate": tick_rate,
-            "initial_balance": balance,
-            "leverage": leverage,
-            "currency": config.currency or defaults.currency,
-            "margin_mode": margin_mode or defaults.margin_mode,
-        }
+        broker["margin_mode"] = _MARGIN_MODES[config.margin_mode]
+    return {"instance": instance, "broker": broker}
+
+
+def _check_symbols(symbols: list[str]) -> None:
+    for symbol in symbols:
+        if symbol not in DEFAULT_SYMBOLS:
+            raise invalid(
+                "config.symbols",
+                "SYMBOL_UNKNOWN",
+                f"config.symbols: the simulated broker has no {symbol!r} "
+                f"(it has {', '.join(DEFAULT_SYMBOLS)})",
+            )
+    if len(set(symbols)) != len(symbols):
+        raise invalid("config.symbols", "SYMBOL_DUPLICATE", "config.symbols: duplicates")
+
+
+class InstanceService:
+    def __init__(self, state: AppState) -> None:
+        self._state = state
+        self._engine = state.engine
+        self._creating: set[str] = set()
+        self._records: dict[str, InstanceRecord] = {}
+
+    # -- paths and records --------------------------------------------------------------
+
+    def _directory(self, owner: str, instance_id: str) -> Path:
+        return self._state.config.instances_dir / owner / instance_id
+
+    def _log_directory(self, owner: str, instance_id: str) -> Path:
+        return self._state.config.logs_dir / owner / instance_id
+
+    def _save(self, record: InstanceRecord) -> None:
+        self._records[record.instance_id] = record
+        registry.write_record(self._directory(record.owner, record.instance_id), record)
+
+    def _record(self, instance_id: str) -> InstanceRecord:
+        record = self._records.get(instance_id)
+        if record is None:
+            raise not_found(
+                "instance_id", "INSTANCE_NOT_FOUND", f"instance_id: no instance '{instance_id}'"
+            )
+        return record
+
+    def _history(self, instance: common_pb2.Instance) -> None:
+        if self._state.history is not None:
+            self._state.history.record_instance(instance.SerializeToString())
+
+    def _spec(self, record: InstanceRecord, *, regenerate_ok: bool) -> InstanceSpec:
+        """Writes the runtime config (regenerated from the templates when missing or corrupt)
+        and the worker's config, and builds the engine spec."""
+        directory = self._directory(record.owner, record.instance_id)
+        overrides = _overrides(record.config)
+        try:
+            if regenerate_ok:
+                runtime, regenerated = templates.load_runtime_config(
+                    directory, self._state.templates, record.instance_id, record.owner, overrides
+                )
+                if regenerated:
+                    log.warning("%s: runtime config regenerated from templates", directory)
+            else:
+                runtime = templates.build_runtime_config(
+                    self._state.templates, record.instance_id, record.owner, overrides
+                )
+                templates.write_runtime_config(directory, runtime)
+        except templates.TemplateError as e:
+            raise invalid("config", "CONFIG_INVALID", f"config: {e}") from None
+        worker_config = templates.runtime_config_path(directory).with_name("worker.json")
+        worker_config.write_text(json.dumps(runtime.worker_config(), indent=2))
+        hc = runtime.health_check
+        engine = self._state.config.engine
+        return InstanceSpec(
+            instance_id=record.instance_id,
+            owner=record.owner,
+            backend=record.backend,
+            directory=directory,
+            log_directory=self._log_directory(record.owner, record.instance_id),
+            argv=[sys.executable, "-m", "mt5exec.workers.sim", "--config", str(worker_config)],
+            env={
+                "PYTHONPATH": os.pathsep.join(
+                    filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")])
+                )
+            },
+            config=record.config,
+            supervision=Supervision(
+                heartbeat_interval_ms=hc.heartbeat_interval_ms,
+                missed_heartbeats_degraded=hc.missed_heartbeats_degraded,
+                missed_heartbeats_restart=hc.missed_heartbeats_restart,
+                max_consecutive_failures=hc.max_consecutive_failures,
+                restart_backoff_initial_ms=hc.restart_backoff_initial_ms,
+                restart_backoff_max_ms=hc.restart_backoff_max_ms,
+                stable_after_s=hc.stable_after_sec,
+                start_timeout_s=engine.worker_start_timeout_s,
+            ),
+            created_unix_ns=record.created_unix_ns,
+        )
+
+    def restore(self) -> Awaitable[None]:
+        """Registers every instance recorded on disk at once, starting those that were
+        running; the result waits until they are up (or have given up)."""
+        waits = []
+        for _, record in registry.read_records(self._state.config.instances_dir):
+            try:
+                spec = self._spec(record, regenerate_ok=True)
+                ready = self._engine.create_instance(spec, start=record.desired_running)
+            except MT5ExecError as e:
+                log.error("cannot restore instance %s: %s", record.instance_id, e.message)
+                continue
+            self._records[record.instance_id] = record
+            waits.append(ready)
+        log.info("restoring %d instances", len(waits))
+        return self._await_restored(waits)
+
+    async def _await_restored(self, waits: list[Awaitable[common_pb2.Instance]]) -> None:
+        for result in await asyncio.gather(*waits, return_exceptions=True):
+            if isinstance(result, common_pb2.Instance):
+                self._history(result)
+            elif isinstance(result, MT5ExecError):
+                log.error("a restored instance did not start: %s", result.message)
+
+    # -- RPCs -----------------------------------------------------------------------------
 
     async def CreateInstance(
         self, request: instance_pb2.CreateInstanceRequest, context: Context
     ) -> instance_pb2.CreateInstanceResponse:
-        state = self._state
         instance_id = validation.instance_id(request.instance_id, generate=True)
         owner = validation.owner(request.owner)
         backend = request.backend or common_pb2.BACKEND_SIM
@@ -93,58 +208,59 @@ class InstanceService:
             raise MT5ExecError(
                 grpc.StatusCode.UNIMPLEMENTED,
                 "BACKEND_NOT_BUILT",
-                "backend: BACKEND_MT5 instances arrive with issues #3 and #4",
+                "backend: BACKEND_MT5 instances need the MT5 worker of issue #4",
                 "backend",
             )
         if backend != common_pb2.BACKEND_SIM:
             raise invalid("backend", "BACKEND_INVALID", f"backend: unknown value {backend}")
-        runtime = self._sim_config(instance_id, request.config)
-        running = sum(
-            1
-            for i in state.engine.list_instances()
-            if i.state not in (common_pb2.INSTANCE_STATE_STOPPED, common_pb2.INSTANCE_STATE_FAILED)
-        )
-        if running >= state.config.server.max_instances:
+        _check_symbols(list(request.config.symbols))
+        if instance_id in self._records or instance_id in self._creating:
+            raise MT5ExecError(
+                grpc.StatusCode.ALREADY_EXISTS,
+                "INSTANCE_EXISTS",
+                f"instance_id: '{instance_id}' already exists",
+                "instance_id",
+            )
+        limit = self._state.config.server.max_instances
+        if len(self._records) + len(self._creating) >= limit:
             raise MT5ExecError(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 "MAX_INSTANCES",
-                f"this node runs at most {state.config.server.max_instances} instances",
+                f"this node holds at most {limit} instances (server.max_instances)",
             )
-        directory = state.config.instances_dir / owner / instance_id
-        directory.mkdir(parents=True, exist_ok=True)
-        config_path = directory / "instance.json"
-        config_path.write_text(json.dumps(runtime, indent=2))
         config = common_pb2.InstanceConfig()
         config.CopyFrom(request.config)
-        del config.symbols[:]
-        config.symbols.extend(runtime["symbols"])  # type: ignore[arg-type]
-        argv = [sys.executable, "-m", "mt5exec.workers.sim", "--config", str(config_path)]
-        env = {
-            "PYTHONPATH": os.pathsep.join(
-                filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")])
-            )
-        }
-        instance = await state.engine.create_instance(
-            instance_id, owner, backend, directory, argv, env, config
+        record = InstanceRecord(
+            instance_id=instance_id,
+            owner=owner,
+            backend=backend,
+            config=config,
+            desired_running=True,
+            created_unix_ns=time.time_ns(),
         )
-        if state.history is not None:
-            state.history.record_instance(instance.SerializeToString())
+        self._creating.add(instance_id)
+        try:
+            spec = self._spec(record, regenerate_ok=False)
+            self._save(record)
+            ready = self._engine.create_instance(spec)
+        finally:
+            self._creating.discard(instance_id)
+        instance = await ready
+        self._history(instance)
         return instance_pb2.CreateInstanceResponse(instance=instance)
 
     async def GetInstance(
         self, request: instance_pb2.GetInstanceRequest, context: Context
     ) -> instance_pb2.GetInstanceResponse:
         instance_id = validation.instance_id(request.instance_id)
-        return instance_pb2.GetInstanceResponse(
-            instance=self._state.engine.get_instance(instance_id)
-        )
+        return instance_pb2.GetInstanceResponse(instance=self._engine.get_instance(instance_id))
 
     async def ListInstances(
         self, request: instance_pb2.ListInstancesRequest, context: Context
     ) -> instance_pb2.ListInstancesResponse:
         instances = [
             i
-            for i in self._state.engine.list_instances()
+            for i in self._engine.list_instances()
             if (not request.owner or i.owner == request.owner)
             and (not request.states or i.state in request.states)
         ]
@@ -164,12 +280,126 @@ class InstanceService:
         self, request: instance_pb2.StopInstanceRequest, context: Context
     ) -> instance_pb2.StopInstanceResponse:
         instance_id = validation.instance_id(request.instance_id)
+        record = self._record(instance_id)
         grace = None
         if request.HasField("grace"):
             grace = validation.finite(
                 "grace", request.grace.ToTimedelta().total_seconds(), maximum=600.0
             )
-        instance = await self._state.engine.stop_instance(instance_id, grace)
-        if self._state.history is not None:
-            self._state.history.record_instance(instance.SerializeToString())
+        record.desired_running = False
+        self._save(record)
+        instance = await self._engine.stop_instance(instance_id, grace)
+        self._history(instance)
         return instance_pb2.StopInstanceResponse(instance=instance)
+
+    async def StartInstance(
+        self, request: instance_pb2.StartInstanceRequest, context: Context
+    ) -> instance_pb2.StartInstanceResponse:
+        instance_id = validation.instance_id(request.instance_id)
+        record = self._record(instance_id)
+        record.desired_running = True
+        self._save(record)
+        instance = await self._engine.start_instance(instance_id)
+        self._history(instance)
+        return instance_pb2.StartInstanceResponse(instance=instance)
+
+    async def RestartInstance(
+        self, request: instance_pb2.RestartInstanceRequest, context: Context
+    ) -> instance_pb2.RestartInstanceResponse:
+        instance_id = validation.instance_id(request.instance_id)
+        record = self._record(instance_id)
+        record.desired_running = True
+        self._save(record)
+        instance = await self._engine.restart_instance(instance_id)
+        self._history(instance)
+        return instance_pb2.RestartInstanceResponse(instance=instance)
+
+    async def DeleteInstance(
+        self, request: instance_pb2.DeleteInstanceRequest, context: Context
+    ) -> instance_pb2.DeleteInstanceResponse:
+        instance_id = validation.instance_id(request.instance_id)
+        record = self._record(instance_id)
+        record.desired_running = False
+        self._save(record)
+        instance = await self._engine.stop_instance(instance_id)
+        self._engine.remove_instance(instance_id)
+        del self._records[instance_id]
+        directory = self._directory(record.owner, instance_id)
+        await asyncio.to_thread(shutil.rmtree, directory, True)
+        self._history(instance)
+        log.info("deleted instance %s (logs kept in %s)", instance_id, directory)
+        return instance_pb2.DeleteInstanceResponse()
+
+    async def GetInstanceStats(
+        self, request: instance_pb2.GetInstanceStatsRequest, context: Context
+    ) -> instance_pb2.GetInstanceStatsResponse:
+        instance_id = validation.instance_id(request.instance_id)
+        stats = self._engine.instance_stats(instance_id)
+        return instance_pb2.GetInstanceStatsResponse(
+            stats=instance_pb2.InstanceStats.FromString(stats)
+        )
+
+    async def GetSystemStats(
+        self, request: instance_pb2.GetSystemStatsRequest, context: Context
+    ) -> instance_pb2.GetSystemStatsResponse:
+        instances = self._engine.list_instances()
+        response = instance_pb2.GetSystemStatsResponse(
+            users=len({i.owner for i in instances}),
+            instances=len(instances),
+            instances_ready=sum(i.state == common_pb2.INSTANCE_STATE_READY for i in instances),
+            experts_deployed=sum(len(r.experts) for r in self._records.values()),
+            server_rss_bytes=_own_rss(),
+        )
+        response.uptime.FromSeconds(int(time.time() - _STARTED))
+        return response
+
+    async def DeployExpert(
+        self, request: instance_pb2.DeployExpertRequest, context: Context
+    ) -> instance_pb2.DeployExpertResponse:
+        instance_id = validation.instance_id(request.instance_id)
+        record = self._record(instance_id)
+        try:
+            name = experts.validate_expert_name(request.expert_name)
+        except experts.ExpertNameError as e:
+            raise invalid("expert_name", "EXPERT_NAME_INVALID", f"expert_name: {e}") from None
+        if not request.expert_file:
+            raise invalid("expert_file", "FIELD_REQUIRED", "expert_file: the compiled EA (.ex5)")
+        if len(request.expert_file) > _MAX_EXPERT_BYTES:
+            raise invalid("expert_file", "EXPERT_TOO_LARGE", "expert_file: at most 16 MiB")
+        timeout = 60.0
+        if request.HasField("timeout"):
+            timeout = validation.finite(
+                "timeout", request.timeout.ToTimedelta().total_seconds(), maximum=600.0
+            )
+        # A sim instance has no terminal; its directory still takes the terminal's layout so
+        # that an EA's signals are found in the same place for every backend.
+        terminal_dir = self._directory(record.owner, instance_id) / "terminal"
+        terminal_dir.mkdir(exist_ok=True)
+        since = time.time()
+        await asyncio.to_thread(experts.deploy_expert, terminal_dir, name, request.expert_file)
+        if name not in record.experts:
+            record.experts.append(name)
+            self._save(record)
+        result = await experts.wait_for_signals(terminal_dir, name, timeout=timeout, since=since)
+        status = {
+            "SUCCESS": instance_pb2.DEPLOYMENT_STATUS_SUCCESS,
+            "PARTIAL": instance_pb2.DEPLOYMENT_STATUS_PARTIAL,
+            "FAILED": instance_pb2.DEPLOYMENT_STATUS_FAILED,
+        }[result.status]
+        return instance_pb2.DeployExpertResponse(
+            status=status,
+            ready_seen=result.ready_seen,
+            heartbeat_seen=result.heartbeat_seen,
+            details=result.details,
+        )
+
+
+def _own_rss() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0

@@ -1,0 +1,100 @@
+"""The desired state of every instance, on disk, so that instances survive a server restart.
+
+Each instance directory holds ``instance.json``: who owns it, its backend, the
+configuration it was created with, whether the operator wants it running, and
+the experts deployed to it. The server writes it on every change (atomically)
+and reads them all on start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format
+
+from mt5exec.v1 import common_pb2
+
+log = logging.getLogger("mt5exec.registry")
+
+RECORD_NAME = "instance.json"
+VERSION = 1
+
+
+@dataclass
+class InstanceRecord:
+    instance_id: str
+    owner: str
+    backend: int
+    config: common_pb2.InstanceConfig
+    desired_running: bool = True
+    created_unix_ns: int = 0
+    experts: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": VERSION,
+            "instance_id": self.instance_id,
+            "owner": self.owner,
+            "backend": common_pb2.Backend.Name(self.backend),
+            "config": json_format.MessageToDict(self.config, preserving_proto_field_name=True),
+            "desired": "running" if self.desired_running else "stopped",
+            "created_unix_ns": self.created_unix_ns,
+            "experts": self.experts,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> InstanceRecord:
+        if data.get("version") != VERSION:
+            raise ValueError(f"version: expected {VERSION}, got {data.get('version')!r}")
+        desired = data["desired"]
+        if desired not in ("running", "stopped"):
+            raise ValueError(f"desired: expected running or stopped, got {desired!r}")
+        config = json_format.ParseDict(data["config"], common_pb2.InstanceConfig())
+        return cls(
+            instance_id=str(data["instance_id"]),
+            owner=str(data["owner"]),
+            backend=common_pb2.Backend.Value(data["backend"]),
+            config=config,
+            desired_running=desired == "running",
+            created_unix_ns=int(data["created_unix_ns"]),
+            experts=[str(e) for e in data.get("experts", [])],
+        )
+
+
+def write_record(directory: Path, record: InstanceRecord) -> None:
+    """Replaces ``<directory>/instance.json`` atomically."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".instance.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(record.to_json(), f, indent=2)
+        os.replace(tmp, directory / RECORD_NAME)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_records(instances_dir: Path) -> list[tuple[Path, InstanceRecord]]:
+    """Every readable record under ``<instances_dir>/<owner>/<instance>/``; unreadable ones
+    are logged and skipped (their directories are left alone for an operator)."""
+    found: list[tuple[Path, InstanceRecord]] = []
+    if not instances_dir.is_dir():
+        return found
+    for path in sorted(instances_dir.glob(f"*/*/{RECORD_NAME}")):
+        try:
+            record = InstanceRecord.from_json(json.loads(path.read_text()))
+        except (OSError, ValueError, KeyError, TypeError, json_format.ParseError) as e:
+            log.error("skipping %s: %s", path, e)
+            continue
+        directory = path.parent
+        if (directory.parent.name, directory.name) != (record.owner, record.instance_id):
+            log.error("skipping %s: it names %s/%s", path, record.owner, record.instance_id)
+            continue
+        found.append((directory, record))
+    return found

@@ -1,0 +1,430 @@
+//! A worker's life: spawn, handshake, serve frames, watch heartbeats, replace on failure.
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use prost::Message;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::UnixListener;
+use tokio::sync::mpsc;
+
+use super::{frames, set_state, Instance, Live};
+use crate::convert;
+use crate::engine::Shared;
+use crate::error::{Code, EngineError};
+use crate::frame;
+use crate::notify::Completion;
+use crate::pb::terminal as t;
+use crate::pb::terminal::worker_frame::Body;
+use crate::pb::v1;
+use crate::pb::v1::InstanceState as S;
+
+fn worker_error(reason: &'static str, message: impl Into<String>) -> EngineError {
+    EngineError::new(Code::Unavailable, reason, message)
+}
+
+/// Keeps an instance's worker running until it is stopped or gives up.
+pub async fn supervise(shared: Arc<Shared>, instance: Arc<Instance>) {
+    loop {
+        let outcome = run_worker(&shared, &instance).await;
+        let delay = after_exit(&shared, &instance, &mut instance.live.lock(), outcome);
+        let Some(delay) = delay else { return };
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = instance.wake.notified() => {}
+        }
+        let mut live = instance.live.lock();
+        if !live.desired_running {
+            finish_stopped(&shared, &instance, &mut live);
+            return;
+        }
+    }
+}
+
+fn finish_stopped(shared: &Shared, instance: &Instance, live: &mut Live) {
+    live.supervised = false;
+    live.stopping = false;
+    set_state(shared, instance, live, S::Stopped, "STOPPED");
+    let stopped = worker_error("INSTANCE_STOPPED", "the instance was stopped");
+    instance.answer_ready_waiters(shared, live, Some(&stopped));
+    let payload = instance.to_pb(live).encode_to_vec();
+    for token in live.stop_waiters.drain(..) {
+        shared
+            .notifier
+            .complete(Completion::ok(token, payload.clone()));
+    }
+    close_streams(shared, instance);
+}
+
+fn close_streams(shared: &Shared, instance: &Instance) {
+    let gone = worker_error(
+        "INSTANCE_STOPPED",
+        format!("instance '{}' stopped", instance.spec.instance_id),
+    );
+    shared
+        .hub
+        .close_matching(&instance.spec.instance_id, &gone, &shared.notifier);
+}
+
+/// Decides what follows a worker's exit; `Some(delay)` restarts it after `delay`.
+fn after_exit(
+    shared: &Shared,
+    instance: &Instance,
+    live: &mut Live,
+    outcome: Result<(), EngineError>,
+) -> Option<Duration> {
+    live.running = false;
+    live.tx = None;
+    live.pid = 0;
+    let lost = EngineError::new(
+        Code::Unavailable,
+        "WORKER_LOST",
+        "the worker stopped before answering; the order's outcome is UNKNOWN until reconciled",
+    );
+    for (token, mut pending) in live.pending.drain() {
+        pending.order.status = v1::OrderStatus::Unknown as i32;
+        let payload = v1::PlaceOrderResponse {
+            order: Some(pending.order),
+        }
+        .encode_to_vec();
+        shared
+            .notifier
+            .complete(Completion::err(token, &lost, payload));
+    }
+    let stable = live
+        .ready_at
+        .take()
+        .is_some_and(|t| t.elapsed() >= instance.spec.supervision.stable_after);
+    if !live.desired_running {
+        finish_stopped(shared, instance, live);
+        return None;
+    }
+    if std::mem::take(&mut live.restart_requested) {
+        live.consecutive_failures = 0;
+        live.restarts += 1;
+        set_state(shared, instance, live, S::Starting, "RESTART_REQUESTED");
+        return Some(Duration::ZERO);
+    }
+    let cause = match &outcome {
+        Ok(()) => worker_error("WORKER_EXITED", "the worker exited"),
+        Err(e) => e.clone(),
+    };
+    if stable {
+        live.consecutive_failures = 0;
+    }
+    live.consecutive_failures += 1;
+    let supervision = &instance.spec.supervision;
+    if live.consecutive_failures >= supervision.max_consecutive_failures {
+        live.supervised = false;
+        live.desired_running = false;
+        let failures = live.consecutive_failures;
+        let reason = format!("RESTART_LIMIT_REACHED: {}", cause.reason);
+        set_state(shared, instance, live, S::Failed, &reason);
+        let failed = EngineError::new(
+            Code::Unavailable,
+            "WORKER_FAILED",
+            format!(
+                "the worker failed {failures} times in a row (last: {}: {}); \
+                 start the instance again with StartInstance or RestartInstance",
+                cause.reason, cause.message
+            ),
+        );
+        instance.answer_ready_waiters(shared, live, Some(&failed));
+        let payload = instance.to_pb(live).encode_to_vec();
+        for token in live.stop_waiters.drain(..) {
+            shared
+                .notifier
+                .complete(Completion::ok(token, payload.clone()));
+        }
+        close_streams(shared, instance);
+        return None;
+    }
+    live.restarts += 1;
+    let delay = supervision.backoff(live.consecutive_failures);
+    let reason = format!(
+        "RESTARTING: {} (attempt {} in {} ms)",
+        cause.reason,
+        live.consecutive_failures + 1,
+        delay.as_millis()
+    );
+    set_state(shared, instance, live, S::Starting, &reason);
+    Some(delay)
+}
+
+/// Sends a signal to a worker's process group; a group already gone is fine.
+pub fn signal_group(pid: u32, signal: Signal) {
+    if let Ok(pid) = i32::try_from(pid) {
+        if pid > 1 {
+            let _ = killpg(Pid::from_raw(pid), signal);
+        }
+    }
+}
+
+/// Kills a worker left behind by an earlier server (e.g. one frozen when that server was
+/// killed), recognised by its pid file and by its command line naming this instance's socket.
+fn kill_leftover(pid_file: &Path, socket: &Path) {
+    let Ok(text) = std::fs::read_to_string(pid_file) else {
+        return;
+    };
+    let Ok(pid) = text.trim().parse::<u32>() else {
+        return;
+    };
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return;
+    };
+    let needle = socket.as_os_str().as_encoded_bytes();
+    if cmdline.windows(needle.len()).any(|w| w == needle) {
+        signal_group(pid, Signal::SIGKILL);
+    }
+}
+
+async fn run_worker(shared: &Arc<Shared>, instance: &Arc<Instance>) -> Result<(), EngineError> {
+    let spec = &instance.spec;
+    for dir in [&spec.dir, &spec.log_dir] {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            worker_error(
+                "INSTANCE_DIR",
+                format!("cannot create {}: {e}", dir.display()),
+            )
+        })?;
+    }
+    let socket = spec.dir.join("worker.sock");
+    let pid_file = spec.dir.join("worker.pid");
+    kill_leftover(&pid_file, &socket);
+    let _ = std::fs::remove_file(&socket);
+    let listener = UnixListener::bind(&socket).map_err(|e| {
+        worker_error(
+            "WORKER_SOCKET",
+            format!("cannot listen on {}: {e}", socket.display()),
+        )
+    })?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(spec.log_dir.join("worker.log"))
+        .map_err(|e| worker_error("INSTANCE_DIR", format!("cannot open the worker log: {e}")))?;
+    let log_err = log
+        .try_clone()
+        .map_err(|e| worker_error("INSTANCE_DIR", e.to_string()))?;
+    let Some((program, args)) = spec.argv.split_first() else {
+        return Err(worker_error("WORKER_COMMAND", "empty worker command"));
+    };
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(args)
+        .arg("--socket")
+        .arg(&socket)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&spec.dir)
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log_err))
+        .kill_on_drop(true);
+    {
+        let mut live = instance.live.lock();
+        set_state(shared, instance, &mut live, S::Starting, "SPAWNING");
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| worker_error("WORKER_SPAWN", format!("cannot start {program}: {e}")))?;
+    let pid = child.id().unwrap_or(0);
+    let _ = std::fs::write(&pid_file, format!("{pid}\n"));
+    {
+        let mut live = instance.live.lock();
+        live.pid = pid;
+        live.running = true;
+        live.cpu_sample = None;
+        set_state(shared, instance, &mut live, S::Connecting, "HANDSHAKE");
+    }
+    let result = serve(shared, instance, &listener, &mut child).await;
+    drop(listener);
+    let _ = std::fs::remove_file(&socket);
+    // A worker that ended its connection exits by itself; one that stopped answering is
+    // killed. Either way its whole process group goes.
+    let grace = if result.is_ok() {
+        shared.config.kill_grace
+    } else {
+        Duration::ZERO
+    };
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        signal_group(pid, Signal::SIGKILL);
+        let _ = child.wait().await;
+    }
+    signal_group(pid, Signal::SIGKILL);
+    let _ = std::fs::remove_file(&pid_file);
+    result
+}
+
+async fn serve(
+    shared: &Arc<Shared>,
+    instance: &Arc<Instance>,
+    listener: &UnixListener,
+    child: &mut tokio::process::Child,
+) -> Result<(), EngineError> {
+    let supervision = &instance.spec.supervision;
+    let timeout = supervision.start_timeout;
+    let stream = tokio::select! {
+        accepted = tokio::time::timeout(timeout, listener.accept()) => match accepted {
+            Ok(Ok((stream, _))) => stream,
+            Ok(Err(e)) => return Err(worker_error("WORKER_SOCKET", e.to_string())),
+            Err(_) => return Err(worker_error("WORKER_START_TIMEOUT",
+                format!("the worker did not connect within {timeout:?}"))),
+        },
+        status = child.wait() => return Err(worker_error("WORKER_EXITED",
+            format!("the worker exited before connecting: {}", describe(status)))),
+    };
+    let (reader, mut writer) = stream.into_split();
+    let mut reader = BufReader::with_capacity(256 * 1024, reader);
+    let mut buf = Vec::new();
+    let hello = match tokio::time::timeout(timeout, frame::read_into(&mut reader, &mut buf)).await {
+        Ok(Ok(true)) => match t::WorkerFrame::decode(&buf[..]) {
+            Ok(t::WorkerFrame {
+                body: Some(Body::Hello(hello)),
+            }) => hello,
+            _ => {
+                return Err(worker_error(
+                    "PROTOCOL_ERROR",
+                    "the first frame was not a Hello",
+                ))
+            }
+        },
+        Ok(Ok(false)) => {
+            return Err(worker_error(
+                "WORKER_EXITED",
+                "the worker closed the connection",
+            ))
+        }
+        Ok(Err(e)) => return Err(worker_error("PROTOCOL_ERROR", e.to_string())),
+        Err(_) => {
+            return Err(worker_error(
+                "WORKER_START_TIMEOUT",
+                "no Hello from the worker",
+            ))
+        }
+    };
+    if hello.protocol_version != super::PROTOCOL_VERSION {
+        return Err(worker_error(
+            "PROTOCOL_MISMATCH",
+            format!(
+                "the worker speaks protocol {}, the engine {}",
+                hello.protocol_version,
+                super::PROTOCOL_VERSION
+            ),
+        ));
+    }
+    let heartbeat = supervision.heartbeat_interval;
+    let welcome = frame::encode(&t::EngineFrame {
+        body: Some(t::engine_frame::Body::Welcome(t::Welcome {
+            protocol_version: super::PROTOCOL_VERSION,
+            heartbeat_interval_ms: u32::try_from(heartbeat.as_millis()).unwrap_or(u32::MAX),
+        })),
+    });
+    writer
+        .write_all(&welcome)
+        .await
+        .map_err(|e| worker_error("WORKER_EXITED", e.to_string()))?;
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            // Coalesce what is queued into one write.
+            let mut out = first;
+            while let Ok(more) = rx.try_recv() {
+                out.extend_from_slice(&more);
+            }
+            if writer.write_all(&out).await.is_err() {
+                break;
+            }
+        }
+    });
+    {
+        let mut live = instance.live.lock();
+        live.symbols.clear();
+        live.symbol_order.clear();
+        for s in hello.symbols {
+            live.symbol_order.push(s.name.clone());
+            live.symbols.insert(s.name.clone(), s);
+        }
+        if hello.account.is_some() {
+            live.account = hello.account;
+        }
+        live.last_seen = Some(Instant::now());
+        live.ready_at = Some(Instant::now());
+        live.started = Some(convert::now());
+        live.tx = Some(tx.clone());
+        if live.desired_running {
+            set_state(shared, instance, &mut live, S::Ready, "");
+            instance.answer_ready_waiters(shared, &mut live, None);
+        } else {
+            // Stop was asked for during start-up: deliver the shutdown now.
+            let _ = tx.send(frame::encode(&shutdown_frame("stop requested")));
+        }
+    }
+    drop(tx);
+    let degraded_after = heartbeat.saturating_mul(supervision.missed_degraded.max(1));
+    let restart_after = heartbeat.saturating_mul(supervision.missed_restart.max(1));
+    let mut watchdog = tokio::time::interval((heartbeat / 2).max(Duration::from_millis(10)));
+    watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            read = frame::read_into(&mut reader, &mut buf) => match read {
+                Ok(true) => match t::WorkerFrame::decode(&buf[..]) {
+                    Ok(frame) => frames::handle(shared, instance, frame),
+                    Err(e) => return Err(worker_error("PROTOCOL_ERROR", e.to_string())),
+                },
+                Ok(false) => return Ok(()),
+                Err(e) => return Err(worker_error("PROTOCOL_ERROR", e.to_string())),
+            },
+            status = child.wait() => {
+                return Err(worker_error("WORKER_EXITED",
+                    format!("the worker exited: {}", describe(status))));
+            }
+            _ = watchdog.tick() => {
+                let mut live = instance.live.lock();
+                let age = live.last_seen.map_or(Duration::ZERO, |t| t.elapsed());
+                if age >= restart_after {
+                    return Err(worker_error("HEARTBEAT_LOST", format!(
+                        "no frame from the worker for {} ms", age.as_millis())));
+                }
+                if age >= degraded_after && live.state == S::Ready {
+                    set_state(shared, instance, &mut live, S::Degraded, "HEARTBEAT_LATE");
+                }
+            }
+        }
+    }
+}
+
+/// The Shutdown frame.
+pub fn shutdown_frame(reason: &str) -> t::EngineFrame {
+    t::EngineFrame {
+        body: Some(t::engine_frame::Body::Shutdown(t::Shutdown {
+            reason: reason.to_owned(),
+        })),
+    }
+}
+
+fn describe(status: std::io::Result<std::process::ExitStatus>) -> String {
+    match status {
+        Ok(s) => s.to_string(),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// After `grace`, SIGTERM the worker's group; after `kill_grace`, SIGKILL it.
+pub async fn escalate_stop(shared: Arc<Shared>, instance: Arc<Instance>, grace: Duration) {
+    let pid = instance.live.lock().pid;
+    for (wait, signal) in [
+        (grace, Signal::SIGTERM),
+        (shared.config.kill_grace, Signal::SIGKILL),
+    ] {
+        tokio::time::sleep(wait).await;
+        let live = instance.live.lock();
+        if !live.running || live.pid != pid {
+            return;
+        }
+        signal_group(pid, signal);
+    }
+}
