@@ -20,9 +20,11 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
-# (Re)builds the Rust extension in release mode into the package.
+# (Re)builds the Rust extension in release mode into the package, and compiles the package's
+# bytecode: a worker process starts ~30 % faster when it need not compile its imports.
 build: setup
 	$(VENV)/bin/maturin develop --release -q
+	$(PY) -m compileall -q python/mt5exec
 
 # Sets up and runs the server: simulated broker, embedded DuckDB, nothing else needed.
 run: build
@@ -51,6 +53,7 @@ proto: setup
 
 bench: build
 	$(PY) benchmarks/order_roundtrip.py
+	$(PY) benchmarks/instance_lifecycle.py
 
 clean:
 	rm -rf $(VENV) target python/mt5exec/_core*.so
