@@ -15,7 +15,7 @@ PROTOCOL_VERSION_UNSPECIFIED: ProtocolVersion
 PROTOCOL_VERSION_CURRENT: ProtocolVersion
 
 class WorkerFrame(_message.Message):
-    __slots__ = ("hello", "heartbeat", "ticks", "order_result", "deal", "account", "positions", "event")
+    __slots__ = ("hello", "heartbeat", "ticks", "order_result", "deal", "account", "positions", "event", "order_update", "orders", "reconcile_result")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     TICKS_FIELD_NUMBER: _ClassVar[int]
@@ -24,6 +24,9 @@ class WorkerFrame(_message.Message):
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     POSITIONS_FIELD_NUMBER: _ClassVar[int]
     EVENT_FIELD_NUMBER: _ClassVar[int]
+    ORDER_UPDATE_FIELD_NUMBER: _ClassVar[int]
+    ORDERS_FIELD_NUMBER: _ClassVar[int]
+    RECONCILE_RESULT_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     heartbeat: Heartbeat
     ticks: TickBatch
@@ -32,21 +35,26 @@ class WorkerFrame(_message.Message):
     account: AccountSnapshot
     positions: PositionSnapshot
     event: WorkerEvent
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., ticks: _Optional[_Union[TickBatch, _Mapping]] = ..., order_result: _Optional[_Union[OrderResult, _Mapping]] = ..., deal: _Optional[_Union[DealReport, _Mapping]] = ..., account: _Optional[_Union[AccountSnapshot, _Mapping]] = ..., positions: _Optional[_Union[PositionSnapshot, _Mapping]] = ..., event: _Optional[_Union[WorkerEvent, _Mapping]] = ...) -> None: ...
+    order_update: OrderUpdate
+    orders: OrderSnapshot
+    reconcile_result: ReconcileResult
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., ticks: _Optional[_Union[TickBatch, _Mapping]] = ..., order_result: _Optional[_Union[OrderResult, _Mapping]] = ..., deal: _Optional[_Union[DealReport, _Mapping]] = ..., account: _Optional[_Union[AccountSnapshot, _Mapping]] = ..., positions: _Optional[_Union[PositionSnapshot, _Mapping]] = ..., event: _Optional[_Union[WorkerEvent, _Mapping]] = ..., order_update: _Optional[_Union[OrderUpdate, _Mapping]] = ..., orders: _Optional[_Union[OrderSnapshot, _Mapping]] = ..., reconcile_result: _Optional[_Union[ReconcileResult, _Mapping]] = ...) -> None: ...
 
 class EngineFrame(_message.Message):
-    __slots__ = ("welcome", "order", "shutdown", "fault", "snapshot_request")
+    __slots__ = ("welcome", "order", "shutdown", "fault", "snapshot_request", "reconcile")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     ORDER_FIELD_NUMBER: _ClassVar[int]
     SHUTDOWN_FIELD_NUMBER: _ClassVar[int]
     FAULT_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    RECONCILE_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     order: OrderRequest
     shutdown: Shutdown
     fault: FaultInjection
     snapshot_request: SnapshotRequest
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., order: _Optional[_Union[OrderRequest, _Mapping]] = ..., shutdown: _Optional[_Union[Shutdown, _Mapping]] = ..., fault: _Optional[_Union[FaultInjection, _Mapping]] = ..., snapshot_request: _Optional[_Union[SnapshotRequest, _Mapping]] = ...) -> None: ...
+    reconcile: ReconcileRequest
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., order: _Optional[_Union[OrderRequest, _Mapping]] = ..., shutdown: _Optional[_Union[Shutdown, _Mapping]] = ..., fault: _Optional[_Union[FaultInjection, _Mapping]] = ..., snapshot_request: _Optional[_Union[SnapshotRequest, _Mapping]] = ..., reconcile: _Optional[_Union[ReconcileRequest, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("protocol_version", "backend", "instance_id", "capabilities", "pid", "symbols", "account")
@@ -305,6 +313,82 @@ class PositionSnapshot(_message.Message):
     POSITIONS_FIELD_NUMBER: _ClassVar[int]
     positions: _containers.RepeatedCompositeFieldContainer[Position]
     def __init__(self, positions: _Optional[_Iterable[_Union[Position, _Mapping]]] = ...) -> None: ...
+
+class OrderInfo(_message.Message):
+    __slots__ = ("ticket", "symbol", "type", "state", "volume_initial", "volume_current", "price_open", "price_stoplimit", "sl", "tp", "price_current", "type_time", "time_expiration", "type_filling", "magic", "comment", "time_setup_msc", "time_done_msc", "position_id")
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    VOLUME_INITIAL_FIELD_NUMBER: _ClassVar[int]
+    VOLUME_CURRENT_FIELD_NUMBER: _ClassVar[int]
+    PRICE_OPEN_FIELD_NUMBER: _ClassVar[int]
+    PRICE_STOPLIMIT_FIELD_NUMBER: _ClassVar[int]
+    SL_FIELD_NUMBER: _ClassVar[int]
+    TP_FIELD_NUMBER: _ClassVar[int]
+    PRICE_CURRENT_FIELD_NUMBER: _ClassVar[int]
+    TYPE_TIME_FIELD_NUMBER: _ClassVar[int]
+    TIME_EXPIRATION_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FILLING_FIELD_NUMBER: _ClassVar[int]
+    MAGIC_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    TIME_SETUP_MSC_FIELD_NUMBER: _ClassVar[int]
+    TIME_DONE_MSC_FIELD_NUMBER: _ClassVar[int]
+    POSITION_ID_FIELD_NUMBER: _ClassVar[int]
+    ticket: int
+    symbol: str
+    type: int
+    state: int
+    volume_initial: float
+    volume_current: float
+    price_open: float
+    price_stoplimit: float
+    sl: float
+    tp: float
+    price_current: float
+    type_time: int
+    time_expiration: int
+    type_filling: int
+    magic: int
+    comment: str
+    time_setup_msc: int
+    time_done_msc: int
+    position_id: int
+    def __init__(self, ticket: _Optional[int] = ..., symbol: _Optional[str] = ..., type: _Optional[int] = ..., state: _Optional[int] = ..., volume_initial: _Optional[float] = ..., volume_current: _Optional[float] = ..., price_open: _Optional[float] = ..., price_stoplimit: _Optional[float] = ..., sl: _Optional[float] = ..., tp: _Optional[float] = ..., price_current: _Optional[float] = ..., type_time: _Optional[int] = ..., time_expiration: _Optional[int] = ..., type_filling: _Optional[int] = ..., magic: _Optional[int] = ..., comment: _Optional[str] = ..., time_setup_msc: _Optional[int] = ..., time_done_msc: _Optional[int] = ..., position_id: _Optional[int] = ...) -> None: ...
+
+class OrderUpdate(_message.Message):
+    __slots__ = ("order", "request_id")
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    order: OrderInfo
+    request_id: int
+    def __init__(self, order: _Optional[_Union[OrderInfo, _Mapping]] = ..., request_id: _Optional[int] = ...) -> None: ...
+
+class OrderSnapshot(_message.Message):
+    __slots__ = ("orders",)
+    ORDERS_FIELD_NUMBER: _ClassVar[int]
+    orders: _containers.RepeatedCompositeFieldContainer[OrderInfo]
+    def __init__(self, orders: _Optional[_Iterable[_Union[OrderInfo, _Mapping]]] = ...) -> None: ...
+
+class ReconcileRequest(_message.Message):
+    __slots__ = ("request_id", "comments", "from_time_msc")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMENTS_FIELD_NUMBER: _ClassVar[int]
+    FROM_TIME_MSC_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    comments: _containers.RepeatedScalarFieldContainer[str]
+    from_time_msc: int
+    def __init__(self, request_id: _Optional[int] = ..., comments: _Optional[_Iterable[str]] = ..., from_time_msc: _Optional[int] = ...) -> None: ...
+
+class ReconcileResult(_message.Message):
+    __slots__ = ("request_id", "orders", "deals")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ORDERS_FIELD_NUMBER: _ClassVar[int]
+    DEALS_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    orders: _containers.RepeatedCompositeFieldContainer[OrderInfo]
+    deals: _containers.RepeatedCompositeFieldContainer[DealReport]
+    def __init__(self, request_id: _Optional[int] = ..., orders: _Optional[_Iterable[_Union[OrderInfo, _Mapping]]] = ..., deals: _Optional[_Iterable[_Union[DealReport, _Mapping]]] = ...) -> None: ...
 
 class WorkerEvent(_message.Message):
     __slots__ = ("kind", "message")
