@@ -95,7 +95,11 @@ pub fn handle(shared: &Shared, instance: &Instance, frame: t::WorkerFrame) {
                 set_state(shared, instance, &mut live, S::Ready, kind);
             }
         }
-        Some(Body::Hello(_)) | None => {}
+        Some(Body::Orders(snapshot)) => {
+            instance.live.lock().open_orders = snapshot.orders;
+        }
+        // Pending-order updates and reconciliation arrive with the order surface (issue #4).
+        Some(Body::OrderUpdate(_) | Body::ReconcileResult(_) | Body::Hello(_)) | None => {}
     }
 }
 

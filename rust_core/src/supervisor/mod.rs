@@ -154,6 +154,8 @@ pub struct Live {
     pub account: Option<t::AccountSnapshot>,
     /// Open positions.
     pub positions: Vec<t::Position>,
+    /// Pending orders.
+    pub open_orders: Vec<t::OrderInfo>,
     /// Frames to the worker.
     pub tx: Option<mpsc::UnboundedSender<Vec<u8>>>,
     /// Orders in flight, by request id (= token).
@@ -207,6 +209,7 @@ impl Instance {
                 last_ticks: HashMap::new(),
                 account: None,
                 positions: Vec::new(),
+                open_orders: Vec::new(),
                 tx: None,
                 pending: HashMap::new(),
                 ready_waiters: Vec::new(),
