@@ -27,6 +27,8 @@ FAST_HEALTH = {
     "missed_heartbeats_degraded": 2,
     "missed_heartbeats_restart": 5,
     "stable_after_sec": 0.5,
+    # An EA's heartbeat is stale after 3 intervals.
+    "health_check_interval_sec": 1,
 }
 STANDINS = Path(__file__).parent / "standins"
 
@@ -302,6 +304,49 @@ def test_deploy_expert_confirmation(server: ServerProcess) -> None:
     assert error_info(caught.value).metadata["field"] == "expert_name"
 
 
+def ea_process(files: Path, name: str, *flags: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, str(STANDINS / "ea_signals.py"), "--files-dir", str(files)]
+        + ["--name", name, *flags]
+    )
+
+
+def wait_state(
+    server: ServerProcess, instance_id: str, state: int, reason: str, timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        instance = get(server, instance_id)
+        if instance.state == state and instance.state_reason == reason:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not {state}/{reason} in {timeout}s: {instance}")
+        time.sleep(0.05)
+
+
+def test_a_stale_expert_degrades_its_instance(server: ServerProcess) -> None:
+    create_sim(server, "ea-watch", ["EURUSD"], tick_rate=1)
+    files = server.data_dir / "instances" / "default" / "ea-watch" / "terminal" / "MQL5" / "Files"
+    ea = ea_process(files, "Beater", "--ready", "--heartbeat", "--interval", "0.2", "--beats", "5")
+    try:
+        request = instance_pb2.DeployExpertRequest(
+            instance_id="ea-watch", expert_name="Beater", expert_file=b"ex5"
+        )
+        request.timeout.FromSeconds(10)
+        reply = server.instances.DeployExpert(request, timeout=30)
+        assert reply.status == instance_pb2.DEPLOYMENT_STATUS_SUCCESS, reply.details
+    finally:
+        ea.wait(10)
+    degraded = common_pb2.INSTANCE_STATE_DEGRADED
+    wait_state(server, "ea-watch", degraded, "EA_HEARTBEAT_STALE: Beater", timeout=8)
+    ea = ea_process(files, "Beater", "--heartbeat", "--interval", "0.2")
+    try:
+        wait_state(server, "ea-watch", READY, "RECOVERED", timeout=5)
+    finally:
+        ea.kill()
+        ea.wait()
+
+
 def test_worker_that_exits_at_start_fails_after_three_attempts(tmp_path: Path) -> None:
     server = fast_server(tmp_path / "data", env={"MT5EXEC_SIM_EXIT_AT_START": "1"})
     try:
@@ -340,9 +385,11 @@ def test_thirty_instances_at_once_and_no_process_left(tmp_path: Path) -> None:
         with ThreadPoolExecutor(30) as pool:
             stopped = list(
                 pool.map(
-                    lambda n: server.instances.StopInstance(
-                        instance_pb2.StopInstanceRequest(instance_id=f"many-{n}"), timeout=30
-                    ).instance,
+                    lambda n: (
+                        server.instances.StopInstance(
+                            instance_pb2.StopInstanceRequest(instance_id=f"many-{n}"), timeout=30
+                        ).instance
+                    ),
                     range(30),
                 )
             )

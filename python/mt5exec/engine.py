@@ -227,6 +227,12 @@ class Engine:
             raise _translate(e) from None
         return await self._instance(token)
 
+    def report_health(self, instance_id: str, healthy: bool, reason: str) -> None:
+        try:
+            self._core.report_health(instance_id, healthy, reason)
+        except _core.CoreError as e:
+            raise _translate(e) from None
+
     def remove_instance(self, instance_id: str) -> None:
         try:
             self._core.remove_instance(instance_id)

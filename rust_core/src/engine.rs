@@ -241,6 +241,27 @@ impl Engine {
         Ok(token)
     }
 
+    /// Health seen from outside the worker (an Expert Advisor's heartbeat): an unhealthy
+    /// READY instance becomes DEGRADED with `reason`; healthy again, it returns to READY if
+    /// that reason was the cause.
+    ///
+    /// # Errors
+    /// `NOT_FOUND`.
+    pub fn report_health(&self, instance_id: &str, healthy: bool, reason: &str) -> Result<()> {
+        let instance = self.shared.instance(instance_id)?;
+        let mut live = instance.live.lock();
+        let state = if !healthy && live.state == v1::InstanceState::Ready {
+            v1::InstanceState::Degraded
+        } else if healthy && live.state == v1::InstanceState::Degraded && live.reason == reason {
+            v1::InstanceState::Ready
+        } else {
+            return Ok(());
+        };
+        let why = if healthy { "RECOVERED" } else { reason };
+        supervisor::set_state(&self.shared, &instance, &mut live, state, why);
+        Ok(())
+    }
+
     /// Forgets a stopped instance.
     ///
     /// # Errors

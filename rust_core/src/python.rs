@@ -185,6 +185,10 @@ impl PyEngine {
         Ok(self.inner.restart_instance(instance_id)?)
     }
 
+    fn report_health(&self, instance_id: &str, healthy: bool, reason: &str) -> PyResult<()> {
+        Ok(self.inner.report_health(instance_id, healthy, reason)?)
+    }
+
     fn remove_instance(&self, instance_id: &str) -> PyResult<()> {
         Ok(self.inner.remove_instance(instance_id)?)
     }

@@ -144,6 +144,7 @@ class Server:
         self._background = [
             asyncio.create_task(_wait(restored)),
             asyncio.create_task(self._prune_logs_daily()),
+            asyncio.create_task(self.instances.watch_experts()),
         ]
         return f"{host}:{self.port}"
 

@@ -9,6 +9,7 @@ the simulated broker's state, a terminal's files), its logs in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -99,6 +100,8 @@ class InstanceService:
         self._engine = state.engine
         self._creating: set[str] = set()
         self._records: dict[str, InstanceRecord] = {}
+        # Seconds without an EA heartbeat before its instance is DEGRADED, per instance.
+        self._ea_max_age: dict[str, float] = {}
 
     # -- paths and records --------------------------------------------------------------
 
@@ -146,6 +149,7 @@ class InstanceService:
         worker_config = templates.runtime_config_path(directory).with_name("worker.json")
         worker_config.write_text(json.dumps(runtime.worker_config(), indent=2))
         hc = runtime.health_check
+        self._ea_max_age[record.instance_id] = 3.0 * hc.health_check_interval_sec
         engine = self._state.config.engine
         return InstanceSpec(
             instance_id=record.instance_id,
@@ -195,6 +199,38 @@ class InstanceService:
                 self._history(result)
             elif isinstance(result, MT5ExecError):
                 log.error("a restored instance did not start: %s", result.message)
+
+    async def watch_experts(self, period: float = 1.0) -> None:
+        """The watchdog's EA check (seed 004): an instance whose deployed, once-READY expert
+        stops its heartbeat is DEGRADED (reason EA_HEARTBEAT_STALE) until it beats again."""
+        while True:
+            await asyncio.sleep(period)
+            checks = [
+                (record, name)
+                for record in list(self._records.values())
+                if record.desired_running
+                for name in record.experts
+            ]
+            if not checks:
+                continue
+            verdicts = await asyncio.to_thread(self._expert_verdicts, checks)
+            for instance_id, healthy, reason in verdicts:
+                with contextlib.suppress(MT5ExecError):
+                    self._engine.report_health(instance_id, healthy, reason)
+
+    def _expert_verdicts(
+        self, checks: list[tuple[InstanceRecord, str]]
+    ) -> list[tuple[str, bool, str]]:
+        verdicts = []
+        for record, name in checks:
+            terminal_dir = self._directory(record.owner, record.instance_id) / "terminal"
+            status = experts.expert_status(terminal_dir, name)
+            if not status.ready:
+                continue  # never confirmed (or removed): nothing to watch
+            max_age = self._ea_max_age.get(record.instance_id, 30.0)
+            reason = f"EA_HEARTBEAT_STALE: {name}"
+            verdicts.append((record.instance_id, status.alive(max_age=max_age), reason))
+        return verdicts
 
     # -- RPCs -----------------------------------------------------------------------------
 
