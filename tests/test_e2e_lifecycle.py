@@ -15,10 +15,10 @@ from pathlib import Path
 
 import grpc
 import pytest
+from tests.support import create_sim, error_info
 
 from mt5exec.testing import ServerProcess, process_gone, wait_gone
 from mt5exec.v1 import common_pb2, instance_pb2, order_pb2, stream_pb2
-from tests.support import create_sim, error_info
 
 READY = common_pb2.INSTANCE_STATE_READY
 # Fast heartbeats so that a frozen worker is caught in about half a second.
@@ -296,18 +296,18 @@ def test_deploy_expert_confirmation(server: ServerProcess) -> None:
     system = server.instances.GetSystemStats(instance_pb2.GetSystemStatsRequest(), timeout=5)
     assert system.experts_deployed >= 2
 
+    evil = instance_pb2.DeployExpertRequest(
+        instance_id="ea-host", expert_name="../evil", expert_file=b"x"
+    )
     with pytest.raises(grpc.RpcError) as caught:
-        request = instance_pb2.DeployExpertRequest(
-            instance_id="ea-host", expert_name="../evil", expert_file=b"x"
-        )
-        server.instances.DeployExpert(request, timeout=5)
+        server.instances.DeployExpert(evil, timeout=5)
     assert error_info(caught.value).metadata["field"] == "expert_name"
 
 
 def ea_process(files: Path, name: str, *flags: str) -> subprocess.Popen[bytes]:
+    script = str(STANDINS / "ea_signals.py")
     return subprocess.Popen(
-        [sys.executable, str(STANDINS / "ea_signals.py"), "--files-dir", str(files)]
-        + ["--name", name, *flags]
+        [sys.executable, script, "--files-dir", str(files), "--name", name, *flags]
     )
 
 
