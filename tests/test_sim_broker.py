@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from typing import Any, Literal
 
 import pytest
@@ -351,3 +352,42 @@ def test_snapshot_bytes_match_the_message() -> None:
     eur = snap.positions[0]
     assert (eur.magic, eur.comment, eur.sl, eur.tp) == (5, "a", 1.0, 2.0)
     assert eur.time_msc == int(NOW * 1000)
+
+
+# -- cached position snapshots -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("currency", ["USD", "EUR"])
+@pytest.mark.parametrize("margin_mode", ["hedging", "netting"])
+def test_cached_position_snapshot_matches_a_fresh_encoding(
+    currency: str, margin_mode: Literal["hedging", "netting"]
+) -> None:
+    # With a EUR account, USD profits convert at EURUSD: XAUUSD entries go stale on EURUSD ticks.
+    symbols = ["EURUSD", "USDJPY", "XAUUSD"]
+    broker = make(symbols, margin_mode, currency=currency, initial_balance=1e7, seed=4)
+    rnd = random.Random(1)
+    checked = 0
+    for _ in range(1500):
+        r = rnd.random()
+        if r < 0.3:
+            broker.advance(rnd.choice(symbols))
+        elif r < 0.75 or not broker.has_positions:
+            side = rnd.choice((ORDER_TYPE_BUY, ORDER_TYPE_SELL))
+            volume = rnd.choice((0.01, 0.05, 0.1))
+            assert broker.send(market(rnd.choice(symbols), side, volume)).result.retcode == 10009
+        else:
+            pos = rnd.choice(list(broker.positions_snapshot().positions))
+            volume = pos.volume if rnd.random() < 0.6 else 0.01
+            close = market(pos.symbol, 1 - pos.type, volume, position=pos.ticket)
+            assert broker.send(close).result.retcode == TRADE_RETCODE_DONE
+        if rnd.random() < 0.3:
+            # A broker rebuilt from the same state has no cache: it encodes everything afresh.
+            fresh = SimBroker(broker.config, clock=lambda: NOW, state=broker.export_state())
+            assert broker.positions_snapshot_bytes() == fresh.positions_snapshot_bytes()
+            checked += 1
+    snap = broker.positions_snapshot().positions
+    tickets = [p.ticket for p in snap]
+    assert tickets == sorted(tickets)
+    assert checked > 100
+    if margin_mode == "hedging":
+        assert len(snap) > 200  # spans several cache blocks

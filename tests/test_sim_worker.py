@@ -9,14 +9,16 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import mt5exec
+from mt5exec.sim.state import StateStore, read_deals
 from mt5exec.terminal.v1 import worker_pb2 as pb
 from mt5exec.workers.protocol import (
     MAX_FRAME_SIZE,
@@ -27,6 +29,7 @@ from mt5exec.workers.protocol import (
     encode_frame,
     send_frame,
 )
+from mt5exec.workers.sim import ConfigError, load_config
 
 # The directory that holds the mt5exec package, so the child imports the same code.
 PYTHON_DIR = Path(mt5exec.__file__).resolve().parent.parent
@@ -35,8 +38,18 @@ PYTHON_DIR = Path(mt5exec.__file__).resolve().parent.parent
 class Engine:
     """A minimal engine: accepts one worker connection and exchanges frames with it."""
 
-    def __init__(self, tmp_path: Path, config: dict[str, Any] | None = None) -> None:
-        self.path = str(tmp_path / "w.sock")
+    def __init__(
+        self,
+        tmp_path: Path,
+        config: dict[str, Any] | None = None,
+        *,
+        args: Sequence[str] = (),
+        socket_name: str = "w.sock",
+    ) -> None:
+        # The worker runs in tmp_path, as the server runs it in the instance's directory: the
+        # default state files (./sim_state*) land there.
+        self.cwd = tmp_path
+        self.path = str(tmp_path / socket_name)
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(self.path)
         self.listener.listen(1)
@@ -61,8 +74,10 @@ class Engine:
                 self.path,
                 "--config",
                 str(cfg_path),
+                *args,
             ],
             env=env,
+            cwd=tmp_path,
             stderr=subprocess.PIPE,
         )
         self.conn: socket.socket | None = None
@@ -361,3 +376,264 @@ def test_equity_updates_while_positions_are_open(tmp_path: Path) -> None:
         assert accounts[0][1].margin > 0
     finally:
         eng.close()
+
+
+# -- durable state across worker restarts ----------------------------------------------------------
+
+
+def _order(request_id: int, symbol: str = "EURUSD", **kw: Any) -> pb.OrderRequest:
+    kw.setdefault("volume", 0.1)
+    kw.setdefault("type", 0)
+    return pb.OrderRequest(request_id=request_id, action=1, symbol=symbol, **kw)
+
+
+def _start(
+    tmp_path: Path, config: dict[str, Any], socket_name: str, *args: str
+) -> tuple[Engine, pb.Hello, pb.PositionSnapshot]:
+    """A worker after its handshake, with the PositionSnapshot that must follow Welcome."""
+    eng = Engine(tmp_path, config, args=args, socket_name=socket_name)
+    hello = eng.handshake()
+    first = eng.read()
+    assert first.WhichOneof("body") == "positions"
+    return eng, hello, first.positions
+
+
+def _without_time(account: pb.AccountSnapshot) -> pb.AccountSnapshot:
+    copy = pb.AccountSnapshot()
+    copy.CopyFrom(account)
+    copy.time_msc = 0
+    return copy
+
+
+def _kill(eng: Engine) -> None:
+    os.kill(eng.proc.pid, signal.SIGKILL)
+    assert eng.wait() == -signal.SIGKILL
+    eng.close()
+
+
+def test_kill_right_after_order_result_loses_nothing(tmp_path: Path) -> None:
+    # No ticks: prices stay put, so the restored account must equal the acknowledged one.
+    config: dict[str, Any] = {"symbols": ["EURUSD", "XAUUSD"], "tick_rate": 0}
+    eng, hello, positions = _start(tmp_path, config, "a.sock")
+    assert not positions.positions
+    orders = [
+        _order(1, magic=11, comment="first", sl=1.0, tp=1.2),
+        _order(2, "XAUUSD", volume=0.05, type=1, comment="gold"),
+        _order(3, volume=0.3, comment="third"),
+    ]
+    results: list[pb.OrderResult] = []
+    last_positions = last_account = None
+    for order in orders:
+        eng.send(order=order)
+        for f in eng.read_until("order_result"):
+            kind = f.WhichOneof("body")
+            if kind == "positions":
+                last_positions = f.positions
+            elif kind == "account":
+                last_account = f.account
+            elif kind == "order_result":
+                assert f.order_result.retcode == 10009
+                results.append(f.order_result)
+    # A partial close and a full close (realized profit moves the balance).
+    for order in (
+        _order(4, volume=0.1, type=1, position=results[2].position),
+        _order(5, type=1, position=results[0].position),
+    ):
+        eng.send(order=order)
+        for f in eng.read_until("order_result"):
+            kind = f.WhichOneof("body")
+            if kind == "positions":
+                last_positions = f.positions
+            elif kind == "account":
+                last_account = f.account
+            elif kind == "order_result":
+                results.append(f.order_result)
+    _kill(eng)  # right after the last OrderResult
+    assert last_positions is not None
+    assert last_account is not None
+    assert last_account.balance != hello.account.balance
+    assert [p.volume for p in last_positions.positions] == [0.05, pytest.approx(0.2)]
+
+    eng2, hello2, restored = _start(tmp_path, config, "b.sock")
+    try:
+        assert _without_time(hello2.account) == _without_time(last_account)
+        assert restored == last_positions
+        eng2.send(order=_order(6))
+        result = eng2.read_until("order_result")[-1].order_result
+        assert result.order > max(r.order for r in results)
+        assert result.deal > max(r.deal for r in results)
+        eng2.send(shutdown=pb.Shutdown(reason="test"))
+        assert eng2.wait() == 0
+    finally:
+        eng2.close()
+
+
+def test_kill_in_the_middle_of_a_burst(tmp_path: Path) -> None:
+    config: dict[str, Any] = {"symbols": ["EURUSD"], "tick_rate": 50, "initial_balance": 1e7}
+    eng, _, _ = _start(tmp_path, config, "a.sock")
+    conn = eng.conn
+    assert conn is not None
+
+    def send_all() -> None:
+        # One frame per write, so that the worker sees the burst in many reads.
+        try:
+            for i in range(1, 201):
+                send_frame(conn, pb.EngineFrame(order=_order(i, comment=f"o{i}")))
+        except OSError:
+            pass  # the worker was killed
+
+    sender = threading.Thread(target=send_all)
+    sender.start()
+    acknowledged: dict[int, int] = {}
+    try:
+        while len(acknowledged) < 40:
+            frame = eng.read()
+            if frame.WhichOneof("body") == "order_result":
+                res = frame.order_result
+                assert res.retcode == 10009
+                acknowledged[res.request_id] = res.position
+        _kill(eng)
+    finally:
+        sender.join(10)
+
+    eng2, hello2, restored = _start(tmp_path, config, "b.sock")
+    try:
+        by_comment = {p.comment: p.ticket for p in restored.positions}
+        # Every acknowledged order is there, with the ticket the engine was told...
+        for request_id, ticket in acknowledged.items():
+            assert by_comment[f"o{request_id}"] == ticket
+        # ...and no order was applied twice (one position and one deal per order).
+        assert len(by_comment) == len(restored.positions)
+        deals = read_deals(tmp_path / "sim_state")
+        request_ids = [d.request_id for d in deals]
+        assert len(request_ids) == len(set(request_ids))
+        assert {f"o{r}" for r in request_ids} == set(by_comment)
+        assert hello2.account.balance == 1e7
+        eng2.send(order=_order(1000))
+        result = eng2.read_until("order_result")[-1].order_result
+        assert result.order > max(d.order for d in deals)
+    finally:
+        eng2.close()
+
+
+def test_restart_after_crash_fault_and_prices_continue(tmp_path: Path) -> None:
+    config: dict[str, Any] = {"symbols": ["XAUUSD"], "tick_rate": 200}
+    eng, _, _ = _start(tmp_path, config, "a.sock")
+    deadline = time.monotonic() + 0.5
+    while time.monotonic() < deadline:
+        eng.read()  # let the walk move away from the start price
+    eng.send(order=_order(1, "XAUUSD", volume=0.01))
+    result = eng.read_until("order_result")[-1].order_result
+    eng.send(fault=pb.FaultInjection(crash=True))
+    assert eng.wait() == 70
+    eng.close()
+
+    eng2, _, restored = _start(tmp_path, config, "b.sock")
+    try:
+        (pos,) = restored.positions
+        assert (pos.ticket, pos.price_open) == (result.position, result.price)
+        # The price continues from where it was saved: the trade, or a price checkpoint at most
+        # one tick batch later (20 ticks of at most 5 points), not from the start price.
+        assert abs(pos.price_current - result.bid) <= 1.0
+    finally:
+        eng2.close()
+
+
+def test_clean_shutdown_leaves_a_snapshot_to_start_from(tmp_path: Path) -> None:
+    config: dict[str, Any] = {"symbols": ["EURUSD"], "tick_rate": 20}
+    eng, _, _ = _start(tmp_path, config, "a.sock")
+    for i in range(3):
+        eng.send(order=_order(i + 1))
+        eng.read_until("order_result")
+    eng.send(shutdown=pb.Shutdown(reason="test"))
+    assert eng.wait() == 0
+    eng.close()
+    store, loaded = StateStore.open(
+        tmp_path / "sim_state",
+        login=10_000_001,
+        currency="USD",
+        margin_mode="hedging",
+        symbols=["EURUSD"],
+    )
+    store.close()
+    assert loaded.account is not None
+    assert loaded.replayed == 0
+    assert len(loaded.account.positions) == 3
+
+
+def test_state_path_options(tmp_path: Path) -> None:
+    # --state none: nothing is written.
+    off = tmp_path / "off"
+    off.mkdir()
+    eng, _, _ = _start(off, {"tick_rate": 0}, "w.sock", "--state", "none")
+    eng.send(order=_order(1))
+    eng.read_until("order_result")
+    eng.send(shutdown=pb.Shutdown(reason="test"))
+    assert eng.wait() == 0
+    eng.close()
+    assert not list(off.glob("sim_state*"))
+
+    # state_path in the config, relative to the working directory.
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    eng, _, _ = _start(cfg, {"tick_rate": 0, "state_path": "acct/state"}, "w.sock")
+    eng.send(order=_order(1))
+    eng.read_until("order_result")
+    _kill(eng)
+    assert (cfg / "acct" / "state.log").exists()
+    assert not list(cfg.glob("sim_state*"))
+
+    # --state wins over the config.
+    eng, _, restored = _start(
+        cfg, {"tick_rate": 0, "state_path": "acct/state"}, "w2.sock", "--state", "other"
+    )
+    assert not restored.positions
+    eng.close()
+    eng, _, restored = _start(cfg, {"tick_rate": 0, "state_path": "acct/state"}, "w3.sock")
+    assert len(restored.positions) == 1
+    eng.close()
+
+
+def test_corrupt_state_is_set_aside_and_the_worker_starts(tmp_path: Path) -> None:
+    (tmp_path / "sim_state").write_bytes(b"\x00garbage" * 50)
+    (tmp_path / "sim_state.log").write_bytes(bytes(range(256)) * 8)
+    eng, hello, restored = _start(tmp_path, {"tick_rate": 0}, "w.sock")
+    try:
+        assert hello.account.balance == 10_000
+        assert not restored.positions
+        eng.send(shutdown=pb.Shutdown(reason="test"))
+        assert eng.wait() == 0
+        assert eng.proc.stderr is not None
+        log = eng.proc.stderr.read().decode()
+        assert "set aside" in log
+    finally:
+        eng.close()
+    assert len(list(tmp_path.glob("sim_state.corrupt-*"))) == 1
+    assert len(list(tmp_path.glob("sim_state.log.corrupt-*"))) == 1
+
+
+def test_unusable_state_path_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_text("")
+    eng = Engine(tmp_path, {"state_path": "blocker/sim_state"})
+    try:
+        assert eng.wait() == 2
+        assert eng.proc.stderr is not None
+        assert b"sim state" in eng.proc.stderr.read()
+    finally:
+        eng.close()
+
+
+def test_state_path_in_the_config(tmp_path: Path) -> None:
+    def load(value: Any) -> Path | None:
+        path = tmp_path / "c.json"
+        path.write_text(json.dumps({"state_path": value}))
+        return load_config(path).state_path
+
+    assert load_config(None).state_path == Path("sim_state")
+    assert load("acct/state") == Path("acct/state")
+    assert load("none") is None
+    assert load(None) is None
+    with pytest.raises(ConfigError, match="state_path"):
+        load(5)
+    with pytest.raises(ConfigError, match="state_path"):
+        load(" ")

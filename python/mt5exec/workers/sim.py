@@ -1,12 +1,24 @@
 """The sim terminal worker: a process that serves one ``SimBroker`` over the worker protocol.
 
-Run as ``python -m mt5exec.workers.sim --socket PATH [--config PATH] [--instance-id ID]``. It
-connects to the engine's Unix socket, says Hello, waits for Welcome, then streams tick batches
-and heartbeats and executes the engine's orders until told to stop. It never outlives its
-connection: EOF, a reset, Shutdown, SIGTERM or SIGINT end it with exit code 0.
+Run as ``python -m mt5exec.workers.sim --socket PATH [--config PATH] [--instance-id ID]
+[--state PATH|none]``. It connects to the engine's Unix socket, says Hello, waits for Welcome,
+sends the open positions, then streams tick batches and heartbeats and executes the engine's
+orders until told to stop. It never outlives its connection: EOF, a reset, Shutdown, SIGTERM or
+SIGINT end it with exit code 0.
 
-Exit codes: 0 normal stop; 1 unexpected error; 2 bad command line or config; 3 could not
-connect or the handshake failed; 4 the engine broke the protocol; 70 ``crash`` fault.
+The account lives in state files (``mt5exec.sim.state``) at ``--state``, else the config's
+``state_path``, else ``./sim_state`` in the working directory (the server starts each worker in
+its instance's directory); ``none`` turns persistence off. A restarted worker, even after
+``kill -9``, carries on with the same account: every trade is journaled before its OrderResult
+is sent. Snapshots are written at start, every ``CHECKPOINT_EVERY`` trades (after the results
+went out) and on an orderly exit; prices are saved about once a second.
+
+Test hook: with ``MT5EXEC_SIM_EXIT_AT_START`` set (to anything but empty) the worker exits with
+code 1 before doing anything, which lets tests exercise the supervisor's restart limit.
+
+Exit codes: 0 normal stop; 1 unexpected error; 2 bad command line or config, or unusable state
+files; 3 could not connect or the handshake failed; 4 the engine broke the protocol; 70
+``crash`` fault.
 
 One thread and a ``selectors`` loop (no asyncio): the loop sleeps exactly until the next tick,
 heartbeat or delayed order is due, which keeps both latency and idle CPU low.
@@ -23,6 +35,7 @@ import os
 import selectors
 import signal
 import socket
+import struct
 import sys
 import time
 from collections.abc import Sequence
@@ -34,15 +47,17 @@ from typing import Any, NoReturn
 from google.protobuf.message import DecodeError
 
 from mt5exec.sim.broker import SimBroker, SimConfig
+from mt5exec.sim.state import StateError
 from mt5exec.sim.symbols import DEFAULT_SYMBOLS
 from mt5exec.terminal.v1 import worker_pb2 as pb
 from mt5exec.workers.protocol import (
+    MAX_FRAME_SIZE,
     ConnectionClosed,
     FrameError,
     FrameReader,
-    encode_field_frame,
     encode_frame,
     recv_frame,
+    varint,
 )
 
 log = logging.getLogger("mt5exec.workers.sim")
@@ -69,6 +84,13 @@ MIN_BATCH_INTERVAL_S = 0.002
 # After a stall (blocked write, slow host) at most this much backlog of ticks is replayed; the
 # rest is skipped, as a live feed would after a hiccup.
 MAX_TICK_BACKLOG_S = 0.1
+# Prices are saved this often while they move, so that a crash does not rewind the walk far.
+PRICE_SAVE_INTERVAL_S = 1.0
+DEFAULT_STATE_PATH = "sim_state"
+# Pieces handed to one sendmsg; Linux refuses more than 1024 (IOV_MAX).
+_MAX_IOV = 512
+# Value of --state / state_path that turns persistence off.
+STATE_NONE = "none"
 
 
 class ConfigError(ValueError):
@@ -88,6 +110,13 @@ class _Exit(BaseException):
 class WorkerConfig:
     instance_id: str
     sim: SimConfig = field(default_factory=lambda: SimConfig(list(DEFAULT_SYMBOLS)))
+    # Relative paths are relative to the working directory; None: no persistence.
+    state_path: Path | None = Path(DEFAULT_STATE_PATH)
+
+
+def state_path(value: str) -> Path | None:
+    """``--state`` / ``state_path`` as a path, None for ``none``."""
+    return None if value.strip().lower() == STATE_NONE else Path(value)
 
 
 def _check(path: Path, key: str, value: Any, kinds: tuple[type, ...], what: str) -> None:
@@ -118,6 +147,7 @@ def load_config(path: Path | None, instance_id: str | None = None) -> WorkerConf
         "currency",
         "margin_mode",
         "login",
+        "state_path",
     }
     extra = sorted(set(raw) - known)
     if extra:
@@ -165,11 +195,21 @@ def load_config(path: Path | None, instance_id: str | None = None) -> WorkerConf
     if "login" in raw:
         _check(where, "login", raw["login"], (int,), "an integer")
         sim.login = raw["login"]
+    state: Path | None = Path(DEFAULT_STATE_PATH)
+    if "state_path" in raw:
+        value = raw["state_path"]
+        if value is None:
+            state = None
+        else:
+            _check(where, "state_path", value, (str,), 'a path, "none" or null')
+            if not value.strip():
+                raise ConfigError(f'{where}: state_path: empty (use "none" to turn it off)')
+            state = state_path(value)
     iid = raw.get("instance_id", "sim")
     _check(where, "instance_id", iid, (str,), "a string")
     if instance_id:
         iid = instance_id
-    return WorkerConfig(instance_id=iid, sim=sim)
+    return WorkerConfig(instance_id=iid, sim=sim, state_path=state)
 
 
 def connect(path: str, timeout: float = CONNECT_TIMEOUT_S) -> socket.socket:
@@ -195,10 +235,22 @@ def _frame(**body: Any) -> bytes:
     return encode_frame(pb.WorkerFrame(**body))
 
 
-def _positions_frame(broker: SimBroker) -> bytes:
-    return encode_field_frame(
-        pb.WorkerFrame.POSITIONS_FIELD_NUMBER, broker.positions_snapshot_bytes()
-    )
+_FRAME_LENGTH = struct.Struct(">I")
+_POSITIONS_KEY = varint(pb.WorkerFrame.POSITIONS_FIELD_NUMBER << 3 | 2)
+
+
+def _positions_frame(broker: SimBroker) -> tuple[bytes, bytes]:
+    """The PositionSnapshot frame as (header, payload): what ``encode_field_frame`` gives.
+
+    Kept in two pieces so that the payload, which grows with the open positions and is cached
+    by the broker, is never copied on its way to the socket (see ``SimWorker._flush``).
+    """
+    payload = broker.positions_snapshot_bytes()
+    key = _POSITIONS_KEY + varint(len(payload))
+    size = len(key) + len(payload)
+    if size > MAX_FRAME_SIZE:
+        raise FrameError(f"frame of {size} bytes exceeds {MAX_FRAME_SIZE}")
+    return _FRAME_LENGTH.pack(size) + key, payload
 
 
 class SimWorker:
@@ -223,6 +275,10 @@ class SimWorker:
         self._next_tick = now
         self._next_heartbeat = now + self._heartbeat_s
         self.ticks_sent = 0
+        self._prices_moved = False
+        self._next_price_save = now + PRICE_SAVE_INTERVAL_S
+        self._next_checkpoint_try = now
+        self._state_failing = False
 
     # -- handshake --------------------------------------------------------------------------
 
@@ -265,18 +321,34 @@ class SimWorker:
                 f"handshake failed: engine speaks protocol {welcome.protocol_version}",
             )
         self._heartbeat_s = (welcome.heartbeat_interval_ms or DEFAULT_HEARTBEAT_MS) / 1000.0
+        # The positions right away: after a restart the engine must know what is open before
+        # any order, and the account in Hello is only half of the picture.
+        try:
+            self.sock.sendall(b"".join(_positions_frame(self.broker)))
+        except OSError as e:
+            raise _Exit(EXIT_HANDSHAKE, f"handshake failed: {e}") from e
 
     # -- output -----------------------------------------------------------------------------
 
     def _flush(self) -> None:
-        if not self._out:
+        out = self._out
+        if not out:
             return
-        data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
-        self._out.clear()
+        sock = self.sock
         try:
-            self.sock.sendall(data)
+            if len(out) == 1:
+                sock.sendall(out[0])
+            elif len(out) <= _MAX_IOV:
+                # Gathered by the kernel: a large positions payload is not copied into a join.
+                sent = sock.sendmsg(out)
+                if sent < sum(map(len, out)):
+                    sock.sendall(b"".join(out)[sent:])
+            else:
+                sock.sendall(b"".join(out))
         except (BrokenPipeError, ConnectionResetError) as e:
             raise _Exit(EXIT_OK, f"connection lost: {e}") from e
+        finally:
+            out.clear()
 
     def _send_account(self, now: float) -> None:
         account = self.broker.account_snapshot()
@@ -301,7 +373,7 @@ class SimWorker:
             else:
                 self._execute(frame.order, now)
         elif kind == "snapshot_request":
-            self._out.append(_positions_frame(self.broker))
+            self._out.extend(_positions_frame(self.broker))
             self._send_account(now)
         elif kind == "fault":
             self._fault(frame.fault)
@@ -322,10 +394,32 @@ class SimWorker:
         # The engine relies on this order: a client that has its OrderResult and then reads
         # positions or the account must already see the fill.
         if outcome.positions_changed:
-            out.append(_positions_frame(self.broker))
+            out.extend(_positions_frame(self.broker))
         if outcome.account_changed:
             self._send_account(now)
         out.append(_frame(order_result=outcome.result))
+
+    def _persist(self, now: float) -> None:
+        """Price checkpoint and snapshot when due; called after the output went out."""
+        broker = self.broker
+        try:
+            if self._prices_moved and now >= self._next_price_save:
+                self._next_price_save = now + PRICE_SAVE_INTERVAL_S
+                self._prices_moved = False
+                broker.save_prices()
+            if now >= self._next_checkpoint_try:
+                broker.maybe_checkpoint()
+        except OSError as e:
+            # The journal still holds every trade; a failed snapshot only makes the next start
+            # replay more. Retry later instead of on every pass of the loop.
+            self._next_checkpoint_try = now + 10.0
+            if not self._state_failing:
+                log.warning("cannot save a checkpoint of the sim state: %s", e)
+            self._state_failing = True
+        else:
+            if self._state_failing:
+                log.info("sim state checkpoints work again")
+            self._state_failing = False
 
     def _fault(self, fault: pb.FaultInjection) -> None:
         self.broker.apply_fault(fault)
@@ -361,6 +455,7 @@ class SimWorker:
         self._next_tick = now
         self._next_heartbeat = now + self._heartbeat_s
         last_batch = now - MIN_BATCH_INTERVAL_S
+        persist = broker.journal is not None
         try:
             while True:
                 deadline = self._next_heartbeat
@@ -404,6 +499,7 @@ class SimWorker:
                             add(symbol=name, bid=bid, ask=ask, time_msc=time_msc)
                     self._out.append(encode_frame(frame))
                     self.ticks_sent += due * len(symbols)
+                    self._prices_moved = True
                     if (
                         broker.has_positions
                         and now - self._last_account >= ACCOUNT_INTERVAL_S
@@ -425,6 +521,8 @@ class SimWorker:
                         self._next_heartbeat = now + self._heartbeat_s
 
                 self._flush()
+                if persist:
+                    self._persist(now)
         finally:
             sel.close()
 
@@ -440,6 +538,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--socket", required=True, help="Unix socket the engine listens on")
     parser.add_argument("--config", type=Path, help="JSON config (symbols, seed, tick_rate, ...)")
     parser.add_argument("--instance-id", help="overrides instance_id from the config")
+    parser.add_argument(
+        "--state",
+        help=f"the account's state files (default: state_path from the config, else "
+        f"./{DEFAULT_STATE_PATH}); {STATE_NONE!r} turns persistence off",
+    )
     args = parser.parse_args(argv)
 
     logging.basicConfig(
@@ -447,27 +550,69 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
     )
+    if os.environ.get("MT5EXEC_SIM_EXIT_AT_START"):
+        log.error("MT5EXEC_SIM_EXIT_AT_START is set: exiting at start (test hook)")
+        return EXIT_ERROR
     try:
         config = load_config(args.config, args.instance_id)
-        broker = SimBroker(config.sim)
+        if args.state is not None and not args.state.strip():
+            raise ConfigError(f"--state: empty (use {STATE_NONE!r} to turn persistence off)")
+        path = state_path(args.state) if args.state is not None else config.state_path
+        broker = SimBroker.open(config.sim, path) if path is not None else SimBroker(config.sim)
     except (ConfigError, ValueError) as e:
         log.error("bad config: %s", e)
         return EXIT_CONFIG
+    except StateError as e:
+        log.error("cannot use the sim state: %s", e)
+        return EXIT_CONFIG
+    _log_restored(broker, path)
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     iid = config.instance_id
     try:
+        return _serve(args.socket, broker, config)
+    finally:
+        # A signal during the final snapshot must not cut it short.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
-            sock = connect(args.socket)
+            broker.close()
         except OSError as e:
-            raise _Exit(EXIT_HANDSHAKE, f"cannot connect to {args.socket}: {e}") from e
+            log.error("instance=%s: cannot write the final snapshot: %s", iid, e)
+
+
+def _log_restored(broker: SimBroker, path: Path | None) -> None:
+    loaded = broker.restored
+    if path is None or loaded is None:
+        log.info("sim state: not persisted")
+        return
+    acct = broker.account_snapshot()
+    if loaded.account is None:
+        log.info("sim state %s: new account, balance %.2f", path, acct.balance)
+    else:
+        log.info(
+            "sim state %s: restored account, balance %.2f, %d open positions, %d trades replayed",
+            path,
+            acct.balance,
+            broker.position_count,
+            loaded.replayed,
+        )
+
+
+def _serve(socket_path: str, broker: SimBroker, config: WorkerConfig) -> int:
+    iid = config.instance_id
+    try:
+        try:
+            sock = connect(socket_path)
+        except OSError as e:
+            raise _Exit(EXIT_HANDSHAKE, f"cannot connect to {socket_path}: {e}") from e
         worker = SimWorker(sock, broker, iid)
         worker.handshake()
         log.info(
             "sim worker started: instance=%s socket=%s symbols=%s tick_rate=%g margin_mode=%s",
             iid,
-            args.socket,
+            socket_path,
             ",".join(broker.symbols),
             config.sim.tick_rate,
             config.sim.margin_mode,
