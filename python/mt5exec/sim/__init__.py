@@ -1,6 +1,8 @@
 """The built-in simulated broker (backend "sim"): symbol specs, prices, account and execution.
 
-A deterministic library with no I/O; ``mt5exec.workers.sim`` serves it over the worker protocol.
+A deterministic library; its only I/O is the durable account (``mt5exec.sim.state``: a journal
+and snapshots in the instance directory), so that the account survives worker restarts like a
+real broker's. ``mt5exec.workers.sim`` serves it over the worker protocol.
 """
 
 from mt5exec.sim.broker import FaultState, SendOutcome, SimBroker, SimConfig
