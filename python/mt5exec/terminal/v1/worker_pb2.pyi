@@ -149,7 +149,7 @@ class TickBatch(_message.Message):
     def __init__(self, ticks: _Optional[_Iterable[_Union[Tick, _Mapping]]] = ...) -> None: ...
 
 class OrderRequest(_message.Message):
-    __slots__ = ("request_id", "client_order_id", "action", "symbol", "volume", "type", "price", "stoplimit", "sl", "tp", "deviation", "type_filling", "type_time", "expiration", "position", "position_by", "order", "magic", "comment")
+    __slots__ = ("request_id", "client_order_id", "action", "symbol", "volume", "type", "price", "stoplimit", "sl", "tp", "deviation", "type_filling", "type_time", "expiration", "position", "position_by", "order", "magic", "comment", "check_only")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
@@ -169,6 +169,7 @@ class OrderRequest(_message.Message):
     ORDER_FIELD_NUMBER: _ClassVar[int]
     MAGIC_FIELD_NUMBER: _ClassVar[int]
     COMMENT_FIELD_NUMBER: _ClassVar[int]
+    CHECK_ONLY_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     client_order_id: str
     action: int
@@ -188,10 +189,11 @@ class OrderRequest(_message.Message):
     order: int
     magic: int
     comment: str
-    def __init__(self, request_id: _Optional[int] = ..., client_order_id: _Optional[str] = ..., action: _Optional[int] = ..., symbol: _Optional[str] = ..., volume: _Optional[float] = ..., type: _Optional[int] = ..., price: _Optional[float] = ..., stoplimit: _Optional[float] = ..., sl: _Optional[float] = ..., tp: _Optional[float] = ..., deviation: _Optional[int] = ..., type_filling: _Optional[int] = ..., type_time: _Optional[int] = ..., expiration: _Optional[int] = ..., position: _Optional[int] = ..., position_by: _Optional[int] = ..., order: _Optional[int] = ..., magic: _Optional[int] = ..., comment: _Optional[str] = ...) -> None: ...
+    check_only: bool
+    def __init__(self, request_id: _Optional[int] = ..., client_order_id: _Optional[str] = ..., action: _Optional[int] = ..., symbol: _Optional[str] = ..., volume: _Optional[float] = ..., type: _Optional[int] = ..., price: _Optional[float] = ..., stoplimit: _Optional[float] = ..., sl: _Optional[float] = ..., tp: _Optional[float] = ..., deviation: _Optional[int] = ..., type_filling: _Optional[int] = ..., type_time: _Optional[int] = ..., expiration: _Optional[int] = ..., position: _Optional[int] = ..., position_by: _Optional[int] = ..., order: _Optional[int] = ..., magic: _Optional[int] = ..., comment: _Optional[str] = ..., check_only: _Optional[bool] = ...) -> None: ...
 
 class OrderResult(_message.Message):
-    __slots__ = ("request_id", "retcode", "deal", "order", "volume", "price", "bid", "ask", "comment", "time_msc", "position")
+    __slots__ = ("request_id", "retcode", "deal", "order", "volume", "price", "bid", "ask", "comment", "time_msc", "position", "balance", "equity", "margin", "margin_free", "margin_level")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     RETCODE_FIELD_NUMBER: _ClassVar[int]
     DEAL_FIELD_NUMBER: _ClassVar[int]
@@ -203,6 +205,11 @@ class OrderResult(_message.Message):
     COMMENT_FIELD_NUMBER: _ClassVar[int]
     TIME_MSC_FIELD_NUMBER: _ClassVar[int]
     POSITION_FIELD_NUMBER: _ClassVar[int]
+    BALANCE_FIELD_NUMBER: _ClassVar[int]
+    EQUITY_FIELD_NUMBER: _ClassVar[int]
+    MARGIN_FIELD_NUMBER: _ClassVar[int]
+    MARGIN_FREE_FIELD_NUMBER: _ClassVar[int]
+    MARGIN_LEVEL_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     retcode: int
     deal: int
@@ -214,10 +221,15 @@ class OrderResult(_message.Message):
     comment: str
     time_msc: int
     position: int
-    def __init__(self, request_id: _Optional[int] = ..., retcode: _Optional[int] = ..., deal: _Optional[int] = ..., order: _Optional[int] = ..., volume: _Optional[float] = ..., price: _Optional[float] = ..., bid: _Optional[float] = ..., ask: _Optional[float] = ..., comment: _Optional[str] = ..., time_msc: _Optional[int] = ..., position: _Optional[int] = ...) -> None: ...
+    balance: float
+    equity: float
+    margin: float
+    margin_free: float
+    margin_level: float
+    def __init__(self, request_id: _Optional[int] = ..., retcode: _Optional[int] = ..., deal: _Optional[int] = ..., order: _Optional[int] = ..., volume: _Optional[float] = ..., price: _Optional[float] = ..., bid: _Optional[float] = ..., ask: _Optional[float] = ..., comment: _Optional[str] = ..., time_msc: _Optional[int] = ..., position: _Optional[int] = ..., balance: _Optional[float] = ..., equity: _Optional[float] = ..., margin: _Optional[float] = ..., margin_free: _Optional[float] = ..., margin_level: _Optional[float] = ...) -> None: ...
 
 class DealReport(_message.Message):
-    __slots__ = ("ticket", "order", "position_id", "symbol", "type", "entry", "volume", "price", "profit", "commission", "swap", "magic", "comment", "time_msc", "request_id")
+    __slots__ = ("ticket", "order", "position_id", "symbol", "type", "entry", "volume", "price", "profit", "commission", "swap", "magic", "comment", "time_msc", "request_id", "reason")
     TICKET_FIELD_NUMBER: _ClassVar[int]
     ORDER_FIELD_NUMBER: _ClassVar[int]
     POSITION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -233,6 +245,7 @@ class DealReport(_message.Message):
     COMMENT_FIELD_NUMBER: _ClassVar[int]
     TIME_MSC_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     ticket: int
     order: int
     position_id: int
@@ -248,7 +261,8 @@ class DealReport(_message.Message):
     comment: str
     time_msc: int
     request_id: int
-    def __init__(self, ticket: _Optional[int] = ..., order: _Optional[int] = ..., position_id: _Optional[int] = ..., symbol: _Optional[str] = ..., type: _Optional[int] = ..., entry: _Optional[int] = ..., volume: _Optional[float] = ..., price: _Optional[float] = ..., profit: _Optional[float] = ..., commission: _Optional[float] = ..., swap: _Optional[float] = ..., magic: _Optional[int] = ..., comment: _Optional[str] = ..., time_msc: _Optional[int] = ..., request_id: _Optional[int] = ...) -> None: ...
+    reason: int
+    def __init__(self, ticket: _Optional[int] = ..., order: _Optional[int] = ..., position_id: _Optional[int] = ..., symbol: _Optional[str] = ..., type: _Optional[int] = ..., entry: _Optional[int] = ..., volume: _Optional[float] = ..., price: _Optional[float] = ..., profit: _Optional[float] = ..., commission: _Optional[float] = ..., swap: _Optional[float] = ..., magic: _Optional[int] = ..., comment: _Optional[str] = ..., time_msc: _Optional[int] = ..., request_id: _Optional[int] = ..., reason: _Optional[int] = ...) -> None: ...
 
 class AccountSnapshot(_message.Message):
     __slots__ = ("login", "currency", "balance", "equity", "margin", "margin_free", "margin_level", "leverage", "profit", "margin_mode", "server", "time_msc")
