@@ -17,11 +17,12 @@ use crate::convert;
 use crate::error::{Code, EngineError, Result};
 use crate::fanout::{Hub, Subscription, Topic};
 use crate::frame;
+use crate::journal::{FsyncPolicy, Journal, JournalRecord};
 use crate::notify::{Completion, Notifier};
-use crate::pb::terminal as t;
 use crate::pb::v1;
-use crate::supervisor::{self, stats, Instance, InstanceSpec, PendingOrder};
-use crate::validate::{self, OrderIntent};
+use crate::routing::{self, OrderChanges, OrderRef};
+use crate::supervisor::{self, stats, Instance, InstanceSpec};
+use crate::validate::OrderIntent;
 
 /// Tunables, set once at start.
 #[derive(Debug, Clone)]
@@ -36,6 +37,10 @@ pub struct EngineConfig {
     pub execution_queue_limit: usize,
     /// Engine runtime threads.
     pub worker_threads: usize,
+    /// The order journal (None: orders are not journaled, e.g. in unit tests).
+    pub journal_path: Option<PathBuf>,
+    /// When the journal is fsynced.
+    pub journal_policy: FsyncPolicy,
 }
 
 impl Default for EngineConfig {
@@ -46,6 +51,8 @@ impl Default for EngineConfig {
             tick_queue_limit: 10_000,
             execution_queue_limit: 100_000,
             worker_threads: 1,
+            journal_path: None,
+            journal_policy: FsyncPolicy::Interval(Duration::from_millis(100)),
         }
     }
 }
@@ -61,6 +68,12 @@ pub struct Shared {
     pub hub: Hub,
     instances: RwLock<HashMap<String, Arc<Instance>>>,
     next_token: AtomicU64,
+    /// The order journal.
+    pub journal: Option<Arc<Journal>>,
+    /// Journal records replayed at start, waiting for their instance.
+    replayed: parking_lot::Mutex<HashMap<String, Vec<JournalRecord>>>,
+    /// The engine's runtime, for blocking work (fsync) off the async threads.
+    pub runtime: tokio::runtime::Handle,
 }
 
 impl Shared {
@@ -85,20 +98,6 @@ pub struct Engine {
     shared: Arc<Shared>,
 }
 
-/// MT5 comments hold 31 characters: longer client order ids travel as a hash.
-pub fn terminal_comment(client_order_id: &str) -> String {
-    if client_order_id.len() <= 31 {
-        return client_order_id.to_owned();
-    }
-    // FNV-1a: stable across builds and languages, so reconciliation can recompute it.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in client_order_id.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("#{hash:016x}")
-}
-
 impl Engine {
     /// Starts the engine's runtime.
     ///
@@ -110,12 +109,37 @@ impl Engine {
             .thread_name("mt5exec-engine")
             .enable_all()
             .build()?;
+        let (journal, replayed) = match &config.journal_path {
+            Some(path) => {
+                let (journal, records) = Journal::open(path, config.journal_policy)?;
+                let mut by_instance: HashMap<String, Vec<JournalRecord>> = HashMap::new();
+                for ((instance_id, _), record) in records {
+                    by_instance.entry(instance_id).or_default().push(record);
+                }
+                (Some(journal), by_instance)
+            }
+            None => (None, HashMap::new()),
+        };
+        if let (Some(journal), FsyncPolicy::Interval(every)) = (&journal, config.journal_policy) {
+            let journal = Arc::clone(journal);
+            rt.spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    let j = Arc::clone(&journal);
+                    let _ = tokio::task::spawn_blocking(move || j.sync_if_dirty()).await;
+                }
+            });
+        }
         let shared = Arc::new(Shared {
             config,
             notifier: Notifier::new()?,
             hub: Hub::default(),
             instances: RwLock::new(HashMap::new()),
             next_token: AtomicU64::new(0),
+            journal,
+            replayed: parking_lot::Mutex::new(replayed),
+            runtime: rt.handle().clone(),
         });
         Ok(Self { rt, shared })
     }
@@ -144,6 +168,14 @@ impl Engine {
         let instance = Arc::new(Instance::new(spec));
         instances.insert(instance.spec.instance_id.clone(), Arc::clone(&instance));
         drop(instances);
+        let replayed = self
+            .shared
+            .replayed
+            .lock()
+            .remove(&instance.spec.instance_id);
+        if let Some(records) = replayed {
+            routing::restore(&self.shared, &instance, records);
+        }
         if start {
             return self.start(&instance);
         }
@@ -369,118 +401,102 @@ impl Engine {
         Ok(token)
     }
 
-    /// Validates an order and sends it to the instance's worker; the token
-    /// completes with an encoded `PlaceOrderResponse`.
+    /// Places an order (idempotent on its client_order_id); the token completes with an
+    /// encoded `PlaceOrderResponse`.
     ///
     /// # Errors
-    /// `NOT_FOUND`, `INVALID_ARGUMENT`, `FAILED_PRECONDITION` or `UNAVAILABLE`,
-    /// naming the field at fault; nothing reaches the worker then.
+    /// `NOT_FOUND`, `INVALID_ARGUMENT`, `ALREADY_EXISTS`, `FAILED_PRECONDITION` or
+    /// `UNAVAILABLE`, naming the field at fault; nothing reaches the worker then.
     pub fn place_order(&self, instance_id: &str, intent: OrderIntent) -> Result<u64> {
         let instance = self.shared.instance(instance_id)?;
-        let mut live = instance.live.lock();
-        if live.state != v1::InstanceState::Ready {
-            return Err(EngineError::new(
-                Code::FailedPrecondition,
-                "INSTANCE_NOT_READY",
-                format!(
-                    "instance '{instance_id}' is {}, not READY",
-                    live.state.as_str_name()
-                ),
+        routing::place(&self.shared, &instance, intent, now_msc())
+    }
+
+    /// A dry run; the token completes with an encoded `CheckOrderResponse`.
+    ///
+    /// # Errors
+    /// As `place_order`, without the idempotency check.
+    pub fn check_order(&self, instance_id: &str, intent: &OrderIntent) -> Result<u64> {
+        let instance = self.shared.instance(instance_id)?;
+        routing::check(&self.shared, &instance, intent, now_msc())
+    }
+
+    /// Cancels a pending order.
+    ///
+    /// # Errors
+    /// `NOT_FOUND`, `FAILED_PRECONDITION`.
+    pub fn cancel_order(&self, instance_id: &str, which: &OrderRef) -> Result<u64> {
+        let instance = self.shared.instance(instance_id)?;
+        routing::cancel(&self.shared, &instance, which)
+    }
+
+    /// Changes a pending order.
+    ///
+    /// # Errors
+    /// `NOT_FOUND`, `FAILED_PRECONDITION`, `INVALID_ARGUMENT`.
+    pub fn modify_order(
+        &self,
+        instance_id: &str,
+        which: &OrderRef,
+        changes: &OrderChanges,
+    ) -> Result<u64> {
+        let instance = self.shared.instance(instance_id)?;
+        routing::modify(&self.shared, &instance, which, changes)
+    }
+
+    /// Changes a position's SL/TP.
+    ///
+    /// # Errors
+    /// `NOT_FOUND`, `INVALID_ARGUMENT`.
+    pub fn modify_position(
+        &self,
+        instance_id: &str,
+        position_id: u64,
+        stop_loss: f64,
+        take_profit: f64,
+    ) -> Result<u64> {
+        let instance = self.shared.instance(instance_id)?;
+        routing::modify_position(&self.shared, &instance, position_id, stop_loss, take_profit)
+    }
+
+    /// An encoded order.
+    ///
+    /// # Errors
+    /// `NOT_FOUND`.
+    pub fn get_order(&self, instance_id: &str, which: &OrderRef) -> Result<Vec<u8>> {
+        routing::get(&*self.shared.instance(instance_id)?, which)
+    }
+
+    /// Encoded orders, open or finished, newest first.
+    ///
+    /// # Errors
+    /// `NOT_FOUND`.
+    pub fn list_orders(
+        &self,
+        instance_id: &str,
+        history: bool,
+        symbol: &str,
+    ) -> Result<Vec<Vec<u8>>> {
+        Ok(routing::list(
+            &*self.shared.instance(instance_id)?,
+            history,
+            symbol,
+        ))
+    }
+
+    /// The journal's cost so far: (records, bytes, fsyncs, write ns, fsync ns).
+    pub fn journal_stats(&self) -> (u64, u64, u64, u64, u64) {
+        self.shared.journal.as_ref().map_or((0, 0, 0, 0, 0), |j| {
+            let s = &j.stats;
+            let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+            (
+                get(&s.records),
+                get(&s.bytes),
+                get(&s.fsyncs),
+                get(&s.write_nanos),
+                get(&s.fsync_nanos),
             )
-            .field("instance_id"));
-        }
-        let spec = live.symbols.get(&intent.symbol);
-        let last = live.last_ticks.get(&intent.symbol);
-        validate::check_order(&intent, spec, last)?;
-        // check_order proved both exist.
-        let (Some(spec), Some(last)) = (spec, last) else {
-            return Err(EngineError::new(
-                Code::Internal,
-                "INTERNAL",
-                "symbol vanished",
-            ));
-        };
-        let side = v1::Side::try_from(intent.side).unwrap_or(v1::Side::Buy);
-        let market_price = if side == v1::Side::Buy {
-            last.ask
-        } else {
-            last.bid
-        };
-        let reference_price = if intent.price > 0.0 {
-            intent.price
-        } else {
-            market_price
-        };
-        let filling = if spec.filling_mode & 1 != 0 {
-            0 // ORDER_FILLING_FOK
-        } else if spec.filling_mode & 2 != 0 {
-            1 // ORDER_FILLING_IOC
-        } else {
-            2 // ORDER_FILLING_RETURN
-        };
-        let point = spec.point;
-        let token = self.shared.token();
-        let request = t::OrderRequest {
-            request_id: token,
-            client_order_id: intent.client_order_id.clone(),
-            action: 1, // TRADE_ACTION_DEAL
-            symbol: intent.symbol.clone(),
-            volume: intent.volume,
-            r#type: convert::mt5_side(side),
-            price: reference_price,
-            sl: intent.stop_loss,
-            tp: intent.take_profit,
-            deviation: u64::from(intent.deviation_points),
-            type_filling: filling,
-            magic: intent.magic,
-            comment: terminal_comment(&intent.client_order_id),
-            ..Default::default()
-        };
-        let Some(tx) = &live.tx else {
-            return Err(EngineError::new(
-                Code::Unavailable,
-                "WORKER_UNAVAILABLE",
-                format!("instance '{instance_id}' has no connected worker"),
-            ));
-        };
-        let frame = frame::encode(&t::EngineFrame {
-            body: Some(t::engine_frame::Body::Order(request)),
-        });
-        if tx.send(frame).is_err() {
-            return Err(EngineError::new(
-                Code::Unavailable,
-                "WORKER_UNAVAILABLE",
-                format!("the worker of instance '{instance_id}' is gone"),
-            ));
-        }
-        let now = convert::now();
-        let order = v1::Order {
-            instance_id: instance_id.to_owned(),
-            client_order_id: intent.client_order_id,
-            symbol: intent.symbol,
-            side: intent.side,
-            r#type: intent.order_type,
-            volume: intent.volume,
-            price: reference_price,
-            stop_loss: intent.stop_loss,
-            take_profit: intent.take_profit,
-            deviation_points: intent.deviation_points,
-            filling: filling_v1(filling) as i32,
-            status: v1::OrderStatus::Submitted as i32,
-            created_time: Some(now),
-            updated_time: Some(now),
-            comment: intent.comment,
-            ..Default::default()
-        };
-        live.pending.insert(
-            token,
-            PendingOrder {
-                order,
-                reference_price,
-                point,
-            },
-        );
-        Ok(token)
+        })
     }
 
     /// The encoded `Instance`.
@@ -601,28 +617,14 @@ impl Engine {
     }
 }
 
-fn filling_v1(mt5_filling: u32) -> v1::FillingMode {
-    match mt5_filling {
-        0 => v1::FillingMode::Fok,
-        1 => v1::FillingMode::Ioc,
-        _ => v1::FillingMode::Return,
-    }
+fn now_msc() -> i64 {
+    let now = convert::now();
+    now.seconds * 1000 + i64::from(now.nanos / 1_000_000)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn comments_fit_mt5() {
-        assert_eq!(terminal_comment("abc"), "abc");
-        let long = "x".repeat(64);
-        let c = terminal_comment(&long);
-        assert_eq!(c.len(), 17);
-        assert!(c.len() <= 31);
-        assert_eq!(c, terminal_comment(&long), "stable");
-        assert_ne!(c, terminal_comment(&"y".repeat(64)));
-    }
 
     #[test]
     fn unknown_instances_are_not_found() {

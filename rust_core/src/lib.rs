@@ -17,6 +17,7 @@ pub mod notify;
 pub mod orders;
 pub mod pb;
 pub mod retcode;
+pub mod routing;
 pub mod supervisor;
 pub mod validate;
 

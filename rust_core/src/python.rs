@@ -13,7 +13,9 @@ use std::time::Duration;
 use crate::engine::{Engine, EngineConfig};
 use crate::error::EngineError;
 use crate::fanout::{Subscription, Topic};
+use crate::journal::parse_policy;
 use crate::pb::v1;
+use crate::routing::{OrderChanges, OrderRef};
 use crate::supervisor::{InstanceSpec, Supervision};
 use crate::validate::OrderIntent;
 
@@ -69,6 +71,14 @@ impl SupervisionArgs {
     }
 }
 
+fn order_ref(order_id: u64, client_order_id: String) -> OrderRef {
+    if order_id != 0 {
+        OrderRef::Ticket(order_id)
+    } else {
+        OrderRef::ClientId(client_order_id)
+    }
+}
+
 /// The Trade Engine.
 #[pyclass(frozen, name = "Engine", module = "mt5exec._core")]
 struct PyEngine {
@@ -79,6 +89,8 @@ struct PyEngine {
 impl PyEngine {
     #[new]
     #[pyo3(signature = (
+        journal_path = None,
+        journal_fsync = "interval:100",
         stop_grace_s = 2.0,
         kill_grace_s = 1.0,
         tick_queue_limit = 10_000,
@@ -86,6 +98,8 @@ impl PyEngine {
         worker_threads = 1,
     ))]
     fn py_new(
+        journal_path: Option<PathBuf>,
+        journal_fsync: &str,
         stop_grace_s: f64,
         kill_grace_s: f64,
         tick_queue_limit: usize,
@@ -98,6 +112,8 @@ impl PyEngine {
             tick_queue_limit,
             execution_queue_limit,
             worker_threads,
+            journal_path,
+            journal_policy: parse_policy(journal_fsync).map_err(PyValueError::new_err)?,
         };
         let inner = Engine::new(config)
             .map_err(|e| PyException::new_err(format!("cannot start the engine: {e}")))?;
@@ -223,11 +239,13 @@ impl PyEngine {
             .collect()
     }
 
+    /// Places an order; returns a token answered with an encoded PlaceOrderResponse.
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (
         instance_id, client_order_id, symbol, side, order_type, volume,
-        price = 0.0, stop_loss = 0.0, take_profit = 0.0, deviation_points = 0,
-        comment = String::new(), magic = 0,
+        price = 0.0, stop_limit_price = 0.0, stop_loss = 0.0, take_profit = 0.0,
+        deviation_points = 0, time_in_force = 0, expiration_msc = 0, filling = 0,
+        comment = String::new(), magic = 0, position_id = 0, check_only = false,
     ))]
     fn place_order(
         &self,
@@ -238,11 +256,17 @@ impl PyEngine {
         order_type: i32,
         volume: f64,
         price: f64,
+        stop_limit_price: f64,
         stop_loss: f64,
         take_profit: f64,
         deviation_points: u32,
+        time_in_force: i32,
+        expiration_msc: i64,
+        filling: i32,
         comment: String,
         magic: u64,
+        position_id: u64,
+        check_only: bool,
     ) -> PyResult<u64> {
         let intent = OrderIntent {
             client_order_id,
@@ -251,13 +275,109 @@ impl PyEngine {
             order_type,
             volume,
             price,
+            stop_limit_price,
             stop_loss,
             take_profit,
             deviation_points,
+            time_in_force,
+            expiration_msc,
+            filling,
             comment,
             magic,
+            position_id,
         };
+        if check_only {
+            return Ok(self.inner.check_order(instance_id, &intent)?);
+        }
         Ok(self.inner.place_order(instance_id, intent)?)
+    }
+
+    /// Cancels a pending order by ticket (order_id) or client_order_id.
+    #[pyo3(signature = (instance_id, order_id = 0, client_order_id = String::new()))]
+    fn cancel_order(
+        &self,
+        instance_id: &str,
+        order_id: u64,
+        client_order_id: String,
+    ) -> PyResult<u64> {
+        Ok(self
+            .inner
+            .cancel_order(instance_id, &order_ref(order_id, client_order_id))?)
+    }
+
+    /// Changes a pending order (0 keeps a field).
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (
+        instance_id, order_id = 0, client_order_id = String::new(), price = 0.0,
+        stop_limit_price = 0.0, stop_loss = 0.0, take_profit = 0.0, time_in_force = 0,
+        expiration_msc = 0,
+    ))]
+    fn modify_order(
+        &self,
+        instance_id: &str,
+        order_id: u64,
+        client_order_id: String,
+        price: f64,
+        stop_limit_price: f64,
+        stop_loss: f64,
+        take_profit: f64,
+        time_in_force: i32,
+        expiration_msc: i64,
+    ) -> PyResult<u64> {
+        let changes = OrderChanges {
+            price,
+            stop_limit_price,
+            stop_loss,
+            take_profit,
+            time_in_force,
+            expiration_msc,
+        };
+        Ok(self
+            .inner
+            .modify_order(instance_id, &order_ref(order_id, client_order_id), &changes)?)
+    }
+
+    fn modify_position(
+        &self,
+        instance_id: &str,
+        position_id: u64,
+        stop_loss: f64,
+        take_profit: f64,
+    ) -> PyResult<u64> {
+        Ok(self
+            .inner
+            .modify_position(instance_id, position_id, stop_loss, take_profit)?)
+    }
+
+    #[pyo3(signature = (instance_id, order_id = 0, client_order_id = String::new()))]
+    fn get_order<'py>(
+        &self,
+        py: Python<'py>,
+        instance_id: &str,
+        order_id: u64,
+        client_order_id: String,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let order = self
+            .inner
+            .get_order(instance_id, &order_ref(order_id, client_order_id))?;
+        Ok(PyBytes::new(py, &order))
+    }
+
+    #[pyo3(signature = (instance_id, history = false, symbol = ""))]
+    fn list_orders<'py>(
+        &self,
+        py: Python<'py>,
+        instance_id: &str,
+        history: bool,
+        symbol: &str,
+    ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        let orders = self.inner.list_orders(instance_id, history, symbol)?;
+        Ok(orders.iter().map(|o| PyBytes::new(py, o)).collect())
+    }
+
+    /// (records, bytes, fsyncs, write ns, fsync ns) of the order journal.
+    fn journal_stats(&self) -> (u64, u64, u64, u64, u64) {
+        self.inner.journal_stats()
     }
 
     fn get_account<'py>(

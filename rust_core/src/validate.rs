@@ -5,7 +5,7 @@
 
 use crate::error::{Code, EngineError, Result};
 use crate::pb::terminal::{SymbolInfo, Tick};
-use crate::pb::v1::{OrderType, Side};
+use crate::pb::v1::{FillingMode, OrderType, Side, TimeInForce};
 
 /// An order as the API gives it, before it becomes a terminal request.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -22,16 +22,49 @@ pub struct OrderIntent {
     pub volume: f64,
     /// Limit/stop price, or a market order's reference price (0: none).
     pub price: f64,
+    /// The limit price a stop-limit order becomes once its stop price is hit.
+    pub stop_limit_price: f64,
     /// Stop loss (0: none).
     pub stop_loss: f64,
     /// Take profit (0: none).
     pub take_profit: f64,
     /// Maximum deviation from the price, in points.
     pub deviation_points: u32,
+    /// `mt5exec.v1.TimeInForce`.
+    pub time_in_force: i32,
+    /// Expiration for `TIME_IN_FORCE_SPECIFIED`, milliseconds since the epoch (0: none).
+    pub expiration_msc: i64,
+    /// `mt5exec.v1.FillingMode` (0: chosen from the symbol).
+    pub filling: i32,
     /// Free text for the terminal.
     pub comment: String,
     /// Expert id for the terminal.
     pub magic: u64,
+    /// The position this order closes (0: opens or adds).
+    pub position_id: u64,
+}
+
+impl OrderIntent {
+    /// The hash of everything that makes two submissions "the same order".
+    pub fn payload_hash(&self) -> u64 {
+        crate::orders::PayloadHasher::default()
+            .bytes(self.symbol.as_bytes())
+            .i64(i64::from(self.side))
+            .i64(i64::from(self.order_type))
+            .f64(self.volume)
+            .f64(self.price)
+            .f64(self.stop_limit_price)
+            .f64(self.stop_loss)
+            .f64(self.take_profit)
+            .i64(i64::from(self.deviation_points))
+            .i64(i64::from(self.time_in_force))
+            .i64(self.expiration_msc)
+            .i64(i64::from(self.filling))
+            .bytes(self.comment.as_bytes())
+            .i64(i64::try_from(self.magic).unwrap_or(i64::MAX))
+            .i64(i64::try_from(self.position_id).unwrap_or(i64::MAX))
+            .finish()
+    }
 }
 
 /// Relative tolerance when comparing a volume with a multiple of the step.
@@ -97,15 +130,30 @@ fn check_price(field: &'static str, value: f64) -> Result<()> {
     }
 }
 
-/// Checks an order's fields against its symbol and the last tick.
+fn wrong_side(field: &'static str, what: &str, value: f64, rule: &str) -> EngineError {
+    let reason = match field {
+        "stop_loss" => "STOP_LOSS_WRONG_SIDE",
+        "take_profit" => "TAKE_PROFIT_WRONG_SIDE",
+        "stop_limit_price" => "STOP_LIMIT_PRICE_WRONG_SIDE",
+        _ => "PRICE_WRONG_SIDE",
+    };
+    EngineError::invalid(
+        field,
+        reason,
+        format!("{field}: {value} must be {rule} ({what})"),
+    )
+}
+
+/// Checks an order's fields against its symbol, the last tick and the clock.
 ///
 /// # Errors
-/// `INVALID_ARGUMENT` for a malformed field, `UNIMPLEMENTED` for order types
-/// not routed yet, `FAILED_PRECONDITION` when there is no price to trade at.
+/// `INVALID_ARGUMENT` for a malformed field, `FAILED_PRECONDITION` when there is no price
+/// to trade at.
 pub fn check_order(
     order: &OrderIntent,
     spec: Option<&SymbolInfo>,
     last: Option<&Tick>,
+    now_msc: i64,
 ) -> Result<()> {
     let side = Side::try_from(order.side).unwrap_or(Side::Unspecified);
     if side == Side::Unspecified {
@@ -116,26 +164,12 @@ pub fn check_order(
         ));
     }
     let order_type = OrderType::try_from(order.order_type).unwrap_or(OrderType::Unspecified);
-    match order_type {
-        OrderType::Market => {}
-        OrderType::Unspecified => {
-            return Err(EngineError::invalid(
-                "type",
-                "ORDER_TYPE_INVALID",
-                format!("type: unknown order type {}", order.order_type),
-            ))
-        }
-        other => {
-            return Err(EngineError::new(
-                Code::Unimplemented,
-                "ORDER_TYPE_NOT_SUPPORTED",
-                format!(
-                    "type: {} orders are not routed yet (issue #4)",
-                    other.as_str_name()
-                ),
-            )
-            .field("type"))
-        }
+    if order_type == OrderType::Unspecified {
+        return Err(EngineError::invalid(
+            "type",
+            "ORDER_TYPE_INVALID",
+            format!("type: unknown order type {}", order.order_type),
+        ));
     }
     let Some(spec) = spec else {
         return Err(EngineError::invalid(
@@ -146,8 +180,32 @@ pub fn check_order(
     };
     check_volume(order.volume, spec)?;
     check_price("price", order.price)?;
+    check_price("stop_limit_price", order.stop_limit_price)?;
     check_price("stop_loss", order.stop_loss)?;
     check_price("take_profit", order.take_profit)?;
+    let tif = TimeInForce::try_from(order.time_in_force).unwrap_or(TimeInForce::Unspecified);
+    if tif == TimeInForce::Specified {
+        if order.expiration_msc <= now_msc {
+            return Err(EngineError::invalid(
+                "expiration",
+                "EXPIRATION_INVALID",
+                "expiration: must be in the future for TIME_IN_FORCE_SPECIFIED",
+            ));
+        }
+    } else if order.expiration_msc != 0 {
+        return Err(EngineError::invalid(
+            "expiration",
+            "EXPIRATION_INVALID",
+            "expiration: only with TIME_IN_FORCE_SPECIFIED",
+        ));
+    }
+    if FillingMode::try_from(order.filling).is_err() {
+        return Err(EngineError::invalid(
+            "filling",
+            "FILLING_INVALID",
+            format!("filling: unknown value {}", order.filling),
+        ));
+    }
     let Some(tick) = last else {
         return Err(EngineError::new(
             Code::FailedPrecondition,
@@ -156,33 +214,97 @@ pub fn check_order(
         )
         .field("symbol"));
     };
-    // A buy closes at the bid and a sell at the ask: stops sit on the far side of those.
-    let (close_price, buy) = match side {
-        Side::Buy => (tick.bid, true),
-        _ => (tick.ask, false),
+    let buy = side == Side::Buy;
+    // Where the position would be entered: the market, or the order's own price.
+    let entry = match order_type {
+        OrderType::Market => None,
+        OrderType::Limit | OrderType::Stop => Some(order.price),
+        OrderType::StopLimit => Some(order.stop_limit_price),
+        OrderType::Unspecified => None,
     };
-    if order.stop_loss > 0.0 && (order.stop_loss >= close_price) == buy {
-        return Err(EngineError::invalid(
-            "stop_loss",
-            "STOP_LOSS_WRONG_SIDE",
-            format!(
-                "stop_loss: {} must be {} the current {} {close_price}",
-                order.stop_loss,
-                if buy { "below" } else { "above" },
-                if buy { "bid" } else { "ask" }
-            ),
-        ));
+    if order_type != OrderType::Market {
+        if order.price <= 0.0 {
+            return Err(EngineError::invalid(
+                "price",
+                "PRICE_REQUIRED",
+                format!("price: required for {} orders", order_type.as_str_name()),
+            ));
+        }
+        // Limits rest below the ask (buy) / above the bid (sell); stops the other way.
+        let below_market = matches!(
+            (order_type, buy),
+            (OrderType::Limit, true) | (OrderType::Stop | OrderType::StopLimit, false)
+        );
+        let (market, name) = if buy {
+            (tick.ask, "ask")
+        } else {
+            (tick.bid, "bid")
+        };
+        let ok = if below_market {
+            order.price < market
+        } else {
+            order.price > market
+        };
+        if !ok {
+            let rule = format!(
+                "{} the current {name} {market} for a {} {}",
+                if below_market { "below" } else { "above" },
+                if buy { "buy" } else { "sell" },
+                order_type.as_str_name()
+            );
+            return Err(wrong_side(
+                "price",
+                "pending order price",
+                order.price,
+                &rule,
+            ));
+        }
     }
-    if order.take_profit > 0.0 && (order.take_profit <= close_price) == buy {
-        return Err(EngineError::invalid(
+    if order_type == OrderType::StopLimit {
+        if order.stop_limit_price <= 0.0 {
+            return Err(EngineError::invalid(
+                "stop_limit_price",
+                "PRICE_REQUIRED",
+                "stop_limit_price: required for ORDER_TYPE_STOP_LIMIT",
+            ));
+        }
+        // The limit that follows a buy stop rests below its stop price, a sell's above.
+        let ok = if buy {
+            order.stop_limit_price < order.price
+        } else {
+            order.stop_limit_price > order.price
+        };
+        if !ok {
+            let rule = if buy {
+                "below the stop price"
+            } else {
+                "above the stop price"
+            };
+            return Err(wrong_side(
+                "stop_limit_price",
+                "stop-limit order",
+                order.stop_limit_price,
+                rule,
+            ));
+        }
+    }
+    // A buy closes at the bid and a sell at the ask: stops sit on the far side of the entry.
+    let (reference, what) = match entry {
+        Some(price) => (price, "the order's entry price"),
+        None if buy => (tick.bid, "the current bid"),
+        None => (tick.ask, "the current ask"),
+    };
+    if order.stop_loss > 0.0 && (order.stop_loss >= reference) == buy {
+        let rule = format!("{} {what} {reference}", if buy { "below" } else { "above" });
+        return Err(wrong_side("stop_loss", "stop loss", order.stop_loss, &rule));
+    }
+    if order.take_profit > 0.0 && (order.take_profit <= reference) == buy {
+        let rule = format!("{} {what} {reference}", if buy { "above" } else { "below" });
+        return Err(wrong_side(
             "take_profit",
-            "TAKE_PROFIT_WRONG_SIDE",
-            format!(
-                "take_profit: {} must be {} the current {} {close_price}",
-                order.take_profit,
-                if buy { "above" } else { "below" },
-                if buy { "bid" } else { "ask" }
-            ),
+            "take profit",
+            order.take_profit,
+            &rule,
         ));
     }
     Ok(())
@@ -224,7 +346,7 @@ mod tests {
     }
 
     fn reason(o: &OrderIntent) -> &'static str {
-        match check_order(o, Some(&eurusd()), Some(&tick())) {
+        match check_order(o, Some(&eurusd()), Some(&tick()), 0) {
             Ok(()) => "OK",
             Err(e) => e.reason,
         }
@@ -260,15 +382,70 @@ mod tests {
     fn fields_are_named() {
         let mut o = buy(0.1);
         o.side = 0;
-        let e = check_order(&o, Some(&eurusd()), Some(&tick())).expect_err("side");
+        let e = check_order(&o, Some(&eurusd()), Some(&tick()), 0).expect_err("side");
         assert_eq!((e.field, e.code), ("side", Code::InvalidArgument));
-        let e = check_order(&buy(0.1), None, None).expect_err("symbol");
+        let e = check_order(&buy(0.1), None, None, 0).expect_err("symbol");
         assert_eq!((e.field, e.reason), ("symbol", "SYMBOL_UNKNOWN"));
-        let e = check_order(&buy(0.1), Some(&eurusd()), None).expect_err("no price");
+        let e = check_order(&buy(0.1), Some(&eurusd()), None, 0).expect_err("no price");
         assert_eq!(e.code, Code::FailedPrecondition);
         let mut o = buy(0.1);
         o.order_type = OrderType::Limit as i32;
-        assert_eq!(reason(&o), "ORDER_TYPE_NOT_SUPPORTED");
+        assert_eq!(reason(&o), "PRICE_REQUIRED");
+        o.time_in_force = TimeInForce::Specified as i32;
+        o.price = 1.08;
+        assert_eq!(reason(&o), "EXPIRATION_INVALID");
+        o.expiration_msc = 1;
+        assert_eq!(reason(&o), "OK");
+    }
+
+    #[test]
+    fn pending_prices_rest_on_their_side_of_the_market() {
+        let pending = |order_type: OrderType, side: Side, price: f64, stop_limit: f64| {
+            let mut o = buy(0.1);
+            o.order_type = order_type as i32;
+            o.side = side as i32;
+            o.price = price;
+            o.stop_limit_price = stop_limit;
+            reason(&o)
+        };
+        // bid 1.08500, ask 1.08510
+        assert_eq!(pending(OrderType::Limit, Side::Buy, 1.0840, 0.0), "OK");
+        assert_eq!(
+            pending(OrderType::Limit, Side::Buy, 1.0860, 0.0),
+            "PRICE_WRONG_SIDE"
+        );
+        assert_eq!(pending(OrderType::Limit, Side::Sell, 1.0860, 0.0), "OK");
+        assert_eq!(pending(OrderType::Stop, Side::Buy, 1.0860, 0.0), "OK");
+        assert_eq!(
+            pending(OrderType::Stop, Side::Sell, 1.0860, 0.0),
+            "PRICE_WRONG_SIDE"
+        );
+        assert_eq!(
+            pending(OrderType::StopLimit, Side::Buy, 1.0870, 1.0865),
+            "OK"
+        );
+        assert_eq!(
+            pending(OrderType::StopLimit, Side::Buy, 1.0870, 1.0875),
+            "STOP_LIMIT_PRICE_WRONG_SIDE"
+        );
+        assert_eq!(
+            pending(OrderType::StopLimit, Side::Sell, 1.0840, 0.0),
+            "PRICE_REQUIRED"
+        );
+        let mut o = buy(0.1);
+        o.order_type = OrderType::Limit as i32;
+        o.price = 1.0800;
+        o.stop_loss = 1.0820; // above the entry of a buy
+        assert_eq!(reason(&o), "STOP_LOSS_WRONG_SIDE");
+    }
+
+    #[test]
+    fn same_payload_same_hash() {
+        let a = buy(0.1);
+        let mut b = buy(0.1);
+        assert_eq!(a.payload_hash(), b.payload_hash());
+        b.volume = 0.2;
+        assert_ne!(a.payload_hash(), b.payload_hash());
     }
 
     #[test]

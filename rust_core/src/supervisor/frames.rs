@@ -1,20 +1,17 @@
 //! Frames from a worker: ticks, heartbeats, deals, snapshots, order results, events.
 
 use bytes::Bytes;
-use prost::Message;
 use std::time::Instant;
 
-use super::{set_state, Instance, PendingOrder};
+use super::{set_state, Instance};
 use crate::convert;
 use crate::engine::Shared;
-use crate::error::{Code, EngineError};
 use crate::fanout::{piece, Topic};
-use crate::notify::Completion;
 use crate::pb::terminal as t;
 use crate::pb::terminal::worker_frame::Body;
 use crate::pb::v1;
 use crate::pb::v1::InstanceState as S;
-use crate::retcode;
+use crate::routing;
 
 /// Worker events that degrade an instance, and the events that end that.
 const DEGRADING_EVENTS: &[&str] = &["LOGIN_FAILED", "BROKER_DISCONNECTED", "MARKET_CLOSED"];
@@ -54,17 +51,7 @@ pub fn handle(shared: &Shared, instance: &Instance, frame: t::WorkerFrame) {
                 set_state(shared, instance, &mut live, S::Ready, "HEARTBEAT_RESUMED");
             }
         }
-        Some(Body::Deal(deal)) => {
-            let live = instance.live.lock();
-            let (client_order_id, reference, point) = live
-                .pending
-                .get(&deal.request_id)
-                .map(|p| (p.order.client_order_id.clone(), p.reference_price, p.point))
-                .unwrap_or_default();
-            let fill = convert::fill(id, &deal, &client_order_id, reference, point);
-            publish_execution(shared, instance, v1::execution_event::Event::Fill(fill));
-            drop(live);
-        }
+        Some(Body::Deal(deal)) => routing::on_deal(shared, instance, &deal),
         Some(Body::Account(account)) => {
             let update = v1::Account {
                 ..convert::account(id, &account)
@@ -80,12 +67,9 @@ pub fn handle(shared: &Shared, instance: &Instance, frame: t::WorkerFrame) {
         Some(Body::Positions(snapshot)) => {
             instance.live.lock().positions = snapshot.positions;
         }
-        Some(Body::OrderResult(result)) => {
-            let pending = instance.live.lock().pending.remove(&result.request_id);
-            if let Some(pending) = pending {
-                finish_order(shared, instance, pending, &result);
-            }
-        }
+        Some(Body::OrderResult(result)) => routing::on_result(shared, instance, &result),
+        Some(Body::OrderUpdate(update)) => routing::on_order_update(shared, instance, &update),
+        Some(Body::ReconcileResult(result)) => routing::on_reconcile(shared, instance, &result),
         Some(Body::Event(event)) => {
             let mut live = instance.live.lock();
             let kind = event.kind.as_str();
@@ -98,72 +82,6 @@ pub fn handle(shared: &Shared, instance: &Instance, frame: t::WorkerFrame) {
         Some(Body::Orders(snapshot)) => {
             instance.live.lock().open_orders = snapshot.orders;
         }
-        // Pending-order updates and reconciliation arrive with the order surface (issue #4).
-        Some(Body::OrderUpdate(_) | Body::ReconcileResult(_) | Body::Hello(_)) | None => {}
+        Some(Body::Hello(_)) | None => {}
     }
-}
-
-fn publish_execution(shared: &Shared, instance: &Instance, event: v1::execution_event::Event) {
-    let event = v1::ExecutionEvent {
-        instance_id: instance.spec.instance_id.clone(),
-        sequence: instance.next_sequence(),
-        time: Some(convert::now()),
-        event: Some(event),
-    };
-    shared.hub.publish(
-        Topic::Executions,
-        &instance.spec.instance_id,
-        &[("", piece(&event))],
-        &shared.notifier,
-    );
-}
-
-fn finish_order(
-    shared: &Shared,
-    instance: &Instance,
-    pending: PendingOrder,
-    result: &t::OrderResult,
-) {
-    let rc = retcode::lookup(result.retcode);
-    let mut order = pending.order;
-    order.status = rc.status as i32;
-    order.order_id = result.order;
-    order.retcode = result.retcode;
-    order.status_message = result.comment.clone();
-    order.position_id = result.position;
-    order.updated_time = Some(convert::ts_msc(result.time_msc));
-    if matches!(
-        rc.status,
-        v1::OrderStatus::Filled | v1::OrderStatus::PartiallyFilled
-    ) {
-        order.filled_volume = result.volume;
-        order.average_fill_price = result.price;
-    }
-    publish_execution(
-        shared,
-        instance,
-        v1::execution_event::Event::OrderUpdate(order.clone()),
-    );
-    let token = result.request_id;
-    let payload = v1::PlaceOrderResponse { order: Some(order) }.encode_to_vec();
-    let completion = if rc.code == Code::Ok {
-        Completion::ok(token, payload)
-    } else {
-        let error = EngineError::new(
-            rc.code,
-            rc.name,
-            format!(
-                "the terminal answered TRADE_RETCODE_{} ({}){}",
-                rc.name,
-                result.retcode,
-                if result.comment.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", result.comment)
-                }
-            ),
-        );
-        Completion::err(token, &error, payload)
-    };
-    shared.notifier.complete(completion);
 }

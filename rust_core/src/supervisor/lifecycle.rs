@@ -19,8 +19,8 @@ use crate::frame;
 use crate::notify::Completion;
 use crate::pb::terminal as t;
 use crate::pb::terminal::worker_frame::Body;
-use crate::pb::v1;
 use crate::pb::v1::InstanceState as S;
+use crate::routing;
 
 fn worker_error(reason: &'static str, message: impl Into<String>) -> EngineError {
     EngineError::new(Code::Unavailable, reason, message)
@@ -79,21 +79,7 @@ fn after_exit(
     live.running = false;
     live.tx = None;
     live.pid = 0;
-    let lost = EngineError::new(
-        Code::Unavailable,
-        "WORKER_LOST",
-        "the worker stopped before answering; the order's outcome is UNKNOWN until reconciled",
-    );
-    for (token, mut pending) in live.pending.drain() {
-        pending.order.status = v1::OrderStatus::Unknown as i32;
-        let payload = v1::PlaceOrderResponse {
-            order: Some(pending.order),
-        }
-        .encode_to_vec();
-        shared
-            .notifier
-            .complete(Completion::err(token, &lost, payload));
-    }
+    routing::on_worker_lost(shared, instance, live);
     let stable = live
         .ready_at
         .take()
@@ -358,6 +344,7 @@ async fn serve(
         if live.desired_running {
             set_state(shared, instance, &mut live, S::Ready, "");
             instance.answer_ready_waiters(shared, &mut live, None);
+            routing::reconcile_unknown(shared, &mut live);
         } else {
             // Stop was asked for during start-up: deliver the shutdown now.
             let _ = tx.send(frame::encode(&shutdown_frame("stop requested")));

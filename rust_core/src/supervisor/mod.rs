@@ -29,8 +29,10 @@ use crate::convert;
 use crate::engine::Shared;
 use crate::fanout::{piece, Topic};
 use crate::notify::Completion;
+use crate::orders::OrderBook;
 use crate::pb::terminal as t;
 use crate::pb::v1;
+use crate::routing::PendingRequest;
 
 /// Highest protocol version this engine speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -106,17 +108,6 @@ pub struct InstanceSpec {
     pub created: Option<prost_types::Timestamp>,
 }
 
-/// An order sent to a worker and not answered yet.
-#[derive(Debug, Clone)]
-pub struct PendingOrder {
-    /// The order as it will be reported.
-    pub order: v1::Order,
-    /// Price the slippage is measured against.
-    pub reference_price: f64,
-    /// The symbol's point.
-    pub point: f64,
-}
-
 /// Mutable state of an instance.
 #[derive(Debug)]
 pub struct Live {
@@ -158,8 +149,10 @@ pub struct Live {
     pub open_orders: Vec<t::OrderInfo>,
     /// Frames to the worker.
     pub tx: Option<mpsc::UnboundedSender<Vec<u8>>>,
-    /// Orders in flight, by request id (= token).
-    pub pending: HashMap<u64, PendingOrder>,
+    /// Requests in flight, by request id (= token).
+    pub pending: HashMap<u64, PendingRequest>,
+    /// Orders by client id (the idempotency book).
+    pub book: OrderBook,
     /// Tokens completed when READY (or when the instance gives up).
     pub ready_waiters: Vec<u64>,
     /// Tokens completed when the worker is gone.
@@ -212,6 +205,7 @@ impl Instance {
                 open_orders: Vec::new(),
                 tx: None,
                 pending: HashMap::new(),
+                book: OrderBook::default(),
                 ready_waiters: Vec::new(),
                 stop_waiters: Vec::new(),
                 last_seen: None,
@@ -245,7 +239,8 @@ impl Instance {
         }
     }
 
-    fn next_sequence(&self) -> u64 {
+    /// The next execution event sequence number of this instance.
+    pub fn next_sequence(&self) -> u64 {
         self.exec_seq.fetch_add(1, Ordering::Relaxed) + 1
     }
 
