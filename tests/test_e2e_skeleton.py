@@ -99,7 +99,8 @@ def test_ticks_order_fill_positions_account_stop(server: ServerProcess) -> None:
     events: list[common_pb2.ExecutionEvent] = []
     for message in executions_call:
         events.extend(message.events)
-        if any(e.HasField("order_update") for e in events):
+        filled = common_pb2.ORDER_STATUS_FILLED
+        if any(e.order_update.status == filled for e in events):
             break
     executions_call.cancel()
     assert [e.sequence for e in events] == list(range(1, len(events) + 1))
@@ -110,6 +111,8 @@ def test_ticks_order_fill_positions_account_stop(server: ServerProcess) -> None:
     assert fill.price == order.average_fill_price
     assert fill.volume == pytest.approx(0.10)
     assert fill.side == common_pb2.SIDE_BUY and fill.entry == common_pb2.FILL_ENTRY_IN
+    updates = [e.order_update.status for e in events if e.HasField("order_update")]
+    assert updates == [common_pb2.ORDER_STATUS_SUBMITTED, common_pb2.ORDER_STATUS_FILLED]
     assert events[-1].order_update.status == common_pb2.ORDER_STATUS_FILLED
 
     # Positions and account reflect the fill.
@@ -249,10 +252,13 @@ def test_duplicate_instance_is_already_exists(server: ServerProcess) -> None:
 
 def test_rpcs_not_built_yet_say_which_issue(server: ServerProcess) -> None:
     with pytest.raises(grpc.RpcError) as caught:
-        server.orders.CancelOrder(order_pb2.CancelOrderRequest(instance_id="x"), timeout=5)
+        server.instances.SetTradingState(
+            instance_pb2.SetTradingStateRequest(instance_id="x"), timeout=5
+        )
     assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "issue #4" in caught.value.details()
-    assert error_info(caught.value).reason == "NOT_IMPLEMENTED"
+    assert "issue #5" in caught.value.details()
+    info = error_info(caught.value)
+    assert (info.reason, info.metadata["issue"]) == ("NOT_IMPLEMENTED", "5")
 
 
 def test_list_instances_pages(server: ServerProcess) -> None:
@@ -304,7 +310,7 @@ def test_history_records_instances_orders_and_executions(tmp_path: object) -> No
         sequences = db.execute(
             "select sequence from executions where instance_id='hist' order by 1"
         ).fetchall()
-        assert [s for (s,) in sequences] == list(range(1, 7)), "3 fills + 3 order updates"
+        assert [s for (s,) in sequences] == list(range(1, 10)), "3 × (submitted, fill, filled)"
     finally:
         db.close()
 

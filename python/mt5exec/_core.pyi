@@ -16,6 +16,8 @@ class Subscription:
 class Engine:
     def __init__(
         self,
+        journal_path: Path | str | None = None,
+        journal_fsync: str = "interval:100",
         stop_grace_s: float = 2.0,
         kill_grace_s: float = 1.0,
         tick_queue_limit: int = 10000,
@@ -55,12 +57,37 @@ class Engine:
         order_type: int,
         volume: float,
         price: float = 0.0,
+        stop_limit_price: float = 0.0,
         stop_loss: float = 0.0,
         take_profit: float = 0.0,
         deviation_points: int = 0,
+        time_in_force: int = 0,
+        expiration_msc: int = 0,
+        filling: int = 0,
         comment: str = "",
         magic: int = 0,
+        position_id: int = 0,
+        check_only: bool = False,
     ) -> int: ...
+    def cancel_order(self, instance_id: str, order_id: int = 0, client_order_id: str = "") -> int: ...
+    def modify_order(
+        self,
+        instance_id: str,
+        order_id: int = 0,
+        client_order_id: str = "",
+        price: float = 0.0,
+        stop_limit_price: float = 0.0,
+        stop_loss: float = 0.0,
+        take_profit: float = 0.0,
+        time_in_force: int = 0,
+        expiration_msc: int = 0,
+    ) -> int: ...
+    def modify_position(
+        self, instance_id: str, position_id: int, stop_loss: float, take_profit: float
+    ) -> int: ...
+    def get_order(self, instance_id: str, order_id: int = 0, client_order_id: str = "") -> bytes: ...
+    def list_orders(self, instance_id: str, history: bool = False, symbol: str = "") -> list[bytes]: ...
+    def journal_stats(self) -> tuple[int, int, int, int, int]: ...
     def get_account(self, instance_id: str) -> bytes: ...
     def list_positions(self, instance_id: str, symbol: str = "") -> bytes: ...
     def subscribe(

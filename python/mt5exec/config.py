@@ -108,6 +108,16 @@ def _log_level(value: Any) -> Any:
     return level
 
 
+def _fsync_policy(value: Any) -> Any:
+    text = str(value)
+    if text in ("always", "never"):
+        return text
+    interval = text.removeprefix("interval:")
+    if text.startswith("interval:") and interval.isdigit() and int(interval) > 0:
+        return text
+    raise _Invalid(f"expected always, never or interval:<ms>, got {value!r}")
+
+
 def _opt(check: Check | None = None) -> dict[str, Any]:
     return {"check": check} if check is not None else {}
 
@@ -189,6 +199,10 @@ class EngineConfig:
     kill_grace_s: float = field(default=1.0, metadata=_opt(_non_negative))
     # Ticks buffered per subscriber before it counts as a slow consumer.
     tick_queue_limit: int = field(default=10000, metadata=_opt(_at_least_one))
+    # When the order journal is fsynced: "always" (before an order is sent; group commit),
+    # "interval:<ms>" or "never". Every record is written before the order is sent either way,
+    # so a crash of the server process loses nothing; this decides what a power cut loses.
+    journal_fsync: str = field(default="interval:100", metadata=_opt(_fsync_policy))
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +235,11 @@ class ServerConfig:
     def instances_dir(self) -> Path:
         """Parent of the per-instance working directories."""
         return self.server.data_dir / "instances"
+
+    @property
+    def journal_path(self) -> Path:
+        """The order journal (idempotency and recovery)."""
+        return self.server.data_dir / "journal" / "orders.journal"
 
     @property
     def logs_dir(self) -> Path:

@@ -63,7 +63,46 @@ class InstanceSpec:
 
 
 @dataclass(frozen=True)
+class OrderArgs:
+    """A new order as the engine takes it (the fields of PlaceOrderRequest)."""
+
+    instance_id: str
+    client_order_id: str
+    symbol: str
+    side: int
+    order_type: int
+    volume: float
+    price: float = 0.0
+    stop_limit_price: float = 0.0
+    stop_loss: float = 0.0
+    take_profit: float = 0.0
+    deviation_points: int = 0
+    time_in_force: int = 0
+    expiration_msc: int = 0
+    filling: int = 0
+    comment: str = ""
+    magic: int = 0
+    position_id: int = 0
+
+
+@dataclass(frozen=True)
+class OrderChanges:
+    """Changes to a pending order (0 keeps a field)."""
+
+    order_id: int = 0
+    client_order_id: str = ""
+    price: float = 0.0
+    stop_limit_price: float = 0.0
+    stop_loss: float = 0.0
+    take_profit: float = 0.0
+    time_in_force: int = 0
+    expiration_msc: int = 0
+
+
+@dataclass(frozen=True)
 class EngineSettings:
+    journal_path: Path | None = None
+    journal_fsync: str = "interval:100"
     stop_grace_s: float = 2.0
     kill_grace_s: float = 1.0
     tick_queue_limit: int = 10_000
@@ -129,6 +168,8 @@ class Engine:
     def __init__(self, settings: EngineSettings | None = None) -> None:
         s = settings or EngineSettings()
         self._core = _core.Engine(
+            journal_path=s.journal_path,
+            journal_fsync=s.journal_fsync,
             stop_grace_s=s.stop_grace_s,
             kill_grace_s=s.kill_grace_s,
             tick_queue_limit=s.tick_queue_limit,
@@ -283,49 +324,86 @@ class Engine:
 
     # -- orders and state ------------------------------------------------------------
 
-    async def place_order(
-        self,
-        instance_id: str,
-        client_order_id: str,
-        symbol: str,
-        side: int,
-        order_type: int,
-        volume: float,
-        price: float,
-        stop_loss: float,
-        take_profit: float,
-        deviation_points: int,
-        comment: str,
-        magic: int,
-        timeout: float,
-    ) -> bytes:
-        """Returns an encoded PlaceOrderResponse."""
+    async def place_order(self, order: OrderArgs, timeout: float) -> bytes:
+        """Returns an encoded PlaceOrderResponse (idempotent on the client_order_id)."""
         try:
-            token = self._core.place_order(
-                instance_id,
-                client_order_id,
-                symbol,
-                side,
-                order_type,
-                volume,
-                price,
-                stop_loss,
-                take_profit,
-                deviation_points,
-                comment,
-                magic,
-            )
+            token = self._core.place_order(**dataclasses.asdict(order))
         except _core.CoreError as e:
             raise _translate(e) from None
+        return await self._await_order(token, timeout, order.client_order_id)
+
+    async def check_order(self, order: OrderArgs, timeout: float) -> bytes:
+        """Returns an encoded CheckOrderResponse; nothing is sent for execution."""
+        try:
+            token = self._core.place_order(**dataclasses.asdict(order), check_only=True)
+        except _core.CoreError as e:
+            raise _translate(e) from None
+        return await self._await_order(token, timeout, order.client_order_id)
+
+    async def cancel_order(
+        self, instance_id: str, order_id: int, client_order_id: str, timeout: float
+    ) -> bytes:
+        try:
+            token = self._core.cancel_order(instance_id, order_id, client_order_id)
+        except _core.CoreError as e:
+            raise _translate(e) from None
+        return await self._await_order(token, timeout, client_order_id)
+
+    async def modify_order(self, instance_id: str, changes: OrderChanges, timeout: float) -> bytes:
+        try:
+            token = self._core.modify_order(instance_id, **dataclasses.asdict(changes))
+        except _core.CoreError as e:
+            raise _translate(e) from None
+        return await self._await_order(token, timeout, changes.client_order_id)
+
+    async def modify_position(
+        self,
+        instance_id: str,
+        position_id: int,
+        stop_loss: float,
+        take_profit: float,
+        timeout: float,
+    ) -> bytes:
+        try:
+            token = self._core.modify_position(instance_id, position_id, stop_loss, take_profit)
+        except _core.CoreError as e:
+            raise _translate(e) from None
+        return await self._await_order(token, timeout, "")
+
+    def get_order(self, instance_id: str, order_id: int, client_order_id: str) -> bytes:
+        """An encoded Order."""
+        try:
+            return self._core.get_order(instance_id, order_id, client_order_id)
+        except _core.CoreError as e:
+            raise _translate(e) from None
+
+    def list_orders(self, instance_id: str, history: bool, symbol: str) -> list[bytes]:
+        """Encoded Orders, newest first."""
+        try:
+            return self._core.list_orders(instance_id, history, symbol)
+        except _core.CoreError as e:
+            raise _translate(e) from None
+
+    def journal_stats(self) -> dict[str, int]:
+        records, size, fsyncs, write_ns, fsync_ns = self._core.journal_stats()
+        return {
+            "records": records,
+            "bytes": size,
+            "fsyncs": fsyncs,
+            "write_ns": write_ns,
+            "fsync_ns": fsync_ns,
+        }
+
+    async def _await_order(self, token: int, timeout: float, client_order_id: str) -> bytes:
         try:
             return await self._await(token, timeout)
         except TimeoutError:
             raise MT5ExecError(
                 grpc.StatusCode.DEADLINE_EXCEEDED,
                 "ORDER_OUTCOME_UNKNOWN",
-                f"no answer from the terminal within {timeout:g} s; the order is UNKNOWN "
-                "until reconciled: do not re-send it under a new client_order_id",
-                metadata={"client_order_id": client_order_id},
+                f"no answer from the terminal within {timeout:g} s; the outcome is unknown "
+                "until reconciled: retry with the same client_order_id, never a new one",
+                metadata={"client_order_id": client_order_id} if client_order_id else None,
             ) from None
 
     def get_account(self, instance_id: str) -> bytes:

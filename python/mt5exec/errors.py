@@ -66,10 +66,16 @@ def not_found(field: str, reason: str, message: str) -> MT5ExecError:
     return MT5ExecError(grpc.StatusCode.NOT_FOUND, reason, message, field)
 
 
-def unimplemented(method: str, issue: int) -> MT5ExecError:
+def unimplemented(method: str, plan: int | str) -> MT5ExecError:
+    """UNIMPLEMENTED for a method not built yet: ``plan`` is the issue that builds it, or
+    what it waits for when no issue is filed yet."""
+    if isinstance(plan, int):
+        return MT5ExecError(
+            grpc.StatusCode.UNIMPLEMENTED,
+            "NOT_IMPLEMENTED",
+            f"{method} is not built yet (planned in issue #{plan})",
+            metadata={"issue": str(plan)},
+        )
     return MT5ExecError(
-        grpc.StatusCode.UNIMPLEMENTED,
-        "NOT_IMPLEMENTED",
-        f"{method} is not built yet (planned in issue #{issue})",
-        metadata={"issue": str(issue)},
+        grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED", f"{method} is not built yet ({plan})"
     )

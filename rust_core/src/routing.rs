@@ -817,7 +817,7 @@ pub fn on_result(shared: &Shared, instance: &Instance, result: &t::OrderResult) 
                 if pending.kind == RequestKind::Cancel {
                     entry.transition(S::Canceled);
                 }
-                entry.order.updated_time = Some(convert::ts_msc(result.time_msc));
+                entry.order.updated_time = Some(convert::now());
                 if entry.order != before {
                     record(shared, instance, entry);
                 }
@@ -840,7 +840,7 @@ pub fn on_result(shared: &Shared, instance: &Instance, result: &t::OrderResult) 
             if result.position != 0 {
                 order.position_id = result.position;
             }
-            order.updated_time = Some(convert::ts_msc(result.time_msc));
+            order.updated_time = Some(convert::now());
             if matches!(rc.status, S::Filled | S::PartiallyFilled) {
                 order.filled_volume = result.volume;
                 order.average_fill_price = result.price;
@@ -940,7 +940,7 @@ pub fn on_order_update(shared: &Shared, instance: &Instance, update: &t::OrderUp
         order.position_id = info.position_id;
     }
     if info.time_done_msc > 0 {
-        order.updated_time = Some(convert::ts_msc(info.time_done_msc));
+        order.updated_time = Some(convert::now());
     }
     let status = status_of_state(info.state);
     if matches!(status, S::Filled | S::PartiallyFilled) && !answered_later {

@@ -68,6 +68,8 @@ class Server:
         e = config.engine
         self.engine = Engine(
             EngineSettings(
+                journal_path=config.journal_path,
+                journal_fsync=e.journal_fsync,
                 stop_grace_s=e.stop_grace_s,
                 kill_grace_s=e.kill_grace_s,
                 tick_queue_limit=e.tick_queue_limit,

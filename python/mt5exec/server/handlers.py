@@ -72,7 +72,7 @@ def _streaming(name: str, fn: Callable[[Any, Context], AsyncIterator[Any]]) -> H
     return handler
 
 
-def _missing(full_name: str, issue: int, streaming: bool) -> Handler:
+def _missing(full_name: str, issue: int | str, streaming: bool) -> Handler:
     error = unimplemented(full_name, issue)
 
     async def unary(request: Any, context: Context) -> Any:
@@ -89,7 +89,7 @@ def method_handlers(
     service: ServiceDescriptor,
     pb2: ModuleType,
     servicer: object,
-    planned: dict[str, int],
+    planned: dict[str, int | str],
 ) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
     """Handlers for every method of ``service``; ``planned`` maps missing ones to issues."""
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
@@ -125,7 +125,7 @@ def add_service(
     service: ServiceDescriptor,
     pb2: ModuleType,
     servicer: object,
-    planned: dict[str, int],
+    planned: dict[str, int | str],
 ) -> None:
     handlers = method_handlers(service, pb2, servicer, planned)
     server.add_registered_method_handlers(service.full_name, handlers)

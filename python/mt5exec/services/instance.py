@@ -36,7 +36,7 @@ from mt5exec.v1 import common_pb2, instance_pb2
 log = logging.getLogger("mt5exec.instances")
 
 # Methods the later issues build; they answer UNIMPLEMENTED naming the issue.
-PLANNED = {
+PLANNED: dict[str, int | str] = {
     "UpdateInstanceConfig": 5,
     "SetTradingState": 5,
     "EngageKillSwitch": 5,

@@ -1,30 +1,68 @@
-"""OrderService: order entry and the account/position views, all through the engine."""
+"""OrderService: order entry, modification, cancellation, positions and the account.
+
+Validation of ids and shapes happens here; everything about the order itself (symbol,
+volume, prices, sides, expiration, idempotency, the journal, routing) happens in the engine.
+"""
 
 from __future__ import annotations
 
-from mt5exec.errors import invalid
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+
+import grpc
+
+from mt5exec.engine import OrderArgs, OrderChanges
+from mt5exec.errors import MT5ExecError, invalid, not_found
 from mt5exec.server.handlers import Context
 from mt5exec.server.state import AppState
 from mt5exec.services import validation
-from mt5exec.v1 import order_pb2
+from mt5exec.v1 import common_pb2, order_pb2
 
-PLANNED = {
-    "ModifyOrder": 4,
-    "CancelOrder": 4,
-    "ModifyPosition": 4,
-    "ClosePosition": 4,
-    "CloseAll": 4,
-    "GetOrder": 4,
-    "ListOrders": 4,
-    "CheckOrder": 4,
-    "OrderSession": 4,
-    "CreateCopyRelation": 7,
-    "ListCopyRelations": 7,
-    "DeleteCopyRelation": 7,
-    "PublishSignal": 7,
+_COPIER = "the copier: no issue filed yet"
+PLANNED: dict[str, int | str] = {
+    "CreateCopyRelation": _COPIER,
+    "ListCopyRelations": _COPIER,
+    "DeleteCopyRelation": _COPIER,
+    "PublishSignal": _COPIER,
 }
 
 _MAX_COMMENT = 64
+# Orders one session may have in flight before it stops reading new ones (backpressure).
+_SESSION_WINDOW = 1024
+
+
+def _expiration_msc(request: order_pb2.PlaceOrderRequest | order_pb2.ModifyOrderRequest) -> int:
+    if not request.HasField("expiration"):
+        return 0
+    return request.expiration.seconds * 1000 + request.expiration.nanos // 1_000_000
+
+
+def order_args(request: order_pb2.PlaceOrderRequest) -> OrderArgs:
+    """The engine's view of a PlaceOrderRequest, after the edge checks."""
+    if not request.symbol:
+        raise invalid("symbol", "FIELD_REQUIRED", "symbol: required")
+    if len(request.comment) > _MAX_COMMENT:
+        raise invalid("comment", "COMMENT_TOO_LONG", f"comment: at most {_MAX_COMMENT} characters")
+    return OrderArgs(
+        instance_id=validation.instance_id(request.instance_id),
+        client_order_id=validation.client_order_id(request.client_order_id),
+        symbol=request.symbol,
+        side=request.side,
+        order_type=request.type,
+        volume=request.volume,
+        price=request.price,
+        stop_limit_price=request.stop_limit_price,
+        stop_loss=request.stop_loss,
+        take_profit=request.take_profit,
+        deviation_points=request.deviation_points,
+        time_in_force=request.time_in_force,
+        expiration_msc=_expiration_msc(request),
+        filling=request.filling,
+        comment=request.comment,
+        magic=request.magic,
+    )
 
 
 class OrderService:
@@ -34,28 +72,161 @@ class OrderService:
         self._timeout = state.config.engine.order_timeout_s
 
     async def PlaceOrder(self, request: order_pb2.PlaceOrderRequest, context: Context) -> bytes:
+        return await self._engine.place_order(order_args(request), self._timeout)
+
+    async def CheckOrder(self, request: order_pb2.CheckOrderRequest, context: Context) -> bytes:
+        return await self._engine.check_order(order_args(request.order), self._timeout)
+
+    async def CancelOrder(self, request: order_pb2.CancelOrderRequest, context: Context) -> bytes:
         instance_id = validation.instance_id(request.instance_id)
-        client_order_id = validation.client_order_id(request.client_order_id)
-        if not request.symbol:
-            raise invalid("symbol", "FIELD_REQUIRED", "symbol: required")
-        if len(request.comment) > _MAX_COMMENT:
+        if not request.order_id and not request.client_order_id:
+            raise invalid("order_id", "FIELD_REQUIRED", "order_id or client_order_id: required")
+        return await self._engine.cancel_order(
+            instance_id, request.order_id, request.client_order_id, self._timeout
+        )
+
+    async def ModifyOrder(self, request: order_pb2.ModifyOrderRequest, context: Context) -> bytes:
+        instance_id = validation.instance_id(request.instance_id)
+        if not request.order_id and not request.client_order_id:
+            raise invalid("order_id", "FIELD_REQUIRED", "order_id or client_order_id: required")
+        changes = OrderChanges(
+            order_id=request.order_id,
+            client_order_id=request.client_order_id,
+            price=request.price,
+            stop_limit_price=request.stop_limit_price,
+            stop_loss=request.stop_loss,
+            take_profit=request.take_profit,
+            time_in_force=request.time_in_force,
+            expiration_msc=_expiration_msc(request),
+        )
+        return await self._engine.modify_order(instance_id, changes, self._timeout)
+
+    async def ModifyPosition(
+        self, request: order_pb2.ModifyPositionRequest, context: Context
+    ) -> bytes:
+        instance_id = validation.instance_id(request.instance_id)
+        if not request.position_id:
+            raise invalid("position_id", "FIELD_REQUIRED", "position_id: required")
+        return await self._engine.modify_position(
+            instance_id, request.position_id, request.stop_loss, request.take_profit, self._timeout
+        )
+
+    def _position(self, instance_id: str, position_id: int) -> common_pb2.Position:
+        positions = order_pb2.ListPositionsResponse.FromString(
+            self._engine.list_positions(instance_id, "")
+        ).positions
+        for position in positions:
+            if position.position_id == position_id:
+                return position
+        raise not_found(
+            "position_id", "POSITION_NOT_FOUND", f"position_id: no open position {position_id}"
+        )
+
+    async def _close(
+        self,
+        instance_id: str,
+        position: common_pb2.Position,
+        volume: float,
+        client_order_id: str,
+        deviation_points: int,
+    ) -> bytes:
+        validation.finite("volume", volume)
+        if volume > position.volume + 1e-9:
             raise invalid(
-                "comment", "COMMENT_TOO_LONG", f"comment: at most {_MAX_COMMENT} characters"
+                "volume",
+                "VOLUME_ABOVE_POSITION",
+                f"volume: {volume} is more than the position's {position.volume}",
             )
-        return await self._engine.place_order(
+        close_side = (
+            common_pb2.SIDE_SELL if position.side == common_pb2.SIDE_BUY else common_pb2.SIDE_BUY
+        )
+        args = OrderArgs(
+            instance_id=instance_id,
+            client_order_id=validation.client_order_id(client_order_id),
+            symbol=position.symbol,
+            side=close_side,
+            order_type=common_pb2.ORDER_TYPE_MARKET,
+            volume=volume or position.volume,
+            deviation_points=deviation_points,
+            position_id=position.position_id,
+        )
+        return await self._engine.place_order(args, self._timeout)
+
+    async def ClosePosition(
+        self, request: order_pb2.ClosePositionRequest, context: Context
+    ) -> bytes:
+        instance_id = validation.instance_id(request.instance_id)
+        if not request.position_id:
+            raise invalid("position_id", "FIELD_REQUIRED", "position_id: required")
+        position = self._position(instance_id, request.position_id)
+        return await self._close(
             instance_id,
-            client_order_id,
-            request.symbol,
-            request.side,
-            request.type,
+            position,
             request.volume,
-            request.price,
-            request.stop_loss,
-            request.take_profit,
+            request.client_order_id,
             request.deviation_points,
-            request.comment,
-            request.magic,
-            self._timeout,
+        )
+
+    async def CloseAll(
+        self, request: order_pb2.CloseAllRequest, context: Context
+    ) -> order_pb2.CloseAllResponse:
+        instance_id = validation.instance_id(request.instance_id)
+        positions = order_pb2.ListPositionsResponse.FromString(
+            self._engine.list_positions(instance_id, request.symbol)
+        ).positions
+        batch = uuid.uuid4().hex[:12]
+        results = await asyncio.gather(
+            *(
+                self._close(instance_id, p, 0.0, f"closeall-{batch}-{p.position_id}", 0)
+                for p in positions
+            ),
+            return_exceptions=True,
+        )
+        response = order_pb2.CloseAllResponse()
+        for result in results:
+            payload = result.payload if isinstance(result, MT5ExecError) else result
+            if isinstance(result, BaseException) and not isinstance(result, MT5ExecError):
+                raise result
+            if isinstance(payload, bytes) and payload:
+                response.orders.append(order_pb2.PlaceOrderResponse.FromString(payload).order)
+        return response
+
+    async def GetOrder(self, request: order_pb2.GetOrderRequest, context: Context) -> bytes:
+        instance_id = validation.instance_id(request.instance_id)
+        key = request.WhichOneof("key")
+        if key is None:
+            raise invalid("key", "FIELD_REQUIRED", "order_id or client_order_id: required")
+        order = self._engine.get_order(instance_id, request.order_id, request.client_order_id)
+        return order_pb2.GetOrderResponse(
+            order=common_pb2.Order.FromString(order)
+        ).SerializeToString()
+
+    async def ListOrders(
+        self, request: order_pb2.ListOrdersRequest, context: Context
+    ) -> order_pb2.ListOrdersResponse:
+        instance_id = validation.instance_id(request.instance_id)
+        orders = [
+            common_pb2.Order.FromString(b)
+            for b in self._engine.list_orders(instance_id, request.history, request.symbol)
+        ]
+        low = request.from_time.ToNanoseconds() if request.HasField("from_time") else None
+        high = request.to_time.ToNanoseconds() if request.HasField("to_time") else None
+        if low is not None or high is not None:
+            orders = [
+                o
+                for o in orders
+                if (low is None or o.created_time.ToNanoseconds() >= low)
+                and (high is None or o.created_time.ToNanoseconds() < high)
+            ]
+        start = 0
+        if request.page_token:
+            if not request.page_token.isdigit():
+                raise invalid("page_token", "PAGE_TOKEN_INVALID", "page_token: not from us")
+            start = int(request.page_token)
+        size = min(request.page_size or 100, 1000)
+        more = start + size < len(orders)
+        return order_pb2.ListOrdersResponse(
+            orders=orders[start : start + size], next_page_token=str(start + size) if more else ""
         )
 
     async def ListPositions(
@@ -66,3 +237,63 @@ class OrderService:
 
     async def GetAccount(self, request: order_pb2.GetAccountRequest, context: Context) -> bytes:
         return self._engine.get_account(validation.instance_id(request.instance_id))
+
+    async def OrderSession(
+        self, requests: AsyncIterator[order_pb2.OrderSessionRequest], context: Context
+    ) -> AsyncIterator[order_pb2.OrderSessionResponse]:
+        """Orders and cancels in, results out (matched by client_order_id), through the same
+        validation, idempotency and journal as PlaceOrder; up to a window of orders in flight."""
+        results: asyncio.Queue[order_pb2.OrderSessionResponse | None] = asyncio.Queue()
+        window = asyncio.Semaphore(_SESSION_WINDOW)
+        in_flight: set[asyncio.Task[None]] = set()
+
+        async def one(request: order_pb2.OrderSessionRequest) -> None:
+            kind = request.WhichOneof("request")
+            cid = (
+                request.place.client_order_id if kind == "place" else request.cancel.client_order_id
+            )
+            response = order_pb2.OrderSessionResponse(client_order_id=cid)
+            try:
+                if kind == "place":
+                    args = order_args(request.place)
+                    response.client_order_id = args.client_order_id
+                    payload = await self._engine.place_order(args, self._timeout)
+                elif kind == "cancel":
+                    payload = await self.CancelOrder(request.cancel, context)
+                else:
+                    raise invalid("request", "FIELD_REQUIRED", "request: place or cancel")
+                response.order.CopyFrom(order_pb2.PlaceOrderResponse.FromString(payload).order)
+            except MT5ExecError as e:
+                response.code = e.code.value[0]
+                response.reason = e.reason
+                response.message = e.message
+                if e.payload:
+                    response.order.CopyFrom(
+                        order_pb2.PlaceOrderResponse.FromString(e.payload).order
+                    )
+            finally:
+                window.release()
+            await results.put(response)
+
+        async def read() -> None:
+            async for request in requests:
+                await window.acquire()
+                task = asyncio.create_task(one(request))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+            while in_flight:
+                await asyncio.gather(*list(in_flight), return_exceptions=True)
+            await results.put(None)
+
+        reader = asyncio.create_task(read())
+        try:
+            while True:
+                response = await results.get()
+                if response is None:
+                    break
+                yield response
+            await reader
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, grpc.aio.AbortError):
+                await reader

@@ -13,7 +13,7 @@ from mt5exec.server.state import AppState
 from mt5exec.services import validation
 from mt5exec.v1 import stream_pb2
 
-PLANNED: dict[str, int] = {}
+PLANNED: dict[str, int | str] = {}
 
 # A response carries at most this much; a subscriber that fell behind gets its
 # backlog in few large messages instead of many small ones.

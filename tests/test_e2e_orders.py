@@ -1,0 +1,305 @@
+"""Orders end to end: idempotency, the journal, closes, lookups — real server, real workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import pytest
+from tests.support import create_sim, error_info
+
+from mt5exec.testing import ServerProcess
+from mt5exec.v1 import common_pb2, instance_pb2, order_pb2
+
+FILLED = common_pb2.ORDER_STATUS_FILLED
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    with ServerProcess(tmp_path_factory.mktemp("orders")) as proc:
+        yield proc
+
+
+def market(
+    instance_id: str, cid: str, volume: float = 0.01, side: int = common_pb2.SIDE_BUY
+) -> order_pb2.PlaceOrderRequest:
+    return order_pb2.PlaceOrderRequest(
+        instance_id=instance_id,
+        client_order_id=cid,
+        symbol="EURUSD",
+        side=side,
+        type=common_pb2.ORDER_TYPE_MARKET,
+        volume=volume,
+    )
+
+
+def positions(server: ServerProcess, instance_id: str) -> list[common_pb2.Position]:
+    request = order_pb2.ListPositionsRequest(instance_id=instance_id)
+    return list(server.orders.ListPositions(request, timeout=5).positions)
+
+
+def ready_instance(server: ServerProcess, instance_id: str, **config: object) -> None:
+    server.instances.CreateInstance(
+        instance_pb2.CreateInstanceRequest(
+            instance_id=instance_id,
+            config=common_pb2.InstanceConfig(symbols=["EURUSD"], tick_rate=20, **config),  # type: ignore[arg-type]
+        ),
+        timeout=30,
+    )
+    time.sleep(0.2)  # a first price
+
+
+def test_same_id_same_payload_is_one_order(server: ServerProcess) -> None:
+    ready_instance(server, "idem")
+    first = server.orders.PlaceOrder(market("idem", "once"), timeout=10).order
+    again = server.orders.PlaceOrder(market("idem", "once"), timeout=10).order
+    assert first.status == FILLED
+    assert again == first
+    assert len(positions(server, "idem")) == 1
+
+    with pytest.raises(grpc.RpcError) as caught:
+        server.orders.PlaceOrder(market("idem", "once", volume=0.02), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    info = error_info(caught.value)
+    assert (info.reason, info.metadata["field"]) == ("CLIENT_ORDER_ID_REUSED", "client_order_id")
+    assert len(positions(server, "idem")) == 1
+
+
+def test_a_generated_id_is_returned(server: ServerProcess) -> None:
+    ready_instance(server, "gen")
+    order = server.orders.PlaceOrder(market("gen", ""), timeout=10).order
+    assert len(order.client_order_id) == 24
+    got = server.orders.GetOrder(
+        order_pb2.GetOrderRequest(instance_id="gen", client_order_id=order.client_order_id),
+        timeout=5,
+    ).order
+    assert got == order
+
+
+def test_a_thousand_concurrent_calls_with_100_ids_make_100_orders(server: ServerProcess) -> None:
+    ready_instance(server, "burst")
+    cids = [f"burst-{n % 100}" for n in range(1000)]
+    with ThreadPoolExecutor(32) as pool:
+        orders = list(
+            pool.map(lambda cid: server.orders.PlaceOrder(market("burst", cid), timeout=30), cids)
+        )
+    by_cid: dict[str, set[int]] = {}
+    for reply in orders:
+        assert reply.order.status == FILLED
+        by_cid.setdefault(reply.order.client_order_id, set()).add(reply.order.order_id)
+    assert len(by_cid) == 100
+    assert all(len(ids) == 1 for ids in by_cid.values()), "one terminal order per id"
+    assert len(positions(server, "burst")) == 100, "exactly 100 broker orders (hedging)"
+
+
+def test_get_and_list_orders(server: ServerProcess) -> None:
+    ready_instance(server, "lookup")
+    placed = [
+        server.orders.PlaceOrder(market("lookup", f"look-{n}"), timeout=10).order for n in range(3)
+    ]
+    by_ticket = server.orders.GetOrder(
+        order_pb2.GetOrderRequest(instance_id="lookup", order_id=placed[1].order_id), timeout=5
+    ).order
+    assert by_ticket.client_order_id == "look-1"
+    history = server.orders.ListOrders(
+        order_pb2.ListOrdersRequest(instance_id="lookup", history=True, page_size=2), timeout=5
+    )
+    assert [o.client_order_id for o in history.orders] == ["look-2", "look-1"]
+    rest = server.orders.ListOrders(
+        order_pb2.ListOrdersRequest(
+            instance_id="lookup", history=True, page_token=history.next_page_token
+        ),
+        timeout=5,
+    )
+    assert [o.client_order_id for o in rest.orders] == ["look-0"]
+    assert not rest.next_page_token
+    with pytest.raises(grpc.RpcError) as caught:
+        server.orders.GetOrder(
+            order_pb2.GetOrderRequest(instance_id="lookup", client_order_id="nope"), timeout=5
+        )
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert error_info(caught.value).reason == "ORDER_NOT_FOUND"
+
+
+@pytest.mark.parametrize(
+    ("margin_mode", "instance_id"),
+    [
+        (common_pb2.ACCOUNT_MARGIN_MODE_HEDGING, "close-hedge"),
+        (common_pb2.ACCOUNT_MARGIN_MODE_NETTING, "close-net"),
+    ],
+)
+def test_partial_close_full_close_and_close_all(
+    server: ServerProcess, margin_mode: int, instance_id: str
+) -> None:
+    ready_instance(server, instance_id, margin_mode=margin_mode)
+    opened = server.orders.PlaceOrder(market(instance_id, "open-1", volume=0.3), timeout=10).order
+    position_id = positions(server, instance_id)[0].position_id
+    assert position_id == opened.position_id
+    partial = server.orders.ClosePosition(
+        order_pb2.ClosePositionRequest(
+            instance_id=instance_id, position_id=position_id, volume=0.1, client_order_id="cut-1"
+        ),
+        timeout=10,
+    ).order
+    assert partial.status == FILLED
+    assert partial.side == common_pb2.SIDE_SELL
+    left = positions(server, instance_id)
+    assert [round(p.volume, 2) for p in left] == [0.2]
+
+    with pytest.raises(grpc.RpcError) as caught:
+        server.orders.ClosePosition(
+            order_pb2.ClosePositionRequest(
+                instance_id=instance_id, position_id=position_id, volume=0.5
+            ),
+            timeout=10,
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as caught:
+        server.orders.ClosePosition(
+            order_pb2.ClosePositionRequest(instance_id=instance_id, position_id=999999),
+            timeout=10,
+        )
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+    server.orders.PlaceOrder(
+        market(instance_id, "open-2", volume=0.1, side=common_pb2.SIDE_BUY), timeout=10
+    )
+    closed = server.orders.CloseAll(
+        order_pb2.CloseAllRequest(instance_id=instance_id, symbol="EURUSD"), timeout=30
+    )
+    assert closed.orders
+    assert all(o.status == FILLED for o in closed.orders)
+    assert positions(server, instance_id) == []
+
+
+def test_bad_fields_name_themselves_and_reach_nothing(server: ServerProcess) -> None:
+    ready_instance(server, "bad")
+    base = market("bad", "")
+    cases = {
+        "price": dict(type=common_pb2.ORDER_TYPE_LIMIT, price=0.0),
+        "stop_limit_price": dict(type=common_pb2.ORDER_TYPE_STOP_LIMIT, price=9.0),
+        "expiration": dict(
+            type=common_pb2.ORDER_TYPE_LIMIT,
+            price=0.5,
+            time_in_force=common_pb2.TIME_IN_FORCE_SPECIFIED,
+        ),
+        "take_profit": dict(take_profit=0.5),
+        "volume": dict(volume=float("inf")),
+        "type": dict(type=common_pb2.ORDER_TYPE_UNSPECIFIED),
+    }
+    for field, changes in cases.items():
+        request = order_pb2.PlaceOrderRequest()
+        request.CopyFrom(base)
+        for name, value in changes.items():
+            setattr(request, name, value)
+        with pytest.raises(grpc.RpcError) as caught:
+            server.orders.PlaceOrder(request, timeout=10)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, field
+        assert error_info(caught.value).metadata["field"] == field
+    assert positions(server, "bad") == []
+    history = server.orders.ListOrders(
+        order_pb2.ListOrdersRequest(instance_id="bad", history=True), timeout=5
+    )
+    assert list(history.orders) == [], "nothing reached the journal or the terminal"
+
+
+def test_orders_survive_a_server_restart(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with ServerProcess(data) as first:
+        create_sim(first, "durable", ["EURUSD"], tick_rate=20)
+        time.sleep(0.2)
+        placed = first.orders.PlaceOrder(market("durable", "keep-me"), timeout=10).order
+    with ServerProcess(data) as second:
+        deadline = time.monotonic() + 10
+        while True:
+            state = second.instances.GetInstance(
+                instance_pb2.GetInstanceRequest(instance_id="durable"), timeout=5
+            ).instance.state
+            if state == common_pb2.INSTANCE_STATE_READY or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        got = second.orders.GetOrder(
+            order_pb2.GetOrderRequest(instance_id="durable", client_order_id="keep-me"),
+            timeout=5,
+        ).order
+        assert (got.status, got.order_id) == (FILLED, placed.order_id)
+        retried = second.orders.PlaceOrder(market("durable", "keep-me"), timeout=10).order
+        assert retried.order_id == placed.order_id
+        assert len(positions(second, "durable")) == 1, "the retry sent nothing"
+
+
+def test_kill9_mid_burst_loses_no_acknowledged_order_and_sends_none_twice(
+    tmp_path: Path,
+) -> None:
+    with ServerProcess(tmp_path / "data") as server:
+        instance = create_sim(server, "storm", ["EURUSD"], tick_rate=20)
+        time.sleep(0.2)
+        acked: dict[str, int] = {}
+        failed: list[str] = []
+        lock = threading.Lock()
+
+        def send(n: int) -> None:
+            cid = f"storm-{n}"
+            try:
+                order = server.orders.PlaceOrder(market("storm", cid), timeout=15).order
+                with lock:
+                    acked[cid] = order.order_id
+                    if len(acked) == 100:  # kill -9 the worker mid-burst
+                        os.kill(instance.worker_pid, signal.SIGKILL)
+            except grpc.RpcError:
+                with lock:
+                    failed.append(cid)
+
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(send, range(500)))
+        assert acked, "some orders were acknowledged before the kill"
+        assert failed, "the kill landed mid-burst"
+
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            now = server.instances.GetInstance(
+                instance_pb2.GetInstanceRequest(instance_id="storm"), timeout=5
+            ).instance
+            if (
+                now.state == common_pb2.INSTANCE_STATE_READY
+                and now.worker_pid != instance.worker_pid
+            ):
+                break
+            time.sleep(0.05)
+        time.sleep(0.5)  # reconciliation of the orders in flight at the kill
+
+        for cid, order_id in acked.items():
+            got = server.orders.GetOrder(
+                order_pb2.GetOrderRequest(instance_id="storm", client_order_id=cid), timeout=5
+            ).order
+            assert (got.status, got.order_id) == (FILLED, order_id)
+        statuses: dict[str, int] = {}
+        absent = 0  # refused before reaching the engine's book (e.g. while not READY)
+        for cid in failed:
+            try:
+                got = server.orders.GetOrder(
+                    order_pb2.GetOrderRequest(instance_id="storm", client_order_id=cid),
+                    timeout=5,
+                ).order
+            except grpc.RpcError as e:
+                if e.code() != grpc.StatusCode.NOT_FOUND:
+                    raise
+                absent += 1
+                continue
+            statuses[cid] = got.status
+        assert common_pb2.ORDER_STATUS_UNKNOWN not in statuses.values(), "all reconciled"
+        filled = len(acked) + sum(s == FILLED for s in statuses.values())
+        assert len(positions(server, "storm")) == filled, "the terminal matches the journal"
+
+        # Retrying everything with the same ids sends nothing twice: only ids the engine
+        # never took become orders now.
+        acked.clear()
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(send, range(500)))
+        assert len(positions(server, "storm")) == filled + absent
