@@ -310,7 +310,7 @@ def test_history_records_instances_orders_and_executions(tmp_path: object) -> No
         sequences = db.execute(
             "select sequence from executions where instance_id='hist' order by 1"
         ).fetchall()
-        assert [s for (s,) in sequences] == list(range(1, 10)), "3 × (submitted, fill, filled)"
+        assert [s for (s,) in sequences] == list(range(1, 10)), "3 x (submitted, fill, filled)"
     finally:
         db.close()
 
