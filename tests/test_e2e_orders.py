@@ -303,3 +303,36 @@ def test_kill9_mid_burst_loses_no_acknowledged_order_and_sends_none_twice(
         with ThreadPoolExecutor(16) as pool:
             list(pool.map(send, range(500)))
         assert len(positions(server, "storm")) == filled + absent
+
+
+def test_order_session_same_path_as_place_order(server: ServerProcess) -> None:
+    ready_instance(server, "session")
+    requests = [
+        order_pb2.OrderSessionRequest(place=market("session", f"s-{n}")) for n in range(200)
+    ]
+    requests.append(order_pb2.OrderSessionRequest(place=market("session", "s-7")))  # duplicate
+    bad = market("session", "s-bad")
+    bad.volume = -1
+    requests.append(order_pb2.OrderSessionRequest(place=bad))
+    responses = list(server.orders.OrderSession(iter(requests), timeout=60))
+    assert len(responses) == 202
+    by_cid: dict[str, list[order_pb2.OrderSessionResponse]] = {}
+    for r in responses:
+        by_cid.setdefault(r.client_order_id, []).append(r)
+    (refused,) = by_cid.pop("s-bad")
+    assert refused.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert refused.reason == "VOLUME_INVALID"
+    assert all(r.code == 0 and r.order.status == FILLED for rs in by_cid.values() for r in rs)
+    first, second = by_cid["s-7"]
+    assert first.order == second.order, "the duplicate got the original result"
+    assert len(positions(server, "session")) == 200
+
+
+def test_session_response_reuses_the_engine_bytes() -> None:
+    from mt5exec.services.order import session_response
+
+    order = common_pb2.Order(client_order_id="x", order_id=7, status=FILLED)
+    payload = order_pb2.PlaceOrderResponse(order=order).SerializeToString()
+    decoded = order_pb2.OrderSessionResponse.FromString(session_response("x", payload, 9, "R", "m"))
+    assert (decoded.client_order_id, decoded.code, decoded.reason) == ("x", 9, "R")
+    assert decoded.order == order

@@ -327,7 +327,7 @@ class Engine:
     async def place_order(self, order: OrderArgs, timeout: float) -> bytes:
         """Returns an encoded PlaceOrderResponse (idempotent on the client_order_id)."""
         try:
-            token = self._core.place_order(**dataclasses.asdict(order))
+            token = self._core.place_order(**vars(order))
         except _core.CoreError as e:
             raise _translate(e) from None
         return await self._await_order(token, timeout, order.client_order_id)
@@ -335,7 +335,7 @@ class Engine:
     async def check_order(self, order: OrderArgs, timeout: float) -> bytes:
         """Returns an encoded CheckOrderResponse; nothing is sent for execution."""
         try:
-            token = self._core.place_order(**dataclasses.asdict(order), check_only=True)
+            token = self._core.place_order(**vars(order), check_only=True)
         except _core.CoreError as e:
             raise _translate(e) from None
         return await self._await_order(token, timeout, order.client_order_id)
@@ -351,7 +351,7 @@ class Engine:
 
     async def modify_order(self, instance_id: str, changes: OrderChanges, timeout: float) -> bytes:
         try:
-            token = self._core.modify_order(instance_id, **dataclasses.asdict(changes))
+            token = self._core.modify_order(instance_id, **vars(changes))
         except _core.CoreError as e:
             raise _translate(e) from None
         return await self._await_order(token, timeout, changes.client_order_id)

@@ -39,6 +39,21 @@ def _expiration_msc(request: order_pb2.PlaceOrderRequest | order_pb2.ModifyOrder
     return request.expiration.seconds * 1000 + request.expiration.nanos // 1_000_000
 
 
+def session_response(
+    client_order_id: str, payload: bytes, code: int = 0, reason: str = "", message: str = ""
+) -> bytes:
+    """An encoded OrderSessionResponse around the engine's encoded PlaceOrderResponse, without
+    decoding it: its `order` (field 1) becomes the response's `order` (field 5) by changing
+    the field's tag byte, the length and the bytes stay as they are."""
+    head = order_pb2.OrderSessionResponse(
+        client_order_id=client_order_id, code=code, reason=reason, message=message
+    ).SerializeToString()
+    if not payload:
+        return head
+    assert payload[0] == 0x0A, "a PlaceOrderResponse starts with its order field"
+    return head + b"\x2a" + payload[1:]
+
+
 def order_args(request: order_pb2.PlaceOrderRequest) -> OrderArgs:
     """The engine's view of a PlaceOrderRequest, after the edge checks."""
     if not request.symbol:
@@ -240,37 +255,28 @@ class OrderService:
 
     async def OrderSession(
         self, requests: AsyncIterator[order_pb2.OrderSessionRequest], context: Context
-    ) -> AsyncIterator[order_pb2.OrderSessionResponse]:
+    ) -> AsyncIterator[bytes]:
         """Orders and cancels in, results out (matched by client_order_id), through the same
         validation, idempotency and journal as PlaceOrder; up to a window of orders in flight."""
-        results: asyncio.Queue[order_pb2.OrderSessionResponse | None] = asyncio.Queue()
+        results: asyncio.Queue[bytes | None] = asyncio.Queue()
         window = asyncio.Semaphore(_SESSION_WINDOW)
         in_flight: set[asyncio.Task[None]] = set()
 
         async def one(request: order_pb2.OrderSessionRequest) -> None:
             kind = request.WhichOneof("request")
-            cid = (
-                request.place.client_order_id if kind == "place" else request.cancel.client_order_id
-            )
-            response = order_pb2.OrderSessionResponse(client_order_id=cid)
+            cid = (request.place if kind == "place" else request.cancel).client_order_id
             try:
                 if kind == "place":
                     args = order_args(request.place)
-                    response.client_order_id = args.client_order_id
+                    cid = args.client_order_id
                     payload = await self._engine.place_order(args, self._timeout)
                 elif kind == "cancel":
                     payload = await self.CancelOrder(request.cancel, context)
                 else:
                     raise invalid("request", "FIELD_REQUIRED", "request: place or cancel")
-                response.order.CopyFrom(order_pb2.PlaceOrderResponse.FromString(payload).order)
+                response = session_response(cid, payload)
             except MT5ExecError as e:
-                response.code = e.code.value[0]
-                response.reason = e.reason
-                response.message = e.message
-                if e.payload:
-                    response.order.CopyFrom(
-                        order_pb2.PlaceOrderResponse.FromString(e.payload).order
-                    )
+                response = session_response(cid, e.payload, e.code.value[0], e.reason, e.message)
             finally:
                 window.release()
             await results.put(response)

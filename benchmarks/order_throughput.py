@@ -1,0 +1,173 @@
+"""Order throughput and the journal's cost.
+
+1. 32 concurrent unary clients: PlaceOrder/s beside null-RPC/s (health Check) at the same
+   concurrency on the same server, in the same run (target ≥ 0.7x).
+2. One OrderSession stream: acknowledged orders/s (target ≥ 15,000/s).
+3. The journal: order round trip through the engine (no gRPC) with the journal off and with
+   each fsync policy, so its cost is reported on its own.
+
+Usage: python benchmarks/order_throughput.py [--seconds 5]
+Writes benchmarks/results/order_throughput.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import uvloop
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from _common import summary, write
+from mt5exec.engine import Engine, EngineSettings, InstanceSpec, OrderArgs
+from mt5exec.testing import ServerProcess
+from mt5exec.v1 import common_pb2, instance_pb2, order_pb2, order_pb2_grpc
+
+CONFIG = common_pb2.InstanceConfig(
+    symbols=["EURUSD"], tick_rate=10, margin_mode=common_pb2.ACCOUNT_MARGIN_MODE_NETTING
+)
+CONCURRENCY = 32
+
+
+def order(prefix: str, n: int) -> order_pb2.PlaceOrderRequest:
+    return order_pb2.PlaceOrderRequest(
+        instance_id="bench",
+        client_order_id=f"{prefix}{n}",
+        symbol="EURUSD",
+        side=common_pb2.SIDE_BUY if n % 2 == 0 else common_pb2.SIDE_SELL,
+        type=common_pb2.ORDER_TYPE_MARKET,
+        volume=0.01,
+    )
+
+
+async def rate(seconds: float, call: object) -> float:
+    """Calls/s of CONCURRENCY loops of ``await call(i)`` for ``seconds``."""
+    done = 0
+    stop = time.perf_counter() + seconds
+
+    async def loop(worker: int) -> None:
+        nonlocal done
+        n = 0
+        while time.perf_counter() < stop:
+            await call(worker * 10_000_000 + n)  # type: ignore[operator]
+            n += 1
+            done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(loop(w) for w in range(CONCURRENCY)))
+    return done / (time.perf_counter() - started)
+
+
+async def unary(address: str, seconds: float) -> tuple[float, float]:
+    async with grpc.aio.insecure_channel(address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        place = order_pb2_grpc.OrderServiceStub(channel).PlaceOrder
+        check = health_pb2.HealthCheckRequest()
+        await rate(1.0, lambda n: health.Check(check))  # warm-up
+        null_rate = await rate(seconds, lambda n: health.Check(check))
+        order_rate = await rate(seconds, lambda n: place(order("u", n)))
+        return null_rate, order_rate
+
+
+async def session(address: str, count: int) -> tuple[float, int]:
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = order_pb2_grpc.OrderServiceStub(channel)
+
+        async def requests() -> AsyncIterator[order_pb2.OrderSessionRequest]:
+            for n in range(count):
+                yield order_pb2.OrderSessionRequest(place=order("s", n))
+
+        started = time.perf_counter()
+        filled = 0
+        async for response in stub.OrderSession(requests()):
+            filled += response.order.status == common_pb2.ORDER_STATUS_FILLED
+        return count / (time.perf_counter() - started), filled
+
+
+async def journal_cost(data: Path, policy: str | None, orders: int) -> list[float]:
+    settings = EngineSettings(
+        journal_path=None if policy is None else data / f"j-{policy}" / "orders.journal",
+        journal_fsync=policy or "never",
+    )
+    engine = Engine(settings)
+    engine.attach(asyncio.get_running_loop())
+    directory = data / f"direct-{policy}"
+    directory.mkdir(parents=True)
+    (directory / "c.json").write_text(
+        '{"symbols": ["EURUSD"], "margin_mode": "netting", "state_path": "none"}'
+    )
+    argv = [sys.executable, "-m", "mt5exec.workers.sim", "--config", str(directory / "c.json")]
+    spec = InstanceSpec("direct", "bench", 1, directory, directory / "logs", argv, {}, CONFIG)
+    await engine.create_instance(spec)
+    await asyncio.sleep(0.3)
+    samples = []
+    try:
+        for n in range(orders + 200):
+            args = OrderArgs("direct", f"j{n}", "EURUSD", 1 + n % 2, 1, 0.01)
+            t0 = time.perf_counter()
+            await engine.place_order(args, 10.0)
+            if n >= 200:
+                samples.append(time.perf_counter() - t0)
+    finally:
+        await engine.stop_all()
+        engine.detach()
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--session-orders", type=int, default=20_000)
+    parser.add_argument("--journal-orders", type=int, default=2000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="mt5exec-bench-") as tmp:
+        with ServerProcess(Path(tmp) / "server") as server:
+            server.instances.CreateInstance(
+                instance_pb2.CreateInstanceRequest(instance_id="bench", config=CONFIG), timeout=30
+            )
+            time.sleep(0.3)
+            null_rate, order_rate = uvloop.run(unary(server.address, args.seconds))
+            session_rate, filled = uvloop.run(session(server.address, args.session_orders))
+        journal = {}
+        for policy in (None, "never", "interval:100", "always"):
+            samples = uvloop.run(journal_cost(Path(tmp), policy, args.journal_orders))
+            journal[policy or "off"] = summary(samples)
+    result = {
+        "concurrency": CONCURRENCY,
+        "null_rpc_per_s": round(null_rate),
+        "place_order_per_s": round(order_rate),
+        "ratio_orders_vs_null": round(order_rate / null_rate, 2),
+        "order_session_per_s": round(session_rate),
+        "order_session_filled": filled,
+        "order_session_sent": args.session_orders,
+        "journal_round_trip_us": journal,
+        "journal_cost_p50_us": {
+            k: round(v["p50_us"] - journal["off"]["p50_us"], 1) for k, v in journal.items()
+        },
+        "targets": {"ratio_orders_vs_null": 0.7, "order_session_per_s": 15_000},
+    }
+    path = write("order_throughput", result)
+    print(
+        f"{CONCURRENCY} concurrent unary: null {null_rate:,.0f}/s, PlaceOrder {order_rate:,.0f}/s "
+        f"→ {result['ratio_orders_vs_null']}x (target ≥ 0.7)"
+    )
+    print(
+        f"one OrderSession: {session_rate:,.0f} orders/s acknowledged "
+        f"({filled}/{args.session_orders} filled; target ≥ 15,000/s)"
+    )
+    for policy, s in journal.items():
+        print(
+            f"engine round trip, journal {policy:>12}: p50 {s['p50_us']:7.1f} µs "
+            f"p99 {s['p99_us']:7.1f} µs"
+        )
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()
