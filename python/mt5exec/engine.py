@@ -162,6 +162,51 @@ class Subscription:
         self._engine._forget(self)
 
 
+class OrderSession:
+    """A bidirectional order session run by the engine: encoded requests in, encoded
+    responses out; Python only moves bytes between gRPC and the engine."""
+
+    def __init__(self, engine: Engine, core: _core.OrderSession, window: int) -> None:
+        self._engine = engine
+        self._core = core
+        self._window = window
+        self._ready = asyncio.Event()
+        self._input_done = False
+
+    @property
+    def id(self) -> int:
+        return self._core.id
+
+    def _wake(self) -> None:
+        self._ready.set()
+
+    async def submit(self, raw: bytes) -> None:
+        """Submits an encoded OrderSessionRequest, waiting while the window is full."""
+        while self._core.outstanding() >= self._window:
+            self._ready.clear()
+            await self._ready.wait()
+        self._engine._core.session_submit(self._core, raw)
+
+    def input_done(self) -> None:
+        self._input_done = True
+        self._ready.set()
+
+    async def responses(self) -> AsyncIterator[bytes]:
+        """Encoded OrderSessionResponses until the input is done and every order answered."""
+        try:
+            while True:
+                self._ready.clear()
+                batch = self._core.take()
+                for response in batch:
+                    yield response
+                if not batch:
+                    if self._input_done and self._core.outstanding() == 0:
+                        return
+                    await self._ready.wait()
+        finally:
+            self._engine._subscriptions.pop(self.id, None)
+
+
 class Engine:
     """The Trade Engine, bound to the running event loop."""
 
@@ -176,7 +221,7 @@ class Engine:
             execution_queue_limit=s.execution_queue_limit,
         )
         self._futures: dict[int, asyncio.Future[tuple[int, str, str, bytes]]] = {}
-        self._subscriptions: dict[int, Subscription] = {}
+        self._subscriptions: dict[int, Subscription | OrderSession] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._fd = self._core.notify_fd()
 
@@ -384,6 +429,11 @@ class Engine:
         except _core.CoreError as e:
             raise _translate(e) from None
 
+    def open_session(self, window: int = 1024) -> OrderSession:
+        session = OrderSession(self, self._core.open_session(), window)
+        self._subscriptions[session.id] = session
+        return session
+
     def journal_stats(self) -> dict[str, int]:
         records, size, fsyncs, write_ns, fsync_ns = self._core.journal_stats()
         return {
@@ -437,4 +487,5 @@ class Engine:
 
     def end_streams(self, error: MT5ExecError) -> None:
         for sub in list(self._subscriptions.values()):
-            sub.end(error)
+            if isinstance(sub, Subscription):
+                sub.end(error)

@@ -20,7 +20,9 @@ use crate::frame;
 use crate::journal::{FsyncPolicy, Journal, JournalRecord};
 use crate::notify::{Completion, Notifier};
 use crate::pb::v1;
+use crate::pb::v1::order_session_request::Request as OsRequest;
 use crate::routing::{self, OrderChanges, OrderRef};
+use crate::session::{self, Session};
 use crate::supervisor::{self, stats, Instance, InstanceSpec};
 use crate::validate::OrderIntent;
 
@@ -74,9 +76,22 @@ pub struct Shared {
     replayed: parking_lot::Mutex<HashMap<String, Vec<JournalRecord>>>,
     /// The engine's runtime, for blocking work (fsync) off the async threads.
     pub runtime: tokio::runtime::Handle,
+    /// Order tokens whose answers go to an order session.
+    pub routes: session::Routes,
+    started_nanos: u64,
 }
 
 impl Shared {
+    /// Delivers an order's answer: to its order session, or to Python.
+    pub fn complete(&self, completion: Completion) {
+        match self.routes.take(completion.token) {
+            Some((session, client_order_id)) => {
+                session.answer(&client_order_id, &completion, &self.notifier);
+            }
+            None => self.notifier.complete(completion),
+        }
+    }
+
     /// A new token for a call answered later.
     pub fn token(&self) -> u64 {
         self.next_token.fetch_add(1, Ordering::Relaxed) + 1
@@ -140,6 +155,10 @@ impl Engine {
             journal,
             replayed: parking_lot::Mutex::new(replayed),
             runtime: rt.handle().clone(),
+            routes: session::Routes::default(),
+            started_nanos: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
         });
         Ok(Self { rt, shared })
     }
@@ -409,7 +428,112 @@ impl Engine {
     /// `UNAVAILABLE`, naming the field at fault; nothing reaches the worker then.
     pub fn place_order(&self, instance_id: &str, intent: OrderIntent) -> Result<u64> {
         let instance = self.shared.instance(instance_id)?;
-        routing::place(&self.shared, &instance, intent, now_msc())
+        routing::place(
+            &self.shared,
+            &instance,
+            intent,
+            now_msc(),
+            self.shared.token(),
+        )
+    }
+
+    /// Opens an order session.
+    pub fn open_session(&self) -> Arc<Session> {
+        Arc::new(Session::new(self.shared.hub.next_id()))
+    }
+
+    /// Submits one encoded `OrderSessionRequest`; its answer (also a refusal) is queued on
+    /// the session as an encoded `OrderSessionResponse`.
+    pub fn session_submit(&self, session: &Arc<Session>, raw: &[u8]) {
+        session.submitted();
+        let shared = &self.shared;
+        let (cid, result) = match session::decode(raw) {
+            Err(e) => (String::new(), Err(e)),
+            Ok(OsRequest::Place(p)) => {
+                let cid = if p.client_order_id.is_empty() {
+                    session::generate_client_order_id(shared.started_nanos, shared.token())
+                } else {
+                    p.client_order_id.clone()
+                };
+                let token = shared.token();
+                let result = self.session_place(session, token, cid.clone(), p);
+                (cid, result)
+            }
+            Ok(OsRequest::Cancel(c)) => {
+                let cid = c.client_order_id.clone();
+                let result = session::check_instance_id("instance_id", &c.instance_id)
+                    .and_then(|()| shared.instance(&c.instance_id))
+                    .and_then(|instance| {
+                        let which = if c.order_id != 0 {
+                            OrderRef::Ticket(c.order_id)
+                        } else {
+                            OrderRef::ClientId(c.client_order_id.clone())
+                        };
+                        let token = shared.token();
+                        shared.routes.add(token, Arc::clone(session), cid.clone());
+                        if let Err(e) = routing::cancel(shared, &instance, &which, token) {
+                            shared.routes.take(token);
+                            return Err(e);
+                        }
+                        Ok(())
+                    });
+                (cid, result)
+            }
+        };
+        if let Err(e) = result {
+            session.refuse(&cid, &e, &shared.notifier);
+        }
+    }
+
+    fn session_place(
+        &self,
+        session: &Arc<Session>,
+        token: u64,
+        cid: String,
+        p: v1::PlaceOrderRequest,
+    ) -> Result<()> {
+        let shared = &self.shared;
+        session::check_instance_id("instance_id", &p.instance_id)?;
+        session::check_client_order_id(&cid)?;
+        if p.symbol.is_empty() {
+            return Err(EngineError::invalid(
+                "symbol",
+                "FIELD_REQUIRED",
+                "symbol: required",
+            ));
+        }
+        if p.comment.len() > 64 {
+            return Err(session::too_long("comment", 64));
+        }
+        let instance = shared.instance(&p.instance_id)?;
+        let expiration_msc = p
+            .expiration
+            .map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos / 1_000_000));
+        let intent = OrderIntent {
+            client_order_id: cid.clone(),
+            symbol: p.symbol,
+            side: p.side,
+            order_type: p.r#type,
+            volume: p.volume,
+            price: p.price,
+            stop_limit_price: p.stop_limit_price,
+            stop_loss: p.stop_loss,
+            take_profit: p.take_profit,
+            deviation_points: p.deviation_points,
+            time_in_force: p.time_in_force,
+            expiration_msc,
+            filling: p.filling,
+            comment: p.comment,
+            magic: p.magic,
+            position_id: 0,
+        };
+        // Routed before placing: a duplicate's stored answer is delivered at once.
+        shared.routes.add(token, Arc::clone(session), cid);
+        if let Err(e) = routing::place(shared, &instance, intent, now_msc(), token) {
+            shared.routes.take(token);
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// A dry run; the token completes with an encoded `CheckOrderResponse`.
@@ -427,7 +551,7 @@ impl Engine {
     /// `NOT_FOUND`, `FAILED_PRECONDITION`.
     pub fn cancel_order(&self, instance_id: &str, which: &OrderRef) -> Result<u64> {
         let instance = self.shared.instance(instance_id)?;
-        routing::cancel(&self.shared, &instance, which)
+        routing::cancel(&self.shared, &instance, which, self.shared.token())
     }
 
     /// Changes a pending order.

@@ -185,6 +185,12 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// A fresh id from the subscriptions' sequence (sessions share it, so that ready ids
+    /// never collide).
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
     /// Adds a subscription.
     pub fn subscribe(
         &self,
@@ -194,7 +200,7 @@ impl Hub {
         limit: usize,
     ) -> Arc<Subscription> {
         let sub = Arc::new(Subscription {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed) + 1,
+            id: self.next_id(),
             topic,
             instances,
             symbols,

@@ -18,6 +18,7 @@ pub mod orders;
 pub mod pb;
 pub mod retcode;
 pub mod routing;
+pub mod session;
 pub mod supervisor;
 pub mod validate;
 

@@ -16,6 +16,7 @@ use crate::fanout::{Subscription, Topic};
 use crate::journal::parse_policy;
 use crate::pb::v1;
 use crate::routing::{OrderChanges, OrderRef};
+use crate::session::Session;
 use crate::supervisor::{InstanceSpec, Supervision};
 use crate::validate::OrderIntent;
 
@@ -375,6 +376,19 @@ impl PyEngine {
         Ok(orders.iter().map(|o| PyBytes::new(py, o)).collect())
     }
 
+    /// Opens an order session (see `mt5exec.engine.OrderSession`).
+    fn open_session(&self) -> PyOrderSession {
+        PyOrderSession {
+            session: self.inner.open_session(),
+        }
+    }
+
+    /// Submits one encoded OrderSessionRequest; never raises for a bad order (the refusal
+    /// is queued as a response).
+    fn session_submit(&self, session: &PyOrderSession, raw: &[u8]) {
+        self.inner.session_submit(&session.session, raw);
+    }
+
     /// (records, bytes, fsyncs, write ns, fsync ns) of the order journal.
     fn journal_stats(&self) -> (u64, u64, u64, u64, u64) {
         self.inner.journal_stats()
@@ -429,6 +443,34 @@ impl PyEngine {
     }
 }
 
+/// One order session's queue of encoded responses.
+#[pyclass(frozen, name = "OrderSession", module = "mt5exec._core")]
+struct PyOrderSession {
+    session: Arc<Session>,
+}
+
+#[pymethods]
+impl PyOrderSession {
+    #[getter]
+    fn id(&self) -> u64 {
+        self.session.id
+    }
+
+    /// Orders submitted and not answered yet.
+    fn outstanding(&self) -> usize {
+        self.session.outstanding()
+    }
+
+    /// Every queued encoded OrderSessionResponse.
+    fn take<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, PyBytes>> {
+        self.session
+            .take()
+            .iter()
+            .map(|b| PyBytes::new(py, b))
+            .collect()
+    }
+}
+
 /// One stream subscriber's queue.
 #[pyclass(frozen, name = "Subscription", module = "mt5exec._core")]
 struct PySubscription {
@@ -470,6 +512,7 @@ impl PySubscription {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEngine>()?;
     m.add_class::<PySubscription>()?;
+    m.add_class::<PyOrderSession>()?;
     m.add("CoreError", m.py().get_type::<CoreError>())?;
     m.add("PROTOCOL_VERSION", crate::supervisor::PROTOCOL_VERSION)?;
     Ok(())

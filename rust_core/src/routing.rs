@@ -282,10 +282,10 @@ pub fn place(
     instance: &Instance,
     intent: OrderIntent,
     now_msc: i64,
+    token: u64,
 ) -> Result<u64> {
     let mut live = instance.live.lock();
     let hash = intent.payload_hash();
-    let token = shared.token();
     if let Some(entry) = live.book.by_client_id.get_mut(&intent.client_order_id) {
         if entry.payload_hash != hash {
             return Err(EngineError::new(
@@ -301,7 +301,7 @@ pub fn place(
         let status = S::try_from(entry.order.status).unwrap_or(S::Unspecified);
         if entry.answer.is_some() || (is_final(status) && entry.waiters.is_empty()) {
             let completion = entry.completion(token, order_payload(&entry.order));
-            shared.notifier.complete(completion);
+            shared.complete(completion);
         } else {
             entry.waiters.push(token);
         }
@@ -550,14 +550,18 @@ fn pending_order<'a>(live: &'a mut Live, which: &OrderRef) -> Result<&'a mut Ord
 ///
 /// # Errors
 /// `NOT_FOUND`, `FAILED_PRECONDITION` when it is not pending, readiness errors.
-pub fn cancel(shared: &Arc<Shared>, instance: &Instance, which: &OrderRef) -> Result<u64> {
+pub fn cancel(
+    shared: &Arc<Shared>,
+    instance: &Instance,
+    which: &OrderRef,
+    token: u64,
+) -> Result<u64> {
     let mut live = instance.live.lock();
     if let Some(error) = not_ready(instance, &live) {
         return Err(error);
     }
     let entry = pending_order(&mut live, which)?;
     let cid = entry.order.client_order_id.clone();
-    let token = shared.token();
     let request = t::OrderRequest {
         request_id: token,
         action: 8, // TRADE_ACTION_REMOVE
@@ -755,9 +759,7 @@ fn answer(shared: &Shared, entry: &mut OrderEntry, error: Option<&EngineError>) 
     }
     let payload = order_payload(&entry.order);
     for token in entry.waiters.drain(..) {
-        shared
-            .notifier
-            .complete(entry_completion(token, error, payload.clone()));
+        shared.complete(entry_completion(token, error, payload.clone()));
     }
 }
 
@@ -793,9 +795,7 @@ pub fn on_result(shared: &Shared, instance: &Instance, result: &t::OrderResult) 
                 margin_required: result.margin,
                 free_margin_after: result.margin_free,
             };
-            shared
-                .notifier
-                .complete(Completion::ok(token, response.encode_to_vec()));
+            shared.complete(Completion::ok(token, response.encode_to_vec()));
         }
         RequestKind::Sltp => {
             let position = live
@@ -804,9 +804,7 @@ pub fn on_result(shared: &Shared, instance: &Instance, result: &t::OrderResult) 
                 .find(|p| p.ticket == pending.position_id)
                 .map(|p| convert::position(&instance.spec.instance_id, p));
             let payload = v1::ModifyPositionResponse { position }.encode_to_vec();
-            shared
-                .notifier
-                .complete(entry_completion(token, error.as_ref(), payload));
+            shared.complete(entry_completion(token, error.as_ref(), payload));
         }
         RequestKind::Cancel | RequestKind::Modify => {
             let Some(entry) = live.book.by_client_id.get_mut(&pending.client_order_id) else {
@@ -823,9 +821,7 @@ pub fn on_result(shared: &Shared, instance: &Instance, result: &t::OrderResult) 
                 }
             }
             let payload = order_payload(&entry.order);
-            shared
-                .notifier
-                .complete(entry_completion(token, error.as_ref(), payload));
+            shared.complete(entry_completion(token, error.as_ref(), payload));
         }
         RequestKind::Place => {
             let Some(entry) = live.book.by_client_id.get_mut(&pending.client_order_id) else {
@@ -969,14 +965,10 @@ pub fn on_worker_lost(shared: &Shared, instance: &Instance, live: &mut Live) {
                 record(shared, instance, entry);
                 let payload = order_payload(&entry.order);
                 for waiter in entry.waiters.drain(..) {
-                    shared
-                        .notifier
-                        .complete(Completion::err(waiter, &lost, payload.clone()));
+                    shared.complete(Completion::err(waiter, &lost, payload.clone()));
                 }
             }
-            None => shared
-                .notifier
-                .complete(Completion::err(token, &lost, Vec::new())),
+            None => shared.complete(Completion::err(token, &lost, Vec::new())),
         }
     }
 }

@@ -91,7 +91,9 @@ def method_handlers(
     servicer: object,
     planned: dict[str, int | str],
 ) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
-    """Handlers for every method of ``service``; ``planned`` maps missing ones to issues."""
+    """Handlers for every method of ``service``; ``planned`` maps missing ones to issues.
+    Methods the servicer lists in ``RAW_REQUESTS`` get their requests as received bytes."""
+    raw_requests: frozenset[str] = getattr(servicer, "RAW_REQUESTS", frozenset())
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in service.methods:
         request_type = getattr(pb2, method.input_type.name)
@@ -106,7 +108,9 @@ def method_handlers(
             full_name = f"{service.full_name}/{method.name}"
             behaviour = _streaming(full_name, fn) if streaming_out else _unary(full_name, fn)
         kwargs: dict[str, Any] = {
-            "request_deserializer": request_type.FromString,
+            "request_deserializer": None
+            if method.name in raw_requests
+            else request_type.FromString,
             "response_serializer": serialize,
         }
         if method.client_streaming and streaming_out:

@@ -81,6 +81,9 @@ def order_args(request: order_pb2.PlaceOrderRequest) -> OrderArgs:
 
 
 class OrderService:
+    # OrderSession requests go to the engine as received.
+    RAW_REQUESTS = frozenset({"OrderSession"})
+
     def __init__(self, state: AppState) -> None:
         self._state = state
         self._engine = state.engine
@@ -254,49 +257,25 @@ class OrderService:
         return self._engine.get_account(validation.instance_id(request.instance_id))
 
     async def OrderSession(
-        self, requests: AsyncIterator[order_pb2.OrderSessionRequest], context: Context
+        self, requests: AsyncIterator[bytes], context: Context
     ) -> AsyncIterator[bytes]:
         """Orders and cancels in, results out (matched by client_order_id), through the same
-        validation, idempotency and journal as PlaceOrder; up to a window of orders in flight."""
-        results: asyncio.Queue[bytes | None] = asyncio.Queue()
-        window = asyncio.Semaphore(_SESSION_WINDOW)
-        in_flight: set[asyncio.Task[None]] = set()
+        validation, idempotency and journal as PlaceOrder, run by the engine: requests reach it
+        as the bytes gRPC received and responses leave as the bytes it built. Up to a window
+        of orders are in flight; a broken session loses no order it was answered for (they
+        are journaled), and orders still in flight complete and can be read with GetOrder."""
+        session = self._engine.open_session(_SESSION_WINDOW)
 
-        async def one(request: order_pb2.OrderSessionRequest) -> None:
-            kind = request.WhichOneof("request")
-            cid = (request.place if kind == "place" else request.cancel).client_order_id
+        async def feed() -> None:
             try:
-                if kind == "place":
-                    args = order_args(request.place)
-                    cid = args.client_order_id
-                    payload = await self._engine.place_order(args, self._timeout)
-                elif kind == "cancel":
-                    payload = await self.CancelOrder(request.cancel, context)
-                else:
-                    raise invalid("request", "FIELD_REQUIRED", "request: place or cancel")
-                response = session_response(cid, payload)
-            except MT5ExecError as e:
-                response = session_response(cid, e.payload, e.code.value[0], e.reason, e.message)
+                async for raw in requests:
+                    await session.submit(raw)
             finally:
-                window.release()
-            await results.put(response)
+                session.input_done()
 
-        async def read() -> None:
-            async for request in requests:
-                await window.acquire()
-                task = asyncio.create_task(one(request))
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
-            while in_flight:
-                await asyncio.gather(*list(in_flight), return_exceptions=True)
-            await results.put(None)
-
-        reader = asyncio.create_task(read())
+        reader = asyncio.create_task(feed())
         try:
-            while True:
-                response = await results.get()
-                if response is None:
-                    break
+            async for response in session.responses():
                 yield response
             await reader
         finally:
