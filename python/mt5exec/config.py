@@ -220,12 +220,29 @@ class HistoryConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class Mt5Config:
+    """``[mt5]``: instances attached to a MetaTrader 5 terminal (backend MT5)."""
+
+    # Module with the MetaTrader5 API: the official package, or "mt5exec.mt5.simterminal"
+    # (the simulated broker behind the same API, for Linux tests and demos).
+    module: str = "MetaTrader5"
+    # A base MT5 installation copied into each instance's directory; unset: no terminal is
+    # started by mt5exec (the module attaches to one it finds).
+    terminal_base: Path | None = None
+    # Command that runs Windows programs on Linux, e.g. "wine"; empty on Windows.
+    wine: str = ""
+    # How often the worker polls its terminal for ticks and fills, in milliseconds.
+    poll_interval_ms: int = field(default=50, metadata=_opt(_positive))
+
+
+@dataclass(frozen=True, slots=True)
 class ServerConfig:
     """The whole configuration; built by :func:`load_config`."""
 
     server: ServerSection = field(default_factory=ServerSection)
     engine: EngineConfig = field(default_factory=EngineConfig)
     history: HistoryConfig = field(default_factory=HistoryConfig)
+    mt5: Mt5Config = field(default_factory=Mt5Config)
 
     @property
     def data_dir(self) -> Path:
@@ -282,6 +299,7 @@ _SECTIONS: Final[Mapping[str, type[Any]]] = {
     "server": ServerSection,
     "engine": EngineConfig,
     "history": HistoryConfig,
+    "mt5": Mt5Config,
 }
 
 
@@ -499,6 +517,9 @@ def load_config(
         data_dir=_resolve(server.data_dir),
         templates_dir=None if server.templates_dir is None else _resolve(server.templates_dir),
     )
+    mt5: Mt5Config = sections["mt5"]
+    if mt5.terminal_base is not None:
+        sections["mt5"] = dataclasses.replace(mt5, terminal_base=_resolve(mt5.terminal_base))
     history: HistoryConfig = sections["history"]
     if history.path is not None:
         sections["history"] = dataclasses.replace(history, path=_resolve(history.path))

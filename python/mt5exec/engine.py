@@ -60,6 +60,8 @@ class InstanceSpec:
     config: common_pb2.InstanceConfig
     supervision: Supervision = Supervision()
     created_unix_ns: int | None = None
+    # Written (0600) before every worker start; the worker reads and deletes them.
+    secret_files: tuple[tuple[str, str], ...] = dataclasses.field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
@@ -291,6 +293,7 @@ class Engine:
                 dataclasses.asdict(spec.supervision),
                 start,
                 spec.created_unix_ns,
+                list(spec.secret_files),
             )
         except _core.CoreError as e:
             raise _translate(e) from None

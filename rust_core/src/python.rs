@@ -17,7 +17,7 @@ use crate::journal::parse_policy;
 use crate::pb::v1;
 use crate::routing::{OrderChanges, OrderRef};
 use crate::session::Session;
-use crate::supervisor::{InstanceSpec, Supervision};
+use crate::supervisor::{InstanceSpec, Secret, Supervision};
 use crate::validate::OrderIntent;
 
 create_exception!(
@@ -157,7 +157,7 @@ impl PyEngine {
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (
         instance_id, owner, backend, directory, log_directory, argv, env, config,
-        supervision, start = true, created_unix_ns = None,
+        supervision, start = true, created_unix_ns = None, secret_files = Vec::new(),
     ))]
     fn create_instance(
         &self,
@@ -172,6 +172,7 @@ impl PyEngine {
         supervision: SupervisionArgs,
         start: bool,
         created_unix_ns: Option<i64>,
+        secret_files: Vec<(PathBuf, String)>,
     ) -> PyResult<u64> {
         use prost::Message;
         let config = v1::InstanceConfig::decode(config)
@@ -186,6 +187,10 @@ impl PyEngine {
             env,
             config,
             supervision: supervision.into_supervision()?,
+            secret_files: secret_files
+                .into_iter()
+                .map(|(path, content)| (path, Secret(content)))
+                .collect(),
             created: created_unix_ns.map(|ns| prost_types::Timestamp {
                 seconds: ns.div_euclid(1_000_000_000),
                 nanos: i32::try_from(ns.rem_euclid(1_000_000_000)).unwrap_or(0),

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import shutil
 import sys
 import time
@@ -127,9 +128,13 @@ class InstanceService:
         if self._state.history is not None:
             self._state.history.record_instance(instance.SerializeToString())
 
-    def _spec(self, record: InstanceRecord, *, regenerate_ok: bool) -> InstanceSpec:
+    def _spec(
+        self, record: InstanceRecord, *, regenerate_ok: bool, password: str = ""
+    ) -> InstanceSpec:
         """Writes the runtime config (regenerated from the templates when missing or corrupt)
-        and the worker's config, and builds the engine spec."""
+        and the worker's config, and builds the engine spec. A terminal's password goes to
+        the engine, which writes it (0600) for the worker before each start; the worker
+        reads and deletes it. It is in no config file, log or record."""
         directory = self._directory(record.owner, record.instance_id)
         overrides = _overrides(record.config)
         try:
@@ -147,8 +152,35 @@ class InstanceService:
         except templates.TemplateError as e:
             raise invalid("config", "CONFIG_INVALID", f"config: {e}") from None
         worker_config = templates.runtime_config_path(directory).with_name("worker.json")
-        worker_config.write_text(json.dumps(runtime.worker_config(), indent=2))
         hc = runtime.health_check
+        secret_files: tuple[tuple[str, str], ...] = ()
+        if record.backend == common_pb2.BACKEND_MT5:
+            mt5 = self._state.config.mt5
+            password_file = directory / ".terminal-password"
+            worker: dict[str, object] = {
+                "instance_id": record.instance_id,
+                "module": mt5.module,
+                "terminal_path": str(directory / "terminal"),
+                "login": record.config.login,
+                "server": record.config.server,
+                "password_file": str(password_file),
+                "delete_password_file": True,
+                "symbols": list(runtime.instance.trade_pairs),
+                "poll_interval_ms": mt5.poll_interval_ms,
+                "broker_retry_attempts": hc.broker_retry_attempts,
+                "broker_retry_initial_ms": hc.broker_retry_initial_ms,
+            }
+            if mt5.terminal_base is not None:
+                worker["terminal_base"] = str(mt5.terminal_base)
+                worker["instance_dir"] = str(directory)
+                worker["wine"] = shlex.split(mt5.wine)
+            module = "mt5exec.workers.mt5"
+            if password:
+                secret_files = ((str(password_file), password),)
+        else:
+            worker = runtime.worker_config()
+            module = "mt5exec.workers.sim"
+        worker_config.write_text(json.dumps(worker, indent=2))
         self._ea_max_age[record.instance_id] = 3.0 * hc.health_check_interval_sec
         engine = self._state.config.engine
         return InstanceSpec(
@@ -157,7 +189,7 @@ class InstanceService:
             backend=record.backend,
             directory=directory,
             log_directory=self._log_directory(record.owner, record.instance_id),
-            argv=[sys.executable, "-m", "mt5exec.workers.sim", "--config", str(worker_config)],
+            argv=[sys.executable, "-m", module, "--config", str(worker_config)],
             env={
                 "PYTHONPATH": os.pathsep.join(
                     filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")])
@@ -175,6 +207,7 @@ class InstanceService:
                 start_timeout_s=engine.worker_start_timeout_s,
             ),
             created_unix_ns=record.created_unix_ns,
+            secret_files=secret_files,
         )
 
     def restore(self) -> Awaitable[None]:
@@ -182,9 +215,16 @@ class InstanceService:
         running; the result waits until they are up (or have given up)."""
         waits = []
         for _, record in registry.read_records(self._state.config.instances_dir):
+            # A terminal's password lives in memory only (no credential vault yet): after a
+            # server restart an MT5 instance waits, STOPPED, for StartInstance with it.
+            start = record.desired_running and record.backend != common_pb2.BACKEND_MT5
+            if record.desired_running and not start:
+                log.warning(
+                    "%s: MT5 instance restored STOPPED (password needed)", record.instance_id
+                )
             try:
                 spec = self._spec(record, regenerate_ok=True)
-                ready = self._engine.create_instance(spec, start=record.desired_running)
+                ready = self._engine.create_instance(spec, start=start)
             except MT5ExecError as e:
                 log.error("cannot restore instance %s: %s", record.instance_id, e.message)
                 continue
@@ -241,15 +281,16 @@ class InstanceService:
         owner = validation.owner(request.owner)
         backend = request.backend or common_pb2.BACKEND_SIM
         if backend == common_pb2.BACKEND_MT5:
-            raise MT5ExecError(
-                grpc.StatusCode.UNIMPLEMENTED,
-                "BACKEND_NOT_BUILT",
-                "backend: BACKEND_MT5 instances need the MT5 worker of issue #4",
-                "backend",
-            )
-        if backend != common_pb2.BACKEND_SIM:
+            if not request.config.login:
+                raise invalid("config.login", "FIELD_REQUIRED", "config.login: required for MT5")
+            if not request.config.server:
+                raise invalid("config.server", "FIELD_REQUIRED", "config.server: required for MT5")
+            if not request.password:
+                raise invalid("password", "FIELD_REQUIRED", "password: required for MT5")
+        elif backend == common_pb2.BACKEND_SIM:
+            _check_symbols(list(request.config.symbols))
+        else:
             raise invalid("backend", "BACKEND_INVALID", f"backend: unknown value {backend}")
-        _check_symbols(list(request.config.symbols))
         if instance_id in self._records or instance_id in self._creating:
             raise MT5ExecError(
                 grpc.StatusCode.ALREADY_EXISTS,
@@ -276,7 +317,7 @@ class InstanceService:
         )
         self._creating.add(instance_id)
         try:
-            spec = self._spec(record, regenerate_ok=False)
+            spec = self._spec(record, regenerate_ok=False, password=request.password)
             self._save(record)
             ready = self._engine.create_instance(spec)
         finally:

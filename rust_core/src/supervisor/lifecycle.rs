@@ -140,6 +140,18 @@ fn after_exit(
     Some(delay)
 }
 
+fn write_secret(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(content.as_bytes())
+}
+
 /// Sends a signal to a worker's process group; a group already gone is fine.
 pub fn signal_group(pid: u32, signal: Signal) {
     if let Ok(pid) = i32::try_from(pid) {
@@ -195,6 +207,11 @@ async fn run_worker(shared: &Arc<Shared>, instance: &Arc<Instance>) -> Result<()
     let log_err = log
         .try_clone()
         .map_err(|e| worker_error("INSTANCE_DIR", e.to_string()))?;
+    for (path, content) in &spec.secret_files {
+        write_secret(path, &content.0).map_err(|e| {
+            worker_error("INSTANCE_DIR", format!("cannot write a secret file: {e}"))
+        })?;
+    }
     let Some((program, args)) = spec.argv.split_first() else {
         return Err(worker_error("WORKER_COMMAND", "empty worker command"));
     };

@@ -83,6 +83,16 @@ impl Supervision {
     }
 }
 
+/// A secret that never shows in debug output or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
 /// What an instance is created from.
 #[derive(Debug, Clone)]
 pub struct InstanceSpec {
@@ -104,6 +114,10 @@ pub struct InstanceSpec {
     pub config: v1::InstanceConfig,
     /// Watchdog and restart policy.
     pub supervision: Supervision,
+    /// Files written (mode 0600) before every start of the worker, which reads and deletes
+    /// them: how a terminal password reaches a worker without a command line, an environment
+    /// variable or a file that outlives the start. Held in the engine's memory only.
+    pub secret_files: Vec<(PathBuf, Secret)>,
     /// Creation time (kept across server restarts).
     pub created: Option<prost_types::Timestamp>,
 }
