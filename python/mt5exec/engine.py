@@ -380,6 +380,15 @@ class Engine:
             raise _translate(e) from None
         return await self._await_order(token, timeout, order.client_order_id)
 
+    async def place_order_raw(self, raw: bytes, timeout: float) -> bytes:
+        """Places an order from an encoded PlaceOrderRequest (validated by the engine);
+        returns an encoded PlaceOrderResponse."""
+        try:
+            token, client_order_id = self._core.place_order_raw(raw)
+        except _core.CoreError as e:
+            raise _translate(e) from None
+        return await self._await_order(token, timeout, client_order_id)
+
     async def check_order(self, order: OrderArgs, timeout: float) -> bytes:
         """Returns an encoded CheckOrderResponse; nothing is sent for execution."""
         try:

@@ -493,6 +493,41 @@ impl Engine {
         p: v1::PlaceOrderRequest,
     ) -> Result<()> {
         let shared = &self.shared;
+        let (instance, intent) = self.intent_of(cid.clone(), p)?;
+        // Routed before placing: a duplicate's stored answer is delivered at once.
+        shared.routes.add(token, Arc::clone(session), cid);
+        if let Err(e) = routing::place(shared, &instance, intent, now_msc(), token) {
+            shared.routes.take(token);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Places an order from an encoded `PlaceOrderRequest` (what gRPC received); returns the
+    /// token and the client_order_id (generated when the request had none).
+    ///
+    /// # Errors
+    /// As `place_order`, plus `INVALID_ARGUMENT` for bytes that do not decode.
+    pub fn place_order_raw(&self, raw: &[u8]) -> Result<(u64, String)> {
+        let p = v1::PlaceOrderRequest::decode(raw).map_err(|e| {
+            EngineError::invalid("request", "REQUEST_INVALID", format!("request: {e}"))
+        })?;
+        let shared = &self.shared;
+        let cid = if p.client_order_id.is_empty() {
+            session::generate_client_order_id(shared.started_nanos, shared.token())
+        } else {
+            p.client_order_id.clone()
+        };
+        let (instance, intent) = self.intent_of(cid.clone(), p)?;
+        let token = routing::place(shared, &instance, intent, now_msc(), shared.token())?;
+        Ok((token, cid))
+    }
+
+    fn intent_of(
+        &self,
+        cid: String,
+        p: v1::PlaceOrderRequest,
+    ) -> Result<(Arc<Instance>, OrderIntent)> {
         session::check_instance_id("instance_id", &p.instance_id)?;
         session::check_client_order_id(&cid)?;
         if p.symbol.is_empty() {
@@ -505,12 +540,12 @@ impl Engine {
         if p.comment.len() > 64 {
             return Err(session::too_long("comment", 64));
         }
-        let instance = shared.instance(&p.instance_id)?;
+        let instance = self.shared.instance(&p.instance_id)?;
         let expiration_msc = p
             .expiration
             .map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos / 1_000_000));
         let intent = OrderIntent {
-            client_order_id: cid.clone(),
+            client_order_id: cid,
             symbol: p.symbol,
             side: p.side,
             order_type: p.r#type,
@@ -527,13 +562,7 @@ impl Engine {
             magic: p.magic,
             position_id: 0,
         };
-        // Routed before placing: a duplicate's stored answer is delivered at once.
-        shared.routes.add(token, Arc::clone(session), cid);
-        if let Err(e) = routing::place(shared, &instance, intent, now_msc(), token) {
-            shared.routes.take(token);
-            return Err(e);
-        }
-        Ok(())
+        Ok((instance, intent))
     }
 
     /// A dry run; the token completes with an encoded `CheckOrderResponse`.

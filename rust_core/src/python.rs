@@ -298,6 +298,11 @@ impl PyEngine {
         Ok(self.inner.place_order(instance_id, intent)?)
     }
 
+    /// Places an order from an encoded PlaceOrderRequest; returns (token, client_order_id).
+    fn place_order_raw(&self, raw: &[u8]) -> PyResult<(u64, String)> {
+        Ok(self.inner.place_order_raw(raw)?)
+    }
+
     /// Cancels a pending order by ticket (order_id) or client_order_id.
     #[pyo3(signature = (instance_id, order_id = 0, client_order_id = String::new()))]
     fn cancel_order(

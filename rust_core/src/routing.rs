@@ -943,7 +943,8 @@ pub fn on_order_update(shared: &Shared, instance: &Instance, update: &t::OrderUp
         order.filled_volume = (info.volume_initial - info.volume_current).max(order.filled_volume);
     }
     entry.transition(status);
-    if entry.order != before {
+    // An update answering a request in flight is reported once, with the request's result.
+    if entry.order != before && !answered_later {
         record(shared, instance, entry);
     }
 }

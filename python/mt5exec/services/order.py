@@ -81,16 +81,16 @@ def order_args(request: order_pb2.PlaceOrderRequest) -> OrderArgs:
 
 
 class OrderService:
-    # OrderSession requests go to the engine as received.
-    RAW_REQUESTS = frozenset({"OrderSession"})
+    # These requests go to the engine as received: it decodes and validates them.
+    RAW_REQUESTS = frozenset({"PlaceOrder", "OrderSession"})
 
     def __init__(self, state: AppState) -> None:
         self._state = state
         self._engine = state.engine
         self._timeout = state.config.engine.order_timeout_s
 
-    async def PlaceOrder(self, request: order_pb2.PlaceOrderRequest, context: Context) -> bytes:
-        return await self._engine.place_order(order_args(request), self._timeout)
+    async def PlaceOrder(self, request: bytes, context: Context) -> bytes:
+        return await self._engine.place_order_raw(request, self._timeout)
 
     async def CheckOrder(self, request: order_pb2.CheckOrderRequest, context: Context) -> bytes:
         return await self._engine.check_order(order_args(request.order), self._timeout)
