@@ -594,20 +594,10 @@ pub fn modify(
     which: &OrderRef,
     changes: &OrderChanges,
 ) -> Result<u64> {
-    for (field, value) in [
-        ("price", changes.price),
-        ("stop_limit_price", changes.stop_limit_price),
-        ("stop_loss", changes.stop_loss),
-        ("take_profit", changes.take_profit),
-    ] {
-        if !value.is_finite() || value < 0.0 {
-            return Err(EngineError::invalid(
-                field,
-                "PRICE_INVALID",
-                format!("{field}: must be a finite price >= 0 (0 = keep), got {value}"),
-            ));
-        }
-    }
+    validate::check_price("price", changes.price)?;
+    validate::check_price("stop_limit_price", changes.stop_limit_price)?;
+    validate::check_price("stop_loss", changes.stop_loss)?;
+    validate::check_price("take_profit", changes.take_profit)?;
     let mut live = instance.live.lock();
     if let Some(error) = not_ready(instance, &live) {
         return Err(error);
@@ -666,15 +656,8 @@ pub fn modify_position(
     stop_loss: f64,
     take_profit: f64,
 ) -> Result<u64> {
-    for (field, value) in [("stop_loss", stop_loss), ("take_profit", take_profit)] {
-        if !value.is_finite() || value < 0.0 {
-            return Err(EngineError::invalid(
-                field,
-                "PRICE_INVALID",
-                format!("{field}: must be a finite price >= 0 (0 = none), got {value}"),
-            ));
-        }
-    }
+    validate::check_price("stop_loss", stop_loss)?;
+    validate::check_price("take_profit", take_profit)?;
     let mut live = instance.live.lock();
     if let Some(error) = not_ready(instance, &live) {
         return Err(error);

@@ -118,7 +118,11 @@ pub fn check_volume(volume: f64, spec: &SymbolInfo) -> Result<()> {
     Ok(())
 }
 
-fn check_price(field: &'static str, value: f64) -> Result<()> {
+/// Checks a price field: finite and >= 0 (0 means none, or keep for a modification).
+///
+/// # Errors
+/// `INVALID_ARGUMENT` naming the field.
+pub fn check_price(field: &'static str, value: f64) -> Result<()> {
     if value.is_finite() && value >= 0.0 {
         Ok(())
     } else {

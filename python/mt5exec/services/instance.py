@@ -369,26 +369,29 @@ class InstanceService:
         self._history(instance)
         return instance_pb2.StopInstanceResponse(instance=instance)
 
-    async def StartInstance(
-        self, request: instance_pb2.StartInstanceRequest, context: Context
-    ) -> instance_pb2.StartInstanceResponse:
-        instance_id = validation.instance_id(request.instance_id)
+    async def _run(self, instance_id: str, restart: bool) -> common_pb2.Instance:
+        """Marks the instance wanted up, then starts (or restarts) its worker."""
+        instance_id = validation.instance_id(instance_id)
         record = self._record(instance_id)
         record.desired_running = True
         self._save(record)
-        instance = await self._engine.start_instance(instance_id)
+        if restart:
+            instance = await self._engine.restart_instance(instance_id)
+        else:
+            instance = await self._engine.start_instance(instance_id)
         self._history(instance)
+        return instance
+
+    async def StartInstance(
+        self, request: instance_pb2.StartInstanceRequest, context: Context
+    ) -> instance_pb2.StartInstanceResponse:
+        instance = await self._run(request.instance_id, restart=False)
         return instance_pb2.StartInstanceResponse(instance=instance)
 
     async def RestartInstance(
         self, request: instance_pb2.RestartInstanceRequest, context: Context
     ) -> instance_pb2.RestartInstanceResponse:
-        instance_id = validation.instance_id(request.instance_id)
-        record = self._record(instance_id)
-        record.desired_running = True
-        self._save(record)
-        instance = await self._engine.restart_instance(instance_id)
-        self._history(instance)
+        instance = await self._run(request.instance_id, restart=True)
         return instance_pb2.RestartInstanceResponse(instance=instance)
 
     async def DeleteInstance(
