@@ -142,6 +142,18 @@ pub fn fill_entry(entry: u32) -> v1::FillEntry {
     }
 }
 
+/// MT5 `DEAL_REASON_*` to the public enum.
+pub fn fill_reason(reason: u32) -> v1::FillReason {
+    match reason {
+        0 | 1 | 2 => v1::FillReason::Client,
+        3 => v1::FillReason::Expert,
+        4 => v1::FillReason::StopLoss,
+        5 => v1::FillReason::TakeProfit,
+        6 => v1::FillReason::StopOut,
+        _ => v1::FillReason::Broker,
+    }
+}
+
 /// The public fill; `reference_price` (0: none) gives the slippage in points.
 pub fn fill(
     instance_id: &str,
@@ -176,6 +188,7 @@ pub fn fill(
         commission: d.commission,
         swap: d.swap,
         time: Some(ts_msc(d.time_msc)),
+        reason: fill_reason(d.reason) as i32,
     }
 }
 

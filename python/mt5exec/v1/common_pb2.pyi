@@ -89,6 +89,16 @@ class FillEntry(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FILL_ENTRY_OUT: _ClassVar[FillEntry]
     FILL_ENTRY_INOUT: _ClassVar[FillEntry]
     FILL_ENTRY_OUT_BY: _ClassVar[FillEntry]
+
+class FillReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FILL_REASON_UNSPECIFIED: _ClassVar[FillReason]
+    FILL_REASON_CLIENT: _ClassVar[FillReason]
+    FILL_REASON_EXPERT: _ClassVar[FillReason]
+    FILL_REASON_STOP_LOSS: _ClassVar[FillReason]
+    FILL_REASON_TAKE_PROFIT: _ClassVar[FillReason]
+    FILL_REASON_STOP_OUT: _ClassVar[FillReason]
+    FILL_REASON_BROKER: _ClassVar[FillReason]
 BACKEND_UNSPECIFIED: Backend
 BACKEND_SIM: Backend
 BACKEND_MT5: Backend
@@ -139,6 +149,13 @@ FILL_ENTRY_IN: FillEntry
 FILL_ENTRY_OUT: FillEntry
 FILL_ENTRY_INOUT: FillEntry
 FILL_ENTRY_OUT_BY: FillEntry
+FILL_REASON_UNSPECIFIED: FillReason
+FILL_REASON_CLIENT: FillReason
+FILL_REASON_EXPERT: FillReason
+FILL_REASON_STOP_LOSS: FillReason
+FILL_REASON_TAKE_PROFIT: FillReason
+FILL_REASON_STOP_OUT: FillReason
+FILL_REASON_BROKER: FillReason
 
 class SymbolSpec(_message.Message):
     __slots__ = ("name", "digits", "point", "contract_size", "volume_min", "volume_max", "volume_step", "stops_level", "freeze_level", "filling_modes", "currency_base", "currency_profit", "currency_margin", "tick_value", "tick_size")
@@ -247,7 +264,7 @@ class Order(_message.Message):
     def __init__(self, instance_id: _Optional[str] = ..., client_order_id: _Optional[str] = ..., order_id: _Optional[int] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[Side, str]] = ..., type: _Optional[_Union[OrderType, str]] = ..., volume: _Optional[float] = ..., filled_volume: _Optional[float] = ..., price: _Optional[float] = ..., stop_limit_price: _Optional[float] = ..., stop_loss: _Optional[float] = ..., take_profit: _Optional[float] = ..., deviation_points: _Optional[int] = ..., time_in_force: _Optional[_Union[TimeInForce, str]] = ..., expiration: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., filling: _Optional[_Union[FillingMode, str]] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., average_fill_price: _Optional[float] = ..., position_id: _Optional[int] = ..., retcode: _Optional[int] = ..., status_message: _Optional[str] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., comment: _Optional[str] = ...) -> None: ...
 
 class Fill(_message.Message):
-    __slots__ = ("instance_id", "deal_id", "order_id", "position_id", "client_order_id", "symbol", "side", "entry", "volume", "price", "slippage_points", "profit", "commission", "swap", "time")
+    __slots__ = ("instance_id", "deal_id", "order_id", "position_id", "client_order_id", "symbol", "side", "entry", "volume", "price", "slippage_points", "profit", "commission", "swap", "time", "reason")
     INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
     DEAL_ID_FIELD_NUMBER: _ClassVar[int]
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -263,6 +280,7 @@ class Fill(_message.Message):
     COMMISSION_FIELD_NUMBER: _ClassVar[int]
     SWAP_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     instance_id: str
     deal_id: int
     order_id: int
@@ -278,7 +296,8 @@ class Fill(_message.Message):
     commission: float
     swap: float
     time: _timestamp_pb2.Timestamp
-    def __init__(self, instance_id: _Optional[str] = ..., deal_id: _Optional[int] = ..., order_id: _Optional[int] = ..., position_id: _Optional[int] = ..., client_order_id: _Optional[str] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[Side, str]] = ..., entry: _Optional[_Union[FillEntry, str]] = ..., volume: _Optional[float] = ..., price: _Optional[float] = ..., slippage_points: _Optional[float] = ..., profit: _Optional[float] = ..., commission: _Optional[float] = ..., swap: _Optional[float] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    reason: FillReason
+    def __init__(self, instance_id: _Optional[str] = ..., deal_id: _Optional[int] = ..., order_id: _Optional[int] = ..., position_id: _Optional[int] = ..., client_order_id: _Optional[str] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[Side, str]] = ..., entry: _Optional[_Union[FillEntry, str]] = ..., volume: _Optional[float] = ..., price: _Optional[float] = ..., slippage_points: _Optional[float] = ..., profit: _Optional[float] = ..., commission: _Optional[float] = ..., swap: _Optional[float] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[_Union[FillReason, str]] = ...) -> None: ...
 
 class Position(_message.Message):
     __slots__ = ("instance_id", "position_id", "symbol", "side", "volume", "price_open", "price_current", "stop_loss", "take_profit", "profit", "swap", "open_time", "comment")
