@@ -1,0 +1,177 @@
+"""The MT5 backend end to end: the real server runs the MT5 worker, which drives the
+MetaTrader5 API of ``mt5exec.mt5.simterminal`` (the simulated broker behind that API)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from mt5exec.mt5 import simterminal
+from mt5exec.testing import ServerProcess
+from mt5exec.v1 import common_pb2, instance_pb2, order_pb2, stream_pb2
+from tests.support import error_info
+
+LOGIN, SERVER, PASSWORD = 5012345, "Sim-Demo", "s3cret-Pa55"
+FILLED = common_pb2.ORDER_STATUS_FILLED
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    data = tmp_path_factory.mktemp("mt5")
+    config = data / "mt5exec.toml"
+    config.write_text('[mt5]\nmodule = "mt5exec.mt5.simterminal"\npoll_interval_ms = 20\n')
+    with ServerProcess(data / "data", config=config) as proc:
+        yield proc
+
+
+def terminal_dir(server: ServerProcess, instance_id: str) -> Path:
+    return server.data_dir / "instances" / "default" / instance_id / "terminal"
+
+
+def create_mt5(
+    server: ServerProcess, instance_id: str, password: str = PASSWORD
+) -> common_pb2.Instance:
+    # What the broker gives the terminal (a real install brings it with its servers.dat).
+    simterminal.write_terminal_config(
+        terminal_dir(server, instance_id),
+        login=LOGIN,
+        password=PASSWORD,
+        server=SERVER,
+        symbols=["EURUSD"],
+        tick_rate=20,
+        margin_mode="hedging",
+    )
+    request = instance_pb2.CreateInstanceRequest(
+        instance_id=instance_id,
+        backend=common_pb2.BACKEND_MT5,
+        config=common_pb2.InstanceConfig(symbols=["EURUSD"], login=LOGIN, server=SERVER),
+        password=password,
+    )
+    return server.instances.CreateInstance(request, timeout=60).instance
+
+
+def test_place_modify_close_and_an_sl_hit(server: ServerProcess) -> None:
+    instance = create_mt5(server, "mt5-a")
+    assert instance.state == common_pb2.INSTANCE_STATE_READY
+    assert instance.backend == common_pb2.BACKEND_MT5
+    assert [s.name for s in instance.symbols] == ["EURUSD"]
+    account = server.orders.GetAccount(
+        order_pb2.GetAccountRequest(instance_id="mt5-a"), timeout=5
+    ).account
+    assert account.login == LOGIN
+    time.sleep(0.3)
+
+    events: list[common_pb2.ExecutionEvent] = []
+    call = server.streams.StreamExecutions(
+        stream_pb2.StreamExecutionsRequest(instance_id="mt5-a"), timeout=60
+    )
+    call.initial_metadata()
+
+    def read() -> None:
+        try:
+            for message in call:
+                events.extend(message.events)
+        except grpc.RpcError:
+            pass
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+
+    order = server.orders.PlaceOrder(
+        order_pb2.PlaceOrderRequest(
+            instance_id="mt5-a",
+            client_order_id="mt5-buy",
+            symbol="EURUSD",
+            side=common_pb2.SIDE_BUY,
+            type=common_pb2.ORDER_TYPE_MARKET,
+            volume=0.3,
+        ),
+        timeout=15,
+    ).order
+    assert order.status == FILLED
+    (position,) = server.orders.ListPositions(
+        order_pb2.ListPositionsRequest(instance_id="mt5-a"), timeout=5
+    ).positions
+    assert position.volume == pytest.approx(0.3)
+
+    stop = round(position.price_open - 0.0050, 5)
+    moved = server.orders.ModifyPosition(
+        order_pb2.ModifyPositionRequest(
+            instance_id="mt5-a", position_id=position.position_id, stop_loss=stop
+        ),
+        timeout=15,
+    ).position
+    assert moved.stop_loss == pytest.approx(stop)
+
+    closed = server.orders.ClosePosition(
+        order_pb2.ClosePositionRequest(
+            instance_id="mt5-a",
+            position_id=position.position_id,
+            volume=0.1,
+            client_order_id="mt5-cut",
+        ),
+        timeout=15,
+    ).order
+    assert closed.status == FILLED
+    (left,) = server.orders.ListPositions(
+        order_pb2.ListPositionsRequest(instance_id="mt5-a"), timeout=5
+    ).positions
+    assert left.volume == pytest.approx(0.2)
+
+    # The "trade server" moves the market through the stop: the worker finds the deal in the
+    # history and reports it as a fill with reason STOP_LOSS.
+    hook = terminal_dir(server, "mt5-a") / "simterminal.inject.json"
+    hook.write_text(json.dumps({"set_price": {"EURUSD": round(stop - 0.0010, 5)}}))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if any(
+            e.HasField("fill") and e.fill.reason == common_pb2.FILL_REASON_STOP_LOSS
+            for e in events
+        ):
+            break
+        time.sleep(0.05)
+    call.cancel()
+    reader.join(5)
+    sl_fills = [e.fill for e in events if e.HasField("fill")]
+    assert any(f.reason == common_pb2.FILL_REASON_STOP_LOSS for f in sl_fills), sl_fills
+    assert (
+        server.orders.ListPositions(
+            order_pb2.ListPositionsRequest(instance_id="mt5-a"), timeout=5
+        ).positions
+        == []
+    )
+
+
+def test_mt5_needs_credentials_and_a_wrong_password_fails(server: ServerProcess) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        server.instances.CreateInstance(
+            instance_pb2.CreateInstanceRequest(
+                instance_id="mt5-nopw",
+                backend=common_pb2.BACKEND_MT5,
+                config=common_pb2.InstanceConfig(login=LOGIN, server=SERVER),
+            ),
+            timeout=10,
+        )
+    assert error_info(caught.value).metadata["field"] == "password"
+    with pytest.raises(grpc.RpcError) as caught:
+        create_mt5(server, "mt5-badpw", password="wrong")
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    instance = server.instances.GetInstance(
+        instance_pb2.GetInstanceRequest(instance_id="mt5-badpw"), timeout=5
+    ).instance
+    assert instance.state == common_pb2.INSTANCE_STATE_FAILED
+
+
+def test_the_password_is_nowhere_on_disk(server: ServerProcess) -> None:
+    create_mt5(server, "mt5-secret")
+    instance_dir = server.data_dir / "instances" / "default" / "mt5-secret"
+    logs = server.data_dir / "logs" / "default" / "mt5-secret"
+    for path in [*instance_dir.rglob("*"), *logs.rglob("*"), server.data_dir / "server.log"]:
+        if path.is_file() and path.name != "simterminal.json":  # the broker's side
+            assert PASSWORD.encode() not in path.read_bytes(), path
