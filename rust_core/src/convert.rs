@@ -145,7 +145,7 @@ pub fn fill_entry(entry: u32) -> v1::FillEntry {
 /// MT5 `DEAL_REASON_*` to the public enum.
 pub fn fill_reason(reason: u32) -> v1::FillReason {
     match reason {
-        0 | 1 | 2 => v1::FillReason::Client,
+        0..=2 => v1::FillReason::Client,
         3 => v1::FillReason::Expert,
         4 => v1::FillReason::StopLoss,
         5 => v1::FillReason::TakeProfit,

@@ -103,6 +103,24 @@ fn after_exit(
     }
     live.consecutive_failures += 1;
     let supervision = &instance.spec.supervision;
+    // Wrong credentials do not get better by restarting: FAILED at once.
+    let login_failed = cause.reason == "LOGIN_FAILED" || live.reason == "LOGIN_FAILED";
+    if login_failed {
+        live.supervised = false;
+        live.desired_running = false;
+        set_state(shared, instance, live, S::Failed, "LOGIN_FAILED");
+        let failed = EngineError::new(
+            Code::FailedPrecondition,
+            "LOGIN_FAILED",
+            format!(
+                "the terminal refused the login: {}; fix the credentials and start it again",
+                cause.message
+            ),
+        );
+        instance.answer_ready_waiters(shared, live, Some(&failed));
+        close_streams(shared, instance);
+        return None;
+    }
     if live.consecutive_failures >= supervision.max_consecutive_failures {
         live.supervised = false;
         live.desired_running = false;
@@ -288,6 +306,12 @@ async fn serve(
             Ok(t::WorkerFrame {
                 body: Some(Body::Hello(hello)),
             }) => hello,
+            // A worker that cannot log in may say so instead of Hello.
+            Ok(t::WorkerFrame {
+                body: Some(Body::Event(event)),
+            }) if event.kind == "LOGIN_FAILED" => {
+                return Err(worker_error("LOGIN_FAILED", event.message));
+            }
             _ => {
                 return Err(worker_error(
                     "PROTOCOL_ERROR",
