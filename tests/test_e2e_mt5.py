@@ -11,11 +11,11 @@ from pathlib import Path
 
 import grpc
 import pytest
+from tests.support import error_info
 
 from mt5exec.mt5 import simterminal
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, instance_pb2, order_pb2, stream_pb2
-from tests.support import error_info
 
 LOGIN, SERVER, PASSWORD = 5012345, "Sim-Demo", "s3cret-Pa55"
 FILLED = common_pb2.ORDER_STATUS_FILLED
@@ -26,6 +26,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     data = tmp_path_factory.mktemp("mt5")
     config = data / "mt5exec.toml"
     config.write_text('[mt5]\nmodule = "mt5exec.mt5.simterminal"\npoll_interval_ms = 20\n')
+    templates = data / "data" / "templates"
+    templates.mkdir(parents=True)
+    # One login attempt, so that the wrong-password test fails fast.
+    (templates / "health_check.json").write_text(
+        json.dumps({"broker_retry_attempts": 1, "broker_retry_initial_ms": 100})
+    )
     with ServerProcess(data / "data", config=config) as proc:
         yield proc
 
@@ -131,8 +137,7 @@ def test_place_modify_close_and_an_sl_hit(server: ServerProcess) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if any(
-            e.HasField("fill") and e.fill.reason == common_pb2.FILL_REASON_STOP_LOSS
-            for e in events
+            e.HasField("fill") and e.fill.reason == common_pb2.FILL_REASON_STOP_LOSS for e in events
         ):
             break
         time.sleep(0.05)
@@ -161,7 +166,8 @@ def test_mt5_needs_credentials_and_a_wrong_password_fails(server: ServerProcess)
     assert error_info(caught.value).metadata["field"] == "password"
     with pytest.raises(grpc.RpcError) as caught:
         create_mt5(server, "mt5-badpw", password="wrong")
-    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_info(caught.value).reason == "LOGIN_FAILED"
     instance = server.instances.GetInstance(
         instance_pb2.GetInstanceRequest(instance_id="mt5-badpw"), timeout=5
     ).instance
