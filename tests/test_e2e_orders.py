@@ -243,6 +243,7 @@ def test_kill9_mid_burst_loses_no_acknowledged_order_and_sends_none_twice(
         acked: dict[str, int] = {}
         failed: list[str] = []
         lock = threading.Lock()
+        killed = threading.Event()
 
         def send(n: int) -> None:
             cid = f"storm-{n}"
@@ -250,7 +251,8 @@ def test_kill9_mid_burst_loses_no_acknowledged_order_and_sends_none_twice(
                 order = server.orders.PlaceOrder(market("storm", cid), timeout=15).order
                 with lock:
                     acked[cid] = order.order_id
-                    if len(acked) == 100:  # kill -9 the worker mid-burst
+                    if len(acked) == 100 and not killed.is_set():  # kill -9 it mid-burst
+                        killed.set()
                         os.kill(instance.worker_pid, signal.SIGKILL)
             except grpc.RpcError:
                 with lock:

@@ -22,6 +22,7 @@ from mt5exec.sim.broker import (
     TRADE_RETCODE_INVALID_CLOSE_VOLUME,
     TRADE_RETCODE_INVALID_VOLUME,
     TRADE_RETCODE_NO_MONEY,
+    TRADE_RETCODE_POSITION_CLOSED,
     TRADE_RETCODE_REJECT,
 )
 from mt5exec.terminal.v1 import worker_pb2 as pb
@@ -199,10 +200,10 @@ def test_hedging_partial_close_and_close_volume_checks() -> None:
     assert not broker.has_positions
 
 
-def test_unknown_position_is_invalid() -> None:
+def test_unknown_position_is_position_closed() -> None:
     broker = make()
     out = broker.send(market(side=ORDER_TYPE_SELL, position=123456))
-    assert out.result.retcode == TRADE_RETCODE_INVALID
+    assert out.result.retcode == TRADE_RETCODE_POSITION_CLOSED
     assert "123456" in out.result.comment
     assert not out.deals
     assert not out.positions_changed
@@ -282,8 +283,7 @@ def test_valid_volumes_on_step(volume: float) -> None:
 def test_unknown_symbol_and_unsupported_requests() -> None:
     broker = make()
     assert broker.send(market(symbol="NOPE")).result.retcode == TRADE_RETCODE_INVALID
-    pending = pb.OrderRequest(action=5, symbol="EURUSD", type=2, volume=0.1, price=1.0)
-    res = broker.send(pending).result
+    res = broker.send(pb.OrderRequest(action=99, symbol="EURUSD", type=0, volume=0.1)).result
     assert res.retcode == TRADE_RETCODE_INVALID
     assert "action" in res.comment
     limit_as_deal = broker.send(market(side=2)).result

@@ -9,15 +9,17 @@ from typing import Any, Literal
 
 import pytest
 
+from mt5exec.sim import DEFAULT_SYMBOLS
 from mt5exec.sim.broker import (
     ORDER_TYPE_BUY,
     ORDER_TYPE_SELL,
     TRADE_RETCODE_DONE,
     TRADE_RETCODE_ERROR,
+    TRADE_RETCODE_PLACED,
     SimBroker,
     SimConfig,
 )
-from mt5exec.sim.state import MIN_FILL_RECORD, StateError, StateStore, read_deals
+from mt5exec.sim.state import MIN_FILL_RECORD, StateError, StateStore, read_deals, read_history
 from mt5exec.terminal.v1 import worker_pb2 as pb
 
 NOW = 1_700_000_000.0
@@ -45,17 +47,48 @@ def trade(broker: SimBroker, req: pb.OrderRequest) -> pb.OrderResult:
     return out.result
 
 
+def stops(broker: SimBroker, symbol: str, buy: bool, distance: int = 500) -> tuple[float, float]:
+    """Valid (sl, tp) ``distance`` points from the price a position of that side closes at."""
+    bid, ask, _ = broker.quote(symbol)
+    point = DEFAULT_SYMBOLS[symbol].point
+    digits = DEFAULT_SYMBOLS[symbol].digits
+    if buy:
+        return round(bid - distance * point, digits), round(bid + distance * point, digits)
+    return round(ask + distance * point, digits), round(ask - distance * point, digits)
+
+
+def pending(broker: SimBroker, symbol: str, otype: int, **kw: Any) -> pb.OrderRequest:
+    """A valid pending order of ``otype`` 300 points away from the market."""
+    bid, ask, _ = broker.quote(symbol)
+    spec = DEFAULT_SYMBOLS[symbol]
+    away = 300 * spec.point
+    price = {2: ask - away, 3: bid + away, 4: ask + away, 5: bid - away, 6: ask + away}.get(
+        otype, bid - away
+    )
+    kw.setdefault("volume", 0.1)
+    if otype in (6, 7):
+        kw.setdefault("stoplimit", round(price - away / 3 if otype == 6 else price + away / 3, 5))
+    return pb.OrderRequest(
+        action=5, symbol=symbol, type=otype, price=round(price, spec.digits), **kw
+    )
+
+
 def session(broker: SimBroker, n: int = 12, seed: int = 0) -> list[pb.OrderResult]:
-    """A mix of ticks, opens, partial and full closes (and netting adds/reversals)."""
+    """A mix of ticks, opens, partial and full closes (and netting adds/reversals), pending
+    orders placed, modified and cancelled, position stops set."""
     rnd = random.Random(seed)
     results: list[pb.OrderResult] = []
     symbols = broker.symbols
+    netting = broker.config.margin_mode == "netting"
     for i in range(n):
         for s in symbols:
             for _ in range(rnd.randrange(0, 30)):
                 broker.advance(s)
+        broker.take_activity()
         positions = list(broker.positions_snapshot().positions)
-        if positions and rnd.random() < 0.4:
+        orders = list(broker.orders_snapshot().orders)
+        roll = rnd.random()
+        if positions and roll < 0.3:
             pos = rnd.choice(positions)
             volume = pos.volume if rnd.random() < 0.5 else round(pos.volume / 2, 2) or pos.volume
             req = market(
@@ -65,23 +98,59 @@ def session(broker: SimBroker, n: int = 12, seed: int = 0) -> list[pb.OrderResul
                 position=pos.ticket,
                 request_id=i + 1,
             )
+        elif positions and roll < 0.4:
+            pos = rnd.choice(positions)
+            sl, tp = stops(broker, pos.symbol, pos.type == 0, rnd.choice((400, 600)))
+            req = pb.OrderRequest(
+                action=6, symbol=pos.symbol, position=pos.ticket, sl=sl, tp=tp, request_id=i + 1
+            )
+        elif roll < 0.55:
+            symbol = rnd.choice(symbols)
+            otype = rnd.randrange(2, 8)
+            req = pending(
+                broker, symbol, otype, request_id=i + 1, comment=f"p{i}", magic=rnd.randrange(99)
+            )
+        elif orders and roll < 0.65:
+            o = rnd.choice(orders)
+            if rnd.random() < 0.5:
+                req = pb.OrderRequest(action=8, order=o.ticket, request_id=i + 1)
+            else:
+                moved = pending(broker, o.symbol, o.type)
+                req = pb.OrderRequest(
+                    action=7,
+                    order=o.ticket,
+                    price=moved.price,
+                    stoplimit=moved.stoplimit,
+                    request_id=i + 1,
+                )
         else:
+            symbol = rnd.choice(symbols)
+            side = rnd.choice((ORDER_TYPE_BUY, ORDER_TYPE_SELL))
+            sl = tp = 0.0
+            has_position = any(p.symbol == symbol for p in positions)
+            if rnd.random() < 0.5 and not (netting and has_position):
+                sl, tp = stops(broker, symbol, side == ORDER_TYPE_BUY)
             req = market(
-                rnd.choice(symbols),
-                rnd.choice((ORDER_TYPE_BUY, ORDER_TYPE_SELL)),
+                symbol,
+                side,
                 rnd.choice((0.01, 0.1, 0.25, 0.5)),
                 request_id=i + 1,
                 magic=rnd.randrange(1000),
                 comment=f"order {i} ü",
-                sl=rnd.choice((0.0, 1.0)),
-                tp=rnd.choice((0.0, 2.5)),
+                sl=sl,
+                tp=tp,
             )
-        results.append(trade(broker, req))
+        out = broker.send(req)
+        if out.result.retcode == 10025:  # NO_CHANGES: a modification to where it already is
+            continue
+        assert out.result.retcode in (TRADE_RETCODE_DONE, TRADE_RETCODE_PLACED), out.result
+        results.append(out.result)
     return results
 
 
 def same_account(a: SimBroker, b: SimBroker) -> None:
     assert a.export_state() == b.export_state()
+    assert a.orders_snapshot() == b.orders_snapshot()
     assert a.account_snapshot() == b.account_snapshot()
     assert a.positions_snapshot() == b.positions_snapshot()
     assert a.positions_snapshot_bytes() == b.positions_snapshot_bytes()
@@ -113,6 +182,9 @@ def test_restored_account_is_identical(tmp_path: Path, mode: Any, shutdown: str)
     assert a.restored.account is None
     results = session(a, 40)
     assert a.has_positions
+    assert a.order_count
+    assert a.journal is not None
+    records = a.journal.seq
     reference = SimBroker(cfg, clock=lambda: NOW, state=a.export_state())
     if shutdown == "clean":
         a.close()
@@ -123,7 +195,7 @@ def test_restored_account_is_identical(tmp_path: Path, mode: Any, shutdown: str)
     assert b.restored is not None
     assert b.restored.account is not None
     assert b.restored.problems == []
-    assert b.restored.replayed == (0 if shutdown == "clean" else len(results))
+    assert b.restored.replayed == (0 if shutdown == "clean" else records)
     same_account(b, reference)
 
     # Tickets continue after every ticket issued before.
@@ -475,3 +547,166 @@ def test_journal_shorter_than_the_snapshot_is_set_aside(tmp_path: Path) -> None:
     assert len(list(tmp_path.glob("sim_state.log.corrupt-*"))) == 1
     assert b.export_state() == a.export_state()
     b.close()
+
+
+# -- orders, triggered fills, history ------------------------------------------------------------
+
+
+def _place(broker: SimBroker, req: pb.OrderRequest) -> pb.OrderResult:
+    out = broker.send(req)
+    assert out.result.retcode == TRADE_RETCODE_PLACED, out.result.comment
+    return out.result
+
+
+def test_working_orders_and_stops_survive_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "sim_state"
+    a = open_broker(path)
+    sl, tp = stops(a, "EURUSD", True)
+    held = trade(a, market(comment="held"))
+    trade(a, pb.OrderRequest(action=6, position=held.position, sl=sl, tp=tp))
+    orders = [
+        _place(a, pending(a, "EURUSD", otype, comment=f"t{otype}", type_time=t, expiration=e))
+        for otype, t, e in ((2, 0, 0), (4, 1, 0), (6, 2, int(NOW) + 3600), (7, 3, int(NOW)))
+    ]
+    moved = pending(a, "EURUSD", 3)
+    target = _place(a, pending(a, "EURUSD", 3))
+    trade(a, pb.OrderRequest(action=7, order=target.order, price=moved.price - 0.0001))
+    removed = _place(a, pending(a, "EURUSD", 5))
+    trade(a, pb.OrderRequest(action=8, order=removed.order))
+    reference = a.export_state()
+    snapshot = a.orders_snapshot()
+    crash(a)
+    b = open_broker(path)
+    assert b.export_state() == reference
+    assert b.orders_snapshot() == snapshot
+    assert [o.ticket for o in snapshot.orders] == [r.order for r in orders] + [target.order]
+    (pos,) = b.positions_snapshot().positions
+    assert (pos.sl, pos.tp) == (sl, tp)
+    # The restored orders are live: the buy limit fills when the ask comes down to it.
+    limit = snapshot.orders[0]
+    b.set_price("EURUSD", round(limit.price_open - 0.0002, 5))
+    act = b.take_activity()
+    assert act is not None
+    assert next((u.order.ticket, u.order.state) for u in act.order_updates) == (limit.ticket, 4)
+    b.close()
+
+
+def test_a_triggered_fill_is_journaled_with_its_order(tmp_path: Path) -> None:
+    path = tmp_path / "sim_state"
+    a = open_broker(path)
+    res = _place(a, pending(a, "EURUSD", 3, comment="trig"))  # sell limit 300 points up
+    a.set_price("EURUSD", round(a.quote("EURUSD")[0] + 0.0031, 5))
+    act = a.take_activity()
+    assert act is not None and len(act.deals) == 1
+    reference = a.export_state()
+    crash(a)  # right after the fill: nothing of it was sent anywhere yet
+    b = open_broker(path)
+    assert b.export_state() == reference
+    assert b.order_count == 0 and b.position_count == 1
+    orders, deals = read_history(path, ["trig"])
+    assert [(o.ticket, o.state) for o in orders] == [(res.order, 4)]
+    assert deals == act.deals
+    # Prices going further do not fill it a second time.
+    b.set_price("EURUSD", round(b.quote("EURUSD")[0] + 0.0010, 5))
+    assert b.take_activity() is None
+    b.close()
+
+
+def test_history_and_reconcile_survive_restarts(tmp_path: Path) -> None:
+    path = tmp_path / "sim_state"
+    a = open_broker(path)
+    session(a, 30, seed=3)
+    first_orders, first_deals = a.history()
+    assert first_orders and first_deals
+    a.checkpoint()
+    crash(a)
+    b = open_broker(path)
+    assert b.history() == (first_orders, first_deals)
+    comments = [o.comment for o in first_orders if o.comment][:5]
+    result = b.reconcile(pb.ReconcileRequest(request_id=3, comments=comments))
+    assert {o.comment for o in result.orders} == set(comments)
+    tickets = {o.ticket for o in result.orders}
+    assert {d.order for d in result.deals} <= tickets | {0}
+    assert all(d.comment in comments or d.order in tickets for d in result.deals)
+    b.close()
+
+
+def test_format_1_state_is_still_read(tmp_path: Path) -> None:
+    # A format 1 base (no order count) and FILL record, as written before pending orders.
+    import struct
+    import zlib
+
+    def frame(payload: bytes) -> bytes:
+        return struct.pack("<II", len(payload), zlib.crc32(payload)) + payload
+
+    def s(text: str) -> bytes:
+        return bytes((len(text),)) + text.encode()
+
+    head = struct.Struct("<B8sHQQQQdQBII").pack(
+        1, b"mt5xsim\x00", 1, 0, 0, 100_000_001, 500_000_001, 1_000_000.0, 10_000_001, 1, 0, 0
+    )
+    fill = struct.Struct("<BQQQQQQqBBddddqQqddddBdddd").pack(
+        4, 1, 500_000_001, 100_000_001, 100_000_001, 1, 5, int(NOW * 1000), 0, 0, 0.1,
+        1.085, 0.0, 1_000_000.0, 108495, 0, int(NOW * 1000), 0.1, 0.1085, 0.0, 0.0,
+        0, 0.1, 1.085, 1.0, 1.2,
+    )  # fmt: skip
+    path = tmp_path / "sim_state"
+    _journal(path).write_bytes(frame(head + s("USD")) + frame(fill + s("EURUSD") + s("old")))
+    b = open_broker(path)
+    assert b.restored is not None and b.restored.problems == []
+    (pos,) = b.positions_snapshot().positions
+    assert (pos.ticket, pos.volume, pos.sl, pos.tp, pos.comment) == (
+        100_000_001,
+        0.1,
+        1.0,
+        1.2,
+        "old",
+    )
+    assert [d.comment for d in read_deals(path)] == ["old"]
+    assert trade(b, market()).order == 100_000_002
+    b.close()
+
+
+def test_history_search_by_comment_agrees_with_reading_everything(tmp_path: Path) -> None:
+    path = tmp_path / "sim_state"
+    a = open_broker(path)
+    rnd = random.Random(8)
+    for i in range(1500):  # several index blocks
+        if rnd.random() < 0.3:
+            out = a.send(pending(a, "EURUSD", rnd.randrange(2, 8), comment=f"key-{i % 97}"))
+            if rnd.random() < 0.5:
+                a.send(pb.OrderRequest(action=8, order=out.result.order))
+        else:
+            a.send(market(side=rnd.randrange(2), comment=f"key-{i % 97}", request_id=i))
+        if i % 10 == 0:
+            a.set_price("EURUSD", round(a.quote("EURUSD")[0] + rnd.randrange(-40, 41) * 1e-5, 5))
+    orders, deals = a.history()
+    for keys in (["key-5"], ["key-1", "key-96", "absent"], [f"key-{k}" for k in range(0, 97, 7)]):
+        wanted = set(keys)
+        tickets = {o.ticket for o in orders if o.comment in wanted}
+        expected_deals = [d for d in deals if d.comment in wanted or d.order in tickets]
+        got = a.reconcile(pb.ReconcileRequest(comments=keys))
+        assert [o.ticket for o in got.orders] == sorted(tickets)
+        assert list(got.deals) == expected_deals
+        # The same after more records were appended behind the index.
+        a.send(market(comment="later"))
+    a.close()
+
+
+def test_history_without_persistence_is_the_same(tmp_path: Path) -> None:
+    cfg = config("netting")
+    memory = SimBroker(cfg, clock=lambda: NOW)
+    disk = open_broker(tmp_path / "sim_state", cfg)
+    rnd = random.Random(2)
+    for i in range(200):
+        for b in (memory, disk):
+            b.send(market(side=i % 2, volume=0.1 * (1 + i % 3), comment=f"cc{i % 7}"))
+            if i % 5 == 0:
+                b.send(pending(b, "EURUSD", 2 + i % 6, comment=f"cc{i % 7}"))
+        jump = round(memory.quote("EURUSD")[0] + rnd.randrange(-300, 301) * 1e-5, 5)
+        memory.set_price("EURUSD", jump)
+        disk.set_price("EURUSD", jump)
+    assert memory.history() == disk.history()
+    assert memory.history(["cc3", "cc5"]) == disk.history(["cc3", "cc5"])
+    assert len(memory.history()[0]) > 200
+    disk.close()

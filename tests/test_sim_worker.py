@@ -195,7 +195,7 @@ def test_hello_ticks_order_and_shutdown(engine: Engine) -> None:
     hello = engine.handshake(heartbeat_ms=100)
     assert (hello.protocol_version, hello.backend, hello.instance_id) == (1, "sim", "inst-1")
     assert hello.pid == engine.proc.pid
-    assert set(hello.capabilities) >= {"ticks", "orders", "faults"}
+    assert set(hello.capabilities) >= {"ticks", "orders", "faults", "pending_orders"}
     assert [s.name for s in hello.symbols] == ["EURUSD", "GBPUSD"]
     assert hello.account.balance == 10_000
 
@@ -229,9 +229,11 @@ def test_hello_ticks_order_and_shutdown(engine: Engine) -> None:
                 if t.symbol == "EURUSD":
                     last_ask = t.ask
     trade = [f for f in frames if f.WhichOneof("body") not in ("ticks", "heartbeat")]
-    assert _kinds(trade) == ["deal", "positions", "account", "order_result"]
-    deal, positions, account, result = trade
+    assert _kinds(trade) == ["deal", "order_update", "positions", "account", "order_result"]
+    deal, update, positions, account, result = trade
     res = result.order_result
+    assert (update.order_update.request_id, update.order_update.order.state) == (7, 4)
+    assert update.order_update.order.ticket == res.order
     assert (res.request_id, res.retcode, res.volume) == (7, 10009, 0.1)
     assert res.price == last_ask
     assert deal.deal.price == res.price
@@ -327,8 +329,9 @@ def test_reject_delay_and_snapshot_request(engine: Engine) -> None:
     engine.send(snapshot_request=pb.SnapshotRequest())
     frames = engine.read_until("account")
     trade = [f for f in frames if f.WhichOneof("body") not in ("ticks", "heartbeat")]
-    assert _kinds(trade) == ["positions", "account"]
+    assert _kinds(trade) == ["positions", "orders", "account"]
     assert len(trade[0].positions.positions) == 1
+    assert not trade[1].orders.orders
 
 
 def test_freeze_fault_silences_the_worker(engine: Engine) -> None:
@@ -390,11 +393,13 @@ def _order(request_id: int, symbol: str = "EURUSD", **kw: Any) -> pb.OrderReques
 def _start(
     tmp_path: Path, config: dict[str, Any], socket_name: str, *args: str
 ) -> tuple[Engine, pb.Hello, pb.PositionSnapshot]:
-    """A worker after its handshake, with the PositionSnapshot that must follow Welcome."""
+    """A worker after its handshake, with the PositionSnapshot that must follow Welcome (and
+    the OrderSnapshot after it)."""
     eng = Engine(tmp_path, config, args=args, socket_name=socket_name)
     hello = eng.handshake()
     first = eng.read()
     assert first.WhichOneof("body") == "positions"
+    assert eng.read().WhichOneof("body") == "orders"
     return eng, hello, first.positions
 
 

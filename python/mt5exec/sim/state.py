@@ -9,14 +9,20 @@ checkpoint.
 Files, for ``path`` = ``sim_state`` (the worker's default, in its instance directory):
 
 ``sim_state.log``
-    The journal: a *base* (the whole account when the journal was begun), then one FILL record
-    per trade, each appended with a single ``os.write`` on an ``O_APPEND`` descriptor before the
-    trade's result leaves the process. Records are never rewritten, so the journal is also the
-    account's deal history (``read_deals``).
+    The journal: a *base* (the whole account when the journal was begun), then one TX record per
+    account change, each appended with a single ``os.write`` on an ``O_APPEND`` descriptor
+    before anything about the change leaves the process. A TX holds the entries of one atomic
+    change: DEAL (a fill, with the position, balance and exposure after it), ORDER (an order's
+    whole state after a change: placed, modified, triggered, part filled, filled, cancelled,
+    expired, rejected) and SLTP (a position's new stops). A triggered fill is one TX with its
+    DEAL and its ORDER, so a crash can never keep one without the other. Records are never
+    rewritten, so the journal is also the account's order and deal history (``read_history``,
+    ``read_deals``), which is what reconciliation searches.
 ``sim_state``
-    The snapshot: the whole account as of journal record ``seq`` plus the journal offset right
-    after that record, so that a start replays only the tail. Written to a temporary file and
-    moved into place, so it is always the old or the new one, never a mix.
+    The snapshot: the whole account (open positions and working orders included) as of journal
+    record ``seq`` plus the journal offset right after that record, so that a start replays only
+    the tail. Written to a temporary file and moved into place, so it is always the old or the
+    new one, never a mix.
 ``sim_state.prices``
     The latest prices, overwritten in place about once a second: after a crash the price path
     continues from there even when nothing was traded for a while.
@@ -25,7 +31,8 @@ Files, for ``path`` = ``sim_state`` (the worker's default, in its instance direc
 
 Record framing: payload length (u32 LE), CRC-32 of the payload (u32 LE), payload; the payload's
 first byte is the record type. Floats are stored as raw doubles, so a restored account is the
-same to the last bit.
+same to the last bit. Format 1 (before pending orders: FILL records, no orders in the base) is
+still read; what is written is format 2.
 
 Recovery: a record cut short at the end of the journal (a crash in the middle of a write) is
 dropped and the journal truncated before it. Anything else unreadable is corruption: an error
@@ -43,50 +50,95 @@ Surviving power loss or a kernel crash is out of scope.
 
 from __future__ import annotations
 
+import bisect
+import collections
 import errno
 import fcntl
 import logging
+import mmap
 import os
 import struct
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from mt5exec.terminal.v1 import worker_pb2 as pb
 
 log = logging.getLogger("mt5exec.sim.state")
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 _MAGIC = b"mt5xsim\x00"
 
+# Record types; entry kinds inside a TX share the numbering, so an ORDER record of a snapshot is
+# exactly an ORDER entry.
 _T_HEADER = 1
 _T_MARKET = 2
 _T_POSITION = 3
-_T_FILL = 4
+_T_FILL = 4  # format 1 only
 _T_PRICES = 5
+_T_TX = 6
+_T_ORDER = 7
+_E_DEAL = 8
+_E_SLTP = 9
 
 _FRAME = struct.Struct("<II")  # payload length, CRC-32 of the payload
+# type, magic, version: the start of every header.
+_HEADER_START = struct.Struct("<B8sH")
 # type, magic, version, seq, log_offset, next_order, next_deal, balance, login, hedging,
-# market count, position count; then the currency (short string).
-_HEADER = struct.Struct("<B8sHQQQQdQBII")
+# market count, position count[, order count: format 2]; then the currency (short string).
+_HEADER_V1 = struct.Struct("<B8sHQQQQdQBII")
+_HEADER = struct.Struct("<B8sHQQQQdQBIII")
 # type, bid_pts, ticks, time_msc, buy_volume, buy_cost, sell_volume, sell_cost; then the symbol.
 _MARKET = struct.Struct("<BqQqdddd")
 # type, ticket, side, volume, price_open, time_msc, sl, tp, magic; then symbol and comment.
 _POSITION = struct.Struct("<BQBddqddQ")
-# type, seq, deal, order, position, request_id, magic, time_msc, deal type, entry, volume, price,
-# profit, balance after; the market after (bid_pts, ticks, time_msc, buy_volume, buy_cost,
-# sell_volume, sell_cost); the position after (side, volume - 0 when closed - price_open) and
-# the request's sl/tp (used when the deal opens the position); then symbol and comment.
+# Format 1 trade record: type, seq, deal, order, position, request_id, magic, time_msc, deal
+# type, entry, volume, price, profit, balance after; the market after (bid_pts, ticks,
+# time_msc, buy_volume, buy_cost, sell_volume, sell_cost); the position after (side, volume - 0
+# when closed - price_open) and the request's sl/tp; then symbol and comment.
 _FILL = struct.Struct("<BQQQQQQqBBddddqQqddddBdddd")
 _PRICES = struct.Struct("<BH")  # type, count; then count x (_PRICE, symbol)
 _PRICE = struct.Struct("<qQq")  # bid_pts, ticks, time_msc
+# type, seq; then the entries.
+_TX = struct.Struct("<BQ")
+# kind, deal, order, position, request_id, magic, time_msc, deal type, entry, reason, volume,
+# price, profit, balance after; the market after (bid_pts, ticks, time_msc, buy_volume,
+# buy_cost, sell_volume, sell_cost); the position after (side, volume - 0 when closed -,
+# price_open, sl, tp); then symbol and comment.
+_DEAL = struct.Struct("<BQQQQQqBBBddddqQqddddBdddd")
+# A TX holding one DEAL, packed in one go (the market-order path).
+_TX_DEAL = struct.Struct("<BQ" + _DEAL.format[1:])
+# kind, ticket, type, state, type_filling, type_time, reason, volume_initial, volume_current,
+# price_open, price_stoplimit, sl, tp, price_current, time_expiration (s), magic,
+# time_setup_msc, time_done_msc, position_id, position_by_id; then symbol and comment.
+_ORDER = struct.Struct("<BQBBBBBdddddddqQqqQQ")
+# kind, position ticket, sl, tp.
+_SLTP = struct.Struct("<BQdd")
 
-# The smallest FILL record on disk (one-character symbol, empty comment). Bounds how many trades
-# an unreadable stretch of journal can hold, hence how many tickets to skip after corruption.
-MIN_FILL_RECORD = _FRAME.size + _FILL.size + 2 + 1
+# ORDER_STATE_PLACED and ORDER_STATE_PARTIAL: the states of a working order.
+_ACTIVE = (1, 3)
+# ORDER_STATE_FILLED, for the orders history makes up from their deals.
+_FILLED = 4
+
+# The fewest journal bytes that can use up one order or deal ticket (an entry with a
+# one-character symbol and no comment). Bounds how many tickets an unreadable stretch of journal
+# can hold, hence how many to skip after corruption.
+MIN_FILL_RECORD = min(_DEAL.size, _ORDER.size) + 2 + 1
+# A torn last record took at most this many tickets of each kind (a close-by: two deals).
+_TICKETS_PER_RECORD = 2
+
+# History searches keep the offset of every this many records (see HistoryIndex).
+_INDEX_EVERY = 256
+# Comments shorter than this (in bytes) are searched record by record: a one- or two-byte
+# needle turns up all over the binary fields.
+_MIN_NEEDLE = 3
+
+# What the record readers take: bytes, or a read-only mapping of the journal.
+Buffer = bytes | mmap.mmap
 
 # No record comes near this size; a longer one running past the end of the file is garbage,
 # not a write cut short.
@@ -128,8 +180,59 @@ class PositionState:
 
 
 @dataclass(slots=True)
+class OrderState:
+    """An order as the journal records it (the fields of ``OrderInfo``, same meanings)."""
+
+    ticket: int
+    symbol: str
+    type: int
+    state: int
+    type_filling: int
+    type_time: int
+    reason: int
+    volume_initial: float
+    volume_current: float
+    price_open: float
+    price_stoplimit: float
+    sl: float
+    tp: float
+    price_current: float
+    # Seconds since the epoch; for DAY and SPECIFIED_DAY orders the moment they expire.
+    time_expiration: int
+    magic: int
+    time_setup_msc: int
+    time_done_msc: int
+    position_id: int
+    position_by_id: int
+    comment: str
+
+    def to_proto(self) -> pb.OrderInfo:
+        return pb.OrderInfo(
+            ticket=self.ticket,
+            symbol=self.symbol,
+            type=self.type,
+            state=self.state,
+            volume_initial=self.volume_initial,
+            volume_current=self.volume_current,
+            price_open=self.price_open,
+            price_stoplimit=self.price_stoplimit,
+            sl=self.sl,
+            tp=self.tp,
+            price_current=self.price_current,
+            type_time=self.type_time,
+            time_expiration=self.time_expiration,
+            type_filling=self.type_filling,
+            magic=self.magic,
+            comment=self.comment,
+            time_setup_msc=self.time_setup_msc,
+            time_done_msc=self.time_done_msc,
+            position_id=self.position_id,
+        )
+
+
+@dataclass(slots=True)
 class AccountState:
-    """Everything the broker needs to carry on where it stopped (not the deal history)."""
+    """Everything the broker needs to carry on where it stopped (not the history)."""
 
     login: int
     currency: str
@@ -140,6 +243,8 @@ class AccountState:
     markets: dict[str, MarketState] = field(default_factory=dict)
     # In ticket order, which is the order positions were opened in.
     positions: dict[int, PositionState] = field(default_factory=dict)
+    # Working orders (PLACED or PARTIAL), in ticket order.
+    orders: dict[int, OrderState] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -201,6 +306,7 @@ def _encode_state(account: AccountState, seq: int, log_offset: int) -> bytes:
                 account.margin_mode == "hedging",
                 len(account.markets),
                 len(account.positions),
+                len(account.orders),
             )
             + _s(account.currency)
         )
@@ -239,13 +345,114 @@ def _encode_state(account: AccountState, seq: int, log_offset: int) -> bytes:
                 + _s(p.comment)
             )
         )
+    for o in account.orders.values():
+        parts.append(_frame(encode_order(o)))
     return b"".join(parts)
+
+
+def encode_order(o: OrderState) -> bytes:
+    """The ORDER entry of ``o`` (also the ORDER record of a snapshot)."""
+    return (
+        _ORDER.pack(
+            _T_ORDER,
+            o.ticket,
+            o.type,
+            o.state,
+            o.type_filling,
+            o.type_time,
+            o.reason,
+            o.volume_initial,
+            o.volume_current,
+            o.price_open,
+            o.price_stoplimit,
+            o.sl,
+            o.tp,
+            o.price_current,
+            o.time_expiration,
+            o.magic,
+            o.time_setup_msc,
+            o.time_done_msc,
+            o.position_id,
+            o.position_by_id,
+        )
+        + _s(o.symbol)
+        + _s(o.comment)
+    )
+
+
+def encode_sltp(ticket: int, sl: float, tp: float) -> bytes:
+    """The SLTP entry: position ``ticket`` has these stops from now on."""
+    return _SLTP.pack(_E_SLTP, ticket, sl, tp)
+
+
+def encode_deal(
+    symbol: str,
+    deal: int,
+    order: int,
+    position: int,
+    request_id: int,
+    magic: int,
+    time_msc: int,
+    deal_type: int,
+    entry: int,
+    reason: int,
+    volume: float,
+    price: float,
+    profit: float,
+    balance: float,
+    bid_pts: int,
+    ticks: int,
+    market_time: int,
+    buy_volume: float,
+    buy_cost: float,
+    sell_volume: float,
+    sell_cost: float,
+    side: int,
+    position_volume: float,
+    price_open: float,
+    sl: float,
+    tp: float,
+    comment: str,
+) -> bytes:
+    """The DEAL entry of one fill; the arguments after ``balance`` are the state after it."""
+    return (
+        _DEAL.pack(
+            _E_DEAL,
+            deal,
+            order,
+            position,
+            request_id,
+            magic,
+            time_msc,
+            deal_type,
+            entry,
+            reason,
+            volume,
+            price,
+            profit,
+            balance,
+            bid_pts,
+            ticks,
+            market_time,
+            buy_volume,
+            buy_cost,
+            sell_volume,
+            sell_cost,
+            side,
+            position_volume,
+            price_open,
+            sl,
+            tp,
+        )
+        + _s(symbol)
+        + _s(comment)
+    )
 
 
 # -- decoding ------------------------------------------------------------------------------------
 
 
-def _scan(data: bytes, pos: int, base: int = 0) -> Iterator[tuple[int, int, bytes]]:
+def _scan(data: Buffer, pos: int, base: int = 0) -> Iterator[tuple[int, int, bytes]]:
     """``(offset, end, payload)`` of each record from ``pos``; raises ``_Bad`` at the first bad one.
 
     ``data`` is the file from offset ``base`` on; offsets given out are the file's. A bad record
@@ -267,7 +474,7 @@ def _scan(data: bytes, pos: int, base: int = 0) -> Iterator[tuple[int, int, byte
             )
         payload = view[pos + _FRAME.size : end]
         if size == 0 or zlib.crc32(payload) != crc:
-            tail_is_zero = data.count(0, pos) == n - pos
+            tail_is_zero = bytes(view[pos:]).count(0) == n - pos
             raise _Bad(base + pos, "checksum mismatch", torn=end == n or tail_is_zero)
         yield base + pos, base + end, bytes(payload)
         pos = end
@@ -282,8 +489,61 @@ def _str(payload: bytes, off: int) -> tuple[str, int]:
     return payload[off + 1 : end].decode(), end
 
 
-def _parse_state(data: bytes, pos: int) -> tuple[AccountState, int, int, int]:
-    """A HEADER with its MARKET and POSITION records at ``pos``: ``(account, seq, offset, end)``.
+def _parse_order(payload: bytes, off: int) -> tuple[OrderState, int]:
+    """The ORDER entry at ``off``: ``(order, end)``."""
+    (
+        _,
+        ticket,
+        otype,
+        state,
+        filling,
+        type_time,
+        reason,
+        vol_initial,
+        vol_current,
+        price_open,
+        price_stoplimit,
+        sl,
+        tp,
+        price_current,
+        expiration,
+        magic,
+        setup,
+        done,
+        position_id,
+        position_by,
+    ) = _ORDER.unpack_from(payload, off)
+    name, off = _str(payload, off + _ORDER.size)
+    comment, off = _str(payload, off)
+    order = OrderState(
+        ticket,
+        name,
+        otype,
+        state,
+        filling,
+        type_time,
+        reason,
+        vol_initial,
+        vol_current,
+        price_open,
+        price_stoplimit,
+        sl,
+        tp,
+        price_current,
+        expiration,
+        magic,
+        setup,
+        done,
+        position_id,
+        position_by,
+        comment,
+    )
+    return order, off
+
+
+def _parse_state(data: Buffer, pos: int) -> tuple[AccountState, int, int, int]:
+    """A HEADER with its MARKET, POSITION and ORDER records at ``pos``: ``(account, seq, offset,
+    end)``.
 
     ``offset`` is the header's journal offset (meaningful in a snapshot), ``end`` where the
     state's records end in ``data``.
@@ -295,34 +555,27 @@ def _parse_state(data: bytes, pos: int) -> tuple[AccountState, int, int, int]:
     try:
         if payload[0] != _T_HEADER:
             raise ValueError(f"expected a header record, found type {payload[0]}")
-        (
-            _,
-            magic,
-            version,
-            seq,
-            log_offset,
-            next_order,
-            next_deal,
-            balance,
-            login,
-            hedging,
-            n_markets,
-            n_positions,
-        ) = _HEADER.unpack_from(payload)
+        _, magic, version = _HEADER_START.unpack_from(payload)
         if magic != _MAGIC:
             raise ValueError("not a sim state file")
-        if version != FORMAT_VERSION:
+        if version not in _READABLE_VERSIONS:
             raise ValueError(f"format version {version}, this build reads {FORMAT_VERSION}")
-        currency, _ = _str(payload, _HEADER.size)
+        header = _HEADER if version >= 2 else _HEADER_V1
+        fields = header.unpack_from(payload)
+        seq, log_offset, next_order, next_deal, balance, login, hedging = fields[3:10]
+        n_markets, n_positions = fields[10:12]
+        n_orders = fields[12] if version >= 2 else 0
+        currency, _ = _str(payload, header.size)
     except (ValueError, struct.error) as e:
         raise _Bad(offset, str(e)) from e
     account = AccountState(
         login, currency, "hedging" if hedging else "netting", balance, next_order, next_deal
     )
-    for i in range(n_markets + n_positions):
+    total = n_markets + n_positions + n_orders
+    for i in range(total):
         offset, end, payload = next(records, (end, end, b""))
         if not payload:
-            raise _Bad(end, f"state ends after {i} of {n_markets + n_positions} records", torn=True)
+            raise _Bad(end, f"state ends after {i} of {total} records", torn=True)
         try:
             if i < n_markets:
                 if payload[0] != _T_MARKET:
@@ -330,7 +583,7 @@ def _parse_state(data: bytes, pos: int) -> tuple[AccountState, int, int, int]:
                 _, bid_pts, ticks, t, bv, bc, sv, sc = _MARKET.unpack_from(payload)
                 name, _ = _str(payload, _MARKET.size)
                 account.markets[name] = MarketState(bid_pts, ticks, t, bv, bc, sv, sc)
-            else:
+            elif i < n_markets + n_positions:
                 if payload[0] != _T_POSITION:
                     raise ValueError(f"expected a position record, found type {payload[0]}")
                 _, ticket, side, volume, price_open, t, sl, tp, magic = _POSITION.unpack_from(
@@ -341,16 +594,20 @@ def _parse_state(data: bytes, pos: int) -> tuple[AccountState, int, int, int]:
                 account.positions[ticket] = PositionState(
                     ticket, name, side, volume, price_open, t, sl, tp, magic, comment
                 )
+            else:
+                if payload[0] != _T_ORDER:
+                    raise ValueError(f"expected an order record, found type {payload[0]}")
+                order, _ = _parse_order(payload, 0)
+                account.orders[order.ticket] = order
         except (ValueError, struct.error) as e:
             raise _Bad(offset, str(e)) from e
     return account, seq, log_offset, end
 
 
-class _Fill(NamedTuple):
-    """The fixed part of a FILL record, in ``_FILL`` order."""
+class _Deal(NamedTuple):
+    """The fixed part of a DEAL entry, in ``_DEAL`` order (format 1 FILLs are converted)."""
 
     kind: int
-    seq: int
     deal: int
     order: int
     position: int
@@ -359,6 +616,7 @@ class _Fill(NamedTuple):
     time_msc: int
     deal_type: int
     entry: int
+    reason: int
     volume: float
     price: float
     profit: float
@@ -377,20 +635,77 @@ class _Fill(NamedTuple):
     tp: float
 
 
-def _parse_fill(payload: bytes, offset: int) -> tuple[_Fill, str, str]:
+class _Sltp(NamedTuple):
+    ticket: int
+    sl: float
+    tp: float
+
+
+# One parsed TX entry: a deal with its symbol and comment, an order, or new position stops.
+_Entry = tuple[_Deal, str, str] | OrderState | _Sltp
+
+
+def _parse_record(payload: bytes, offset: int) -> tuple[int, list[_Entry], bool]:
+    """A journal record after the base: ``(seq, entries, legacy)``.
+
+    ``legacy``: a format 1 FILL, whose sl/tp are the request's, not the position's after.
+    """
     try:
-        if payload[0] != _T_FILL:
-            raise ValueError(f"expected a trade record, found type {payload[0]}")
-        fill = _Fill._make(_FILL.unpack_from(payload))
-        symbol, off = _str(payload, _FILL.size)
-        comment, _ = _str(payload, off)
-    except (ValueError, struct.error) as e:
+        kind = payload[0]
+        entries: list[_Entry] = []
+        if kind == _T_FILL:
+            f = _FILL.unpack_from(payload)
+            symbol, off = _str(payload, _FILL.size)
+            comment, _ = _str(payload, off)
+            # Same fields as a DEAL minus reason; the seq goes out separately.
+            deal = _Deal._make((_E_DEAL, *f[2:10], 0, *f[10:]))
+            return f[1], [(deal, symbol, comment)], True
+        if kind != _T_TX:
+            raise ValueError(f"expected a trade record, found type {kind}")
+        _, seq = _TX.unpack_from(payload)
+        off = _TX.size
+        n = len(payload)
+        while off < n:
+            entry = payload[off]
+            if entry == _E_DEAL:
+                d = _Deal._make(_DEAL.unpack_from(payload, off))
+                symbol, off = _str(payload, off + _DEAL.size)
+                comment, off = _str(payload, off)
+                entries.append((d, symbol, comment))
+            elif entry == _T_ORDER:
+                order, off = _parse_order(payload, off)
+                entries.append(order)
+            elif entry == _E_SLTP:
+                _, ticket, sl, tp = _SLTP.unpack_from(payload, off)
+                entries.append(_Sltp(ticket, sl, tp))
+                off += _SLTP.size
+            else:
+                raise ValueError(f"unknown entry kind {entry}")
+        if not entries:
+            raise ValueError("empty transaction")
+    except (ValueError, struct.error, IndexError) as e:
         raise _Bad(offset, str(e)) from e
-    return fill, symbol, comment
+    return seq, entries, False
 
 
-def _apply_fill(account: AccountState, f: _Fill, symbol: str, comment: str) -> None:
-    """Replay one trade: the record holds the state *after* it, so this only assigns."""
+def _apply(account: AccountState, entries: list[_Entry], legacy: bool) -> None:
+    """Replay one record: entries hold the state *after* the change, so this only assigns."""
+    for e in entries:
+        if isinstance(e, OrderState):
+            account.next_order = max(account.next_order, e.ticket + 1)
+            if e.state in _ACTIVE:
+                account.orders[e.ticket] = e
+            else:
+                account.orders.pop(e.ticket, None)
+        elif isinstance(e, _Sltp):
+            p = account.positions.get(e.ticket)
+            if p is not None:
+                p.sl, p.tp = e.sl, e.tp
+        else:
+            _apply_deal(account, *e, legacy)
+
+
+def _apply_deal(account: AccountState, f: _Deal, symbol: str, comment: str, legacy: bool) -> None:
     account.balance = f.balance
     account.next_order = max(account.next_order, f.order + 1)
     account.next_deal = max(account.next_deal, f.deal + 1)
@@ -420,6 +735,8 @@ def _apply_fill(account: AccountState, f: _Fill, symbol: str, comment: str) -> N
         )
     else:
         p.side, p.volume, p.price_open = f.side, f.position_volume, f.price_open
+        if not legacy:
+            p.sl, p.tp = f.sl, f.tp
 
 
 def _parse_prices(data: bytes) -> dict[str, MarketState]:
@@ -440,38 +757,223 @@ def _parse_prices(data: bytes) -> dict[str, MarketState]:
     return {}
 
 
+# -- history -------------------------------------------------------------------------------------
+
+
+def _deal_report(d: _Deal, symbol: str, comment: str) -> pb.DealReport:
+    return pb.DealReport(
+        ticket=d.deal,
+        order=d.order,
+        position_id=d.position,
+        symbol=symbol,
+        type=d.deal_type,
+        entry=d.entry,
+        volume=d.volume,
+        price=d.price,
+        profit=d.profit,
+        magic=d.magic,
+        comment=comment,
+        time_msc=d.time_msc,
+        request_id=d.request_id,
+        reason=d.reason,
+    )
+
+
+def _records(data: Buffer, pos: int) -> Generator[tuple[int, bytes]]:
+    """``(offset, payload)`` of the journal's records from ``pos``, up to the first bad one."""
+    try:
+        for offset, _, payload in _scan(data, pos):
+            yield offset, payload
+    except _Bad:
+        return
+
+
+def _needles(comments: Collection[str]) -> list[bytes] | None:
+    """How each comment looks inside a record (length byte, then the text); None when some
+    needle is too short to be told from the binary fields around it (then read everything)."""
+    out = []
+    for c in comments:
+        raw = c.encode()
+        if len(raw) < _MIN_NEEDLE or len(raw) > 255:
+            return None
+        out.append(bytes((len(raw),)) + raw)
+    return out
+
+
+class HistoryIndex:
+    """Where every ``_INDEX_EVERY``-th record of a journal starts, so that a search can jump
+    close to a match instead of walking every record before it. Extended on each use, by
+    walking only the records appended since the last one."""
+
+    def __init__(self) -> None:
+        self.offsets: list[int] = []
+        self._end = 0
+        self._count = 0
+
+    def extend(self, data: Buffer, start: int) -> None:
+        if not self.offsets or self.offsets[0] != start:
+            self.offsets, self._end, self._count = [], start, 0
+        pos, count, n = self._end, self._count, len(data)
+        unpack = _FRAME.unpack_from
+        offsets = self.offsets
+        while n - pos >= _FRAME.size:
+            end = pos + _FRAME.size + unpack(data, pos)[0]
+            if end > n:
+                break
+            if not count % _INDEX_EVERY:
+                offsets.append(pos)
+            count += 1
+            pos = end
+        self._end, self._count = pos, count
+
+    def candidates(
+        self, data: Buffer, start: int, needles: list[bytes]
+    ) -> Generator[tuple[int, bytes]]:
+        """``(offset, payload)`` of the records from ``start`` holding one of ``needles``."""
+        self.extend(data, start)
+        find = data.find
+        hits: set[int] = set()
+        for needle in needles:
+            at = find(needle, start)
+            while at >= 0:
+                hits.add(at)
+                at = find(needle, at + 1)
+        offsets = self.offsets
+        unpack = _FRAME.unpack_from
+        view = memoryview(data)
+        pos = start
+        for hit in sorted(hits):
+            if hit < pos:
+                continue  # inside the record given out last
+            pos = max(pos, offsets[bisect.bisect_right(offsets, hit) - 1])
+            while True:
+                size, crc = unpack(data, pos)
+                end = pos + _FRAME.size + size
+                if end > hit:
+                    break
+                pos = end
+            payload = view[pos + _FRAME.size : end]
+            if zlib.crc32(payload) != crc:
+                return  # history stops at the first unreadable record, as everywhere
+            yield pos, bytes(payload)
+            pos = end
+
+
+def history(
+    payloads: Iterable[tuple[int, bytes]],
+    comments: Collection[str] | None = None,
+    from_time_msc: int = 0,
+    base_orders: Iterable[OrderState] = (),
+) -> tuple[list[pb.OrderInfo], list[pb.DealReport]]:
+    """Orders and deals in journal records, oldest first: ``(orders, deals)``.
+
+    An order appears once, in its last recorded state. A market order filled at once has no
+    ORDER entry (that keeps the journal of the hot path to one DEAL); it is made up from its
+    deal: type BUY/SELL, FILLED, the deal's volume, price, time and comment. With ``comments``,
+    only orders with one of those comments and deals with one of them or of a listed order;
+    ``from_time_msc`` drops deals and orders whose last change is older. ``base_orders``: the
+    working orders of the journal's base, which have no ORDER entry of their placing.
+    """
+    wanted = None if comments is None else frozenset(comments)
+    orders: dict[int, OrderState] = {o.ticket: o for o in base_orders}
+    made_up: dict[int, OrderState] = {}
+    deals: list[tuple[_Deal, str, str]] = []
+    for offset, payload in payloads:
+        try:
+            _, entries, _ = _parse_record(payload, offset)
+        except _Bad:
+            break
+        for e in entries:
+            if isinstance(e, OrderState):
+                orders[e.ticket] = e
+                made_up.pop(e.ticket, None)
+            elif not isinstance(e, _Sltp):
+                d, symbol, comment = e
+                deals.append(e)
+                if d.order not in orders and d.order not in made_up:
+                    made_up[d.order] = OrderState(
+                        d.order,
+                        symbol,
+                        d.deal_type,  # DEAL_TYPE_BUY/SELL == ORDER_TYPE_BUY/SELL
+                        _FILLED,
+                        0,
+                        0,
+                        d.reason,
+                        d.volume,
+                        0.0,
+                        d.price,
+                        0.0,
+                        0.0,
+                        0.0,
+                        d.price,
+                        0,
+                        d.magic,
+                        d.time_msc,
+                        d.time_msc,
+                        d.position,
+                        0,
+                        comment,
+                    )
+    merged = sorted([*orders.values(), *made_up.values()], key=lambda o: o.ticket)
+    picked = [
+        o
+        for o in merged
+        if (wanted is None or o.comment in wanted)
+        and max(o.time_setup_msc, o.time_done_msc) >= from_time_msc
+    ]
+    tickets = {o.ticket for o in picked}
+    out_deals = [
+        _deal_report(d, symbol, comment)
+        for d, symbol, comment in deals
+        if d.time_msc >= from_time_msc
+        and (wanted is None or comment in wanted or d.order in tickets)
+    ]
+    return [o.to_proto() for o in picked], out_deals
+
+
+def read_history(
+    path: str | os.PathLike[str],
+    comments: Collection[str] | None = None,
+    from_time_msc: int = 0,
+    index: HistoryIndex | None = None,
+) -> tuple[list[pb.OrderInfo], list[pb.DealReport]]:
+    """``history`` of the journal ``<path>.log``, up to its first unreadable record.
+
+    The file is mapped, not read: a search by ``comments`` looks for them with ``find`` over
+    the mapping and decodes only the records that hold one (``index`` keeps record offsets
+    between searches), so it costs little memory and, per comment, about a memory scan of the
+    journal.
+    """
+    try:
+        with Path(f"{os.fspath(path)}.log").open("rb") as f:
+            if os.fstat(f.fileno()).st_size == 0:
+                return [], []
+            data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except FileNotFoundError:
+        return [], []
+    records: Generator[tuple[int, bytes]] | None = None
+    try:
+        try:
+            base, _, _, pos = _parse_state(data, 0)
+        except _Bad:
+            return [], []
+        needles = None if comments is None else _needles(comments)
+        records = (
+            _records(data, pos)
+            if needles is None
+            else (index or HistoryIndex()).candidates(data, pos, needles)
+        )
+        return history(records, comments, from_time_msc, base.orders.values())
+    finally:
+        # The readers hold views of the mapping until they are closed.
+        if records is not None:
+            records.close()
+        data.close()
+
+
 def read_deals(path: str | os.PathLike[str]) -> list[pb.DealReport]:
     """The deal history kept in ``<path>.log``, oldest first, up to the first unreadable record."""
-    try:
-        data = Path(f"{os.fspath(path)}.log").read_bytes()
-    except FileNotFoundError:
-        return []
-    deals: list[pb.DealReport] = []
-    try:
-        for offset, _, payload in _scan(data, 0):
-            if payload[0] != _T_FILL:
-                continue
-            f, symbol, comment = _parse_fill(payload, offset)
-            deals.append(
-                pb.DealReport(
-                    ticket=f.deal,
-                    order=f.order,
-                    position_id=f.position,
-                    request_id=f.request_id,
-                    magic=f.magic,
-                    time_msc=f.time_msc,
-                    type=f.deal_type,
-                    entry=f.entry,
-                    volume=f.volume,
-                    price=f.price,
-                    profit=f.profit,
-                    symbol=symbol,
-                    comment=comment,
-                )
-            )
-    except _Bad:
-        pass
-    return deals
+    return read_history(path)[1]
 
 
 # -- the store -----------------------------------------------------------------------------------
@@ -484,26 +986,177 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
-class StateStore:
+class Journal:
+    """Where the broker records every account change before it takes effect: the commit API.
+
+    ``StateStore`` writes the records to disk; ``MemoryJournal`` keeps the latest ones in memory
+    (a broker without persistence still answers reconciliation from them).
+    """
+
+    def __init__(self) -> None:
+        # Number of the last record; snapshots say which record they include.
+        self.seq = 0
+        self._symbols: dict[str, bytes] = {}
+        self._pack = _TX_DEAL.pack
+
+    def _write_record(self, payload: bytes, seq: int) -> None:
+        raise NotImplementedError
+
+    def commit(self, *entries: bytes) -> None:
+        """Append one TX of ``entries`` (from ``encode_order``, ``encode_deal``,
+        ``encode_sltp``): durable against a crash once this returns, all or nothing.
+
+        Raises ``OSError`` when the record could not be written; the journal is then left as it
+        was and the broker must not apply the change.
+        """
+        seq = self.seq + 1
+        self._write_record(_TX.pack(_T_TX, seq) + b"".join(entries), seq)
+
+    def commit_deal(
+        self,
+        symbol: str,
+        deal: int,
+        order: int,
+        position: int,
+        request_id: int,
+        magic: int,
+        time_msc: int,
+        deal_type: int,
+        entry: int,
+        reason: int,
+        volume: float,
+        price: float,
+        profit: float,
+        balance: float,
+        bid_pts: int,
+        ticks: int,
+        market_time: int,
+        buy_volume: float,
+        buy_cost: float,
+        sell_volume: float,
+        sell_cost: float,
+        side: int,
+        position_volume: float,
+        price_open: float,
+        sl: float,
+        tp: float,
+        comment: str,
+        extra: bytes = b"",
+    ) -> None:
+        """``commit`` of one DEAL entry (arguments as ``encode_deal``) and then ``extra``.
+
+        The market-order path: one struct pack for the record head and the deal.
+        """
+        seq = self.seq + 1
+        name = self._symbols.get(symbol)
+        if name is None:
+            name = self._symbols[symbol] = _s(symbol)
+        raw = comment.encode()
+        payload = (
+            self._pack(
+                _T_TX,
+                seq,
+                _E_DEAL,
+                deal,
+                order,
+                position,
+                request_id,
+                magic,
+                time_msc,
+                deal_type,
+                entry,
+                reason,
+                volume,
+                price,
+                profit,
+                balance,
+                bid_pts,
+                ticks,
+                market_time,
+                buy_volume,
+                buy_cost,
+                sell_volume,
+                sell_cost,
+                side,
+                position_volume,
+                price_open,
+                sl,
+                tp,
+            )
+            + name
+            + bytes((len(raw),))
+            + raw
+            + extra
+        )
+        self._write_record(payload, seq)
+
+
+class MemoryJournal(Journal):
+    """The latest ``limit`` changes, in memory only (no durability).
+
+    Keeps what a record would hold, packed into a record only when the history is read: a
+    broker without persistence (tests, in-process benchmarks) pays next to nothing per fill.
+    """
+
+    def __init__(self, limit: int = 20_000) -> None:
+        super().__init__()
+        # A record's payload, or the arguments of commit_deal (packed on reading).
+        self.records: collections.deque[bytes | tuple[Any, ...]] = collections.deque(maxlen=limit)
+
+    def _write_record(self, payload: bytes, seq: int) -> None:
+        self.records.append(payload)
+        self.seq = seq
+
+    def commit_deal(self, *args: Any) -> None:
+        """As ``Journal.commit_deal``, deferred."""
+        self.seq += 1
+        self.records.append((self.seq, *args))
+
+    def _payloads(self) -> Iterator[tuple[int, bytes]]:
+        for i, r in enumerate(self.records):
+            if isinstance(r, tuple):
+                seq, symbol, *fields, comment = r[:28]
+                extra = r[28] if len(r) > 28 else b""
+                raw = comment.encode()
+                r = (
+                    self._pack(_T_TX, seq, _E_DEAL, *fields)
+                    + _s(symbol)
+                    + bytes((len(raw),))
+                    + raw
+                    + extra
+                )
+            yield i, r
+
+    def history(
+        self, comments: Collection[str] | None = None, from_time_msc: int = 0
+    ) -> tuple[list[pb.OrderInfo], list[pb.DealReport]]:
+        """``history`` of the records kept."""
+        needles = None if comments is None else _needles(comments)
+        records: Iterable[tuple[int, bytes]] = self._payloads()
+        if needles is not None:
+            records = ((i, r) for i, r in records if any(needle in r for needle in needles))
+        return history(records, comments, from_time_msc)
+
+
+class StateStore(Journal):
     """The open state files of one simulated account; see the module docstring."""
 
     def __init__(self, path: Path) -> None:
         """Use ``StateStore.open``; this only names the files."""
+        super().__init__()
         self.path = path
         self.log_path = path.with_name(path.name + ".log")
         self.prices_path = path.with_name(path.name + ".prices")
         self.lock_path = path.with_name(path.name + ".lock")
-        # Number of the last journal record; snapshots say which record they include.
-        self.seq = 0
         self.records_since_snapshot = 0
         self._lock_fd = -1
         self._log_fd = -1
         self._prices_fd = -1
         self._log_size = 0
         self._needs_base = True
-        self._symbols: dict[str, bytes] = {}
         self._write = os.write
-        self._pack = _FILL.pack
+        # Record offsets for history searches (reconciliation), kept between searches.
+        self.index = HistoryIndex()
         self._frame = _FRAME.pack
         self._crc = zlib.crc32
 
@@ -634,10 +1287,10 @@ class StateStore:
                 self._needs_base = False
                 self._log_size = start + pos
                 for offset, end, payload in _scan(journal, pos, start):
-                    fill, symbol, comment = _parse_fill(payload, offset)
-                    if fill.seq != seq + 1:
-                        raise _Bad(offset, f"record {fill.seq} follows record {seq}")
-                    _apply_fill(account, fill, symbol, comment)
+                    rec_seq, entries, legacy = _parse_record(payload, offset)
+                    if rec_seq != seq + 1:
+                        raise _Bad(offset, f"record {rec_seq} follows record {seq}")
+                    _apply(account, entries, legacy)
                     seq += 1
                     loaded.replayed += 1
                     self._log_size = end
@@ -650,15 +1303,15 @@ class StateStore:
                     )
                     # Its result never left the process, but skip its tickets all the same.
                     if account is not None:
-                        account.next_order += 1
-                        account.next_deal += 1
+                        account.next_order += _TICKETS_PER_RECORD
+                        account.next_deal += _TICKETS_PER_RECORD
                     else:
-                        loaded.skip_tickets = 1
+                        loaded.skip_tickets = _TICKETS_PER_RECORD
                 else:
                     aside = self._set_aside(self.log_path, "corrupt")
                     self._needs_base = True
                     self._log_size = 0
-                    # Every trade in the unreadable part used one order and one deal ticket.
+                    # Every entry in the unreadable part used at most one order or deal ticket.
                     lost = (start + len(journal) - e.offset) // MIN_FILL_RECORD + 1
                     if account is not None:
                         account.next_order += lost
@@ -688,6 +1341,9 @@ class StateStore:
             unknown = sorted({p.symbol for p in account.positions.values()} - symbols)
             if unknown:
                 mismatch.append(f"open positions on unconfigured {', '.join(unknown)}")
+            unknown = sorted({o.symbol for o in account.orders.values()} - symbols)
+            if unknown:
+                mismatch.append(f"working orders on unconfigured {', '.join(unknown)}")
             if mismatch:
                 loaded.next_order = max(loaded.next_order, account.next_order)
                 loaded.next_deal = max(loaded.next_deal, account.next_deal)
@@ -742,81 +1398,11 @@ class StateStore:
             raise OSError(errno.ENOSPC, "short write to the journal")
         self._log_size += written
 
-    def fill(
-        self,
-        symbol: str,
-        deal: int,
-        order: int,
-        position: int,
-        request_id: int,
-        magic: int,
-        time_msc: int,
-        deal_type: int,
-        entry: int,
-        volume: float,
-        price: float,
-        profit: float,
-        balance: float,
-        bid_pts: int,
-        ticks: int,
-        market_time: int,
-        buy_volume: float,
-        buy_cost: float,
-        sell_volume: float,
-        sell_cost: float,
-        side: int,
-        position_volume: float,
-        price_open: float,
-        sl: float,
-        tp: float,
-        comment: str,
-    ) -> None:
-        """Append one trade to the journal: durable against a crash once this returns.
-
-        Raises ``OSError`` when the record could not be written; the journal is then left as it
-        was and the broker must not apply the trade.
-        """
-        seq = self.seq + 1
-        name = self._symbols.get(symbol)
-        if name is None:
-            name = self._symbols[symbol] = _s(symbol)
-        raw = comment.encode()
-        payload = (
-            self._pack(
-                _T_FILL,
-                seq,
-                deal,
-                order,
-                position,
-                request_id,
-                magic,
-                time_msc,
-                deal_type,
-                entry,
-                volume,
-                price,
-                profit,
-                balance,
-                bid_pts,
-                ticks,
-                market_time,
-                buy_volume,
-                buy_cost,
-                sell_volume,
-                sell_cost,
-                side,
-                position_volume,
-                price_open,
-                sl,
-                tp,
-            )
-            + name
-            + bytes((len(raw),))
-            + raw
-        )
+    def _write_record(self, payload: bytes, seq: int) -> None:
         record = self._frame(len(payload), self._crc(payload)) + payload
         written = self._write(self._log_fd, record)
         if written != len(record):
+            # A partial write (disk full) must not stay in front of the next record.
             os.ftruncate(self._log_fd, self._log_size)
             raise OSError(errno.ENOSPC, "short write to the journal")
         self._log_size += written

@@ -2,26 +2,70 @@
 
 Run as ``python -m mt5exec.workers.sim --socket PATH [--config PATH] [--instance-id ID]
 [--state PATH|none]``. It connects to the engine's Unix socket, says Hello, waits for Welcome,
-sends the open positions, then streams tick batches and heartbeats and executes the engine's
-orders until told to stop. It never outlives its connection: EOF, a reset, Shutdown, SIGTERM or
-SIGINT end it with exit code 0.
+sends the open positions and the working orders (and MARKET_CLOSED when no symbol is in its
+session), then streams tick batches and heartbeats, executes the engine's trade requests
+(``check_only`` ones included), answers reconciliation requests, and reports what the broker
+does on its own (triggered orders, SL/TP, stop-outs, expirations, margin calls, sessions
+opening and closing) until told to stop. It never outlives its connection: EOF, a reset,
+Shutdown, SIGTERM or SIGINT end it with exit code 0.
+
+Frames of an answered request: DealReport(s), OrderUpdate(s), PositionSnapshot, OrderSnapshot,
+AccountSnapshot (each only when there is something in it or it changed), then the OrderResult.
+Changes the broker makes on its own go out the same way without an OrderResult, followed by
+their WorkerEvents.
+
+Config (JSON object; every key optional, the defaults keep a plain always-open market):
+
+``instance_id``
+    Reported in Hello (``--instance-id`` overrides it).
+``symbols``
+    Symbol names from ``mt5exec.sim.symbols.DEFAULT_SYMBOLS`` (default: all of them).
+``seed``, ``tick_rate``, ``initial_balance``, ``leverage``, ``currency``, ``login``
+    The price walk's seed (also of slippage draws), ticks per second per symbol (0: none), the
+    new account's balance, leverage, currency and login.
+``margin_mode``
+    ``"hedging"`` (default) or ``"netting"``.
+``stop_out_level``, ``margin_call_level``
+    Margin levels in % (defaults 50 and 100): below the first, positions are closed, largest
+    loss first; crossing below the second reports one MARGIN_CALL event.
+``symbol_settings``
+    ``{"<symbol>" | "*": {...}}``, per-symbol overrides (``"*"``: all symbols):
+    ``stops_level``, ``freeze_level`` (points), ``filling_mode`` (SYMBOL_FILLING_* bits),
+    ``trade_mode`` (SYMBOL_TRADE_MODE_*), ``execution`` (``"market"``, the default;
+    ``"instant"``: requotes beyond the request's deviation; ``"exchange"``: RETURN market
+    orders), ``liquidity`` (lots per side and tick; default unlimited), ``slippage_points``
+    (default 0), ``sessions`` (``"always"``, the default; ``"fx"``: Sunday 22:00 - Friday 22:00
+    UTC; or ``[["Mon 08:00", "Fri 17:00"], ...]``). See ``mt5exec.sim.broker`` for the rules.
+``clock_offset_ms``
+    Added to the system clock to make the server's clock (default 0): lets a test or a demo put
+    the server at another time of the week.
+``state_path``
+    See below.
 
 The account lives in state files (``mt5exec.sim.state``) at ``--state``, else the config's
 ``state_path``, else ``./sim_state`` in the working directory (the server starts each worker in
 its instance's directory); ``none`` turns persistence off. A restarted worker, even after
-``kill -9``, carries on with the same account: every trade is journaled before its OrderResult
-is sent. Snapshots are written at start, every ``CHECKPOINT_EVERY`` trades (after the results
-went out) and on an orderly exit; prices are saved about once a second.
+``kill -9``, carries on with the same account, working orders and order history: every change
+is journaled before anything about it is sent (its OrderResult, or for a triggered fill its
+DealReport). Snapshots are written at start, every ``CHECKPOINT_EVERY`` changes (after the
+results went out) and on an orderly exit; prices are saved about once a second. A
+reconciliation request searches the journal (about one memory scan of it per comment), so a
+very long journal makes it take a moment.
 
-Test hook: with ``MT5EXEC_SIM_EXIT_AT_START`` set (to anything but empty) the worker exits with
-code 1 before doing anything, which lets tests exercise the supervisor's restart limit.
+Test hooks: with ``MT5EXEC_SIM_EXIT_AT_START`` set (to anything but empty) the worker exits with
+code 1 before doing anything, which lets tests exercise the supervisor's restart limit; with
+``MT5EXEC_SIM_KILL_AFTER_TRIGGER`` set it kills itself (SIGKILL) right after the broker
+journaled a fill it made on its own, before any frame about it left, which lets tests prove
+that nothing is lost there.
 
 Exit codes: 0 normal stop; 1 unexpected error; 2 bad command line or config, or unusable state
 files; 3 could not connect or the handshake failed; 4 the engine broke the protocol; 70
 ``crash`` fault.
 
 One thread and a ``selectors`` loop (no asyncio): the loop sleeps exactly until the next tick,
-heartbeat or delayed order is due, which keeps both latency and idle CPU low.
+heartbeat, delayed order, order expiration or session change is due, which keeps both latency
+and idle CPU low. Margin (stop-out, margin call) is checked after every tick batch while
+positions are open; the engine's clock in ticks and heartbeats is the server's clock.
 """
 
 from __future__ import annotations
@@ -38,23 +82,24 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 
-from mt5exec.sim.broker import SimBroker, SimConfig
+from mt5exec.sim.broker import Activity, SendOutcome, SimBroker, SimConfig
 from mt5exec.sim.state import StateError
-from mt5exec.sim.symbols import DEFAULT_SYMBOLS
+from mt5exec.sim.symbols import DEFAULT_SYMBOLS, parse_symbol_settings
 from mt5exec.terminal.v1 import worker_pb2 as pb
 from mt5exec.workers.protocol import (
     MAX_FRAME_SIZE,
     ConnectionClosed,
     FrameError,
     FrameReader,
+    encode_field_frame,
     encode_frame,
     recv_frame,
     varint,
@@ -64,7 +109,7 @@ log = logging.getLogger("mt5exec.workers.sim")
 
 PROTOCOL_VERSION = 1
 BACKEND = "sim"
-CAPABILITIES = ("ticks", "orders", "faults")
+CAPABILITIES = ("ticks", "orders", "faults", "pending_orders", "order_check", "reconcile")
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -91,6 +136,8 @@ DEFAULT_STATE_PATH = "sim_state"
 _MAX_IOV = 512
 # Value of --state / state_path that turns persistence off.
 STATE_NONE = "none"
+# Test hook (see the module docstring).
+_KILL_AFTER_TRIGGER = bool(os.environ.get("MT5EXEC_SIM_KILL_AFTER_TRIGGER"))
 
 
 class ConfigError(ValueError):
@@ -112,6 +159,14 @@ class WorkerConfig:
     sim: SimConfig = field(default_factory=lambda: SimConfig(list(DEFAULT_SYMBOLS)))
     # Relative paths are relative to the working directory; None: no persistence.
     state_path: Path | None = Path(DEFAULT_STATE_PATH)
+    # The server clock is the system clock plus this.
+    clock_offset_ms: int = 0
+
+    def clock(self) -> Callable[[], float]:
+        offset = self.clock_offset_ms / 1000.0
+        if not offset:
+            return time.time
+        return lambda: time.time() + offset
 
 
 def state_path(value: str) -> Path | None:
@@ -148,6 +203,10 @@ def load_config(path: Path | None, instance_id: str | None = None) -> WorkerConf
         "margin_mode",
         "login",
         "state_path",
+        "stop_out_level",
+        "margin_call_level",
+        "symbol_settings",
+        "clock_offset_ms",
     }
     extra = sorted(set(raw) - known)
     if extra:
@@ -195,6 +254,26 @@ def load_config(path: Path | None, instance_id: str | None = None) -> WorkerConf
     if "login" in raw:
         _check(where, "login", raw["login"], (int,), "an integer")
         sim.login = raw["login"]
+    for key in ("stop_out_level", "margin_call_level"):
+        if key in raw:
+            _check(where, key, raw[key], (int, float), "a number")
+            if not math.isfinite(raw[key]) or raw[key] < 0:
+                raise ConfigError(f"{where}: {key}: must be >= 0, got {raw[key]!r}")
+            setattr(sim, key, float(raw[key]))
+    if sim.stop_out_level > sim.margin_call_level:
+        raise ConfigError(
+            f"{where}: stop_out_level ({sim.stop_out_level:g}) is above margin_call_level "
+            f"({sim.margin_call_level:g})"
+        )
+    if "symbol_settings" in raw:
+        try:
+            sim.symbol_settings = parse_symbol_settings(raw["symbol_settings"], sim.symbols)
+        except ValueError as e:
+            raise ConfigError(f"{where}: symbol_settings: {e}") from None
+    offset = 0
+    if "clock_offset_ms" in raw:
+        _check(where, "clock_offset_ms", raw["clock_offset_ms"], (int,), "an integer")
+        offset = raw["clock_offset_ms"]
     state: Path | None = Path(DEFAULT_STATE_PATH)
     if "state_path" in raw:
         value = raw["state_path"]
@@ -209,7 +288,7 @@ def load_config(path: Path | None, instance_id: str | None = None) -> WorkerConf
     _check(where, "instance_id", iid, (str,), "a string")
     if instance_id:
         iid = instance_id
-    return WorkerConfig(instance_id=iid, sim=sim, state_path=state)
+    return WorkerConfig(instance_id=iid, sim=sim, state_path=state, clock_offset_ms=offset)
 
 
 def connect(path: str, timeout: float = CONNECT_TIMEOUT_S) -> socket.socket:
@@ -231,8 +310,18 @@ def connect(path: str, timeout: float = CONNECT_TIMEOUT_S) -> socket.socket:
         return sock
 
 
-def _frame(**body: Any) -> bytes:
-    return encode_frame(pb.WorkerFrame(**body))
+# WorkerFrame body field numbers by name.
+_FIELD_NUMBERS = {f.name: f.number for f in pb.WorkerFrame.DESCRIPTOR.fields}
+
+
+def _frame(**body: Message) -> bytes:
+    """The frame of a WorkerFrame with one body field, e.g. ``_frame(deal=report)``.
+
+    Byte-for-byte ``encode_frame(pb.WorkerFrame(deal=report))``, without copying the message
+    into a wrapper first: this runs for every frame of every order.
+    """
+    ((name, msg),) = body.items()
+    return encode_field_frame(_FIELD_NUMBERS[name], msg.SerializeToString())
 
 
 _FRAME_LENGTH = struct.Struct(">I")
@@ -262,7 +351,6 @@ class SimWorker:
         self.instance_id = instance_id
         self._reader = FrameReader()
         self._out: list[bytes] = []
-        self._symbols = broker.symbols
         rate = broker.config.tick_rate
         self._tick_period = 1.0 / rate if rate > 0 else 0.0
         self._max_burst = max(1, math.ceil(rate * MAX_TICK_BACKLOG_S)) if rate > 0 else 0
@@ -321,10 +409,19 @@ class SimWorker:
                 f"handshake failed: engine speaks protocol {welcome.protocol_version}",
             )
         self._heartbeat_s = (welcome.heartbeat_interval_ms or DEFAULT_HEARTBEAT_MS) / 1000.0
-        # The positions right away: after a restart the engine must know what is open before
-        # any order, and the account in Hello is only half of the picture.
+        # The positions and working orders right away: after a restart the engine must know
+        # what is open before any order, and the account in Hello is only half of the picture.
+        first = [*_positions_frame(self.broker), _frame(orders=self.broker.orders_snapshot())]
+        if not self.broker.market_open:
+            first.append(
+                _frame(
+                    event=pb.WorkerEvent(
+                        kind="MARKET_CLOSED", message="every symbol is outside its sessions"
+                    )
+                )
+            )
         try:
-            self.sock.sendall(b"".join(_positions_frame(self.broker)))
+            self.sock.sendall(b"".join(first))
         except OSError as e:
             raise _Exit(EXIT_HANDSHAKE, f"handshake failed: {e}") from e
 
@@ -374,7 +471,10 @@ class SimWorker:
                 self._execute(frame.order, now)
         elif kind == "snapshot_request":
             self._out.extend(_positions_frame(self.broker))
+            self._out.append(_frame(orders=self.broker.orders_snapshot()))
             self._send_account(now)
+        elif kind == "reconcile":
+            self._out.append(_frame(reconcile_result=self.broker.reconcile(frame.reconcile)))
         elif kind == "fault":
             self._fault(frame.fault)
         elif kind == "shutdown":
@@ -388,16 +488,36 @@ class SimWorker:
 
     def _execute(self, req: pb.OrderRequest, now: float) -> None:
         outcome = self.broker.send(req)
+        self._report(outcome, now)
+        self._out.append(_frame(order_result=outcome.result))
+
+    def _report(self, changes: SendOutcome | Activity, now: float) -> None:
+        """Frames of a change, in the order the engine relies on: a client that has its
+        OrderResult and then reads positions, orders or the account must already see it."""
         out = self._out
-        for deal in outcome.deals:
+        for deal in changes.deals:
             out.append(_frame(deal=deal))
-        # The engine relies on this order: a client that has its OrderResult and then reads
-        # positions or the account must already see the fill.
-        if outcome.positions_changed:
+        for update in changes.order_updates:
+            out.append(_frame(order_update=update))
+        if changes.positions_changed:
             out.extend(_positions_frame(self.broker))
-        if outcome.account_changed:
+        if changes.orders_changed:
+            out.append(_frame(orders=self.broker.orders_snapshot()))
+        if changes.account_changed:
             self._send_account(now)
-        out.append(_frame(order_result=outcome.result))
+
+    def _activity(self, now: float) -> None:
+        """Report what the broker did on its own (triggers, stops, stop-out, timers)."""
+        act = self.broker.take_activity()
+        if act is None:
+            return
+        if act.deals and _KILL_AFTER_TRIGGER:
+            # Test hook: the fill is journaled, nothing about it has left the process.
+            os.kill(os.getpid(), signal.SIGKILL)
+        self._report(act, now)
+        for event in act.events:
+            log.info("instance=%s: %s %s", self.instance_id, event.kind, event.message)
+            self._out.append(_frame(event=event))
 
     def _persist(self, now: float) -> None:
         """Price checkpoint and snapshot when due; called after the output went out."""
@@ -449,7 +569,6 @@ class SimWorker:
         sel.register(sock, selectors.EVENT_READ)
         reader = self._reader
         broker = self.broker
-        symbols = self._symbols
         period = self._tick_period
         now = time.monotonic()
         self._next_tick = now
@@ -465,6 +584,9 @@ class SimWorker:
                     )
                 if self._delayed:
                     deadline = min(deadline, self._delayed[0][0])
+                timer = broker.next_timer
+                if timer != math.inf:
+                    deadline = min(deadline, time.monotonic() + (timer - broker.now()))
                 timeout = deadline - time.monotonic()
                 if sel.select(timeout if timeout > 0 else 0):
                     try:
@@ -489,30 +611,39 @@ class SimWorker:
                     else:
                         self._next_tick += due * period
                     last_batch = now
-                    frame = pb.WorkerFrame()
-                    add = frame.ticks.ticks.add
-                    advance = broker.advance
-                    time_msc = int(time.time() * 1000.0)
-                    for _ in range(due):
-                        for name in symbols:
-                            bid, ask = advance(name, time_msc)
-                            add(symbol=name, bid=bid, ask=ask, time_msc=time_msc)
-                    self._out.append(encode_frame(frame))
-                    self.ticks_sent += due * len(symbols)
-                    self._prices_moved = True
-                    if (
-                        broker.has_positions
-                        and now - self._last_account >= ACCOUNT_INTERVAL_S
-                        and broker.equity() != self._last_equity
-                    ):
-                        self._send_account(now)
+                    symbols = broker.trading_symbols
+                    if symbols:
+                        frame = pb.WorkerFrame()
+                        add = frame.ticks.ticks.add
+                        advance = broker.advance
+                        time_msc = int(broker.now() * 1000.0)
+                        for _ in range(due):
+                            for name in symbols:
+                                bid, ask = advance(name, time_msc)
+                                add(symbol=name, bid=bid, ask=ask, time_msc=time_msc)
+                        self._out.append(encode_frame(frame))
+                        self.ticks_sent += due * len(symbols)
+                        self._prices_moved = True
+                        if broker.has_positions:
+                            broker.check_margin()
+                        self._activity(now)
+                        if (
+                            broker.has_positions
+                            and now - self._last_account >= ACCOUNT_INTERVAL_S
+                            and broker.equity() != self._last_equity
+                        ):
+                            self._send_account(now)
+
+                if broker.next_timer <= broker.now():
+                    broker.poll()
+                    self._activity(now)
 
                 if now >= self._next_heartbeat:
                     self._heartbeat_seq += 1
                     self._out.append(
                         _frame(
                             heartbeat=pb.Heartbeat(
-                                sequence=self._heartbeat_seq, time_msc=int(time.time() * 1000.0)
+                                sequence=self._heartbeat_seq, time_msc=int(broker.now() * 1000.0)
                             )
                         )
                     )
@@ -558,7 +689,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.state is not None and not args.state.strip():
             raise ConfigError(f"--state: empty (use {STATE_NONE!r} to turn persistence off)")
         path = state_path(args.state) if args.state is not None else config.state_path
-        broker = SimBroker.open(config.sim, path) if path is not None else SimBroker(config.sim)
+        clock = config.clock()
+        broker = (
+            SimBroker.open(config.sim, path, clock)
+            if path is not None
+            else SimBroker(config.sim, clock)
+        )
     except (ConfigError, ValueError) as e:
         log.error("bad config: %s", e)
         return EXIT_CONFIG
@@ -592,10 +728,12 @@ def _log_restored(broker: SimBroker, path: Path | None) -> None:
         log.info("sim state %s: new account, balance %.2f", path, acct.balance)
     else:
         log.info(
-            "sim state %s: restored account, balance %.2f, %d open positions, %d trades replayed",
+            "sim state %s: restored account, balance %.2f, %d open positions, %d working orders, "
+            "%d changes replayed",
             path,
             acct.balance,
             broker.position_count,
+            broker.order_count,
             loaded.replayed,
         )
 
