@@ -204,7 +204,7 @@ class InstanceService:
                 restart_backoff_initial_ms=hc.restart_backoff_initial_ms,
                 restart_backoff_max_ms=hc.restart_backoff_max_ms,
                 stable_after_s=hc.stable_after_sec,
-                start_timeout_s=engine.worker_start_timeout_s,
+                start_timeout_s=engine.worker_start_timeout_s + _login_budget_s(record, hc),
             ),
             created_unix_ns=record.created_unix_ns,
             secret_files=secret_files,
@@ -472,6 +472,17 @@ class InstanceService:
             heartbeat_seen=result.heartbeat_seen,
             details=result.details,
         )
+
+
+def _login_budget_s(record: InstanceRecord, hc: templates.HealthCheckSection) -> float:
+    """How long an MT5 worker may spend logging in (its retries with backoff) before its
+    Hello: added to the start timeout, so that the engine does not kill it while it retries."""
+    if record.backend != common_pb2.BACKEND_MT5:
+        return 0.0
+    delays: int = sum(
+        min(hc.broker_retry_initial_ms * 2**n, 30_000) for n in range(hc.broker_retry_attempts)
+    )
+    return delays / 1000.0
 
 
 def _own_rss() -> int:
