@@ -25,7 +25,7 @@ import uvloop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from _common import summary, write
-from mt5exec.engine import Engine
+from mt5exec.engine import Engine, InstanceSpec, OrderArgs
 from mt5exec.sim.broker import SimBroker, SimConfig
 from mt5exec.terminal.v1 import worker_pb2
 from mt5exec.testing import ServerProcess
@@ -48,24 +48,48 @@ def order_request(i: int) -> order_pb2.PlaceOrderRequest:
     )
 
 
-async def over_grpc(address: str, orders: int, warmup: int) -> tuple[list[float], list[float]]:
+def pending_request(i: int, bid: float) -> order_pb2.PlaceOrderRequest:
+    # A buy limit 200 points under the market: placed, not filled.
+    return order_pb2.PlaceOrderRequest(
+        instance_id="bench",
+        client_order_id=f"p{i}",
+        symbol="EURUSD",
+        side=common_pb2.SIDE_BUY,
+        type=common_pb2.ORDER_TYPE_LIMIT,
+        price=round(bid - 0.002, 5),
+        volume=0.01,
+    )
+
+
+async def over_grpc(
+    address: str, orders: int, warmup: int
+) -> tuple[list[float], list[float], list[float]]:
     async with grpc.aio.insecure_channel(address) as channel:
         health = health_pb2_grpc.HealthStub(channel)
-        place = order_pb2_grpc.OrderServiceStub(channel).PlaceOrder
+        stub = order_pb2_grpc.OrderServiceStub(channel)
         check = health_pb2.HealthCheckRequest()
         null: list[float] = []
         order: list[float] = []
+        pending: list[float] = []
         for i in range(warmup + orders):
             t0 = time.perf_counter()
             await health.Check(check)
             t1 = time.perf_counter()
-            reply = await place(order_request(i))
+            reply = await stub.PlaceOrder(order_request(i))
             t2 = time.perf_counter()
             assert reply.order.status == common_pb2.ORDER_STATUS_FILLED, reply
+            placed = await stub.PlaceOrder(pending_request(i, reply.order.average_fill_price))
+            t3 = time.perf_counter()
+            assert placed.order.status == common_pb2.ORDER_STATUS_ACCEPTED, placed
+            # Keep the book small: the cancel is not timed.
+            await stub.CancelOrder(
+                order_pb2.CancelOrderRequest(instance_id="bench", order_id=placed.order.order_id)
+            )
             if i >= warmup:
                 null.append(t1 - t0)
                 order.append(t2 - t1)
-        return null, order
+                pending.append(t3 - t2)
+        return null, order, pending
 
 
 async def engine_direct(data_dir: Path, orders: int, warmup: int) -> list[float]:
@@ -73,18 +97,19 @@ async def engine_direct(data_dir: Path, orders: int, warmup: int) -> list[float]
     engine.attach(asyncio.get_running_loop())
     directory = data_dir / "direct"
     directory.mkdir(parents=True)
-    (directory / "c.json").write_text('{"symbols": ["EURUSD"], "margin_mode": "netting"}')
+    (directory / "c.json").write_text(
+        '{"symbols": ["EURUSD"], "margin_mode": "netting", "state_path": "none"}'
+    )
     argv = [sys.executable, "-m", "mt5exec.workers.sim", "--config", str(directory / "c.json")]
-    await engine.create_instance("direct", "bench", 1, directory, argv, {}, CONFIG)
+    spec = InstanceSpec("direct", "bench", 1, directory, directory / "logs", argv, {}, CONFIG)
+    await engine.create_instance(spec)
     await asyncio.sleep(0.3)
     samples: list[float] = []
     try:
         for i in range(warmup + orders):
             side = common_pb2.SIDE_BUY if i % 2 == 0 else common_pb2.SIDE_SELL
             t0 = time.perf_counter()
-            await engine.place_order(
-                "direct", f"d{i}", "EURUSD", side, 1, 0.01, 0, 0, 0, 0, "", 0, 10.0
-            )
+            await engine.place_order(OrderArgs("direct", f"d{i}", "EURUSD", side, 1, 0.01), 10.0)
             if i >= warmup:
                 samples.append(time.perf_counter() - t0)
     finally:
@@ -110,7 +135,7 @@ def broker_only(orders: int) -> list[float]:
 
 def run_server(
     data_dir: Path, args: argparse.Namespace, history: bool
-) -> tuple[list[float], list[float]]:
+) -> tuple[list[float], list[float], list[float]]:
     env = {"MT5EXEC_HISTORY_ENABLED": "true" if history else "false"}
     with ServerProcess(data_dir, env=env) as server:
         server.instances.CreateInstance(
@@ -126,17 +151,20 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=300)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mt5exec-bench-") as tmp:
-        null, order = run_server(Path(tmp) / "server", args, history=True)
-        null_nh, order_nh = run_server(Path(tmp) / "server-nh", args, history=False)
+        null, order, pending = run_server(Path(tmp) / "server", args, history=True)
+        null_nh, order_nh, _ = run_server(Path(tmp) / "server-nh", args, history=False)
         direct = uvloop.run(engine_direct(Path(tmp), args.orders, args.warmup))
     broker = broker_only(args.orders)
 
     s_null, s_order, s_direct, s_broker = map(summary, (null, order, direct, broker))
     s_null_nh, s_order_nh = summary(null_nh), summary(order_nh)
+    s_pending = summary(pending)
     result = {
         "orders": args.orders,
         "null_rpc": s_null,
         "place_order": s_order,
+        "place_pending_order": s_pending,
+        "p50_pending_vs_null": round(s_pending["p50_us"] / s_null["p50_us"], 2),
         "without_history": {
             "null_rpc": s_null_nh,
             "place_order": s_order_nh,
@@ -165,6 +193,7 @@ def main() -> None:
     path = write("order_roundtrip", result)
     print(f"null RPC      p50 {s_null['p50_us']:8.1f} µs   p99 {s_null['p99_us']:8.1f} µs")
     print(f"PlaceOrder    p50 {s_order['p50_us']:8.1f} µs   p99 {s_order['p99_us']:8.1f} µs")
+    print(f"pending order p50 {s_pending['p50_us']:8.1f} µs   p99 {s_pending['p99_us']:8.1f} µs")
     print(
         f"without history: null p50 {s_null_nh['p50_us']:.1f} p99 {s_null_nh['p99_us']:.1f}, "
         f"order p50 {s_order_nh['p50_us']:.1f} p99 {s_order_nh['p99_us']:.1f} µs"
