@@ -213,7 +213,9 @@ def test_sim_section_is_unknown(tmp_path: Path) -> None:
     path = write(tmp_path, '[server]\nmax_instances = 3\n\n[sim]\nsymbols = ["EURUSD"]\n')
     with pytest.raises(ConfigError) as info:
         load_config(path, env={})
-    assert str(info.value) == f"{path}: sim: unknown section (sections: server, engine, history, mt5)"
+    assert (
+        str(info.value) == f"{path}: sim: unknown section (sections: server, engine, history, mt5)"
+    )
 
 
 def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:

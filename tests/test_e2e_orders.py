@@ -338,3 +338,26 @@ def test_session_response_reuses_the_engine_bytes() -> None:
     decoded = order_pb2.OrderSessionResponse.FromString(session_response("x", payload, 9, "R", "m"))
     assert (decoded.client_order_id, decoded.code, decoded.reason) == ("x", 9, "R")
     assert decoded.order == order
+
+
+def test_retries_past_the_client_deadline_make_one_order(tmp_path: Path) -> None:
+    # Every order answer of this server's workers is delayed by 300 ms (a fault injection).
+    env = {"MT5EXEC_SIM_ORDER_DELAY_MS": "300"}
+    with ServerProcess(tmp_path / "data", env=env) as slow:
+        ready_instance(slow, "deadline")
+        outcomes = []
+        for _ in range(5):
+            try:
+                slow.orders.PlaceOrder(market("deadline", "late-1"), timeout=0.1)
+                outcomes.append("OK")
+            except grpc.RpcError as e:
+                outcomes.append(e.code().name)
+        assert outcomes[0] == "DEADLINE_EXCEEDED", outcomes
+        final = slow.orders.PlaceOrder(market("deadline", "late-1"), timeout=10).order
+        assert final.status == FILLED
+        got = slow.orders.GetOrder(
+            order_pb2.GetOrderRequest(instance_id="deadline", client_order_id="late-1"),
+            timeout=5,
+        ).order
+        assert got.order_id == final.order_id
+        assert len(positions(slow, "deadline")) == 1, "six submissions, one order"

@@ -2,9 +2,10 @@
 
 A plain, deterministic library: the sim worker process (``mt5exec.workers.sim``) drives it and
 moves its messages over the socket, tests drive it directly. Trade fields and result codes use
-MetaTrader 5's numbering (``mt5exec.sim.constants``, re-exported here) so that the engine cannot
-tell it from a real terminal. Fault-injection *state* lives here (delay, reject-next,
-counters); the worker is the one that enacts delays, freezes, disconnects and crashes.
+MetaTrader 5's numbering (``mt5exec.mt5.constants``, by way of ``mt5exec.sim.constants``;
+both re-exported here) so that the engine cannot tell it from a real terminal. Fault-injection
+*state* lives here (delay, reject-next, counters); the worker is the one that enacts delays,
+freezes, disconnects and crashes.
 
 What it does, as an MT5 server with market execution would:
 

@@ -58,47 +58,51 @@ import logging
 import math
 import os
 import selectors
-import signal
 import socket
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
-from typing import Any, Literal, NoReturn
-
-from google.protobuf.message import DecodeError
+from typing import Any, Literal
 
 from mt5exec.mt5 import bootstrap
 from mt5exec.mt5 import constants as c
 from mt5exec.terminal.v1 import worker_pb2 as pb
-from mt5exec.workers.protocol import (
-    ConnectionClosed,
-    FrameError,
-    FrameReader,
-    encode_frame,
-    recv_frame,
+from mt5exec.workers.base import (
+    DEFAULT_HEARTBEAT_MS,
+    EXIT_CONFIG,
+    EXIT_OK,
+    PROTOCOL_VERSION,
+    WELCOME_TIMEOUT_S,
+    ConfigError,
+    connect_or_exit,
+    enact_fault,
+    handle_signals,
+    handshake,
+    ignore_signals,
+    next_heartbeat,
+    parse_engine_frame,
+    read_frames,
+    serve,
+    setup_logging,
 )
-from mt5exec.workers.sim import connect
+from mt5exec.workers.base import EXIT_CRASH as EXIT_CRASH
+from mt5exec.workers.base import EXIT_ERROR as EXIT_ERROR
+from mt5exec.workers.base import EXIT_HANDSHAKE as EXIT_HANDSHAKE
+from mt5exec.workers.base import EXIT_PROTOCOL as EXIT_PROTOCOL
+from mt5exec.workers.base import WorkerExit as _Exit
+from mt5exec.workers.protocol import FrameReader, encode_frame
 
 log = logging.getLogger("mt5exec.workers.mt5")
 
-PROTOCOL_VERSION = 1
 BACKEND = "mt5"
 CAPABILITIES = ("ticks", "orders", "faults", "pending_orders", "order_check", "reconcile")
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_CONFIG = 2
-EXIT_HANDSHAKE = 3
-EXIT_PROTOCOL = 4
+# Exit codes of this worker only; the shared ones (0-4, 70) come from workers.base.
 EXIT_LOGIN = 5
 EXIT_BROKER = 6
-EXIT_CRASH = 70
 
-WELCOME_TIMEOUT_S = 10.0
-DEFAULT_HEARTBEAT_MS = 1000
 # Deals are looked up in [newest seen - slack, now + ahead]: terminal times are the trade
 # server's clock (often UTC+2/+3, never far from it), and a deal may reach the terminal's history
 # a little after younger ones.
@@ -122,19 +126,6 @@ _CHECK_OK = frozenset({0, c.TRADE_RETCODE_DONE})
 _FILL_BITS = {c.ORDER_FILLING_FOK: 1, c.ORDER_FILLING_IOC: 2, c.ORDER_FILLING_BOC: 4}
 # The filling types tried, in this order, when the terminal refuses the one a request has.
 _FILL_ORDER = (c.ORDER_FILLING_FOK, c.ORDER_FILLING_IOC, c.ORDER_FILLING_RETURN)
-
-
-class ConfigError(ValueError):
-    """The worker config file is unusable; the message names the file and the field."""
-
-
-class _Exit(BaseException):
-    """Unwinds the loop to exit with ``code``; a BaseException so no handler swallows it."""
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
 
 
 @dataclass(slots=True)
@@ -649,27 +640,7 @@ class MT5Worker:
 
     def handshake(self, account: pb.AccountSnapshot, timeout: float = WELCOME_TIMEOUT_S) -> None:
         """Send Hello and wait for Welcome; ``_Exit(EXIT_HANDSHAKE)`` on anything else."""
-        try:
-            self.sock.sendall(encode_frame(self.hello(account)))
-            self.sock.settimeout(timeout)
-            payload = recv_frame(self.sock)
-            self.sock.settimeout(None)
-        except (OSError, ConnectionClosed, FrameError) as e:
-            raise _Exit(EXIT_HANDSHAKE, f"handshake failed: {e}") from e
-        frame = pb.EngineFrame()
-        try:
-            frame.ParseFromString(payload)
-        except DecodeError as e:
-            raise _Exit(EXIT_HANDSHAKE, f"handshake failed: undecodable frame: {e}") from e
-        kind = frame.WhichOneof("body")
-        if kind != "welcome":
-            raise _Exit(EXIT_HANDSHAKE, f"handshake failed: expected welcome, got {kind}")
-        if frame.welcome.protocol_version not in (0, PROTOCOL_VERSION):
-            raise _Exit(
-                EXIT_HANDSHAKE,
-                f"handshake failed: engine speaks protocol {frame.welcome.protocol_version}",
-            )
-        self._heartbeat_s = (frame.welcome.heartbeat_interval_ms or DEFAULT_HEARTBEAT_MS) / 1000.0
+        self._heartbeat_s = handshake(self.sock, self.hello(account), timeout)
 
     def start(self) -> None:
         """What the engine needs before any order: the open positions, orders and account."""
@@ -1197,11 +1168,7 @@ class MT5Worker:
     # -- engine frames ------------------------------------------------------------------------
 
     def _handle(self, payload: bytes, now: float) -> None:
-        frame = pb.EngineFrame()
-        try:
-            frame.ParseFromString(payload)
-        except DecodeError as e:
-            raise _Exit(EXIT_PROTOCOL, f"undecodable engine frame: {e}") from e
+        frame = parse_engine_frame(payload)
         kind = frame.WhichOneof("body")
         if kind == "order":
             if self._delay_s or self._delayed:
@@ -1233,17 +1200,7 @@ class MT5Worker:
         if fault.delay_ms:
             self._delay_s = fault.delay_ms / 1000.0
         self._reject_next += fault.reject_next
-        if fault.crash or fault.disconnect or fault.freeze_ms:
-            self._flush()
-        if fault.crash:
-            log.warning("crash fault: exiting with code %d", EXIT_CRASH)
-            logging.shutdown()
-            os._exit(EXIT_CRASH)
-        if fault.disconnect:
-            self.sock.close()
-            raise _Exit(EXIT_OK, "disconnect fault")
-        if fault.freeze_ms:
-            time.sleep(fault.freeze_ms / 1000.0)
+        enact_fault(self.sock, fault, self._flush, log)
 
     # -- main loop ----------------------------------------------------------------------------
 
@@ -1255,22 +1212,17 @@ class MT5Worker:
         reader = self._reader
         now = time.monotonic()
         next_poll = now
-        next_heartbeat = now + self._heartbeat_s
+        heartbeat_due = now + self._heartbeat_s
         try:
             while True:
-                deadline = min(next_poll, next_heartbeat)
+                deadline = min(next_poll, heartbeat_due)
                 if not self._connected:
                     deadline = min(deadline, self._next_reconnect)
                 if self._delayed:
                     deadline = min(deadline, self._delayed[0][0])
                 timeout = deadline - time.monotonic()
                 if sel.select(timeout if timeout > 0 else 0):
-                    try:
-                        payloads = reader.recv_from(sock)
-                    except (ConnectionClosed, ConnectionResetError) as e:
-                        raise _Exit(EXIT_OK, f"connection closed by engine: {e}") from e
-                    except FrameError as e:
-                        raise _Exit(EXIT_PROTOCOL, str(e)) from e
+                    payloads = read_frames(reader, sock)
                     now = time.monotonic()
                     for payload in payloads:
                         self._handle(payload, now)
@@ -1287,7 +1239,7 @@ class MT5Worker:
                     if self._connected:
                         self._poll()
                     next_poll = max(next_poll + self._poll_s, now)
-                if now >= next_heartbeat:
+                if now >= heartbeat_due:
                     self._heartbeat_seq += 1
                     self._out.append(
                         _frame(
@@ -1296,9 +1248,7 @@ class MT5Worker:
                             )
                         )
                     )
-                    next_heartbeat += self._heartbeat_s
-                    if next_heartbeat <= now:
-                        next_heartbeat = now + self._heartbeat_s
+                    heartbeat_due = next_heartbeat(heartbeat_due, self._heartbeat_s, now)
                 self._flush()
         finally:
             sel.close()
@@ -1319,10 +1269,6 @@ class _DealFromResult:
 # -- process ----------------------------------------------------------------------------------
 
 
-def _on_signal(signum: int, _frame: FrameType | None) -> NoReturn:
-    raise _Exit(EXIT_OK, f"received {signal.Signals(signum).name}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m mt5exec.workers.mt5", description="MetaTrader 5 terminal worker."
@@ -1332,11 +1278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--instance-id", help="overrides instance_id from the config")
     args = parser.parse_args(argv)
 
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
-    )
+    setup_logging()
     try:
         cfg = load_config(args.config, args.instance_id)
         password = read_password(cfg)
@@ -1349,15 +1291,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("bad config: module %s cannot be imported: %s", cfg.module, e)
         return EXIT_CONFIG
 
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    handle_signals()
     terminal = Terminal(mt5, cfg, password)
     del password
     try:
         return _serve(args.socket, terminal, cfg)
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        ignore_signals()
         terminal.stop()
 
 
@@ -1372,12 +1312,10 @@ def _serve(socket_path: str, terminal: Terminal, cfg: WorkerConfig) -> int:
         cfg.server,
         ",".join(cfg.symbols),
     )
-    try:
+
+    def body() -> None:
         attached = terminal.attach(cfg.broker_retry_attempts)
-        try:
-            sock = connect(socket_path)
-        except OSError as e:
-            raise _Exit(EXIT_HANDSHAKE, f"cannot connect to {socket_path}: {e}") from e
+        sock = connect_or_exit(socket_path)
         worker = MT5Worker(sock, terminal, cfg)
         if not attached:
             # Said instead of Hello: the engine fails the instance at once (LOGIN_FAILED)
@@ -1407,14 +1345,8 @@ def _serve(socket_path: str, terminal: Terminal, cfg: WorkerConfig) -> int:
         )
         worker.start()
         worker.run()
-    except _Exit as e:
-        level = logging.INFO if e.code == EXIT_OK else logging.ERROR
-        log.log(level, "mt5 worker stopped: instance=%s exit=%d (%s)", iid, e.code, e.reason)
-        return e.code
-    except Exception:
-        log.exception("mt5 worker stopped: instance=%s exit=%d (unexpected error)", iid, EXIT_ERROR)
-        return EXIT_ERROR
-    return EXIT_OK  # pragma: no cover - run() only returns by raising _Exit
+
+    return serve(log, "mt5 worker", iid, body)
 
 
 if __name__ == "__main__":

@@ -56,7 +56,8 @@ Test hooks: with ``MT5EXEC_SIM_EXIT_AT_START`` set (to anything but empty) the w
 code 1 before doing anything, which lets tests exercise the supervisor's restart limit; with
 ``MT5EXEC_SIM_KILL_AFTER_TRIGGER`` set it kills itself (SIGKILL) right after the broker
 journaled a fill it made on its own, before any frame about it left, which lets tests prove
-that nothing is lost there.
+that nothing is lost there; ``MT5EXEC_SIM_ORDER_DELAY_MS`` delays every order's answer (a
+slow trade server, for client-deadline tests).
 
 Exit codes: 0 normal stop; 1 unexpected error; 2 bad command line or config, or unusable state
 files; 3 could not connect or the handshake failed; 4 the engine broke the protocol; 70
@@ -85,42 +86,53 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
-from typing import Any, NoReturn
+from typing import Any
 
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 
 from mt5exec.sim.broker import Activity, SendOutcome, SimBroker, SimConfig
 from mt5exec.sim.state import StateError
 from mt5exec.sim.symbols import DEFAULT_SYMBOLS, parse_symbol_settings
 from mt5exec.terminal.v1 import worker_pb2 as pb
+from mt5exec.workers.base import CONNECT_TIMEOUT_S as CONNECT_TIMEOUT_S
+from mt5exec.workers.base import (
+    DEFAULT_HEARTBEAT_MS,
+    EXIT_CONFIG,
+    EXIT_ERROR,
+    EXIT_HANDSHAKE,
+    EXIT_OK,
+    PROTOCOL_VERSION,
+    WELCOME_TIMEOUT_S,
+    ConfigError,
+    connect_or_exit,
+    enact_fault,
+    handle_signals,
+    handshake,
+    ignore_signals,
+    next_heartbeat,
+    parse_engine_frame,
+    read_frames,
+    serve,
+    setup_logging,
+)
+from mt5exec.workers.base import EXIT_CRASH as EXIT_CRASH
+from mt5exec.workers.base import EXIT_PROTOCOL as EXIT_PROTOCOL
+from mt5exec.workers.base import WorkerExit as _Exit
+from mt5exec.workers.base import connect as connect
 from mt5exec.workers.protocol import (
     MAX_FRAME_SIZE,
-    ConnectionClosed,
     FrameError,
     FrameReader,
     encode_field_frame,
     encode_frame,
-    recv_frame,
     varint,
 )
 
 log = logging.getLogger("mt5exec.workers.sim")
 
-PROTOCOL_VERSION = 1
 BACKEND = "sim"
 CAPABILITIES = ("ticks", "orders", "faults", "pending_orders", "order_check", "reconcile")
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_CONFIG = 2
-EXIT_HANDSHAKE = 3
-EXIT_PROTOCOL = 4
-EXIT_CRASH = 70
-
-CONNECT_TIMEOUT_S = 2.0
-WELCOME_TIMEOUT_S = 10.0
-DEFAULT_HEARTBEAT_MS = 1000
 # Equity-only account updates while positions are open are rate limited to this.
 ACCOUNT_INTERVAL_S = 0.25
 # Ticks are sent at most this often; everything due in between goes in one TickBatch. At high
@@ -138,19 +150,6 @@ _MAX_IOV = 512
 STATE_NONE = "none"
 # Test hook (see the module docstring).
 _KILL_AFTER_TRIGGER = bool(os.environ.get("MT5EXEC_SIM_KILL_AFTER_TRIGGER"))
-
-
-class ConfigError(ValueError):
-    """The worker config file is unusable; the message names the file and the field."""
-
-
-class _Exit(BaseException):
-    """Unwinds the loop to exit with ``code``; a BaseException so no handler swallows it."""
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
 
 
 @dataclass(slots=True)
@@ -291,25 +290,6 @@ def load_config(path: Path | None, instance_id: str | None = None) -> WorkerConf
     return WorkerConfig(instance_id=iid, sim=sim, state_path=state, clock_offset_ms=offset)
 
 
-def connect(path: str, timeout: float = CONNECT_TIMEOUT_S) -> socket.socket:
-    """Connect to the engine's Unix socket, retrying while it is not there yet."""
-    deadline = time.monotonic() + timeout
-    while True:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.connect(path)
-        except (FileNotFoundError, ConnectionRefusedError):
-            sock.close()
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.02)
-            continue
-        except BaseException:
-            sock.close()
-            raise
-        return sock
-
-
 # WorkerFrame body field numbers by name.
 _FIELD_NUMBERS = {f.name: f.number for f in pb.WorkerFrame.DESCRIPTOR.fields}
 
@@ -385,30 +365,7 @@ class SimWorker:
 
     def handshake(self, timeout: float = WELCOME_TIMEOUT_S) -> None:
         """Send Hello and wait for Welcome; ``_Exit(EXIT_HANDSHAKE)`` on anything else."""
-        try:
-            self.sock.sendall(encode_frame(self.hello()))
-            self.sock.settimeout(timeout)
-            payload = recv_frame(self.sock)
-            self.sock.settimeout(None)
-        except (OSError, ConnectionClosed, FrameError) as e:
-            raise _Exit(EXIT_HANDSHAKE, f"handshake failed: {e}") from e
-        frame = pb.EngineFrame()
-        try:
-            frame.ParseFromString(payload)
-        except DecodeError as e:
-            raise _Exit(EXIT_HANDSHAKE, f"handshake failed: undecodable frame: {e}") from e
-        if frame.WhichOneof("body") != "welcome":
-            raise _Exit(
-                EXIT_HANDSHAKE,
-                f"handshake failed: expected welcome, got {frame.WhichOneof('body')}",
-            )
-        welcome = frame.welcome
-        if welcome.protocol_version not in (0, PROTOCOL_VERSION):
-            raise _Exit(
-                EXIT_HANDSHAKE,
-                f"handshake failed: engine speaks protocol {welcome.protocol_version}",
-            )
-        self._heartbeat_s = (welcome.heartbeat_interval_ms or DEFAULT_HEARTBEAT_MS) / 1000.0
+        self._heartbeat_s = handshake(self.sock, self.hello(), timeout)
         # The positions and working orders right away: after a restart the engine must know
         # what is open before any order, and the account in Hello is only half of the picture.
         first = [*_positions_frame(self.broker), _frame(orders=self.broker.orders_snapshot())]
@@ -456,11 +413,7 @@ class SimWorker:
     # -- engine frames ----------------------------------------------------------------------
 
     def _handle(self, payload: bytes, now: float) -> None:
-        frame = pb.EngineFrame()
-        try:
-            frame.ParseFromString(payload)
-        except DecodeError as e:
-            raise _Exit(EXIT_PROTOCOL, f"undecodable engine frame: {e}") from e
+        frame = parse_engine_frame(payload)
         kind = frame.WhichOneof("body")
         if kind == "order":
             if self.broker.faults.delay_ms or self._delayed:
@@ -543,18 +496,8 @@ class SimWorker:
 
     def _fault(self, fault: pb.FaultInjection) -> None:
         self.broker.apply_fault(fault)
-        if fault.crash or fault.disconnect or fault.freeze_ms:
-            # Whatever was already done reaches the engine before the fault takes effect.
-            self._flush()
-        if fault.crash:
-            log.warning("crash fault: exiting with code %d", EXIT_CRASH)
-            logging.shutdown()
-            os._exit(EXIT_CRASH)
-        if fault.disconnect:
-            self.sock.close()
-            raise _Exit(EXIT_OK, "disconnect fault")
-        if fault.freeze_ms:
-            time.sleep(fault.freeze_ms / 1000.0)
+        # Whatever was already done reaches the engine before the fault takes effect.
+        if enact_fault(self.sock, fault, self._flush, log):
             # Resume as a live terminal would: no burst of stale ticks, a heartbeat right away.
             now = time.monotonic()
             self._next_tick = now
@@ -589,12 +532,7 @@ class SimWorker:
                     deadline = min(deadline, time.monotonic() + (timer - broker.now()))
                 timeout = deadline - time.monotonic()
                 if sel.select(timeout if timeout > 0 else 0):
-                    try:
-                        payloads = reader.recv_from(sock)
-                    except (ConnectionClosed, ConnectionResetError) as e:
-                        raise _Exit(EXIT_OK, f"connection closed by engine: {e}") from e
-                    except FrameError as e:
-                        raise _Exit(EXIT_PROTOCOL, str(e)) from e
+                    payloads = read_frames(reader, sock)
                     now = time.monotonic()
                     for payload in payloads:
                         self._handle(payload, now)
@@ -647,19 +585,15 @@ class SimWorker:
                             )
                         )
                     )
-                    self._next_heartbeat += self._heartbeat_s
-                    if self._next_heartbeat <= now:
-                        self._next_heartbeat = now + self._heartbeat_s
+                    self._next_heartbeat = next_heartbeat(
+                        self._next_heartbeat, self._heartbeat_s, now
+                    )
 
                 self._flush()
                 if persist:
                     self._persist(now)
         finally:
             sel.close()
-
-
-def _on_signal(signum: int, _frame: FrameType | None) -> NoReturn:
-    raise _Exit(EXIT_OK, f"received {signal.Signals(signum).name}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -676,11 +610,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
-    )
+    setup_logging()
     if os.environ.get("MT5EXEC_SIM_EXIT_AT_START"):
         log.error("MT5EXEC_SIM_EXIT_AT_START is set: exiting at start (test hook)")
         return EXIT_ERROR
@@ -702,16 +632,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("cannot use the sim state: %s", e)
         return EXIT_CONFIG
     _log_restored(broker, path)
+    delay = os.environ.get("MT5EXEC_SIM_ORDER_DELAY_MS", "")
+    if delay.isdigit():
+        # Test hook: answers arrive late, as from a slow trade server.
+        broker.apply_fault(pb.FaultInjection(delay_ms=int(delay)))
 
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    handle_signals()
     iid = config.instance_id
     try:
         return _serve(args.socket, broker, config)
     finally:
         # A signal during the final snapshot must not cut it short.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        ignore_signals()
         try:
             broker.close()
         except OSError as e:
@@ -740,11 +672,9 @@ def _log_restored(broker: SimBroker, path: Path | None) -> None:
 
 def _serve(socket_path: str, broker: SimBroker, config: WorkerConfig) -> int:
     iid = config.instance_id
-    try:
-        try:
-            sock = connect(socket_path)
-        except OSError as e:
-            raise _Exit(EXIT_HANDSHAKE, f"cannot connect to {socket_path}: {e}") from e
+
+    def body() -> None:
+        sock = connect_or_exit(socket_path)
         worker = SimWorker(sock, broker, iid)
         worker.handshake()
         log.info(
@@ -756,14 +686,8 @@ def _serve(socket_path: str, broker: SimBroker, config: WorkerConfig) -> int:
             config.sim.margin_mode,
         )
         worker.run()
-    except _Exit as e:
-        level = logging.INFO if e.code == EXIT_OK else logging.ERROR
-        log.log(level, "sim worker stopped: instance=%s exit=%d (%s)", iid, e.code, e.reason)
-        return e.code
-    except Exception:
-        log.exception("sim worker stopped: instance=%s exit=%d (unexpected error)", iid, EXIT_ERROR)
-        return EXIT_ERROR
-    return EXIT_OK  # pragma: no cover - run() only returns by raising _Exit
+
+    return serve(log, "sim worker", iid, body)
 
 
 if __name__ == "__main__":
