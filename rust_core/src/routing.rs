@@ -50,6 +50,33 @@ pub struct PendingRequest {
     pub point: f64,
     /// The position (SL/TP changes).
     pub position_id: u64,
+    /// A market order's request, kept for a safe re-send after a requote.
+    pub retry: Option<Box<t::OrderRequest>>,
+    /// Sends of this order so far.
+    pub attempts: u32,
+}
+
+/// Re-sends of one order after requotes, at most.
+const MAX_REQUOTE_RETRIES: u32 = 3;
+
+/// The price to re-send a requoted market order at, when that is safe: the terminal's new
+/// price is within the client's deviation of the price the order was first sent at (so the
+/// client gets no worse than it asked for), and the order allowed a deviation at all.
+pub fn safe_retry_price(
+    buy: bool,
+    result: &t::OrderResult,
+    reference_price: f64,
+    deviation_points: u64,
+    point: f64,
+) -> Option<f64> {
+    let requoted = matches!(result.retcode, 10004 | 10020 | 10021); // REQUOTE, PRICE_CHANGED, PRICE_OFF
+    let price = if buy { result.ask } else { result.bid };
+    let allowed = deviation_points as f64 * point;
+    (requoted
+        && price > 0.0
+        && allowed > 0.0
+        && (price - reference_price).abs() <= allowed + point * 1e-6)
+        .then_some(price)
 }
 
 /// Selects an existing order.
@@ -394,6 +421,7 @@ pub fn place(
         waiters: vec![token],
         answer: None,
     };
+    let retry = (market && intent.deviation_points > 0).then(|| Box::new(request.clone()));
     // The idempotency record is durable (at least against a crash of this process)
     // before the order leaves.
     let position = journal(shared, &entry)?;
@@ -411,6 +439,8 @@ pub fn place(
             reference_price,
             point,
             position_id: intent.position_id,
+            retry,
+            attempts: 1,
         },
     );
     live.book
@@ -481,6 +511,8 @@ pub fn check(
             reference_price: price,
             point,
             position_id: 0,
+            retry: None,
+            attempts: 1,
         },
     );
     Ok(token)
@@ -579,6 +611,8 @@ pub fn cancel(
             reference_price: 0.0,
             point: 0.0,
             position_id: 0,
+            retry: None,
+            attempts: 1,
         },
     );
     Ok(token)
@@ -640,6 +674,8 @@ pub fn modify(
             reference_price: 0.0,
             point: 0.0,
             position_id: 0,
+            retry: None,
+            attempts: 1,
         },
     );
     Ok(token)
@@ -711,6 +747,8 @@ pub fn modify_position(
             reference_price: 0.0,
             point: 0.0,
             position_id,
+            retry: None,
+            attempts: 1,
         },
     );
     Ok(token)
@@ -807,6 +845,34 @@ pub fn on_result(shared: &Shared, instance: &Instance, result: &t::OrderResult) 
             shared.complete(entry_completion(token, error.as_ref(), payload));
         }
         RequestKind::Place => {
+            if let Some(request) = &pending.retry {
+                let buy = request.r#type % 2 == 0;
+                let price = safe_retry_price(
+                    buy,
+                    result,
+                    pending.reference_price,
+                    request.deviation,
+                    pending.point,
+                );
+                if let (Some(price), Some(tx)) = (price, &live.tx) {
+                    if pending.attempts <= MAX_REQUOTE_RETRIES {
+                        // Same client_order_id and comment: still one order for reconciliation.
+                        let token = shared.token();
+                        let mut again = (**request).clone();
+                        again.request_id = token;
+                        again.price = price;
+                        let frame = frame::encode(&t::EngineFrame {
+                            body: Some(t::engine_frame::Body::Order(again)),
+                        });
+                        if tx.send(frame).is_ok() {
+                            let mut next = pending.clone();
+                            next.attempts += 1;
+                            live.pending.insert(token, next);
+                            return;
+                        }
+                    }
+                }
+            }
             let Some(entry) = live.book.by_client_id.get_mut(&pending.client_order_id) else {
                 return;
             };
@@ -1086,6 +1152,45 @@ pub fn restore(shared: &Shared, instance: &Instance, records: Vec<JournalRecord>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requotes_are_retried_only_within_the_deviation() {
+        let requote = |bid: f64, ask: f64| t::OrderResult {
+            retcode: 10004,
+            bid,
+            ask,
+            ..Default::default()
+        };
+        let point = 0.00001;
+        // Bought at 1.08510 with 5 points of deviation: 1.08514 is fine, 1.08516 is not.
+        assert_eq!(
+            safe_retry_price(true, &requote(1.08504, 1.08514), 1.08510, 5, point),
+            Some(1.08514)
+        );
+        assert_eq!(
+            safe_retry_price(true, &requote(1.08506, 1.08516), 1.08510, 5, point),
+            None
+        );
+        assert_eq!(
+            safe_retry_price(false, &requote(1.08506, 1.08516), 1.08510, 5, point),
+            Some(1.08506)
+        );
+        assert_eq!(
+            safe_retry_price(true, &requote(1.0851, 1.0851), 1.0851, 0, point),
+            None,
+            "no deviation, no retry"
+        );
+        let rejected = t::OrderResult {
+            retcode: 10006,
+            ask: 1.0851,
+            ..Default::default()
+        };
+        assert_eq!(
+            safe_retry_price(true, &rejected, 1.0851, 5, point),
+            None,
+            "only requotes"
+        );
+    }
 
     #[test]
     fn comments_fit_mt5() {
