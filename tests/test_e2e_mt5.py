@@ -132,8 +132,9 @@ def test_place_modify_close_and_an_sl_hit(server: ServerProcess) -> None:
 
     # The "trade server" moves the market through the stop: the worker finds the deal in the
     # history and reports it as a fill with reason STOP_LOSS.
-    hook = terminal_dir(server, "mt5-a") / "simterminal.inject.json"
-    hook.write_text(json.dumps({"set_price": {"EURUSD": round(stop - 0.0010, 5)}}))
+    simterminal.write_hook_file(
+        terminal_dir(server, "mt5-a"), {"set_price": {"EURUSD": round(stop - 0.0010, 5)}}
+    )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if any(
@@ -181,3 +182,47 @@ def test_the_password_is_nowhere_on_disk(server: ServerProcess) -> None:
     for path in [*instance_dir.rglob("*"), *logs.rglob("*"), server.data_dir / "server.log"]:
         if path.is_file() and path.name != "simterminal.json":  # the broker's side
             assert PASSWORD.encode() not in path.read_bytes(), path
+
+
+def test_a_pending_order_triggered_by_the_market_is_filled(server: ServerProcess) -> None:
+    create_mt5(server, "mt5-pend")
+    time.sleep(0.3)
+    probe = server.orders.PlaceOrder(
+        order_pb2.PlaceOrderRequest(
+            instance_id="mt5-pend",
+            client_order_id="probe",
+            symbol="EURUSD",
+            side=common_pb2.SIDE_BUY,
+            type=common_pb2.ORDER_TYPE_MARKET,
+            volume=0.01,
+        ),
+        timeout=15,
+    ).order
+    limit = round(probe.average_fill_price - 0.0030, 5)
+    placed = server.orders.PlaceOrder(
+        order_pb2.PlaceOrderRequest(
+            instance_id="mt5-pend",
+            client_order_id="dip-buyer",
+            symbol="EURUSD",
+            side=common_pb2.SIDE_BUY,
+            type=common_pb2.ORDER_TYPE_LIMIT,
+            price=limit,
+            volume=0.02,
+        ),
+        timeout=15,
+    ).order
+    assert placed.status == common_pb2.ORDER_STATUS_ACCEPTED
+    simterminal.write_hook_file(
+        terminal_dir(server, "mt5-pend"), {"set_price": {"EURUSD": round(limit - 0.0010, 5)}}
+    )
+    deadline = time.monotonic() + 10
+    order = placed
+    while time.monotonic() < deadline and order.status != FILLED:
+        time.sleep(0.05)
+        order = server.orders.GetOrder(
+            order_pb2.GetOrderRequest(instance_id="mt5-pend", client_order_id="dip-buyer"),
+            timeout=5,
+        ).order
+    assert order.status == FILLED
+    assert order.filled_volume == pytest.approx(0.02)
+    assert order.average_fill_price <= limit

@@ -361,3 +361,81 @@ def test_retries_past_the_client_deadline_make_one_order(tmp_path: Path) -> None
         ).order
         assert got.order_id == final.order_id
         assert len(positions(slow, "deadline")) == 1, "six submissions, one order"
+
+
+@pytest.mark.parametrize(
+    ("order_type", "offset", "stop_limit_offset"),
+    [
+        (common_pb2.ORDER_TYPE_LIMIT, -0.0050, 0.0),
+        (common_pb2.ORDER_TYPE_STOP, 0.0050, 0.0),
+        (common_pb2.ORDER_TYPE_STOP_LIMIT, 0.0050, 0.0040),
+    ],
+)
+def test_pending_orders_place_modify_cancel(
+    server: ServerProcess, order_type: int, offset: float, stop_limit_offset: float
+) -> None:
+    instance_id = f"pend-{order_type}"
+    ready_instance(server, instance_id)
+    tick_order = server.orders.CheckOrder(
+        order_pb2.CheckOrderRequest(order=market(instance_id, "probe")), timeout=10
+    )
+    assert tick_order.accepted, tick_order
+    assert tick_order.margin_required > 0
+    assert positions(server, instance_id) == [], "CheckOrder sends nothing"
+    account = server.orders.GetAccount(
+        order_pb2.GetAccountRequest(instance_id=instance_id), timeout=5
+    ).account
+    assert tick_order.free_margin_after == pytest.approx(
+        account.free_margin - tick_order.margin_required, rel=0.05
+    )
+    # A market reference: the ask of a filled probe order, closed again at once.
+    probe = server.orders.PlaceOrder(market(instance_id, "ref"), timeout=10).order
+    server.orders.ClosePosition(
+        order_pb2.ClosePositionRequest(instance_id=instance_id, position_id=probe.position_id),
+        timeout=10,
+    )
+    base = probe.average_fill_price
+    request = order_pb2.PlaceOrderRequest(
+        instance_id=instance_id,
+        client_order_id="resting",
+        symbol="EURUSD",
+        side=common_pb2.SIDE_BUY,
+        type=order_type,
+        volume=0.05,
+        price=round(base + offset, 5),
+        stop_limit_price=round(base + stop_limit_offset, 5) if stop_limit_offset else 0.0,
+        time_in_force=common_pb2.TIME_IN_FORCE_GTC,
+    )
+    placed = server.orders.PlaceOrder(request, timeout=10).order
+    assert placed.status == common_pb2.ORDER_STATUS_ACCEPTED
+    assert placed.order_id > 0
+    open_orders = server.orders.ListOrders(
+        order_pb2.ListOrdersRequest(instance_id=instance_id), timeout=5
+    ).orders
+    assert [o.client_order_id for o in open_orders] == ["resting"]
+
+    new_price = round(placed.price + (-0.0010 if offset < 0 else 0.0010), 5)
+    modify = order_pb2.ModifyOrderRequest(
+        instance_id=instance_id, client_order_id="resting", price=new_price
+    )
+    if stop_limit_offset:
+        modify.stop_limit_price = round(placed.stop_limit_price + 0.0010, 5)
+    modified = server.orders.ModifyOrder(modify, timeout=10).order
+    assert modified.price == pytest.approx(new_price)
+
+    cancelled = server.orders.CancelOrder(
+        order_pb2.CancelOrderRequest(instance_id=instance_id, order_id=placed.order_id),
+        timeout=10,
+    ).order
+    assert cancelled.status == common_pb2.ORDER_STATUS_CANCELED
+    history = server.orders.ListOrders(
+        order_pb2.ListOrdersRequest(instance_id=instance_id, history=True), timeout=5
+    ).orders
+    assert "resting" in [o.client_order_id for o in history]
+    with pytest.raises(grpc.RpcError) as caught:
+        server.orders.CancelOrder(
+            order_pb2.CancelOrderRequest(instance_id=instance_id, client_order_id="resting"),
+            timeout=10,
+        )
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_info(caught.value).reason == "ORDER_NOT_PENDING"
