@@ -53,11 +53,17 @@ _OPTIONS = [
 async def _record_executions(state: AppState) -> None:
     """Feeds every execution event to the DuckDB history, off the order path."""
     assert state.history is not None
-    sub = state.engine.subscribe(Topic.EXECUTIONS, [])
     history = state.history
-    with contextlib.suppress(MT5ExecError):
-        async for batch in sub.messages(1 << 20):
-            history.record_executions(batch)
+    while True:
+        sub = state.engine.subscribe(Topic.EXECUTIONS, [])
+        try:
+            async for batch in sub.messages(1 << 20):
+                history.record_executions(batch)
+        except MT5ExecError as e:
+            if e.reason == "SERVER_SHUTTING_DOWN":
+                return
+            # History fell behind (the order journal still has every order): carry on.
+            log.warning("history subscription ended (%s); resubscribing", e.reason)
 
 
 class Server:
