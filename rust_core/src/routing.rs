@@ -1090,10 +1090,10 @@ pub fn on_reconcile(shared: &Shared, instance: &Instance, result: &t::ReconcileR
         if filled > 0.0 {
             entry.order.filled_volume = filled;
         }
-        entry.order.status_message = match found {
-            Some(_) | None if filled > 0.0 => "reconciled with the terminal".to_owned(),
-            Some(_) => "reconciled with the terminal".to_owned(),
-            None => "not found at the terminal: it never arrived there".to_owned(),
+        entry.order.status_message = if found.is_some() || filled > 0.0 {
+            "reconciled with the terminal".to_owned()
+        } else {
+            "not found at the terminal: it never arrived there".to_owned()
         };
         entry.order.updated_time = Some(convert::now());
         if entry.transition(status) {
