@@ -203,6 +203,10 @@ class OrderSession:
                     yield response
                 if not batch:
                     if self._input_done and self._core.outstanding() == 0:
+                        # An answer is queued before it stops counting as outstanding: take
+                        # once more, so that one queued just after the empty take is not lost.
+                        for response in self._core.take():
+                            yield response
                         return
                     await self._ready.wait()
         finally:
