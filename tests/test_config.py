@@ -44,6 +44,7 @@ def test_defaults(tmp_path: Path) -> None:
         stop_grace_s=2.0,
         kill_grace_s=1.0,
         tick_queue_limit=10000,
+        slow_consumer_timeout_s=10.0,
         journal_fsync="interval:100",
     )
     assert cfg.history == HistoryConfig(
@@ -89,7 +90,7 @@ def test_toml_file_values(tmp_path: Path) -> None:
         grace_period_s=0.0,
         max_instances=5,
     )
-    assert cfg.engine == EngineConfig(3.0, 2.5, 0.5, 0.25, 64, "interval:100")
+    assert cfg.engine == EngineConfig(3.0, 2.5, 0.5, 0.25, 64, 10.0, "interval:100")
     assert cfg.history == HistoryConfig(False, tmp_path / "db" / "h.duckdb", 50, 10)
     assert cfg.history_path == tmp_path / "db" / "h.duckdb"
     # Integers in the file become floats where the field is a float.

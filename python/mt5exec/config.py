@@ -199,6 +199,9 @@ class EngineConfig:
     kill_grace_s: float = field(default=1.0, metadata=_opt(_non_negative))
     # Ticks buffered per subscriber before it counts as a slow consumer.
     tick_queue_limit: int = field(default=10000, metadata=_opt(_at_least_one))
+    # Seconds a stream may stay blocked on a client that reads nothing before it ends with
+    # RESOURCE_EXHAUSTED (SLOW_CONSUMER); until then a tick subscriber is conflated.
+    slow_consumer_timeout_s: float = field(default=10.0, metadata=_opt(_positive))
     # When the order journal is fsynced: "always" (before an order is sent; group commit),
     # "interval:<ms>" or "never". Every record is written before the order is sent either way,
     # so a crash of the server process loses nothing; this decides what a power cut loses.

@@ -487,10 +487,14 @@ class Engine:
     # -- streams ---------------------------------------------------------------------
 
     def subscribe(
-        self, topic: Topic, instance_ids: list[str], symbols: list[str] | None = None
+        self,
+        topic: Topic,
+        instance_ids: list[str],
+        symbols: list[str] | None = None,
+        conflate: bool = False,
     ) -> Subscription:
         try:
-            core = self._core.subscribe(int(topic), instance_ids, symbols or [])
+            core = self._core.subscribe(int(topic), instance_ids, symbols or [], conflate)
         except _core.CoreError as e:
             raise _translate(e) from None
         sub = Subscription(self, core)

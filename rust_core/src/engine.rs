@@ -716,6 +716,7 @@ impl Engine {
         topic: Topic,
         instance_ids: Vec<String>,
         symbols: Vec<String>,
+        conflate: bool,
     ) -> Result<Arc<Subscription>> {
         {
             let instances = self.shared.instances.read();
@@ -729,7 +730,10 @@ impl Engine {
         };
         let instances: HashSet<String> = instance_ids.into_iter().collect();
         let symbols: HashSet<String> = symbols.into_iter().collect();
-        Ok(self.shared.hub.subscribe(topic, instances, symbols, limit))
+        Ok(self
+            .shared
+            .hub
+            .subscribe(topic, instances, symbols, limit, conflate))
     }
 
     /// Ends a subscription.
@@ -788,7 +792,7 @@ mod tests {
         assert_eq!((e.code, e.reason), (Code::NotFound, "INSTANCE_NOT_FOUND"));
         assert!(engine.get_account("nope").is_err());
         let e = engine
-            .subscribe(Topic::Ticks, vec!["nope".into()], vec![])
+            .subscribe(Topic::Ticks, vec!["nope".into()], vec![], false)
             .expect_err("unknown");
         assert_eq!(e.field, "instance_id");
         assert!(engine.list_instances().is_empty());

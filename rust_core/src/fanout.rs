@@ -70,13 +70,32 @@ pub struct Taken {
 }
 
 #[derive(Debug)]
+struct Queued {
+    /// The piece's number in this subscription (numbered topics).
+    seq: u64,
+    /// Instance and symbol, for conflation.
+    key: u64,
+    piece: Bytes,
+}
+
+#[derive(Debug)]
 struct Queue {
-    pieces: VecDeque<Bytes>,
-    /// Sequence number of the first queued piece (numbered topics).
-    first_seq: u64,
+    pieces: VecDeque<Queued>,
+    /// Number of the next piece.
+    next_seq: u64,
     dropped: u64,
     notified: bool,
     closed: Option<EngineError>,
+}
+
+/// The conflation key of an instance's symbol (FNV-1a).
+pub fn conflation_key(instance_id: &str, symbol: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in instance_id.bytes().chain([0xff]).chain(symbol.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
 }
 
 /// One subscriber's filter and queue.
@@ -88,6 +107,8 @@ pub struct Subscription {
     instances: HashSet<String>,
     symbols: HashSet<String>,
     limit: usize,
+    /// Keep only the latest piece per instance and symbol whenever behind (as asked).
+    conflate: bool,
     queue: Mutex<Queue>,
 }
 
@@ -98,30 +119,48 @@ impl Subscription {
     }
 
     /// Queues a piece; true when the subscriber must be announced as ready.
-    fn push(&self, piece: &Bytes) -> bool {
+    ///
+    /// A tick subscriber that asked for conflation keeps only the latest tick per instance
+    /// and symbol while it is behind; one that did not is conflated the same way once it is
+    /// `limit` messages behind, so that its memory stays bounded and it still sees the
+    /// latest prices. Either way `dropped` counts what it did not get.
+    fn push(&self, key: u64, piece: &Bytes) -> bool {
         let mut q = self.queue.lock();
         if q.closed.is_some() {
             return false;
         }
-        if q.pieces.len() >= self.limit {
-            if self.topic.drops_oldest() {
-                q.pieces.pop_front();
-                q.first_seq += 1;
+        let seq = q.next_seq;
+        q.next_seq += 1;
+        let behind = q.pieces.len() >= self.limit;
+        if self.topic.drops_oldest() && (self.conflate || behind) {
+            // The newest piece of the same key: replacing it keeps each key's ticks in order.
+            if let Some(same) = q.pieces.iter_mut().rev().find(|p| p.key == key) {
+                same.piece = piece.clone();
+                same.seq = seq;
                 q.dropped += 1;
-            } else {
-                q.pieces.clear();
-                q.closed = Some(EngineError::new(
-                    Code::ResourceExhausted,
-                    "SLOW_CONSUMER",
-                    format!(
-                        "the subscriber fell {} messages behind; resume from the last sequence seen",
-                        self.limit
-                    ),
-                ));
                 return !std::mem::replace(&mut q.notified, true);
             }
+            if behind {
+                q.pieces.pop_front();
+                q.dropped += 1;
+            }
+        } else if behind {
+            q.pieces.clear();
+            q.closed = Some(EngineError::new(
+                Code::ResourceExhausted,
+                "SLOW_CONSUMER",
+                format!(
+                    "the subscriber fell {} messages behind; resume from the last sequence seen",
+                    self.limit
+                ),
+            ));
+            return !std::mem::replace(&mut q.notified, true);
         }
-        q.pieces.push_back(piece.clone());
+        q.pieces.push_back(Queued {
+            seq,
+            key,
+            piece: piece.clone(),
+        });
         !std::mem::replace(&mut q.notified, true)
     }
 
@@ -145,17 +184,16 @@ impl Subscription {
             };
         }
         let mut out = Vec::with_capacity(max_bytes.min(64 * 1024));
-        let first_seq = q.first_seq;
+        let first_seq = q.pieces.front().map_or(0, |p| p.seq);
         let mut taken = 0u64;
         while let Some(p) = q.pieces.front() {
-            if taken > 0 && out.len() + p.len() > max_bytes {
+            if taken > 0 && out.len() + p.piece.len() > max_bytes {
                 break;
             }
-            out.extend_from_slice(p);
+            out.extend_from_slice(&p.piece);
             q.pieces.pop_front();
             taken += 1;
         }
-        q.first_seq += taken;
         if self.topic.numbered() {
             prost::encoding::uint64::encode(2, &first_seq, &mut out);
             if q.dropped > 0 {
@@ -198,6 +236,7 @@ impl Hub {
         instances: HashSet<String>,
         symbols: HashSet<String>,
         limit: usize,
+        conflate: bool,
     ) -> Arc<Subscription> {
         let sub = Arc::new(Subscription {
             id: self.next_id(),
@@ -205,9 +244,10 @@ impl Hub {
             instances,
             symbols,
             limit: limit.max(1),
+            conflate,
             queue: Mutex::new(Queue {
                 pieces: VecDeque::new(),
-                first_seq: 1,
+                next_seq: 1,
                 dropped: 0,
                 notified: false,
                 closed: None,
@@ -236,11 +276,15 @@ impl Hub {
         notifier: &Notifier,
     ) {
         let mut ready = Vec::new();
+        let keys: Vec<u64> = items
+            .iter()
+            .map(|(symbol, _)| conflation_key(instance_id, symbol))
+            .collect();
         for sub in self.topics[topic as usize].read().iter() {
             let mut announce = false;
-            for (symbol, piece) in items {
+            for ((symbol, piece), key) in items.iter().zip(&keys) {
                 if sub.matches(instance_id, symbol) {
-                    announce |= sub.push(piece);
+                    announce |= sub.push(*key, piece);
                 }
             }
             if announce {
@@ -289,7 +333,7 @@ mod tests {
     fn batch_decodes_as_one_response_with_sequence() {
         let n = Notifier::new().expect("notifier");
         let hub = Hub::default();
-        let sub = hub.subscribe(Topic::Ticks, set(&[]), set(&["EURUSD"]), 100);
+        let sub = hub.subscribe(Topic::Ticks, set(&[]), set(&["EURUSD"]), 100, false);
         let items = [
             ("EURUSD", tick("EURUSD", 1.1)),
             ("GBPUSD", tick("GBPUSD", 1.2)),
@@ -311,10 +355,10 @@ mod tests {
     }
 
     #[test]
-    fn full_tick_queue_drops_oldest_and_reports_the_gap() {
+    fn a_full_tick_queue_is_conflated_and_reports_what_it_dropped() {
         let n = Notifier::new().expect("notifier");
         let hub = Hub::default();
-        let sub = hub.subscribe(Topic::Ticks, set(&[]), set(&[]), 2);
+        let sub = hub.subscribe(Topic::Ticks, set(&[]), set(&[]), 2, false);
         for i in 0..5 {
             hub.publish(
                 Topic::Ticks,
@@ -325,16 +369,44 @@ mod tests {
         }
         let resp = StreamTicksResponse::decode(&sub.take(1 << 20).data.expect("data")[..])
             .expect("decode");
-        assert_eq!(resp.sequence, 4);
+        assert_eq!(resp.sequence, 1);
         assert_eq!(resp.dropped, 3);
-        assert_eq!(resp.ticks.len(), 2);
+        let bids: Vec<f64> = resp.ticks.iter().map(|t| t.bid).collect();
+        assert_eq!(bids, vec![0.0, 4.0], "the first tick, then the latest");
+    }
+
+    #[test]
+    fn conflation_keeps_the_latest_tick_per_symbol() {
+        let n = Notifier::new().expect("notifier");
+        let hub = Hub::default();
+        let sub = hub.subscribe(Topic::Ticks, set(&[]), set(&[]), 100, true);
+        for i in 0..10 {
+            let items = [
+                ("EURUSD", tick("EURUSD", f64::from(i))),
+                ("GBPUSD", tick("GBPUSD", 100.0 + f64::from(i))),
+            ];
+            hub.publish(Topic::Ticks, "a", &items, &n);
+        }
+        let resp = StreamTicksResponse::decode(&sub.take(1 << 20).data.expect("data")[..])
+            .expect("decode");
+        let latest: Vec<(String, f64)> = resp
+            .ticks
+            .iter()
+            .map(|t| (t.symbol.clone(), t.bid))
+            .collect();
+        assert_eq!(
+            latest,
+            vec![("EURUSD".into(), 9.0), ("GBPUSD".into(), 109.0)]
+        );
+        assert_eq!(resp.dropped, 18);
+        assert_eq!(sub.queued(), 0);
     }
 
     #[test]
     fn full_execution_queue_ends_the_stream() {
         let n = Notifier::new().expect("notifier");
         let hub = Hub::default();
-        let sub = hub.subscribe(Topic::Executions, set(&["a"]), set(&[]), 2);
+        let sub = hub.subscribe(Topic::Executions, set(&["a"]), set(&[]), 2, false);
         for i in 0..3 {
             hub.publish(Topic::Executions, "a", &[("", tick("X", f64::from(i)))], &n);
         }
@@ -347,7 +419,7 @@ mod tests {
     fn take_respects_the_byte_budget_and_stays_ready() {
         let n = Notifier::new().expect("notifier");
         let hub = Hub::default();
-        let sub = hub.subscribe(Topic::Ticks, set(&[]), set(&[]), 100);
+        let sub = hub.subscribe(Topic::Ticks, set(&[]), set(&[]), 100, false);
         let one = tick("EURUSD", 1.0);
         let items: Vec<(&str, Bytes)> = (0..10).map(|_| ("EURUSD", one.clone())).collect();
         hub.publish(Topic::Ticks, "a", &items, &n);
@@ -366,7 +438,7 @@ mod tests {
     fn instance_filter_and_close() {
         let n = Notifier::new().expect("notifier");
         let hub = Hub::default();
-        let sub = hub.subscribe(Topic::Ticks, set(&["b"]), set(&[]), 10);
+        let sub = hub.subscribe(Topic::Ticks, set(&["b"]), set(&[]), 10, false);
         hub.publish(Topic::Ticks, "a", &[("EURUSD", tick("EURUSD", 1.0))], &n);
         assert!(sub.take(1024).data.is_none());
         hub.close_matching("b", &EngineError::new(Code::Unavailable, "GONE", "x"), &n);

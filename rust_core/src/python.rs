@@ -426,16 +426,19 @@ impl PyEngine {
     }
 
     /// Subscribes to topic 0 ticks, 1 executions, 2 accounts, 3 instance events.
-    #[pyo3(signature = (topic, instance_ids = Vec::new(), symbols = Vec::new()))]
+    #[pyo3(signature = (topic, instance_ids = Vec::new(), symbols = Vec::new(), conflate = false))]
     fn subscribe(
         &self,
         topic: i32,
         instance_ids: Vec<String>,
         symbols: Vec<String>,
+        conflate: bool,
     ) -> PyResult<PySubscription> {
         let topic = Topic::from_i32(topic)
             .ok_or_else(|| PyValueError::new_err(format!("topic: unknown topic {topic}")))?;
-        let sub = self.inner.subscribe(topic, instance_ids, symbols)?;
+        let sub = self
+            .inner
+            .subscribe(topic, instance_ids, symbols, conflate)?;
         Ok(PySubscription { topic, sub })
     }
 

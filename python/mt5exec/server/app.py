@@ -116,6 +116,7 @@ class Server:
             instance_pb2,
             self.instances,
             instance_service.PLANNED,
+            config.engine.slow_consumer_timeout_s,
         )
         add_service(
             self.grpc,
@@ -123,6 +124,7 @@ class Server:
             order_pb2,
             order_service.OrderService(self.state),
             order_service.PLANNED,
+            config.engine.slow_consumer_timeout_s,
         )
         add_service(
             self.grpc,
@@ -130,6 +132,7 @@ class Server:
             stream_pb2,
             stream_service.StreamService(self.state),
             stream_service.PLANNED,
+            config.engine.slow_consumer_timeout_s,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
         names = [s.full_name for s in SERVICES]

@@ -57,17 +57,63 @@ def _unary(name: str, fn: Callable[[Any, Context], Awaitable[Any]]) -> Handler:
     return handler
 
 
-def _streaming(name: str, fn: Callable[[Any, Context], AsyncIterator[Any]]) -> Handler:
-    async def handler(request: Any, context: Context) -> AsyncIterator[Any]:
+class _SlowWatch:
+    """Notices a stream whose client stopped reading: a write blocked (HTTP/2 flow control)
+    for longer than the timeout cancels the handler's task, which then ends the stream with
+    RESOURCE_EXHAUSTED. One timer per stream, not one per message."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.since: float | None = None
+        self.fired = False
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._timer = self._loop.call_later(timeout, self._check)
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        if self.since is not None and now - self.since >= self.timeout:
+            self.fired = True
+            if self._task is not None:
+                self._task.cancel()
+            return
+        self._timer = self._loop.call_later(self.timeout / 2, self._check)
+
+    def stop(self) -> None:
+        self._timer.cancel()
+
+
+def slow_consumer(timeout: float) -> MT5ExecError:
+    return MT5ExecError(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "SLOW_CONSUMER",
+        f"the client read nothing for {timeout:g} s while messages waited; "
+        "reconnect (executions: resume from the last sequence seen)",
+    )
+
+
+def _streaming(
+    name: str, fn: Callable[[Any, Context], AsyncIterator[Any]], write_timeout: float
+) -> Handler:
+    async def handler(request: Any, context: Context) -> None:
+        watch = _SlowWatch(write_timeout)
         try:
             async for item in fn(request, context):
-                yield item
+                watch.since = watch._loop.time()
+                await context.write(item)
+                watch.since = None
         except MT5ExecError as e:
             await context.abort_with_status(e.to_status())
-        except (asyncio.CancelledError, grpc.aio.AbortError):
+        except asyncio.CancelledError:
+            if watch.fired:
+                await context.abort_with_status(slow_consumer(write_timeout).to_status())
+            raise
+        except grpc.aio.AbortError:
             raise
         except Exception as e:
             await context.abort_with_status(_internal(name, e).to_status())
+        finally:
+            watch.stop()
 
     return handler
 
@@ -90,6 +136,7 @@ def method_handlers(
     pb2: ModuleType,
     servicer: object,
     planned: dict[str, int | str],
+    write_timeout: float = 10.0,
 ) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
     """Handlers for every method of ``service``; ``planned`` maps missing ones to issues.
     Methods the servicer lists in ``RAW_REQUESTS`` get their requests as received bytes."""
@@ -106,7 +153,11 @@ def method_handlers(
             behaviour = _missing(f"{service.full_name}/{method.name}", issue, streaming_out)
         else:
             full_name = f"{service.full_name}/{method.name}"
-            behaviour = _streaming(full_name, fn) if streaming_out else _unary(full_name, fn)
+            behaviour = (
+                _streaming(full_name, fn, write_timeout)
+                if streaming_out
+                else _unary(full_name, fn)
+            )
         kwargs: dict[str, Any] = {
             "request_deserializer": None
             if method.name in raw_requests
@@ -130,6 +181,7 @@ def add_service(
     pb2: ModuleType,
     servicer: object,
     planned: dict[str, int | str],
+    write_timeout: float = 10.0,
 ) -> None:
-    handlers = method_handlers(service, pb2, servicer, planned)
+    handlers = method_handlers(service, pb2, servicer, planned, write_timeout)
     server.add_registered_method_handlers(service.full_name, handlers)

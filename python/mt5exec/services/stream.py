@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import grpc
 
 from mt5exec.engine import Subscription, Topic
-from mt5exec.errors import MT5ExecError
+from mt5exec.errors import MT5ExecError, invalid
 from mt5exec.server.handlers import Context
 from mt5exec.server.state import AppState
 from mt5exec.services import validation
@@ -20,7 +21,7 @@ PLANNED: dict[str, int | str] = {}
 _MAX_MESSAGE_BYTES = 256 * 1024
 
 
-async def _live(sub: Subscription, context: Context) -> AsyncIterator[bytes]:
+async def _live(sub: Subscription, context: Context) -> AsyncGenerator[bytes, None]:
     """The subscription's messages; headers go out first, so that a client that
     has them knows the subscription is live and will miss nothing from then on."""
     try:
@@ -40,14 +41,9 @@ class StreamService:
         self, request: stream_pb2.StreamTicksRequest, context: Context
     ) -> AsyncIterator[bytes]:
         ids = [validation.instance_id(i, "instance_ids") for i in request.instance_ids]
-        if request.conflate:
-            raise MT5ExecError(
-                grpc.StatusCode.UNIMPLEMENTED,
-                "NOT_IMPLEMENTED",
-                "conflate: conflation per subscriber is planned in issue #6",
-                "conflate",
-            )
-        sub = self._engine.subscribe(Topic.TICKS, ids, list(request.symbols))
+        sub = self._engine.subscribe(
+            Topic.TICKS, ids, list(request.symbols), conflate=request.conflate
+        )
         async for message in _live(sub, context):
             yield message
 
@@ -70,16 +66,39 @@ class StreamService:
         self, request: stream_pb2.StreamAccountRequest, context: Context
     ) -> AsyncIterator[bytes]:
         instance_id = validation.instance_id(request.instance_id)
+        interval = 0.0
         if request.HasField("interval"):
-            raise MT5ExecError(
-                grpc.StatusCode.UNIMPLEMENTED,
-                "NOT_IMPLEMENTED",
-                "interval: periodic account updates are planned in issue #6",
-                "interval",
+            interval = validation.finite(
+                "interval", request.interval.ToTimedelta().total_seconds(), maximum=3600.0
             )
+            if interval and interval < 0.01:
+                raise invalid("interval", "VALUE_OUT_OF_RANGE", "interval: at least 10 ms")
         sub = self._engine.subscribe(Topic.ACCOUNTS, [instance_id])
-        async for message in _live(sub, context):
-            yield message
+        if not interval:
+            async for message in _live(sub, context):
+                yield message
+            return
+        # Changes as they come, and the current account whenever `interval` passed without
+        # one (a GetAccountResponse is a StreamAccountResponse on the wire: field 1).
+        changes = _live(sub, context)
+        pending: asyncio.Task[bytes] | None = None
+        try:
+            while True:
+                if pending is None:
+                    pending = asyncio.ensure_future(anext(changes))
+                done, _ = await asyncio.wait({pending}, timeout=interval)
+                if done:
+                    message = pending.result()
+                    pending = None
+                else:
+                    message = self._engine.get_account(instance_id)
+                yield message
+        except StopAsyncIteration:
+            return
+        finally:
+            if pending is not None:
+                pending.cancel()
+            await changes.aclose()
 
     async def StreamInstanceEvents(
         self, request: stream_pb2.StreamInstanceEventsRequest, context: Context

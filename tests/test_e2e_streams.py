@@ -1,0 +1,163 @@
+"""Streams end to end: conflation, a client that stops reading, periodic account updates."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from tests.support import error_info
+
+from mt5exec.testing import ServerProcess
+from mt5exec.v1 import common_pb2, instance_pb2, stream_pb2, stream_pb2_grpc
+
+SYMBOLS = ["EURUSD", "GBPUSD", "USDJPY", "XAUUSD"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    data = tmp_path_factory.mktemp("streams")
+    config = data / "mt5exec.toml"
+    config.write_text("[engine]\nslow_consumer_timeout_s = 1.0\n")
+    with ServerProcess(data / "data", config=config) as proc:
+        proc.instances.CreateInstance(
+            instance_pb2.CreateInstanceRequest(
+                instance_id="fast",
+                config=common_pb2.InstanceConfig(symbols=SYMBOLS, tick_rate=1000),
+            ),
+            timeout=30,
+        )
+        yield proc
+
+
+def test_a_reader_that_keeps_up_misses_nothing(server: ServerProcess) -> None:
+    call = server.streams.StreamTicks(
+        stream_pb2.StreamTicksRequest(instance_ids=["fast"]), timeout=30
+    )
+    expected = 1
+    received = 0
+    deadline = time.monotonic() + 2.0
+    for message in call:
+        assert message.sequence == expected, "no gap"
+        assert message.dropped == 0
+        expected += len(message.ticks)
+        received += len(message.ticks)
+        if time.monotonic() > deadline:
+            break
+    call.cancel()
+    assert received > 4000, "about 4,000 ticks/s for 2 s"
+
+
+def test_conflation_delivers_the_latest_per_symbol(server: ServerProcess) -> None:
+    call = server.streams.StreamTicks(
+        stream_pb2.StreamTicksRequest(instance_ids=["fast"], conflate=True), timeout=30
+    )
+    iterator = iter(call)
+    next(iterator)
+    time.sleep(1.0)  # fall behind on purpose
+    seen: list[stream_pb2.StreamTicksResponse] = []
+    for _ in range(20):
+        seen.append(next(iterator))
+    call.cancel()
+    assert seen[-1].dropped > 0, "ticks were conflated away"
+    for message in seen:
+        symbols = [t.symbol for t in message.ticks]
+        assert len(symbols) == len(set(symbols)), "at most one tick per symbol per message"
+
+
+def test_a_client_that_stops_reading_is_cut_off_and_others_are_not(
+    server: ServerProcess,
+) -> None:
+    # A small receive window (no BDP probing), so that the server is blocked quickly.
+    channel = grpc.insecure_channel(server.address, options=[("grpc.http2.bdp_probe", 0)])
+    stalled = stream_pb2_grpc.StreamServiceStub(channel).StreamTicks(
+        stream_pb2.StreamTicksRequest(instance_ids=["fast"]), timeout=60
+    )
+    stalled.initial_metadata()
+    healthy_gaps: list[int] = []
+    healthy_count = [0]
+    stop = threading.Event()
+
+    def healthy() -> None:
+        call = server.streams.StreamTicks(
+            stream_pb2.StreamTicksRequest(instance_ids=["fast"]), timeout=60
+        )
+        expected = 1
+        for message in call:
+            if message.sequence != expected:
+                healthy_gaps.append(message.sequence - expected)
+            expected = message.sequence + len(message.ticks)
+            healthy_count[0] += len(message.ticks)
+            if stop.is_set():
+                call.cancel()
+                return
+
+    reader = threading.Thread(target=healthy, daemon=True)
+    reader.start()
+    time.sleep(4.0)  # the stalled client's window fills, then the timeout runs out
+    stop.set()
+    reader.join(5)
+    with pytest.raises(grpc.RpcError) as caught:
+        for _ in stalled:
+            pass
+    channel.close()
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert error_info(caught.value).reason == "SLOW_CONSUMER"
+    assert healthy_gaps == [], "the reader that kept up lost nothing"
+    assert healthy_count[0] > 8_000
+
+
+def test_account_updates_at_an_interval(server: ServerProcess) -> None:
+    request = stream_pb2.StreamAccountRequest(instance_id="fast")
+    request.interval.FromMilliseconds(100)
+    call = server.streams.StreamAccount(request, timeout=30)
+    started = time.monotonic()
+    accounts = []
+    for message in call:
+        accounts.extend(message.accounts)
+        if len(accounts) >= 5:
+            break
+    call.cancel()
+    elapsed = time.monotonic() - started
+    assert all(a.instance_id == "fast" and a.balance > 0 for a in accounts)
+    assert 0.3 < elapsed < 3.0, "about one every 100 ms with no trading"
+
+
+def test_bad_interval_is_invalid(server: ServerProcess) -> None:
+    request = stream_pb2.StreamAccountRequest(instance_id="fast")
+    request.interval.FromMilliseconds(1)
+    with pytest.raises(grpc.RpcError) as caught:
+        next(iter(server.streams.StreamAccount(request, timeout=10)))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(caught.value).metadata["field"] == "interval"
+
+
+def test_instance_events_follow_a_restart(server: ServerProcess, tmp_path: Path) -> None:
+    call = server.streams.StreamInstanceEvents(
+        stream_pb2.StreamInstanceEventsRequest(instance_ids=["fast"]), timeout=30
+    )
+    call.initial_metadata()
+    events: list[common_pb2.InstanceEvent] = []
+
+    def read() -> None:
+        try:
+            for message in call:
+                events.extend(message.events)
+        except grpc.RpcError:
+            pass
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    server.instances.RestartInstance(
+        instance_pb2.RestartInstanceRequest(instance_id="fast"), timeout=30
+    )
+    time.sleep(0.3)
+    call.cancel()
+    thread.join(5)
+    states = [common_pb2.InstanceState.Name(e.state) for e in events]
+    assert states[0] == "INSTANCE_STATE_STOPPING"
+    assert states[-1] == "INSTANCE_STATE_READY"
+    assert all(e.reason or e.state == common_pb2.INSTANCE_STATE_READY for e in events)
