@@ -154,9 +154,7 @@ def method_handlers(
         else:
             full_name = f"{service.full_name}/{method.name}"
             behaviour = (
-                _streaming(full_name, fn, write_timeout)
-                if streaming_out
-                else _unary(full_name, fn)
+                _streaming(full_name, fn, write_timeout) if streaming_out else _unary(full_name, fn)
             )
         kwargs: dict[str, Any] = {
             "request_deserializer": None
