@@ -501,6 +501,16 @@ class Engine:
         self._subscriptions[sub.id] = sub
         return sub
 
+    def subscribe_executions(self, instance_id: str, from_sequence: int) -> Subscription:
+        """One instance's execution events after ``from_sequence``: missed ones, then live."""
+        try:
+            core = self._core.subscribe_executions(instance_id, from_sequence)
+        except _core.CoreError as e:
+            raise _translate(e) from None
+        sub = Subscription(self, core)
+        self._subscriptions[sub.id] = sub
+        return sub
+
     def _forget(self, sub: Subscription) -> None:
         if self._subscriptions.pop(sub.id, None) is not None:
             self._core.unsubscribe(sub._core)

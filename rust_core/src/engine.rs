@@ -736,6 +736,25 @@ impl Engine {
             .subscribe(topic, instances, symbols, limit, conflate))
     }
 
+    /// Subscribes to one instance's execution events after `from_sequence` (0: live only):
+    /// what was missed first, then live events, without gap or duplicate.
+    ///
+    /// # Errors
+    /// `NOT_FOUND`, or `INVALID_ARGUMENT` for a sequence beyond the last event.
+    pub fn subscribe_executions(
+        &self,
+        instance_id: &str,
+        from_sequence: u64,
+    ) -> Result<Arc<Subscription>> {
+        let instance = self.shared.instance(instance_id)?;
+        instance.events.subscribe_from(
+            &self.shared,
+            instance_id,
+            from_sequence,
+            self.shared.config.execution_queue_limit,
+        )
+    }
+
     /// Ends a subscription.
     pub fn unsubscribe(&self, topic: Topic, id: u64) {
         self.shared.hub.unsubscribe(topic, id);

@@ -164,6 +164,25 @@ impl Subscription {
         !std::mem::replace(&mut q.notified, true)
     }
 
+    /// Queues pieces ahead of anything live (a resuming subscriber's replay); true when the
+    /// subscriber must be announced.
+    pub fn preload(&self, pieces: &[Bytes]) -> bool {
+        if pieces.is_empty() {
+            return false;
+        }
+        let mut q = self.queue.lock();
+        for piece in pieces {
+            let seq = q.next_seq;
+            q.next_seq += 1;
+            q.pieces.push_back(Queued {
+                seq,
+                key: 0,
+                piece: piece.clone(),
+            });
+        }
+        !std::mem::replace(&mut q.notified, true)
+    }
+
     /// Ends the stream once the queue is drained; true when it must be announced.
     fn close(&self, error: EngineError) -> bool {
         let mut q = self.queue.lock();

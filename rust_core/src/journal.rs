@@ -88,7 +88,8 @@ pub struct Journal {
     pub stats: JournalStats,
 }
 
-fn crc32(data: &[u8]) -> u32 {
+/// CRC-32 (IEEE) of `data`.
+pub fn crc32(data: &[u8]) -> u32 {
     let mut crc = 0xFFFF_FFFFu32;
     for &byte in data {
         crc ^= u32::from(byte);
@@ -141,6 +142,36 @@ fn read_records(path: &Path) -> std::io::Result<(Vec<JournalRecord>, u64)> {
         at += 8 + len;
     }
     Ok((records, at as u64))
+}
+
+/// The payloads of every intact record of a file framed like the journal.
+///
+/// # Errors
+/// I/O errors other than a missing file.
+pub fn read_frames(path: &Path) -> std::io::Result<Vec<Vec<u8>>> {
+    let mut data = Vec::new();
+    match File::open(path) {
+        Ok(mut f) => {
+            f.read_to_end(&mut data)?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    }
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while at + 8 <= data.len() {
+        let len = u32::from_be_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]) as usize;
+        let crc = u32::from_be_bytes([data[at + 4], data[at + 5], data[at + 6], data[at + 7]]);
+        let Some(payload) = data.get(at + 8..at + 8 + len) else {
+            break;
+        };
+        if crc32(payload) != crc {
+            break;
+        }
+        out.push(payload.to_vec());
+        at += 8 + len;
+    }
+    Ok(out)
 }
 
 /// The replayed state: the last record of every order, by (instance, client_order_id).

@@ -10,6 +10,7 @@
 pub mod convert;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod fanout;
 pub mod frame;
 pub mod journal;

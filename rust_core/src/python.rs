@@ -442,6 +442,21 @@ impl PyEngine {
         Ok(PySubscription { topic, sub })
     }
 
+    /// Subscribes to one instance's executions after `from_sequence` (replay, then live).
+    fn subscribe_executions(
+        &self,
+        instance_id: &str,
+        from_sequence: u64,
+    ) -> PyResult<PySubscription> {
+        let sub = self
+            .inner
+            .subscribe_executions(instance_id, from_sequence)?;
+        Ok(PySubscription {
+            topic: Topic::Executions,
+            sub,
+        })
+    }
+
     fn unsubscribe(&self, subscription: &PySubscription) {
         self.inner
             .unsubscribe(subscription.topic, subscription.sub.id);

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use crate::convert;
 use crate::engine::Shared;
 use crate::error::{Code, EngineError, Result};
-use crate::fanout::{piece, Topic};
 use crate::frame;
 use crate::journal::{FsyncPolicy, JournalRecord};
 use crate::notify::Completion;
@@ -230,18 +229,9 @@ fn journal(shared: &Shared, entry: &OrderEntry) -> std::result::Result<u64, Engi
 }
 
 fn publish(shared: &Shared, instance: &Instance, event: v1::execution_event::Event) {
-    let event = v1::ExecutionEvent {
-        instance_id: instance.spec.instance_id.clone(),
-        sequence: instance.next_sequence(),
-        time: Some(convert::now()),
-        event: Some(event),
-    };
-    shared.hub.publish(
-        Topic::Executions,
-        &instance.spec.instance_id,
-        &[("", piece(&event))],
-        &shared.notifier,
-    );
+    instance
+        .events
+        .publish(shared, &instance.spec.instance_id, event);
 }
 
 /// Journals and publishes an entry's new state.

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 
-import grpc
-
 from mt5exec.engine import Subscription, Topic
-from mt5exec.errors import MT5ExecError, invalid
+from mt5exec.errors import invalid
 from mt5exec.server.handlers import Context
 from mt5exec.server.state import AppState
 from mt5exec.services import validation
@@ -50,15 +48,17 @@ class StreamService:
     async def StreamExecutions(
         self, request: stream_pb2.StreamExecutionsRequest, context: Context
     ) -> AsyncIterator[bytes]:
-        ids = [validation.instance_id(request.instance_id)] if request.instance_id else []
-        if request.from_sequence:
-            raise MT5ExecError(
-                grpc.StatusCode.UNIMPLEMENTED,
-                "NOT_IMPLEMENTED",
-                "from_sequence: resuming a stream is planned in issue #6",
-                "from_sequence",
+        if request.instance_id:
+            instance_id = validation.instance_id(request.instance_id)
+            sub = self._engine.subscribe_executions(instance_id, request.from_sequence)
+        elif request.from_sequence:
+            raise invalid(
+                "instance_id",
+                "FIELD_REQUIRED",
+                "instance_id: required to resume from a sequence (they are per instance)",
             )
-        sub = self._engine.subscribe(Topic.EXECUTIONS, ids)
+        else:
+            sub = self._engine.subscribe(Topic.EXECUTIONS, [])
         async for message in _live(sub, context):
             yield message
 

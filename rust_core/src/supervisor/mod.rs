@@ -21,12 +21,12 @@ use parking_lot::Mutex;
 use prost::Message;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
 
 use crate::convert;
 use crate::engine::Shared;
+use crate::events::EventLog;
 use crate::fanout::{piece, Topic};
 use crate::notify::Completion;
 use crate::orders::OrderBook;
@@ -188,13 +188,16 @@ pub struct Instance {
     pub live: Mutex<Live>,
     /// Wakes the supervision loop out of a restart delay (stop/start requests).
     pub wake: Notify,
-    exec_seq: AtomicU64,
+    /// Execution events: numbering, ring, log.
+    pub events: EventLog,
 }
 
 impl Instance {
     /// A new, not yet started instance.
     pub fn new(spec: InstanceSpec) -> Self {
         let created = spec.created.unwrap_or_else(convert::now);
+        let events =
+            EventLog::open((!spec.dir.as_os_str().is_empty()).then_some(spec.dir.as_path()));
         Self {
             spec,
             created,
@@ -226,7 +229,7 @@ impl Instance {
                 cpu_sample: None,
             }),
             wake: Notify::new(),
-            exec_seq: AtomicU64::new(0),
+            events,
         }
     }
 
@@ -251,11 +254,6 @@ impl Instance {
                 .collect(),
             trading_state: v1::TradingState::Active as i32,
         }
-    }
-
-    /// The next execution event sequence number of this instance.
-    pub fn next_sequence(&self) -> u64 {
-        self.exec_seq.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// Completes every READY waiter: with the instance when it is READY, else with `error`.
