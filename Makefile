@@ -53,7 +53,9 @@ proto: setup
 
 bench: build
 	$(PY) benchmarks/order_roundtrip.py
+	$(PY) benchmarks/order_throughput.py
 	$(PY) benchmarks/instance_lifecycle.py
+	$(PY) benchmarks/tick_fanout.py
 
 clean:
 	rm -rf $(VENV) target python/mt5exec/_core*.so
