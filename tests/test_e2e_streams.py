@@ -227,3 +227,40 @@ def test_executions_resume_without_gap_or_duplicate(tmp_path: Path) -> None:
             _events(second, "resume", 999, 1)
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert error_info(caught.value).reason == "SEQUENCE_AHEAD"
+
+
+def test_ticks_are_stored_when_asked_and_old_ones_pruned(tmp_path: Path) -> None:
+    import datetime as dt
+
+    import duckdb
+
+    data = tmp_path / "data"
+    config = tmp_path / "mt5exec.toml"
+    config.write_text("[history]\nticks = true\ntick_retention_days = 30\n")
+    with ServerProcess(data, config=config) as srv:
+        srv.instances.CreateInstance(
+            instance_pb2.CreateInstanceRequest(
+                instance_id="taped",
+                config=common_pb2.InstanceConfig(symbols=["EURUSD", "GBPUSD"], tick_rate=100),
+            ),
+            timeout=30,
+        )
+        time.sleep(2.5)
+    db = duckdb.connect(str(data / "history.duckdb"))
+    try:
+        (count,) = db.execute("select count(*) from ticks where instance_id='taped'").fetchone()
+        assert 300 <= count <= 700, "about 2 symbols x 100 ticks/s for ~2.5 s"
+        (bad,) = db.execute("select count(*) from ticks where bid >= ask or bid <= 0").fetchone()
+        assert bad == 0
+        old = dt.datetime(2020, 1, 1)
+        db.execute("insert into ticks values ('taped', 'EURUSD', ?, ?, 1.0, 1.1, 0, 0)", [old, old])
+    finally:
+        db.close()
+    with ServerProcess(data, config=config):
+        pass  # the store prunes on start
+    db = duckdb.connect(str(data / "history.duckdb"), read_only=True)
+    try:
+        (old_left,) = db.execute("select count(*) from ticks where time < '2021-01-01'").fetchone()
+        assert old_left == 0, "ticks older than the retention are pruned"
+    finally:
+        db.close()

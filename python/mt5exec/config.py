@@ -220,6 +220,10 @@ class HistoryConfig:
     flush_interval_ms: int = field(default=1000, metadata=_opt(_positive))
     # Queued rows that trigger a write before the interval is up.
     batch_size: int = field(default=1000, metadata=_opt(_at_least_one))
+    # Store every tick too (table `ticks`), written in batches off the fan-out path.
+    ticks: bool = False
+    # Days ticks are kept.
+    tick_retention_days: float = field(default=30.0, metadata=_opt(_positive))
 
 
 @dataclass(frozen=True, slots=True)

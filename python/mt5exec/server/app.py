@@ -66,6 +66,22 @@ async def _record_executions(state: AppState) -> None:
             log.warning("history subscription ended (%s); resubscribing", e.reason)
 
 
+async def _record_ticks(state: AppState) -> None:
+    """Feeds every tick to the history's tick store (conflated if the store falls behind:
+    history never slows the clients' streams)."""
+    assert state.history is not None
+    history = state.history
+    while True:
+        sub = state.engine.subscribe(Topic.TICKS, [])
+        try:
+            async for batch in sub.messages(1 << 20):
+                history.record_ticks(batch)
+        except MT5ExecError as e:
+            if e.reason == "SERVER_SHUTTING_DOWN":
+                return
+            log.warning("tick storage subscription ended (%s); resubscribing", e.reason)
+
+
 class Server:
     """A running mt5exec server."""
 
@@ -87,6 +103,9 @@ class Server:
                 config.history_path,
                 flush_interval_ms=config.history.flush_interval_ms,
                 batch_size=config.history.batch_size,
+                tick_retention_days=(
+                    config.history.tick_retention_days if config.history.ticks else 0.0
+                ),
             )
         self.state = AppState(
             config=config,
@@ -110,6 +129,8 @@ class Server:
         if self.state.history is not None:
             await self.state.history.start()
             self._recorder = asyncio.create_task(_record_executions(self.state))
+            if config.history.ticks:
+                self._background.append(asyncio.create_task(_record_ticks(self.state)))
         add_service(
             self.grpc,
             SERVICES[0],
@@ -152,7 +173,7 @@ class Server:
         await self.grpc.start()
         for name in ["", *names]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        self._background = [
+        self._background += [
             asyncio.create_task(_wait(restored)),
             asyncio.create_task(self._prune_logs_daily()),
             asyncio.create_task(self.instances.watch_experts()),

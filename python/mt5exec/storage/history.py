@@ -823,6 +823,12 @@ class HistoryWriter:
         else:  # pragma: no cover - every queue item kind is produced in this module
             raise ValueError(f"unknown history item kind {kind}")
 
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A new cursor of the writing connection, for another writer of this process (ticks)."""
+        if self._conn is None:
+            raise HistoryError("history database is not open")
+        return self._conn.cursor()
+
     def _appender(self, table: _Table) -> duckdb.Appender:
         appender = self._appenders.get(table.name)
         if appender is None:

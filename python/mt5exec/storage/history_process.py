@@ -44,8 +44,11 @@ def _read_exact(stream: BinaryIO, n: int) -> bytes | None:
     return data if data is not None and len(data) == n else None
 
 
-def run_child(db: Path, flush_interval_ms: int, batch_size: int) -> int:
+def run_child(
+    db: Path, flush_interval_ms: int, batch_size: int, tick_retention_days: float = 0.0
+) -> int:
     from mt5exec.storage.history import HistoryError, HistoryWriter
+    from mt5exec.storage.ticks import TickStore
     from mt5exec.v1 import common_pb2, stream_pb2
 
     # Below the server and the workers: history can wait, orders cannot. SCHED_IDLE runs
@@ -60,6 +63,7 @@ def run_child(db: Path, flush_interval_ms: int, batch_size: int) -> int:
     except HistoryError as e:
         print(f"history: {e}", file=sys.stderr, flush=True)
         return 3
+    ticks = TickStore(writer.cursor(), tick_retention_days) if tick_retention_days else None
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     stdout.write(_HEADER.pack(b"R", 0))
     stdout.flush()
@@ -79,11 +83,17 @@ def run_child(db: Path, flush_interval_ms: int, batch_size: int) -> int:
                 writer.record_instance(common_pb2.Instance.FromString(payload))
             elif kind == b"O":
                 writer.record_order(common_pb2.Order.FromString(payload))
+            elif kind == b"T" and ticks is not None:
+                ticks.add(payload)
             elif kind == b"F":
+                if ticks is not None:
+                    ticks.flush()
                 writer.flush()
                 stdout.write(_HEADER.pack(b"F", len(payload)) + payload)
                 stdout.flush()
     finally:
+        if ticks is not None:
+            ticks.flush()
         writer.close()
     return 0
 
@@ -93,9 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--db", type=Path, required=True)
     parser.add_argument("--flush-interval-ms", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--tick-retention-days", type=float, default=0.0, help="0: no ticks")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s history %(levelname)s %(message)s")
-    return run_child(args.db, args.flush_interval_ms, args.batch_size)
+    return run_child(args.db, args.flush_interval_ms, args.batch_size, args.tick_retention_days)
 
 
 # ---------------------------------------------------------------------------- the server side
@@ -107,8 +118,15 @@ class HistoryProcess:
     # Past this much unsent data the child is stuck: drop (and count) rather than grow.
     MAX_BUFFERED = 64 * 1024 * 1024
 
-    def __init__(self, path: Path, flush_interval_ms: int = 200, batch_size: int = 1000) -> None:
+    def __init__(
+        self,
+        path: Path,
+        flush_interval_ms: int = 200,
+        batch_size: int = 1000,
+        tick_retention_days: float = 0.0,
+    ) -> None:
         self.path = path
+        self.tick_retention_days = tick_retention_days
         self.flush_interval_ms = flush_interval_ms
         self.batch_size = batch_size
         self.dropped = 0
@@ -129,6 +147,8 @@ class HistoryProcess:
             str(self.flush_interval_ms),
             "--batch-size",
             str(self.batch_size),
+            "--tick-retention-days",
+            str(self.tick_retention_days),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
@@ -182,6 +202,10 @@ class HistoryProcess:
 
     def record_order(self, order_bytes: bytes) -> None:
         self._send(b"O", order_bytes)
+
+    def record_ticks(self, batch: bytes) -> None:
+        """An encoded StreamTicksResponse (only kept when tick storage is on)."""
+        self._send(b"T", batch)
 
     def record_executions(self, batch: bytes) -> None:
         """An encoded StreamExecutionsResponse, passed on as it is."""
