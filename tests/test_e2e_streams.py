@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -264,3 +265,33 @@ def test_ticks_are_stored_when_asked_and_old_ones_pruned(tmp_path: Path) -> None
         assert old_left == 0, "ticks older than the retention are pruned"
     finally:
         db.close()
+
+
+def test_idle_streams_survive_and_shutdown_ends_them_with_a_status(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        server.instances.CreateInstance(
+            instance_pb2.CreateInstanceRequest(
+                instance_id="quiet", config=common_pb2.InstanceConfig(symbols=["EURUSD"])
+            ),
+            timeout=30,
+        )
+        time.sleep(0.2)
+        call = server.streams.StreamExecutions(
+            stream_pb2.StreamExecutionsRequest(instance_id="quiet"), timeout=60
+        )
+        call.initial_metadata()
+        time.sleep(3.0)  # nothing happens on the stream
+        _buy(server, "quiet", "wake-up")
+        first = next(iter(call))
+        assert first.events[0].order_update.client_order_id == "wake-up"
+        assert server.process is not None
+        server.process.send_signal(signal.SIGINT)  # a graceful stop
+        with pytest.raises(grpc.RpcError) as caught:
+            for _ in call:
+                pass
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert error_info(caught.value).reason == "SERVER_SHUTTING_DOWN"
+        assert server.terminate() == 0
+    finally:
+        server.kill()
