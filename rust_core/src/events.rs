@@ -20,7 +20,7 @@ use crate::convert;
 use crate::engine::Shared;
 use crate::error::{Code, EngineError, Result};
 use crate::fanout::{piece, Subscription, Topic};
-use crate::journal::{crc32, read_frames};
+use crate::journal::{frame_payload, read_frames};
 use crate::pb::v1;
 
 /// Events kept in memory per instance for resuming clients.
@@ -85,13 +85,8 @@ impl EventLog {
             event: Some(event),
         };
         if let Some(file) = inner.file.as_mut() {
-            let payload = event.encode_to_vec();
-            let mut record = Vec::with_capacity(payload.len() + 8);
-            record.extend_from_slice(&u32::try_from(payload.len()).unwrap_or(0).to_be_bytes());
-            record.extend_from_slice(&crc32(&payload).to_be_bytes());
-            record.extend_from_slice(&payload);
             // One write: written before any subscriber can see the event.
-            let _ = file.write_all(&record);
+            let _ = file.write_all(&frame_payload(&event.encode_to_vec()));
         }
         let encoded = piece(&event);
         inner.ring.push_back((event.sequence, encoded.clone()));

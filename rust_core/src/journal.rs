@@ -101,47 +101,30 @@ pub fn crc32(data: &[u8]) -> u32 {
     !crc
 }
 
-fn frame(record: &JournalRecord) -> Vec<u8> {
-    let payload = record.encode_to_vec();
+/// A record of this file format: length, CRC-32, payload.
+pub fn frame_payload(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 8);
     out.extend_from_slice(
         &u32::try_from(payload.len())
             .unwrap_or(u32::MAX)
             .to_be_bytes(),
     );
-    out.extend_from_slice(&crc32(&payload).to_be_bytes());
-    out.extend_from_slice(&payload);
+    out.extend_from_slice(&crc32(payload).to_be_bytes());
+    out.extend_from_slice(payload);
     out
 }
 
+fn frame(record: &JournalRecord) -> Vec<u8> {
+    frame_payload(&record.encode_to_vec())
+}
+
 /// Reads every intact record; returns them and the length of the intact prefix.
-fn read_records(path: &Path) -> std::io::Result<(Vec<JournalRecord>, u64)> {
-    let mut data = Vec::new();
-    match File::open(path) {
-        Ok(mut f) => {
-            f.read_to_end(&mut data)?;
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
-        Err(e) => return Err(e),
-    }
-    let mut records = Vec::new();
-    let mut at = 0usize;
-    while at + 8 <= data.len() {
-        let len = u32::from_be_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]) as usize;
-        let crc = u32::from_be_bytes([data[at + 4], data[at + 5], data[at + 6], data[at + 7]]);
-        let Some(payload) = data.get(at + 8..at + 8 + len) else {
-            break;
-        };
-        if crc32(payload) != crc {
-            break;
-        }
-        let Ok(record) = JournalRecord::decode(payload) else {
-            break;
-        };
-        records.push(record);
-        at += 8 + len;
-    }
-    Ok((records, at as u64))
+/// Every intact record, up to the first that does not decode.
+fn read_records(path: &Path) -> std::io::Result<Vec<JournalRecord>> {
+    Ok(read_frames(path)?
+        .iter()
+        .map_while(|payload| JournalRecord::decode(&payload[..]).ok())
+        .collect())
 }
 
 /// The payloads of every intact record of a file framed like the journal.
@@ -186,7 +169,7 @@ impl Journal {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let (records, _) = read_records(path)?;
+        let records = read_records(path)?;
         let mut latest: Replayed = HashMap::new();
         for record in records {
             if let Some(order) = &record.order {
@@ -399,7 +382,7 @@ mod tests {
         };
         assert_eq!(status("c1"), Some(v1::OrderStatus::Filled as i32));
         assert_eq!(status("c2"), Some(v1::OrderStatus::Submitted as i32));
-        let (records, _) = read_records(&path).expect("read");
+        let records = read_records(&path).expect("read");
         assert_eq!(records.len(), 2, "compacted to one record per order");
     }
 
