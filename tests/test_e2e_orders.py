@@ -330,16 +330,6 @@ def test_order_session_same_path_as_place_order(server: ServerProcess) -> None:
     assert len(positions(server, "session")) == 200
 
 
-def test_session_response_reuses_the_engine_bytes() -> None:
-    from mt5exec.services.order import session_response
-
-    order = common_pb2.Order(client_order_id="x", order_id=7, status=FILLED)
-    payload = order_pb2.PlaceOrderResponse(order=order).SerializeToString()
-    decoded = order_pb2.OrderSessionResponse.FromString(session_response("x", payload, 9, "R", "m"))
-    assert (decoded.client_order_id, decoded.code, decoded.reason) == ("x", 9, "R")
-    assert decoded.order == order
-
-
 def test_retries_past_the_client_deadline_make_one_order(tmp_path: Path) -> None:
     # Every order answer of this server's workers is delayed by 300 ms (a fault injection).
     env = {"MT5EXEC_SIM_ORDER_DELAY_MS": "300"}

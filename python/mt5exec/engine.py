@@ -389,22 +389,15 @@ class Engine:
             raise _translate(e) from None
         return await self._await_order(token, timeout, order.client_order_id)
 
-    async def place_order_raw(self, raw: bytes, timeout: float) -> bytes:
+    async def place_order_raw(self, raw: bytes, timeout: float, check_only: bool = False) -> bytes:
         """Places an order from an encoded PlaceOrderRequest (validated by the engine);
-        returns an encoded PlaceOrderResponse."""
+        returns an encoded PlaceOrderResponse, or with ``check_only`` a CheckOrderResponse
+        (the terminal's order_check: nothing is sent for execution)."""
         try:
-            token, client_order_id = self._core.place_order_raw(raw)
+            token, client_order_id = self._core.place_order_raw(raw, check_only)
         except _core.CoreError as e:
             raise _translate(e) from None
         return await self._await_order(token, timeout, client_order_id)
-
-    async def check_order(self, order: OrderArgs, timeout: float) -> bytes:
-        """Returns an encoded CheckOrderResponse; nothing is sent for execution."""
-        try:
-            token = self._core.place_order(**vars(order), check_only=True)
-        except _core.CoreError as e:
-            raise _translate(e) from None
-        return await self._await_order(token, timeout, order.client_order_id)
 
     async def cancel_order(
         self, instance_id: str, order_id: int, client_order_id: str, timeout: float

@@ -508,7 +508,8 @@ impl Engine {
     ///
     /// # Errors
     /// As `place_order`, plus `INVALID_ARGUMENT` for bytes that do not decode.
-    pub fn place_order_raw(&self, raw: &[u8]) -> Result<(u64, String)> {
+    /// With `check_only` it is the terminal's `order_check` instead (a `CheckOrderResponse`).
+    pub fn place_order_raw(&self, raw: &[u8], check_only: bool) -> Result<(u64, String)> {
         let p = v1::PlaceOrderRequest::decode(raw).map_err(|e| {
             EngineError::invalid("request", "REQUEST_INVALID", format!("request: {e}"))
         })?;
@@ -519,7 +520,11 @@ impl Engine {
             p.client_order_id.clone()
         };
         let (instance, intent) = self.intent_of(cid.clone(), p)?;
-        let token = routing::place(shared, &instance, intent, now_msc(), shared.token())?;
+        let token = if check_only {
+            routing::check(shared, &instance, &intent, now_msc())?
+        } else {
+            routing::place(shared, &instance, intent, now_msc(), shared.token())?
+        };
         Ok((token, cid))
     }
 
@@ -563,15 +568,6 @@ impl Engine {
             position_id: 0,
         };
         Ok((instance, intent))
-    }
-
-    /// A dry run; the token completes with an encoded `CheckOrderResponse`.
-    ///
-    /// # Errors
-    /// As `place_order`, without the idempotency check.
-    pub fn check_order(&self, instance_id: &str, intent: &OrderIntent) -> Result<u64> {
-        let instance = self.shared.instance(instance_id)?;
-        routing::check(&self.shared, &instance, intent, now_msc())
     }
 
     /// Cancels a pending order.

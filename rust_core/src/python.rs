@@ -251,7 +251,7 @@ impl PyEngine {
         instance_id, client_order_id, symbol, side, order_type, volume,
         price = 0.0, stop_limit_price = 0.0, stop_loss = 0.0, take_profit = 0.0,
         deviation_points = 0, time_in_force = 0, expiration_msc = 0, filling = 0,
-        comment = String::new(), magic = 0, position_id = 0, check_only = false,
+        comment = String::new(), magic = 0, position_id = 0,
     ))]
     fn place_order(
         &self,
@@ -272,7 +272,6 @@ impl PyEngine {
         comment: String,
         magic: u64,
         position_id: u64,
-        check_only: bool,
     ) -> PyResult<u64> {
         let intent = OrderIntent {
             client_order_id,
@@ -292,15 +291,14 @@ impl PyEngine {
             magic,
             position_id,
         };
-        if check_only {
-            return Ok(self.inner.check_order(instance_id, &intent)?);
-        }
         Ok(self.inner.place_order(instance_id, intent)?)
     }
 
-    /// Places an order from an encoded PlaceOrderRequest; returns (token, client_order_id).
-    fn place_order_raw(&self, raw: &[u8]) -> PyResult<(u64, String)> {
-        Ok(self.inner.place_order_raw(raw)?)
+    /// Places (or with `check_only` checks) an order from an encoded PlaceOrderRequest;
+    /// returns (token, client_order_id).
+    #[pyo3(signature = (raw, check_only = false))]
+    fn place_order_raw(&self, raw: &[u8], check_only: bool) -> PyResult<(u64, String)> {
+        Ok(self.inner.place_order_raw(raw, check_only)?)
     }
 
     /// Cancels a pending order by ticket (order_id) or client_order_id.

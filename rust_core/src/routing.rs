@@ -55,6 +55,21 @@ pub struct PendingRequest {
     pub attempts: u32,
 }
 
+impl PendingRequest {
+    /// A request that needs no price bookkeeping (checks, cancels, modifications, SL/TP).
+    fn plain(kind: RequestKind, client_order_id: String, position_id: u64) -> Self {
+        Self {
+            kind,
+            client_order_id,
+            reference_price: 0.0,
+            point: 0.0,
+            position_id,
+            retry: None,
+            attempts: 1,
+        }
+    }
+}
+
 /// Re-sends of one order after requotes, at most.
 const MAX_REQUOTE_RETRIES: u32 = 3;
 
@@ -593,18 +608,8 @@ pub fn cancel(
         ..Default::default()
     };
     send(shared, &live, request, 0)?;
-    live.pending.insert(
-        token,
-        PendingRequest {
-            kind: RequestKind::Cancel,
-            client_order_id: cid,
-            reference_price: 0.0,
-            point: 0.0,
-            position_id: 0,
-            retry: None,
-            attempts: 1,
-        },
-    );
+    live.pending
+        .insert(token, PendingRequest::plain(RequestKind::Cancel, cid, 0));
     Ok(token)
 }
 
@@ -656,18 +661,8 @@ pub fn modify(
         ..Default::default()
     };
     send(shared, &live, request, 0)?;
-    live.pending.insert(
-        token,
-        PendingRequest {
-            kind: RequestKind::Modify,
-            client_order_id: cid,
-            reference_price: 0.0,
-            point: 0.0,
-            position_id: 0,
-            retry: None,
-            attempts: 1,
-        },
-    );
+    live.pending
+        .insert(token, PendingRequest::plain(RequestKind::Modify, cid, 0));
     Ok(token)
 }
 
@@ -731,15 +726,7 @@ pub fn modify_position(
     send(shared, &live, request, 0)?;
     live.pending.insert(
         token,
-        PendingRequest {
-            kind: RequestKind::Sltp,
-            client_order_id: String::new(),
-            reference_price: 0.0,
-            point: 0.0,
-            position_id,
-            retry: None,
-            attempts: 1,
-        },
+        PendingRequest::plain(RequestKind::Sltp, String::new(), position_id),
     );
     Ok(token)
 }

@@ -28,7 +28,6 @@ PLANNED: dict[str, int | str] = {
     "PublishSignal": _COPIER,
 }
 
-_MAX_COMMENT = 64
 # Orders one session may have in flight before it stops reading new ones (backpressure).
 _SESSION_WINDOW = 1024
 
@@ -37,47 +36,6 @@ def _expiration_msc(request: order_pb2.PlaceOrderRequest | order_pb2.ModifyOrder
     if not request.HasField("expiration"):
         return 0
     return request.expiration.seconds * 1000 + request.expiration.nanos // 1_000_000
-
-
-def session_response(
-    client_order_id: str, payload: bytes, code: int = 0, reason: str = "", message: str = ""
-) -> bytes:
-    """An encoded OrderSessionResponse around the engine's encoded PlaceOrderResponse, without
-    decoding it: its `order` (field 1) becomes the response's `order` (field 5) by changing
-    the field's tag byte, the length and the bytes stay as they are."""
-    head = order_pb2.OrderSessionResponse(
-        client_order_id=client_order_id, code=code, reason=reason, message=message
-    ).SerializeToString()
-    if not payload:
-        return head
-    assert payload[0] == 0x0A, "a PlaceOrderResponse starts with its order field"
-    return head + b"\x2a" + payload[1:]
-
-
-def order_args(request: order_pb2.PlaceOrderRequest) -> OrderArgs:
-    """The engine's view of a PlaceOrderRequest, after the edge checks."""
-    if not request.symbol:
-        raise invalid("symbol", "FIELD_REQUIRED", "symbol: required")
-    if len(request.comment) > _MAX_COMMENT:
-        raise invalid("comment", "COMMENT_TOO_LONG", f"comment: at most {_MAX_COMMENT} characters")
-    return OrderArgs(
-        instance_id=validation.instance_id(request.instance_id),
-        client_order_id=validation.client_order_id(request.client_order_id),
-        symbol=request.symbol,
-        side=request.side,
-        order_type=request.type,
-        volume=request.volume,
-        price=request.price,
-        stop_limit_price=request.stop_limit_price,
-        stop_loss=request.stop_loss,
-        take_profit=request.take_profit,
-        deviation_points=request.deviation_points,
-        time_in_force=request.time_in_force,
-        expiration_msc=_expiration_msc(request),
-        filling=request.filling,
-        comment=request.comment,
-        magic=request.magic,
-    )
 
 
 class OrderService:
@@ -93,7 +51,8 @@ class OrderService:
         return await self._engine.place_order_raw(request, self._timeout)
 
     async def CheckOrder(self, request: order_pb2.CheckOrderRequest, context: Context) -> bytes:
-        return await self._engine.check_order(order_args(request.order), self._timeout)
+        raw = request.order.SerializeToString()
+        return await self._engine.place_order_raw(raw, self._timeout, check_only=True)
 
     async def CancelOrder(self, request: order_pb2.CancelOrderRequest, context: Context) -> bytes:
         instance_id = validation.instance_id(request.instance_id)

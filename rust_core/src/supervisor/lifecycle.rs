@@ -49,7 +49,13 @@ fn finish_stopped(shared: &Shared, instance: &Instance, live: &mut Live) {
     live.stopping = false;
     set_state(shared, instance, live, S::Stopped, "STOPPED");
     let stopped = worker_error("INSTANCE_STOPPED", "the instance was stopped");
-    instance.answer_ready_waiters(shared, live, Some(&stopped));
+    end_supervision(shared, instance, live, &stopped);
+}
+
+/// The loop ends: waiters for READY get `error`, waiters for the stop get the instance,
+/// and the instance's streams end.
+fn end_supervision(shared: &Shared, instance: &Instance, live: &mut Live, error: &EngineError) {
+    instance.answer_ready_waiters(shared, live, Some(error));
     let payload = instance.to_pb(live).encode_to_vec();
     for token in live.stop_waiters.drain(..) {
         shared
@@ -117,8 +123,7 @@ fn after_exit(
                 cause.message
             ),
         );
-        instance.answer_ready_waiters(shared, live, Some(&failed));
-        close_streams(shared, instance);
+        end_supervision(shared, instance, live, &failed);
         return None;
     }
     if live.consecutive_failures >= supervision.max_consecutive_failures {
@@ -136,14 +141,7 @@ fn after_exit(
                 cause.reason, cause.message
             ),
         );
-        instance.answer_ready_waiters(shared, live, Some(&failed));
-        let payload = instance.to_pb(live).encode_to_vec();
-        for token in live.stop_waiters.drain(..) {
-            shared
-                .notifier
-                .complete(Completion::ok(token, payload.clone()));
-        }
-        close_streams(shared, instance);
+        end_supervision(shared, instance, live, &failed);
         return None;
     }
     live.restarts += 1;
