@@ -23,10 +23,21 @@ def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo:
     raise AssertionError(f"no ErrorInfo in {status}")
 
 
+# Limits of tests that push hundreds of orders through one instance: the volume bounds only
+# (no throttle, in-flight cap or daily trade count).
+BULK_RISK = common_pb2.RiskLimits(max_order_volume=10.0, min_order_volume=0.01)
+
+
 def create_sim(
-    server: ServerProcess, instance_id: str, symbols: list[str] | None = None, tick_rate: float = 10
+    server: ServerProcess,
+    instance_id: str,
+    symbols: list[str] | None = None,
+    tick_rate: float = 10,
+    risk: common_pb2.RiskLimits | None = None,
 ) -> common_pb2.Instance:
-    config = common_pb2.InstanceConfig(symbols=symbols or ["EURUSD"], tick_rate=tick_rate)
+    config = common_pb2.InstanceConfig(
+        symbols=symbols or ["EURUSD"], tick_rate=tick_rate, risk=risk
+    )
     response = server.instances.CreateInstance(
         instance_pb2.CreateInstanceRequest(instance_id=instance_id, config=config), timeout=30
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from tests.support import create_sim, error_info
+from tests.support import BULK_RISK, create_sim, error_info
 
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, instance_pb2, order_pb2
@@ -83,7 +83,7 @@ def test_a_generated_id_is_returned(server: ServerProcess) -> None:
 
 
 def test_a_thousand_concurrent_calls_with_100_ids_make_100_orders(server: ServerProcess) -> None:
-    ready_instance(server, "burst")
+    ready_instance(server, "burst", risk=BULK_RISK)
     cids = [f"burst-{n % 100}" for n in range(1000)]
     with ThreadPoolExecutor(32) as pool:
         orders = list(
@@ -238,7 +238,7 @@ def test_kill9_mid_burst_loses_no_acknowledged_order_and_sends_none_twice(
     tmp_path: Path,
 ) -> None:
     with ServerProcess(tmp_path / "data") as server:
-        instance = create_sim(server, "storm", ["EURUSD"], tick_rate=20)
+        instance = create_sim(server, "storm", ["EURUSD"], tick_rate=20, risk=BULK_RISK)
         time.sleep(0.2)
         acked: dict[str, int] = {}
         failed: list[str] = []
@@ -308,7 +308,7 @@ def test_kill9_mid_burst_loses_no_acknowledged_order_and_sends_none_twice(
 
 
 def test_order_session_same_path_as_place_order(server: ServerProcess) -> None:
-    ready_instance(server, "session")
+    ready_instance(server, "session", risk=BULK_RISK)
     requests = [
         order_pb2.OrderSessionRequest(place=market("session", f"s-{n}")) for n in range(200)
     ]

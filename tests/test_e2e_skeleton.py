@@ -250,15 +250,12 @@ def test_duplicate_instance_is_already_exists(server: ServerProcess) -> None:
     assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
 
 
-def test_rpcs_not_built_yet_say_which_issue(server: ServerProcess) -> None:
+def test_rpcs_not_built_yet_say_so(server: ServerProcess) -> None:
     with pytest.raises(grpc.RpcError) as caught:
-        server.instances.SetTradingState(
-            instance_pb2.SetTradingStateRequest(instance_id="x"), timeout=5
-        )
+        server.orders.ListCopyRelations(order_pb2.ListCopyRelationsRequest(), timeout=5)
     assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "issue #5" in caught.value.details()
-    info = error_info(caught.value)
-    assert (info.reason, info.metadata["issue"]) == ("NOT_IMPLEMENTED", "5")
+    assert "copier" in caught.value.details()
+    assert error_info(caught.value).reason == "NOT_IMPLEMENTED"
 
 
 def test_list_instances_pages(server: ServerProcess) -> None:

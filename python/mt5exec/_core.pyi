@@ -46,6 +46,8 @@ class Engine:
         start: bool = True,
         created_unix_ns: int | None = None,
         secret_files: list[tuple[str, str]] = ...,
+        config_version: int = 1,
+        kill_switch: bool = False,
     ) -> int: ...
     def start_instance(self, instance_id: str) -> int: ...
     def restart_instance(self, instance_id: str) -> int: ...
@@ -101,6 +103,24 @@ class Engine:
         self, instance_id: str, history: bool = False, symbol: str = ""
     ) -> list[bytes]: ...
     def journal_stats(self) -> tuple[int, int, int, int, int]: ...
+    def engage_kill_switch(
+        self,
+        instance_id: str | None = None,
+        owner: str | None = None,
+        close_positions: bool = False,
+    ) -> int: ...
+    def release_kill_switch(
+        self, instance_id: str | None = None, owner: str | None = None
+    ) -> list[str]: ...
+    def set_risk_limits(self, instance_id: str, limits: bytes, version: int) -> bytes: ...
+    def set_trading_state(self, instance_id: str, state: int) -> bytes: ...
+    def configure_risk(
+        self,
+        global_orders_per_second: float,
+        owner_orders_per_second: float,
+        owners: dict[str, tuple[list[str], float]],
+    ) -> None: ...
+    def risk_rejections(self) -> list[tuple[str, str, int]]: ...
     def open_session(self) -> OrderSession: ...
     def session_submit(self, session: OrderSession, raw: bytes) -> None: ...
     def get_account(self, instance_id: str) -> bytes: ...
@@ -116,3 +136,46 @@ class Engine:
     def unsubscribe(self, subscription: Subscription) -> None: ...
     def worker_pids(self) -> list[int]: ...
     def running_instances(self) -> list[str]: ...
+
+class RiskChecker:
+    """The risk rules alone, on one scenario (tests and benchmarks)."""
+
+    def __init__(
+        self,
+        limits: bytes,
+        spec: bytes,
+        bid: float,
+        ask: float,
+        *,
+        tick_age_ms: int = 0,
+        hedging: bool = True,
+        equity: float = 0.0,
+        free_margin: float = ...,
+        leverage: float = 100.0,
+        net_volume: float = 0.0,
+        open_positions: int = 0,
+        pending_orders: int = 0,
+        trades_today: int = 0,
+        day_start_equity: float = 0.0,
+        equity_high: float = 0.0,
+        trading_state: int = 1,
+        kill_switch: bool = False,
+        symbol_allowed: bool = True,
+        in_session: bool = True,
+        duplicate: bool = False,
+    ) -> None: ...
+    def check(
+        self,
+        buy: bool,
+        order_type: int,
+        volume: float,
+        price: float = 0.0,
+        stop_limit_price: float = 0.0,
+        stop_loss: float = 0.0,
+        take_profit: float = 0.0,
+        deviation_points: int = 0,
+        closes_position: bool = False,
+    ) -> str | None: ...
+    def time_check(self, buy: bool, order_type: int, volume: float, n: int) -> float: ...
+
+def validate_risk_limits(limits: bytes) -> None: ...

@@ -1,7 +1,8 @@
 """Server configuration: the typed settings every other module reads, and how they are loaded.
 
-This module owns the schema of ``mt5exec.toml`` (sections ``[server]``, ``[engine]`` and
-``[history]``), its defaults, and the precedence of the sources that can set a field:
+This module owns the schema of ``mt5exec.toml`` (sections ``[server]``, ``[engine]``,
+``[history]``, ``[mt5]`` and ``[risk]``), its defaults, and the precedence of the sources that
+can set a field:
 
     defaults < TOML file < environment (``MT5EXEC_<SECTION>_<KEY>``) < overrides (CLI flags)
 
@@ -39,6 +40,7 @@ __all__ = [
     "ConfigError",
     "EngineConfig",
     "HistoryConfig",
+    "RiskConfig",
     "ServerConfig",
     "ServerSection",
     "load_config",
@@ -243,6 +245,20 @@ class Mt5Config:
 
 
 @dataclass(frozen=True, slots=True)
+class RiskConfig:
+    """``[risk]``: the limits that span instances (per-instance limits are in the templates'
+    ``risk.json`` and change at runtime through UpdateInstanceConfig)."""
+
+    # Orders (and modifications, cancels) per second over the whole server; 0: unlimited.
+    global_orders_per_second: float = field(default=0.0, metadata=_opt(_non_negative))
+    # The same per owner, for owners the owners file does not name; 0: unlimited.
+    owner_orders_per_second: float = field(default=0.0, metadata=_opt(_non_negative))
+    # JSON {"<owner>": {"allowed_symbols": [...], "orders_per_second": N}}; unset means
+    # <data_dir>/risk_owners.json when it exists.
+    owners_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ServerConfig:
     """The whole configuration; built by :func:`load_config`."""
 
@@ -250,6 +266,7 @@ class ServerConfig:
     engine: EngineConfig = field(default_factory=EngineConfig)
     history: HistoryConfig = field(default_factory=HistoryConfig)
     mt5: Mt5Config = field(default_factory=Mt5Config)
+    risk: RiskConfig = field(default_factory=RiskConfig)
 
     @property
     def data_dir(self) -> Path:
@@ -276,6 +293,18 @@ class ServerConfig:
         if self.server.templates_dir is not None:
             return self.server.templates_dir
         return self.server.data_dir / "templates"
+
+    @property
+    def risk_owners_path(self) -> Path:
+        """Owners' whitelists and order rates."""
+        if self.risk.owners_file is not None:
+            return self.risk.owners_file
+        return self.server.data_dir / "risk_owners.json"
+
+    @property
+    def kill_switch_path(self) -> Path:
+        """Engaged owner and global kill switches (instances keep theirs in instance.json)."""
+        return self.server.data_dir / "kill_switch.json"
 
     @property
     def history_path(self) -> Path:
@@ -307,6 +336,7 @@ _SECTIONS: Final[Mapping[str, type[Any]]] = {
     "engine": EngineConfig,
     "history": HistoryConfig,
     "mt5": Mt5Config,
+    "risk": RiskConfig,
 }
 
 
@@ -530,6 +560,9 @@ def load_config(
     history: HistoryConfig = sections["history"]
     if history.path is not None:
         sections["history"] = dataclasses.replace(history, path=_resolve(history.path))
+    risk: RiskConfig = sections["risk"]
+    if risk.owners_file is not None:
+        sections["risk"] = dataclasses.replace(risk, owners_file=_resolve(risk.owners_file))
     config = ServerConfig(**sections)
     logging.getLogger(__name__).debug(
         "configuration loaded from %s", path if path is not None else "defaults"

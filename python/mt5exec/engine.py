@@ -22,7 +22,7 @@ import grpc
 
 from mt5exec import _core
 from mt5exec.errors import MT5ExecError, status_code
-from mt5exec.v1 import common_pb2
+from mt5exec.v1 import common_pb2, instance_pb2
 
 
 class Topic(enum.IntEnum):
@@ -62,6 +62,9 @@ class InstanceSpec:
     created_unix_ns: int | None = None
     # Written (0600) before every worker start; the worker reads and deletes them.
     secret_files: tuple[tuple[str, str], ...] = dataclasses.field(default=(), repr=False)
+    # Version of config (its risk limits and trading state change at runtime).
+    config_version: int = 1
+    kill_switch: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,8 +115,18 @@ class EngineSettings:
 
 
 def _translate(error: _core.CoreError, payload: bytes = b"") -> MT5ExecError:
-    code, reason, message, field = error.args
-    return MT5ExecError(status_code(code), reason, message, field, payload=payload)
+    code, reason, message, field, retry_after_ms = error.args
+    return MT5ExecError(
+        status_code(code), reason, message, field, payload=payload, retry_after_ms=retry_after_ms
+    )
+
+
+def validate_risk_limits(limits: common_pb2.RiskLimits) -> None:
+    """Raises INVALID_ARGUMENT (naming the field) for limits the engine cannot use."""
+    try:
+        _core.validate_risk_limits(limits.SerializeToString())
+    except _core.CoreError as e:
+        raise _translate(e) from None
 
 
 def _expire(future: asyncio.Future[tuple[int, str, str, bytes]]) -> None:
@@ -303,6 +316,8 @@ class Engine:
                 start,
                 spec.created_unix_ns,
                 list(spec.secret_files),
+                spec.config_version,
+                spec.kill_switch,
             )
         except _core.CoreError as e:
             raise _translate(e) from None
@@ -372,6 +387,52 @@ class Engine:
             return common_pb2.Instance.FromString(self._core.get_instance(instance_id))
         except _core.CoreError as e:
             raise _translate(e) from None
+
+    # -- risk ---------------------------------------------------------------------------
+
+    def set_risk_limits(
+        self, instance_id: str, limits: common_pb2.RiskLimits, version: int
+    ) -> common_pb2.Instance:
+        try:
+            raw = self._core.set_risk_limits(instance_id, limits.SerializeToString(), version)
+        except _core.CoreError as e:
+            raise _translate(e) from None
+        return common_pb2.Instance.FromString(raw)
+
+    def set_trading_state(self, instance_id: str, state: int) -> common_pb2.Instance:
+        try:
+            return common_pb2.Instance.FromString(self._core.set_trading_state(instance_id, state))
+        except _core.CoreError as e:
+            raise _translate(e) from None
+
+    async def engage_kill_switch(
+        self, instance_id: str | None, owner: str | None, close_positions: bool
+    ) -> instance_pb2.EngageKillSwitchResponse:
+        """HALTs the scope's instances at once; returns when every cancel (and close) has
+        been answered by the terminals."""
+        try:
+            token = self._core.engage_kill_switch(instance_id, owner, close_positions)
+        except _core.CoreError as e:
+            raise _translate(e) from None
+        return instance_pb2.EngageKillSwitchResponse.FromString(await self._await(token))
+
+    def release_kill_switch(self, instance_id: str | None, owner: str | None) -> list[str]:
+        try:
+            return self._core.release_kill_switch(instance_id, owner)
+        except _core.CoreError as e:
+            raise _translate(e) from None
+
+    def configure_risk(
+        self,
+        global_orders_per_second: float,
+        owner_orders_per_second: float,
+        owners: dict[str, tuple[list[str], float]],
+    ) -> None:
+        self._core.configure_risk(global_orders_per_second, owner_orders_per_second, owners)
+
+    def risk_rejections(self) -> list[tuple[str, str, int]]:
+        """(instance id, reason, count) of every order the risk engine refused."""
+        return self._core.risk_rejections()
 
     def list_instances(self) -> list[common_pb2.Instance]:
         return [common_pb2.Instance.FromString(b) for b in self._core.list_instances()]

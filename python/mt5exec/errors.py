@@ -25,6 +25,7 @@ class MT5ExecError(Exception):
         field: str = "",
         metadata: dict[str, str] | None = None,
         payload: bytes = b"",
+        retry_after_ms: int = 0,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -33,6 +34,7 @@ class MT5ExecError(Exception):
         self.field = field
         self.metadata = dict(metadata or {})
         self.payload = payload
+        self.retry_after_ms = retry_after_ms
 
     def to_status(self) -> grpc.Status:
         info = error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN)
@@ -41,7 +43,13 @@ class MT5ExecError(Exception):
         info.metadata.update(self.metadata)
         detail = any_pb2.Any()
         detail.Pack(info)
-        status = status_pb2.Status(code=self.code.value[0], message=self.message, details=[detail])
+        details = [detail]
+        if self.retry_after_ms:
+            retry = error_details_pb2.RetryInfo()
+            retry.retry_delay.FromMilliseconds(self.retry_after_ms)
+            details.append(any_pb2.Any())
+            details[-1].Pack(retry)
+        status = status_pb2.Status(code=self.code.value[0], message=self.message, details=details)
         converted: grpc.Status = rpc_status.to_status(status)
         return converted
 

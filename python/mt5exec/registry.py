@@ -35,6 +35,9 @@ class InstanceRecord:
     desired_running: bool = True
     created_unix_ns: int = 0
     experts: list[str] = field(default_factory=list)
+    # Bumped by every UpdateInstanceConfig (optimistic concurrency).
+    config_version: int = 1
+    kill_switch: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -46,6 +49,8 @@ class InstanceRecord:
             "desired": "running" if self.desired_running else "stopped",
             "created_unix_ns": self.created_unix_ns,
             "experts": self.experts,
+            "config_version": self.config_version,
+            "kill_switch": self.kill_switch,
         }
 
     @classmethod
@@ -64,6 +69,8 @@ class InstanceRecord:
             desired_running=desired == "running",
             created_unix_ns=int(data["created_unix_ns"]),
             experts=[str(e) for e in data.get("experts", [])],
+            config_version=int(data.get("config_version", 1)),
+            kill_switch=bool(data.get("kill_switch", False)),
         )
 
 

@@ -87,6 +87,7 @@ _ID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # Broker symbol names vary ("EURUSD.m", "US30#", "XAUUSD-ECN"); only whitespace is never valid.
 _SYMBOL_RE: Final = re.compile(r"\S{1,64}")
 _CURRENCY_RE: Final = re.compile(r"[A-Z]{3}")
+_HHMM_RE: Final = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]|")
 # Besides any key containing "password": the seed's broker config carries the account login
 # next to its password, and both belong to the vault.
 _CREDENTIAL_KEYS: Final = frozenset({"login_number", "passwd", "secret"})
@@ -208,7 +209,13 @@ def _currency_convert(value: object) -> object:
 
 
 def _symbols_convert(value: object) -> object:
-    if not isinstance(value, list | tuple) or not value:
+    if not value:
+        raise _Mismatch
+    return _symbol_list_convert(value)
+
+
+def _symbol_list_convert(value: object) -> object:
+    if not isinstance(value, list | tuple):
         raise _Mismatch
     seen: set[str] = set()
     for symbol in value:
@@ -227,6 +234,12 @@ def _optional(spec: _Spec) -> _Spec:
     return _Spec(f"{spec.desc} or null", convert)
 
 
+def _hhmm_convert(value: object) -> object:
+    if not isinstance(value, str) or not _HHMM_RE.fullmatch(value):
+        raise _Mismatch
+    return value
+
+
 def _str_convert(value: object) -> object:
     if not isinstance(value, str):
         raise _Mismatch
@@ -241,6 +254,8 @@ _NAME: Final = _text(None, "a non-empty string")
 _SYMBOL: Final = _text(_SYMBOL_RE, "a symbol name without whitespace (at most 64 characters)")
 _CURRENCY: Final = _Spec("a 3-letter ISO currency code", _currency_convert)
 _SYMBOLS: Final = _Spec("a non-empty list of symbol names", _symbols_convert)
+_SYMBOL_LIST: Final = _Spec("a list of symbol names", _symbol_list_convert)
+_HHMM: Final = _Spec('"HH:MM" (UTC) or ""', _hhmm_convert)
 _UINT64: Final = _integer(0, 2**64 - 1, "an integer in 0..2^64-1")
 _NON_NEG_INT: Final = _integer(0)
 _POS_INT: Final = _integer(1)
@@ -353,13 +368,17 @@ class RiskSection:
     max_in_flight_orders: int = _f(10, _NON_NEG_INT)
     # Identical orders (same symbol, side, volume, price) within this window are duplicates.
     duplicate_window_ms: int = _f(0, _NON_NEG_INT)
+    # Instrument whitelist; empty: every symbol of the instance.
+    allowed_symbols: tuple[str, ...] = _f((), _SYMBOL_LIST)
+    # Daily trading window in UTC ("HH:MM"); both empty: always. Closing is always allowed.
+    session_start: str = _f("", _HHMM)
+    session_end: str = _f("", _HHMM)
 
-    def risk_limits(self) -> dict[str, float | int]:
+    def risk_limits(self) -> dict[str, object]:
         """The limits keyed by the field names of proto ``mt5exec.v1.RiskLimits``."""
-        out: dict[str, float | int] = {
-            f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-        }
+        out: dict[str, object] = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["max_daily_loss"] = out.pop("max_loss_per_day")
+        out["allowed_symbols"] = list(self.allowed_symbols)
         return out
 
 

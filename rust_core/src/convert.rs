@@ -25,6 +25,12 @@ pub fn now() -> Timestamp {
     }
 }
 
+/// Now, milliseconds since the epoch.
+pub fn now_msc() -> i64 {
+    let now = now();
+    now.seconds * 1000 + i64::from(now.nanos / 1_000_000)
+}
+
 /// MT5 `ORDER_TYPE_BUY`/`SELL` (and `DEAL_TYPE_*`, `POSITION_TYPE_*`) from a side.
 pub fn mt5_side(side: v1::Side) -> u32 {
     match side {

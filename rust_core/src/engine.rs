@@ -18,9 +18,11 @@ use crate::error::{Code, EngineError, Result};
 use crate::fanout::{Hub, Subscription, Topic};
 use crate::frame;
 use crate::journal::{FsyncPolicy, Journal, JournalRecord};
+use crate::killswitch;
 use crate::notify::{Completion, Notifier};
 use crate::pb::v1;
 use crate::pb::v1::order_session_request::Request as OsRequest;
+use crate::risk::{Gate, OwnerPolicy};
 use crate::routing::{self, OrderChanges, OrderRef};
 use crate::session::{self, Session};
 use crate::supervisor::{self, stats, Instance, InstanceSpec};
@@ -79,6 +81,9 @@ pub struct Shared {
     /// Order tokens whose answers go to an order session.
     pub routes: session::Routes,
     started_nanos: u64,
+    epoch: std::time::Instant,
+    /// Owner and global throttles, owner whitelists, rejection counts.
+    pub risk: Gate,
 }
 
 impl Shared {
@@ -90,6 +95,11 @@ impl Shared {
             }
             None => self.notifier.complete(completion),
         }
+    }
+
+    /// Monotonic nanoseconds since the engine started (throttles).
+    pub fn mono_ns(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// A new token for a call answered later.
@@ -159,6 +169,8 @@ impl Engine {
             started_nanos: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+            epoch: std::time::Instant::now(),
+            risk: Gate::default(),
         });
         Ok(Self { rt, shared })
     }
@@ -184,7 +196,7 @@ impl Engine {
             )
             .field("instance_id"));
         }
-        let instance = Arc::new(Instance::new(spec));
+        let instance = Arc::new(Instance::new(spec, self.shared.mono_ns())?);
         instances.insert(instance.spec.instance_id.clone(), Arc::clone(&instance));
         drop(instances);
         let replayed = self
@@ -470,7 +482,7 @@ impl Engine {
                             OrderRef::ClientId(c.client_order_id.clone())
                         };
                         let token = shared.token();
-                        shared.routes.add(token, Arc::clone(session), cid.clone());
+                        shared.routes.add(token, session.clone(), cid.clone());
                         if let Err(e) = routing::cancel(shared, &instance, &which, token) {
                             shared.routes.take(token);
                             return Err(e);
@@ -495,7 +507,7 @@ impl Engine {
         let shared = &self.shared;
         let (instance, intent) = self.intent_of(cid.clone(), p)?;
         // Routed before placing: a duplicate's stored answer is delivered at once.
-        shared.routes.add(token, Arc::clone(session), cid);
+        shared.routes.add(token, session.clone(), cid);
         if let Err(e) = routing::place(shared, &instance, intent, now_msc(), token) {
             shared.routes.take(token);
             return Err(e);
@@ -568,6 +580,127 @@ impl Engine {
             position_id: 0,
         };
         Ok((instance, intent))
+    }
+
+    /// Instances a kill switch scope covers: one instance, an owner's, or all (ordered by id).
+    ///
+    /// # Errors
+    /// `NOT_FOUND` for an unknown instance.
+    fn scope(&self, instance_id: Option<&str>, owner: Option<&str>) -> Result<Vec<Arc<Instance>>> {
+        if let Some(id) = instance_id {
+            return Ok(vec![self.shared.instance(id)?]);
+        }
+        let mut all: Vec<Arc<Instance>> = self
+            .shared
+            .instances
+            .read()
+            .values()
+            .filter(|i| owner.is_none_or(|o| i.spec.owner == o))
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| a.spec.instance_id.cmp(&b.spec.instance_id));
+        Ok(all)
+    }
+
+    /// Engages the kill switch for one instance, an owner's instances or all of them (both
+    /// `None`); the token completes with an encoded `EngageKillSwitchResponse` once every
+    /// pending order's cancel (and each close, with `close_positions`) is answered.
+    ///
+    /// # Errors
+    /// `NOT_FOUND` for an unknown instance.
+    pub fn engage_kill_switch(
+        &self,
+        instance_id: Option<&str>,
+        owner: Option<&str>,
+        close_positions: bool,
+    ) -> Result<u64> {
+        let instances = self.scope(instance_id, owner)?;
+        let token = self.shared.token();
+        killswitch::engage(&self.shared, &instances, close_positions, token);
+        Ok(token)
+    }
+
+    /// Releases the kill switch of a scope; returns the instance ids released.
+    ///
+    /// # Errors
+    /// `NOT_FOUND` for an unknown instance.
+    pub fn release_kill_switch(
+        &self,
+        instance_id: Option<&str>,
+        owner: Option<&str>,
+    ) -> Result<Vec<String>> {
+        let instances = self.scope(instance_id, owner)?;
+        killswitch::release(&instances);
+        Ok(instances
+            .iter()
+            .map(|i| i.spec.instance_id.clone())
+            .collect())
+    }
+
+    /// Replaces an instance's risk limits (encoded `RiskLimits`) and sets their version;
+    /// returns the encoded `Instance`.
+    ///
+    /// # Errors
+    /// `NOT_FOUND`, `INVALID_ARGUMENT` for unusable limits (nothing changes then).
+    pub fn set_risk_limits(
+        &self,
+        instance_id: &str,
+        limits: &[u8],
+        version: u64,
+    ) -> Result<Vec<u8>> {
+        let limits = v1::RiskLimits::decode(limits).map_err(|e| {
+            EngineError::invalid(
+                "config.risk",
+                "REQUEST_INVALID",
+                format!("config.risk: {e}"),
+            )
+        })?;
+        let instance = self.shared.instance(instance_id)?;
+        let mut live = instance.live.lock();
+        live.risk
+            .set_limits(limits, version, self.shared.mono_ns())?;
+        Ok(instance.to_pb(&live).encode_to_vec())
+    }
+
+    /// Sets an instance's trading state; returns the encoded `Instance`.
+    ///
+    /// # Errors
+    /// `NOT_FOUND`, `INVALID_ARGUMENT` for UNSPECIFIED or unknown states.
+    pub fn set_trading_state(&self, instance_id: &str, state: i32) -> Result<Vec<u8>> {
+        let state = match v1::TradingState::try_from(state) {
+            Ok(v1::TradingState::Unspecified) | Err(_) => {
+                return Err(EngineError::invalid(
+                    "trading_state",
+                    "TRADING_STATE_INVALID",
+                    format!("trading_state: expected ACTIVE, REDUCE_ONLY or HALTED, got {state}"),
+                ))
+            }
+            Ok(state) => state,
+        };
+        let instance = self.shared.instance(instance_id)?;
+        let mut live = instance.live.lock();
+        live.risk.state = state;
+        Ok(instance.to_pb(&live).encode_to_vec())
+    }
+
+    /// Sets the server-wide and per-owner throttles and the owners' whitelists.
+    pub fn configure_risk(
+        &self,
+        global_orders_per_second: f64,
+        owner_orders_per_second: f64,
+        owners: HashMap<String, OwnerPolicy>,
+    ) {
+        self.shared.risk.configure(
+            global_orders_per_second,
+            owner_orders_per_second,
+            owners,
+            self.shared.mono_ns(),
+        );
+    }
+
+    /// Risk rejections so far: (instance id, reason, count).
+    pub fn risk_rejections(&self) -> Vec<(String, &'static str, u64)> {
+        self.shared.risk.rejections()
     }
 
     /// Cancels a pending order.
@@ -789,10 +922,7 @@ impl Engine {
     }
 }
 
-fn now_msc() -> i64 {
-    let now = convert::now();
-    now.seconds * 1000 + i64::from(now.nanos / 1_000_000)
-}
+use convert::now_msc;
 
 #[cfg(test)]
 mod tests {

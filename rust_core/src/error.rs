@@ -44,6 +44,8 @@ pub struct EngineError {
     pub message: String,
     /// The request field at fault, if any.
     pub field: &'static str,
+    /// When to retry (RESOURCE_EXHAUSTED from a throttle), in milliseconds; 0: not said.
+    pub retry_after_ms: u32,
 }
 
 impl EngineError {
@@ -54,6 +56,7 @@ impl EngineError {
             reason,
             message: message.into(),
             field: "",
+            retry_after_ms: 0,
         }
     }
 

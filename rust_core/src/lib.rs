@@ -14,10 +14,12 @@ pub mod events;
 pub mod fanout;
 pub mod frame;
 pub mod journal;
+pub mod killswitch;
 pub mod notify;
 pub mod orders;
 pub mod pb;
 pub mod retcode;
+pub mod risk;
 pub mod routing;
 pub mod session;
 pub mod supervisor;
@@ -25,3 +27,5 @@ pub mod validate;
 
 #[cfg(feature = "python")]
 mod python;
+#[cfg(feature = "python")]
+mod python_risk;

@@ -24,12 +24,18 @@ create_exception!(
     _core,
     CoreError,
     PyException,
-    "An engine error: args are (grpc_code, reason, message, field)."
+    "An engine error: args are (grpc_code, reason, message, field, retry_after_ms)."
 );
 
 impl From<EngineError> for PyErr {
     fn from(e: EngineError) -> Self {
-        CoreError::new_err((e.code as i32, e.reason, e.message, e.field))
+        CoreError::new_err((
+            e.code as i32,
+            e.reason,
+            e.message,
+            e.field,
+            e.retry_after_ms,
+        ))
     }
 }
 
@@ -158,6 +164,7 @@ impl PyEngine {
     #[pyo3(signature = (
         instance_id, owner, backend, directory, log_directory, argv, env, config,
         supervision, start = true, created_unix_ns = None, secret_files = Vec::new(),
+        config_version = 1, kill_switch = false,
     ))]
     fn create_instance(
         &self,
@@ -173,6 +180,8 @@ impl PyEngine {
         start: bool,
         created_unix_ns: Option<i64>,
         secret_files: Vec<(PathBuf, String)>,
+        config_version: u64,
+        kill_switch: bool,
     ) -> PyResult<u64> {
         use prost::Message;
         let config = v1::InstanceConfig::decode(config)
@@ -195,6 +204,8 @@ impl PyEngine {
                 seconds: ns.div_euclid(1_000_000_000),
                 nanos: i32::try_from(ns.rem_euclid(1_000_000_000)).unwrap_or(0),
             }),
+            config_version,
+            kill_switch,
         };
         Ok(self.inner.create_instance(spec, start)?)
     }
@@ -397,6 +408,85 @@ impl PyEngine {
         self.inner.session_submit(&session.session, raw);
     }
 
+    /// Engages the kill switch (one instance, an owner's, or all when both are None);
+    /// returns a token completed with an encoded `EngageKillSwitchResponse`.
+    #[pyo3(signature = (instance_id = None, owner = None, close_positions = false))]
+    fn engage_kill_switch(
+        &self,
+        instance_id: Option<&str>,
+        owner: Option<&str>,
+        close_positions: bool,
+    ) -> PyResult<u64> {
+        Ok(self
+            .inner
+            .engage_kill_switch(instance_id, owner, close_positions)?)
+    }
+
+    /// Releases the kill switch of a scope; returns the instance ids.
+    #[pyo3(signature = (instance_id = None, owner = None))]
+    fn release_kill_switch(
+        &self,
+        instance_id: Option<&str>,
+        owner: Option<&str>,
+    ) -> PyResult<Vec<String>> {
+        Ok(self.inner.release_kill_switch(instance_id, owner)?)
+    }
+
+    /// Replaces an instance's risk limits; returns the encoded `Instance`.
+    fn set_risk_limits<'py>(
+        &self,
+        py: Python<'py>,
+        instance_id: &str,
+        limits: &[u8],
+        version: u64,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(
+            py,
+            &self.inner.set_risk_limits(instance_id, limits, version)?,
+        ))
+    }
+
+    /// Sets an instance's trading state; returns the encoded `Instance`.
+    fn set_trading_state<'py>(
+        &self,
+        py: Python<'py>,
+        instance_id: &str,
+        state: i32,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(
+            py,
+            &self.inner.set_trading_state(instance_id, state)?,
+        ))
+    }
+
+    /// Server-wide and per-owner order rates; owners: name -> (allowed symbols, rate).
+    fn configure_risk(
+        &self,
+        global_orders_per_second: f64,
+        owner_orders_per_second: f64,
+        owners: std::collections::HashMap<String, (Vec<String>, f64)>,
+    ) {
+        let owners = owners
+            .into_iter()
+            .map(|(name, (allowed_symbols, orders_per_second))| {
+                (
+                    name,
+                    crate::risk::OwnerPolicy {
+                        allowed_symbols,
+                        orders_per_second,
+                    },
+                )
+            })
+            .collect();
+        self.inner
+            .configure_risk(global_orders_per_second, owner_orders_per_second, owners);
+    }
+
+    /// Risk rejections so far: [(instance id, reason, count)].
+    fn risk_rejections(&self) -> Vec<(String, &'static str, u64)> {
+        self.inner.risk_rejections()
+    }
+
     /// (records, bytes, fsyncs, write ns, fsync ns) of the order journal.
     fn journal_stats(&self) -> (u64, u64, u64, u64, u64) {
         self.inner.journal_stats()
@@ -539,6 +629,11 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEngine>()?;
     m.add_class::<PySubscription>()?;
     m.add_class::<PyOrderSession>()?;
+    m.add_class::<crate::python_risk::PyRiskChecker>()?;
+    m.add_function(wrap_pyfunction!(
+        crate::python_risk::validate_risk_limits,
+        m
+    )?)?;
     m.add("CoreError", m.py().get_type::<CoreError>())?;
     m.add("PROTOCOL_VERSION", crate::supervisor::PROTOCOL_VERSION)?;
     Ok(())

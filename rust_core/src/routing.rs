@@ -18,6 +18,7 @@ use crate::pb::terminal as t;
 use crate::pb::v1;
 use crate::pb::v1::OrderStatus as S;
 use crate::retcode;
+use crate::risk;
 use crate::supervisor::{Instance, Live};
 use crate::validate::{self, OrderIntent};
 
@@ -53,11 +54,15 @@ pub struct PendingRequest {
     pub retry: Option<Box<t::OrderRequest>>,
     /// Sends of this order so far.
     pub attempts: u32,
+    /// A new pending (limit/stop) order: counts against `max_pending_orders` until answered.
+    pub pending_order: bool,
+    /// A dry run's risk verdict when the gate refused it.
+    pub verdict: Option<Box<EngineError>>,
 }
 
 impl PendingRequest {
     /// A request that needs no price bookkeeping (checks, cancels, modifications, SL/TP).
-    fn plain(kind: RequestKind, client_order_id: String, position_id: u64) -> Self {
+    pub(crate) fn plain(kind: RequestKind, client_order_id: String, position_id: u64) -> Self {
         Self {
             kind,
             client_order_id,
@@ -66,6 +71,8 @@ impl PendingRequest {
             position_id,
             retry: None,
             attempts: 1,
+            pending_order: false,
+            verdict: None,
         }
     }
 }
@@ -268,7 +275,7 @@ fn order_payload(order: &v1::Order) -> Vec<u8> {
 }
 
 /// Sends a request to the worker, after the journal is durable when the policy says so.
-fn send(
+pub(crate) fn send(
     shared: &Arc<Shared>,
     live: &Live,
     request: t::OrderRequest,
@@ -304,17 +311,41 @@ fn send(
     }
 }
 
+/// Whether an order passes the risk gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// It must (every order of a client, a session or the copier).
+    Check,
+    /// It is the engine's own (the kill switch's closes).
+    Bypass,
+}
+
 /// Places an order (or closes a position when `intent.position_id` is set).
 ///
 /// # Errors
-/// Validation, idempotency (`ALREADY_EXISTS`), readiness and journal errors; nothing reaches
-/// the terminal then.
+/// Validation, idempotency (`ALREADY_EXISTS`), readiness, risk and journal errors; nothing
+/// reaches the terminal then.
 pub fn place(
     shared: &Arc<Shared>,
     instance: &Instance,
     intent: OrderIntent,
     now_msc: i64,
     token: u64,
+) -> Result<u64> {
+    place_gated(shared, instance, intent, now_msc, token, Gate::Check)
+}
+
+/// [`place`], saying whether the risk gate applies.
+///
+/// # Errors
+/// As [`place`].
+pub fn place_gated(
+    shared: &Arc<Shared>,
+    instance: &Instance,
+    intent: OrderIntent,
+    now_msc: i64,
+    token: u64,
+    gate: Gate,
 ) -> Result<u64> {
     let mut live = instance.live.lock();
     let hash = intent.payload_hash();
@@ -345,13 +376,6 @@ pub fn place(
     let spec = live.symbols.get(&intent.symbol);
     let last = live.last_ticks.get(&intent.symbol);
     validate::check_order(&intent, spec, last, now_msc)?;
-    let (Some(spec), Some(last)) = (spec, last) else {
-        return Err(EngineError::new(
-            Code::Internal,
-            "INTERNAL",
-            "symbol vanished",
-        ));
-    };
     if intent.position_id != 0
         && !live
             .positions
@@ -365,6 +389,23 @@ pub fn place(
         )
         .field("position_id"));
     }
+    if gate == Gate::Check {
+        risk::live::check_new(shared, instance, &mut live, &intent, now_msc, true)?;
+    }
+    let Some(spec) = live.symbols.get(&intent.symbol) else {
+        return Err(EngineError::new(
+            Code::Internal,
+            "INTERNAL",
+            "symbol vanished",
+        ));
+    };
+    let Some(last) = live.last_ticks.get(&intent.symbol) else {
+        return Err(EngineError::new(
+            Code::Internal,
+            "INTERNAL",
+            "tick vanished",
+        ));
+    };
     let side = v1::Side::try_from(intent.side).unwrap_or(v1::Side::Buy);
     let order_type = v1::OrderType::try_from(intent.order_type).unwrap_or(v1::OrderType::Market);
     let market = order_type == v1::OrderType::Market;
@@ -446,6 +487,8 @@ pub fn place(
             position_id: intent.position_id,
             retry,
             attempts: 1,
+            pending_order: !market,
+            verdict: None,
         },
     );
     live.book
@@ -470,7 +513,15 @@ pub fn check(
     let spec = live.symbols.get(&intent.symbol);
     let last = live.last_ticks.get(&intent.symbol);
     validate::check_order(intent, spec, last, now_msc)?;
-    let (Some(spec), Some(last)) = (spec, last) else {
+    let verdict = match risk::live::check_new(shared, instance, &mut live, intent, now_msc, false) {
+        Ok(()) => None,
+        Err(e) if e.code == Code::InvalidArgument => return Err(e),
+        Err(e) => Some(Box::new(e)),
+    };
+    let (Some(spec), Some(last)) = (
+        live.symbols.get(&intent.symbol),
+        live.last_ticks.get(&intent.symbol),
+    ) else {
         return Err(EngineError::new(
             Code::Internal,
             "INTERNAL",
@@ -518,6 +569,8 @@ pub fn check(
             position_id: 0,
             retry: None,
             attempts: 1,
+            pending_order: false,
+            verdict,
         },
     );
     Ok(token)
@@ -597,6 +650,8 @@ pub fn cancel(
     if let Some(error) = not_ready(instance, &live) {
         return Err(error);
     }
+    pending_order(&mut live, which)?;
+    risk::live::check_change(shared, instance, &mut live, true)?;
     let entry = pending_order(&mut live, which)?;
     let cid = entry.order.client_order_id.clone();
     let request = t::OrderRequest {
@@ -631,6 +686,8 @@ pub fn modify(
     if let Some(error) = not_ready(instance, &live) {
         return Err(error);
     }
+    pending_order(&mut live, which)?;
+    risk::live::check_change(shared, instance, &mut live, false)?;
     let entry = pending_order(&mut live, which)?;
     let order = &entry.order;
     let pick = |new: f64, old: f64| if new > 0.0 { new } else { old };
@@ -683,13 +740,21 @@ pub fn modify_position(
     if let Some(error) = not_ready(instance, &live) {
         return Err(error);
     }
-    let Some(position) = live.positions.iter().find(|p| p.ticket == position_id) else {
+    if !live.positions.iter().any(|p| p.ticket == position_id) {
         return Err(EngineError::new(
             Code::NotFound,
             "POSITION_NOT_FOUND",
             format!("position_id: no open position {position_id}"),
         )
         .field("position_id"));
+    }
+    risk::live::check_change(shared, instance, &mut live, false)?;
+    let Some(position) = live.positions.iter().find(|p| p.ticket == position_id) else {
+        return Err(EngineError::new(
+            Code::Internal,
+            "INTERNAL",
+            "position vanished",
+        ));
     };
     let buy = position.r#type == 0;
     let close = position.price_current;
@@ -778,14 +843,18 @@ pub fn on_result(shared: &Shared, instance: &Instance, result: &t::OrderResult) 
     let token = result.request_id;
     match pending.kind {
         RequestKind::Check => {
-            let accepted = result.retcode == 0 || rc.code == Code::Ok;
+            // order_check answers 0 when the order would pass.
+            let error = pending
+                .verdict
+                .map(|v| *v)
+                .or(error.filter(|_| result.retcode != 0));
+            let accepted = error.is_none();
             let response = v1::CheckOrderResponse {
                 accepted,
-                reason: if accepted {
-                    String::new()
-                } else {
-                    rc.name.to_owned()
-                },
+                reason: error
+                    .as_ref()
+                    .map(|e| e.reason.to_owned())
+                    .unwrap_or_default(),
                 message: error
                     .as_ref()
                     .map(|e| e.message.clone())
@@ -806,6 +875,8 @@ pub fn on_result(shared: &Shared, instance: &Instance, result: &t::OrderResult) 
         }
         RequestKind::Cancel | RequestKind::Modify => {
             let Some(entry) = live.book.by_client_id.get_mut(&pending.client_order_id) else {
+                // An order this engine did not place (the kill switch cancels those too).
+                shared.complete(entry_completion(token, error.as_ref(), Vec::new()));
                 return;
             };
             if error.is_none() {

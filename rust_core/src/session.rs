@@ -87,16 +87,32 @@ impl Session {
     }
 }
 
+/// Where answers routed by token go instead of Python: an order session, or a batch of the
+/// engine's own requests (the kill switch).
+pub trait Sink: Send + Sync + std::fmt::Debug {
+    /// Takes the answer to the request `key` stood for.
+    fn answer(&self, key: &str, completion: &Completion, notifier: &Notifier);
+}
+
+impl Sink for Session {
+    fn answer(&self, key: &str, completion: &Completion, notifier: &Notifier) {
+        Session::answer(self, key, completion, notifier);
+    }
+}
+
+/// A routed answer's destination and the key it is answered under.
+pub type Route = (Arc<dyn Sink>, String);
+
 /// Which session waits for which order token.
 #[derive(Debug, Default)]
 pub struct Routes {
-    by_token: Mutex<std::collections::HashMap<u64, (Arc<Session>, String)>>,
+    by_token: Mutex<std::collections::HashMap<u64, Route>>,
     active: AtomicUsize,
 }
 
 impl Routes {
     /// Sends the completion of `token` to `session`.
-    pub fn add(&self, token: u64, session: Arc<Session>, client_order_id: String) {
+    pub fn add(&self, token: u64, session: Arc<dyn Sink>, client_order_id: String) {
         self.by_token
             .lock()
             .insert(token, (session, client_order_id));
@@ -104,7 +120,7 @@ impl Routes {
     }
 
     /// Takes the route of a token, if any.
-    pub fn take(&self, token: u64) -> Option<(Arc<Session>, String)> {
+    pub fn take(&self, token: u64) -> Option<Route> {
         if self.active.load(Ordering::Acquire) == 0 {
             return None;
         }

@@ -19,7 +19,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from mt5exec.config import ServerConfig
+from mt5exec.config import ConfigError, ServerConfig
 from mt5exec.engine import Engine, EngineSettings, Topic
 from mt5exec.errors import MT5ExecError
 from mt5exec.server.handlers import add_service
@@ -27,6 +27,7 @@ from mt5exec.server.state import AppState
 from mt5exec.services import instance as instance_service
 from mt5exec.services import order as order_service
 from mt5exec.services import stream as stream_service
+from mt5exec.services.risk_control import load_owner_policies
 from mt5exec.storage.history_process import HistoryProcess
 from mt5exec.storage.logs import prune_logs
 from mt5exec.templates import load_templates
@@ -96,6 +97,13 @@ class Server:
                 kill_grace_s=e.kill_grace_s,
                 tick_queue_limit=e.tick_queue_limit,
             )
+        )
+        try:
+            owners = load_owner_policies(config.risk_owners_path)
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"risk owners file: {e}") from None
+        self.engine.configure_risk(
+            config.risk.global_orders_per_second, config.risk.owner_orders_per_second, owners
         )
         history = None
         if config.history.enabled:

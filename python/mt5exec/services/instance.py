@@ -21,28 +21,24 @@ from collections.abc import Awaitable
 from pathlib import Path
 
 import grpc
+from google.protobuf import json_format
 
 import mt5exec
 from mt5exec import registry, templates
-from mt5exec.engine import InstanceSpec, Supervision
+from mt5exec.engine import InstanceSpec, Supervision, validate_risk_limits
 from mt5exec.errors import MT5ExecError, invalid, not_found
 from mt5exec.mt5 import experts
 from mt5exec.registry import InstanceRecord
 from mt5exec.server.handlers import Context
 from mt5exec.server.state import AppState
-from mt5exec.services import validation
+from mt5exec.services import risk_control, validation
 from mt5exec.sim.symbols import DEFAULT_SYMBOLS
 from mt5exec.v1 import common_pb2, instance_pb2
 
 log = logging.getLogger("mt5exec.instances")
 
 # Methods the later issues build; they answer UNIMPLEMENTED naming the issue.
-PLANNED: dict[str, int | str] = {
-    "UpdateInstanceConfig": 5,
-    "SetTradingState": 5,
-    "EngageKillSwitch": 5,
-    "ReleaseKillSwitch": 5,
-}
+PLANNED: dict[str, int | str] = {}
 
 _MARGIN_MODES = {
     common_pb2.ACCOUNT_MARGIN_MODE_HEDGING: "hedging",
@@ -103,6 +99,7 @@ class InstanceService:
         self._records: dict[str, InstanceRecord] = {}
         # Seconds without an EA heartbeat before its instance is DEGRADED, per instance.
         self._ea_max_age: dict[str, float] = {}
+        self._kill_scopes = risk_control.KillScopes.load(state.config.kill_switch_path)
 
     # -- paths and records --------------------------------------------------------------
 
@@ -151,6 +148,9 @@ class InstanceService:
                 templates.write_runtime_config(directory, runtime)
         except templates.TemplateError as e:
             raise invalid("config", "CONFIG_INVALID", f"config: {e}") from None
+        if not record.config.HasField("risk"):
+            # The limits live in the record from now on (versioned, changed at runtime).
+            json_format.ParseDict(runtime.risk.risk_limits(), record.config.risk)
         worker_config = templates.runtime_config_path(directory).with_name("worker.json")
         hc = runtime.health_check
         secret_files: tuple[tuple[str, str], ...] = ()
@@ -208,6 +208,8 @@ class InstanceService:
             ),
             created_unix_ns=record.created_unix_ns,
             secret_files=secret_files,
+            config_version=record.config_version,
+            kill_switch=record.kill_switch or self._kill_scopes.covers(record.owner),
         )
 
     def restore(self) -> Awaitable[None]:
@@ -305,6 +307,10 @@ class InstanceService:
                 "MAX_INSTANCES",
                 f"this node holds at most {limit} instances (server.max_instances)",
             )
+        if request.config.HasField("risk"):
+            validate_risk_limits(request.config.risk)
+        if request.config.trading_state:
+            risk_control.trading_state("config.trading_state", request.config.trading_state)
         config = common_pb2.InstanceConfig()
         config.CopyFrom(request.config)
         record = InstanceRecord(
@@ -409,6 +415,120 @@ class InstanceService:
         self._history(instance)
         log.info("deleted instance %s (logs kept in %s)", instance_id, directory)
         return instance_pb2.DeleteInstanceResponse()
+
+    # -- risk controls ------------------------------------------------------------------
+
+    async def UpdateInstanceConfig(
+        self, request: instance_pb2.UpdateInstanceConfigRequest, context: Context
+    ) -> instance_pb2.UpdateInstanceConfigResponse:
+        """Changes an instance's risk limits and/or trading state at once, persisted and
+        versioned (``expected_version`` guards against lost updates)."""
+        instance_id = validation.instance_id(request.instance_id)
+        record = self._record(instance_id)
+        limits, state = risk_control.runtime_change(request, record.config_version)
+        record.config_version += 1
+        if limits is not None:
+            record.config.risk.CopyFrom(limits)
+        if state is not None:
+            record.config.trading_state = state
+        self._save(record)
+        if limits is not None:
+            self._engine.set_risk_limits(instance_id, limits, record.config_version)
+        if state is not None:
+            self._engine.set_trading_state(instance_id, state)
+        instance = self._engine.get_instance(instance_id)
+        log.info("%s: config version %d", instance_id, record.config_version)
+        self._history(instance)
+        return instance_pb2.UpdateInstanceConfigResponse(
+            instance=instance, version=record.config_version
+        )
+
+    async def SetTradingState(
+        self, request: instance_pb2.SetTradingStateRequest, context: Context
+    ) -> instance_pb2.SetTradingStateResponse:
+        instance_id = validation.instance_id(request.instance_id)
+        record = self._record(instance_id)
+        state = risk_control.trading_state("trading_state", request.trading_state)
+        record.config.trading_state = state
+        record.config_version += 1
+        self._save(record)
+        instance = self._engine.set_trading_state(instance_id, state)
+        log.warning(
+            "%s: trading state %s (%s)",
+            instance_id,
+            common_pb2.TradingState.Name(state),
+            request.reason or "no reason given",
+        )
+        self._history(instance)
+        return instance_pb2.SetTradingStateResponse(instance=instance)
+
+    def _records_in(self, scope: risk_control.Scope) -> list[InstanceRecord]:
+        if scope.instance_id is not None:
+            return [self._record(scope.instance_id)]
+        return [r for r in self._records.values() if scope.owner is None or r.owner == scope.owner]
+
+    async def EngageKillSwitch(
+        self, request: instance_pb2.EngageKillSwitchRequest, context: Context
+    ) -> instance_pb2.EngageKillSwitchResponse:
+        """HALTs every instance of the scope at once and cancels their pending orders (and
+        closes their positions with ``close_positions``); answers when the terminals have."""
+        scope = risk_control.scope_of(request.scope, request.HasField("scope"))
+        records = self._records_in(scope)
+        # On disk first: a restart in the middle keeps the switch engaged.
+        if scope.instance_id is None:
+            if scope.owner is None:
+                self._kill_scopes.everything = True
+            else:
+                self._kill_scopes.owners.add(scope.owner)
+            self._kill_scopes.save()
+        for record in records:
+            if not record.kill_switch:
+                record.kill_switch = True
+                self._save(record)
+        log.warning(
+            "kill switch engaged for %s%s: %s",
+            scope.describe(),
+            " (closing positions)" if request.close_positions else "",
+            request.reason or "no reason given",
+        )
+        return await self._engine.engage_kill_switch(
+            scope.instance_id, scope.owner, request.close_positions
+        )
+
+    async def ReleaseKillSwitch(
+        self, request: instance_pb2.ReleaseKillSwitchRequest, context: Context
+    ) -> instance_pb2.ReleaseKillSwitchResponse:
+        scope = risk_control.scope_of(request.scope, request.HasField("scope"))
+        records = self._records_in(scope)
+        if scope.instance_id is not None and self._kill_scopes.covers(records[0].owner):
+            raise MT5ExecError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "KILL_SWITCH",
+                f"scope.instance_id: the kill switch of its owner '{records[0].owner}' or of "
+                "all instances is engaged; release that one",
+                "scope.instance_id",
+            )
+        if scope.instance_id is None:
+            if scope.owner is None:
+                self._kill_scopes.everything = False
+                self._kill_scopes.owners.clear()
+            elif self._kill_scopes.everything:
+                raise MT5ExecError(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    "KILL_SWITCH",
+                    "scope.owner: the kill switch of all instances is engaged; release that one",
+                    "scope.owner",
+                )
+            else:
+                self._kill_scopes.owners.discard(scope.owner)
+            self._kill_scopes.save()
+        for record in records:
+            if record.kill_switch:
+                record.kill_switch = False
+                self._save(record)
+        released = self._engine.release_kill_switch(scope.instance_id, scope.owner)
+        log.warning("kill switch released for %s", scope.describe())
+        return instance_pb2.ReleaseKillSwitchResponse(instance_ids=released)
 
     async def GetInstanceStats(
         self, request: instance_pb2.GetInstanceStatsRequest, context: Context

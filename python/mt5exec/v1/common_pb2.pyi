@@ -212,7 +212,7 @@ class Tick(_message.Message):
     def __init__(self, instance_id: _Optional[str] = ..., symbol: _Optional[str] = ..., bid: _Optional[float] = ..., ask: _Optional[float] = ..., last: _Optional[float] = ..., volume: _Optional[float] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., received_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Order(_message.Message):
-    __slots__ = ("instance_id", "client_order_id", "order_id", "symbol", "side", "type", "volume", "filled_volume", "price", "stop_limit_price", "stop_loss", "take_profit", "deviation_points", "time_in_force", "expiration", "filling", "status", "average_fill_price", "position_id", "retcode", "status_message", "created_time", "updated_time", "comment")
+    __slots__ = ("instance_id", "client_order_id", "order_id", "symbol", "side", "type", "volume", "filled_volume", "price", "stop_limit_price", "stop_loss", "take_profit", "deviation_points", "time_in_force", "expiration", "filling", "status", "average_fill_price", "position_id", "retcode", "status_message", "created_time", "updated_time", "comment", "reject_reason")
     INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -237,6 +237,7 @@ class Order(_message.Message):
     CREATED_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATED_TIME_FIELD_NUMBER: _ClassVar[int]
     COMMENT_FIELD_NUMBER: _ClassVar[int]
+    REJECT_REASON_FIELD_NUMBER: _ClassVar[int]
     instance_id: str
     client_order_id: str
     order_id: int
@@ -261,7 +262,8 @@ class Order(_message.Message):
     created_time: _timestamp_pb2.Timestamp
     updated_time: _timestamp_pb2.Timestamp
     comment: str
-    def __init__(self, instance_id: _Optional[str] = ..., client_order_id: _Optional[str] = ..., order_id: _Optional[int] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[Side, str]] = ..., type: _Optional[_Union[OrderType, str]] = ..., volume: _Optional[float] = ..., filled_volume: _Optional[float] = ..., price: _Optional[float] = ..., stop_limit_price: _Optional[float] = ..., stop_loss: _Optional[float] = ..., take_profit: _Optional[float] = ..., deviation_points: _Optional[int] = ..., time_in_force: _Optional[_Union[TimeInForce, str]] = ..., expiration: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., filling: _Optional[_Union[FillingMode, str]] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., average_fill_price: _Optional[float] = ..., position_id: _Optional[int] = ..., retcode: _Optional[int] = ..., status_message: _Optional[str] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., comment: _Optional[str] = ...) -> None: ...
+    reject_reason: str
+    def __init__(self, instance_id: _Optional[str] = ..., client_order_id: _Optional[str] = ..., order_id: _Optional[int] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[Side, str]] = ..., type: _Optional[_Union[OrderType, str]] = ..., volume: _Optional[float] = ..., filled_volume: _Optional[float] = ..., price: _Optional[float] = ..., stop_limit_price: _Optional[float] = ..., stop_loss: _Optional[float] = ..., take_profit: _Optional[float] = ..., deviation_points: _Optional[int] = ..., time_in_force: _Optional[_Union[TimeInForce, str]] = ..., expiration: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., filling: _Optional[_Union[FillingMode, str]] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., average_fill_price: _Optional[float] = ..., position_id: _Optional[int] = ..., retcode: _Optional[int] = ..., status_message: _Optional[str] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., comment: _Optional[str] = ..., reject_reason: _Optional[str] = ...) -> None: ...
 
 class Fill(_message.Message):
     __slots__ = ("instance_id", "deal_id", "order_id", "position_id", "client_order_id", "symbol", "side", "entry", "volume", "price", "slippage_points", "profit", "commission", "swap", "time", "reason")
@@ -374,7 +376,7 @@ class ExecutionEvent(_message.Message):
     def __init__(self, instance_id: _Optional[str] = ..., sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., order_update: _Optional[_Union[Order, _Mapping]] = ..., fill: _Optional[_Union[Fill, _Mapping]] = ...) -> None: ...
 
 class RiskLimits(_message.Message):
-    __slots__ = ("max_order_volume", "min_order_volume", "max_order_notional", "max_symbol_exposure", "max_open_positions", "max_pending_orders", "max_trades_per_day", "max_daily_loss", "max_loss_per_trade", "max_drawdown_percent", "max_deviation_points", "price_collar_percent", "stale_tick_ms", "orders_per_second", "max_in_flight_orders", "duplicate_window_ms")
+    __slots__ = ("max_order_volume", "min_order_volume", "max_order_notional", "max_symbol_exposure", "max_open_positions", "max_pending_orders", "max_trades_per_day", "max_daily_loss", "max_loss_per_trade", "max_drawdown_percent", "max_deviation_points", "price_collar_percent", "stale_tick_ms", "orders_per_second", "max_in_flight_orders", "duplicate_window_ms", "allowed_symbols", "session_start", "session_end")
     MAX_ORDER_VOLUME_FIELD_NUMBER: _ClassVar[int]
     MIN_ORDER_VOLUME_FIELD_NUMBER: _ClassVar[int]
     MAX_ORDER_NOTIONAL_FIELD_NUMBER: _ClassVar[int]
@@ -391,6 +393,9 @@ class RiskLimits(_message.Message):
     ORDERS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     MAX_IN_FLIGHT_ORDERS_FIELD_NUMBER: _ClassVar[int]
     DUPLICATE_WINDOW_MS_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_SYMBOLS_FIELD_NUMBER: _ClassVar[int]
+    SESSION_START_FIELD_NUMBER: _ClassVar[int]
+    SESSION_END_FIELD_NUMBER: _ClassVar[int]
     max_order_volume: float
     min_order_volume: float
     max_order_notional: float
@@ -407,7 +412,10 @@ class RiskLimits(_message.Message):
     orders_per_second: float
     max_in_flight_orders: int
     duplicate_window_ms: int
-    def __init__(self, max_order_volume: _Optional[float] = ..., min_order_volume: _Optional[float] = ..., max_order_notional: _Optional[float] = ..., max_symbol_exposure: _Optional[float] = ..., max_open_positions: _Optional[int] = ..., max_pending_orders: _Optional[int] = ..., max_trades_per_day: _Optional[int] = ..., max_daily_loss: _Optional[float] = ..., max_loss_per_trade: _Optional[float] = ..., max_drawdown_percent: _Optional[float] = ..., max_deviation_points: _Optional[int] = ..., price_collar_percent: _Optional[float] = ..., stale_tick_ms: _Optional[int] = ..., orders_per_second: _Optional[float] = ..., max_in_flight_orders: _Optional[int] = ..., duplicate_window_ms: _Optional[int] = ...) -> None: ...
+    allowed_symbols: _containers.RepeatedScalarFieldContainer[str]
+    session_start: str
+    session_end: str
+    def __init__(self, max_order_volume: _Optional[float] = ..., min_order_volume: _Optional[float] = ..., max_order_notional: _Optional[float] = ..., max_symbol_exposure: _Optional[float] = ..., max_open_positions: _Optional[int] = ..., max_pending_orders: _Optional[int] = ..., max_trades_per_day: _Optional[int] = ..., max_daily_loss: _Optional[float] = ..., max_loss_per_trade: _Optional[float] = ..., max_drawdown_percent: _Optional[float] = ..., max_deviation_points: _Optional[int] = ..., price_collar_percent: _Optional[float] = ..., stale_tick_ms: _Optional[int] = ..., orders_per_second: _Optional[float] = ..., max_in_flight_orders: _Optional[int] = ..., duplicate_window_ms: _Optional[int] = ..., allowed_symbols: _Optional[_Iterable[str]] = ..., session_start: _Optional[str] = ..., session_end: _Optional[str] = ...) -> None: ...
 
 class InstanceConfig(_message.Message):
     __slots__ = ("symbols", "margin_mode", "initial_balance", "leverage", "currency", "seed", "tick_rate", "risk", "trading_state", "login", "server")
@@ -436,7 +444,7 @@ class InstanceConfig(_message.Message):
     def __init__(self, symbols: _Optional[_Iterable[str]] = ..., margin_mode: _Optional[_Union[AccountMarginMode, str]] = ..., initial_balance: _Optional[float] = ..., leverage: _Optional[int] = ..., currency: _Optional[str] = ..., seed: _Optional[int] = ..., tick_rate: _Optional[float] = ..., risk: _Optional[_Union[RiskLimits, _Mapping]] = ..., trading_state: _Optional[_Union[TradingState, str]] = ..., login: _Optional[int] = ..., server: _Optional[str] = ...) -> None: ...
 
 class Instance(_message.Message):
-    __slots__ = ("instance_id", "owner", "backend", "state", "state_reason", "config", "worker_pid", "restarts", "created_time", "started_time", "symbols", "trading_state")
+    __slots__ = ("instance_id", "owner", "backend", "state", "state_reason", "config", "worker_pid", "restarts", "created_time", "started_time", "symbols", "trading_state", "config_version", "kill_switch")
     INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
@@ -449,6 +457,8 @@ class Instance(_message.Message):
     STARTED_TIME_FIELD_NUMBER: _ClassVar[int]
     SYMBOLS_FIELD_NUMBER: _ClassVar[int]
     TRADING_STATE_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_VERSION_FIELD_NUMBER: _ClassVar[int]
+    KILL_SWITCH_FIELD_NUMBER: _ClassVar[int]
     instance_id: str
     owner: str
     backend: Backend
@@ -461,7 +471,9 @@ class Instance(_message.Message):
     started_time: _timestamp_pb2.Timestamp
     symbols: _containers.RepeatedCompositeFieldContainer[SymbolSpec]
     trading_state: TradingState
-    def __init__(self, instance_id: _Optional[str] = ..., owner: _Optional[str] = ..., backend: _Optional[_Union[Backend, str]] = ..., state: _Optional[_Union[InstanceState, str]] = ..., state_reason: _Optional[str] = ..., config: _Optional[_Union[InstanceConfig, _Mapping]] = ..., worker_pid: _Optional[int] = ..., restarts: _Optional[int] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., symbols: _Optional[_Iterable[_Union[SymbolSpec, _Mapping]]] = ..., trading_state: _Optional[_Union[TradingState, str]] = ...) -> None: ...
+    config_version: int
+    kill_switch: bool
+    def __init__(self, instance_id: _Optional[str] = ..., owner: _Optional[str] = ..., backend: _Optional[_Union[Backend, str]] = ..., state: _Optional[_Union[InstanceState, str]] = ..., state_reason: _Optional[str] = ..., config: _Optional[_Union[InstanceConfig, _Mapping]] = ..., worker_pid: _Optional[int] = ..., restarts: _Optional[int] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., symbols: _Optional[_Iterable[_Union[SymbolSpec, _Mapping]]] = ..., trading_state: _Optional[_Union[TradingState, str]] = ..., config_version: _Optional[int] = ..., kill_switch: _Optional[bool] = ...) -> None: ...
 
 class InstanceEvent(_message.Message):
     __slots__ = ("instance_id", "state", "previous_state", "reason", "time")

@@ -27,7 +27,14 @@ pub fn handle(shared: &Shared, instance: &Instance, frame: t::WorkerFrame) {
             let mut items: Vec<(String, Bytes)> = Vec::with_capacity(batch.ticks.len());
             {
                 let mut live = instance.live.lock();
+                let received_msc = received.seconds * 1000 + i64::from(received.nanos / 1_000_000);
                 for tick in batch.ticks {
+                    if let Some(at) = live.tick_received_msc.get_mut(&tick.symbol) {
+                        *at = received_msc;
+                    } else {
+                        live.tick_received_msc
+                            .insert(tick.symbol.clone(), received_msc);
+                    }
                     items.push((
                         tick.symbol.clone(),
                         piece(&convert::tick(id, &tick, received)),
@@ -56,7 +63,10 @@ pub fn handle(shared: &Shared, instance: &Instance, frame: t::WorkerFrame) {
             let update = v1::Account {
                 ..convert::account(id, &account)
             };
-            instance.live.lock().account = Some(account);
+            let mut live = instance.live.lock();
+            live.risk.on_equity(account.equity, convert::now_msc());
+            live.account = Some(account);
+            drop(live);
             shared.hub.publish(
                 Topic::Accounts,
                 id,

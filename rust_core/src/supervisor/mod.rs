@@ -32,6 +32,7 @@ use crate::notify::Completion;
 use crate::orders::OrderBook;
 use crate::pb::terminal as t;
 use crate::pb::v1;
+use crate::risk::InstanceRisk;
 use crate::routing::PendingRequest;
 
 /// Highest protocol version this engine speaks.
@@ -120,6 +121,10 @@ pub struct InstanceSpec {
     pub secret_files: Vec<(PathBuf, Secret)>,
     /// Creation time (kept across server restarts).
     pub created: Option<prost_types::Timestamp>,
+    /// Version of `config` (its risk limits change at runtime).
+    pub config_version: u64,
+    /// The kill switch was engaged when the instance was last saved.
+    pub kill_switch: bool,
 }
 
 /// Mutable state of an instance.
@@ -155,6 +160,10 @@ pub struct Live {
     pub symbol_order: Vec<String>,
     /// Latest tick per symbol.
     pub last_ticks: HashMap<String, t::Tick>,
+    /// When the engine received each symbol's latest tick (ms since the epoch).
+    pub tick_received_msc: HashMap<String, i64>,
+    /// Limits, trading state, kill switch and the risk engine's counters.
+    pub risk: InstanceRisk,
     /// Latest account snapshot.
     pub account: Option<t::AccountSnapshot>,
     /// Open positions.
@@ -194,11 +203,22 @@ pub struct Instance {
 
 impl Instance {
     /// A new, not yet started instance.
-    pub fn new(spec: InstanceSpec) -> Self {
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` for risk limits the engine cannot use.
+    pub fn new(spec: InstanceSpec, now_ns: u64) -> crate::error::Result<Self> {
+        let risk = InstanceRisk::new(
+            spec.config.risk.clone().unwrap_or_default(),
+            spec.config_version,
+            v1::TradingState::try_from(spec.config.trading_state)
+                .unwrap_or(v1::TradingState::Active),
+            spec.kill_switch,
+            now_ns,
+        )?;
         let created = spec.created.unwrap_or_else(convert::now);
         let events =
             EventLog::open((!spec.dir.as_os_str().is_empty()).then_some(spec.dir.as_path()));
-        Self {
+        Ok(Self {
             spec,
             created,
             live: Mutex::new(Live {
@@ -217,6 +237,8 @@ impl Instance {
                 symbols: HashMap::new(),
                 symbol_order: Vec::new(),
                 last_ticks: HashMap::new(),
+                tick_received_msc: HashMap::new(),
+                risk,
                 account: None,
                 positions: Vec::new(),
                 open_orders: Vec::new(),
@@ -230,7 +252,7 @@ impl Instance {
             }),
             wake: Notify::new(),
             events,
-        }
+        })
     }
 
     /// The public view.
@@ -241,7 +263,11 @@ impl Instance {
             backend: self.spec.backend as i32,
             state: live.state as i32,
             state_reason: live.reason.clone(),
-            config: Some(self.spec.config.clone()),
+            config: Some(v1::InstanceConfig {
+                risk: Some(live.risk.limits.clone()),
+                trading_state: live.risk.state as i32,
+                ..self.spec.config.clone()
+            }),
             worker_pid: live.pid,
             restarts: live.restarts,
             created_time: Some(self.created),
@@ -252,7 +278,9 @@ impl Instance {
                 .filter_map(|s| live.symbols.get(s))
                 .map(convert::symbol)
                 .collect(),
-            trading_state: v1::TradingState::Active as i32,
+            trading_state: live.risk.state as i32,
+            config_version: live.risk.version,
+            kill_switch: live.risk.kill_switch,
         }
     }
 

@@ -1,0 +1,166 @@
+"""Risk controls that outlive a request: owners' policies, kill switch scopes, and the
+validation of runtime changes to an instance's limits and trading state.
+
+The checks themselves run in the engine (``rust_core/src/risk``); this module decides what
+they are configured with and keeps it on disk:
+
+- ``<data_dir>/risk_owners.json`` (or ``[risk] owners_file``): per-owner instrument
+  whitelists and order rates, read at start;
+- ``<data_dir>/kill_switch.json``: engaged owner and global kill switches, so that they hold
+  across a restart and also cover instances created while they are engaged (an instance's own
+  kill switch is in its ``instance.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from mt5exec.engine import validate_risk_limits
+from mt5exec.errors import MT5ExecError, invalid
+from mt5exec.services import validation
+from mt5exec.v1 import common_pb2, instance_pb2
+
+OwnerPolicies = dict[str, tuple[list[str], float]]
+
+# The only InstanceConfig fields UpdateInstanceConfig changes on a live instance.
+RUNTIME_FIELDS = frozenset({"risk", "trading_state"})
+_STATES = (
+    common_pb2.TRADING_STATE_ACTIVE,
+    common_pb2.TRADING_STATE_REDUCE_ONLY,
+    common_pb2.TRADING_STATE_HALTED,
+)
+
+
+def load_owner_policies(path: Path) -> OwnerPolicies:
+    """Reads the owners file (missing: no policies). Raises ValueError naming the entry."""
+    if not path.exists():
+        return {}
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected an object keyed by owner")
+    policies: OwnerPolicies = {}
+    for owner, entry in data.items():
+        where = f"{path}: {owner}"
+        if not isinstance(entry, dict) or set(entry) - {"allowed_symbols", "orders_per_second"}:
+            raise ValueError(f"{where}: expected {{allowed_symbols, orders_per_second}}")
+        symbols = entry.get("allowed_symbols", [])
+        if not isinstance(symbols, list) or not all(isinstance(s, str) and s for s in symbols):
+            raise ValueError(f"{where}.allowed_symbols: expected a list of symbol names")
+        rate = entry.get("orders_per_second", 0)
+        if isinstance(rate, bool) or not isinstance(rate, int | float):
+            raise ValueError(f"{where}.orders_per_second: expected a number")
+        if not (math.isfinite(rate) and rate >= 0):
+            raise ValueError(f"{where}.orders_per_second: expected a number >= 0")
+        policies[owner] = (list(symbols), float(rate))
+    return policies
+
+
+@dataclass
+class KillScopes:
+    """Engaged owner and global kill switches, kept in a JSON file."""
+
+    path: Path
+    everything: bool = False
+    owners: set[str] = field(default_factory=set)
+
+    @classmethod
+    def load(cls, path: Path) -> KillScopes:
+        if not path.exists():
+            return cls(path)
+        data: dict[str, Any] = json.loads(path.read_text())
+        return cls(path, bool(data.get("global", False)), set(data.get("owners", [])))
+
+    def covers(self, owner: str) -> bool:
+        return self.everything or owner in self.owners
+
+    def save(self) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".kill_switch.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump({"global": self.everything, "owners": sorted(self.owners)}, f)
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A kill switch scope: one instance, one owner, or everything (both None)."""
+
+    instance_id: str | None
+    owner: str | None
+
+    def describe(self) -> str:
+        if self.instance_id is not None:
+            return f"instance {self.instance_id}"
+        return f"owner {self.owner}" if self.owner is not None else "all instances"
+
+
+def scope_of(request: instance_pb2.KillSwitchScope, has_scope: bool) -> Scope:
+    which = request.WhichOneof("scope") if has_scope else None
+    if which == "instance_id":
+        return Scope(validation.instance_id(request.instance_id, field="scope.instance_id"), None)
+    if which == "owner":
+        return Scope(None, validation.instance_id(request.owner, field="scope.owner"))
+    if which == "global" and getattr(request, "global"):
+        return Scope(None, None)
+    raise invalid(
+        "scope",
+        "FIELD_REQUIRED",
+        "scope: one of instance_id, owner or global (true) is required",
+    )
+
+
+def trading_state(field_name: str, state: int) -> common_pb2.TradingState:
+    if state not in _STATES:
+        raise invalid(
+            field_name,
+            "TRADING_STATE_INVALID",
+            f"{field_name}: expected ACTIVE, REDUCE_ONLY or HALTED, got {state}",
+        )
+    return typing.cast(common_pb2.TradingState, state)
+
+
+def runtime_change(
+    request: instance_pb2.UpdateInstanceConfigRequest, current_version: int
+) -> tuple[common_pb2.RiskLimits | None, common_pb2.TradingState | None]:
+    """Validates an UpdateInstanceConfig: the fields it may change, their values and the
+    expected version; returns (new limits or None, new trading state or None)."""
+    if request.expected_version and request.expected_version != current_version:
+        raise MT5ExecError(
+            grpc.StatusCode.ABORTED,
+            "CONFIG_VERSION_MISMATCH",
+            f"expected_version: the config is at version {current_version}, not "
+            f"{request.expected_version}; read it again and retry",
+            "expected_version",
+        )
+    given = {f.name for f, _ in request.config.ListFields()}
+    fixed = sorted(given - RUNTIME_FIELDS)
+    if fixed:
+        raise invalid(
+            f"config.{fixed[0]}",
+            "FIELD_NOT_UPDATABLE",
+            f"config.{fixed[0]}: cannot change on an existing instance (only risk and "
+            "trading_state can); create a new instance instead",
+        )
+    if not given:
+        raise invalid("config", "FIELD_REQUIRED", "config: give risk and/or trading_state")
+    limits = None
+    if "risk" in given:
+        limits = common_pb2.RiskLimits()
+        limits.CopyFrom(request.config.risk)
+        validate_risk_limits(limits)
+    state = None
+    if "trading_state" in given:
+        state = trading_state("config.trading_state", request.config.trading_state)
+    return limits, state

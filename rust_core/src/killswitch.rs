@@ -1,0 +1,173 @@
+//! The kill switch: instances refuse every new order at once (reason KILL_SWITCH), their
+//! pending orders are cancelled and, when asked, their positions closed; the call is answered
+//! when every terminal has answered.
+
+use prost::Message;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::engine::Shared;
+use crate::notify::{Completion, Notifier};
+use crate::pb::terminal as t;
+use crate::pb::v1;
+use crate::routing::{self, comment_key, Gate, PendingRequest, RequestKind};
+use crate::session::Sink;
+use crate::supervisor::Instance;
+use crate::validate::OrderIntent;
+
+/// Deviation allowed to the kill switch's closes, in points.
+const CLOSE_DEVIATION_POINTS: u32 = 1_000;
+
+/// The answers one engagement waits for.
+#[derive(Debug)]
+struct Batch {
+    token: u64,
+    instance_ids: Vec<String>,
+    // Requests not answered yet, plus one held until every request is sent.
+    remaining: AtomicUsize,
+    cancelled: AtomicU32,
+    closed: AtomicU32,
+}
+
+impl Batch {
+    fn expect(&self) {
+        self.remaining.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn done(&self, notifier: &Notifier) {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let response = v1::EngageKillSwitchResponse {
+                instance_ids: self.instance_ids.clone(),
+                orders_cancelled: self.cancelled.load(Ordering::Acquire),
+                positions_closed: self.closed.load(Ordering::Acquire),
+            };
+            notifier.complete(Completion::ok(self.token, response.encode_to_vec()));
+        }
+    }
+}
+
+impl Sink for Batch {
+    fn answer(&self, key: &str, completion: &Completion, notifier: &Notifier) {
+        if completion.code == 0 {
+            let counter = if key == "close" {
+                &self.closed
+            } else {
+                &self.cancelled
+            };
+            counter.fetch_add(1, Ordering::AcqRel);
+        }
+        self.done(notifier);
+    }
+}
+
+/// Sends the cancels of an instance's pending orders (those the terminal reported and those
+/// of this engine it accepted since) and returns its positions to close.
+fn halt(
+    shared: &Arc<Shared>,
+    instance: &Instance,
+    batch: &Arc<Batch>,
+    close: bool,
+) -> Vec<t::Position> {
+    let mut live = instance.live.lock();
+    live.risk.kill_switch = true;
+    let mut targets: Vec<(u64, String, String)> = live
+        .open_orders
+        .iter()
+        .map(|o| (o.ticket, String::new(), o.symbol.clone()))
+        .collect();
+    for entry in live.book.by_client_id.values() {
+        let status = v1::OrderStatus::try_from(entry.order.status);
+        let pending = matches!(
+            status,
+            Ok(v1::OrderStatus::Accepted | v1::OrderStatus::PartiallyFilled)
+        ) && entry.order.order_id != 0
+            && entry.order.r#type != v1::OrderType::Market as i32;
+        if !pending {
+            continue;
+        }
+        let cid = entry.order.client_order_id.clone();
+        match targets.iter_mut().find(|t| t.0 == entry.order.order_id) {
+            Some(target) => target.1 = cid,
+            None => targets.push((entry.order.order_id, cid, entry.order.symbol.clone())),
+        }
+    }
+    for (ticket, cid, symbol) in targets {
+        let token = shared.token();
+        let request = t::OrderRequest {
+            request_id: token,
+            action: 8, // TRADE_ACTION_REMOVE
+            order: ticket,
+            symbol,
+            comment: if cid.is_empty() {
+                String::new()
+            } else {
+                comment_key(&cid)
+            },
+            ..Default::default()
+        };
+        batch.expect();
+        shared.routes.add(token, batch.clone(), "cancel".to_owned());
+        if routing::send(shared, &live, request, 0).is_ok() {
+            live.pending
+                .insert(token, PendingRequest::plain(RequestKind::Cancel, cid, 0));
+        } else {
+            shared.routes.take(token);
+            batch.done(&shared.notifier);
+        }
+    }
+    if close {
+        live.positions.clone()
+    } else {
+        Vec::new()
+    }
+}
+
+/// Engages the kill switch of `instances`; `token` completes with an encoded
+/// `EngageKillSwitchResponse` once every cancel (and close) is answered.
+pub fn engage(shared: &Arc<Shared>, instances: &[Arc<Instance>], close: bool, token: u64) {
+    let batch = Arc::new(Batch {
+        token,
+        instance_ids: instances
+            .iter()
+            .map(|i| i.spec.instance_id.clone())
+            .collect(),
+        remaining: AtomicUsize::new(1),
+        cancelled: AtomicU32::new(0),
+        closed: AtomicU32::new(0),
+    });
+    for instance in instances {
+        for position in halt(shared, instance, &batch, close) {
+            let token = shared.token();
+            let intent = OrderIntent {
+                client_order_id: format!("kill-{}-{token}", position.ticket),
+                symbol: position.symbol.clone(),
+                side: if position.r#type == 0 {
+                    v1::Side::Sell as i32
+                } else {
+                    v1::Side::Buy as i32
+                },
+                order_type: v1::OrderType::Market as i32,
+                volume: position.volume,
+                deviation_points: CLOSE_DEVIATION_POINTS,
+                comment: "kill switch".to_owned(),
+                position_id: position.ticket,
+                ..Default::default()
+            };
+            batch.expect();
+            shared.routes.add(token, batch.clone(), "close".to_owned());
+            let now = crate::convert::now_msc();
+            if routing::place_gated(shared, instance, intent, now, token, Gate::Bypass).is_err() {
+                shared.routes.take(token);
+                batch.done(&shared.notifier);
+            }
+        }
+    }
+    batch.done(&shared.notifier);
+}
+
+/// Releases the kill switch of `instances`.
+pub fn release(instances: &[Arc<Instance>]) {
+    for instance in instances {
+        instance.live.lock().risk.kill_switch = false;
+    }
+}

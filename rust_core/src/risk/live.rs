@@ -1,0 +1,179 @@
+//! The gate applied to an instance's live state: what routing calls for every new order.
+
+use crate::convert;
+use crate::engine::Shared;
+use crate::error::{Code, EngineError, Result};
+use crate::pb::v1;
+use crate::routing::RequestKind;
+use crate::supervisor::{Instance, Live};
+use crate::validate::OrderIntent;
+
+use super::checks::{Book, Kind, Market, Order};
+use super::Request;
+
+fn order_of(intent: &OrderIntent) -> Order {
+    Order {
+        buy: intent.side != v1::Side::Sell as i32,
+        kind: match v1::OrderType::try_from(intent.order_type) {
+            Ok(v1::OrderType::Limit) => Kind::Limit,
+            Ok(v1::OrderType::Stop) => Kind::Stop,
+            Ok(v1::OrderType::StopLimit) => Kind::StopLimit,
+            _ => Kind::Market,
+        },
+        volume: intent.volume,
+        price: intent.price,
+        stop_limit_price: intent.stop_limit_price,
+        stop_loss: intent.stop_loss,
+        take_profit: intent.take_profit,
+        deviation_points: intent.deviation_points,
+        closes_position: intent.position_id != 0,
+    }
+}
+
+/// Runs the risk gate for a new order against the instance's live state (`commit`: count
+/// it when it passes; else a dry run).
+///
+/// # Errors
+/// The first failing check; the order must not be sent then.
+pub fn check_new(
+    shared: &Shared,
+    instance: &Instance,
+    live: &mut Live,
+    intent: &OrderIntent,
+    now_msc: i64,
+    commit: bool,
+) -> Result<()> {
+    let Live {
+        risk,
+        symbols,
+        last_ticks,
+        tick_received_msc,
+        account,
+        positions,
+        open_orders,
+        pending,
+        ..
+    } = live;
+    let (Some(spec), Some(last)) = (symbols.get(&intent.symbol), last_ticks.get(&intent.symbol))
+    else {
+        return Err(EngineError::new(
+            Code::FailedPrecondition,
+            "SYMBOL_NOT_ALLOWED",
+            format!("symbol: the instance has no market for {}", intent.symbol),
+        )
+        .field("symbol"));
+    };
+    let (hedging, equity, free_margin, leverage) =
+        account
+            .as_ref()
+            .map_or((true, 0.0, f64::INFINITY, 1.0), |a| {
+                (
+                    a.margin_mode == 2,
+                    a.equity,
+                    a.margin_free,
+                    f64::from(a.leverage),
+                )
+            });
+    let net_volume = positions
+        .iter()
+        .filter(|p| p.symbol == intent.symbol)
+        .map(|p| if p.r#type == 0 { p.volume } else { -p.volume })
+        .sum();
+    let (mut in_flight, mut pending_in_flight) = (0u32, 0u32);
+    for request in pending.values() {
+        if request.kind == RequestKind::Place {
+            in_flight += 1;
+            pending_in_flight += u32::from(request.pending_order);
+        }
+    }
+    let request = Request {
+        order: order_of(intent),
+        symbol: &intent.symbol,
+        market: Market {
+            spec,
+            bid: last.bid,
+            ask: last.ask,
+            tick_received_msc: tick_received_msc.get(&intent.symbol).copied().unwrap_or(0),
+            now_msc,
+        },
+        book: Book {
+            hedging,
+            equity,
+            free_margin,
+            leverage,
+            net_volume,
+            open_positions: u32::try_from(positions.len()).unwrap_or(u32::MAX),
+            pending_orders: u32::try_from(open_orders.len())
+                .unwrap_or(u32::MAX)
+                .saturating_add(pending_in_flight),
+            ..Book::default()
+        },
+        in_flight,
+        now_ns: shared.mono_ns(),
+    };
+    let result = shared
+        .risk
+        .check_order(risk, &instance.spec.owner, &request, commit);
+    if let (Err(error), true) = (&result, commit) {
+        rejected(shared, instance, intent, error);
+    }
+    result
+}
+
+/// Counts a refusal and publishes it as an execution event: the order, REJECTED, with the
+/// reason. It is not journaled or kept: the same client_order_id may be sent again.
+pub fn rejected(shared: &Shared, instance: &Instance, intent: &OrderIntent, error: &EngineError) {
+    let id = &instance.spec.instance_id;
+    shared.risk.count_rejection(id, error.reason);
+    let now = convert::now();
+    let order = v1::Order {
+        instance_id: id.clone(),
+        client_order_id: intent.client_order_id.clone(),
+        symbol: intent.symbol.clone(),
+        side: intent.side,
+        r#type: intent.order_type,
+        volume: intent.volume,
+        price: intent.price,
+        stop_limit_price: intent.stop_limit_price,
+        stop_loss: intent.stop_loss,
+        take_profit: intent.take_profit,
+        deviation_points: intent.deviation_points,
+        time_in_force: intent.time_in_force,
+        status: v1::OrderStatus::Rejected as i32,
+        position_id: intent.position_id,
+        status_message: error.message.clone(),
+        reject_reason: error.reason.to_owned(),
+        created_time: Some(now),
+        updated_time: Some(now),
+        comment: intent.comment.clone(),
+        ..Default::default()
+    };
+    instance
+        .events
+        .publish(shared, id, v1::execution_event::Event::OrderUpdate(order));
+}
+
+/// The gate for a change to an order or position (`cancel`: a cancel, allowed also when
+/// HALTED or killed): trading state and throttles; refusals are counted.
+///
+/// # Errors
+/// KILL_SWITCH, TRADING_HALTED, RATE_LIMITED.
+pub fn check_change(
+    shared: &Shared,
+    instance: &Instance,
+    live: &mut Live,
+    cancel: bool,
+) -> Result<()> {
+    let result = shared.risk.check_change(
+        &mut live.risk,
+        &instance.spec.owner,
+        cancel,
+        shared.mono_ns(),
+    );
+    if let Err(error) = &result {
+        shared
+            .risk
+            .count_rejection(&instance.spec.instance_id, error.reason);
+    }
+    result
+}
