@@ -276,7 +276,7 @@ fn order_payload(order: &v1::Order) -> Vec<u8> {
 
 /// Sends a request to the worker, after the journal is durable when the policy says so.
 pub(crate) fn send(
-    shared: &Arc<Shared>,
+    shared: &Shared,
     live: &Live,
     request: t::OrderRequest,
     journal_position: u64,
@@ -940,12 +940,31 @@ pub fn on_result(shared: &Shared, instance: &Instance, result: &t::OrderResult) 
             }
             entry.transition(rc.status);
             let ticket = entry.order.order_id;
+            let resting = entry.order.status == S::Accepted as i32 && pending.pending_order;
+            let symbol = entry.order.symbol.clone();
             record(shared, instance, entry);
             answer(shared, entry, error.as_ref());
             if ticket != 0 {
                 live.book
                     .by_ticket
                     .insert(ticket, pending.client_order_id.clone());
+            }
+            if resting && live.risk.kill_switch {
+                // Sent before the kill switch and accepted after its sweep: cancel it too.
+                let token = shared.token();
+                let request = t::OrderRequest {
+                    request_id: token,
+                    action: 8, // TRADE_ACTION_REMOVE
+                    order: ticket,
+                    symbol,
+                    comment: comment_key(&pending.client_order_id),
+                    ..Default::default()
+                };
+                if send(shared, &live, request, 0).is_ok() {
+                    let cid = pending.client_order_id;
+                    live.pending
+                        .insert(token, PendingRequest::plain(RequestKind::Cancel, cid, 0));
+                }
             }
         }
     }

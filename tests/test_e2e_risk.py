@@ -1,0 +1,358 @@
+"""The risk gate end to end: rejections, runtime limits, trading states, throttles and the
+kill switch — real server, real workers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from tests.support import BULK_RISK, create_sim, error_info
+
+from mt5exec.testing import ServerProcess
+from mt5exec.v1 import common_pb2, instance_pb2, order_pb2, stream_pb2
+
+FILLED = common_pb2.ORDER_STATUS_FILLED
+REJECTED = common_pb2.ORDER_STATUS_REJECTED
+ACCEPTED = common_pb2.ORDER_STATUS_ACCEPTED
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    with ServerProcess(tmp_path_factory.mktemp("risk")) as proc:
+        yield proc
+
+
+def market(
+    instance_id: str, cid: str, volume: float = 0.01, side: int = common_pb2.SIDE_BUY
+) -> order_pb2.PlaceOrderRequest:
+    return order_pb2.PlaceOrderRequest(
+        instance_id=instance_id,
+        client_order_id=cid,
+        symbol="EURUSD",
+        side=side,
+        type=common_pb2.ORDER_TYPE_MARKET,
+        volume=volume,
+    )
+
+
+def bid(server: ServerProcess, instance_id: str) -> float:
+    # The engine's spec has no price; a market order's fill has one.
+    order = server.orders.PlaceOrder(market(instance_id, f"probe-{time.time_ns()}"), timeout=10)
+    return order.order.average_fill_price
+
+
+def refused(call: object) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as caught:
+        call()  # type: ignore[operator]
+    return caught.value
+
+
+def with_limits(server: ServerProcess, instance_id: str, **limits: object) -> int:
+    response = server.instances.UpdateInstanceConfig(
+        instance_pb2.UpdateInstanceConfigRequest(
+            instance_id=instance_id,
+            config=common_pb2.InstanceConfig(risk=common_pb2.RiskLimits(**limits)),  # type: ignore[arg-type]
+        ),
+        timeout=10,
+    )
+    return response.version
+
+
+def test_defaults_come_from_the_risk_template(server: ServerProcess) -> None:
+    instance = create_sim(server, "tmpl")
+    risk = instance.config.risk
+    assert (risk.max_trades_per_day, risk.max_open_positions, risk.orders_per_second) == (
+        50,
+        20,
+        100.0,
+    )
+    assert instance.config_version == 1
+    assert instance.trading_state == common_pb2.TRADING_STATE_ACTIVE
+
+
+def test_a_rejection_names_its_reason_and_is_an_execution_event(server: ServerProcess) -> None:
+    create_sim(server, "rej", risk=common_pb2.RiskLimits(max_order_volume=1.0))
+    server.orders.PlaceOrder(market("rej", "rej-ok"), timeout=10)
+    e = refused(lambda: server.orders.PlaceOrder(market("rej", "rej-big", volume=1.5), timeout=10))
+    assert e.code() == grpc.StatusCode.FAILED_PRECONDITION
+    info = error_info(e)
+    assert (info.reason, info.metadata["field"]) == ("VOLUME_ABOVE_LIMIT", "volume")
+    assert "1.5" in (e.details() or "")
+    # Nothing reached the terminal, and the same id may be sent again within the limits.
+    assert server.orders.PlaceOrder(market("rej", "rej-big", volume=1.0), timeout=10).order
+    call = server.streams.StreamExecutions(
+        stream_pb2.StreamExecutionsRequest(instance_id="rej", from_sequence=1), timeout=5
+    )
+    events = []
+    try:
+        for batch in call:
+            events += batch.events
+            if any(ev.order_update.client_order_id == "rej-big" for ev in events):
+                break
+    except grpc.RpcError:
+        pass
+    rejected = [ev.order_update for ev in events if ev.order_update.status == REJECTED]
+    assert [(o.client_order_id, o.reject_reason) for o in rejected] == [
+        ("rej-big", "VOLUME_ABOVE_LIMIT")
+    ]
+    check = server.orders.CheckOrder(
+        order_pb2.CheckOrderRequest(order=market("rej", "rej-check", volume=2.0)), timeout=10
+    )
+    assert (check.accepted, check.reason) == (False, "VOLUME_ABOVE_LIMIT")
+    assert check.margin_required > 0
+
+
+def test_limits_change_at_runtime_versioned_and_guarded(server: ServerProcess) -> None:
+    create_sim(server, "upd", risk=BULK_RISK)
+    server.orders.PlaceOrder(market("upd", "upd-1", volume=2.0), timeout=10)
+    version = with_limits(server, "upd", max_order_volume=1.0, min_order_volume=0.01)
+    assert version == 2
+    e = refused(lambda: server.orders.PlaceOrder(market("upd", "upd-2", volume=2.0), timeout=10))
+    assert error_info(e).reason == "VOLUME_ABOVE_LIMIT"
+    stale = instance_pb2.UpdateInstanceConfigRequest(
+        instance_id="upd",
+        config=common_pb2.InstanceConfig(risk=BULK_RISK),
+        expected_version=1,
+    )
+    e = refused(lambda: server.instances.UpdateInstanceConfig(stale, timeout=10))
+    assert e.code() == grpc.StatusCode.ABORTED
+    assert error_info(e).reason == "CONFIG_VERSION_MISMATCH"
+    fixed = instance_pb2.UpdateInstanceConfigRequest(
+        instance_id="upd", config=common_pb2.InstanceConfig(tick_rate=5)
+    )
+    e = refused(lambda: server.instances.UpdateInstanceConfig(fixed, timeout=10))
+    assert (e.code(), error_info(e).metadata["field"]) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "config.tick_rate",
+    )
+    bad = instance_pb2.UpdateInstanceConfigRequest(
+        instance_id="upd",
+        config=common_pb2.InstanceConfig(risk=common_pb2.RiskLimits(max_daily_loss=-1)),
+    )
+    e = refused(lambda: server.instances.UpdateInstanceConfig(bad, timeout=10))
+    assert error_info(e).metadata["field"] == "risk.max_daily_loss"
+    instance = server.instances.GetInstance(
+        instance_pb2.GetInstanceRequest(instance_id="upd"), timeout=5
+    ).instance
+    assert (instance.config_version, instance.config.risk.max_order_volume) == (2, 1.0)
+
+
+def test_reduce_only_and_halted(server: ServerProcess) -> None:
+    create_sim(server, "states", risk=BULK_RISK)
+    opened = server.orders.PlaceOrder(market("states", "st-open", volume=0.1), timeout=10).order
+    server.instances.SetTradingState(
+        instance_pb2.SetTradingStateRequest(
+            instance_id="states",
+            trading_state=common_pb2.TRADING_STATE_REDUCE_ONLY,
+            reason="risk desk",
+        ),
+        timeout=5,
+    )
+    e = refused(lambda: server.orders.PlaceOrder(market("states", "st-more"), timeout=10))
+    assert (e.code(), error_info(e).reason) == (grpc.StatusCode.FAILED_PRECONDITION, "REDUCE_ONLY")
+    closed = server.orders.ClosePosition(
+        order_pb2.ClosePositionRequest(
+            instance_id="states", position_id=opened.position_id, volume=0.05
+        ),
+        timeout=10,
+    )
+    assert closed.order.status == FILLED
+    response = server.instances.SetTradingState(
+        instance_pb2.SetTradingStateRequest(
+            instance_id="states", trading_state=common_pb2.TRADING_STATE_HALTED
+        ),
+        timeout=5,
+    )
+    assert response.instance.trading_state == common_pb2.TRADING_STATE_HALTED
+    e = refused(
+        lambda: server.orders.ClosePosition(
+            order_pb2.ClosePositionRequest(instance_id="states", position_id=opened.position_id),
+            timeout=10,
+        )
+    )
+    assert error_info(e).reason == "TRADING_HALTED"
+    e = refused(
+        lambda: server.instances.SetTradingState(
+            instance_pb2.SetTradingStateRequest(instance_id="states", trading_state=0), timeout=5
+        )
+    )
+    assert error_info(e).metadata["field"] == "trading_state"
+
+
+def test_a_burst_gets_exactly_the_throttle(server: ServerProcess) -> None:
+    rate = 20.0
+    create_sim(
+        server,
+        "burst-risk",
+        risk=common_pb2.RiskLimits(
+            max_order_volume=10, min_order_volume=0.01, orders_per_second=rate
+        ),
+    )
+    time.sleep(1.0)  # a full bucket
+    requests = [
+        order_pb2.OrderSessionRequest(place=market("burst-risk", f"b-{n}")) for n in range(1000)
+    ]
+    start = time.monotonic()
+    responses = list(server.orders.OrderSession(iter(requests), timeout=60))
+    elapsed = time.monotonic() - start
+    accepted = [r for r in responses if r.code == 0]
+    limited = [r for r in responses if r.reason == "RATE_LIMITED"]
+    assert len(accepted) + len(limited) == 1000
+    assert all(r.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0] for r in limited)
+    # The bucket holds one second's worth; it refills at the rate while the burst runs.
+    assert rate <= len(accepted) <= rate + int(elapsed * rate) + 1, (len(accepted), elapsed)
+    # A unary call meets the same bucket (it may just have earned a token: a few tries).
+    e = refused(
+        lambda: [
+            server.orders.PlaceOrder(market("burst-risk", f"b-unary-{n}"), timeout=10)
+            for n in range(5)
+        ]
+    )
+    assert (e.code(), error_info(e).reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED")
+    status = rpc_status.from_call(e)  # type: ignore[arg-type]
+    assert status is not None
+    retry = [d for d in status.details if d.Is(error_details_pb2.RetryInfo.DESCRIPTOR)]
+    assert retry, "RESOURCE_EXHAUSTED carries RetryInfo"
+
+
+def pending(instance_id: str, cid: str, price: float) -> order_pb2.PlaceOrderRequest:
+    request = market(instance_id, cid)
+    request.type = common_pb2.ORDER_TYPE_LIMIT
+    request.price = price
+    return request
+
+
+def test_kill_switch_30_instances(tmp_path: Path) -> None:
+    with ServerProcess(tmp_path / "data") as server:
+        ids = [f"k{n:02d}" for n in range(30)]
+        with ThreadPoolExecutor(30) as pool:
+            list(pool.map(lambda i: create_sim(server, i, tick_rate=5, risk=BULK_RISK), ids))
+        price = round(bid(server, ids[0]) * 0.98, 5)
+
+        def place_ten(instance_id: str) -> list[int]:
+            return [
+                server.orders.PlaceOrder(
+                    pending(instance_id, f"{instance_id}-p{n}", price), timeout=10
+                ).order.status
+                for n in range(10)
+            ]
+
+        with ThreadPoolExecutor(30) as pool:
+            statuses = [s for batch in pool.map(place_ten, ids) for s in batch]
+        assert statuses == [ACCEPTED] * 300
+        start = time.monotonic()
+        response = server.instances.EngageKillSwitch(
+            instance_pb2.EngageKillSwitchRequest(
+                scope=instance_pb2.KillSwitchScope(**{"global": True}), reason="test"
+            ),
+            timeout=30,
+        )
+        elapsed = time.monotonic() - start
+        assert sorted(response.instance_ids) == ids
+        assert response.orders_cancelled == 300, response
+        for instance_id in ids:
+            open_orders = server.orders.ListOrders(
+                order_pb2.ListOrdersRequest(instance_id=instance_id), timeout=5
+            ).orders
+            assert open_orders == [], instance_id
+        e = refused(lambda: server.orders.PlaceOrder(market("k07", "after-kill"), timeout=10))
+        assert (e.code(), error_info(e).reason) == (
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "KILL_SWITCH",
+        )
+        one = instance_pb2.KillSwitchScope(instance_id="k07")
+        e = refused(
+            lambda: server.instances.ReleaseKillSwitch(
+                instance_pb2.ReleaseKillSwitchRequest(scope=one), timeout=5
+            )
+        )
+        assert error_info(e).reason == "KILL_SWITCH"  # the global one holds it
+        released = server.instances.ReleaseKillSwitch(
+            instance_pb2.ReleaseKillSwitchRequest(
+                scope=instance_pb2.KillSwitchScope(**{"global": True})
+            ),
+            timeout=5,
+        )
+        assert sorted(released.instance_ids) == ids
+        assert server.orders.PlaceOrder(market("k07", "after-release"), timeout=10).order
+        print(f"kill switch, 30 instances x 10 pending orders: {elapsed * 1000:.0f} ms")
+
+
+def wait_ready(server: ServerProcess, instance_id: str) -> common_pb2.Instance:
+    deadline = time.monotonic() + 20
+    while True:
+        instance = server.instances.GetInstance(
+            instance_pb2.GetInstanceRequest(instance_id=instance_id), timeout=5
+        ).instance
+        if instance.state == common_pb2.INSTANCE_STATE_READY or time.monotonic() > deadline:
+            return instance
+        time.sleep(0.05)
+
+
+def test_kill_switch_closes_and_survives_a_restart(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with ServerProcess(data) as server:
+        create_sim(server, "kc", risk=BULK_RISK)
+        create_sim(server, "other", risk=BULK_RISK)
+        for n in range(3):
+            server.orders.PlaceOrder(market("kc", f"kc-{n}", volume=0.1), timeout=10)
+        response = server.instances.EngageKillSwitch(
+            instance_pb2.EngageKillSwitchRequest(
+                scope=instance_pb2.KillSwitchScope(owner="default"), close_positions=True
+            ),
+            timeout=30,
+        )
+        assert response.positions_closed == 3
+        listed = server.orders.ListPositions(
+            order_pb2.ListPositionsRequest(instance_id="kc"), timeout=5
+        )
+        assert list(listed.positions) == []
+    with ServerProcess(data) as server:
+        for instance_id in ("kc", "other"):
+            instance = wait_ready(server, instance_id)
+            assert instance.kill_switch, instance_id
+        e = refused(lambda: server.orders.PlaceOrder(market("other", "o-1"), timeout=10))
+        assert error_info(e).reason == "KILL_SWITCH"
+        # An instance created while its owner's switch is engaged is covered too.
+        late = create_sim(server, "late")
+        assert late.kill_switch
+        server.instances.ReleaseKillSwitch(
+            instance_pb2.ReleaseKillSwitchRequest(
+                scope=instance_pb2.KillSwitchScope(owner="default")
+            ),
+            timeout=5,
+        )
+        assert server.orders.PlaceOrder(market("other", "o-2"), timeout=10).order
+
+
+def test_orders_in_flight_at_the_kill_are_cancelled_when_accepted(tmp_path: Path) -> None:
+    env = {"MT5EXEC_SIM_ORDER_DELAY_MS": "300"}
+    with ServerProcess(tmp_path / "data", env=env) as server:
+        create_sim(server, "flight", risk=BULK_RISK)
+        price = round(bid(server, "flight") * 0.98, 5)
+        with ThreadPoolExecutor(5) as pool:
+            placed = [
+                pool.submit(
+                    server.orders.PlaceOrder, pending("flight", f"fl-{n}", price), timeout=10
+                )
+                for n in range(5)
+            ]
+            time.sleep(0.1)
+            server.instances.EngageKillSwitch(
+                instance_pb2.EngageKillSwitchRequest(
+                    scope=instance_pb2.KillSwitchScope(instance_id="flight")
+                ),
+                timeout=10,
+            )
+            assert [f.result().order.status for f in placed] == [ACCEPTED] * 5
+        deadline = time.monotonic() + 5
+        request = order_pb2.ListOrdersRequest(instance_id="flight")
+        while server.orders.ListOrders(request, timeout=5).orders:
+            assert time.monotonic() < deadline, "orders accepted after the kill stayed open"
+            time.sleep(0.05)
