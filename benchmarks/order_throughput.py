@@ -30,7 +30,11 @@ from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, instance_pb2, order_pb2, order_pb2_grpc
 
 CONFIG = common_pb2.InstanceConfig(
-    symbols=["EURUSD"], tick_rate=10, margin_mode=common_pb2.ACCOUNT_MARGIN_MODE_NETTING
+    symbols=["EURUSD"],
+    tick_rate=10,
+    margin_mode=common_pb2.ACCOUNT_MARGIN_MODE_NETTING,
+    # The gate runs on every order; only its volume limits are set, so nothing throttles.
+    risk=common_pb2.RiskLimits(max_order_volume=10.0, min_order_volume=0.01),
 )
 CONCURRENCY = 32
 

@@ -106,6 +106,11 @@ def test_a_rejection_names_its_reason_and_is_an_execution_event(server: ServerPr
     )
     assert (check.accepted, check.reason) == (False, "VOLUME_ABOVE_LIMIT")
     assert check.margin_required > 0
+    samples = server.metrics().splitlines()
+    assert (
+        'mt5exec_risk_rejections_total{instance_id="rej",reason="VOLUME_ABOVE_LIMIT"} 1.0'
+        in samples
+    )
 
 
 def test_limits_change_at_runtime_versioned_and_guarded(server: ServerProcess) -> None:

@@ -52,6 +52,14 @@ def test_a_reader_that_keeps_up_misses_nothing(server: ServerProcess) -> None:
     assert received > 4000, "about 4,000 ticks/s for 2 s"
 
 
+def metric(server: ServerProcess, name: str) -> float:
+    """A sample's value from the server's /metrics (0 when absent)."""
+    for line in server.metrics().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
 def test_conflation_delivers_the_latest_per_symbol(server: ServerProcess) -> None:
     call = server.streams.StreamTicks(
         stream_pb2.StreamTicksRequest(instance_ids=["fast"], conflate=True), timeout=30
@@ -64,6 +72,8 @@ def test_conflation_delivers_the_latest_per_symbol(server: ServerProcess) -> Non
         seen.append(next(iterator))
     call.cancel()
     assert seen[-1].dropped > 0, "ticks were conflated away"
+    dropped = metric(server, 'mt5exec_stream_dropped_total{topic="ticks"}')
+    assert dropped >= seen[-1].dropped, "the metric counts what subscribers lost"
     for message in seen:
         symbols = [t.symbol for t in message.ticks]
         assert len(symbols) == len(set(symbols)), "at most one tick per symbol per message"
@@ -108,6 +118,7 @@ def test_a_client_that_stops_reading_is_cut_off_and_others_are_not(
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert error_info(caught.value).reason == "SLOW_CONSUMER"
     assert healthy_gaps == [], "the reader that kept up lost nothing"
+    assert metric(server, 'mt5exec_stream_cutoffs_total{reason="SLOW_CONSUMER"}') >= 1
     assert healthy_count[0] > 8_000
 
 

@@ -103,6 +103,10 @@ def _listen(value: Any) -> Any:
     return value
 
 
+def _listen_or_off(value: Any) -> Any:
+    return value if value == "" else _listen(value)
+
+
 def _log_level(value: Any) -> Any:
     level = str(value).upper()
     if level not in LOG_LEVELS:
@@ -176,6 +180,8 @@ class ServerSection:
     log_retention_days: float = field(default=30.0, metadata=_opt(_positive))
     # Instance config templates (seed 002 shapes); unset means <data_dir>/templates.
     templates_dir: Path | None = None
+    # HOST:PORT of the Prometheus endpoint (/metrics); "" turns it off, port 0 picks one.
+    metrics_listen: str = field(default="", metadata=_opt(_listen_or_off))
 
     @property
     def host(self) -> str:

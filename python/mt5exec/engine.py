@@ -430,6 +430,10 @@ class Engine:
     ) -> None:
         self._core.configure_risk(global_orders_per_second, owner_orders_per_second, owners)
 
+    def stream_stats(self) -> list[tuple[str, int, int, int]]:
+        """Per topic: (name, subscribers, queued messages, dropped or conflated messages)."""
+        return self._core.stream_stats()
+
     def risk_rejections(self) -> list[tuple[str, str, int]]:
         """(instance id, reason, count) of every order the risk engine refused."""
         return self._core.risk_rejections()

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -35,10 +36,12 @@ class ServerProcess:
         if config is not None:
             self.args += ["--config", str(config)]
         self.args += extra_args or []
-        self.env = {**os.environ, **(env or {})}
+        # The Prometheus endpoint on a free port (its address is printed before the gRPC one).
+        self.env = {**os.environ, "MT5EXEC_SERVER_METRICS_LISTEN": "127.0.0.1:0", **(env or {})}
         self.start_timeout = start_timeout
         self.process: subprocess.Popen[bytes] | None = None
         self.address = ""
+        self.metrics_address = ""
         self.channel: grpc.Channel | None = None
 
     def start(self) -> Self:
@@ -54,6 +57,10 @@ class ServerProcess:
             ready, _, _ = select.select([self.process.stdout], [], [], 0.1)
             if ready:
                 line = self.process.stdout.readline()
+                if line.startswith(b"mt5exec metrics on "):
+                    # The gRPC line follows at once (and may already sit in the buffer).
+                    self.metrics_address = line.split()[-1].decode()
+                    line = self.process.stdout.readline()
                 if line.startswith(b"mt5exec listening on "):
                     self.address = line.split()[-1].decode()
                     break
@@ -64,6 +71,12 @@ class ServerProcess:
             raise RuntimeError(f"server did not start: {line!r}; see {self.data_dir}/server.log")
         self.channel = grpc.insecure_channel(self.address)
         return self
+
+    def metrics(self) -> str:
+        """The Prometheus exposition text of /metrics."""
+        with urllib.request.urlopen(f"http://{self.metrics_address}/metrics", timeout=5) as r:
+            text: str = r.read().decode()
+        return text
 
     @property
     def pid(self) -> int:

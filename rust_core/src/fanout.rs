@@ -44,6 +44,16 @@ impl Topic {
         Self::ALL.into_iter().find(|t| *t as i32 == value)
     }
 
+    /// The topic's name in metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Topic::Ticks => "ticks",
+            Topic::Executions => "executions",
+            Topic::Accounts => "accounts",
+            Topic::InstanceEvents => "instance_events",
+        }
+    }
+
     fn drops_oldest(self) -> bool {
         !matches!(self, Topic::Executions)
     }
@@ -239,6 +249,21 @@ impl Subscription {
 pub struct Hub {
     topics: [RwLock<Vec<Arc<Subscription>>>; 4],
     next_id: AtomicU64,
+    /// Pieces dropped (conflated) by subscriptions that have ended, per topic.
+    retired_dropped: [AtomicU64; 4],
+}
+
+/// A topic's subscriptions at one moment (the metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicStats {
+    /// The topic.
+    pub topic: Topic,
+    /// Subscriptions now.
+    pub subscribers: usize,
+    /// Messages queued for them now.
+    pub queued: usize,
+    /// Messages dropped or conflated away since the engine started.
+    pub dropped: u64,
 }
 
 impl Hub {
@@ -278,7 +303,34 @@ impl Hub {
 
     /// Removes a subscription.
     pub fn unsubscribe(&self, topic: Topic, id: u64) {
-        self.topics[topic as usize].write().retain(|s| s.id != id);
+        let mut subs = self.topics[topic as usize].write();
+        if let Some(at) = subs.iter().position(|s| s.id == id) {
+            let sub = subs.swap_remove(at);
+            let dropped = sub.queue.lock().dropped;
+            self.retired_dropped[topic as usize].fetch_add(dropped, Ordering::Relaxed);
+        }
+    }
+
+    /// Subscribers, queued and dropped messages per topic.
+    pub fn stats(&self) -> Vec<TopicStats> {
+        Topic::ALL
+            .into_iter()
+            .map(|topic| {
+                let subs = self.topics[topic as usize].read();
+                let (mut queued, mut dropped) = (0, 0);
+                for sub in subs.iter() {
+                    let q = sub.queue.lock();
+                    queued += q.pieces.len();
+                    dropped += q.dropped;
+                }
+                TopicStats {
+                    topic,
+                    subscribers: subs.len(),
+                    queued,
+                    dropped: dropped + self.retired_dropped[topic as usize].load(Ordering::Relaxed),
+                }
+            })
+            .collect()
     }
 
     /// Number of subscriptions on a topic.

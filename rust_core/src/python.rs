@@ -482,6 +482,17 @@ impl PyEngine {
             .configure_risk(global_orders_per_second, owner_orders_per_second, owners);
     }
 
+    /// Per topic: (name, subscribers, queued messages, dropped or conflated messages).
+    fn stream_stats(&self) -> Vec<(&'static str, usize, usize, u64)> {
+        self.inner
+            .shared()
+            .hub
+            .stats()
+            .into_iter()
+            .map(|s| (s.topic.name(), s.subscribers, s.queued, s.dropped))
+            .collect()
+    }
+
     /// Risk rejections so far: [(instance id, reason, count)].
     fn risk_rejections(&self) -> Vec<(String, &'static str, u64)> {
         self.inner.risk_rejections()

@@ -22,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 from mt5exec.config import ConfigError, ServerConfig
 from mt5exec.engine import Engine, EngineSettings, Topic
 from mt5exec.errors import MT5ExecError
+from mt5exec.metrics import MetricsServer
 from mt5exec.server.handlers import add_service
 from mt5exec.server.state import AppState
 from mt5exec.services import instance as instance_service
@@ -127,6 +128,7 @@ class Server:
         self.port = 0
         self._recorder: asyncio.Task[None] | None = None
         self._background: list[asyncio.Task[None]] = []
+        self.metrics: MetricsServer | None = None
 
     async def start(self) -> str:
         """Starts serving; returns the address actually bound."""
@@ -134,6 +136,8 @@ class Server:
         config.server.data_dir.mkdir(parents=True, exist_ok=True)
         config.instances_dir.mkdir(parents=True, exist_ok=True)
         self.engine.attach(asyncio.get_running_loop())
+        if config.server.metrics_listen:
+            self.metrics = MetricsServer(self.engine, config.server.metrics_listen)
         if self.state.history is not None:
             await self.state.history.start()
             self._recorder = asyncio.create_task(_record_executions(self.state))
@@ -196,6 +200,8 @@ class Server:
 
     async def stop(self) -> None:
         grace = self.config.server.grace_period_s
+        if self.metrics is not None:
+            await asyncio.to_thread(self.metrics.close)
         await self.health.enter_graceful_shutdown()
         for task in self._background:
             task.cancel()
@@ -238,6 +244,8 @@ async def serve(config: ServerConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if server.metrics is not None:
+        print(f"mt5exec metrics on {server.metrics.address}", flush=True)
     print(f"mt5exec listening on {address}", flush=True)
     log.info("serving on %s, data in %s", address, config.server.data_dir)
     try:

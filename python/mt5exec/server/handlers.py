@@ -20,6 +20,7 @@ import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message
 
+from mt5exec import metrics
 from mt5exec.errors import MT5ExecError, unimplemented
 
 log = logging.getLogger("mt5exec.rpc")
@@ -103,9 +104,12 @@ def _streaming(
                 await context.write(item)
                 watch.since = None
         except MT5ExecError as e:
+            if e.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                metrics.stream_cutoffs[e.reason] += 1
             await context.abort_with_status(e.to_status())
         except asyncio.CancelledError:
             if watch.fired:
+                metrics.stream_cutoffs["SLOW_CONSUMER"] += 1
                 await context.abort_with_status(slow_consumer(write_timeout).to_status())
             raise
         except grpc.aio.AbortError:
