@@ -56,6 +56,7 @@ bench: build
 	$(PY) benchmarks/order_throughput.py
 	$(PY) benchmarks/instance_lifecycle.py
 	$(PY) benchmarks/tick_fanout.py
+	$(PY) benchmarks/risk_check.py
 
 clean:
 	rm -rf $(VENV) target python/mt5exec/_core*.so

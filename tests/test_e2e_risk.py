@@ -361,3 +361,107 @@ def test_orders_in_flight_at_the_kill_are_cancelled_when_accepted(tmp_path: Path
         while server.orders.ListOrders(request, timeout=5).orders:
             assert time.monotonic() < deadline, "orders accepted after the kill stayed open"
             time.sleep(0.05)
+
+
+def hhmm(offset_minutes: int) -> str:
+    minute = (time.gmtime().tm_hour * 60 + time.gmtime().tm_min + offset_minutes) % 1440
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+def test_window_duplicates_stale_ticks_and_modify_collar(server: ServerProcess) -> None:
+    limits = {"max_order_volume": 10.0, "min_order_volume": 0.01}
+    create_sim(server, "rules", risk=BULK_RISK)
+    with_limits(server, "rules", **limits, session_start=hhmm(120), session_end=hhmm(180))
+    e = refused(lambda: server.orders.PlaceOrder(market("rules", "r-closed"), timeout=10))
+    assert error_info(e).reason == "OUTSIDE_SESSION"
+    with_limits(server, "rules", **limits, session_start=hhmm(-60), session_end=hhmm(60))
+    server.orders.PlaceOrder(market("rules", "r-open"), timeout=10)
+    with_limits(server, "rules", **limits, duplicate_window_ms=60_000)
+    server.orders.PlaceOrder(market("rules", "r-dup-1", volume=0.03), timeout=10)
+    e = refused(
+        lambda: server.orders.PlaceOrder(market("rules", "r-dup-2", volume=0.03), timeout=10)
+    )
+    assert error_info(e).reason == "DUPLICATE_ORDER"
+    server.orders.PlaceOrder(market("rules", "r-dup-3", volume=0.04), timeout=10)
+    with_limits(server, "rules", **limits, price_collar_percent=1.0)
+    price = bid(server, "rules")
+    placed = server.orders.PlaceOrder(
+        pending("rules", "r-lim", round(price * 0.995, 5)), timeout=10
+    )
+    assert placed.order.status == ACCEPTED
+    e = refused(
+        lambda: server.orders.PlaceOrder(
+            pending("rules", "r-far", round(price * 0.98, 5)), timeout=10
+        )
+    )
+    assert (error_info(e).reason, error_info(e).metadata["field"]) == ("PRICE_COLLAR", "price")
+    far = order_pb2.ModifyOrderRequest(
+        instance_id="rules", client_order_id="r-lim", price=round(price * 0.98, 5)
+    )
+    e = refused(lambda: server.orders.ModifyOrder(far, timeout=10))
+    assert error_info(e).reason == "PRICE_COLLAR"
+    # One tick per symbol every 5 s: most of the time the last one is older than 100 ms.
+    create_sim(server, "slow", tick_rate=0.2, risk=BULK_RISK)
+    with_limits(server, "slow", **limits, stale_tick_ms=100)
+    reasons = []
+    for n in range(10):
+        try:
+            server.orders.PlaceOrder(market("slow", f"s-{n}"), timeout=10)
+        except grpc.RpcError as err:
+            reasons.append(error_info(err).reason)
+            break
+        time.sleep(0.15)
+    assert reasons == ["STALE_TICK"]
+
+
+def test_owner_policies_and_daily_counts_survive_a_restart(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "risk_owners.json").write_text(
+        '{"alice": {"allowed_symbols": ["EURUSD"], "orders_per_second": 5}}'
+    )
+
+    def create(server: ServerProcess, instance_id: str, owner: str) -> None:
+        server.instances.CreateInstance(
+            instance_pb2.CreateInstanceRequest(
+                instance_id=instance_id,
+                owner=owner,
+                config=common_pb2.InstanceConfig(
+                    symbols=["EURUSD", "GBPUSD"],
+                    tick_rate=10,
+                    risk=BULK_RISK,
+                ),
+            ),
+            timeout=30,
+        )
+
+    with ServerProcess(data) as server:
+        create(server, "a1", "alice")
+        create(server, "a2", "alice")
+        create(server, "b1", "bob")
+        gbp = market("a1", "a-gbp")
+        gbp.symbol = "GBPUSD"
+        e = refused(lambda: server.orders.PlaceOrder(gbp, timeout=10))
+        assert error_info(e).reason == "SYMBOL_NOT_ALLOWED"
+        bob_gbp = market("b1", "b-gbp")
+        bob_gbp.symbol = "GBPUSD"
+        server.orders.PlaceOrder(bob_gbp, timeout=10)
+        # Alice's 5 orders/s are shared by her two instances.
+        results = []
+        for n in range(8):
+            try:
+                server.orders.PlaceOrder(market(f"a{n % 2 + 1}", f"a-{n}"), timeout=10)
+                results.append("ok")
+            except grpc.RpcError as err:
+                results.append(error_info(err).reason)
+        assert results.count("ok") in (5, 6), results
+        assert set(results) == {"ok", "RATE_LIMITED"}
+        # The first five went through: a1 sent three of them today.
+        assert results[:5] == ["ok"] * 5
+        with_limits(server, "a1", max_order_volume=10, min_order_volume=0.01, max_trades_per_day=3)
+        e = refused(lambda: server.orders.PlaceOrder(market("a1", "a1-over"), timeout=10))
+        assert error_info(e).reason == "MAX_TRADES_PER_DAY"
+    with ServerProcess(data) as server:
+        wait_ready(server, "a1")
+        e = refused(lambda: server.orders.PlaceOrder(market("a1", "a1-after"), timeout=10))
+        assert error_info(e).reason == "MAX_TRADES_PER_DAY"

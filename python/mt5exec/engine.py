@@ -430,6 +430,21 @@ class Engine:
     ) -> None:
         self._core.configure_risk(global_orders_per_second, owner_orders_per_second, owners)
 
+    def risk_day_state(self, instance_id: str) -> tuple[int, int, float, float]:
+        """(day, trades today, the day's starting equity, highest equity) of an instance."""
+        try:
+            return self._core.risk_day_state(instance_id)
+        except _core.CoreError as e:
+            raise _translate(e) from None
+
+    def restore_risk_day_state(
+        self, instance_id: str, state: tuple[int, int, float, float]
+    ) -> None:
+        try:
+            self._core.restore_risk_day_state(instance_id, state)
+        except _core.CoreError as e:
+            raise _translate(e) from None
+
     def stream_stats(self) -> list[tuple[str, int, int, int]]:
         """Per topic: (name, subscribers, queued messages, dropped or conflated messages)."""
         return self._core.stream_stats()

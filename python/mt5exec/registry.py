@@ -38,6 +38,8 @@ class InstanceRecord:
     # Bumped by every UpdateInstanceConfig (optimistic concurrency).
     config_version: int = 1
     kill_switch: bool = False
+    # The risk engine's daily counters: (day, trades today, day's starting equity, equity high).
+    risk_day: tuple[int, int, float, float] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -51,6 +53,7 @@ class InstanceRecord:
             "experts": self.experts,
             "config_version": self.config_version,
             "kill_switch": self.kill_switch,
+            "risk_day": None if self.risk_day is None else list(self.risk_day),
         }
 
     @classmethod
@@ -71,7 +74,15 @@ class InstanceRecord:
             experts=[str(e) for e in data.get("experts", [])],
             config_version=int(data.get("config_version", 1)),
             kill_switch=bool(data.get("kill_switch", False)),
+            risk_day=_risk_day(data.get("risk_day")),
         )
+
+
+def _risk_day(value: Any) -> tuple[int, int, float, float] | None:
+    if value is None:
+        return None
+    day, trades, start_equity, high = value
+    return int(day), int(trades), float(start_equity), float(high)
 
 
 def write_record(directory: Path, record: InstanceRecord) -> None:

@@ -22,7 +22,7 @@ use crate::killswitch;
 use crate::notify::{Completion, Notifier};
 use crate::pb::v1;
 use crate::pb::v1::order_session_request::Request as OsRequest;
-use crate::risk::{Gate, OwnerPolicy};
+use crate::risk::{DayState, Gate, OwnerPolicy};
 use crate::routing::{self, OrderChanges, OrderRef};
 use crate::session::{self, Session};
 use crate::supervisor::{self, stats, Instance, InstanceSpec};
@@ -696,6 +696,34 @@ impl Engine {
             owners,
             self.shared.mono_ns(),
         );
+    }
+
+    /// An instance's daily risk counters (to save).
+    ///
+    /// # Errors
+    /// `NOT_FOUND`.
+    pub fn risk_day_state(&self, instance_id: &str) -> Result<DayState> {
+        Ok(self
+            .shared
+            .instance(instance_id)?
+            .live
+            .lock()
+            .risk
+            .day_state())
+    }
+
+    /// Gives an instance back its saved daily risk counters.
+    ///
+    /// # Errors
+    /// `NOT_FOUND`.
+    pub fn restore_risk_day_state(&self, instance_id: &str, saved: DayState) -> Result<()> {
+        let instance = self.shared.instance(instance_id)?;
+        instance
+            .live
+            .lock()
+            .risk
+            .restore_day(saved, convert::now_msc());
+        Ok(())
     }
 
     /// Risk rejections so far: (instance id, reason, count).

@@ -493,6 +493,28 @@ impl PyEngine {
             .collect()
     }
 
+    /// (day, trades today, the day's starting equity, highest equity) of an instance.
+    fn risk_day_state(&self, instance_id: &str) -> PyResult<(i64, u32, f64, f64)> {
+        let s = self.inner.risk_day_state(instance_id)?;
+        Ok((s.day, s.trades_today, s.day_start_equity, s.equity_high))
+    }
+
+    /// Gives an instance back saved daily risk counters.
+    fn restore_risk_day_state(
+        &self,
+        instance_id: &str,
+        state: (i64, u32, f64, f64),
+    ) -> PyResult<()> {
+        let (day, trades_today, day_start_equity, equity_high) = state;
+        let saved = crate::risk::DayState {
+            day,
+            trades_today,
+            day_start_equity,
+            equity_high,
+        };
+        Ok(self.inner.restore_risk_day_state(instance_id, saved)?)
+    }
+
     /// Risk rejections so far: [(instance id, reason, count)].
     fn risk_rejections(&self) -> Vec<(String, &'static str, u64)> {
         self.inner.risk_rejections()

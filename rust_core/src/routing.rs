@@ -686,8 +686,6 @@ pub fn modify(
     if let Some(error) = not_ready(instance, &live) {
         return Err(error);
     }
-    pending_order(&mut live, which)?;
-    risk::live::check_change(shared, instance, &mut live, false)?;
     let entry = pending_order(&mut live, which)?;
     let order = &entry.order;
     let pick = |new: f64, old: f64| if new > 0.0 { new } else { old };
@@ -717,6 +715,8 @@ pub fn modify(
         comment: comment_key(&cid),
         ..Default::default()
     };
+    risk::live::check_prices(shared, instance, &live, &request)?;
+    risk::live::check_change(shared, instance, &mut live, false)?;
     send(shared, &live, request, 0)?;
     live.pending
         .insert(token, PendingRequest::plain(RequestKind::Modify, cid, 0));

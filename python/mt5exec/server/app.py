@@ -189,6 +189,7 @@ class Server:
             asyncio.create_task(_wait(restored)),
             asyncio.create_task(self._prune_logs_daily()),
             asyncio.create_task(self.instances.watch_experts()),
+            asyncio.create_task(self.instances.keep_risk_counters()),
         ]
         return f"{host}:{self.port}"
 
@@ -211,6 +212,7 @@ class Server:
             )
         )
         await self.grpc.stop(grace)
+        self.instances.save_risk_counters()
         stopped = await self.engine.stop_all()
         if self.state.history is not None:
             for instance in stopped:

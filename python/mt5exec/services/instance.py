@@ -227,6 +227,8 @@ class InstanceService:
             try:
                 spec = self._spec(record, regenerate_ok=True)
                 ready = self._engine.create_instance(spec, start=start)
+                if record.risk_day is not None:
+                    self._engine.restore_risk_day_state(record.instance_id, record.risk_day)
             except MT5ExecError as e:
                 log.error("cannot restore instance %s: %s", record.instance_id, e.message)
                 continue
@@ -241,6 +243,22 @@ class InstanceService:
                 self._history(result)
             elif isinstance(result, MT5ExecError):
                 log.error("a restored instance did not start: %s", result.message)
+
+    def save_risk_counters(self) -> None:
+        """Writes each instance's daily risk counters (trades today, the day's starting
+        equity, the equity high) to its record when they changed, so that a restart of the
+        server does not reset the daily limits."""
+        for record in list(self._records.values()):
+            with contextlib.suppress(MT5ExecError):
+                state = self._engine.risk_day_state(record.instance_id)
+                if state != record.risk_day:
+                    record.risk_day = state
+                    self._save(record)
+
+    async def keep_risk_counters(self, period: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(period)
+            self.save_risk_counters()
 
     async def watch_experts(self, period: float = 1.0) -> None:
         """The watchdog's EA check (seed 004): an instance whose deployed, once-READY expert

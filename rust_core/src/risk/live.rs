@@ -79,11 +79,14 @@ pub fn check_new(
         .filter(|p| p.symbol == intent.symbol)
         .map(|p| if p.r#type == 0 { p.volume } else { -p.volume })
         .sum();
+    // Counted only when a limit needs them (the cap keeps the map short when it does).
     let (mut in_flight, mut pending_in_flight) = (0u32, 0u32);
-    for request in pending.values() {
-        if request.kind == RequestKind::Place {
-            in_flight += 1;
-            pending_in_flight += u32::from(request.pending_order);
+    if risk.limits.max_in_flight_orders > 0 || risk.limits.max_pending_orders > 0 {
+        for request in pending.values() {
+            if request.kind == RequestKind::Place {
+                in_flight += 1;
+                pending_in_flight += u32::from(request.pending_order);
+            }
         }
     }
     let request = Request {
@@ -170,6 +173,50 @@ pub fn check_change(
         cancel,
         shared.mono_ns(),
     );
+    if let Err(error) = &result {
+        shared
+            .risk
+            .count_rejection(&instance.spec.instance_id, error.reason);
+    }
+    result
+}
+
+/// The price collar for a modification's new prices (`request` is the terminal request).
+///
+/// # Errors
+/// PRICE_COLLAR naming the field.
+pub fn check_prices(
+    shared: &Shared,
+    instance: &Instance,
+    live: &Live,
+    request: &crate::pb::terminal::OrderRequest,
+) -> Result<()> {
+    let (Some(spec), Some(last)) = (
+        live.symbols.get(&request.symbol),
+        live.last_ticks.get(&request.symbol),
+    ) else {
+        return Ok(());
+    };
+    let order = Order {
+        buy: request.r#type % 2 == 0,
+        kind: Kind::Limit,
+        volume: request.volume,
+        price: request.price,
+        stop_limit_price: request.stoplimit,
+        stop_loss: request.sl,
+        take_profit: request.tp,
+        deviation_points: 0,
+        closes_position: false,
+    };
+    let market = Market {
+        spec,
+        bid: last.bid,
+        ask: last.ask,
+        tick_received_msc: 0,
+        now_msc: 0,
+    };
+    let result = super::checks::collar(&order, &market, &live.risk.limits)
+        .map_err(super::checks::Rejection::into_error);
     if let Err(error) = &result {
         shared
             .risk

@@ -109,6 +109,20 @@ pub fn validate_limits(limits: &RiskLimits) -> Result<Option<Window>> {
     Window::parse(&limits.session_start, &limits.session_end)
 }
 
+/// An instance's daily risk counters, saved by the server so that a restart does not reset
+/// them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct DayState {
+    /// Days since the epoch (UTC).
+    pub day: i64,
+    /// New orders sent that day.
+    pub trades_today: u32,
+    /// Equity when the day started (0: not seen yet).
+    pub day_start_equity: f64,
+    /// Highest equity seen.
+    pub equity_high: f64,
+}
+
 /// What the engine knows of an order when it asks the gate.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
@@ -214,11 +228,26 @@ impl InstanceRisk {
         self.equity_high = self.equity_high.max(equity);
     }
 
-    /// Counts an order restored from the journal that was sent on the day of `created_msc`.
-    pub fn count_restored(&mut self, created_msc: i64, now_msc: i64) {
+    /// The counters that must outlive the process: (day number, trades today, the day's
+    /// starting equity, highest equity).
+    pub fn day_state(&self) -> DayState {
+        DayState {
+            day: self.day,
+            trades_today: self.trades_today,
+            day_start_equity: self.day_start_equity,
+            equity_high: self.equity_high,
+        }
+    }
+
+    /// Takes back saved counters: the high-water mark always, the day's only on its day.
+    pub fn restore_day(&mut self, saved: DayState, now_msc: i64) {
         self.roll_day(now_msc);
-        if created_msc.div_euclid(DAY_MSC) == self.day {
-            self.trades_today += 1;
+        self.equity_high = self.equity_high.max(saved.equity_high);
+        if saved.day == self.day {
+            self.trades_today = self.trades_today.max(saved.trades_today);
+            if saved.day_start_equity > 0.0 {
+                self.day_start_equity = saved.day_start_equity;
+            }
         }
     }
 
@@ -530,8 +559,18 @@ mod tests {
         assert_eq!(risk.day_start_equity, 1_000.0);
         assert_eq!(risk.equity_high, 1_100.0);
         risk.trades_today = 5;
+        let saved = risk.day_state();
         risk.on_equity(1_050.0, DAY_MSC + 1);
         assert_eq!((risk.day_start_equity, risk.trades_today), (1_050.0, 0));
         assert_eq!(risk.equity_high, 1_100.0);
+        let mut fresh = InstanceRisk::new(RiskLimits::default(), 1, TradingState::Active, false, 0)
+            .unwrap_or_else(|e| panic!("{e}"));
+        fresh.restore_day(saved, 40);
+        assert_eq!(fresh.day_state(), saved);
+        let mut next_day =
+            InstanceRisk::new(RiskLimits::default(), 1, TradingState::Active, false, 0)
+                .unwrap_or_else(|e| panic!("{e}"));
+        next_day.restore_day(saved, DAY_MSC + 5);
+        assert_eq!((next_day.trades_today, next_day.equity_high), (0, 1_100.0));
     }
 }
