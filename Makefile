@@ -28,7 +28,7 @@ build: setup
 
 # Sets up and runs the server: simulated broker, embedded DuckDB, nothing else needed.
 run: build
-	$(VENV)/bin/mt5exec serve --listen $(LISTEN) --data-dir $(DATA_DIR)
+	MT5EXEC_SERVER_METRICS_LISTEN=$${MT5EXEC_SERVER_METRICS_LISTEN-127.0.0.1:9464} $(VENV)/bin/mt5exec serve --listen $(LISTEN) --data-dir $(DATA_DIR)
 
 lint: setup
 	$(VENV)/bin/ruff check python tests benchmarks scripts

@@ -532,6 +532,22 @@ mod tests {
     }
 
     #[test]
+    fn duplicates_expire_exactly_at_the_window() {
+        let limits = RiskLimits {
+            duplicate_window_ms: 500,
+            ..Default::default()
+        };
+        let mut risk = InstanceRisk::new(limits, 1, TradingState::Active, false, 0)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let key = 42;
+        risk.recent.push_back((1_000, key));
+        assert!(risk.is_duplicate(key, 1_499));
+        assert!(!risk.is_duplicate(key + 1, 1_499));
+        assert!(!risk.is_duplicate(key, 1_500));
+        assert!(risk.recent.is_empty(), "expired entries are dropped");
+    }
+
+    #[test]
     fn limits_are_validated() {
         let bad = RiskLimits {
             max_daily_loss: f64::NAN,
