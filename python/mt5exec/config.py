@@ -214,6 +214,9 @@ class EngineConfig:
     # "interval:<ms>" or "never". Every record is written before the order is sent either way,
     # so a crash of the server process loses nothing; this decides what a power cut loses.
     journal_fsync: str = field(default="interval:100", metadata=_opt(_fsync_policy))
+    # With more than 20 stream subscribers each waits up to this long between its messages,
+    # so that busy ones get fewer, larger messages (latency traded for capacity); 0: never.
+    stream_coalesce_max_ms: float = field(default=5.0, metadata=_opt(_non_negative))
 
 
 @dataclass(frozen=True, slots=True)

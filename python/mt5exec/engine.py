@@ -14,7 +14,7 @@ import contextlib
 import dataclasses
 import enum
 import os
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,6 +112,7 @@ class EngineSettings:
     kill_grace_s: float = 1.0
     tick_queue_limit: int = 10_000
     execution_queue_limit: int = 100_000
+    stream_coalesce_max_s: float = 0.005
 
 
 def _translate(error: _core.CoreError, payload: bytes = b"") -> MT5ExecError:
@@ -155,9 +156,16 @@ class Subscription:
         self._ended = error
         self._ready.set()
 
-    async def messages(self, max_bytes: int = 65536) -> AsyncIterator[bytes]:
-        """Encoded responses; raises MT5ExecError when the stream is ended."""
+    async def messages(
+        self,
+        max_bytes: int = 65536,
+        before: Callable[[], Awaitable[None]] | None = None,
+    ) -> AsyncGenerator[bytes, None]:
+        """Encoded responses; raises MT5ExecError when the stream is ended. ``before`` runs
+        first (a stream's headers: once a client has them, it misses nothing)."""
         try:
+            if before is not None:
+                await before()
             while True:
                 if self._ended is not None:
                     raise self._ended
@@ -244,6 +252,7 @@ class Engine:
             tick_queue_limit=s.tick_queue_limit,
             execution_queue_limit=s.execution_queue_limit,
         )
+        self._coalesce_max_s = s.stream_coalesce_max_s
         self._futures: dict[int, asyncio.Future[tuple[int, str, str, bytes]]] = {}
         self._subscriptions: dict[int, Subscription | OrderSession] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -581,9 +590,9 @@ class Engine:
 
     def coalesce_delay(self) -> float:
         """Seconds a subscriber waits between messages: none with few subscribers (lowest
-        latency), growing with their number up to 5 ms (bigger batches)."""
+        latency), growing with their number up to ``stream_coalesce_max_s`` (bigger batches)."""
         count = len(self._subscriptions)
-        return 0.0 if count <= 20 else min(0.005, count * 0.00005)
+        return 0.0 if count <= 20 else min(self._coalesce_max_s, count * 0.00005)
 
     def subscribe_executions(self, instance_id: str, from_sequence: int) -> Subscription:
         """One instance's execution events after ``from_sequence``: missed ones, then live."""

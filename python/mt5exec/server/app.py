@@ -97,6 +97,7 @@ class Server:
                 stop_grace_s=e.stop_grace_s,
                 kill_grace_s=e.kill_grace_s,
                 tick_queue_limit=e.tick_queue_limit,
+                stream_coalesce_max_s=e.stream_coalesce_max_ms / 1000.0,
             )
         )
         try:

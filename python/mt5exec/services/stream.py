@@ -19,33 +19,27 @@ PLANNED: dict[str, int | str] = {}
 _MAX_MESSAGE_BYTES = 256 * 1024
 
 
-async def _live(sub: Subscription, context: Context) -> AsyncGenerator[bytes, None]:
-    """The subscription's messages; headers go out first, so that a client that
-    has them knows the subscription is live and will miss nothing from then on."""
-    try:
-        await context.send_initial_metadata(())
-    except BaseException:
-        sub.close()
-        raise
-    async for message in sub.messages(_MAX_MESSAGE_BYTES):
-        yield message
+def _live(sub: Subscription, context: Context) -> AsyncGenerator[bytes, None]:
+    """The subscription's messages, written as they are (one generator between the engine
+    and gRPC); headers go out first, so that a client that has them knows the subscription
+    is live and will miss nothing from then on."""
+    return sub.messages(_MAX_MESSAGE_BYTES, before=lambda: context.send_initial_metadata(()))
 
 
 class StreamService:
     def __init__(self, state: AppState) -> None:
         self._engine = state.engine
 
-    async def StreamTicks(
+    def StreamTicks(
         self, request: stream_pb2.StreamTicksRequest, context: Context
     ) -> AsyncIterator[bytes]:
         ids = [validation.instance_id(i, "instance_ids") for i in request.instance_ids]
         sub = self._engine.subscribe(
             Topic.TICKS, ids, list(request.symbols), conflate=request.conflate
         )
-        async for message in _live(sub, context):
-            yield message
+        return _live(sub, context)
 
-    async def StreamExecutions(
+    def StreamExecutions(
         self, request: stream_pb2.StreamExecutionsRequest, context: Context
     ) -> AsyncIterator[bytes]:
         if request.instance_id:
@@ -59,8 +53,7 @@ class StreamService:
             )
         else:
             sub = self._engine.subscribe(Topic.EXECUTIONS, [])
-        async for message in _live(sub, context):
-            yield message
+        return _live(sub, context)
 
     async def StreamAccount(
         self, request: stream_pb2.StreamAccountRequest, context: Context
@@ -100,10 +93,9 @@ class StreamService:
                 pending.cancel()
             await changes.aclose()
 
-    async def StreamInstanceEvents(
+    def StreamInstanceEvents(
         self, request: stream_pb2.StreamInstanceEventsRequest, context: Context
     ) -> AsyncIterator[bytes]:
         ids = [validation.instance_id(i, "instance_ids") for i in request.instance_ids]
         sub = self._engine.subscribe(Topic.INSTANCE_EVENTS, ids)
-        async for message in _live(sub, context):
-            yield message
+        return _live(sub, context)
