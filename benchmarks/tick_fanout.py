@@ -76,12 +76,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def sample_tick() -> bytes:
-    """A StreamTicksResponse with one tick, as the engine would encode it."""
+def sample_tick(ticks: int = 1) -> bytes:
+    """A StreamTicksResponse with ``ticks`` ticks, as the engine would encode it."""
     tick = common_pb2.Tick(instance_id=INSTANCE, symbol="EURUSD", bid=1.08512, ask=1.08527)
     tick.time.FromNanoseconds(time.time_ns())
     tick.received_time.FromNanoseconds(time.time_ns())
-    return stream_pb2.StreamTicksResponse(ticks=[tick], sequence=1).SerializeToString()
+    return stream_pb2.StreamTicksResponse(ticks=[tick] * ticks, sequence=1).SerializeToString()
 
 
 # -- client processes ------------------------------------------------------------------------
@@ -263,8 +263,8 @@ def run_clients(
 # -- bare grpc.aio stream (the ceiling) --------------------------------------------------------
 
 
-async def _bare_serve(conn: Connection) -> None:
-    payload = sample_tick()
+async def _bare_serve(conn: Connection, ticks: int) -> None:
+    payload = sample_tick(ticks)
 
     async def stream(request: bytes, context: grpc.aio.ServicerContext) -> Any:
         while True:
@@ -286,8 +286,8 @@ async def _bare_serve(conn: Connection) -> None:
     await server.wait_for_termination()
 
 
-def bare_server(conn: Connection) -> None:
-    uvloop.run(_bare_serve(conn))
+def bare_server(conn: Connection, ticks: int = 1) -> None:
+    uvloop.run(_bare_serve(conn, ticks))
 
 
 # -- pure asyncio fan-out --------------------------------------------------------------------
@@ -400,6 +400,7 @@ def main() -> None:
     ticks: dict[str, Any] = {}
     capacity: dict[str, Any] = {}
     bare: dict[str, Any] = {}
+    bare_same_size: dict[str, Any] = {}
     plain: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="mt5exec-bench-") as tmp:
         env = {"MT5EXEC_HISTORY_ENABLED": "false"}
@@ -433,20 +434,33 @@ def main() -> None:
                 )
                 print(f"capacity N=100 {capacity}", flush=True)
 
-        parent, child = ctx.Pipe(duplex=False)
-        bare_proc = ctx.Process(target=bare_server, args=(child,))
-        bare_proc.start()
-        child.close()
-        try:
-            address = f"127.0.0.1:{parent.recv()}"
-            for n in sizes:
-                bare[str(n)] = run_clients(
-                    ctx, "bare", address, n, args.bare_seconds, args.procs, {"bare": bare_proc.pid}
-                )
-                print(f"bare     N={n:<3} {bare[str(n)]}", flush=True)
-        finally:
-            bare_proc.terminate()
-            bare_proc.join(10)
+        # The ceiling with one-tick messages, and (for the capacity run) with messages as
+        # large as the ones the server sent then.
+        groups = [(1, sizes, bare)]
+        if capacity:
+            groups.append((max(1, round(capacity["ticks_per_message"])), [100], bare_same_size))
+        for ticks_per_message, group_sizes, into in groups:
+            parent, child = ctx.Pipe(duplex=False)
+            bare_proc = ctx.Process(target=bare_server, args=(child, ticks_per_message))
+            bare_proc.start()
+            child.close()
+            try:
+                address = f"127.0.0.1:{parent.recv()}"
+                for n in group_sizes:
+                    into[str(n)] = run_clients(
+                        ctx,
+                        "bare",
+                        address,
+                        n,
+                        args.bare_seconds,
+                        args.procs,
+                        {"bare": bare_proc.pid},
+                    )
+                    into[str(n)]["ticks_per_payload"] = ticks_per_message
+                    print(f"bare x{ticks_per_message:<3} N={n:<3} {into[str(n)]}", flush=True)
+            finally:
+                bare_proc.terminate()
+                bare_proc.join(10)
 
     for n in sizes:
         plain[str(n)] = in_child(ctx, asyncio_fanout, n, args.seconds)
@@ -476,10 +490,15 @@ def main() -> None:
         ceiling = bare["100"]["messages_per_s"]
         capacity_ratio = round(capacity["messages_per_s"] / ceiling, 3) if ceiling else 0.0
         ratios["100"]["capacity_messages_vs_ceiling"] = capacity_ratio
+        same = bare_same_size["100"]["messages_per_s"]
+        same_ratio = round(capacity["messages_per_s"] / same, 3) if same else 0.0
+        ratios["100"]["capacity_messages_vs_same_size_ceiling"] = same_ratio
         verdicts["100"] = {
             "p99_ok": t["latency"]["p99_ms"] <= TARGETS["100"]["p99_ms"],
             "subscribers_with_loss": t["subscribers_with_loss"],
             "capacity_messages_vs_ceiling_ok": capacity_ratio
+            >= TARGETS["100"]["messages_vs_ceiling"],
+            "capacity_messages_vs_same_size_ceiling_ok": same_ratio
             >= TARGETS["100"]["messages_vs_ceiling"],
         }
     result = {
@@ -491,6 +510,7 @@ def main() -> None:
         "mt5exec": ticks,
         "mt5exec_capacity_100_no_coalescing": capacity if "100" in ticks else None,
         "bare_stream_ceiling": bare,
+        "bare_stream_ceiling_same_message_size": bare_same_size,
         "asyncio_fanout": plain,
         "ratios": ratios,
         "targets": TARGETS,
@@ -528,7 +548,9 @@ def main() -> None:
     if capacity:
         print(
             f"capacity, 100 subscribers without coalescing: {capacity['messages_per_s']} msgs/s "
-            f"= {ratios['100']['capacity_messages_vs_ceiling']}x the bare ceiling, "
+            f"= {ratios['100']['capacity_messages_vs_ceiling']}x the bare ceiling of one-tick "
+            f"messages, {ratios['100']['capacity_messages_vs_same_size_ceiling']}x its ceiling "
+            f"with messages of the same size ({capacity['ticks_per_message']} ticks), "
             f"p99 {capacity['latency'].get('p99_ms')} ms"
         )
     print(f"verdicts: {verdicts}")

@@ -166,23 +166,27 @@ class Subscription:
         try:
             if before is not None:
                 await before()
+            take, ready, engine = self._core.take, self._ready, self._engine
             while True:
                 if self._ended is not None:
                     raise self._ended
-                self._ready.clear()
-                data, closed = self._core.take(max_bytes)
+                data, closed = take(max_bytes)
                 if data is not None:
                     yield data
                     # Many busy subscribers: let each one's next message gather more (fewer,
                     # larger messages), since per-message cost is what saturates first.
-                    delay = self._engine.coalesce_delay()
+                    delay = engine.coalesce_delay()
                     if delay:
                         await asyncio.sleep(delay)
                 elif closed is not None:
                     code, reason, message = closed
                     raise MT5ExecError(status_code(code), reason, message)
+                elif ready.is_set():
+                    # Woken since the last wait: clear, and look again before waiting (what
+                    # was queued between the take and the clear is not lost).
+                    ready.clear()
                 else:
-                    await self._ready.wait()
+                    await ready.wait()
         finally:
             self.close()
 
