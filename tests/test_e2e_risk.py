@@ -465,3 +465,35 @@ def test_owner_policies_and_daily_counts_survive_a_restart(tmp_path: Path) -> No
         wait_ready(server, "a1")
         e = refused(lambda: server.orders.PlaceOrder(market("a1", "a1-after"), timeout=10))
         assert error_info(e).reason == "MAX_TRADES_PER_DAY"
+
+
+def test_a_killed_instance_cancels_what_its_terminal_reports_after_a_restart(
+    server: ServerProcess,
+) -> None:
+    create_sim(server, "asleep", risk=BULK_RISK)
+    price = round(bid(server, "asleep") * 0.98, 5)
+    for n in range(3):
+        server.orders.PlaceOrder(pending("asleep", f"as-{n}", price), timeout=10)
+    server.instances.StopInstance(
+        instance_pb2.StopInstanceRequest(instance_id="asleep"), timeout=30
+    )
+    response = server.instances.EngageKillSwitch(
+        instance_pb2.EngageKillSwitchRequest(
+            scope=instance_pb2.KillSwitchScope(instance_id="asleep")
+        ),
+        timeout=10,
+    )
+    assert response.orders_cancelled == 0  # no worker to ask
+    server.instances.StartInstance(
+        instance_pb2.StartInstanceRequest(instance_id="asleep"), timeout=30
+    )
+    deadline = time.monotonic() + 5
+    request = order_pb2.ListOrdersRequest(instance_id="asleep")
+    while server.orders.ListOrders(request, timeout=5).orders:
+        assert time.monotonic() < deadline, "the terminal's pending orders stayed open"
+        time.sleep(0.05)
+    history = order_pb2.ListOrdersRequest(instance_id="asleep", history=True)
+    statuses = {
+        o.client_order_id: o.status for o in server.orders.ListOrders(history, timeout=5).orders
+    }
+    assert all(statuses[f"as-{n}"] == common_pb2.ORDER_STATUS_CANCELED for n in range(3))

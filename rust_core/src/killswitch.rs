@@ -12,7 +12,7 @@ use crate::pb::terminal as t;
 use crate::pb::v1;
 use crate::routing::{self, comment_key, Gate, PendingRequest, RequestKind};
 use crate::session::Sink;
-use crate::supervisor::Instance;
+use crate::supervisor::{Instance, Live};
 use crate::validate::OrderIntent;
 
 /// Deviation allowed to the kill switch's closes, in points.
@@ -60,6 +60,68 @@ impl Sink for Batch {
     }
 }
 
+/// Sends a cancel of the order `ticket` (`cid`: its client order id when it is ours); false
+/// when the worker is not there to take it.
+fn send_cancel(
+    shared: &Shared,
+    live: &mut Live,
+    token: u64,
+    ticket: u64,
+    cid: String,
+    symbol: String,
+) -> bool {
+    let request = t::OrderRequest {
+        request_id: token,
+        action: 8, // TRADE_ACTION_REMOVE
+        order: ticket,
+        symbol,
+        comment: if cid.is_empty() {
+            String::new()
+        } else {
+            comment_key(&cid)
+        },
+        ..Default::default()
+    };
+    if routing::send(shared, live, request, 0).is_err() {
+        return false;
+    }
+    live.pending.insert(
+        token,
+        PendingRequest::plain(RequestKind::Cancel, cid, ticket),
+    );
+    true
+}
+
+/// Cancels one pending order of a killed instance (nobody waits for the answer).
+pub fn cancel(shared: &Shared, live: &mut Live, ticket: u64, cid: String, symbol: String) {
+    send_cancel(shared, live, shared.token(), ticket, cid, symbol);
+}
+
+/// A killed instance's terminal reported its pending orders (e.g. after a restart of its
+/// worker): cancel every one that no cancel is on its way for.
+pub fn sweep(shared: &Shared, live: &mut Live) {
+    let targets: Vec<(u64, String)> = live
+        .open_orders
+        .iter()
+        .filter(|o| {
+            !live
+                .pending
+                .values()
+                .any(|p| p.kind == RequestKind::Cancel && p.position_id == o.ticket)
+        })
+        .map(|o| (o.ticket, o.symbol.clone()))
+        .collect();
+    for (ticket, symbol) in targets {
+        let cid = live
+            .book
+            .by_ticket
+            .get(&ticket)
+            .cloned()
+            .unwrap_or_default();
+        cancel(shared, live, ticket, cid, symbol);
+    }
+}
+
 /// Sends the cancels of an instance's pending orders (those the terminal reported and those
 /// of this engine it accepted since) and returns its positions to close.
 fn halt(
@@ -93,24 +155,9 @@ fn halt(
     }
     for (ticket, cid, symbol) in targets {
         let token = shared.token();
-        let request = t::OrderRequest {
-            request_id: token,
-            action: 8, // TRADE_ACTION_REMOVE
-            order: ticket,
-            symbol,
-            comment: if cid.is_empty() {
-                String::new()
-            } else {
-                comment_key(&cid)
-            },
-            ..Default::default()
-        };
         batch.expect();
         shared.routes.add(token, batch.clone(), "cancel".to_owned());
-        if routing::send(shared, &live, request, 0).is_ok() {
-            live.pending
-                .insert(token, PendingRequest::plain(RequestKind::Cancel, cid, 0));
-        } else {
+        if !send_cancel(shared, &mut live, token, ticket, cid, symbol) {
             shared.routes.take(token);
             batch.done(&shared.notifier);
         }

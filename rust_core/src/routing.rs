@@ -12,6 +12,7 @@ use crate::engine::Shared;
 use crate::error::{Code, EngineError, Result};
 use crate::frame;
 use crate::journal::{FsyncPolicy, JournalRecord};
+use crate::killswitch;
 use crate::notify::Completion;
 use crate::orders::{is_final, OrderEntry};
 use crate::pb::terminal as t;
@@ -48,7 +49,7 @@ pub struct PendingRequest {
     pub reference_price: f64,
     /// The symbol's point.
     pub point: f64,
-    /// The position (SL/TP changes).
+    /// The position (SL/TP changes), or the order ticket (cancels).
     pub position_id: u64,
     /// A market order's request, kept for a safe re-send after a requote.
     pub retry: Option<Box<t::OrderRequest>>,
@@ -662,9 +663,12 @@ pub fn cancel(
         comment: comment_key(&cid),
         ..Default::default()
     };
+    let ticket = request.order;
     send(shared, &live, request, 0)?;
-    live.pending
-        .insert(token, PendingRequest::plain(RequestKind::Cancel, cid, 0));
+    live.pending.insert(
+        token,
+        PendingRequest::plain(RequestKind::Cancel, cid, ticket),
+    );
     Ok(token)
 }
 
@@ -951,20 +955,8 @@ pub fn on_result(shared: &Shared, instance: &Instance, result: &t::OrderResult) 
             }
             if resting && live.risk.kill_switch {
                 // Sent before the kill switch and accepted after its sweep: cancel it too.
-                let token = shared.token();
-                let request = t::OrderRequest {
-                    request_id: token,
-                    action: 8, // TRADE_ACTION_REMOVE
-                    order: ticket,
-                    symbol,
-                    comment: comment_key(&pending.client_order_id),
-                    ..Default::default()
-                };
-                if send(shared, &live, request, 0).is_ok() {
-                    let cid = pending.client_order_id;
-                    live.pending
-                        .insert(token, PendingRequest::plain(RequestKind::Cancel, cid, 0));
-                }
+                let cid = pending.client_order_id;
+                killswitch::cancel(shared, &mut live, ticket, cid, symbol);
             }
         }
     }

@@ -90,7 +90,11 @@ pub fn handle(shared: &Shared, instance: &Instance, frame: t::WorkerFrame) {
             }
         }
         Some(Body::Orders(snapshot)) => {
-            instance.live.lock().open_orders = snapshot.orders;
+            let mut live = instance.live.lock();
+            live.open_orders = snapshot.orders;
+            if live.risk.kill_switch && !live.open_orders.is_empty() {
+                crate::killswitch::sweep(shared, &mut live);
+            }
         }
         Some(Body::Hello(_)) | None => {}
     }
