@@ -108,33 +108,9 @@ def check_costs() -> dict[str, float]:
     rust = checker()
     for order in ORDERS:
         assert ref.check(order, SCENARIO) is None
-        args = (
-            order.buy,
-            order.order_type,
-            order.volume,
-            order.price,
-            order.stop_limit_price,
-            order.stop_loss,
-            order.take_profit,
-            order.deviation_points,
-            order.closes_position,
-        )
-        assert rust.check(*args) is None, rust.check(*args)
+        assert rust.check(*order.args()) is None, rust.check(*order.args())
     market = ORDERS[0]
-    calls = [
-        (
-            o.buy,
-            o.order_type,
-            o.volume,
-            o.price,
-            o.stop_limit_price,
-            o.stop_loss,
-            o.take_profit,
-            o.deviation_points,
-            o.closes_position,
-        )
-        for o in ORDERS
-    ]
+    calls = [o.args() for o in ORDERS]
     check = rust.check
 
     def from_python(n: int) -> None:

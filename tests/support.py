@@ -7,7 +7,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from mt5exec.testing import ServerProcess
-from mt5exec.v1 import common_pb2, instance_pb2
+from mt5exec.v1 import common_pb2, instance_pb2, order_pb2
 
 
 def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo:
@@ -42,3 +42,17 @@ def create_sim(
         instance_pb2.CreateInstanceRequest(instance_id=instance_id, config=config), timeout=30
     )
     return response.instance
+
+
+def market(
+    instance_id: str, cid: str, volume: float = 0.01, side: int = common_pb2.SIDE_BUY
+) -> order_pb2.PlaceOrderRequest:
+    """A market order for EURUSD."""
+    return order_pb2.PlaceOrderRequest(
+        instance_id=instance_id,
+        client_order_id=cid,
+        symbol="EURUSD",
+        side=side,
+        type=common_pb2.ORDER_TYPE_MARKET,
+        volume=volume,
+    )

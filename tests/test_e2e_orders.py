@@ -12,7 +12,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from tests.support import BULK_RISK, create_sim, error_info
+from tests.support import BULK_RISK, create_sim, error_info, market
 
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, instance_pb2, order_pb2
@@ -24,19 +24,6 @@ FILLED = common_pb2.ORDER_STATUS_FILLED
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     with ServerProcess(tmp_path_factory.mktemp("orders")) as proc:
         yield proc
-
-
-def market(
-    instance_id: str, cid: str, volume: float = 0.01, side: int = common_pb2.SIDE_BUY
-) -> order_pb2.PlaceOrderRequest:
-    return order_pb2.PlaceOrderRequest(
-        instance_id=instance_id,
-        client_order_id=cid,
-        symbol="EURUSD",
-        side=side,
-        type=common_pb2.ORDER_TYPE_MARKET,
-        volume=volume,
-    )
 
 
 def positions(server: ServerProcess, instance_id: str) -> list[common_pb2.Position]:

@@ -12,7 +12,7 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from tests.support import BULK_RISK, create_sim, error_info
+from tests.support import BULK_RISK, create_sim, error_info, market
 
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, instance_pb2, order_pb2, stream_pb2
@@ -26,19 +26,6 @@ ACCEPTED = common_pb2.ORDER_STATUS_ACCEPTED
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     with ServerProcess(tmp_path_factory.mktemp("risk")) as proc:
         yield proc
-
-
-def market(
-    instance_id: str, cid: str, volume: float = 0.01, side: int = common_pb2.SIDE_BUY
-) -> order_pb2.PlaceOrderRequest:
-    return order_pb2.PlaceOrderRequest(
-        instance_id=instance_id,
-        client_order_id=cid,
-        symbol="EURUSD",
-        side=side,
-        type=common_pb2.ORDER_TYPE_MARKET,
-        volume=volume,
-    )
 
 
 def bid(server: ServerProcess, instance_id: str) -> float:

@@ -32,17 +32,7 @@ def rust_verdict(order: ref.Order, s: ref.Scenario) -> str | None:
     checker = _core.RiskChecker(
         s.limits.SerializeToString(), spec.SerializeToString(), s.bid, s.ask, **fields
     )
-    return checker.check(
-        order.buy,
-        order.order_type,
-        order.volume,
-        order.price,
-        order.stop_limit_price,
-        order.stop_loss,
-        order.take_profit,
-        order.deviation_points,
-        order.closes_position,
-    )
+    return checker.check(*order.args())
 
 
 def both(order: ref.Order, s: ref.Scenario) -> str | None:

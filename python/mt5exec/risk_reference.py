@@ -65,6 +65,20 @@ class Order:
     deviation_points: int = 0
     closes_position: bool = False
 
+    def args(self) -> tuple[bool, int, float, float, float, float, float, int, bool]:
+        """The positional arguments of ``_core.RiskChecker.check`` for this order."""
+        return (
+            self.buy,
+            self.order_type,
+            self.volume,
+            self.price,
+            self.stop_limit_price,
+            self.stop_loss,
+            self.take_profit,
+            self.deviation_points,
+            self.closes_position,
+        )
+
 
 def _within(value: float, limit: float) -> bool:
     return value <= limit + abs(limit) * EPSILON
