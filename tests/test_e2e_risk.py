@@ -294,6 +294,7 @@ def test_kill_switch_closes_and_survives_a_restart(tmp_path: Path) -> None:
         create_sim(server, "other", risk=BULK_RISK)
         for n in range(3):
             server.orders.PlaceOrder(market("kc", f"kc-{n}", volume=0.1), timeout=10)
+        with_limits(server, "other", max_order_volume=5.0, min_order_volume=0.01)
         response = server.instances.EngageKillSwitch(
             instance_pb2.EngageKillSwitchRequest(
                 scope=instance_pb2.KillSwitchScope(owner="default"), close_positions=True
@@ -309,6 +310,8 @@ def test_kill_switch_closes_and_survives_a_restart(tmp_path: Path) -> None:
         for instance_id in ("kc", "other"):
             instance = wait_ready(server, instance_id)
             assert instance.kill_switch, instance_id
+        # Runtime limits and their version came back too.
+        assert (instance.config_version, instance.config.risk.max_order_volume) == (2, 5.0)
         e = refused(lambda: server.orders.PlaceOrder(market("other", "o-1"), timeout=10))
         assert error_info(e).reason == "KILL_SWITCH"
         # An instance created while its owner's switch is engaged is covered too.
