@@ -3,6 +3,7 @@ kill switch — real server, real workers."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -138,6 +139,20 @@ def test_limits_change_at_runtime_versioned_and_guarded(server: ServerProcess) -
 def test_reduce_only_and_halted(server: ServerProcess) -> None:
     create_sim(server, "states", risk=BULK_RISK)
     opened = server.orders.PlaceOrder(market("states", "st-open", volume=0.1), timeout=10).order
+    events = server.streams.StreamInstanceEvents(
+        stream_pb2.StreamInstanceEventsRequest(instance_ids=["states"]), timeout=30
+    )
+    events.initial_metadata()  # subscribed from here on
+    reasons: list[str] = []
+
+    def read() -> None:
+        for batch in events:
+            reasons.extend(event.reason for event in batch.events)
+            if "TRADING_STATE_HALTED" in reasons:
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     server.instances.SetTradingState(
         instance_pb2.SetTradingStateRequest(
             instance_id="states",
@@ -162,6 +177,10 @@ def test_reduce_only_and_halted(server: ServerProcess) -> None:
         timeout=5,
     )
     assert response.instance.trading_state == common_pb2.TRADING_STATE_HALTED
+    reader.join(10)
+    events.cancel()
+    # Operators watching instance events see trading state changes (lifecycle unchanged).
+    assert reasons == ["TRADING_STATE_REDUCE_ONLY", "TRADING_STATE_HALTED"]
     e = refused(
         lambda: server.orders.ClosePosition(
             order_pb2.ClosePositionRequest(instance_id="states", position_id=opened.position_id),

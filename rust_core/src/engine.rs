@@ -630,7 +630,7 @@ impl Engine {
         owner: Option<&str>,
     ) -> Result<Vec<String>> {
         let instances = self.scope(instance_id, owner)?;
-        killswitch::release(&instances);
+        killswitch::release(&self.shared, &instances);
         Ok(instances
             .iter()
             .map(|i| i.spec.instance_id.clone())
@@ -679,7 +679,14 @@ impl Engine {
         };
         let instance = self.shared.instance(instance_id)?;
         let mut live = instance.live.lock();
-        live.risk.state = state;
+        if live.risk.state != state {
+            live.risk.state = state;
+            let reason = format!(
+                "TRADING_STATE_{}",
+                state.as_str_name().trim_start_matches("TRADING_STATE_")
+            );
+            supervisor::announce(&self.shared, &instance, &live, &reason);
+        }
         Ok(instance.to_pb(&live).encode_to_vec())
     }
 

@@ -131,7 +131,10 @@ fn halt(
     close: bool,
 ) -> Vec<t::Position> {
     let mut live = instance.live.lock();
-    live.risk.kill_switch = true;
+    if !live.risk.kill_switch {
+        live.risk.kill_switch = true;
+        crate::supervisor::announce(shared, instance, &live, "KILL_SWITCH_ENGAGED");
+    }
     let mut targets: Vec<(u64, String, String)> = live
         .open_orders
         .iter()
@@ -213,8 +216,12 @@ pub fn engage(shared: &Arc<Shared>, instances: &[Arc<Instance>], close: bool, to
 }
 
 /// Releases the kill switch of `instances`.
-pub fn release(instances: &[Arc<Instance>]) {
+pub fn release(shared: &Shared, instances: &[Arc<Instance>]) {
     for instance in instances {
-        instance.live.lock().risk.kill_switch = false;
+        let mut live = instance.live.lock();
+        if live.risk.kill_switch {
+            live.risk.kill_switch = false;
+            crate::supervisor::announce(shared, instance, &live, "KILL_SWITCH_RELEASED");
+        }
     }
 }

@@ -305,6 +305,24 @@ impl Instance {
     }
 }
 
+/// Publishes an instance event about the instance's trading (trading state, kill switch)
+/// without changing its lifecycle state or reason.
+pub fn announce(shared: &Shared, instance: &Instance, live: &Live, reason: &str) {
+    let event = v1::InstanceEvent {
+        instance_id: instance.spec.instance_id.clone(),
+        state: live.state as i32,
+        previous_state: live.state as i32,
+        reason: reason.to_owned(),
+        time: Some(convert::now()),
+    };
+    shared.hub.publish(
+        Topic::InstanceEvents,
+        &instance.spec.instance_id,
+        &[("", piece(&event))],
+        &shared.notifier,
+    );
+}
+
 /// Changes the state and publishes an instance event (also when only the reason changes).
 pub fn set_state(
     shared: &Shared,
