@@ -72,3 +72,28 @@ def test_bad_place_order_is_invalid_argument(server: ServerProcess) -> None:
     assert out.returncode != 0
     assert "Code: InvalidArgument" in out.stderr
     assert "VOLUME_INVALID" in out.stderr and "volume" in out.stderr
+
+
+def test_risk_controls_from_the_command_line(server: ServerProcess) -> None:
+    create_sim(server, "curl-risk", ["EURUSD"], tick_rate=20)
+    limits = {"max_order_volume": 1, "min_order_volume": 0.01, "orders_per_second": 5}
+    body = json.dumps({"instance_id": "curl-risk", "config": {"risk": limits}})
+    out = grpcurl(server, "-d", body, "mt5exec.v1.InstanceService/UpdateInstanceConfig")
+    assert out.returncode == 0, out.stderr
+    updated = json.loads(out.stdout)
+    assert updated["version"] == "2"  # uint64 is a string in JSON
+    assert updated["instance"]["config"]["risk"]["max_order_volume"] == 1
+    scope = json.dumps({"scope": {"instance_id": "curl-risk"}, "reason": "desk stop"})
+    out = grpcurl(server, "-d", scope, "mt5exec.v1.InstanceService/EngageKillSwitch")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["instance_ids"] == ["curl-risk"]
+    order = json.dumps(
+        {"instance_id": "curl-risk", "symbol": "EURUSD", "side": "SIDE_BUY"}
+        | {"type": "ORDER_TYPE_MARKET", "volume": 0.05}
+    )
+    out = grpcurl(server, "-d", order, "mt5exec.v1.OrderService/PlaceOrder")
+    assert out.returncode != 0
+    assert "FailedPrecondition" in out.stderr and "KILL_SWITCH" in out.stderr
+    release = json.dumps({"scope": {"instance_id": "curl-risk"}})
+    out = grpcurl(server, "-d", release, "mt5exec.v1.InstanceService/ReleaseKillSwitch")
+    assert out.returncode == 0, out.stderr
