@@ -91,7 +91,7 @@ def _check_symbols(symbols: list[str]) -> None:
         raise invalid("config.symbols", "SYMBOL_DUPLICATE", "config.symbols: duplicates")
 
 
-class InstanceService:
+class InstanceService(risk_control.RiskControls):
     def __init__(self, state: AppState) -> None:
         self._state = state
         self._engine = state.engine
@@ -243,22 +243,6 @@ class InstanceService:
                 self._history(result)
             elif isinstance(result, MT5ExecError):
                 log.error("a restored instance did not start: %s", result.message)
-
-    def save_risk_counters(self) -> None:
-        """Writes each instance's daily risk counters (trades today, the day's starting
-        equity, the equity high) to its record when they changed, so that a restart of the
-        server does not reset the daily limits."""
-        for record in list(self._records.values()):
-            with contextlib.suppress(MT5ExecError):
-                state = self._engine.risk_day_state(record.instance_id)
-                if state != record.risk_day:
-                    record.risk_day = state
-                    self._save(record)
-
-    async def keep_risk_counters(self, period: float = 1.0) -> None:
-        while True:
-            await asyncio.sleep(period)
-            self.save_risk_counters()
 
     async def watch_experts(self, period: float = 1.0) -> None:
         """The watchdog's EA check (seed 004): an instance whose deployed, once-READY expert
@@ -433,120 +417,6 @@ class InstanceService:
         self._history(instance)
         log.info("deleted instance %s (logs kept in %s)", instance_id, directory)
         return instance_pb2.DeleteInstanceResponse()
-
-    # -- risk controls ------------------------------------------------------------------
-
-    async def UpdateInstanceConfig(
-        self, request: instance_pb2.UpdateInstanceConfigRequest, context: Context
-    ) -> instance_pb2.UpdateInstanceConfigResponse:
-        """Changes an instance's risk limits and/or trading state at once, persisted and
-        versioned (``expected_version`` guards against lost updates)."""
-        instance_id = validation.instance_id(request.instance_id)
-        record = self._record(instance_id)
-        limits, state = risk_control.runtime_change(request, record.config_version)
-        record.config_version += 1
-        if limits is not None:
-            record.config.risk.CopyFrom(limits)
-        if state is not None:
-            record.config.trading_state = state
-        self._save(record)
-        if limits is not None:
-            self._engine.set_risk_limits(instance_id, limits, record.config_version)
-        if state is not None:
-            self._engine.set_trading_state(instance_id, state)
-        instance = self._engine.get_instance(instance_id)
-        log.info("%s: config version %d", instance_id, record.config_version)
-        self._history(instance)
-        return instance_pb2.UpdateInstanceConfigResponse(
-            instance=instance, version=record.config_version
-        )
-
-    async def SetTradingState(
-        self, request: instance_pb2.SetTradingStateRequest, context: Context
-    ) -> instance_pb2.SetTradingStateResponse:
-        instance_id = validation.instance_id(request.instance_id)
-        record = self._record(instance_id)
-        state = risk_control.trading_state("trading_state", request.trading_state)
-        record.config.trading_state = state
-        record.config_version += 1
-        self._save(record)
-        instance = self._engine.set_trading_state(instance_id, state)
-        log.warning(
-            "%s: trading state %s (%s)",
-            instance_id,
-            common_pb2.TradingState.Name(state),
-            request.reason or "no reason given",
-        )
-        self._history(instance)
-        return instance_pb2.SetTradingStateResponse(instance=instance)
-
-    def _records_in(self, scope: risk_control.Scope) -> list[InstanceRecord]:
-        if scope.instance_id is not None:
-            return [self._record(scope.instance_id)]
-        return [r for r in self._records.values() if scope.owner is None or r.owner == scope.owner]
-
-    async def EngageKillSwitch(
-        self, request: instance_pb2.EngageKillSwitchRequest, context: Context
-    ) -> instance_pb2.EngageKillSwitchResponse:
-        """HALTs every instance of the scope at once and cancels their pending orders (and
-        closes their positions with ``close_positions``); answers when the terminals have."""
-        scope = risk_control.scope_of(request.scope, request.HasField("scope"))
-        records = self._records_in(scope)
-        # On disk first: a restart in the middle keeps the switch engaged.
-        if scope.instance_id is None:
-            if scope.owner is None:
-                self._kill_scopes.everything = True
-            else:
-                self._kill_scopes.owners.add(scope.owner)
-            self._kill_scopes.save()
-        for record in records:
-            if not record.kill_switch:
-                record.kill_switch = True
-                self._save(record)
-        log.warning(
-            "kill switch engaged for %s%s: %s",
-            scope.describe(),
-            " (closing positions)" if request.close_positions else "",
-            request.reason or "no reason given",
-        )
-        return await self._engine.engage_kill_switch(
-            scope.instance_id, scope.owner, request.close_positions
-        )
-
-    async def ReleaseKillSwitch(
-        self, request: instance_pb2.ReleaseKillSwitchRequest, context: Context
-    ) -> instance_pb2.ReleaseKillSwitchResponse:
-        scope = risk_control.scope_of(request.scope, request.HasField("scope"))
-        records = self._records_in(scope)
-        if scope.instance_id is not None and self._kill_scopes.covers(records[0].owner):
-            raise MT5ExecError(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                "KILL_SWITCH",
-                f"scope.instance_id: the kill switch of its owner '{records[0].owner}' or of "
-                "all instances is engaged; release that one",
-                "scope.instance_id",
-            )
-        if scope.instance_id is None:
-            if scope.owner is None:
-                self._kill_scopes.everything = False
-                self._kill_scopes.owners.clear()
-            elif self._kill_scopes.everything:
-                raise MT5ExecError(
-                    grpc.StatusCode.FAILED_PRECONDITION,
-                    "KILL_SWITCH",
-                    "scope.owner: the kill switch of all instances is engaged; release that one",
-                    "scope.owner",
-                )
-            else:
-                self._kill_scopes.owners.discard(scope.owner)
-            self._kill_scopes.save()
-        for record in records:
-            if record.kill_switch:
-                record.kill_switch = False
-                self._save(record)
-        released = self._engine.release_kill_switch(scope.instance_id, scope.owner)
-        log.warning("kill switch released for %s", scope.describe())
-        return instance_pb2.ReleaseKillSwitchResponse(instance_ids=released)
 
     async def GetInstanceStats(
         self, request: instance_pb2.GetInstanceStatsRequest, context: Context

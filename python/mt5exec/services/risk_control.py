@@ -1,5 +1,6 @@
-"""Risk controls that outlive a request: owners' policies, kill switch scopes, and the
-validation of runtime changes to an instance's limits and trading state.
+"""Risk controls: InstanceService's risk RPCs (``RiskControls``: runtime limits, trading
+state, kill switch), owners' policies, kill switch scopes, and the validation of runtime
+changes to an instance's limits and trading state.
 
 The checks themselves run in the engine (``rust_core/src/risk``); this module decides what
 they are configured with and keeps it on disk:
@@ -13,7 +14,10 @@ they are configured with and keeps it on disk:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import math
 import os
 import tempfile
@@ -24,10 +28,14 @@ from typing import Any
 
 import grpc
 
-from mt5exec.engine import validate_risk_limits
+from mt5exec.engine import Engine, validate_risk_limits
 from mt5exec.errors import MT5ExecError, invalid
+from mt5exec.registry import InstanceRecord
+from mt5exec.server.handlers import Context
 from mt5exec.services import validation
 from mt5exec.v1 import common_pb2, instance_pb2
+
+log = logging.getLogger("mt5exec.instances")
 
 OwnerPolicies = dict[str, tuple[list[str], float]]
 
@@ -164,3 +172,149 @@ def runtime_change(
     if "trading_state" in given:
         state = trading_state("config.trading_state", request.config.trading_state)
     return limits, state
+
+
+class RiskControls:
+    """InstanceService's risk RPCs (runtime limits, trading state, kill switch) and the saving
+    of the daily risk counters; mixed into ``InstanceService``, which owns the records."""
+
+    _engine: Engine
+    _records: dict[str, InstanceRecord]
+    _kill_scopes: KillScopes
+
+    def _save(self, record: InstanceRecord) -> None:
+        raise NotImplementedError
+
+    def _record(self, instance_id: str) -> InstanceRecord:
+        raise NotImplementedError
+
+    def _history(self, instance: common_pb2.Instance) -> None:
+        raise NotImplementedError
+
+    def save_risk_counters(self) -> None:
+        """Writes each instance's daily risk counters (trades today, the day's starting
+        equity, the equity high) to its record when they changed, so that a restart of the
+        server does not reset the daily limits."""
+        for record in list(self._records.values()):
+            with contextlib.suppress(MT5ExecError):
+                state = self._engine.risk_day_state(record.instance_id)
+                if state != record.risk_day:
+                    record.risk_day = state
+                    self._save(record)
+
+    async def keep_risk_counters(self, period: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(period)
+            self.save_risk_counters()
+
+    async def UpdateInstanceConfig(
+        self, request: instance_pb2.UpdateInstanceConfigRequest, context: Context
+    ) -> instance_pb2.UpdateInstanceConfigResponse:
+        """Changes an instance's risk limits and/or trading state at once, persisted and
+        versioned (``expected_version`` guards against lost updates)."""
+        instance_id = validation.instance_id(request.instance_id)
+        record = self._record(instance_id)
+        limits, state = runtime_change(request, record.config_version)
+        record.config_version += 1
+        if limits is not None:
+            record.config.risk.CopyFrom(limits)
+        if state is not None:
+            record.config.trading_state = state
+        self._save(record)
+        if limits is not None:
+            self._engine.set_risk_limits(instance_id, limits, record.config_version)
+        if state is not None:
+            self._engine.set_trading_state(instance_id, state)
+        instance = self._engine.get_instance(instance_id)
+        log.info("%s: config version %d", instance_id, record.config_version)
+        self._history(instance)
+        return instance_pb2.UpdateInstanceConfigResponse(
+            instance=instance, version=record.config_version
+        )
+
+    async def SetTradingState(
+        self, request: instance_pb2.SetTradingStateRequest, context: Context
+    ) -> instance_pb2.SetTradingStateResponse:
+        instance_id = validation.instance_id(request.instance_id)
+        record = self._record(instance_id)
+        state = trading_state("trading_state", request.trading_state)
+        record.config.trading_state = state
+        record.config_version += 1
+        self._save(record)
+        instance = self._engine.set_trading_state(instance_id, state)
+        log.warning(
+            "%s: trading state %s (%s)",
+            instance_id,
+            common_pb2.TradingState.Name(state),
+            request.reason or "no reason given",
+        )
+        self._history(instance)
+        return instance_pb2.SetTradingStateResponse(instance=instance)
+
+    def _records_in(self, scope: Scope) -> list[InstanceRecord]:
+        if scope.instance_id is not None:
+            return [self._record(scope.instance_id)]
+        return [r for r in self._records.values() if scope.owner is None or r.owner == scope.owner]
+
+    async def EngageKillSwitch(
+        self, request: instance_pb2.EngageKillSwitchRequest, context: Context
+    ) -> instance_pb2.EngageKillSwitchResponse:
+        """HALTs every instance of the scope at once and cancels their pending orders (and
+        closes their positions with ``close_positions``); answers when the terminals have."""
+        scope = scope_of(request.scope, request.HasField("scope"))
+        records = self._records_in(scope)
+        # On disk first: a restart in the middle keeps the switch engaged.
+        if scope.instance_id is None:
+            if scope.owner is None:
+                self._kill_scopes.everything = True
+            else:
+                self._kill_scopes.owners.add(scope.owner)
+            self._kill_scopes.save()
+        for record in records:
+            if not record.kill_switch:
+                record.kill_switch = True
+                self._save(record)
+        log.warning(
+            "kill switch engaged for %s%s: %s",
+            scope.describe(),
+            " (closing positions)" if request.close_positions else "",
+            request.reason or "no reason given",
+        )
+        return await self._engine.engage_kill_switch(
+            scope.instance_id, scope.owner, request.close_positions
+        )
+
+    async def ReleaseKillSwitch(
+        self, request: instance_pb2.ReleaseKillSwitchRequest, context: Context
+    ) -> instance_pb2.ReleaseKillSwitchResponse:
+        scope = scope_of(request.scope, request.HasField("scope"))
+        records = self._records_in(scope)
+        if scope.instance_id is not None and self._kill_scopes.covers(records[0].owner):
+            raise MT5ExecError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "KILL_SWITCH",
+                f"scope.instance_id: the kill switch of its owner '{records[0].owner}' or of "
+                "all instances is engaged; release that one",
+                "scope.instance_id",
+            )
+        if scope.instance_id is None:
+            if scope.owner is None:
+                self._kill_scopes.everything = False
+                self._kill_scopes.owners.clear()
+            elif self._kill_scopes.everything:
+                raise MT5ExecError(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    "KILL_SWITCH",
+                    "scope.owner: the kill switch of all instances is engaged; release that one",
+                    "scope.owner",
+                )
+            else:
+                self._kill_scopes.owners.discard(scope.owner)
+            self._kill_scopes.save()
+        for record in records:
+            if record.kill_switch:
+                record.kill_switch = False
+                self._save(record)
+        released = self._engine.release_kill_switch(scope.instance_id, scope.owner)
+        log.warning("kill switch released for %s", scope.describe())
+        return instance_pb2.ReleaseKillSwitchResponse(instance_ids=released)
