@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
@@ -41,7 +43,23 @@ def create_sim(
     response = server.instances.CreateInstance(
         instance_pb2.CreateInstanceRequest(instance_id=instance_id, config=config), timeout=30
     )
+    wait_for_price(server, instance_id, config.symbols[0])
     return response.instance
+
+
+def wait_for_price(server: ServerProcess, instance_id: str, symbol: str) -> None:
+    """Until the engine has a first tick of ``symbol`` (a dry run stops saying NO_PRICE)."""
+    check = order_pb2.CheckOrderRequest(order=market(instance_id, "price-probe"))
+    check.order.symbol = symbol
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            server.orders.CheckOrder(check, timeout=5)
+            return
+        except grpc.RpcError as e:
+            if error_info(e).reason != "NO_PRICE":
+                return
+        time.sleep(0.02)
 
 
 def market(
