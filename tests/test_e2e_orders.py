@@ -12,7 +12,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from tests.support import BULK_RISK, create_sim, error_info, market
+from tests.support import BULK_RISK, create_sim, error_info, market, wait_for_price
 
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, instance_pb2, order_pb2
@@ -39,7 +39,7 @@ def ready_instance(server: ServerProcess, instance_id: str, **config: object) ->
         ),
         timeout=30,
     )
-    time.sleep(0.2)  # a first price
+    wait_for_price(server, instance_id, "EURUSD")
 
 
 def test_same_id_same_payload_is_one_order(server: ServerProcess) -> None:

@@ -180,8 +180,7 @@ def test_bad_orders_are_invalid_argument(
         i.instance_id
         for i in server.instances.ListInstances(instance_pb2.ListInstancesRequest()).instances
     }:
-        create_sim(server, "errors", ["EURUSD"], tick_rate=20)
-        time.sleep(0.2)  # a first price
+        create_sim(server, "errors", ["EURUSD"], tick_rate=20)  # waits for a first price
     request = order_pb2.PlaceOrderRequest(
         instance_id="errors",
         symbol="EURUSD",
