@@ -458,3 +458,37 @@ def test_schema_has_every_table(open_writer: Callable[..., HistoryWriter]) -> No
     writer = open_writer()
     names = {row[0] for row in writer.query("SELECT table_name FROM duckdb_tables()")}
     assert names == {"schema_version", *(table.name for table in TABLES)}
+
+
+def test_risk_rejections_are_queryable_by_reason(
+    open_writer: Callable[..., HistoryWriter],
+) -> None:
+    writer = open_writer()
+    refused = make_order("c-risk", pb.ORDER_STATUS_REJECTED)
+    refused.reject_reason = "MAX_OPEN_POSITIONS"
+    writer.record_execution(order_event(1, refused))
+    assert writer.flush(timeout=10)
+    by_reason = (
+        "SELECT reject_reason, count(*) FROM executions WHERE status = 'REJECTED' GROUP BY 1"
+    )
+    assert writer.query(by_reason) == [("MAX_OPEN_POSITIONS", 1)]
+    assert writer.query("SELECT reject_reason FROM orders") == [("MAX_OPEN_POSITIONS",)]
+
+
+def test_a_v1_database_is_migrated(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    conn = duckdb.connect(str(db_path))
+    conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
+    conn.execute("INSERT INTO schema_version VALUES (1, ?)", [T0])
+    for table in TABLES:  # the v1 tables: without reject_reason
+        columns = [c for c in table.columns if c[0] != "reject_reason"]
+        cols = ", ".join(f"{name} {sqltype}" for name, sqltype in columns)
+        conn.execute(f"CREATE TABLE {table.name} ({cols}, PRIMARY KEY ({', '.join(table.key)}))")
+    conn.close()
+    with HistoryWriter(db_path) as writer:
+        refused = make_order("c-old", pb.ORDER_STATUS_REJECTED)
+        refused.reject_reason = "KILL_SWITCH"
+        writer.record_execution(order_event(1, refused))
+        assert writer.flush(timeout=10)
+        assert writer.query("SELECT reject_reason FROM executions") == [("KILL_SWITCH",)]
+        assert writer.query("SELECT max(version) FROM schema_version") == [(2,)]

@@ -20,6 +20,10 @@ idempotency rules in SQL:
 - ``deals``: insert-or-ignore by the natural key ``(instance_id, deal_id)``, so a fill seen
   again under another sequence (e.g. after reconciliation) is not counted twice.
 
+Orders the risk engine refused are there too: status ``REJECTED`` with ``reject_reason``
+(``MAX_OPEN_POSITIONS``, ``KILL_SWITCH``…) in ``orders`` and ``executions``. Schema versions
+are migrated forward on open (v2 added ``reject_reason``).
+
 Enum columns hold the enum value name without its type prefix (``BUY``, ``FILLED``, ``SIM``),
 NULL for the ``*_UNSPECIFIED`` value. Times are UTC ``TIMESTAMP`` values (microseconds).
 """
@@ -47,7 +51,14 @@ __all__ = ["SCHEMA_VERSION", "TABLES", "HistoryError", "HistoryWriter"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+# What brings a database of the previous version to each version.
+_MIGRATIONS: Final[Mapping[int, tuple[str, ...]]] = {
+    2: (
+        "ALTER TABLE orders ADD COLUMN IF NOT EXISTS reject_reason VARCHAR",
+        "ALTER TABLE executions ADD COLUMN IF NOT EXISTS reject_reason VARCHAR",
+    ),
+}
 
 Row = tuple[Any, ...]
 
@@ -151,6 +162,8 @@ ORDERS: Final = _Table(
         ("position_id", "UBIGINT"),
         ("retcode", "UINTEGER"),
         ("status_message", "VARCHAR"),
+        # Stable reason of a REJECTED order (a risk check's or the terminal's), e.g. KILL_SWITCH.
+        ("reject_reason", "VARCHAR"),
         ("comment", "VARCHAR"),
         ("created_at", "TIMESTAMP"),
         # Order.updated_time; orders the versions of one order.
@@ -187,6 +200,7 @@ EXECUTIONS: Final = _Table(
         ("average_fill_price", "DOUBLE"),
         ("retcode", "UINTEGER"),
         ("status_message", "VARCHAR"),
+        ("reject_reason", "VARCHAR"),
         # Fill fields.
         ("deal_id", "UBIGINT"),
         ("entry", "VARCHAR"),
@@ -321,6 +335,7 @@ def _order_row(order: Any, recorded: dt.datetime, instance_id: str = "") -> Row:
         order.position_id,
         order.retcode,
         order.status_message,
+        order.reject_reason or None,
         order.comment,
         _ts(order, "created_time"),
         _ts(order, "updated_time"),
@@ -350,6 +365,7 @@ def _execution_rows(raw: bytes, recorded: dt.datetime) -> tuple[Row, Row | None,
             side,
             fill.volume,
             fill.price,
+            None,
             None,
             None,
             None,
@@ -409,6 +425,7 @@ def _execution_rows(raw: bytes, recorded: dt.datetime) -> tuple[Row, Row | None,
             order.average_fill_price,
             order.retcode,
             order.status_message,
+            order.reject_reason or None,
             None,
             None,
             None,
@@ -708,6 +725,15 @@ class HistoryWriter:
                     "INSERT INTO schema_version VALUES (?, ?)",
                     [SCHEMA_VERSION, _from_ns(time.time_ns())],
                 )
+            else:
+                for version in range(found + 1, SCHEMA_VERSION + 1):
+                    for statement in _MIGRATIONS[version]:
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO schema_version VALUES (?, ?)",
+                        [version, _from_ns(time.time_ns())],
+                    )
+                    log.info("history database %s migrated to schema v%d", self.path, version)
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(duckdb.Error):
