@@ -92,15 +92,12 @@ fn send_cancel(
     true
 }
 
-/// Cancels one pending order of a killed instance (nobody waits for the answer).
-pub fn cancel(shared: &Shared, live: &mut Live, ticket: u64, cid: String, symbol: String) {
-    send_cancel(shared, live, shared.token(), ticket, cid, symbol);
-}
-
-/// A killed instance's terminal reported its pending orders (e.g. after a restart of its
-/// worker): cancel every one that no cancel is on its way for.
+/// A killed instance's terminal reported its pending orders: cancel every one that no cancel
+/// is on its way for. Workers report their orders whenever they change (before the order's
+/// result), so this also catches orders that were in flight when the switch was engaged and
+/// what a terminal still holds after a worker restart.
 pub fn sweep(shared: &Shared, live: &mut Live) {
-    let targets: Vec<(u64, String)> = live
+    let targets: Vec<(u64, String, String)> = live
         .open_orders
         .iter()
         .filter(|o| {
@@ -109,16 +106,20 @@ pub fn sweep(shared: &Shared, live: &mut Live) {
                 .values()
                 .any(|p| p.kind == RequestKind::Cancel && p.position_id == o.ticket)
         })
-        .map(|o| (o.ticket, o.symbol.clone()))
+        .map(|o| {
+            // The order's own key: by ticket, or by comment while its result is on its way.
+            let cid = live
+                .book
+                .by_ticket
+                .get(&o.ticket)
+                .or_else(|| live.book.by_comment.get(&o.comment))
+                .cloned()
+                .unwrap_or_default();
+            (o.ticket, cid, o.symbol.clone())
+        })
         .collect();
-    for (ticket, symbol) in targets {
-        let cid = live
-            .book
-            .by_ticket
-            .get(&ticket)
-            .cloned()
-            .unwrap_or_default();
-        cancel(shared, live, ticket, cid, symbol);
+    for (ticket, cid, symbol) in targets {
+        send_cancel(shared, live, shared.token(), ticket, cid, symbol);
     }
 }
 

@@ -22,6 +22,7 @@ import math
 import os
 import tempfile
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,18 +179,13 @@ class RiskControls:
     """InstanceService's risk RPCs (runtime limits, trading state, kill switch) and the saving
     of the daily risk counters; mixed into ``InstanceService``, which owns the records."""
 
+    # Provided by InstanceService.
     _engine: Engine
     _records: dict[str, InstanceRecord]
     _kill_scopes: KillScopes
-
-    def _save(self, record: InstanceRecord) -> None:
-        raise NotImplementedError
-
-    def _record(self, instance_id: str) -> InstanceRecord:
-        raise NotImplementedError
-
-    def _history(self, instance: common_pb2.Instance) -> None:
-        raise NotImplementedError
+    _save: Callable[[InstanceRecord], None]
+    _record: Callable[[str], InstanceRecord]
+    _history: Callable[[common_pb2.Instance], None]
 
     def save_risk_counters(self) -> None:
         """Writes each instance's daily risk counters (trades today, the day's starting

@@ -237,6 +237,20 @@ fn valid_price(value: f64) -> bool {
     value == 0.0 || (value.is_normal() && value > 0.0)
 }
 
+/// The kill switch, then HALTED: what also stops modifications.
+///
+/// # Errors
+/// KILL_SWITCH or TRADING_HALTED.
+pub fn trading_allowed(kill_switch: bool, state: TradingState) -> Result<(), Rejection> {
+    if kill_switch {
+        return Err(Rejection::new("KILL_SWITCH", "instance_id", 0.0, 0.0));
+    }
+    if state == TradingState::Halted {
+        return Err(Rejection::new("TRADING_HALTED", "instance_id", 0.0, 0.0));
+    }
+    Ok(())
+}
+
 /// Runs every check in order; the first that fails is the answer.
 ///
 /// # Errors
@@ -266,12 +280,7 @@ pub fn check(
             return Err(Rejection::new("PRICE_INVALID", field, value, 0.0));
         }
     }
-    if controls.kill_switch {
-        return Err(Rejection::new("KILL_SWITCH", "instance_id", 0.0, 0.0));
-    }
-    if controls.state == TradingState::Halted {
-        return Err(Rejection::new("TRADING_HALTED", "instance_id", 0.0, 0.0));
-    }
+    trading_allowed(controls.kill_switch, controls.state)?;
     let reducing = reduces(order, book);
     if controls.state == TradingState::ReduceOnly && !reducing {
         return Err(Rejection::new("REDUCE_ONLY", "instance_id", 0.0, 0.0));

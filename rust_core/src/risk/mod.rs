@@ -279,25 +279,7 @@ impl InstanceRisk {
     /// # Errors
     /// `FAILED_PRECONDITION` KILL_SWITCH or TRADING_HALTED.
     pub fn check_state(&self) -> Result<()> {
-        if self.kill_switch {
-            return Err(checks::Rejection {
-                reason: "KILL_SWITCH",
-                field: "instance_id",
-                value: 0.0,
-                limit: 0.0,
-            }
-            .into_error());
-        }
-        if self.state == TradingState::Halted {
-            return Err(checks::Rejection {
-                reason: "TRADING_HALTED",
-                field: "instance_id",
-                value: 0.0,
-                limit: 0.0,
-            }
-            .into_error());
-        }
-        Ok(())
+        checks::trading_allowed(self.kill_switch, self.state).map_err(checks::Rejection::into_error)
     }
 }
 

@@ -156,19 +156,12 @@ pub fn on_result(shared: &Shared, instance: &Instance, result: &t::OrderResult) 
             }
             entry.transition(rc.status);
             let ticket = entry.order.order_id;
-            let resting = entry.order.status == S::Accepted as i32 && pending.pending_order;
-            let symbol = entry.order.symbol.clone();
             record(shared, instance, entry);
             answer(shared, entry, error.as_ref());
             if ticket != 0 {
                 live.book
                     .by_ticket
                     .insert(ticket, pending.client_order_id.clone());
-            }
-            if resting && live.risk.kill_switch {
-                // Sent before the kill switch and accepted after its sweep: cancel it too.
-                let cid = pending.client_order_id;
-                killswitch::cancel(shared, &mut live, ticket, cid, symbol);
             }
         }
     }

@@ -12,7 +12,6 @@ use crate::engine::Shared;
 use crate::error::{Code, EngineError, Result};
 use crate::frame;
 use crate::journal::{FsyncPolicy, JournalRecord};
-use crate::killswitch;
 use crate::notify::Completion;
 use crate::orders::{is_final, OrderEntry};
 use crate::pb::terminal as t;
@@ -219,6 +218,64 @@ pub(crate) fn send(
     }
 }
 
+/// `TRADE_ACTION_DEAL` (market) and `TRADE_ACTION_PENDING`.
+const TRADE_ACTION_DEAL: u32 = 1;
+const TRADE_ACTION_PENDING: u32 = 5;
+
+/// The symbol's spec and last tick (validated to exist before the caller gets here).
+fn market_of<'a>(live: &'a Live, symbol: &str) -> Result<(&'a t::SymbolInfo, &'a t::Tick)> {
+    match (live.symbols.get(symbol), live.last_ticks.get(symbol)) {
+        (Some(spec), Some(last)) => Ok((spec, last)),
+        _ => Err(EngineError::new(
+            Code::Internal,
+            "INTERNAL",
+            "symbol vanished",
+        )),
+    }
+}
+
+/// The terminal request of a new order (or its dry run): a market order without a price goes
+/// at the current ask (buy) or bid (sell); the filling is chosen from the symbol when not
+/// given.
+fn order_request(
+    intent: &OrderIntent,
+    spec: &t::SymbolInfo,
+    last: &t::Tick,
+    token: u64,
+) -> t::OrderRequest {
+    let side = v1::Side::try_from(intent.side).unwrap_or(v1::Side::Buy);
+    let order_type = v1::OrderType::try_from(intent.order_type).unwrap_or(v1::OrderType::Market);
+    let market = order_type == v1::OrderType::Market;
+    let price = if !market || intent.price > 0.0 {
+        intent.price
+    } else if side == v1::Side::Buy {
+        last.ask
+    } else {
+        last.bid
+    };
+    t::OrderRequest {
+        request_id: token,
+        action: if market {
+            TRADE_ACTION_DEAL
+        } else {
+            TRADE_ACTION_PENDING
+        },
+        symbol: intent.symbol.clone(),
+        volume: intent.volume,
+        r#type: mt5_order_type(side, order_type),
+        price,
+        stoplimit: intent.stop_limit_price,
+        sl: intent.stop_loss,
+        tp: intent.take_profit,
+        deviation: u64::from(intent.deviation_points),
+        type_filling: mt5_filling(intent.filling, spec),
+        type_time: mt5_type_time(intent.time_in_force),
+        expiration: intent.expiration_msc / 1000,
+        position: intent.position_id,
+        ..Default::default()
+    }
+}
+
 /// Whether an order passes the risk gate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gate {
@@ -300,52 +357,13 @@ pub fn place_gated(
     if gate == Gate::Check {
         risk::live::check_new(shared, instance, &mut live, &intent, now_msc, true)?;
     }
-    let Some(spec) = live.symbols.get(&intent.symbol) else {
-        return Err(EngineError::new(
-            Code::Internal,
-            "INTERNAL",
-            "symbol vanished",
-        ));
-    };
-    let Some(last) = live.last_ticks.get(&intent.symbol) else {
-        return Err(EngineError::new(
-            Code::Internal,
-            "INTERNAL",
-            "tick vanished",
-        ));
-    };
-    let side = v1::Side::try_from(intent.side).unwrap_or(v1::Side::Buy);
-    let order_type = v1::OrderType::try_from(intent.order_type).unwrap_or(v1::OrderType::Market);
-    let market = order_type == v1::OrderType::Market;
-    let reference_price = if !market || intent.price > 0.0 {
-        intent.price
-    } else if side == v1::Side::Buy {
-        last.ask
-    } else {
-        last.bid
-    };
-    let filling = mt5_filling(intent.filling, spec);
-    let point = spec.point;
-    let request = t::OrderRequest {
-        request_id: token,
-        client_order_id: intent.client_order_id.clone(),
-        action: if market { 1 } else { 5 }, // TRADE_ACTION_DEAL / TRADE_ACTION_PENDING
-        symbol: intent.symbol.clone(),
-        volume: intent.volume,
-        r#type: mt5_order_type(side, order_type),
-        price: reference_price,
-        stoplimit: intent.stop_limit_price,
-        sl: intent.stop_loss,
-        tp: intent.take_profit,
-        deviation: u64::from(intent.deviation_points),
-        type_filling: filling,
-        type_time: mt5_type_time(intent.time_in_force),
-        expiration: intent.expiration_msc / 1000,
-        position: intent.position_id,
-        magic: intent.magic,
-        comment: comment_key(&intent.client_order_id),
-        ..Default::default()
-    };
+    let (spec, last) = market_of(&live, &intent.symbol)?;
+    let mut request = order_request(&intent, spec, last, token);
+    request.client_order_id.clone_from(&intent.client_order_id);
+    request.magic = intent.magic;
+    request.comment = comment_key(&intent.client_order_id);
+    let (reference_price, filling, point) = (request.price, request.type_filling, spec.point);
+    let market = request.action == TRADE_ACTION_DEAL;
     let now = convert::now();
     let entry = OrderEntry {
         order: v1::Order {
@@ -426,45 +444,13 @@ pub fn check(
         Err(e) if e.code == Code::InvalidArgument => return Err(e),
         Err(e) => Some(Box::new(e)),
     };
-    let (Some(spec), Some(last)) = (
-        live.symbols.get(&intent.symbol),
-        live.last_ticks.get(&intent.symbol),
-    ) else {
-        return Err(EngineError::new(
-            Code::Internal,
-            "INTERNAL",
-            "symbol vanished",
-        ));
-    };
-    let side = v1::Side::try_from(intent.side).unwrap_or(v1::Side::Buy);
-    let order_type = v1::OrderType::try_from(intent.order_type).unwrap_or(v1::OrderType::Market);
-    let market = order_type == v1::OrderType::Market;
-    let price = if !market || intent.price > 0.0 {
-        intent.price
-    } else if side == v1::Side::Buy {
-        last.ask
-    } else {
-        last.bid
-    };
+    let (spec, last) = market_of(&live, &intent.symbol)?;
     let token = shared.token();
     let request = t::OrderRequest {
-        request_id: token,
-        action: if market { 1 } else { 5 },
-        symbol: intent.symbol.clone(),
-        volume: intent.volume,
-        r#type: mt5_order_type(side, order_type),
-        price,
-        stoplimit: intent.stop_limit_price,
-        sl: intent.stop_loss,
-        tp: intent.take_profit,
-        deviation: u64::from(intent.deviation_points),
-        type_filling: mt5_filling(intent.filling, spec),
-        type_time: mt5_type_time(intent.time_in_force),
-        expiration: intent.expiration_msc / 1000,
-        position: intent.position_id,
         check_only: true,
-        ..Default::default()
+        ..order_request(intent, spec, last, token)
     };
+    let price = request.price;
     let point = spec.point;
     send(shared, &live, request, 0)?;
     live.pending.insert(
