@@ -50,6 +50,7 @@ Surviving power loss or a kernel crash is out of scope.
 
 from __future__ import annotations
 
+import abc
 import bisect
 import collections
 import errno
@@ -986,7 +987,7 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
-class Journal:
+class Journal(abc.ABC):
     """Where the broker records every account change before it takes effect: the commit API.
 
     ``StateStore`` writes the records to disk; ``MemoryJournal`` keeps the latest ones in memory
@@ -999,8 +1000,9 @@ class Journal:
         self._symbols: dict[str, bytes] = {}
         self._pack = _TX_DEAL.pack
 
+    @abc.abstractmethod
     def _write_record(self, payload: bytes, seq: int) -> None:
-        raise NotImplementedError
+        """Makes one record durable (or keeps it, in memory) as number ``seq``."""
 
     def commit(self, *entries: bytes) -> None:
         """Append one TX of ``entries`` (from ``encode_order``, ``encode_deal``,
