@@ -526,3 +526,40 @@ def test_a_killed_instance_cancels_what_its_terminal_reports_after_a_restart(
         o.client_order_id: o.status for o in server.orders.ListOrders(history, timeout=5).orders
     }
     assert all(statuses[f"as-{n}"] == common_pb2.ORDER_STATUS_CANCELED for n in range(3))
+
+
+def test_kill_switch_bad_scopes_are_refused(server: ServerProcess) -> None:
+    cases = [
+        (instance_pb2.EngageKillSwitchRequest(), grpc.StatusCode.INVALID_ARGUMENT, "scope"),
+        (
+            instance_pb2.EngageKillSwitchRequest(
+                scope=instance_pb2.KillSwitchScope(**{"global": False})
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "scope",
+        ),
+        (
+            instance_pb2.EngageKillSwitchRequest(scope=instance_pb2.KillSwitchScope(owner="")),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "scope.owner",
+        ),
+        (
+            instance_pb2.EngageKillSwitchRequest(
+                scope=instance_pb2.KillSwitchScope(instance_id="no-such")
+            ),
+            grpc.StatusCode.NOT_FOUND,
+            "instance_id",
+        ),
+    ]
+    for request, code, field in cases:
+        e = refused(lambda r=request: server.instances.EngageKillSwitch(r, timeout=5))  # type: ignore[misc]
+        assert (e.code(), error_info(e).metadata["field"]) == (code, field), request
+    e = refused(
+        lambda: server.instances.ReleaseKillSwitch(
+            instance_pb2.ReleaseKillSwitchRequest(), timeout=5
+        )
+    )
+    assert (e.code(), error_info(e).metadata["field"]) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "scope",
+    )
