@@ -36,6 +36,11 @@ lint: setup
 	$(VENV)/bin/mypy
 	cargo fmt --all --check
 	cargo clippy --all-targets --all-features -q -- -D warnings
+	@# The benchmarks' Go load generator, where Go is installed.
+	@if command -v go >/dev/null; then \
+		test -z "$$(gofmt -l benchmarks/loadgen)" || { gofmt -l benchmarks/loadgen; exit 1; }; \
+		cd benchmarks/loadgen && go vet ./...; \
+	fi
 
 # Sets up and runs the whole suite: lint, Rust tests, Python unit and e2e tests.
 test: build lint

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import statistics
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -40,3 +42,29 @@ def write(name: str, result: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     return path
+
+
+LOADGEN = Path(__file__).resolve().parent / "loadgen"
+
+
+def loadgen(*args: str, timeout: float = 600.0) -> dict[str, Any] | None:
+    """Runs the Go load generator (``benchmarks/loadgen``, built on first use) and returns its
+    JSON; None when Go is not installed (the figures measured with it are then left out).
+
+    A client that costs little CPU, so that what saturates is the server: the Python client
+    needs about as much CPU per call as the server it measures on a two-core machine.
+    """
+    go = shutil.which("go")
+    if go is None:
+        return None
+    binary = LOADGEN / "bin" / "loadgen"
+    sources = [*LOADGEN.glob("*.go"), LOADGEN / "go.mod"]
+    if not binary.exists() or max(p.stat().st_mtime for p in sources) > binary.stat().st_mtime:
+        subprocess.run([go, "build", "-o", str(binary), "."], cwd=LOADGEN, check=True)
+    out = subprocess.run(
+        [str(binary), *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"loadgen {' '.join(args)} failed: {out.stderr.strip()}")
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result

@@ -19,12 +19,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 import uvloop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from _common import summary, write
+from _common import loadgen, summary, write
 from mt5exec.engine import Engine, InstanceSpec, OrderArgs
 from mt5exec.sim.broker import SimBroker, SimConfig
 from mt5exec.terminal.v1 import worker_pb2
@@ -139,14 +140,29 @@ def broker_only(orders: int) -> list[float]:
 
 def run_server(
     data_dir: Path, args: argparse.Namespace, history: bool
-) -> tuple[list[float], list[float], list[float]]:
+) -> tuple[list[float], list[float], list[float], dict[str, Any] | None]:
+    """Round trips with this Python client, then (history on only) with the Go client."""
     env = {"MT5EXEC_HISTORY_ENABLED": "true" if history else "false"}
     with ServerProcess(data_dir, env=env) as server:
         server.instances.CreateInstance(
             instance_pb2.CreateInstanceRequest(instance_id="bench", config=CONFIG), timeout=30
         )
         time.sleep(0.3)  # a first price
-        return uvloop.run(over_grpc(server.address, args.orders, args.warmup))
+        null, order, pending = uvloop.run(over_grpc(server.address, args.orders, args.warmup))
+        go = None
+        if history:
+            go = loadgen(
+                "latency",
+                "-addr",
+                server.address,
+                "-orders",
+                str(args.orders),
+                "-warmup-orders",
+                str(args.warmup),
+                "-prefix",
+                "g",
+            )
+        return null, order, pending, go
 
 
 def main() -> None:
@@ -155,8 +171,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=300)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mt5exec-bench-") as tmp:
-        null, order, pending = run_server(Path(tmp) / "server", args, history=True)
-        null_nh, order_nh, _ = run_server(Path(tmp) / "server-nh", args, history=False)
+        null, order, pending, go = run_server(Path(tmp) / "server", args, history=True)
+        null_nh, order_nh, _, _ = run_server(Path(tmp) / "server-nh", args, history=False)
         direct = uvloop.run(engine_direct(Path(tmp), args.orders, args.warmup))
     broker = broker_only(args.orders)
 
@@ -180,6 +196,13 @@ def main() -> None:
         "ratios": {
             "p50_order_vs_null": round(s_order["p50_us"] / s_null["p50_us"], 2),
             "p99_order_vs_null": round(s_order["p99_us"] / s_null["p99_us"], 2),
+        },
+        "go_client": None
+        if go is None
+        else {
+            **go,
+            "p50_order_vs_null": round(go["place_order"]["p50_us"] / go["null_rpc"]["p50_us"], 2),
+            "p99_order_vs_null": round(go["place_order"]["p99_us"] / go["null_rpc"]["p99_us"], 2),
         },
         "targets": {"p50_order_vs_null": 1.3, "p99_order_vs_null": 2.0},
         "breakdown_p50_us": {
@@ -209,6 +232,14 @@ def main() -> None:
         f"ratios: p50 {r['p50_order_vs_null']}x (target ≤ 1.3), "
         f"p99 {r['p99_order_vs_null']}x (target ≤ 2.0)"
     )
+    if go is not None:
+        g = result["go_client"]
+        gn, go_ = go["null_rpc"], go["place_order"]
+        print(
+            f"Go client: null p50 {gn['p50_us']:.1f} p99 {gn['p99_us']:.1f}, "
+            f"order p50 {go_['p50_us']:.1f} p99 {go_['p99_us']:.1f} µs "
+            f"→ p50 {g['p50_order_vs_null']}x, p99 {g['p99_order_vs_null']}x"
+        )
     for part, value in result["breakdown_p50_us"].items():
         print(f"  {part:52s} {value:8.1f} µs")
     print(f"written to {path}")

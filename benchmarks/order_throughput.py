@@ -6,6 +6,10 @@
 3. The journal: order round trip through the engine (no gRPC) with the journal off and with
    each fsync policy, so its cost is reported on its own.
 
+1 and 2 run twice on the same server: with this Python client, and with the Go load generator
+(``benchmarks/loadgen``; skipped when Go is not installed), which needs a fraction of the CPU
+per call, so that its figures are the server's rather than the client's.
+
 Usage: python benchmarks/order_throughput.py [--seconds 5]
 Writes benchmarks/results/order_throughput.json.
 """
@@ -24,7 +28,7 @@ import grpc
 import uvloop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from _common import summary, write
+from _common import loadgen, summary, write
 from mt5exec.engine import Engine, EngineSettings, InstanceSpec, OrderArgs
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, instance_pb2, order_pb2, order_pb2_grpc
@@ -138,6 +142,18 @@ def main() -> None:
             time.sleep(0.3)
             null_rate, order_rate = uvloop.run(unary(server.address, args.seconds))
             session_rate, filled = uvloop.run(session(server.address, args.session_orders))
+            go_unary = loadgen(
+                "unary", "-addr", server.address, "-seconds", str(args.seconds), "-prefix", "gu"
+            )
+            go_session = loadgen(
+                "session",
+                "-addr",
+                server.address,
+                "-orders",
+                str(args.session_orders),
+                "-prefix",
+                "gs",
+            )
         journal = {}
         for policy in (None, "never", "interval:100", "always"):
             samples = uvloop.run(journal_cost(Path(tmp), policy, args.journal_orders))
@@ -154,6 +170,21 @@ def main() -> None:
         "journal_cost_p50_us": {
             k: round(v["p50_us"] - journal["off"]["p50_us"], 1) for k, v in journal.items()
         },
+        "go_client": None
+        if go_unary is None or go_session is None
+        else {
+            "null_rpc_per_s": round(go_unary["null_rpc_per_s"]),
+            "place_order_per_s": round(go_unary["place_order_per_s"]),
+            "ratio_orders_vs_null": round(
+                go_unary["place_order_per_s"] / go_unary["null_rpc_per_s"], 2
+            ),
+            "unary_filled": go_unary["filled"],
+            "unary_orders": go_unary["orders"],
+            "client_cpu_us_per_unary_order": round(go_unary["client_cpu_us_per_order"], 1),
+            "order_session_per_s": round(go_session["orders_per_s"]),
+            "order_session_filled": go_session["filled"],
+            "client_cpu_us_per_session_order": round(go_session["client_cpu_us_per_order"], 1),
+        },
         "targets": {"ratio_orders_vs_null": 0.7, "order_session_per_s": 15_000},
     }
     path = write("order_throughput", result)
@@ -165,6 +196,13 @@ def main() -> None:
         f"one OrderSession: {session_rate:,.0f} orders/s acknowledged "
         f"({filled}/{args.session_orders} filled; target ≥ 15,000/s)"
     )
+    go = result["go_client"]
+    if go is not None:
+        print(
+            f"Go client: null {go['null_rpc_per_s']:,}/s, PlaceOrder {go['place_order_per_s']:,}/s "
+            f"→ {go['ratio_orders_vs_null']}x; one OrderSession {go['order_session_per_s']:,} "
+            f"orders/s ({go['order_session_filled']} filled)"
+        )
     for policy, s in journal.items():
         print(
             f"engine round trip, journal {policy:>12}: p50 {s['p50_us']:7.1f} µs "

@@ -36,7 +36,7 @@ import numpy as np
 import uvloop
 
 import mt5exec
-from _common import write
+from _common import loadgen, write
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, instance_pb2, stream_pb2
 
@@ -401,6 +401,9 @@ def main() -> None:
     capacity: dict[str, Any] = {}
     bare: dict[str, Any] = {}
     bare_same_size: dict[str, Any] = {}
+    go_capacity: dict[str, Any] | None = None
+    go_bare: dict[str, Any] = {}
+    go_bare_same: dict[str, Any] = {}
     plain: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="mt5exec-bench-") as tmp:
         env = {"MT5EXEC_HISTORY_ENABLED": "false"}
@@ -433,12 +436,16 @@ def main() -> None:
                     ctx, "ticks", server.address, 100, args.seconds, args.procs, watch
                 )
                 print(f"capacity N=100 {capacity}", flush=True)
+                go_capacity = go_streams(server.address, "ticks", args.seconds)
 
         # The ceiling with one-tick messages, and (for the capacity run) with messages as
         # large as the ones the server sent then.
         groups = [(1, sizes, bare)]
         if capacity:
             groups.append((max(1, round(capacity["ticks_per_message"])), [100], bare_same_size))
+        if go_capacity is not None:
+            groups.append((1, [], go_bare))
+            groups.append((max(1, round(go_capacity["ticks_per_message"])), [], go_bare_same))
         for ticks_per_message, group_sizes, into in groups:
             parent, child = ctx.Pipe(duplex=False)
             bare_proc = ctx.Process(target=bare_server, args=(child, ticks_per_message))
@@ -458,6 +465,10 @@ def main() -> None:
                     )
                     into[str(n)]["ticks_per_payload"] = ticks_per_message
                     print(f"bare x{ticks_per_message:<3} N={n:<3} {into[str(n)]}", flush=True)
+                if into is go_bare or into is go_bare_same:
+                    into.update(go_streams(address, BARE_METHOD, args.bare_seconds) or {})
+                    into["ticks_per_payload"] = ticks_per_message
+                    print(f"Go client, bare x{ticks_per_message}: {into}", flush=True)
             finally:
                 bare_proc.terminate()
                 bare_proc.join(10)
@@ -501,6 +512,19 @@ def main() -> None:
             "capacity_messages_vs_same_size_ceiling_ok": same_ratio
             >= TARGETS["100"]["messages_vs_ceiling"],
         }
+    go = None
+    if go_capacity is not None and go_bare and go_bare_same:
+        go = {
+            "mt5exec_capacity_100_no_coalescing": go_capacity,
+            "bare_stream_ceiling": go_bare,
+            "bare_stream_ceiling_same_message_size": go_bare_same,
+            "capacity_messages_vs_ceiling": round(
+                go_capacity["messages_per_s"] / go_bare["messages_per_s"], 3
+            ),
+            "capacity_messages_vs_same_size_ceiling": round(
+                go_capacity["messages_per_s"] / go_bare_same["messages_per_s"], 3
+            ),
+        }
     result = {
         "tick_rate_per_symbol": TICK_RATE,
         "symbols": SYMBOLS,
@@ -512,6 +536,7 @@ def main() -> None:
         "bare_stream_ceiling": bare,
         "bare_stream_ceiling_same_message_size": bare_same_size,
         "asyncio_fanout": plain,
+        "go_client_capacity_100": go,
         "ratios": ratios,
         "targets": TARGETS,
         "verdicts": verdicts,
@@ -553,8 +578,34 @@ def main() -> None:
             f"with messages of the same size ({capacity['ticks_per_message']} ticks), "
             f"p99 {capacity['latency'].get('p99_ms')} ms"
         )
+    if go is not None:
+        print(
+            f"capacity with the Go client: {go_capacity['messages_per_s']} msgs/s "
+            f"= {go['capacity_messages_vs_ceiling']}x the bare ceiling "
+            f"({go_bare['messages_per_s']}), {go['capacity_messages_vs_same_size_ceiling']}x "
+            f"with messages of the same size ({go_bare_same['messages_per_s']})"
+        )
     print(f"verdicts: {verdicts}")
     print(f"written to {path} in {result['elapsed_s']} s")
+
+
+def go_streams(address: str, method: str, seconds: float) -> dict[str, Any] | None:
+    """100 subscribers from the Go load generator (None without Go): messages/s, and for
+    ticks the ticks per message and the loss seen (sequence checked, no latency kept)."""
+    out = loadgen(
+        "streams", "-addr", address, "-method", method, "-instance", INSTANCE,
+        "-n", "100", "-seconds", str(seconds), "-latency=false",
+    )  # fmt: skip
+    if out is None:
+        return None
+    subs = out.pop("subs")
+    result = {k: round(v, 1) if isinstance(v, float) else v for k, v in out.items()}
+    if method == "ticks":
+        messages = sum(s["messages"] for s in subs)
+        result["ticks_per_message"] = round(sum(s["ticks"] for s in subs) / max(1, messages), 2)
+        result["lost_ticks_gaps"] = sum(s["lost_gaps"] for s in subs)
+        result["dropped_reported"] = sum(s["dropped"] for s in subs)
+    return result
 
 
 def _ratio(a: dict[str, float], b: dict[str, float], key: str) -> float | None:
