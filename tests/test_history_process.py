@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from mt5exec.storage.history_process import HistoryProcess, HistoryUnavailable
+from mt5exec.storage.history_process import HistoryProcess, HistoryUnavailable, events_of
 from mt5exec.v1 import common_pb2, stream_pb2
 
 
@@ -102,3 +102,17 @@ def test_a_dead_child_never_breaks_the_caller(tmp_path: Path) -> None:
         return history.dropped
 
     assert asyncio.run(scenario()) > 0
+
+
+def test_events_are_sliced_out_of_a_batch_byte_for_byte() -> None:
+    batch = stream_pb2.StreamExecutionsResponse()
+    for i in range(200):  # lengths across the one- and two-byte varint boundary
+        event = batch.events.add(instance_id="i" * i, sequence=i + 1)
+        event.order_update.client_order_id = f"c{i}"
+    raw = batch.SerializeToString()
+    assert events_of(raw, stream_pb2.StreamExecutionsResponse) == [
+        e.SerializeToString() for e in batch.events
+    ]
+    assert events_of(b"", stream_pb2.StreamExecutionsResponse) == []
+    with pytest.raises(ValueError, match="truncated"):
+        events_of(raw[:-1], stream_pb2.StreamExecutionsResponse)

@@ -26,7 +26,7 @@ import struct
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 _HEADER = struct.Struct(">cI")
 log = logging.getLogger("mt5exec.history")
@@ -42,6 +42,31 @@ class HistoryUnavailable(RuntimeError):
 def _read_exact(stream: BinaryIO, n: int) -> bytes | None:
     data = stream.read(n)
     return data if data is not None and len(data) == n else None
+
+
+def events_of(batch: bytes, message: Any) -> list[bytes]:
+    """The encoded events of a batch message whose only field is ``repeated <Message> = 1``
+    (a ``StreamExecutionsResponse``), sliced out of its bytes: no decoding and re-encoding of
+    each event. Anything else in the bytes falls back to decoding ``message``."""
+    out: list[bytes] = []
+    pos, end = 0, len(batch)
+    while pos < end:
+        if batch[pos] != 0x0A:  # field 1, length-delimited
+            return [e.SerializeToString() for e in message.FromString(batch).events]
+        pos += 1
+        size = shift = 0
+        while pos < end:
+            byte = batch[pos]
+            pos += 1
+            size |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        if pos + size > end:
+            raise ValueError("truncated execution batch")
+        out.append(batch[pos : pos + size])
+        pos += size
+    return out
 
 
 def run_child(
@@ -77,8 +102,8 @@ def run_child(
             if payload is None:
                 break
             if kind == b"E":
-                for event in stream_pb2.StreamExecutionsResponse.FromString(payload).events:
-                    writer.record_execution(event.SerializeToString())
+                for event in events_of(payload, stream_pb2.StreamExecutionsResponse):
+                    writer.record_execution(event)
             elif kind == b"I":
                 writer.record_instance(common_pb2.Instance.FromString(payload))
             elif kind == b"O":

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::net::UnixListener;
 use tokio::sync::mpsc;
 
@@ -15,7 +15,7 @@ use super::{frames, set_state, Instance, Live};
 use crate::convert;
 use crate::engine::Shared;
 use crate::error::{Code, EngineError};
-use crate::frame;
+use crate::frame::{self, FrameReader};
 use crate::notify::Completion;
 use crate::pb::terminal as t;
 use crate::pb::terminal::worker_frame::Body;
@@ -297,10 +297,9 @@ async fn serve(
             format!("the worker exited before connecting: {}", describe(status)))),
     };
     let (reader, mut writer) = stream.into_split();
-    let mut reader = BufReader::with_capacity(256 * 1024, reader);
-    let mut buf = Vec::new();
-    let hello = match tokio::time::timeout(timeout, frame::read_into(&mut reader, &mut buf)).await {
-        Ok(Ok(true)) => match t::WorkerFrame::decode(&buf[..]) {
+    let mut reader = FrameReader::new(reader);
+    let hello = match tokio::time::timeout(timeout, reader.next()).await {
+        Ok(Ok(Some(payload))) => match t::WorkerFrame::decode(payload) {
             Ok(t::WorkerFrame {
                 body: Some(Body::Hello(hello)),
             }) => hello,
@@ -317,7 +316,7 @@ async fn serve(
                 ))
             }
         },
-        Ok(Ok(false)) => {
+        Ok(Ok(None)) => {
             return Err(worker_error(
                 "WORKER_EXITED",
                 "the worker closed the connection",
@@ -396,12 +395,13 @@ async fn serve(
     watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            read = frame::read_into(&mut reader, &mut buf) => match read {
-                Ok(true) => match t::WorkerFrame::decode(&buf[..]) {
+            // Cancel-safe: a watchdog tick in the middle of a frame loses none of it.
+            read = reader.next() => match read {
+                Ok(Some(payload)) => match t::WorkerFrame::decode(payload) {
                     Ok(frame) => frames::handle(shared, instance, frame),
                     Err(e) => return Err(worker_error("PROTOCOL_ERROR", e.to_string())),
                 },
-                Ok(false) => return Ok(()),
+                Ok(None) => return Ok(()),
                 Err(e) => return Err(worker_error("PROTOCOL_ERROR", e.to_string())),
             },
             status = child.wait() => {
