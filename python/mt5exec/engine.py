@@ -196,13 +196,19 @@ class Subscription:
 
 class OrderSession:
     """A bidirectional order session run by the engine: encoded requests in, encoded
-    responses out; Python only moves bytes between gRPC and the engine."""
+    responses out; Python only moves bytes between gRPC and the engine.
+
+    Two sides wait here: ``responses`` for answers, ``submit`` for room in the window. The
+    engine announces a session only when its queue goes from empty to not (answers arriving
+    while the writer is busy are not announced again), so the writer reopens the window after
+    every batch it takes: each take frees as many slots as it took answers."""
 
     def __init__(self, engine: Engine, core: _core.OrderSession, window: int) -> None:
         self._engine = engine
         self._core = core
         self._window = window
-        self._ready = asyncio.Event()
+        self._ready = asyncio.Event()  # answers are queued (or the input ended)
+        self._room = asyncio.Event()  # answers were taken or announced: the window may have room
         self._input_done = False
 
     @property
@@ -211,12 +217,17 @@ class OrderSession:
 
     def _wake(self) -> None:
         self._ready.set()
+        self._room.set()
 
     async def submit(self, raw: bytes) -> None:
         """Submits an encoded OrderSessionRequest, waiting while the window is full."""
-        while self._core.outstanding() >= self._window:
-            self._ready.clear()
-            await self._ready.wait()
+        outstanding, room = self._core.outstanding, self._room
+        while outstanding() >= self._window:
+            room.clear()
+            # Look again after the clear: what was answered in between is not missed.
+            if outstanding() < self._window:
+                break
+            await room.wait()
         self._engine._core.session_submit(self._core, raw)
 
     def input_done(self) -> None:
@@ -229,12 +240,15 @@ class OrderSession:
             while True:
                 self._ready.clear()
                 batch = self._core.take()
+                if batch:
+                    self._room.set()
                 for response in batch:
                     yield response
                 if not batch:
                     if self._input_done and self._core.outstanding() == 0:
-                        # An answer is queued before it stops counting as outstanding: take
-                        # once more, so that one queued just after the empty take is not lost.
+                        # An answer leaves the count under the queue's lock, before it is
+                        # queued: take once more, so that one counted out just before the
+                        # empty take is not lost.
                         for response in self._core.take():
                             yield response
                         return

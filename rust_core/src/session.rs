@@ -60,11 +60,13 @@ impl Session {
             bytes.extend_from_slice(&completion.payload[1..]);
         }
         let announce = {
+            // Counted out under the queue's lock: a `take` that returns this answer sees the
+            // window it frees (Python reopens the window after every non-empty take).
             let mut q = self.queue.lock();
+            self.outstanding.fetch_sub(1, Ordering::AcqRel);
             q.0.push_back(bytes);
             !std::mem::replace(&mut q.1, true)
         };
-        self.outstanding.fetch_sub(1, Ordering::AcqRel);
         if announce {
             notifier.ready(&[self.id]);
         }
