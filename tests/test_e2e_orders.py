@@ -416,3 +416,46 @@ def test_pending_orders_place_modify_cancel(
         )
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert error_info(caught.value).reason == "ORDER_NOT_PENDING"
+
+
+def test_stop_mid_flood_leaves_no_order_unknown(server: ServerProcess) -> None:
+    # The worker answers what it was sent before the Shutdown, then exits: those last answers
+    # are read before the engine calls the worker gone (its exit raced them before).
+    ready_instance(
+        server, "stopflood", margin_mode=common_pb2.ACCOUNT_MARGIN_MODE_NETTING, risk=BULK_RISK
+    )
+    ids = [f"sf-{n}" for n in range(600)]
+
+    def requests() -> Iterator[order_pb2.OrderSessionRequest]:
+        for n, cid in enumerate(ids):
+            order = market("stopflood", cid)
+            order.side = common_pb2.SIDE_BUY if n % 2 == 0 else common_pb2.SIDE_SELL
+            yield order_pb2.OrderSessionRequest(place=order)
+
+    answers: list[order_pb2.OrderSessionResponse] = []
+    stopped = threading.Event()
+
+    def stop_after_some() -> None:
+        while len(answers) < 50:
+            time.sleep(0.001)
+        server.instances.StopInstance(
+            instance_pb2.StopInstanceRequest(instance_id="stopflood"), timeout=30
+        )
+        stopped.set()
+
+    stopper = threading.Thread(target=stop_after_some)
+    stopper.start()
+    for answer in server.orders.OrderSession(requests(), timeout=60):
+        answers.append(answer)
+    stopper.join(30)
+    assert stopped.is_set()
+    assert len(answers) == len(ids)
+    statuses = {
+        cid: server.orders.GetOrder(
+            order_pb2.GetOrderRequest(instance_id="stopflood", client_order_id=cid), timeout=10
+        ).order.status
+        for cid in ids
+        if any(a.client_order_id == cid and a.code == 0 for a in answers)
+    }
+    unknown = [cid for cid, status in statuses.items() if status == common_pb2.ORDER_STATUS_UNKNOWN]
+    assert unknown == [], f"{len(unknown)} of {len(statuses)} accepted orders left UNKNOWN"

@@ -395,16 +395,26 @@ async fn serve(
     watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            // Frames first: a worker's last answers are read before its exit is seen, and a
+            // backlog of heartbeats after a stall of the engine before the watchdog looks.
+            biased;
             // Cancel-safe: a watchdog tick in the middle of a frame loses none of it.
             read = reader.next() => match read {
-                Ok(Some(payload)) => match t::WorkerFrame::decode(payload) {
-                    Ok(frame) => frames::handle(shared, instance, frame),
-                    Err(e) => return Err(worker_error("PROTOCOL_ERROR", e.to_string())),
-                },
+                Ok(Some(payload)) => handle_payload(shared, instance, &payload)?,
                 Ok(None) => return Ok(()),
                 Err(e) => return Err(worker_error("PROTOCOL_ERROR", e.to_string())),
             },
             status = child.wait() => {
+                // What it wrote before it exited (results of orders it executed) is still in
+                // the socket: read it to the end before calling the worker gone.
+                let _ = tokio::time::timeout(EXIT_DRAIN, async {
+                    while let Ok(Some(payload)) = reader.next().await {
+                        if handle_payload(shared, instance, &payload).is_err() {
+                            break;
+                        }
+                    }
+                })
+                .await;
                 return Err(worker_error("WORKER_EXITED",
                     format!("the worker exited: {}", describe(status))));
             }
@@ -420,6 +430,23 @@ async fn serve(
                 }
             }
         }
+    }
+}
+
+/// How long the frames a worker wrote before it exited are read after its exit.
+const EXIT_DRAIN: Duration = Duration::from_secs(1);
+
+fn handle_payload(
+    shared: &Arc<Shared>,
+    instance: &Arc<Instance>,
+    payload: &[u8],
+) -> Result<(), EngineError> {
+    match t::WorkerFrame::decode(payload) {
+        Ok(frame) => {
+            frames::handle(shared, instance, frame);
+            Ok(())
+        }
+        Err(e) => Err(worker_error("PROTOCOL_ERROR", e.to_string())),
     }
 }
 
