@@ -116,3 +116,40 @@ def test_events_are_sliced_out_of_a_batch_byte_for_byte() -> None:
     assert events_of(b"", stream_pb2.StreamExecutionsResponse) == []
     with pytest.raises(ValueError, match="truncated"):
         events_of(raw[:-1], stream_pb2.StreamExecutionsResponse)
+
+
+def test_a_bad_record_is_skipped_and_the_history_goes_on(tmp_path: Path) -> None:
+    db = tmp_path / "h.duckdb"
+
+    async def scenario() -> None:
+        history = HistoryProcess(db, flush_interval_ms=50)
+        await history.start()
+        history.record_executions(_batch("a", 1)[:-3])  # truncated
+        history.record_order(b"\xff\xff\xff")  # not an Order
+        history.record_executions(_batch("a", 3))
+        await history.flush()
+        await history.close()
+
+    asyncio.run(scenario())
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert con.execute("select sequence from executions order by 1").fetchall() == [
+            (3,),
+            (4,),
+        ]
+    finally:
+        con.close()
+
+
+def test_a_flush_the_child_cannot_get_fails_at_once(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        history = HistoryProcess(tmp_path / "h.duckdb")
+        await history.start()
+        history.MAX_BUFFERED = -1  # as if the child were far behind: nothing more is queued
+        with pytest.raises(HistoryUnavailable, match="flush request was not sent"):
+            await asyncio.wait_for(history.flush(), timeout=5)
+        assert history._acks == {}
+        history.MAX_BUFFERED = HistoryProcess.MAX_BUFFERED
+        await history.close()
+
+    asyncio.run(scenario())

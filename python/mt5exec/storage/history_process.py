@@ -72,6 +72,8 @@ def events_of(batch: bytes, message: Any) -> list[bytes]:
 def run_child(
     db: Path, flush_interval_ms: int, batch_size: int, tick_retention_days: float = 0.0
 ) -> int:
+    from google.protobuf.message import DecodeError
+
     from mt5exec.storage.history import HistoryError, HistoryWriter
     from mt5exec.storage.ticks import TickStore
     from mt5exec.v1 import common_pb2, stream_pb2
@@ -92,6 +94,7 @@ def run_child(
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     stdout.write(_HEADER.pack(b"R", 0))
     stdout.flush()
+    skipped = 0
     try:
         while True:
             header = _read_exact(stdin, _HEADER.size)
@@ -101,14 +104,22 @@ def run_child(
             payload = _read_exact(stdin, length)
             if payload is None:
                 break
-            if kind == b"E":
-                for event in events_of(payload, stream_pb2.StreamExecutionsResponse):
-                    writer.record_execution(event)
-            elif kind == b"I":
-                writer.record_instance(common_pb2.Instance.FromString(payload))
-            elif kind == b"O":
-                writer.record_order(common_pb2.Order.FromString(payload))
-            elif kind == b"T" and ticks is not None:
+            try:
+                if kind == b"E":
+                    for event in events_of(payload, stream_pb2.StreamExecutionsResponse):
+                        writer.record_execution(event)
+                elif kind == b"I":
+                    writer.record_instance(common_pb2.Instance.FromString(payload))
+                elif kind == b"O":
+                    writer.record_order(common_pb2.Order.FromString(payload))
+            except (DecodeError, ValueError) as e:
+                # One bad record is skipped (and said); the history goes on with the next.
+                skipped += 1
+                log.error(
+                    "history: skipped an undecodable %r record (%s); %d so far", kind, e, skipped
+                )
+                continue
+            if kind == b"T" and ticks is not None:
                 ticks.add(payload)
             elif kind == b"F":
                 if ticks is not None:
@@ -207,7 +218,9 @@ class HistoryProcess:
         if self._proc.returncode not in (None, 0):
             log.error("history process exited with code %s", self._proc.returncode)
 
-    def _send(self, kind: bytes, payload: bytes) -> None:
+    def _send(self, kind: bytes, payload: bytes) -> bool:
+        """Queues one frame for the child; False (and counted in ``dropped``) when the child
+        is gone or too far behind."""
         proc = self._proc
         if (
             proc is None
@@ -216,11 +229,12 @@ class HistoryProcess:
             or proc.stdin.is_closing()
         ):
             self.dropped += 1
-            return
+            return False
         if proc.stdin.transport.get_write_buffer_size() > self.MAX_BUFFERED:
             self.dropped += 1
-            return
+            return False
         proc.stdin.write(_HEADER.pack(kind, len(payload)) + payload)
+        return True
 
     def record_instance(self, instance_bytes: bytes) -> None:
         self._send(b"I", instance_bytes)
@@ -241,10 +255,17 @@ class HistoryProcess:
         if self._proc is None or self._reader is None or self._reader.done():
             raise HistoryUnavailable("the history process is not running")
         self._next_id += 1
+        flush_id = self._next_id
         ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._acks[self._next_id] = ack
-        self._send(b"F", self._next_id.to_bytes(8, "big"))
-        await ack
+        self._acks[flush_id] = ack
+        try:
+            if not self._send(b"F", flush_id.to_bytes(8, "big")):
+                raise HistoryUnavailable(
+                    "the history process is behind or gone: the flush request was not sent"
+                )
+            await ack
+        finally:
+            self._acks.pop(flush_id, None)
 
     async def close(self) -> None:
         """Lets the child write everything and exit."""
