@@ -303,12 +303,27 @@ class Engine:
                 sub._wake()
 
     async def _await(self, token: int, timeout: float | None = None) -> bytes:
+        return await self._settle(token, *self._expect(token, timeout))
+
+    def _expect(
+        self, token: int, timeout: float | None = None
+    ) -> tuple[asyncio.Future[tuple[int, str, str, bytes]], asyncio.TimerHandle | None]:
+        """Registers the future that ``token``'s completion resolves. Synchronous, so that a
+        caller can register before it yields: a completion drained before then is lost."""
         loop = self._loop
         assert loop is not None, "Engine.attach(loop) first"
         future: asyncio.Future[tuple[int, str, str, bytes]] = loop.create_future()
         self._futures[token] = future
         # A timer on the future itself: asyncio.wait_for would wrap it in a task.
         timer = None if timeout is None else loop.call_later(timeout, _expire, future)
+        return future, timer
+
+    async def _settle(
+        self,
+        token: int,
+        future: asyncio.Future[tuple[int, str, str, bytes]],
+        timer: asyncio.TimerHandle | None,
+    ) -> bytes:
         try:
             code, reason, message, payload = await future
         finally:
@@ -348,10 +363,20 @@ class Engine:
             )
         except _core.CoreError as e:
             raise _translate(e) from None
-        return self._instance(token)
+        # Registered now, not when the caller gets round to awaiting: an instance created
+        # STOPPED completes at once, and restore() awaits its instances only later.
+        return self._instance_when(token, *self._expect(token))
 
     async def _instance(self, token: int) -> common_pb2.Instance:
         return common_pb2.Instance.FromString(await self._await(token))
+
+    async def _instance_when(
+        self,
+        token: int,
+        future: asyncio.Future[tuple[int, str, str, bytes]],
+        timer: asyncio.TimerHandle | None,
+    ) -> common_pb2.Instance:
+        return common_pb2.Instance.FromString(await self._settle(token, future, timer))
 
     async def start_instance(self, instance_id: str) -> common_pb2.Instance:
         try:

@@ -1,5 +1,5 @@
-"""An order session driven through the engine with a real sim worker, below gRPC: the window
-and the wake-ups between the side that feeds orders and the side that writes results."""
+"""The engine below gRPC, with real sim workers: how its completions meet the event loop (an
+order session's window and wake-ups; an instance created before anyone awaits it)."""
 
 from __future__ import annotations
 
@@ -32,17 +32,20 @@ def request(n: int) -> bytes:
     return order_pb2.OrderSessionRequest(place=place).SerializeToString()
 
 
-async def _session_with_a_slow_writer(tmp: Path, orders: int, window: int) -> list[bytes]:
-    engine = Engine(EngineSettings(journal_path=tmp / "orders.journal"))
-    engine.attach(asyncio.get_running_loop())
-    directory = tmp / "sess"
+def sim_spec(tmp: Path, instance_id: str) -> InstanceSpec:
+    directory = tmp / instance_id
     directory.mkdir()
     (directory / "c.json").write_text(
         '{"symbols": ["EURUSD"], "margin_mode": "netting", "state_path": "none"}'
     )
     argv = [sys.executable, "-m", "mt5exec.workers.sim", "--config", str(directory / "c.json")]
-    spec = InstanceSpec("sess", "test", 1, directory, directory / "logs", argv, {}, CONFIG)
-    await engine.create_instance(spec)
+    return InstanceSpec(instance_id, "test", 1, directory, directory / "logs", argv, {}, CONFIG)
+
+
+async def _session_with_a_slow_writer(tmp: Path, orders: int, window: int) -> list[bytes]:
+    engine = Engine(EngineSettings(journal_path=tmp / "orders.journal"))
+    engine.attach(asyncio.get_running_loop())
+    await engine.create_instance(sim_spec(tmp, "sess"))
     await asyncio.sleep(0.3)  # a first price
     session = engine.open_session(window)
     got: list[bytes] = []
@@ -74,3 +77,23 @@ def test_a_full_window_reopens_while_the_writer_is_slow(tmp_path: Path) -> None:
     responses = [order_pb2.OrderSessionResponse.FromString(r) for r in got]
     assert sorted(r.client_order_id for r in responses) == sorted(f"s{n}" for n in range(60))
     assert all(r.code == 0 and r.order.status == common_pb2.ORDER_STATUS_FILLED for r in responses)
+
+
+async def _created_stopped_then_awaited_late(tmp: Path) -> common_pb2.Instance:
+    engine = Engine(EngineSettings())
+    engine.attach(asyncio.get_running_loop())
+    try:
+        pending = engine.create_instance(sim_spec(tmp, "later"), start=False)
+        # The completion (STOPPED at once) is drained while nobody awaits yet, as when the
+        # server restores instances and awaits them after it started serving.
+        await asyncio.sleep(0.2)
+        return await asyncio.wait_for(pending, timeout=5)
+    finally:
+        await engine.stop_all()
+        engine.detach()
+
+
+def test_an_instance_awaited_after_its_completion_still_gets_it(tmp_path: Path) -> None:
+    instance = uvloop.run(_created_stopped_then_awaited_late(tmp_path))
+    assert instance.instance_id == "later"
+    assert instance.state == common_pb2.INSTANCE_STATE_STOPPED
