@@ -107,7 +107,11 @@ impl Shared {
         self.next_token.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    fn instance(&self, instance_id: &str) -> Result<Arc<Instance>> {
+    /// The instance of that id.
+    ///
+    /// # Errors
+    /// `NOT_FOUND`.
+    pub fn instance(&self, instance_id: &str) -> Result<Arc<Instance>> {
         self.instances
             .read()
             .get(instance_id)

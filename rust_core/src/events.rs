@@ -20,7 +20,7 @@ use crate::convert;
 use crate::engine::Shared;
 use crate::error::{Code, EngineError, Result};
 use crate::fanout::{piece, Subscription, Topic};
-use crate::journal::{frame_payload, read_frames};
+use crate::journal::{frame_payload, read_frames, read_frames_and_length};
 use crate::pb::v1;
 
 /// Events kept in memory per instance for resuming clients.
@@ -31,6 +31,8 @@ struct Inner {
     last: u64,
     ring: VecDeque<(u64, Bytes)>,
     file: Option<File>,
+    /// Bytes of whole records in the file.
+    length: u64,
 }
 
 /// One instance's event numbering, ring and log.
@@ -49,9 +51,11 @@ impl EventLog {
             last: 0,
             ring: VecDeque::new(),
             file: None,
+            length: 0,
         };
         if let Some(path) = &path {
-            for payload in read_frames(path).unwrap_or_default() {
+            let (frames, intact) = read_frames_and_length(path).unwrap_or_default();
+            for payload in frames {
                 if let Ok(event) = v1::ExecutionEvent::decode(&payload[..]) {
                     inner.last = inner.last.max(event.sequence);
                     inner.ring.push_back((event.sequence, piece(&event)));
@@ -62,6 +66,15 @@ impl EventLog {
             }
             let _ = std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")));
             inner.file = OpenOptions::new().create(true).append(true).open(path).ok();
+            // A record torn by a crash mid-write is cut off: appended after it, every later
+            // event would be unreadable to a resume from the log.
+            if let Some(file) = &inner.file {
+                let torn = file.metadata().is_ok_and(|m| m.len() > intact);
+                if torn && file.set_len(intact).is_err() {
+                    inner.file = None;
+                }
+            }
+            inner.length = intact;
         }
         Self {
             path,
@@ -84,9 +97,17 @@ impl EventLog {
             time: Some(convert::now()),
             event: Some(event),
         };
-        if let Some(file) = inner.file.as_mut() {
+        let record = frame_payload(&event.encode_to_vec());
+        let inner_ref = &mut *inner;
+        if let Some(file) = inner_ref.file.as_mut() {
             // One write: written before any subscriber can see the event.
-            let _ = file.write_all(&frame_payload(&event.encode_to_vec()));
+            if file.write_all(&record).is_ok() {
+                inner_ref.length += record.len() as u64;
+            } else if file.set_len(inner_ref.length).is_err() {
+                // A torn record that cannot be cut off would hide every later one: stop
+                // logging (the ring still serves resumes) rather than write behind it.
+                inner_ref.file = None;
+            }
         }
         let encoded = piece(&event);
         inner.ring.push_back((event.sequence, encoded.clone()));
@@ -188,6 +209,45 @@ mod tests {
         assert_eq!(seqs, vec![3, 4, 5]);
         let err = log.subscribe_from(shared, "a", 9, 100).expect_err("ahead");
         assert_eq!(err.reason, "SEQUENCE_AHEAD");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A record torn by a crash in the middle of a write is cut off at the next open: the
+    /// events published after it stay readable from the log.
+    #[test]
+    fn a_torn_tail_is_cut_off_before_appending() {
+        let dir = std::env::temp_dir().join(format!("mt5exec-events-torn-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let shared =
+            crate::engine::Engine::new(crate::engine::EngineConfig::default()).expect("engine");
+        let shared = shared.shared();
+        let fill = |n| {
+            v1::execution_event::Event::Fill(v1::Fill {
+                deal_id: n,
+                ..Default::default()
+            })
+        };
+        let log = EventLog::open(Some(&dir));
+        for n in 0..3 {
+            log.publish(shared, "a", fill(n));
+        }
+        drop(log);
+        let path = dir.join("executions.log");
+        let mut file = OpenOptions::new().append(true).open(&path).expect("open");
+        file.write_all(&[0, 0, 0, 40, 1, 2]).expect("torn record");
+        drop(file);
+        let log = EventLog::open(Some(&dir));
+        assert_eq!(log.last(), 3);
+        for n in 3..5 {
+            log.publish(shared, "a", fill(n));
+        }
+        drop(log);
+        let sequences: Vec<u64> = read_frames(&path)
+            .expect("read")
+            .iter()
+            .map(|p| v1::ExecutionEvent::decode(&p[..]).expect("decode").sequence)
+            .collect();
+        assert_eq!(sequences, vec![1, 2, 3, 4, 5]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -84,6 +84,8 @@ pub struct Journal {
     sync: Mutex<SyncState>,
     synced: Condvar,
     dirty: AtomicBool,
+    /// A failed write could not be cut off: appends are refused.
+    broken: AtomicBool,
     /// The journal's cost.
     pub stats: JournalStats,
 }
@@ -132,12 +134,22 @@ fn read_records(path: &Path) -> std::io::Result<Vec<JournalRecord>> {
 /// # Errors
 /// I/O errors other than a missing file.
 pub fn read_frames(path: &Path) -> std::io::Result<Vec<Vec<u8>>> {
+    read_frames_and_length(path).map(|(frames, _)| frames)
+}
+
+/// [`read_frames`], and the length of the file's intact part: what follows it (a record torn
+/// by a crash in the middle of a write) is to be cut off before appending, or every record
+/// appended after it would be unreadable too.
+///
+/// # Errors
+/// I/O errors other than a missing file.
+pub fn read_frames_and_length(path: &Path) -> std::io::Result<(Vec<Vec<u8>>, u64)> {
     let mut data = Vec::new();
     match File::open(path) {
         Ok(mut f) => {
             f.read_to_end(&mut data)?;
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
         Err(e) => return Err(e),
     }
     let mut out = Vec::new();
@@ -154,7 +166,7 @@ pub fn read_frames(path: &Path) -> std::io::Result<Vec<Vec<u8>>> {
         out.push(payload.to_vec());
         at += 8 + len;
     }
-    Ok(out)
+    Ok((out, at as u64))
 }
 
 /// The replayed state: the last record of every order, by (instance, client_order_id).
@@ -209,6 +221,7 @@ impl Journal {
             }),
             synced: Condvar::new(),
             dirty: AtomicBool::new(false),
+            broken: AtomicBool::new(false),
             stats: JournalStats::default(),
         });
         Ok((journal, latest))
@@ -233,7 +246,20 @@ impl Journal {
         let started = Instant::now();
         let position = {
             let mut file = self.file.lock();
-            file.write_all(&bytes)?;
+            if self.broken.load(Ordering::Acquire) {
+                return Err(std::io::Error::other(
+                    "a failed write left the journal unusable until the server restarts",
+                ));
+            }
+            if let Err(e) = file.write_all(&bytes) {
+                // A record cut short (a full disk) would hide every later one on replay: cut
+                // it off, or refuse every further append if even that fails.
+                let intact = self.sync.lock().written;
+                if file.set_len(intact).is_err() {
+                    self.broken.store(true, Ordering::Release);
+                }
+                return Err(e);
+            }
             let mut sync = self.sync.lock();
             sync.written += bytes.len() as u64;
             sync.written

@@ -62,14 +62,7 @@ impl Sink for Batch {
 
 /// Sends a cancel of the order `ticket` (`cid`: its client order id when it is ours); false
 /// when the worker is not there to take it.
-fn send_cancel(
-    shared: &Shared,
-    live: &mut Live,
-    token: u64,
-    ticket: u64,
-    cid: String,
-    symbol: String,
-) -> bool {
+fn send_cancel(live: &mut Live, token: u64, ticket: u64, cid: String, symbol: String) -> bool {
     let request = t::OrderRequest {
         request_id: token,
         action: 8, // TRADE_ACTION_REMOVE
@@ -82,7 +75,7 @@ fn send_cancel(
         },
         ..Default::default()
     };
-    if routing::send(shared, live, request, 0).is_err() {
+    if routing::send(live, request).is_err() {
         return false;
     }
     live.pending.insert(
@@ -119,7 +112,7 @@ pub fn sweep(shared: &Shared, live: &mut Live) {
         })
         .collect();
     for (ticket, cid, symbol) in targets {
-        send_cancel(shared, live, shared.token(), ticket, cid, symbol);
+        send_cancel(live, shared.token(), ticket, cid, symbol);
     }
 }
 
@@ -161,7 +154,7 @@ fn halt(
         let token = shared.token();
         batch.expect();
         shared.routes.add(token, batch.clone(), "cancel".to_owned());
-        if !send_cancel(shared, &mut live, token, ticket, cid, symbol) {
+        if !send_cancel(&mut live, token, ticket, cid, symbol) {
             shared.routes.take(token);
             batch.done(&shared.notifier);
         }

@@ -181,13 +181,11 @@ fn order_payload(order: &v1::Order) -> Vec<u8> {
     .encode_to_vec()
 }
 
-/// Sends a request to the worker, after the journal is durable when the policy says so.
-pub(crate) fn send(
-    shared: &Shared,
-    live: &Live,
-    request: t::OrderRequest,
-    journal_position: u64,
-) -> Result<()> {
+/// Sends a request to the worker.
+///
+/// # Errors
+/// `UNAVAILABLE` when the instance has no connected worker.
+pub(crate) fn send(live: &Live, request: t::OrderRequest) -> Result<()> {
     let Some(tx) = live.tx.clone() else {
         return Err(EngineError::new(
             Code::Unavailable,
@@ -198,25 +196,62 @@ pub(crate) fn send(
     let bytes = frame::encode(&t::EngineFrame {
         body: Some(t::engine_frame::Body::Order(request)),
     });
-    match (&shared.journal, journal_position) {
-        (Some(journal), position) if position > 0 && journal.policy() == FsyncPolicy::Always => {
-            let journal = Arc::clone(journal);
-            shared.runtime.spawn_blocking(move || {
-                if journal.sync_to(position).is_ok() {
-                    let _ = tx.send(bytes);
-                }
-            });
-            Ok(())
-        }
-        _ => tx.send(bytes).map_err(|_| {
-            EngineError::new(
-                Code::Unavailable,
-                "WORKER_UNAVAILABLE",
-                "the instance's worker is gone",
-            )
-        }),
-    }
+    tx.send(bytes).map_err(|_| {
+        EngineError::new(
+            Code::Unavailable,
+            "WORKER_UNAVAILABLE",
+            "the instance's worker is gone",
+        )
+    })
 }
+
+/// Sends a new order once its journal record is durable as the fsync policy says: at once,
+/// or (`always`) after an fsync on a blocking thread. An order whose fsync fails is never
+/// sent: it is answered REJECTED (retcode ERROR) instead of waiting for an answer that will
+/// not come.
+fn send_journaled(
+    shared: &Arc<Shared>,
+    instance: &Instance,
+    live: &Live,
+    request: t::OrderRequest,
+    position: u64,
+) -> Result<()> {
+    let journal = match &shared.journal {
+        Some(journal) if position > 0 && journal.policy() == FsyncPolicy::Always => {
+            Arc::clone(journal)
+        }
+        _ => return send(live, request),
+    };
+    let Some(tx) = live.tx.clone() else {
+        return send(live, request); // the same refusal
+    };
+    let token = request.request_id;
+    let bytes = frame::encode(&t::EngineFrame {
+        body: Some(t::engine_frame::Body::Order(request)),
+    });
+    let (shared, instance_id) = (Arc::clone(shared), instance.spec.instance_id.clone());
+    let runtime = shared.runtime.clone();
+    runtime.spawn_blocking(move || match journal.sync_to(position) {
+        Ok(()) => {
+            let _ = tx.send(bytes);
+        }
+        Err(e) => {
+            if let Ok(instance) = shared.instance(&instance_id) {
+                let result = t::OrderResult {
+                    request_id: token,
+                    retcode: TRADE_RETCODE_ERROR,
+                    comment: format!("the order journal could not be synced ({e}); not sent"),
+                    ..Default::default()
+                };
+                answers::on_result(&shared, &instance, &result);
+            }
+        }
+    });
+    Ok(())
+}
+
+/// MT5's "request processing error": how an order the engine could not send is answered.
+const TRADE_RETCODE_ERROR: u32 = 10011;
 
 /// `TRADE_ACTION_DEAL` (market) and `TRADE_ACTION_PENDING`.
 const TRADE_ACTION_DEAL: u32 = 1;
@@ -397,7 +432,7 @@ pub fn place_gated(
     // The idempotency record is durable (at least against a crash of this process)
     // before the order leaves.
     let position = journal(shared, &entry)?;
-    send(shared, &live, request, position)?;
+    send_journaled(shared, instance, &live, request, position)?;
     publish(
         shared,
         instance,
@@ -452,7 +487,7 @@ pub fn check(
     };
     let price = request.price;
     let point = spec.point;
-    send(shared, &live, request, 0)?;
+    send(&live, request)?;
     live.pending.insert(
         token,
         PendingRequest {
@@ -557,7 +592,7 @@ pub fn cancel(
         ..Default::default()
     };
     let ticket = request.order;
-    send(shared, &live, request, 0)?;
+    send(&live, request)?;
     live.pending.insert(
         token,
         PendingRequest::plain(RequestKind::Cancel, cid, ticket),
@@ -614,7 +649,7 @@ pub fn modify(
     };
     risk::live::check_prices(shared, instance, &live, &request)?;
     risk::live::check_change(shared, instance, &mut live, false)?;
-    send(shared, &live, request, 0)?;
+    send(&live, request)?;
     live.pending
         .insert(token, PendingRequest::plain(RequestKind::Modify, cid, 0));
     Ok(token)
@@ -685,7 +720,7 @@ pub fn modify_position(
         tp: take_profit,
         ..Default::default()
     };
-    send(shared, &live, request, 0)?;
+    send(&live, request)?;
     live.pending.insert(
         token,
         PendingRequest::plain(RequestKind::Sltp, String::new(), position_id),
