@@ -134,31 +134,43 @@ impl EventLog {
         from_sequence: u64,
         limit: usize,
     ) -> Result<Arc<Subscription>> {
-        let inner = self.inner.lock();
-        if from_sequence > inner.last {
-            return Err(EngineError::new(
+        // The log can be large: it is read without the lock (publishing goes on meanwhile),
+        // and only what the ring no longer holds is taken from it.
+        let ahead = |last: u64| {
+            EngineError::new(
                 Code::InvalidArgument,
                 "SEQUENCE_AHEAD",
                 format!(
-                    "from_sequence: {from_sequence} is after the last event {} of '{instance_id}'",
-                    inner.last
+                    "from_sequence: {from_sequence} is after the last event {last} of '{instance_id}'"
                 ),
             )
-            .field("from_sequence"));
-        }
-        let oldest_in_ring = inner.ring.front().map_or(inner.last + 1, |(seq, _)| *seq);
-        let mut missed: Vec<Bytes> = Vec::new();
-        if from_sequence + 1 < oldest_in_ring {
-            if let Some(path) = &self.path {
-                for payload in read_frames(path).unwrap_or_default() {
-                    if let Ok(event) = v1::ExecutionEvent::decode(&payload[..]) {
-                        if event.sequence > from_sequence && event.sequence < oldest_in_ring {
-                            missed.push(piece(&event));
-                        }
-                    }
-                }
+            .field("from_sequence")
+        };
+        let needs_log = {
+            let inner = self.inner.lock();
+            if from_sequence > inner.last {
+                return Err(ahead(inner.last));
             }
+            from_sequence + 1 < oldest_in_ring(&inner)
+        };
+        let mut logged = if needs_log {
+            self.logged_after(from_sequence)
+        } else {
+            Vec::new()
+        };
+        let inner = self.inner.lock();
+        let oldest = oldest_in_ring(&inner);
+        let read_up_to = logged.last().map_or(from_sequence, |(seq, _)| *seq);
+        if from_sequence + 1 < oldest && read_up_to + 1 < oldest {
+            // More events than the ring holds were published while the log was read: read
+            // it again, under the lock this time (rare).
+            logged = self.logged_after(from_sequence);
         }
+        let mut missed: Vec<Bytes> = logged
+            .into_iter()
+            .filter(|(seq, _)| *seq < oldest)
+            .map(|(_, piece)| piece)
+            .collect();
         missed.extend(
             inner
                 .ring
@@ -178,6 +190,26 @@ impl EventLog {
         }
         Ok(sub)
     }
+}
+
+impl EventLog {
+    /// The logged events after `from_sequence`, in order, encoded as stream pieces.
+    fn logged_after(&self, from_sequence: u64) -> Vec<(u64, Bytes)> {
+        let Some(path) = &self.path else {
+            return Vec::new();
+        };
+        read_frames(path)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|payload| v1::ExecutionEvent::decode(&payload[..]).ok())
+            .filter(|event| event.sequence > from_sequence)
+            .map(|event| (event.sequence, piece(&event)))
+            .collect()
+    }
+}
+
+fn oldest_in_ring(inner: &Inner) -> u64 {
+    inner.ring.front().map_or(inner.last + 1, |(seq, _)| *seq)
 }
 
 #[cfg(test)]

@@ -564,14 +564,14 @@ impl PyEngine {
     }
 
     /// Subscribes to one instance's executions after `from_sequence` (replay, then live).
+    /// A replay older than the ring reads the instance's log: without the GIL.
     fn subscribe_executions(
         &self,
+        py: Python<'_>,
         instance_id: &str,
         from_sequence: u64,
     ) -> PyResult<PySubscription> {
-        let sub = self
-            .inner
-            .subscribe_executions(instance_id, from_sequence)?;
+        let sub = py.detach(|| self.inner.subscribe_executions(instance_id, from_sequence))?;
         Ok(PySubscription {
             topic: Topic::Executions,
             sub,
