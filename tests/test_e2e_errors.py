@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import timestamp_pb2
 from tests.support import create_sim, error_info
 
 from mt5exec.testing import ServerProcess
@@ -219,6 +220,24 @@ CASES: list[tuple[str, Callable[[ServerProcess], Any], grpc.StatusCode, str, str
         INVALID,
         "FILLING_INVALID",
         "filling",
+    ),
+    (
+        "PlaceOrder expiration beyond any time",
+        lambda s: s.orders.PlaceOrder(
+            order_pb2.PlaceOrderRequest(
+                instance_id="known",
+                symbol="EURUSD",
+                side=1,
+                type=2,
+                volume=0.1,
+                price=1.0,
+                time_in_force=3,
+                expiration=timestamp_pb2.Timestamp(seconds=2**62),
+            )
+        ),
+        INVALID,
+        "VALUE_OUT_OF_RANGE",
+        "expiration",
     ),
     (
         "StreamExecutions unknown instance",

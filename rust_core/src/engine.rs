@@ -562,9 +562,21 @@ impl Engine {
             return Err(session::too_long("comment", 64));
         }
         let instance = self.shared.instance(&p.instance_id)?;
-        let expiration_msc = p
-            .expiration
-            .map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos / 1_000_000));
+        let expiration_msc = match p.expiration {
+            None => 0,
+            Some(t) => t
+                .seconds
+                .checked_mul(1000)
+                .and_then(|ms| ms.checked_add(i64::from(t.nanos / 1_000_000)))
+                .filter(|_| (0..1_000_000_000).contains(&t.nanos))
+                .ok_or_else(|| {
+                    EngineError::invalid(
+                        "expiration",
+                        "VALUE_OUT_OF_RANGE",
+                        "expiration: not a representable time",
+                    )
+                })?,
+        };
         let intent = OrderIntent {
             client_order_id: cid,
             symbol: p.symbol,
