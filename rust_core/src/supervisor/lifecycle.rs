@@ -260,6 +260,9 @@ async fn run_worker(shared: &Arc<Shared>, instance: &Arc<Instance>) -> Result<()
         set_state(shared, instance, &mut live, S::Connecting, "HANDSHAKE");
     }
     let result = serve(shared, instance, &listener, &mut child).await;
+    // The connection is over: new requests are refused at once from here on, not written to
+    // a dead socket while the worker's exit is awaited.
+    instance.live.lock().tx = None;
     drop(listener);
     let _ = std::fs::remove_file(&socket);
     // A worker that ended its connection exits by itself; one that stopped answering is
