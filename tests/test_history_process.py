@@ -5,13 +5,30 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import struct
+import zlib
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from mt5exec.storage.history_process import HistoryProcess, HistoryUnavailable, events_of
+from mt5exec.storage.history_process import HistoryProcess, HistoryUnavailable
 from mt5exec.v1 import common_pb2, stream_pb2
+
+
+def _log(instances: Path, instance_id: str, events: bytes) -> None:
+    """Appends a batch's events to the instance's execution log, as the engine writes it."""
+    path = instances / "owner" / instance_id / "executions.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as f:
+        for event in stream_pb2.StreamExecutionsResponse.FromString(events).events:
+            payload = event.SerializeToString()
+            f.write(struct.pack(">II", len(payload), zlib.crc32(payload)) + payload)
+
+
+def _append(path: Path, data: bytes) -> None:
+    with open(path, "ab") as f:
+        f.write(data)
 
 
 def _batch(instance_id: str, first_sequence: int) -> bytes:
@@ -44,13 +61,14 @@ def test_records_reach_duckdb_and_the_child_exits_on_close(tmp_path: Path) -> No
     db = tmp_path / "h.duckdb"
 
     async def scenario() -> int:
-        history = HistoryProcess(db, flush_interval_ms=50)
+        instances = tmp_path / "instances"
+        history = HistoryProcess(db, flush_interval_ms=50, instances_dir=instances)
         await history.start()
         instance = common_pb2.Instance(instance_id="a", owner="o", backend=common_pb2.BACKEND_SIM)
         history.record_instance(instance.SerializeToString())
-        history.record_executions(_batch("a", 1))
-        history.record_executions(_batch("a", 1))  # a replay changes nothing
-        history.record_executions(_batch("a", 3))
+        _log(instances, "a", _batch("a", 1))
+        _log(instances, "a", _batch("a", 1))  # a replay changes nothing
+        _log(instances, "a", _batch("a", 3))
         await history.flush()
         assert history._proc is not None
         proc = history._proc
@@ -91,11 +109,12 @@ def test_a_dead_child_never_breaks_the_caller(tmp_path: Path) -> None:
         os.kill(history._proc.pid, signal.SIGKILL)
         await history._proc.wait()
         await asyncio.sleep(0.05)
-        for n in range(10):
-            history.record_executions(_batch("a", 2 * n + 1))
+        order = common_pb2.Order(instance_id="a", client_order_id="c").SerializeToString()
+        for _ in range(10):
+            history.record_order(order)
         await asyncio.sleep(0.05)
-        for n in range(10):
-            history.record_executions(_batch("a", 100 + 2 * n))
+        for _ in range(10):
+            history.record_order(order)
         with pytest.raises(HistoryUnavailable):
             await asyncio.wait_for(history.flush(), 5)
         await history.close()
@@ -104,29 +123,15 @@ def test_a_dead_child_never_breaks_the_caller(tmp_path: Path) -> None:
     assert asyncio.run(scenario()) > 0
 
 
-def test_events_are_sliced_out_of_a_batch_byte_for_byte() -> None:
-    batch = stream_pb2.StreamExecutionsResponse()
-    for i in range(200):  # lengths across the one- and two-byte varint boundary
-        event = batch.events.add(instance_id="i" * i, sequence=i + 1)
-        event.order_update.client_order_id = f"c{i}"
-    raw = batch.SerializeToString()
-    assert events_of(raw, stream_pb2.StreamExecutionsResponse) == [
-        e.SerializeToString() for e in batch.events
-    ]
-    assert events_of(b"", stream_pb2.StreamExecutionsResponse) == []
-    with pytest.raises(ValueError, match="truncated"):
-        events_of(raw[:-1], stream_pb2.StreamExecutionsResponse)
-
-
 def test_a_bad_record_is_skipped_and_the_history_goes_on(tmp_path: Path) -> None:
     db = tmp_path / "h.duckdb"
 
     async def scenario() -> None:
-        history = HistoryProcess(db, flush_interval_ms=50)
+        instances = tmp_path / "instances"
+        history = HistoryProcess(db, flush_interval_ms=50, instances_dir=instances)
         await history.start()
-        history.record_executions(_batch("a", 1)[:-3])  # truncated
         history.record_order(b"\xff\xff\xff")  # not an Order
-        history.record_executions(_batch("a", 3))
+        _log(instances, "a", _batch("a", 3))
         await history.flush()
         await history.close()
 
@@ -153,3 +158,38 @@ def test_a_flush_the_child_cannot_get_fails_at_once(tmp_path: Path) -> None:
         await history.close()
 
     asyncio.run(scenario())
+
+
+def test_events_logged_while_no_history_ran_are_caught_up_once(tmp_path: Path) -> None:
+    """The logs are the source: a history process started after events were logged (a server
+    that crashed before passing them on) writes them, and one started again writes nothing
+    twice; a record still being written waits for its end."""
+    db, instances = tmp_path / "h.duckdb", tmp_path / "instances"
+    _log(instances, "a", _batch("a", 1))
+    _log(instances, "b", _batch("b", 1))
+
+    async def run(extra: bytes = b"") -> None:
+        history = HistoryProcess(db, flush_interval_ms=50, instances_dir=instances)
+        await history.start()
+        if extra:
+            path = instances / "owner" / "a" / "executions.log"
+            _append(path, extra[:5])  # half a record: not read yet
+            await history.flush()
+            _append(path, extra[5:])
+        await history.flush()
+        await history.close()
+
+    def sequences() -> list[tuple[str, int]]:
+        con = duckdb.connect(str(db), read_only=True)
+        try:
+            rows = con.execute("select instance_id, sequence from executions order by 1, 2")
+            return [(str(i), int(q)) for i, q in rows.fetchall()]
+        finally:
+            con.close()
+
+    asyncio.run(run())
+    assert sequences() == [("a", 1), ("a", 2), ("b", 1), ("b", 2)]
+    event = stream_pb2.StreamExecutionsResponse.FromString(_batch("a", 3)).events[0]
+    payload = event.SerializeToString()
+    asyncio.run(run(struct.pack(">II", len(payload), zlib.crc32(payload)) + payload))
+    assert sequences() == [("a", 1), ("a", 2), ("a", 3), ("b", 1), ("b", 2)]

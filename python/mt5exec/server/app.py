@@ -8,7 +8,6 @@ UNAVAILABLE, in-flight calls given the grace period, every worker stopped
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
@@ -50,22 +49,6 @@ _OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
 ]
-
-
-async def _record_executions(state: AppState) -> None:
-    """Feeds every execution event to the DuckDB history, off the order path."""
-    assert state.history is not None
-    history = state.history
-    while True:
-        sub = state.engine.subscribe(Topic.EXECUTIONS, [])
-        try:
-            async for batch in sub.messages(1 << 20):
-                history.record_executions(batch)
-        except MT5ExecError as e:
-            if e.reason == "SERVER_SHUTTING_DOWN":
-                return
-            # History fell behind (the order journal still has every order): carry on.
-            log.warning("history subscription ended (%s); resubscribing", e.reason)
 
 
 async def _record_ticks(state: AppState) -> None:
@@ -116,6 +99,7 @@ class Server:
                 tick_retention_days=(
                     config.history.tick_retention_days if config.history.ticks else 0.0
                 ),
+                instances_dir=config.instances_dir,
             )
         self.state = AppState(
             config=config,
@@ -127,7 +111,6 @@ class Server:
         self.grpc = grpc.aio.server(options=_OPTIONS)
         self.health = health.aio.HealthServicer()
         self.port = 0
-        self._recorder: asyncio.Task[None] | None = None
         self._background: list[asyncio.Task[None]] = []
         self.metrics: MetricsServer | None = None
 
@@ -141,7 +124,6 @@ class Server:
             self.metrics = MetricsServer(self.engine, config.server.metrics_listen)
         if self.state.history is not None:
             await self.state.history.start()
-            self._recorder = asyncio.create_task(_record_executions(self.state))
             if config.history.ticks:
                 self._background.append(asyncio.create_task(_record_ticks(self.state)))
         add_service(
@@ -218,10 +200,6 @@ class Server:
         if self.state.history is not None:
             for instance in stopped:
                 self.state.history.record_instance(instance.SerializeToString())
-        if self._recorder is not None:
-            self._recorder.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._recorder
         if self.state.history is not None:
             await self.state.history.close()
         self.engine.detach()

@@ -3,16 +3,19 @@
 DuckDB allows one writing process, and its Python API holds the GIL while it
 appends and commits; in the server's own process a flush stalled the event
 loop for milliseconds (p99 of every RPC went from ~1 ms to ~4 ms). So the
-server owns a child process that owns the DuckDB file: the server writes
-already-encoded protobuf bytes to the child's stdin (non-blocking, from the
-event loop) and the child decodes and batches them with ``HistoryWriter``.
-The child exits when its stdin closes, so it never outlives the server.
+server owns a child process that owns the DuckDB file and batches what it gets
+with ``HistoryWriter``. Execution events the child reads itself, from the
+engine's execution logs (``log_tail``): nothing per event passes through the
+server. Instances and ticks the server writes as already-encoded protobuf bytes
+to the child's stdin (non-blocking, from the event loop). The child exits when
+its stdin closes, so it never outlives the server.
 
 Frames on stdin: one kind byte, a 4-byte big-endian length, the payload.
-``I`` an encoded ``Instance``, ``O`` an ``Order``, ``E`` a
-``StreamExecutionsResponse`` (a batch of events), ``F`` a flush request whose
-8-byte id the child echoes on stdout (as an ``F`` frame) once written. The
-child writes ``R`` on stdout when the database is open.
+``I`` an encoded ``Instance``, ``O`` an ``Order``, ``T`` a
+``StreamTicksResponse`` (tick storage), ``F`` a flush request whose 8-byte id
+the child echoes on stdout (as an ``F`` frame) once everything logged and sent
+before it is written. The child writes ``R`` on stdout when the database is
+open.
 """
 
 from __future__ import annotations
@@ -24,9 +27,13 @@ import logging
 import os
 import struct
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from mt5exec.storage.log_tail import LogTail
 
 _HEADER = struct.Struct(">cI")
 log = logging.getLogger("mt5exec.history")
@@ -44,39 +51,19 @@ def _read_exact(stream: BinaryIO, n: int) -> bytes | None:
     return data if data is not None and len(data) == n else None
 
 
-def events_of(batch: bytes, message: Any) -> list[bytes]:
-    """The encoded events of a batch message whose only field is ``repeated <Message> = 1``
-    (a ``StreamExecutionsResponse``), sliced out of its bytes: no decoding and re-encoding of
-    each event. Anything else in the bytes falls back to decoding ``message``."""
-    out: list[bytes] = []
-    pos, end = 0, len(batch)
-    while pos < end:
-        if batch[pos] != 0x0A:  # field 1, length-delimited
-            return [e.SerializeToString() for e in message.FromString(batch).events]
-        pos += 1
-        size = shift = 0
-        while pos < end:
-            byte = batch[pos]
-            pos += 1
-            size |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                break
-        if pos + size > end:
-            raise ValueError("truncated execution batch")
-        out.append(batch[pos : pos + size])
-        pos += size
-    return out
-
-
 def run_child(
-    db: Path, flush_interval_ms: int, batch_size: int, tick_retention_days: float = 0.0
+    db: Path,
+    flush_interval_ms: int,
+    batch_size: int,
+    tick_retention_days: float = 0.0,
+    instances_dir: Path | None = None,
 ) -> int:
     from google.protobuf.message import DecodeError
 
     from mt5exec.storage.history import HistoryError, HistoryWriter
+    from mt5exec.storage.log_tail import LogTail
     from mt5exec.storage.ticks import TickStore
-    from mt5exec.v1 import common_pb2, stream_pb2
+    from mt5exec.v1 import common_pb2
 
     # Below the server and the workers: history can wait, orders cannot. SCHED_IDLE runs
     # only on otherwise idle CPU and yields at once when the server wakes up.
@@ -91,6 +78,20 @@ def run_child(
         print(f"history: {e}", file=sys.stderr, flush=True)
         return 3
     ticks = TickStore(writer.cursor(), tick_retention_days) if tick_retention_days else None
+    tail = None
+    if instances_dir is not None:
+        stored = dict(writer.query("SELECT instance_id, max(sequence) FROM executions GROUP BY 1"))
+        tail = LogTail(instances_dir, writer.record_execution, stored)
+        tail.poll()  # catch up with what the logs gained while no history process ran
+    stop_tailing = threading.Event()
+    tailer = threading.Thread(
+        target=_tail_logs,
+        args=(tail, flush_interval_ms / 1000.0, stop_tailing),
+        name="history-log-tail",
+        daemon=True,
+    )
+    if tail is not None:
+        tailer.start()
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     stdout.write(_HEADER.pack(b"R", 0))
     stdout.flush()
@@ -105,10 +106,7 @@ def run_child(
             if payload is None:
                 break
             try:
-                if kind == b"E":
-                    for event in events_of(payload, stream_pb2.StreamExecutionsResponse):
-                        writer.record_execution(event)
-                elif kind == b"I":
+                if kind == b"I":
                     writer.record_instance(common_pb2.Instance.FromString(payload))
                 elif kind == b"O":
                     writer.record_order(common_pb2.Order.FromString(payload))
@@ -122,16 +120,30 @@ def run_child(
             if kind == b"T" and ticks is not None:
                 ticks.add(payload)
             elif kind == b"F":
+                if tail is not None:
+                    tail.poll()  # everything logged before the flush request
                 if ticks is not None:
                     ticks.flush()
                 writer.flush()
                 stdout.write(_HEADER.pack(b"F", len(payload)) + payload)
                 stdout.flush()
     finally:
+        stop_tailing.set()
+        if tail is not None:
+            tailer.join()
+            tail.poll()
         if ticks is not None:
             ticks.flush()
         writer.close()
     return 0
+
+
+def _tail_logs(tail: LogTail, interval: float, stop: threading.Event) -> None:
+    while not stop.wait(interval):
+        try:
+            tail.poll()
+        except OSError as e:  # an unreadable log is retried at the next poll
+            log.warning("history: cannot read an execution log: %s", e)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -140,9 +152,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--flush-interval-ms", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--tick-retention-days", type=float, default=0.0, help="0: no ticks")
+    parser.add_argument(
+        "--instances-dir", type=Path, default=None, help="where the execution logs are read"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s history %(levelname)s %(message)s")
-    return run_child(args.db, args.flush_interval_ms, args.batch_size, args.tick_retention_days)
+    return run_child(
+        args.db,
+        args.flush_interval_ms,
+        args.batch_size,
+        args.tick_retention_days,
+        args.instances_dir,
+    )
 
 
 # ---------------------------------------------------------------------------- the server side
@@ -160,8 +181,11 @@ class HistoryProcess:
         flush_interval_ms: int = 200,
         batch_size: int = 1000,
         tick_retention_days: float = 0.0,
+        instances_dir: Path | None = None,
     ) -> None:
+        """``instances_dir``: where the engine's execution logs are (none: no executions)."""
         self.path = path
+        self.instances_dir = instances_dir
         self.tick_retention_days = tick_retention_days
         self.flush_interval_ms = flush_interval_ms
         self.batch_size = batch_size
@@ -185,6 +209,7 @@ class HistoryProcess:
             str(self.batch_size),
             "--tick-retention-days",
             str(self.tick_retention_days),
+            *(() if self.instances_dir is None else ("--instances-dir", str(self.instances_dir))),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
@@ -245,10 +270,6 @@ class HistoryProcess:
     def record_ticks(self, batch: bytes) -> None:
         """An encoded StreamTicksResponse (only kept when tick storage is on)."""
         self._send(b"T", batch)
-
-    def record_executions(self, batch: bytes) -> None:
-        """An encoded StreamExecutionsResponse, passed on as it is."""
-        self._send(b"E", batch)
 
     async def flush(self) -> None:
         """Waits until everything sent so far is committed."""
