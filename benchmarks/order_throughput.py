@@ -182,6 +182,7 @@ def main() -> None:
             "unary_orders": go_unary["orders"],
             "client_cpu_us_per_unary_order": round(go_unary["client_cpu_us_per_order"], 1),
             "order_session_per_s": round(go_session["orders_per_s"]),
+            "order_session_ok": go_session["ok"],
             "order_session_filled": go_session["filled"],
             "client_cpu_us_per_session_order": round(go_session["client_cpu_us_per_order"], 1),
         },

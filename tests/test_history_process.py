@@ -13,6 +13,7 @@ import duckdb
 import pytest
 
 from mt5exec.storage.history_process import HistoryProcess, HistoryUnavailable
+from mt5exec.storage.log_tail import LogTail
 from mt5exec.v1 import common_pb2, stream_pb2
 
 
@@ -193,3 +194,35 @@ def test_events_logged_while_no_history_ran_are_caught_up_once(tmp_path: Path) -
     payload = event.SerializeToString()
     asyncio.run(run(struct.pack(">II", len(payload), zlib.crc32(payload)) + payload))
     assert sequences() == [("a", 1), ("a", 2), ("a", 3), ("b", 1), ("b", 2)]
+
+
+def test_a_log_made_anew_is_read_from_its_start(tmp_path: Path) -> None:
+    """An instance deleted and created again between two polls: its new log (another file at
+    the same path, already as long as the old one) is read from its first record."""
+    instances = tmp_path / "instances"
+    got: list[int] = []
+    tail = LogTail(
+        instances, lambda raw: got.append(common_pb2.ExecutionEvent.FromString(raw).sequence)
+    )
+    _log(instances, "a", _batch("a", 1))
+    assert tail.poll() == 2
+    path = instances / "owner" / "a" / "executions.log"
+    path.unlink()
+    _log(instances, "a", _batch("a", 7))
+    _log(instances, "a", _batch("a", 9))
+    assert tail.poll() == 4
+    assert got == [1, 2, 7, 8, 9, 10]
+
+
+def test_the_tail_waits_while_the_writer_is_behind(tmp_path: Path) -> None:
+    instances = tmp_path / "instances"
+    got: list[bytes] = []
+    backlog = [10]
+    tail = LogTail(instances, got.append, backlog=lambda: backlog[0], max_backlog=5)
+    _log(instances, "a", _batch("a", 1))
+    assert tail.poll() == 0
+    assert tail.behind
+    backlog[0] = 0
+    tail.drain(lambda: None)
+    assert len(got) == 2
+    assert not tail.behind

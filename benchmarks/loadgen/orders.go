@@ -74,8 +74,9 @@ func unaryBench(conn *grpc.ClientConn, t orderTarget, concurrency int, seconds, 
 	empty := []byte{}
 	null := func(int, int) error { _, err := invoke(ctx, conn, healthCheck, empty); return err }
 	var filled atomic.Int64
+	var round atomic.Int64 // ids of the warm-up and of the run must differ
 	place := func(w, n int) error {
-		o := t.market(fmt.Sprintf("%s%d-%d", prefix, w, n), n)
+		o := t.market(fmt.Sprintf("%s%d-%d-%d", prefix, round.Load(), w, n), n)
 		reply, err := invoke(ctx, conn, placeMethod, o.encode())
 		if err == nil && decodeOrderReply(reply).status == statusFilled {
 			filled.Add(1)
@@ -89,6 +90,11 @@ func unaryBench(conn *grpc.ClientConn, t orderTarget, concurrency int, seconds, 
 	if err != nil {
 		return nil, fmt.Errorf("null RPC: %w", err)
 	}
+	if _, _, err := unaryRate(conn, concurrency, warmup, place); err != nil {
+		return nil, fmt.Errorf("PlaceOrder: %w", err)
+	}
+	filled.Store(0)
+	round.Add(1)
 	cpu0 := cpuSeconds()
 	orderRate, orders, err := unaryRate(conn, concurrency, seconds, place)
 	if err != nil {

@@ -95,12 +95,12 @@ func streamBench(address, method, instance string, n int, seconds, warmup float6
 				}
 				decodeTicks(msg, &batch)
 				k := uint64(len(batch.receivedNanos))
-				if expected != 0 && batch.sequence > expected {
+				if inside && expected != 0 && batch.sequence > expected {
 					out.LostGaps += batch.sequence - expected
 				}
 				expected = batch.sequence + k
-				out.Dropped = max(out.Dropped, batch.dropped)
 				if inside {
+					out.Dropped = max(out.Dropped, batch.dropped)
 					if out.Messages == 0 {
 						first = batch.sequence
 					}

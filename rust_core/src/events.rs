@@ -54,7 +54,11 @@ impl EventLog {
             length: 0,
         };
         if let Some(path) = &path {
-            let (frames, intact) = read_frames_and_length(path).unwrap_or_default();
+            // A log that cannot be read is not cut (nor appended to): its events stay on
+            // disk for a later start, and this run keeps its events in the ring only.
+            let read = read_frames_and_length(path);
+            let readable = read.is_ok();
+            let (frames, intact) = read.unwrap_or_default();
             for payload in frames {
                 if let Ok(event) = v1::ExecutionEvent::decode(&payload[..]) {
                     inner.last = inner.last.max(event.sequence);
@@ -65,7 +69,9 @@ impl EventLog {
                 }
             }
             let _ = std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")));
-            inner.file = OpenOptions::new().create(true).append(true).open(path).ok();
+            if readable {
+                inner.file = OpenOptions::new().create(true).append(true).open(path).ok();
+            }
             // A record torn by a crash mid-write is cut off: appended after it, every later
             // event would be unreadable to a resume from the log.
             if let Some(file) = &inner.file {

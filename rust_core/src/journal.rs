@@ -84,7 +84,7 @@ pub struct Journal {
     sync: Mutex<SyncState>,
     synced: Condvar,
     dirty: AtomicBool,
-    /// A failed write could not be cut off: appends are refused.
+    /// A failed write could not be cut off, or an fsync failed: appends and syncs are refused.
     broken: AtomicBool,
     /// The journal's cost.
     pub stats: JournalStats,
@@ -248,7 +248,7 @@ impl Journal {
             let mut file = self.file.lock();
             if self.broken.load(Ordering::Acquire) {
                 return Err(std::io::Error::other(
-                    "a failed write left the journal unusable until the server restarts",
+                    "a failed write or fsync left the journal unusable until the server restarts",
                 ));
             }
             if let Err(e) = file.write_all(&bytes) {
@@ -292,11 +292,21 @@ impl Journal {
         sync.syncing = true;
         let target = sync.written;
         drop(sync);
-        let result = self.fsync();
+        let result = if self.broken.load(Ordering::Acquire) {
+            Err(std::io::Error::other(
+                "an earlier fsync of the journal failed: nothing written since is known durable",
+            ))
+        } else {
+            self.fsync()
+        };
         let mut sync = self.sync.lock();
         sync.syncing = false;
         if result.is_ok() {
             sync.synced = sync.synced.max(target);
+        } else {
+            // Linux reports a writeback error once: a later fsync may succeed although pages
+            // of both were dropped. Nothing is called durable from here on.
+            self.broken.store(true, Ordering::Release);
         }
         self.synced.notify_all();
         result

@@ -33,6 +33,7 @@ from mt5exec.server.handlers import Context
 from mt5exec.server.state import AppState
 from mt5exec.services import risk_control, validation
 from mt5exec.sim.symbols import DEFAULT_SYMBOLS
+from mt5exec.storage.history_process import HistoryUnavailable
 from mt5exec.v1 import common_pb2, instance_pb2
 
 log = logging.getLogger("mt5exec.instances")
@@ -412,6 +413,11 @@ class InstanceService(risk_control.RiskControls):
         instance = await self._engine.stop_instance(instance_id)
         self._engine.remove_instance(instance_id)
         del self._records[instance_id]
+        if self._state.history is not None:
+            # The history reads the instance's execution log: everything in it is written
+            # before the log goes with the directory.
+            with contextlib.suppress(HistoryUnavailable):
+                await self._state.history.flush()
         directory = self._directory(record.owner, instance_id)
         await asyncio.to_thread(shutil.rmtree, directory, True)
         self._history(instance)

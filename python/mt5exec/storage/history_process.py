@@ -81,8 +81,9 @@ def run_child(
     tail = None
     if instances_dir is not None:
         stored = dict(writer.query("SELECT instance_id, max(sequence) FROM executions GROUP BY 1"))
-        tail = LogTail(instances_dir, writer.record_execution, stored)
-        tail.poll()  # catch up with what the logs gained while no history process ran
+        tail = LogTail(
+            instances_dir, writer.record_execution, stored, backlog=lambda: writer.pending
+        )
     stop_tailing = threading.Event()
     tailer = threading.Thread(
         target=_tail_logs,
@@ -121,7 +122,7 @@ def run_child(
                 ticks.add(payload)
             elif kind == b"F":
                 if tail is not None:
-                    tail.poll()  # everything logged before the flush request
+                    tail.drain(writer.flush)  # everything logged before the flush request
                 if ticks is not None:
                     ticks.flush()
                 writer.flush()
@@ -131,7 +132,8 @@ def run_child(
         stop_tailing.set()
         if tail is not None:
             tailer.join()
-            tail.poll()
+            with contextlib.suppress(OSError):
+                tail.drain(writer.flush)
         if ticks is not None:
             ticks.flush()
         writer.close()
@@ -139,11 +141,15 @@ def run_child(
 
 
 def _tail_logs(tail: LogTail, interval: float, stop: threading.Event) -> None:
-    while not stop.wait(interval):
+    """Polls the logs: at once (what they gained while no history process ran), then every
+    interval, or soon again while the last poll left bytes unread."""
+    while True:
         try:
             tail.poll()
-        except OSError as e:  # an unreadable log is retried at the next poll
-            log.warning("history: cannot read an execution log: %s", e)
+        except OSError as e:  # the instances directory itself: retried at the next poll
+            log.warning("history: cannot list the execution logs: %s", e)
+        if stop.wait(0.01 if tail.behind else interval):
+            return
 
 
 def main(argv: Sequence[str] | None = None) -> int:

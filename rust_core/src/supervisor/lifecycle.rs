@@ -404,7 +404,18 @@ async fn serve(
             // Cancel-safe: a watchdog tick in the middle of a frame loses none of it.
             read = reader.next() => match read {
                 Ok(Some(payload)) => handle_payload(shared, instance, &payload)?,
-                Ok(None) => return Ok(()),
+                // The worker closed the connection: if it is exiting, say how (a crash ends
+                // its connection before its exit is seen).
+                Ok(None) => {
+                    return match tokio::time::timeout(EXIT_DRAIN, child.wait()).await {
+                        Ok(Ok(status)) if status.success() => Ok(()),
+                        Ok(status) => Err(worker_error(
+                            "WORKER_EXITED",
+                            format!("the worker exited: {}", describe(status)),
+                        )),
+                        Err(_) => Ok(()),
+                    };
+                }
                 Err(e) => return Err(worker_error("PROTOCOL_ERROR", e.to_string())),
             },
             status = child.wait() => {
