@@ -295,10 +295,10 @@ _FIELD_NUMBERS = {f.name: f.number for f in pb.WorkerFrame.DESCRIPTOR.fields}
 
 
 def _frame(**body: Message) -> bytes:
-    """The frame of a WorkerFrame with one body field, e.g. ``_frame(deal=report)``.
+    """The frame of a WorkerFrame with one body field, e.g. ``_frame(orders=snapshot)``.
 
-    Byte-for-byte ``encode_frame(pb.WorkerFrame(deal=report))``, without copying the message
-    into a wrapper first: this runs for every frame of every order.
+    Byte-for-byte ``encode_frame(pb.WorkerFrame(orders=snapshot))``, without copying the
+    message into a wrapper first. Frames of every order use ``_small_frame``.
     """
     ((name, msg),) = body.items()
     return encode_field_frame(_FIELD_NUMBERS[name], msg.SerializeToString())
@@ -306,6 +306,27 @@ def _frame(**body: Message) -> bytes:
 
 _FRAME_LENGTH = struct.Struct(">I")
 _POSITIONS_KEY = varint(pb.WorkerFrame.POSITIONS_FIELD_NUMBER << 3 | 2)
+
+
+def _key(name: str) -> bytes:
+    return varint(_FIELD_NUMBERS[name] << 3 | 2)
+
+
+# Keys of the frames every order sends, and one-byte lengths: what ``_frame`` works out anew
+# each time (~1 µs of a frame's 1.3 µs).
+_DEAL_KEY, _UPDATE_KEY, _ACCOUNT_KEY, _RESULT_KEY = map(
+    _key, ("deal", "order_update", "account", "order_result")
+)
+_SHORT_LENGTHS = [bytes((n,)) for n in range(0x80)]
+
+
+def _small_frame(key: bytes, msg: Message) -> bytes:
+    """``_frame`` for the messages of bounded size every order sends (a deal, an order
+    update, the account, the result): far below ``MAX_FRAME_SIZE``."""
+    payload = msg.SerializeToString()
+    n = len(payload)
+    length = _SHORT_LENGTHS[n] if n < 0x80 else varint(n)
+    return _FRAME_LENGTH.pack(len(key) + len(length) + n) + key + length + payload
 
 
 def _positions_frame(broker: SimBroker) -> tuple[bytes, bytes]:
@@ -406,7 +427,7 @@ class SimWorker:
 
     def _send_account(self, now: float) -> None:
         account = self.broker.account_snapshot()
-        self._out.append(_frame(account=account))
+        self._out.append(_small_frame(_ACCOUNT_KEY, account))
         self._last_equity = account.equity
         self._last_account = now
 
@@ -442,16 +463,16 @@ class SimWorker:
     def _execute(self, req: pb.OrderRequest, now: float) -> None:
         outcome = self.broker.send(req)
         self._report(outcome, now)
-        self._out.append(_frame(order_result=outcome.result))
+        self._out.append(_small_frame(_RESULT_KEY, outcome.result))
 
     def _report(self, changes: SendOutcome | Activity, now: float) -> None:
         """Frames of a change, in the order the engine relies on: a client that has its
         OrderResult and then reads positions, orders or the account must already see it."""
         out = self._out
         for deal in changes.deals:
-            out.append(_frame(deal=deal))
+            out.append(_small_frame(_DEAL_KEY, deal))
         for update in changes.order_updates:
-            out.append(_frame(order_update=update))
+            out.append(_small_frame(_UPDATE_KEY, update))
         if changes.positions_changed:
             out.extend(_positions_frame(self.broker))
         if changes.orders_changed:
