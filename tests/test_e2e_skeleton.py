@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -334,3 +335,51 @@ def test_sigkill_of_the_server_leaves_no_worker_trading(tmp_path: object) -> Non
         assert wait_gone(pids, timeout=5) == [], "workers exit when the engine's socket closes"
     finally:
         srv.kill()
+
+
+def test_an_instance_made_again_numbers_its_events_after_the_deleted_one(tmp_path: object) -> None:
+    """Clients and the history key events by (instance, sequence): an instance deleted and
+    created again under its id goes on from the last number, so the history keeps both."""
+    from pathlib import Path
+
+    data = Path(str(tmp_path)) / "data"
+
+    def order(cid: str) -> order_pb2.PlaceOrderRequest:
+        return order_pb2.PlaceOrderRequest(
+            instance_id="again",
+            client_order_id=cid,
+            symbol="EURUSD",
+            side=common_pb2.SIDE_BUY,
+            type=common_pb2.ORDER_TYPE_MARKET,
+            volume=0.01,
+        )
+
+    def sequences(srv: ServerProcess) -> list[int]:
+        request = stream_pb2.StreamExecutionsRequest(instance_id="again", from_sequence=0)
+        stream = srv.streams.StreamExecutions(request, timeout=2)
+        seen: list[int] = []
+        with contextlib.suppress(grpc.RpcError):
+            for message in stream:
+                seen += [e.sequence for e in message.events]
+        return seen
+
+    with ServerProcess(data) as srv:
+        create_sim(srv, "again", ["EURUSD"], tick_rate=20)
+        srv.orders.PlaceOrder(order("first"), timeout=10)
+        before = sequences(srv)
+        srv.instances.DeleteInstance(
+            instance_pb2.DeleteInstanceRequest(instance_id="again"), timeout=30
+        )
+        create_sim(srv, "again", ["EURUSD"], tick_rate=20)
+        srv.orders.PlaceOrder(order("second"), timeout=10)
+        after = sequences(srv)
+    assert before and after
+    assert min(after) > max(before), (before, after)
+    db = duckdb.connect(str(data / "history.duckdb"), read_only=True)
+    try:
+        cids = db.execute(
+            "select distinct client_order_id from executions where instance_id='again' order by 1"
+        ).fetchall()
+    finally:
+        db.close()
+    assert cids == [("first",), ("second",)]

@@ -65,6 +65,9 @@ class InstanceSpec:
     # Version of config (its risk limits and trading state change at runtime).
     config_version: int = 1
     kill_switch: bool = False
+    # Events are numbered after this one when the instance has no log yet (an earlier
+    # instance of the same id was deleted).
+    first_sequence_after: int = 0
 
 
 @dataclass(frozen=True)
@@ -360,6 +363,7 @@ class Engine:
                 list(spec.secret_files),
                 spec.config_version,
                 spec.kill_switch,
+                spec.first_sequence_after,
             )
         except _core.CoreError as e:
             raise _translate(e) from None
@@ -560,6 +564,13 @@ class Engine:
         except _core.CoreError as e:
             raise _translate(e) from None
         return await self._await_order(token, timeout, "")
+
+    def last_sequence(self, instance_id: str) -> int:
+        """The last execution event sequence of an instance."""
+        try:
+            return self._core.last_sequence(instance_id)
+        except _core.CoreError as e:
+            raise _translate(e) from None
 
     def get_order(self, instance_id: str, order_id: int, client_order_id: str) -> bytes:
         """An encoded Order."""

@@ -116,3 +116,39 @@ def read_records(instances_dir: Path) -> list[tuple[Path, InstanceRecord]]:
             continue
         found.append((directory, record))
     return found
+
+
+SEQUENCES_NAME = "deleted_sequences.json"
+
+
+def read_sequence_floors(instances_dir: Path) -> dict[str, int]:
+    """The last execution sequence of every deleted instance, by id: an instance created again
+    under that id numbers its events after it, so that clients and the history (which key
+    events by instance and sequence) never see a number twice."""
+    path = instances_dir / SEQUENCES_NAME
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        log.error("cannot read %s: %s", path, e)
+        return {}
+    if not isinstance(data, dict):
+        log.error("cannot read %s: not an object", path)
+        return {}
+    return {str(k): int(v) for k, v in data.items() if isinstance(v, int)}
+
+
+def write_sequence_floor(instances_dir: Path, instance_id: str, sequence: int) -> None:
+    """Remembers the last sequence of an instance being deleted (atomic replace)."""
+    floors = read_sequence_floors(instances_dir)
+    floors[instance_id] = max(sequence, floors.get(instance_id, 0))
+    instances_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=instances_dir, prefix=".sequences.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(floors, f, indent=2, sort_keys=True)
+        os.replace(tmp, instances_dir / SEQUENCES_NAME)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

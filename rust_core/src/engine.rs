@@ -935,6 +935,14 @@ impl Engine {
         )
     }
 
+    /// The last execution event sequence of an instance.
+    ///
+    /// # Errors
+    /// `NOT_FOUND`.
+    pub fn last_sequence(&self, instance_id: &str) -> Result<u64> {
+        Ok(self.shared.instance(instance_id)?.events.last())
+    }
+
     /// Ends a subscription.
     pub fn unsubscribe(&self, topic: Topic, id: u64) {
         self.shared.hub.unsubscribe(topic, id);

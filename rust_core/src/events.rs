@@ -93,6 +93,12 @@ impl EventLog {
         self.inner.lock().last
     }
 
+    /// Numbers the next events after `sequence` at least.
+    pub fn continue_after(&self, sequence: u64) {
+        let mut inner = self.inner.lock();
+        inner.last = inner.last.max(sequence);
+    }
+
     /// Numbers, keeps and publishes an event.
     pub fn publish(&self, shared: &Shared, instance_id: &str, event: v1::execution_event::Event) {
         let mut inner = self.inner.lock();

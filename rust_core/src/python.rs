@@ -164,7 +164,7 @@ impl PyEngine {
     #[pyo3(signature = (
         instance_id, owner, backend, directory, log_directory, argv, env, config,
         supervision, start = true, created_unix_ns = None, secret_files = Vec::new(),
-        config_version = 1, kill_switch = false,
+        config_version = 1, kill_switch = false, first_sequence_after = 0,
     ))]
     fn create_instance(
         &self,
@@ -182,6 +182,7 @@ impl PyEngine {
         secret_files: Vec<(PathBuf, String)>,
         config_version: u64,
         kill_switch: bool,
+        first_sequence_after: u64,
     ) -> PyResult<u64> {
         use prost::Message;
         let config = v1::InstanceConfig::decode(config)
@@ -206,6 +207,7 @@ impl PyEngine {
             }),
             config_version,
             kill_switch,
+            first_sequence_after,
         };
         Ok(self.inner.create_instance(spec, start)?)
     }
@@ -561,6 +563,11 @@ impl PyEngine {
             .inner
             .subscribe(topic, instance_ids, symbols, conflate)?;
         Ok(PySubscription { topic, sub })
+    }
+
+    /// The last execution event sequence an instance gave.
+    fn last_sequence(&self, instance_id: &str) -> PyResult<u64> {
+        Ok(self.inner.last_sequence(instance_id)?)
     }
 
     /// Subscribes to one instance's executions after `from_sequence` (replay, then live).

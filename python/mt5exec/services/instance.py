@@ -211,6 +211,9 @@ class InstanceService(risk_control.RiskControls):
             secret_files=secret_files,
             config_version=record.config_version,
             kill_switch=record.kill_switch or self._kill_scopes.covers(record.owner),
+            first_sequence_after=registry.read_sequence_floors(
+                self._state.config.instances_dir
+            ).get(record.instance_id, 0),
         )
 
     def restore(self) -> Awaitable[None]:
@@ -411,6 +414,10 @@ class InstanceService(risk_control.RiskControls):
         record.desired_running = False
         self._save(record)
         instance = await self._engine.stop_instance(instance_id)
+        # An instance created again under this id numbers its events after these.
+        registry.write_sequence_floor(
+            self._state.config.instances_dir, instance_id, self._engine.last_sequence(instance_id)
+        )
         self._engine.remove_instance(instance_id)
         del self._records[instance_id]
         if self._state.history is not None:

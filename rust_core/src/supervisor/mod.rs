@@ -125,6 +125,10 @@ pub struct InstanceSpec {
     pub config_version: u64,
     /// The kill switch was engaged when the instance was last saved.
     pub kill_switch: bool,
+    /// Event sequences continue after this one when the instance has no log yet: the last
+    /// sequence of an earlier instance of the same id, deleted since (its clients and the
+    /// history know those numbers).
+    pub first_sequence_after: u64,
 }
 
 /// Mutable state of an instance.
@@ -218,6 +222,7 @@ impl Instance {
         let created = spec.created.unwrap_or_else(convert::now);
         let events =
             EventLog::open((!spec.dir.as_os_str().is_empty()).then_some(spec.dir.as_path()));
+        events.continue_after(spec.first_sequence_after);
         Ok(Self {
             spec,
             created,
