@@ -367,12 +367,13 @@ class Engine:
             )
         except _core.CoreError as e:
             raise _translate(e) from None
-        # Registered now, not when the caller gets round to awaiting: an instance created
-        # STOPPED completes at once, and restore() awaits its instances only later.
-        return self._instance_when(token, *self._expect(token))
+        return self._instance(token)
 
-    async def _instance(self, token: int) -> common_pb2.Instance:
-        return common_pb2.Instance.FromString(await self._await(token))
+    def _instance(self, token: int) -> Awaitable[common_pb2.Instance]:
+        """The instance ``token`` completes with. Its future is registered now, not when the
+        caller gets round to awaiting: an instance created STOPPED completes at once, and
+        restore() awaits its instances only later."""
+        return self._instance_when(token, *self._expect(token))
 
     async def _instance_when(
         self,

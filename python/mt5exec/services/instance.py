@@ -127,7 +127,12 @@ class InstanceService(risk_control.RiskControls):
             self._state.history.record_instance(instance.SerializeToString())
 
     def _spec(
-        self, record: InstanceRecord, *, regenerate_ok: bool, password: str = ""
+        self,
+        record: InstanceRecord,
+        *,
+        regenerate_ok: bool,
+        sequence_floors: dict[str, int],
+        password: str = "",
     ) -> InstanceSpec:
         """Writes the runtime config (regenerated from the templates when missing or corrupt)
         and the worker's config, and builds the engine spec. A terminal's password goes to
@@ -211,15 +216,14 @@ class InstanceService(risk_control.RiskControls):
             secret_files=secret_files,
             config_version=record.config_version,
             kill_switch=record.kill_switch or self._kill_scopes.covers(record.owner),
-            first_sequence_after=registry.read_sequence_floors(
-                self._state.config.instances_dir
-            ).get(record.instance_id, 0),
+            first_sequence_after=sequence_floors.get(record.instance_id, 0),
         )
 
     def restore(self) -> Awaitable[None]:
         """Registers every instance recorded on disk at once, starting those that were
         running; the result waits until they are up (or have given up)."""
         waits = []
+        floors = registry.read_sequence_floors(self._state.config.instances_dir)
         for _, record in registry.read_records(self._state.config.instances_dir):
             # A terminal's password lives in memory only (no credential vault yet): after a
             # server restart an MT5 instance waits, STOPPED, for StartInstance with it.
@@ -229,7 +233,7 @@ class InstanceService(risk_control.RiskControls):
                     "%s: MT5 instance restored STOPPED (password needed)", record.instance_id
                 )
             try:
-                spec = self._spec(record, regenerate_ok=True)
+                spec = self._spec(record, regenerate_ok=True, sequence_floors=floors)
                 ready = self._engine.create_instance(spec, start=start)
                 if record.risk_day is not None:
                     self._engine.restore_risk_day_state(record.instance_id, record.risk_day)
@@ -329,7 +333,12 @@ class InstanceService(risk_control.RiskControls):
         )
         self._creating.add(instance_id)
         try:
-            spec = self._spec(record, regenerate_ok=False, password=request.password)
+            spec = self._spec(
+                record,
+                regenerate_ok=False,
+                sequence_floors=registry.read_sequence_floors(self._state.config.instances_dir),
+                password=request.password,
+            )
             self._save(record)
             ready = self._engine.create_instance(spec)
         finally:

@@ -78,20 +78,19 @@ def run_child(
         print(f"history: {e}", file=sys.stderr, flush=True)
         return 3
     ticks = TickStore(writer.cursor(), tick_retention_days) if tick_retention_days else None
-    tail = None
+    tail, tailer = None, None
+    stop_tailing = threading.Event()
     if instances_dir is not None:
         stored = dict(writer.query("SELECT instance_id, max(sequence) FROM executions GROUP BY 1"))
         tail = LogTail(
             instances_dir, writer.record_execution, stored, backlog=lambda: writer.pending
         )
-    stop_tailing = threading.Event()
-    tailer = threading.Thread(
-        target=_tail_logs,
-        args=(tail, flush_interval_ms / 1000.0, stop_tailing),
-        name="history-log-tail",
-        daemon=True,
-    )
-    if tail is not None:
+        tailer = threading.Thread(
+            target=_tail_logs,
+            args=(tail, flush_interval_ms / 1000.0, stop_tailing),
+            name="history-log-tail",
+            daemon=True,
+        )
         tailer.start()
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     stdout.write(_HEADER.pack(b"R", 0))
@@ -130,7 +129,7 @@ def run_child(
                 stdout.flush()
     finally:
         stop_tailing.set()
-        if tail is not None:
+        if tail is not None and tailer is not None:
             tailer.join()
             with contextlib.suppress(OSError):
                 tail.drain(writer.flush)

@@ -87,7 +87,8 @@ class LogTail:
                 size = os.fstat(f.fileno()).st_size
                 start = self._continue_at(path, f, size)
                 if size <= start:
-                    self._offsets[path] = (start, self._offsets.get(path, (0, b""))[1])
+                    if start == 0:
+                        self._offsets.pop(path, None)  # empty (again): read from its start
                     return 0
                 f.seek(start)
                 data = f.read(min(size - start, CHUNK))

@@ -186,6 +186,21 @@ fn order_payload(order: &v1::Order) -> Vec<u8> {
 /// # Errors
 /// `UNAVAILABLE` when the instance has no connected worker.
 pub(crate) fn send(live: &Live, request: t::OrderRequest) -> Result<()> {
+    let (tx, bytes) = outgoing(live, request)?;
+    tx.send(bytes).map_err(|_| {
+        EngineError::new(
+            Code::Unavailable,
+            "WORKER_UNAVAILABLE",
+            "the instance's worker is gone",
+        )
+    })
+}
+
+/// The worker's channel and the encoded frame of `request`.
+fn outgoing(
+    live: &Live,
+    request: t::OrderRequest,
+) -> Result<(tokio::sync::mpsc::UnboundedSender<Vec<u8>>, Vec<u8>)> {
     let Some(tx) = live.tx.clone() else {
         return Err(EngineError::new(
             Code::Unavailable,
@@ -196,13 +211,7 @@ pub(crate) fn send(live: &Live, request: t::OrderRequest) -> Result<()> {
     let bytes = frame::encode(&t::EngineFrame {
         body: Some(t::engine_frame::Body::Order(request)),
     });
-    tx.send(bytes).map_err(|_| {
-        EngineError::new(
-            Code::Unavailable,
-            "WORKER_UNAVAILABLE",
-            "the instance's worker is gone",
-        )
-    })
+    Ok((tx, bytes))
 }
 
 /// Sends a new order once its journal record is durable as the fsync policy says: at once,
@@ -222,13 +231,8 @@ fn send_journaled(
         }
         _ => return send(live, request),
     };
-    let Some(tx) = live.tx.clone() else {
-        return send(live, request); // the same refusal
-    };
     let token = request.request_id;
-    let bytes = frame::encode(&t::EngineFrame {
-        body: Some(t::engine_frame::Body::Order(request)),
-    });
+    let (tx, bytes) = outgoing(live, request)?;
     let (shared, instance_id) = (Arc::clone(shared), instance.spec.instance_id.clone());
     let runtime = shared.runtime.clone();
     runtime.spawn_blocking(move || match journal.sync_to(position) {

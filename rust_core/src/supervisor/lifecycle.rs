@@ -409,10 +409,7 @@ async fn serve(
                 Ok(None) => {
                     return match tokio::time::timeout(EXIT_DRAIN, child.wait()).await {
                         Ok(Ok(status)) if status.success() => Ok(()),
-                        Ok(status) => Err(worker_error(
-                            "WORKER_EXITED",
-                            format!("the worker exited: {}", describe(status)),
-                        )),
+                        Ok(status) => Err(exited(status)),
                         Err(_) => Ok(()),
                     };
                 }
@@ -429,8 +426,7 @@ async fn serve(
                     }
                 })
                 .await;
-                return Err(worker_error("WORKER_EXITED",
-                    format!("the worker exited: {}", describe(status))));
+                return Err(exited(status));
             }
             _ = watchdog.tick() => {
                 let mut live = instance.live.lock();
@@ -471,6 +467,13 @@ pub fn shutdown_frame(reason: &str) -> t::EngineFrame {
             reason: reason.to_owned(),
         })),
     }
+}
+
+fn exited(status: std::io::Result<std::process::ExitStatus>) -> EngineError {
+    worker_error(
+        "WORKER_EXITED",
+        format!("the worker exited: {}", describe(status)),
+    )
 }
 
 fn describe(status: std::io::Result<std::process::ExitStatus>) -> String {
