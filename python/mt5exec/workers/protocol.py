@@ -91,19 +91,23 @@ class FrameReader:
     of all frames completed so far, keeping any partial frame for the next call.
     """
 
-    __slots__ = ("_buf", "_max", "_pos")
+    __slots__ = ("_buf", "_max", "_pos", "_scratch", "_view")
 
     def __init__(self, max_frame_size: int = MAX_FRAME_SIZE) -> None:
         self._buf = bytearray()
         self._pos = 0
         self._max = max_frame_size
+        # One receive buffer for the reader's life: ``recv(n)`` allocates n bytes per call,
+        # which for 256 KB is an mmap, an mremap and a munmap per read.
+        self._scratch = bytearray(_RECV_SIZE)
+        self._view = memoryview(self._scratch)
 
     @property
     def pending(self) -> int:
         """Bytes received that do not form a complete frame yet."""
         return len(self._buf) - self._pos
 
-    def feed(self, data: bytes) -> list[bytes]:
+    def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
         buf = self._buf
         buf += data
         out: list[bytes] = []
@@ -132,9 +136,9 @@ class FrameReader:
     def recv_from(self, sock: socket.socket) -> list[bytes]:
         """One ``recv`` from ``sock``; ``ConnectionClosed`` on EOF, ``[]`` if nothing was ready."""
         try:
-            data = sock.recv(_RECV_SIZE)
+            n = sock.recv_into(self._scratch)
         except (BlockingIOError, InterruptedError):
             return []
-        if not data:
+        if not n:
             raise ConnectionClosed("connection closed by peer")
-        return self.feed(data)
+        return self.feed(self._view[:n])

@@ -19,7 +19,7 @@ use crate::pb::v1;
 use crate::pb::v1::OrderStatus as S;
 use crate::retcode;
 use crate::risk;
-use crate::supervisor::{Instance, Live};
+use crate::supervisor::{Instance, Live, Outbox};
 use crate::validate::{self, OrderIntent};
 
 /// What a request in flight was for.
@@ -197,10 +197,7 @@ pub(crate) fn send(live: &Live, request: t::OrderRequest) -> Result<()> {
 }
 
 /// The worker's channel and the encoded frame of `request`.
-fn outgoing(
-    live: &Live,
-    request: t::OrderRequest,
-) -> Result<(tokio::sync::mpsc::UnboundedSender<Vec<u8>>, Vec<u8>)> {
+fn outgoing(live: &Live, request: t::OrderRequest) -> Result<(Arc<Outbox>, Vec<u8>)> {
     let Some(tx) = live.tx.clone() else {
         return Err(EngineError::new(
             Code::Unavailable,

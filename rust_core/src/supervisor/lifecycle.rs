@@ -9,9 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixListener;
-use tokio::sync::mpsc;
 
-use super::{frames, set_state, Instance, Live};
+use super::{frames, set_state, Instance, Live, Outbox};
 use crate::convert;
 use crate::engine::Shared;
 use crate::error::{Code, EngineError};
@@ -83,7 +82,7 @@ fn after_exit(
     outcome: Result<(), EngineError>,
 ) -> Option<Duration> {
     live.running = false;
-    live.tx = None;
+    close_outbox(live);
     live.pid = 0;
     routing::on_worker_lost(shared, instance, live);
     let stable = live
@@ -262,7 +261,7 @@ async fn run_worker(shared: &Arc<Shared>, instance: &Arc<Instance>) -> Result<()
     let result = serve(shared, instance, &listener, &mut child).await;
     // The connection is over: new requests are refused at once from here on, not written to
     // a dead socket while the worker's exit is awaited.
-    instance.live.lock().tx = None;
+    close_outbox(&mut instance.live.lock());
     drop(listener);
     let _ = std::fs::remove_file(&socket);
     // A worker that ended its connection exits by itself; one that stopped answering is
@@ -299,6 +298,14 @@ async fn serve(
         status = child.wait() => return Err(worker_error("WORKER_EXITED",
             format!("the worker exited before connecting: {}", describe(status)))),
     };
+    // A second handle on the socket, for frames written by the thread that makes them.
+    let (stream, direct) = stream
+        .into_std()
+        .and_then(|s| {
+            let direct = s.try_clone()?;
+            Ok((tokio::net::UnixStream::from_std(s)?, direct))
+        })
+        .map_err(|e| worker_error("WORKER_SOCKET", e.to_string()))?;
     let (reader, mut writer) = stream.into_split();
     let mut reader = FrameReader::new(reader);
     let hello = match tokio::time::timeout(timeout, reader.next()).await {
@@ -354,18 +361,10 @@ async fn serve(
         .write_all(&welcome)
         .await
         .map_err(|e| worker_error("WORKER_EXITED", e.to_string()))?;
-    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    tokio::spawn(async move {
-        while let Some(first) = rx.recv().await {
-            // Coalesce what is queued into one write.
-            let mut out = first;
-            while let Ok(more) = rx.try_recv() {
-                out.extend_from_slice(&more);
-            }
-            if writer.write_all(&out).await.is_err() {
-                break;
-            }
-        }
+    let tx = Arc::new(Outbox::new(direct));
+    tokio::spawn({
+        let tx = Arc::clone(&tx);
+        async move { tx.run(writer).await }
     });
     {
         let mut live = instance.live.lock();
@@ -440,6 +439,13 @@ async fn serve(
                 }
             }
         }
+    }
+}
+
+/// Refuses new frames to the worker (the writer task ends once it wrote what was queued).
+fn close_outbox(live: &mut Live) {
+    if let Some(tx) = live.tx.take() {
+        tx.close();
     }
 }
 

@@ -13,16 +13,19 @@
 
 mod frames;
 mod lifecycle;
+pub mod outbox;
 pub mod stats;
 
 pub use lifecycle::{escalate_stop, shutdown_frame, signal_group, supervise};
+pub use outbox::Outbox;
 
 use parking_lot::Mutex;
 use prost::Message;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 use crate::convert;
 use crate::engine::Shared;
@@ -175,7 +178,7 @@ pub struct Live {
     /// Pending orders.
     pub open_orders: Vec<t::OrderInfo>,
     /// Frames to the worker.
-    pub tx: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    pub tx: Option<Arc<Outbox>>,
     /// Requests in flight, by request id (= token).
     pub pending: HashMap<u64, PendingRequest>,
     /// Orders by client id (the idempotency book).
