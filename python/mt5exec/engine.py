@@ -144,20 +144,59 @@ class Subscription:
     def __init__(self, engine: Engine, core: _core.Subscription) -> None:
         self._engine = engine
         self._core = core
-        self._ready = asyncio.Event()
+        # The future the stream's task waits on while its queue is empty (None while it
+        # runs): cheaper per message than an asyncio.Event, which this path crosses once
+        # for every message written.
+        self._waiter: asyncio.Future[None] | None = None
         self._ended: MT5ExecError | None = None
+        self._yielded = False
 
     @property
     def id(self) -> int:
         return self._core.id
 
     def _wake(self) -> None:
-        self._ready.set()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def end(self, error: MT5ExecError) -> None:
         """Ends the stream from the server side (e.g. shutdown)."""
         self._ended = error
-        self._ready.set()
+        self._wake()
+
+    async def next(self, max_bytes: int) -> bytes:
+        """The next encoded response (everything queued, up to about ``max_bytes``), waiting
+        for one if none is queued; raises MT5ExecError when the stream is ended.
+
+        A coroutine rather than a generator: a stream's handler awaits it once per message,
+        and that costs less than one more async-generator layer on every message written.
+        """
+        if self._yielded:
+            # Many busy subscribers: let each one's next message gather more (fewer, larger
+            # messages), since per-message cost is what saturates first.
+            delay = self._engine.coalesce_delay()
+            if delay:
+                await asyncio.sleep(delay)
+        take = self._core.take
+        while True:
+            if self._ended is not None:
+                raise self._ended
+            data, closed = take(max_bytes)
+            if data is not None:
+                self._yielded = True
+                return data
+            if closed is not None:
+                code, reason, message = closed
+                raise MT5ExecError(status_code(code), reason, message)
+            # The queue is empty: the engine announces this subscription again when it next
+            # queues for it (announcements are drained on this thread, so none can fall
+            # between the take above and this wait).
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
 
     async def messages(
         self,
@@ -169,27 +208,8 @@ class Subscription:
         try:
             if before is not None:
                 await before()
-            take, ready, engine = self._core.take, self._ready, self._engine
             while True:
-                if self._ended is not None:
-                    raise self._ended
-                data, closed = take(max_bytes)
-                if data is not None:
-                    yield data
-                    # Many busy subscribers: let each one's next message gather more (fewer,
-                    # larger messages), since per-message cost is what saturates first.
-                    delay = engine.coalesce_delay()
-                    if delay:
-                        await asyncio.sleep(delay)
-                elif closed is not None:
-                    code, reason, message = closed
-                    raise MT5ExecError(status_code(code), reason, message)
-                elif ready.is_set():
-                    # Woken since the last wait: clear, and look again before waiting (what
-                    # was queued between the take and the clear is not lost).
-                    ready.clear()
-                else:
-                    await ready.wait()
+                yield await self.next(max_bytes)
         finally:
             self.close()
 

@@ -70,6 +70,15 @@ pub fn piece<M: Message>(msg: &M) -> Bytes {
     Bytes::from(buf)
 }
 
+/// The pieces of `items` as one.
+fn concat(items: &[(&str, Bytes)]) -> Bytes {
+    let mut out = Vec::with_capacity(items.iter().map(|(_, p)| p.len()).sum());
+    for (_, piece) in items {
+        out.extend_from_slice(piece);
+    }
+    Bytes::from(out)
+}
+
 /// What a subscriber takes from its queue.
 #[derive(Debug, Default)]
 pub struct Taken {
@@ -81,12 +90,22 @@ pub struct Taken {
 
 #[derive(Debug)]
 struct Queued {
-    /// The piece's number in this subscription (numbered topics).
+    /// The number of the piece's first entry in this subscription (numbered topics).
     seq: u64,
-    /// Instance and symbol, for conflation.
+    /// Instance and symbol, for conflation ([`RUN_KEY`] for a run of several).
     key: u64,
+    /// Entries in the piece: 1, or the length of a run.
+    count: u64,
     piece: Bytes,
 }
+
+/// The key of a run: several entries of one publish shared as one piece, which conflation
+/// never replaces (it only drops it whole, oldest first, when the subscriber is behind).
+const RUN_KEY: u64 = u64::MAX;
+
+/// Publishes larger than this are queued entry by entry (a run is never split across
+/// responses, which stay near the size a subscriber takes at once).
+const RUN_MAX_BYTES: usize = 64 * 1024;
 
 #[derive(Debug)]
 struct Queue {
@@ -136,6 +155,39 @@ impl Subscription {
     /// latest prices. Either way `dropped` counts what it did not get.
     fn push(&self, key: u64, piece: &Bytes) -> bool {
         let mut q = self.queue.lock();
+        self.push_locked(&mut q, key, piece)
+    }
+
+    /// Queues every entry of one publish, all matching this subscriber, under one lock: as
+    /// one shared piece (`run`, made on first use) while the subscriber keeps up and did not
+    /// ask for conflation (one reference count per subscriber and publish instead of one per
+    /// entry), entry by entry otherwise. True when the subscriber must be announced.
+    fn push_all(&self, items: &[(&str, Bytes)], keys: &[u64], run: &mut Option<Bytes>) -> bool {
+        let mut q = self.queue.lock();
+        if q.closed.is_some() {
+            return false;
+        }
+        if self.conflate || q.pieces.len() >= self.limit {
+            let mut announce = false;
+            for ((_, piece), key) in items.iter().zip(keys) {
+                announce |= self.push_locked(&mut q, *key, piece);
+            }
+            return announce;
+        }
+        let piece = run.get_or_insert_with(|| concat(items)).clone();
+        let count = items.len() as u64;
+        let seq = q.next_seq;
+        q.next_seq += count;
+        q.pieces.push_back(Queued {
+            seq,
+            key: RUN_KEY,
+            count,
+            piece,
+        });
+        !std::mem::replace(&mut q.notified, true)
+    }
+
+    fn push_locked(&self, q: &mut Queue, key: u64, piece: &Bytes) -> bool {
         if q.closed.is_some() {
             return false;
         }
@@ -151,8 +203,9 @@ impl Subscription {
                 return !std::mem::replace(&mut q.notified, true);
             }
             if behind {
-                q.pieces.pop_front();
-                q.dropped += 1;
+                if let Some(oldest) = q.pieces.pop_front() {
+                    q.dropped += oldest.count;
+                }
             }
         } else if behind {
             q.pieces.clear();
@@ -169,6 +222,7 @@ impl Subscription {
         q.pieces.push_back(Queued {
             seq,
             key,
+            count: 1,
             piece: piece.clone(),
         });
         !std::mem::replace(&mut q.notified, true)
@@ -187,6 +241,7 @@ impl Subscription {
             q.pieces.push_back(Queued {
                 seq,
                 key: 0,
+                count: 1,
                 piece: piece.clone(),
             });
         }
@@ -351,13 +406,25 @@ impl Hub {
             .iter()
             .map(|(symbol, _)| conflation_key(instance_id, symbol))
             .collect();
+        let mut run = None;
+        let run_fits =
+            items.len() > 1 && items.iter().map(|(_, p)| p.len()).sum::<usize>() <= RUN_MAX_BYTES;
         for sub in self.topics[topic as usize].read().iter() {
-            let mut announce = false;
-            for ((symbol, piece), key) in items.iter().zip(&keys) {
-                if sub.matches(instance_id, symbol) {
-                    announce |= sub.push(*key, piece);
+            let announce = if run_fits
+                && items
+                    .iter()
+                    .all(|(symbol, _)| sub.matches(instance_id, symbol))
+            {
+                sub.push_all(items, &keys, &mut run)
+            } else {
+                let mut announce = false;
+                for ((symbol, piece), key) in items.iter().zip(&keys) {
+                    if sub.matches(instance_id, symbol) {
+                        announce |= sub.push(*key, piece);
+                    }
                 }
-            }
+                announce
+            };
             if announce {
                 ready.push(sub.id);
             }
@@ -493,7 +560,9 @@ mod tests {
         let sub = hub.subscribe(Topic::Ticks, set(&[]), set(&[]), 100, false);
         let one = tick("EURUSD", 1.0);
         let items: Vec<(&str, Bytes)> = (0..10).map(|_| ("EURUSD", one.clone())).collect();
-        hub.publish(Topic::Ticks, "a", &items, &n);
+        for item in &items {
+            hub.publish(Topic::Ticks, "a", std::slice::from_ref(item), &n);
+        }
         let first = sub.take(one.len() * 4).data.expect("data");
         let resp = StreamTicksResponse::decode(&first[..]).expect("decode");
         assert_eq!(resp.ticks.len(), 4);
@@ -503,6 +572,47 @@ mod tests {
             n.drain().ready.len() <= 1,
             "not announced again while notified"
         );
+    }
+
+    #[test]
+    fn a_publish_is_one_shared_run_for_subscribers_that_keep_up() {
+        let n = Notifier::new().expect("notifier");
+        let hub = Hub::default();
+        let all = hub.subscribe(Topic::Ticks, set(&[]), set(&[]), 2, false);
+        let gbp = hub.subscribe(Topic::Ticks, set(&[]), set(&["GBPUSD"]), 100, false);
+        let items: Vec<(&str, Bytes)> = (0..5)
+            .map(|i| {
+                let symbol = if i % 2 == 0 { "EURUSD" } else { "GBPUSD" };
+                (symbol, tick(symbol, f64::from(i)))
+            })
+            .collect();
+        hub.publish(Topic::Ticks, "a", &items, &n);
+        assert_eq!(all.queued(), 1, "one piece for the whole publish");
+        assert_eq!(
+            gbp.queued(),
+            2,
+            "a filtered subscriber gets its entries one by one"
+        );
+        hub.publish(Topic::Ticks, "a", &items, &n);
+        let resp = StreamTicksResponse::decode(&all.take(1 << 20).data.expect("data")[..])
+            .expect("decode");
+        let bids: Vec<f64> = resp.ticks.iter().map(|t| t.bid).collect();
+        assert_eq!(bids, [0.0, 1.0, 2.0, 3.0, 4.0, 0.0, 1.0, 2.0, 3.0, 4.0]);
+        assert_eq!((resp.sequence, resp.dropped), (1, 0));
+        // Behind (2 pieces queued, the limit): runs go whole, oldest first, counted per
+        // entry, and the latest tick per symbol is kept.
+        for _ in 0..3 {
+            hub.publish(Topic::Ticks, "a", &items, &n);
+        }
+        let resp = StreamTicksResponse::decode(&all.take(1 << 20).data.expect("data")[..])
+            .expect("decode");
+        assert_eq!(resp.dropped, 5 + 5 + 3);
+        let latest: Vec<(&str, f64)> = resp
+            .ticks
+            .iter()
+            .map(|t| (t.symbol.as_str(), t.bid))
+            .collect();
+        assert_eq!(latest, [("EURUSD", 4.0), ("GBPUSD", 3.0)]);
     }
 
     #[test]

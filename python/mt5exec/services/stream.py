@@ -7,53 +7,44 @@ from collections.abc import AsyncGenerator, AsyncIterator
 
 from mt5exec.engine import Subscription, Topic
 from mt5exec.errors import invalid
-from mt5exec.server.handlers import Context
+from mt5exec.server.handlers import MAX_MESSAGE_BYTES, Context
 from mt5exec.server.state import AppState
 from mt5exec.services import validation
 from mt5exec.v1 import stream_pb2
 
 PLANNED: dict[str, int | str] = {}
 
-# A response carries at most this much; a subscriber that fell behind gets its
-# backlog in few large messages instead of many small ones.
-_MAX_MESSAGE_BYTES = 256 * 1024
-
 
 def _live(sub: Subscription, context: Context) -> AsyncGenerator[bytes, None]:
-    """The subscription's messages, written as they are (one generator between the engine
-    and gRPC); headers go out first, so that a client that has them knows the subscription
-    is live and will miss nothing from then on."""
-    return sub.messages(_MAX_MESSAGE_BYTES, before=lambda: context.send_initial_metadata(()))
+    """The subscription's messages for a servicer that adds to them (headers first)."""
+    return sub.messages(MAX_MESSAGE_BYTES, before=lambda: context.send_initial_metadata(()))
 
 
 class StreamService:
     def __init__(self, state: AppState) -> None:
         self._engine = state.engine
 
-    def StreamTicks(
-        self, request: stream_pb2.StreamTicksRequest, context: Context
-    ) -> AsyncIterator[bytes]:
+    # A servicer returns its Subscription: the stream handler writes its messages.
+
+    def StreamTicks(self, request: stream_pb2.StreamTicksRequest, context: Context) -> Subscription:
         ids = [validation.instance_id(i, "instance_ids") for i in request.instance_ids]
-        sub = self._engine.subscribe(
+        return self._engine.subscribe(
             Topic.TICKS, ids, list(request.symbols), conflate=request.conflate
         )
-        return _live(sub, context)
 
     def StreamExecutions(
         self, request: stream_pb2.StreamExecutionsRequest, context: Context
-    ) -> AsyncIterator[bytes]:
+    ) -> Subscription:
         if request.instance_id:
             instance_id = validation.instance_id(request.instance_id)
-            sub = self._engine.subscribe_executions(instance_id, request.from_sequence)
-        elif request.from_sequence:
+            return self._engine.subscribe_executions(instance_id, request.from_sequence)
+        if request.from_sequence:
             raise invalid(
                 "instance_id",
                 "FIELD_REQUIRED",
                 "instance_id: required to resume from a sequence (they are per instance)",
             )
-        else:
-            sub = self._engine.subscribe(Topic.EXECUTIONS, [])
-        return _live(sub, context)
+        return self._engine.subscribe(Topic.EXECUTIONS, [])
 
     async def StreamAccount(
         self, request: stream_pb2.StreamAccountRequest, context: Context
@@ -95,7 +86,6 @@ class StreamService:
 
     def StreamInstanceEvents(
         self, request: stream_pb2.StreamInstanceEventsRequest, context: Context
-    ) -> AsyncIterator[bytes]:
+    ) -> Subscription:
         ids = [validation.instance_id(i, "instance_ids") for i in request.instance_ids]
-        sub = self._engine.subscribe(Topic.INSTANCE_EVENTS, ids)
-        return _live(sub, context)
+        return self._engine.subscribe(Topic.INSTANCE_EVENTS, ids)
