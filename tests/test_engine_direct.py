@@ -97,3 +97,36 @@ def test_an_instance_awaited_after_its_completion_still_gets_it(tmp_path: Path) 
     instance = uvloop.run(_created_stopped_then_awaited_late(tmp_path))
     assert instance.instance_id == "later"
     assert instance.state == common_pb2.INSTANCE_STATE_STOPPED
+
+
+async def _session_orders_under_fsync_always(tmp: Path, orders: int) -> list[bytes]:
+    engine = Engine(EngineSettings(journal_path=tmp / "orders.journal", journal_fsync="always"))
+    engine.attach(asyncio.get_running_loop())
+    await engine.create_instance(sim_spec(tmp, "sess"))
+    await asyncio.sleep(0.3)  # a first price
+    session = engine.open_session(orders)
+    got: list[bytes] = []
+    try:
+        for n in range(orders):
+            await session.submit(request(n))
+        session.input_done()
+        async with asyncio.timeout(30):
+            async for response in session.responses():
+                got.append(response)
+    finally:
+        await engine.stop_all()
+        engine.detach()
+    return got
+
+
+def test_orders_reach_the_terminal_in_submission_order_under_fsync_always(tmp_path: Path) -> None:
+    # Each order waits for its fsync before it leaves; one that waits longer must not be
+    # overtaken by the next (the broker numbers orders as it receives them).
+    got = uvloop.run(_session_orders_under_fsync_always(tmp_path, orders=300))
+    responses = [order_pb2.OrderSessionResponse.FromString(r) for r in got]
+    assert len(responses) == 300
+    assert all(r.code == 0 and r.order.status == common_pb2.ORDER_STATUS_FILLED for r in responses)
+    by_submission = sorted(responses, key=lambda r: int(r.client_order_id[1:]))
+    tickets = [r.order.order_id for r in by_submission]
+    assert all(t > 0 for t in tickets)
+    assert tickets == sorted(tickets), "an order overtook one submitted before it"

@@ -11,7 +11,7 @@ use crate::convert;
 use crate::engine::Shared;
 use crate::error::{Code, EngineError, Result};
 use crate::frame;
-use crate::journal::{FsyncPolicy, JournalRecord};
+use crate::journal::{FsyncPolicy, Journal, JournalRecord};
 use crate::notify::Completion;
 use crate::orders::{is_final, OrderEntry};
 use crate::pb::terminal as t;
@@ -187,13 +187,15 @@ fn order_payload(order: &v1::Order) -> Vec<u8> {
 /// `UNAVAILABLE` when the instance has no connected worker.
 pub(crate) fn send(live: &Live, request: t::OrderRequest) -> Result<()> {
     let (tx, bytes) = outgoing(live, request)?;
-    tx.send(bytes).map_err(|_| {
-        EngineError::new(
-            Code::Unavailable,
-            "WORKER_UNAVAILABLE",
-            "the instance's worker is gone",
-        )
-    })
+    tx.send(bytes).map_err(|_| gone())
+}
+
+fn gone() -> EngineError {
+    EngineError::new(
+        Code::Unavailable,
+        "WORKER_UNAVAILABLE",
+        "the instance's worker is gone",
+    )
 }
 
 /// The worker's channel and the encoded frame of `request`.
@@ -212,9 +214,10 @@ fn outgoing(live: &Live, request: t::OrderRequest) -> Result<(Arc<Outbox>, Vec<u
 }
 
 /// Sends a new order once its journal record is durable as the fsync policy says: at once,
-/// or (`always`) after an fsync on a blocking thread. An order whose fsync fails is never
-/// sent: it is answered REJECTED (retcode ERROR) instead of waiting for an answer that will
-/// not come.
+/// or (`always`) after an fsync on a blocking thread, held in the worker's outbox meanwhile
+/// with every frame sent after it (so no later request overtakes it). An order whose fsync
+/// fails is never sent: it is answered REJECTED (retcode ERROR) instead of waiting for an
+/// answer that will not come.
 fn send_journaled(
     shared: &Arc<Shared>,
     instance: &Instance,
@@ -230,25 +233,45 @@ fn send_journaled(
     };
     let token = request.request_id;
     let (tx, bytes) = outgoing(live, request)?;
-    let (shared, instance_id) = (Arc::clone(shared), instance.spec.instance_id.clone());
-    let runtime = shared.runtime.clone();
-    runtime.spawn_blocking(move || match journal.sync_to(position) {
-        Ok(()) => {
-            let _ = tx.send(bytes);
-        }
-        Err(e) => {
-            if let Ok(instance) = shared.instance(&instance_id) {
-                let result = t::OrderResult {
-                    request_id: token,
-                    retcode: TRADE_RETCODE_ERROR,
-                    comment: format!("the order journal could not be synced ({e}); not sent"),
-                    ..Default::default()
+    let first = tx
+        .send_durable(bytes, position, token)
+        .map_err(|_| gone())?;
+    if first {
+        let (shared, instance_id) = (Arc::clone(shared), instance.spec.instance_id.clone());
+        let runtime = shared.runtime.clone();
+        runtime.spawn_blocking(move || sync_held(&shared, &instance_id, &journal, &tx));
+    }
+    Ok(())
+}
+
+/// Syncs the journal and releases the outbox's held frames until none is left; on a failed
+/// sync the held orders are answered REJECTED.
+fn sync_held(shared: &Arc<Shared>, instance_id: &str, journal: &Journal, outbox: &Outbox) {
+    while let Some(target) = outbox.held_target() {
+        match journal.sync_to(target) {
+            Ok(()) => {
+                if !outbox.release(target) {
+                    return;
+                }
+            }
+            Err(e) => {
+                let refused = outbox.fail_held();
+                let Ok(instance) = shared.instance(instance_id) else {
+                    return;
                 };
-                answers::on_result(&shared, &instance, &result);
+                for token in refused {
+                    let result = t::OrderResult {
+                        request_id: token,
+                        retcode: TRADE_RETCODE_ERROR,
+                        comment: format!("the order journal could not be synced ({e}); not sent"),
+                        ..Default::default()
+                    };
+                    answers::on_result(shared, &instance, &result);
+                }
+                return;
             }
         }
-    });
-    Ok(())
+    }
 }
 
 /// MT5's "request processing error": how an order the engine could not send is answered.

@@ -6,6 +6,13 @@
 //! non-blocking `write` when nothing is queued ahead of it; only what the socket does not take
 //! (a full socket buffer: a worker that is behind) is queued for the writer task, and
 //! everything after it waits its turn, so frames keep their order.
+//!
+//! A frame that may leave only once the order journal is durable up to a position (the
+//! `always` fsync policy) is held, and so is every frame sent after it, until a sync releases
+//! them in order: an order never overtakes one sent before it while that one waits for its
+//! fsync.
+
+use std::collections::VecDeque;
 
 use parking_lot::Mutex;
 use std::io::{ErrorKind, Write};
@@ -25,6 +32,17 @@ struct Queue {
     /// The writer task is writing bytes it took from `bytes`: later frames queue behind them.
     writing: bool,
     closed: bool,
+    /// Frames waiting for the journal, and every frame sent after the first of them.
+    held: VecDeque<Held>,
+}
+
+#[derive(Debug)]
+struct Held {
+    /// Journal position that must be durable first; 0 for a frame that only keeps its turn.
+    position: u64,
+    /// The request the frame carries (what a failed sync answers).
+    token: u64,
+    frame: Vec<u8>,
 }
 
 /// The sending side of a worker connection.
@@ -49,7 +67,8 @@ impl Outbox {
     }
 
     /// Sends one encoded frame: written now if nothing is ahead of it and the socket takes
-    /// it, otherwise queued for the writer task.
+    /// it, otherwise queued for the writer task (or held behind a frame waiting for the
+    /// journal).
     ///
     /// # Errors
     /// [`Closed`] once the connection is closed (or a write failed).
@@ -58,9 +77,117 @@ impl Outbox {
         if queue.closed {
             return Err(Closed);
         }
-        if queue.writing || !queue.bytes.is_empty() {
-            queue.bytes.extend_from_slice(&frame);
+        if !queue.held.is_empty() {
+            queue.held.push_back(Held {
+                position: 0,
+                token: 0,
+                frame,
+            });
             return Ok(());
+        }
+        self.write_locked(queue, &frame)
+    }
+
+    /// Holds `frame` (the request `token`) until [`Outbox::release`] says the journal is
+    /// durable up to `position`; frames sent later wait behind it. True when nothing was held
+    /// before: the caller then syncs and releases until [`Outbox::release`] says none is left.
+    ///
+    /// # Errors
+    /// [`Closed`] once the connection is closed.
+    pub fn send_durable(&self, frame: Vec<u8>, position: u64, token: u64) -> Result<bool, Closed> {
+        let mut queue = self.queue.lock();
+        if queue.closed {
+            return Err(Closed);
+        }
+        let first = queue.held.is_empty();
+        queue.held.push_back(Held {
+            position,
+            token,
+            frame,
+        });
+        Ok(first)
+    }
+
+    /// The journal position that releases every held frame (None when none is held).
+    #[must_use]
+    pub fn held_target(&self) -> Option<u64> {
+        self.queue.lock().held.iter().map(|h| h.position).max()
+    }
+
+    /// Sends, in order, the held frames up to the first that needs more than `synced`; true
+    /// while frames are still held (the caller syncs again).
+    pub fn release(&self, synced: u64) -> bool {
+        let mut queue = self.queue.lock();
+        let mut wake = false;
+        while queue.held.front().is_some_and(|h| h.position <= synced) {
+            let Some(held) = queue.held.pop_front() else {
+                break;
+            };
+            match self.write_now(&mut queue, &held.frame) {
+                Ok(woken) => wake |= woken,
+                Err(Closed) => {
+                    queue.held.clear();
+                    wake = true;
+                }
+            }
+        }
+        let still_held = !queue.held.is_empty();
+        drop(queue);
+        if wake {
+            self.wake.notify_one();
+        }
+        still_held
+    }
+
+    /// The journal could not be synced: frames that waited for it are never sent (their
+    /// tokens are returned, to be answered), the others are sent in order.
+    pub fn fail_held(&self) -> Vec<u64> {
+        let mut queue = self.queue.lock();
+        let mut refused = Vec::new();
+        let mut wake = false;
+        while let Some(held) = queue.held.pop_front() {
+            if held.position > 0 {
+                refused.push(held.token);
+            } else if !queue.closed {
+                wake |= self.write_now(&mut queue, &held.frame).unwrap_or(true);
+            }
+        }
+        drop(queue);
+        if wake {
+            self.wake.notify_one();
+        }
+        refused
+    }
+
+    fn write_locked(
+        &self,
+        mut queue: parking_lot::MutexGuard<'_, Queue>,
+        frame: &[u8],
+    ) -> Result<(), Closed> {
+        let result = self.write_now(&mut queue, frame);
+        drop(queue);
+        match result {
+            Ok(false) => Ok(()),
+            Ok(true) => {
+                self.wake.notify_one();
+                Ok(())
+            }
+            Err(Closed) => {
+                self.wake.notify_one();
+                Err(Closed)
+            }
+        }
+    }
+
+    /// Writes `frame` now, or queues what the socket does not take; true when the writer
+    /// task must be woken.
+    fn write_now(&self, queue: &mut Queue, frame: &[u8]) -> Result<bool, Closed> {
+        if queue.closed {
+            return Err(Closed);
+        }
+        if queue.writing || !queue.bytes.is_empty() {
+            queue.bytes.extend_from_slice(frame);
+            return Ok(false);
         }
         let mut written = 0;
         while written < frame.len() {
@@ -70,18 +197,15 @@ impl Outbox {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(_) => {
                     queue.closed = true;
-                    drop(queue);
-                    self.wake.notify_one();
                     return Err(Closed);
                 }
             }
         }
         if written < frame.len() {
             queue.bytes.extend_from_slice(&frame[written..]);
-            drop(queue);
-            self.wake.notify_one();
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Refuses every later frame and lets the writer task end once it wrote what is queued.
@@ -182,6 +306,49 @@ mod tests {
         outbox.close();
         task.await.expect("writer task");
         assert_eq!(outbox.send(vec![1]), Err(Closed));
+    }
+
+    fn read_now(theirs: &mut UnixStream) -> Vec<u8> {
+        theirs.set_nonblocking(true).expect("nonblocking");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        while let Ok(n) = theirs.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        got
+    }
+
+    #[tokio::test]
+    async fn frames_sent_after_a_durable_one_wait_for_its_sync_in_order() {
+        let (outbox, _writer, mut theirs, _read) = pair();
+        outbox.send(b"a".to_vec()).expect("open");
+        assert_eq!(outbox.send_durable(b"B".to_vec(), 10, 1), Ok(true));
+        outbox.send(b"c".to_vec()).expect("open");
+        assert_eq!(outbox.send_durable(b"D".to_vec(), 20, 2), Ok(false));
+        outbox.send(b"e".to_vec()).expect("open");
+        assert_eq!(read_now(&mut theirs), b"a", "held until synced");
+        assert_eq!(outbox.held_target(), Some(20));
+        assert!(outbox.release(15), "D still waits");
+        assert_eq!(read_now(&mut theirs), b"Bc");
+        assert!(!outbox.release(20));
+        assert_eq!(read_now(&mut theirs), b"De");
+        assert_eq!(outbox.held_target(), None);
+        outbox.send(b"f".to_vec()).expect("open");
+        assert_eq!(read_now(&mut theirs), b"f", "nothing held: written at once");
+    }
+
+    #[tokio::test]
+    async fn a_failed_sync_refuses_the_durable_frames_and_sends_the_rest() {
+        let (outbox, _writer, mut theirs, _read) = pair();
+        assert_eq!(outbox.send_durable(b"A".to_vec(), 5, 7), Ok(true));
+        outbox.send(b"b".to_vec()).expect("open");
+        assert_eq!(outbox.send_durable(b"C".to_vec(), 6, 8), Ok(false));
+        assert_eq!(outbox.fail_held(), vec![7, 8]);
+        assert_eq!(read_now(&mut theirs), b"b");
+        assert_eq!(outbox.held_target(), None);
     }
 
     #[tokio::test]
