@@ -2,7 +2,8 @@
 
 1. 32 concurrent unary clients: PlaceOrder/s beside null-RPC/s (health Check) at the same
    concurrency on the same server, in the same run (target ≥ 0.7x).
-2. One OrderSession stream: acknowledged orders/s (target ≥ 15,000/s).
+2. One OrderSession stream: acknowledged orders/s (target ≥ 15,000/s), one order per request
+   message, and (Go client) 100 per message as an OrderSessionBatch with packed answers.
 3. The journal: order round trip through the engine (no gRPC) with the journal off and with
    each fsync policy, so its cost is reported on its own.
 
@@ -32,6 +33,8 @@ from _common import loadgen, summary, write
 from mt5exec.engine import Engine, EngineSettings, InstanceSpec, OrderArgs
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, instance_pb2, order_pb2, order_pb2_grpc
+
+BATCH = 100  # orders per OrderSessionBatch in the batched session run
 
 CONFIG = common_pb2.InstanceConfig(
     symbols=["EURUSD"],
@@ -146,14 +149,15 @@ def main() -> None:
                 "unary", "-addr", server.address, "-seconds", str(args.seconds), "-prefix", "gu"
             )
             go_session = loadgen(
-                "session",
-                "-addr",
-                server.address,
-                "-orders",
-                str(args.session_orders),
-                "-prefix",
-                "gs",
-            )
+                "session", "-addr", server.address, "-orders", str(args.session_orders),
+                "-prefix", "gs",
+            )  # fmt: skip
+            # The same orders, BATCH to a request message (answers packed): what a high-rate
+            # client sends when per-message cost is what limits it.
+            go_batched = loadgen(
+                "session", "-addr", server.address, "-orders", str(args.session_orders),
+                "-prefix", "gb", "-batch", str(BATCH),
+            )  # fmt: skip
         journal = {}
         for policy in (None, "never", "interval:100", "always"):
             samples = uvloop.run(journal_cost(Path(tmp), policy, args.journal_orders))
@@ -171,7 +175,7 @@ def main() -> None:
             k: round(v["p50_us"] - journal["off"]["p50_us"], 1) for k, v in journal.items()
         },
         "go_client": None
-        if go_unary is None or go_session is None
+        if go_unary is None or go_session is None or go_batched is None
         else {
             "null_rpc_per_s": round(go_unary["null_rpc_per_s"]),
             "place_order_per_s": round(go_unary["place_order_per_s"]),
@@ -185,6 +189,14 @@ def main() -> None:
             "order_session_ok": go_session["ok"],
             "order_session_filled": go_session["filled"],
             "client_cpu_us_per_session_order": round(go_session["client_cpu_us_per_order"], 1),
+            "batched_session": {
+                "orders_per_request": BATCH,
+                "orders_per_s": round(go_batched["orders_per_s"]),
+                "ok": go_batched["ok"],
+                "filled": go_batched["filled"],
+                "response_messages": go_batched["response_messages"],
+                "client_cpu_us_per_order": round(go_batched["client_cpu_us_per_order"], 1),
+            },
         },
         "targets": {"ratio_orders_vs_null": 0.7, "order_session_per_s": 15_000},
     }
@@ -203,6 +215,12 @@ def main() -> None:
             f"Go client: null {go['null_rpc_per_s']:,}/s, PlaceOrder {go['place_order_per_s']:,}/s "
             f"→ {go['ratio_orders_vs_null']}x; one OrderSession {go['order_session_per_s']:,} "
             f"orders/s ({go['order_session_filled']} filled)"
+        )
+        b = go["batched_session"]
+        print(
+            f"Go client, one OrderSession in batches of {BATCH}: {b['orders_per_s']:,} orders/s "
+            f"({b['filled']} filled, {b['response_messages']} packed answer messages; "
+            "target ≥ 15,000/s)"
         )
     for policy, s in journal.items():
         print(

@@ -317,6 +317,52 @@ def test_order_session_same_path_as_place_order(server: ServerProcess) -> None:
     assert len(positions(server, "session")) == 200
 
 
+def test_order_session_batches_answer_packed(server: ServerProcess) -> None:
+    ready_instance(server, "batched", risk=BULK_RISK)
+    place = order_pb2.OrderSessionRequest
+    batches = [
+        place(
+            batch=order_pb2.OrderSessionBatch(
+                requests=[place(place=market("batched", f"b-{k}-{n}")) for n in range(100)]
+            )
+        )
+        for k in range(3)
+    ]
+    bad = market("batched", "b-bad")
+    bad.volume = float("nan")
+    mixed = [
+        place(place=bad),
+        place(place=market("batched", "b-0-5")),  # a duplicate: the original answer
+        place(batch=order_pb2.OrderSessionBatch()),  # a batch inside a batch: refused
+        place(cancel=order_pb2.CancelOrderRequest(instance_id="batched", order_id=999999)),
+    ]
+    batches.append(place(batch=order_pb2.OrderSessionBatch(requests=mixed)))
+    too_many = [place(place=market("batched", f"x-{n}")) for n in range(1001)]
+    batches.append(place(batch=order_pb2.OrderSessionBatch(requests=too_many)))
+    messages = list(server.orders.OrderSession(iter(batches), timeout=60))
+    answers = [a for m in messages for a in m.batch]
+    assert all(not m.client_order_id and not m.code for m in messages), "packed messages only"
+    assert len(messages) < len(answers) == 300 + 4 + 1
+    by_cid: dict[str, list[order_pb2.OrderSessionResponse]] = {}
+    for a in answers:
+        by_cid.setdefault(a.client_order_id, []).append(a)
+    (refused,) = by_cid.pop("b-bad")
+    assert (refused.code, refused.reason) == (3, "VOLUME_INVALID")
+    unnamed = by_cid.pop("")
+    assert sorted(a.reason for a in unnamed) == [
+        "BATCH_NESTED",
+        "BATCH_TOO_LARGE",
+        "ORDER_NOT_FOUND",
+    ]
+    first, second = by_cid.pop("b-0-5")
+    assert first.order == second.order, "the duplicate got the original result"
+    assert sorted(by_cid) == sorted(
+        f"b-{k}-{n}" for k in range(3) for n in range(100) if (k, n) != (0, 5)
+    )
+    assert all(a.code == 0 and a.order.status == FILLED for rs in by_cid.values() for a in rs)
+    assert len(positions(server, "batched")) == 300, "no order of the oversized batch was sent"
+
+
 def test_retries_past_the_client_deadline_make_one_order(tmp_path: Path) -> None:
     # Every order answer of this server's workers is delayed by 300 ms (a fault injection).
     env = {"MT5EXEC_SIM_ORDER_DELAY_MS": "300"}

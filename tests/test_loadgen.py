@@ -62,6 +62,13 @@ def test_session_answers_every_order(bench: ServerProcess) -> None:
     assert out["ok"] == out["filled"] == 300
 
 
+def test_batched_session_reads_packed_answers(bench: ServerProcess) -> None:
+    out = run("session", "-addr", bench.address, "-orders", "250", "-batch", "100",
+              "-prefix", "t-batch-")  # fmt: skip
+    assert out["ok"] == out["filled"] == 250
+    assert out["response_messages"] < 250, "answers arrive packed"
+
+
 def test_tick_streams_are_gap_free(bench: ServerProcess) -> None:
     out = run("streams", "-addr", bench.address, "-instance", "bench", "-n", "3",
               "-seconds", "1", "-warmup", "0.3")  # fmt: skip

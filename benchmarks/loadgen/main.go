@@ -4,7 +4,7 @@
 //
 //	loadgen unary   -addr A [-concurrency 32] [-seconds 5]   null RPC and PlaceOrder calls/s
 //	loadgen latency -addr A [-orders 2000]                   round trips: null, market, pending
-//	loadgen session -addr A [-orders 20000]                  orders/s through one OrderSession
+//	loadgen session -addr A [-orders 20000] [-batch 1]       orders/s through one OrderSession
 //	loadgen streams -addr A -method ticks|/pkg.Svc/Method -n 100 [-seconds 5] [-latency=false]
 package main
 
@@ -37,6 +37,7 @@ func main() {
 	seconds := fs.Float64("seconds", 5, "measured seconds")
 	warmup := fs.Float64("warmup", 1, "unary, streams: seconds before measuring")
 	orders := fs.Int("orders", 0, "latency: timed rounds (2000); session: orders (20000)")
+	batch := fs.Int("batch", 1, "session: orders per request message (>1: OrderSessionBatch, answers packed)")
 	warmupOrders := fs.Int("warmup-orders", 300, "latency: untimed rounds first")
 	prefix := fs.String("prefix", fmt.Sprintf("g%d-", time.Now().UnixNano()%1_000_000), "client_order_id prefix")
 	method := fs.String("method", "ticks", "streams: ticks, or a full method name")
@@ -66,7 +67,7 @@ func main() {
 		case "latency":
 			result, err = latencyBench(conn, target, orDefault(*orders, 2000), *warmupOrders, *prefix)
 		default:
-			result, err = sessionBench(conn, target, orDefault(*orders, 20000), *prefix)
+			result, err = sessionBench(conn, target, orDefault(*orders, 20000), *batch, *prefix)
 		}
 	default:
 		err = fmt.Errorf("unknown subcommand %q", cmd)

@@ -160,9 +160,10 @@ func latencyBench(conn *grpc.ClientConn, t orderTarget, orders, warmup int, pref
 	}, nil
 }
 
-// sessionBench: `orders` market orders through one OrderSession, sent as fast as flow control
-// lets them go while the results are read; orders/s from the first send to the last result.
-func sessionBench(conn *grpc.ClientConn, t orderTarget, orders int, prefix string) (map[string]any, error) {
+// sessionBench: `orders` market orders through one OrderSession, `batch` per request message,
+// sent as fast as flow control lets them go while the results are read; orders/s from the
+// first send to the last result.
+func sessionBench(conn *grpc.ClientConn, t orderTarget, orders, batch int, prefix string) (map[string]any, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	desc := &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}
@@ -170,9 +171,17 @@ func sessionBench(conn *grpc.ClientConn, t orderTarget, orders int, prefix strin
 	if err != nil {
 		return nil, err
 	}
-	requests := make([][]byte, orders)
-	for i := range requests {
-		requests[i] = sessionPlace(t.market(fmt.Sprintf("%s%d", prefix, i), i))
+	batch = max(batch, 1)
+	places := make([][]byte, orders)
+	for i := range places {
+		places[i] = sessionPlace(t.market(fmt.Sprintf("%s%d", prefix, i), i))
+	}
+	requests := places
+	if batch > 1 {
+		requests = nil
+		for i := 0; i < orders; i += batch {
+			requests = append(requests, sessionBatch(places[i:min(i+batch, orders)]))
+		}
 	}
 	cpu0 := cpuSeconds()
 	started := time.Now()
@@ -186,19 +195,23 @@ func sessionBench(conn *grpc.ClientConn, t orderTarget, orders int, prefix strin
 		}
 		sendErr <- stream.CloseSend()
 	}()
-	ok, filled := 0, 0
+	ok, filled, answered, messages := 0, 0, 0, 0
 	var reply []byte
-	for n := 0; n < orders; n++ {
+	for answered < orders {
 		if err := stream.RecvMsg(&reply); err != nil {
-			return nil, fmt.Errorf("after %d results: %w", n, err)
+			return nil, fmt.Errorf("after %d results: %w", answered, err)
 		}
-		code, o := decodeSessionReply(reply)
-		if code == 0 {
-			ok++
-		}
-		if o.status == statusFilled {
-			filled++
-		}
+		messages++
+		sessionAnswers(reply, func(answer []byte) {
+			answered++
+			code, o := decodeSessionReply(answer)
+			if code == 0 {
+				ok++
+			}
+			if o.status == statusFilled {
+				filled++
+			}
+		})
 	}
 	elapsed := time.Since(started).Seconds()
 	if err := <-sendErr; err != nil {
@@ -206,8 +219,10 @@ func sessionBench(conn *grpc.ClientConn, t orderTarget, orders int, prefix strin
 	}
 	return map[string]any{
 		"orders":                  orders,
+		"batch":                   batch,
 		"ok":                      ok,
 		"filled":                  filled,
+		"response_messages":       messages,
 		"seconds":                 elapsed,
 		"orders_per_s":            float64(orders) / elapsed,
 		"client_cpu_us_per_order": (cpuSeconds() - cpu0) / float64(orders) * 1e6,

@@ -90,6 +90,16 @@ func cancelOrder(instanceID string, orderID uint64) []byte {
 // sessionPlace gives an OrderSessionRequest carrying one order.
 func sessionPlace(o placeOrder) []byte { return appendMessage(nil, 1, o.encode()) }
 
+// sessionBatch gives an OrderSessionRequest carrying `requests` (each an OrderSessionRequest)
+// as an OrderSessionBatch.
+func sessionBatch(requests [][]byte) []byte {
+	var batch []byte
+	for _, r := range requests {
+		batch = appendMessage(batch, 1, r)
+	}
+	return appendMessage(nil, 3, batch)
+}
+
 // ticksRequest gives a StreamTicksRequest for one instance.
 func ticksRequest(instanceID string) []byte { return appendString(nil, 1, instanceID) }
 
@@ -163,6 +173,22 @@ func decodeOrderReply(m []byte) orderFigures {
 }
 
 // decodeSessionReply reads an OrderSessionResponse: its google.rpc code and order.
+// sessionAnswers calls fn with each answer an OrderSessionResponse carries: itself, or the
+// entries of its `batch` (field 6) when the session answers packed.
+func sessionAnswers(m []byte, fn func(answer []byte)) {
+	packed := false
+	fields(m, func(num protowire.Number, _ protowire.Type, v []byte, _ uint64) bool {
+		if num == 6 {
+			packed = true
+			fn(v)
+		}
+		return true
+	})
+	if !packed {
+		fn(m)
+	}
+}
+
 func decodeSessionReply(m []byte) (code uint64, o orderFigures) {
 	fields(m, func(num protowire.Number, _ protowire.Type, v []byte, x uint64) bool {
 		switch num {

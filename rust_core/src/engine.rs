@@ -459,13 +459,44 @@ impl Engine {
     }
 
     /// Submits one encoded `OrderSessionRequest`; its answer (also a refusal) is queued on
-    /// the session as an encoded `OrderSessionResponse`.
+    /// the session as an encoded `OrderSessionResponse`. A batch is handled request by request,
+    /// in order, and turns the session's answers into packed messages.
     pub fn session_submit(&self, session: &Arc<Session>, raw: &[u8]) {
-        session.submitted();
+        match session::decode(raw) {
+            Ok(OsRequest::Batch(batch)) => {
+                session.pack();
+                if batch.requests.len() > session::MAX_BATCH {
+                    session.submitted();
+                    session.refuse("", &session::batch_too_large(), &self.shared.notifier);
+                    return;
+                }
+                for inner in batch.requests {
+                    session.submitted();
+                    match inner.request {
+                        Some(OsRequest::Batch(_)) => {
+                            session.refuse("", &session::nested_batch(), &self.shared.notifier)
+                        }
+                        Some(request) => self.session_request(session, request),
+                        None => session.refuse("", &session::empty(), &self.shared.notifier),
+                    }
+                }
+            }
+            Ok(request) => {
+                session.submitted();
+                self.session_request(session, request);
+            }
+            Err(e) => {
+                session.submitted();
+                session.refuse("", &e, &self.shared.notifier);
+            }
+        }
+    }
+
+    /// One place or cancel of a session.
+    fn session_request(&self, session: &Arc<Session>, request: OsRequest) {
         let shared = &self.shared;
-        let (cid, result) = match session::decode(raw) {
-            Err(e) => (String::new(), Err(e)),
-            Ok(OsRequest::Place(p)) => {
+        let (cid, result) = match request {
+            OsRequest::Place(p) => {
                 let cid = if p.client_order_id.is_empty() {
                     session::generate_client_order_id(shared.started_nanos, shared.token())
                 } else {
@@ -475,7 +506,7 @@ impl Engine {
                 let result = self.session_place(session, token, cid.clone(), p);
                 (cid, result)
             }
-            Ok(OsRequest::Cancel(c)) => {
+            OsRequest::Cancel(c) => {
                 let cid = c.client_order_id.clone();
                 let result = session::check_instance_id("instance_id", &c.instance_id)
                     .and_then(|()| shared.instance(&c.instance_id))
@@ -495,6 +526,7 @@ impl Engine {
                     });
                 (cid, result)
             }
+            OsRequest::Batch(_) => (String::new(), Err(session::nested_batch())),
         };
         if let Err(e) = result {
             session.refuse(&cid, &e, &shared.notifier);

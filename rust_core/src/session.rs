@@ -7,7 +7,7 @@
 use parking_lot::Mutex;
 use prost::Message;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::error::{Code, EngineError};
@@ -21,7 +21,19 @@ pub struct Session {
     pub id: u64,
     queue: Mutex<(VecDeque<Vec<u8>>, bool)>,
     outstanding: AtomicUsize,
+    /// The client sent a batch: answers leave packed (`OrderSessionResponse.batch`).
+    packed: AtomicBool,
 }
+
+/// Requests one batch may carry.
+pub const MAX_BATCH: usize = 1000;
+
+/// A packed response carries about this much at most (gRPC clients refuse messages over
+/// 4 MB by default).
+const MAX_PACKED_BYTES: usize = 1 << 20;
+
+/// `OrderSessionResponse.batch` (field 6, length-delimited).
+const BATCH_KEY: u8 = 6 << 3 | 2;
 
 impl Session {
     /// A new session.
@@ -30,7 +42,13 @@ impl Session {
             id,
             queue: Mutex::new((VecDeque::new(), false)),
             outstanding: AtomicUsize::new(0),
+            packed: AtomicBool::new(false),
         }
+    }
+
+    /// Answers leave packed from now on.
+    pub fn pack(&self) {
+        self.packed.store(true, Ordering::Release);
     }
 
     /// Orders submitted and not answered yet.
@@ -51,6 +69,7 @@ impl Session {
             reason: completion.reason.clone(),
             message: completion.message.clone(),
             order: None,
+            batch: Vec::new(),
         };
         let mut bytes = head.encode_to_vec();
         // The payload is a PlaceOrderResponse whose field 1 is the order: re-tag it as the
@@ -83,9 +102,27 @@ impl Session {
 
     /// Takes every queued response.
     pub fn take(&self) -> Vec<Vec<u8>> {
-        let mut q = self.queue.lock();
-        q.1 = false;
-        q.0.drain(..).collect()
+        let answers: Vec<Vec<u8>> = {
+            let mut q = self.queue.lock();
+            q.1 = false;
+            q.0.drain(..).collect()
+        };
+        if !self.packed.load(Ordering::Acquire) || answers.is_empty() {
+            return answers;
+        }
+        // Each answer as one `batch` entry: protobuf lets entries be concatenated.
+        let mut out = vec![Vec::new()];
+        for answer in answers {
+            let last = out.last_mut().expect("one message at least");
+            if !last.is_empty() && last.len() + answer.len() > MAX_PACKED_BYTES {
+                out.push(Vec::new());
+            }
+            let last = out.last_mut().expect("one message at least");
+            last.push(BATCH_KEY);
+            prost::encoding::encode_varint(answer.len() as u64, last);
+            last.extend_from_slice(&answer);
+        }
+        out
     }
 }
 
@@ -146,9 +183,34 @@ pub fn decode(raw: &[u8]) -> Result<v1::order_session_request::Request, EngineEr
             format!("request: not decodable: {e}"),
         )
     })?;
-    request.request.ok_or_else(|| {
-        EngineError::invalid("request", "FIELD_REQUIRED", "request: place or cancel")
-    })
+    request.request.ok_or_else(empty)
+}
+
+/// Refusal of a batch of more than [`MAX_BATCH`] requests.
+pub fn batch_too_large() -> EngineError {
+    EngineError::invalid(
+        "batch",
+        "BATCH_TOO_LARGE",
+        format!("batch: at most {MAX_BATCH} requests"),
+    )
+}
+
+/// Refusal of a batch inside a batch.
+pub fn nested_batch() -> EngineError {
+    EngineError::invalid(
+        "batch",
+        "BATCH_NESTED",
+        "batch: each request is a place or a cancel",
+    )
+}
+
+/// Refusal of a request with neither a place nor a cancel.
+pub fn empty() -> EngineError {
+    EngineError::invalid(
+        "request",
+        "FIELD_REQUIRED",
+        "request: place, cancel or batch",
+    )
 }
 
 /// Checks an id the way the API layer does: `[A-Za-z0-9][A-Za-z0-9_.-]{0,63}`.
@@ -261,5 +323,32 @@ mod tests {
         assert_eq!(first.order, Some(order));
         let second = v1::OrderSessionResponse::decode(&taken[1][..]).expect("decode");
         assert_eq!((second.code, second.reason.as_str()), (3, "VOLUME_INVALID"));
+    }
+
+    #[test]
+    fn a_packed_session_answers_in_one_message() {
+        let notifier = Notifier::new().expect("notifier");
+        let session = Session::new(7);
+        session.pack();
+        for n in 0..3 {
+            session.submitted();
+            session.refuse(
+                &format!("c{n}"),
+                &EngineError::invalid("volume", "VOLUME_INVALID", "no"),
+                &notifier,
+            );
+        }
+        let taken = session.take();
+        assert_eq!(taken.len(), 1);
+        let packed = v1::OrderSessionResponse::decode(&taken[0][..]).expect("decode");
+        let ids: Vec<&str> = packed
+            .batch
+            .iter()
+            .map(|r| r.client_order_id.as_str())
+            .collect();
+        assert_eq!(ids, ["c0", "c1", "c2"]);
+        assert!(packed.batch.iter().all(|r| r.reason == "VOLUME_INVALID"));
+        assert!(packed.client_order_id.is_empty());
+        assert!(session.take().is_empty());
     }
 }

@@ -249,26 +249,36 @@ class CheckOrderResponse(_message.Message):
     def __init__(self, accepted: _Optional[bool] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., margin_required: _Optional[float] = ..., free_margin_after: _Optional[float] = ...) -> None: ...
 
 class OrderSessionRequest(_message.Message):
-    __slots__ = ("place", "cancel")
+    __slots__ = ("place", "cancel", "batch")
     PLACE_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
     place: PlaceOrderRequest
     cancel: CancelOrderRequest
-    def __init__(self, place: _Optional[_Union[PlaceOrderRequest, _Mapping]] = ..., cancel: _Optional[_Union[CancelOrderRequest, _Mapping]] = ...) -> None: ...
+    batch: OrderSessionBatch
+    def __init__(self, place: _Optional[_Union[PlaceOrderRequest, _Mapping]] = ..., cancel: _Optional[_Union[CancelOrderRequest, _Mapping]] = ..., batch: _Optional[_Union[OrderSessionBatch, _Mapping]] = ...) -> None: ...
+
+class OrderSessionBatch(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[OrderSessionRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[OrderSessionRequest, _Mapping]]] = ...) -> None: ...
 
 class OrderSessionResponse(_message.Message):
-    __slots__ = ("client_order_id", "code", "reason", "message", "order")
+    __slots__ = ("client_order_id", "code", "reason", "message", "order", "batch")
     CLIENT_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     ORDER_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
     client_order_id: str
     code: int
     reason: str
     message: str
     order: _common_pb2.Order
-    def __init__(self, client_order_id: _Optional[str] = ..., code: _Optional[int] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., order: _Optional[_Union[_common_pb2.Order, _Mapping]] = ...) -> None: ...
+    batch: _containers.RepeatedCompositeFieldContainer[OrderSessionResponse]
+    def __init__(self, client_order_id: _Optional[str] = ..., code: _Optional[int] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., order: _Optional[_Union[_common_pb2.Order, _Mapping]] = ..., batch: _Optional[_Iterable[_Union[OrderSessionResponse, _Mapping]]] = ...) -> None: ...
 
 class CopyRelation(_message.Message):
     __slots__ = ("relation_id", "master_instance_id", "follower_instance_id", "volume_mode", "multiplier", "fixed_volume", "symbols", "reverse", "copy_stops")
