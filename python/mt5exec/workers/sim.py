@@ -352,6 +352,9 @@ class SimWorker:
         self.instance_id = instance_id
         self._reader = FrameReader()
         self._out: list[bytes] = []
+        # Orders handled since the last _settle: their results, and the snapshots they changed.
+        self._results: list[bytes] = []
+        self._positions_due = self._orders_due = self._account_due = False
         rate = broker.config.tick_rate
         self._tick_period = 1.0 / rate if rate > 0 else 0.0
         self._max_burst = max(1, math.ceil(rate * MAX_TICK_BACKLOG_S)) if rate > 0 else 0
@@ -442,8 +445,11 @@ class SimWorker:
                 due = now + self.broker.faults.delay_ms / 1000.0
                 self._delayed.append((due, frame.order))
             else:
-                self._execute(frame.order, now)
-        elif kind == "snapshot_request":
+                self._record(self.broker.send(frame.order))
+            return
+        # Anything else comes after what the orders before it did.
+        self._settle(now)
+        if kind == "snapshot_request":
             self._out.extend(_positions_frame(self.broker))
             self._out.append(_frame(orders=self.broker.orders_snapshot()))
             self._send_account(now)
@@ -460,25 +466,44 @@ class SimWorker:
         else:
             log.warning("ignoring engine frame of unknown kind %r", kind)
 
-    def _execute(self, req: pb.OrderRequest, now: float) -> None:
-        outcome = self.broker.send(req)
-        self._report(outcome, now)
-        self._out.append(_small_frame(_RESULT_KEY, outcome.result))
-
-    def _report(self, changes: SendOutcome | Activity, now: float) -> None:
-        """Frames of a change, in the order the engine relies on: a client that has its
-        OrderResult and then reads positions, orders or the account must already see it."""
+    def _record(self, changes: SendOutcome | Activity) -> None:
+        """A change's deals and order updates now; the snapshots it changed (and an order's
+        result) wait for ``_settle``, so that orders read together share one positions,
+        orders and account snapshot instead of one each."""
         out = self._out
         for deal in changes.deals:
             out.append(_small_frame(_DEAL_KEY, deal))
         for update in changes.order_updates:
             out.append(_small_frame(_UPDATE_KEY, update))
-        if changes.positions_changed:
+        self._positions_due |= changes.positions_changed
+        self._orders_due |= changes.orders_changed
+        self._account_due |= changes.account_changed
+        if isinstance(changes, SendOutcome):
+            self._results.append(_small_frame(_RESULT_KEY, changes.result))
+
+    def _settle(self, now: float) -> None:
+        """The snapshots the recorded changes made stale, then the orders' results: the
+        order the engine relies on (a client that has its OrderResult and then reads
+        positions, orders or the account must already see it)."""
+        out = self._out
+        if self._positions_due:
             out.extend(_positions_frame(self.broker))
-        if changes.orders_changed:
+        if self._orders_due:
             out.append(_frame(orders=self.broker.orders_snapshot()))
-        if changes.account_changed:
+        if self._account_due:
             self._send_account(now)
+        self._positions_due = self._orders_due = self._account_due = False
+        if self._results:
+            out.extend(self._results)
+            self._results.clear()
+
+    def _execute(self, req: pb.OrderRequest, now: float) -> None:
+        self._record(self.broker.send(req))
+        self._settle(now)
+
+    def _report(self, changes: SendOutcome | Activity, now: float) -> None:
+        self._record(changes)
+        self._settle(now)
 
     def _activity(self, now: float) -> None:
         """Report what the broker did on its own (triggers, stops, stop-out, timers)."""
@@ -557,6 +582,7 @@ class SimWorker:
                     now = time.monotonic()
                     for payload in payloads:
                         self._handle(payload, now)
+                    self._settle(now)
 
                 now = time.monotonic()
                 while self._delayed and self._delayed[0][0] <= now:
