@@ -3,7 +3,7 @@
 1. 32 concurrent unary clients: PlaceOrder/s beside null-RPC/s (health Check) at the same
    concurrency on the same server, in the same run (target ≥ 0.7x).
 2. One OrderSession stream: acknowledged orders/s (target ≥ 15,000/s), one order per request
-   message, and (Go client) 100 per message as an OrderSessionBatch with packed answers.
+   message, and 100 per message as an OrderSessionBatch with packed answers.
 3. The journal: order round trip through the engine (no gRPC) with the journal off and with
    each fsync policy, so its cost is reported on its own.
 
@@ -86,18 +86,31 @@ async def unary(address: str, seconds: float) -> tuple[float, float]:
         return null_rate, order_rate
 
 
-async def session(address: str, count: int) -> tuple[float, int]:
+async def session(address: str, count: int, batch: int = 1) -> tuple[float, int]:
+    """Orders/s through one OrderSession, ``batch`` orders per request message (more than one:
+    as an OrderSessionBatch, whose answers come packed)."""
+    prefix = "s" if batch == 1 else "sb"
     async with grpc.aio.insecure_channel(address) as channel:
         stub = order_pb2_grpc.OrderServiceStub(channel)
 
         async def requests() -> AsyncIterator[order_pb2.OrderSessionRequest]:
-            for n in range(count):
-                yield order_pb2.OrderSessionRequest(place=order("s", n))
+            for start in range(0, count, batch):
+                places = [
+                    order_pb2.OrderSessionRequest(place=order(prefix, n))
+                    for n in range(start, min(start + batch, count))
+                ]
+                if batch == 1:
+                    yield places[0]
+                else:
+                    yield order_pb2.OrderSessionRequest(
+                        batch=order_pb2.OrderSessionBatch(requests=places)
+                    )
 
         started = time.perf_counter()
         filled = 0
         async for response in stub.OrderSession(requests()):
-            filled += response.order.status == common_pb2.ORDER_STATUS_FILLED
+            for answer in response.batch or [response]:
+                filled += answer.order.status == common_pb2.ORDER_STATUS_FILLED
         return count / (time.perf_counter() - started), filled
 
 
@@ -145,6 +158,9 @@ def main() -> None:
             time.sleep(0.3)
             null_rate, order_rate = uvloop.run(unary(server.address, args.seconds))
             session_rate, filled = uvloop.run(session(server.address, args.session_orders))
+            batched_rate, batched_filled = uvloop.run(
+                session(server.address, args.session_orders, BATCH)
+            )
             go_unary = loadgen(
                 "unary", "-addr", server.address, "-seconds", str(args.seconds), "-prefix", "gu"
             )
@@ -170,6 +186,11 @@ def main() -> None:
         "order_session_per_s": round(session_rate),
         "order_session_filled": filled,
         "order_session_sent": args.session_orders,
+        "order_session_batched": {
+            "orders_per_request": BATCH,
+            "orders_per_s": round(batched_rate),
+            "filled": batched_filled,
+        },
         "journal_round_trip_us": journal,
         "journal_cost_p50_us": {
             k: round(v["p50_us"] - journal["off"]["p50_us"], 1) for k, v in journal.items()
@@ -208,6 +229,10 @@ def main() -> None:
     print(
         f"one OrderSession: {session_rate:,.0f} orders/s acknowledged "
         f"({filled}/{args.session_orders} filled; target ≥ 15,000/s)"
+    )
+    print(
+        f"one OrderSession in batches of {BATCH}: {batched_rate:,.0f} orders/s acknowledged "
+        f"({batched_filled}/{args.session_orders} filled; target ≥ 15,000/s)"
     )
     go = result["go_client"]
     if go is not None:
