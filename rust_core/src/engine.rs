@@ -473,9 +473,7 @@ impl Engine {
                 for inner in batch.requests {
                     session.submitted();
                     match inner.request {
-                        Some(OsRequest::Batch(_)) => {
-                            session.refuse("", &session::nested_batch(), &self.shared.notifier)
-                        }
+                        // A batch inside this one is refused there.
                         Some(request) => self.session_request(session, request),
                         None => session.refuse("", &session::empty(), &self.shared.notifier),
                     }
