@@ -4,7 +4,9 @@ order session's window and wake-ups; an instance created before anyone awaits it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import uvloop
@@ -42,14 +44,26 @@ def sim_spec(tmp: Path, instance_id: str) -> InstanceSpec:
     return InstanceSpec(instance_id, "test", 1, directory, directory / "logs", argv, {}, CONFIG)
 
 
-async def _session_with_a_slow_writer(tmp: Path, orders: int, window: int) -> list[bytes]:
-    engine = Engine(EngineSettings(journal_path=tmp / "orders.journal"))
+@contextlib.asynccontextmanager
+async def _engine_with_sim(tmp: Path, journal_fsync: str = "interval:100") -> AsyncIterator[Engine]:
+    """An engine with the sim instance "sess", once it has a first price."""
+    engine = Engine(
+        EngineSettings(journal_path=tmp / "orders.journal", journal_fsync=journal_fsync)
+    )
     engine.attach(asyncio.get_running_loop())
-    await engine.create_instance(sim_spec(tmp, "sess"))
-    await asyncio.sleep(0.3)  # a first price
-    session = engine.open_session(window)
-    got: list[bytes] = []
     try:
+        await engine.create_instance(sim_spec(tmp, "sess"))
+        await asyncio.sleep(0.3)  # a first price
+        yield engine
+    finally:
+        await engine.stop_all()
+        engine.detach()
+
+
+async def _session_with_a_slow_writer(tmp: Path, orders: int, window: int) -> list[bytes]:
+    got: list[bytes] = []
+    async with _engine_with_sim(tmp) as engine:
+        session = engine.open_session(window)
 
         async def feed() -> None:
             for n in range(orders):
@@ -66,9 +80,6 @@ async def _session_with_a_slow_writer(tmp: Path, orders: int, window: int) -> li
         feeder = asyncio.create_task(feed())
         await asyncio.wait_for(write(), timeout=30)
         await feeder
-    finally:
-        await engine.stop_all()
-        engine.detach()
     return got
 
 
@@ -100,22 +111,15 @@ def test_an_instance_awaited_after_its_completion_still_gets_it(tmp_path: Path) 
 
 
 async def _session_orders_under_fsync_always(tmp: Path, orders: int) -> list[bytes]:
-    engine = Engine(EngineSettings(journal_path=tmp / "orders.journal", journal_fsync="always"))
-    engine.attach(asyncio.get_running_loop())
-    await engine.create_instance(sim_spec(tmp, "sess"))
-    await asyncio.sleep(0.3)  # a first price
-    session = engine.open_session(orders)
     got: list[bytes] = []
-    try:
+    async with _engine_with_sim(tmp, journal_fsync="always") as engine:
+        session = engine.open_session(orders)
         for n in range(orders):
             await session.submit(request(n))
         session.input_done()
         async with asyncio.timeout(30):
             async for response in session.responses():
                 got.append(response)
-    finally:
-        await engine.stop_all()
-        engine.detach()
     return got
 
 

@@ -111,17 +111,17 @@ impl Session {
             return answers;
         }
         // Each answer as one `batch` entry: protobuf lets entries be concatenated.
-        let mut out = vec![Vec::new()];
+        let mut out = Vec::new();
+        let mut message = Vec::new();
         for answer in answers {
-            let last = out.last_mut().expect("one message at least");
-            if !last.is_empty() && last.len() + answer.len() > MAX_PACKED_BYTES {
-                out.push(Vec::new());
+            if !message.is_empty() && message.len() + answer.len() > MAX_PACKED_BYTES {
+                out.push(std::mem::take(&mut message));
             }
-            let last = out.last_mut().expect("one message at least");
-            last.push(BATCH_KEY);
-            prost::encoding::encode_varint(answer.len() as u64, last);
-            last.extend_from_slice(&answer);
+            message.push(BATCH_KEY);
+            prost::encoding::encode_varint(answer.len() as u64, &mut message);
+            message.extend_from_slice(&answer);
         }
+        out.push(message);
         out
     }
 }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import ModuleType
@@ -116,27 +117,27 @@ def _streaming(
         # message (about a fifth more messages/s than awaiting context.write).
         watch = _SlowWatch(write_timeout, context)
         clock = watch._loop.time
+        source: AsyncIterator[Any] | Subscription | None = None
         try:
             source = fn(request, context)
             if isinstance(source, Subscription):
-                # Awaited here, not wrapped in another generator: one layer less per message.
-                try:
-                    # Headers first: a client that has them knows the subscription is live
-                    # and misses nothing from then on.
-                    await context.send_initial_metadata(())
-                    next_message = source.next
-                    while True:
-                        item = await next_message(MAX_MESSAGE_BYTES)
-                        watch.since = clock()
-                        yield item
-                        watch.since = None
-                finally:
-                    source.close()
+                # Headers first: a client that has them knows the subscription is live and
+                # misses nothing from then on. Its messages are awaited here, not wrapped in
+                # another generator: one layer less per message.
+                await context.send_initial_metadata(())
+                pull: Callable[[], Awaitable[Any]] = functools.partial(
+                    source.next, MAX_MESSAGE_BYTES
+                )
             else:
-                async for item in source:
-                    watch.since = clock()
-                    yield item
-                    watch.since = None
+                pull = source.__anext__
+            while True:
+                try:
+                    item = await pull()
+                except StopAsyncIteration:
+                    break
+                watch.since = clock()
+                yield item
+                watch.since = None
         except MT5ExecError as e:
             if e.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
                 metrics.stream_cutoffs[e.reason] += 1
@@ -147,6 +148,8 @@ def _streaming(
             await context.abort_with_status(_internal(name, e).to_status())
         finally:
             watch.stop()
+            if isinstance(source, Subscription):
+                source.close()
 
     return handler
 

@@ -305,11 +305,13 @@ def _frame(**body: Message) -> bytes:
 
 
 _FRAME_LENGTH = struct.Struct(">I")
-_POSITIONS_KEY = varint(pb.WorkerFrame.POSITIONS_FIELD_NUMBER << 3 | 2)
 
 
 def _key(name: str) -> bytes:
     return varint(_FIELD_NUMBERS[name] << 3 | 2)
+
+
+_POSITIONS_KEY = _key("positions")
 
 
 # Keys of the frames every order sends, and one-byte lengths: what ``_frame`` works out anew
@@ -497,10 +499,6 @@ class SimWorker:
             out.extend(self._results)
             self._results.clear()
 
-    def _execute(self, req: pb.OrderRequest, now: float) -> None:
-        self._record(self.broker.send(req))
-        self._settle(now)
-
     def _report(self, changes: SendOutcome | Activity, now: float) -> None:
         self._record(changes)
         self._settle(now)
@@ -586,7 +584,7 @@ class SimWorker:
 
                 now = time.monotonic()
                 while self._delayed and self._delayed[0][0] <= now:
-                    self._execute(self._delayed.popleft()[1], now)
+                    self._report(self.broker.send(self._delayed.popleft()[1]), now)
 
                 if period and now >= self._next_tick and now - last_batch >= MIN_BATCH_INTERVAL_S:
                     due = int((now - self._next_tick) / period) + 1

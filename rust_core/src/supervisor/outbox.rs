@@ -85,7 +85,12 @@ impl Outbox {
             });
             return Ok(());
         }
-        self.write_locked(queue, &frame)
+        let result = self.write_now(&mut queue, &frame);
+        drop(queue);
+        if result != Ok(false) {
+            self.wake.notify_one();
+        }
+        result.map(|_| ())
     }
 
     /// Holds `frame` (the request `token`) until [`Outbox::release`] says the journal is
@@ -159,26 +164,6 @@ impl Outbox {
         refused
     }
 
-    fn write_locked(
-        &self,
-        mut queue: parking_lot::MutexGuard<'_, Queue>,
-        frame: &[u8],
-    ) -> Result<(), Closed> {
-        let result = self.write_now(&mut queue, frame);
-        drop(queue);
-        match result {
-            Ok(false) => Ok(()),
-            Ok(true) => {
-                self.wake.notify_one();
-                Ok(())
-            }
-            Err(Closed) => {
-                self.wake.notify_one();
-                Err(Closed)
-            }
-        }
-    }
-
     /// Writes `frame` now, or queues what the socket does not take; true when the writer
     /// task must be woken.
     fn write_now(&self, queue: &mut Queue, frame: &[u8]) -> Result<bool, Closed> {
@@ -214,9 +199,8 @@ impl Outbox {
         self.wake.notify_one();
     }
 
-    /// Whether the outbox refuses frames.
-    #[must_use]
-    pub fn is_closed(&self) -> bool {
+    #[cfg(test)]
+    fn is_closed(&self) -> bool {
         self.queue.lock().closed
     }
 
