@@ -23,11 +23,13 @@ type subscriber struct {
 	err      error
 }
 
-// streamBench opens n streams of `method` ("ticks": StreamTicks of one instance, decoded and
-// checked for gaps; otherwise a raw method whose messages are only counted), waits `warmup`,
-// then records `seconds`. Without `latency` the ticks are counted and their sequence checked,
-// but no receive-to-client latency is kept (a capacity run: the client's own work per tick
-// would be measured with the server's).
+// streamBench opens n streams of `method` ("ticks": StreamTicks of one instance, checked for
+// gaps; otherwise a raw method sending StreamTicksResponse messages, such as the benchmark's
+// bare ceiling), waits `warmup`, then records `seconds`. Every message is decoded the same way
+// whichever server sent it, so that the client costs the same per message against the ceiling
+// as against the server measured (on a small machine both share the CPU). Without `latency`
+// the ticks are counted, not read one by one, and no receive-to-client latency is kept (a
+// capacity run: the client's own work per tick would be measured with the server's).
 func streamBench(address, method, instance string, n int, seconds, warmup float64, latency bool) (map[string]any, error) {
 	ticks := method == "ticks"
 	path, request := method, []byte{}
@@ -87,14 +89,15 @@ func streamBench(address, method, instance string, n int, seconds, warmup float6
 				if over {
 					return
 				}
+				decodeTicks(msg, &batch, latency)
+				k := batch.count
 				if !ticks {
 					if inside {
 						out.Messages++
+						out.Ticks += int(k)
 					}
 					continue
 				}
-				decodeTicks(msg, &batch)
-				k := uint64(len(batch.receivedNanos))
 				if inside && expected != 0 && batch.sequence > expected {
 					out.LostGaps += batch.sequence - expected
 				}

@@ -204,17 +204,20 @@ func decodeSessionReply(m []byte) (code uint64, o orderFigures) {
 
 // tickBatch is what a StreamTicksResponse says about continuity and latency.
 type tickBatch struct {
-	sequence, dropped uint64
-	receivedNanos     []int64 // engine receive time of each tick (Unix ns)
+	sequence, dropped, count uint64
+	receivedNanos            []int64 // engine receive time of each tick (Unix ns), if asked
 }
 
-func decodeTicks(m []byte, into *tickBatch) {
-	into.sequence, into.dropped = 0, 0
+func decodeTicks(m []byte, into *tickBatch, stamps bool) {
+	into.sequence, into.dropped, into.count = 0, 0, 0
 	into.receivedNanos = into.receivedNanos[:0]
 	fields(m, func(num protowire.Number, _ protowire.Type, v []byte, x uint64) bool {
 		switch num {
 		case 1:
-			into.receivedNanos = append(into.receivedNanos, tickReceived(v))
+			into.count++
+			if stamps {
+				into.receivedNanos = append(into.receivedNanos, tickReceived(v))
+			}
 		case 2:
 			into.sequence = x
 		case 3:

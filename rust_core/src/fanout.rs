@@ -142,9 +142,12 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    fn matches(&self, instance_id: &str, symbol: &str) -> bool {
-        (self.instances.is_empty() || self.instances.contains(instance_id))
-            && (self.symbols.is_empty() || symbol.is_empty() || self.symbols.contains(symbol))
+    fn follows(&self, instance_id: &str) -> bool {
+        self.instances.is_empty() || self.instances.contains(instance_id)
+    }
+
+    fn wants(&self, symbol: &str) -> bool {
+        self.symbols.is_empty() || symbol.is_empty() || self.symbols.contains(symbol)
     }
 
     /// Queues a piece; true when the subscriber must be announced as ready.
@@ -284,9 +287,9 @@ impl Subscription {
                 prost::encoding::uint64::encode(3, &q.dropped, &mut out);
             }
         }
-        if q.pieces.is_empty() {
-            q.notified = false;
-        }
+        // `notified` stays set: the subscriber comes back for more after writing this, and
+        // only a take that finds nothing (it is about to wait) makes the next push announce
+        // it. One announcement per wait instead of one per message taken.
         Taken {
             data: Some(out),
             closed: None,
@@ -410,16 +413,17 @@ impl Hub {
         let run_fits =
             items.len() > 1 && items.iter().map(|(_, p)| p.len()).sum::<usize>() <= RUN_MAX_BYTES;
         for sub in self.topics[topic as usize].read().iter() {
-            let announce = if run_fits
-                && items
-                    .iter()
-                    .all(|(symbol, _)| sub.matches(instance_id, symbol))
-            {
+            if !sub.follows(instance_id) {
+                continue;
+            }
+            let every_symbol =
+                sub.symbols.is_empty() || items.iter().all(|(symbol, _)| sub.wants(symbol));
+            let announce = if run_fits && every_symbol {
                 sub.push_all(items, &keys, &mut run)
             } else {
                 let mut announce = false;
                 for ((symbol, piece), key) in items.iter().zip(&keys) {
-                    if sub.matches(instance_id, symbol) {
+                    if every_symbol || sub.wants(symbol) {
                         announce |= sub.push(*key, piece);
                     }
                 }
@@ -572,6 +576,27 @@ mod tests {
             n.drain().ready.len() <= 1,
             "not announced again while notified"
         );
+    }
+
+    #[test]
+    fn a_subscriber_is_announced_only_once_it_found_its_queue_empty() {
+        let n = Notifier::new().expect("notifier");
+        let hub = Hub::default();
+        let sub = hub.subscribe(Topic::Ticks, set(&["a"]), set(&[]), 100, false);
+        let items = [("EURUSD", tick("EURUSD", 1.0))];
+        hub.publish(Topic::Ticks, "a", &items, &n);
+        assert_eq!(n.drain().ready, vec![sub.id]);
+        // It took everything and writes it: what comes meanwhile waits for its next take.
+        assert!(sub.take(65536).data.is_some());
+        hub.publish(Topic::Ticks, "a", &items, &n);
+        assert!(n.drain().ready.is_empty(), "busy subscriber announced");
+        assert!(sub.take(65536).data.is_some());
+        // Nothing left: it is about to wait, so the next publish announces it.
+        assert!(sub.take(65536).data.is_none());
+        hub.publish(Topic::Ticks, "b", &items, &n);
+        assert!(n.drain().ready.is_empty(), "another instance's tick announced");
+        hub.publish(Topic::Ticks, "a", &items, &n);
+        assert_eq!(n.drain().ready, vec![sub.id]);
     }
 
     #[test]
