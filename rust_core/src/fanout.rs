@@ -594,7 +594,10 @@ mod tests {
         // Nothing left: it is about to wait, so the next publish announces it.
         assert!(sub.take(65536).data.is_none());
         hub.publish(Topic::Ticks, "b", &items, &n);
-        assert!(n.drain().ready.is_empty(), "another instance's tick announced");
+        assert!(
+            n.drain().ready.is_empty(),
+            "another instance's tick announced"
+        );
         hub.publish(Topic::Ticks, "a", &items, &n);
         assert_eq!(n.drain().ready, vec![sub.id]);
     }
