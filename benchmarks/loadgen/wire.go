@@ -172,7 +172,6 @@ func decodeOrderReply(m []byte) orderFigures {
 	return o
 }
 
-// decodeSessionReply reads an OrderSessionResponse: its google.rpc code and order.
 // sessionAnswers calls fn with each answer an OrderSessionResponse carries: itself, or the
 // entries of its `batch` (field 6) when the session answers packed.
 func sessionAnswers(m []byte, fn func(answer []byte)) {
@@ -189,6 +188,7 @@ func sessionAnswers(m []byte, fn func(answer []byte)) {
 	}
 }
 
+// decodeSessionReply reads an OrderSessionResponse: its google.rpc code and order.
 func decodeSessionReply(m []byte) (code uint64, o orderFigures) {
 	fields(m, func(num protowire.Number, _ protowire.Type, v []byte, x uint64) bool {
 		switch num {

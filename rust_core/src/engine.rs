@@ -466,35 +466,25 @@ impl Engine {
             Ok(OsRequest::Batch(batch)) => {
                 session.pack();
                 if batch.requests.len() > session::MAX_BATCH {
-                    session.submitted();
-                    session.refuse("", &session::batch_too_large(), &self.shared.notifier);
+                    self.session_request(session, Err(session::batch_too_large()));
                     return;
                 }
                 for inner in batch.requests {
-                    session.submitted();
-                    match inner.request {
-                        // A batch inside this one is refused there.
-                        Some(request) => self.session_request(session, request),
-                        None => session.refuse("", &session::empty(), &self.shared.notifier),
-                    }
+                    // A batch inside this one is refused there.
+                    self.session_request(session, inner.request.ok_or_else(session::empty));
                 }
             }
-            Ok(request) => {
-                session.submitted();
-                self.session_request(session, request);
-            }
-            Err(e) => {
-                session.submitted();
-                session.refuse("", &e, &self.shared.notifier);
-            }
+            decoded => self.session_request(session, decoded),
         }
     }
 
-    /// One place or cancel of a session.
-    fn session_request(&self, session: &Arc<Session>, request: OsRequest) {
+    /// One place or cancel of a session (or its refusal), answered on the session.
+    fn session_request(&self, session: &Arc<Session>, request: Result<OsRequest>) {
+        session.submitted();
         let shared = &self.shared;
         let (cid, result) = match request {
-            OsRequest::Place(p) => {
+            Err(e) => (String::new(), Err(e)),
+            Ok(OsRequest::Place(p)) => {
                 let cid = if p.client_order_id.is_empty() {
                     session::generate_client_order_id(shared.started_nanos, shared.token())
                 } else {
@@ -504,7 +494,7 @@ impl Engine {
                 let result = self.session_place(session, token, cid.clone(), p);
                 (cid, result)
             }
-            OsRequest::Cancel(c) => {
+            Ok(OsRequest::Cancel(c)) => {
                 let cid = c.client_order_id.clone();
                 let result = session::check_instance_id("instance_id", &c.instance_id)
                     .and_then(|()| shared.instance(&c.instance_id))
@@ -524,7 +514,7 @@ impl Engine {
                     });
                 (cid, result)
             }
-            OsRequest::Batch(_) => (String::new(), Err(session::nested_batch())),
+            Ok(OsRequest::Batch(_)) => (String::new(), Err(session::nested_batch())),
         };
         if let Err(e) = result {
             session.refuse(&cid, &e, &shared.notifier);
