@@ -52,6 +52,51 @@ def test_a_reader_that_keeps_up_misses_nothing(server: ServerProcess) -> None:
     assert received > 4000, "about 4,000 ticks/s for 2 s"
 
 
+def test_tick_batch_ms_sets_how_often_ticks_go_out(server: ServerProcess) -> None:
+    server.instances.CreateInstance(
+        instance_pb2.CreateInstanceRequest(
+            instance_id="slowbatch",
+            config=common_pb2.InstanceConfig(symbols=["EURUSD"], tick_rate=1000, tick_batch_ms=100),
+        ),
+        timeout=30,
+    )
+    got = server.instances.GetInstance(
+        instance_pb2.GetInstanceRequest(instance_id="slowbatch"), timeout=5
+    ).instance
+    assert got.config.tick_batch_ms == 100
+
+    def ticks_per_message(instance_id: str) -> float:
+        call = server.streams.StreamTicks(
+            stream_pb2.StreamTicksRequest(instance_ids=[instance_id]), timeout=30
+        )
+        sizes = []
+        for message in call:
+            sizes.append(len(message.ticks))
+            if len(sizes) == 8:
+                break
+        call.cancel()
+        return sum(sizes[1:]) / len(sizes[1:])  # the first carries what queued before
+
+    # 1,000 ticks/s in 100 ms batches: about 100 ticks a message, where the 2 ms batches of
+    # the "fast" instance (1,000 ticks/s for each of 4 symbols) carry about 8.
+    assert ticks_per_message("slowbatch") >= 50
+    assert ticks_per_message("fast") < 50
+    server.instances.DeleteInstance(
+        instance_pb2.DeleteInstanceRequest(instance_id="slowbatch"), timeout=30
+    )
+    for bad in (float("nan"), 0.05, 5000.0, -1.0):
+        with pytest.raises(grpc.RpcError) as caught:
+            server.instances.CreateInstance(
+                instance_pb2.CreateInstanceRequest(
+                    instance_id="badbatch",
+                    config=common_pb2.InstanceConfig(tick_batch_ms=bad),
+                ),
+                timeout=30,
+            )
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert error_info(caught.value).metadata["field"] == "config.tick_batch_ms"
+
+
 def metric(server: ServerProcess, name: str) -> float:
     """A sample's value from the server's /metrics (0 when absent)."""
     for line in server.metrics().splitlines():

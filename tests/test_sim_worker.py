@@ -245,6 +245,34 @@ def test_hello_ticks_order_and_shutdown(engine: Engine) -> None:
     assert engine.wait() == 0
 
 
+def _tick_frames(tmp_path: Path, batch_ms: float, frames: int) -> tuple[float, float]:
+    """(mean ticks per TickBatch, mean seconds between them) of a 1,000 ticks/s worker."""
+    eng = Engine(tmp_path, {"symbols": ["EURUSD"], "tick_rate": 1000, "tick_batch_ms": batch_ms})
+    try:
+        eng.handshake()
+        sizes, times = [], []
+        while len(sizes) < frames:
+            frame = eng.read()
+            if frame.WhichOneof("body") == "ticks":
+                sizes.append(len(frame.ticks.ticks))
+                times.append(time.monotonic())
+    finally:
+        eng.close()
+    # The first batch carries what was due since the start; it is left out.
+    return sum(sizes[1:]) / (frames - 1), (times[-1] - times[1]) / (frames - 2)
+
+
+def test_tick_batch_ms_spaces_the_batches(tmp_path: Path) -> None:
+    (tmp_path / "slow").mkdir()
+    (tmp_path / "fast").mkdir()
+    size, gap = _tick_frames(tmp_path / "slow", 40.0, 6)
+    assert gap >= 0.035
+    assert 25 <= size <= 100  # ~40 ticks; never more than MAX_TICK_BACKLOG_S' 100
+    fast_size, fast_gap = _tick_frames(tmp_path / "fast", 0.5, 60)
+    assert fast_gap < 0.01
+    assert fast_size < size / 4
+
+
 def test_fill_price_is_the_latest_tick_seen(engine: Engine) -> None:
     engine.handshake()
     # Wait for a tick so there is a price to compare with, then trade right after it.

@@ -326,6 +326,8 @@ def test_config_keys(tmp_path: Path) -> None:
     assert (defaults.sim.stop_out_level, defaults.sim.margin_call_level) == (50.0, 100.0)
     assert defaults.sim.symbol_settings == {}
     assert defaults.clock_offset_ms == 0
+    assert defaults.batch_interval_s == 0.002
+    assert load(tick_batch_ms=0.5).batch_interval_s == 0.0005
     cfg = load(
         stop_out_level=30,
         margin_call_level=80.5,
@@ -360,6 +362,10 @@ def test_config_keys(tmp_path: Path) -> None:
         ({"symbol_settings": {"*": {"stops_level": -1}}}, "stops_level"),
         ({"symbol_settings": {"*": {"colour": "red"}}}, "colour"),
         ({"clock_offset_ms": 1.5}, "clock_offset_ms"),
+        ({"tick_batch_ms": 0}, "tick_batch_ms"),
+        ({"tick_batch_ms": 1001}, "tick_batch_ms"),
+        ({"tick_batch_ms": "2"}, "tick_batch_ms"),
+        ({"tick_batch_ms": float("nan")}, "tick_batch_ms"),
     ):
         with pytest.raises(ConfigError, match=match):
             load(**bad)

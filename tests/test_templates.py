@@ -28,7 +28,12 @@ from mt5exec.v1 import common_pb2
 from mt5exec.workers import sim as sim_worker
 
 OVERRIDES: Mapping[str, Mapping[str, object]] = {
-    "instance": {"trade_pairs": ["EURUSD", "XAUUSD"], "tick_rate": 50, "seed": 7},
+    "instance": {
+        "trade_pairs": ["EURUSD", "XAUUSD"],
+        "tick_rate": 50,
+        "seed": 7,
+        "tick_batch_ms": 5,
+    },
     "risk": {"max_trades_per_day": 5},
 }
 
@@ -418,6 +423,7 @@ def test_worker_config_is_what_the_sim_worker_reads(templates: Templates, tmp_pa
         "symbols": ["EURUSD", "XAUUSD"],
         "seed": 7,
         "tick_rate": 50.0,
+        "tick_batch_ms": 5.0,
         "initial_balance": 10000.0,
         "leverage": 30,
         "currency": "EUR",
@@ -430,6 +436,7 @@ def test_worker_config_is_what_the_sim_worker_reads(templates: Templates, tmp_pa
     assert loaded.sim.symbols == ["EURUSD", "XAUUSD"]
     assert (loaded.sim.seed, loaded.sim.tick_rate, loaded.sim.leverage) == (7, 50.0, 30)
     assert (loaded.sim.currency, loaded.sim.margin_mode) == ("EUR", "netting")
+    assert loaded.batch_interval_s == 0.005
 
 
 def test_risk_limits_use_the_proto_field_names(templates: Templates) -> None:

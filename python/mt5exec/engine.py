@@ -165,6 +165,17 @@ class Subscription:
         self._ended = error
         self._wake()
 
+    def ready(self, max_bytes: int) -> bytes | None:
+        """The next encoded response if one is queued and may go now, else None (then await
+        ``next``). A plain call: a stream that has something queued gets it without creating
+        a coroutine per message."""
+        if self._ended is not None or (self._yielded and self._engine.coalesce_delay()):
+            return None
+        data = self._core.take(max_bytes)[0]
+        if data is not None:
+            self._yielded = True
+        return data
+
     async def next(self, max_bytes: int) -> bytes:
         """The next encoded response (everything queued, up to about ``max_bytes``), waiting
         for one if none is queued; raises MT5ExecError when the stream is ended.

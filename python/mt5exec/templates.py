@@ -262,6 +262,7 @@ _POS_INT: Final = _integer(1)
 _NON_NEG: Final = _number()
 _POS: Final = _number(exclusive=True)
 _PERCENT: Final = _number(0.0, maximum=100.0)
+_TICK_BATCH_MS: Final = _number(0.1, maximum=1000.0)
 
 _T = TypeVar("_T")
 
@@ -318,6 +319,9 @@ class InstanceSection:
     seed: int = _f(1, _UINT64)
     # Simulated broker: ticks per second per symbol; 0 stops prices at their start values.
     tick_rate: float = _f(10.0, _NON_NEG)
+    # Simulated broker: the shortest time between two tick batches in milliseconds; ticks due
+    # in between go out together (shorter: sooner; longer: fewer, larger batches).
+    tick_batch_ms: float = _f(2.0, _TICK_BATCH_MS)
     # Simulated broker: starting balance in the account currency.
     initial_balance: float = _f(10000.0, _POS)
 
@@ -553,6 +557,7 @@ class RuntimeConfig:
             "symbols": list(self.instance.trade_pairs),
             "seed": self.instance.seed,
             "tick_rate": self.instance.tick_rate,
+            "tick_batch_ms": self.instance.tick_batch_ms,
             "initial_balance": self.instance.initial_balance,
             "leverage": self.broker.leverage,
             "currency": self.broker.currency,

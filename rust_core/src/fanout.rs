@@ -270,16 +270,20 @@ impl Subscription {
                 closed: q.closed.clone(),
             };
         }
-        let mut out = Vec::with_capacity(max_bytes.min(64 * 1024));
-        let first_seq = q.pieces.front().map_or(0, |p| p.seq);
-        let mut taken = 0u64;
-        while let Some(p) = q.pieces.front() {
-            if taken > 0 && out.len() + p.piece.len() > max_bytes {
+        // The message's exact size first: one allocation of what is sent (plus room for the
+        // two varint fields), not a large buffer per message.
+        let (mut count, mut size) = (0usize, 0usize);
+        for p in q.pieces.iter() {
+            if count > 0 && size + p.piece.len() > max_bytes {
                 break;
             }
+            size += p.piece.len();
+            count += 1;
+        }
+        let mut out = Vec::with_capacity(size + 24);
+        let first_seq = q.pieces.front().map_or(0, |p| p.seq);
+        for p in q.pieces.drain(..count) {
             out.extend_from_slice(&p.piece);
-            q.pieces.pop_front();
-            taken += 1;
         }
         if self.topic.numbered() {
             prost::encoding::uint64::encode(2, &first_seq, &mut out);

@@ -102,6 +102,10 @@ def slow_consumer(timeout: float) -> MT5ExecError:
     )
 
 
+def _nothing_ready() -> None:
+    return None
+
+
 # A stream response carries at most about this much: a subscriber that fell behind gets its
 # backlog in few large messages instead of many small ones.
 MAX_MESSAGE_BYTES = 256 * 1024
@@ -120,21 +124,26 @@ def _streaming(
         source: AsyncIterator[Any] | Subscription | None = None
         try:
             source = fn(request, context)
+            ready: Callable[[], Any] = _nothing_ready
             if isinstance(source, Subscription):
                 # Headers first: a client that has them knows the subscription is live and
-                # misses nothing from then on. Its messages are awaited here, not wrapped in
-                # another generator: one layer less per message.
+                # misses nothing from then on. Its messages are taken here, not wrapped in
+                # another generator: one layer less per message, and no coroutine at all for
+                # a message already queued.
                 await context.send_initial_metadata(())
+                ready = functools.partial(source.ready, MAX_MESSAGE_BYTES)
                 pull: Callable[[], Awaitable[Any]] = functools.partial(
                     source.next, MAX_MESSAGE_BYTES
                 )
             else:
                 pull = source.__anext__
             while True:
-                try:
-                    item = await pull()
-                except StopAsyncIteration:
-                    break
+                item = ready()
+                if item is None:
+                    try:
+                        item = await pull()
+                    except StopAsyncIteration:
+                        break
                 watch.since = clock()
                 yield item
                 watch.since = None

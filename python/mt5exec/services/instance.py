@@ -61,6 +61,9 @@ def _overrides(config: common_pb2.InstanceConfig) -> dict[str, dict[str, object]
     if config.tick_rate:
         validation.finite("config.tick_rate", config.tick_rate, maximum=100_000.0)
         instance["tick_rate"] = config.tick_rate
+    if config.tick_batch_ms:
+        validation.finite("config.tick_batch_ms", config.tick_batch_ms, minimum=0.1, maximum=1000.0)
+        instance["tick_batch_ms"] = config.tick_batch_ms
     if config.initial_balance:
         validation.finite("config.initial_balance", config.initial_balance, minimum=0.01)
         instance["initial_balance"] = config.initial_balance

@@ -418,7 +418,7 @@ class RiskLimits(_message.Message):
     def __init__(self, max_order_volume: _Optional[float] = ..., min_order_volume: _Optional[float] = ..., max_order_notional: _Optional[float] = ..., max_symbol_exposure: _Optional[float] = ..., max_open_positions: _Optional[int] = ..., max_pending_orders: _Optional[int] = ..., max_trades_per_day: _Optional[int] = ..., max_daily_loss: _Optional[float] = ..., max_loss_per_trade: _Optional[float] = ..., max_drawdown_percent: _Optional[float] = ..., max_deviation_points: _Optional[int] = ..., price_collar_percent: _Optional[float] = ..., stale_tick_ms: _Optional[int] = ..., orders_per_second: _Optional[float] = ..., max_in_flight_orders: _Optional[int] = ..., duplicate_window_ms: _Optional[int] = ..., allowed_symbols: _Optional[_Iterable[str]] = ..., session_start: _Optional[str] = ..., session_end: _Optional[str] = ...) -> None: ...
 
 class InstanceConfig(_message.Message):
-    __slots__ = ("symbols", "margin_mode", "initial_balance", "leverage", "currency", "seed", "tick_rate", "risk", "trading_state", "login", "server")
+    __slots__ = ("symbols", "margin_mode", "initial_balance", "leverage", "currency", "seed", "tick_rate", "risk", "trading_state", "login", "server", "tick_batch_ms")
     SYMBOLS_FIELD_NUMBER: _ClassVar[int]
     MARGIN_MODE_FIELD_NUMBER: _ClassVar[int]
     INITIAL_BALANCE_FIELD_NUMBER: _ClassVar[int]
@@ -430,6 +430,7 @@ class InstanceConfig(_message.Message):
     TRADING_STATE_FIELD_NUMBER: _ClassVar[int]
     LOGIN_FIELD_NUMBER: _ClassVar[int]
     SERVER_FIELD_NUMBER: _ClassVar[int]
+    TICK_BATCH_MS_FIELD_NUMBER: _ClassVar[int]
     symbols: _containers.RepeatedScalarFieldContainer[str]
     margin_mode: AccountMarginMode
     initial_balance: float
@@ -441,7 +442,8 @@ class InstanceConfig(_message.Message):
     trading_state: TradingState
     login: int
     server: str
-    def __init__(self, symbols: _Optional[_Iterable[str]] = ..., margin_mode: _Optional[_Union[AccountMarginMode, str]] = ..., initial_balance: _Optional[float] = ..., leverage: _Optional[int] = ..., currency: _Optional[str] = ..., seed: _Optional[int] = ..., tick_rate: _Optional[float] = ..., risk: _Optional[_Union[RiskLimits, _Mapping]] = ..., trading_state: _Optional[_Union[TradingState, str]] = ..., login: _Optional[int] = ..., server: _Optional[str] = ...) -> None: ...
+    tick_batch_ms: float
+    def __init__(self, symbols: _Optional[_Iterable[str]] = ..., margin_mode: _Optional[_Union[AccountMarginMode, str]] = ..., initial_balance: _Optional[float] = ..., leverage: _Optional[int] = ..., currency: _Optional[str] = ..., seed: _Optional[int] = ..., tick_rate: _Optional[float] = ..., risk: _Optional[_Union[RiskLimits, _Mapping]] = ..., trading_state: _Optional[_Union[TradingState, str]] = ..., login: _Optional[int] = ..., server: _Optional[str] = ..., tick_batch_ms: _Optional[float] = ...) -> None: ...
 
 class Instance(_message.Message):
     __slots__ = ("instance_id", "owner", "backend", "state", "state_reason", "config", "worker_pid", "restarts", "created_time", "started_time", "symbols", "trading_state", "config_version", "kill_switch")

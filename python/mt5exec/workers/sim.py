@@ -23,6 +23,9 @@ Config (JSON object; every key optional, the defaults keep a plain always-open m
 ``seed``, ``tick_rate``, ``initial_balance``, ``leverage``, ``currency``, ``login``
     The price walk's seed (also of slippage draws), ticks per second per symbol (0: none), the
     new account's balance, leverage, currency and login.
+``tick_batch_ms``
+    The shortest time between two tick batches in milliseconds (0.1 to 1000, default 2): ticks
+    due in between are sent together.
 ``margin_mode``
     ``"hedging"`` (default) or ``"netting"``.
 ``stop_out_level``, ``margin_call_level``
@@ -135,9 +138,12 @@ CAPABILITIES = ("ticks", "orders", "faults", "pending_orders", "order_check", "r
 
 # Equity-only account updates while positions are open are rate limited to this.
 ACCOUNT_INTERVAL_S = 0.25
-# Ticks are sent at most this often; everything due in between goes in one TickBatch. At high
-# tick rates this turns thousands of tiny writes per second into a few hundred larger ones.
-MIN_BATCH_INTERVAL_S = 0.002
+# Ticks are sent at most this often unless the config's tick_batch_ms says otherwise;
+# everything due in between goes in one TickBatch. At high tick rates this turns thousands of
+# tiny writes per second into a few hundred larger ones.
+DEFAULT_BATCH_INTERVAL_S = 0.002
+# The range tick_batch_ms may take (milliseconds).
+BATCH_MS_RANGE = (0.1, 1000.0)
 # After a stall (blocked write, slow host) at most this much backlog of ticks is replayed; the
 # rest is skipped, as a live feed would after a hiccup.
 MAX_TICK_BACKLOG_S = 0.1
@@ -160,6 +166,8 @@ class WorkerConfig:
     state_path: Path | None = Path(DEFAULT_STATE_PATH)
     # The server clock is the system clock plus this.
     clock_offset_ms: int = 0
+    # The shortest time between two tick batches.
+    batch_interval_s: float = DEFAULT_BATCH_INTERVAL_S
 
     def clock(self) -> Callable[[], float]:
         offset = self.clock_offset_ms / 1000.0
@@ -196,6 +204,7 @@ def load_config(path: Path | None, instance_id: str | None = None) -> WorkerConf
         "symbols",
         "seed",
         "tick_rate",
+        "tick_batch_ms",
         "initial_balance",
         "leverage",
         "currency",
@@ -233,6 +242,16 @@ def load_config(path: Path | None, instance_id: str | None = None) -> WorkerConf
         if not math.isfinite(raw["tick_rate"]) or raw["tick_rate"] < 0:
             raise ConfigError(f"{where}: tick_rate: must be >= 0, got {raw['tick_rate']!r}")
         sim.tick_rate = float(raw["tick_rate"])
+    batch_s = DEFAULT_BATCH_INTERVAL_S
+    if "tick_batch_ms" in raw:
+        value = raw["tick_batch_ms"]
+        _check(where, "tick_batch_ms", value, (int, float), "a number")
+        low, high = BATCH_MS_RANGE
+        if not math.isfinite(value) or not low <= value <= high:
+            raise ConfigError(
+                f"{where}: tick_batch_ms: must be in {low:g}..{high:g}, got {value!r}"
+            )
+        batch_s = value / 1000.0
     if "initial_balance" in raw:
         _check(where, "initial_balance", raw["initial_balance"], (int, float), "a number")
         sim.initial_balance = float(raw["initial_balance"])
@@ -287,7 +306,13 @@ def load_config(path: Path | None, instance_id: str | None = None) -> WorkerConf
     _check(where, "instance_id", iid, (str,), "a string")
     if instance_id:
         iid = instance_id
-    return WorkerConfig(instance_id=iid, sim=sim, state_path=state, clock_offset_ms=offset)
+    return WorkerConfig(
+        instance_id=iid,
+        sim=sim,
+        state_path=state,
+        clock_offset_ms=offset,
+        batch_interval_s=batch_s,
+    )
 
 
 # WorkerFrame body field numbers by name.
@@ -348,7 +373,13 @@ def _positions_frame(broker: SimBroker) -> tuple[bytes, bytes]:
 class SimWorker:
     """The protocol side of a sim instance: owns the socket, the schedule and the broker."""
 
-    def __init__(self, sock: socket.socket, broker: SimBroker, instance_id: str) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        broker: SimBroker,
+        instance_id: str,
+        batch_interval_s: float = DEFAULT_BATCH_INTERVAL_S,
+    ) -> None:
         self.sock = sock
         self.broker = broker
         self.instance_id = instance_id
@@ -359,6 +390,7 @@ class SimWorker:
         self._positions_due = self._orders_due = self._account_due = False
         rate = broker.config.tick_rate
         self._tick_period = 1.0 / rate if rate > 0 else 0.0
+        self._batch_interval = batch_interval_s
         self._max_burst = max(1, math.ceil(rate * MAX_TICK_BACKLOG_S)) if rate > 0 else 0
         self._heartbeat_s = DEFAULT_HEARTBEAT_MS / 1000.0
         self._heartbeat_seq = 0
@@ -560,15 +592,14 @@ class SimWorker:
         now = time.monotonic()
         self._next_tick = now
         self._next_heartbeat = now + self._heartbeat_s
-        last_batch = now - MIN_BATCH_INTERVAL_S
+        batch_interval = self._batch_interval
+        last_batch = now - batch_interval
         persist = broker.journal is not None
         try:
             while True:
                 deadline = self._next_heartbeat
                 if period:
-                    deadline = min(
-                        deadline, max(self._next_tick, last_batch + MIN_BATCH_INTERVAL_S)
-                    )
+                    deadline = min(deadline, max(self._next_tick, last_batch + batch_interval))
                 if self._delayed:
                     deadline = min(deadline, self._delayed[0][0])
                 timer = broker.next_timer
@@ -586,7 +617,7 @@ class SimWorker:
                 while self._delayed and self._delayed[0][0] <= now:
                     self._report(self.broker.send(self._delayed.popleft()[1]), now)
 
-                if period and now >= self._next_tick and now - last_batch >= MIN_BATCH_INTERVAL_S:
+                if period and now >= self._next_tick and now - last_batch >= batch_interval:
                     due = int((now - self._next_tick) / period) + 1
                     if due > self._max_burst:
                         due = self._max_burst
@@ -720,7 +751,7 @@ def _serve(socket_path: str, broker: SimBroker, config: WorkerConfig) -> int:
 
     def body() -> None:
         sock = connect_or_exit(socket_path)
-        worker = SimWorker(sock, broker, iid)
+        worker = SimWorker(sock, broker, iid, config.batch_interval_s)
         worker.handshake()
         log.info(
             "sim worker started: instance=%s socket=%s symbols=%s tick_rate=%g margin_mode=%s",
