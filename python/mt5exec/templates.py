@@ -44,6 +44,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
+from mt5exec.workers.sim import TICK_BATCH_MS_RANGE
+
 __all__ = [
     "CONFIG_DIR",
     "DEFAULT_TRADE_PAIRS",
@@ -262,7 +264,7 @@ _POS_INT: Final = _integer(1)
 _NON_NEG: Final = _number()
 _POS: Final = _number(exclusive=True)
 _PERCENT: Final = _number(0.0, maximum=100.0)
-_TICK_BATCH_MS: Final = _number(0.1, maximum=1000.0)
+_TICK_BATCH_MS: Final = _number(TICK_BATCH_MS_RANGE[0], maximum=TICK_BATCH_MS_RANGE[1])
 
 _T = TypeVar("_T")
 

@@ -35,6 +35,7 @@ from mt5exec.services import risk_control, validation
 from mt5exec.sim.symbols import DEFAULT_SYMBOLS
 from mt5exec.storage.history_process import HistoryUnavailable
 from mt5exec.v1 import common_pb2, instance_pb2
+from mt5exec.workers.sim import TICK_BATCH_MS_RANGE
 
 log = logging.getLogger("mt5exec.instances")
 
@@ -62,7 +63,8 @@ def _overrides(config: common_pb2.InstanceConfig) -> dict[str, dict[str, object]
         validation.finite("config.tick_rate", config.tick_rate, maximum=100_000.0)
         instance["tick_rate"] = config.tick_rate
     if config.tick_batch_ms:
-        validation.finite("config.tick_batch_ms", config.tick_batch_ms, minimum=0.1, maximum=1000.0)
+        low, high = TICK_BATCH_MS_RANGE
+        validation.finite("config.tick_batch_ms", config.tick_batch_ms, minimum=low, maximum=high)
         instance["tick_batch_ms"] = config.tick_batch_ms
     if config.initial_balance:
         validation.finite("config.initial_balance", config.initial_balance, minimum=0.01)

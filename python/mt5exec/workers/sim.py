@@ -142,8 +142,8 @@ ACCOUNT_INTERVAL_S = 0.25
 # everything due in between goes in one TickBatch. At high tick rates this turns thousands of
 # tiny writes per second into a few hundred larger ones.
 DEFAULT_BATCH_INTERVAL_S = 0.002
-# The range tick_batch_ms may take (milliseconds).
-BATCH_MS_RANGE = (0.1, 1000.0)
+# The range tick_batch_ms may take (milliseconds); the server checks requests against it too.
+TICK_BATCH_MS_RANGE = (0.1, 1000.0)
 # After a stall (blocked write, slow host) at most this much backlog of ticks is replayed; the
 # rest is skipped, as a live feed would after a hiccup.
 MAX_TICK_BACKLOG_S = 0.1
@@ -246,7 +246,7 @@ def load_config(path: Path | None, instance_id: str | None = None) -> WorkerConf
     if "tick_batch_ms" in raw:
         value = raw["tick_batch_ms"]
         _check(where, "tick_batch_ms", value, (int, float), "a number")
-        low, high = BATCH_MS_RANGE
+        low, high = TICK_BATCH_MS_RANGE
         if not math.isfinite(value) or not low <= value <= high:
             raise ConfigError(
                 f"{where}: tick_batch_ms: must be in {low:g}..{high:g}, got {value!r}"
