@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,7 +69,11 @@ func unaryRate(conn *grpc.ClientConn, concurrency int, seconds float64, call fun
 	return float64(done.Load()) / elapsed, done.Load(), firstErr
 }
 
-// unaryBench: null RPC (health Check) then PlaceOrder at the same concurrency.
+// unaryRounds: how many times the unary bench alternates null RPCs and orders.
+const unaryRounds = 5
+
+// unaryBench: null RPC (health Check) and PlaceOrder at the same concurrency, in alternating
+// rounds.
 func unaryBench(conn *grpc.ClientConn, t orderTarget, concurrency int, seconds, warmup float64, prefix string) (map[string]any, error) {
 	ctx := context.Background()
 	empty := []byte{}
@@ -86,27 +91,46 @@ func unaryBench(conn *grpc.ClientConn, t orderTarget, concurrency int, seconds, 
 	if _, _, err := unaryRate(conn, concurrency, warmup, null); err != nil {
 		return nil, fmt.Errorf("null RPC: %w", err)
 	}
-	nullRate, _, err := unaryRate(conn, concurrency, seconds, null)
-	if err != nil {
-		return nil, fmt.Errorf("null RPC: %w", err)
-	}
 	if _, _, err := unaryRate(conn, concurrency, warmup, place); err != nil {
 		return nil, fmt.Errorf("PlaceOrder: %w", err)
 	}
 	filled.Store(0)
 	round.Add(1)
-	cpu0 := cpuSeconds()
-	orderRate, orders, err := unaryRate(conn, concurrency, seconds, place)
-	if err != nil {
-		return nil, fmt.Errorf("PlaceOrder: %w", err)
+	// Alternating rounds of each, so that a drift of the machine's speed (other tenants, CPU
+	// frequency) hits both kinds alike; the ratio is the median of the rounds' ratios.
+	slice := seconds / unaryRounds
+	var nullCalls, orders int64
+	var nullTime, orderTime, cpu float64
+	ratios := make([]float64, 0, unaryRounds)
+	rounds := make([]map[string]float64, 0, unaryRounds)
+	for r := 0; r < unaryRounds; r++ {
+		nullRate, n, err := unaryRate(conn, concurrency, slice, null)
+		if err != nil {
+			return nil, fmt.Errorf("null RPC: %w", err)
+		}
+		cpu0 := cpuSeconds()
+		orderRate, o, err := unaryRate(conn, concurrency, slice, place)
+		if err != nil {
+			return nil, fmt.Errorf("PlaceOrder: %w", err)
+		}
+		cpu += cpuSeconds() - cpu0
+		nullCalls, orders = nullCalls+n, orders+o
+		nullTime += float64(n) / nullRate
+		orderTime += float64(o) / orderRate
+		ratios = append(ratios, orderRate/nullRate)
+		rounds = append(rounds, map[string]float64{"null_rpc_per_s": nullRate, "place_order_per_s": orderRate})
 	}
+	slices.Sort(ratios)
 	return map[string]any{
 		"concurrency":             concurrency,
-		"null_rpc_per_s":          nullRate,
-		"place_order_per_s":       orderRate,
+		"rounds":                  rounds,
+		"null_rpc_per_s":          float64(nullCalls) / nullTime,
+		"place_order_per_s":       float64(orders) / orderTime,
+		"round_ratios":            ratios, // sorted
+		"median_ratio":            ratios[len(ratios)/2],
 		"orders":                  orders,
 		"filled":                  filled.Load(),
-		"client_cpu_us_per_order": (cpuSeconds() - cpu0) / float64(orders) * 1e6,
+		"client_cpu_us_per_order": cpu / float64(orders) * 1e6,
 	}, nil
 }
 
