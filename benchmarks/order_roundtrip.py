@@ -7,6 +7,10 @@ driving the layers below gRPC directly in this process:
   engine  - the Python engine wrapper → Rust → worker socket → sim fill → back
   broker  - the simulated broker's own fill (SimBroker.send), no I/O
 
+and beside the floor of any design with a worker process: a bare grpc.aio server whose
+PlaceOrder only passes the request to an echo process and back (``_hop_floor.py``), timed
+with the same clients in the same run.
+
 Usage: python benchmarks/order_roundtrip.py [--orders 2000] [--warmup 300]
 Writes benchmarks/results/order_roundtrip.json.
 """
@@ -26,6 +30,7 @@ import uvloop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from _common import loadgen, summary, write
+from _hop_floor import floor_server
 from mt5exec.engine import Engine, InstanceSpec, OrderArgs
 from mt5exec.sim.broker import SimBroker, SimConfig
 from mt5exec.terminal.v1 import worker_pb2
@@ -149,20 +154,41 @@ def run_server(
         )
         time.sleep(0.3)  # a first price
         null, order, pending = uvloop.run(over_grpc(server.address, args.orders, args.warmup))
-        go = None
-        if history:
-            go = loadgen(
-                "latency",
-                "-addr",
-                server.address,
-                "-orders",
-                str(args.orders),
-                "-warmup-orders",
-                str(args.warmup),
-                "-prefix",
-                "g",
-            )
+        go = go_latency(server.address, args, "g") if history else None
         return null, order, pending, go
+
+
+def go_latency(address: str, args: argparse.Namespace, prefix: str) -> dict[str, Any] | None:
+    """Sequential round trips from the Go client (None without Go)."""
+    return loadgen(
+        "latency", "-addr", address, "-orders", str(args.orders),
+        "-warmup-orders", str(args.warmup), "-prefix", prefix,
+    )  # fmt: skip
+
+
+def ratios(null: dict[str, float], order: dict[str, float]) -> dict[str, float]:
+    return {
+        "p50_order_vs_null": round(order["p50_us"] / null["p50_us"], 2),
+        "p99_order_vs_null": round(order["p99_us"] / null["p99_us"], 2),
+    }
+
+
+def hop_floor(args: argparse.Namespace) -> dict[str, Any]:
+    """The same round trips against the process-hop floor server (see ``_hop_floor``)."""
+    with floor_server() as address:
+        null, order, _ = uvloop.run(over_grpc(address, args.orders, args.warmup))
+        go = go_latency(address, args, "f")
+    s_null, s_order = summary(null), summary(order)
+    result: dict[str, Any] = {
+        "python": {"null_rpc": s_null, "place_order": s_order, **ratios(s_null, s_order)}
+    }
+    if go is not None:
+        result["go"] = {
+            "null_rpc": go["null_rpc"],
+            "place_order": go["place_order"],
+            **ratios(go["null_rpc"], go["place_order"]),
+        }
+    return result
 
 
 def main() -> None:
@@ -174,6 +200,7 @@ def main() -> None:
         null, order, pending, go = run_server(Path(tmp) / "server", args, history=True)
         null_nh, order_nh, _, _ = run_server(Path(tmp) / "server-nh", args, history=False)
         direct = uvloop.run(engine_direct(Path(tmp), args.orders, args.warmup))
+    floor = hop_floor(args)
     broker = broker_only(args.orders)
 
     s_null, s_order, s_direct, s_broker = map(summary, (null, order, direct, broker))
@@ -193,17 +220,11 @@ def main() -> None:
         },
         "engine_direct": s_direct,
         "sim_broker_fill": s_broker,
-        "ratios": {
-            "p50_order_vs_null": round(s_order["p50_us"] / s_null["p50_us"], 2),
-            "p99_order_vs_null": round(s_order["p99_us"] / s_null["p99_us"], 2),
-        },
-        "go_client": None
-        if go is None
-        else {
-            **go,
-            "p50_order_vs_null": round(go["place_order"]["p50_us"] / go["null_rpc"]["p50_us"], 2),
-            "p99_order_vs_null": round(go["place_order"]["p99_us"] / go["null_rpc"]["p99_us"], 2),
-        },
+        "ratios": ratios(s_null, s_order),
+        "go_client": None if go is None else {**go, **ratios(go["null_rpc"], go["place_order"])},
+        # A bare server whose order only crosses to an echo process and back: the least any
+        # design with a worker process reaches here (same clients, same run).
+        "process_hop_floor": floor,
         "targets": {"p50_order_vs_null": 1.3, "p99_order_vs_null": 2.0},
         "breakdown_p50_us": {
             "grpc_and_python_floor (null RPC)": s_null["p50_us"],
@@ -239,6 +260,12 @@ def main() -> None:
             f"Go client: null p50 {gn['p50_us']:.1f} p99 {gn['p99_us']:.1f}, "
             f"order p50 {go_['p50_us']:.1f} p99 {go_['p99_us']:.1f} µs "
             f"→ p50 {g['p50_order_vs_null']}x, p99 {g['p99_order_vs_null']}x"
+        )
+    for client, f in floor.items():
+        print(
+            f"process-hop floor, {client} client: null p50 {f['null_rpc']['p50_us']:.1f}, "
+            f"order p50 {f['place_order']['p50_us']:.1f} µs → p50 {f['p50_order_vs_null']}x, "
+            f"p99 {f['p99_order_vs_null']}x"
         )
     for part, value in result["breakdown_p50_us"].items():
         print(f"  {part:52s} {value:8.1f} µs")
