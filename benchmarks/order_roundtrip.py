@@ -228,10 +228,10 @@ def main() -> None:
         "targets": {"p50_order_vs_null": 1.3, "p99_order_vs_null": 2.0},
         "breakdown_p50_us": {
             "grpc_and_python_floor (null RPC)": s_null["p50_us"],
-            "handler_and_validation (order - null - engine)": round(
+            "server beyond the engine round trip (order - null - engine)": round(
                 s_order["p50_us"] - s_null["p50_us"] - s_direct["p50_us"], 1
             ),
-            "engine_handoff_and_worker_hop (engine - broker)": round(
+            "engine, worker hop and worker (engine - broker)": round(
                 s_direct["p50_us"] - s_broker["p50_us"], 1
             ),
             "sim_broker_fill": s_broker["p50_us"],
