@@ -408,46 +408,77 @@ def wait_ready(server: ServerProcess, timeout: float = 30.0) -> common_pb2.Insta
         time.sleep(0.05)
 
 
-CAPACITY_ROUNDS = 3
+# Even: half the rounds measure our server first and half the ceiling first, so that a trend
+# of the box's speed over the run (it often speeds up by half within seconds) favours neither.
+CAPACITY_ROUNDS = 8
 # The capacity server's sim sends a tick batch every 0.5 ms: 2,000 batches/s x 100 subscribers
 # could make 200,000 messages/s, several times what any server here writes, so its subscribers
 # always find something queued and the run measures the server, not the sim's batch cadence.
 CAPACITY_BATCH_MS = 0.5
+# Ticks per message in the first ceiling measured before our server (later ones use the size
+# our server sent in the round before): what it sends at saturation on this box.
+CAPACITY_FIRST_TICKS = 35
 
 
-def capacity_rounds(ctx: Any, tmp: Path, rounds: int, seconds: float, procs: int) -> dict[str, Any]:
-    """100 subscribers on a server without coalescing, then the bare ceiling with messages of
-    the size the server sent, with the Python and the Go client: ``rounds`` times, alternating,
-    each server alone on the box while measured. The ratio of each round is taken from runs
-    seconds apart; the median of the rounds is the result (this box's speed drifts by half
-    within minutes)."""
+def _capacity_ours(
+    ctx: Any, tmp: Path, client: str, seconds: float, procs: int
+) -> dict[str, Any] | None:
+    """100 subscribers of ``client`` ("python" or "go") on a fresh server without coalescing
+    (None when the Go client is not available)."""
     env = {"MT5EXEC_HISTORY_ENABLED": "false", "MT5EXEC_ENGINE_STREAM_COALESCE_MAX_MS": "0"}
     config = common_pb2.InstanceConfig(
         symbols=SYMBOLS, tick_rate=TICK_RATE, tick_batch_ms=CAPACITY_BATCH_MS
     )
+    with ServerProcess(tmp, env=env) as server:
+        server.instances.CreateInstance(
+            instance_pb2.CreateInstanceRequest(instance_id=INSTANCE, config=config), timeout=60
+        )
+        instance = wait_ready(server)
+        time.sleep(0.5)
+        if client == "go":
+            return go_streams(server.address, "ticks", seconds)
+        watch = {"server": server.pid, "worker": instance.worker_pid}
+        return run_clients(ctx, "ticks", server.address, 100, seconds, procs, watch)
+
+
+def _capacity_ceiling(
+    ctx: Any, client: str, ticks: float, seconds: float, procs: int
+) -> dict[str, Any]:
+    """The bare ceiling of ``ticks``-tick messages to 100 subscribers of ``client``."""
+    with bare_process(ctx, max(1, round(ticks))) as (address, pid):
+        if client == "go":
+            return go_streams(address, BARE_METHOD, seconds) or {}
+        return run_clients(ctx, "bare", address, 100, seconds, procs, {"bare": pid})
+
+
+def capacity_rounds(ctx: Any, tmp: Path, rounds: int, seconds: float, procs: int) -> dict[str, Any]:
+    """100 subscribers on a server without coalescing beside the bare ceiling with messages of
+    the size that server sent, with the Go and the Python client: ``rounds`` times, each server
+    alone on the box while measured. In each round the two measures of a client follow each
+    other directly, ours first in even rounds and the ceiling first in odd ones (this box's
+    speed drifts by half within seconds); the median of the rounds' ratios is the result."""
     each: list[dict[str, Any]] = []
+    size = {"go": float(CAPACITY_FIRST_TICKS), "python": float(CAPACITY_FIRST_TICKS)}
     for r in range(rounds):
-        with ServerProcess(tmp / f"capacity-{r}", env=env) as server:
-            server.instances.CreateInstance(
-                instance_pb2.CreateInstanceRequest(instance_id=INSTANCE, config=config), timeout=60
-            )
-            instance = wait_ready(server)
-            watch = {"server": server.pid, "worker": instance.worker_pid}
-            time.sleep(0.5)
-            ours = run_clients(ctx, "ticks", server.address, 100, seconds, procs, watch)
-            ours_go = go_streams(server.address, "ticks", seconds)
-        one: dict[str, Any] = {"python": {"mt5exec": ours}}
-        with bare_process(ctx, max(1, round(ours["ticks_per_message"]))) as (address, pid):
-            ceiling = run_clients(ctx, "bare", address, 100, seconds, procs, {"bare": pid})
-        one["python"]["bare_same_message_size"] = ceiling
-        one["python"]["ratio"] = round(ours["messages_per_s"] / ceiling["messages_per_s"], 3)
-        if ours_go is not None:
-            with bare_process(ctx, max(1, round(ours_go["ticks_per_message"]))) as (address, _):
-                ceiling_go = go_streams(address, BARE_METHOD, seconds) or {}
-            one["go"] = {
-                "mt5exec": ours_go,
-                "bare_same_message_size": ceiling_go,
-                "ratio": round(ours_go["messages_per_s"] / ceiling_go["messages_per_s"], 3),
+        one: dict[str, Any] = {}
+        for client in ("go", "python"):
+            where = tmp / f"capacity-{r}-{client}"
+            if r % 2:
+                ceiling = _capacity_ceiling(ctx, client, size[client], seconds, procs)
+                ours = _capacity_ours(ctx, where, client, seconds, procs)
+            else:
+                ours = _capacity_ours(ctx, where, client, seconds, procs)
+                if ours is not None:
+                    size[client] = ours["ticks_per_message"]
+                ceiling = _capacity_ceiling(ctx, client, size[client], seconds, procs)
+            if ours is None or not ceiling:
+                continue  # no Go
+            size[client] = ours["ticks_per_message"]
+            one[client] = {
+                "order": "ceiling first" if r % 2 else "ours first",
+                "mt5exec": ours,
+                "bare_same_message_size": ceiling,
+                "ratio": round(ours["messages_per_s"] / ceiling["messages_per_s"], 3),
             }
         print(
             f"capacity round {r}: "
