@@ -98,22 +98,21 @@ async def _serve(ours: socket.socket) -> None:
 @contextlib.contextmanager
 def floor_server() -> Iterator[str]:
     """Runs the floor server in a session of its own; yields its address."""
-    process = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve())],
         stdout=subprocess.PIPE,
         start_new_session=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline().split()
-        if len(line) != 2 or line[0] != b"port":
-            raise RuntimeError(f"the floor server did not start: {line!r}")
-        yield f"127.0.0.1:{line[1].decode()}"
-    finally:
-        # The whole session: the server and its echo process.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, 9)
-        process.wait(10)
+    ) as process:
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline().split()
+            if len(line) != 2 or line[0] != b"port":
+                raise RuntimeError(f"the floor server did not start: {line!r}")
+            yield f"127.0.0.1:{line[1].decode()}"
+        finally:
+            # The whole session: the server and its echo process.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, 9)
 
 
 def main() -> None:

@@ -47,6 +47,14 @@ def test_unary_orders_fill_and_null_rpcs_count(bench: ServerProcess) -> None:
     assert out["null_rpc_per_s"] > 0
     assert out["orders"] > 0
     assert out["filled"] == out["orders"]
+    # Alternating rounds; the ratio reported is the median of theirs.
+    rounds = out["rounds"]
+    assert len(rounds) == len(out["round_ratios"]) == 5
+    assert all(r["null_rpc_per_s"] > 0 and r["place_order_per_s"] > 0 for r in rounds)
+    assert sorted(r["place_order_per_s"] / r["null_rpc_per_s"] for r in rounds) == pytest.approx(
+        out["round_ratios"]
+    )
+    assert out["median_ratio"] == out["round_ratios"][2]
 
 
 def test_latency_rounds_fill_and_rest(bench: ServerProcess) -> None:
