@@ -19,7 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _common import summary, write
+from _common import cpu_seconds, summary, write
 from mt5exec.testing import ServerProcess, wait_gone
 from mt5exec.v1 import common_pb2, instance_pb2
 
@@ -47,12 +47,6 @@ def interpreter_floor(rounds: int) -> list[float]:
         subprocess.run([sys.executable, "-c", "import mt5exec.workers.sim"], check=True)
         samples.append(time.perf_counter() - t0)
     return samples
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:

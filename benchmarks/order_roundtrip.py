@@ -29,7 +29,7 @@ import grpc
 import uvloop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from _common import loadgen, summary, write
+from _common import child_pids, cpu_seconds, loadgen, summary, write
 from _hop_floor import floor_server
 from mt5exec.engine import Engine, InstanceSpec, OrderArgs
 from mt5exec.sim.broker import SimBroker, SimConfig
@@ -146,15 +146,29 @@ def broker_only(orders: int) -> list[float]:
 def run_server(
     data_dir: Path, args: argparse.Namespace, history: bool
 ) -> tuple[list[float], list[float], list[float], dict[str, Any] | None]:
-    """Round trips with this Python client, then (history on only) with the Go client."""
+    """Round trips with this Python client, then (history on only) with the Go client, with
+    the CPU each of the server's processes used per round of the Go client's run."""
     env = {"MT5EXEC_HISTORY_ENABLED": "true" if history else "false"}
     with ServerProcess(data_dir, env=env) as server:
-        server.instances.CreateInstance(
+        instance = server.instances.CreateInstance(
             instance_pb2.CreateInstanceRequest(instance_id="bench", config=CONFIG), timeout=30
-        )
+        ).instance
         time.sleep(0.3)  # a first price
         null, order, pending = uvloop.run(over_grpc(server.address, args.orders, args.warmup))
-        go = go_latency(server.address, args, "g") if history else None
+        if not history:
+            return null, order, pending, None
+        processes = {"server": server.pid, "sim_worker": instance.worker_pid}
+        processes.update(
+            ("history", pid) for pid in child_pids(server.pid) if pid != instance.worker_pid
+        )
+        before = {name: cpu_seconds(pid) for name, pid in processes.items()}
+        go = go_latency(server.address, args, "g")
+        if go is not None:
+            rounds = args.orders + args.warmup
+            go["cpu_us_per_round"] = {
+                name: round((cpu_seconds(pid) - before[name]) / rounds * 1e6, 1)
+                for name, pid in processes.items()
+            }
         return null, order, pending, go
 
 
@@ -261,6 +275,11 @@ def main() -> None:
             f"order p50 {go_['p50_us']:.1f} p99 {go_['p99_us']:.1f} µs "
             f"→ p50 {g['p50_order_vs_null']}x, p99 {g['p99_order_vs_null']}x"
         )
+        if "cpu_us_per_round" in go:
+            print(
+                "  CPU per round (null RPC, market order, limit order, cancel): "
+                + ", ".join(f"{k} {v:.0f} µs" for k, v in go["cpu_us_per_round"].items())
+            )
     for client, f in floor.items():
         print(
             f"process-hop floor, {client} client: null p50 {f['null_rpc']['p50_us']:.1f}, "

@@ -39,7 +39,7 @@ import numpy as np
 import uvloop
 
 import mt5exec
-from _common import loadgen, write
+from _common import cpu_seconds, loadgen, write
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, instance_pb2, stream_pb2
 
@@ -71,12 +71,6 @@ def lat_summary(ns: np.ndarray) -> dict[str, float]:
         "max_ms": round(float(ms.max()), 3),
         "mean_ms": round(float(ms.mean()), 3),
     }
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def sample_tick(ticks: int = 1) -> bytes:
