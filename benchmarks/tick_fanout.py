@@ -403,7 +403,7 @@ def wait_ready(server: ServerProcess, timeout: float = 30.0) -> common_pb2.Insta
 
 
 # Even: half the rounds measure our server first and half the ceiling first, so that a trend
-# of the box's speed over the run (it often speeds up by half within seconds) favours neither.
+# of the box's speed over the run (it can change by half within seconds) favours neither.
 CAPACITY_ROUNDS = 8
 # The capacity server's sim sends a tick batch every 0.5 ms: 2,000 batches/s x 100 subscribers
 # could make 200,000 messages/s, several times what any server here writes, so its subscribers
