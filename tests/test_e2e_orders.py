@@ -505,3 +505,54 @@ def test_stop_mid_flood_leaves_no_order_unknown(server: ServerProcess) -> None:
     }
     unknown = [cid for cid, status in statuses.items() if status == common_pb2.ORDER_STATUS_UNKNOWN]
     assert unknown == [], f"{len(unknown)} of {len(statuses)} accepted orders left UNKNOWN"
+
+
+def worker_latency_samples(server: ServerProcess, instance_id: str) -> dict[str, dict[str, float]]:
+    """``mt5exec_worker_request_seconds`` of one instance from /metrics: kind → series → value
+    (series: ``count``, ``sum``, and each bucket's ``le``)."""
+    found: dict[str, dict[str, float]] = {}
+    prefix = "mt5exec_worker_request_seconds_"
+    for line in server.metrics().splitlines():
+        if not line.startswith(prefix) or f'instance_id="{instance_id}"' not in line:
+            continue
+        series, labels = line[len(prefix) :].split("{", 1)
+        kind = labels.split('kind="', 1)[1].split('"', 1)[0]
+        key = labels.split('le="', 1)[1].split('"', 1)[0] if series == "bucket" else series
+        found.setdefault(kind, {})[key] = float(line.rsplit(" ", 1)[1])
+    return found
+
+
+def test_worker_answer_times_are_histograms_per_instance_and_kind(server: ServerProcess) -> None:
+    ready_instance(server, "lat")
+    for n in range(3):
+        assert server.orders.PlaceOrder(market("lat", f"lat-{n}"), timeout=10).order
+    # A repeat is answered from the journal: nothing goes to the worker, nothing is timed.
+    server.orders.PlaceOrder(market("lat", "lat-0"), timeout=10)
+    bid = server.orders.PlaceOrder(market("lat", "lat-3"), timeout=10).order.average_fill_price
+    limit = order_pb2.PlaceOrderRequest(
+        instance_id="lat",
+        client_order_id="lat-limit",
+        symbol="EURUSD",
+        side=common_pb2.SIDE_BUY,
+        type=common_pb2.ORDER_TYPE_LIMIT,
+        price=round(bid - 0.01, 5),
+        volume=0.01,
+    )
+    placed = server.orders.PlaceOrder(limit, timeout=10).order
+    server.orders.CancelOrder(
+        order_pb2.CancelOrderRequest(instance_id="lat", order_id=placed.order_id), timeout=10
+    )
+    samples = worker_latency_samples(server, "lat")
+    # The dry run is ready_instance's price probe (CheckOrder until a first tick is there).
+    assert {kind: series["count"] for kind, series in samples.items()} == {
+        "place": 5,
+        "cancel": 1,
+        "check": 1,
+    }
+    for series in samples.values():
+        buckets = [v for k, v in series.items() if k not in ("count", "sum")]
+        assert buckets == sorted(buckets), "cumulative"
+        assert series["+Inf"] == series["count"]
+        # Answered within the order timeout, and not instantly.
+        assert 0 < series["sum"] < series["count"] * 10
+        assert series["10.0"] == series["count"]

@@ -541,6 +541,16 @@ class Engine:
         """(instance id, reason, count) of every order the risk engine refused."""
         return self._core.risk_rejections()
 
+    def worker_latency(self) -> list[tuple[str, str, list[tuple[str, int]], float]]:
+        """How long workers took to answer, per instance and request kind (place, cancel,
+        modify, sltp, check): (instance id, kind, Prometheus buckets as (le, cumulative
+        count) ending with +Inf, sum of seconds)."""
+        bounds = [repr(b) for b in _core.LATENCY_BOUNDS_S]
+        return [
+            (instance_id, kind, [*zip(bounds, cumulative, strict=True), ("+Inf", count)], total)
+            for instance_id, kind, cumulative, count, total in self._core.worker_latency()
+        ]
+
     def list_instances(self) -> list[common_pb2.Instance]:
         return [common_pb2.Instance.FromString(b) for b in self._core.list_instances()]
 

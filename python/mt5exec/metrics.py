@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from mt5exec.config import parse_listen
@@ -35,7 +35,9 @@ class EngineCollector(Collector):
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    def collect(
+        self,
+    ) -> Iterator[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
         engine = self._engine
         rejections = CounterMetricFamily(
             "mt5exec_risk_rejections",
@@ -74,6 +76,14 @@ class EngineCollector(Collector):
         for state, count in sorted(states.items()):
             instances.add_metric([state], count)
         yield instances
+        latency = HistogramMetricFamily(
+            "mt5exec_worker_request_seconds",
+            "Time from a request's frame sent to a worker to its answer read, by kind",
+            labels=["instance_id", "kind"],
+        )
+        for instance_id, kind, buckets, total in engine.worker_latency():
+            latency.add_metric([instance_id, kind], buckets, sum_value=total)
+        yield latency
         journal = engine.journal_stats()
         yield CounterMetricFamily(
             "mt5exec_journal_records", "Order journal records written", value=journal["records"]

@@ -19,11 +19,12 @@ use crate::fanout::{Hub, Subscription, Topic};
 use crate::frame;
 use crate::journal::{FsyncPolicy, Journal, JournalRecord};
 use crate::killswitch;
+use crate::latency;
 use crate::notify::{Completion, Notifier};
 use crate::pb::v1;
 use crate::pb::v1::order_session_request::Request as OsRequest;
 use crate::risk::{DayState, Gate, OwnerPolicy};
-use crate::routing::{self, OrderChanges, OrderRef};
+use crate::routing::{self, OrderChanges, OrderRef, RequestKind};
 use crate::session::{self, Session};
 use crate::supervisor::{self, stats, Instance, InstanceSpec};
 use crate::validate::OrderIntent;
@@ -869,6 +870,23 @@ impl Engine {
         all.iter()
             .map(|i| i.to_pb(&i.live.lock()).encode_to_vec())
             .collect()
+    }
+
+    /// How long workers took to answer requests: (instance id, request kind, histogram) of
+    /// every kind an instance's worker answered at least once.
+    pub fn worker_latency(&self) -> Vec<(String, &'static str, latency::Snapshot)> {
+        let instances: Vec<Arc<Instance>> =
+            self.shared.instances.read().values().cloned().collect();
+        let mut all = Vec::new();
+        for instance in instances {
+            for kind in RequestKind::ALL {
+                if let Some(snapshot) = instance.worker_latency[kind.index()].snapshot() {
+                    all.push((instance.spec.instance_id.clone(), kind.label(), snapshot));
+                }
+            }
+        }
+        all.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        all
     }
 
     /// An encoded `GetAccountResponse`.

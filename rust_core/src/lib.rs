@@ -15,6 +15,7 @@ pub mod fanout;
 pub mod frame;
 pub mod journal;
 pub mod killswitch;
+pub mod latency;
 pub mod notify;
 pub mod orders;
 pub mod pb;

@@ -522,6 +522,17 @@ impl PyEngine {
         self.inner.risk_rejections()
     }
 
+    /// How long workers took to answer requests: [(instance id, kind, cumulative counts per
+    /// bound of `LATENCY_BOUNDS_S`, count, sum in seconds)].
+    #[allow(clippy::type_complexity)]
+    fn worker_latency(&self) -> Vec<(String, &'static str, Vec<u64>, u64, f64)> {
+        self.inner
+            .worker_latency()
+            .into_iter()
+            .map(|(id, kind, s)| (id, kind, s.cumulative, s.count, s.sum_s))
+            .collect()
+    }
+
     /// (records, bytes, fsyncs, write ns, fsync ns) of the order journal.
     fn journal_stats(&self) -> (u64, u64, u64, u64, u64) {
         self.inner.journal_stats()
@@ -676,5 +687,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?)?;
     m.add("CoreError", m.py().get_type::<CoreError>())?;
     m.add("PROTOCOL_VERSION", crate::supervisor::PROTOCOL_VERSION)?;
+    m.add("LATENCY_BOUNDS_S", crate::latency::BOUNDS_S.to_vec())?;
     Ok(())
 }

@@ -55,6 +55,7 @@ pub fn on_result(shared: &Shared, instance: &Instance, result: &t::OrderResult) 
     let Some(pending) = live.pending.remove(&result.request_id) else {
         return;
     };
+    instance.worker_latency[pending.kind.index()].record(pending.sent.elapsed());
     let (rc, error) = retcode_error(result);
     let token = result.request_id;
     match pending.kind {
@@ -131,6 +132,7 @@ pub fn on_result(shared: &Shared, instance: &Instance, result: &t::OrderResult) 
                         if tx.send(frame).is_ok() {
                             let mut next = pending.clone();
                             next.attempts += 1;
+                            next.sent = std::time::Instant::now();
                             live.pending.insert(token, next);
                             return;
                         }

@@ -6,6 +6,7 @@
 
 use prost::Message;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::convert;
 use crate::engine::Shared;
@@ -37,6 +38,41 @@ pub enum RequestKind {
     Check,
 }
 
+impl RequestKind {
+    /// Every kind, in the order of [`RequestKind::index`].
+    pub const ALL: [Self; 5] = [
+        Self::Place,
+        Self::Cancel,
+        Self::Modify,
+        Self::Sltp,
+        Self::Check,
+    ];
+
+    /// Its place in [`RequestKind::ALL`] (and in an instance's latency histograms).
+    #[must_use]
+    pub const fn index(self) -> usize {
+        match self {
+            Self::Place => 0,
+            Self::Cancel => 1,
+            Self::Modify => 2,
+            Self::Sltp => 3,
+            Self::Check => 4,
+        }
+    }
+
+    /// Its name in metrics.
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Place => "place",
+            Self::Cancel => "cancel",
+            Self::Modify => "modify",
+            Self::Sltp => "sltp",
+            Self::Check => "check",
+        }
+    }
+}
+
 /// A request sent to a worker and not answered yet.
 #[derive(Debug, Clone)]
 pub struct PendingRequest {
@@ -58,6 +94,8 @@ pub struct PendingRequest {
     pub pending_order: bool,
     /// A dry run's risk verdict when the gate refused it.
     pub verdict: Option<Box<EngineError>>,
+    /// When its frame went to the worker (the latest send after a requote).
+    pub sent: Instant,
 }
 
 impl PendingRequest {
@@ -73,6 +111,7 @@ impl PendingRequest {
             attempts: 1,
             pending_order: false,
             verdict: None,
+            sent: Instant::now(),
         }
     }
 }
@@ -474,6 +513,7 @@ pub fn place_gated(
             attempts: 1,
             pending_order: !market,
             verdict: None,
+            sent: Instant::now(),
         },
     );
     live.book
@@ -524,6 +564,7 @@ pub fn check(
             attempts: 1,
             pending_order: false,
             verdict,
+            sent: Instant::now(),
         },
     );
     Ok(token)

@@ -31,12 +31,13 @@ use crate::convert;
 use crate::engine::Shared;
 use crate::events::EventLog;
 use crate::fanout::{piece, Topic};
+use crate::latency::Histogram;
 use crate::notify::Completion;
 use crate::orders::OrderBook;
 use crate::pb::terminal as t;
 use crate::pb::v1;
 use crate::risk::InstanceRisk;
-use crate::routing::PendingRequest;
+use crate::routing::{PendingRequest, RequestKind};
 
 /// Highest protocol version this engine speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -206,6 +207,9 @@ pub struct Instance {
     pub wake: Notify,
     /// Execution events: numbering, ring, log.
     pub events: EventLog,
+    /// How long the worker took to answer each kind of request (index:
+    /// [`crate::routing::RequestKind::index`]), from the frame sent to its answer read.
+    pub worker_latency: [Histogram; RequestKind::ALL.len()],
 }
 
 impl Instance {
@@ -260,6 +264,7 @@ impl Instance {
             }),
             wake: Notify::new(),
             events,
+            worker_latency: Default::default(),
         })
     }
 
