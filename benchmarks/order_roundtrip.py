@@ -162,6 +162,7 @@ def run_server(
             ("history", pid) for pid in child_pids(server.pid) if pid != instance.worker_pid
         )
         before = {name: cpu_seconds(pid) for name, pid in processes.items()}
+        answers_before = worker_answers(server)
         go = go_latency(server.address, args, "g")
         if go is not None:
             rounds = args.orders + args.warmup
@@ -169,7 +170,25 @@ def run_server(
                 name: round((cpu_seconds(pid) - before[name]) / rounds * 1e6, 1)
                 for name, pid in processes.items()
             }
+            count_after, total_after = worker_answers(server)
+            count, total = count_after - answers_before[0], total_after - answers_before[1]
+            # Market and limit orders alike; cancels are not counted here.
+            go["worker_answer_mean_us"] = round(total / count * 1e6, 1) if count else None
         return null, order, pending, go
+
+
+def worker_answers(server: ServerProcess) -> tuple[float, float]:
+    """(count, sum of seconds) of the engine's ``mt5exec_worker_request_seconds`` for orders
+    placed: how long the sim worker took to answer them, as the engine saw it."""
+    count = total = 0.0
+    for line in server.metrics().splitlines():
+        if 'kind="place"' in line and line.startswith("mt5exec_worker_request_seconds_"):
+            value = float(line.rsplit(" ", 1)[1])
+            if line.startswith("mt5exec_worker_request_seconds_count"):
+                count = value
+            elif line.startswith("mt5exec_worker_request_seconds_sum"):
+                total = value
+    return count, total
 
 
 def go_latency(address: str, args: argparse.Namespace, prefix: str) -> dict[str, Any] | None:
@@ -275,6 +294,12 @@ def main() -> None:
             f"order p50 {go_['p50_us']:.1f} p99 {go_['p99_us']:.1f} µs "
             f"→ p50 {g['p50_order_vs_null']}x, p99 {g['p99_order_vs_null']}x"
         )
+        if go.get("worker_answer_mean_us"):
+            share = go["worker_answer_mean_us"] / go["place_order"]["mean_us"]
+            print(
+                f"  the sim worker answered an order in {go['worker_answer_mean_us']:.0f} µs on "
+                f"average (engine's histogram): {share:.0%} of the mean order round trip"
+            )
         if "cpu_us_per_round" in go:
             print(
                 "  CPU per round (null RPC, market order, limit order, cancel): "
