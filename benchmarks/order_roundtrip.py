@@ -180,15 +180,13 @@ def run_server(
 def worker_answers(server: ServerProcess) -> tuple[float, float]:
     """(count, sum of seconds) of the engine's ``mt5exec_worker_request_seconds`` for orders
     placed: how long the sim worker took to answer them, as the engine saw it."""
-    count = total = 0.0
-    for line in server.metrics().splitlines():
-        if 'kind="place"' in line and line.startswith("mt5exec_worker_request_seconds_"):
-            value = float(line.rsplit(" ", 1)[1])
-            if line.startswith("mt5exec_worker_request_seconds_count"):
-                count = value
-            elif line.startswith("mt5exec_worker_request_seconds_sum"):
-                total = value
-    return count, total
+    family = "mt5exec_worker_request_seconds"
+    totals = {
+        sample.name: sample.value
+        for sample in server.metric_samples(family)
+        if sample.labels.get("kind") == "place" and "le" not in sample.labels
+    }
+    return totals.get(f"{family}_count", 0.0), totals.get(f"{family}_sum", 0.0)
 
 
 def go_latency(address: str, args: argparse.Namespace, prefix: str) -> dict[str, Any] | None:

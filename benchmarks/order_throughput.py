@@ -95,9 +95,10 @@ async def unary(address: str, seconds: float) -> tuple[float, float, list[float]
             null_rate = await rate(seconds / ROUNDS, lambda n: health.Check(check))
             order_rate = await rate(seconds / ROUNDS, lambda n, tag=f"u{r}-": place(order(tag, n)))
             rates.append((null_rate, order_rate))
+        # Rounds of equal length: the calls/s over all of them is the mean of theirs.
         return (
-            ROUNDS / sum(1 / n for n, _ in rates),
-            ROUNDS / sum(1 / o for _, o in rates),
+            statistics.fmean(n for n, _ in rates),
+            statistics.fmean(o for _, o in rates),
             sorted(o / n for n, o in rates),
         )
 

@@ -511,14 +511,12 @@ def worker_latency_samples(server: ServerProcess, instance_id: str) -> dict[str,
     """``mt5exec_worker_request_seconds`` of one instance from /metrics: kind → series → value
     (series: ``count``, ``sum``, and each bucket's ``le``)."""
     found: dict[str, dict[str, float]] = {}
-    prefix = "mt5exec_worker_request_seconds_"
-    for line in server.metrics().splitlines():
-        if not line.startswith(prefix) or f'instance_id="{instance_id}"' not in line:
+    for sample in server.metric_samples("mt5exec_worker_request_seconds"):
+        if sample.labels["instance_id"] != instance_id:
             continue
-        series, labels = line[len(prefix) :].split("{", 1)
-        kind = labels.split('kind="', 1)[1].split('"', 1)[0]
-        key = labels.split('le="', 1)[1].split('"', 1)[0] if series == "bucket" else series
-        found.setdefault(kind, {})[key] = float(line.rsplit(" ", 1)[1])
+        series = sample.name.rsplit("_", 1)[1]
+        key = sample.labels["le"] if series == "bucket" else series
+        found.setdefault(sample.labels["kind"], {})[key] = sample.value
     return found
 
 

@@ -133,6 +133,10 @@ def validate_risk_limits(limits: common_pb2.RiskLimits) -> None:
         raise _translate(e) from None
 
 
+# The `le` labels of the engine's latency histogram buckets.
+_LATENCY_LE = [repr(bound) for bound in _core.LATENCY_BOUNDS_S]
+
+
 def _expire(future: asyncio.Future[tuple[int, str, str, bytes]]) -> None:
     if not future.done():
         future.set_exception(TimeoutError())
@@ -545,10 +549,9 @@ class Engine:
         """How long workers took to answer, per instance and request kind (place, cancel,
         modify, sltp, check): (instance id, kind, Prometheus buckets as (le, cumulative
         count) ending with +Inf, sum of seconds)."""
-        bounds = [repr(b) for b in _core.LATENCY_BOUNDS_S]
         return [
-            (instance_id, kind, [*zip(bounds, cumulative, strict=True), ("+Inf", count)], total)
-            for instance_id, kind, cumulative, count, total in self._core.worker_latency()
+            (instance_id, kind, [*zip(_LATENCY_LE, cumulative, strict=True), ("+Inf", n)], total)
+            for instance_id, kind, cumulative, n, total in self._core.worker_latency()
         ]
 
     def list_instances(self) -> list[common_pb2.Instance]:

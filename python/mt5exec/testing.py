@@ -14,6 +14,8 @@ from types import TracebackType
 from typing import Self
 
 import grpc
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from mt5exec.v1 import instance_pb2_grpc, order_pb2_grpc, stream_pb2_grpc
 
@@ -77,6 +79,14 @@ class ServerProcess:
         with urllib.request.urlopen(f"http://{self.metrics_address}/metrics", timeout=5) as r:
             text: str = r.read().decode()
         return text
+
+    def metric_samples(self, family: str) -> list[Sample]:
+        """The samples of one metric family in /metrics (a histogram's buckets, count and
+        sum; none when the family is absent)."""
+        for found in text_string_to_metric_families(self.metrics()):
+            if found.name == family:
+                return list(found.samples)
+        return []
 
     @property
     def pid(self) -> int:
