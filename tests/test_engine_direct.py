@@ -9,9 +9,12 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import grpc
+import pytest
 import uvloop
 
-from mt5exec.engine import Engine, EngineSettings, InstanceSpec
+from mt5exec.engine import Engine, EngineSettings, InstanceSpec, Topic
+from mt5exec.errors import MT5ExecError
 from mt5exec.v1 import common_pb2, order_pb2
 
 CONFIG = common_pb2.InstanceConfig(
@@ -38,7 +41,7 @@ def sim_spec(tmp: Path, instance_id: str) -> InstanceSpec:
     directory = tmp / instance_id
     directory.mkdir()
     (directory / "c.json").write_text(
-        '{"symbols": ["EURUSD"], "margin_mode": "netting", "state_path": "none"}'
+        '{"symbols": ["EURUSD"], "margin_mode": "netting", "state_path": "none", "tick_rate": 100}'
     )
     argv = [sys.executable, "-m", "mt5exec.workers.sim", "--config", str(directory / "c.json")]
     return InstanceSpec(instance_id, "test", 1, directory, directory / "logs", argv, {}, CONFIG)
@@ -134,3 +137,32 @@ def test_orders_reach_the_terminal_in_submission_order_under_fsync_always(tmp_pa
     tickets = [r.order.order_id for r in by_submission]
     assert all(t > 0 for t in tickets)
     assert tickets == sorted(tickets), "an order overtook one submitted before it"
+
+
+async def _ready_rules(tmp: Path) -> None:
+    async with _engine_with_sim(tmp) as engine:
+        subs = [engine.subscribe(Topic.TICKS, []) for _ in range(21)]
+        first = subs[0]
+        async with asyncio.timeout(10):
+            await first.next(65536)
+        await asyncio.sleep(0.5)  # ticks queue meanwhile
+        assert first._core.queued() > 0
+        # More than 20 subscribers: after its first message each waits between messages
+        # (``next`` sleeps), so ``ready`` gives nothing although something is queued.
+        assert first.ready(65536) is None
+        for sub in subs[1:]:
+            sub.close()
+        # Few subscribers again: what is queued goes at once.
+        assert first.ready(65536) is not None
+        first.end(MT5ExecError(grpc.StatusCode.UNAVAILABLE, "SERVER_SHUTTING_DOWN", "bye"))
+        await asyncio.sleep(0.5)
+        assert first._core.queued() > 0
+        assert first.ready(65536) is None, "an ended stream still gave a message"
+        with pytest.raises(MT5ExecError) as ended:
+            await first.next(65536)
+        assert ended.value.reason == "SERVER_SHUTTING_DOWN"
+        first.close()
+
+
+def test_ready_gives_nothing_while_coalescing_or_once_ended(tmp_path: Path) -> None:
+    uvloop.run(_ready_rules(tmp_path))

@@ -153,7 +153,11 @@ class Subscription:
         # for every message written.
         self._waiter: asyncio.Future[None] | None = None
         self._ended: MT5ExecError | None = None
-        self._yielded = False
+        # ready(max_bytes): the next encoded response if one is queued and may go now, else
+        # None (then await ``next``): nothing once ended, nor after the first message while
+        # the engine coalesces. The engine's own call, not a method here: a stream makes it
+        # for every message it writes, and a Python frame per message is a cost.
+        self.ready: Callable[[int], bytes | None] = core.ready
 
     @property
     def id(self) -> int:
@@ -167,18 +171,8 @@ class Subscription:
     def end(self, error: MT5ExecError) -> None:
         """Ends the stream from the server side (e.g. shutdown)."""
         self._ended = error
+        self._core.end()
         self._wake()
-
-    def ready(self, max_bytes: int) -> bytes | None:
-        """The next encoded response if one is queued and may go now, else None (then await
-        ``next``). A plain call: a stream that has something queued gets it without creating
-        a coroutine per message."""
-        if self._ended is not None or (self._yielded and self._engine.coalesce_delay()):
-            return None
-        data = self._core.take(max_bytes)[0]
-        if data is not None:
-            self._yielded = True
-        return data
 
     async def next(self, max_bytes: int) -> bytes:
         """The next encoded response (everything queued, up to about ``max_bytes``), waiting
@@ -187,7 +181,7 @@ class Subscription:
         A coroutine rather than a generator: a stream's handler awaits it once per message,
         and that costs less than one more async-generator layer on every message written.
         """
-        if self._yielded:
+        if self._core.yielded:
             # Many busy subscribers: let each one's next message gather more (fewer, larger
             # messages), since per-message cost is what saturates first.
             delay = self._engine.coalesce_delay()
@@ -199,7 +193,6 @@ class Subscription:
                 raise self._ended
             data, closed = take(max_bytes)
             if data is not None:
-                self._yielded = True
                 return data
             if closed is not None:
                 code, reason, message = closed
@@ -292,7 +285,7 @@ class OrderSession:
                         return
                     await self._ready.wait()
         finally:
-            self._engine._subscriptions.pop(self.id, None)
+            self._engine._unlist(self.id)
 
 
 class Engine:
@@ -633,7 +626,7 @@ class Engine:
 
     def open_session(self, window: int = 1024) -> OrderSession:
         session = OrderSession(self, self._core.open_session(), window)
-        self._subscriptions[session.id] = session
+        self._list(session)
         return session
 
     def journal_stats(self) -> dict[str, int]:
@@ -684,7 +677,7 @@ class Engine:
         except _core.CoreError as e:
             raise _translate(e) from None
         sub = Subscription(self, core)
-        self._subscriptions[sub.id] = sub
+        self._list(sub)
         return sub
 
     def coalesce_delay(self) -> float:
@@ -693,6 +686,15 @@ class Engine:
         count = len(self._subscriptions)
         return 0.0 if count <= 20 else min(self._coalesce_max_s, count * 0.00005)
 
+    def _list(self, sub: Subscription | OrderSession) -> None:
+        self._subscriptions[sub.id] = sub
+        self._core.set_coalescing(self.coalesce_delay() > 0)
+
+    def _unlist(self, sub_id: int) -> Subscription | OrderSession | None:
+        sub = self._subscriptions.pop(sub_id, None)
+        self._core.set_coalescing(self.coalesce_delay() > 0)
+        return sub
+
     def subscribe_executions(self, instance_id: str, from_sequence: int) -> Subscription:
         """One instance's execution events after ``from_sequence``: missed ones, then live."""
         try:
@@ -700,11 +702,11 @@ class Engine:
         except _core.CoreError as e:
             raise _translate(e) from None
         sub = Subscription(self, core)
-        self._subscriptions[sub.id] = sub
+        self._list(sub)
         return sub
 
     def _forget(self, sub: Subscription) -> None:
-        if self._subscriptions.pop(sub.id, None) is not None:
+        if self._unlist(sub.id) is not None:
             self._core.unsubscribe(sub._core)
 
     def end_streams(self, error: MT5ExecError) -> None:

@@ -79,11 +79,14 @@ fn concat(items: &[(&str, Bytes)]) -> Bytes {
     Bytes::from(out)
 }
 
+/// The most a response's sequence and dropped fields take: two one-byte keys, two varints.
+const TRAILER_MAX: usize = 2 * (1 + 10);
+
 /// What a subscriber takes from its queue.
 #[derive(Debug, Default)]
-pub struct Taken {
+pub struct Taken<B = Vec<u8>> {
     /// One encoded response, if anything was queued.
-    pub data: Option<Vec<u8>>,
+    pub data: Option<B>,
     /// Set when the stream has ended and nothing is left to deliver.
     pub closed: Option<EngineError>,
 }
@@ -262,6 +265,21 @@ impl Subscription {
 
     /// Takes up to about `max_bytes` of queued pieces as one encoded response.
     pub fn take(&self, max_bytes: usize) -> Taken {
+        self.take_with(max_bytes, |size, fill| {
+            let mut out = vec![0; size];
+            fill(&mut out);
+            out
+        })
+    }
+
+    /// `take`, writing the response into the buffer `make` allocates: `make` gets the
+    /// response's exact size and a function that fills a buffer of that size. A caller that
+    /// hands the bytes on (a Python `bytes`) makes them once, with one copy of the pieces.
+    pub fn take_with<B>(
+        &self,
+        max_bytes: usize,
+        make: impl FnOnce(usize, &mut dyn FnMut(&mut [u8])) -> B,
+    ) -> Taken<B> {
         let mut q = self.queue.lock();
         if q.pieces.is_empty() {
             q.notified = false;
@@ -270,8 +288,6 @@ impl Subscription {
                 closed: q.closed.clone(),
             };
         }
-        // The message's exact size first: one allocation of what is sent (plus room for the
-        // two varint fields), not a large buffer per message.
         let (mut count, mut size) = (0usize, 0usize);
         for p in q.pieces.iter() {
             if count > 0 && size + p.piece.len() > max_bytes {
@@ -280,22 +296,31 @@ impl Subscription {
             size += p.piece.len();
             count += 1;
         }
-        let mut out = Vec::with_capacity(size + 24);
-        let first_seq = q.pieces.front().map_or(0, |p| p.seq);
-        for p in q.pieces.drain(..count) {
-            out.extend_from_slice(&p.piece);
-        }
+        // The sequence and dropped fields after the pieces.
+        let mut trailer = [0u8; TRAILER_MAX];
+        let mut rest = &mut trailer[..];
         if self.topic.numbered() {
-            prost::encoding::uint64::encode(2, &first_seq, &mut out);
+            let first_seq = q.pieces.front().map_or(0, |p| p.seq);
+            prost::encoding::uint64::encode(2, &first_seq, &mut rest);
             if q.dropped > 0 {
-                prost::encoding::uint64::encode(3, &q.dropped, &mut out);
+                prost::encoding::uint64::encode(3, &q.dropped, &mut rest);
             }
         }
+        let tail = TRAILER_MAX - rest.len();
+        let data = make(size + tail, &mut |out: &mut [u8]| {
+            let mut at = 0;
+            for p in q.pieces.iter().take(count) {
+                out[at..at + p.piece.len()].copy_from_slice(&p.piece);
+                at += p.piece.len();
+            }
+            out[at..].copy_from_slice(&trailer[..tail]);
+        });
+        q.pieces.drain(..count);
         // `notified` stays set: the subscriber comes back for more after writing this, and
         // only a take that finds nothing (it is about to wait) makes the next push announce
         // it. One announcement per wait instead of one per message taken.
         Taken {
-            data: Some(out),
+            data: Some(data),
             closed: None,
         }
     }
@@ -580,6 +605,34 @@ mod tests {
             n.drain().ready.len() <= 1,
             "not announced again while notified"
         );
+    }
+
+    #[test]
+    fn take_with_fills_a_buffer_of_the_exact_size_with_sequence_and_dropped() {
+        let n = Notifier::new().expect("notifier");
+        let hub = Hub::default();
+        // Conflating: 300 ticks of 3 symbols leave the latest of each.
+        let sub = hub.subscribe(Topic::Ticks, set(&[]), set(&[]), 100, true);
+        for i in 0..300u32 {
+            let symbol = ["EURUSD", "GBPUSD", "USDJPY"][i as usize % 3];
+            let items = [(symbol, tick(symbol, f64::from(i)))];
+            hub.publish(Topic::Ticks, "a", &items, &n);
+        }
+        let mut sizes = Vec::new();
+        let taken = sub.take_with(usize::MAX, |size, fill| {
+            sizes.push(size);
+            let mut out = vec![0xAA; size];
+            fill(&mut out);
+            out
+        });
+        let data = taken.data.expect("data");
+        assert_eq!(sizes, vec![data.len()]);
+        let resp = StreamTicksResponse::decode(&data[..]).expect("every byte written");
+        let bids: Vec<f64> = resp.ticks.iter().map(|t| t.bid).collect();
+        assert_eq!(bids, vec![297.0, 298.0, 299.0]);
+        // Numbered from 1: the first tick left is the 298th.
+        assert_eq!((resp.sequence, resp.dropped), (298, 297));
+        assert!(sub.take(usize::MAX).data.is_none());
     }
 
     #[test]

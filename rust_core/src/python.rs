@@ -7,6 +7,7 @@ use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -90,6 +91,8 @@ fn order_ref(order_id: u64, client_order_id: String) -> OrderRef {
 #[pyclass(frozen, name = "Engine", module = "mt5exec._core")]
 struct PyEngine {
     inner: Engine,
+    /// Many subscribers: each waits between its messages (see `PySubscription::ready`).
+    coalescing: Arc<AtomicBool>,
 }
 
 #[pymethods]
@@ -124,7 +127,16 @@ impl PyEngine {
         };
         let inner = Engine::new(config)
             .map_err(|e| PyException::new_err(format!("cannot start the engine: {e}")))?;
-        Ok(Self { inner })
+        Ok(Self {
+            inner,
+            coalescing: Arc::default(),
+        })
+    }
+
+    /// Whether stream subscribers wait between messages (Python decides from their number):
+    /// then `Subscription.ready` gives a subscriber nothing after its first message.
+    fn set_coalescing(&self, on: bool) {
+        self.coalescing.store(on, Ordering::Relaxed);
     }
 
     /// The descriptor to watch for readability; then call `drain`.
@@ -573,7 +585,7 @@ impl PyEngine {
         let sub = self
             .inner
             .subscribe(topic, instance_ids, symbols, conflate)?;
-        Ok(PySubscription { topic, sub })
+        Ok(PySubscription::new(topic, sub, &self.coalescing))
     }
 
     /// The last execution event sequence an instance gave.
@@ -590,10 +602,11 @@ impl PyEngine {
         from_sequence: u64,
     ) -> PyResult<PySubscription> {
         let sub = py.detach(|| self.inner.subscribe_executions(instance_id, from_sequence))?;
-        Ok(PySubscription {
-            topic: Topic::Executions,
+        Ok(PySubscription::new(
+            Topic::Executions,
             sub,
-        })
+            &self.coalescing,
+        ))
     }
 
     fn unsubscribe(&self, subscription: &PySubscription) {
@@ -643,6 +656,43 @@ impl PyOrderSession {
 struct PySubscription {
     topic: Topic,
     sub: Arc<Subscription>,
+    /// Ended by the server (shutdown): `ready` gives nothing more.
+    ended: AtomicBool,
+    /// A message was taken.
+    yielded: AtomicBool,
+    /// The engine's flag: many subscribers, each waits between its messages.
+    coalescing: Arc<AtomicBool>,
+}
+
+impl PySubscription {
+    fn new(topic: Topic, sub: Arc<Subscription>, coalescing: &Arc<AtomicBool>) -> Self {
+        Self {
+            topic,
+            sub,
+            ended: AtomicBool::new(false),
+            yielded: AtomicBool::new(false),
+            coalescing: Arc::clone(coalescing),
+        }
+    }
+
+    /// One encoded response as a Python `bytes`, made once (no intermediate buffer).
+    fn take_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        max_bytes: usize,
+    ) -> PyResult<(Option<Bound<'py, PyBytes>>, Option<EngineError>)> {
+        let taken = self.sub.take_with(max_bytes, |size, fill| {
+            PyBytes::new_with(py, size, |buf| {
+                fill(buf);
+                Ok(())
+            })
+        });
+        let data = taken.data.transpose()?;
+        if data.is_some() {
+            self.yielded.store(true, Ordering::Relaxed);
+        }
+        Ok((data, taken.closed))
+    }
 }
 
 #[pymethods]
@@ -650,6 +700,34 @@ impl PySubscription {
     #[getter]
     fn id(&self) -> u64 {
         self.sub.id
+    }
+
+    /// Whether a message was taken.
+    #[getter]
+    fn yielded(&self) -> bool {
+        self.yielded.load(Ordering::Relaxed)
+    }
+
+    /// Ends the stream from the server side: `ready` gives nothing from now on.
+    fn end(&self) {
+        self.ended.store(true, Ordering::Relaxed);
+    }
+
+    /// The next encoded response if one is queued and may go now, else None (then wait
+    /// with `take`): nothing once ended, nor after the first message while the engine
+    /// coalesces. The call a stream makes for each message it writes.
+    #[pyo3(signature = (max_bytes = 65536))]
+    fn ready<'py>(
+        &self,
+        py: Python<'py>,
+        max_bytes: usize,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        if self.ended.load(Ordering::Relaxed)
+            || (self.yielded.load(Ordering::Relaxed) && self.coalescing.load(Ordering::Relaxed))
+        {
+            return Ok(None);
+        }
+        Ok(self.take_bytes(py, max_bytes)?.0)
     }
 
     /// `(data, closed)`: one encoded response (or None), and when the stream has
@@ -660,14 +738,12 @@ impl PySubscription {
         &self,
         py: Python<'py>,
         max_bytes: usize,
-    ) -> (Option<Bound<'py, PyBytes>>, Option<(i32, String, String)>) {
-        let taken = self.sub.take(max_bytes);
-        (
-            taken.data.map(|d| PyBytes::new(py, &d)),
-            taken
-                .closed
-                .map(|e| (e.code as i32, e.reason.to_owned(), e.message)),
-        )
+    ) -> PyResult<(Option<Bound<'py, PyBytes>>, Option<(i32, String, String)>)> {
+        let (data, closed) = self.take_bytes(py, max_bytes)?;
+        Ok((
+            data,
+            closed.map(|e| (e.code as i32, e.reason.to_owned(), e.message)),
+        ))
     }
 
     fn queued(&self) -> usize {
