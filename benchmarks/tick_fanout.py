@@ -485,6 +485,8 @@ def capacity_rounds(ctx: Any, tmp: Path, rounds: int, seconds: float, procs: int
         )
         each.append(one)
     out: dict[str, Any] = {"rounds": each, "tick_batch_ms": CAPACITY_BATCH_MS}
+    if any("go" in e for e in each):
+        out["go_ceiling_vs_itself"] = ceiling_against_itself(ctx, rounds, size["go"], seconds)
     for client in ("python", "go"):
         done = [e[client] for e in each if client in e]
         if done:
@@ -499,6 +501,19 @@ def capacity_rounds(ctx: Any, tmp: Path, rounds: int, seconds: float, procs: int
                 "ratio_median": statistics.median(d["ratio"] for d in done),
             }
     return out
+
+
+def ceiling_against_itself(ctx: Any, rounds: int, ticks: float, seconds: float) -> dict[str, Any]:
+    """The Go client's capacity ratio of the bare ceiling against a second bare ceiling, in
+    ``rounds`` rounds measured like the capacity rounds: what the box's drift alone makes of
+    such a ratio, i.e. how far a run's median may land from the truth."""
+    ratios = []
+    for _ in range(rounds):
+        first = _capacity_ceiling(ctx, "go", ticks, seconds, 1)["messages_per_s"]
+        second = _capacity_ceiling(ctx, "go", ticks, seconds, 1)["messages_per_s"]
+        ratios.append(round(first / second, 3))
+    print(f"ceiling vs itself (go): {sorted(ratios)}", flush=True)
+    return {"ratios": sorted(ratios), "ratio_median": statistics.median(ratios)}
 
 
 def main() -> None:
@@ -607,6 +622,8 @@ def main() -> None:
             f"ticks every {CAPACITY_BATCH_MS} ms (more messages offered than any server sends), "
             "in rounds alternating with the bare ceiling of the same message size; every "
             "server measured runs in a session (scheduler autogroup) of its own",
+            "go_ceiling_vs_itself is the same ratio of the bare ceiling against itself: how far "
+            "this box's drift alone moves a round's ratio and a run's median",
             "offered_ticks_per_s is the sequence span seen in the window: below 10,000 when the "
             "backlog grows during the window",
         ],
@@ -641,6 +658,12 @@ def main() -> None:
                 f"{c['ceiling_messages_per_s_median']:.0f}; rounds {c['ratios']} -> "
                 f"median {c['ratio_median']}x (target {TARGETS['100']['messages_vs_ceiling']})"
             )
+    if capacity.get("go_ceiling_vs_itself"):
+        aa = capacity["go_ceiling_vs_itself"]
+        print(
+            f"the ceiling against itself (go client, the box's noise): rounds {aa['ratios']} -> "
+            f"median {aa['ratio_median']}x"
+        )
     print(f"verdicts: {verdicts}")
     print(f"written to {path} in {result['elapsed_s']} s")
 
