@@ -265,28 +265,36 @@ impl Subscription {
 
     /// Takes up to about `max_bytes` of queued pieces as one encoded response.
     pub fn take(&self, max_bytes: usize) -> Taken {
-        self.take_with(max_bytes, |size, fill| {
+        let made = self.take_with(max_bytes, |size, fill| {
             let mut out = vec![0; size];
             fill(&mut out);
-            out
-        })
+            Ok::<_, std::convert::Infallible>(out)
+        });
+        match made {
+            Ok(taken) => taken,
+            Err(never) => match never {},
+        }
     }
 
     /// `take`, writing the response into the buffer `make` allocates: `make` gets the
     /// response's exact size and a function that fills a buffer of that size. A caller that
     /// hands the bytes on (a Python `bytes`) makes them once, with one copy of the pieces.
-    pub fn take_with<B>(
+    /// When `make` fails (no memory), its error comes back and the queue keeps the pieces.
+    ///
+    /// # Errors
+    /// The error of `make`.
+    pub fn take_with<B, E>(
         &self,
         max_bytes: usize,
-        make: impl FnOnce(usize, &mut dyn FnMut(&mut [u8])) -> B,
-    ) -> Taken<B> {
+        make: impl FnOnce(usize, &mut dyn FnMut(&mut [u8])) -> Result<B, E>,
+    ) -> Result<Taken<B>, E> {
         let mut q = self.queue.lock();
         if q.pieces.is_empty() {
             q.notified = false;
-            return Taken {
+            return Ok(Taken {
                 data: None,
                 closed: q.closed.clone(),
-            };
+            });
         }
         let (mut count, mut size) = (0usize, 0usize);
         for p in q.pieces.iter() {
@@ -314,15 +322,15 @@ impl Subscription {
                 at += p.piece.len();
             }
             out[at..].copy_from_slice(&trailer[..tail]);
-        });
+        })?;
         q.pieces.drain(..count);
         // `notified` stays set: the subscriber comes back for more after writing this, and
         // only a take that finds nothing (it is about to wait) makes the next push announce
         // it. One announcement per wait instead of one per message taken.
-        Taken {
+        Ok(Taken {
             data: Some(data),
             closed: None,
-        }
+        })
     }
 
     /// Messages waiting in the queue.
@@ -608,7 +616,7 @@ mod tests {
     }
 
     #[test]
-    fn take_with_fills_a_buffer_of_the_exact_size_with_sequence_and_dropped() {
+    fn take_with_fills_a_buffer_of_the_exact_size_or_keeps_the_pieces() {
         let n = Notifier::new().expect("notifier");
         let hub = Hub::default();
         // Conflating: 300 ticks of 3 symbols leave the latest of each.
@@ -619,12 +627,18 @@ mod tests {
             hub.publish(Topic::Ticks, "a", &items, &n);
         }
         let mut sizes = Vec::new();
-        let taken = sub.take_with(usize::MAX, |size, fill| {
-            sizes.push(size);
-            let mut out = vec![0xAA; size];
-            fill(&mut out);
-            out
-        });
+        // A buffer that cannot be made leaves the queue as it was.
+        let failed = sub.take_with(usize::MAX, |_, _| Err::<Vec<u8>, _>("no memory"));
+        assert_eq!(failed.err(), Some("no memory"));
+        assert_eq!(sub.queued(), 3);
+        let taken = sub
+            .take_with(usize::MAX, |size, fill| {
+                sizes.push(size);
+                let mut out = vec![0xAA; size];
+                fill(&mut out);
+                Ok::<_, ()>(out)
+            })
+            .expect("made");
         let data = taken.data.expect("data");
         assert_eq!(sizes, vec![data.len()]);
         let resp = StreamTicksResponse::decode(&data[..]).expect("every byte written");

@@ -675,7 +675,8 @@ impl PySubscription {
         }
     }
 
-    /// One encoded response as a Python `bytes`, made once (no intermediate buffer).
+    /// One encoded response as a Python `bytes`, made once (no intermediate buffer); a
+    /// `MemoryError` leaves it queued.
     fn take_bytes<'py>(
         &self,
         py: Python<'py>,
@@ -686,12 +687,11 @@ impl PySubscription {
                 fill(buf);
                 Ok(())
             })
-        });
-        let data = taken.data.transpose()?;
-        if data.is_some() {
+        })?;
+        if taken.data.is_some() {
             self.yielded.store(true, Ordering::Relaxed);
         }
-        Ok((data, taken.closed))
+        Ok((taken.data, taken.closed))
     }
 }
 
