@@ -263,7 +263,9 @@ impl Subscription {
         !std::mem::replace(&mut q.notified, true)
     }
 
-    /// Takes up to about `max_bytes` of queued pieces as one encoded response.
+    /// Takes up to about `max_bytes` of queued pieces as one encoded response, in a `Vec`:
+    /// the plain form of `take_with` for tests (the engine's callers make their own buffer).
+    #[cfg(test)]
     pub fn take(&self, max_bytes: usize) -> Taken {
         let made = self.take_with(max_bytes, |size, fill| {
             let mut out = vec![0; size];
