@@ -554,3 +554,102 @@ def test_worker_answer_times_are_histograms_per_instance_and_kind(server: Server
         # Answered within the order timeout, and not instantly.
         assert 0 < series["sum"] < series["count"] * 10
         assert series["10.0"] == series["count"]
+
+
+def remembered(server: ServerProcess, instance_id: str) -> list[str]:
+    """The client_order_ids of the orders the engine knows: working, then final ones."""
+    return [
+        o.client_order_id
+        for history in (False, True)
+        for o in server.orders.ListOrders(
+            order_pb2.ListOrdersRequest(instance_id=instance_id, history=history, page_size=1000),
+            timeout=10,
+        ).orders
+    ]
+
+
+def test_memory_and_journal_stay_bounded_and_a_restart_remembers_the_same(tmp_path: Path) -> None:
+    # 50 orders remembered per instance and a 20 KB compaction threshold: 400 orders (~1,200
+    # journal records) go through both bounds many times over.
+    env = {
+        "MT5EXEC_ENGINE_MAX_ORDERS_PER_INSTANCE": "50",
+        "MT5EXEC_ENGINE_JOURNAL_COMPACT_MB": "0.02",
+        "MT5EXEC_SERVER_METRICS_LISTEN": "127.0.0.1:0",
+    }
+    data = tmp_path / "data"
+    sides = (common_pb2.SIDE_BUY, common_pb2.SIDE_SELL)
+    with ServerProcess(data, env=env) as server:
+        ready_instance(
+            server,
+            "bounded",
+            risk=BULK_RISK,
+            margin_mode=common_pb2.ACCOUNT_MARGIN_MODE_NETTING,
+        )
+        # A working order placed first is never forgotten, however old.
+        limit = order_pb2.PlaceOrderRequest(
+            instance_id="bounded",
+            client_order_id="working",
+            symbol="EURUSD",
+            side=common_pb2.SIDE_BUY,
+            type=common_pb2.ORDER_TYPE_LIMIT,
+            price=0.5,
+            volume=0.01,
+        )
+        assert server.orders.PlaceOrder(limit, timeout=10).order.status == (
+            common_pb2.ORDER_STATUS_ACCEPTED
+        )
+        with ThreadPoolExecutor(8) as pool:
+            filled = list(
+                pool.map(
+                    lambda n: (
+                        server.orders.PlaceOrder(
+                            market("bounded", f"b{n:03d}", side=sides[n % 2]), timeout=30
+                        ).order
+                    ),
+                    range(400),
+                )
+            )
+        assert all(o.status == FILLED for o in filled)
+        kept = remembered(server, "bounded")
+        assert "working" in kept
+        assert len(kept) <= 50 + 4, f"{len(kept)} orders remembered"
+        assert "b399" in kept or "b398" in kept, "the newest are remembered"
+        # A forgotten order is not found; a remembered one is, and its id is still taken.
+        with pytest.raises(grpc.RpcError) as caught:
+            server.orders.GetOrder(
+                order_pb2.GetOrderRequest(instance_id="bounded", client_order_id="b000"),
+                timeout=5,
+            )
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        newest = next(o for o in reversed(filled) if o.client_order_id in kept)
+        again = server.orders.PlaceOrder(
+            market("bounded", newest.client_order_id, side=newest.side), timeout=10
+        ).order
+        assert again.order_id == newest.order_id, "a remembered id is still idempotent"
+        compactions = server.metric_samples("mt5exec_journal_compactions")
+        assert compactions and compactions[0].value >= 1, "the journal compacted while running"
+        size = (data / "journal" / "orders.journal").stat().st_size
+        # Without compaction ~1,200 records (~200 KB); compacted past 20 KB each time.
+        assert size < 45_000, f"journal of {size} bytes"
+    with ServerProcess(data, env=env) as again_server:
+        after = remembered(again_server, "bounded")
+        assert "working" in after
+        assert newest.client_order_id in after
+        assert len(after) <= 50, f"{len(after)} orders after the restart"
+
+
+def test_final_orders_are_forgotten_after_their_retention(tmp_path: Path) -> None:
+    env = {"MT5EXEC_ENGINE_FINAL_ORDER_RETENTION_S": "1"}
+    with ServerProcess(tmp_path / "data", env=env) as server:
+        ready_instance(server, "aging", risk=BULK_RISK)
+        for cid in ("old-1", "old-2", "old-3"):
+            server.orders.PlaceOrder(market("aging", cid), timeout=10)
+        assert sorted(remembered(server, "aging")) == ["old-1", "old-2", "old-3"]
+        time.sleep(1.2)
+        # Each new order forgets a few of those past their time.
+        server.orders.PlaceOrder(market("aging", "new"), timeout=10)
+        assert remembered(server, "aging") == ["new"]
+        # Forgotten, the id is free again: a new order, a second position.
+        reused = server.orders.PlaceOrder(market("aging", "old-1"), timeout=10).order
+        assert reused.status == FILLED
+        assert len(positions(server, "aging")) == 5

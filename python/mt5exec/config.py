@@ -214,6 +214,16 @@ class EngineConfig:
     # "interval:<ms>" or "never". Every record is written before the order is sent either way,
     # so a crash of the server process loses nothing; this decides what a power cut loses.
     journal_fsync: str = field(default="interval:100", metadata=_opt(_fsync_policy))
+    # The journal is compacted while running once it has grown past this (and twice its size
+    # after the last compaction); it is also compacted on every start.
+    journal_compact_mb: float = field(default=64.0, metadata=_opt(_positive))
+    # Seconds a final order (filled, cancelled, rejected, expired) is remembered after its last
+    # change: its client_order_id stays taken and GetOrder/ListOrders find it. The history
+    # database keeps every order for good.
+    final_order_retention_s: float = field(default=86400.0, metadata=_opt(_positive))
+    # Orders remembered per instance; beyond it the oldest final ones are forgotten sooner.
+    # Working and unknown orders are always remembered.
+    max_orders_per_instance: int = field(default=100000, metadata=_opt(_at_least_one))
     # With more than 20 stream subscribers each waits up to this long between its messages,
     # so that busy ones get fewer, larger messages (latency traded for capacity); 0: never.
     stream_coalesce_max_ms: float = field(default=5.0, metadata=_opt(_non_negative))

@@ -116,6 +116,9 @@ class EngineSettings:
     tick_queue_limit: int = 10_000
     execution_queue_limit: int = 100_000
     stream_coalesce_max_s: float = 0.005
+    final_order_retention_s: float = 86_400.0
+    max_orders_per_instance: int = 100_000
+    journal_compact_bytes: int = 64 << 20
 
 
 def _translate(error: _core.CoreError, payload: bytes = b"") -> MT5ExecError:
@@ -300,6 +303,9 @@ class Engine:
             kill_grace_s=s.kill_grace_s,
             tick_queue_limit=s.tick_queue_limit,
             execution_queue_limit=s.execution_queue_limit,
+            final_order_retention_s=s.final_order_retention_s,
+            max_orders_per_instance=s.max_orders_per_instance,
+            journal_compact_bytes=s.journal_compact_bytes,
         )
         self._coalesce_max_s = s.stream_coalesce_max_s
         self._futures: dict[int, asyncio.Future[tuple[int, str, str, bytes]]] = {}
@@ -630,13 +636,14 @@ class Engine:
         return session
 
     def journal_stats(self) -> dict[str, int]:
-        records, size, fsyncs, write_ns, fsync_ns = self._core.journal_stats()
+        records, size, fsyncs, write_ns, fsync_ns, compactions = self._core.journal_stats()
         return {
             "records": records,
             "bytes": size,
             "fsyncs": fsyncs,
             "write_ns": write_ns,
             "fsync_ns": fsync_ns,
+            "compactions": compactions,
         }
 
     async def _await_order(self, token: int, timeout: float, client_order_id: str) -> bytes:

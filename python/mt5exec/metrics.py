@@ -91,6 +91,11 @@ class EngineCollector(Collector):
         yield CounterMetricFamily(
             "mt5exec_journal_fsyncs", "Order journal fsyncs", value=journal["fsyncs"]
         )
+        yield CounterMetricFamily(
+            "mt5exec_journal_compactions",
+            "Order journal compactions while running",
+            value=journal["compactions"],
+        )
 
 
 class MetricsServer:

@@ -17,10 +17,11 @@ use crate::convert;
 use crate::error::{Code, EngineError, Result};
 use crate::fanout::{Hub, Subscription, Topic};
 use crate::frame;
-use crate::journal::{FsyncPolicy, Journal, JournalRecord};
+use crate::journal::{FsyncPolicy, Journal, JournalRecord, DEFAULT_COMPACT_BYTES};
 use crate::killswitch;
 use crate::latency;
 use crate::notify::{Completion, Notifier};
+use crate::orders::Retention;
 use crate::pb::v1;
 use crate::pb::v1::order_session_request::Request as OsRequest;
 use crate::risk::{DayState, Gate, OwnerPolicy};
@@ -46,6 +47,11 @@ pub struct EngineConfig {
     pub journal_path: Option<PathBuf>,
     /// When the journal is fsynced.
     pub journal_policy: FsyncPolicy,
+    /// Which orders are remembered (in memory and in the journal).
+    pub retention: Retention,
+    /// The journal is compacted while running when it has grown past this many bytes (and
+    /// twice its size after the last compaction).
+    pub journal_compact_bytes: u64,
 }
 
 impl Default for EngineConfig {
@@ -58,6 +64,8 @@ impl Default for EngineConfig {
             worker_threads: 1,
             journal_path: None,
             journal_policy: FsyncPolicy::Interval(Duration::from_millis(100)),
+            retention: Retention::default(),
+            journal_compact_bytes: DEFAULT_COMPACT_BYTES,
         }
     }
 }
@@ -141,7 +149,12 @@ impl Engine {
             .build()?;
         let (journal, replayed) = match &config.journal_path {
             Some(path) => {
-                let (journal, records) = Journal::open(path, config.journal_policy)?;
+                let (journal, records) = Journal::open(
+                    path,
+                    config.journal_policy,
+                    config.retention,
+                    config.journal_compact_bytes,
+                )?;
                 let mut by_instance: HashMap<String, Vec<JournalRecord>> = HashMap::new();
                 for ((instance_id, _), record) in records {
                     by_instance.entry(instance_id).or_default().push(record);
@@ -838,19 +851,24 @@ impl Engine {
         ))
     }
 
-    /// The journal's cost so far: (records, bytes, fsyncs, write ns, fsync ns).
-    pub fn journal_stats(&self) -> (u64, u64, u64, u64, u64) {
-        self.shared.journal.as_ref().map_or((0, 0, 0, 0, 0), |j| {
-            let s = &j.stats;
-            let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-            (
-                get(&s.records),
-                get(&s.bytes),
-                get(&s.fsyncs),
-                get(&s.write_nanos),
-                get(&s.fsync_nanos),
-            )
-        })
+    /// The journal's cost so far: (records, bytes, fsyncs, write ns, fsync ns, compactions
+    /// while running).
+    pub fn journal_stats(&self) -> (u64, u64, u64, u64, u64, u64) {
+        self.shared
+            .journal
+            .as_ref()
+            .map_or((0, 0, 0, 0, 0, 0), |j| {
+                let s = &j.stats;
+                let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+                (
+                    get(&s.records),
+                    get(&s.bytes),
+                    get(&s.fsyncs),
+                    get(&s.write_nanos),
+                    get(&s.fsync_nanos),
+                    get(&s.compactions),
+                )
+            })
     }
 
     /// The encoded `Instance`.

@@ -10,6 +10,12 @@
 //! payload, a [`JournalRecord`] (the whole `mt5exec.v1.Order` after the change). The last record
 //! of an order wins. A torn last record (a crash mid-write) is ignored and cut off.
 //!
+//! Size: the engine compacts the journal to one record per remembered order on start, and
+//! while running once it has grown past a threshold (and twice its size after the last
+//! compaction): a background thread rewrites what was there aside, then, holding appends for
+//! a moment, adds what was appended meanwhile, fsyncs and renames it over the log. Orders the
+//! retention forgets (see [`Retention`]) are left out.
+//!
 //! Durability: every record is written (one `write` on an `O_APPEND` file) before the call that
 //! made it returns, so it survives a crash of the server process. The fsync policy decides what
 //! survives a crash of the machine: `always` (fsync before the order is sent: group commit, the
@@ -26,7 +32,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::orders::{timestamp_nanos, Retention};
 use crate::pb::v1;
+use crate::pb::v1::OrderStatus as S;
+
+/// The journal's size that starts a compaction while running, unless configured.
+pub const DEFAULT_COMPACT_BYTES: u64 = 64 << 20;
 
 /// One journal record: an order's state after a change.
 #[derive(Clone, PartialEq, Message)]
@@ -63,6 +74,23 @@ pub struct JournalStats {
     pub write_nanos: AtomicU64,
     /// Nanoseconds spent in fsync calls.
     pub fsync_nanos: AtomicU64,
+    /// Compactions done while running.
+    pub compactions: AtomicU64,
+}
+
+/// The open log and how many bytes of it are whole records.
+#[derive(Debug)]
+struct LogFile {
+    file: File,
+    len: u64,
+}
+
+/// When the next compaction is due.
+#[derive(Debug)]
+struct Compaction {
+    /// Log length that starts one.
+    at: u64,
+    running: bool,
 }
 
 #[derive(Debug)]
@@ -79,8 +107,13 @@ struct SyncState {
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
-    file: Mutex<File>,
+    file: Mutex<LogFile>,
     policy: FsyncPolicy,
+    retention: Retention,
+    compact_bytes: u64,
+    compaction: Mutex<Compaction>,
+    /// This journal, for the compaction thread it starts.
+    this: std::sync::Weak<Journal>,
     sync: Mutex<SyncState>,
     synced: Condvar,
     dirty: AtomicBool,
@@ -113,8 +146,8 @@ fn frame(record: &JournalRecord) -> Vec<u8> {
     frame_payload(&record.encode_to_vec())
 }
 
-/// Reads every intact record; returns them and the length of the intact prefix.
 /// Every intact record, up to the first that does not decode.
+#[cfg(test)]
 fn read_records(path: &Path) -> std::io::Result<Vec<JournalRecord>> {
     Ok(read_frames(path)?
         .iter()
@@ -145,6 +178,11 @@ pub fn read_frames_and_length(path: &Path) -> std::io::Result<(Vec<Vec<u8>>, u64
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
         Err(e) => return Err(e),
     }
+    Ok(frames_of(&data))
+}
+
+/// The payloads of the intact records at the start of `data`, and their length.
+fn frames_of(data: &[u8]) -> (Vec<Vec<u8>>, u64) {
     let mut out = Vec::new();
     let mut at = 0usize;
     while at + 8 <= data.len() {
@@ -159,54 +197,187 @@ pub fn read_frames_and_length(path: &Path) -> std::io::Result<(Vec<Vec<u8>>, u64
         out.push(payload.to_vec());
         at += 8 + len;
     }
-    Ok((out, at as u64))
+    (out, at as u64)
 }
 
 /// The replayed state: the last record of every order, by (instance, client_order_id).
 pub type Replayed = HashMap<(String, String), JournalRecord>;
 
+/// The last record of every order that `retention` keeps at `now_nanos`, oldest first.
+/// The fields of a record that compaction looks at; decoding skips the rest unread.
+#[derive(Clone, PartialEq, Message)]
+struct RecordHead {
+    #[prost(message, optional, tag = "2")]
+    order: Option<OrderHead>,
+}
+
+/// `mt5exec.v1.Order`'s key, status and times (same field numbers).
+#[derive(Clone, PartialEq, Message)]
+struct OrderHead {
+    #[prost(string, tag = "1")]
+    instance_id: String,
+    #[prost(string, tag = "2")]
+    client_order_id: String,
+    #[prost(int32, tag = "17")]
+    status: i32,
+    #[prost(message, optional, tag = "22")]
+    created_time: Option<prost_types::Timestamp>,
+    #[prost(message, optional, tag = "23")]
+    updated_time: Option<prost_types::Timestamp>,
+}
+
+/// An order's last record, undecoded, with what retention needs of it.
+#[derive(Debug)]
+struct Kept {
+    status: S,
+    created: i64,
+    updated: i64,
+    payload: Vec<u8>,
+}
+
+/// The last record of every order, by (instance, client_order_id).
+type Latest = HashMap<(String, String), Kept>;
+
+/// The last record of every order in the first `limit` bytes of `reader`, read a record at a
+/// time (memory for one record per order, not per record), up to the first record that is
+/// torn or does not decode.
+fn latest_records(reader: impl Read, limit: u64) -> std::io::Result<Latest> {
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, reader.take(limit));
+    let mut latest = Latest::new();
+    let mut header = [0u8; 8];
+    loop {
+        match reader.read_exact(&mut header) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(e),
+        }
+        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let crc = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+        let mut payload = vec![0; len];
+        match reader.read_exact(&mut payload) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(e),
+        }
+        if crc32(&payload) != crc {
+            break;
+        }
+        let Ok(head) = RecordHead::decode(&payload[..]) else {
+            break;
+        };
+        if let Some(order) = head.order {
+            let kept = Kept {
+                status: S::try_from(order.status).unwrap_or(S::Unspecified),
+                created: timestamp_nanos(order.created_time.as_ref()),
+                updated: timestamp_nanos(order.updated_time.as_ref()),
+                payload,
+            };
+            latest.insert((order.instance_id, order.client_order_id), kept);
+        }
+    }
+    Ok(latest)
+}
+
+/// What `retention` keeps of `latest` at `now_nanos`.
+fn retained(mut latest: Latest, retention: &Retention, now_nanos: i64) -> Latest {
+    latest.retain(|_, k| !retention.expired(k.status, k.updated, now_nanos));
+    // The cap: of an instance with more orders than it remembers, the oldest final ones go.
+    let mut by_instance: HashMap<&str, Vec<(i64, &str)>> = HashMap::new();
+    for ((instance_id, cid), k) in &latest {
+        by_instance
+            .entry(instance_id)
+            .or_default()
+            .push((k.created, cid));
+    }
+    let mut dropped: Vec<(String, String)> = Vec::new();
+    for (instance_id, mut orders) in by_instance {
+        let mut excess = orders.len().saturating_sub(retention.max_orders);
+        orders.sort_unstable();
+        for (_, cid) in orders {
+            if excess == 0 {
+                break;
+            }
+            let key = (instance_id.to_owned(), cid.to_owned());
+            if crate::orders::is_final(latest[&key].status) {
+                dropped.push(key);
+                excess -= 1;
+            }
+        }
+    }
+    for key in dropped {
+        latest.remove(&key);
+    }
+    latest
+}
+
+/// Writes `records` to `file` in the order they were created.
+fn write_framed(file: &File, records: &Latest) -> std::io::Result<()> {
+    let mut ordered: Vec<&Kept> = records.values().collect();
+    ordered.sort_by_key(|k| (k.created, k.updated));
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    for kept in ordered {
+        out.write_all(&frame_payload(&kept.payload))?;
+    }
+    out.flush()
+}
+
+fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// fsyncs a directory, so that a rename in it survives a crash of the machine.
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => File::open(dir)?.sync_all(),
+        _ => Ok(()),
+    }
+}
+
 impl Journal {
-    /// Opens (creating) the journal, replays it and compacts it to one record per order.
+    /// Opens (creating) the journal, replays it and compacts it to one record per order that
+    /// `retention` keeps; compacts it again while running at `compact_bytes`.
     ///
     /// # Errors
     /// I/O errors on the journal's directory or file.
-    pub fn open(path: &Path, policy: FsyncPolicy) -> std::io::Result<(Arc<Self>, Replayed)> {
+    pub fn open(
+        path: &Path,
+        policy: FsyncPolicy,
+        retention: Retention,
+        compact_bytes: u64,
+    ) -> std::io::Result<(Arc<Self>, Replayed)> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let records = read_records(path)?;
-        let mut latest: Replayed = HashMap::new();
-        for record in records {
-            if let Some(order) = &record.order {
-                let key = (order.instance_id.clone(), order.client_order_id.clone());
-                latest.insert(key, record);
-            }
-        }
-        // Compact: one record per order, written aside then renamed over the old log.
+        let all = match File::open(path) {
+            Ok(file) => latest_records(file, u64::MAX)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Latest::new(),
+            Err(e) => return Err(e),
+        };
+        let latest = retained(all, &retention, now_nanos());
+        // Compact: written aside then renamed over the old log.
         let tmp = path.with_extension("compacting");
         {
-            let mut out = File::create(&tmp)?;
-            let mut buf = Vec::new();
-            let mut ordered: Vec<&JournalRecord> = latest.values().collect();
-            ordered.sort_by_key(|r| {
-                r.order
-                    .as_ref()
-                    .and_then(|o| o.updated_time)
-                    .map(|t| (t.seconds, t.nanos))
-            });
-            for record in ordered {
-                buf.extend_from_slice(&frame(record));
-            }
-            out.write_all(&buf)?;
+            let out = File::create(&tmp)?;
+            write_framed(&out, &latest)?;
             out.sync_all()?;
         }
         std::fs::rename(&tmp, path)?;
+        sync_dir(path)?;
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let written = file.metadata()?.len();
-        let journal = Arc::new(Self {
+        let journal = Arc::new_cyclic(|this| Self {
             path: path.to_path_buf(),
-            file: Mutex::new(file),
+            file: Mutex::new(LogFile { file, len: written }),
             policy,
+            retention,
+            compact_bytes,
+            compaction: Mutex::new(Compaction {
+                at: compact_bytes.max(written.saturating_mul(2)),
+                running: false,
+            }),
+            this: this.clone(),
             sync: Mutex::new(SyncState {
                 written,
                 synced: written,
@@ -217,7 +388,77 @@ impl Journal {
             broken: AtomicBool::new(false),
             stats: JournalStats::default(),
         });
-        Ok((journal, latest))
+        let replayed = latest
+            .into_iter()
+            .filter_map(|(key, kept)| {
+                JournalRecord::decode(&kept.payload[..])
+                    .ok()
+                    .map(|r| (key, r))
+            })
+            .collect();
+        Ok((journal, replayed))
+    }
+
+    /// Starts a compaction on its own thread when the log has grown past its threshold.
+    fn maybe_compact(&self, len: u64) {
+        {
+            let mut c = self.compaction.lock();
+            if c.running || len < c.at {
+                return;
+            }
+            c.running = true;
+        }
+        let this = self.this.clone();
+        let started = std::thread::Builder::new()
+            .name("mt5exec-journal".into())
+            .spawn(move || {
+                if let Some(journal) = this.upgrade() {
+                    journal.compact_now();
+                }
+            });
+        if started.is_err() {
+            self.compaction.lock().running = false;
+        }
+    }
+
+    /// Compacts the log now (what the background thread runs); the log stays as it was when
+    /// that fails, and the next try waits until it has doubled.
+    pub fn compact_now(&self) {
+        let tmp = self.path.with_extension("compacting");
+        let result = self.compact_into(&tmp);
+        let len = self.file.lock().len;
+        let mut c = self.compaction.lock();
+        c.running = false;
+        c.at = self.compact_bytes.max(len.saturating_mul(2));
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        } else {
+            self.stats.compactions.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn compact_into(&self, tmp: &Path) -> std::io::Result<()> {
+        let start = self.file.lock().len;
+        let latest = latest_records(File::open(&self.path)?, start)?;
+        let mut out = File::create(tmp)?;
+        write_framed(&out, &retained(latest, &self.retention, now_nanos()))?;
+        // Appends wait from here until the compacted log is in place.
+        let mut log = self.file.lock();
+        if self.broken.load(Ordering::Acquire) {
+            return Err(std::io::Error::other("the journal is broken"));
+        }
+        let mut tail = Vec::new();
+        let mut old = File::open(&self.path)?;
+        std::io::Seek::seek(&mut old, std::io::SeekFrom::Start(start))?;
+        old.take(log.len - start).read_to_end(&mut tail)?;
+        out.write_all(&tail)?;
+        out.sync_data()?;
+        std::fs::rename(tmp, &self.path)?;
+        sync_dir(&self.path)?;
+        let file = OpenOptions::new().append(true).open(&self.path)?;
+        let len = file.metadata()?.len();
+        *log = LogFile { file, len };
+        Ok(())
     }
 
     /// Where it is.
@@ -237,26 +478,27 @@ impl Journal {
     pub fn append(&self, record: &JournalRecord) -> std::io::Result<u64> {
         let bytes = frame(record);
         let started = Instant::now();
-        let position = {
-            let mut file = self.file.lock();
+        let (position, len) = {
+            let mut log = self.file.lock();
             if self.broken.load(Ordering::Acquire) {
                 return Err(std::io::Error::other(
                     "a failed write or fsync left the journal unusable until the server restarts",
                 ));
             }
-            if let Err(e) = file.write_all(&bytes) {
+            if let Err(e) = log.file.write_all(&bytes) {
                 // A record cut short (a full disk) would hide every later one on replay: cut
                 // it off, or refuse every further append if even that fails.
-                let intact = self.sync.lock().written;
-                if file.set_len(intact).is_err() {
+                if log.file.set_len(log.len).is_err() {
                     self.broken.store(true, Ordering::Release);
                 }
                 return Err(e);
             }
+            log.len += bytes.len() as u64;
             let mut sync = self.sync.lock();
             sync.written += bytes.len() as u64;
-            sync.written
+            (sync.written, log.len)
         };
+        self.maybe_compact(len);
         self.dirty.store(true, Ordering::Release);
         let s = &self.stats;
         s.records.fetch_add(1, Ordering::Relaxed);
@@ -319,7 +561,7 @@ impl Journal {
 
     fn fsync(&self) -> std::io::Result<()> {
         let started = Instant::now();
-        let file = self.file.lock().try_clone()?;
+        let file = self.file.lock().file.try_clone()?;
         file.sync_data()?;
         self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
         self.stats
@@ -384,6 +626,152 @@ mod tests {
         d
     }
 
+    /// Opens with nothing forgotten and no compaction while running.
+    fn open(path: &Path, policy: FsyncPolicy) -> std::io::Result<(Arc<Journal>, Replayed)> {
+        let forever = Retention {
+            keep_final: Duration::MAX,
+            max_orders: usize::MAX,
+        };
+        Journal::open(path, policy, forever, u64::MAX)
+    }
+
+    fn order_record(
+        cid: &str,
+        status: v1::OrderStatus,
+        created: i64,
+        updated: i64,
+    ) -> JournalRecord {
+        let mut r = record(cid, status, updated);
+        if let Some(o) = r.order.as_mut() {
+            o.created_time = Some(prost_types::Timestamp {
+                seconds: created,
+                nanos: 0,
+            });
+        }
+        r
+    }
+
+    fn status_of(replayed: &Replayed, cid: &str) -> Option<i32> {
+        replayed
+            .get(&("a".to_owned(), cid.to_owned()))
+            .and_then(|r| r.order.as_ref())
+            .map(|o| o.status)
+    }
+
+    #[test]
+    fn retention_forgets_old_final_orders_and_the_oldest_beyond_the_cap() {
+        let path = dir().join("orders.journal");
+        let now = now_nanos() / 1_000_000_000;
+        {
+            let (j, _) = open(&path, FsyncPolicy::Never).expect("open");
+            let old = now - 2 * 3600;
+            j.append(&order_record("expired", S::Filled, old, old))
+                .expect("append");
+            j.append(&order_record("working", S::Accepted, old, old))
+                .expect("append");
+            j.append(&order_record("unknown", S::Unknown, old, old))
+                .expect("append");
+            for (i, cid) in ["f1", "f2", "f3", "f4"].into_iter().enumerate() {
+                let t = now - 60 + i as i64;
+                j.append(&order_record(cid, S::Canceled, t, t))
+                    .expect("append");
+            }
+        }
+        let retention = Retention {
+            keep_final: Duration::from_secs(3600),
+            max_orders: 4,
+        };
+        let (_, replayed) =
+            Journal::open(&path, FsyncPolicy::Never, retention, u64::MAX).expect("reopen");
+        // Final orders older than an hour are gone; working and unknown ones stay whatever
+        // their age; of the recent final ones the oldest go until 4 orders are left.
+        assert_eq!(status_of(&replayed, "expired"), None);
+        assert_eq!(status_of(&replayed, "working"), Some(S::Accepted as i32));
+        assert_eq!(status_of(&replayed, "unknown"), Some(S::Unknown as i32));
+        assert_eq!(status_of(&replayed, "f1"), None);
+        assert_eq!(status_of(&replayed, "f2"), None);
+        assert_eq!(status_of(&replayed, "f3"), Some(S::Canceled as i32));
+        assert_eq!(status_of(&replayed, "f4"), Some(S::Canceled as i32));
+        assert_eq!(
+            read_records(&path).expect("read").len(),
+            4,
+            "the file holds the same"
+        );
+    }
+
+    #[test]
+    fn compaction_while_running_keeps_every_last_state_and_what_was_appended_meanwhile() {
+        let path = dir().join("orders.journal");
+        let now = now_nanos() / 1_000_000_000;
+        let (j, _) =
+            Journal::open(&path, FsyncPolicy::Never, Retention::default(), 4096).expect("open");
+        // Five orders changing over and over from two threads: the log passes 4 KB many
+        // times while records keep coming.
+        let writer = {
+            let j = Arc::clone(&j);
+            std::thread::spawn(move || {
+                for i in 0..2_000i64 {
+                    j.append(&order_record(
+                        &format!("t{}", i % 5),
+                        S::Accepted,
+                        now,
+                        now + i,
+                    ))
+                    .expect("append");
+                }
+            })
+        };
+        for i in 0..2_000i64 {
+            j.append(&order_record(
+                &format!("m{}", i % 5),
+                S::Accepted,
+                now,
+                now + i,
+            ))
+            .expect("append");
+        }
+        writer.join().expect("writer");
+        for i in 0..5 {
+            j.append(&order_record(&format!("m{i}"), S::Filled, now, now + 5_000))
+                .expect("append");
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while j.compaction.lock().running && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            j.stats.compactions.load(Ordering::Relaxed) >= 1,
+            "compacted while running"
+        );
+        let size = std::fs::metadata(&path).expect("size").len();
+        assert!(
+            size < 100_000,
+            "compactions keep the log small: {size} bytes"
+        );
+        j.compact_now();
+        assert_eq!(
+            read_records(&path).expect("read").len(),
+            10,
+            "one record per order"
+        );
+        drop(j);
+        let (_, replayed) = open(&path, FsyncPolicy::Never).expect("reopen");
+        assert_eq!(replayed.len(), 10);
+        for i in 0..5 {
+            assert_eq!(
+                status_of(&replayed, &format!("m{i}")),
+                Some(S::Filled as i32)
+            );
+            let last = replayed[&("a".to_owned(), format!("t{i}"))]
+                .order
+                .as_ref()
+                .and_then(|o| o.updated_time)
+                .map(|t| t.seconds);
+            // t{i} was last written at i = 1995 + i.
+            assert_eq!(last, Some(now + 1_995 + i), "t{i}'s last record");
+        }
+    }
+
     #[test]
     fn crc_matches_the_standard() {
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
@@ -393,7 +781,7 @@ mod tests {
     fn replay_keeps_the_last_state_and_compacts() {
         let path = dir().join("orders.journal");
         {
-            let (j, replayed) = Journal::open(&path, FsyncPolicy::Never).expect("open");
+            let (j, replayed) = open(&path, FsyncPolicy::Never).expect("open");
             assert!(replayed.is_empty());
             j.append(&record("c1", v1::OrderStatus::Submitted, 1))
                 .expect("append");
@@ -402,7 +790,7 @@ mod tests {
             j.append(&record("c1", v1::OrderStatus::Filled, 3))
                 .expect("append");
         }
-        let (_, replayed) = Journal::open(&path, FsyncPolicy::Never).expect("reopen");
+        let (_, replayed) = open(&path, FsyncPolicy::Never).expect("reopen");
         let status = |cid: &str| {
             replayed[&("a".to_owned(), cid.to_owned())]
                 .order
@@ -419,7 +807,7 @@ mod tests {
     fn a_torn_last_record_is_ignored() {
         let path = dir().join("orders.journal");
         {
-            let (j, _) = Journal::open(&path, FsyncPolicy::Always).expect("open");
+            let (j, _) = open(&path, FsyncPolicy::Always).expect("open");
             let end = j
                 .append(&record("c1", v1::OrderStatus::Filled, 1))
                 .expect("append");
@@ -435,7 +823,7 @@ mod tests {
             .open(&path)
             .and_then(|mut f| f.write_all(&torn))
             .expect("tear");
-        let (_, replayed) = Journal::open(&path, FsyncPolicy::Never).expect("reopen");
+        let (_, replayed) = open(&path, FsyncPolicy::Never).expect("reopen");
         assert_eq!(replayed.len(), 1);
     }
 

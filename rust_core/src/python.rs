@@ -14,7 +14,8 @@ use std::time::Duration;
 use crate::engine::{Engine, EngineConfig};
 use crate::error::EngineError;
 use crate::fanout::{Subscription, Topic};
-use crate::journal::parse_policy;
+use crate::journal::{parse_policy, DEFAULT_COMPACT_BYTES};
+use crate::orders::Retention;
 use crate::pb::v1;
 use crate::routing::{OrderChanges, OrderRef};
 use crate::session::Session;
@@ -106,7 +107,11 @@ impl PyEngine {
         tick_queue_limit = 10_000,
         execution_queue_limit = 100_000,
         worker_threads = 1,
+        final_order_retention_s = 86_400.0,
+        max_orders_per_instance = 100_000,
+        journal_compact_bytes = DEFAULT_COMPACT_BYTES,
     ))]
+    #[allow(clippy::too_many_arguments)]
     fn py_new(
         journal_path: Option<PathBuf>,
         journal_fsync: &str,
@@ -115,7 +120,15 @@ impl PyEngine {
         tick_queue_limit: usize,
         execution_queue_limit: usize,
         worker_threads: usize,
+        final_order_retention_s: f64,
+        max_orders_per_instance: usize,
+        journal_compact_bytes: u64,
     ) -> PyResult<Self> {
+        if max_orders_per_instance == 0 {
+            return Err(PyValueError::new_err(
+                "max_orders_per_instance: must be at least 1",
+            ));
+        }
         let config = EngineConfig {
             stop_grace: seconds(stop_grace_s, "stop_grace_s")?,
             kill_grace: seconds(kill_grace_s, "kill_grace_s")?,
@@ -124,6 +137,11 @@ impl PyEngine {
             worker_threads,
             journal_path,
             journal_policy: parse_policy(journal_fsync).map_err(PyValueError::new_err)?,
+            retention: Retention {
+                keep_final: seconds(final_order_retention_s, "final_order_retention_s")?,
+                max_orders: max_orders_per_instance,
+            },
+            journal_compact_bytes,
         };
         let inner = Engine::new(config)
             .map_err(|e| PyException::new_err(format!("cannot start the engine: {e}")))?;
@@ -546,7 +564,7 @@ impl PyEngine {
     }
 
     /// (records, bytes, fsyncs, write ns, fsync ns) of the order journal.
-    fn journal_stats(&self) -> (u64, u64, u64, u64, u64) {
+    fn journal_stats(&self) -> (u64, u64, u64, u64, u64, u64) {
         self.inner.journal_stats()
     }
 

@@ -81,6 +81,9 @@ class Server:
                 kill_grace_s=e.kill_grace_s,
                 tick_queue_limit=e.tick_queue_limit,
                 stream_coalesce_max_s=e.stream_coalesce_max_ms / 1000.0,
+                final_order_retention_s=e.final_order_retention_s,
+                max_orders_per_instance=e.max_orders_per_instance,
+                journal_compact_bytes=max(1, int(e.journal_compact_mb * (1 << 20))),
             )
         )
         try:

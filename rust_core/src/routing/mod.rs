@@ -14,7 +14,7 @@ use crate::error::{Code, EngineError, Result};
 use crate::frame;
 use crate::journal::{FsyncPolicy, Journal, JournalRecord};
 use crate::notify::Completion;
-use crate::orders::{is_final, OrderEntry};
+use crate::orders::{is_final, timestamp_nanos, OrderEntry};
 use crate::pb::terminal as t;
 use crate::pb::v1;
 use crate::pb::v1::OrderStatus as S;
@@ -511,8 +511,9 @@ pub fn place_gated(
             sent: Instant::now(),
         },
     );
+    live.book.insert(entry);
     live.book
-        .insert(entry, comment_key(&intent.client_order_id));
+        .retire(&shared.config.retention, timestamp_nanos(Some(&now)));
     Ok(token)
 }
 

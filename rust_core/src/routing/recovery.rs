@@ -122,11 +122,13 @@ pub fn on_reconcile(shared: &Shared, instance: &Instance, result: &t::ReconcileR
 
 /// Rebuilds an instance's book from the journal: orders without a known outcome become
 /// UNKNOWN until reconciled.
-pub fn restore(shared: &Shared, instance: &Instance, records: Vec<JournalRecord>) {
+pub fn restore(shared: &Shared, instance: &Instance, mut records: Vec<JournalRecord>) {
+    // In the order they came: the oldest are forgotten first.
+    records
+        .sort_by_key(|r| timestamp_nanos(r.order.as_ref().and_then(|o| o.created_time.as_ref())));
     let mut live = instance.live.lock();
     for record_ in records {
         let Some(order) = record_.order else { continue };
-        let cid = order.client_order_id.clone();
         let mut entry = OrderEntry {
             order,
             payload_hash: record_.payload_hash,
@@ -150,6 +152,6 @@ pub fn restore(shared: &Shared, instance: &Instance, records: Vec<JournalRecord>
                 )
             });
         }
-        live.book.insert(entry, comment_key(&cid));
+        live.book.insert(entry);
     }
 }

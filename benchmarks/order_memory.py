@@ -1,0 +1,134 @@
+"""What remembering orders costs: the server's memory and its journal as orders keep coming.
+
+Two servers in turn, each fed the same batched OrderSession orders (Go load generator, 100
+orders per message) in rounds: one with the default retention (an instance remembers at most
+100,000 orders; the journal is compacted past 64 MB), and a baseline that remembers every order
+for ten years and never compacts while running (what the engine did before the retention).
+After every round the server's resident memory (VmRSS) and the journal's size are read.
+
+Reported per server: RSS and journal size after each round, and their growth per 100,000
+orders over the rounds after the first 200,000 (when the bounded server is past its cap).
+
+Usage: python benchmarks/order_memory.py [--orders 100000] [--rounds 5]
+Writes benchmarks/results/order_memory.json. Needs Go (the load generator); without it the
+run is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import cpu_seconds, loadgen, write
+from mt5exec.testing import ServerProcess
+from mt5exec.v1 import common_pb2, instance_pb2
+
+CONFIG = common_pb2.InstanceConfig(
+    symbols=["EURUSD"],
+    tick_rate=10,
+    margin_mode=common_pb2.ACCOUNT_MARGIN_MODE_NETTING,
+    # Every round trip pays the spread: enough money for a million of them.
+    initial_balance=1e9,
+    risk=common_pb2.RiskLimits(max_order_volume=10.0, min_order_volume=0.01),
+)
+BATCH = 100
+SERVERS = {
+    "bounded": {},
+    "unbounded": {
+        "MT5EXEC_ENGINE_FINAL_ORDER_RETENTION_S": str(10 * 365 * 86400),
+        "MT5EXEC_ENGINE_MAX_ORDERS_PER_INSTANCE": str(10**9),
+        "MT5EXEC_ENGINE_JOURNAL_COMPACT_MB": str(10**6),
+    },
+}
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def feed(data_dir: Path, env: dict[str, str], orders: int, rounds: int) -> list[dict[str, Any]]:
+    # History off: the DuckDB child process is not what is measured.
+    env = {"MT5EXEC_HISTORY_ENABLED": "false", **env}
+    points = []
+    with ServerProcess(data_dir, env=env) as server:
+        server.instances.CreateInstance(
+            instance_pb2.CreateInstanceRequest(instance_id="bench", config=CONFIG), timeout=30
+        )
+        time.sleep(0.3)
+        journal = data_dir / "journal" / "orders.journal"
+        for r in range(rounds):
+            cpu = cpu_seconds(server.pid)
+            result = loadgen(
+                "session", "-addr", server.address, "-orders", str(orders),
+                "-batch", str(BATCH), "-prefix", f"m{r}-",
+            )  # fmt: skip
+            if result is None:
+                return []
+            time.sleep(0.5)  # a compaction under way finishes
+            points.append(
+                {
+                    "orders": orders * (r + 1),
+                    "filled": result["filled"],
+                    "orders_per_s": round(result["orders_per_s"]),
+                    # The server process, compaction thread included (the worker apart).
+                    "server_cpu_us_per_order": round(
+                        (cpu_seconds(server.pid) - cpu) / orders * 1e6, 1
+                    ),
+                    "rss_mb": round(rss_mb(server.pid), 1),
+                    "journal_mb": round(journal.stat().st_size / 2**20, 2),
+                }
+            )
+            print(f"  {points[-1]}", flush=True)
+    return points
+
+
+def growth_per_100k(points: list[dict[str, Any]], key: str, after: int) -> float | None:
+    later = [p for p in points if p["orders"] >= after]
+    if len(later) < 2:
+        return None
+    first, last = later[0], later[-1]
+    return round((last[key] - first[key]) / (last["orders"] - first["orders"]) * 100_000, 2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=100_000, help="orders per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    result: dict[str, Any] = {"orders_per_round": args.orders, "rounds": args.rounds}
+    with tempfile.TemporaryDirectory(prefix="mt5exec-bench-") as tmp:
+        for name, env in SERVERS.items():
+            print(f"{name}:", flush=True)
+            points = feed(Path(tmp) / name, env, args.orders, args.rounds)
+            if not points:
+                print("Go is not installed: skipped", file=sys.stderr)
+                return
+            result[name] = {
+                "points": points,
+                "rss_mb_per_100k_orders_after_200k": growth_per_100k(points, "rss_mb", 200_000),
+                "journal_mb_per_100k_orders_after_200k": growth_per_100k(
+                    points, "journal_mb", 200_000
+                ),
+            }
+    path = write("order_memory", result)
+    for name in SERVERS:
+        r = result[name]
+        last = r["points"][-1]
+        print(
+            f"{name}: after {last['orders']:,} orders RSS {last['rss_mb']} MB, journal "
+            f"{last['journal_mb']} MB; growth per 100k orders after 200k: RSS "
+            f"{r['rss_mb_per_100k_orders_after_200k']} MB, journal "
+            f"{r['journal_mb_per_100k_orders_after_200k']} MB"
+        )
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()
