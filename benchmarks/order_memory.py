@@ -4,7 +4,9 @@ Two servers in turn, each fed the same batched OrderSession orders (Go load gene
 orders per message) in rounds: one with the default retention (an instance remembers at most
 100,000 orders; the journal is compacted past 64 MB), and a baseline that remembers every order
 for ten years and never compacts while running (what the engine did before the retention).
-After every round the server's resident memory (VmRSS) and the journal's size are read.
+After every round the server's resident memory (VmRSS) and the journal's size are read; at
+the end, the p50 of ListOrders pages (100 orders of the history, the first page and one ten
+pages deep) beside a null RPC (health Check), with every remembered order in the book.
 
 Reported per server: RSS and journal size after each round, and their growth per 100,000
 orders over the rounds after the first 200,000 (when the bounded server is past its cap).
@@ -17,15 +19,18 @@ run is skipped.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from _common import cpu_seconds, loadgen, write
 from mt5exec.testing import ServerProcess
-from mt5exec.v1 import common_pb2, instance_pb2
+from mt5exec.v1 import common_pb2, instance_pb2, order_pb2
 
 CONFIG = common_pb2.InstanceConfig(
     symbols=["EURUSD"],
@@ -53,7 +58,38 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-def feed(data_dir: Path, env: dict[str, str], orders: int, rounds: int) -> list[dict[str, Any]]:
+def p50_us(call: Any, times: int = 30) -> float:
+    samples = []
+    for _ in range(times):
+        t0 = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - t0)
+    return round(statistics.median(samples) * 1e6, 1)
+
+
+def listing(server: ServerProcess) -> dict[str, float]:
+    """ListOrders page times beside a null RPC, with the book as the feeding left it."""
+    request = order_pb2.ListOrdersRequest(instance_id="bench", history=True, page_size=100)
+    deep = request
+    for _ in range(10):
+        deep = order_pb2.ListOrdersRequest(
+            instance_id="bench",
+            history=True,
+            page_size=100,
+            page_token=server.orders.ListOrders(deep, timeout=30).next_page_token,
+        )
+    check = health_pb2.HealthCheckRequest()
+    health = health_pb2_grpc.HealthStub(server.channel)
+    return {
+        "null_rpc_p50_us": p50_us(lambda: health.Check(check, timeout=30)),
+        "first_page_p50_us": p50_us(lambda: server.orders.ListOrders(request, timeout=30)),
+        "page_11_p50_us": p50_us(lambda: server.orders.ListOrders(deep, timeout=30)),
+    }
+
+
+def feed(
+    data_dir: Path, env: dict[str, str], orders: int, rounds: int
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
     # History off: the DuckDB child process is not what is measured.
     env = {"MT5EXEC_HISTORY_ENABLED": "false", **env}
     points = []
@@ -70,7 +106,7 @@ def feed(data_dir: Path, env: dict[str, str], orders: int, rounds: int) -> list[
                 "-batch", str(BATCH), "-prefix", f"m{r}-",
             )  # fmt: skip
             if result is None:
-                return []
+                return [], {}
             time.sleep(0.5)  # a compaction under way finishes
             points.append(
                 {
@@ -86,7 +122,9 @@ def feed(data_dir: Path, env: dict[str, str], orders: int, rounds: int) -> list[
                 }
             )
             print(f"  {points[-1]}", flush=True)
-    return points
+        pages = listing(server)
+        print(f"  ListOrders: {pages}", flush=True)
+    return points, pages
 
 
 def growth_per_100k(points: list[dict[str, Any]], key: str, after: int) -> float | None:
@@ -106,12 +144,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mt5exec-bench-") as tmp:
         for name, env in SERVERS.items():
             print(f"{name}:", flush=True)
-            points = feed(Path(tmp) / name, env, args.orders, args.rounds)
+            points, pages = feed(Path(tmp) / name, env, args.orders, args.rounds)
             if not points:
                 print("Go is not installed: skipped", file=sys.stderr)
                 return
             result[name] = {
                 "points": points,
+                "list_orders": pages,
                 "rss_mb_per_100k_orders_after_200k": growth_per_100k(points, "rss_mb", 200_000),
                 "journal_mb_per_100k_orders_after_200k": growth_per_100k(
                     points, "journal_mb", 200_000

@@ -653,3 +653,35 @@ def test_final_orders_are_forgotten_after_their_retention(tmp_path: Path) -> Non
         reused = server.orders.PlaceOrder(market("aging", "old-1"), timeout=10).order
         assert reused.status == FILLED
         assert len(positions(server, "aging")) == 5
+
+
+def test_paging_through_the_history_while_orders_come_skips_and_repeats_nothing(
+    server: ServerProcess,
+) -> None:
+    ready_instance(server, "pages")
+    for n in range(5):
+        server.orders.PlaceOrder(market("pages", f"p{n}"), timeout=10)
+
+    def page(token: str = "", **fields: object) -> order_pb2.ListOrdersResponse:
+        request = order_pb2.ListOrdersRequest(
+            instance_id="pages", history=True, page_size=2, page_token=token, **fields
+        )  # type: ignore[arg-type]
+        return server.orders.ListOrders(request, timeout=5)
+
+    first = page()
+    assert [o.client_order_id for o in first.orders] == ["p4", "p3"]
+    # A newer order does not shift the pages still to be read.
+    server.orders.PlaceOrder(market("pages", "p5"), timeout=10)
+    second = page(first.next_page_token)
+    assert [o.client_order_id for o in second.orders] == ["p2", "p1"]
+    third = page(second.next_page_token)
+    assert [o.client_order_id for o in third.orders] == ["p0"]
+    assert not third.next_page_token
+    # The time window: created at or after from_time, before to_time.
+    p1 = second.orders[1]
+    window = page(from_time=p1.created_time, to_time=first.orders[1].created_time)
+    assert [o.client_order_id for o in window.orders] == ["p2", "p1"]
+    with pytest.raises(grpc.RpcError) as caught:
+        page("not-ours")
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(caught.value).reason == "PAGE_TOKEN_INVALID"

@@ -111,8 +111,15 @@ class Engine:
         self, instance_id: str, order_id: int = 0, client_order_id: str = ""
     ) -> bytes: ...
     def list_orders(
-        self, instance_id: str, history: bool = False, symbol: str = ""
-    ) -> list[bytes]: ...
+        self,
+        instance_id: str,
+        history: bool = False,
+        symbol: str = "",
+        from_nanos: int | None = None,
+        to_nanos: int | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> bytes: ...
     def journal_stats(self) -> tuple[int, int, int, int, int, int]: ...
     def engage_kill_switch(
         self,

@@ -623,10 +623,21 @@ class Engine:
         except _core.CoreError as e:
             raise _translate(e) from None
 
-    def list_orders(self, instance_id: str, history: bool, symbol: str) -> list[bytes]:
-        """Encoded Orders, newest first."""
+    def list_orders(
+        self,
+        instance_id: str,
+        history: bool,
+        symbol: str = "",
+        from_nanos: int | None = None,
+        to_nanos: int | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> bytes:
+        """One page of orders, newest first: an encoded ListOrdersResponse."""
         try:
-            return self._core.list_orders(instance_id, history, symbol)
+            return self._core.list_orders(
+                instance_id, history, symbol, from_nanos, to_nanos, page_size, page_token
+            )
         except _core.CoreError as e:
             raise _translate(e) from None
 

@@ -834,21 +834,12 @@ impl Engine {
         routing::get(&*self.shared.instance(instance_id)?, which)
     }
 
-    /// Encoded orders, open or finished, newest first.
+    /// One page of an instance's orders, newest first: the encoded `ListOrdersResponse`.
     ///
     /// # Errors
-    /// `NOT_FOUND`.
-    pub fn list_orders(
-        &self,
-        instance_id: &str,
-        history: bool,
-        symbol: &str,
-    ) -> Result<Vec<Vec<u8>>> {
-        Ok(routing::list(
-            &*self.shared.instance(instance_id)?,
-            history,
-            symbol,
-        ))
+    /// `NOT_FOUND`; `INVALID_ARGUMENT` for a bad page token.
+    pub fn list_orders(&self, instance_id: &str, query: &routing::OrderQuery) -> Result<Vec<u8>> {
+        routing::list_page(&*self.shared.instance(instance_id)?, query)
     }
 
     /// The journal's cost so far: (records, bytes, fsyncs, write ns, fsync ns, compactions

@@ -17,7 +17,7 @@ use crate::fanout::{Subscription, Topic};
 use crate::journal::{parse_policy, DEFAULT_COMPACT_BYTES};
 use crate::orders::Retention;
 use crate::pb::v1;
-use crate::routing::{OrderChanges, OrderRef};
+use crate::routing::{OrderChanges, OrderQuery, OrderRef};
 use crate::session::Session;
 use crate::supervisor::{InstanceSpec, Secret, Supervision};
 use crate::validate::OrderIntent;
@@ -415,16 +415,40 @@ impl PyEngine {
         Ok(PyBytes::new(py, &order))
     }
 
-    #[pyo3(signature = (instance_id, history = false, symbol = ""))]
+    /// One page of orders, newest first: the encoded `ListOrdersResponse`.
+    #[pyo3(signature = (
+        instance_id,
+        history = false,
+        symbol = String::new(),
+        from_nanos = None,
+        to_nanos = None,
+        page_size = 0,
+        page_token = String::new(),
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn list_orders<'py>(
         &self,
         py: Python<'py>,
         instance_id: &str,
         history: bool,
-        symbol: &str,
-    ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
-        let orders = self.inner.list_orders(instance_id, history, symbol)?;
-        Ok(orders.iter().map(|o| PyBytes::new(py, o)).collect())
+        symbol: String,
+        from_nanos: Option<i64>,
+        to_nanos: Option<i64>,
+        page_size: usize,
+        page_token: String,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let query = OrderQuery {
+            history,
+            symbol,
+            from_nanos,
+            to_nanos,
+            page_size,
+            page_token,
+        };
+        Ok(PyBytes::new(
+            py,
+            &self.inner.list_orders(instance_id, &query)?,
+        ))
     }
 
     /// Opens an order session (see `mt5exec.engine.OrderSession`).

@@ -178,32 +178,16 @@ class OrderService:
             order=common_pb2.Order.FromString(order)
         ).SerializeToString()
 
-    async def ListOrders(
-        self, request: order_pb2.ListOrdersRequest, context: Context
-    ) -> order_pb2.ListOrdersResponse:
+    async def ListOrders(self, request: order_pb2.ListOrdersRequest, context: Context) -> bytes:
         instance_id = validation.instance_id(request.instance_id)
-        orders = [
-            common_pb2.Order.FromString(b)
-            for b in self._engine.list_orders(instance_id, request.history, request.symbol)
-        ]
-        low = request.from_time.ToNanoseconds() if request.HasField("from_time") else None
-        high = request.to_time.ToNanoseconds() if request.HasField("to_time") else None
-        if low is not None or high is not None:
-            orders = [
-                o
-                for o in orders
-                if (low is None or o.created_time.ToNanoseconds() >= low)
-                and (high is None or o.created_time.ToNanoseconds() < high)
-            ]
-        start = 0
-        if request.page_token:
-            if not request.page_token.isdigit():
-                raise invalid("page_token", "PAGE_TOKEN_INVALID", "page_token: not from us")
-            start = int(request.page_token)
-        size = min(request.page_size or 100, 1000)
-        more = start + size < len(orders)
-        return order_pb2.ListOrdersResponse(
-            orders=orders[start : start + size], next_page_token=str(start + size) if more else ""
+        return self._engine.list_orders(
+            instance_id,
+            request.history,
+            request.symbol,
+            request.from_time.ToNanoseconds() if request.HasField("from_time") else None,
+            request.to_time.ToNanoseconds() if request.HasField("to_time") else None,
+            request.page_size,
+            request.page_token,
         )
 
     async def ListPositions(

@@ -138,11 +138,13 @@ pub struct OrderChanges {
 }
 
 mod answers;
+mod listing;
 mod mt5;
 mod recovery;
 
 use answers::answer;
 pub use answers::{on_deal, on_order_update, on_result};
+pub use listing::{list_page, OrderQuery};
 pub use mt5::{comment_key, safe_retry_price};
 use mt5::{filling_v1, mt5_filling, mt5_order_type, mt5_type_time, order_type_of, status_of_state};
 pub use recovery::{on_reconcile, on_worker_lost, reconcile_unknown, restore};
@@ -592,21 +594,6 @@ fn find<'a>(live: &'a mut Live, which: &OrderRef) -> Result<&'a mut OrderEntry> 
 pub fn get(instance: &Instance, which: &OrderRef) -> Result<Vec<u8>> {
     let mut live = instance.live.lock();
     Ok(find(&mut live, which)?.order.encode_to_vec())
-}
-
-/// Encoded orders: open ones (pending at the terminal) or finished ones, newest first.
-pub fn list(instance: &Instance, history: bool, symbol: &str) -> Vec<Vec<u8>> {
-    let live = instance.live.lock();
-    let mut orders: Vec<&v1::Order> = live
-        .book
-        .by_client_id
-        .values()
-        .map(|e| &e.order)
-        .filter(|o| symbol.is_empty() || o.symbol == symbol)
-        .filter(|o| is_final(S::try_from(o.status).unwrap_or(S::Unspecified)) == history)
-        .collect();
-    orders.sort_by_key(|o| std::cmp::Reverse(o.created_time.map(|t| (t.seconds, t.nanos))));
-    orders.into_iter().map(Message::encode_to_vec).collect()
 }
 
 fn pending_order<'a>(live: &'a mut Live, which: &OrderRef) -> Result<&'a mut OrderEntry> {
