@@ -47,6 +47,7 @@ SERVERS = {
         "MT5EXEC_ENGINE_FINAL_ORDER_RETENTION_S": str(10 * 365 * 86400),
         "MT5EXEC_ENGINE_MAX_ORDERS_PER_INSTANCE": str(10**9),
         "MT5EXEC_ENGINE_JOURNAL_COMPACT_MB": str(10**6),
+        "MT5EXEC_ENGINE_EXECUTION_LOG_MAX_MB": str(10**6),
     },
 }
 
@@ -119,6 +120,10 @@ def feed(
                     ),
                     "rss_mb": round(rss_mb(server.pid), 1),
                     "journal_mb": round(journal.stat().st_size / 2**20, 2),
+                    "execution_log_mb": round(
+                        sum(p.stat().st_size for p in data_dir.rglob("executions*.log")) / 2**20,
+                        2,
+                    ),
                 }
             )
             print(f"  {points[-1]}", flush=True)

@@ -74,3 +74,15 @@ def market(
         type=common_pb2.ORDER_TYPE_MARKET,
         volume=volume,
     )
+
+
+def wait_ready(server: ServerProcess, instance_id: str, timeout: float = 10.0) -> None:
+    """Until the instance is READY (after a server restart its worker reconnects first)."""
+    request = instance_pb2.GetInstanceRequest(instance_id=instance_id)
+    deadline = time.monotonic() + timeout
+    while server.instances.GetInstance(request, timeout=5).instance.state != (
+        common_pb2.INSTANCE_STATE_READY
+    ):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{instance_id} is not READY after {timeout} s")
+        time.sleep(0.02)

@@ -188,6 +188,7 @@ def test_as_dict_round_trips_through_overrides(tmp_path: Path) -> None:
         ("[engine]\nmax_orders_per_instance = 0", "engine.max_orders_per_instance", ">= 1"),
         ("[engine]\nfinal_order_retention_s = 0", "engine.final_order_retention_s", "> 0"),
         ("[engine]\njournal_compact_mb = -1", "engine.journal_compact_mb", "must be > 0"),
+        ("[engine]\nexecution_log_max_mb = 0", "engine.execution_log_max_mb", "must be > 0"),
         ("[engine]\nworker_start_timeout_s = 0", "engine.worker_start_timeout_s", "must be > 0"),
         ("[server]\nlisten_addr = 1", "server.listen_addr", "unknown key in [server]"),
         ("[servr]\nlisten = 1", "servr", "unknown section"),

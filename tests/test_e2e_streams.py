@@ -10,10 +10,10 @@ from pathlib import Path
 
 import grpc
 import pytest
-from tests.support import error_info
+from tests.support import BULK_RISK, error_info, market, wait_for_price, wait_ready
 
 from mt5exec.testing import ServerProcess
-from mt5exec.v1 import common_pb2, instance_pb2, stream_pb2, stream_pb2_grpc
+from mt5exec.v1 import common_pb2, instance_pb2, order_pb2, stream_pb2, stream_pb2_grpc
 
 SYMBOLS = ["EURUSD", "GBPUSD", "USDJPY", "XAUUSD"]
 
@@ -351,3 +351,63 @@ def test_idle_streams_survive_and_shutdown_ends_them_with_a_status(tmp_path: Pat
         assert server.terminate() == 0
     finally:
         server.kill()
+
+
+def test_the_event_log_is_bounded_and_a_resume_past_it_is_refused(tmp_path: Path) -> None:
+    # 2 MB kept in 256 KB segments; 8,000 market orders make ~24,000 events (~3.5 MB): the
+    # disk keeps more of them than the ring of 10,000 in memory, but not all.
+    env = {"MT5EXEC_ENGINE_EXECUTION_LOG_MAX_MB": "2"}
+    data = tmp_path / "data"
+    place = order_pb2.OrderSessionRequest
+    sides = (common_pb2.SIDE_BUY, common_pb2.SIDE_SELL)
+    with ServerProcess(data, env=env) as server:
+        server.instances.CreateInstance(
+            instance_pb2.CreateInstanceRequest(
+                instance_id="logged",
+                config=common_pb2.InstanceConfig(
+                    symbols=["EURUSD"],
+                    tick_rate=20,
+                    margin_mode=common_pb2.ACCOUNT_MARGIN_MODE_NETTING,
+                    risk=BULK_RISK,
+                ),
+            ),
+            timeout=30,
+        )
+        wait_for_price(server, "logged", "EURUSD")
+        batches = [
+            place(
+                batch=order_pb2.OrderSessionBatch(
+                    requests=[
+                        place(place=market("logged", f"e{k}-{n}", side=sides[n % 2]))
+                        for n in range(500)
+                    ]
+                )
+            )
+            for k in range(16)
+        ]
+        messages = server.orders.OrderSession(iter(batches), timeout=120)
+        answers = [a for m in messages for a in m.batch]
+        assert len(answers) == 8000 and all(a.code == 0 for a in answers)
+        instance_dir = next(data.rglob("executions.log")).parent
+        logs = sorted(instance_dir.glob("executions*.log"))
+        assert len(logs) > 2, logs
+        assert sum(p.stat().st_size for p in logs) <= 2 * 2**20
+        # Closed segments are named after their first event.
+        oldest = int(logs[0].name.removeprefix("executions-").removesuffix(".log"))
+        assert oldest > 1, "the oldest events were deleted"
+        with pytest.raises(grpc.RpcError) as caught:
+            _events(server, "logged", 1, 1)
+        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        info = error_info(caught.value)
+        assert (info.reason, info.metadata["field"]) == ("SEQUENCE_EXPIRED", "from_sequence")
+        assert f"resume from {oldest - 1}" in (caught.value.details() or "")
+        # Right before the oldest kept (older than the ring): replayed from the segments on
+        # disk, without a gap.
+        replay = _events(server, "logged", oldest - 1, 50)
+        assert replay[:50] == list(range(oldest, oldest + 50))
+    with ServerProcess(data, env=env) as again:
+        # A restart reads only the newest events and keeps numbering after them.
+        wait_ready(again, "logged")
+        assert _events(again, "logged", 0, 1)[0] == oldest
+        _buy(again, "logged", "after-restart")
+        assert _events(again, "logged", oldest - 1, 1)[0] == oldest

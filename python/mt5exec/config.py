@@ -224,6 +224,10 @@ class EngineConfig:
     # Orders remembered per instance; beyond it the oldest final ones are forgotten sooner.
     # Working and unknown orders are always remembered.
     max_orders_per_instance: int = field(default=100000, metadata=_opt(_at_least_one))
+    # Megabytes of each instance's execution event log kept on disk (what a client resuming a
+    # StreamExecutions from a sequence can be replayed), in segments of an eighth of it; events
+    # older than final_order_retention_s go too.
+    execution_log_max_mb: float = field(default=512.0, metadata=_opt(_positive))
     # With more than 20 stream subscribers each waits up to this long between its messages,
     # so that busy ones get fewer, larger messages (latency traded for capacity); 0: never.
     stream_coalesce_max_ms: float = field(default=5.0, metadata=_opt(_non_negative))

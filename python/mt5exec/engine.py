@@ -119,6 +119,7 @@ class EngineSettings:
     final_order_retention_s: float = 86_400.0
     max_orders_per_instance: int = 100_000
     journal_compact_bytes: int = 64 << 20
+    execution_log_bytes: int = 512 << 20
 
 
 def _translate(error: _core.CoreError, payload: bytes = b"") -> MT5ExecError:
@@ -306,6 +307,7 @@ class Engine:
             final_order_retention_s=s.final_order_retention_s,
             max_orders_per_instance=s.max_orders_per_instance,
             journal_compact_bytes=s.journal_compact_bytes,
+            execution_log_bytes=s.execution_log_bytes,
         )
         self._coalesce_max_s = s.stream_coalesce_max_s
         self._futures: dict[int, asyncio.Future[tuple[int, str, str, bytes]]] = {}

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use crate::convert;
 use crate::error::{Code, EngineError, Result};
+use crate::events::LogLimits;
 use crate::fanout::{Hub, Subscription, Topic};
 use crate::frame;
 use crate::journal::{FsyncPolicy, Journal, JournalRecord, DEFAULT_COMPACT_BYTES};
@@ -52,6 +53,8 @@ pub struct EngineConfig {
     /// The journal is compacted while running when it has grown past this many bytes (and
     /// twice its size after the last compaction).
     pub journal_compact_bytes: u64,
+    /// How much of each instance's execution event log is kept.
+    pub execution_log: LogLimits,
 }
 
 impl Default for EngineConfig {
@@ -66,6 +69,7 @@ impl Default for EngineConfig {
             journal_policy: FsyncPolicy::Interval(Duration::from_millis(100)),
             retention: Retention::default(),
             journal_compact_bytes: DEFAULT_COMPACT_BYTES,
+            execution_log: LogLimits::default(),
         }
     }
 }
@@ -214,7 +218,11 @@ impl Engine {
             )
             .field("instance_id"));
         }
-        let instance = Arc::new(Instance::new(spec, self.shared.mono_ns())?);
+        let instance = Arc::new(Instance::new(
+            spec,
+            self.shared.mono_ns(),
+            self.shared.config.execution_log,
+        )?);
         instances.insert(instance.spec.instance_id.clone(), Arc::clone(&instance));
         drop(instances);
         let replayed = self

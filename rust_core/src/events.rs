@@ -6,6 +6,12 @@
 //! and server restarts. Numbering, keeping and publishing happen under one lock, and a resuming
 //! subscriber is registered under the same lock after its replay was queued: no gap, no
 //! duplicate.
+//!
+//! The log is bounded ([`LogLimits`]): past a segment's size it is renamed
+//! `executions-<first sequence>.log` and a new one begun; segments older than the retention,
+//! and the oldest beyond the size kept, are deleted. A resume from before the oldest event
+//! kept is refused (`SEQUENCE_EXPIRED`) rather than answered with a gap. A start reads only
+//! the newest events (what the ring holds), whatever the log's size.
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -15,62 +21,169 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use crate::convert;
 use crate::engine::Shared;
 use crate::error::{Code, EngineError, Result};
 use crate::fanout::{piece, Subscription, Topic};
-use crate::journal::{frame_payload, read_frames, read_frames_and_length};
+use crate::journal::{each_frame_of, frame_payload};
 use crate::pb::v1;
 
 /// Events kept in memory per instance for resuming clients.
 const RING: usize = 10_000;
+
+const ACTIVE: &str = "executions.log";
+
+/// How much of an instance's event log is kept on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogLimits {
+    /// A segment is closed (and a new one begun) past this size.
+    pub segment_bytes: u64,
+    /// Closed segments are deleted, oldest first, while all of the log is larger than this.
+    pub keep_bytes: u64,
+    /// Closed segments last written longer ago than this are deleted.
+    pub keep_for: Duration,
+}
+
+impl Default for LogLimits {
+    fn default() -> Self {
+        Self::of(512 << 20, Duration::from_secs(24 * 3600))
+    }
+}
+
+impl LogLimits {
+    /// Limits keeping `keep_bytes` for `keep_for`, in segments of an eighth of it (64 KB to
+    /// 64 MB).
+    #[must_use]
+    pub fn of(keep_bytes: u64, keep_for: Duration) -> Self {
+        Self {
+            segment_bytes: (keep_bytes / 8).clamp(64 << 10, 64 << 20),
+            keep_bytes,
+            keep_for,
+        }
+    }
+}
 
 #[derive(Debug)]
 struct Inner {
     last: u64,
     ring: VecDeque<(u64, Bytes)>,
     file: Option<File>,
-    /// Bytes of whole records in the file.
+    /// Bytes of whole records in the active file.
     length: u64,
+    /// The first sequence in the active file (the next one when it is empty).
+    active_first: u64,
+    /// The oldest sequence still on disk.
+    oldest_kept: u64,
+    /// Segments closed so far (a resume that read the log while one was closed reads again).
+    rotations: u64,
 }
 
 /// One instance's event numbering, ring and log.
 #[derive(Debug)]
 pub struct EventLog {
-    path: Option<PathBuf>,
+    dir: Option<PathBuf>,
+    limits: LogLimits,
     inner: Mutex<Inner>,
 }
 
+/// A closed segment: the first sequence in it, and its path.
+fn segments(dir: &Path) -> Vec<(u64, PathBuf)> {
+    let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(std::result::Result::ok)
+                .filter_map(|e| {
+                    let name = e.file_name();
+                    let first = name
+                        .to_str()?
+                        .strip_prefix("executions-")?
+                        .strip_suffix(".log")?
+                        .parse::<u64>()
+                        .ok()?;
+                    Some((first, e.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort_unstable();
+    found
+}
+
+fn segment_path(dir: &Path, first: u64) -> PathBuf {
+    dir.join(format!("executions-{first:020}.log"))
+}
+
+/// The events of a file after `after`, in order, as (sequence, stream piece), the newest
+/// `keep` at most; and the length of its intact records.
+fn read_events(
+    path: &Path,
+    after: u64,
+    keep: usize,
+) -> (VecDeque<(u64, Bytes)>, std::io::Result<u64>) {
+    let mut out = VecDeque::new();
+    let intact = each_frame_of(path, |payload| {
+        if let Ok(event) = v1::ExecutionEvent::decode(&payload[..]) {
+            if event.sequence > after {
+                if out.len() == keep {
+                    out.pop_front();
+                }
+                out.push_back((event.sequence, piece(&event)));
+            }
+        }
+        true
+    });
+    (out, intact)
+}
+
 impl EventLog {
-    /// Opens (creating) the log in `dir`, restoring the numbering and the ring; `None` keeps
-    /// events in memory only.
-    pub fn open(dir: Option<&Path>) -> Self {
-        let path = dir.map(|d| d.join("executions.log"));
+    /// Opens (creating) the log in `dir`, restoring the numbering and the ring from its
+    /// newest events; `None` keeps events in memory only.
+    pub fn open(dir: Option<&Path>, limits: LogLimits) -> Self {
         let mut inner = Inner {
             last: 0,
             ring: VecDeque::new(),
             file: None,
             length: 0,
+            active_first: 1,
+            oldest_kept: 1,
+            rotations: 0,
         };
-        if let Some(path) = &path {
+        if let Some(dir) = dir {
+            let path = dir.join(ACTIVE);
             // A log that cannot be read is not cut (nor appended to): its events stay on
             // disk for a later start, and this run keeps its events in the ring only.
-            let read = read_frames_and_length(path);
+            let (mut newest, read) = read_events(&path, 0, RING);
             let readable = read.is_ok();
-            let (frames, intact) = read.unwrap_or_default();
-            for payload in frames {
-                if let Ok(event) = v1::ExecutionEvent::decode(&payload[..]) {
-                    inner.last = inner.last.max(event.sequence);
-                    inner.ring.push_back((event.sequence, piece(&event)));
-                    if inner.ring.len() > RING {
-                        inner.ring.pop_front();
-                    }
+            let intact = read.unwrap_or(0);
+            let closed = segments(dir);
+            // The ring: the newest events, from the closed segments too when the active one
+            // holds fewer.
+            for (_, segment) in closed.iter().rev() {
+                if newest.len() >= RING {
+                    break;
+                }
+                let (older, _) = read_events(segment, 0, RING - newest.len());
+                for event in older.into_iter().rev() {
+                    newest.push_front(event);
                 }
             }
-            let _ = std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")));
+            inner.last = newest.back().map_or(0, |(seq, _)| *seq);
+            inner.ring = newest;
+            inner.active_first = inner.last + 1;
+            if let Some((first, _)) = closed.first() {
+                inner.oldest_kept = *first;
+            } else if let Some((first, _)) = inner.ring.front() {
+                inner.oldest_kept = *first;
+            }
+            let _ = std::fs::create_dir_all(dir);
             if readable {
-                inner.file = OpenOptions::new().create(true).append(true).open(path).ok();
+                inner.file = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .ok();
             }
             // A record torn by a crash mid-write is cut off: appended after it, every later
             // event would be unreadable to a resume from the log.
@@ -81,11 +194,60 @@ impl EventLog {
                 }
             }
             inner.length = intact;
+            if intact > 0 {
+                // The active file's first event, for the segment's name when it is closed.
+                let mut first = None;
+                let _ = each_frame_of(&path, |payload| {
+                    first = v1::ExecutionEvent::decode(&payload[..])
+                        .ok()
+                        .map(|e| e.sequence);
+                    false
+                });
+                inner.active_first = first.unwrap_or(inner.active_first);
+            }
         }
         Self {
-            path,
+            dir: dir.map(Path::to_path_buf),
+            limits,
             inner: Mutex::new(inner),
         }
+    }
+
+    /// Closes the active segment and begins a new one, then deletes what is past the limits.
+    fn rotate(&self, inner: &mut Inner) {
+        let Some(dir) = &self.dir else { return };
+        inner.file = None;
+        inner.rotations += 1;
+        let active = dir.join(ACTIVE);
+        if std::fs::rename(&active, segment_path(dir, inner.active_first)).is_ok() {
+            inner.length = 0;
+            inner.active_first = inner.last + 1;
+        }
+        inner.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&active)
+            .ok();
+        let mut closed = segments(dir);
+        let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        let mut total: u64 = closed.iter().map(|(_, p)| size(p)).sum::<u64>() + inner.length;
+        let now = SystemTime::now();
+        while let Some((_, oldest)) = closed.first() {
+            let age = std::fs::metadata(oldest)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .unwrap_or_default();
+            if total <= self.limits.keep_bytes && age <= self.limits.keep_for {
+                break;
+            }
+            total = total.saturating_sub(size(oldest));
+            let _ = std::fs::remove_file(oldest);
+            closed.remove(0);
+        }
+        inner.oldest_kept = closed
+            .first()
+            .map_or(inner.active_first, |(first, _)| *first);
     }
 
     /// The last sequence number given.
@@ -97,6 +259,13 @@ impl EventLog {
     pub fn continue_after(&self, sequence: u64) {
         let mut inner = self.inner.lock();
         inner.last = inner.last.max(sequence);
+        if inner.length == 0 {
+            inner.active_first = inner.last + 1;
+        }
+        if inner.ring.is_empty() {
+            // Events up to here are nowhere to be replayed from.
+            inner.oldest_kept = inner.oldest_kept.max(inner.last + 1);
+        }
     }
 
     /// Numbers, keeps and publishes an event.
@@ -111,15 +280,20 @@ impl EventLog {
         };
         let record = frame_payload(&event.encode_to_vec());
         let inner_ref = &mut *inner;
+        let mut full = false;
         if let Some(file) = inner_ref.file.as_mut() {
             // One write: written before any subscriber can see the event.
             if file.write_all(&record).is_ok() {
                 inner_ref.length += record.len() as u64;
+                full = inner_ref.length >= self.limits.segment_bytes;
             } else if file.set_len(inner_ref.length).is_err() {
                 // A torn record that cannot be cut off would hide every later one: stop
                 // logging (the ring still serves resumes) rather than write behind it.
                 inner_ref.file = None;
             }
+        }
+        if full {
+            self.rotate(inner_ref);
         }
         let encoded = piece(&event);
         inner.ring.push_back((event.sequence, encoded.clone()));
@@ -138,7 +312,8 @@ impl EventLog {
     /// (from the ring, or the log when it is older), then live ones.
     ///
     /// # Errors
-    /// `INVALID_ARGUMENT` for a sequence beyond the last one given.
+    /// `INVALID_ARGUMENT` for a sequence beyond the last one given; `FAILED_PRECONDITION`
+    /// (`SEQUENCE_EXPIRED`) for one whose next events are no longer kept.
     pub fn subscribe_from(
         &self,
         shared: &Shared,
@@ -158,12 +333,31 @@ impl EventLog {
             )
             .field("from_sequence")
         };
-        let needs_log = {
+        let (needs_log, rotations) = {
             let inner = self.inner.lock();
             if from_sequence > inner.last {
                 return Err(ahead(inner.last));
             }
-            from_sequence + 1 < oldest_in_ring(&inner)
+            let oldest = oldest_in_ring(&inner);
+            let kept = if self.dir.is_some() {
+                inner.oldest_kept.min(oldest)
+            } else {
+                oldest
+            };
+            if from_sequence != 0 && from_sequence + 1 < kept {
+                return Err(EngineError::new(
+                    Code::FailedPrecondition,
+                    "SEQUENCE_EXPIRED",
+                    format!(
+                        "from_sequence: the events of '{instance_id}' after {from_sequence} are \
+                         no longer kept (the oldest is {kept}); resume from {} or later, or \
+                         from 0 for live events",
+                        kept - 1
+                    ),
+                )
+                .field("from_sequence"));
+            }
+            (from_sequence + 1 < oldest, inner.rotations)
         };
         let mut logged = if needs_log {
             self.logged_after(from_sequence)
@@ -173,9 +367,9 @@ impl EventLog {
         let inner = self.inner.lock();
         let oldest = oldest_in_ring(&inner);
         let read_up_to = logged.last().map_or(from_sequence, |(seq, _)| *seq);
-        if from_sequence + 1 < oldest && read_up_to + 1 < oldest {
-            // More events than the ring holds were published while the log was read: read
-            // it again, under the lock this time (rare).
+        if from_sequence + 1 < oldest && (read_up_to + 1 < oldest || inner.rotations != rotations) {
+            // More events than the ring holds were published while the log was read, or a
+            // segment was closed meanwhile: read it again, under the lock this time (rare).
             logged = self.logged_after(from_sequence);
         }
         let mut missed: Vec<Bytes> = logged
@@ -205,18 +399,24 @@ impl EventLog {
 }
 
 impl EventLog {
-    /// The logged events after `from_sequence`, in order, encoded as stream pieces.
+    /// The logged events after `from_sequence`, in order, encoded as stream pieces: from the
+    /// closed segments that hold any, then the active one.
     fn logged_after(&self, from_sequence: u64) -> Vec<(u64, Bytes)> {
-        let Some(path) = &self.path else {
+        let Some(dir) = &self.dir else {
             return Vec::new();
         };
-        read_frames(path)
-            .unwrap_or_default()
+        let closed = segments(dir);
+        // The first segment to read: the last one starting at or before the next sequence.
+        let start = closed
             .iter()
-            .filter_map(|payload| v1::ExecutionEvent::decode(&payload[..]).ok())
-            .filter(|event| event.sequence > from_sequence)
-            .map(|event| (event.sequence, piece(&event)))
-            .collect()
+            .rposition(|(first, _)| *first <= from_sequence + 1)
+            .unwrap_or(0);
+        let mut out = Vec::new();
+        for (_, path) in &closed[start..] {
+            out.extend(read_events(path, from_sequence, usize::MAX).0);
+        }
+        out.extend(read_events(&dir.join(ACTIVE), from_sequence, usize::MAX).0);
+        out
     }
 }
 
@@ -227,6 +427,7 @@ fn oldest_in_ring(inner: &Inner) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::journal::read_frames;
 
     #[test]
     fn numbering_survives_a_reopen_and_replays_from_the_log() {
@@ -235,7 +436,7 @@ mod tests {
         let shared =
             crate::engine::Engine::new(crate::engine::EngineConfig::default()).expect("engine");
         let shared = shared.shared();
-        let log = EventLog::open(Some(&dir));
+        let log = EventLog::open(Some(&dir), LogLimits::default());
         for n in 0..5 {
             let fill = v1::Fill {
                 deal_id: n,
@@ -244,7 +445,7 @@ mod tests {
             log.publish(shared, "a", v1::execution_event::Event::Fill(fill));
         }
         drop(log);
-        let log = EventLog::open(Some(&dir));
+        let log = EventLog::open(Some(&dir), LogLimits::default());
         assert_eq!(log.last(), 5);
         let sub = log.subscribe_from(shared, "a", 2, 100).expect("subscribe");
         let data = sub.take(1 << 20).data.expect("replay");
@@ -253,6 +454,88 @@ mod tests {
         assert_eq!(seqs, vec![3, 4, 5]);
         let err = log.subscribe_from(shared, "a", 9, 100).expect_err("ahead");
         assert_eq!(err.reason, "SEQUENCE_AHEAD");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Every replayed sequence of a subscription, in order.
+    fn replayed(sub: &Subscription) -> Vec<u64> {
+        let mut seqs = Vec::new();
+        while let Some(data) = sub.take(1 << 20).data {
+            let resp = v1::StreamExecutionsResponse::decode(&data[..]).expect("decode");
+            seqs.extend(resp.events.iter().map(|e| e.sequence));
+        }
+        seqs
+    }
+
+    /// Past a segment's size the log is closed and a new one begun; the oldest segments go
+    /// beyond the size kept; a start reads only the newest events; resumes read across
+    /// segments, and one from before the oldest event kept is refused.
+    #[test]
+    fn segments_rotate_are_pruned_and_resume_across_them() {
+        let dir = std::env::temp_dir().join(format!("mt5exec-events-seg-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let engine =
+            crate::engine::Engine::new(crate::engine::EngineConfig::default()).expect("engine");
+        let shared = engine.shared();
+        let limits = LogLimits {
+            segment_bytes: 32 << 10,
+            keep_bytes: 512 << 10,
+            keep_for: Duration::from_secs(3600),
+        };
+        let total = 3 * RING as u64;
+        let log = EventLog::open(Some(&dir), limits);
+        for n in 0..total {
+            log.publish(
+                shared,
+                "a",
+                v1::execution_event::Event::Fill(v1::Fill {
+                    deal_id: n,
+                    ..Default::default()
+                }),
+            );
+        }
+        let closed = segments(&dir);
+        assert!(closed.len() > 4, "{} segments", closed.len());
+        let on_disk: u64 = closed
+            .iter()
+            .map(|(_, p)| std::fs::metadata(p).expect("size").len())
+            .sum::<u64>()
+            + std::fs::metadata(dir.join(ACTIVE)).expect("size").len();
+        assert!(on_disk <= limits.keep_bytes, "{on_disk} bytes kept");
+        let oldest = closed[0].0;
+        assert!(oldest > 1, "the oldest events were deleted");
+        drop(log);
+
+        let log = EventLog::open(Some(&dir), limits);
+        assert_eq!(log.last(), total);
+        assert_eq!(log.inner.lock().ring.len(), RING, "the ring is full again");
+        // Older than the ring: read from the segments and the active file, without a gap.
+        let from = oldest + 10;
+        assert!(from + 1 < total - RING as u64);
+        let sub = log
+            .subscribe_from(shared, "a", from, usize::MAX)
+            .expect("resume");
+        assert_eq!(replayed(&sub), ((from + 1)..=total).collect::<Vec<u64>>());
+        // From before the oldest kept: refused, naming where to resume from.
+        let err = log
+            .subscribe_from(shared, "a", oldest - 5, 100)
+            .expect_err("expired");
+        assert_eq!(
+            (err.code, err.reason),
+            (Code::FailedPrecondition, "SEQUENCE_EXPIRED")
+        );
+        assert!(
+            err.message.contains(&format!("resume from {}", oldest - 1)),
+            "{}",
+            err.message
+        );
+        // Right before the oldest kept is fine, and 0 replays everything kept.
+        let sub = log
+            .subscribe_from(shared, "a", oldest - 1, usize::MAX)
+            .expect("edge");
+        assert_eq!(replayed(&sub).first(), Some(&oldest));
+        let sub = log.subscribe_from(shared, "a", 0, usize::MAX).expect("all");
+        assert_eq!(replayed(&sub), (oldest..=total).collect::<Vec<u64>>());
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -271,7 +554,7 @@ mod tests {
                 ..Default::default()
             })
         };
-        let log = EventLog::open(Some(&dir));
+        let log = EventLog::open(Some(&dir), LogLimits::default());
         for n in 0..3 {
             log.publish(shared, "a", fill(n));
         }
@@ -280,7 +563,7 @@ mod tests {
         let mut file = OpenOptions::new().append(true).open(&path).expect("open");
         file.write_all(&[0, 0, 0, 40, 1, 2]).expect("torn record");
         drop(file);
-        let log = EventLog::open(Some(&dir));
+        let log = EventLog::open(Some(&dir), LogLimits::default());
         assert_eq!(log.last(), 3);
         for n in 3..5 {
             log.publish(shared, "a", fill(n));

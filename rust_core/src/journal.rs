@@ -160,44 +160,63 @@ fn read_records(path: &Path) -> std::io::Result<Vec<JournalRecord>> {
 /// # Errors
 /// I/O errors other than a missing file.
 pub fn read_frames(path: &Path) -> std::io::Result<Vec<Vec<u8>>> {
-    read_frames_and_length(path).map(|(frames, _)| frames)
+    let mut frames = Vec::new();
+    each_frame_of(path, |payload| {
+        frames.push(payload);
+        true
+    })?;
+    Ok(frames)
 }
 
-/// [`read_frames`], and the length of the file's intact part: what follows it (a record torn
-/// by a crash in the middle of a write) is to be cut off before appending, or every record
-/// appended after it would be unreadable too.
+/// [`each_frame`] over a whole file; a missing file has no records.
 ///
 /// # Errors
 /// I/O errors other than a missing file.
-pub fn read_frames_and_length(path: &Path) -> std::io::Result<(Vec<Vec<u8>>, u64)> {
-    let mut data = Vec::new();
+pub fn each_frame_of(path: &Path, f: impl FnMut(Vec<u8>) -> bool) -> std::io::Result<u64> {
     match File::open(path) {
-        Ok(mut f) => {
-            f.read_to_end(&mut data)?;
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
-        Err(e) => return Err(e),
+        Ok(file) => each_frame(file, u64::MAX, f),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e),
     }
-    Ok(frames_of(&data))
 }
 
-/// The payloads of the intact records at the start of `data`, and their length.
-fn frames_of(data: &[u8]) -> (Vec<Vec<u8>>, u64) {
-    let mut out = Vec::new();
-    let mut at = 0usize;
-    while at + 8 <= data.len() {
-        let len = u32::from_be_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]) as usize;
-        let crc = u32::from_be_bytes([data[at + 4], data[at + 5], data[at + 6], data[at + 7]]);
-        let Some(payload) = data.get(at + 8..at + 8 + len) else {
-            break;
-        };
-        if crc32(payload) != crc {
+/// Hands `f` the payload of every record in the first `limit` bytes of `reader`, one at a
+/// time (memory for one record, whatever the file's size), until a record is torn (a crash
+/// in the middle of a write) or fails its CRC, or `f` returns false. Returns the length of
+/// the intact records read: what follows is to be cut off before appending, or every record
+/// appended after it would be unreadable too.
+///
+/// # Errors
+/// I/O errors.
+pub fn each_frame(
+    reader: impl Read,
+    limit: u64,
+    mut f: impl FnMut(Vec<u8>) -> bool,
+) -> std::io::Result<u64> {
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, reader.take(limit));
+    let mut intact = 0u64;
+    let mut header = [0u8; 8];
+    loop {
+        match reader.read_exact(&mut header) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(e),
+        }
+        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+        let crc = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+        let mut payload = Vec::new();
+        let read = std::io::Read::by_ref(&mut reader)
+            .take(u64::from(len))
+            .read_to_end(&mut payload)?;
+        if read < len as usize || crc32(&payload) != crc {
             break;
         }
-        out.push(payload.to_vec());
-        at += 8 + len;
+        intact += 8 + u64::from(len);
+        if !f(payload) {
+            break;
+        }
     }
-    (out, at as u64)
+    Ok(intact)
 }
 
 /// The replayed state: the last record of every order, by (instance, client_order_id).
@@ -242,28 +261,10 @@ type Latest = HashMap<(String, String), Kept>;
 /// time (memory for one record per order, not per record), up to the first record that is
 /// torn or does not decode.
 fn latest_records(reader: impl Read, limit: u64) -> std::io::Result<Latest> {
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, reader.take(limit));
     let mut latest = Latest::new();
-    let mut header = [0u8; 8];
-    loop {
-        match reader.read_exact(&mut header) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-            Err(e) => return Err(e),
-        }
-        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        let crc = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
-        let mut payload = vec![0; len];
-        match reader.read_exact(&mut payload) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-            Err(e) => return Err(e),
-        }
-        if crc32(&payload) != crc {
-            break;
-        }
+    each_frame(reader, limit, |payload| {
         let Ok(head) = RecordHead::decode(&payload[..]) else {
-            break;
+            return false;
         };
         if let Some(order) = head.order {
             let kept = Kept {
@@ -274,7 +275,8 @@ fn latest_records(reader: impl Read, limit: u64) -> std::io::Result<Latest> {
             };
             latest.insert((order.instance_id, order.client_order_id), kept);
         }
-    }
+        true
+    })?;
     Ok(latest)
 }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::engine::{Engine, EngineConfig};
 use crate::error::EngineError;
+use crate::events::LogLimits;
 use crate::fanout::{Subscription, Topic};
 use crate::journal::{parse_policy, DEFAULT_COMPACT_BYTES};
 use crate::orders::Retention;
@@ -110,6 +111,7 @@ impl PyEngine {
         final_order_retention_s = 86_400.0,
         max_orders_per_instance = 100_000,
         journal_compact_bytes = DEFAULT_COMPACT_BYTES,
+        execution_log_bytes = 512 << 20,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
@@ -123,12 +125,14 @@ impl PyEngine {
         final_order_retention_s: f64,
         max_orders_per_instance: usize,
         journal_compact_bytes: u64,
+        execution_log_bytes: u64,
     ) -> PyResult<Self> {
         if max_orders_per_instance == 0 {
             return Err(PyValueError::new_err(
                 "max_orders_per_instance: must be at least 1",
             ));
         }
+        let keep_final = seconds(final_order_retention_s, "final_order_retention_s")?;
         let config = EngineConfig {
             stop_grace: seconds(stop_grace_s, "stop_grace_s")?,
             kill_grace: seconds(kill_grace_s, "kill_grace_s")?,
@@ -138,10 +142,11 @@ impl PyEngine {
             journal_path,
             journal_policy: parse_policy(journal_fsync).map_err(PyValueError::new_err)?,
             retention: Retention {
-                keep_final: seconds(final_order_retention_s, "final_order_retention_s")?,
+                keep_final,
                 max_orders: max_orders_per_instance,
             },
             journal_compact_bytes,
+            execution_log: LogLimits::of(execution_log_bytes, keep_final),
         };
         let inner = Engine::new(config)
             .map_err(|e| PyException::new_err(format!("cannot start the engine: {e}")))?;

@@ -84,6 +84,7 @@ class Server:
                 final_order_retention_s=e.final_order_retention_s,
                 max_orders_per_instance=e.max_orders_per_instance,
                 journal_compact_bytes=max(1, int(e.journal_compact_mb * (1 << 20))),
+                execution_log_bytes=max(1, int(e.execution_log_max_mb * (1 << 20))),
             )
         )
         try:

@@ -29,7 +29,7 @@ use tokio::sync::Notify;
 
 use crate::convert;
 use crate::engine::Shared;
-use crate::events::EventLog;
+use crate::events::{EventLog, LogLimits};
 use crate::fanout::{piece, Topic};
 use crate::latency::Histogram;
 use crate::notify::Completion;
@@ -217,7 +217,7 @@ impl Instance {
     ///
     /// # Errors
     /// `INVALID_ARGUMENT` for risk limits the engine cannot use.
-    pub fn new(spec: InstanceSpec, now_ns: u64) -> crate::error::Result<Self> {
+    pub fn new(spec: InstanceSpec, now_ns: u64, log: LogLimits) -> crate::error::Result<Self> {
         let risk = InstanceRisk::new(
             spec.config.risk.clone().unwrap_or_default(),
             spec.config_version,
@@ -227,8 +227,10 @@ impl Instance {
             now_ns,
         )?;
         let created = spec.created.unwrap_or_else(convert::now);
-        let events =
-            EventLog::open((!spec.dir.as_os_str().is_empty()).then_some(spec.dir.as_path()));
+        let events = EventLog::open(
+            (!spec.dir.as_os_str().is_empty()).then_some(spec.dir.as_path()),
+            log,
+        );
         events.continue_after(spec.first_sequence_after);
         Ok(Self {
             spec,
