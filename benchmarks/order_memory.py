@@ -2,9 +2,10 @@
 
 Two servers in turn, each fed the same batched OrderSession orders (Go load generator, 100
 orders per message) in rounds: one with the default retention (an instance remembers at most
-100,000 orders; the journal is compacted past 64 MB), and a baseline that remembers every order
-for ten years and never compacts while running (what the engine did before the retention).
-After every round the server's resident memory (VmRSS) and the journal's size are read; at
+100,000 orders; the journal is compacted past 64 MB; 512 MB of execution events kept), and a
+baseline that remembers every order and event for ten years and never compacts while running
+(what the engine did before the retention). After every round the server's resident memory
+(VmRSS), the journal's size and the execution log's are read; at
 the end, the p50 of ListOrders pages (100 orders of the history, the first page and one ten
 pages deep) beside a null RPC (health Check), with every remembered order in the book.
 

@@ -204,7 +204,9 @@ pub fn each_frame(
         }
         let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
         let crc = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
-        let mut payload = Vec::new();
+        // Allocated at its size (a corrupt length cannot make it allocate more than 1 MB
+        // ahead of what the file holds).
+        let mut payload = Vec::with_capacity((len as usize).min(1 << 20));
         let read = std::io::Read::by_ref(&mut reader)
             .take(u64::from(len))
             .read_to_end(&mut payload)?;
