@@ -96,9 +96,9 @@ def feed(
     env = {"MT5EXEC_HISTORY_ENABLED": "false", **env}
     points = []
     with ServerProcess(data_dir, env=env) as server:
-        server.instances.CreateInstance(
+        worker = server.instances.CreateInstance(
             instance_pb2.CreateInstanceRequest(instance_id="bench", config=CONFIG), timeout=30
-        )
+        ).instance.worker_pid
         time.sleep(0.3)
         journal = data_dir / "journal" / "orders.journal"
         for r in range(rounds):
@@ -120,6 +120,7 @@ def feed(
                         (cpu_seconds(server.pid) - cpu) / orders * 1e6, 1
                     ),
                     "rss_mb": round(rss_mb(server.pid), 1),
+                    "sim_worker_rss_mb": round(rss_mb(worker), 1),
                     "journal_mb": round(journal.stat().st_size / 2**20, 2),
                     "execution_log_mb": round(
                         sum(p.stat().st_size for p in data_dir.rglob("executions*.log")) / 2**20,
