@@ -12,6 +12,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf import timestamp_pb2
 from tests.support import BULK_RISK, create_sim, error_info, market, wait_for_price
 
 from mt5exec.testing import ServerProcess
@@ -612,7 +613,8 @@ def test_memory_and_journal_stay_bounded_and_a_restart_remembers_the_same(tmp_pa
         assert all(o.status == FILLED for o in filled)
         kept = remembered(server, "bounded")
         assert "working" in kept
-        assert len(kept) <= 50 + 4, f"{len(kept)} orders remembered"
+        # The book is looked through once it is a tenth over its cap.
+        assert len(kept) <= 50 + 5, f"{len(kept)} orders remembered"
         assert "b399" in kept or "b398" in kept, "the newest are remembered"
         # A forgotten order is not found; a remembered one is, and its id is still taken.
         with pytest.raises(grpc.RpcError) as caught:
@@ -681,7 +683,58 @@ def test_paging_through_the_history_while_orders_come_skips_and_repeats_nothing(
     p1 = second.orders[1]
     window = page(from_time=p1.created_time, to_time=first.orders[1].created_time)
     assert [o.client_order_id for o in window.orders] == ["p2", "p1"]
+    # A window reaching past the years a 64-bit nanosecond count holds reaches past all.
+    far = page(to_time=timestamp_pb2.Timestamp(seconds=253402300799))  # 9999-12-31
+    assert [o.client_order_id for o in far.orders] == ["p5", "p4"]
     with pytest.raises(grpc.RpcError) as caught:
         page("not-ours")
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error_info(caught.value).reason == "PAGE_TOKEN_INVALID"
+
+
+def test_a_reused_id_is_never_reconciled_with_the_forgotten_order_it_once_named(
+    tmp_path: Path,
+) -> None:
+    # Answers take 0.4 s (so a worker can be killed while one waits), final orders are
+    # remembered 1 s.
+    env = {"MT5EXEC_SIM_ORDER_DELAY_MS": "400", "MT5EXEC_ENGINE_FINAL_ORDER_RETENTION_S": "1"}
+    with ServerProcess(tmp_path / "data", env=env) as server:
+        ready_instance(server, "reuse")
+        first = server.orders.PlaceOrder(market("reuse", "dup"), timeout=10).order
+        assert first.status == FILLED
+        time.sleep(1.2)
+        server.orders.PlaceOrder(market("reuse", "other"), timeout=10)
+        get = order_pb2.GetOrderRequest(instance_id="reuse", client_order_id="dup")
+        with pytest.raises(grpc.RpcError) as caught:
+            server.orders.GetOrder(get, timeout=5)
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND, "forgotten"
+        # The id again; the worker dies while the order waits there, before it is executed.
+        worker = server.instances.GetInstance(
+            instance_pb2.GetInstanceRequest(instance_id="reuse"), timeout=5
+        ).instance.worker_pid
+        outcome: list[grpc.StatusCode] = []
+
+        def place() -> None:
+            try:
+                server.orders.PlaceOrder(market("reuse", "dup", volume=0.02), timeout=10)
+                outcome.append(grpc.StatusCode.OK)
+            except grpc.RpcError as e:
+                outcome.append(e.code())
+
+        thread = threading.Thread(target=place)
+        thread.start()
+        time.sleep(0.15)
+        os.kill(worker, signal.SIGKILL)
+        thread.join(15)
+        assert outcome and outcome[0] != grpc.StatusCode.OK
+        # Reconciled once the worker is back: the terminal holds the older order with the
+        # same comment (filled), but not this one.
+        deadline = time.monotonic() + 15
+        while (got := server.orders.GetOrder(get, timeout=5).order).status == (
+            common_pb2.ORDER_STATUS_UNKNOWN
+        ):
+            assert time.monotonic() < deadline, "still UNKNOWN"
+            time.sleep(0.1)
+        assert got.status == common_pb2.ORDER_STATUS_REJECTED, got
+        assert got.order_id != first.order_id
+        assert len(positions(server, "reuse")) == 2, "dup (the first) and other, nothing more"

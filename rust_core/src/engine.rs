@@ -971,11 +971,12 @@ impl Engine {
             .subscribe(topic, instances, symbols, limit, conflate))
     }
 
-    /// Subscribes to one instance's execution events after `from_sequence` (0: live only):
-    /// what was missed first, then live events, without gap or duplicate.
+    /// Subscribes to one instance's execution events after `from_sequence` (0: from the
+    /// oldest one kept): what was missed first, then live events, without gap or duplicate.
     ///
     /// # Errors
-    /// `NOT_FOUND`, or `INVALID_ARGUMENT` for a sequence beyond the last event.
+    /// `NOT_FOUND`; `INVALID_ARGUMENT` for a sequence beyond the last event;
+    /// `FAILED_PRECONDITION` when the events after it are no longer kept.
     pub fn subscribe_executions(
         &self,
         instance_id: &str,

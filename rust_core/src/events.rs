@@ -76,8 +76,6 @@ struct Inner {
     active_first: u64,
     /// The oldest sequence still on disk.
     oldest_kept: u64,
-    /// Segments closed so far (a resume that read the log while one was closed reads again).
-    rotations: u64,
 }
 
 /// One instance's event numbering, ring and log.
@@ -148,7 +146,6 @@ impl EventLog {
             length: 0,
             active_first: 1,
             oldest_kept: 1,
-            rotations: 0,
         };
         if let Some(dir) = dir {
             let path = dir.join(ACTIVE);
@@ -172,11 +169,6 @@ impl EventLog {
             inner.last = newest.back().map_or(0, |(seq, _)| *seq);
             inner.ring = newest;
             inner.active_first = inner.last + 1;
-            if let Some((first, _)) = closed.first() {
-                inner.oldest_kept = *first;
-            } else if let Some((first, _)) = inner.ring.front() {
-                inner.oldest_kept = *first;
-            }
             let _ = std::fs::create_dir_all(dir);
             if readable {
                 inner.file = OpenOptions::new()
@@ -205,6 +197,9 @@ impl EventLog {
                 });
                 inner.active_first = first.unwrap_or(inner.active_first);
             }
+            inner.oldest_kept = closed
+                .first()
+                .map_or(inner.active_first, |(first, _)| *first);
         }
         Self {
             dir: dir.map(Path::to_path_buf),
@@ -217,7 +212,6 @@ impl EventLog {
     fn rotate(&self, inner: &mut Inner) {
         let Some(dir) = &self.dir else { return };
         inner.file = None;
-        inner.rotations += 1;
         let active = dir.join(ACTIVE);
         if std::fs::rename(&active, segment_path(dir, inner.active_first)).is_ok() {
             inner.length = 0;
@@ -333,44 +327,60 @@ impl EventLog {
             )
             .field("from_sequence")
         };
-        let (needs_log, rotations) = {
+        let expired = |kept: u64| {
+            EngineError::new(
+                Code::FailedPrecondition,
+                "SEQUENCE_EXPIRED",
+                format!(
+                    "from_sequence: the events of '{instance_id}' after {from_sequence} are no \
+                     longer all kept; resume from {} or later (0: every event still kept)",
+                    kept - 1
+                ),
+            )
+            .field("from_sequence")
+        };
+        // Replayed: the events after `after` (0: from the oldest kept).
+        let (after, needs_log) = {
             let inner = self.inner.lock();
             if from_sequence > inner.last {
                 return Err(ahead(inner.last));
             }
-            let oldest = oldest_in_ring(&inner);
+            let ring = oldest_in_ring(&inner);
             let kept = if self.dir.is_some() {
-                inner.oldest_kept.min(oldest)
+                inner.oldest_kept.min(ring)
             } else {
-                oldest
+                ring
             };
-            if from_sequence != 0 && from_sequence + 1 < kept {
-                return Err(EngineError::new(
-                    Code::FailedPrecondition,
-                    "SEQUENCE_EXPIRED",
-                    format!(
-                        "from_sequence: the events of '{instance_id}' after {from_sequence} are \
-                         no longer kept (the oldest is {kept}); resume from {} or later, or \
-                         from 0 for live events",
-                        kept - 1
-                    ),
-                )
-                .field("from_sequence"));
+            let after = if from_sequence == 0 {
+                kept - 1
+            } else {
+                from_sequence
+            };
+            if after + 1 < kept {
+                return Err(expired(kept));
             }
-            (from_sequence + 1 < oldest, inner.rotations)
+            (after, after + 1 < ring)
         };
         let mut logged = if needs_log {
-            self.logged_after(from_sequence)
+            self.logged_after(after)
         } else {
             Vec::new()
         };
+        // Only the run without a gap counts: a segment closed or deleted while the log was
+        // read can have left one.
+        logged.truncate(gapless(&logged, after));
         let inner = self.inner.lock();
         let oldest = oldest_in_ring(&inner);
-        let read_up_to = logged.last().map_or(from_sequence, |(seq, _)| *seq);
-        if from_sequence + 1 < oldest && (read_up_to + 1 < oldest || inner.rotations != rotations) {
-            // More events than the ring holds were published while the log was read, or a
-            // segment was closed meanwhile: read it again, under the lock this time (rare).
-            logged = self.logged_after(from_sequence);
+        if after + (logged.len() as u64) + 1 < oldest {
+            // Short of the ring (it moved on while the log was read, or a segment was closed
+            // meanwhile): the rest is read under the lock this time (rare).
+            let read_up_to = after + logged.len() as u64;
+            let mut more = self.logged_after(read_up_to);
+            more.truncate(gapless(&more, read_up_to));
+            logged.extend(more);
+            if after + (logged.len() as u64) + 1 < oldest {
+                return Err(expired(oldest));
+            }
         }
         let mut missed: Vec<Bytes> = logged
             .into_iter()
@@ -381,7 +391,7 @@ impl EventLog {
             inner
                 .ring
                 .iter()
-                .filter(|(seq, _)| *seq > from_sequence)
+                .filter(|(seq, _)| *seq > after)
                 .map(|(_, p)| p.clone()),
         );
         let instances: HashSet<String> = [instance_id.to_owned()].into_iter().collect();
@@ -418,6 +428,15 @@ impl EventLog {
         out.extend(read_events(&dir.join(ACTIVE), from_sequence, usize::MAX).0);
         out
     }
+}
+
+/// How many of `events` follow `after` one by one, from the first.
+fn gapless(events: &[(u64, Bytes)], after: u64) -> usize {
+    events
+        .iter()
+        .zip(after + 1..)
+        .take_while(|((seq, _), want)| seq == want)
+        .count()
 }
 
 fn oldest_in_ring(inner: &Inner) -> u64 {
@@ -536,6 +555,37 @@ mod tests {
         assert_eq!(replayed(&sub).first(), Some(&oldest));
         let sub = log.subscribe_from(shared, "a", 0, usize::MAX).expect("all");
         assert_eq!(replayed(&sub), (oldest..=total).collect::<Vec<u64>>());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// After a restart the events older than the ring are still served from the log, also
+    /// when it has never been split into segments (a log written before segments existed).
+    #[test]
+    fn after_a_reopen_resumes_older_than_the_ring_read_the_active_log() {
+        let dir = std::env::temp_dir().join(format!("mt5exec-events-one-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let engine =
+            crate::engine::Engine::new(crate::engine::EngineConfig::default()).expect("engine");
+        let shared = engine.shared();
+        let total = 2 * RING as u64 + 5;
+        let log = EventLog::open(Some(&dir), LogLimits::default());
+        for n in 0..total {
+            log.publish(
+                shared,
+                "a",
+                v1::execution_event::Event::Fill(v1::Fill {
+                    deal_id: n,
+                    ..Default::default()
+                }),
+            );
+        }
+        drop(log);
+        let log = EventLog::open(Some(&dir), LogLimits::default());
+        assert!(segments(&dir).is_empty());
+        let sub = log
+            .subscribe_from(shared, "a", 5, usize::MAX)
+            .expect("resume");
+        assert_eq!(replayed(&sub), (6..=total).collect::<Vec<u64>>());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

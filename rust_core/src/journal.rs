@@ -48,6 +48,9 @@ pub struct JournalRecord {
     /// The order.
     #[prost(message, optional, tag = "2")]
     pub order: Option<v1::Order>,
+    /// See `OrderEntry::ticket_floor`.
+    #[prost(uint64, tag = "3")]
+    pub ticket_floor: u64,
 }
 
 /// When the journal is fsynced.
@@ -428,7 +431,7 @@ impl Journal {
     /// Compacts the log now (what the background thread runs); the log stays as it was when
     /// that fails, and the next try waits until it has doubled.
     pub fn compact_now(&self) {
-        let tmp = self.path.with_extension("compacting");
+        let tmp = self.path.with_extension("compacting-live");
         let result = self.compact_into(&tmp);
         let len = self.file.lock().len;
         let mut c = self.compaction.lock();
@@ -444,8 +447,17 @@ impl Journal {
     fn compact_into(&self, tmp: &Path) -> std::io::Result<()> {
         let start = self.file.lock().len;
         let latest = latest_records(File::open(&self.path)?, start)?;
-        let mut out = File::create(tmp)?;
+        // Opened for appending before it replaces the log, so that once renamed nothing can
+        // fail between the rename and appends going to it.
+        let out = File::create(tmp)?;
         write_framed(&out, &retained(latest, &self.retention, now_nanos()))?;
+        // The bulk is made durable before appends are held; under the lock only the tail.
+        out.sync_data()?;
+        let compacted = out.metadata()?.len();
+        let mut out = {
+            drop(out);
+            OpenOptions::new().append(true).open(tmp)?
+        };
         // Appends wait from here until the compacted log is in place.
         let mut log = self.file.lock();
         if self.broken.load(Ordering::Acquire) {
@@ -458,10 +470,13 @@ impl Journal {
         out.write_all(&tail)?;
         out.sync_data()?;
         std::fs::rename(tmp, &self.path)?;
-        sync_dir(&self.path)?;
-        let file = OpenOptions::new().append(true).open(&self.path)?;
-        let len = file.metadata()?.len();
-        *log = LogFile { file, len };
+        *log = LogFile {
+            file: out,
+            len: compacted + tail.len() as u64,
+        };
+        drop(log);
+        // The data is durable either way; this makes the rename survive a power cut.
+        let _ = sync_dir(&self.path);
         Ok(())
     }
 
@@ -606,6 +621,7 @@ mod tests {
 
     fn record(cid: &str, status: v1::OrderStatus, seconds: i64) -> JournalRecord {
         JournalRecord {
+            ticket_floor: 0,
             payload_hash: 7,
             order: Some(v1::Order {
                 instance_id: "a".into(),

@@ -10,7 +10,7 @@
 //! The journal's compaction applies the same rule, so a restart remembers what was remembered
 //! before it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use crate::notify::Completion;
@@ -59,6 +59,10 @@ pub struct OrderEntry {
     pub waiters: Vec<u64>,
     /// The answer once known, replayed to duplicates: (code, reason, message).
     pub answer: Option<(i32, String, String)>,
+    /// The highest terminal order ticket the instance had seen when this order was placed:
+    /// its own ticket is higher (a trade server numbers orders as they come), which tells it
+    /// apart at reconciliation from an older, forgotten order with the same client_order_id.
+    pub ticket_floor: u64,
 }
 
 impl OrderEntry {
@@ -127,10 +131,6 @@ pub fn timestamp_nanos(t: Option<&prost_types::Timestamp>) -> i64 {
     })
 }
 
-/// Entries a [`OrderBook::retire`] call looks at, at most: inserting one order retires up to
-/// this many, so the book shrinks faster than it grows once over its bounds.
-const RETIRE_STEPS: usize = 4;
-
 /// An instance's orders by client id, and client ids by terminal ticket.
 #[derive(Debug, Default)]
 pub struct OrderBook {
@@ -140,9 +140,10 @@ pub struct OrderBook {
     pub by_ticket: HashMap<u64, String>,
     /// client_order_id by MT5 comment key (for orders the terminal reports on its own).
     pub by_comment: HashMap<String, String>,
-    /// client_order_ids in the order they came (working ones go round again): who is
-    /// forgotten first.
-    arrivals: VecDeque<String>,
+    /// When [`OrderBook::retire`] last looked through the book.
+    swept_at: i64,
+    /// The highest terminal order ticket seen.
+    pub max_ticket: u64,
 }
 
 impl OrderBook {
@@ -150,42 +151,70 @@ impl OrderBook {
     pub fn insert(&mut self, entry: OrderEntry) {
         let cid = entry.order.client_order_id.clone();
         if entry.order.order_id != 0 {
-            self.by_ticket.insert(entry.order.order_id, cid.clone());
+            self.index_ticket(entry.order.order_id, &cid);
         }
         self.by_comment
             .insert(crate::routing::comment_key(&cid), cid.clone());
-        if self.by_client_id.insert(cid.clone(), entry).is_none() {
-            self.arrivals.push_back(cid);
-        }
+        self.by_client_id.insert(cid, entry);
     }
 
-    /// Forgets final orders past `retention` (by age, or the oldest beyond the cap), looking
-    /// at [`RETIRE_STEPS`] entries at most; the number forgotten.
-    pub fn retire(&mut self, retention: &Retention, now_nanos: i64) -> usize {
-        let mut retired = 0;
-        for _ in 0..RETIRE_STEPS {
-            let Some(cid) = self.arrivals.pop_front() else {
-                break;
-            };
-            let Some(entry) = self.by_client_id.get(&cid) else {
-                continue; // already gone
-            };
-            let status = S::try_from(entry.order.status).unwrap_or(S::Unspecified);
-            if !is_final(status) || !entry.waiters.is_empty() {
-                // Working orders are always remembered: looked at again after the rest.
-                self.arrivals.push_back(cid);
+    /// Whether [`OrderBook::retire`] has work worth a pass over the book: it has grown a
+    /// tenth past its cap, or a tenth of the time final orders are kept (0.1 s to 60 s) has
+    /// passed since the last pass. A pass is paid for by many orders either way.
+    pub fn retire_due(&self, retention: &Retention, now_nanos: i64) -> bool {
+        let slack = (retention.max_orders / 10).max(1);
+        let keep = i64::try_from(retention.keep_final.as_nanos()).unwrap_or(i64::MAX);
+        let every = (keep / 10).clamp(100_000_000, 60_000_000_000);
+        self.by_client_id.len() > retention.max_orders.saturating_add(slack)
+            || now_nanos.saturating_sub(self.swept_at) >= every
+    }
+
+    /// Forgets the final orders `retention` no longer keeps — those last changed longer ago
+    /// than it keeps them, then, beyond the cap, the oldest created: the rule the journal's
+    /// compaction applies, so a restart remembers what was remembered. Orders someone waits
+    /// for, or that a request in flight (`in_use`) refers to, stay. The number forgotten.
+    pub fn retire(
+        &mut self,
+        retention: &Retention,
+        now_nanos: i64,
+        in_use: &HashSet<&str>,
+    ) -> usize {
+        self.swept_at = now_nanos;
+        let status = |e: &OrderEntry| S::try_from(e.order.status).unwrap_or(S::Unspecified);
+        let idle = |cid: &str, e: &OrderEntry| {
+            is_final(status(e)) && e.waiters.is_empty() && !in_use.contains(cid)
+        };
+        let expired = |e: &OrderEntry| {
+            retention.expired(
+                status(e),
+                timestamp_nanos(e.order.updated_time.as_ref()),
+                now_nanos,
+            )
+        };
+        let mut gone: Vec<String> = Vec::new();
+        let mut finals: Vec<(i64, &str)> = Vec::new();
+        for (cid, e) in &self.by_client_id {
+            if !idle(cid, e) {
                 continue;
             }
-            let updated = timestamp_nanos(entry.order.updated_time.as_ref());
-            let crowded = self.by_client_id.len() > retention.max_orders;
-            if !crowded && !retention.expired(status, updated, now_nanos) {
-                self.arrivals.push_front(cid);
-                break; // the oldest final order is still remembered, so are those after it
+            if expired(e) {
+                gone.push(cid.clone());
+            } else {
+                finals.push((timestamp_nanos(e.order.created_time.as_ref()), cid.as_str()));
             }
-            self.forget(&cid);
-            retired += 1;
         }
-        retired
+        let excess = (self.by_client_id.len() - gone.len()).saturating_sub(retention.max_orders);
+        if excess > 0 {
+            if excess < finals.len() {
+                finals.select_nth_unstable(excess);
+                finals.truncate(excess);
+            }
+            gone.extend(finals.iter().map(|(_, cid)| (*cid).to_owned()));
+        }
+        for cid in &gone {
+            self.forget(cid);
+        }
+        gone.len()
     }
 
     fn forget(&mut self, cid: &str) {
@@ -200,6 +229,17 @@ impl OrderBook {
         if self.by_comment.get(&key).is_some_and(|c| c == cid) {
             self.by_comment.remove(&key);
         }
+    }
+
+    /// Indexes an order's terminal ticket.
+    pub fn index_ticket(&mut self, ticket: u64, cid: &str) {
+        self.saw_ticket(ticket);
+        self.by_ticket.insert(ticket, cid.to_owned());
+    }
+
+    /// Notes a terminal order ticket, whoever's order it is (see `OrderEntry::ticket_floor`).
+    pub fn saw_ticket(&mut self, ticket: u64) {
+        self.max_ticket = self.max_ticket.max(ticket);
     }
 
     /// The entry of a terminal ticket.
@@ -275,13 +315,18 @@ mod tests {
             payload_hash: 0,
             waiters: Vec::new(),
             answer: None,
+            ticket_floor: 0,
         }
     }
 
-    fn booked(cid: &str, status: S, updated_s: i64) -> OrderEntry {
+    fn booked(cid: &str, status: S, created_s: i64, updated_s: i64) -> OrderEntry {
         let mut e = entry(status);
         e.order.client_order_id = cid.into();
         e.order.order_id = cid.len() as u64 * 1000 + u64::from(cid.as_bytes()[cid.len() - 1]);
+        e.order.created_time = Some(prost_types::Timestamp {
+            seconds: created_s,
+            nanos: 0,
+        });
         e.order.updated_time = Some(prost_types::Timestamp {
             seconds: updated_s,
             nanos: 0,
@@ -289,46 +334,70 @@ mod tests {
         e
     }
 
+    fn left(book: &OrderBook) -> Vec<&str> {
+        let mut cids: Vec<&str> = book.by_client_id.keys().map(String::as_str).collect();
+        cids.sort_unstable();
+        cids
+    }
+
     #[test]
-    fn retire_forgets_old_final_orders_and_the_oldest_beyond_the_cap_never_working_ones() {
+    fn retire_forgets_old_final_orders_then_the_oldest_beyond_the_cap_never_busy_ones() {
         let retention = Retention {
             keep_final: Duration::from_secs(100),
             max_orders: 3,
         };
         let now = 1_000_000_000_000i64; // 1000 s
+        let none = HashSet::new();
         let mut book = OrderBook::default();
-        book.insert(booked("working", S::Accepted, 0));
-        book.insert(booked("old", S::Filled, 0));
-        book.insert(booked("recent", S::Canceled, 990));
-        // Within the cap: only the final order past the window goes; the working one is
-        // older still but stays.
-        assert_eq!(book.retire(&retention, now), 1);
-        assert!(book.by_client_id.contains_key("working"));
-        assert!(!book.by_client_id.contains_key("old"));
+        book.insert(booked("working", S::Accepted, 0, 0));
+        book.insert(booked("old", S::Filled, 1, 0));
+        book.insert(booked("recent", S::Canceled, 2, 990));
+        // Within the cap: only the final order past its time goes; the working one is older
+        // still but stays.
+        assert_eq!(book.retire(&retention, now, &none), 1);
+        assert_eq!(left(&book), ["recent", "working"]);
         assert!(!book.by_ticket.values().any(|c| c == "old"));
         assert!(!book.by_comment.values().any(|c| c == "old"));
-        assert_eq!(book.retire(&retention, now), 0, "nothing else is due");
-        // Over the cap: the oldest final order goes whatever its age.
-        book.insert(booked("r2", S::Rejected, 995));
-        book.insert(booked("r3", S::Filled, 996));
-        book.retire(&retention, now);
-        let mut left: Vec<&str> = book.by_client_id.keys().map(String::as_str).collect();
-        left.sort_unstable();
-        assert_eq!(left, ["r2", "r3", "working"]);
-        // A final order someone still waits for is not forgotten.
-        let mut waited = booked("waited", S::Filled, 0);
+        // Over the cap: the oldest created final order goes, whatever its age.
+        book.insert(booked("r2", S::Rejected, 3, 995));
+        book.insert(booked("r3", S::Filled, 4, 996));
+        assert_eq!(book.retire(&retention, now, &none), 1);
+        assert_eq!(left(&book), ["r2", "r3", "working"]);
+        // Final orders someone waits for, or that a request in flight refers to, stay even
+        // when older: the others go instead.
+        let mut waited = booked("waited", S::Filled, -1, 999);
         waited.waiters.push(9);
         book.insert(waited);
-        for _ in 0..4 {
-            book.retire(&retention, now);
+        book.insert(booked("busy", S::Filled, -2, 999));
+        let in_use: HashSet<&str> = ["busy"].into_iter().collect();
+        assert_eq!(book.retire(&retention, now, &in_use), 2);
+        assert_eq!(left(&book), ["busy", "waited", "working"]);
+    }
+
+    #[test]
+    fn a_pass_over_the_book_is_due_past_a_tenth_over_the_cap_or_a_tenth_of_the_keep_time() {
+        let retention = Retention {
+            keep_final: Duration::from_secs(100),
+            max_orders: 20,
+        };
+        let mut book = OrderBook::default();
+        let now = 1_000_000_000_000i64;
+        book.retire(&retention, now, &HashSet::new());
+        for n in 0..22 {
+            book.insert(booked(&format!("o{n}"), S::Filled, n, 999));
         }
-        assert!(book.by_client_id.contains_key("waited"));
-        assert!(book.by_client_id.contains_key("working"));
-        assert_eq!(
-            book.by_client_id.len(),
-            3,
-            "r2 went for waited: {:?}",
-            book.by_client_id.keys()
+        assert!(
+            !book.retire_due(&retention, now + 1),
+            "22 of 20 is within a tenth"
+        );
+        book.insert(booked("o22", S::Filled, 22, 999));
+        assert!(book.retire_due(&retention, now + 1), "23 of 20 is not");
+        let mut small = OrderBook::default();
+        small.retire(&retention, now, &HashSet::new());
+        assert!(!small.retire_due(&retention, now + 9_000_000_000));
+        assert!(
+            small.retire_due(&retention, now + 10_000_000_000),
+            "10 s is a tenth of 100"
         );
     }
 

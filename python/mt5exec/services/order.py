@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from mt5exec.engine import OrderArgs, OrderChanges
 from mt5exec.errors import MT5ExecError, invalid, not_found
@@ -184,8 +185,8 @@ class OrderService:
             instance_id,
             request.history,
             request.symbol,
-            request.from_time.ToNanoseconds() if request.HasField("from_time") else None,
-            request.to_time.ToNanoseconds() if request.HasField("to_time") else None,
+            _nanos(request.from_time) if request.HasField("from_time") else None,
+            _nanos(request.to_time) if request.HasField("to_time") else None,
             request.page_size,
             request.page_token,
         )
@@ -225,3 +226,13 @@ class OrderService:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, grpc.aio.AbortError):
                 await reader
+
+
+_NANOS_RANGE = (-(2**63), 2**63 - 1)
+
+
+def _nanos(t: Timestamp) -> int:
+    """Nanoseconds since the epoch, held to what the engine counts in (years 1678 to 2262):
+    a window reaching past them reaches past every order."""
+    low, high = _NANOS_RANGE
+    return min(max(t.ToNanoseconds(), low), high)

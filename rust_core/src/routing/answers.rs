@@ -161,9 +161,7 @@ pub fn on_result(shared: &Shared, instance: &Instance, result: &t::OrderResult) 
             record(shared, instance, entry);
             answer(shared, entry, error.as_ref());
             if ticket != 0 {
-                live.book
-                    .by_ticket
-                    .insert(ticket, pending.client_order_id.clone());
+                live.book.index_ticket(ticket, &pending.client_order_id);
             }
         }
     }
@@ -172,6 +170,7 @@ pub fn on_result(shared: &Shared, instance: &Instance, result: &t::OrderResult) 
 /// A deal (fill) the terminal recorded.
 pub fn on_deal(shared: &Shared, instance: &Instance, deal: &t::DealReport) {
     let mut live = instance.live.lock();
+    live.book.saw_ticket(deal.order);
     let id = instance.spec.instance_id.as_str();
     let from_request = live.pending.get(&deal.request_id).cloned();
     let cid = match &from_request {
@@ -218,6 +217,7 @@ pub fn on_order_update(shared: &Shared, instance: &Instance, update: &t::OrderUp
         return;
     };
     let mut live = instance.live.lock();
+    live.book.saw_ticket(info.ticket);
     let cid = match live.pending.get(&update.request_id) {
         Some(p) if !p.client_order_id.is_empty() => Some(p.client_order_id.clone()),
         _ => live
@@ -230,7 +230,10 @@ pub fn on_order_update(shared: &Shared, instance: &Instance, update: &t::OrderUp
     let Some(cid) = cid else {
         return; // an order placed outside mt5exec (e.g. by hand in the terminal)
     };
-    live.book.by_ticket.insert(info.ticket, cid.clone());
+    if !live.book.by_client_id.contains_key(&cid) {
+        return; // forgotten (see `OrderBook::retire`)
+    }
+    live.book.index_ticket(info.ticket, &cid);
     let answered_later = live.pending.contains_key(&update.request_id);
     let Some(entry) = live.book.by_client_id.get_mut(&cid) else {
         return;

@@ -5,6 +5,7 @@
 //! for a new order) and published as an execution event with the instance's next sequence.
 
 use prost::Message;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -183,6 +184,7 @@ fn journal(shared: &Shared, entry: &OrderEntry) -> std::result::Result<u64, Engi
         .append(&JournalRecord {
             payload_hash: entry.payload_hash,
             order: Some(entry.order.clone()),
+            ticket_floor: entry.ticket_floor,
         })
         .map_err(|e| {
             EngineError::new(
@@ -487,6 +489,7 @@ pub fn place_gated(
         payload_hash: hash,
         waiters: vec![token],
         answer: None,
+        ticket_floor: live.book.max_ticket,
     };
     let retry = (market && intent.deviation_points > 0).then(|| Box::new(request.clone()));
     // The idempotency record is durable (at least against a crash of this process)
@@ -514,8 +517,16 @@ pub fn place_gated(
         },
     );
     live.book.insert(entry);
-    live.book
-        .retire(&shared.config.retention, timestamp_nanos(Some(&now)));
+    let (retention, now) = (&shared.config.retention, timestamp_nanos(Some(&now)));
+    if live.book.retire_due(retention, now) {
+        let live = &mut *live;
+        let in_use: HashSet<&str> = live
+            .pending
+            .values()
+            .map(|p| p.client_order_id.as_str())
+            .collect();
+        live.book.retire(retention, now, &in_use);
+    }
     Ok(token)
 }
 

@@ -66,20 +66,23 @@ pub fn on_reconcile(shared: &Shared, instance: &Instance, result: &t::ReconcileR
         .collect();
     for cid in unknown {
         let key = comment_key(&cid);
+        let Some(entry) = live.book.by_client_id.get_mut(&cid) else {
+            continue;
+        };
+        // Orders numbered before this one was placed are not it: an older order with the
+        // same id (forgotten, then the id used again) carries the same comment.
+        let floor = entry.ticket_floor;
         let found = result
             .orders
             .iter()
-            .filter(|o| o.comment == key)
+            .filter(|o| o.comment == key && o.ticket > floor)
             .max_by_key(|o| (o.time_done_msc, o.time_setup_msc));
         let filled: f64 = result
             .deals
             .iter()
-            .filter(|d| d.comment == key && d.entry == 0)
+            .filter(|d| d.comment == key && d.entry == 0 && d.order > floor)
             .map(|d| d.volume)
             .sum();
-        let Some(entry) = live.book.by_client_id.get_mut(&cid) else {
-            continue;
-        };
         let status = match found {
             Some(info) => {
                 entry.order.order_id = info.ticket;
@@ -115,17 +118,14 @@ pub fn on_reconcile(shared: &Shared, instance: &Instance, result: &t::ReconcileR
         }
         let ticket = entry.order.order_id;
         if ticket != 0 {
-            live.book.by_ticket.insert(ticket, cid.clone());
+            live.book.index_ticket(ticket, &cid);
         }
     }
 }
 
 /// Rebuilds an instance's book from the journal: orders without a known outcome become
 /// UNKNOWN until reconciled.
-pub fn restore(shared: &Shared, instance: &Instance, mut records: Vec<JournalRecord>) {
-    // In the order they came: the oldest are forgotten first.
-    records
-        .sort_by_key(|r| timestamp_nanos(r.order.as_ref().and_then(|o| o.created_time.as_ref())));
+pub fn restore(shared: &Shared, instance: &Instance, records: Vec<JournalRecord>) {
     let mut live = instance.live.lock();
     for record_ in records {
         let Some(order) = record_.order else { continue };
@@ -134,6 +134,7 @@ pub fn restore(shared: &Shared, instance: &Instance, mut records: Vec<JournalRec
             payload_hash: record_.payload_hash,
             waiters: Vec::new(),
             answer: None,
+            ticket_floor: record_.ticket_floor,
         };
         let status = S::try_from(entry.order.status).unwrap_or(S::Unspecified);
         if matches!(status, S::New | S::Submitted) {
