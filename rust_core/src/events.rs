@@ -333,24 +333,31 @@ impl EventLog {
                 "SEQUENCE_EXPIRED",
                 format!(
                     "from_sequence: the events of '{instance_id}' after {from_sequence} are no \
-                     longer all kept; resume from {} or later (0: every event still kept)",
+                     longer all kept, or more than a stream replays; resume from {} or later \
+                     (0: every event still kept)",
                     kept - 1
                 ),
             )
             .field("from_sequence")
         };
-        // Replayed: the events after `after` (0: from the oldest kept).
+        // Replayed: the events after `after` (0: from the oldest kept), never more than the
+        // subscriber's queue holds (`limit`): a resume further behind is refused.
         let (after, needs_log) = {
             let inner = self.inner.lock();
             if from_sequence > inner.last {
                 return Err(ahead(inner.last));
             }
             let ring = oldest_in_ring(&inner);
-            let kept = if self.dir.is_some() {
+            let on_disk = if self.dir.is_some() {
                 inner.oldest_kept.min(ring)
             } else {
                 ring
             };
+            let replayable = inner
+                .last
+                .saturating_sub((limit as u64).saturating_sub(1))
+                .max(1);
+            let kept = on_disk.max(replayable);
             let after = if from_sequence == 0 {
                 kept - 1
             } else {
@@ -537,8 +544,9 @@ mod tests {
         assert_eq!(replayed(&sub), ((from + 1)..=total).collect::<Vec<u64>>());
         // From before the oldest kept: refused, naming where to resume from.
         let err = log
-            .subscribe_from(shared, "a", oldest - 5, 100)
+            .subscribe_from(shared, "a", oldest - 5, usize::MAX)
             .expect_err("expired");
+
         assert_eq!(
             (err.code, err.reason),
             (Code::FailedPrecondition, "SEQUENCE_EXPIRED")
@@ -555,6 +563,21 @@ mod tests {
         assert_eq!(replayed(&sub).first(), Some(&oldest));
         let sub = log.subscribe_from(shared, "a", 0, usize::MAX).expect("all");
         assert_eq!(replayed(&sub), (oldest..=total).collect::<Vec<u64>>());
+        // More than the subscriber's queue holds is not replayed either.
+        let behind = log
+            .subscribe_from(shared, "a", total - 100, 50)
+            .expect_err("too far behind");
+        assert!(
+            behind
+                .message
+                .contains(&format!("resume from {}", total - 50)),
+            "{}",
+            behind.message
+        );
+        let sub = log
+            .subscribe_from(shared, "a", 0, 50)
+            .expect("the newest 50");
+        assert_eq!(replayed(&sub), ((total - 49)..=total).collect::<Vec<u64>>());
         let _ = std::fs::remove_dir_all(&dir);
     }
 
