@@ -239,9 +239,10 @@ impl EventLog {
             let _ = std::fs::remove_file(oldest);
             closed.remove(0);
         }
-        inner.oldest_kept = closed
+        let oldest = closed
             .first()
             .map_or(inner.active_first, |(first, _)| *first);
+        inner.oldest_kept = inner.oldest_kept.max(oldest);
     }
 
     /// The last sequence number given.
@@ -280,10 +281,15 @@ impl EventLog {
             if file.write_all(&record).is_ok() {
                 inner_ref.length += record.len() as u64;
                 full = inner_ref.length >= self.limits.segment_bytes;
-            } else if file.set_len(inner_ref.length).is_err() {
-                // A torn record that cannot be cut off would hide every later one: stop
-                // logging (the ring still serves resumes) rather than write behind it.
-                inner_ref.file = None;
+            } else {
+                // This event is not in the log: resumes from before it are served from the
+                // ring only, not read from a log with a gap.
+                inner_ref.oldest_kept = inner_ref.last + 1;
+                if file.set_len(inner_ref.length).is_err() {
+                    // A torn record that cannot be cut off would hide every later one: stop
+                    // logging (the ring still serves resumes) rather than write behind it.
+                    inner_ref.file = None;
+                }
             }
         }
         if full {

@@ -233,6 +233,8 @@ pub type Replayed = HashMap<(String, String), JournalRecord>;
 struct RecordHead {
     #[prost(message, optional, tag = "2")]
     order: Option<OrderHead>,
+    #[prost(uint64, tag = "3")]
+    ticket_floor: u64,
 }
 
 /// `mt5exec.v1.Order`'s key, status and times (same field numbers).
@@ -242,6 +244,8 @@ struct OrderHead {
     instance_id: String,
     #[prost(string, tag = "2")]
     client_order_id: String,
+    #[prost(uint64, tag = "3")]
+    order_id: u64,
     #[prost(int32, tag = "17")]
     status: i32,
     #[prost(message, optional, tag = "22")]
@@ -262,16 +266,42 @@ struct Kept {
 /// The last record of every order, by (instance, client_order_id).
 type Latest = HashMap<(String, String), Kept>;
 
+/// The record that carries an instance's highest terminal ticket across compactions (an order
+/// key no order has: client_order_ids are never empty). It outlives every order retention
+/// forgets, so a reused id's ticket floor stays above the forgotten order's ticket.
+fn watermark(instance_id: &str, ticket: u64) -> Kept {
+    let record = JournalRecord {
+        payload_hash: 0,
+        order: Some(v1::Order {
+            instance_id: instance_id.to_owned(),
+            ..Default::default()
+        }),
+        ticket_floor: ticket,
+    };
+    Kept {
+        status: S::Unspecified,
+        created: 0,
+        updated: 0,
+        payload: record.encode_to_vec(),
+    }
+}
+
 /// The last record of every order in the first `limit` bytes of `reader`, read a record at a
 /// time (memory for one record per order, not per record), up to the first record that is
 /// torn or does not decode.
 fn latest_records(reader: impl Read, limit: u64) -> std::io::Result<Latest> {
     let mut latest = Latest::new();
+    let mut tickets: HashMap<String, u64> = HashMap::new();
     each_frame(reader, limit, |payload| {
         let Ok(head) = RecordHead::decode(&payload[..]) else {
             return false;
         };
         if let Some(order) = head.order {
+            let high = order.order_id.max(head.ticket_floor);
+            if high > 0 {
+                let seen = tickets.entry(order.instance_id.clone()).or_default();
+                *seen = (*seen).max(high);
+            }
             let kept = Kept {
                 status: S::try_from(order.status).unwrap_or(S::Unspecified),
                 created: timestamp_nanos(order.created_time.as_ref()),
@@ -282,6 +312,10 @@ fn latest_records(reader: impl Read, limit: u64) -> std::io::Result<Latest> {
         }
         true
     })?;
+    for (instance_id, ticket) in tickets {
+        let kept = watermark(&instance_id, ticket);
+        latest.insert((instance_id, String::new()), kept);
+    }
     Ok(latest)
 }
 
@@ -290,7 +324,7 @@ fn retained(mut latest: Latest, retention: &Retention, now_nanos: i64) -> Latest
     latest.retain(|_, k| !retention.expired(k.status, k.updated, now_nanos));
     // The cap: of an instance with more orders than it remembers, the oldest final ones go.
     let mut by_instance: HashMap<&str, Vec<(i64, &str)>> = HashMap::new();
-    for ((instance_id, cid), k) in &latest {
+    for ((instance_id, cid), k) in latest.iter().filter(|((_, cid), _)| !cid.is_empty()) {
         by_instance
             .entry(instance_id)
             .or_default()
@@ -420,7 +454,7 @@ impl Journal {
             .name("mt5exec-journal".into())
             .spawn(move || {
                 if let Some(journal) = this.upgrade() {
-                    journal.compact_now();
+                    journal.compact();
                 }
             });
         if started.is_err() {
@@ -428,9 +462,21 @@ impl Journal {
         }
     }
 
-    /// Compacts the log now (what the background thread runs); the log stays as it was when
-    /// that fails, and the next try waits until it has doubled.
+    /// Compacts the log now, unless a compaction is running already.
     pub fn compact_now(&self) {
+        {
+            let mut c = self.compaction.lock();
+            if c.running {
+                return;
+            }
+            c.running = true;
+        }
+        self.compact();
+    }
+
+    /// Compacts the log (`compaction.running` is set); the log stays as it was when that
+    /// fails, and the next try waits until it has doubled.
+    fn compact(&self) {
         let tmp = self.path.with_extension("compacting-live");
         let result = self.compact_into(&tmp);
         let len = self.file.lock().len;
@@ -474,9 +520,12 @@ impl Journal {
             file: out,
             len: compacted + tail.len() as u64,
         };
-        drop(log);
-        // The data is durable either way; this makes the rename survive a power cut.
-        let _ = sync_dir(&self.path);
+        // Before any append lands in the new file, the rename is made to survive a power cut;
+        // if it cannot be, nothing written from here on is known durable.
+        if let Err(e) = sync_dir(&self.path) {
+            self.broken.store(true, Ordering::Release);
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -717,6 +766,30 @@ mod tests {
             4,
             "the file holds the same"
         );
+    }
+
+    /// The highest terminal ticket an instance's orders had outlives the orders: a reused id's
+    /// ticket floor must stay above the forgotten order's ticket after restarts.
+    #[test]
+    fn the_ticket_watermark_outlives_forgotten_orders() {
+        let path = dir().join("orders.journal");
+        let old = now_nanos() / 1_000_000_000 - 3 * 24 * 3600;
+        {
+            let (j, _) = open(&path, FsyncPolicy::Never).expect("open");
+            let mut filled = order_record("A", S::Filled, old, old);
+            if let Some(o) = filled.order.as_mut() {
+                o.order_id = 1000;
+            }
+            j.append(&filled).expect("append");
+        }
+        for _ in 0..2 {
+            let (_, replayed) =
+                Journal::open(&path, FsyncPolicy::Never, Retention::default(), u64::MAX)
+                    .expect("reopen");
+            assert_eq!(status_of(&replayed, "A"), None, "forgotten after 24 h");
+            let mark = &replayed[&("a".to_owned(), String::new())];
+            assert_eq!(mark.ticket_floor, 1000);
+        }
     }
 
     #[test]

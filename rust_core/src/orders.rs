@@ -240,6 +240,15 @@ impl OrderBook {
         self.by_ticket.insert(ticket, cid.to_owned());
     }
 
+    /// The client_order_id whose MT5 comment key is `comment`, when terminal order `ticket`
+    /// can be its order: numbered after it was placed (an older order with the same comment
+    /// belonged to a forgotten order of the same id).
+    pub fn by_comment_for(&self, comment: &str, ticket: u64) -> Option<&String> {
+        let cid = self.by_comment.get(comment)?;
+        let entry = self.by_client_id.get(cid)?;
+        (ticket > entry.ticket_floor).then_some(cid)
+    }
+
     /// Notes a terminal order ticket, whoever's order it is (see `OrderEntry::ticket_floor`).
     pub fn saw_ticket(&mut self, ticket: u64) {
         self.max_ticket = self.max_ticket.max(ticket);

@@ -179,7 +179,7 @@ pub fn on_deal(shared: &Shared, instance: &Instance, deal: &t::DealReport) {
             .book
             .by_ticket
             .get(&deal.order)
-            .or_else(|| live.book.by_comment.get(&deal.comment))
+            .or_else(|| live.book.by_comment_for(&deal.comment, deal.order))
             .cloned(),
     };
     let (reference, point) = match &from_request {
@@ -224,7 +224,7 @@ pub fn on_order_update(shared: &Shared, instance: &Instance, update: &t::OrderUp
             .book
             .by_ticket
             .get(&info.ticket)
-            .or_else(|| live.book.by_comment.get(&info.comment))
+            .or_else(|| live.book.by_comment_for(&info.comment, info.ticket))
             .cloned(),
     };
     let Some(cid) = cid else {

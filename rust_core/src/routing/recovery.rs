@@ -128,7 +128,11 @@ pub fn on_reconcile(shared: &Shared, instance: &Instance, result: &t::ReconcileR
 pub fn restore(shared: &Shared, instance: &Instance, records: Vec<JournalRecord>) {
     let mut live = instance.live.lock();
     for record_ in records {
+        live.book.saw_ticket(record_.ticket_floor);
         let Some(order) = record_.order else { continue };
+        if order.client_order_id.is_empty() {
+            continue; // the instance's ticket watermark (see `journal::watermark`)
+        }
         let mut entry = OrderEntry {
             order,
             payload_hash: record_.payload_hash,
