@@ -62,6 +62,19 @@ def wait_for_price(server: ServerProcess, instance_id: str, symbol: str) -> None
         time.sleep(0.02)
 
 
+def limit(instance_id: str, cid: str, price: float) -> order_pb2.PlaceOrderRequest:
+    """A buy limit order for EURUSD, 0.01 lots."""
+    return order_pb2.PlaceOrderRequest(
+        instance_id=instance_id,
+        client_order_id=cid,
+        symbol="EURUSD",
+        side=common_pb2.SIDE_BUY,
+        type=common_pb2.ORDER_TYPE_LIMIT,
+        price=price,
+        volume=0.01,
+    )
+
+
 def market(
     instance_id: str, cid: str, volume: float = 0.01, side: int = common_pb2.SIDE_BUY
 ) -> order_pb2.PlaceOrderRequest:

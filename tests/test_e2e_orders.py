@@ -13,7 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf import timestamp_pb2
-from tests.support import BULK_RISK, create_sim, error_info, market, wait_for_price
+from tests.support import BULK_RISK, create_sim, error_info, limit, market, wait_for_price
 
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, instance_pb2, order_pb2
@@ -528,16 +528,9 @@ def test_worker_answer_times_are_histograms_per_instance_and_kind(server: Server
     # A repeat is answered from the journal: nothing goes to the worker, nothing is timed.
     server.orders.PlaceOrder(market("lat", "lat-0"), timeout=10)
     bid = server.orders.PlaceOrder(market("lat", "lat-3"), timeout=10).order.average_fill_price
-    limit = order_pb2.PlaceOrderRequest(
-        instance_id="lat",
-        client_order_id="lat-limit",
-        symbol="EURUSD",
-        side=common_pb2.SIDE_BUY,
-        type=common_pb2.ORDER_TYPE_LIMIT,
-        price=round(bid - 0.01, 5),
-        volume=0.01,
-    )
-    placed = server.orders.PlaceOrder(limit, timeout=10).order
+    placed = server.orders.PlaceOrder(
+        limit("lat", "lat-limit", round(bid - 0.01, 5)), timeout=10
+    ).order
     server.orders.CancelOrder(
         order_pb2.CancelOrderRequest(instance_id="lat", order_id=placed.order_id), timeout=10
     )
@@ -587,16 +580,8 @@ def test_memory_and_journal_stay_bounded_and_a_restart_remembers_the_same(tmp_pa
             margin_mode=common_pb2.ACCOUNT_MARGIN_MODE_NETTING,
         )
         # A working order placed first is never forgotten, however old.
-        limit = order_pb2.PlaceOrderRequest(
-            instance_id="bounded",
-            client_order_id="working",
-            symbol="EURUSD",
-            side=common_pb2.SIDE_BUY,
-            type=common_pb2.ORDER_TYPE_LIMIT,
-            price=0.5,
-            volume=0.01,
-        )
-        assert server.orders.PlaceOrder(limit, timeout=10).order.status == (
+        working = limit("bounded", "working", 0.5)
+        assert server.orders.PlaceOrder(working, timeout=10).order.status == (
             common_pb2.ORDER_STATUS_ACCEPTED
         )
         with ThreadPoolExecutor(8) as pool:

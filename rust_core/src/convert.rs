@@ -25,6 +25,20 @@ pub fn now() -> Timestamp {
     }
 }
 
+/// Nanoseconds since the epoch of a timestamp (0 when unset).
+pub fn timestamp_nanos(t: Option<&Timestamp>) -> i64 {
+    t.map_or(0, |t| {
+        t.seconds
+            .saturating_mul(1_000_000_000)
+            .saturating_add(i64::from(t.nanos))
+    })
+}
+
+/// Now, nanoseconds since the epoch.
+pub fn now_nanos() -> i64 {
+    timestamp_nanos(Some(&now()))
+}
+
 /// Now, milliseconds since the epoch.
 pub fn now_msc() -> i64 {
     let now = now();

@@ -113,16 +113,22 @@ fn segment_path(dir: &Path, first: u64) -> PathBuf {
     dir.join(format!("executions-{first:020}.log"))
 }
 
-/// The events of a file after `after`, in order, as (sequence, stream piece), the newest
-/// `keep` at most; and the length of its intact records.
-fn read_events(
-    path: &Path,
-    after: u64,
-    keep: usize,
-) -> (VecDeque<(u64, Bytes)>, std::io::Result<u64>) {
+/// What a read of a log file found.
+struct Read {
+    /// The events after `after`, in order, as (sequence, stream piece): the newest `keep`.
+    events: VecDeque<(u64, Bytes)>,
+    /// The file's first sequence.
+    first: Option<u64>,
+    /// The length of its intact records.
+    intact: std::io::Result<u64>,
+}
+
+fn read_events(path: &Path, after: u64, keep: usize) -> Read {
     let mut out = VecDeque::new();
+    let mut first = None;
     let intact = each_frame_of(path, |payload| {
         if let Ok(event) = v1::ExecutionEvent::decode(&payload[..]) {
+            first.get_or_insert(event.sequence);
             if event.sequence > after {
                 if out.len() == keep {
                     out.pop_front();
@@ -132,7 +138,11 @@ fn read_events(
         }
         true
     });
-    (out, intact)
+    Read {
+        events: out,
+        first,
+        intact,
+    }
 }
 
 impl EventLog {
@@ -151,9 +161,10 @@ impl EventLog {
             let path = dir.join(ACTIVE);
             // A log that cannot be read is not cut (nor appended to): its events stay on
             // disk for a later start, and this run keeps its events in the ring only.
-            let (mut newest, read) = read_events(&path, 0, RING);
-            let readable = read.is_ok();
-            let intact = read.unwrap_or(0);
+            let active = read_events(&path, 0, RING);
+            let mut newest = active.events;
+            let readable = active.intact.is_ok();
+            let intact = active.intact.unwrap_or(0);
             let closed = segments(dir);
             // The ring: the newest events, from the closed segments too when the active one
             // holds fewer.
@@ -161,14 +172,18 @@ impl EventLog {
                 if newest.len() >= RING {
                     break;
                 }
-                let (older, _) = read_events(segment, 0, RING - newest.len());
+                let older = read_events(segment, 0, RING - newest.len()).events;
                 for event in older.into_iter().rev() {
                     newest.push_front(event);
                 }
             }
             inner.last = newest.back().map_or(0, |(seq, _)| *seq);
             inner.ring = newest;
-            inner.active_first = inner.last + 1;
+            // The active file's first event names the segment it becomes when closed.
+            inner.active_first = active
+                .first
+                .filter(|_| intact > 0)
+                .unwrap_or(inner.last + 1);
             let _ = std::fs::create_dir_all(dir);
             if readable {
                 inner.file = OpenOptions::new()
@@ -186,17 +201,6 @@ impl EventLog {
                 }
             }
             inner.length = intact;
-            if intact > 0 {
-                // The active file's first event, for the segment's name when it is closed.
-                let mut first = None;
-                let _ = each_frame_of(&path, |payload| {
-                    first = v1::ExecutionEvent::decode(&payload[..])
-                        .ok()
-                        .map(|e| e.sequence);
-                    false
-                });
-                inner.active_first = first.unwrap_or(inner.active_first);
-            }
             inner.oldest_kept = closed
                 .first()
                 .map_or(inner.active_first, |(first, _)| *first);
@@ -436,9 +440,9 @@ impl EventLog {
             .unwrap_or(0);
         let mut out = Vec::new();
         for (_, path) in &closed[start..] {
-            out.extend(read_events(path, from_sequence, usize::MAX).0);
+            out.extend(read_events(path, from_sequence, usize::MAX).events);
         }
-        out.extend(read_events(&dir.join(ACTIVE), from_sequence, usize::MAX).0);
+        out.extend(read_events(&dir.join(ACTIVE), from_sequence, usize::MAX).events);
         out
     }
 }
@@ -489,6 +493,17 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// Publishes `count` fills to instance "a".
+    fn publish_fills(log: &EventLog, shared: &Shared, count: u64) {
+        for n in 0..count {
+            let fill = v1::Fill {
+                deal_id: n,
+                ..Default::default()
+            };
+            log.publish(shared, "a", v1::execution_event::Event::Fill(fill));
+        }
+    }
+
     /// Every replayed sequence of a subscription, in order.
     fn replayed(sub: &Subscription) -> Vec<u64> {
         let mut seqs = Vec::new();
@@ -516,16 +531,7 @@ mod tests {
         };
         let total = 3 * RING as u64;
         let log = EventLog::open(Some(&dir), limits);
-        for n in 0..total {
-            log.publish(
-                shared,
-                "a",
-                v1::execution_event::Event::Fill(v1::Fill {
-                    deal_id: n,
-                    ..Default::default()
-                }),
-            );
-        }
+        publish_fills(&log, shared, total);
         let closed = segments(&dir);
         assert!(closed.len() > 4, "{} segments", closed.len());
         let on_disk: u64 = closed
@@ -598,16 +604,7 @@ mod tests {
         let shared = engine.shared();
         let total = 2 * RING as u64 + 5;
         let log = EventLog::open(Some(&dir), LogLimits::default());
-        for n in 0..total {
-            log.publish(
-                shared,
-                "a",
-                v1::execution_event::Event::Fill(v1::Fill {
-                    deal_id: n,
-                    ..Default::default()
-                }),
-            );
-        }
+        publish_fills(&log, shared, total);
         drop(log);
         let log = EventLog::open(Some(&dir), LogLimits::default());
         assert!(segments(&dir).is_empty());

@@ -32,7 +32,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::orders::{timestamp_nanos, Retention};
+use crate::convert::{now_nanos, timestamp_nanos};
+use crate::orders::Retention;
 use crate::pb::v1;
 use crate::pb::v1::OrderStatus as S;
 
@@ -319,30 +320,25 @@ fn latest_records(reader: impl Read, limit: u64) -> std::io::Result<Latest> {
     Ok(latest)
 }
 
+/// An instance's orders in all, and (created, client_order_id) of its final ones.
+type InstanceOrders<'a> = (usize, Vec<(i64, &'a str)>);
+
 /// What `retention` keeps of `latest` at `now_nanos`.
 fn retained(mut latest: Latest, retention: &Retention, now_nanos: i64) -> Latest {
     latest.retain(|_, k| !retention.expired(k.status, k.updated, now_nanos));
-    // The cap: of an instance with more orders than it remembers, the oldest final ones go.
-    let mut by_instance: HashMap<&str, Vec<(i64, &str)>> = HashMap::new();
+    // The cap, per instance: its orders, and its final ones by creation.
+    let mut by_instance: HashMap<&str, InstanceOrders> = HashMap::new();
     for ((instance_id, cid), k) in latest.iter().filter(|((_, cid), _)| !cid.is_empty()) {
-        by_instance
-            .entry(instance_id)
-            .or_default()
-            .push((k.created, cid));
+        let (orders, finals) = by_instance.entry(instance_id).or_default();
+        *orders += 1;
+        if crate::orders::is_final(k.status) {
+            finals.push((k.created, cid));
+        }
     }
     let mut dropped: Vec<(String, String)> = Vec::new();
-    for (instance_id, mut orders) in by_instance {
-        let mut excess = orders.len().saturating_sub(retention.max_orders);
-        orders.sort_unstable();
-        for (_, cid) in orders {
-            if excess == 0 {
-                break;
-            }
-            let key = (instance_id.to_owned(), cid.to_owned());
-            if crate::orders::is_final(latest[&key].status) {
-                dropped.push(key);
-                excess -= 1;
-            }
+    for (instance_id, (orders, finals)) in by_instance {
+        for cid in retention.beyond_cap(orders, finals) {
+            dropped.push((instance_id.to_owned(), cid.to_owned()));
         }
     }
     for key in dropped {
@@ -360,12 +356,6 @@ fn write_framed(file: &File, records: &Latest) -> std::io::Result<()> {
         out.write_all(&frame_payload(&kept.payload))?;
     }
     out.flush()
-}
-
-fn now_nanos() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 /// fsyncs a directory, so that a rename in it survives a crash of the machine.
@@ -800,29 +790,18 @@ mod tests {
             Journal::open(&path, FsyncPolicy::Never, Retention::default(), 4096).expect("open");
         // Five orders changing over and over from two threads: the log passes 4 KB many
         // times while records keep coming.
+        let changes = move |j: &Journal, prefix: &str| {
+            for i in 0..2_000i64 {
+                let cid = format!("{prefix}{}", i % 5);
+                j.append(&order_record(&cid, S::Accepted, now, now + i))
+                    .expect("append");
+            }
+        };
         let writer = {
             let j = Arc::clone(&j);
-            std::thread::spawn(move || {
-                for i in 0..2_000i64 {
-                    j.append(&order_record(
-                        &format!("t{}", i % 5),
-                        S::Accepted,
-                        now,
-                        now + i,
-                    ))
-                    .expect("append");
-                }
-            })
+            std::thread::spawn(move || changes(&j, "t"))
         };
-        for i in 0..2_000i64 {
-            j.append(&order_record(
-                &format!("m{}", i % 5),
-                S::Accepted,
-                now,
-                now + i,
-            ))
-            .expect("append");
-        }
+        changes(&j, "m");
         writer.join().expect("writer");
         for i in 0..5 {
             j.append(&order_record(&format!("m{i}"), S::Filled, now, now + 5_000))

@@ -13,6 +13,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use crate::convert::timestamp_nanos;
 use crate::notify::Completion;
 use crate::pb::v1;
 use crate::pb::v1::OrderStatus as S;
@@ -114,21 +115,23 @@ impl Default for Retention {
 }
 
 impl Retention {
+    /// Of `finals` — (created, client_order_id) of an instance's final orders that may go —
+    /// those the cap forgets when the instance holds `orders` in all: the oldest created.
+    pub fn beyond_cap<'a>(&self, orders: usize, mut finals: Vec<(i64, &'a str)>) -> Vec<&'a str> {
+        let excess = orders.saturating_sub(self.max_orders);
+        if excess < finals.len() {
+            finals.select_nth_unstable(excess);
+            finals.truncate(excess);
+        }
+        finals.into_iter().map(|(_, cid)| cid).collect()
+    }
+
     /// Whether an order in `status`, last changed at `updated_nanos`, is past the time it is
     /// remembered for at `now_nanos` (the cap aside).
     pub fn expired(&self, status: S, updated_nanos: i64, now_nanos: i64) -> bool {
         let keep = i64::try_from(self.keep_final.as_nanos()).unwrap_or(i64::MAX);
         is_final(status) && updated_nanos < now_nanos.saturating_sub(keep)
     }
-}
-
-/// Nanoseconds since the epoch of an order's timestamp (0 when unset).
-pub fn timestamp_nanos(t: Option<&prost_types::Timestamp>) -> i64 {
-    t.map_or(0, |t| {
-        t.seconds
-            .saturating_mul(1_000_000_000)
-            .saturating_add(i64::from(t.nanos))
-    })
 }
 
 /// An instance's orders by client id, and client ids by terminal ticket.
@@ -206,14 +209,9 @@ impl OrderBook {
                 finals.push((timestamp_nanos(e.order.created_time.as_ref()), cid.as_str()));
             }
         }
-        let excess = (self.by_client_id.len() - gone.len()).saturating_sub(retention.max_orders);
-        if excess > 0 {
-            if excess < finals.len() {
-                finals.select_nth_unstable(excess);
-                finals.truncate(excess);
-            }
-            gone.extend(finals.iter().map(|(_, cid)| (*cid).to_owned()));
-        }
+        let remembered = self.by_client_id.len() - gone.len();
+        let crowded = retention.beyond_cap(remembered, finals);
+        gone.extend(crowded.into_iter().map(str::to_owned));
         for cid in &gone {
             self.forget(cid);
         }

@@ -8,8 +8,9 @@
 
 use prost::Message;
 
+use crate::convert::timestamp_nanos;
 use crate::error::{Code, EngineError, Result};
-use crate::orders::{is_final, timestamp_nanos};
+use crate::orders::is_final;
 use crate::pb::v1;
 use crate::pb::v1::OrderStatus as S;
 use crate::supervisor::Instance;

@@ -15,7 +15,7 @@ use crate::error::{Code, EngineError, Result};
 use crate::frame;
 use crate::journal::{FsyncPolicy, Journal, JournalRecord};
 use crate::notify::Completion;
-use crate::orders::{is_final, timestamp_nanos, OrderEntry};
+use crate::orders::{is_final, OrderEntry};
 use crate::pb::terminal as t;
 use crate::pb::v1;
 use crate::pb::v1::OrderStatus as S;
@@ -517,7 +517,10 @@ pub fn place_gated(
         },
     );
     live.book.insert(entry);
-    let (retention, now) = (&shared.config.retention, timestamp_nanos(Some(&now)));
+    let (retention, now) = (
+        &shared.config.retention,
+        convert::timestamp_nanos(Some(&now)),
+    );
     if live.book.retire_due(retention, now) {
         let live = &mut *live;
         let in_use: HashSet<&str> = live
