@@ -105,6 +105,22 @@ CASES: list[tuple[str, Callable[[ServerProcess], Any], grpc.StatusCode, str, str
         "page_token",
     ),
     (
+        "ListOrders bad page token",
+        lambda s: s.orders.ListOrders(
+            order_pb2.ListOrdersRequest(instance_id="known", history=True, page_token="x")
+        ),
+        INVALID,
+        "PAGE_TOKEN_INVALID",
+        "page_token",
+    ),
+    (
+        "ListOrders unknown instance",
+        lambda s: s.orders.ListOrders(order_pb2.ListOrdersRequest(instance_id="ghost")),
+        grpc.StatusCode.NOT_FOUND,
+        "INSTANCE_NOT_FOUND",
+        "instance_id",
+    ),
+    (
         "CancelOrder without a key",
         lambda s: s.orders.CancelOrder(order_pb2.CancelOrderRequest(instance_id="known")),
         INVALID,
