@@ -37,6 +37,8 @@ from mt5exec.terminal.v1 import worker_pb2
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, instance_pb2, order_pb2, order_pb2_grpc
 
+INSTANT = Path(__file__).resolve().parent / "_instant_terminal.py"
+
 CONFIG = common_pb2.InstanceConfig(
     symbols=["EURUSD"],
     tick_rate=10,
@@ -102,15 +104,20 @@ async def over_grpc(
         return null, order, pending
 
 
-async def engine_direct(data_dir: Path, orders: int, warmup: int) -> list[float]:
+async def engine_direct(
+    data_dir: Path, orders: int, warmup: int, instant: bool = False
+) -> list[float]:
+    """Market orders through the engine (no gRPC) to the sim worker, or to a worker that
+    answers at once (``_instant_terminal``: the engine's round trip without a broker)."""
     engine = Engine()
     engine.attach(asyncio.get_running_loop())
-    directory = data_dir / "direct"
+    directory = data_dir / ("instant" if instant else "direct")
     directory.mkdir(parents=True)
     (directory / "c.json").write_text(
         '{"symbols": ["EURUSD"], "margin_mode": "netting", "state_path": "none"}'
     )
-    argv = [sys.executable, "-m", "mt5exec.workers.sim", "--config", str(directory / "c.json")]
+    worker = [str(INSTANT)] if instant else ["-m", "mt5exec.workers.sim"]
+    argv = [sys.executable, *worker, "--config", str(directory / "c.json")]
     spec = InstanceSpec("direct", "bench", 1, directory, directory / "logs", argv, {}, CONFIG)
     await engine.create_instance(spec)
     await asyncio.sleep(0.3)
@@ -144,12 +151,16 @@ def broker_only(orders: int) -> list[float]:
 
 
 def run_server(
-    data_dir: Path, args: argparse.Namespace, history: bool
+    data_dir: Path, args: argparse.Namespace, history: bool, instant: bool = False
 ) -> tuple[list[float], list[float], list[float], dict[str, Any] | None]:
     """Round trips with this Python client, then (history on only) with the Go client, with
-    the CPU each of the server's processes used per round of the Go client's run."""
+    the CPU each of the server's processes used per round of the Go client's run. With
+    ``instant`` the instance's terminal is ``_instant_terminal`` instead of the sim."""
     env = {"MT5EXEC_HISTORY_ENABLED": "true" if history else "false"}
-    with ServerProcess(data_dir, env=env) as server:
+    server = ServerProcess(data_dir, env=env)
+    if instant:
+        server.args[1:3] = [str(INSTANT)]
+    with server:
         instance = server.instances.CreateInstance(
             instance_pb2.CreateInstanceRequest(instance_id="bench", config=CONFIG), timeout=30
         ).instance
@@ -204,11 +215,8 @@ def ratios(null: dict[str, float], order: dict[str, float]) -> dict[str, float]:
     }
 
 
-def hop_floor(args: argparse.Namespace) -> dict[str, Any]:
-    """The same round trips against the process-hop floor server (see ``_hop_floor``)."""
-    with floor_server() as address:
-        null, order, _ = uvloop.run(over_grpc(address, args.orders, args.warmup))
-        go = go_latency(address, args, "f")
+def by_client(null: list[float], order: list[float], go: dict[str, Any] | None) -> dict[str, Any]:
+    """Null RPC and market order p50/p99 with their ratios, per client (Go when it ran)."""
     s_null, s_order = summary(null), summary(order)
     result: dict[str, Any] = {
         "python": {"null_rpc": s_null, "place_order": s_order, **ratios(s_null, s_order)}
@@ -219,7 +227,17 @@ def hop_floor(args: argparse.Namespace) -> dict[str, Any]:
             "place_order": go["place_order"],
             **ratios(go["null_rpc"], go["place_order"]),
         }
+        if "cpu_us_per_round" in go:
+            result["go"]["cpu_us_per_round"] = go["cpu_us_per_round"]
     return result
+
+
+def hop_floor(args: argparse.Namespace) -> dict[str, Any]:
+    """The same round trips against the process-hop floor server (see ``_hop_floor``)."""
+    with floor_server() as address:
+        null, order, _ = uvloop.run(over_grpc(address, args.orders, args.warmup))
+        go = go_latency(address, args, "f")
+    return by_client(null, order, go)
 
 
 def main() -> None:
@@ -230,7 +248,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mt5exec-bench-") as tmp:
         null, order, pending, go = run_server(Path(tmp) / "server", args, history=True)
         null_nh, order_nh, _, _ = run_server(Path(tmp) / "server-nh", args, history=False)
+        i_null, i_order, _, i_go = run_server(
+            Path(tmp) / "server-instant", args, history=True, instant=True
+        )
         direct = uvloop.run(engine_direct(Path(tmp), args.orders, args.warmup))
+        direct_instant = uvloop.run(engine_direct(Path(tmp), args.orders, args.warmup, True))
     floor = hop_floor(args)
     broker = broker_only(args.orders)
 
@@ -256,6 +278,12 @@ def main() -> None:
         # A bare server whose order only crosses to an echo process and back: the least any
         # design with a worker process reaches here (same clients, same run).
         "process_hop_floor": floor,
+        # This server with a terminal that answers at once: what the server and the engine
+        # cost with any terminal (the rest of an order's time is the simulated terminal's).
+        "instant_terminal": {
+            **by_client(i_null, i_order, i_go),
+            "engine_direct": summary(direct_instant),
+        },
         "targets": {"p50_order_vs_null": 1.3, "p99_order_vs_null": 2.0},
         "breakdown_p50_us": {
             "grpc_and_python_floor (null RPC)": s_null["p50_us"],
@@ -303,12 +331,17 @@ def main() -> None:
                 "  CPU per round (null RPC, market order, limit order, cancel): "
                 + ", ".join(f"{k} {v:.0f} µs" for k, v in go["cpu_us_per_round"].items())
             )
-    for client, f in floor.items():
-        print(
-            f"process-hop floor, {client} client: null p50 {f['null_rpc']['p50_us']:.1f}, "
-            f"order p50 {f['place_order']['p50_us']:.1f} µs → p50 {f['p50_order_vs_null']}x, "
-            f"p99 {f['p99_order_vs_null']}x"
-        )
+    instant = result["instant_terminal"]
+    for name, compared in (("process-hop floor", floor), ("instant terminal", instant)):
+        for client in ("python", "go"):
+            if client in compared:
+                f = compared[client]
+                print(
+                    f"{name}, {client} client: null p50 {f['null_rpc']['p50_us']:.1f}, "
+                    f"order p50 {f['place_order']['p50_us']:.1f} µs → "
+                    f"p50 {f['p50_order_vs_null']}x, p99 {f['p99_order_vs_null']}x"
+                )
+    print(f"  engine direct, instant terminal p50 {instant['engine_direct']['p50_us']:8.1f} µs")
     for part, value in result["breakdown_p50_us"].items():
         print(f"  {part:52s} {value:8.1f} µs")
     print(f"written to {path}")
