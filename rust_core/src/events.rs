@@ -344,7 +344,7 @@ impl EventLog {
                 format!(
                     "from_sequence: the events of '{instance_id}' after {from_sequence} are no \
                      longer all kept, or more than a stream replays; resume from {} or later \
-                     (0: every event still kept)",
+                     (0: the newest events still kept)",
                     kept - 1
                 ),
             )

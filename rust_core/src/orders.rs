@@ -10,7 +10,7 @@
 //! The journal's compaction applies the same rule, so a restart remembers what was remembered
 //! before it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use crate::convert::timestamp_nanos;
@@ -143,85 +143,129 @@ pub struct OrderBook {
     pub by_ticket: HashMap<u64, String>,
     /// client_order_id by MT5 comment key (for orders the terminal reports on its own).
     pub by_comment: HashMap<String, String>,
-    /// When [`OrderBook::retire`] last looked through the book.
+    /// Every order's (creation time in nanoseconds, client_order_id), oldest first: what
+    /// retirement walks from the old end and `ListOrders` pages through from the new one.
+    /// Kept by [`OrderBook::insert`] and `forget` (an order's creation time never changes).
+    by_created: BTreeSet<(i64, String)>,
+    /// When [`OrderBook::retire`] last looked for orders past their time.
     swept_at: i64,
+    /// The last pass stopped at its limit: more is due at once.
+    unfinished: bool,
     /// The highest terminal order ticket seen.
     pub max_ticket: u64,
 }
+
+/// Orders one [`OrderBook::retire`] call forgets at most: a pass holds the instance's lock,
+/// so a backlog (a lowered cap, a long pause) is worked off in steps between orders.
+pub const RETIRE_STEP: usize = 4096;
 
 impl OrderBook {
     /// Adds (or replaces) an entry and indexes it.
     pub fn insert(&mut self, entry: OrderEntry) {
         let cid = entry.order.client_order_id.clone();
+        let created = timestamp_nanos(entry.order.created_time.as_ref());
         if entry.order.order_id != 0 {
             self.index_ticket(entry.order.order_id, &cid);
         }
         self.by_comment
             .insert(crate::routing::comment_key(&cid), cid.clone());
-        self.by_client_id.insert(cid, entry);
+        if let Some(old) = self.by_client_id.insert(cid.clone(), entry) {
+            let was = timestamp_nanos(old.order.created_time.as_ref());
+            self.by_created.remove(&(was, cid.clone()));
+        }
+        self.by_created.insert((created, cid));
     }
 
-    /// Whether [`OrderBook::retire`] has work worth a pass over the book: it has grown a
-    /// tenth past its cap, or a tenth of the time final orders are kept (0.1 s to 10 min) has
-    /// passed since the last pass. A pass is paid for by many orders either way (one over
-    /// 110,000 orders takes ~15-20 ms, under the instance's lock).
+    /// Orders by creation time, oldest first, as (created nanoseconds, client_order_id).
+    pub fn by_created(&self) -> &BTreeSet<(i64, String)> {
+        &self.by_created
+    }
+
+    /// Whether [`OrderBook::retire`] has work: the instance holds more than its cap (by a
+    /// thousandth, so that each pass forgets a batch, not one order), the last pass stopped
+    /// at its limit, or a tenth of the time final orders are kept (0.1 s to 10 min) has
+    /// passed since orders were last looked at for their age.
     pub fn retire_due(&self, retention: &Retention, now_nanos: i64) -> bool {
-        let slack = (retention.max_orders / 10).max(1);
+        let slack = (retention.max_orders / 1000).clamp(1, 256);
         let keep = i64::try_from(retention.keep_final.as_nanos()).unwrap_or(i64::MAX);
         let every = (keep / 10).clamp(100_000_000, 600_000_000_000);
-        self.by_client_id.len() > retention.max_orders.saturating_add(slack)
+        self.unfinished
+            || self.by_client_id.len() >= retention.max_orders.saturating_add(slack)
             || now_nanos.saturating_sub(self.swept_at) >= every
     }
 
     /// Forgets the final orders `retention` no longer keeps — those last changed longer ago
     /// than it keeps them, then, beyond the cap, the oldest created: the rule the journal's
     /// compaction applies, so a restart remembers what was remembered. Orders someone waits
-    /// for, or that a request in flight (`in_use`) refers to, stay. The number forgotten.
+    /// for, or that a request in flight (`in_use`) refers to, stay. Walks the book from its
+    /// oldest order, only as far as orders can go (an order is changed after it is created,
+    /// so only those created longer ago than the keep time can be past it), and forgets at
+    /// most [`RETIRE_STEP`] orders. The number forgotten.
     pub fn retire(
         &mut self,
         retention: &Retention,
         now_nanos: i64,
         in_use: &HashSet<&str>,
     ) -> usize {
-        self.swept_at = now_nanos;
-        let status = |e: &OrderEntry| S::try_from(e.order.status).unwrap_or(S::Unspecified);
-        let idle = |cid: &str, e: &OrderEntry| {
-            is_final(status(e))
-                && e.waiters.is_empty()
-                && (in_use.is_empty() || !in_use.contains(cid))
+        let keep = i64::try_from(retention.keep_final.as_nanos()).unwrap_or(i64::MAX);
+        let horizon = now_nanos.saturating_sub(keep);
+        let idle = |cid: &str, e: &OrderEntry, status: S| {
+            is_final(status) && e.waiters.is_empty() && (in_use.is_empty() || !in_use.contains(cid))
         };
-        let expired = |e: &OrderEntry| {
-            retention.expired(
-                status(e),
-                timestamp_nanos(e.order.updated_time.as_ref()),
-                now_nanos,
-            )
-        };
-        let mut gone: Vec<String> = Vec::new();
-        let mut finals: Vec<(i64, &str)> = Vec::new();
-        for (cid, e) in &self.by_client_id {
-            if !idle(cid, e) {
+        let mut expired: Vec<(i64, String)> = Vec::new();
+        for (created, cid) in self.by_created.range(..(horizon, String::new())) {
+            if expired.len() == RETIRE_STEP {
+                break;
+            }
+            let Some(e) = self.by_client_id.get(cid) else {
                 continue;
-            }
-            if expired(e) {
-                gone.push(cid.clone());
-            } else {
-                finals.push((timestamp_nanos(e.order.created_time.as_ref()), cid.as_str()));
+            };
+            let status = S::try_from(e.order.status).unwrap_or(S::Unspecified);
+            let updated = timestamp_nanos(e.order.updated_time.as_ref());
+            if idle(cid, e, status) && retention.expired(status, updated, now_nanos) {
+                expired.push((*created, cid.clone()));
             }
         }
-        let remembered = self.by_client_id.len() - gone.len();
-        let crowded = retention.beyond_cap(remembered, finals);
-        gone.extend(crowded.into_iter().map(str::to_owned));
-        for cid in &gone {
-            self.forget(cid);
+        let mut excess = (self.by_client_id.len() - expired.len())
+            .saturating_sub(retention.max_orders)
+            .min(RETIRE_STEP - expired.len());
+        let mut crowded: Vec<(i64, String)> = Vec::new();
+        if excess > 0 {
+            let mut gone = expired.iter().peekable();
+            for (created, cid) in &self.by_created {
+                if excess == 0 {
+                    break;
+                }
+                if gone.peek().is_some_and(|(c, id)| c == created && id == cid) {
+                    gone.next();
+                    continue;
+                }
+                let Some(e) = self.by_client_id.get(cid) else {
+                    continue;
+                };
+                let status = S::try_from(e.order.status).unwrap_or(S::Unspecified);
+                if idle(cid, e, status) {
+                    crowded.push((*created, cid.clone()));
+                    excess -= 1;
+                }
+            }
         }
-        gone.len()
+        let forgotten = expired.len() + crowded.len();
+        self.unfinished = forgotten == RETIRE_STEP;
+        if !self.unfinished {
+            self.swept_at = now_nanos;
+        }
+        for (created, cid) in expired.iter().chain(&crowded) {
+            self.forget(*created, cid);
+        }
+        forgotten
     }
 
-    fn forget(&mut self, cid: &str) {
+    fn forget(&mut self, created: i64, cid: &str) {
         let Some(entry) = self.by_client_id.remove(cid) else {
             return;
         };
+        self.by_created.remove(&(created, cid.to_owned()));
         let ticket = entry.order.order_id;
         if self.by_ticket.get(&ticket).is_some_and(|c| c == cid) {
             self.by_ticket.remove(&ticket);
@@ -385,7 +429,7 @@ mod tests {
     }
 
     #[test]
-    fn a_pass_over_the_book_is_due_past_a_tenth_over_the_cap_or_a_tenth_of_the_keep_time() {
+    fn a_pass_is_due_just_past_the_cap_after_a_cut_short_pass_or_a_tenth_of_the_keep_time() {
         let retention = Retention {
             keep_final: Duration::from_secs(100),
             max_orders: 20,
@@ -393,15 +437,12 @@ mod tests {
         let mut book = OrderBook::default();
         let now = 1_000_000_000_000i64;
         book.retire(&retention, now, &HashSet::new());
-        for n in 0..22 {
+        for n in 0..20 {
             book.insert(booked(&format!("o{n}"), S::Filled, n, 999));
         }
-        assert!(
-            !book.retire_due(&retention, now + 1),
-            "22 of 20 is within a tenth"
-        );
-        book.insert(booked("o22", S::Filled, 22, 999));
-        assert!(book.retire_due(&retention, now + 1), "23 of 20 is not");
+        assert!(!book.retire_due(&retention, now + 1), "20 of 20");
+        book.insert(booked("o20", S::Filled, 20, 999));
+        assert!(book.retire_due(&retention, now + 1), "21 of 20");
         let mut small = OrderBook::default();
         small.retire(&retention, now, &HashSet::new());
         assert!(!small.retire_due(&retention, now + 9_000_000_000));
@@ -409,6 +450,122 @@ mod tests {
             small.retire_due(&retention, now + 10_000_000_000),
             "10 s is a tenth of 100"
         );
+    }
+
+    /// The rule as a whole pass over the book states it (what the journal's compaction
+    /// applies): expired idle final orders, then the oldest created idle final ones beyond
+    /// the cap.
+    fn whole_pass(
+        book: &OrderBook,
+        retention: &Retention,
+        now: i64,
+        in_use: &HashSet<&str>,
+    ) -> Vec<String> {
+        let idle = |cid: &str, e: &OrderEntry| {
+            is_final(S::try_from(e.order.status).unwrap_or(S::Unspecified))
+                && e.waiters.is_empty()
+                && !in_use.contains(cid)
+        };
+        let mut gone = Vec::new();
+        let mut finals = Vec::new();
+        for (cid, e) in &book.by_client_id {
+            let status = S::try_from(e.order.status).unwrap_or(S::Unspecified);
+            let updated = timestamp_nanos(e.order.updated_time.as_ref());
+            if !idle(cid, e) {
+                continue;
+            }
+            if retention.expired(status, updated, now) {
+                gone.push(cid.clone());
+            } else {
+                finals.push((timestamp_nanos(e.order.created_time.as_ref()), cid.as_str()));
+            }
+        }
+        let remembered = book.by_client_id.len() - gone.len();
+        gone.extend(
+            retention
+                .beyond_cap(remembered, finals)
+                .into_iter()
+                .map(str::to_owned),
+        );
+        gone.sort_unstable();
+        gone
+    }
+
+    /// Random books (statuses, creation and change times, waiters, requests in flight, caps):
+    /// the walk from the oldest order forgets exactly what a whole pass would.
+    #[test]
+    fn retiring_from_the_oldest_forgets_what_a_whole_pass_would() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..400 {
+            let retention = Retention {
+                keep_final: Duration::from_secs(100),
+                max_orders: 1 + next(40) as usize,
+            };
+            let now = 1_000_000_000_000i64;
+            let mut book = OrderBook::default();
+            for n in 0..next(60) {
+                let created = 800 + next(200) as i64; // 100 s either side of the horizon
+                let status = ALL[next(ALL.len() as u64) as usize];
+                let mut e = booked(&format!("c{n}"), status, created, created + next(60) as i64);
+                if next(10) == 0 {
+                    e.waiters.push(1);
+                }
+                book.insert(e);
+            }
+            let cids: Vec<String> = book.by_client_id.keys().cloned().collect();
+            let in_use: HashSet<&str> = cids
+                .iter()
+                .filter(|_| next(8) == 0)
+                .map(String::as_str)
+                .collect();
+            let expected = whole_pass(&book, &retention, now, &in_use);
+            let before: HashSet<String> = book.by_client_id.keys().cloned().collect();
+            assert_eq!(book.retire(&retention, now, &in_use), expected.len());
+            let mut gone: Vec<String> = before
+                .into_iter()
+                .filter(|c| !book.by_client_id.contains_key(c))
+                .collect();
+            gone.sort_unstable();
+            assert_eq!(gone, expected);
+            assert_eq!(book.by_created().len(), book.by_client_id.len());
+        }
+    }
+
+    #[test]
+    fn a_backlog_is_forgotten_in_steps_and_the_index_follows_replacements() {
+        let retention = Retention {
+            keep_final: Duration::from_secs(100),
+            max_orders: 10,
+        };
+        let now = 1_000_000_000_000i64;
+        let mut book = OrderBook::default();
+        let total = RETIRE_STEP + 500;
+        for n in 0..total {
+            book.insert(booked(&format!("o{n}"), S::Filled, 990, 995));
+        }
+        // Replacing an entry keeps one index row for it.
+        book.insert(booked("o0", S::Filled, 991, 995));
+        assert_eq!(book.by_created().len(), total);
+        let none = HashSet::new();
+        assert!(book.retire_due(&retention, now));
+        assert_eq!(book.retire(&retention, now, &none), RETIRE_STEP);
+        assert!(book.retire_due(&retention, now), "cut short: more is due");
+        assert_eq!(
+            book.retire(&retention, now, &none),
+            total - RETIRE_STEP - 10
+        );
+        assert_eq!(book.by_client_id.len(), 10);
+        assert_eq!(book.by_created().len(), 10);
+        assert!(!book.retire_due(&retention, now + 1));
+        // The newest stay: the cap forgets the oldest created.
+        assert!(book.by_created().iter().all(|(created, _)| *created >= 990));
+        assert!(book.by_client_id.contains_key("o0"), "created last (991)");
     }
 
     #[test]
