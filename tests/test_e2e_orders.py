@@ -13,7 +13,15 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf import timestamp_pb2
-from tests.support import BULK_RISK, create_sim, error_info, limit, market, wait_for_price
+from tests.support import (
+    BULK_RISK,
+    create_sim,
+    error_info,
+    limit,
+    market,
+    wait_for_price,
+    wait_ready,
+)
 
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, instance_pb2, order_pb2
@@ -723,3 +731,36 @@ def test_a_reused_id_is_never_reconciled_with_the_forgotten_order_it_once_named(
         assert got.status == common_pb2.ORDER_STATUS_REJECTED, got
         assert got.order_id != first.order_id
         assert len(positions(server, "reuse")) == 2, "dup (the first) and other, nothing more"
+
+
+def test_a_deleted_instances_orders_stay_gone_for_a_new_instance_of_its_id(
+    tmp_path: Path,
+) -> None:
+    """Deleting an instance deletes its account; a new instance under the same id starts
+    with no orders, also after a restart (the journal must not hand it the old ones)."""
+
+    def orders(server: ServerProcess, history: bool) -> list[str]:
+        listed = server.orders.ListOrders(
+            order_pb2.ListOrdersRequest(instance_id="again", history=history), timeout=5
+        )
+        return [o.client_order_id for o in listed.orders]
+
+    with ServerProcess(tmp_path) as server:
+        create_sim(server, "again")
+        filled = server.orders.PlaceOrder(market("again", "old-market"), timeout=10).order
+        assert filled.status == common_pb2.ORDER_STATUS_FILLED
+        below = round(filled.average_fill_price - 0.002, 5)
+        working = server.orders.PlaceOrder(limit("again", "old-limit", below), timeout=10).order
+        assert working.status == common_pb2.ORDER_STATUS_ACCEPTED
+        server.instances.DeleteInstance(
+            instance_pb2.DeleteInstanceRequest(instance_id="again"), timeout=30
+        )
+        create_sim(server, "again")
+        assert orders(server, False) == orders(server, True) == []
+    with ServerProcess(tmp_path) as server:
+        wait_ready(server, "again")
+        assert orders(server, False) == [], "the deleted instance's working order came back"
+        assert orders(server, True) == []
+        # Its ids are free again, with any payload.
+        reused = server.orders.PlaceOrder(market("again", "old-limit"), timeout=10).order
+        assert reused.status == common_pb2.ORDER_STATUS_FILLED

@@ -351,10 +351,12 @@ impl Engine {
         Ok(())
     }
 
-    /// Forgets a stopped instance.
+    /// Forgets a stopped instance, and its orders: the journal voids their records, so an
+    /// instance created under the same id later (also after a restart) starts with none.
     ///
     /// # Errors
-    /// `NOT_FOUND`, or `FAILED_PRECONDITION` while its worker is supervised.
+    /// `NOT_FOUND`, `FAILED_PRECONDITION` while its worker is supervised, `UNAVAILABLE`
+    /// when the journal cannot be written (the instance stays).
     pub fn remove_instance(&self, instance_id: &str) -> Result<()> {
         let mut instances = self.shared.instances.write();
         let instance = instances
@@ -366,6 +368,17 @@ impl Engine {
                 "INSTANCE_RUNNING",
                 format!("instance '{instance_id}' must be stopped first"),
             ));
+        }
+        if let Some(journal) = &self.shared.journal {
+            journal
+                .append(&JournalRecord::instance_deleted(instance_id))
+                .map_err(|e| {
+                    EngineError::new(
+                        Code::Unavailable,
+                        "JOURNAL_UNAVAILABLE",
+                        format!("the order journal cannot be written ({e}); nothing was deleted"),
+                    )
+                })?;
         }
         instances.remove(instance_id);
         Ok(())

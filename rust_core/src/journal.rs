@@ -52,6 +52,25 @@ pub struct JournalRecord {
     /// See `OrderEntry::ticket_floor`.
     #[prost(uint64, tag = "3")]
     pub ticket_floor: u64,
+    /// The instance `order.instance_id` was deleted: its records before this one are void (an
+    /// instance created again under its id starts with no orders and no tickets seen).
+    #[prost(bool, tag = "4")]
+    pub instance_deleted: bool,
+}
+
+impl JournalRecord {
+    /// The record that voids the records of a deleted instance before it.
+    #[must_use]
+    pub fn instance_deleted(instance_id: &str) -> Self {
+        Self {
+            order: Some(v1::Order {
+                instance_id: instance_id.to_owned(),
+                ..Default::default()
+            }),
+            instance_deleted: true,
+            ..Default::default()
+        }
+    }
 }
 
 /// When the journal is fsynced.
@@ -236,6 +255,8 @@ struct RecordHead {
     order: Option<OrderHead>,
     #[prost(uint64, tag = "3")]
     ticket_floor: u64,
+    #[prost(bool, tag = "4")]
+    instance_deleted: bool,
 }
 
 /// `mt5exec.v1.Order`'s key, status and times (same field numbers).
@@ -272,12 +293,12 @@ type Latest = HashMap<(String, String), Kept>;
 /// forgets, so a reused id's ticket floor stays above the forgotten order's ticket.
 fn watermark(instance_id: &str, ticket: u64) -> Kept {
     let record = JournalRecord {
-        payload_hash: 0,
         order: Some(v1::Order {
             instance_id: instance_id.to_owned(),
             ..Default::default()
         }),
         ticket_floor: ticket,
+        ..Default::default()
     };
     Kept {
         status: S::Unspecified,
@@ -289,7 +310,7 @@ fn watermark(instance_id: &str, ticket: u64) -> Kept {
 
 /// The last record of every order in the first `limit` bytes of `reader`, read a record at a
 /// time (memory for one record per order, not per record), up to the first record that is
-/// torn or does not decode.
+/// torn or does not decode. A deleted instance's records before its deletion are left out.
 fn latest_records(reader: impl Read, limit: u64) -> std::io::Result<Latest> {
     let mut latest = Latest::new();
     let mut tickets: HashMap<String, u64> = HashMap::new();
@@ -298,6 +319,11 @@ fn latest_records(reader: impl Read, limit: u64) -> std::io::Result<Latest> {
             return false;
         };
         if let Some(order) = head.order {
+            if head.instance_deleted {
+                latest.retain(|(instance_id, _), _| *instance_id != order.instance_id);
+                tickets.remove(&order.instance_id);
+                return true;
+            }
             let high = order.order_id.max(head.ticket_floor);
             if high > 0 {
                 let seen = tickets.entry(order.instance_id.clone()).or_default();
@@ -660,7 +686,6 @@ mod tests {
 
     fn record(cid: &str, status: v1::OrderStatus, seconds: i64) -> JournalRecord {
         JournalRecord {
-            ticket_floor: 0,
             payload_hash: 7,
             order: Some(v1::Order {
                 instance_id: "a".into(),
@@ -669,6 +694,7 @@ mod tests {
                 updated_time: Some(prost_types::Timestamp { seconds, nanos: 0 }),
                 ..Default::default()
             }),
+            ..Default::default()
         }
     }
 
@@ -779,6 +805,46 @@ mod tests {
             assert_eq!(status_of(&replayed, "A"), None, "forgotten after 24 h");
             let mark = &replayed[&("a".to_owned(), String::new())];
             assert_eq!(mark.ticket_floor, 1000);
+        }
+    }
+
+    #[test]
+    fn a_deleted_instances_records_are_void_before_its_deletion_only() {
+        let path = dir().join("orders.journal");
+        let now = now_nanos() / 1_000_000_000;
+        let (j, _) = open(&path, FsyncPolicy::Never).expect("open");
+        let mut working = order_record("old", S::Accepted, now, now);
+        if let Some(o) = working.order.as_mut() {
+            o.order_id = 500;
+        }
+        j.append(&working).expect("append");
+        let mut other = record("kept", S::Filled, now);
+        if let Some(o) = other.order.as_mut() {
+            o.instance_id = "b".into();
+        }
+        j.append(&other).expect("append");
+        j.append(&JournalRecord::instance_deleted("a"))
+            .expect("append");
+        j.append(&order_record("new", S::Filled, now, now))
+            .expect("append");
+        // Read as appended, compacted while running (the deletion in the compacted part),
+        // and after that compaction.
+        for compact in [false, true, false] {
+            if compact {
+                j.compact_now();
+            }
+            let (_, replayed) = open(&path, FsyncPolicy::Never).expect("reopen");
+            assert_eq!(status_of(&replayed, "old"), None, "voided by the deletion");
+            assert_eq!(
+                status_of(&replayed, "new"),
+                Some(S::Filled as i32),
+                "after it"
+            );
+            assert!(replayed.contains_key(&("b".to_owned(), "kept".to_owned())));
+            assert!(
+                !replayed.contains_key(&("a".to_owned(), String::new())),
+                "no ticket watermark from the deleted account"
+            );
         }
     }
 

@@ -185,6 +185,7 @@ fn journal(shared: &Shared, entry: &OrderEntry) -> std::result::Result<u64, Engi
             payload_hash: entry.payload_hash,
             order: Some(entry.order.clone()),
             ticket_floor: entry.ticket_floor,
+            instance_deleted: false,
         })
         .map_err(|e| {
             EngineError::new(
