@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import duckdb
 import grpc
 import pytest
 from google.protobuf import timestamp_pb2
@@ -648,6 +649,14 @@ def test_final_orders_are_forgotten_after_their_retention(tmp_path: Path) -> Non
         reused = server.orders.PlaceOrder(market("aging", "old-1"), timeout=10).order
         assert reused.status == FILLED
         assert len(positions(server, "aging")) == 5
+    # The history database keeps both orders that had the id.
+    with duckdb.connect(str(tmp_path / "data" / "history.duckdb"), read_only=True) as db:
+        rows = db.execute(
+            "SELECT status, order_id FROM orders WHERE instance_id = 'aging' "
+            "AND client_order_id = 'old-1' ORDER BY created_at"
+        ).fetchall()
+    assert [status for status, _ in rows] == ["FILLED", "FILLED"]
+    assert rows[1][1] == reused.order_id != rows[0][1]
 
 
 def test_paging_through_the_history_while_orders_come_skips_and_repeats_nothing(

@@ -13,7 +13,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from mt5exec.storage.history import SCHEMA_VERSION, TABLES, HistoryError, HistoryWriter
+from mt5exec.storage.history import (
+    ORDERS,
+    SCHEMA_VERSION,
+    TABLES,
+    HistoryError,
+    HistoryWriter,
+)
 from mt5exec.v1 import common_pb2 as pb
 
 T0_NS = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
@@ -475,20 +481,72 @@ def test_risk_rejections_are_queryable_by_reason(
     assert writer.query("SELECT reject_reason FROM orders") == [("MAX_OPEN_POSITIONS",)]
 
 
-def test_a_v1_database_is_migrated(db_path: Path) -> None:
+def _old_database(db_path: Path, version: int) -> duckdb.DuckDBPyConnection:
+    """A database as schema ``version`` (1 or 2) made it; the connection stays open."""
     db_path.parent.mkdir(parents=True)
     conn = duckdb.connect(str(db_path))
     conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
-    conn.execute("INSERT INTO schema_version VALUES (1, ?)", [T0])
-    for table in TABLES:  # the v1 tables: without reject_reason
-        columns = [c for c in table.columns if c[0] != "reject_reason"]
-        cols = ", ".join(f"{name} {sqltype}" for name, sqltype in columns)
-        conn.execute(f"CREATE TABLE {table.name} ({cols}, PRIMARY KEY ({', '.join(table.key)}))")
-    conn.close()
+    conn.execute("INSERT INTO schema_version VALUES (?, ?)", [version, T0])
+    for table in TABLES:
+        # v1: without reject_reason; v1 and v2: orders keyed without their creation time.
+        columns = [c for c in table.columns if version > 1 or c[0] != "reject_reason"]
+        key = ("instance_id", "client_order_id") if table is ORDERS else table.key
+        cols = ", ".join(
+            f"{name} {sqltype.replace(' NOT NULL', '') if name == 'created_at' else sqltype}"
+            for name, sqltype in columns
+        )
+        conn.execute(f"CREATE TABLE {table.name} ({cols}, PRIMARY KEY ({', '.join(key)}))")
+    return conn
+
+
+def test_a_v1_database_is_migrated(db_path: Path) -> None:
+    _old_database(db_path, 1).close()
     with HistoryWriter(db_path) as writer:
         refused = make_order("c-old", pb.ORDER_STATUS_REJECTED)
         refused.reject_reason = "KILL_SWITCH"
         writer.record_execution(order_event(1, refused))
         assert writer.flush(timeout=10)
         assert writer.query("SELECT reject_reason FROM executions") == [("KILL_SWITCH",)]
-        assert writer.query("SELECT max(version) FROM schema_version") == [(2,)]
+        assert writer.query("SELECT reject_reason FROM orders") == [("KILL_SWITCH",)]
+        assert writer.query("SELECT max(version) FROM schema_version") == [(SCHEMA_VERSION,)]
+
+
+def test_a_v2_database_keeps_its_orders_and_then_keeps_reused_ids_apart(db_path: Path) -> None:
+    conn = _old_database(db_path, 2)
+    names = ", ".join(name for name, _ in ORDERS.columns)
+    marks = ", ".join("?" for _ in ORDERS.columns)
+    row = {name: None for name, _ in ORDERS.columns}
+    row.update(instance_id="i-1", client_order_id="c-1", status="FILLED", recorded_at=T0)
+    conn.execute(f"INSERT INTO orders ({names}) VALUES ({marks})", list(row.values()))
+    row.update(client_order_id="c-2", created_at=T0)
+    conn.execute(f"INSERT INTO orders ({names}) VALUES ({marks})", list(row.values()))
+    conn.close()
+    with HistoryWriter(db_path) as writer:
+        assert writer.query("SELECT client_order_id, status FROM orders ORDER BY 1") == [
+            ("c-1", "FILLED"),
+            ("c-2", "FILLED"),
+        ]
+        # The id again, for a new order (created later): a row of its own.
+        again = make_order("c-2", pb.ORDER_STATUS_ACCEPTED)
+        again.created_time.FromNanoseconds(T0_NS + 86_400 * 10**9)
+        writer.record_order(again)
+        assert writer.flush(timeout=10)
+        assert writer.query(
+            "SELECT status FROM orders WHERE client_order_id = 'c-2' ORDER BY created_at"
+        ) == [("FILLED",), ("ACCEPTED",)]
+        assert writer.query("SELECT max(version) FROM schema_version") == [(3,)]
+
+
+def test_an_id_used_again_for_a_new_order_gets_a_row_of_its_own_also_in_one_batch(
+    open_writer: Callable[..., HistoryWriter],
+) -> None:
+    writer = open_writer()
+    first = make_order("c-1", pb.ORDER_STATUS_FILLED, updated_s=2)
+    again = make_order("c-1", pb.ORDER_STATUS_ACCEPTED, updated_s=1)
+    again.created_time.FromNanoseconds(T0_NS + 3_600 * 10**9)
+    # In one batch, and the later order's update older than the first's last one.
+    writer.record_order(first)
+    writer.record_order(again)
+    assert writer.flush(timeout=10)
+    rows = writer.query("SELECT status, created_at FROM orders ORDER BY created_at")
+    assert rows == [("FILLED", at(0)), ("ACCEPTED", at(3_600))]

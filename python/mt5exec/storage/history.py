@@ -12,8 +12,10 @@ one multi-row ``VALUES`` statement on this workload (see ``HistoryWriter``), and
 idempotency rules in SQL:
 
 - ``instances``: upsert by ``instance_id``; the last record wins.
-- ``orders``: upsert by ``(instance_id, client_order_id)``; a record replaces the row unless
-  its ``updated_at`` is older than the stored one, so a stale replay cannot undo a fill.
+- ``orders``: upsert by ``(instance_id, client_order_id, created_at)`` (an id used again for a
+  new order, once the engine forgot the first, makes a row of its own); a record replaces the
+  row unless its ``updated_at`` is older than the stored one, so a stale replay cannot undo a
+  fill.
   Order updates carried by execution events update this table too, so the engine's encoded
   events alone keep it current.
 - ``executions``: insert-or-ignore by ``(instance_id, sequence)``; the raw event is kept.
@@ -51,14 +53,7 @@ __all__ = ["SCHEMA_VERSION", "TABLES", "HistoryError", "HistoryWriter"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 2
-# What brings a database of the previous version to each version.
-_MIGRATIONS: Final[Mapping[int, tuple[str, ...]]] = {
-    2: (
-        "ALTER TABLE orders ADD COLUMN IF NOT EXISTS reject_reason VARCHAR",
-        "ALTER TABLE executions ADD COLUMN IF NOT EXISTS reject_reason VARCHAR",
-    ),
-}
+SCHEMA_VERSION: Final = 3
 
 Row = tuple[Any, ...]
 
@@ -177,12 +172,15 @@ ORDERS: Final = _Table(
         # Stable reason of a REJECTED order (a risk check's or the terminal's), e.g. KILL_SWITCH.
         ("reject_reason", "VARCHAR"),
         ("comment", "VARCHAR"),
-        ("created_at", "TIMESTAMP"),
+        # Order.created_time: with the ids, what tells an order from a later one that took
+        # the client_order_id again after the engine forgot the first (or after its instance
+        # was deleted and created again).
+        ("created_at", "TIMESTAMP NOT NULL"),
         # Order.updated_time; orders the versions of one order.
         ("updated_at", "TIMESTAMP"),
         ("recorded_at", "TIMESTAMP NOT NULL"),
     ),
-    key=("instance_id", "client_order_id"),
+    key=("instance_id", "client_order_id", "created_at"),
     update_where=(
         "excluded.updated_at IS NULL OR orders.updated_at IS NULL"
         " OR excluded.updated_at >= orders.updated_at"
@@ -257,6 +255,23 @@ DEALS: Final = _Table(
 # Write order inside a flush: parents before children, so readers never see a fill of an order
 # whose row is missing once the transaction commits (all of it commits at once anyway).
 TABLES: Final[tuple[_Table, ...]] = (INSTANCES, ORDERS, EXECUTIONS, DEALS)
+
+# What brings a database of the previous version to each version.
+_MIGRATIONS: Final[Mapping[int, tuple[str, ...]]] = {
+    2: (
+        "ALTER TABLE orders ADD COLUMN IF NOT EXISTS reject_reason VARCHAR",
+        "ALTER TABLE executions ADD COLUMN IF NOT EXISTS reject_reason VARCHAR",
+    ),
+    # Orders keyed by creation time too (a reused client_order_id no longer overwrites the
+    # order that had it first): the table made anew, as DuckDB does not change a key.
+    3: (
+        ORDERS.create_sql().replace("orders (", "orders_v3 (", 1),
+        "INSERT INTO orders_v3 SELECT * REPLACE "
+        "(coalesce(created_at, make_timestamp(0)) AS created_at) FROM orders",
+        "DROP TABLE orders",
+        "ALTER TABLE orders_v3 RENAME TO orders",
+    ),
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -355,7 +370,7 @@ def _order_row(order: Any, recorded: int, instance_id: str = "") -> Row:
         order.status_message,
         order.reject_reason or None,
         order.comment,
-        _ts(order, "created_time"),
+        _or(_ts(order, "created_time"), 0),
         _ts(order, "updated_time"),
         recorded,
     )
@@ -496,7 +511,7 @@ class _Batch:
 
     def upsert_order(self, row: Row) -> None:
         rows = self.rows[ORDERS.name]
-        key = row[:2]
+        key = (row[0], row[1], row[_ORDER_CREATED])
         old = rows.get(key)
         # Same rule as the SQL: an older updated_at does not replace a newer one.
         new_at, old_at = row[_ORDER_UPDATED], None if old is None else old[_ORDER_UPDATED]
@@ -508,6 +523,7 @@ class _Batch:
 
 
 _ORDER_UPDATED: Final = ORDERS.column_names.index("updated_at")
+_ORDER_CREATED: Final = ORDERS.column_names.index("created_at")
 _INSERT_SQL: Final[Mapping[str, str]] = {table.name: table.insert_sql() for table in TABLES}
 
 
@@ -663,7 +679,8 @@ class HistoryWriter:
         self._enqueue((_INSTANCE, instance.SerializeToString(), time.time_ns()))
 
     def record_order(self, order: common_pb2.Order) -> None:
-        """Queue the current state of an order (upsert by instance_id, client_order_id)."""
+        """Queue the current state of an order (upsert by instance_id, client_order_id and
+        created_at)."""
         self._enqueue((_ORDER, order.SerializeToString(), time.time_ns()))
 
     def record_execution(self, event_bytes: bytes) -> None:
