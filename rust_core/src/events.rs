@@ -84,6 +84,8 @@ pub struct EventLog {
     dir: Option<PathBuf>,
     limits: LogLimits,
     inner: Mutex<Inner>,
+    /// Threads deleting segments past the limits (see `EventLog::rotate`).
+    pruners: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 /// A closed segment: the first sequence in it, and its path.
@@ -209,6 +211,7 @@ impl EventLog {
             dir: dir.map(Path::to_path_buf),
             limits,
             inner: Mutex::new(inner),
+            pruners: Mutex::new(Vec::new()),
         }
     }
 
@@ -230,6 +233,7 @@ impl EventLog {
         let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
         let mut total: u64 = closed.iter().map(|(_, p)| size(p)).sum::<u64>() + inner.length;
         let now = SystemTime::now();
+        let mut doomed = Vec::new();
         while let Some((_, oldest)) = closed.first() {
             let age = std::fs::metadata(oldest)
                 .and_then(|m| m.modified())
@@ -240,13 +244,41 @@ impl EventLog {
                 break;
             }
             total = total.saturating_sub(size(oldest));
-            let _ = std::fs::remove_file(oldest);
-            closed.remove(0);
+            doomed.push(closed.remove(0).1);
+        }
+        // Deleted on a thread of their own: freeing a 64 MB segment takes ~16 ms on this kind
+        // of disk, which the next event (and the order answer it belongs to) must not wait
+        // for. Readers already skip what is older than the oldest kept.
+        if !doomed.is_empty() {
+            let delete = |doomed: Vec<PathBuf>| {
+                for path in doomed {
+                    let _ = std::fs::remove_file(path);
+                }
+            };
+            let mut pruners = self.pruners.lock();
+            pruners.retain(|p| !p.is_finished());
+            match std::thread::Builder::new()
+                .name("mt5exec-events-prune".into())
+                .spawn({
+                    let doomed = doomed.clone();
+                    move || delete(doomed)
+                }) {
+                Ok(pruner) => pruners.push(pruner),
+                Err(_) => delete(doomed),
+            }
         }
         let oldest = closed
             .first()
             .map_or(inner.active_first, |(first, _)| *first);
         inner.oldest_kept = inner.oldest_kept.max(oldest);
+    }
+
+    /// Waits until the segments past the limits are deleted.
+    pub fn settle(&self) {
+        let pruners = std::mem::take(&mut *self.pruners.lock());
+        for pruner in pruners {
+            let _ = pruner.join();
+        }
     }
 
     /// The last sequence number given.
@@ -532,6 +564,7 @@ mod tests {
         let total = 3 * RING as u64;
         let log = EventLog::open(Some(&dir), limits);
         publish_fills(&log, shared, total);
+        log.settle();
         let closed = segments(&dir);
         assert!(closed.len() > 4, "{} segments", closed.len());
         let on_disk: u64 = closed

@@ -40,6 +40,11 @@ use crate::pb::v1::OrderStatus as S;
 /// The journal's size that starts a compaction while running, unless configured.
 pub const DEFAULT_COMPACT_BYTES: u64 = 64 << 20;
 
+/// A compaction holds appends only to copy at most about this much of what was appended
+/// while it rewrote the log (the rest it copies beforehand, in at most `CATCH_UP_ROUNDS`).
+const CATCH_UP_BYTES: u64 = 256 << 10;
+const CATCH_UP_ROUNDS: usize = 32;
+
 /// One journal record: an order's state after a change.
 #[derive(Clone, PartialEq, Message)]
 pub struct JournalRecord {
@@ -384,6 +389,20 @@ fn write_framed(file: &File, records: &Latest) -> std::io::Result<()> {
     out.flush()
 }
 
+/// Appends bytes `from..to` of `file` to `out`.
+fn copy_range(file: &mut File, from: u64, to: u64, out: &mut File) -> std::io::Result<()> {
+    std::io::Seek::seek(file, std::io::SeekFrom::Start(from))?;
+    let copied = std::io::copy(&mut file.take(to - from), out)?;
+    if copied == to - from {
+        Ok(())
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the journal is shorter than written",
+        ))
+    }
+}
+
 /// fsyncs a directory, so that a rename in it survives a crash of the machine.
 fn sync_dir(path: &Path) -> std::io::Result<()> {
     match path.parent() {
@@ -508,40 +527,53 @@ impl Journal {
 
     fn compact_into(&self, tmp: &Path) -> std::io::Result<()> {
         let start = self.file.lock().len;
-        let latest = latest_records(File::open(&self.path)?, start)?;
+        let mut old = File::open(&self.path)?;
+        let latest = latest_records(&mut old, start)?;
         // Opened for appending before it replaces the log, so that once renamed nothing can
         // fail between the rename and appends going to it.
         let out = File::create(tmp)?;
         write_framed(&out, &retained(latest, &self.retention, now_nanos()))?;
-        // The bulk is made durable before appends are held; under the lock only the tail.
-        out.sync_data()?;
         let compacted = out.metadata()?.len();
         let mut out = {
             drop(out);
             OpenOptions::new().append(true).open(tmp)?
         };
-        // Appends wait from here until the compacted log is in place.
-        let mut log = self.file.lock();
-        if self.broken.load(Ordering::Acquire) {
-            return Err(std::io::Error::other("the journal is broken"));
+        // What was appended meanwhile follows it, copied while appends go on, until little
+        // is left (or appends keep outpacing the copy); then the bulk is made durable, still
+        // without holding appends.
+        let mut copied = start;
+        for _ in 0..CATCH_UP_ROUNDS {
+            let len = self.file.lock().len;
+            if len - copied <= CATCH_UP_BYTES {
+                break;
+            }
+            copy_range(&mut old, copied, len, &mut out)?;
+            copied = len;
         }
-        let mut tail = Vec::new();
-        let mut old = File::open(&self.path)?;
-        std::io::Seek::seek(&mut old, std::io::SeekFrom::Start(start))?;
-        old.take(log.len - start).read_to_end(&mut tail)?;
-        out.write_all(&tail)?;
         out.sync_data()?;
-        std::fs::rename(tmp, &self.path)?;
-        *log = LogFile {
-            file: out,
-            len: compacted + tail.len() as u64,
+        // Appends wait from here until the compacted log is in place: the last few records.
+        let previous = {
+            let mut log = self.file.lock();
+            if self.broken.load(Ordering::Acquire) {
+                return Err(std::io::Error::other("the journal is broken"));
+            }
+            copy_range(&mut old, copied, log.len, &mut out)?;
+            out.sync_data()?;
+            std::fs::rename(tmp, &self.path)?;
+            let len = compacted + (log.len - start);
+            let previous = std::mem::replace(&mut *log, LogFile { file: out, len });
+            // Before any append lands in the new file, the rename is made to survive a power
+            // cut; if it cannot be, nothing written from here on is known durable.
+            if let Err(e) = sync_dir(&self.path) {
+                self.broken.store(true, Ordering::Release);
+                return Err(e);
+            }
+            previous
         };
-        // Before any append lands in the new file, the rename is made to survive a power cut;
-        // if it cannot be, nothing written from here on is known durable.
-        if let Err(e) = sync_dir(&self.path) {
-            self.broken.store(true, Ordering::Release);
-            return Err(e);
-        }
+        // The old log's last handles close here, on this thread: freeing its blocks takes
+        // ~16 ms per 64 MB on this kind of disk, which appends must not wait for.
+        drop(previous);
+        drop(old);
         Ok(())
     }
 
