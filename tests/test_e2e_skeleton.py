@@ -29,6 +29,13 @@ def test_health_is_serving(server: ServerProcess) -> None:
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
+def test_metrics_show_the_server_process(server: ServerProcess) -> None:
+    rss = [s.value for s in server.metric_samples("process_resident_memory_bytes")]
+    assert rss and rss[0] > 10 * 2**20
+    generations = {s.labels["generation"] for s in server.metric_samples("python_gc_collections")}
+    assert generations == {"0", "1", "2"}
+
+
 def test_ticks_order_fill_positions_account_stop(server: ServerProcess) -> None:
     instance = create_sim(server, "skeleton", ["EURUSD", "GBPUSD"], tick_rate=5)
     assert instance.state == common_pb2.INSTANCE_STATE_READY

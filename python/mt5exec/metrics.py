@@ -19,7 +19,12 @@ import threading
 from collections.abc import Iterator
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    GCCollector,
+    ProcessCollector,
+    start_http_server,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
@@ -104,6 +109,10 @@ class MetricsServer:
     def __init__(self, engine: Engine, listen: str) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(EngineCollector(engine))
+        # The server process itself: process_* (CPU, resident memory, open files) and
+        # python_gc_* (collections per generation).
+        ProcessCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
         host, port = parse_listen(listen)
         self._host = host
         self._server: WSGIServer

@@ -8,10 +8,10 @@ UNAVAILABLE, in-flight calls given the grace period, every worker stopped
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
-from collections.abc import Awaitable
 from pathlib import Path
 
 import grpc
@@ -172,8 +172,13 @@ class Server:
         await self.grpc.start()
         for name in ["", *names]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        # What the server is made of (modules, descriptors, servicers: ~36,000 objects) lives
+        # as long as it does. Frozen, a full collection no longer walks it: one took 14-25 ms
+        # in the middle of an order, a few seconds after the start.
+        gc.collect()
+        gc.freeze()
         self._background += [
-            asyncio.create_task(_wait(restored)),
+            asyncio.ensure_future(restored),
             asyncio.create_task(self._prune_logs_daily()),
             asyncio.create_task(self.instances.watch_experts()),
             asyncio.create_task(self.instances.keep_risk_counters()),
@@ -215,10 +220,6 @@ def _templates_dir(config: ServerConfig) -> Path | None:
     if config.server.templates_dir is None and not path.is_dir():
         return None
     return path
-
-
-async def _wait(awaitable: Awaitable[None]) -> None:
-    await awaitable
 
 
 async def serve(config: ServerConfig) -> None:
