@@ -3,10 +3,11 @@
 The worker speaks the worker protocol (Hello with the sim's symbols and account, heartbeats,
 one price) and answers each OrderRequest with its OrderResult and nothing else (market:
 filled; pending: placed; remove: done): no deal reports, no snapshots, no journal.
-``order_roundtrip.py`` runs the real server with it beside the sim worker, so that an order's
-time splits into what the server and the engine cost with any terminal, and what the
-simulated terminal adds. A measuring instrument only: the product's workers are
-``mt5exec.workers.sim`` and ``mt5exec.workers.mt5``.
+``order_roundtrip.py`` runs the real server with it beside the sim worker: the least the
+server and the engine cost per order with any terminal (with a terminal that also reports
+deals, order updates and snapshots, as the sim and MT5 do, the engine does more for each).
+A measuring instrument only: the product's workers are ``mt5exec.workers.sim`` and
+``mt5exec.workers.mt5``.
 
 ``python benchmarks/_instant_terminal.py --socket PATH``: the worker (started by the engine).
 ``python benchmarks/_instant_terminal.py serve ...``: ``mt5exec serve`` whose sim instances

@@ -168,7 +168,8 @@ def run_server(
         null, order, pending = uvloop.run(over_grpc(server.address, args.orders, args.warmup))
         if not history:
             return null, order, pending, None
-        processes = {"server": server.pid, "sim_worker": instance.worker_pid}
+        worker = "instant_worker" if instant else "sim_worker"
+        processes = {"server": server.pid, worker: instance.worker_pid}
         processes.update(
             ("history", pid) for pid in child_pids(server.pid) if pid != instance.worker_pid
         )
@@ -278,8 +279,8 @@ def main() -> None:
         # A bare server whose order only crosses to an echo process and back: the least any
         # design with a worker process reaches here (same clients, same run).
         "process_hop_floor": floor,
-        # This server with a terminal that answers at once: what the server and the engine
-        # cost with any terminal (the rest of an order's time is the simulated terminal's).
+        # This server with a terminal that answers at once, with nothing but the result: the
+        # least the server and the engine cost with any terminal.
         "instant_terminal": {
             **by_client(i_null, i_order, i_go),
             "engine_direct": summary(direct_instant),

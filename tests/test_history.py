@@ -500,14 +500,27 @@ def _old_database(db_path: Path, version: int) -> duckdb.DuckDBPyConnection:
 
 
 def test_a_v1_database_is_migrated(db_path: Path) -> None:
-    _old_database(db_path, 1).close()
+    conn = _old_database(db_path, 1)
+    # An order of v1 (columns by name: v2 added reject_reason as the last column).
+    conn.execute(
+        "INSERT INTO orders (instance_id, client_order_id, status, comment, created_at, "
+        "recorded_at) VALUES ('i-1', 'c-v1', 'FILLED', 'kept', ?, ?)",
+        [T0, T0],
+    )
+    conn.close()
     with HistoryWriter(db_path) as writer:
+        assert writer.query(
+            "SELECT client_order_id, status, comment, created_at, recorded_at, reject_reason "
+            "FROM orders"
+        ) == [("c-v1", "FILLED", "kept", T0, T0, None)]
         refused = make_order("c-old", pb.ORDER_STATUS_REJECTED)
         refused.reject_reason = "KILL_SWITCH"
         writer.record_execution(order_event(1, refused))
         assert writer.flush(timeout=10)
         assert writer.query("SELECT reject_reason FROM executions") == [("KILL_SWITCH",)]
-        assert writer.query("SELECT reject_reason FROM orders") == [("KILL_SWITCH",)]
+        assert writer.query("SELECT reject_reason FROM orders WHERE client_order_id = 'c-old'") == [
+            ("KILL_SWITCH",)
+        ]
         assert writer.query("SELECT max(version) FROM schema_version") == [(SCHEMA_VERSION,)]
 
 

@@ -356,7 +356,8 @@ impl Engine {
     ///
     /// # Errors
     /// `NOT_FOUND`, `FAILED_PRECONDITION` while its worker is supervised, `UNAVAILABLE`
-    /// when the journal cannot be written (the instance stays).
+    /// when the journal cannot be written or, under `always`, synced (the instance stays).
+    /// Blocks on the fsync: call it without the GIL.
     pub fn remove_instance(&self, instance_id: &str) -> Result<()> {
         let mut instances = self.shared.instances.write();
         let instance = instances
@@ -370,15 +371,21 @@ impl Engine {
             ));
         }
         if let Some(journal) = &self.shared.journal {
-            journal
+            let unavailable = |e: std::io::Error| {
+                EngineError::new(
+                    Code::Unavailable,
+                    "JOURNAL_UNAVAILABLE",
+                    format!("the order journal cannot be written ({e}); nothing was deleted"),
+                )
+            };
+            let position = journal
                 .append(&JournalRecord::instance_deleted(instance_id))
-                .map_err(|e| {
-                    EngineError::new(
-                        Code::Unavailable,
-                        "JOURNAL_UNAVAILABLE",
-                        format!("the order journal cannot be written ({e}); nothing was deleted"),
-                    )
-                })?;
+                .map_err(unavailable)?;
+            // Under `always` a deletion is as durable as an order before it is done: lost in
+            // a power cut, an instance created again under the id would get these orders.
+            if journal.policy() == FsyncPolicy::Always {
+                journal.sync_to(position).map_err(unavailable)?;
+            }
         }
         instances.remove(instance_id);
         Ok(())

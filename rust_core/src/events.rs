@@ -84,8 +84,10 @@ pub struct EventLog {
     dir: Option<PathBuf>,
     limits: LogLimits,
     inner: Mutex<Inner>,
-    /// Threads deleting segments past the limits (see `EventLog::rotate`).
+    /// Threads deleting segments past the limits (see `EventLog::rotate`), and the segments
+    /// they have yet to delete.
     pruners: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    deleting: Arc<Mutex<HashSet<PathBuf>>>,
 }
 
 /// A closed segment: the first sequence in it, and its path.
@@ -212,6 +214,7 @@ impl EventLog {
             limits,
             inner: Mutex::new(inner),
             pruners: Mutex::new(Vec::new()),
+            deleting: Arc::default(),
         }
     }
 
@@ -230,6 +233,11 @@ impl EventLog {
             .open(&active)
             .ok();
         let mut closed = segments(dir);
+        {
+            // Those an earlier rotation doomed are gone already, as far as the limits go.
+            let deleting = self.deleting.lock();
+            closed.retain(|(_, path)| !deleting.contains(path));
+        }
         let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
         let mut total: u64 = closed.iter().map(|(_, p)| size(p)).sum::<u64>() + inner.length;
         let now = SystemTime::now();
@@ -250,19 +258,23 @@ impl EventLog {
         // of disk, which the next event (and the order answer it belongs to) must not wait
         // for. Readers already skip what is older than the oldest kept.
         if !doomed.is_empty() {
-            let delete = |doomed: Vec<PathBuf>| {
+            self.deleting.lock().extend(doomed.iter().cloned());
+            let deleting = Arc::clone(&self.deleting);
+            let delete = move |doomed: Vec<PathBuf>| {
                 for path in doomed {
-                    let _ = std::fs::remove_file(path);
+                    let _ = std::fs::remove_file(&path);
+                    deleting.lock().remove(&path);
                 }
             };
             let mut pruners = self.pruners.lock();
             pruners.retain(|p| !p.is_finished());
-            match std::thread::Builder::new()
+            let spawned = std::thread::Builder::new()
                 .name("mt5exec-events-prune".into())
                 .spawn({
-                    let doomed = doomed.clone();
+                    let (delete, doomed) = (delete.clone(), doomed.clone());
                     move || delete(doomed)
-                }) {
+                });
+            match spawned {
                 Ok(pruner) => pruners.push(pruner),
                 Err(_) => delete(doomed),
             }

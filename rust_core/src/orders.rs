@@ -199,7 +199,9 @@ impl OrderBook {
     /// compaction applies, so a restart remembers what was remembered. Orders someone waits
     /// for, or that a request in flight (`in_use`) refers to, stay. Walks the book from its
     /// oldest order, only as far as orders can go (an order is changed after it is created,
-    /// so only those created longer ago than the keep time can be past it), and forgets at
+    /// so only those created longer ago than the keep time can be past it; after the wall
+    /// clock stepped back between the two, an order stays until its creation is that old
+    /// too: at most the size of the step longer than the journal keeps it), and forgets at
     /// most [`RETIRE_STEP`] orders. The number forgotten.
     pub fn retire(
         &mut self,

@@ -259,8 +259,8 @@ impl PyEngine {
         Ok(self.inner.report_health(instance_id, healthy, reason)?)
     }
 
-    fn remove_instance(&self, instance_id: &str) -> PyResult<()> {
-        Ok(self.inner.remove_instance(instance_id)?)
+    fn remove_instance(&self, py: Python<'_>, instance_id: &str) -> PyResult<()> {
+        Ok(py.detach(|| self.inner.remove_instance(instance_id))?)
     }
 
     fn instance_stats<'py>(

@@ -266,7 +266,8 @@ _MIGRATIONS: Final[Mapping[int, tuple[str, ...]]] = {
     # order that had it first): the table made anew, as DuckDB does not change a key.
     3: (
         ORDERS.create_sql().replace("orders (", "orders_v3 (", 1),
-        "INSERT INTO orders_v3 SELECT * REPLACE "
+        # By name: a database begun at v1 has reject_reason last (added by v2).
+        "INSERT INTO orders_v3 BY NAME SELECT * REPLACE "
         "(coalesce(created_at, make_timestamp(0)) AS created_at) FROM orders",
         "DROP TABLE orders",
         "ALTER TABLE orders_v3 RENAME TO orders",
