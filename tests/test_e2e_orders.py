@@ -773,3 +773,22 @@ def test_a_deleted_instances_orders_stay_gone_for_a_new_instance_of_its_id(
         # Its ids are free again, with any payload.
         reused = server.orders.PlaceOrder(market("again", "old-limit"), timeout=10).order
         assert reused.status == common_pb2.ORDER_STATUS_FILLED
+
+
+def test_under_fsync_always_a_deletion_is_synced_before_it_is_done(tmp_path: Path) -> None:
+    env = {"MT5EXEC_ENGINE_JOURNAL_FSYNC": "always"}
+
+    def fsyncs(server: ServerProcess) -> float:
+        return server.metric_samples("mt5exec_journal_fsyncs")[0].value
+
+    with ServerProcess(tmp_path, env=env) as server:
+        create_sim(server, "synced")
+        server.orders.PlaceOrder(market("synced", "before-delete"), timeout=10)
+        server.instances.StopInstance(
+            instance_pb2.StopInstanceRequest(instance_id="synced"), timeout=30
+        )
+        before = fsyncs(server)
+        server.instances.DeleteInstance(
+            instance_pb2.DeleteInstanceRequest(instance_id="synced"), timeout=30
+        )
+        assert fsyncs(server) > before
