@@ -7,7 +7,10 @@ baseline that remembers every order and event for ten years and never compacts w
 (what the engine did before the retention). After every round the server's resident memory
 (VmRSS), the journal's size and the execution log's are read; at
 the end, the p50 of ListOrders pages (100 orders of the history, the first page and one ten
-pages deep) beside a null RPC (health Check), with every remembered order in the book.
+pages deep) beside a null RPC (health Check), with every remembered order in the book; then
+1.5 rounds' orders paced at 15,000/s, timing each batch of 100 from its send to its last
+answer: the order path's tail with the book at its cap (its retirement passes and the
+journal's compactions run meanwhile) beside the server that never forgets.
 
 Reported per server: RSS and journal size after each round, and their growth per 100,000
 orders over the rounds after the first 200,000 (when the bounded server is past its cap).
@@ -42,6 +45,9 @@ CONFIG = common_pb2.InstanceConfig(
     risk=common_pb2.RiskLimits(max_order_volume=10.0, min_order_volume=0.01),
 )
 BATCH = 100
+# The paced run after the rounds: orders/s, below what one session takes (~25-40k/s), so that
+# a batch's answer time is the order path's own, stalls included, not time spent queued.
+PACED_RATE = 15_000
 SERVERS = {
     "bounded": {},
     "unbounded": {
@@ -131,6 +137,13 @@ def feed(
             print(f"  {points[-1]}", flush=True)
         pages = listing(server)
         print(f"  ListOrders: {pages}", flush=True)
+        paced = loadgen(
+            "session", "-addr", server.address, "-orders", str(orders * 3 // 2),
+            "-batch", str(BATCH), "-rate", str(PACED_RATE), "-prefix", "paced-",
+        )  # fmt: skip
+        assert paced is not None
+        pages["paced_answer_ms"] = paced["answer_ms"]
+        print(f"  paced at {PACED_RATE}/s, a batch's answer: {paced['answer_ms']}", flush=True)
     return points, pages
 
 

@@ -5,6 +5,7 @@
 //	loadgen unary   -addr A [-concurrency 32] [-seconds 5]   null RPC and PlaceOrder calls/s
 //	loadgen latency -addr A [-orders 2000]                   round trips: null, market, pending
 //	loadgen session -addr A [-orders 20000] [-batch 1]       orders/s through one OrderSession
+//	                [-rate R]                                 paced at R orders/s: each batch's answer time
 //	loadgen streams -addr A -method ticks|/pkg.Svc/Method -n 100 [-seconds 5] [-latency=false]
 package main
 
@@ -38,6 +39,7 @@ func main() {
 	warmup := fs.Float64("warmup", 1, "unary, streams: seconds before measuring")
 	orders := fs.Int("orders", 0, "latency: timed rounds (2000); session: orders (20000)")
 	batch := fs.Int("batch", 1, "session: orders per request message (>1: OrderSessionBatch, answers packed)")
+	rate := fs.Float64("rate", 0, "session: orders/s to send at (0: as fast as the session takes them)")
 	warmupOrders := fs.Int("warmup-orders", 300, "latency: untimed rounds first")
 	prefix := fs.String("prefix", fmt.Sprintf("g%d-", time.Now().UnixNano()%1_000_000), "client_order_id prefix")
 	method := fs.String("method", "ticks", "streams: ticks, or a full method name")
@@ -67,7 +69,7 @@ func main() {
 		case "latency":
 			result, err = latencyBench(conn, target, orDefault(*orders, 2000), *warmupOrders, *prefix)
 		default:
-			result, err = sessionBench(conn, target, orDefault(*orders, 20000), *batch, *prefix)
+			result, err = sessionBench(conn, target, orDefault(*orders, 20000), *batch, *rate, *prefix)
 		}
 	default:
 		err = fmt.Errorf("unknown subcommand %q", cmd)

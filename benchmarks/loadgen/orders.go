@@ -187,7 +187,12 @@ func latencyBench(conn *grpc.ClientConn, t orderTarget, orders, warmup int, pref
 // sessionBench: `orders` market orders through one OrderSession, `batch` per request message,
 // sent as fast as flow control lets them go while the results are read; orders/s from the
 // first send to the last result.
-func sessionBench(conn *grpc.ClientConn, t orderTarget, orders, batch int, prefix string) (map[string]any, error) {
+// sessionBench sends `orders` market orders through one OrderSession, `batch` per request
+// message, as fast as the session takes them or paced at `rate` orders/s. Paced, it also
+// times each request message from its send to its last answer (answers of one instance come
+// in the order sent): below the session's capacity that is the order path's own latency,
+// stalls included, rather than time spent queued behind earlier orders.
+func sessionBench(conn *grpc.ClientConn, t orderTarget, orders, batch int, rate float64, prefix string) (map[string]any, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	desc := &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}
@@ -209,9 +214,15 @@ func sessionBench(conn *grpc.ClientConn, t orderTarget, orders, batch int, prefi
 	}
 	cpu0 := cpuSeconds()
 	started := time.Now()
+	sentAt := make([]atomic.Int64, len(requests))
 	sendErr := make(chan error, 1)
 	go func() {
 		for i := range requests {
+			if rate > 0 {
+				due := started.Add(time.Duration(float64(i*batch) / rate * float64(time.Second)))
+				time.Sleep(time.Until(due))
+			}
+			sentAt[i].Store(time.Now().UnixNano())
 			if err := stream.SendMsg(&requests[i]); err != nil {
 				sendErr <- err
 				return
@@ -220,14 +231,19 @@ func sessionBench(conn *grpc.ClientConn, t orderTarget, orders, batch int, prefi
 		sendErr <- stream.CloseSend()
 	}()
 	ok, filled, answered, messages := 0, 0, 0, 0
+	var answerTimes []int64
 	var reply []byte
 	for answered < orders {
 		if err := stream.RecvMsg(&reply); err != nil {
 			return nil, fmt.Errorf("after %d results: %w", answered, err)
 		}
 		messages++
+		now := time.Now().UnixNano()
 		sessionAnswers(reply, func(answer []byte) {
 			answered++
+			if rate > 0 && (answered%batch == 0 || answered == orders) {
+				answerTimes = append(answerTimes, now-sentAt[(answered-1)/batch].Load())
+			}
 			code, o := decodeSessionReply(answer)
 			if code == 0 {
 				ok++
@@ -241,7 +257,7 @@ func sessionBench(conn *grpc.ClientConn, t orderTarget, orders, batch int, prefi
 	if err := <-sendErr; err != nil {
 		return nil, err
 	}
-	return map[string]any{
+	result := map[string]any{
 		"orders":                  orders,
 		"batch":                   batch,
 		"ok":                      ok,
@@ -250,5 +266,10 @@ func sessionBench(conn *grpc.ClientConn, t orderTarget, orders, batch int, prefi
 		"seconds":                 elapsed,
 		"orders_per_s":            float64(orders) / elapsed,
 		"client_cpu_us_per_order": (cpuSeconds() - cpu0) / float64(orders) * 1e6,
-	}, nil
+	}
+	if rate > 0 {
+		result["rate"] = rate
+		result["answer_ms"] = summaryMillis(answerTimes)
+	}
+	return result, nil
 }
