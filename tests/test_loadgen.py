@@ -77,6 +77,17 @@ def test_batched_session_reads_packed_answers(bench: ServerProcess) -> None:
     assert out["response_messages"] < 250, "answers arrive packed"
 
 
+def test_a_paced_session_keeps_its_rate_and_times_every_batch(bench: ServerProcess) -> None:
+    out = run("session", "-addr", bench.address, "-orders", "250", "-batch", "50",
+              "-rate", "500", "-prefix", "t-paced-")  # fmt: skip
+    assert out["ok"] == out["filled"] == 250
+    # 250 orders at 500/s: the last batch leaves 0.4 s after the first.
+    assert out["seconds"] >= 0.4
+    answers = out["answer_ms"]
+    assert answers["n"] == 5
+    assert 0 < answers["p50_ms"] <= answers["max_ms"] < out["seconds"] * 1000
+
+
 def test_tick_streams_are_gap_free(bench: ServerProcess) -> None:
     out = run("streams", "-addr", bench.address, "-instance", "bench", "-n", "3",
               "-seconds", "1", "-warmup", "0.3")  # fmt: skip
