@@ -147,6 +147,13 @@ pub struct OrderBook {
     /// retirement walks from the old end and `ListOrders` pages through from the new one.
     /// Kept by [`OrderBook::insert`] and `forget` (an order's creation time never changes).
     by_created: BTreeSet<(i64, String)>,
+    /// The same for the orders that may still be working: every order that was not final
+    /// when it was booked, less those found final since (a few are looked at per order
+    /// booked, from a cursor that goes round), so that listing the working orders does not
+    /// walk past every final one.
+    maybe_open: BTreeSet<(i64, String)>,
+    /// Where the next look for final orders in `maybe_open` starts.
+    open_cursor: Option<(i64, String)>,
     /// When [`OrderBook::retire`] last looked for orders past their time.
     swept_at: i64,
     /// The last pass stopped at its limit: more is due at once.
@@ -159,6 +166,10 @@ pub struct OrderBook {
 /// so a backlog (a lowered cap, a long pause) is worked off in steps between orders.
 pub const RETIRE_STEP: usize = 4096;
 
+/// Orders of `maybe_open` looked at per order booked: more than one, so that it shrinks to
+/// the working orders while orders come and settle.
+const OPEN_LOOKS_PER_INSERT: usize = 2;
+
 impl OrderBook {
     /// Adds (or replaces) an entry and indexes it.
     pub fn insert(&mut self, entry: OrderEntry) {
@@ -169,16 +180,57 @@ impl OrderBook {
         }
         self.by_comment
             .insert(crate::routing::comment_key(&cid), cid.clone());
+        let working = !is_final(S::try_from(entry.order.status).unwrap_or(S::Unspecified));
         if let Some(old) = self.by_client_id.insert(cid.clone(), entry) {
-            let was = timestamp_nanos(old.order.created_time.as_ref());
-            self.by_created.remove(&(was, cid.clone()));
+            let was = (
+                timestamp_nanos(old.order.created_time.as_ref()),
+                cid.clone(),
+            );
+            self.by_created.remove(&was);
+            self.maybe_open.remove(&was);
+        }
+        if working {
+            self.maybe_open.insert((created, cid.clone()));
         }
         self.by_created.insert((created, cid));
+        self.drop_settled(OPEN_LOOKS_PER_INSERT);
+    }
+
+    /// Looks at up to `looks` orders of `maybe_open` from the cursor on, dropping those that
+    /// are final (or gone).
+    fn drop_settled(&mut self, looks: usize) {
+        let from = self.open_cursor.take().unwrap_or((i64::MIN, String::new()));
+        let seen: Vec<(i64, String)> = self
+            .maybe_open
+            .range(from.clone()..)
+            .chain(self.maybe_open.range(..from))
+            .take(looks)
+            .cloned()
+            .collect();
+        for key in &seen {
+            let settled = self
+                .by_client_id
+                .get(&key.1)
+                .is_none_or(|e| is_final(S::try_from(e.order.status).unwrap_or(S::Unspecified)));
+            if settled {
+                self.maybe_open.remove(key);
+            }
+        }
+        // Right after the last one looked at: the next look goes on from there.
+        self.open_cursor = seen
+            .last()
+            .map(|(created, cid)| (*created, format!("{cid}\0")));
     }
 
     /// Orders by creation time, oldest first, as (created nanoseconds, client_order_id).
     pub fn by_created(&self) -> &BTreeSet<(i64, String)> {
         &self.by_created
+    }
+
+    /// Orders that may still be working (all that are, and some that were), by creation
+    /// time like [`OrderBook::by_created`].
+    pub fn maybe_open(&self) -> &BTreeSet<(i64, String)> {
+        &self.maybe_open
     }
 
     /// Whether [`OrderBook::retire`] has work: the instance holds more than its cap (by a
@@ -267,7 +319,9 @@ impl OrderBook {
         let Some(entry) = self.by_client_id.remove(cid) else {
             return;
         };
-        self.by_created.remove(&(created, cid.to_owned()));
+        let key = (created, cid.to_owned());
+        self.by_created.remove(&key);
+        self.maybe_open.remove(&key);
         let ticket = entry.order.order_id;
         if self.by_ticket.get(&ticket).is_some_and(|c| c == cid) {
             self.by_ticket.remove(&ticket);
@@ -568,6 +622,38 @@ mod tests {
         // The newest stay: the cap forgets the oldest created.
         assert!(book.by_created().iter().all(|(created, _)| *created >= 990));
         assert!(book.by_client_id.contains_key("o0"), "created last (991)");
+    }
+
+    #[test]
+    fn the_index_of_working_orders_shrinks_to_them_as_orders_settle() {
+        let mut book = OrderBook::default();
+        let mut working = Vec::new();
+        for n in 0..5_000i64 {
+            let cid = format!("o{n}");
+            book.insert(booked(&cid, S::Submitted, n, n));
+            // Most orders settle at once; one in a hundred rests as a working order.
+            let status = if n % 100 == 7 { S::Accepted } else { S::Filled };
+            if let Some(e) = book.by_client_id.get_mut(&cid) {
+                assert!(e.transition(status));
+            }
+            if status == S::Accepted {
+                working.push((n * 1_000_000_000, cid));
+            }
+        }
+        let open = book.maybe_open();
+        assert!(
+            working.iter().all(|w| open.contains(w)),
+            "every working order is in it"
+        );
+        assert!(
+            open.len() < working.len() + 10,
+            "{} entries for {} working orders",
+            open.len(),
+            working.len()
+        );
+        // A forgotten or replaced order leaves no entry behind.
+        book.insert(booked("o7", S::Filled, 7, 9));
+        assert!(!book.maybe_open().iter().any(|(_, cid)| cid == "o7"));
     }
 
     #[test]

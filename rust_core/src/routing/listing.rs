@@ -110,10 +110,16 @@ fn page<'a>(
         }
     }
     let start = (query.from_nanos.unwrap_or(i64::MIN), String::new());
+    // Working orders from the index of those that may be: not past every final one.
+    let index = if query.history {
+        book.by_created()
+    } else {
+        book.maybe_open()
+    };
     let window = match end {
         Some(end) if end <= start => None,
-        Some(end) => Some(book.by_created().range(start..end)),
-        None => Some(book.by_created().range(start..)),
+        Some(end) => Some(index.range(start..end)),
+        None => Some(index.range(start..)),
     };
     let mut orders: Vec<&v1::Order> = Vec::with_capacity(size + 1);
     for (_, cid) in window.into_iter().flatten().rev() {
