@@ -134,7 +134,7 @@ fn halt(
         .iter()
         .map(|o| (o.ticket, String::new(), o.symbol.clone()))
         .collect();
-    for entry in live.book.by_client_id.values() {
+    for entry in live.book.not_final() {
         let status = v1::OrderStatus::try_from(entry.order.status);
         let pending = matches!(
             status,

@@ -233,6 +233,15 @@ impl OrderBook {
         &self.maybe_open
     }
 
+    /// The orders that are not final (working and unknown ones), oldest first, without a
+    /// walk past the final ones.
+    pub fn not_final(&self) -> impl Iterator<Item = &OrderEntry> {
+        self.maybe_open
+            .iter()
+            .filter_map(|(_, cid)| self.by_client_id.get(cid))
+            .filter(|e| !is_final(S::try_from(e.order.status).unwrap_or(S::Unspecified)))
+    }
+
     /// Whether [`OrderBook::retire`] has work: the instance holds more than its cap (by a
     /// thousandth, so that each pass forgets a batch, not one order), the last pass stopped
     /// at its limit, or a tenth of the time final orders are kept (0.1 s to 10 min) has
@@ -650,6 +659,14 @@ mod tests {
             "{} entries for {} working orders",
             open.len(),
             working.len()
+        );
+        let not_final: Vec<&str> = book
+            .not_final()
+            .map(|e| e.order.client_order_id.as_str())
+            .collect();
+        assert_eq!(
+            not_final,
+            working.iter().map(|(_, c)| c.as_str()).collect::<Vec<_>>()
         );
         // A forgotten or replaced order leaves no entry behind.
         book.insert(booked("o7", S::Filled, 7, 9));

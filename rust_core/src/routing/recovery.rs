@@ -33,8 +33,7 @@ pub fn on_worker_lost(shared: &Shared, instance: &Instance, live: &mut Live) {
 pub fn reconcile_unknown(shared: &Shared, live: &mut Live) {
     let comments: Vec<String> = live
         .book
-        .by_client_id
-        .values()
+        .not_final()
         .filter(|e| e.order.status == S::Unknown as i32)
         .map(|e| comment_key(&e.order.client_order_id))
         .collect();
@@ -59,8 +58,7 @@ pub fn on_reconcile(shared: &Shared, instance: &Instance, result: &t::ReconcileR
     let mut live = instance.live.lock();
     let unknown: Vec<String> = live
         .book
-        .by_client_id
-        .values()
+        .not_final()
         .filter(|e| e.order.status == S::Unknown as i32)
         .map(|e| e.order.client_order_id.clone())
         .collect();
