@@ -509,13 +509,20 @@ mod tests {
     use super::*;
     use crate::journal::read_frames;
 
+    /// An empty directory for a log (named after the test) and an engine to publish through.
+    fn scratch(name: &str) -> (PathBuf, crate::engine::Engine) {
+        let dir =
+            std::env::temp_dir().join(format!("mt5exec-events-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let engine =
+            crate::engine::Engine::new(crate::engine::EngineConfig::default()).expect("engine");
+        (dir, engine)
+    }
+
     #[test]
     fn numbering_survives_a_reopen_and_replays_from_the_log() {
-        let dir = std::env::temp_dir().join(format!("mt5exec-events-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let shared =
-            crate::engine::Engine::new(crate::engine::EngineConfig::default()).expect("engine");
-        let shared = shared.shared();
+        let (dir, engine) = scratch("log");
+        let shared = engine.shared();
         let log = EventLog::open(Some(&dir), LogLimits::default());
         for n in 0..5 {
             let fill = v1::Fill {
@@ -563,10 +570,7 @@ mod tests {
     /// segments, and one from before the oldest event kept is refused.
     #[test]
     fn segments_rotate_are_pruned_and_resume_across_them() {
-        let dir = std::env::temp_dir().join(format!("mt5exec-events-seg-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let engine =
-            crate::engine::Engine::new(crate::engine::EngineConfig::default()).expect("engine");
+        let (dir, engine) = scratch("seg");
         let shared = engine.shared();
         let limits = LogLimits {
             segment_bytes: 32 << 10,
@@ -642,10 +646,7 @@ mod tests {
     /// when it has never been split into segments (a log written before segments existed).
     #[test]
     fn after_a_reopen_resumes_older_than_the_ring_read_the_active_log() {
-        let dir = std::env::temp_dir().join(format!("mt5exec-events-one-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let engine =
-            crate::engine::Engine::new(crate::engine::EngineConfig::default()).expect("engine");
+        let (dir, engine) = scratch("one");
         let shared = engine.shared();
         let total = 2 * RING as u64 + 5;
         let log = EventLog::open(Some(&dir), LogLimits::default());
@@ -664,11 +665,8 @@ mod tests {
     /// events published after it stay readable from the log.
     #[test]
     fn a_torn_tail_is_cut_off_before_appending() {
-        let dir = std::env::temp_dir().join(format!("mt5exec-events-torn-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let shared =
-            crate::engine::Engine::new(crate::engine::EngineConfig::default()).expect("engine");
-        let shared = shared.shared();
+        let (dir, engine) = scratch("torn");
+        let shared = engine.shared();
         let fill = |n| {
             v1::execution_event::Event::Fill(v1::Fill {
                 deal_id: n,

@@ -477,12 +477,8 @@ impl Journal {
 
     /// Starts a compaction on its own thread when the log has grown past its threshold.
     fn maybe_compact(&self, len: u64) {
-        {
-            let mut c = self.compaction.lock();
-            if c.running || len < c.at {
-                return;
-            }
-            c.running = true;
+        if !self.claim_compaction(|at| len >= at) {
+            return;
         }
         let this = self.this.clone();
         let started = std::thread::Builder::new()
@@ -499,14 +495,20 @@ impl Journal {
 
     /// Compacts the log now, unless a compaction is running already.
     pub fn compact_now(&self) {
-        {
-            let mut c = self.compaction.lock();
-            if c.running {
-                return;
-            }
-            c.running = true;
+        if self.claim_compaction(|_| true) {
+            self.compact();
         }
-        self.compact();
+    }
+
+    /// Marks a compaction as running when none is and `due(threshold)` says one is due;
+    /// whether it did.
+    fn claim_compaction(&self, due: impl FnOnce(u64) -> bool) -> bool {
+        let mut c = self.compaction.lock();
+        if c.running || !due(c.at) {
+            return false;
+        }
+        c.running = true;
+        true
     }
 
     /// Compacts the log (`compaction.running` is set); the log stays as it was when that

@@ -67,9 +67,19 @@ pub struct OrderEntry {
 }
 
 impl OrderEntry {
+    /// The order's status.
+    pub fn status(&self) -> S {
+        S::try_from(self.order.status).unwrap_or(S::Unspecified)
+    }
+
+    /// Whether nothing can happen to the order any more.
+    pub fn is_final(&self) -> bool {
+        is_final(self.status())
+    }
+
     /// Moves to `to` when legal; false (and no change) otherwise.
     pub fn transition(&mut self, to: S) -> bool {
-        let from = S::try_from(self.order.status).unwrap_or(S::Unspecified);
+        let from = self.status();
         if from == to && !matches!(to, S::Accepted | S::PartiallyFilled) {
             return true;
         }
@@ -126,11 +136,15 @@ impl Retention {
         finals.into_iter().map(|(_, cid)| cid).collect()
     }
 
+    /// How long final orders are kept, in nanoseconds.
+    pub fn keep_nanos(&self) -> i64 {
+        i64::try_from(self.keep_final.as_nanos()).unwrap_or(i64::MAX)
+    }
+
     /// Whether an order in `status`, last changed at `updated_nanos`, is past the time it is
     /// remembered for at `now_nanos` (the cap aside).
     pub fn expired(&self, status: S, updated_nanos: i64, now_nanos: i64) -> bool {
-        let keep = i64::try_from(self.keep_final.as_nanos()).unwrap_or(i64::MAX);
-        is_final(status) && updated_nanos < now_nanos.saturating_sub(keep)
+        is_final(status) && updated_nanos < now_nanos.saturating_sub(self.keep_nanos())
     }
 }
 
@@ -180,7 +194,7 @@ impl OrderBook {
         }
         self.by_comment
             .insert(crate::routing::comment_key(&cid), cid.clone());
-        let working = !is_final(S::try_from(entry.order.status).unwrap_or(S::Unspecified));
+        let working = !entry.is_final();
         if let Some(old) = self.by_client_id.insert(cid.clone(), entry) {
             let was = (
                 timestamp_nanos(old.order.created_time.as_ref()),
@@ -211,7 +225,7 @@ impl OrderBook {
             let settled = self
                 .by_client_id
                 .get(&key.1)
-                .is_none_or(|e| is_final(S::try_from(e.order.status).unwrap_or(S::Unspecified)));
+                .is_none_or(OrderEntry::is_final);
             if settled {
                 self.maybe_open.remove(key);
             }
@@ -239,7 +253,7 @@ impl OrderBook {
         self.maybe_open
             .iter()
             .filter_map(|(_, cid)| self.by_client_id.get(cid))
-            .filter(|e| !is_final(S::try_from(e.order.status).unwrap_or(S::Unspecified)))
+            .filter(|e| !e.is_final())
     }
 
     /// Whether [`OrderBook::retire`] has work: the instance holds more than its cap (by a
@@ -248,8 +262,7 @@ impl OrderBook {
     /// passed since orders were last looked at for their age.
     pub fn retire_due(&self, retention: &Retention, now_nanos: i64) -> bool {
         let slack = (retention.max_orders / 1000).clamp(1, 256);
-        let keep = i64::try_from(retention.keep_final.as_nanos()).unwrap_or(i64::MAX);
-        let every = (keep / 10).clamp(100_000_000, 600_000_000_000);
+        let every = (retention.keep_nanos() / 10).clamp(100_000_000, 600_000_000_000);
         self.unfinished
             || self.by_client_id.len() >= retention.max_orders.saturating_add(slack)
             || now_nanos.saturating_sub(self.swept_at) >= every
@@ -270,10 +283,9 @@ impl OrderBook {
         now_nanos: i64,
         in_use: &HashSet<&str>,
     ) -> usize {
-        let keep = i64::try_from(retention.keep_final.as_nanos()).unwrap_or(i64::MAX);
-        let horizon = now_nanos.saturating_sub(keep);
-        let idle = |cid: &str, e: &OrderEntry, status: S| {
-            is_final(status) && e.waiters.is_empty() && (in_use.is_empty() || !in_use.contains(cid))
+        let horizon = now_nanos.saturating_sub(retention.keep_nanos());
+        let idle = |cid: &str, e: &OrderEntry| {
+            e.is_final() && e.waiters.is_empty() && (in_use.is_empty() || !in_use.contains(cid))
         };
         let mut expired: Vec<(i64, String)> = Vec::new();
         for (created, cid) in self.by_created.range(..(horizon, String::new())) {
@@ -283,9 +295,8 @@ impl OrderBook {
             let Some(e) = self.by_client_id.get(cid) else {
                 continue;
             };
-            let status = S::try_from(e.order.status).unwrap_or(S::Unspecified);
             let updated = timestamp_nanos(e.order.updated_time.as_ref());
-            if idle(cid, e, status) && retention.expired(status, updated, now_nanos) {
+            if idle(cid, e) && retention.expired(e.status(), updated, now_nanos) {
                 expired.push((*created, cid.clone()));
             }
         }
@@ -306,8 +317,7 @@ impl OrderBook {
                 let Some(e) = self.by_client_id.get(cid) else {
                     continue;
                 };
-                let status = S::try_from(e.order.status).unwrap_or(S::Unspecified);
-                if idle(cid, e, status) {
+                if idle(cid, e) {
                     crowded.push((*created, cid.clone()));
                     excess -= 1;
                 }
@@ -527,19 +537,16 @@ mod tests {
         in_use: &HashSet<&str>,
     ) -> Vec<String> {
         let idle = |cid: &str, e: &OrderEntry| {
-            is_final(S::try_from(e.order.status).unwrap_or(S::Unspecified))
-                && e.waiters.is_empty()
-                && !in_use.contains(cid)
+            e.is_final() && e.waiters.is_empty() && !in_use.contains(cid)
         };
         let mut gone = Vec::new();
         let mut finals = Vec::new();
         for (cid, e) in &book.by_client_id {
-            let status = S::try_from(e.order.status).unwrap_or(S::Unspecified);
             let updated = timestamp_nanos(e.order.updated_time.as_ref());
             if !idle(cid, e) {
                 continue;
             }
-            if retention.expired(status, updated, now) {
+            if retention.expired(e.status(), updated, now) {
                 gone.push(cid.clone());
             } else {
                 finals.push((timestamp_nanos(e.order.created_time.as_ref()), cid.as_str()));

@@ -10,9 +10,8 @@ use prost::Message;
 
 use crate::convert::timestamp_nanos;
 use crate::error::{Code, EngineError, Result};
-use crate::orders::{is_final, OrderBook};
+use crate::orders::OrderBook;
 use crate::pb::v1;
-use crate::pb::v1::OrderStatus as S;
 use crate::supervisor::Instance;
 
 /// Orders in a page unless asked otherwise, and at most.
@@ -128,7 +127,7 @@ fn page<'a>(
         };
         let o = &entry.order;
         if (query.symbol.is_empty() || o.symbol == query.symbol)
-            && is_final(S::try_from(o.status).unwrap_or(S::Unspecified)) == query.history
+            && entry.is_final() == query.history
         {
             orders.push(o);
             if orders.len() > size {
@@ -145,6 +144,7 @@ fn page<'a>(
 mod tests {
     use super::*;
     use crate::orders::OrderEntry;
+    use crate::pb::v1::OrderStatus as S;
 
     #[test]
     fn tokens_round_trip_and_refuse_what_we_did_not_make() {
