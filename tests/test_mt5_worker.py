@@ -290,8 +290,9 @@ def test_ticks_flow_changes_only_with_heartbeats(engine: Engine) -> None:
                 assert t.bid < t.ask
                 previous = last.get(t.symbol)
                 if previous is not None:
+                    # A tick the terminal did not change is not sent again. Its price may equal
+                    # the last one sent: a poll under load can miss the ticks between (A, B, A).
                     assert t.time_msc > previous[0]
-                    assert (t.bid, t.ask) != previous[1:]
                 last[t.symbol] = (t.time_msc, t.bid, t.ask)
         elif kind == "heartbeat":
             heartbeats += 1
