@@ -217,6 +217,10 @@ class HistoryProcess:
             *(() if self.instances_dir is None else ("--instances-dir", str(self.instances_dir))),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
+            # A session of its own (the workers have their process groups): a Ctrl-C in the
+            # terminal reaches the server only, which stops the child in order (closes its
+            # stdin); the child never outlives the server either way.
+            start_new_session=True,
         )
         assert self._proc.stdout is not None
         try:
