@@ -21,6 +21,9 @@ from mt5exec.storage.history import (
     HistoryWriter,
 )
 from mt5exec.v1 import common_pb2 as pb
+from tmpfs import fill, small_disk
+
+__all__ = ["small_disk"]  # the fixture
 
 T0_NS = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
 T0 = dt.datetime(2026, 1, 1)
@@ -359,33 +362,67 @@ def test_undecodable_event_is_counted_not_fatal(open_writer: Callable[..., Histo
     assert count(writer, "executions") == 1
 
 
-def test_failed_flush_is_retried_once(open_writer: Callable[..., HistoryWriter]) -> None:
+def test_a_failed_write_is_kept_and_retried_until_it_works(
+    open_writer: Callable[..., HistoryWriter],
+) -> None:
     writer = open_writer(flush_interval_ms=60_000)
-    assert writer.flush(timeout=10)  # writer idle from here on, so its connection is free
-    conn = writer._conn
-    assert conn is not None
+    ddl = writer.cursor()  # a connection of its own: the writer's is busy retrying
     # A real failure: the target table is gone while rows are queued.
-    conn.execute("ALTER TABLE orders RENAME TO orders_away")
+    ddl.execute("ALTER TABLE orders RENAME TO orders_away")
     writer.record_order(make_order())
     writer.record_execution(fill_event(1))
     assert not writer.flush(timeout=10)
-    assert writer.errors == 1
-    conn.execute("ALTER TABLE orders_away RENAME TO orders")
-    assert writer.flush(timeout=10)  # the retry
+    assert writer.failing
+    writer.record_execution(fill_event(2))  # queued behind the rows that failed
+    assert not writer.flush(timeout=10)  # each flush answers after the next attempt
+    assert writer.errors >= 2
+    assert count(writer, "executions") == 0, "nothing queued later was written first"
+    ddl.execute("ALTER TABLE orders_away RENAME TO orders")
+    assert wait_for(lambda: writer.flush(timeout=10), timeout=30)  # retried on its own
+    assert not writer.failing
     assert count(writer, "orders") == 1
-    assert count(writer, "executions") == 1
+    assert [r[0] for r in writer.query("SELECT sequence FROM executions ORDER BY 1")] == [1, 2]
+    assert writer.dropped == 0
 
-    # Failing twice drops the rows and the writer carries on.
-    conn.execute("ALTER TABLE orders RENAME TO orders_away")
-    writer.record_order(make_order("c-2"))
-    assert not writer.flush(timeout=10)
-    assert not writer.flush(timeout=10)
-    conn.execute("ALTER TABLE orders_away RENAME TO orders")
-    assert writer.dropped == 1
-    assert writer.errors == 3
-    writer.record_order(make_order("c-3"))
-    assert writer.flush(timeout=10)
-    assert writer.query("SELECT client_order_id FROM orders ORDER BY 1") == [("c-1",), ("c-3",)]
+
+def test_a_full_disk_invalidating_the_database_loses_no_row(small_disk: Path) -> None:
+    """DuckDB invalidates a database whose checkpoint could not be written (every write is
+    then refused): the writer opens it again, and writes everything once there is space."""
+    writer = HistoryWriter(small_disk / "h.duckdb", flush_interval_ms=20)
+    with writer:
+        # Every commit checkpoints: on a full disk that is the fatal kind of failure.
+        writer.cursor().execute("SET checkpoint_threshold = '1kb'")
+        for seq in range(1, 51):
+            writer.record_execution(fill_event(seq))
+        assert writer.flush(timeout=30)
+        filler = fill(small_disk)
+        for seq in range(51, 101):
+            writer.record_execution(fill_event(seq))
+        assert not writer.flush(timeout=30)
+        assert writer.failing
+        filler.unlink()
+        assert wait_for(lambda: writer.flush(timeout=10), timeout=60)
+        assert writer.reopened >= 1
+        assert count(writer, "executions") == 100
+        assert count(writer, "deals") == 100
+    assert writer.dropped == 0
+    with duckdb.connect(str(small_disk / "h.duckdb"), read_only=True) as db:
+        assert db.execute("SELECT count(*) FROM deals").fetchall() == [(100,)]
+
+
+def test_close_on_a_full_disk_gives_up_after_its_grace_and_says_so(small_disk: Path) -> None:
+    writer = HistoryWriter(small_disk / "h.duckdb", flush_interval_ms=20, close_retry_s=0.5)
+    writer.start()
+    filler = fill(small_disk)
+    try:
+        for seq in range(1, 11):
+            writer.record_execution(fill_event(seq))
+        assert not writer.flush(timeout=30)
+        writer.close()
+        assert not writer.running
+        assert writer.dropped == 20  # 10 executions and their deals, counted, not hidden
+    finally:
+        filler.unlink()
 
 
 def test_query_cannot_write(open_writer: Callable[..., HistoryWriter]) -> None:

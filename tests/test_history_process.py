@@ -15,6 +15,9 @@ import pytest
 from mt5exec.storage.history_process import HistoryProcess, HistoryUnavailable
 from mt5exec.storage.log_tail import LogTail
 from mt5exec.v1 import common_pb2, stream_pb2
+from tmpfs import fill, small_disk
+
+__all__ = ["small_disk"]  # the fixture
 
 
 def _log(instances: Path, instance_id: str, events: bytes) -> None:
@@ -226,3 +229,62 @@ def test_the_tail_waits_while_the_writer_is_behind(tmp_path: Path) -> None:
     tail.drain(lambda: None)
     assert len(got) == 2
     assert not tail.behind
+
+
+def test_an_event_the_writer_refuses_is_read_again(tmp_path: Path) -> None:
+    instances = tmp_path / "instances"
+    got: list[int] = []
+    open_ = [True]
+
+    def record(raw: bytes) -> bool:
+        if not open_[0]:
+            return False
+        got.append(common_pb2.ExecutionEvent.FromString(raw).sequence)
+        open_[0] = len(got) < 3  # refuses everything after the third event
+        return True
+
+    tail = LogTail(instances, record)
+    _log(instances, "a", _batch("a", 1))
+    _log(instances, "a", _batch("a", 3))
+    assert tail.poll() == 3
+    assert tail.behind
+    assert not tail.drain(lambda: False)  # a writer that cannot write stops the drain
+    open_[0] = True
+    assert tail.drain(lambda: True)
+    assert got == [1, 2, 3, 4]
+
+
+def test_a_flush_on_a_full_disk_fails_and_the_history_catches_up_after(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    db, instances = small_disk / "h.duckdb", tmp_path / "instances"
+
+    async def scenario() -> None:
+        history = HistoryProcess(db, flush_interval_ms=20, instances_dir=instances)
+        await history.start()
+        _log(instances, "a", _batch("a", 1))
+        await history.flush()
+        filler = fill(small_disk)
+        try:
+            for first in range(3, 203, 2):  # more than the page the log's last write left
+                _log(instances, "a", _batch("a", first))
+            with pytest.raises(HistoryUnavailable, match="cannot be written"):
+                await asyncio.wait_for(history.flush(), 30)
+        finally:
+            filler.unlink()
+        _log(instances, "a", _batch("a", 203))
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:
+            try:
+                await asyncio.wait_for(history.flush(), 30)
+                break
+            except HistoryUnavailable:
+                assert asyncio.get_running_loop().time() < deadline, "never caught up"
+                await asyncio.sleep(0.05)
+        await history.close()
+
+    asyncio.run(scenario())
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute("select sequence from executions order by 1").fetchall()
+        assert [q for (q,) in rows] == list(range(1, 205))
+        assert con.execute("select count(*) from deals").fetchone() == (102,)

@@ -548,17 +548,32 @@ class HistoryWriter:
     End to end (protobuf decode included) a 1,000-row flush sustains ~36,000 rows/s; a flush
     has a fixed cost of a few ms per table, which the batch amortises.
 
-    Failures: a failed flush is rolled back, logged and counted in ``errors``; its rows are
-    tried once more on the next flush, then dropped (counted in ``dropped``). Events that
-    cannot be decoded are logged, counted in ``errors`` and skipped. The writer thread survives
-    every exception. When more than ``max_pending`` items are waiting (DuckDB stalled), new
-    records are dropped and counted rather than growing memory without bound.
+    Failures (a full disk, an I/O error): a failed write is rolled back and counted in
+    ``errors``, and its rows are kept and written again, before anything queued after them,
+    with a backoff of ``RETRY_MIN_S`` doubling up to ``RETRY_MAX_S`` until it works: nothing
+    is dropped and nothing later is written first, so the database always holds a prefix of
+    each execution log. Meanwhile the queue is not taken (its length, ``pending``, is the
+    backlog that stops the log reader), a ``flush`` gets False after the next attempt, and a
+    warning says so at most every ``WARN_EVERY_S``. A DuckDB fatal error (a checkpoint that
+    could not be written invalidates the database) makes the next attempt open the database
+    anew. Events that cannot be decoded are logged, counted in ``errors`` and skipped. The
+    writer thread survives every exception. When more than ``max_pending`` items are waiting,
+    new records are refused (``False``) and counted rather than growing memory without bound.
+    ``close`` keeps trying for ``close_retry_s``; rows still not written then are counted in
+    ``dropped`` (the executions among them are still in the engine's execution logs, which the
+    next start reads from the last sequence written).
 
     Counters (read from any thread; written by the writer thread only, except ``rejected``):
     ``flushes`` committed transactions, ``statements`` batched INSERT statements executed,
-    ``rows_written`` rows handed to those statements, ``errors``, ``dropped``, ``rejected``
-    (records refused because the writer was closed or the queue was full).
+    ``rows_written`` rows handed to those statements, ``errors`` (failed writes and skipped
+    records), ``reopened`` (the database opened anew after a fatal error), ``dropped`` (rows
+    given up at close), ``rejected`` (records refused because the writer was closed or the
+    queue was full).
     """
+
+    RETRY_MIN_S: Final = 0.1
+    RETRY_MAX_S: Final = 2.0
+    WARN_EVERY_S: Final = 5.0
 
     def __init__(
         self,
@@ -567,6 +582,7 @@ class HistoryWriter:
         batch_size: int = 1000,
         *,
         max_pending: int = 1_000_000,
+        close_retry_s: float = 5.0,
     ) -> None:
         if flush_interval_ms <= 0:
             raise ValueError(f"flush_interval_ms must be > 0, got {flush_interval_ms}")
@@ -576,6 +592,7 @@ class HistoryWriter:
         self.flush_interval_s = flush_interval_ms / 1000.0
         self.batch_size = batch_size
         self.max_pending = max(max_pending, batch_size)
+        self.close_retry_s = close_retry_s
 
         # deque.append/popleft are atomic: the callers' side needs no lock.
         self._queue: collections.deque[_Item] = collections.deque()
@@ -588,13 +605,24 @@ class HistoryWriter:
         self._reader: duckdb.DuckDBPyConnection | None = None
         self._read_lock = threading.Lock()
         self._appenders: dict[str, duckdb.Appender] = {}
+        # Rows of a failed write: written before anything else, however many attempts it takes.
         self._retry: _Batch | None = None
+        self._retry_at = 0.0
+        self._backoff = self.RETRY_MIN_S
+        self._failing_since: float | None = None
+        self._warned_at = 0.0
+        self._reopen = False
+        self._close_deadline = 0.0
+        # flush() calls not answered yet: a failed attempt answers them all (False).
+        self._barriers: set[_Barrier] = set()
+        self._flush_wanted = False
         self._last_error_log = 0.0
 
         self.flushes = 0
         self.statements = 0
         self.rows_written = 0
         self.errors = 0
+        self.reopened = 0
         self.dropped = 0
         self.rejected = 0
 
@@ -646,6 +674,7 @@ class HistoryWriter:
                 log.warning("history writer closed before start: %d records lost", len(self._queue))
                 self._queue.clear()
             return
+        self._close_deadline = time.monotonic() + self.close_retry_s
         self._closing = True
         self._wake.set()
         thread.join(timeout)
@@ -673,6 +702,11 @@ class HistoryWriter:
         """Items queued and not yet taken by the writer."""
         return len(self._queue)
 
+    @property
+    def failing(self) -> bool:
+        """The last write failed: rows are waiting for their retry."""
+        return self._retry is not None
+
     # ---------------------------------------------------------------------------- recording
 
     def record_instance(self, instance: common_pb2.Instance) -> None:
@@ -684,11 +718,12 @@ class HistoryWriter:
         created_at)."""
         self._enqueue((_ORDER, order.SerializeToString(), time.time_ns()))
 
-    def record_execution(self, event_bytes: bytes) -> None:
-        """Queue an encoded ``ExecutionEvent``; decoded on the writer thread."""
-        self._enqueue((_EXECUTION, event_bytes, time.time_ns()))
+    def record_execution(self, event_bytes: bytes) -> bool:
+        """Queue an encoded ``ExecutionEvent``; decoded on the writer thread. False when it was
+        refused (closed, or ``max_pending`` reached): the caller keeps it for later."""
+        return self._enqueue((_EXECUTION, event_bytes, time.time_ns()))
 
-    def _enqueue(self, item: _Item) -> None:
+    def _enqueue(self, item: _Item) -> bool:
         queue = self._queue
         if self._closed or len(queue) >= self.max_pending:
             self.rejected += 1
@@ -697,22 +732,27 @@ class HistoryWriter:
                 "writer closed" if self._closed else "queue full",
                 self.rejected,
             )
-            return
+            return False
         queue.append(item)
-        if len(queue) >= self.batch_size and not self._wake.is_set():
+        # A failing writer waits out its backoff: a growing queue does not wake it.
+        if len(queue) >= self.batch_size and self._retry is None and not self._wake.is_set():
             self._wake.set()
+        return True
 
     def flush(self, timeout: float | None = None) -> bool:
         """Block until everything queued before this call has been written.
 
         Returns:
             True when it was all committed; False on timeout, when the writer is not running,
-            or when the write failed (those rows wait for their retry at the next flush).
+            or when a write failed (at once after the next attempt; the rows are kept and
+            retried).
         """
         if not self.running:
             return not self._queue and self._retry is None
         barrier = _Barrier()
+        self._barriers.add(barrier)
         self._queue.append((_BARRIER, barrier, 0))
+        self._flush_wanted = True
         self._wake.set()
         return barrier.done.wait(timeout) and barrier.ok
 
@@ -782,22 +822,28 @@ class HistoryWriter:
     # ---------------------------------------------------------------------------- writer thread
 
     def _run(self) -> None:
-        conn = self._conn
-        assert conn is not None
         try:
             while True:
-                self._wake.wait(self.flush_interval_s)
+                self._wake.wait(self._wait_s())
                 self._wake.clear()
                 closing = self._closing
+                if (
+                    self._retry is not None
+                    and not closing
+                    and not self._flush_wanted
+                    and time.monotonic() < self._retry_at
+                ):
+                    continue
+                self._flush_wanted = False
                 try:
                     self._flush_once()
                 except Exception:  # pragma: no cover - _flush_once handles its own errors
                     self.errors += 1
                     log.exception("history writer iteration failed")
-                if closing and not self._queue:
-                    # Last chance for rows whose first attempt failed.
-                    if self._retry is not None:
-                        self._flush_once()
+                if closing and (
+                    (not self._queue and self._retry is None)
+                    or (self._retry is not None and time.monotonic() >= self._close_deadline)
+                ):
                     break
         finally:
             self._appenders.clear()
@@ -806,21 +852,34 @@ class HistoryWriter:
                 try:
                     if self._reader is not None:
                         self._reader.close()
-                    conn.close()
+                    if self._conn is not None:
+                        self._conn.close()
                 except duckdb.Error:
                     log.exception("closing history database failed")
-                self._reader = None
-            if self._retry is not None:
-                self.dropped += len(self._retry)
-                log.error("history: %d rows not written at close", len(self._retry))
-                self._retry = None
+                self._reader = self._conn = None
+            lost = 0 if self._retry is None else len(self._retry)
+            self._retry = None
             # Release any flush() that raced with close.
             for kind, payload, _ in self._drain():
                 if kind == _BARRIER:
                     payload.done.set()
                 else:
-                    self.dropped += 1
+                    lost += 1
+            if lost:
+                self.dropped += lost
+                log.error(
+                    "history: %d rows not written at close; the executions among them are "
+                    "still in the execution logs and the next start writes them",
+                    lost,
+                )
             log.info("history database %s closed", self.path)
+
+    def _wait_s(self) -> float:
+        """How long the writer sleeps unless woken: the flush interval, or what is left of the
+        backoff after a failed write."""
+        if self._retry is None:
+            return 0.0 if self._closing else self.flush_interval_s
+        return max(0.0, self._retry_at - time.monotonic())
 
     def _drain(self) -> Iterable[_Item]:
         queue = self._queue
@@ -832,6 +891,11 @@ class HistoryWriter:
                 return
 
     def _flush_once(self) -> None:
+        if self._retry is not None:
+            # Nothing queued after the failed rows is taken before they are written.
+            if not self._attempt(self._retry):
+                return
+            self._retry = None
         batch = _Batch()
         barriers: list[_Barrier] = []
         for kind, payload, recorded_ns in self._drain():
@@ -843,20 +907,83 @@ class HistoryWriter:
             except Exception as exc:
                 self.errors += 1
                 self._log_error_throttled("history: skipped an undecodable record: %r", exc)
-        ok = True
-        if self._retry is not None:
-            retry, self._retry = self._retry, None
-            # Retried rows go first so their effect is older than this batch's.
-            if not self._write(retry):
-                self.dropped += len(retry)
-                log.error("history: dropped %d rows after a failed retry", len(retry))
-                ok = False
-        if len(batch) and not self._write(batch):
-            self._retry = batch
-            ok = False
+        if len(batch) and not self._attempt(batch):
+            self._retry = batch  # its barriers were answered by the failure
+            return
         for barrier in barriers:
-            barrier.ok = ok
+            self._barriers.discard(barrier)
+            barrier.ok = True
             barrier.done.set()
+
+    def _attempt(self, batch: _Batch) -> bool:
+        """Writes ``batch`` (opening the database anew first if it was invalidated); on
+        failure schedules the retry and answers every waiting flush() with False."""
+        error = self._reconnect() if self._reopen else None
+        if error is None:
+            error = self._write(batch)
+        if error is None:
+            if self._failing_since is not None:
+                log.warning(
+                    "history: writing again after %.1f s of failures; nothing was dropped",
+                    time.monotonic() - self._failing_since,
+                )
+                self._failing_since = None
+            self._backoff = self.RETRY_MIN_S
+            return True
+        self.errors += 1
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+            self._backoff = self.RETRY_MIN_S
+        else:
+            self._backoff = min(self._backoff * 2, self.RETRY_MAX_S)
+        self._retry_at = now + self._backoff
+        if now - self._warned_at >= self.WARN_EVERY_S:
+            self._warned_at = now
+            log.warning(
+                "history: cannot write %d rows (%s); keeping them and retrying every %.1f s "
+                "at most, failing for %.0f s, %d records queued behind them",
+                len(batch),
+                error,
+                self.RETRY_MAX_S,
+                now - self._failing_since,
+                len(self._queue),
+            )
+        while self._barriers:
+            try:
+                barrier = self._barriers.pop()
+            except KeyError:  # pragma: no cover - flush() only adds
+                break
+            barrier.ok = False
+            barrier.done.set()
+        return False
+
+    def _reconnect(self) -> str | None:
+        """Opens the database anew after DuckDB invalidated it; the error, or None."""
+        with self._read_lock:
+            for old in (self._reader, self._conn):
+                if old is not None:
+                    with contextlib.suppress(duckdb.Error):
+                        old.close()
+            self._reader = self._conn = None
+        self._appenders.clear()
+        try:
+            conn = duckdb.connect(str(self.path), config={"threads": 1})
+        except (OSError, duckdb.Error) as exc:
+            return f"cannot open the database again: {exc}"
+        try:
+            self._create_schema(conn)
+            reader = conn.cursor()
+        except (duckdb.Error, HistoryError) as exc:
+            with contextlib.suppress(duckdb.Error):
+                conn.close()
+            return f"cannot open the database again: {exc}"
+        with self._read_lock:
+            self._conn, self._reader = conn, reader
+        self._reopen = False
+        self.reopened += 1
+        log.warning("history: database %s opened again after a fatal error", self.path)
+        return None
 
     def _convert(self, batch: _Batch, kind: int, payload: Any, recorded_ns: int) -> None:
         recorded = recorded_ns // 1000  # microseconds, as rows stage times
@@ -886,7 +1013,10 @@ class HistoryWriter:
             raise ValueError(f"unknown history item kind {kind}")
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A new cursor of the writing connection, for another writer of this process (ticks)."""
+        """A new cursor of the writing connection, for another writer of this process (ticks).
+
+        After a fatal error the writer opens the database anew: a cursor that fails is closed
+        by its user and taken again."""
         if self._conn is None:
             raise HistoryError("history database is not open")
         return self._conn.cursor()
@@ -899,9 +1029,12 @@ class HistoryWriter:
             self._appenders[table.name] = appender
         return appender
 
-    def _write(self, batch: _Batch) -> bool:
+    def _write(self, batch: _Batch) -> str | None:
+        """One transaction of ``batch``; the error, or None when it committed."""
         conn = self._conn
-        assert conn is not None
+        if conn is None:
+            self._reopen = True
+            return "the database is not open"
         statements = rows_written = 0
         try:
             conn.execute("BEGIN")
@@ -918,16 +1051,17 @@ class HistoryWriter:
                 rows_written += len(rows)
             conn.execute("COMMIT")
         except Exception as exc:
-            self.errors += 1
-            self._log_error_throttled("history flush of %d rows failed: %s", len(batch), exc)
+            log.debug("history flush of %d rows failed: %s", len(batch), exc)
             self._appenders.clear()  # an appender that saw an error is not reused
+            if isinstance(exc, duckdb.FatalException) or "invalidated" in str(exc):
+                self._reopen = True  # DuckDB refuses everything until the database is reopened
             with contextlib.suppress(duckdb.Error):  # no transaction left to roll back
                 conn.execute("ROLLBACK")
-            return False
+            return f"{type(exc).__name__}: {exc}".replace("\n", " ")
         self.flushes += 1
         self.statements += statements
         self.rows_written += rows_written
-        return True
+        return None
 
     def _log_error_throttled(self, msg: str, *args: object) -> None:
         # A dead disk fails every flush; one line every few seconds says as much as fifty.

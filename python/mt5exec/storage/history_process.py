@@ -14,8 +14,9 @@ Frames on stdin: one kind byte, a 4-byte big-endian length, the payload.
 ``I`` an encoded ``Instance``, ``O`` an ``Order``, ``T`` a
 ``StreamTicksResponse`` (tick storage), ``F`` a flush request whose 8-byte id
 the child echoes on stdout (as an ``F`` frame) once everything logged and sent
-before it is written. The child writes ``R`` on stdout when the database is
-open.
+before it is written, or as an ``E`` frame when it could not be written yet
+(the child keeps it and retries). The child writes ``R`` on stdout when the
+database is open.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def run_child(
     except HistoryError as e:
         print(f"history: {e}", file=sys.stderr, flush=True)
         return 3
-    ticks = TickStore(writer.cursor(), tick_retention_days) if tick_retention_days else None
+    ticks = TickStore(writer.cursor, tick_retention_days) if tick_retention_days else None
     tail, tailer = None, None
     stop_tailing = threading.Event()
     if instances_dir is not None:
@@ -120,12 +121,12 @@ def run_child(
             if kind == b"T" and ticks is not None:
                 ticks.add(payload)
             elif kind == b"F":
-                if tail is not None:
-                    tail.drain(writer.flush)  # everything logged before the flush request
+                # Everything logged before the flush request, then everything sent.
+                written = tail is None or tail.drain(writer.flush)
                 if ticks is not None:
                     ticks.flush()
-                writer.flush()
-                stdout.write(_HEADER.pack(b"F", len(payload)) + payload)
+                written = writer.flush() and written
+                stdout.write(_HEADER.pack(b"F" if written else b"E", len(payload)) + payload)
                 stdout.flush()
     finally:
         stop_tailing.set()
@@ -241,10 +242,19 @@ class HistoryProcess:
             while True:
                 kind, length = _HEADER.unpack(await stdout.readexactly(_HEADER.size))
                 payload = await stdout.readexactly(length)
-                if kind == b"F":
+                if kind in (b"F", b"E"):
                     ack = self._acks.pop(int.from_bytes(payload, "big"), None)
                     if ack is not None and not ack.done():
-                        ack.set_result(None)
+                        if kind == b"F":
+                            ack.set_result(None)
+                        else:
+                            ack.set_exception(
+                                HistoryUnavailable(
+                                    "the history database cannot be written at the moment "
+                                    "(see the server log); what it has not written is kept "
+                                    "and retried"
+                                )
+                            )
         for ack in self._acks.values():
             if not ack.done():
                 ack.set_exception(HistoryUnavailable("history process exited"))
@@ -281,7 +291,8 @@ class HistoryProcess:
         self._send(b"T", batch)
 
     async def flush(self) -> None:
-        """Waits until everything sent so far is committed."""
+        """Waits until everything sent so far is committed; ``HistoryUnavailable`` when the
+        child is gone or cannot write now (it keeps what it has and retries)."""
         if self._proc is None or self._reader is None or self._reader.done():
             raise HistoryUnavailable("the history process is not running")
         self._next_id += 1

@@ -14,7 +14,9 @@ waits (the engine cuts a torn record off when it opens the log again, then appen
 A log made anew (another file at the same path) is read from its start. At start, events the
 database already holds (by instance, up to its highest sequence) are skipped instead of being
 written again. The log is the buffer: a poll stops reading while the writer has more than
-``max_backlog`` events queued, and reads at most ``CHUNK`` bytes of a log at a time.
+``max_backlog`` events queued, and reads at most ``CHUNK`` bytes of a log at a time. An
+event the writer refuses (``record`` returns False) is read again at the next poll: the read
+position never passes an event the writer does not hold.
 """
 
 from __future__ import annotations
@@ -40,14 +42,15 @@ log = logging.getLogger("mt5exec.history")
 
 class LogTail:
     """Reads the execution logs under ``root`` (``<owner>/<instance>/executions.log``) and
-    hands each new event's bytes to ``record``. ``stored`` maps an instance to the highest
-    sequence the database already holds: those events are skipped on a log's first read.
-    ``backlog`` says how many events the writer has queued."""
+    hands each new event's bytes to ``record`` (which returns False to refuse it for now).
+    ``stored`` maps an instance to the highest sequence the database already holds: those
+    events are skipped on a log's first read. ``backlog`` says how many events the writer
+    has queued."""
 
     def __init__(
         self,
         root: Path,
-        record: Callable[[bytes], None],
+        record: Callable[[bytes], object],
         stored: Mapping[str, int] | None = None,
         backlog: Callable[[], int] = lambda: 0,
         max_backlog: int = 200_000,
@@ -108,7 +111,9 @@ class LogTail:
             if zlib.crc32(payload) != crc:
                 break
             if not (first_read and self._already_stored(payload)):
-                self._record(payload)
+                if self._record(payload) is False:
+                    self.behind = True  # refused: read again from this record
+                    break
                 recorded += 1
             anchor = data[at : at + _RECORD.size]
             at = end
@@ -132,14 +137,16 @@ class LogTail:
         f.seek(begin)
         return offset if f.read(_RECORD.size) == anchor else 0
 
-    def drain(self, flush: Callable[[], object]) -> None:
+    def drain(self, flush: Callable[[], object]) -> bool:
         """Reads every log to its end (to the last whole record), letting the writer write
-        (``flush``) whenever its backlog stops the reading."""
+        (``flush``) whenever its backlog stops the reading; False as soon as ``flush`` returns
+        False (the writer cannot write now)."""
         while True:
             self.poll()
             if not self.behind:
-                return
-            flush()
+                return True
+            if flush() is False:
+                return False
 
     def _already_stored(self, payload: bytes) -> bool:
         if not self._stored:

@@ -8,9 +8,11 @@ the clients.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from mt5exec.v1 import stream_pb2
@@ -29,10 +31,14 @@ def _ts(seconds: int, nanos: int) -> dt.datetime:
 
 
 class TickStore:
-    """Buffers decoded ticks and appends them every ``flush_interval_s``."""
+    """Buffers decoded ticks and appends them every ``flush_interval_s``; ``connect`` gives a
+    cursor of the database (taken again after an error: the writer may have reopened it)."""
 
-    def __init__(self, conn: Any, retention_days: float, flush_interval_s: float = 1.0) -> None:
-        self._conn = conn
+    def __init__(
+        self, connect: Callable[[], Any], retention_days: float, flush_interval_s: float = 1.0
+    ) -> None:
+        self._connect = connect
+        self._conn: Any = connect()
         self.retention_days = retention_days
         self.flush_interval_s = flush_interval_s
         self._rows: list[tuple[Any, ...]] = []
@@ -41,7 +47,7 @@ class TickStore:
         self.written = 0
         self.errors = 0
         self._appender: Any = None
-        conn.execute(_SCHEMA)
+        self._conn.execute(_SCHEMA)
         self.prune()
 
     def add(self, batch: bytes) -> None:
@@ -67,17 +73,30 @@ class TickStore:
         if self._rows:
             rows, self._rows = self._rows, []
             try:
+                if self._conn is None:
+                    self._conn = self._connect()
                 if self._appender is None:
                     self._appender = self._conn.appender("ticks")
                 self._appender.append_rows(rows)
                 self._appender.flush()
                 self.written += len(rows)
             except Exception as e:  # history must never take the process down
-                self._appender = None
+                self._drop_connection()
                 self.errors += 1
                 log.error("tick store: %d ticks not written: %s", len(rows), e)
         if time.monotonic() - self._last_prune >= 3600:
-            self.prune()
+            try:
+                self.prune()
+            except Exception as e:
+                self._drop_connection()
+                log.error("tick store: pruning failed: %s", e)
+
+    def _drop_connection(self) -> None:
+        self._appender = None
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+        self._conn = None
 
     def prune(self) -> None:
         """Deletes ticks older than the retention period."""
@@ -85,4 +104,6 @@ class TickStore:
         cutoff = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(
             days=self.retention_days
         )
+        if self._conn is None:
+            self._conn = self._connect()
         self._conn.execute("DELETE FROM ticks WHERE time < ?", [cutoff])
