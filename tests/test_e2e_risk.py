@@ -11,6 +11,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf import field_mask_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from tests.support import BULK_RISK, create_sim, error_info, market, wait_for_price
@@ -49,10 +50,12 @@ def refused(call: object) -> grpc.RpcError:
 
 
 def with_limits(server: ServerProcess, instance_id: str, **limits: object) -> int:
+    """Replaces the whole set of limits (update_mask "risk": those not given are 0, off)."""
     response = server.instances.UpdateInstanceConfig(
         instance_pb2.UpdateInstanceConfigRequest(
             instance_id=instance_id,
             config=common_pb2.InstanceConfig(risk=common_pb2.RiskLimits(**limits)),  # type: ignore[arg-type]
+            update_mask=field_mask_pb2.FieldMask(paths=["risk"]),
         ),
         timeout=10,
     )
@@ -119,6 +122,7 @@ def test_limits_change_at_runtime_versioned_and_guarded(server: ServerProcess) -
         instance_id="upd",
         config=common_pb2.InstanceConfig(risk=BULK_RISK),
         expected_version=1,
+        update_mask=field_mask_pb2.FieldMask(paths=["risk"]),
     )
     e = refused(lambda: server.instances.UpdateInstanceConfig(stale, timeout=10))
     assert e.code() == grpc.StatusCode.ABORTED
@@ -134,6 +138,7 @@ def test_limits_change_at_runtime_versioned_and_guarded(server: ServerProcess) -
     bad = instance_pb2.UpdateInstanceConfigRequest(
         instance_id="upd",
         config=common_pb2.InstanceConfig(risk=common_pb2.RiskLimits(max_daily_loss=-1)),
+        update_mask=field_mask_pb2.FieldMask(paths=["risk.max_daily_loss"]),
     )
     e = refused(lambda: server.instances.UpdateInstanceConfig(bad, timeout=10))
     assert error_info(e).metadata["field"] == "risk.max_daily_loss"

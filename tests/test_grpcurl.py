@@ -76,13 +76,21 @@ def test_bad_place_order_is_invalid_argument(server: ServerProcess) -> None:
 
 def test_risk_controls_from_the_command_line(server: ServerProcess) -> None:
     create_sim(server, "curl-risk", ["EURUSD"], tick_rate=20)
-    limits = {"max_order_volume": 1, "min_order_volume": 0.01, "orders_per_second": 5}
-    body = json.dumps({"instance_id": "curl-risk", "config": {"risk": limits}})
-    out = grpcurl(server, "-d", body, "mt5exec.v1.InstanceService/UpdateInstanceConfig")
+    limits = {"max_order_volume": 1, "orders_per_second": 5}
+    body = {"instance_id": "curl-risk", "config": {"risk": limits}}
+    out = grpcurl(server, "-d", json.dumps(body), "mt5exec.v1.InstanceService/UpdateInstanceConfig")
+    assert out.returncode != 0
+    assert "InvalidArgument" in out.stderr and "UPDATE_MASK_REQUIRED" in out.stderr
+    # The README's example (grpcurl takes the FieldMask as an object with its paths).
+    body["update_mask"] = {"paths": [f"risk.{name}" for name in limits]}
+    out = grpcurl(server, "-d", json.dumps(body), "mt5exec.v1.InstanceService/UpdateInstanceConfig")
     assert out.returncode == 0, out.stderr
     updated = json.loads(out.stdout)
     assert updated["version"] == "2"  # uint64 is a string in JSON
-    assert updated["instance"]["config"]["risk"]["max_order_volume"] == 1
+    risk = updated["instance"]["config"]["risk"]
+    assert (risk["max_order_volume"], risk["orders_per_second"]) == (1, 5)
+    # The limits it does not name keep their values (the risk template's).
+    assert (risk["max_open_positions"], risk["min_order_volume"]) == (20, 0.01)
     scope = json.dumps({"scope": {"instance_id": "curl-risk"}, "reason": "desk stop"})
     out = grpcurl(server, "-d", scope, "mt5exec.v1.InstanceService/EngageKillSwitch")
     assert out.returncode == 0, out.stderr

@@ -439,6 +439,13 @@ class Engine:
         except _core.CoreError as e:
             raise _translate(e) from None
 
+    def announce(self, instance_id: str, reason: str) -> None:
+        """Publishes an instance event with ``reason`` (the lifecycle state unchanged)."""
+        try:
+            self._core.announce(instance_id, reason)
+        except _core.CoreError as e:
+            raise _translate(e) from None
+
     def remove_instance(self, instance_id: str) -> None:
         try:
             self._core.remove_instance(instance_id)
@@ -498,16 +505,25 @@ class Engine:
         except _core.CoreError as e:
             raise _translate(e) from None
 
-    async def engage_kill_switch(
+    def engage_kill_switch(
         self, instance_id: str | None, owner: str | None, close_positions: bool
-    ) -> instance_pb2.EngageKillSwitchResponse:
-        """HALTs the scope's instances at once; returns when every cancel (and close) has
-        been answered by the terminals."""
+    ) -> Awaitable[instance_pb2.EngageKillSwitchResponse]:
+        """HALTs the scope's instances at once (before this returns); awaiting the result
+        waits until every cancel (and close) has been answered by the terminals."""
         try:
             token = self._core.engage_kill_switch(instance_id, owner, close_positions)
         except _core.CoreError as e:
             raise _translate(e) from None
-        return instance_pb2.EngageKillSwitchResponse.FromString(await self._await(token))
+        return self._engaged(token, *self._expect(token))
+
+    async def _engaged(
+        self,
+        token: int,
+        future: asyncio.Future[tuple[int, str, str, bytes]],
+        timer: asyncio.TimerHandle | None,
+    ) -> instance_pb2.EngageKillSwitchResponse:
+        payload = await self._settle(token, future, timer)
+        return instance_pb2.EngageKillSwitchResponse.FromString(payload)
 
     def release_kill_switch(self, instance_id: str | None, owner: str | None) -> list[str]:
         try:

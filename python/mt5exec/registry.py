@@ -8,16 +8,21 @@ and reads them all on start.
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import grpc
 from google.protobuf import json_format
 
+from mt5exec.errors import MT5ExecError
 from mt5exec.v1 import common_pb2
 
 log = logging.getLogger("mt5exec.registry")
@@ -152,3 +157,86 @@ def write_sequence_floor(instances_dir: Path, instance_id: str, sequence: int) -
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def unsaved(
+    what: str, file: str, error: OSError, in_force: str = "", not_applied: str = ""
+) -> MT5ExecError:
+    """UNAVAILABLE (``STATE_NOT_PERSISTED``): ``file`` could not be written to save ``what``.
+    ``in_force``: the restriction that holds all the same (its saving is retried); empty when
+    nothing changed. ``not_applied``: what of the change waits for a save (it loosens)."""
+    cause = error.strerror or type(error).__name__
+    if in_force:
+        message = (
+            f"in force: {in_force}; not saved: cannot write {file} ({cause}); saving is retried "
+            "until it succeeds (a server restart before then loses it)"
+        )
+        if not_applied:
+            message += f"; not applied, as it loosens and needs the save: {not_applied}"
+    else:
+        message = f"nothing changed: cannot write {file} ({cause}) to save {what}"
+    metadata = {
+        "file": file,
+        "errno": errno.errorcode.get(error.errno or 0, ""),
+        "in_force": "true" if in_force else "false",
+    }
+    return MT5ExecError(
+        grpc.StatusCode.UNAVAILABLE, "STATE_NOT_PERSISTED", message, metadata=metadata
+    )
+
+
+@dataclass
+class _Pending:
+    save: Callable[[], None]
+    instance_ids: list[str]
+
+
+class PendingSaves:
+    """Saves that failed (disk full, read-only, ...) of state already in force: retried in
+    the background with backoff until they succeed. A later successful save of the same key
+    (by anyone) makes one moot. ``saved(key, instance_ids)`` is called when one lands."""
+
+    def __init__(
+        self,
+        saved: Callable[[str, list[str]], None],
+        initial_s: float = 0.1,
+        max_s: float = 5.0,
+    ) -> None:
+        self._saved = saved
+        self._initial_s = initial_s
+        self._max_s = max_s
+        self._pending: dict[str, _Pending] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._pending
+
+    def add(self, key: str, save: Callable[[], None], instance_ids: Iterable[str]) -> None:
+        """``save`` failed: retry it (the latest one per key) until it succeeds."""
+        self._pending[key] = _Pending(save, list(instance_ids))
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._retry())
+
+    def done(self, key: str) -> None:
+        """``key`` was saved: nothing left to retry for it."""
+        pending = self._pending.pop(key, None)
+        if pending is not None:
+            log.warning("%s saved (it had failed before)", key)
+            self._saved(key, pending.instance_ids)
+
+    def retry_once(self) -> None:
+        for key, pending in list(self._pending.items()):
+            try:
+                pending.save()
+            except OSError as e:
+                log.debug("%s still not saved: %s", key, e)
+                continue
+            if self._pending.get(key) is pending:
+                self.done(key)
+
+    async def _retry(self) -> None:
+        delay = self._initial_s
+        while self._pending:
+            await asyncio.sleep(delay)
+            self.retry_once()
+            delay = min(delay * 2, self._max_s)

@@ -259,6 +259,15 @@ impl PyEngine {
         Ok(self.inner.report_health(instance_id, healthy, reason)?)
     }
 
+    /// Publishes an instance event with `reason`; the lifecycle state is unchanged.
+    fn announce(&self, instance_id: &str, reason: &str) -> PyResult<()> {
+        let shared = self.inner.shared();
+        let instance = shared.instance(instance_id)?;
+        let live = instance.live.lock();
+        crate::supervisor::announce(shared, &instance, &live, reason);
+        Ok(())
+    }
+
     fn remove_instance(&self, py: Python<'_>, instance_id: &str) -> PyResult<()> {
         Ok(py.detach(|| self.inner.remove_instance(instance_id))?)
     }

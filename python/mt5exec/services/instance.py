@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ import shlex
 import shutil
 import sys
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 import grpc
@@ -31,7 +32,7 @@ from mt5exec.mt5 import experts
 from mt5exec.registry import InstanceRecord
 from mt5exec.server.handlers import Context
 from mt5exec.server.state import AppState
-from mt5exec.services import risk_control, validation
+from mt5exec.services import config_update, risk_control, validation
 from mt5exec.sim.symbols import DEFAULT_SYMBOLS
 from mt5exec.storage.history_process import HistoryUnavailable
 from mt5exec.v1 import common_pb2, instance_pb2
@@ -106,6 +107,8 @@ class InstanceService(risk_control.RiskControls):
         # Seconds without an EA heartbeat before its instance is DEGRADED, per instance.
         self._ea_max_age: dict[str, float] = {}
         self._kill_scopes = risk_control.KillScopes.load(state.config.kill_switch_path)
+        # State in force that could not be saved (a full disk): saved again until it is.
+        self._pending = registry.PendingSaves(self._saved_late)
 
     # -- paths and records --------------------------------------------------------------
 
@@ -115,9 +118,71 @@ class InstanceService(risk_control.RiskControls):
     def _log_directory(self, owner: str, instance_id: str) -> Path:
         return self._state.config.logs_dir / owner / instance_id
 
-    def _save(self, record: InstanceRecord) -> None:
-        self._records[record.instance_id] = record
+    def _record_file(self, record: InstanceRecord) -> str:
+        """The record's file, relative to the data dir (also its key among pending saves)."""
+        return f"instances/{record.owner}/{record.instance_id}/{registry.RECORD_NAME}"
+
+    def _write(self, record: InstanceRecord) -> None:
+        """Writes ``record`` (raises OSError); a pending save of it is moot then."""
         registry.write_record(self._directory(record.owner, record.instance_id), record)
+        self._pending.done(self._record_file(record))
+
+    def _commit(self, record: InstanceRecord, what: str, **changes: object) -> None:
+        """Saves ``record`` with ``changes``, and makes them only once saved: when it cannot
+        be written, UNAVAILABLE (``STATE_NOT_PERSISTED``) and nothing changed."""
+        candidate = copy.deepcopy(record)
+        for name, value in changes.items():
+            setattr(candidate, name, value)
+        try:
+            self._write(candidate)
+        except OSError as e:
+            raise registry.unsaved(what, self._record_file(record), e) from None
+        for name, value in changes.items():
+            setattr(record, name, value)
+
+    def _persist(
+        self,
+        file: str,
+        save: Callable[[], None],
+        instance_ids: Iterable[str],
+        failed: OSError | None = None,
+    ) -> OSError | None:
+        """Saves state already in force (``failed``: the save just failed, do not try again
+        now). When that fails, returns the error: the save is retried in the background until
+        it succeeds, and an instance event (reason ``STATE_NOT_PERSISTED: <file>``) tells the
+        instances concerned."""
+        try:
+            if failed is not None:
+                raise failed
+            save()
+        except OSError as e:
+            log.error("%s not saved (%s): in force all the same, saving is retried", file, e)
+            ids = list(instance_ids)
+            self._pending.add(file, save, ids)
+            for instance_id in ids:
+                with contextlib.suppress(MT5ExecError):
+                    self._engine.announce(instance_id, f"STATE_NOT_PERSISTED: {file}")
+            return e
+        self._pending.done(file)
+        return None
+
+    def _persist_record(
+        self, record: InstanceRecord, failed: OSError | None = None
+    ) -> OSError | None:
+        """``_persist`` of an instance's record (as it is in memory when the retry runs)."""
+        instance_id = record.instance_id
+
+        def save() -> None:
+            current = self._records.get(instance_id)
+            if current is not None:  # else deleted since: nothing to save
+                self._write(current)
+
+        return self._persist(self._record_file(record), save, [instance_id], failed)
+
+    def _saved_late(self, file: str, instance_ids: list[str]) -> None:
+        for instance_id in instance_ids:
+            with contextlib.suppress(MT5ExecError):
+                self._engine.announce(instance_id, f"STATE_PERSISTED: {file}")
 
     def _record(self, instance_id: str) -> InstanceRecord:
         record = self._records.get(instance_id)
@@ -161,7 +226,10 @@ class InstanceService(risk_control.RiskControls):
             raise invalid("config", "CONFIG_INVALID", f"config: {e}") from None
         if not record.config.HasField("risk"):
             # The limits live in the record from now on (versioned, changed at runtime).
-            json_format.ParseDict(runtime.risk.risk_limits(), record.config.risk)
+            try:
+                json_format.ParseDict(runtime.risk.risk_limits(), record.config.risk)
+            except json_format.ParseError as e:
+                raise invalid("config", "CONFIG_INVALID", f"config: risk template: {e}") from None
         worker_config = templates.runtime_config_path(directory).with_name("worker.json")
         hc = runtime.health_check
         secret_files: tuple[tuple[str, str], ...] = ()
@@ -325,7 +393,7 @@ class InstanceService(risk_control.RiskControls):
         if request.config.HasField("risk"):
             validate_risk_limits(request.config.risk)
         if request.config.trading_state:
-            risk_control.trading_state("config.trading_state", request.config.trading_state)
+            config_update.trading_state("config.trading_state", request.config.trading_state)
         config = common_pb2.InstanceConfig()
         config.CopyFrom(request.config)
         record = InstanceRecord(
@@ -336,21 +404,50 @@ class InstanceService(risk_control.RiskControls):
             desired_running=True,
             created_unix_ns=time.time_ns(),
         )
+        ready = self._register(record, request.password)
+        # A worker that does not become READY answers its error (e.g. UNAVAILABLE
+        # WORKER_FAILED), and the instance stays, FAILED, for the client to see and delete.
+        instance = await ready
+        self._history(instance)
+        return instance_pb2.CreateInstanceResponse(instance=instance)
+
+    def _register(self, record: InstanceRecord, password: str) -> Awaitable[common_pb2.Instance]:
+        """Writes a new instance's files and record and registers it with the engine, all or
+        nothing: when any step fails, what the earlier ones made is removed (no record, no
+        directory, no engine instance) and the id is free again."""
+        instance_id = record.instance_id
+        directory = self._directory(record.owner, instance_id)
+        existed = directory.exists()
         self._creating.add(instance_id)
         try:
             spec = self._spec(
                 record,
                 regenerate_ok=False,
                 sequence_floors=registry.read_sequence_floors(self._state.config.instances_dir),
-                password=request.password,
+                password=password,
             )
-            self._save(record)
+            self._write(record)
+            # Registers at once (or raises, registering nothing); awaiting waits for READY.
             ready = self._engine.create_instance(spec)
+            self._records[instance_id] = record
+            return ready
+        except BaseException as e:
+            self._ea_max_age.pop(instance_id, None)
+            if existed:
+                # Not ours (left for an operator): only the record goes, so that nothing
+                # comes back at the next start.
+                (directory / registry.RECORD_NAME).unlink(missing_ok=True)
+            else:
+                shutil.rmtree(directory, ignore_errors=True)
+            if (directory / registry.RECORD_NAME).exists():
+                log.error("%s: cannot remove the record of a failed creation", directory)
+            if isinstance(e, OSError):
+                raise registry.unsaved(
+                    f"the new instance {instance_id}", f"instances/{record.owner}/{instance_id}", e
+                ) from None
+            raise
         finally:
             self._creating.discard(instance_id)
-        instance = await ready
-        self._history(instance)
-        return instance_pb2.CreateInstanceResponse(instance=instance)
 
     async def GetInstance(
         self, request: instance_pb2.GetInstanceRequest, context: Context
@@ -389,8 +486,7 @@ class InstanceService(risk_control.RiskControls):
             grace = validation.finite(
                 "grace", request.grace.ToTimedelta().total_seconds(), maximum=600.0
             )
-        record.desired_running = False
-        self._save(record)
+        self._commit(record, "the stop", desired_running=False)
         instance = await self._engine.stop_instance(instance_id, grace)
         self._history(instance)
         return instance_pb2.StopInstanceResponse(instance=instance)
@@ -399,8 +495,7 @@ class InstanceService(risk_control.RiskControls):
         """Marks the instance wanted up, then starts (or restarts) its worker."""
         instance_id = validation.instance_id(instance_id)
         record = self._record(instance_id)
-        record.desired_running = True
-        self._save(record)
+        self._commit(record, "the start", desired_running=True)
         if restart:
             instance = await self._engine.restart_instance(instance_id)
         else:
@@ -425,13 +520,22 @@ class InstanceService(risk_control.RiskControls):
     ) -> instance_pb2.DeleteInstanceResponse:
         instance_id = validation.instance_id(request.instance_id)
         record = self._record(instance_id)
-        record.desired_running = False
-        self._save(record)
+        self._commit(record, "the deletion", desired_running=False)
         instance = await self._engine.stop_instance(instance_id)
         # An instance created again under this id numbers its events after these.
-        registry.write_sequence_floor(
-            self._state.config.instances_dir, instance_id, self._engine.last_sequence(instance_id)
-        )
+        try:
+            registry.write_sequence_floor(
+                self._state.config.instances_dir,
+                instance_id,
+                self._engine.last_sequence(instance_id),
+            )
+        except OSError as e:
+            # Stopped, not deleted: DeleteInstance again once the disk takes it.
+            raise registry.unsaved(
+                f"the deletion of {instance_id} (it is stopped)",
+                f"instances/{registry.SEQUENCES_NAME}",
+                e,
+            ) from None
         self._engine.remove_instance(instance_id)
         del self._records[instance_id]
         if self._state.history is not None:
@@ -489,12 +593,16 @@ class InstanceService(risk_control.RiskControls):
         # A sim instance has no terminal; its directory still takes the terminal's layout so
         # that an EA's signals are found in the same place for every backend.
         terminal_dir = self._directory(record.owner, instance_id) / "terminal"
-        terminal_dir.mkdir(exist_ok=True)
         since = time.time()
-        await asyncio.to_thread(experts.deploy_expert, terminal_dir, name, request.expert_file)
+        try:
+            terminal_dir.mkdir(exist_ok=True)
+            await asyncio.to_thread(experts.deploy_expert, terminal_dir, name, request.expert_file)
+        except OSError as e:
+            raise registry.unsaved(
+                f"the expert {name}", f"instances/{record.owner}/{instance_id}/terminal", e
+            ) from None
         if name not in record.experts:
-            record.experts.append(name)
-            self._save(record)
+            self._commit(record, "the deployment", experts=[*record.experts, name])
         result = await experts.wait_for_signals(terminal_dir, name, timeout=timeout, since=since)
         status = {
             "SUCCESS": instance_pb2.DEPLOYMENT_STATUS_SUCCESS,

@@ -1,6 +1,5 @@
 """Risk controls: InstanceService's risk RPCs (``RiskControls``: runtime limits, trading
-state, kill switch), owners' policies, kill switch scopes, and the validation of runtime
-changes to an instance's limits and trading state.
+state, kill switch), owners' policies and kill switch scopes.
 
 The checks themselves run in the engine (``rust_core/src/risk``); this module decides what
 they are configured with and keeps it on disk:
@@ -10,43 +9,43 @@ they are configured with and keeps it on disk:
 - ``<data_dir>/kill_switch.json``: engaged owner and global kill switches, so that they hold
   across a restart and also cover instances created while they are engaged (an instance's own
   kill switch is in its ``instance.json``).
+
+Fail closed: what restricts trading (a kill switch, HALTED or REDUCE_ONLY, a tighter limit) is
+in force in the engine before it is written, and stays in force when it cannot be written
+(the call answers UNAVAILABLE ``STATE_NOT_PERSISTED``, the save is retried in the background
+and an instance event says so). What loosens is written first and in force only once written.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import logging
 import math
 import os
 import tempfile
-import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
 
-from mt5exec.engine import Engine, validate_risk_limits
+from mt5exec import registry
+from mt5exec.engine import Engine
 from mt5exec.errors import MT5ExecError, invalid
-from mt5exec.registry import InstanceRecord
+from mt5exec.registry import InstanceRecord, PendingSaves
 from mt5exec.server.handlers import Context
-from mt5exec.services import validation
+from mt5exec.services import config_update, validation
 from mt5exec.v1 import common_pb2, instance_pb2
 
 log = logging.getLogger("mt5exec.instances")
 
 OwnerPolicies = dict[str, tuple[list[str], float]]
 
-# The only InstanceConfig fields UpdateInstanceConfig changes on a live instance.
-RUNTIME_FIELDS = frozenset({"risk", "trading_state"})
-_STATES = (
-    common_pb2.TRADING_STATE_ACTIVE,
-    common_pb2.TRADING_STATE_REDUCE_ONLY,
-    common_pb2.TRADING_STATE_HALTED,
-)
+KILL_SWITCH_FILE = "kill_switch.json"
 
 
 def load_owner_policies(path: Path) -> OwnerPolicies:
@@ -91,6 +90,9 @@ class KillScopes:
     def covers(self, owner: str) -> bool:
         return self.everything or owner in self.owners
 
+    def copy(self) -> KillScopes:
+        return KillScopes(self.path, self.everything, set(self.owners))
+
     def save(self) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".kill_switch.", suffix=".tmp")
         try:
@@ -130,51 +132,6 @@ def scope_of(request: instance_pb2.KillSwitchScope, has_scope: bool) -> Scope:
     )
 
 
-def trading_state(field_name: str, state: int) -> common_pb2.TradingState:
-    if state not in _STATES:
-        raise invalid(
-            field_name,
-            "TRADING_STATE_INVALID",
-            f"{field_name}: expected ACTIVE, REDUCE_ONLY or HALTED, got {state}",
-        )
-    return typing.cast(common_pb2.TradingState, state)
-
-
-def runtime_change(
-    request: instance_pb2.UpdateInstanceConfigRequest, current_version: int
-) -> tuple[common_pb2.RiskLimits | None, common_pb2.TradingState | None]:
-    """Validates an UpdateInstanceConfig: the fields it may change, their values and the
-    expected version; returns (new limits or None, new trading state or None)."""
-    if request.expected_version and request.expected_version != current_version:
-        raise MT5ExecError(
-            grpc.StatusCode.ABORTED,
-            "CONFIG_VERSION_MISMATCH",
-            f"expected_version: the config is at version {current_version}, not "
-            f"{request.expected_version}; read it again and retry",
-            "expected_version",
-        )
-    given = {f.name for f, _ in request.config.ListFields()}
-    fixed = sorted(given - RUNTIME_FIELDS)
-    if fixed:
-        raise invalid(
-            f"config.{fixed[0]}",
-            "FIELD_NOT_UPDATABLE",
-            f"config.{fixed[0]}: cannot change on an existing instance (only risk and "
-            "trading_state can); create a new instance instead",
-        )
-    if not given:
-        raise invalid("config", "FIELD_REQUIRED", "config: give risk and/or trading_state")
-    limits = None
-    if "risk" in given:
-        limits = common_pb2.RiskLimits()
-        limits.CopyFrom(request.config.risk)
-        validate_risk_limits(limits)
-    state = None
-    if "trading_state" in given:
-        state = trading_state("config.trading_state", request.config.trading_state)
-    return limits, state
-
-
 class RiskControls:
     """InstanceService's risk RPCs (runtime limits, trading state, kill switch) and the saving
     of the daily risk counters; mixed into ``InstanceService``, which owns the records."""
@@ -183,45 +140,105 @@ class RiskControls:
     _engine: Engine
     _records: dict[str, InstanceRecord]
     _kill_scopes: KillScopes
-    _save: Callable[[InstanceRecord], None]
+    _pending: PendingSaves
     _record: Callable[[str], InstanceRecord]
     _history: Callable[[common_pb2.Instance], None]
+    _write: Callable[[InstanceRecord], None]
+    _record_file: Callable[[InstanceRecord], str]
+    _persist: Callable[[str, Callable[[], None], Iterable[str]], OSError | None]
+    _persist_record: Callable[[InstanceRecord, OSError | None], OSError | None]
 
     def save_risk_counters(self) -> None:
         """Writes each instance's daily risk counters (trades today, the day's starting
         equity, the equity high) to its record when they changed, so that a restart of the
-        server does not reset the daily limits."""
+        server does not reset the daily limits (a failed write is tried again next time)."""
         for record in list(self._records.values()):
             with contextlib.suppress(MT5ExecError):
                 state = self._engine.risk_day_state(record.instance_id)
                 if state != record.risk_day:
+                    candidate = copy.deepcopy(record)
+                    candidate.risk_day = state
+                    try:
+                        self._write(candidate)
+                    except OSError as e:
+                        log.debug("%s: risk counters not saved: %s", record.instance_id, e)
+                        continue
                     record.risk_day = state
-                    self._save(record)
+        self._pending.retry_once()
 
     async def keep_risk_counters(self, period: float = 1.0) -> None:
         while True:
             await asyncio.sleep(period)
             self.save_risk_counters()
 
+    def _apply(
+        self, instance_id: str, limits: common_pb2.RiskLimits, state: int, version: int
+    ) -> common_pb2.Instance:
+        self._engine.set_risk_limits(instance_id, limits, version)
+        return self._engine.set_trading_state(instance_id, state)
+
+    def _change_config(
+        self,
+        record: InstanceRecord,
+        limits: common_pb2.RiskLimits | None,
+        state: common_pb2.TradingState | None,
+    ) -> common_pb2.Instance:
+        """Changes an instance's limits and/or trading state, failing closed: the restrictive
+        part of the change (all of it when it only restricts) is in force at once, then the
+        change is saved, then what loosens is in force too. When saving fails, the
+        restrictive part stays (saved in the background) and the call answers UNAVAILABLE."""
+        old_limits = common_pb2.RiskLimits()
+        old_limits.CopyFrom(record.config.risk)
+        old_state = record.config.trading_state or common_pb2.TRADING_STATE_ACTIVE
+        new_limits = old_limits if limits is None else limits
+        new_state = old_state if state is None else state
+        held_limits = config_update.restrictive_part(old_limits, new_limits)
+        held_state = config_update.tighter_state(old_state, new_state)
+        version = record.config_version + 1
+        restricts = held_limits != old_limits or held_state != old_state
+        if restricts:
+            self._apply(record.instance_id, held_limits, held_state, version)
+            record.config.risk.CopyFrom(held_limits)
+            record.config.trading_state = held_state
+            record.config_version = version
+        candidate = copy.deepcopy(record)
+        candidate.config.risk.CopyFrom(new_limits)
+        candidate.config.trading_state = new_state
+        candidate.config_version = version
+        try:
+            self._write(candidate)
+        except OSError as e:
+            what = "the config change"
+            if not restricts:
+                raise registry.unsaved(what, self._record_file(record), e) from None
+            self._persist_record(record, e)  # retried from now on, and announced
+            in_force = config_update.changes(old_limits, held_limits)
+            if held_state != old_state:
+                in_force.insert(0, f"trading_state {common_pb2.TradingState.Name(held_state)}")
+            waiting = config_update.changes(held_limits, new_limits)
+            if new_state != held_state:
+                waiting.insert(0, f"trading_state {common_pb2.TradingState.Name(new_state)}")
+            raise registry.unsaved(
+                what,
+                self._record_file(record),
+                e,
+                in_force=f"{record.instance_id}: " + ", ".join(in_force),
+                not_applied=", ".join(waiting),
+            ) from None
+        record.config = candidate.config
+        record.config_version = version
+        return self._apply(record.instance_id, new_limits, new_state, version)
+
     async def UpdateInstanceConfig(
         self, request: instance_pb2.UpdateInstanceConfigRequest, context: Context
     ) -> instance_pb2.UpdateInstanceConfigResponse:
-        """Changes an instance's risk limits and/or trading state at once, persisted and
-        versioned (``expected_version`` guards against lost updates)."""
+        """Changes the fields of an instance's config that ``update_mask`` names (its risk
+        limits, its trading state) at once, persisted and versioned (``expected_version``
+        guards against lost updates)."""
         instance_id = validation.instance_id(request.instance_id)
         record = self._record(instance_id)
-        limits, state = runtime_change(request, record.config_version)
-        record.config_version += 1
-        if limits is not None:
-            record.config.risk.CopyFrom(limits)
-        if state is not None:
-            record.config.trading_state = state
-        self._save(record)
-        if limits is not None:
-            self._engine.set_risk_limits(instance_id, limits, record.config_version)
-        if state is not None:
-            self._engine.set_trading_state(instance_id, state)
-        instance = self._engine.get_instance(instance_id)
+        limits, state = config_update.requested(request, record.config, record.config_version)
+        instance = self._change_config(record, limits, state)
         log.info("%s: config version %d", instance_id, record.config_version)
         self._history(instance)
         return instance_pb2.UpdateInstanceConfigResponse(
@@ -233,17 +250,14 @@ class RiskControls:
     ) -> instance_pb2.SetTradingStateResponse:
         instance_id = validation.instance_id(request.instance_id)
         record = self._record(instance_id)
-        state = trading_state("trading_state", request.trading_state)
-        record.config.trading_state = state
-        record.config_version += 1
-        self._save(record)
-        instance = self._engine.set_trading_state(instance_id, state)
+        state = config_update.trading_state("trading_state", request.trading_state)
         log.warning(
             "%s: trading state %s (%s)",
             instance_id,
             common_pb2.TradingState.Name(state),
             request.reason or "no reason given",
         )
+        instance = self._change_config(record, None, state)
         self._history(instance)
         return instance_pb2.SetTradingStateResponse(instance=instance)
 
@@ -256,33 +270,53 @@ class RiskControls:
         self, request: instance_pb2.EngageKillSwitchRequest, context: Context
     ) -> instance_pb2.EngageKillSwitchResponse:
         """HALTs every instance of the scope at once and cancels their pending orders (and
-        closes their positions with ``close_positions``); answers when the terminals have."""
+        closes their positions with ``close_positions``); answers when the terminals have.
+        In force in the engine first, then saved; it stays in force when it cannot be saved."""
         scope = scope_of(request.scope, request.HasField("scope"))
         records = self._records_in(scope)
-        # On disk first: a restart in the middle keeps the switch engaged.
-        if scope.instance_id is None:
-            if scope.owner is None:
-                self._kill_scopes.everything = True
-            else:
-                self._kill_scopes.owners.add(scope.owner)
-            self._kill_scopes.save()
-        for record in records:
-            if not record.kill_switch:
-                record.kill_switch = True
-                self._save(record)
         log.warning(
             "kill switch engaged for %s%s: %s",
             scope.describe(),
             " (closing positions)" if request.close_positions else "",
             request.reason or "no reason given",
         )
-        return await self._engine.engage_kill_switch(
+        answered = self._engine.engage_kill_switch(
             scope.instance_id, scope.owner, request.close_positions
         )
+        failed: list[tuple[str, OSError]] = []
+        for record in records:
+            if not record.kill_switch or self._record_file(record) in self._pending:
+                record.kill_switch = True
+                error = self._persist_record(record, None)
+                if error is not None:
+                    failed.append((self._record_file(record), error))
+        if scope.instance_id is None:
+            if scope.owner is None:
+                self._kill_scopes.everything = True
+            else:
+                self._kill_scopes.owners.add(scope.owner)
+            ids = [r.instance_id for r in records]
+            error = self._persist(KILL_SWITCH_FILE, self._kill_scopes.save, ids)
+            if error is not None:
+                failed.append((KILL_SWITCH_FILE, error))
+        response = await answered
+        if failed:
+            error = failed[0][1]
+            raise registry.unsaved(
+                "the kill switch",
+                ", ".join(f for f, _ in failed),
+                error,
+                in_force=f"the kill switch of {scope.describe()} ("
+                f"{response.orders_cancelled} orders cancelled, "
+                f"{response.positions_closed} positions closed)",
+            )
+        return response
 
     async def ReleaseKillSwitch(
         self, request: instance_pb2.ReleaseKillSwitchRequest, context: Context
     ) -> instance_pb2.ReleaseKillSwitchResponse:
+        """Saved first, released only once saved: the instances' records first, the owner's
+        or global switch last, so that a failure in between leaves it engaged on disk."""
         scope = scope_of(request.scope, request.HasField("scope"))
         records = self._records_in(scope)
         if scope.instance_id is not None and self._kill_scopes.covers(records[0].owner):
@@ -293,11 +327,12 @@ class RiskControls:
                 "all instances is engaged; release that one",
                 "scope.instance_id",
             )
+        scopes = self._kill_scopes.copy()
         if scope.instance_id is None:
             if scope.owner is None:
-                self._kill_scopes.everything = False
-                self._kill_scopes.owners.clear()
-            elif self._kill_scopes.everything:
+                scopes.everything = False
+                scopes.owners.clear()
+            elif scopes.everything:
                 raise MT5ExecError(
                     grpc.StatusCode.FAILED_PRECONDITION,
                     "KILL_SWITCH",
@@ -305,12 +340,33 @@ class RiskControls:
                     "scope.owner",
                 )
             else:
-                self._kill_scopes.owners.discard(scope.owner)
-            self._kill_scopes.save()
-        for record in records:
-            if record.kill_switch:
-                record.kill_switch = False
-                self._save(record)
+                scopes.owners.discard(scope.owner)
+        engaged = [r for r in records if r.kill_switch]
+        written: list[InstanceRecord] = []
+        file = ""
+        try:
+            for record in engaged:
+                file = self._record_file(record)
+                candidate = copy.deepcopy(record)
+                candidate.kill_switch = False
+                self._write(candidate)
+                written.append(record)
+            if scope.instance_id is None:
+                file = KILL_SWITCH_FILE
+                scopes.save()
+        except OSError as e:
+            # Those written say released: written again as they are (engaged).
+            for record in written:
+                self._persist_record(record, None)
+            raise registry.unsaved("the release of the kill switch", file, e) from None
+        for record in engaged:
+            record.kill_switch = False
+        if scope.instance_id is None:
+            self._kill_scopes.everything, self._kill_scopes.owners = (
+                scopes.everything,
+                scopes.owners,
+            )
+            self._pending.done(KILL_SWITCH_FILE)
         released = self._engine.release_kill_switch(scope.instance_id, scope.owner)
         log.warning("kill switch released for %s", scope.describe())
         return instance_pb2.ReleaseKillSwitchResponse(instance_ids=released)

@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from mt5exec.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
@@ -124,14 +125,16 @@ class DeleteInstanceResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class UpdateInstanceConfigRequest(_message.Message):
-    __slots__ = ("instance_id", "config", "expected_version")
+    __slots__ = ("instance_id", "config", "expected_version", "update_mask")
     INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
     instance_id: str
     config: _common_pb2.InstanceConfig
     expected_version: int
-    def __init__(self, instance_id: _Optional[str] = ..., config: _Optional[_Union[_common_pb2.InstanceConfig, _Mapping]] = ..., expected_version: _Optional[int] = ...) -> None: ...
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, instance_id: _Optional[str] = ..., config: _Optional[_Union[_common_pb2.InstanceConfig, _Mapping]] = ..., expected_version: _Optional[int] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
 
 class UpdateInstanceConfigResponse(_message.Message):
     __slots__ = ("instance", "version")
