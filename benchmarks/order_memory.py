@@ -5,8 +5,8 @@ orders per message) in rounds: one with the default retention (an instance remem
 100,000 orders; the journal is compacted past 64 MB; 512 MB of execution events kept), and a
 baseline that remembers every order and event for ten years and never compacts while running
 (what the engine did before the retention). After every round the server's resident memory
-(VmRSS), the journal's size and the execution log's are read; at
-the end, the p50 of ListOrders pages (100 orders of the history, the first page and one ten
+(VmRSS), the journal's size, the execution log's and the sim broker's journal's are read;
+at the end, the p50 of ListOrders pages (100 orders of the history, the first page and one ten
 pages deep) beside a null RPC (health Check), with every remembered order in the book; then
 1.5 rounds' orders paced at 15,000/s, timing each batch of 100 from its send to its last
 answer: the order path's tail with the book at its cap (its retirement passes and the
@@ -132,6 +132,11 @@ def feed(
                         sum(p.stat().st_size for p in data_dir.rglob("executions*.log")) / 2**20,
                         2,
                     ),
+                    # The simulated broker's own journal (compacted past 64 MB, keeping the
+                    # history of its newest 100,000 orders of the last 24 h).
+                    "sim_state_log_mb": round(
+                        sum(p.stat().st_size for p in data_dir.rglob("sim_state.log")) / 2**20, 2
+                    ),
                 }
             )
             print(f"  {points[-1]}", flush=True)
@@ -175,6 +180,9 @@ def main() -> None:
                 "journal_mb_per_100k_orders_after_200k": growth_per_100k(
                     points, "journal_mb", 200_000
                 ),
+                "sim_state_log_mb_per_100k_orders_after_200k": growth_per_100k(
+                    points, "sim_state_log_mb", 200_000
+                ),
             }
     path = write("order_memory", result)
     for name in SERVERS:
@@ -184,7 +192,8 @@ def main() -> None:
             f"{name}: after {last['orders']:,} orders RSS {last['rss_mb']} MB, journal "
             f"{last['journal_mb']} MB; growth per 100k orders after 200k: RSS "
             f"{r['rss_mb_per_100k_orders_after_200k']} MB, journal "
-            f"{r['journal_mb_per_100k_orders_after_200k']} MB"
+            f"{r['journal_mb_per_100k_orders_after_200k']} MB, sim_state.log "
+            f"{r['sim_state_log_mb_per_100k_orders_after_200k']} MB"
         )
     print(f"written to {path}")
 

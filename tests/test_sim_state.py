@@ -19,8 +19,20 @@ from mt5exec.sim.broker import (
     SimBroker,
     SimConfig,
 )
-from mt5exec.sim.state import MIN_FILL_RECORD, StateError, StateStore, read_deals, read_history
+from mt5exec.sim.state import (
+    MIN_FILL_RECORD,
+    Retention,
+    StateError,
+    StateStore,
+    _parse_state,
+    _scan,
+    read_deals,
+    read_history,
+)
 from mt5exec.terminal.v1 import worker_pb2 as pb
+from tmpfs import fill, small_disk
+
+__all__ = ["small_disk"]  # the fixture
 
 NOW = 1_700_000_000.0
 
@@ -710,3 +722,210 @@ def test_history_without_persistence_is_the_same(tmp_path: Path) -> None:
     assert memory.history(["cc3", "cc5"]) == disk.history(["cc3", "cc5"])
     assert len(memory.history()[0]) > 200
     disk.close()
+
+
+# -- compaction ----------------------------------------------------------------------------------
+
+SMALL = Retention(keep_s=3600.0, keep_orders=100, compact_bytes=20_000)
+
+
+def records(path: Path) -> tuple[int, int]:
+    """(records kept as history before the base's seq, records after it) in the journal."""
+    data = _journal(path).read_bytes()
+    base = _parse_state(data, 0)
+    archive_end = base.log_offset or base.end
+    before = after = 0
+    for offset, _, _ in _scan(data, base.end):
+        if offset < archive_end:
+            before += 1
+        else:
+            after += 1
+    return before, after
+
+
+def flip(broker: SimBroker, i: int) -> pb.OrderResult:
+    """A market order that opens or closes (netting): the account stays small."""
+    return trade(broker, market(side=i % 2, comment=f"k{i}", request_id=i + 1))
+
+
+def test_compaction_bounds_the_journal_and_keeps_the_recent_history(tmp_path: Path) -> None:
+    path = tmp_path / "sim_state"
+    a = SimBroker.open(config("netting"), path, clock=lambda: NOW, retention=SMALL)
+    assert a.journal is not None
+    results = []
+    for i in range(3000):
+        results.append(flip(a, i))
+        a.maybe_checkpoint(wait=True)
+        kept, after = records(path) if i % 500 == 499 else (0, 0)
+        # The archive never holds more than the orders retained; what came after the last
+        # compaction is at most what brings the journal to twice its compacted size.
+        assert kept <= SMALL.keep_orders
+        assert after <= 2 * SMALL.keep_orders + SMALL.compact_bytes // 150
+    assert a.journal.compactions >= 10
+    assert a.journal.compact_path.exists() is False
+    orders, deals = a.history()
+    assert len(deals) <= 3 * SMALL.keep_orders + SMALL.compact_bytes // 150
+    next_order = a.export_state().next_order
+    recent = [r for r in results if r.order >= next_order - SMALL.keep_orders]
+    assert len(recent) == SMALL.keep_orders
+    # Every order within the retention is found by its comment, as reconciliation asks.
+    for r in recent[:: SMALL.keep_orders // 10]:
+        found = a.reconcile(pb.ReconcileRequest(comments=[f"k{r.request_id - 1}"]))
+        assert [o.ticket for o in found.orders] == [r.order]
+        assert [d.ticket for d in found.deals] == [r.deal]
+    # Older ones are gone: the bound is real.
+    assert not a.reconcile(pb.ReconcileRequest(comments=["k5"])).orders
+    reference = SimBroker(config("netting"), clock=lambda: NOW, state=a.export_state())
+    crash(a)
+    b = SimBroker.open(config("netting"), path, clock=lambda: NOW, retention=SMALL)
+    assert b.restored is not None and b.restored.problems == []
+    same_account(b, reference)
+    assert b.history() == (orders, deals)
+    b.close()
+
+
+def test_compaction_keeps_what_is_recent_by_time(tmp_path: Path) -> None:
+    now = [NOW]
+    path = tmp_path / "sim_state"
+    retention = Retention(keep_s=60.0, keep_orders=10_000, compact_bytes=5_000)
+    a = SimBroker.open(config("netting"), path, clock=lambda: now[0], retention=retention)
+    for i in range(40):
+        flip(a, i)
+        a.maybe_checkpoint(wait=True)
+    now[0] += 61.0
+    for i in range(40, 60):
+        flip(a, i)
+        a.maybe_checkpoint(wait=True)
+    assert a.journal is not None and a.journal.compactions >= 1
+    comments = {d.comment for d in a.history()[1]}
+    assert {f"k{i}" for i in range(40, 60)} <= comments
+    assert not comments & {f"k{i}" for i in range(30)}  # more than a minute before the newest
+    a.close()
+
+
+def test_orders_journaled_while_the_compaction_copies_are_kept(tmp_path: Path) -> None:
+    path = tmp_path / "sim_state"
+    a = SimBroker.open(config("netting"), path, clock=lambda: NOW, retention=SMALL)
+    assert a.journal is not None
+    i = 0
+    while not a.journal.compaction_due:
+        flip(a, i)
+        i += 1
+    a.maybe_checkpoint()
+    assert a.journal.compacting
+    meanwhile = [flip(a, i + n) for n in range(25)]  # appended to the old file meanwhile
+    assert a.maybe_checkpoint(wait=True)  # put in place, with a snapshot
+    assert not a.journal.compacting and a.journal.compactions == 1
+    deals = [d.ticket for d in a.history()[1]]
+    assert deals[-25:] == [r.deal for r in meanwhile]
+    reference = SimBroker(config("netting"), clock=lambda: NOW, state=a.export_state())
+    history = a.history()
+    flip(a, 999)
+    crash(a)
+    b = SimBroker.open(config("netting"), path, clock=lambda: NOW, retention=SMALL)
+    assert b.restored is not None and b.restored.problems == []
+    assert b.restored.replayed == 1
+    assert b.history()[1][:-1] == history[1]
+    reference.send(market(side=1, comment="k999", request_id=1000))
+    same_account(b, reference)
+    b.close()
+
+
+def test_a_crash_before_the_new_snapshot_replays_from_the_compacted_base(tmp_path: Path) -> None:
+    path = tmp_path / "sim_state"
+    a = SimBroker.open(config("netting"), path, clock=lambda: NOW, retention=SMALL)
+    assert a.journal is not None
+    for i in range(300):
+        flip(a, i)
+    a.checkpoint()  # a snapshot of the journal before the compaction
+    a.journal.compact(a.export_state(), int(NOW * 1000))  # renamed, no snapshot yet
+    for i in range(300, 303):
+        flip(a, i)
+    reference = SimBroker(config("netting"), clock=lambda: NOW, state=a.export_state())
+    history = a.history()
+    crash(a)
+    b = SimBroker.open(config("netting"), path, clock=lambda: NOW, retention=SMALL)
+    assert b.restored is not None and b.restored.problems == []
+    assert b.restored.replayed == 3  # from the compacted base, not from the old snapshot's offset
+    same_account(b, reference)
+    assert b.history() == history
+    b.close()
+
+
+def test_a_compaction_a_crash_interrupted_is_removed(tmp_path: Path) -> None:
+    path = tmp_path / "sim_state"
+    a = SimBroker.open(config("netting"), path, clock=lambda: NOW, retention=SMALL)
+    assert a.journal is not None
+    for i in range(200):
+        flip(a, i)
+    history = a.history()
+    reference = SimBroker(config("netting"), clock=lambda: NOW, state=a.export_state())
+    aside = a.journal.compact_path
+    crash(a)
+    # What a compaction killed while copying leaves: a file cut anywhere.
+    aside.write_bytes(_journal(path).read_bytes()[:5_000])
+    b = SimBroker.open(config("netting"), path, clock=lambda: NOW, retention=SMALL)
+    assert b.restored is not None and b.restored.problems == []
+    assert not aside.exists()
+    same_account(b, reference)
+    assert b.history() == history
+    b.close()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_compacted_journal_is_the_same_account_and_the_same_recent_history(
+    tmp_path: Path, seed: int
+) -> None:
+    """Pending orders, stops, partial closes: compaction changes nothing of the account, and
+    the history it keeps is the full history's newest part, whole."""
+    retention = Retention(keep_s=3600.0, keep_orders=30, compact_bytes=8_000)
+    a = SimBroker.open(config(), tmp_path / "a", clock=lambda: NOW, retention=retention)
+    full = open_broker(tmp_path / "b")
+    for chunk in range(12):
+        session(a, 15, seed=seed * 100 + chunk)
+        session(full, 15, seed=seed * 100 + chunk)
+        a.maybe_checkpoint(wait=True)
+    assert a.journal is not None and a.journal.compactions >= 2
+    same_account(a, full)
+    orders, deals = a.history()
+    all_orders, all_deals = full.history()
+    assert deals == all_deals[len(all_deals) - len(deals) :]
+    everything = {o.ticket: o for o in all_orders}
+    assert all(everything[o.ticket] == o for o in orders)
+    next_order = a.export_state().next_order
+    kept = {o.ticket for o in orders}
+    assert {t for t in everything if t >= next_order - retention.keep_orders} <= kept
+    assert len(deals) < len(all_deals)
+    crash(a)
+    b = SimBroker.open(config(), tmp_path / "a", clock=lambda: NOW, retention=retention)
+    same_account(b, full)
+    assert b.history() == (orders, deals)
+    b.close()
+    full.close()
+
+
+def test_a_compaction_on_a_full_disk_changes_nothing_and_works_later(small_disk: Path) -> None:
+    path = small_disk / "sim_state"
+    a = SimBroker.open(config("netting"), path, clock=lambda: NOW, retention=SMALL)
+    assert a.journal is not None
+    i = 0
+    while not a.journal.compaction_due:
+        flip(a, i)
+        i += 1
+    before = _journal(path).read_bytes()
+    filler = fill(small_disk)
+    try:
+        with pytest.raises(OSError, match="No space left"):
+            a.maybe_checkpoint(wait=True)
+        assert not a.journal.compact_path.exists()
+        assert _journal(path).read_bytes() == before
+    finally:
+        filler.unlink()
+    flip(a, i)
+    assert a.maybe_checkpoint(wait=True)
+    assert a.journal.compactions == 1
+    history = a.history()
+    crash(a)
+    b = SimBroker.open(config("netting"), path, clock=lambda: NOW, retention=SMALL)
+    assert b.history() == history
+    b.close()

@@ -177,6 +177,7 @@ from mt5exec.sim.state import (
     MemoryJournal,
     OrderState,
     PositionState,
+    Retention,
     StateError,
     StateStore,
     encode_deal,
@@ -1048,11 +1049,13 @@ class SimBroker:
         config: SimConfig,
         path: str | os.PathLike[str],
         clock: Callable[[], float] = time.time,
+        retention: Retention | None = None,
     ) -> SimBroker:
         """The account saved at ``path`` (a fresh one if there is none), journaled from now on.
 
         Damaged files are repaired or set aside (see ``mt5exec.sim.state``); ``StateError`` only
-        when the files cannot be used at all. ``close`` writes the final snapshot.
+        when the files cannot be used at all. ``close`` writes the final snapshot. ``retention``:
+        how much history the journal keeps when it is compacted (``maybe_checkpoint``).
         """
         store, loaded = StateStore.open(
             path,
@@ -1060,6 +1063,7 @@ class SimBroker:
             currency=config.currency,
             margin_mode=config.margin_mode,
             symbols=config.symbols,
+            retention=retention,
         )
         try:
             broker = cls(config, clock, state=loaded.account)
@@ -1190,10 +1194,22 @@ class SimBroker:
         self.journal.snapshot(self.export_state())
         return True
 
-    def maybe_checkpoint(self, every: int = CHECKPOINT_EVERY) -> bool:
-        """Snapshot once ``every`` changes were journaled since the last one; True if it did."""
+    def maybe_checkpoint(self, every: int = CHECKPOINT_EVERY, *, wait: bool = False) -> bool:
+        """Snapshot once ``every`` changes were journaled since the last one; True if it did.
+
+        Also compacts the journal when it is due: starts a compaction (on a thread), and puts
+        it in place with a snapshot at a later call once its thread is done (``wait``: at
+        once). Raises ``OSError`` when a snapshot or a compaction failed (try again later)."""
         journal = self.journal
-        if journal is None or journal.records_since_snapshot < every:
+        if journal is None or self._in_trade:
+            return False
+        if journal.finish_compaction(wait=wait):
+            return self.checkpoint()  # the compacted journal's first snapshot
+        if journal.compaction_due:
+            journal.start_compaction(self.export_state(), self._now_msc())
+            if wait and journal.finish_compaction(wait=True):
+                return self.checkpoint()
+        if journal.records_since_snapshot < every:
             return False
         return self.checkpoint()
 
