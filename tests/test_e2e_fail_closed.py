@@ -90,9 +90,10 @@ def refused(call: Callable[[], object]) -> grpc.RpcError:
     return caught.value
 
 
-def not_persisted(call: Callable[[], object], in_force: bool) -> grpc.RpcError:
-    """The call answers UNAVAILABLE / STATE_NOT_PERSISTED, saying whether what it asked for
-    is in force all the same."""
+def not_persisted(disk: Disk, call: Callable[[], object], in_force: bool) -> grpc.RpcError:
+    """On the full disk, the call answers UNAVAILABLE / STATE_NOT_PERSISTED, saying whether
+    what it asked for is in force all the same."""
+    disk.fill()  # again: whatever was freed since is taken
     e = refused(call)
     assert e.code() == grpc.StatusCode.UNAVAILABLE, e
     info = error_info(e)
@@ -204,6 +205,7 @@ def test_restrictions_hold_on_a_full_disk_are_saved_when_it_frees_and_survive_a_
 
             # An instance's kill switch: refused orders at once, though not saved.
             not_persisted(
+                disk,
                 lambda: engage(server, instance_pb2.KillSwitchScope(instance_id="fc-kill")),
                 in_force=True,
             )
@@ -211,19 +213,18 @@ def test_restrictions_hold_on_a_full_disk_are_saved_when_it_frees_and_survive_a_
             assert get(server, "fc-kill").kill_switch
 
             # HALTED the same; going back to ACTIVE loosens: refused, still HALTED.
-            not_persisted(lambda: set_state(server, "fc-halt", HALTED), in_force=True)
+            not_persisted(disk, lambda: set_state(server, "fc-halt", HALTED), in_force=True)
             assert order_refusal(server, "fc-halt", "h-1") == "TRADING_HALTED"
-            not_persisted(lambda: set_state(server, "fc-halt", ACTIVE), in_force=False)
+            not_persisted(disk, lambda: set_state(server, "fc-halt", ACTIVE), in_force=False)
             assert get(server, "fc-halt").trading_state == HALTED
             assert order_refusal(server, "fc-halt", "h-2") == "TRADING_HALTED"
 
             # The global kill switch; its release loosens: refused, still engaged.
             probe = order_pb2.CheckOrderRequest(order=market("fc-all", "a-0"))
             assert server.orders.CheckOrder(probe, timeout=10).accepted
-            not_persisted(lambda: engage(server, EVERYTHING), in_force=True)
+            not_persisted(disk, lambda: engage(server, EVERYTHING), in_force=True)
             assert order_refusal(server, "fc-all", "a-1") == "KILL_SWITCH"
-            disk.fill()
-            not_persisted(lambda: release(server, EVERYTHING), in_force=False)
+            not_persisted(disk, lambda: release(server, EVERYTHING), in_force=False)
             assert order_refusal(server, "fc-all", "a-2") == "KILL_SWITCH"
             assert get(server, "fc-all").kill_switch
 
@@ -293,6 +294,7 @@ def test_a_tighter_limit_holds_on_a_full_disk_and_a_looser_one_waits(tmp_path: P
             disk.fill()
             # Mixed: a tighter volume cap (in force at once) and a looser rate (waits).
             e = not_persisted(
+                disk,
                 lambda: update(
                     server,
                     "fc-lim",
@@ -309,6 +311,7 @@ def test_a_tighter_limit_holds_on_a_full_disk_and_a_looser_one_waits(tmp_path: P
             assert order_refusal(server, "fc-lim", "l-1", volume=0.1) == "VOLUME_ABOVE_LIMIT"
             # Only looser: nothing changes.
             not_persisted(
+                disk,
                 lambda: update(
                     server, "fc-lim", ["risk.max_open_positions"], max_open_positions=99
                 ),
@@ -342,15 +345,15 @@ def test_control_plane_calls_on_a_full_disk_answer_unavailable_and_leave_nothing
             create_sim(server, "fc-one")
             disk.fill()
             for _ in range(3):  # never counted against server.max_instances (2)
-                not_persisted(lambda: create_sim(server, "fc-half"), in_force=False)
+                not_persisted(disk, lambda: create_sim(server, "fc-half"), in_force=False)
             e = refused(lambda: get(server, "fc-half"))
             assert e.code() == grpc.StatusCode.NOT_FOUND
             assert not (disk.path / "instances" / "default" / "fc-half").exists()
             # Stopping, starting and deleting save the record first: nothing changes.
             stop = instance_pb2.StopInstanceRequest(instance_id="fc-one")
-            not_persisted(lambda: server.instances.StopInstance(stop, timeout=30), False)
+            not_persisted(disk, lambda: server.instances.StopInstance(stop, timeout=30), False)
             delete = instance_pb2.DeleteInstanceRequest(instance_id="fc-one")
-            not_persisted(lambda: server.instances.DeleteInstance(delete, timeout=30), False)
+            not_persisted(disk, lambda: server.instances.DeleteInstance(delete, timeout=30), False)
             assert get(server, "fc-one").state == common_pb2.INSTANCE_STATE_READY
             assert record(disk, "fc-one")["desired"] == "running"
 
