@@ -16,6 +16,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    // The field numbers of every message, for the refusal of unknown fields (wire.rs).
+    let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    config.file_descriptor_set_path(out_dir.join("descriptors.bin"));
+    config.skip_source_info();
     config.compile_protos(
         &files,
         &[

@@ -1,15 +1,20 @@
-"""An operator's view: grpcurl (the real binary) against the running server."""
+"""An operator's view: grpcurl and ghz (the real binaries) against the running server, and
+the standard services they rely on (reflection v1 and v1alpha, health)."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import grpc
 import pytest
-from tests.support import create_sim
+from grpc_health.v1 import health_pb2
+from grpc_reflection.v1alpha import reflection_pb2
+from tests.support import BULK_RISK, create_sim
 
 from mt5exec.testing import ServerProcess
 
@@ -42,7 +47,113 @@ def test_list_shows_services_health_and_reflection(server: ServerProcess) -> Non
         "mt5exec.v1.StreamService",
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
+        "grpc.reflection.v1.ServerReflection",
     } <= services
+
+
+def test_describe_a_method(server: ServerProcess) -> None:
+    out = subprocess.run(
+        [
+            _grpcurl(),
+            "-plaintext",
+            server.address,
+            "describe",
+            "mt5exec.v1.OrderService.PlaceOrder",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "mt5exec.v1.OrderService.PlaceOrder is a method" in out.stdout
+    assert "rpc PlaceOrder ( .mt5exec.v1.PlaceOrderRequest )" in out.stdout
+
+
+@pytest.mark.parametrize("version", ["v1", "v1alpha"])
+def test_reflection_finds_the_file_of_a_method(server: ServerProcess, version: str) -> None:
+    # The two versions are the same messages under another package: one set serves both.
+    assert server.channel is not None
+    info = server.channel.stream_stream(
+        f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    requests = [
+        reflection_pb2.ServerReflectionRequest(list_services=""),
+        reflection_pb2.ServerReflectionRequest(
+            file_containing_symbol="mt5exec.v1.OrderService.PlaceOrder"
+        ),
+        reflection_pb2.ServerReflectionRequest(file_containing_symbol="mt5exec.v1.Nothing.Here"),
+    ]
+    listed, found, missing = list(info(iter(requests), timeout=30))
+    names = {s.name for s in listed.list_services_response.service}
+    assert f"grpc.reflection.{version}.ServerReflection" in names
+    files = found.file_descriptor_response.file_descriptor_proto
+    assert any(b"mt5exec/v1/order.proto" in f and b"PlaceOrder" in f for f in files)
+    assert missing.error_response.error_code == grpc.StatusCode.NOT_FOUND.value[0]
+
+
+def test_health_list(server: ServerProcess) -> None:
+    out = grpcurl(server, "-d", "{}", "grpc.health.v1.Health/List")
+    assert out.returncode == 0, out.stderr
+    statuses = json.loads(out.stdout)["statuses"]
+    for name in ["", "mt5exec.v1.InstanceService", "mt5exec.v1.OrderService"]:
+        assert statuses[name]["status"] == "SERVING"
+    assert server.channel is not None
+    check = server.channel.unary_unary(
+        "/grpc.health.v1.Health/Check",
+        request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+        response_deserializer=health_pb2.HealthCheckResponse.FromString,
+    )
+    assert check(health_pb2.HealthCheckRequest(), timeout=10).status == (
+        health_pb2.HealthCheckResponse.SERVING
+    )
+    log = (server.data_dir / "server.log").read_text()
+    assert "NotImplementedError" not in log and "Traceback" not in log
+
+
+GHZ_VERSION = "v0.120.0"
+
+
+@pytest.fixture(scope="session")
+def ghz() -> str:
+    """ghz, installed once with `go install` into a cache directory of its own version (from
+    the Go module cache when it has it, offline); skipped where Go is not installed."""
+    go = shutil.which("go")
+    if go is None:
+        pytest.skip("go is not installed")
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    bin_dir = cache / "mt5exec" / "go" / f"ghz-{GHZ_VERSION}"
+    binary = bin_dir / "ghz"
+    if not binary.exists():
+        package = f"github.com/bojand/ghz/cmd/ghz@{GHZ_VERSION}"
+        env = {**os.environ, "GOBIN": str(bin_dir), "GOFLAGS": "-buildvcs=false"}
+        offline = subprocess.run(
+            [go, "install", package], env={**env, "GOPROXY": "off"}, capture_output=True
+        )
+        if offline.returncode != 0:
+            online = subprocess.run(
+                [go, "install", package], env=env, capture_output=True, text=True, timeout=900
+            )
+            assert online.returncode == 0, online.stderr
+    return str(binary)
+
+
+def test_ghz_places_orders_through_reflection(server: ServerProcess, ghz: str) -> None:
+    create_sim(server, "ghz", ["EURUSD"], tick_rate=20, risk=BULK_RISK)
+    order = {"instance_id": "ghz", "symbol": "EURUSD", "side": "SIDE_BUY"}
+    order |= {"type": "ORDER_TYPE_MARKET", "volume": 0.01}
+    call = ["--insecure", "--call", "mt5exec.v1.OrderService.PlaceOrder", "-d", json.dumps(order)]
+    out = subprocess.run(
+        [ghz, *call, "-n", "20", "-c", "2", "--format", "json", server.address],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["count"] == 20
+    assert report["statusCodeDistribution"] == {"OK": 20}, report.get("errorDistribution")
 
 
 def test_json_calls(server: ServerProcess) -> None:

@@ -13,6 +13,26 @@ from grpc_status import rpc_status
 
 DOMAIN = "mt5exec"
 
+# At most this many characters of any client input are quoted back in a message: a message
+# travels in the status trailers, which clients limit (8 KiB by default in many), and a
+# status that does not fit arrives as RESOURCE_EXHAUSTED instead of the real one.
+QUOTE_LIMIT = 64
+# A message longer than this (whatever made it) is cut: the status must always fit.
+MESSAGE_LIMIT = 1024
+
+
+def quote(value: str | bytes) -> str:
+    """``value`` quoted for an error message: its first QUOTE_LIMIT characters, and its
+    length when it is longer."""
+    if len(value) <= QUOTE_LIMIT:
+        return repr(value)
+    return f"{value[:QUOTE_LIMIT]!r}... ({len(value):,} characters)"
+
+
+def number(value: float) -> str:
+    """A number for an error message: the shortest exact form (1e+308, not 309 digits)."""
+    return repr(value) if isinstance(value, float) else str(value)
+
 
 class MT5ExecError(Exception):
     """An error with its gRPC status code, stable reason and optional field."""
@@ -27,6 +47,8 @@ class MT5ExecError(Exception):
         payload: bytes = b"",
         retry_after_ms: int = 0,
     ) -> None:
+        if len(message) > MESSAGE_LIMIT:
+            message = message[: MESSAGE_LIMIT - 3] + "..."
         super().__init__(message)
         self.code = code
         self.reason = reason

@@ -591,6 +591,7 @@ impl Engine {
         let p = v1::PlaceOrderRequest::decode(raw).map_err(|e| {
             EngineError::invalid("request", "REQUEST_INVALID", format!("request: {e}"))
         })?;
+        crate::wire::check_known("mt5exec.v1.PlaceOrderRequest", raw)?;
         let shared = &self.shared;
         let cid = if p.client_order_id.is_empty() {
             session::generate_client_order_id(shared.started_nanos, shared.token())

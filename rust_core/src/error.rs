@@ -93,3 +93,56 @@ impl std::error::Error for EngineError {}
 
 /// Engine result.
 pub type Result<T> = std::result::Result<T, EngineError>;
+
+/// At most this many characters of client input are quoted back in a message (the message
+/// travels in the status trailers, which clients bound), as `mt5exec.errors.quote` does.
+pub const QUOTE_LIMIT: usize = 64;
+
+/// `value` quoted for an error message: its first [`QUOTE_LIMIT`] characters, and its
+/// length when it is longer.
+pub fn quote(value: &str) -> String {
+    match value.char_indices().nth(QUOTE_LIMIT) {
+        None => format!("{value:?}"),
+        Some((end, _)) => format!(
+            "{:?}... ({} characters)",
+            &value[..end],
+            value.chars().count()
+        ),
+    }
+}
+
+/// A number for an error message: as written when it is of an ordinary size, else in
+/// exponent form (`1e308`, not 309 digits).
+pub fn num(value: f64) -> String {
+    let size = value.abs();
+    if value == 0.0 || !value.is_finite() || (1e-6..1e16).contains(&size) {
+        format!("{value}")
+    } else {
+        format!("{value:e}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_is_quoted_short() {
+        assert_eq!(quote("EURUSD"), "\"EURUSD\"");
+        let long = "é".repeat(100_000);
+        let quoted = quote(&long);
+        assert!(quoted.starts_with(&format!("\"{}\"...", "é".repeat(64))));
+        assert!(quoted.ends_with("(100000 characters)"), "{quoted}");
+    }
+
+    #[test]
+    fn numbers_are_short() {
+        assert_eq!(num(1e308), "1e308");
+        assert_eq!(num(-216.8885), "-216.8885");
+        assert_eq!(num(0.015), "0.015");
+        assert_eq!(num(1e-9), "1e-9");
+        assert_eq!(num(0.0), "0");
+        assert_eq!(num(f64::NAN), "NaN");
+        assert_eq!(num(f64::INFINITY), "inf");
+    }
+}

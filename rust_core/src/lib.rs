@@ -25,6 +25,7 @@ pub mod routing;
 pub mod session;
 pub mod supervisor;
 pub mod validate;
+pub mod wire;
 
 #[cfg(feature = "python")]
 mod python;

@@ -183,6 +183,7 @@ pub fn decode(raw: &[u8]) -> Result<v1::order_session_request::Request, EngineEr
             format!("request: not decodable: {e}"),
         )
     })?;
+    crate::wire::check_known("mt5exec.v1.OrderSessionRequest", raw)?;
     request.request.ok_or_else(empty)
 }
 

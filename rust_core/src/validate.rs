@@ -3,7 +3,7 @@
 //! These run in the engine so that no order, whoever sends it, reaches a
 //! terminal with a malformed field. Each failure names the field.
 
-use crate::error::{Code, EngineError, Result};
+use crate::error::{num, quote, Code, EngineError, Result};
 use crate::pb::terminal::{SymbolInfo, Tick};
 use crate::pb::v1::{FillingMode, OrderType, Side, TimeInForce};
 
@@ -79,7 +79,10 @@ pub fn check_volume(volume: f64, spec: &SymbolInfo) -> Result<()> {
         return Err(EngineError::invalid(
             "volume",
             "VOLUME_INVALID",
-            format!("volume: must be a positive number of lots, got {volume}"),
+            format!(
+                "volume: must be a positive number of lots, got {}",
+                num(volume)
+            ),
         ));
     }
     if volume < spec.volume_min - spec.volume_min * STEP_EPSILON {
@@ -87,8 +90,10 @@ pub fn check_volume(volume: f64, spec: &SymbolInfo) -> Result<()> {
             "volume",
             "VOLUME_BELOW_MIN",
             format!(
-                "volume: {volume} is below the {} minimum of {}",
-                spec.name, spec.volume_min
+                "volume: {} is below the {} minimum of {}",
+                num(volume),
+                spec.name,
+                num(spec.volume_min)
             ),
         ));
     }
@@ -97,8 +102,10 @@ pub fn check_volume(volume: f64, spec: &SymbolInfo) -> Result<()> {
             "volume",
             "VOLUME_ABOVE_MAX",
             format!(
-                "volume: {volume} is above the {} maximum of {}",
-                spec.name, spec.volume_max
+                "volume: {} is above the {} maximum of {}",
+                num(volume),
+                spec.name,
+                num(spec.volume_max)
             ),
         ));
     }
@@ -109,8 +116,10 @@ pub fn check_volume(volume: f64, spec: &SymbolInfo) -> Result<()> {
                 "volume",
                 "VOLUME_OFF_STEP",
                 format!(
-                    "volume: {volume} is not a multiple of the {} volume step {}",
-                    spec.name, spec.volume_step
+                    "volume: {} is not a multiple of the {} volume step {}",
+                    num(volume),
+                    spec.name,
+                    num(spec.volume_step)
                 ),
             ));
         }
@@ -129,7 +138,10 @@ pub fn check_price(field: &'static str, value: f64) -> Result<()> {
         Err(EngineError::invalid(
             field,
             "PRICE_INVALID",
-            format!("{field}: must be a finite price >= 0 (0 = none), got {value}"),
+            format!(
+                "{field}: must be a finite price >= 0 (0 = none), got {}",
+                num(value)
+            ),
         ))
     }
 }
@@ -144,8 +156,39 @@ fn wrong_side(field: &'static str, what: &str, value: f64, rule: &str) -> Engine
     EngineError::invalid(
         field,
         reason,
-        format!("{field}: {value} must be {rule} ({what})"),
+        format!("{field}: {} must be {rule} ({what})", num(value)),
     )
+}
+
+/// Refuses a field the order's type does not use (a client that sets it expects an effect
+/// it would not get): a stop-limit price but for stop-limit orders, a time in force other
+/// than good-till-cancelled for market orders (filled or refused at once; see `filling`).
+///
+/// # Errors
+/// `INVALID_ARGUMENT` (`FIELD_NOT_APPLICABLE`) naming the field.
+fn check_applies(order: &OrderIntent, order_type: OrderType, tif: TimeInForce) -> Result<()> {
+    let type_name = order_type.as_str_name();
+    if order.stop_limit_price != 0.0 && order_type != OrderType::StopLimit {
+        return Err(EngineError::invalid(
+            "stop_limit_price",
+            "FIELD_NOT_APPLICABLE",
+            format!("stop_limit_price: only for ORDER_TYPE_STOP_LIMIT, not {type_name}"),
+        ));
+    }
+    if order_type == OrderType::Market
+        && !matches!(tif, TimeInForce::Unspecified | TimeInForce::Gtc)
+    {
+        return Err(EngineError::invalid(
+            "time_in_force",
+            "FIELD_NOT_APPLICABLE",
+            format!(
+                "time_in_force: {} does not apply to ORDER_TYPE_MARKET (filled or refused at \
+                 once; see filling)",
+                tif.as_str_name()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks an order's fields against its symbol, the last tick and the clock.
@@ -179,7 +222,10 @@ pub fn check_order(
         return Err(EngineError::invalid(
             "symbol",
             "SYMBOL_UNKNOWN",
-            format!("symbol: '{}' is not traded by this instance", order.symbol),
+            format!(
+                "symbol: {} is not traded by this instance",
+                quote(&order.symbol)
+            ),
         ));
     };
     check_volume(order.volume, spec)?;
@@ -187,7 +233,14 @@ pub fn check_order(
     check_price("stop_limit_price", order.stop_limit_price)?;
     check_price("stop_loss", order.stop_loss)?;
     check_price("take_profit", order.take_profit)?;
-    let tif = TimeInForce::try_from(order.time_in_force).unwrap_or(TimeInForce::Unspecified);
+    let Ok(tif) = TimeInForce::try_from(order.time_in_force) else {
+        return Err(EngineError::invalid(
+            "time_in_force",
+            "TIME_IN_FORCE_INVALID",
+            format!("time_in_force: unknown value {}", order.time_in_force),
+        ));
+    };
+    check_applies(order, order_type, tif)?;
     if tif == TimeInForce::Specified {
         if order.expiration_msc <= now_msc {
             return Err(EngineError::invalid(
@@ -214,7 +267,7 @@ pub fn check_order(
         return Err(EngineError::new(
             Code::FailedPrecondition,
             "NO_PRICE",
-            format!("symbol: no price received for {} yet", order.symbol),
+            format!("symbol: no price received for {} yet", quote(&order.symbol)),
         )
         .field("symbol"));
     };
@@ -251,8 +304,9 @@ pub fn check_order(
         };
         if !ok {
             let rule = format!(
-                "{} the current {name} {market} for a {} {}",
+                "{} the current {name} {} for a {} {}",
                 if below_market { "below" } else { "above" },
+                num(market),
                 if buy { "buy" } else { "sell" },
                 order_type.as_str_name()
             );
@@ -299,11 +353,13 @@ pub fn check_order(
         None => (tick.ask, "the current ask"),
     };
     if order.stop_loss > 0.0 && (order.stop_loss >= reference) == buy {
-        let rule = format!("{} {what} {reference}", if buy { "below" } else { "above" });
+        let side = if buy { "below" } else { "above" };
+        let rule = format!("{side} {what} {}", num(reference));
         return Err(wrong_side("stop_loss", "stop loss", order.stop_loss, &rule));
     }
     if order.take_profit > 0.0 && (order.take_profit <= reference) == buy {
-        let rule = format!("{} {what} {reference}", if buy { "above" } else { "below" });
+        let side = if buy { "above" } else { "below" };
+        let rule = format!("{side} {what} {}", num(reference));
         return Err(wrong_side(
             "take_profit",
             "take profit",
@@ -441,6 +497,45 @@ mod tests {
         o.price = 1.0800;
         o.stop_loss = 1.0820; // above the entry of a buy
         assert_eq!(reason(&o), "STOP_LOSS_WRONG_SIDE");
+    }
+
+    #[test]
+    fn unknown_time_in_force_and_fields_of_other_types_are_refused() {
+        for tif in [99, -1, 4] {
+            let mut o = buy(0.1);
+            o.time_in_force = tif;
+            assert_eq!(reason(&o), "TIME_IN_FORCE_INVALID", "{tif}");
+        }
+        let mut o = buy(0.1);
+        o.stop_limit_price = 1.0850;
+        let e = check_order(&o, Some(&eurusd()), Some(&tick()), 0).expect_err("market");
+        assert_eq!(
+            (e.field, e.reason),
+            ("stop_limit_price", "FIELD_NOT_APPLICABLE")
+        );
+        o.order_type = OrderType::Limit as i32;
+        o.price = 1.0840;
+        assert_eq!(reason(&o), "FIELD_NOT_APPLICABLE");
+        let mut o = buy(0.1);
+        o.time_in_force = TimeInForce::Day as i32;
+        assert_eq!(reason(&o), "FIELD_NOT_APPLICABLE");
+        o.time_in_force = TimeInForce::Gtc as i32;
+        assert_eq!(reason(&o), "OK");
+        o.order_type = OrderType::Limit as i32;
+        o.price = 1.0840;
+        o.time_in_force = TimeInForce::Day as i32;
+        assert_eq!(reason(&o), "OK");
+    }
+
+    #[test]
+    fn messages_quote_input_short() {
+        let mut o = buy(1e308);
+        let e = check_order(&o, Some(&eurusd()), Some(&tick()), 0).expect_err("volume");
+        assert!(e.message.contains("1e308"), "{}", e.message);
+        o.volume = 0.1;
+        o.symbol = "X".repeat(100_000);
+        let e = check_order(&o, None, None, 0).expect_err("symbol");
+        assert!(e.message.len() < 200, "{}", e.message);
     }
 
     #[test]

@@ -15,14 +15,14 @@ import sys
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health_pb2
 
 from mt5exec.config import ConfigError, ServerConfig
 from mt5exec.engine import Engine, EngineSettings, Topic
 from mt5exec.errors import MT5ExecError
 from mt5exec.metrics import MetricsServer
 from mt5exec.server.handlers import add_service
+from mt5exec.server.standard import Health, add_standard_services
 from mt5exec.server.state import AppState
 from mt5exec.services import instance as instance_service
 from mt5exec.services import order as order_service
@@ -113,7 +113,7 @@ class Server:
         )
         self.instances = instance_service.InstanceService(self.state)
         self.grpc = grpc.aio.server(options=_OPTIONS)
-        self.health = health.aio.HealthServicer()
+        self.health = Health()
         self.port = 0
         self._background: list[asyncio.Task[None]] = []
         self.metrics: MetricsServer | None = None
@@ -133,7 +133,6 @@ class Server:
         add_service(
             self.grpc,
             SERVICES[0],
-            instance_pb2,
             self.instances,
             instance_service.PLANNED,
             config.engine.slow_consumer_timeout_s,
@@ -141,7 +140,6 @@ class Server:
         add_service(
             self.grpc,
             SERVICES[1],
-            order_pb2,
             order_service.OrderService(self.state),
             order_service.PLANNED,
             config.engine.slow_consumer_timeout_s,
@@ -149,21 +147,12 @@ class Server:
         add_service(
             self.grpc,
             SERVICES[2],
-            stream_pb2,
             stream_service.StreamService(self.state),
             stream_service.PLANNED,
             config.engine.slow_consumer_timeout_s,
         )
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
+        add_standard_services(self.grpc, list(SERVICES), self.health)
         names = [s.full_name for s in SERVICES]
-        reflection.enable_server_reflection(
-            [
-                *names,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ],
-            self.grpc,
-        )
         restored = self.instances.restore()
         host, _, port = config.server.listen.rpartition(":")
         self.port = self.grpc.add_insecure_port(f"{host}:{port}")

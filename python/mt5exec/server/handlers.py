@@ -4,8 +4,10 @@ Instead of the generated ``add_*Servicer_to_server`` helpers, handlers are made
 here so that (1) a servicer may return already-encoded bytes, which are written
 as they are (the engine encodes ticks, positions and order results once, in
 Rust), (2) every ``MT5ExecError`` becomes a status with ``ErrorInfo`` in one
-place, and (3) a method that is not built yet answers UNIMPLEMENTED naming the
-issue that builds it.
+place, (3) a method that is not built yet answers UNIMPLEMENTED naming the
+issue that builds it, and (4) a request that is not a valid message of its type is
+INVALID_ARGUMENT (reason REQUEST_INVALID) for every method, also of the standard services
+(health, reflection): the deserializer never raises, it hands the handler the error.
 """
 
 from __future__ import annotations
@@ -13,18 +15,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from types import ModuleType
 from typing import Any, TypeAlias
 
 import grpc
-from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf import message_factory
+from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 
 from mt5exec import metrics
 from mt5exec.engine import Subscription
 from mt5exec.errors import MT5ExecError, unimplemented
+from mt5exec.services import validation
 
 log = logging.getLogger("mt5exec.rpc")
 
@@ -47,10 +51,53 @@ def _internal(method: str, error: Exception) -> MT5ExecError:
     )
 
 
+class _Undecodable:
+    """What a request that is not a valid message decodes to: its handler answers with the
+    error (a deserializer that raised would make grpc answer UNKNOWN)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: MT5ExecError) -> None:
+        self.error = error
+
+
+def _decoder(method: MethodDescriptor) -> Callable[[bytes], Any]:
+    request_type = message_factory.GetMessageClass(method.input_type)
+    type_name = method.input_type.full_name
+
+    def decode(data: bytes) -> Any:
+        try:
+            request = request_type.FromString(data)
+            validation.check_message(request)
+        except MT5ExecError as e:
+            return _Undecodable(e)
+        except Exception as e:  # DecodeError, and whatever else bytes can make the parser do
+            return _Undecodable(
+                validation.request_invalid("request", f"request: not a {type_name} ({e})")
+            )
+        return request
+
+    return decode
+
+
+def _decoded(request: Any) -> Any:
+    """The request, or its decoding error raised."""
+    if type(request) is _Undecodable:
+        raise request.error
+    return request
+
+
+async def _each_decoded(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """A client stream's requests; the first that did not decode raises its error (which
+    ends the call with it)."""
+    async for request in requests:
+        yield _decoded(request)
+
+
 def _unary(name: str, fn: Callable[[Any, Context], Awaitable[Any]]) -> Handler:
     async def handler(request: Any, context: Context) -> Any:
         try:
-            return await fn(request, context)
+            return await fn(_decoded(request), context)
         except MT5ExecError as e:
             await context.abort_with_status(e.to_status())
         except (asyncio.CancelledError, grpc.aio.AbortError):
@@ -123,7 +170,7 @@ def _streaming(
         clock = watch._loop.time
         source: AsyncIterator[Any] | Subscription | None = None
         try:
-            source = fn(request, context)
+            source = fn(_decoded(request), context)
             ready: Callable[[], Any] = _nothing_ready
             if isinstance(source, Subscription):
                 # Headers first: a client that has them knows the subscription is live and
@@ -176,9 +223,33 @@ def _missing(full_name: str, issue: int | str, streaming: bool) -> Handler:
     return stream if streaming else unary
 
 
+def _rpc_handler(
+    method: MethodDescriptor, behaviour: Handler, raw: bool
+) -> grpc.RpcMethodHandler[Any, Any]:
+    kwargs: dict[str, Any] = {
+        "request_deserializer": None if raw else _decoder(method),
+        "response_serializer": serialize,
+    }
+    if method.client_streaming and method.server_streaming:
+        return grpc.stream_stream_rpc_method_handler(behaviour, **kwargs)
+    if method.client_streaming:
+        return grpc.stream_unary_rpc_method_handler(behaviour, **kwargs)
+    if method.server_streaming:
+        return grpc.unary_stream_rpc_method_handler(behaviour, **kwargs)
+    return grpc.unary_unary_rpc_method_handler(behaviour, **kwargs)
+
+
+def _decoding_requests(fn: Callable[[Any, Context], Any]) -> Callable[[Any, Context], Any]:
+    """``fn`` of a client-streaming method, given only requests that decoded."""
+
+    def call(requests: AsyncIterator[Any], context: Context) -> Any:
+        return fn(_each_decoded(requests), context)
+
+    return call
+
+
 def method_handlers(
     service: ServiceDescriptor,
-    pb2: ModuleType,
     servicer: object,
     planned: dict[str, int | str],
     write_timeout: float = 10.0,
@@ -188,43 +259,72 @@ def method_handlers(
     raw_requests: frozenset[str] = getattr(servicer, "RAW_REQUESTS", frozenset())
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in service.methods:
-        request_type = getattr(pb2, method.input_type.name)
-        streaming_out = method.server_streaming
+        raw = method.name in raw_requests
         fn = getattr(servicer, method.name, None)
+        full_name = f"{service.full_name}/{method.name}"
         if fn is None:
             issue = planned.get(method.name)
             if issue is None:
-                raise TypeError(f"{service.full_name}/{method.name} has no servicer and no issue")
-            behaviour = _missing(f"{service.full_name}/{method.name}", issue, streaming_out)
+                raise TypeError(f"{full_name} has no servicer and no issue")
+            behaviour = _missing(full_name, issue, method.server_streaming)
         else:
-            full_name = f"{service.full_name}/{method.name}"
+            if method.client_streaming and not raw:
+                fn = _decoding_requests(fn)
             behaviour = (
-                _streaming(full_name, fn, write_timeout) if streaming_out else _unary(full_name, fn)
+                _streaming(full_name, fn, write_timeout)
+                if method.server_streaming
+                else _unary(full_name, fn)
             )
-        kwargs: dict[str, Any] = {
-            "request_deserializer": None
-            if method.name in raw_requests
-            else request_type.FromString,
-            "response_serializer": serialize,
-        }
-        if method.client_streaming and streaming_out:
-            handlers[method.name] = grpc.stream_stream_rpc_method_handler(behaviour, **kwargs)
-        elif method.client_streaming:
-            handlers[method.name] = grpc.stream_unary_rpc_method_handler(behaviour, **kwargs)
-        elif streaming_out:
-            handlers[method.name] = grpc.unary_stream_rpc_method_handler(behaviour, **kwargs)
-        else:
-            handlers[method.name] = grpc.unary_unary_rpc_method_handler(behaviour, **kwargs)
+        handlers[method.name] = _rpc_handler(method, behaviour, raw)
     return handlers
 
 
 def add_service(
     server: grpc.aio.Server,
     service: ServiceDescriptor,
-    pb2: ModuleType,
     servicer: object,
     planned: dict[str, int | str],
     write_timeout: float = 10.0,
 ) -> None:
-    handlers = method_handlers(service, pb2, servicer, planned, write_timeout)
+    handlers = method_handlers(service, servicer, planned, write_timeout)
     server.add_registered_method_handlers(service.full_name, handlers)
+
+
+def _standard(method: MethodDescriptor, fn: Callable[..., Any]) -> Handler:
+    """A library servicer's method (which writes with context.write, yields, or returns its
+    response), given only requests that decoded."""
+
+    def request_of(request: Any) -> Any:
+        return _each_decoded(request) if method.client_streaming else _decoded(request)
+
+    if inspect.isasyncgenfunction(fn):
+
+        async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
+            try:
+                async for response in fn(request_of(request), context):
+                    yield response
+            except MT5ExecError as e:
+                await context.abort_with_status(e.to_status())
+
+        return stream
+
+    async def call(request: Any, context: Context) -> Any:
+        try:
+            return await fn(request_of(request), context)
+        except MT5ExecError as e:
+            await context.abort_with_status(e.to_status())
+
+    return call
+
+
+def add_standard_service(
+    server: grpc.aio.Server, service: ServiceDescriptor, servicer: object, name: str = ""
+) -> None:
+    """A service implemented by a library's servicer (health, reflection) with the same
+    refusal of undecodable requests as ours; ``name`` serves it under another name (a
+    service with the same messages in another package)."""
+    handlers = {
+        method.name: _rpc_handler(method, _standard(method, getattr(servicer, method.name)), False)
+        for method in service.methods
+    }
+    server.add_registered_method_handlers(name or service.full_name, handlers)

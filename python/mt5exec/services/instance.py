@@ -14,6 +14,7 @@ import copy
 import json
 import logging
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -27,7 +28,7 @@ from google.protobuf import json_format
 import mt5exec
 from mt5exec import registry, templates
 from mt5exec.engine import InstanceSpec, Supervision, validate_risk_limits
-from mt5exec.errors import MT5ExecError, invalid, not_found
+from mt5exec.errors import MT5ExecError, invalid, not_found, quote
 from mt5exec.mt5 import experts
 from mt5exec.registry import InstanceRecord
 from mt5exec.server.handlers import Context
@@ -52,11 +53,21 @@ _MAX_EXPERT_BYTES = 16 * 1024 * 1024
 _STARTED = time.time()
 
 
+# Simulated broker: what a starting balance, leverage and currency may be.
+_INITIAL_BALANCE = (0.01, 1e12)
+_LEVERAGE = (1, 10_000)
+_CURRENCY = re.compile(r"[A-Za-z]{3}")
+# ListInstances' page tokens: the offset of the page (ASCII digits: str.isdigit takes "²").
+_PAGE_TOKEN = re.compile(r"[0-9]{1,9}")
+
+
 def _overrides(config: common_pb2.InstanceConfig) -> dict[str, dict[str, object]]:
     """The request's config as template overrides (proto3 zero = not given)."""
     instance: dict[str, object] = {}
     broker: dict[str, object] = {}
     if config.symbols:
+        for symbol in config.symbols:
+            validation.text("config.symbols", symbol, max_length=64, pattern=validation.SYMBOL)
         instance["trade_pairs"] = list(config.symbols)
     if config.seed:
         instance["seed"] = config.seed
@@ -68,19 +79,23 @@ def _overrides(config: common_pb2.InstanceConfig) -> dict[str, dict[str, object]
         validation.finite("config.tick_batch_ms", config.tick_batch_ms, minimum=low, maximum=high)
         instance["tick_batch_ms"] = config.tick_batch_ms
     if config.initial_balance:
-        validation.finite("config.initial_balance", config.initial_balance, minimum=0.01)
+        low, high = _INITIAL_BALANCE
+        validation.finite(
+            "config.initial_balance", config.initial_balance, minimum=low, maximum=high
+        )
         instance["initial_balance"] = config.initial_balance
     if config.leverage:
-        broker["leverage"] = config.leverage
+        broker["leverage"] = validation.integer(
+            "config.leverage", config.leverage, minimum=_LEVERAGE[0], maximum=_LEVERAGE[1]
+        )
     if config.currency:
-        broker["currency"] = config.currency
+        broker["currency"] = validation.text(
+            "config.currency", config.currency, max_length=3, pattern=_CURRENCY
+        )
     if config.margin_mode:
-        if config.margin_mode not in _MARGIN_MODES:
-            raise invalid(
-                "config.margin_mode",
-                "MARGIN_MODE_INVALID",
-                f"config.margin_mode: unknown value {config.margin_mode}",
-            )
+        validation.enum(
+            "config.margin_mode", config.margin_mode, common_pb2.AccountMarginMode.DESCRIPTOR
+        )
         broker["margin_mode"] = _MARGIN_MODES[config.margin_mode]
     return {"instance": instance, "broker": broker}
 
@@ -91,7 +106,7 @@ def _check_symbols(symbols: list[str]) -> None:
             raise invalid(
                 "config.symbols",
                 "SYMBOL_UNKNOWN",
-                f"config.symbols: the simulated broker has no {symbol!r} "
+                f"config.symbols: the simulated broker has no {quote(symbol)} "
                 f"(it has {', '.join(DEFAULT_SYMBOLS)})",
             )
     if len(set(symbols)) != len(symbols):
@@ -466,7 +481,7 @@ class InstanceService(risk_control.RiskControls):
         ]
         start = 0
         if request.page_token:
-            if not request.page_token.isdigit():
+            if not _PAGE_TOKEN.fullmatch(request.page_token):
                 raise invalid("page_token", "PAGE_TOKEN_INVALID", "page_token: not from us")
             start = int(request.page_token)
         size = request.page_size or 100
@@ -483,9 +498,7 @@ class InstanceService(risk_control.RiskControls):
         record = self._record(instance_id)
         grace = None
         if request.HasField("grace"):
-            grace = validation.finite(
-                "grace", request.grace.ToTimedelta().total_seconds(), maximum=600.0
-            )
+            grace = validation.seconds("grace", request.grace, maximum=600.0)
         self._commit(record, "the stop", desired_running=False)
         instance = await self._engine.stop_instance(instance_id, grace)
         self._history(instance)
@@ -587,9 +600,7 @@ class InstanceService(risk_control.RiskControls):
             raise invalid("expert_file", "EXPERT_TOO_LARGE", "expert_file: at most 16 MiB")
         timeout = 60.0
         if request.HasField("timeout"):
-            timeout = validation.finite(
-                "timeout", request.timeout.ToTimedelta().total_seconds(), maximum=600.0
-            )
+            timeout = validation.seconds("timeout", request.timeout, maximum=600.0)
         # A sim instance has no terminal; its directory still takes the terminal's layout so
         # that an EA's signals are found in the same place for every backend.
         terminal_dir = self._directory(record.owner, instance_id) / "terminal"

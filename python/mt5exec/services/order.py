@@ -15,7 +15,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from mt5exec.engine import OrderArgs, OrderChanges
-from mt5exec.errors import MT5ExecError, invalid, not_found
+from mt5exec.errors import MT5ExecError, invalid, not_found, number
 from mt5exec.server.handlers import Context
 from mt5exec.server.state import AppState
 from mt5exec.services import validation
@@ -33,10 +33,10 @@ PLANNED: dict[str, int | str] = {
 _SESSION_WINDOW = 1024
 
 
-def _expiration_msc(request: order_pb2.PlaceOrderRequest | order_pb2.ModifyOrderRequest) -> int:
+def _expiration_msc(request: order_pb2.ModifyOrderRequest) -> int:
     if not request.HasField("expiration"):
         return 0
-    return request.expiration.seconds * 1000 + request.expiration.nanos // 1_000_000
+    return validation.timestamp_nanos("expiration", request.expiration) // 1_000_000
 
 
 class OrderService:
@@ -113,7 +113,7 @@ class OrderService:
             raise invalid(
                 "volume",
                 "VOLUME_ABOVE_POSITION",
-                f"volume: {volume} is more than the position's {position.volume}",
+                f"volume: {number(volume)} is more than the position's {number(position.volume)}",
             )
         close_side = (
             common_pb2.SIDE_SELL if position.side == common_pb2.SIDE_BUY else common_pb2.SIDE_BUY
@@ -185,8 +185,8 @@ class OrderService:
             instance_id,
             request.history,
             request.symbol,
-            _nanos(request.from_time) if request.HasField("from_time") else None,
-            _nanos(request.to_time) if request.HasField("to_time") else None,
+            _nanos("from_time", request.from_time) if request.HasField("from_time") else None,
+            _nanos("to_time", request.to_time) if request.HasField("to_time") else None,
             request.page_size,
             request.page_token,
         )
@@ -231,8 +231,8 @@ class OrderService:
 _NANOS_RANGE = (-(2**63), 2**63 - 1)
 
 
-def _nanos(t: Timestamp) -> int:
+def _nanos(field: str, t: Timestamp) -> int:
     """Nanoseconds since the epoch, held to what the engine counts in (years 1678 to 2262):
     a window reaching past them reaches past every order."""
     low, high = _NANOS_RANGE
-    return min(max(t.ToNanoseconds(), low), high)
+    return min(max(validation.timestamp_nanos(field, t), low), high)

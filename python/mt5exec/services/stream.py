@@ -52,9 +52,7 @@ class StreamService:
         instance_id = validation.instance_id(request.instance_id)
         interval = 0.0
         if request.HasField("interval"):
-            interval = validation.finite(
-                "interval", request.interval.ToTimedelta().total_seconds(), maximum=3600.0
-            )
+            interval = validation.seconds("interval", request.interval, maximum=3600.0)
             if interval and interval < 0.01:
                 raise invalid("interval", "VALUE_OUT_OF_RANGE", "interval: at least 10 ms")
         sub = self._engine.subscribe(Topic.ACCOUNTS, [instance_id])

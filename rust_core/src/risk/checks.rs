@@ -6,7 +6,7 @@
 //! reason), and `mt5exec.risk_reference` implements the same rules in plain Python as the
 //! oracle of the differential tests.
 
-use crate::error::{Code, EngineError};
+use crate::error::{num, Code, EngineError};
 use crate::pb::terminal::SymbolInfo;
 use crate::pb::v1::{RiskLimits, TradingState};
 
@@ -138,7 +138,7 @@ impl Rejection {
         let (code, message) = match reason {
             "VOLUME_INVALID" | "PRICE_INVALID" => (
                 Code::InvalidArgument,
-                format!("{field}: {value} is not a valid value"),
+                format!("{field}: {} is not a valid value", num(value)),
             ),
             "KILL_SWITCH" => (
                 Code::FailedPrecondition,
@@ -177,14 +177,39 @@ impl Rejection {
             ),
             "STALE_TICK" => (
                 Code::FailedPrecondition,
-                format!("symbol: the last tick is {value} ms old (stale_tick_ms {limit})"),
+                format!(
+                    "symbol: the last tick is {} ms old (stale_tick_ms {})",
+                    num(value),
+                    num(limit)
+                ),
+            ),
+            "INSUFFICIENT_MARGIN" => (
+                Code::FailedPrecondition,
+                format!(
+                    "{field}: the order needs a margin of {}, the free margin is {}",
+                    money(value),
+                    money(limit)
+                ),
             ),
             _ => (
                 Code::FailedPrecondition,
-                format!("{field}: {value} breaks the limit {limit} ({reason})"),
+                format!(
+                    "{field}: {} breaks the limit {} ({reason})",
+                    num(value),
+                    num(limit)
+                ),
             ),
         };
         EngineError::new(code, reason, message).field(field)
+    }
+}
+
+/// An amount of money for a message: to the cent.
+fn money(value: f64) -> String {
+    if value.abs() < 1e15 {
+        num((value * 100.0).round() / 100.0)
+    } else {
+        num(value)
     }
 }
 
@@ -490,12 +515,13 @@ fn exposure_checks(
         }
     }
     if market_order {
-        let after = book.free_margin - notional / book.leverage.max(1.0);
+        let margin = notional / book.leverage.max(1.0);
+        let after = book.free_margin - margin;
         if after.is_nan() || after < 0.0 {
             return Err(Rejection::new(
                 "INSUFFICIENT_MARGIN",
                 "volume",
-                after,
+                margin,
                 book.free_margin,
             ));
         }
@@ -567,6 +593,40 @@ mod tests {
             duplicate: false,
         };
         check(order, &market, book, &controls).map_err(|r| r.reason)
+    }
+
+    #[test]
+    fn insufficient_margin_names_the_margin() {
+        // 100 lots at 1.1001 and 1:100: 110,010 of margin against 10,000 free.
+        let o = Order {
+            volume: 100.0,
+            ..order()
+        };
+        let spec = spec();
+        let market = Market {
+            spec: &spec,
+            bid: 1.1,
+            ask: 1.1001,
+            tick_received_msc: 1_000,
+            now_msc: 1_000,
+        };
+        let controls = Controls {
+            limits: &RiskLimits::default(),
+            state: TradingState::Active,
+            kill_switch: false,
+            symbol_allowed: true,
+            in_session: true,
+            duplicate: false,
+        };
+        let e = check(&o, &market, &book(), &controls)
+            .expect_err("margin")
+            .into_error();
+        assert_eq!((e.reason, e.field), ("INSUFFICIENT_MARGIN", "volume"));
+        assert!(
+            e.message.contains("needs a margin of 110010") && e.message.ends_with("is 10000"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

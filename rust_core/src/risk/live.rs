@@ -59,7 +59,10 @@ pub fn check_new(
         return Err(EngineError::new(
             Code::FailedPrecondition,
             "SYMBOL_NOT_ALLOWED",
-            format!("symbol: the instance has no market for {}", intent.symbol),
+            format!(
+                "symbol: the instance has no market for {}",
+                crate::error::quote(&intent.symbol)
+            ),
         )
         .field("symbol"));
     };

@@ -12,7 +12,7 @@ pub mod throttle;
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 
-use crate::error::{Code, EngineError, Result};
+use crate::error::{num, quote, Code, EngineError, Result};
 use crate::pb::v1::{RiskLimits, TradingState};
 use checks::{Book, Controls, Market, Order};
 use throttle::TokenBucket;
@@ -44,7 +44,7 @@ impl Window {
                 EngineError::invalid(
                     field,
                     "SESSION_INVALID",
-                    format!("{field}: expected \"HH:MM\" (UTC), got {text:?}"),
+                    format!("{field}: expected \"HH:MM\" (UTC), got {}", quote(text)),
                 )
             })
         };
@@ -63,6 +63,15 @@ impl Window {
             minute >= self.start || minute < self.end
         }
     }
+}
+
+/// Symbols a whitelist may name.
+pub const MAX_ALLOWED_SYMBOLS: usize = 1_000;
+
+/// A symbol name as the templates take it: 1 to 64 characters, no whitespace.
+fn is_symbol_name(name: &str) -> bool {
+    let count = name.chars().count();
+    (1..=64).contains(&count) && !name.chars().any(char::is_whitespace)
 }
 
 /// Checks limits for values the engine cannot use.
@@ -85,7 +94,10 @@ pub fn validate_limits(limits: &RiskLimits) -> Result<Option<Window>> {
             return Err(EngineError::invalid(
                 field,
                 "LIMIT_INVALID",
-                format!("{field}: must be a finite number >= 0 (0 disables it), got {value}"),
+                format!(
+                    "{field}: must be a finite number >= 0 (0 disables it), got {}",
+                    num(value)
+                ),
             ));
         }
     }
@@ -102,7 +114,26 @@ pub fn validate_limits(limits: &RiskLimits) -> Result<Option<Window>> {
             "LIMIT_INVALID",
             format!(
                 "risk.min_order_volume: {} is above risk.max_order_volume {}",
-                limits.min_order_volume, limits.max_order_volume
+                num(limits.min_order_volume),
+                num(limits.max_order_volume)
+            ),
+        ));
+    }
+    if limits.allowed_symbols.len() > MAX_ALLOWED_SYMBOLS {
+        return Err(EngineError::invalid(
+            "risk.allowed_symbols",
+            "LIMIT_INVALID",
+            format!("risk.allowed_symbols: at most {MAX_ALLOWED_SYMBOLS} symbols"),
+        ));
+    }
+    if let Some(bad) = limits.allowed_symbols.iter().find(|s| !is_symbol_name(s)) {
+        return Err(EngineError::invalid(
+            "risk.allowed_symbols",
+            "LIMIT_INVALID",
+            format!(
+                "risk.allowed_symbols: {} is not a symbol name (1 to 64 characters, no \
+                 whitespace)",
+                quote(bad)
             ),
         ));
     }
@@ -545,6 +576,25 @@ mod tests {
             ..Default::default()
         };
         assert!(validate_limits(&crossed).is_err());
+        for symbols in [
+            vec!["X".repeat(100_000)],
+            vec![String::new()],
+            vec!["EUR USD".to_owned()],
+            vec!["EURUSD".to_owned(); MAX_ALLOWED_SYMBOLS + 1],
+        ] {
+            let whitelist = RiskLimits {
+                allowed_symbols: symbols,
+                ..Default::default()
+            };
+            let e = validate_limits(&whitelist).expect_err("whitelist");
+            assert_eq!(e.field, "risk.allowed_symbols");
+            assert!(e.message.len() < 200, "{}", e.message);
+        }
+        let fine = RiskLimits {
+            allowed_symbols: vec!["EURUSD".to_owned(), "US500.cash".to_owned()],
+            ..Default::default()
+        };
+        assert!(validate_limits(&fine).is_ok());
     }
 
     #[test]
