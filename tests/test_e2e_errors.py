@@ -622,3 +622,17 @@ def test_input_is_quoted_short(server: ServerProcess, call: Callable[[ServerProc
     message = caught.value.details()
     assert len(message) < 300, message
     assert "0" * 20 not in message, message
+
+
+def test_a_position_price_is_printed_short(server: ServerProcess) -> None:
+    placed = server.orders.PlaceOrder(order(client_order_id="held"), timeout=10).order
+    assert placed.position_id
+    with pytest.raises(grpc.RpcError) as caught:
+        server.orders.ModifyPosition(
+            order_pb2.ModifyPositionRequest(
+                instance_id="known", position_id=placed.position_id, stop_loss=1e308
+            ),
+            timeout=10,
+        )
+    assert error_info(caught.value).reason == "STOP_LOSS_WRONG_SIDE"
+    assert "stop_loss: 1e308 must be below" in caught.value.details(), caught.value.details()

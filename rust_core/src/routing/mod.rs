@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use crate::convert;
 use crate::engine::Shared;
-use crate::error::{Code, EngineError, Result};
+use crate::error::{num, Code, EngineError, Result};
 use crate::frame;
 use crate::journal::{FsyncPolicy, Journal, JournalRecord};
 use crate::notify::Completion;
@@ -758,8 +758,10 @@ pub fn modify_position(
             "stop_loss",
             "STOP_LOSS_WRONG_SIDE",
             format!(
-                "stop_loss: {stop_loss} must be {} the current price {close}",
-                if buy { "below" } else { "above" }
+                "stop_loss: {} must be {} the current price {}",
+                num(stop_loss),
+                if buy { "below" } else { "above" },
+                num(close)
             ),
         ));
     }
@@ -768,8 +770,10 @@ pub fn modify_position(
             "take_profit",
             "TAKE_PROFIT_WRONG_SIDE",
             format!(
-                "take_profit: {take_profit} must be {} the current price {close}",
-                if buy { "above" } else { "below" }
+                "take_profit: {} must be {} the current price {}",
+                num(take_profit),
+                if buy { "above" } else { "below" },
+                num(close)
             ),
         ));
     }
