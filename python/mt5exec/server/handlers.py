@@ -23,7 +23,7 @@ from typing import Any, TypeAlias
 import grpc
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
 from mt5exec import metrics
 from mt5exec.engine import Subscription
@@ -71,7 +71,9 @@ def _decoder(method: MethodDescriptor) -> Callable[[bytes], Any]:
             validation.check_message(request)
         except MT5ExecError as e:
             return _Undecodable(e)
-        except Exception as e:  # DecodeError, and whatever else bytes can make the parser do
+        except Exception as e:  # DecodeError, or whatever else bytes make the parser raise
+            if not isinstance(e, DecodeError):
+                log.warning("%s: undecodable request", type_name, exc_info=e)
             return _Undecodable(
                 validation.request_invalid("request", f"request: not a {type_name} ({e})")
             )
