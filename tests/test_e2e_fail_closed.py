@@ -6,14 +6,10 @@ config updates name their fields (update_mask) and keep every other limit."""
 
 from __future__ import annotations
 
-import errno
 import json
-import os
-import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,56 +20,12 @@ from tests.support import create_sim, error_info, market, wait_ready
 
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, instance_pb2, order_pb2, stream_pb2
+from tmpfs import Disk, tmpfs
 
 HALTED = common_pb2.TRADING_STATE_HALTED
 ACTIVE = common_pb2.TRADING_STATE_ACTIVE
 # History off: its database is not what these tests are about (and it has its own).
 ENV = {"MT5EXEC_HISTORY_ENABLED": "false"}
-
-
-class Disk:
-    """A mounted tmpfs that the test fills and frees."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.filler = path / "filler"
-
-    def fill(self) -> None:
-        """Writes to the filler file until the filesystem says ENOSPC (again, when something
-        freed a little since)."""
-        fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            for size in (1 << 20, 4096, 1):
-                block = b"\0" * size
-                while True:
-                    try:
-                        os.write(fd, block)
-                    except OSError as e:
-                        if e.errno != errno.ENOSPC:
-                            raise
-                        break
-        finally:
-            os.close(fd)
-
-    def free(self) -> None:
-        self.filler.unlink()
-
-
-@contextmanager
-def tmpfs(path: Path, size: str = "64m") -> Iterator[Disk]:
-    path.mkdir(parents=True)
-    mount = ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)]
-    try:
-        result = subprocess.run(mount, capture_output=True, text=True, check=False)
-    except FileNotFoundError:
-        pytest.skip("no mount command: cannot make a small filesystem to fill")
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {result.stderr.strip()}")
-    try:
-        yield Disk(path)
-    finally:
-        if subprocess.run(["umount", str(path)], check=False).returncode != 0:
-            subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 def server_on(disk: Disk, log_dir: Path, env: dict[str, str] | None = None) -> ServerProcess:
