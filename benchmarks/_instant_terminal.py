@@ -72,7 +72,11 @@ def main() -> None:
     )
     heartbeat_s = handshake(sock, pb.WorkerFrame(hello=hello), 10.0)
     now_msc = int(time.time() * 1000)
-    sock.sendall(encode_frame(pb.WorkerFrame(ticks=pb.TickBatch(ticks=[quote]))))
+    # No positions (the engine is READY once it knows that), then a price.
+    sock.sendall(
+        encode_frame(pb.WorkerFrame(positions=pb.PositionSnapshot()))
+        + encode_frame(pb.WorkerFrame(ticks=pb.TickBatch(ticks=[quote])))
+    )
     sel = selectors.DefaultSelector()
     sel.register(sock, selectors.EVENT_READ)
     reader = FrameReader()

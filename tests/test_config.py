@@ -43,7 +43,7 @@ def test_defaults(tmp_path: Path) -> None:
         order_timeout_s=10.0,
         stop_grace_s=2.0,
         kill_grace_s=1.0,
-        tick_queue_limit=10000,
+        tick_queue_limit=2000,
         slow_consumer_timeout_s=10.0,
         journal_fsync="interval:100",
     )

@@ -5,8 +5,9 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -165,6 +166,90 @@ def test_a_client_that_stops_reading_is_cut_off_and_others_are_not(
     assert healthy_gaps == [], "the reader that kept up lost nothing"
     assert metric(server, 'mt5exec_stream_cutoffs_total{reason="SLOW_CONSUMER"}') >= 1
     assert healthy_count[0] > 8_000
+
+
+TICK_SUBSCRIBERS = 'mt5exec_stream_subscribers{topic="ticks"}'
+SLOW_CUTOFFS = 'mt5exec_stream_cutoffs_total{reason="SLOW_CONSUMER"}'
+
+
+def _wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        time.sleep(0.05)
+
+
+def _stalled_ticks(server: ServerProcess) -> tuple[grpc.Channel, Any]:
+    """A StreamTicks of the fast instance whose client reads nothing (a small receive window:
+    no BDP probing), once its subscription is live."""
+    channel = grpc.insecure_channel(server.address, options=[("grpc.http2.bdp_probe", 0)])
+    call = stream_pb2_grpc.StreamServiceStub(channel).StreamTicks(
+        stream_pb2.StreamTicksRequest(instance_ids=["fast"]), timeout=120
+    )
+    call.initial_metadata()
+    return channel, call
+
+
+def _ended_slow(call: Any) -> None:
+    """Reads what the stalled call still has in flight: it ends RESOURCE_EXHAUSTED."""
+    with pytest.raises(grpc.RpcError) as caught:
+        for _ in call:
+            pass
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert error_info(caught.value).reason == "SLOW_CONSUMER"
+
+
+def test_a_cut_off_stream_leaves_the_engine_at_once(server: ServerProcess) -> None:
+    # The write timeout (1 s here) ends a stream whose client reads nothing; its subscription
+    # leaves the engine then, not once the client reads again or goes away.
+    before = metric(server, SLOW_CUTOFFS)
+    _wait_until(lambda: metric(server, TICK_SUBSCRIBERS) == 0, "no other tick stream")
+    channel, stalled = _stalled_ticks(server)
+    try:
+        assert metric(server, TICK_SUBSCRIBERS) == 1
+        _wait_until(lambda: metric(server, SLOW_CUTOFFS) > before, "cut off")
+        # The client still reads nothing, and holds its connection: the engine is rid of it.
+        _wait_until(
+            lambda: metric(server, TICK_SUBSCRIBERS) == 0, "the subscription gone", timeout=30
+        )
+        assert metric(server, 'mt5exec_stream_queued_messages{topic="ticks"}') == 0
+        _ended_slow(stalled)
+    finally:
+        channel.close()
+
+
+def test_the_engine_cuts_off_a_subscriber_past_its_queue_bound(tmp_path: Path) -> None:
+    # A write timeout that never comes in this test: the engine bounds what a subscriber may
+    # leave unread (64 KB here) by itself.
+    config = tmp_path / "mt5exec.toml"
+    config.write_text("[engine]\nslow_consumer_timeout_s = 600\nstream_queue_max_kb = 64\n")
+    with ServerProcess(tmp_path / "data", config=config) as server:
+        server.instances.CreateInstance(
+            instance_pb2.CreateInstanceRequest(
+                instance_id="fast",
+                config=common_pb2.InstanceConfig(symbols=SYMBOLS, tick_rate=1000),
+            ),
+            timeout=30,
+        )
+        channel, stalled = _stalled_ticks(server)
+        try:
+            _wait_until(lambda: metric(server, SLOW_CUTOFFS) == 1, "cut off by the engine")
+            assert metric(server, TICK_SUBSCRIBERS) == 0
+            # Another stream goes on (conflated: however slowly this test reads, it never has
+            # more than the latest tick per symbol queued).
+            reader = server.streams.StreamTicks(
+                stream_pb2.StreamTicksRequest(instance_ids=["fast"], conflate=True), timeout=30
+            )
+            received = 0
+            for message in reader:
+                received += len(message.ticks)
+                if received >= 2_000:  # far more than 64 KB's worth in all
+                    break
+            reader.cancel()
+            assert metric(server, SLOW_CUTOFFS) == 1
+            _ended_slow(stalled)
+        finally:
+            channel.close()
 
 
 def test_account_updates_at_an_interval(server: ServerProcess) -> None:

@@ -205,8 +205,9 @@ class EngineConfig:
     stop_grace_s: float = field(default=2.0, metadata=_opt(_non_negative))
     # Seconds between SIGTERM and SIGKILL.
     kill_grace_s: float = field(default=1.0, metadata=_opt(_non_negative))
-    # Ticks buffered per subscriber before it counts as a slow consumer.
-    tick_queue_limit: int = field(default=10000, metadata=_opt(_at_least_one))
+    # Messages (a tick batch each, 2 ms apart by default) queued per tick subscriber; beyond it
+    # the subscriber is conflated (the latest tick per symbol), which bounds its memory.
+    tick_queue_limit: int = field(default=2000, metadata=_opt(_at_least_one))
     # Seconds a stream may stay blocked on a client that reads nothing before it ends with
     # RESOURCE_EXHAUSTED (SLOW_CONSUMER); until then a tick subscriber is conflated.
     slow_consumer_timeout_s: float = field(default=10.0, metadata=_opt(_positive))
@@ -231,6 +232,9 @@ class EngineConfig:
     # With more than 20 stream subscribers each waits up to this long between its messages,
     # so that busy ones get fewer, larger messages (latency traded for capacity); 0: never.
     stream_coalesce_max_ms: float = field(default=5.0, metadata=_opt(_non_negative))
+    # Kilobytes a tick, account or instance-event subscriber may leave queued unread (what
+    # it costs the server) before the engine cuts it off with SLOW_CONSUMER at once.
+    stream_queue_max_kb: int = field(default=4096, metadata=_opt(_at_least_one))
 
 
 @dataclass(frozen=True, slots=True)

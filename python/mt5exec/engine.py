@@ -113,8 +113,11 @@ class EngineSettings:
     journal_fsync: str = "interval:100"
     stop_grace_s: float = 2.0
     kill_grace_s: float = 1.0
-    tick_queue_limit: int = 10_000
+    tick_queue_limit: int = 2_000
     execution_queue_limit: int = 100_000
+    # What a tick, account or instance-event subscriber may leave queued unread before the
+    # engine cuts it off (SLOW_CONSUMER).
+    stream_queue_max_bytes: int = 4 << 20
     stream_coalesce_max_s: float = 0.005
     final_order_retention_s: float = 86_400.0
     max_orders_per_instance: int = 100_000
@@ -166,6 +169,11 @@ class Subscription:
     @property
     def id(self) -> int:
         return self._core.id
+
+    @property
+    def cut_off(self) -> bool:
+        """Whether the engine cut it off for leaving too much unread (and counted it)."""
+        return self._core.cut_off
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -304,6 +312,7 @@ class Engine:
             kill_grace_s=s.kill_grace_s,
             tick_queue_limit=s.tick_queue_limit,
             execution_queue_limit=s.execution_queue_limit,
+            stream_queue_max_bytes=s.stream_queue_max_bytes,
             final_order_retention_s=s.final_order_retention_s,
             max_orders_per_instance=s.max_orders_per_instance,
             journal_compact_bytes=s.journal_compact_bytes,
@@ -480,6 +489,8 @@ class Engine:
                 stopped.append(result)
             elif not isinstance(result, MT5ExecError):
                 raise result
+        # Throttle refusals of the last second are in the execution logs too.
+        self._core.flush_refusals()
         return stopped
 
     def get_instance(self, instance_id: str) -> common_pb2.Instance:
@@ -557,6 +568,10 @@ class Engine:
     def stream_stats(self) -> list[tuple[str, int, int, int]]:
         """Per topic: (name, subscribers, queued messages, dropped or conflated messages)."""
         return self._core.stream_stats()
+
+    def stream_cutoffs(self) -> int:
+        """Subscribers the engine cut off for leaving more than their bound unread."""
+        return self._core.stream_cutoffs()
 
     def risk_rejections(self) -> list[tuple[str, str, int]]:
         """(instance id, reason, count) of every order the risk engine refused."""

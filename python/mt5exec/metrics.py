@@ -32,7 +32,8 @@ from mt5exec.config import parse_listen
 from mt5exec.engine import Engine
 from mt5exec.v1 import common_pb2
 
-# Streams ended by the server, by reason (counted by the gRPC handlers).
+# Streams ended by the server, by reason (counted by the gRPC handlers: a write blocked past
+# the timeout; the engine counts those it cut off for leaving too much unread).
 stream_cutoffs: collections.Counter[str] = collections.Counter()
 
 
@@ -71,8 +72,11 @@ class EngineCollector(Collector):
         cutoffs = CounterMetricFamily(
             "mt5exec_stream_cutoffs", "Streams ended by the server", labels=["reason"]
         )
-        for reason, count in sorted(stream_cutoffs.items()):
-            cutoffs.add_metric([reason], count)
+        counts = stream_cutoffs.copy()
+        counts["SLOW_CONSUMER"] += engine.stream_cutoffs()
+        for reason, count in sorted(counts.items()):
+            if count:
+                cutoffs.add_metric([reason], count)
         yield cutoffs
         states: collections.Counter[str] = collections.Counter(
             common_pb2.InstanceState.Name(i.state) for i in engine.list_instances()

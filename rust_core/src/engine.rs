@@ -25,7 +25,8 @@ use crate::notify::{Completion, Notifier};
 use crate::orders::Retention;
 use crate::pb::v1;
 use crate::pb::v1::order_session_request::Request as OsRequest;
-use crate::risk::{DayState, Gate, OwnerPolicy};
+use crate::risk::refusals::Refusals;
+use crate::risk::{self, DayState, Gate, OwnerPolicy};
 use crate::routing::{self, OrderChanges, OrderRef, RequestKind};
 use crate::session::{self, Session};
 use crate::supervisor::{self, stats, Instance, InstanceSpec};
@@ -42,6 +43,9 @@ pub struct EngineConfig {
     pub tick_queue_limit: usize,
     /// Per-subscriber queue bound for executions.
     pub execution_queue_limit: usize,
+    /// What a tick, account or instance-event subscriber may have queued unread (bytes)
+    /// before it is cut off.
+    pub stream_queue_max_bytes: usize,
     /// Engine runtime threads.
     pub worker_threads: usize,
     /// The order journal (None: orders are not journaled, e.g. in unit tests).
@@ -62,8 +66,9 @@ impl Default for EngineConfig {
         Self {
             stop_grace: Duration::from_secs(2),
             kill_grace: Duration::from_secs(1),
-            tick_queue_limit: 10_000,
+            tick_queue_limit: 2_000,
             execution_queue_limit: 100_000,
+            stream_queue_max_bytes: crate::fanout::DEFAULT_QUEUE_MAX_BYTES,
             worker_threads: 1,
             journal_path: None,
             journal_policy: FsyncPolicy::Interval(Duration::from_millis(100)),
@@ -97,6 +102,8 @@ pub struct Shared {
     epoch: std::time::Instant,
     /// Owner and global throttles, owner whitelists, rejection counts.
     pub risk: Gate,
+    /// Throttle refusals waiting to be published, one event per instance, reason and second.
+    pub refusals: Refusals,
 }
 
 impl Shared {
@@ -179,9 +186,9 @@ impl Engine {
             });
         }
         let shared = Arc::new(Shared {
-            config,
             notifier: Notifier::new()?,
-            hub: Hub::default(),
+            hub: Hub::new(config.stream_queue_max_bytes),
+            config,
             instances: RwLock::new(HashMap::new()),
             next_token: AtomicU64::new(0),
             journal,
@@ -193,6 +200,15 @@ impl Engine {
                 .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
             epoch: std::time::Instant::now(),
             risk: Gate::default(),
+            refusals: Refusals::default(),
+        });
+        rt.spawn({
+            let shared = Arc::clone(&shared);
+            async move {
+                let now = || shared.mono_ns();
+                let publish = |closed| risk::live::publish_refusals(&shared, closed);
+                shared.refusals.run(now, publish).await;
+            }
         });
         Ok(Self { rt, shared })
     }
@@ -817,6 +833,14 @@ impl Engine {
         self.shared.risk.rejections()
     }
 
+    /// Publishes the throttle refusals gathered so far without waiting for their second to
+    /// end (before the server stops).
+    pub fn flush_refusals(&self) {
+        for closed in self.shared.refusals.due(u64::MAX) {
+            risk::live::publish_refusals(&self.shared, closed);
+        }
+    }
+
     /// Cancels a pending order.
     ///
     /// # Errors
@@ -930,17 +954,15 @@ impl Engine {
     /// An encoded `GetAccountResponse`.
     ///
     /// # Errors
-    /// `NOT_FOUND`, or `FAILED_PRECONDITION` before the worker reported an account.
+    /// `NOT_FOUND`, or `FAILED_PRECONDITION` (`INSTANCE_NOT_READY`) before the worker
+    /// reported an account.
     pub fn get_account(&self, instance_id: &str) -> Result<Vec<u8>> {
         let instance = self.shared.instance(instance_id)?;
         let live = instance.live.lock();
-        let account = live.account.as_ref().ok_or_else(|| {
-            EngineError::new(
-                Code::FailedPrecondition,
-                "INSTANCE_NOT_READY",
-                format!("instance '{instance_id}' has not reported its account yet"),
-            )
-        })?;
+        let account = live
+            .account
+            .as_ref()
+            .ok_or_else(|| not_reported(instance_id, "account"))?;
         Ok(v1::GetAccountResponse {
             account: Some(convert::account(instance_id, account)),
         }
@@ -950,10 +972,14 @@ impl Engine {
     /// An encoded `ListPositionsResponse`, optionally for one symbol.
     ///
     /// # Errors
-    /// `NOT_FOUND`.
+    /// `NOT_FOUND`, or `FAILED_PRECONDITION` (`INSTANCE_NOT_READY`) before the worker
+    /// reported its positions: none known is not none open.
     pub fn list_positions(&self, instance_id: &str, symbol: &str) -> Result<Vec<u8>> {
         let instance = self.shared.instance(instance_id)?;
         let live = instance.live.lock();
+        if !live.positions_reported {
+            return Err(not_reported(instance_id, "positions"));
+        }
         let positions = live
             .positions
             .iter()
@@ -1059,6 +1085,17 @@ impl Engine {
 }
 
 use convert::now_msc;
+
+/// A read of what only the terminal knows (account, positions) before the instance's worker
+/// reported it since the server started: an error, never an empty answer.
+fn not_reported(instance_id: &str, what: &str) -> EngineError {
+    EngineError::new(
+        Code::FailedPrecondition,
+        "INSTANCE_NOT_READY",
+        format!("instance '{instance_id}' has not reported its {what} yet"),
+    )
+    .field("instance_id")
+}
 
 #[cfg(test)]
 mod tests {

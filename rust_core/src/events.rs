@@ -17,7 +17,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use prost::Message;
 use std::collections::{HashSet, VecDeque};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,6 +29,7 @@ use crate::error::{Code, EngineError, Result};
 use crate::fanout::{piece, Subscription, Topic};
 use crate::journal::{each_frame_of, frame_payload};
 use crate::pb::v1;
+use crate::private;
 
 /// Events kept in memory per instance for resuming clients.
 const RING: usize = 10_000;
@@ -188,13 +189,9 @@ impl EventLog {
                 .first
                 .filter(|_| intact > 0)
                 .unwrap_or(inner.last + 1);
-            let _ = std::fs::create_dir_all(dir);
+            let _ = private::create_dir(dir);
             if readable {
-                inner.file = OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&path)
-                    .ok();
+                inner.file = private::append(&path).ok();
             }
             // A record torn by a crash mid-write is cut off: appended after it, every later
             // event would be unreadable to a resume from the log.
@@ -227,11 +224,7 @@ impl EventLog {
             inner.length = 0;
             inner.active_first = inner.last + 1;
         }
-        inner.file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&active)
-            .ok();
+        inner.file = private::append(&active).ok();
         let mut closed = segments(dir);
         {
             // Those an earlier rotation doomed are gone already, as far as the limits go.
@@ -313,6 +306,18 @@ impl EventLog {
 
     /// Numbers, keeps and publishes an event.
     pub fn publish(&self, shared: &Shared, instance_id: &str, event: v1::execution_event::Event) {
+        self.publish_refusals(shared, instance_id, event, 0);
+    }
+
+    /// [`EventLog::publish`] of an event that stands for `refusals` refused orders (throttle
+    /// refusals, coalesced: see [`crate::risk::refusals`]).
+    pub fn publish_refusals(
+        &self,
+        shared: &Shared,
+        instance_id: &str,
+        event: v1::execution_event::Event,
+        refusals: u64,
+    ) {
         let mut inner = self.inner.lock();
         inner.last += 1;
         let event = v1::ExecutionEvent {
@@ -320,6 +325,7 @@ impl EventLog {
             sequence: inner.last,
             time: Some(convert::now()),
             event: Some(event),
+            refusals,
         };
         let record = frame_payload(&event.encode_to_vec());
         let inner_ref = &mut *inner;
@@ -679,7 +685,10 @@ mod tests {
         }
         drop(log);
         let path = dir.join("executions.log");
-        let mut file = OpenOptions::new().append(true).open(&path).expect("open");
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .expect("open");
         file.write_all(&[0, 0, 0, 40, 1, 2]).expect("torn record");
         drop(file);
         let log = EventLog::open(Some(&dir), LogLimits::default());

@@ -6,13 +6,17 @@
 //! behind gets everything queued as one response by concatenating the shared
 //! pieces, with its own sequence number appended: nothing is re-encoded per
 //! subscriber. Each subscriber has a bounded queue; what happens when it is
-//! full depends on the topic (drop the oldest ticks, or end the stream).
+//! full depends on the topic (drop the oldest ticks, or end the stream). What a
+//! tick, account or instance-event subscriber has queued unread is bounded in
+//! bytes too: past that it is cut off at once (its queue freed, its stream ended
+//! with `SLOW_CONSUMER`, itself removed from the hub), whether or not the server
+//! still runs the stream that would notice.
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use prost::Message;
 use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::{Code, EngineError};
@@ -110,9 +114,16 @@ const RUN_KEY: u64 = u64::MAX;
 /// responses, which stay near the size a subscriber takes at once).
 const RUN_MAX_BYTES: usize = 64 * 1024;
 
+/// What one queued piece costs its subscriber: its bytes and its entry.
+fn cost(piece: &Bytes) -> usize {
+    piece.len() + std::mem::size_of::<Queued>()
+}
+
 #[derive(Debug)]
 struct Queue {
     pieces: VecDeque<Queued>,
+    /// What the pieces cost ([`cost`]).
+    bytes: usize,
     /// Number of the next piece.
     next_seq: u64,
     dropped: u64,
@@ -139,9 +150,13 @@ pub struct Subscription {
     instances: HashSet<String>,
     symbols: HashSet<String>,
     limit: usize,
+    /// What the queue may cost ([`cost`]) before the subscriber is cut off.
+    max_bytes: usize,
     /// Keep only the latest piece per instance and symbol whenever behind (as asked).
     conflate: bool,
     queue: Mutex<Queue>,
+    /// Cut off for reading too slowly: to be removed from the hub.
+    cut: AtomicBool,
 }
 
 impl Subscription {
@@ -184,13 +199,44 @@ impl Subscription {
         let count = items.len() as u64;
         let seq = q.next_seq;
         q.next_seq += count;
+        q.bytes += cost(&piece);
         q.pieces.push_back(Queued {
             seq,
             key: RUN_KEY,
             count,
             piece,
         });
+        self.bound(&mut q);
         !std::mem::replace(&mut q.notified, true)
+    }
+
+    /// Cuts the subscriber off when its queue costs more than its bound: the queue freed at
+    /// once, the stream ended with `SLOW_CONSUMER` (once its handler looks), the subscriber
+    /// marked for removal from the hub.
+    fn bound(&self, q: &mut Queue) {
+        if q.bytes <= self.max_bytes {
+            return;
+        }
+        let kb = self.max_bytes / 1024;
+        self.cut_off(
+            q,
+            format!(
+                "the subscriber left more than {kb} KB of messages unread; reconnect (ticks: \
+                 ask for conflation to get only the latest prices while behind)"
+            ),
+        );
+    }
+
+    fn cut_off(&self, q: &mut Queue, message: String) {
+        // Replaced, not cleared: clear() would keep the queue's capacity allocated.
+        q.pieces = VecDeque::new();
+        q.bytes = 0;
+        q.closed = Some(EngineError::new(
+            Code::ResourceExhausted,
+            "SLOW_CONSUMER",
+            message,
+        ));
+        self.cut.store(true, Ordering::Release);
     }
 
     fn push_locked(&self, q: &mut Queue, key: u64, piece: &Bytes) -> bool {
@@ -203,34 +249,36 @@ impl Subscription {
         if self.topic.drops_oldest() && (self.conflate || behind) {
             // The newest piece of the same key: replacing it keeps each key's ticks in order.
             if let Some(same) = q.pieces.iter_mut().rev().find(|p| p.key == key) {
+                let replaced = cost(&same.piece);
                 same.piece = piece.clone();
                 same.seq = seq;
+                q.bytes = q.bytes - replaced + cost(piece);
                 q.dropped += 1;
+                self.bound(q);
                 return !std::mem::replace(&mut q.notified, true);
             }
             if behind {
                 if let Some(oldest) = q.pieces.pop_front() {
                     q.dropped += oldest.count;
+                    q.bytes -= cost(&oldest.piece);
                 }
             }
         } else if behind {
-            q.pieces.clear();
-            q.closed = Some(EngineError::new(
-                Code::ResourceExhausted,
-                "SLOW_CONSUMER",
-                format!(
-                    "the subscriber fell {} messages behind; resume from the last sequence seen",
-                    self.limit
-                ),
-            ));
+            let message = format!(
+                "the subscriber fell {} messages behind; resume from the last sequence seen",
+                self.limit
+            );
+            self.cut_off(q, message);
             return !std::mem::replace(&mut q.notified, true);
         }
+        q.bytes += cost(piece);
         q.pieces.push_back(Queued {
             seq,
             key,
             count: 1,
             piece: piece.clone(),
         });
+        self.bound(q);
         !std::mem::replace(&mut q.notified, true)
     }
 
@@ -244,6 +292,7 @@ impl Subscription {
         for piece in pieces {
             let seq = q.next_seq;
             q.next_seq += 1;
+            q.bytes += cost(piece);
             q.pieces.push_back(Queued {
                 seq,
                 key: 0,
@@ -325,7 +374,8 @@ impl Subscription {
             }
             out[at..].copy_from_slice(&trailer[..tail]);
         })?;
-        q.pieces.drain(..count);
+        let taken: usize = q.pieces.drain(..count).map(|p| cost(&p.piece)).sum();
+        q.bytes -= taken;
         // `notified` stays set: the subscriber comes back for more after writing this, and
         // only a take that finds nothing (it is about to wait) makes the next push announce
         // it. One announcement per wait instead of one per message taken.
@@ -339,16 +389,40 @@ impl Subscription {
     pub fn queued(&self) -> usize {
         self.queue.lock().pieces.len()
     }
+
+    /// What the queue costs now, in bytes ([`cost`]).
+    pub fn queued_bytes(&self) -> usize {
+        self.queue.lock().bytes
+    }
+
+    /// Whether the hub cut it off for reading too slowly.
+    pub fn is_cut_off(&self) -> bool {
+        self.cut.load(Ordering::Acquire)
+    }
 }
 
 /// All subscriptions, by topic.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Hub {
     topics: [RwLock<Vec<Arc<Subscription>>>; 4],
     next_id: AtomicU64,
     /// Pieces dropped (conflated) by subscriptions that have ended, per topic.
     retired_dropped: [AtomicU64; 4],
+    /// What a tick, account or instance-event subscriber may have queued ([`cost`]).
+    queue_max_bytes: usize,
+    /// Subscribers cut off for reading too slowly.
+    cutoffs: AtomicU64,
 }
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new(DEFAULT_QUEUE_MAX_BYTES)
+    }
+}
+
+/// What a tick, account or instance-event subscriber may have queued unread, unless
+/// configured: a few seconds of every tick of a busy instance.
+pub const DEFAULT_QUEUE_MAX_BYTES: usize = 4 << 20;
 
 /// A topic's subscriptions at one moment (the metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -364,6 +438,18 @@ pub struct TopicStats {
 }
 
 impl Hub {
+    /// A hub whose tick, account and instance-event subscribers are cut off past
+    /// `queue_max_bytes` queued (executions are bounded by their count, and resumed).
+    pub fn new(queue_max_bytes: usize) -> Self {
+        Self {
+            topics: Default::default(),
+            next_id: AtomicU64::new(0),
+            retired_dropped: Default::default(),
+            queue_max_bytes,
+            cutoffs: AtomicU64::new(0),
+        }
+    }
+
     /// A fresh id from the subscriptions' sequence (sessions share it, so that ready ids
     /// never collide).
     pub fn next_id(&self) -> u64 {
@@ -385,14 +471,21 @@ impl Hub {
             instances,
             symbols,
             limit: limit.max(1),
+            max_bytes: if topic.drops_oldest() {
+                self.queue_max_bytes
+            } else {
+                usize::MAX
+            },
             conflate,
             queue: Mutex::new(Queue {
                 pieces: VecDeque::new(),
+                bytes: 0,
                 next_seq: 1,
                 dropped: 0,
                 notified: false,
                 closed: None,
             }),
+            cut: AtomicBool::new(false),
         });
         self.topics[topic as usize].write().push(Arc::clone(&sub));
         sub
@@ -403,9 +496,45 @@ impl Hub {
         let mut subs = self.topics[topic as usize].write();
         if let Some(at) = subs.iter().position(|s| s.id == id) {
             let sub = subs.swap_remove(at);
-            let dropped = sub.queue.lock().dropped;
-            self.retired_dropped[topic as usize].fetch_add(dropped, Ordering::Relaxed);
+            self.retire(topic, &sub);
         }
+    }
+
+    /// Counts what a subscription that leaves the hub dropped, and frees its queue (its
+    /// stream may hold it a while longer).
+    fn retire(&self, topic: Topic, sub: &Subscription) {
+        let mut q = sub.queue.lock();
+        self.retired_dropped[topic as usize].fetch_add(q.dropped, Ordering::Relaxed);
+        q.dropped = 0;
+        if q.closed.is_none() {
+            q.closed = Some(EngineError::new(
+                Code::Cancelled,
+                "UNSUBSCRIBED",
+                "unsubscribed",
+            ));
+        }
+        q.pieces = VecDeque::new();
+        q.bytes = 0;
+    }
+
+    /// Removes the subscribers of a topic that were cut off, counting them.
+    fn remove_cut(&self, topic: Topic) {
+        let mut subs = self.topics[topic as usize].write();
+        let mut at = 0;
+        while at < subs.len() {
+            if subs[at].is_cut_off() {
+                let sub = subs.swap_remove(at);
+                self.retire(topic, &sub);
+                self.cutoffs.fetch_add(1, Ordering::Relaxed);
+            } else {
+                at += 1;
+            }
+        }
+    }
+
+    /// Subscribers cut off for reading too slowly since the engine started.
+    pub fn cutoffs(&self) -> u64 {
+        self.cutoffs.load(Ordering::Relaxed)
     }
 
     /// Subscribers, queued and dropped messages per topic.
@@ -451,6 +580,7 @@ impl Hub {
         let mut run = None;
         let run_fits =
             items.len() > 1 && items.iter().map(|(_, p)| p.len()).sum::<usize>() <= RUN_MAX_BYTES;
+        let mut cut = false;
         for sub in self.topics[topic as usize].read().iter() {
             if !sub.follows(instance_id) {
                 continue;
@@ -471,6 +601,10 @@ impl Hub {
             if announce {
                 ready.push(sub.id);
             }
+            cut |= sub.is_cut_off();
+        }
+        if cut {
+            self.remove_cut(topic);
         }
         notifier.ready(&ready);
     }
@@ -714,6 +848,94 @@ mod tests {
             .map(|t| (t.symbol.as_str(), t.bid))
             .collect();
         assert_eq!(latest, [("EURUSD", 4.0), ("GBPUSD", 3.0)]);
+    }
+
+    #[test]
+    fn a_subscriber_past_its_byte_bound_is_cut_off_freed_and_removed_at_once() {
+        let n = Notifier::new().expect("notifier");
+        let hub = Hub::new(16 << 10);
+        let stalled = hub.subscribe(Topic::Ticks, set(&[]), set(&[]), 10_000, false);
+        let reader = hub.subscribe(Topic::Ticks, set(&[]), set(&[]), 10_000, false);
+        let items = [
+            ("EURUSD", tick("EURUSD", 1.0)),
+            ("GBPUSD", tick("GBPUSD", 2.0)),
+        ];
+        let mut publishes = 0;
+        while !stalled.is_cut_off() {
+            hub.publish(Topic::Ticks, "a", &items, &n);
+            assert!(reader.take(1 << 20).data.is_some(), "the reader keeps up");
+            publishes += 1;
+            assert!(publishes < 10_000, "never cut off");
+        }
+        // Cut off as soon as it passed the bound (each publish one shared run: its bytes and
+        // an entry): its queue is gone, and so is it from the hub.
+        let each = items.iter().map(|(_, p)| p.len()).sum::<usize>() + size_of::<Queued>();
+        assert!((publishes - 1) * each <= 16 << 10 && publishes * each > 16 << 10);
+        assert_eq!((stalled.queued(), stalled.queued_bytes()), (0, 0));
+        assert_eq!(hub.count(Topic::Ticks), 1, "only the reader is left");
+        assert_eq!(hub.cutoffs(), 1);
+        let taken = stalled.take(1 << 20);
+        assert!(taken.data.is_none());
+        let closed = taken.closed.expect("ended");
+        assert_eq!(
+            (closed.code, closed.reason),
+            (Code::ResourceExhausted, "SLOW_CONSUMER")
+        );
+        // What comes after reaches only the reader; the bound held for it.
+        hub.publish(Topic::Ticks, "a", &items, &n);
+        assert_eq!(stalled.queued(), 0);
+        assert!(reader.take(1 << 20).data.is_some());
+        assert!(!reader.is_cut_off());
+    }
+
+    #[test]
+    fn conflation_keeps_a_slow_subscriber_under_its_byte_bound() {
+        let n = Notifier::new().expect("notifier");
+        let hub = Hub::new(16 << 10);
+        let conflated = hub.subscribe(Topic::Ticks, set(&[]), set(&[]), 10_000, true);
+        for i in 0..10_000 {
+            let items = [
+                ("EURUSD", tick("EURUSD", f64::from(i))),
+                ("GBPUSD", tick("GBPUSD", f64::from(i))),
+            ];
+            hub.publish(Topic::Ticks, "a", &items, &n);
+        }
+        assert!(!conflated.is_cut_off());
+        assert_eq!(conflated.queued(), 2, "the latest per symbol");
+    }
+
+    #[test]
+    fn executions_are_bounded_by_count_and_a_full_queue_is_freed_and_removed() {
+        let n = Notifier::new().expect("notifier");
+        // A byte bound far below what is queued: executions are not cut off by it.
+        let hub = Hub::new(1024);
+        let sub = hub.subscribe(Topic::Executions, set(&["a"]), set(&[]), 100, false);
+        for i in 0..100 {
+            hub.publish(Topic::Executions, "a", &[("", tick("X", f64::from(i)))], &n);
+        }
+        assert_eq!(sub.queued(), 100);
+        assert!(sub.queued_bytes() > 1024);
+        assert_eq!(hub.count(Topic::Executions), 1);
+        hub.publish(Topic::Executions, "a", &[("", tick("X", 0.0))], &n);
+        assert_eq!((sub.queued(), sub.queued_bytes()), (0, 0));
+        assert_eq!(hub.count(Topic::Executions), 0);
+        assert_eq!(hub.cutoffs(), 1);
+        assert_eq!(
+            sub.take(1024).closed.expect("ended").reason,
+            "SLOW_CONSUMER"
+        );
+    }
+
+    #[test]
+    fn unsubscribing_frees_the_queue() {
+        let n = Notifier::new().expect("notifier");
+        let hub = Hub::default();
+        let sub = hub.subscribe(Topic::Ticks, set(&[]), set(&[]), 100, false);
+        hub.publish(Topic::Ticks, "a", &[("EURUSD", tick("EURUSD", 1.0))], &n);
+        assert_eq!(sub.queued(), 1);
+        hub.unsubscribe(Topic::Ticks, sub.id);
+        assert_eq!((sub.queued(), sub.queued_bytes()), (0, 0));
+        assert_eq!(hub.cutoffs(), 0, "not a cut-off");
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod latency;
 pub mod notify;
 pub mod orders;
 pub mod pb;
+pub mod private;
 pub mod retcode;
 pub mod risk;
 pub mod routing;

@@ -105,8 +105,9 @@ impl PyEngine {
         journal_fsync = "interval:100",
         stop_grace_s = 2.0,
         kill_grace_s = 1.0,
-        tick_queue_limit = 10_000,
+        tick_queue_limit = 2_000,
         execution_queue_limit = 100_000,
+        stream_queue_max_bytes = crate::fanout::DEFAULT_QUEUE_MAX_BYTES,
         worker_threads = 1,
         final_order_retention_s = 86_400.0,
         max_orders_per_instance = 100_000,
@@ -121,6 +122,7 @@ impl PyEngine {
         kill_grace_s: f64,
         tick_queue_limit: usize,
         execution_queue_limit: usize,
+        stream_queue_max_bytes: usize,
         worker_threads: usize,
         final_order_retention_s: f64,
         max_orders_per_instance: usize,
@@ -138,6 +140,7 @@ impl PyEngine {
             kill_grace: seconds(kill_grace_s, "kill_grace_s")?,
             tick_queue_limit,
             execution_queue_limit,
+            stream_queue_max_bytes,
             worker_threads,
             journal_path,
             journal_policy: parse_policy(journal_fsync).map_err(PyValueError::new_err)?,
@@ -563,6 +566,17 @@ impl PyEngine {
             .collect()
     }
 
+    /// Publishes the throttle refusals gathered so far (before the server stops).
+    fn flush_refusals(&self) {
+        self.inner.flush_refusals();
+    }
+
+    /// Stream subscribers the engine cut off for reading too slowly (more queued than its
+    /// bound; those a stream's write timeout ends are counted by the server).
+    fn stream_cutoffs(&self) -> u64 {
+        self.inner.shared().hub.cutoffs()
+    }
+
     /// (day, trades today, the day's starting equity, highest equity) of an instance.
     fn risk_day_state(&self, instance_id: &str) -> PyResult<(i64, u32, f64, f64)> {
         let s = self.inner.risk_day_state(instance_id)?;
@@ -804,6 +818,12 @@ impl PySubscription {
 
     fn queued(&self) -> usize {
         self.sub.queued()
+    }
+
+    /// Whether the engine cut it off for leaving too much unread (its queue is freed).
+    #[getter]
+    fn cut_off(&self) -> bool {
+        self.sub.is_cut_off()
     }
 }
 

@@ -21,6 +21,7 @@ from mt5exec.config import ConfigError, ServerConfig
 from mt5exec.engine import Engine, EngineSettings, Topic
 from mt5exec.errors import MT5ExecError
 from mt5exec.metrics import MetricsServer
+from mt5exec.server import memory, private
 from mt5exec.server.handlers import add_service
 from mt5exec.server.standard import Health, add_standard_services
 from mt5exec.server.state import AppState
@@ -80,6 +81,7 @@ class Server:
                 stop_grace_s=e.stop_grace_s,
                 kill_grace_s=e.kill_grace_s,
                 tick_queue_limit=e.tick_queue_limit,
+                stream_queue_max_bytes=e.stream_queue_max_kb << 10,
                 stream_coalesce_max_s=e.stream_coalesce_max_ms / 1000.0,
                 final_order_retention_s=e.final_order_retention_s,
                 max_orders_per_instance=e.max_orders_per_instance,
@@ -172,6 +174,7 @@ class Server:
             asyncio.create_task(self._prune_logs_daily()),
             asyncio.create_task(self.instances.watch_experts()),
             asyncio.create_task(self.instances.keep_risk_counters()),
+            asyncio.create_task(memory.trim_after_streams()),
         ]
         return f"{host}:{self.port}"
 
@@ -214,6 +217,7 @@ def _templates_dir(config: ServerConfig) -> Path | None:
 
 async def serve(config: ServerConfig) -> None:
     """Runs until SIGTERM or SIGINT."""
+    private.restrict(config.server.data_dir)
     server = Server(config)
     address = await server.start()
     stop = asyncio.Event()

@@ -28,6 +28,7 @@ from google.protobuf.message import DecodeError, Message
 from mt5exec import metrics
 from mt5exec.engine import Subscription
 from mt5exec.errors import MT5ExecError, unimplemented
+from mt5exec.server import memory
 from mt5exec.services import validation
 
 log = logging.getLogger("mt5exec.rpc")
@@ -112,14 +113,19 @@ def _unary(name: str, fn: Callable[[Any, Context], Awaitable[Any]]) -> Handler:
 
 class _SlowWatch:
     """Notices a stream whose client stopped reading: a message send blocked (HTTP/2 flow
-    control) for longer than the timeout ends the call with RESOURCE_EXHAUSTED (the status
-    goes out in trailers, which flow control does not hold back). One timer per stream, not
-    one per message."""
+    control) for longer than the timeout. Then its source is closed at once (a subscription
+    leaves the engine and its queue is freed: nothing more is kept for that client) and the
+    call is ended with RESOURCE_EXHAUSTED (SLOW_CONSUMER). The status goes out behind the
+    message the transport holds (HTTP/2 sends a stream's trailers after its data): the client
+    gets it once it reads again; the server keeps that one message until then, or until the
+    client goes. One timer per stream, not one per message."""
 
     def __init__(self, timeout: float, context: Context) -> None:
         self.timeout = timeout
         self.since: float | None = None
         self.fired = False
+        # What the stream writes from: closed when the watch fires.
+        self.source: AsyncIterator[Any] | Subscription | None = None
         self._context = context
         self._loop = asyncio.get_running_loop()
         self._timer = self._loop.call_later(timeout, self._check)
@@ -129,12 +135,25 @@ class _SlowWatch:
         now = self._loop.time()
         if self.since is not None and now - self.since >= self.timeout:
             self.fired = True
-            metrics.stream_cutoffs["SLOW_CONSUMER"] += 1
-            self._abort = self._loop.create_task(self._end())
+            source = self.source
+            if isinstance(source, Subscription):
+                if not source.cut_off:  # else the engine counted it
+                    metrics.stream_cutoffs["SLOW_CONSUMER"] += 1
+                # Now, not in the stream's finally: that runs only once the blocked send
+                # completes, which a client that reads nothing never lets happen.
+                source.close()
+            else:
+                metrics.stream_cutoffs["SLOW_CONSUMER"] += 1
+            self._abort = self._loop.create_task(self._end(source))
             return
         self._timer = self._loop.call_later(self.timeout / 2, self._check)
 
-    async def _end(self) -> None:
+    async def _end(self, source: AsyncIterator[Any] | Subscription | None) -> None:
+        if source is not None and not isinstance(source, Subscription):
+            # A servicer's generator, suspended where it yielded: its finally (which closes
+            # its subscription) runs now.
+            with contextlib.suppress(Exception):
+                await source.aclose()  # type: ignore[attr-defined]
         with contextlib.suppress(grpc.aio.AbortError):
             await self._context.abort_with_status(slow_consumer(self.timeout).to_status())
 
@@ -156,8 +175,10 @@ def _nothing_ready() -> None:
 
 
 # A stream response carries at most about this much: a subscriber that fell behind gets its
-# backlog in few large messages instead of many small ones.
-MAX_MESSAGE_BYTES = 256 * 1024
+# backlog in few large messages instead of many small ones (~1,000 ticks each), and a client
+# that stops reading leaves the server holding at most one of them (the message its transport
+# cannot send) once its subscription is gone.
+MAX_MESSAGE_BYTES = 64 * 1024
 
 
 def _streaming(
@@ -172,7 +193,7 @@ def _streaming(
         clock = watch._loop.time
         source: AsyncIterator[Any] | Subscription | None = None
         try:
-            source = fn(_decoded(request), context)
+            source = watch.source = fn(_decoded(request), context)
             ready: Callable[[], Any] = _nothing_ready
             if isinstance(source, Subscription):
                 # Headers first: a client that has them knows the subscription is live and
@@ -197,8 +218,7 @@ def _streaming(
                 yield item
                 watch.since = None
         except MT5ExecError as e:
-            if e.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-                metrics.stream_cutoffs[e.reason] += 1
+            # (A subscriber the engine cut off ends here, counted by the engine.)
             await context.abort_with_status(e.to_status())
         except (asyncio.CancelledError, grpc.aio.AbortError, GeneratorExit):
             raise
@@ -208,6 +228,7 @@ def _streaming(
             watch.stop()
             if isinstance(source, Subscription):
                 source.close()
+            memory.stream_ended()
 
     return handler
 

@@ -362,18 +362,20 @@ class Account(_message.Message):
     def __init__(self, instance_id: _Optional[str] = ..., login: _Optional[int] = ..., currency: _Optional[str] = ..., balance: _Optional[float] = ..., equity: _Optional[float] = ..., margin: _Optional[float] = ..., free_margin: _Optional[float] = ..., margin_level: _Optional[float] = ..., leverage: _Optional[int] = ..., profit: _Optional[float] = ..., margin_mode: _Optional[_Union[AccountMarginMode, str]] = ..., server: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ExecutionEvent(_message.Message):
-    __slots__ = ("instance_id", "sequence", "time", "order_update", "fill")
+    __slots__ = ("instance_id", "sequence", "time", "order_update", "fill", "refusals")
     INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     ORDER_UPDATE_FIELD_NUMBER: _ClassVar[int]
     FILL_FIELD_NUMBER: _ClassVar[int]
+    REFUSALS_FIELD_NUMBER: _ClassVar[int]
     instance_id: str
     sequence: int
     time: _timestamp_pb2.Timestamp
     order_update: Order
     fill: Fill
-    def __init__(self, instance_id: _Optional[str] = ..., sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., order_update: _Optional[_Union[Order, _Mapping]] = ..., fill: _Optional[_Union[Fill, _Mapping]] = ...) -> None: ...
+    refusals: int
+    def __init__(self, instance_id: _Optional[str] = ..., sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., order_update: _Optional[_Union[Order, _Mapping]] = ..., fill: _Optional[_Union[Fill, _Mapping]] = ..., refusals: _Optional[int] = ...) -> None: ...
 
 class RiskLimits(_message.Message):
     __slots__ = ("max_order_volume", "min_order_volume", "max_order_notional", "max_symbol_exposure", "max_open_positions", "max_pending_orders", "max_trades_per_day", "max_daily_loss", "max_loss_per_trade", "max_drawdown_percent", "max_deviation_points", "price_collar_percent", "stale_tick_ms", "orders_per_second", "max_in_flight_orders", "duplicate_window_ms", "allowed_symbols", "session_start", "session_end")

@@ -9,7 +9,7 @@ use crate::supervisor::{Instance, Live};
 use crate::validate::OrderIntent;
 
 use super::checks::{Book, Kind, Market, Order};
-use super::Request;
+use super::{refusals, Request};
 
 fn order_of(intent: &OrderIntent) -> Order {
     Order {
@@ -127,13 +127,44 @@ pub fn check_new(
 }
 
 /// Counts a refusal and publishes it as an execution event: the order, REJECTED, with the
-/// reason. It is not journaled or kept: the same client_order_id may be sent again.
+/// reason. It is not journaled or kept: the same client_order_id may be sent again. A
+/// throttle's refusals are published once per instance, reason and second (see
+/// [`super::refusals`]).
 pub fn rejected(shared: &Shared, instance: &Instance, intent: &OrderIntent, error: &EngineError) {
     let id = &instance.spec.instance_id;
     shared.risk.count_rejection(id, error.reason);
+    let order = || refused_order(id, intent, error);
+    if refusals::coalesced(error.reason) {
+        let closed = shared
+            .refusals
+            .add(id, error.reason, shared.mono_ns(), order);
+        if let Some(closed) = closed {
+            publish_refusals(shared, closed);
+        }
+        return;
+    }
+    instance
+        .events
+        .publish(shared, id, v1::execution_event::Event::OrderUpdate(order()));
+}
+
+/// The execution event of a closed window of throttle refusals.
+pub fn publish_refusals(shared: &Shared, closed: refusals::Closed) {
+    // An instance deleted meanwhile has no log to write to.
+    if let Ok(instance) = shared.instance(&closed.instance_id) {
+        instance.events.publish_refusals(
+            shared,
+            &closed.instance_id,
+            v1::execution_event::Event::OrderUpdate(closed.order),
+            closed.count,
+        );
+    }
+}
+
+fn refused_order(id: &str, intent: &OrderIntent, error: &EngineError) -> v1::Order {
     let now = convert::now();
-    let order = v1::Order {
-        instance_id: id.clone(),
+    v1::Order {
+        instance_id: id.to_owned(),
         client_order_id: intent.client_order_id.clone(),
         symbol: intent.symbol.clone(),
         side: intent.side,
@@ -153,10 +184,7 @@ pub fn rejected(shared: &Shared, instance: &Instance, intent: &OrderIntent, erro
         updated_time: Some(now),
         comment: intent.comment.clone(),
         ..Default::default()
-    };
-    instance
-        .events
-        .publish(shared, id, v1::execution_event::Event::OrderUpdate(order));
+    }
 }
 
 /// The gate for a change to an order or position (`cancel`: a cancel, allowed also when

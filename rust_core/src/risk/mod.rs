@@ -7,6 +7,7 @@
 
 pub mod checks;
 pub mod live;
+pub mod refusals;
 pub mod throttle;
 
 use parking_lot::Mutex;

@@ -75,7 +75,9 @@ pub fn handle(shared: &Shared, instance: &Instance, frame: t::WorkerFrame) {
             );
         }
         Some(Body::Positions(snapshot)) => {
-            instance.live.lock().positions = snapshot.positions;
+            let mut live = instance.live.lock();
+            live.positions = snapshot.positions;
+            live.positions_reported = true;
         }
         Some(Body::OrderResult(result)) => routing::on_result(shared, instance, &result),
         Some(Body::OrderUpdate(update)) => routing::on_order_update(shared, instance, &update),

@@ -19,6 +19,7 @@ use crate::notify::Completion;
 use crate::pb::terminal as t;
 use crate::pb::terminal::worker_frame::Body;
 use crate::pb::v1::InstanceState as S;
+use crate::private;
 use crate::routing;
 
 fn worker_error(reason: &'static str, message: impl Into<String>) -> EngineError {
@@ -197,7 +198,7 @@ fn kill_leftover(pid_file: &Path, socket: &Path) {
 async fn run_worker(shared: &Arc<Shared>, instance: &Arc<Instance>) -> Result<(), EngineError> {
     let spec = &instance.spec;
     for dir in [&spec.dir, &spec.log_dir] {
-        std::fs::create_dir_all(dir).map_err(|e| {
+        private::create_dir(dir).map_err(|e| {
             worker_error(
                 "INSTANCE_DIR",
                 format!("cannot create {}: {e}", dir.display()),
@@ -214,10 +215,7 @@ async fn run_worker(shared: &Arc<Shared>, instance: &Arc<Instance>) -> Result<()
             format!("cannot listen on {}: {e}", socket.display()),
         )
     })?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(spec.log_dir.join("worker.log"))
+    let log = private::append(&spec.log_dir.join("worker.log"))
         .map_err(|e| worker_error("INSTANCE_DIR", format!("cannot open the worker log: {e}")))?;
     let log_err = log
         .try_clone()
@@ -250,7 +248,9 @@ async fn run_worker(shared: &Arc<Shared>, instance: &Arc<Instance>) -> Result<()
         .spawn()
         .map_err(|e| worker_error("WORKER_SPAWN", format!("cannot start {program}: {e}")))?;
     let pid = child.id().unwrap_or(0);
-    let _ = std::fs::write(&pid_file, format!("{pid}\n"));
+    if let Ok(mut file) = private::create(&pid_file) {
+        let _ = std::io::Write::write_all(&mut file, format!("{pid}\n").as_bytes());
+    }
     {
         let mut live = instance.live.lock();
         live.pid = pid;
@@ -378,19 +378,16 @@ async fn serve(
             live.account = hello.account;
         }
         live.last_seen = Some(Instant::now());
-        live.ready_at = Some(Instant::now());
-        live.started = Some(convert::now());
-        live.tx = Some(tx.clone());
-        if live.desired_running {
-            set_state(shared, instance, &mut live, S::Ready, "");
-            instance.answer_ready_waiters(shared, &mut live, None);
-            routing::reconcile_unknown(shared, &mut live);
-        } else {
-            // Stop was asked for during start-up: deliver the shutdown now.
-            let _ = tx.send(frame::encode(&shutdown_frame("stop requested")));
-        }
+        live.tx = Some(tx);
     }
-    drop(tx);
+    // READY once the engine knows what is open: a worker sends its positions right after the
+    // handshake, and until the first ones since the server started, none known is not none
+    // open (after a worker's restart the ones it reported before stand until the new ones).
+    let connected = Instant::now();
+    let mut awaiting_positions = !instance.live.lock().positions_reported;
+    if !awaiting_positions {
+        become_ready(shared, instance);
+    }
     let degraded_after = heartbeat.saturating_mul(supervision.missed_degraded.max(1));
     let restart_after = heartbeat.saturating_mul(supervision.missed_restart.max(1));
     let mut watchdog = tokio::time::interval((heartbeat / 2).max(Duration::from_millis(10)));
@@ -402,7 +399,13 @@ async fn serve(
             biased;
             // Cancel-safe: a watchdog tick in the middle of a frame loses none of it.
             read = reader.next() => match read {
-                Ok(Some(payload)) => handle_payload(shared, instance, &payload)?,
+                Ok(Some(payload)) => {
+                    handle_payload(shared, instance, &payload)?;
+                    if awaiting_positions && instance.live.lock().positions_reported {
+                        awaiting_positions = false;
+                        become_ready(shared, instance);
+                    }
+                }
                 // The worker closed the connection: if it is exiting, say how (a crash ends
                 // its connection before its exit is seen).
                 Ok(None) => {
@@ -428,6 +431,11 @@ async fn serve(
                 return Err(exited(status));
             }
             _ = watchdog.tick() => {
+                if awaiting_positions && connected.elapsed() >= supervision.start_timeout {
+                    return Err(worker_error("WORKER_START_TIMEOUT", format!(
+                        "the worker did not report its positions within {:?}",
+                        supervision.start_timeout)));
+                }
                 let mut live = instance.live.lock();
                 let age = live.last_seen.map_or(Duration::ZERO, |t| t.elapsed());
                 if age >= restart_after {
@@ -439,6 +447,22 @@ async fn serve(
                 }
             }
         }
+    }
+}
+
+/// The worker is connected and the engine knows its positions: READY (answering those who
+/// wait for it, and asking the terminal about orders whose outcome is unknown), or, when a
+/// stop was asked for during start-up, the shutdown delivered now.
+fn become_ready(shared: &Shared, instance: &Instance) {
+    let mut live = instance.live.lock();
+    if live.desired_running {
+        live.ready_at = Some(Instant::now());
+        live.started = Some(convert::now());
+        set_state(shared, instance, &mut live, S::Ready, "");
+        instance.answer_ready_waiters(shared, &mut live, None);
+        routing::reconcile_unknown(shared, &mut live);
+    } else if let Some(tx) = &live.tx {
+        let _ = tx.send(frame::encode(&shutdown_frame("stop requested")));
     }
 }
 

@@ -176,6 +176,9 @@ pub struct Live {
     pub account: Option<t::AccountSnapshot>,
     /// Open positions.
     pub positions: Vec<t::Position>,
+    /// The worker has reported the open positions since the instance was registered (until
+    /// then `positions` is not known, only empty).
+    pub positions_reported: bool,
     /// Pending orders.
     pub open_orders: Vec<t::OrderInfo>,
     /// Frames to the worker.
@@ -255,6 +258,7 @@ impl Instance {
                 risk,
                 account: None,
                 positions: Vec::new(),
+                positions_reported: false,
                 open_orders: Vec::new(),
                 tx: None,
                 pending: HashMap::new(),
