@@ -20,7 +20,9 @@ clients gone; Check p99 while slow <= 2x its p99 when calm; every stream cut off
 subscription gone from the engine.
 
 Usage: python benchmarks/slow_consumers.py [--streams 500] [--hold 60] [--after 10]
-       [--calm 10] [--output PATH]  (a smoke run: --streams 20 --hold 3 --after 3 --calm 1)
+       [--calm 10] [--grace 0] [--output PATH]
+       (a smoke run: --streams 10 --hold 3 --after 2 --calm 1 --grace 60, with
+       MT5EXEC_ENGINE_SLOW_CONSUMER_TIMEOUT_S=1 for the server)
 Writes benchmarks/results/slow_consumers.json (or PATH).
 """
 
@@ -132,7 +134,9 @@ class CheckLoop:
 # -- the run -----------------------------------------------------------------------------------
 
 
-def run(streams: int, hold_s: float, after_s: float, calm_s: float) -> dict[str, Any]:
+def run(
+    streams: int, hold_s: float, after_s: float, calm_s: float, grace_s: float = 0.0
+) -> dict[str, Any]:
     data = Path(tempfile.mkdtemp(prefix="mt5exec-slow-"))
     with ServerProcess(data / "data") as server:
         server.instances.CreateInstance(
@@ -161,7 +165,13 @@ def run(streams: int, hold_s: float, after_s: float, calm_s: float) -> dict[str,
             assert ours.recv() == "open"
             checks.phase = "slow"
             opened = time.monotonic()
-            while time.monotonic() - opened < hold_s:
+            all_cut_off: float | None = None
+            while True:
+                held = time.monotonic() - opened
+                if all_cut_off is None and metric(server, CUTOFFS) >= streams:
+                    all_cut_off = round(held, 2)
+                if held >= hold_s and (all_cut_off is not None or held >= hold_s + grace_s):
+                    break
                 samples.append((time.monotonic() - started, "slow", rss_mb(server.pid)))
                 time.sleep(0.25)
             cutoffs = metric(server, CUTOFFS)
@@ -193,6 +203,7 @@ def run(streams: int, hold_s: float, after_s: float, calm_s: float) -> dict[str,
         "after_over_baseline_mb": round(final_rss - baseline, 1),
         "back_within_s": back_within,
         "cutoffs_at_end_of_hold": cutoffs,
+        "all_cut_off_after_s": all_cut_off,
         "subscribers_at_end_of_hold": subscribers_held,
         "subscribers_after": subscribers_after,
         "check_without_streams": calm,
@@ -217,9 +228,12 @@ def main() -> None:
     parser.add_argument("--hold", type=float, default=60.0, help="seconds the streams stay open")
     parser.add_argument("--after", type=float, default=10.0, help="seconds watched after")
     parser.add_argument("--calm", type=float, default=10.0, help="seconds before the streams")
+    parser.add_argument(
+        "--grace", type=float, default=0.0, help="seconds the hold may run over, until all are cut"
+    )
     parser.add_argument("--output", type=Path, help="write the JSON here instead")
     args = parser.parse_args()
-    result = run(args.streams, args.hold, args.after, args.calm)
+    result = run(args.streams, args.hold, args.after, args.calm, args.grace)
     if args.output is not None:
         args.output.write_text(json.dumps(result, indent=2) + "\n")
         path = args.output
