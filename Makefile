@@ -30,10 +30,12 @@ build: setup
 run: build
 	MT5EXEC_SERVER_METRICS_LISTEN=$${MT5EXEC_SERVER_METRICS_LISTEN-127.0.0.1:9464} $(VENV)/bin/mt5exec serve --listen $(LISTEN) --data-dir $(DATA_DIR)
 
-lint: setup
+lint: build
 	$(VENV)/bin/ruff check python tests benchmarks scripts
 	$(VENV)/bin/ruff format --check python tests benchmarks scripts
 	$(VENV)/bin/mypy
+	@# The engine's stub against the built extension (run after build).
+	$(PY) -m mypy.stubtest mt5exec._core
 	cargo fmt --all --check
 	cargo clippy --all-targets --all-features -q -- -D warnings
 	@# The benchmarks' Go load generator, where Go is installed.

@@ -1,6 +1,18 @@
 """Type stub of the Rust extension; see rust_core/src/python.rs."""
 
 from pathlib import Path
+from typing import Self, final
+
+__all__ = [
+    "LATENCY_BOUNDS_S",
+    "PROTOCOL_VERSION",
+    "CoreError",
+    "Engine",
+    "OrderSession",
+    "RiskChecker",
+    "Subscription",
+    "validate_risk_limits",
+]
 
 PROTOCOL_VERSION: int
 LATENCY_BOUNDS_S: list[float]
@@ -8,6 +20,7 @@ LATENCY_BOUNDS_S: list[float]
 class CoreError(Exception):
     """args: (grpc_code, reason, message, field)."""
 
+@final
 class Subscription:
     @property
     def id(self) -> int: ...
@@ -20,28 +33,30 @@ class Subscription:
     @property
     def cut_off(self) -> bool: ...
 
+@final
 class OrderSession:
     @property
     def id(self) -> int: ...
     def outstanding(self) -> int: ...
     def take(self) -> list[bytes]: ...
 
+@final
 class Engine:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         journal_path: Path | str | None = None,
         journal_fsync: str = "interval:100",
         stop_grace_s: float = 2.0,
         kill_grace_s: float = 1.0,
         tick_queue_limit: int = 2000,
         execution_queue_limit: int = 100000,
-        stream_queue_max_bytes: int = 4194304,
+        stream_queue_max_bytes: int = ...,
         worker_threads: int = 1,
         final_order_retention_s: float = 86400.0,
         max_orders_per_instance: int = 100000,
-        journal_compact_bytes: int = 67108864,
-        execution_log_bytes: int = 536870912,
-    ) -> None: ...
+        journal_compact_bytes: int = ...,
+        execution_log_bytes: int = ...,
+    ) -> Self: ...
     def set_coalescing(self, on: bool) -> None: ...
     def notify_fd(self) -> int: ...
     def drain(self) -> tuple[list[tuple[int, int, str, str, bytes]], list[int]]: ...
@@ -67,6 +82,7 @@ class Engine:
     def start_instance(self, instance_id: str) -> int: ...
     def restart_instance(self, instance_id: str) -> int: ...
     def announce(self, instance_id: str, reason: str) -> None: ...
+    def set_secret_files(self, instance_id: str, secret_files: list[tuple[str, str]]) -> None: ...
     def remove_instance(self, instance_id: str) -> None: ...
     def report_health(self, instance_id: str, healthy: bool, reason: str) -> None: ...
     def instance_stats(self, instance_id: str) -> bytes: ...
@@ -89,19 +105,21 @@ class Engine:
         time_in_force: int = 0,
         expiration_msc: int = 0,
         filling: int = 0,
-        comment: str = "",
+        comment: str = ...,
         magic: int = 0,
         position_id: int = 0,
     ) -> int: ...
-    def place_order_raw(self, raw: bytes, check_only: bool = False) -> tuple[int, str]: ...
+    def place_order_raw(
+        self, raw: bytes, check_only: bool = False, owner: str | None = None
+    ) -> tuple[int, str]: ...
     def cancel_order(
-        self, instance_id: str, order_id: int = 0, client_order_id: str = ""
+        self, instance_id: str, order_id: int = 0, client_order_id: str = ...
     ) -> int: ...
     def modify_order(
         self,
         instance_id: str,
         order_id: int = 0,
-        client_order_id: str = "",
+        client_order_id: str = ...,
         price: float = 0.0,
         stop_limit_price: float = 0.0,
         stop_loss: float = 0.0,
@@ -113,17 +131,17 @@ class Engine:
         self, instance_id: str, position_id: int, stop_loss: float, take_profit: float
     ) -> int: ...
     def get_order(
-        self, instance_id: str, order_id: int = 0, client_order_id: str = ""
+        self, instance_id: str, order_id: int = 0, client_order_id: str = ...
     ) -> bytes: ...
     def list_orders(
         self,
         instance_id: str,
         history: bool = False,
-        symbol: str = "",
+        symbol: str = ...,
         from_nanos: int | None = None,
         to_nanos: int | None = None,
         page_size: int = 0,
-        page_token: str = "",
+        page_token: str = ...,
     ) -> bytes: ...
     def journal_stats(self) -> tuple[int, int, int, int, int, int]: ...
     def engage_kill_switch(
@@ -152,10 +170,10 @@ class Engine:
     def restore_risk_day_state(
         self, instance_id: str, state: tuple[int, int, float, float]
     ) -> None: ...
-    def open_session(self) -> OrderSession: ...
+    def open_session(self, owner: str | None = None) -> OrderSession: ...
     def session_submit(self, session: OrderSession, raw: bytes) -> None: ...
     def get_account(self, instance_id: str) -> bytes: ...
-    def list_positions(self, instance_id: str, symbol: str = "") -> bytes: ...
+    def list_positions(self, instance_id: str, symbol: str = ...) -> bytes: ...
     def subscribe(
         self,
         topic: int,
@@ -168,11 +186,12 @@ class Engine:
     def worker_pids(self) -> list[int]: ...
     def running_instances(self) -> list[str]: ...
 
+@final
 class RiskChecker:
     """The risk rules alone, on one scenario (tests and benchmarks)."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         limits: bytes,
         spec: bytes,
         bid: float,
@@ -194,7 +213,7 @@ class RiskChecker:
         symbol_allowed: bool = True,
         in_session: bool = True,
         duplicate: bool = False,
-    ) -> None: ...
+    ) -> Self: ...
     def check(
         self,
         buy: bool,
