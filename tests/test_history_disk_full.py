@@ -14,11 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
+import grpc
+import pytest
 
 from mt5exec.sim.state import read_history
 from mt5exec.testing import ServerProcess
-from mt5exec.v1 import common_pb2
-from support import BULK_RISK, create_sim, market
+from mt5exec.v1 import common_pb2, instance_pb2
+from support import BULK_RISK, create_sim, error_info, market
 from tmpfs import fill, small_disk
 
 __all__ = ["small_disk"]  # the fixture
@@ -30,6 +32,14 @@ def wait_until(what: str, condition: Callable[[], bool], timeout: float = 60.0) 
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout} s: {what}")
         time.sleep(0.05)
+
+
+def history_failures(data: Path) -> int:
+    """Lines of the server's log in which the history says that its disk is full."""
+    text = (data / "server.log").read_text(errors="replace")
+    return sum(
+        "history" in line and "No space left on device" in line for line in text.splitlines()
+    )
 
 
 def test_a_full_disk_under_the_history_loses_no_deal_and_no_order(
@@ -52,14 +62,8 @@ def test_a_full_disk_under_the_history_loses_no_deal_and_no_order(
         assert order.status == common_pb2.ORDER_STATUS_FILLED, order
         placed[cid] = order.order_id
 
-    log_path = data / "server.log"
-
     def failures() -> int:
-        """Lines of the history telling that its disk is full."""
-        text = log_path.read_text(errors="replace")
-        return sum(
-            "history" in line and "No space left on device" in line for line in text.splitlines()
-        )
+        return history_failures(data)
 
     with ServerProcess(data, env=env) as server:
         create_sim(server, "full", risk=BULK_RISK)
@@ -89,6 +93,74 @@ def test_a_full_disk_under_the_history_loses_no_deal_and_no_order(
         ).fetchall()
         stored_orders = db.execute(
             "SELECT client_order_id, order_id, status FROM orders WHERE instance_id = 'full'"
+        ).fetchall()
+    assert sorted(stored_deals) == sorted((d.ticket, d.order, d.volume, d.price) for d in deals)
+    assert sorted(stored_orders) == sorted((cid, oid, "FILLED") for cid, oid in placed.items())
+    assert {o.ticket for o in orders} == set(placed.values())
+
+
+def test_delete_instance_waits_until_the_history_has_written_its_log(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    """DeleteInstance removes the instance's execution log, which the history reads: while the
+    history cannot write, the delete is refused (the instance stays, stopped, with its log),
+    also across a restart that loses what the history held in memory; once the disk is back,
+    the delete succeeds and the database holds every deal and order of the instance."""
+    data = tmp_path / "data"
+    env = {
+        "MT5EXEC_HISTORY_PATH": str(small_disk / "history.duckdb"),
+        "MT5EXEC_HISTORY_FLUSH_INTERVAL_MS": "50",
+    }
+    placed: dict[str, int] = {}
+    get = instance_pb2.GetInstanceRequest(instance_id="gone")
+    delete = instance_pb2.DeleteInstanceRequest(instance_id="gone")
+
+    def place() -> None:
+        cid = f"o{len(placed) + 1}"
+        side = common_pb2.SIDE_BUY if len(placed) % 2 else common_pb2.SIDE_SELL
+        order = server.orders.PlaceOrder(market("gone", cid, side=side), timeout=30).order
+        assert order.status == common_pb2.ORDER_STATUS_FILLED, order
+        placed[cid] = order.order_id
+
+    def failing() -> bool:
+        place()
+        return history_failures(data) >= 1
+
+    with ServerProcess(data, env=env) as server:
+        create_sim(server, "gone", risk=BULK_RISK)
+        for _ in range(5):
+            place()
+        filler = fill(small_disk)
+        wait_until("the history failed to write", failing)
+        for _ in range(5):
+            place()
+        fill(small_disk)  # anything the history freed meanwhile is taken again
+        with pytest.raises(grpc.RpcError) as refused:
+            server.instances.DeleteInstance(delete, timeout=60)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, refused.value
+        assert error_info(refused.value).reason == "HISTORY_NOT_WRITTEN"
+        instance = server.instances.GetInstance(get, timeout=10).instance
+        assert instance.state == common_pb2.INSTANCE_STATE_STOPPED
+    # Stopped while the disk is still full: the history gives up what it held in memory.
+    orders, deals = read_history(next((data / "instances").glob("*/gone/sim_state")))
+    assert len(deals) == len(placed) > 10
+    filler.unlink()
+    with ServerProcess(data, env=env) as server:
+        instance = server.instances.GetInstance(get, timeout=10).instance
+        assert instance.state == common_pb2.INSTANCE_STATE_STOPPED
+        server.instances.DeleteInstance(delete, timeout=60)
+        with pytest.raises(grpc.RpcError) as gone:
+            server.instances.GetInstance(get, timeout=10)
+        assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+        assert not list((data / "instances").glob("*/gone"))
+        # The id is free again.
+        create_sim(server, "gone", risk=BULK_RISK)
+    with duckdb.connect(str(small_disk / "history.duckdb"), read_only=True) as db:
+        stored_deals = db.execute(
+            "SELECT deal_id, order_id, volume, price FROM deals WHERE instance_id = 'gone'"
+        ).fetchall()
+        stored_orders = db.execute(
+            "SELECT client_order_id, order_id, status FROM orders WHERE instance_id = 'gone'"
         ).fetchall()
     assert sorted(stored_deals) == sorted((d.ticket, d.order, d.volume, d.price) for d in deals)
     assert sorted(stored_orders) == sorted((cid, oid, "FILLED") for cid, oid in placed.items())

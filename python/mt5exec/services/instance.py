@@ -535,6 +535,8 @@ class InstanceService(risk_control.RiskControls):
         record = self._record(instance_id)
         self._commit(record, "the deletion", desired_running=False)
         instance = await self._engine.stop_instance(instance_id)
+        self._history(instance)
+        await self._history_caught_up(instance_id)
         # An instance created again under this id numbers its events after these.
         try:
             registry.write_sequence_floor(
@@ -551,16 +553,31 @@ class InstanceService(risk_control.RiskControls):
             ) from None
         self._engine.remove_instance(instance_id)
         del self._records[instance_id]
-        if self._state.history is not None:
-            # The history reads the instance's execution log: everything in it is written
-            # before the log goes with the directory.
-            with contextlib.suppress(HistoryUnavailable):
-                await self._state.history.flush()
         directory = self._directory(record.owner, instance_id)
         await asyncio.to_thread(shutil.rmtree, directory, True)
-        self._history(instance)
-        log.info("deleted instance %s (logs kept in %s)", instance_id, directory)
+        log.info(
+            "deleted instance %s (logs kept in %s)",
+            instance_id,
+            self._log_directory(record.owner, instance_id),
+        )
         return instance_pb2.DeleteInstanceResponse()
+
+    async def _history_caught_up(self, instance_id: str) -> None:
+        """Waits until the history has written everything in the (stopped) instance's
+        execution log, which goes with its directory. When it cannot (its disk is full, its
+        process is gone), UNAVAILABLE (``HISTORY_NOT_WRITTEN``): the instance stays, stopped,
+        with its log, which the history reads on (also after a restart)."""
+        if self._state.history is None:
+            return
+        try:
+            await self._state.history.flush()
+        except HistoryUnavailable as e:
+            raise MT5ExecError(
+                grpc.StatusCode.UNAVAILABLE,
+                "HISTORY_NOT_WRITTEN",
+                f"instance {instance_id} is stopped, not deleted: the history has not written "
+                f"all its executions yet ({e}); DeleteInstance again once it has",
+            ) from None
 
     async def GetInstanceStats(
         self, request: instance_pb2.GetInstanceStatsRequest, context: Context

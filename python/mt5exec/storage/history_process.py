@@ -41,7 +41,8 @@ log = logging.getLogger("mt5exec.history")
 
 
 class HistoryUnavailable(RuntimeError):
-    """The history process could not start (bad path, database locked, newer schema)."""
+    """The history process could not start (bad path, database locked, newer schema), is
+    gone, or cannot write at the moment (a flush)."""
 
 
 # ---------------------------------------------------------------------------- the child
