@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import mt5exec
-from mt5exec.sim.state import StateStore, read_deals
+from mt5exec.sim.state import Retention, StateStore, read_deals
 from mt5exec.terminal.v1 import worker_pb2 as pb
 from mt5exec.workers.protocol import (
     MAX_FRAME_SIZE,
@@ -670,3 +670,35 @@ def test_state_path_in_the_config(tmp_path: Path) -> None:
         load(5)
     with pytest.raises(ConfigError, match="state_path"):
         load(" ")
+
+
+def test_retention_in_the_config(tmp_path: Path) -> None:
+    def load(**values: Any) -> Retention:
+        path = tmp_path / "c.json"
+        path.write_text(json.dumps(values))
+        return load_config(path).retention
+
+    assert load_config(None).retention == Retention()
+    assert load(retention_s=172_800, retention_orders=250_000) == Retention(
+        keep_s=172_800.0, keep_orders=250_000
+    )
+    assert load(retention_orders=7) == Retention(keep_orders=7)
+    for bad in ({"retention_s": 0}, {"retention_s": "1"}, {"retention_s": float("inf")}):
+        with pytest.raises(ConfigError, match="retention_s"):
+            load(**bad)
+    for bad in ({"retention_orders": 0}, {"retention_orders": 1.5}, {"retention_orders": True}):
+        with pytest.raises(ConfigError, match="retention_orders"):
+            load(**bad)
+
+
+def test_the_worker_journal_keeps_the_retention_of_its_config(tmp_path: Path) -> None:
+    config = {"tick_rate": 0, "retention_s": 172_800, "retention_orders": 250_000}
+    eng, _, _ = _start(tmp_path, config, "w.sock")
+    try:
+        eng.send(shutdown=pb.Shutdown(reason="test"))
+        assert eng.wait() == 0
+        assert eng.proc.stderr is not None
+        log = eng.proc.stderr.read().decode()
+    finally:
+        eng.close()
+    assert "a compaction keeps the order history of 172800 s and 250000 orders" in log

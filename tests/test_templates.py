@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from mt5exec import templates as tpl
+from mt5exec.sim.state import Retention
 from mt5exec.templates import (
     RuntimeConfig,
     TemplateError,
@@ -417,7 +418,10 @@ def test_worker_config_is_what_the_sim_worker_reads(templates: Templates, tmp_pa
         "bob",
         {**OVERRIDES, "broker": {"leverage": 30, "currency": "EUR", "margin_mode": "netting"}},
     )
-    flat = runtime.worker_config()
+    # An operator's retention above the engine's defaults reaches the sim's journal.
+    retention = Retention(keep_s=172_800.0, keep_orders=250_000)
+    assert retention != Retention()
+    flat = runtime.worker_config(retention)
     assert flat == {
         "instance_id": "i1",
         "symbols": ["EURUSD", "XAUUSD"],
@@ -428,6 +432,8 @@ def test_worker_config_is_what_the_sim_worker_reads(templates: Templates, tmp_pa
         "leverage": 30,
         "currency": "EUR",
         "margin_mode": "netting",
+        "retention_s": 172_800.0,
+        "retention_orders": 250_000,
     }
     path = tmp_path / "worker.json"
     path.write_text(json.dumps(flat))
@@ -437,6 +443,7 @@ def test_worker_config_is_what_the_sim_worker_reads(templates: Templates, tmp_pa
     assert (loaded.sim.seed, loaded.sim.tick_rate, loaded.sim.leverage) == (7, 50.0, 30)
     assert (loaded.sim.currency, loaded.sim.margin_mode) == ("EUR", "netting")
     assert loaded.batch_interval_s == 0.005
+    assert loaded.retention == retention
 
 
 def test_risk_limits_use_the_proto_field_names(templates: Templates) -> None:

@@ -44,6 +44,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
+from mt5exec.sim.state import Retention
 from mt5exec.workers.sim import TICK_BATCH_MS_RANGE
 
 __all__ = [
@@ -552,8 +553,9 @@ class RuntimeConfig:
             )
         return runtime
 
-    def worker_config(self) -> dict[str, Any]:
-        """The flat config the sim worker reads (``mt5exec.workers.sim.load_config``)."""
+    def worker_config(self, retention: Retention) -> dict[str, Any]:
+        """The flat config the sim worker reads (``mt5exec.workers.sim.load_config``);
+        ``retention``: the order history its journal keeps (at least the engine's)."""
         return {
             "instance_id": self.instance.instance_id,
             "symbols": list(self.instance.trade_pairs),
@@ -564,6 +566,8 @@ class RuntimeConfig:
             "leverage": self.broker.leverage,
             "currency": self.broker.currency,
             "margin_mode": self.broker.margin_mode,
+            "retention_s": retention.keep_s,
+            "retention_orders": retention.keep_orders,
         }
 
 

@@ -34,6 +34,7 @@ from mt5exec.registry import InstanceRecord
 from mt5exec.server.handlers import Context
 from mt5exec.server.state import AppState
 from mt5exec.services import config_update, risk_control, validation
+from mt5exec.sim.state import Retention
 from mt5exec.sim.symbols import DEFAULT_SYMBOLS
 from mt5exec.storage.history_process import HistoryUnavailable
 from mt5exec.v1 import common_pb2, instance_pb2
@@ -272,7 +273,12 @@ class InstanceService(risk_control.RiskControls):
             if password:
                 secret_files = ((str(password_file), password),)
         else:
-            worker = runtime.worker_config()
+            # The sim's journal keeps the history of every order the engine remembers.
+            retention = Retention(
+                keep_s=self._state.config.engine.final_order_retention_s,
+                keep_orders=self._state.config.engine.max_orders_per_instance,
+            )
+            worker = runtime.worker_config(retention)
             module = "mt5exec.workers.sim"
         worker_config.write_text(json.dumps(worker, indent=2))
         self._ea_max_age[record.instance_id] = 3.0 * hc.health_check_interval_sec

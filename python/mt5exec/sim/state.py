@@ -176,8 +176,9 @@ _WALK_CHUNK = 4096
 @dataclass(frozen=True, slots=True)
 class Retention:
     """How much history a compaction keeps, and when the journal is compacted (see the
-    module docstring). The defaults are the engine's: ``engine.final_order_retention_s`` and
-    ``engine.max_orders_per_instance``."""
+    module docstring). The server sets ``keep_s`` and ``keep_orders`` to the engine's
+    ``engine.final_order_retention_s`` and ``engine.max_orders_per_instance`` (the worker
+    config's ``retention_s`` and ``retention_orders``); the defaults are the engine's defaults."""
 
     keep_s: float = 86_400.0
     keep_orders: int = 100_000

@@ -42,6 +42,12 @@ Config (JSON object; every key optional, the defaults keep a plain always-open m
 ``clock_offset_ms``
     Added to the system clock to make the server's clock (default 0): lets a test or a demo put
     the server at another time of the week.
+``retention_s``, ``retention_orders``
+    The order history the journal keeps when it is compacted: of the last ``retention_s``
+    seconds and the newest ``retention_orders`` order tickets (defaults 86400 and 100000, the
+    engine's; the server passes its ``engine.final_order_retention_s`` and
+    ``engine.max_orders_per_instance``, so reconciliation finds every order the engine
+    remembers).
 ``state_path``
     See below.
 
@@ -52,8 +58,8 @@ its instance's directory); ``none`` turns persistence off. A restarted worker, e
 is journaled before anything about it is sent (its OrderResult, or for a triggered fill its
 DealReport). Snapshots are written at start, every ``CHECKPOINT_EVERY`` changes (after the
 results went out) and on an orderly exit; prices are saved about once a second. A
-reconciliation request searches the journal (about one memory scan of it per comment), so a
-very long journal makes it take a moment.
+reconciliation request searches the journal (about one memory scan of it per comment), which
+compaction bounds: to the history of the retention above, beside the account.
 
 Test hooks: with ``MT5EXEC_SIM_EXIT_AT_START`` set (to anything but empty) the worker exits with
 code 1 before doing anything, which lets tests exercise the supervisor's restart limit; with
@@ -87,14 +93,14 @@ import struct
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from google.protobuf.message import Message
 
 from mt5exec.sim.broker import Activity, SendOutcome, SimBroker, SimConfig
-from mt5exec.sim.state import StateError
+from mt5exec.sim.state import Retention, StateError
 from mt5exec.sim.symbols import DEFAULT_SYMBOLS, parse_symbol_settings
 from mt5exec.terminal.v1 import worker_pb2 as pb
 from mt5exec.workers.base import CONNECT_TIMEOUT_S as CONNECT_TIMEOUT_S
@@ -168,6 +174,8 @@ class WorkerConfig:
     clock_offset_ms: int = 0
     # The shortest time between two tick batches.
     batch_interval_s: float = DEFAULT_BATCH_INTERVAL_S
+    # The history the journal keeps when it is compacted.
+    retention: Retention = field(default_factory=Retention)
 
     def clock(self) -> Callable[[], float]:
         offset = self.clock_offset_ms / 1000.0
@@ -215,6 +223,8 @@ def load_config(path: Path | None, instance_id: str | None = None) -> WorkerConf
         "margin_call_level",
         "symbol_settings",
         "clock_offset_ms",
+        "retention_s",
+        "retention_orders",
     }
     extra = sorted(set(raw) - known)
     if extra:
@@ -292,6 +302,19 @@ def load_config(path: Path | None, instance_id: str | None = None) -> WorkerConf
     if "clock_offset_ms" in raw:
         _check(where, "clock_offset_ms", raw["clock_offset_ms"], (int,), "an integer")
         offset = raw["clock_offset_ms"]
+    retention = Retention()
+    if "retention_s" in raw:
+        value = raw["retention_s"]
+        _check(where, "retention_s", value, (int, float), "a number")
+        if not math.isfinite(value) or value <= 0:
+            raise ConfigError(f"{where}: retention_s: must be positive, got {value!r}")
+        retention = replace(retention, keep_s=float(value))
+    if "retention_orders" in raw:
+        value = raw["retention_orders"]
+        _check(where, "retention_orders", value, (int,), "an integer")
+        if value <= 0:
+            raise ConfigError(f"{where}: retention_orders: must be positive, got {value}")
+        retention = replace(retention, keep_orders=value)
     state: Path | None = Path(DEFAULT_STATE_PATH)
     if "state_path" in raw:
         value = raw["state_path"]
@@ -312,6 +335,7 @@ def load_config(path: Path | None, instance_id: str | None = None) -> WorkerConf
         state_path=state,
         clock_offset_ms=offset,
         batch_interval_s=batch_s,
+        retention=retention,
     )
 
 
@@ -697,7 +721,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = state_path(args.state) if args.state is not None else config.state_path
         clock = config.clock()
         broker = (
-            SimBroker.open(config.sim, path, clock)
+            SimBroker.open(config.sim, path, clock, retention=config.retention)
             if path is not None
             else SimBroker(config.sim, clock)
         )
@@ -728,9 +752,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _log_restored(broker: SimBroker, path: Path | None) -> None:
     loaded = broker.restored
-    if path is None or loaded is None:
+    if path is None or loaded is None or broker.journal is None:
         log.info("sim state: not persisted")
         return
+    retention = broker.journal.retention
+    log.info(
+        "sim state %s: a compaction keeps the order history of %g s and %d orders",
+        path,
+        retention.keep_s,
+        retention.keep_orders,
+    )
     acct = broker.account_snapshot()
     if loaded.account is None:
         log.info("sim state %s: new account, balance %.2f", path, acct.balance)
