@@ -510,12 +510,22 @@ def test_risk_rejections_are_queryable_by_reason(
     refused = make_order("c-risk", pb.ORDER_STATUS_REJECTED)
     refused.reject_reason = "MAX_OPEN_POSITIONS"
     writer.record_execution(order_event(1, refused))
+    # A throttle's refusals: one event standing for 25 refused orders.
+    throttled = make_order("c-throttled", pb.ORDER_STATUS_REJECTED)
+    throttled.reject_reason = "RATE_LIMITED"
+    event = pb.ExecutionEvent.FromString(order_event(2, throttled))
+    event.refusals = 25
+    writer.record_execution(event.SerializeToString())
     assert writer.flush(timeout=10)
     by_reason = (
-        "SELECT reject_reason, count(*) FROM executions WHERE status = 'REJECTED' GROUP BY 1"
+        "SELECT reject_reason, sum(coalesce(refusals, 1)) FROM executions "
+        "WHERE status = 'REJECTED' GROUP BY 1 ORDER BY 1"
     )
-    assert writer.query(by_reason) == [("MAX_OPEN_POSITIONS", 1)]
-    assert writer.query("SELECT reject_reason FROM orders") == [("MAX_OPEN_POSITIONS",)]
+    assert writer.query(by_reason) == [("MAX_OPEN_POSITIONS", 1), ("RATE_LIMITED", 25)]
+    assert writer.query("SELECT reject_reason FROM orders ORDER BY 1") == [
+        ("MAX_OPEN_POSITIONS",),
+        ("RATE_LIMITED",),
+    ]
 
 
 def _old_database(db_path: Path, version: int) -> duckdb.DuckDBPyConnection:
@@ -525,8 +535,13 @@ def _old_database(db_path: Path, version: int) -> duckdb.DuckDBPyConnection:
     conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
     conn.execute("INSERT INTO schema_version VALUES (?, ?)", [version, T0])
     for table in TABLES:
-        # v1: without reject_reason; v1 and v2: orders keyed without their creation time.
-        columns = [c for c in table.columns if version > 1 or c[0] != "reject_reason"]
+        # v1: without reject_reason; v1 and v2: orders keyed without their creation time;
+        # before v4: executions without refusals.
+        columns = [
+            c
+            for c in table.columns
+            if (version > 1 or c[0] != "reject_reason") and (version > 3 or c[0] != "refusals")
+        ]
         key = ("instance_id", "client_order_id") if table is ORDERS else table.key
         cols = ", ".join(
             f"{name} {sqltype.replace(' NOT NULL', '') if name == 'created_at' else sqltype}"
@@ -584,7 +599,15 @@ def test_a_v2_database_keeps_its_orders_and_then_keeps_reused_ids_apart(db_path:
         assert writer.query(
             "SELECT status FROM orders WHERE client_order_id = 'c-2' ORDER BY created_at"
         ) == [("FILLED",), ("ACCEPTED",)]
-        assert writer.query("SELECT max(version) FROM schema_version") == [(3,)]
+        assert writer.query("SELECT max(version) FROM schema_version") == [(SCHEMA_VERSION,)]
+        # v4: a throttle's coalesced refusal keeps its count.
+        refused = make_order("c-throttled", pb.ORDER_STATUS_REJECTED)
+        refused.reject_reason = "RATE_LIMITED"
+        event = pb.ExecutionEvent.FromString(order_event(9, refused))
+        event.refusals = 41
+        writer.record_execution(event.SerializeToString())
+        assert writer.flush(timeout=10)
+        assert writer.query("SELECT refusals FROM executions WHERE sequence = 9") == [(41,)]
 
 
 def test_an_id_used_again_for_a_new_order_gets_a_row_of_its_own_also_in_one_batch(

@@ -24,7 +24,10 @@ idempotency rules in SQL:
 
 Orders the risk engine refused are there too: status ``REJECTED`` with ``reject_reason``
 (``MAX_OPEN_POSITIONS``, ``KILL_SWITCH``…) in ``orders`` and ``executions``. Schema versions
-are migrated forward on open (v2 added ``reject_reason``).
+are migrated forward on open (v2 added ``reject_reason``). A throttle's refusals
+(``RATE_LIMITED``, ``TOO_MANY_IN_FLIGHT``) come as one event per instance, reason and second
+whose ``refusals`` column (v4) says how many orders it stands for: count refusals with
+``sum(coalesce(refusals, 1))``.
 
 Enum columns hold the enum value name without its type prefix (``BUY``, ``FILLED``, ``SIM``),
 NULL for the ``*_UNSPECIFIED`` value. Times are UTC ``TIMESTAMP`` values (microseconds).
@@ -53,7 +56,7 @@ __all__ = ["SCHEMA_VERSION", "TABLES", "HistoryError", "HistoryWriter"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 
 Row = tuple[Any, ...]
 
@@ -211,6 +214,8 @@ EXECUTIONS: Final = _Table(
         ("retcode", "UINTEGER"),
         ("status_message", "VARCHAR"),
         ("reject_reason", "VARCHAR"),
+        # How many refused orders a coalesced throttle refusal stands for (NULL: one).
+        ("refusals", "UBIGINT"),
         # Fill fields.
         ("deal_id", "UBIGINT"),
         ("entry", "VARCHAR"),
@@ -272,6 +277,7 @@ _MIGRATIONS: Final[Mapping[int, tuple[str, ...]]] = {
         "DROP TABLE orders",
         "ALTER TABLE orders_v3 RENAME TO orders",
     ),
+    4: ("ALTER TABLE executions ADD COLUMN IF NOT EXISTS refusals UBIGINT",),
 }
 
 
@@ -406,6 +412,7 @@ def _execution_rows(raw: bytes, recorded: int) -> tuple[Row, Row | None, Row | N
             None,
             None,
             None,
+            None,
             fill.deal_id,
             entry,
             fill.slippage_points,
@@ -460,6 +467,7 @@ def _execution_rows(raw: bytes, recorded: int) -> tuple[Row, Row | None, Row | N
             order.retcode,
             order.status_message,
             order.reject_reason or None,
+            event.refusals or None,
             None,
             None,
             None,
