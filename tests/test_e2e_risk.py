@@ -533,6 +533,39 @@ def test_a_killed_instance_cancels_what_its_terminal_reports_after_a_restart(
     assert all(statuses[f"as-{n}"] == common_pb2.ORDER_STATUS_CANCELED for n in range(3))
 
 
+def test_a_kill_switch_closes_what_a_stopped_instance_holds_once_it_is_back(
+    server: ServerProcess,
+) -> None:
+    create_sim(server, "held", risk=BULK_RISK)
+    for n in range(2):
+        server.orders.PlaceOrder(market("held", f"held-{n}", volume=0.1), timeout=10)
+    server.instances.StopInstance(instance_pb2.StopInstanceRequest(instance_id="held"), timeout=30)
+    response = server.instances.EngageKillSwitch(
+        instance_pb2.EngageKillSwitchRequest(
+            scope=instance_pb2.KillSwitchScope(instance_id="held"), close_positions=True
+        ),
+        timeout=10,
+    )
+    assert response.positions_closed == 0  # no worker to take the closes now
+    server.instances.StartInstance(
+        instance_pb2.StartInstanceRequest(instance_id="held"), timeout=30
+    )
+    # Closed once the worker is back and has reported them (not left open for good).
+    request = order_pb2.ListPositionsRequest(instance_id="held")
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if not server.orders.ListPositions(request, timeout=5).positions:
+                break
+        except grpc.RpcError as e:
+            assert error_info(e).reason == "INSTANCE_NOT_READY", e
+        assert time.monotonic() < deadline, "the kill switch left the positions open"
+        time.sleep(0.05)
+    # Still engaged: nothing new gets through.
+    e = refused(lambda: server.orders.PlaceOrder(market("held", "held-after"), timeout=10))
+    assert error_info(e).reason == "KILL_SWITCH"
+
+
 def test_kill_switch_bad_scopes_are_refused(server: ServerProcess) -> None:
     cases = [
         (instance_pb2.EngageKillSwitchRequest(), grpc.StatusCode.INVALID_ARGUMENT, "scope"),

@@ -159,11 +159,18 @@ fn halt(
             batch.done(&shared.notifier);
         }
     }
-    if close {
-        live.positions.clone()
-    } else {
-        Vec::new()
+    if !close {
+        return Vec::new();
     }
+    if !live.positions_fresh || live.tx.is_none() {
+        // Not known yet (the worker has not reported since the server started), or no worker
+        // to take the closes (stopped, restarting): closed when a worker reports them, as
+        // long as the switch is engaged then.
+        live.close_when_reported = true;
+        crate::supervisor::announce(shared, instance, &live, "KILL_SWITCH_CLOSES_DEFERRED");
+        return Vec::new();
+    }
+    live.positions.clone()
 }
 
 /// Engages the kill switch of `instances`; `token` completes with an encoded
@@ -180,39 +187,96 @@ pub fn engage(shared: &Arc<Shared>, instances: &[Arc<Instance>], close: bool, to
         closed: AtomicU32::new(0),
     });
     for instance in instances {
-        for position in halt(shared, instance, &batch, close) {
-            let token = shared.token();
-            let intent = OrderIntent {
-                client_order_id: format!("kill-{}-{token}", position.ticket),
-                symbol: position.symbol.clone(),
-                side: if position.r#type == 0 {
-                    v1::Side::Sell as i32
-                } else {
-                    v1::Side::Buy as i32
-                },
-                order_type: v1::OrderType::Market as i32,
-                volume: position.volume,
-                deviation_points: CLOSE_DEVIATION_POINTS,
-                comment: "kill switch".to_owned(),
-                position_id: position.ticket,
-                ..Default::default()
-            };
-            batch.expect();
-            shared.routes.add(token, batch.clone(), "close".to_owned());
-            let now = crate::convert::now_msc();
-            if routing::place_gated(shared, instance, intent, now, token, Gate::Bypass).is_err() {
-                shared.routes.take(token);
+        let positions = halt(shared, instance, &batch, close);
+        close_positions(shared, instance, positions, Some(&batch));
+    }
+    batch.done(&shared.notifier);
+}
+
+/// Answers to closes nobody waits for: those sent when positions reported after the kill
+/// switch was engaged (the engagement has answered by then).
+#[derive(Debug)]
+struct Unawaited;
+
+impl Sink for Unawaited {
+    fn answer(&self, _key: &str, _completion: &Completion, _notifier: &Notifier) {}
+}
+
+/// The positions a kill switch engaged while they were not known (or no worker could take
+/// closes) wants closed, once the current worker has reported them and the instance takes
+/// orders; none when nothing waits, or the switch was released meanwhile.
+pub fn take_deferred_closes(live: &mut Live) -> Vec<t::Position> {
+    if !live.close_when_reported {
+        return Vec::new();
+    }
+    if !live.risk.kill_switch {
+        live.close_when_reported = false;
+        return Vec::new();
+    }
+    let takes_orders = matches!(
+        live.state,
+        v1::InstanceState::Ready | v1::InstanceState::Degraded
+    );
+    if !(live.positions_fresh && takes_orders) {
+        return Vec::new();
+    }
+    live.close_when_reported = false;
+    live.positions.clone()
+}
+
+/// Closes the positions a kill switch engaged before they were reported wants closed (see
+/// `take_deferred_closes`); nobody waits for the answers.
+pub fn close_deferred(shared: &Arc<Shared>, instance: &Instance, positions: Vec<t::Position>) {
+    close_positions(shared, instance, positions, None);
+}
+
+/// Sends a market close of each position (past the risk gate); `batch` counts the answers.
+fn close_positions(
+    shared: &Arc<Shared>,
+    instance: &Instance,
+    positions: Vec<t::Position>,
+    batch: Option<&Arc<Batch>>,
+) {
+    for position in positions {
+        let token = shared.token();
+        let intent = OrderIntent {
+            client_order_id: format!("kill-{}-{token}", position.ticket),
+            symbol: position.symbol.clone(),
+            side: if position.r#type == 0 {
+                v1::Side::Sell as i32
+            } else {
+                v1::Side::Buy as i32
+            },
+            order_type: v1::OrderType::Market as i32,
+            volume: position.volume,
+            deviation_points: CLOSE_DEVIATION_POINTS,
+            comment: "kill switch".to_owned(),
+            position_id: position.ticket,
+            ..Default::default()
+        };
+        let sink: Arc<dyn Sink> = match batch {
+            Some(batch) => {
+                batch.expect();
+                batch.clone()
+            }
+            None => Arc::new(Unawaited),
+        };
+        shared.routes.add(token, sink, "close".to_owned());
+        let now = crate::convert::now_msc();
+        if routing::place_gated(shared, instance, intent, now, token, Gate::Bypass).is_err() {
+            shared.routes.take(token);
+            if let Some(batch) = batch {
                 batch.done(&shared.notifier);
             }
         }
     }
-    batch.done(&shared.notifier);
 }
 
 /// Releases the kill switch of `instances`.
 pub fn release(shared: &Shared, instances: &[Arc<Instance>]) {
     for instance in instances {
         let mut live = instance.live.lock();
+        live.close_when_reported = false;
         if live.risk.kill_switch {
             live.risk.kill_switch = false;
             crate::supervisor::announce(shared, instance, &live, "KILL_SWITCH_RELEASED");

@@ -1,6 +1,7 @@
 //! Frames from a worker: ticks, heartbeats, deals, snapshots, order results, events.
 
 use bytes::Bytes;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::{set_state, Instance};
@@ -18,7 +19,7 @@ const DEGRADING_EVENTS: &[&str] = &["LOGIN_FAILED", "BROKER_DISCONNECTED", "MARK
 const RECOVERING_EVENTS: &[&str] = &["BROKER_CONNECTED", "MARKET_OPEN"];
 
 /// Applies one frame from the worker.
-pub fn handle(shared: &Shared, instance: &Instance, frame: t::WorkerFrame) {
+pub fn handle(shared: &Arc<Shared>, instance: &Instance, frame: t::WorkerFrame) {
     let id = instance.spec.instance_id.as_str();
     instance.live.lock().last_seen = Some(Instant::now());
     match frame.body {
@@ -78,6 +79,10 @@ pub fn handle(shared: &Shared, instance: &Instance, frame: t::WorkerFrame) {
             let mut live = instance.live.lock();
             live.positions = snapshot.positions;
             live.positions_reported = true;
+            live.positions_fresh = true;
+            let close = crate::killswitch::take_deferred_closes(&mut live);
+            drop(live);
+            crate::killswitch::close_deferred(shared, instance, close);
         }
         Some(Body::OrderResult(result)) => routing::on_result(shared, instance, &result),
         Some(Body::OrderUpdate(update)) => routing::on_order_update(shared, instance, &update),

@@ -379,6 +379,7 @@ async fn serve(
         }
         live.last_seen = Some(Instant::now());
         live.tx = Some(tx);
+        live.positions_fresh = false;
     }
     // READY once the engine knows what is open: a worker sends its positions right after the
     // handshake, and until the first ones since the server started, none known is not none
@@ -453,7 +454,7 @@ async fn serve(
 /// The worker is connected and the engine knows its positions: READY (answering those who
 /// wait for it, and asking the terminal about orders whose outcome is unknown), or, when a
 /// stop was asked for during start-up, the shutdown delivered now.
-fn become_ready(shared: &Shared, instance: &Instance) {
+fn become_ready(shared: &Arc<Shared>, instance: &Instance) {
     let mut live = instance.live.lock();
     if live.desired_running {
         live.ready_at = Some(Instant::now());
@@ -461,6 +462,9 @@ fn become_ready(shared: &Shared, instance: &Instance) {
         set_state(shared, instance, &mut live, S::Ready, "");
         instance.answer_ready_waiters(shared, &mut live, None);
         routing::reconcile_unknown(shared, &mut live);
+        let close = crate::killswitch::take_deferred_closes(&mut live);
+        drop(live);
+        crate::killswitch::close_deferred(shared, instance, close);
     } else if let Some(tx) = &live.tx {
         let _ = tx.send(frame::encode(&shutdown_frame("stop requested")));
     }

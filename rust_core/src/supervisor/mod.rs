@@ -179,6 +179,11 @@ pub struct Live {
     /// The worker has reported the open positions since the instance was registered (until
     /// then `positions` is not known, only empty).
     pub positions_reported: bool,
+    /// A kill switch asked to close positions before they were reported: they are closed
+    /// when they are (see `killswitch::take_deferred_closes`).
+    pub close_when_reported: bool,
+    /// The current worker has reported the open positions (not only one before it).
+    pub positions_fresh: bool,
     /// Pending orders.
     pub open_orders: Vec<t::OrderInfo>,
     /// Frames to the worker.
@@ -259,6 +264,8 @@ impl Instance {
                 account: None,
                 positions: Vec::new(),
                 positions_reported: false,
+                close_when_reported: false,
+                positions_fresh: false,
                 open_orders: Vec::new(),
                 tx: None,
                 pending: HashMap::new(),
