@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 
 from mt5exec.config import (
+    CertificateIdentity,
     ConfigError,
     EngineConfig,
     HistoryConfig,
     ServerConfig,
     ServerSection,
+    is_loopback,
     load_config,
     parse_listen,
 )
@@ -51,7 +53,7 @@ def test_defaults(tmp_path: Path) -> None:
         enabled=True, path=None, flush_interval_ms=1000, batch_size=1000
     )
     # Per-instance defaults (symbols, seed, account) live in the instance templates, not here.
-    assert list(cfg.as_dict()) == ["server", "engine", "history", "mt5", "risk"]
+    assert list(cfg.as_dict()) == ["server", "engine", "history", "mt5", "risk", "auth"]
     assert cfg.data_dir.is_absolute()
     assert cfg.instances_dir == tmp_path / "mt5exec-data" / "instances"
     assert cfg.history_path == tmp_path / "mt5exec-data" / "history.duckdb"
@@ -63,6 +65,7 @@ def test_toml_file_values(tmp_path: Path) -> None:
         """
         [server]
         listen = "0.0.0.0:6000"
+        allow_plaintext = true
         data_dir = "state"
         log_level = "debug"
         grace_period_s = 0
@@ -85,6 +88,7 @@ def test_toml_file_values(tmp_path: Path) -> None:
     cfg = load_config(path, env={})
     assert cfg.server == ServerSection(
         listen="0.0.0.0:6000",
+        allow_plaintext=True,
         data_dir=tmp_path / "state",
         log_level="DEBUG",
         grace_period_s=0.0,
@@ -221,10 +225,8 @@ def test_sim_section_is_unknown(tmp_path: Path) -> None:
     path = write(tmp_path, '[server]\nmax_instances = 3\n\n[sim]\nsymbols = ["EURUSD"]\n')
     with pytest.raises(ConfigError) as info:
         load_config(path, env={})
-    assert (
-        str(info.value)
-        == f"{path}: sim: unknown section (sections: server, engine, history, mt5, risk)"
-    )
+    sections = "server, engine, history, mt5, risk, auth"
+    assert str(info.value) == f"{path}: sim: unknown section (sections: {sections})"
 
 
 def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
@@ -274,3 +276,88 @@ def test_parse_listen() -> None:
     assert parse_listen("[::]:50051") == ("[::]", 50051)
     with pytest.raises(ValueError, match="HOST:PORT"):
         parse_listen("50051")
+
+
+@pytest.mark.parametrize(
+    ("listen", "loopback"),
+    [
+        ("127.0.0.1:1", True),
+        ("127.3.2.1:1", True),
+        ("[::1]:1", True),
+        ("localhost:1", True),
+        ("LOCALHOST:1", True),
+        ("0.0.0.0:1", False),
+        ("[::]:1", False),
+        ("192.168.1.5:1", False),
+        ("[::ffff:127.0.0.1]:1", False),
+        ("myhost:1", False),
+    ],
+)
+def test_is_loopback(listen: str, loopback: bool) -> None:
+    assert is_loopback(listen) is loopback
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"MT5EXEC_SERVER_TLS_CERT": "c.pem"}, "server.tls_key: required with server.tls_cert"),
+        ({"MT5EXEC_SERVER_TLS_KEY": "k.pem"}, "server.tls_cert: required with server.tls_key"),
+        ({"MT5EXEC_SERVER_TLS_CLIENT_CA": "ca.pem"}, "server.tls_client_ca: requires"),
+        ({"MT5EXEC_LISTEN": "[::]:1"}, "server.allow_plaintext = true"),
+        ({"MT5EXEC_SERVER_METRICS_LISTEN": "0.0.0.0:1"}, "set server.metrics_token_file"),
+        (
+            {
+                "MT5EXEC_SERVER_METRICS_LISTEN": "10.0.0.1:1",
+                "MT5EXEC_SERVER_METRICS_TOKEN_FILE": "t",
+            },
+            "token in the clear",
+        ),
+        (
+            {"MT5EXEC_AUTH_MTLS": '{"x": {"role": "admin"}}'},
+            "auth.mtls: requires server.tls_client_ca",
+        ),
+        ({"MT5EXEC_AUTH_MTLS": '{"x": {"role": "trader"}}'}, "a trader needs an owner"),
+        ({"MT5EXEC_AUTH_MTLS": '{"x": {"role": "admin", "owner": "o"}}'}, "drop owner"),
+        ({"MT5EXEC_AUTH_MTLS": '{"x": {"role": "root", "owner": "o"}}'}, "role must be one of"),
+        ({"MT5EXEC_AUTH_MTLS": '{"x": {"role": "viewer", "owner": ""}}'}, "owner must be"),
+        ({"MT5EXEC_AUTH_MTLS": '{"x": {"role": "viewer", "team": "o"}}'}, "expected { role"),
+        ({"MT5EXEC_AUTH_MTLS": "x"}, "expected a JSON object"),
+    ],
+)
+def test_transport_settings_that_would_expose_the_server_are_refused(
+    env: dict[str, str], fragment: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(env=env)
+    assert fragment in str(info.value)
+
+
+def test_tls_settings_and_certificate_map(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        [server]
+        listen = "0.0.0.0:50051"
+        tls_cert = "pki/server.pem"
+        tls_key = "pki/server.key"
+        tls_client_ca = "pki/ca.pem"
+        metrics_listen = "[::]:9464"
+        metrics_token_file = "pki/token"
+
+        [auth.mtls]
+        "CN=ops,O=Acme" = { role = "admin" }
+        desk = { role = "trader", owner = "acme" }
+        """,
+    )
+    cfg = load_config(path, env={})
+    assert cfg.server.tls_cert == tmp_path / "pki" / "server.pem"
+    assert cfg.server.tls_client_ca == tmp_path / "pki" / "ca.pem"
+    assert cfg.server.metrics_token_file == tmp_path / "pki" / "token"
+    assert dict(cfg.auth.mtls) == {
+        "CN=ops,O=Acme": CertificateIdentity("admin"),
+        "desk": CertificateIdentity("trader", "acme"),
+    }
+    assert cfg.as_dict()["auth"]["mtls"] == {
+        "CN=ops,O=Acme": {"role": "admin"},
+        "desk": {"role": "trader", "owner": "acme"},
+    }

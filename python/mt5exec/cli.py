@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runner.run(serve(config))
         else:
             asyncio.run(serve(config))
-    except TemplateError as e:
+    except (ConfigError, TemplateError) as e:
         print(f"mt5exec: {e}", file=sys.stderr)
         return 2
     return 0

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import logging
 import math
 import os
@@ -33,16 +34,21 @@ import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Final
 
 __all__ = [
     "ENV_PREFIX",
+    "AuthConfig",
+    "CertificateIdentity",
     "ConfigError",
     "EngineConfig",
     "HistoryConfig",
     "RiskConfig",
     "ServerConfig",
     "ServerSection",
+    "check_transport",
+    "is_loopback",
     "load_config",
     "parse_listen",
 ]
@@ -131,6 +137,20 @@ def _opt(check: Check | None = None) -> dict[str, Any]:
 _HOST_RE: Final = re.compile(r"[A-Za-z0-9_.-]+")
 
 
+def is_loopback(listen: str) -> bool:
+    """Whether a ``HOST:PORT`` listen address is reachable from this machine only.
+
+    Names other than ``localhost`` count as not loopback (what they resolve to may change).
+    """
+    host = parse_listen(listen)[0].strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def parse_listen(value: str) -> tuple[str, int]:
     """Split a ``HOST:PORT`` listen address into host and port.
 
@@ -182,6 +202,23 @@ class ServerSection:
     templates_dir: Path | None = None
     # HOST:PORT of the Prometheus endpoint (/metrics); "" turns it off, port 0 picks one.
     metrics_listen: str = field(default="", metadata=_opt(_listen_or_off))
+    # File whose content is the token /metrics requires (``Authorization: Bearer <token>``,
+    # else 401); required when metrics_listen is not a loopback address.
+    metrics_token_file: Path | None = None
+    # PEM certificate chain and private key: with both set, gRPC (and /metrics) is served over
+    # TLS only. Read at start; a new certificate takes a restart.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # PEM CA certificates: with it every client must present a certificate one of them signed
+    # (mTLS); [auth] mtls maps a certificate's subject to a principal.
+    tls_client_ca: Path | None = None
+    # Serve without TLS on a listen address that is not loopback (refused otherwise; a warning
+    # at start). Loopback is 127.0.0.0/8, ::1 and localhost; 0.0.0.0 and [::] are not.
+    allow_plaintext: bool = False
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
 
     @property
     def host(self) -> str:
@@ -285,6 +322,34 @@ class RiskConfig:
     owners_file: Path | None = None
 
 
+ROLES: Final = ("admin", "trader", "viewer")
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateIdentity:
+    """The principal a client certificate is (a value of ``[auth.mtls]``)."""
+
+    role: str
+    # The owner whose instances it may see; None (only for admin) is every owner.
+    owner: str | None = None
+
+
+def _no_identities() -> Mapping[str, CertificateIdentity]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    """``[auth]``: who may call and how they prove it (see docs/security.md)."""
+
+    # [auth.mtls]: a verified client certificate -> the principal it is, e.g.
+    #   "CN=ops,O=Acme" = { role = "admin" }
+    #   "alice" = { role = "trader", owner = "acme" }
+    # A key with "=" is the certificate's full RFC 4514 subject (`openssl x509 -noout -subject
+    # -nameopt RFC2253`), any other its common name. Needs server.tls_client_ca.
+    mtls: Mapping[str, CertificateIdentity] = field(default_factory=_no_identities)
+
+
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     """The whole configuration; built by :func:`load_config`."""
@@ -294,6 +359,7 @@ class ServerConfig:
     history: HistoryConfig = field(default_factory=HistoryConfig)
     mt5: Mt5Config = field(default_factory=Mt5Config)
     risk: RiskConfig = field(default_factory=RiskConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
 
     @property
     def data_dir(self) -> Path:
@@ -352,6 +418,8 @@ class ServerConfig:
                     value = str(value)
                 elif isinstance(value, tuple):
                     value = list(value)
+                elif isinstance(value, Mapping):
+                    value = {k: _plain_identity(v) for k, v in value.items()}
                 if value is not None:
                     values[f.name] = value
             out[name] = values
@@ -364,7 +432,40 @@ _SECTIONS: Final[Mapping[str, type[Any]]] = {
     "history": HistoryConfig,
     "mt5": Mt5Config,
     "risk": RiskConfig,
+    "auth": AuthConfig,
 }
+
+
+def _plain_identity(identity: CertificateIdentity) -> dict[str, str]:
+    plain = {"role": identity.role}
+    if identity.owner is not None:
+        plain["owner"] = identity.owner
+    return plain
+
+
+_IDENTITIES: Final = Mapping[str, CertificateIdentity]
+
+
+def _identities(value: Any) -> Mapping[str, CertificateIdentity]:
+    if not isinstance(value, Mapping):
+        raise _Invalid(f"expected a table of subject = {{ role, owner }}, got {value!r}")
+    out: dict[str, CertificateIdentity] = {}
+    for subject, entry in value.items():
+        if not isinstance(subject, str) or not subject.strip():
+            raise _Invalid(f"expected a certificate subject or common name, got {subject!r}")
+        if not isinstance(entry, Mapping) or set(entry) - {"role", "owner"}:
+            raise _Invalid(f"{subject!r}: expected {{ role = ..., owner = ... }}, got {entry!r}")
+        role, owner = entry.get("role"), entry.get("owner")
+        if role not in ROLES:
+            raise _Invalid(f"{subject!r}: role must be one of {', '.join(ROLES)}, got {role!r}")
+        if owner is not None and (not isinstance(owner, str) or not owner):
+            raise _Invalid(f"{subject!r}: owner must be a non-empty string, got {owner!r}")
+        if role == "admin" and owner is not None:
+            raise _Invalid(f"{subject!r}: an admin is every owner's; drop owner")
+        if role != "admin" and owner is None:
+            raise _Invalid(f"{subject!r}: a {role} needs an owner")
+        out[subject] = CertificateIdentity(role, owner)
+    return MappingProxyType(out)
 
 
 # --------------------------------------------------------------------------------------------
@@ -382,6 +483,7 @@ def _type_name(tp: Any) -> str:
         str: "a string",
         Path: "a path",
         tuple[str, ...]: "a list of strings",
+        _IDENTITIES: "a table",
     }
     return names.get(tp, str(tp))
 
@@ -422,6 +524,8 @@ def _from_typed(value: Any, tp: Any) -> Any:
     elif tp == tuple[str, ...]:
         if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
             return tuple(value)
+    elif tp == _IDENTITIES:
+        return _identities(value)
     else:  # pragma: no cover - a new field type without a converter is a programming error
         raise TypeError(f"unsupported config field type {tp!r}")
     raise _Invalid(f"expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
@@ -450,6 +554,12 @@ def _from_text(text: str, tp: Any) -> Any:
         if not math.isfinite(number):
             raise _Invalid(f"expected a finite number, got {text!r}")
         return number
+    if tp == _IDENTITIES:
+        # One environment variable holds the whole table, as JSON.
+        try:
+            return _identities(json.loads(text))
+        except json.JSONDecodeError:
+            raise _Invalid(f"expected a JSON object, got {text!r}") from None
     if tp == tuple[str, ...]:
         # Comma-separated, the usual way to pass a list through one environment variable.
         return tuple(part.strip() for part in stripped.split(",")) if stripped else ()
@@ -545,6 +655,10 @@ def _resolve(path: Path) -> Path:
     return path.expanduser().resolve()
 
 
+def _resolve_opt(path: Path | None) -> Path | None:
+    return None if path is None else _resolve(path)
+
+
 def load_config(
     path: Path | None = None,
     env: Mapping[str, str] | None = None,
@@ -579,7 +693,11 @@ def load_config(
     sections["server"] = dataclasses.replace(
         server,
         data_dir=_resolve(server.data_dir),
-        templates_dir=None if server.templates_dir is None else _resolve(server.templates_dir),
+        templates_dir=_resolve_opt(server.templates_dir),
+        metrics_token_file=_resolve_opt(server.metrics_token_file),
+        tls_cert=_resolve_opt(server.tls_cert),
+        tls_key=_resolve_opt(server.tls_key),
+        tls_client_ca=_resolve_opt(server.tls_client_ca),
     )
     mt5: Mt5Config = sections["mt5"]
     if mt5.terminal_base is not None:
@@ -591,7 +709,46 @@ def load_config(
     if risk.owners_file is not None:
         sections["risk"] = dataclasses.replace(risk, owners_file=_resolve(risk.owners_file))
     config = ServerConfig(**sections)
+    check_transport(config)
     logging.getLogger(__name__).debug(
         "configuration loaded from %s", path if path is not None else "defaults"
     )
     return config
+
+
+def check_transport(config: ServerConfig) -> None:
+    """Refuses settings that would expose the server on a network without protection.
+
+    Raises:
+        ConfigError: naming the settings that would fix it.
+    """
+    server = config.server
+    if (server.tls_cert is None) != (server.tls_key is None):
+        given, missing = (
+            ("tls_cert", "tls_key") if server.tls_key is None else ("tls_key", "tls_cert")
+        )
+        raise ConfigError(f"server.{missing}: required with server.{given}")
+    if server.tls_client_ca is not None and not server.tls:
+        raise ConfigError("server.tls_client_ca: requires server.tls_cert and server.tls_key")
+    if config.auth.mtls and server.tls_client_ca is None:
+        raise ConfigError(
+            "auth.mtls: requires server.tls_client_ca (client certificates are verified only "
+            "with it)"
+        )
+    plaintext = "set server.tls_cert and server.tls_key, or server.allow_plaintext = true"
+    if not server.tls and not server.allow_plaintext and not is_loopback(server.listen):
+        raise ConfigError(
+            f"server.listen: {server.listen} is not a loopback address and TLS is off: "
+            f"{plaintext} to serve plaintext on a network"
+        )
+    if server.metrics_listen and not is_loopback(server.metrics_listen):
+        if server.metrics_token_file is None:
+            raise ConfigError(
+                f"server.metrics_listen: {server.metrics_listen} is not a loopback address: "
+                "set server.metrics_token_file (the bearer token /metrics will require)"
+            )
+        if not server.tls and not server.allow_plaintext:
+            raise ConfigError(
+                f"server.metrics_listen: {server.metrics_listen} is not a loopback address and "
+                f"TLS is off: {plaintext} to send its token in the clear"
+            )

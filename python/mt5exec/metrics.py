@@ -1,7 +1,9 @@
 """Prometheus metrics: read from the engine when scraped, so the hot path counts nothing
 twice and pays nothing for an endpoint nobody scrapes.
 
-Served on ``[server] metrics_listen`` (off by default) at ``/metrics``:
+Served on ``[server] metrics_listen`` (off by default) at ``/metrics``; with
+``metrics_token_file`` a request without ``Authorization: Bearer <token>`` gets 401, and with
+``tls_cert`` it is HTTPS:
 
 - ``mt5exec_risk_rejections_total{instance_id,reason}``: orders, changes and cancels the
   risk engine refused;
@@ -15,16 +17,18 @@ Served on ``[server] metrics_listen`` (off by default) at ``/metrics``:
 from __future__ import annotations
 
 import collections
+import hmac
+import logging
+import socket
+import ssl
 import threading
-from collections.abc import Iterator
-from wsgiref.simple_server import WSGIServer
+from collections.abc import Iterable, Iterator
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from prometheus_client import (
-    CollectorRegistry,
-    GCCollector,
-    ProcessCollector,
-    start_http_server,
-)
+from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
@@ -107,10 +111,73 @@ class EngineCollector(Collector):
         )
 
 
-class MetricsServer:
-    """The /metrics endpoint on its own thread (prometheus-client's WSGI server)."""
+log = logging.getLogger("mt5exec.metrics")
 
-    def __init__(self, engine: Engine, listen: str) -> None:
+# A connection that sends nothing (or never finishes its TLS handshake) holds a thread no longer.
+_CONNECTION_TIMEOUT_S = 10.0
+
+
+def require_token(app: WSGIApplication, token: bytes) -> WSGIApplication:
+    """``app`` behind ``Authorization: Bearer <token>`` (401 without it)."""
+
+    def guarded(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        scheme, _, given = str(environ.get("HTTP_AUTHORIZATION", "")).partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode("latin-1", "replace"), token
+        ):
+            return app(environ, start_response)
+        start_response(
+            "401 Unauthorized",
+            [
+                ("WWW-Authenticate", 'Bearer realm="mt5exec metrics"'),
+                ("Content-Type", "text/plain"),
+            ],
+        )
+        return [b"401: /metrics requires Authorization: Bearer <token>\n"]
+
+    return guarded
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _HTTPServer(ThreadingMixIn, WSGIServer):
+    """prometheus-client's threading WSGI server, with TLS per connection: the handshake runs
+    on the connection's thread, where a client that stalls it cannot hold up the others."""
+
+    daemon_threads = True
+
+    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None) -> None:
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.tls = tls
+        super().__init__((host, port), _QuietHandler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        request.settimeout(_CONNECTION_TIMEOUT_S)
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        with self.tls.wrap_socket(request, server_side=True) as secure:
+            super().finish_request(secure, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A failed handshake, a timeout or a reset: the client's problem, not the server's.
+        log.debug("metrics request from %s failed", client_address, exc_info=True)
+
+
+class MetricsServer:
+    """The /metrics endpoint on its own thread."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        listen: str,
+        *,
+        token: bytes | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(EngineCollector(engine))
         # The server process itself: process_* (CPU, resident memory, open files) and
@@ -119,9 +186,13 @@ class MetricsServer:
         GCCollector(registry=self.registry)
         host, port = parse_listen(listen)
         self._host = host
-        self._server: WSGIServer
-        self._thread: threading.Thread
-        self._server, self._thread = start_http_server(port, host, self.registry)
+        app = make_wsgi_app(self.registry)
+        self._server = _HTTPServer(host.strip("[]"), port, tls)
+        self._server.set_app(app if token is None else require_token(app, token))
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="metrics", daemon=True
+        )
+        self._thread.start()
 
     @property
     def address(self) -> str:

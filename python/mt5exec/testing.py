@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import select
 import signal
+import ssl
 import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -20,8 +22,25 @@ from prometheus_client.samples import Sample
 from mt5exec.v1 import instance_pb2_grpc, order_pb2_grpc, stream_pb2_grpc
 
 
+@dataclass(frozen=True, slots=True)
+class ClientTLS:
+    """How a client reaches a TLS server (PEM contents): the CA it trusts, and for mTLS the
+    certificate and key it presents."""
+
+    ca: bytes
+    cert: bytes | None = None
+    key: bytes | None = None
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(self.ca, self.key, self.cert)
+
+
 class ServerProcess:
-    """``python -m mt5exec serve`` on a free loopback port, with stubs to call it."""
+    """``python -m mt5exec serve`` on a free loopback port, with stubs to call it.
+
+    With ``tls`` the channel and /metrics use TLS (the server's config must set it up);
+    ``metrics_token`` is sent to /metrics.
+    """
 
     def __init__(
         self,
@@ -31,6 +50,8 @@ class ServerProcess:
         extra_args: list[str] | None = None,
         env: dict[str, str] | None = None,
         start_timeout: float = 30.0,
+        tls: ClientTLS | None = None,
+        metrics_token: str | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.args = [sys.executable, "-m", "mt5exec", "serve", "--listen", "127.0.0.1:0"]
@@ -41,6 +62,8 @@ class ServerProcess:
         # The Prometheus endpoint on a free port (its address is printed before the gRPC one).
         self.env = {**os.environ, "MT5EXEC_SERVER_METRICS_LISTEN": "127.0.0.1:0", **(env or {})}
         self.start_timeout = start_timeout
+        self.tls = tls
+        self.metrics_token = metrics_token
         self.process: subprocess.Popen[bytes] | None = None
         self.address = ""
         self.metrics_address = ""
@@ -71,12 +94,22 @@ class ServerProcess:
         if not self.address:
             self.kill()
             raise RuntimeError(f"server did not start: {line!r}; see {self.data_dir}/server.log")
-        self.channel = grpc.insecure_channel(self.address)
+        self.channel = (
+            grpc.insecure_channel(self.address)
+            if self.tls is None
+            else grpc.secure_channel(self.address, self.tls.credentials())
+        )
         return self
 
     def metrics(self) -> str:
         """The Prometheus exposition text of /metrics."""
-        with urllib.request.urlopen(f"http://{self.metrics_address}/metrics", timeout=5) as r:
+        scheme, context = "http", None
+        if self.tls is not None:
+            scheme, context = "https", ssl.create_default_context(cadata=self.tls.ca.decode())
+        request = urllib.request.Request(f"{scheme}://{self.metrics_address}/metrics")
+        if self.metrics_token is not None:
+            request.add_header("Authorization", f"Bearer {self.metrics_token}")
+        with urllib.request.urlopen(request, timeout=5, context=context) as r:
             text: str = r.read().decode()
         return text
 

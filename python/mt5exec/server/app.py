@@ -17,11 +17,12 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2
 
-from mt5exec.config import ConfigError, ServerConfig
+from mt5exec.auth import mtls
+from mt5exec.config import ConfigError, ServerConfig, check_transport
 from mt5exec.engine import Engine, EngineSettings, Topic
 from mt5exec.errors import MT5ExecError
 from mt5exec.metrics import MetricsServer
-from mt5exec.server import memory, private
+from mt5exec.server import memory, private, transport
 from mt5exec.server.handlers import add_service
 from mt5exec.server.standard import Health, add_standard_services
 from mt5exec.server.state import AppState
@@ -73,6 +74,11 @@ class Server:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
+        check_transport(config)
+        self.tls = transport.load_tls(config.server)
+        self.metrics_token = transport.read_metrics_token(config.server)
+        # Client certificates are principals only when they are required and verified.
+        mtls.configure(config.auth.mtls if self.tls is not None and self.tls.mutual else None)
         e = config.engine
         self.engine = Engine(
             EngineSettings(
@@ -127,7 +133,12 @@ class Server:
         config.instances_dir.mkdir(parents=True, exist_ok=True)
         self.engine.attach(asyncio.get_running_loop())
         if config.server.metrics_listen:
-            self.metrics = MetricsServer(self.engine, config.server.metrics_listen)
+            self.metrics = MetricsServer(
+                self.engine,
+                config.server.metrics_listen,
+                token=self.metrics_token,
+                tls=transport.metrics_ssl_context(self.tls, config.server),
+            )
         if self.state.history is not None:
             await self.state.history.start()
             if config.history.ticks:
@@ -156,10 +167,8 @@ class Server:
         add_standard_services(self.grpc, list(SERVICES), self.health)
         names = [s.full_name for s in SERVICES]
         restored = self.instances.restore()
-        host, _, port = config.server.listen.rpartition(":")
-        self.port = self.grpc.add_insecure_port(f"{host}:{port}")
-        if self.port == 0:
-            raise OSError(f"server.listen: cannot bind {config.server.listen}")
+        host = config.server.listen.rpartition(":")[0]
+        self.port = transport.bind(self.grpc, config.server, self.tls)
         # What the server is made of (modules, descriptors, servicers: ~36,000 objects) lives
         # as long as it does. Frozen, a full collection no longer walks it: one took 14-25 ms
         # in the middle of an order, a few seconds after the start. Before serving, so that
