@@ -24,13 +24,20 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--event-loop", choices=["uvloop", "asyncio"], default="uvloop", help="asyncio loop"
     )
+    vault = commands.add_parser("vault", help="the credential vault (docs/security.md)")
+    vault_commands = vault.add_subparsers(dest="vault_command", required=True)
+    rotate = vault_commands.add_parser(
+        "rotate", help="re-encrypt every stored credential under a new master key"
+    )
+    rotate.add_argument("--config", type=Path, help="TOML configuration file")
+    rotate.add_argument("--data-dir", help="the server's data directory")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     overrides: dict[str, object] = {}
-    if args.listen:
+    if getattr(args, "listen", None):
         overrides["server.listen"] = args.listen
     if args.data_dir:
         overrides["server.data_dir"] = args.data_dir
@@ -43,8 +50,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=config.server.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.command == "vault":
+        from mt5exec.vault.rotate import command
+
+        return command(config)
     from mt5exec.server.app import serve
     from mt5exec.templates import TemplateError
+    from mt5exec.vault import VaultError
 
     try:
         if args.event_loop == "uvloop":
@@ -54,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runner.run(serve(config))
         else:
             asyncio.run(serve(config))
-    except (ConfigError, TemplateError) as e:
+    except (ConfigError, TemplateError, VaultError) as e:
         print(f"mt5exec: {e}", file=sys.stderr)
         return 2
     return 0

@@ -47,6 +47,7 @@ __all__ = [
     "RiskConfig",
     "ServerConfig",
     "ServerSection",
+    "VaultConfig",
     "check_transport",
     "is_loopback",
     "load_config",
@@ -351,6 +352,18 @@ class AuthConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class VaultConfig:
+    """``[vault]``: where MT5 credentials are kept, encrypted (see docs/security.md). The
+    master key comes from the environment variable MT5EXEC_VAULT_KEY when it is set."""
+
+    # The master key file (created 0600 on the first start); unset means <data_dir>/vault.key.
+    key_file: Path | None = None
+    # libpq connection string of a PostgreSQL database to keep the credentials in; empty: the
+    # embedded SQLite file <data_dir>/vault.db.
+    postgres_dsn: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ServerConfig:
     """The whole configuration; built by :func:`load_config`."""
 
@@ -360,6 +373,7 @@ class ServerConfig:
     mt5: Mt5Config = field(default_factory=Mt5Config)
     risk: RiskConfig = field(default_factory=RiskConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    vault: VaultConfig = field(default_factory=VaultConfig)
 
     @property
     def data_dir(self) -> Path:
@@ -406,6 +420,18 @@ class ServerConfig:
             return self.history.path
         return self.server.data_dir / "history.duckdb"
 
+    @property
+    def vault_key_path(self) -> Path:
+        """The vault's master key file (when MT5EXEC_VAULT_KEY is not set)."""
+        if self.vault.key_file is not None:
+            return self.vault.key_file
+        return self.server.data_dir / "vault.key"
+
+    @property
+    def vault_db_path(self) -> Path:
+        """The embedded vault store."""
+        return self.server.data_dir / "vault.db"
+
     def as_dict(self) -> dict[str, dict[str, Any]]:
         """Effective settings as plain TOML-compatible values (for ``config show`` and logs)."""
         out: dict[str, dict[str, Any]] = {}
@@ -433,6 +459,7 @@ _SECTIONS: Final[Mapping[str, type[Any]]] = {
     "mt5": Mt5Config,
     "risk": RiskConfig,
     "auth": AuthConfig,
+    "vault": VaultConfig,
 }
 
 
@@ -708,6 +735,8 @@ def load_config(
     risk: RiskConfig = sections["risk"]
     if risk.owners_file is not None:
         sections["risk"] = dataclasses.replace(risk, owners_file=_resolve(risk.owners_file))
+    vault: VaultConfig = sections["vault"]
+    sections["vault"] = dataclasses.replace(vault, key_file=_resolve_opt(vault.key_file))
     config = ServerConfig(**sections)
     check_transport(config)
     logging.getLogger(__name__).debug(

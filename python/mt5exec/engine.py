@@ -455,6 +455,14 @@ class Engine:
         except _core.CoreError as e:
             raise _translate(e) from None
 
+    def set_secret_files(self, instance_id: str, secret_files: tuple[tuple[str, str], ...]) -> None:
+        """Replaces the instance's secret files (see ``InstanceSpec``): the next start of its
+        worker writes these."""
+        try:
+            self._core.set_secret_files(instance_id, list(secret_files))
+        except _core.CoreError as e:
+            raise _translate(e) from None
+
     def remove_instance(self, instance_id: str) -> None:
         try:
             self._core.remove_instance(instance_id)

@@ -29,7 +29,7 @@ use crate::risk::refusals::Refusals;
 use crate::risk::{self, DayState, Gate, OwnerPolicy};
 use crate::routing::{self, OrderChanges, OrderRef, RequestKind};
 use crate::session::{self, Session};
-use crate::supervisor::{self, stats, Instance, InstanceSpec};
+use crate::supervisor::{self, stats, Instance, InstanceSpec, Secret};
 use crate::validate::OrderIntent;
 
 /// Tunables, set once at start.
@@ -404,6 +404,17 @@ impl Engine {
             }
         }
         instances.remove(instance_id);
+        Ok(())
+    }
+
+    /// Replaces the files written before each start of the instance's worker (new
+    /// credentials): the next start writes these.
+    ///
+    /// # Errors
+    /// `NOT_FOUND`.
+    pub fn set_secret_files(&self, instance_id: &str, files: Vec<(PathBuf, Secret)>) -> Result<()> {
+        let instance = self.shared.instance(instance_id)?;
+        *instance.secret_files.lock() = files;
         Ok(())
     }
 

@@ -271,6 +271,19 @@ impl PyEngine {
         Ok(())
     }
 
+    /// Replaces the files written before each start of the instance's worker.
+    fn set_secret_files(
+        &self,
+        instance_id: &str,
+        secret_files: Vec<(PathBuf, String)>,
+    ) -> PyResult<()> {
+        let files = secret_files
+            .into_iter()
+            .map(|(path, content)| (path, Secret(content)))
+            .collect();
+        Ok(self.inner.set_secret_files(instance_id, files)?)
+    }
+
     fn remove_instance(&self, py: Python<'_>, instance_id: &str) -> PyResult<()> {
         Ok(py.detach(|| self.inner.remove_instance(instance_id))?)
     }

@@ -34,6 +34,7 @@ from mt5exec.storage.history_process import HistoryProcess
 from mt5exec.storage.logs import prune_logs
 from mt5exec.templates import load_templates
 from mt5exec.v1 import instance_pb2, order_pb2, stream_pb2
+from mt5exec.vault import open_vault
 
 log = logging.getLogger("mt5exec.server")
 
@@ -118,6 +119,7 @@ class Server:
             engine=self.engine,
             history=history,
             templates=load_templates(_templates_dir(config)),
+            vault=open_vault(config),
         )
         self.instances = instance_service.InstanceService(self.state)
         self.grpc = grpc.aio.server(options=_OPTIONS)
@@ -213,6 +215,7 @@ class Server:
                 self.state.history.record_instance(instance.SerializeToString())
         if self.state.history is not None:
             await self.state.history.close()
+        self.state.vault.close()
         self.engine.detach()
 
 

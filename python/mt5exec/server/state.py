@@ -1,4 +1,5 @@
-"""What every service needs: the configuration, the engine and the history writer."""
+"""What every service needs: the configuration, the engine, the history writer and the
+credential vault."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from mt5exec.config import ServerConfig
 from mt5exec.engine import Engine
 from mt5exec.storage.history_process import HistoryProcess
 from mt5exec.templates import Templates
+from mt5exec.vault import Vault
 
 
 @dataclass
@@ -16,3 +18,4 @@ class AppState:
     engine: Engine
     history: HistoryProcess | None
     templates: Templates
+    vault: Vault

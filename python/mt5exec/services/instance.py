@@ -38,6 +38,7 @@ from mt5exec.sim.state import Retention
 from mt5exec.sim.symbols import DEFAULT_SYMBOLS
 from mt5exec.storage.history_process import HistoryUnavailable
 from mt5exec.v1 import common_pb2, instance_pb2
+from mt5exec.vault import Credential, CredentialUnreadable, VaultError
 from mt5exec.workers.sim import TICK_BATCH_MS_RANGE
 
 log = logging.getLogger("mt5exec.instances")
@@ -60,6 +61,9 @@ _LEVERAGE = (1, 10_000)
 _CURRENCY = re.compile(r"[A-Za-z]{3}")
 # ListInstances' page tokens: the offset of the page (ASCII digits: str.isdigit takes "²").
 _PAGE_TOKEN = re.compile(r"[0-9]{1,9}")
+# A terminal password: printable (the worker reads it from a file line), bounded.
+_PASSWORD = re.compile(r"[^\x00-\x1f\x7f]{1,256}")
+_MT5_SERVER = re.compile(r"[^\x00-\x1f\x7f]{1,128}")
 
 
 def _overrides(config: common_pb2.InstanceConfig) -> dict[str, dict[str, object]]:
@@ -101,6 +105,23 @@ def _overrides(config: common_pb2.InstanceConfig) -> dict[str, dict[str, object]
     return {"instance": instance, "broker": broker}
 
 
+def _password(field: str, value: str) -> str:
+    if not value:
+        raise invalid(field, "FIELD_REQUIRED", f"{field}: required for MT5")
+    if not _PASSWORD.fullmatch(value):
+        # The value itself is never echoed.
+        raise invalid(
+            field, "PASSWORD_INVALID", f"{field}: 1 to 256 characters, no control characters"
+        )
+    return value
+
+
+def _vault_unavailable(what: str, e: VaultError) -> MT5ExecError:
+    return MT5ExecError(
+        grpc.StatusCode.UNAVAILABLE, "VAULT_UNAVAILABLE", f"{what}: the credential vault: {e}"
+    )
+
+
 def _check_symbols(symbols: list[str]) -> None:
     for symbol in symbols:
         if symbol not in DEFAULT_SYMBOLS:
@@ -123,6 +144,10 @@ class InstanceService(risk_control.RiskControls):
         # Seconds without an EA heartbeat before its instance is DEGRADED, per instance.
         self._ea_max_age: dict[str, float] = {}
         self._kill_scopes = risk_control.KillScopes.load(state.config.kill_switch_path)
+        self._vault = state.vault
+        # MT5 instances whose stored credential could not be read at start, and why: they
+        # stay STOPPED until UpdateCredentials gives them a new one.
+        self._no_credential: dict[str, str] = {}
         # State in force that could not be saved (a full disk): saved again until it is.
         self._pending = registry.PendingSaves(self._saved_late)
 
@@ -221,9 +246,10 @@ class InstanceService(risk_control.RiskControls):
         password: str = "",
     ) -> InstanceSpec:
         """Writes the runtime config (regenerated from the templates when missing or corrupt)
-        and the worker's config, and builds the engine spec. A terminal's password goes to
-        the engine, which writes it (0600) for the worker before each start; the worker
-        reads and deletes it. It is in no config file, log or record."""
+        and the worker's config, and builds the engine spec. A terminal's password (from the
+        request or the vault) goes to the engine, which writes it (0600) for the worker
+        before each start; the worker reads and deletes it. It is in no config file, log or
+        record: only the vault keeps it, encrypted."""
         directory = self._directory(record.owner, record.instance_id)
         overrides = _overrides(record.config)
         try:
@@ -318,16 +344,16 @@ class InstanceService(risk_control.RiskControls):
         running; the result waits until they are up (or have given up)."""
         waits = []
         floors = registry.read_sequence_floors(self._state.config.instances_dir)
-        for _, record in registry.read_records(self._state.config.instances_dir):
-            # A terminal's password lives in memory only (no credential vault yet): after a
-            # server restart an MT5 instance waits, STOPPED, for StartInstance with it.
-            start = record.desired_running and record.backend != common_pb2.BACKEND_MT5
-            if record.desired_running and not start:
-                log.warning(
-                    "%s: MT5 instance restored STOPPED (password needed)", record.instance_id
-                )
+        records = list(registry.read_records(self._state.config.instances_dir))
+        self._prune_credentials({record.instance_id for _, record in records})
+        for _, record in records:
+            password = self._stored_password(record)
+            # An MT5 instance whose password cannot be read waits, STOPPED.
+            start = record.desired_running and record.instance_id not in self._no_credential
             try:
-                spec = self._spec(record, regenerate_ok=True, sequence_floors=floors)
+                spec = self._spec(
+                    record, regenerate_ok=True, sequence_floors=floors, password=password
+                )
                 ready = self._engine.create_instance(spec, start=start)
                 if record.risk_day is not None:
                     self._engine.restore_risk_day_state(record.instance_id, record.risk_day)
@@ -337,7 +363,47 @@ class InstanceService(risk_control.RiskControls):
             self._records[record.instance_id] = record
             waits.append(ready)
         log.info("restoring %d instances", len(waits))
+        for instance_id, reason in self._no_credential.items():
+            with contextlib.suppress(MT5ExecError):
+                self._engine.announce(instance_id, reason)
         return self._await_restored(waits)
+
+    def _prune_credentials(self, instance_ids: set[str]) -> None:
+        """Drops vault records of instances that no longer exist (a crash between storing a
+        credential and recording its instance, or after deleting it)."""
+        try:
+            gone = self._vault.prune(instance_ids)
+        except VaultError as e:
+            log.error("credential vault: cannot look for credentials left over: %s", e)
+            return
+        if gone:
+            log.info("credential vault: dropped the credentials of %s", ", ".join(gone))
+
+    def _stored_password(self, record: InstanceRecord) -> str:
+        """An MT5 instance's password from the vault at start ("" when there is none: the
+        instance is then in ``_no_credential``); its login and server come along."""
+        if record.backend != common_pb2.BACKEND_MT5:
+            return ""
+        try:
+            credential = self._vault.get(record.owner, record.instance_id)
+        except CredentialUnreadable as e:
+            credential, reason = None, f"CREDENTIAL_UNREADABLE: {e}"
+        except VaultError as e:
+            credential, reason = None, f"CREDENTIAL_UNAVAILABLE: {e}"
+        else:
+            reason = "CREDENTIAL_MISSING: no password in the credential vault"
+        if credential is None:
+            self._no_credential[record.instance_id] = reason
+            log.error(
+                "instance %s stays STOPPED: %s (UpdateCredentials gives it a new password)",
+                record.instance_id,
+                reason,
+            )
+            return ""
+        # The vault is written first: after a crash in between it has the newer values.
+        record.config.login = credential.login
+        record.config.server = credential.server
+        return credential.password
 
     async def _await_restored(self, waits: list[Awaitable[common_pb2.Instance]]) -> None:
         for result in await asyncio.gather(*waits, return_exceptions=True):
@@ -391,8 +457,7 @@ class InstanceService(risk_control.RiskControls):
                 raise invalid("config.login", "FIELD_REQUIRED", "config.login: required for MT5")
             if not request.config.server:
                 raise invalid("config.server", "FIELD_REQUIRED", "config.server: required for MT5")
-            if not request.password:
-                raise invalid("password", "FIELD_REQUIRED", "password: required for MT5")
+            _password("password", request.password)
         elif backend == common_pb2.BACKEND_SIM:
             _check_symbols(list(request.config.symbols))
         else:
@@ -425,22 +490,33 @@ class InstanceService(risk_control.RiskControls):
             desired_running=True,
             created_unix_ns=time.time_ns(),
         )
-        ready = self._register(record, request.password)
+        ready = await self._register(record, request.password)
         # A worker that does not become READY answers its error (e.g. UNAVAILABLE
         # WORKER_FAILED), and the instance stays, FAILED, for the client to see and delete.
         instance = await ready
         self._history(instance)
         return instance_pb2.CreateInstanceResponse(instance=instance)
 
-    def _register(self, record: InstanceRecord, password: str) -> Awaitable[common_pb2.Instance]:
-        """Writes a new instance's files and record and registers it with the engine, all or
-        nothing: when any step fails, what the earlier ones made is removed (no record, no
-        directory, no engine instance) and the id is free again."""
+    async def _register(
+        self, record: InstanceRecord, password: str
+    ) -> Awaitable[common_pb2.Instance]:
+        """Writes a new instance's credential (MT5), files and record and registers it with
+        the engine, all or nothing: when any step fails, what the earlier ones made is
+        removed (no credential, no record, no directory, no engine instance) and the id is
+        free again."""
         instance_id = record.instance_id
         directory = self._directory(record.owner, instance_id)
         existed = directory.exists()
         self._creating.add(instance_id)
+        stored = False
         try:
+            if record.backend == common_pb2.BACKEND_MT5:
+                credential = Credential(record.config.login, password, record.config.server)
+                try:
+                    stored = True  # also when the put fails: it may have been written
+                    await asyncio.to_thread(self._vault.put, record.owner, instance_id, credential)
+                except VaultError as e:
+                    raise _vault_unavailable(f"the new instance {instance_id}", e) from None
             spec = self._spec(
                 record,
                 regenerate_ok=False,
@@ -454,6 +530,15 @@ class InstanceService(risk_control.RiskControls):
             return ready
         except BaseException as e:
             self._ea_max_age.pop(instance_id, None)
+            if stored:
+                try:
+                    self._vault.delete(instance_id)
+                except VaultError as error:  # dropped at the next start (not recorded)
+                    log.error(
+                        "%s: cannot remove the credential of a failed creation: %s",
+                        instance_id,
+                        error,
+                    )
             if existed:
                 # Not ours (left for an operator): only the record goes, so that nothing
                 # comes back at the next start.
@@ -514,6 +599,15 @@ class InstanceService(risk_control.RiskControls):
         """Marks the instance wanted up, then starts (or restarts) its worker."""
         instance_id = validation.instance_id(instance_id)
         record = self._record(instance_id)
+        reason = self._no_credential.get(instance_id)
+        if reason is not None:
+            code, _, message = reason.partition(": ")
+            raise MT5ExecError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                code,
+                f"instance {instance_id}: {message}; UpdateCredentials gives it a password",
+                "instance_id",
+            )
         self._commit(record, "the start", desired_running=True)
         if restart:
             instance = await self._engine.restart_instance(instance_id)
@@ -557,8 +651,16 @@ class InstanceService(risk_control.RiskControls):
                 f"instances/{registry.SEQUENCES_NAME}",
                 e,
             ) from None
+        if record.backend == common_pb2.BACKEND_MT5:
+            try:
+                await asyncio.to_thread(self._vault.delete, instance_id)
+            except VaultError as e:
+                raise _vault_unavailable(
+                    f"instance {instance_id} is stopped, not deleted (DeleteInstance again)", e
+                ) from None
         self._engine.remove_instance(instance_id)
         del self._records[instance_id]
+        self._no_credential.pop(instance_id, None)
         directory = self._directory(record.owner, instance_id)
         await asyncio.to_thread(shutil.rmtree, directory, True)
         log.info(
@@ -584,6 +686,49 @@ class InstanceService(risk_control.RiskControls):
                 f"instance {instance_id} is stopped, not deleted: the history has not written "
                 f"all its executions yet ({e}); DeleteInstance again once it has",
             ) from None
+
+    async def UpdateCredentials(
+        self, request: instance_pb2.UpdateCredentialsRequest, context: Context
+    ) -> instance_pb2.UpdateCredentialsResponse:
+        """Stores the new credential in the vault (that is the change), then gives the engine
+        the password for the worker's next start and the record the login and server."""
+        instance_id = validation.instance_id(request.instance_id)
+        record = self._record(instance_id)
+        if record.backend != common_pb2.BACKEND_MT5:
+            raise MT5ExecError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "BACKEND_NOT_MT5",
+                f"instance {instance_id}: only MT5 instances have credentials",
+                "instance_id",
+            )
+        password = _password("password", request.password)
+        login = record.config.login
+        if request.HasField("login"):
+            login = validation.integer("login", request.login, minimum=1, maximum=2**63 - 1)
+        server = record.config.server
+        if request.HasField("server"):
+            server = validation.text("server", request.server, max_length=128, pattern=_MT5_SERVER)
+        credential = Credential(login, password, server)
+        try:
+            await asyncio.to_thread(self._vault.put, record.owner, instance_id, credential)
+        except VaultError as e:
+            raise _vault_unavailable(f"instance {instance_id}", e) from None
+        self._no_credential.pop(instance_id, None)
+        if (login, server) != (record.config.login, record.config.server):
+            record.config.login = login
+            record.config.server = server
+            # The vault has them already (and wins at the next start): saved later if need be.
+            self._persist_record(record)
+        spec = self._spec(
+            record, regenerate_ok=True, sequence_floors={}, password=credential.password
+        )
+        self._engine.set_secret_files(instance_id, spec.secret_files)
+        log.info(
+            "instance %s: credentials updated (login %d, server %s)", instance_id, login, server
+        )
+        return instance_pb2.UpdateCredentialsResponse(
+            instance=self._engine.get_instance(instance_id)
+        )
 
     async def GetInstanceStats(
         self, request: instance_pb2.GetInstanceStatsRequest, context: Context

@@ -28,15 +28,15 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from mt5exec.v1 import common_pb2 as mt5exec_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19mt5exec/v1/instance.proto\x12\nmt5exec.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17mt5exec/v1/common.proto\"\x9f\x01\n\x15\x43reateInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12$\n\x07\x62\x61\x63kend\x18\x03 \x01(\x0e\x32\x13.mt5exec.v1.Backend\x12*\n\x06\x63onfig\x18\x04 \x01(\x0b\x32\x1a.mt5exec.v1.InstanceConfig\x12\x10\n\x08password\x18\x05 \x01(\t\"@\n\x16\x43reateInstanceResponse\x12&\n\x08instance\x18\x01 \x01(\x0b\x32\x14.mt5exec.v1.Instance\")\n\x12GetInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\"=\n\x13GetInstanceResponse\x12&\n\x08instance\x18\x01 \x01(\x0b\x32\x14.mt5exec.v1.Instance\"w\n\x14ListInstancesRequest\x12\r\n\x05owner\x18\x01 \x01(\t\x12)\n\x06states\x18\x02 \x03(\x0e\x32\x19.mt5exec.v1.InstanceState\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"Y\n\x15ListInstancesResponse\x12\'\n\tinstances\x18\x01 \x03(\x0b\x32\x14.mt5exec.v1.Instance\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"T\n\x13StopInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12(\n\x05grace\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\">\n\x14StopInstanceResponse\x12&\n\x08instance\x18\x01 \x01(\x0b\x32\x14.mt5exec.v1.Instance\"+\n\x14StartInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\"?\n\x15StartInstanceResponse\x12&\n\x08instance\x18\x01 \x01(\x0b\x32\x14.mt5exec.v1.Instance\"-\n\x16RestartInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\"A\n\x17RestartInstanceResponse\x12&\n\x08instance\x18\x01 \x01(\x0b\x32\x14.mt5exec.v1.Instance\",\n\x15\x44\x65leteInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteInstanceResponse\"\xa9\x01\n\x1bUpdateInstanceConfigRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12*\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x1a.mt5exec.v1.InstanceConfig\x12\x18\n\x10\x65xpected_version\x18\x03 \x01(\x04\x12/\n\x0bupdate_mask\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"W\n\x1cUpdateInstanceConfigResponse\x12&\n\x08instance\x18\x01 \x01(\x0b\x32\x14.mt5exec.v1.Instance\x12\x0f\n\x07version\x18\x02 \x01(\x04\"n\n\x16SetTradingStateRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12/\n\rtrading_state\x18\x02 \x01(\x0e\x32\x18.mt5exec.v1.TradingState\x12\x0e\n\x06reason\x18\x03 \x01(\t\"A\n\x17SetTradingStateResponse\x12&\n\x08instance\x18\x01 \x01(\x0b\x32\x14.mt5exec.v1.Instance\"T\n\x0fKillSwitchScope\x12\x15\n\x0binstance_id\x18\x01 \x01(\tH\x00\x12\x0f\n\x05owner\x18\x02 \x01(\tH\x00\x12\x10\n\x06global\x18\x03 \x01(\x08H\x00\x42\x07\n\x05scope\"n\n\x17\x45ngageKillSwitchRequest\x12*\n\x05scope\x18\x01 \x01(\x0b\x32\x1b.mt5exec.v1.KillSwitchScope\x12\x17\n\x0f\x63lose_positions\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\"d\n\x18\x45ngageKillSwitchResponse\x12\x14\n\x0cinstance_ids\x18\x01 \x03(\t\x12\x18\n\x10orders_cancelled\x18\x02 \x01(\r\x12\x18\n\x10positions_closed\x18\x03 \x01(\r\"F\n\x18ReleaseKillSwitchRequest\x12*\n\x05scope\x18\x01 \x01(\x0b\x32\x1b.mt5exec.v1.KillSwitchScope\"1\n\x19ReleaseKillSwitchResponse\x12\x14\n\x0cinstance_ids\x18\x01 \x03(\t\"\xa0\x01\n\x13\x44\x65ployExpertRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x13\n\x0b\x65xpert_name\x18\x02 \x01(\t\x12\x13\n\x0b\x65xpert_file\x18\x03 \x01(\x0c\x12\x0e\n\x06symbol\x18\x04 \x01(\t\x12\x0e\n\x06period\x18\x05 \x01(\t\x12*\n\x07timeout\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x81\x01\n\x14\x44\x65ployExpertResponse\x12,\n\x06status\x18\x01 \x01(\x0e\x32\x1c.mt5exec.v1.DeploymentStatus\x12\x12\n\nready_seen\x18\x02 \x01(\x08\x12\x16\n\x0eheartbeat_seen\x18\x03 \x01(\x08\x12\x0f\n\x07\x64\x65tails\x18\x04 \x01(\t\"\xad\x02\n\rInstanceStats\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.mt5exec.v1.InstanceState\x12\x12\n\nworker_pid\x18\x03 \x01(\r\x12\x11\n\trss_bytes\x18\x04 \x01(\x04\x12\x13\n\x0b\x63pu_percent\x18\x05 \x01(\x01\x12)\n\x06uptime\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08restarts\x18\x07 \x01(\r\x12\x30\n\rheartbeat_age\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x32\n\x0elast_tick_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\".\n\x17GetInstanceStatsRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\"D\n\x18GetInstanceStatsResponse\x12(\n\x05stats\x18\x01 \x01(\x0b\x32\x19.mt5exec.v1.InstanceStats\"\x17\n\x15GetSystemStatsRequest\"\xb2\x01\n\x16GetSystemStatsResponse\x12\r\n\x05users\x18\x01 \x01(\r\x12\x11\n\tinstances\x18\x02 \x01(\r\x12\x17\n\x0finstances_ready\x18\x03 \x01(\r\x12\x18\n\x10\x65xperts_deployed\x18\x04 \x01(\r\x12\x18\n\x10server_rss_bytes\x18\x05 \x01(\x04\x12)\n\x06uptime\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration*\x91\x01\n\x10\x44\x65ploymentStatus\x12!\n\x1d\x44\x45PLOYMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x44\x45PLOYMENT_STATUS_SUCCESS\x10\x01\x12\x1d\n\x19\x44\x45PLOYMENT_STATUS_PARTIAL\x10\x02\x12\x1c\n\x18\x44\x45PLOYMENT_STATUS_FAILED\x10\x03\x32\x81\n\n\x0fInstanceService\x12W\n\x0e\x43reateInstance\x12!.mt5exec.v1.CreateInstanceRequest\x1a\".mt5exec.v1.CreateInstanceResponse\x12N\n\x0bGetInstance\x12\x1e.mt5exec.v1.GetInstanceRequest\x1a\x1f.mt5exec.v1.GetInstanceResponse\x12T\n\rListInstances\x12 .mt5exec.v1.ListInstancesRequest\x1a!.mt5exec.v1.ListInstancesResponse\x12Q\n\x0cStopInstance\x12\x1f.mt5exec.v1.StopInstanceRequest\x1a .mt5exec.v1.StopInstanceResponse\x12T\n\rStartInstance\x12 .mt5exec.v1.StartInstanceRequest\x1a!.mt5exec.v1.StartInstanceResponse\x12Z\n\x0fRestartInstance\x12\".mt5exec.v1.RestartInstanceRequest\x1a#.mt5exec.v1.RestartInstanceResponse\x12W\n\x0e\x44\x65leteInstance\x12!.mt5exec.v1.DeleteInstanceRequest\x1a\".mt5exec.v1.DeleteInstanceResponse\x12i\n\x14UpdateInstanceConfig\x12\'.mt5exec.v1.UpdateInstanceConfigRequest\x1a(.mt5exec.v1.UpdateInstanceConfigResponse\x12Z\n\x0fSetTradingState\x12\".mt5exec.v1.SetTradingStateRequest\x1a#.mt5exec.v1.SetTradingStateResponse\x12]\n\x10\x45ngageKillSwitch\x12#.mt5exec.v1.EngageKillSwitchRequest\x1a$.mt5exec.v1.EngageKillSwitchResponse\x12`\n\x11ReleaseKillSwitch\x12$.mt5exec.v1.ReleaseKillSwitchRequest\x1a%.mt5exec.v1.ReleaseKillSwitchResponse\x12Q\n\x0c\x44\x65ployExpert\x12\x1f.mt5exec.v1.DeployExpertRequest\x1a .mt5exec.v1.DeployExpertResponse\x12]\n\x10GetInstanceStats\x12#.mt5exec.v1.GetInstanceStatsRequest\x1a$.mt5exec.v1.GetInstanceStatsResponse\x12W\n\x0eGetSystemStats\x12!.mt5exec.v1.GetSystemStatsRequest\x1a\".mt5exec.v1.GetSystemStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19mt5exec/v1/instance.proto\x12\nmt5exec.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17mt5exec/v1/common.proto\"\x9f\x01\n\x15\x43reateInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12$\n\x07\x62\x61\x63kend\x18\x03 \x01(\x0e\x32\x13.mt5exec.v1.Backend\x12*\n\x06\x63onfig\x18\x04 \x01(\x0b\x32\x1a.mt5exec.v1.InstanceConfig\x12\x10\n\x08password\x18\x05 \x01(\t\"@\n\x16\x43reateInstanceResponse\x12&\n\x08instance\x18\x01 \x01(\x0b\x32\x14.mt5exec.v1.Instance\")\n\x12GetInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\"=\n\x13GetInstanceResponse\x12&\n\x08instance\x18\x01 \x01(\x0b\x32\x14.mt5exec.v1.Instance\"w\n\x14ListInstancesRequest\x12\r\n\x05owner\x18\x01 \x01(\t\x12)\n\x06states\x18\x02 \x03(\x0e\x32\x19.mt5exec.v1.InstanceState\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"Y\n\x15ListInstancesResponse\x12\'\n\tinstances\x18\x01 \x03(\x0b\x32\x14.mt5exec.v1.Instance\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"T\n\x13StopInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12(\n\x05grace\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\">\n\x14StopInstanceResponse\x12&\n\x08instance\x18\x01 \x01(\x0b\x32\x14.mt5exec.v1.Instance\"+\n\x14StartInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\"?\n\x15StartInstanceResponse\x12&\n\x08instance\x18\x01 \x01(\x0b\x32\x14.mt5exec.v1.Instance\"-\n\x16RestartInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\"A\n\x17RestartInstanceResponse\x12&\n\x08instance\x18\x01 \x01(\x0b\x32\x14.mt5exec.v1.Instance\",\n\x15\x44\x65leteInstanceRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteInstanceResponse\"\x7f\n\x18UpdateCredentialsRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x12\n\x05login\x18\x03 \x01(\x04H\x00\x88\x01\x01\x12\x13\n\x06server\x18\x04 \x01(\tH\x01\x88\x01\x01\x42\x08\n\x06_loginB\t\n\x07_server\"C\n\x19UpdateCredentialsResponse\x12&\n\x08instance\x18\x01 \x01(\x0b\x32\x14.mt5exec.v1.Instance\"\xa9\x01\n\x1bUpdateInstanceConfigRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12*\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x1a.mt5exec.v1.InstanceConfig\x12\x18\n\x10\x65xpected_version\x18\x03 \x01(\x04\x12/\n\x0bupdate_mask\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"W\n\x1cUpdateInstanceConfigResponse\x12&\n\x08instance\x18\x01 \x01(\x0b\x32\x14.mt5exec.v1.Instance\x12\x0f\n\x07version\x18\x02 \x01(\x04\"n\n\x16SetTradingStateRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12/\n\rtrading_state\x18\x02 \x01(\x0e\x32\x18.mt5exec.v1.TradingState\x12\x0e\n\x06reason\x18\x03 \x01(\t\"A\n\x17SetTradingStateResponse\x12&\n\x08instance\x18\x01 \x01(\x0b\x32\x14.mt5exec.v1.Instance\"T\n\x0fKillSwitchScope\x12\x15\n\x0binstance_id\x18\x01 \x01(\tH\x00\x12\x0f\n\x05owner\x18\x02 \x01(\tH\x00\x12\x10\n\x06global\x18\x03 \x01(\x08H\x00\x42\x07\n\x05scope\"n\n\x17\x45ngageKillSwitchRequest\x12*\n\x05scope\x18\x01 \x01(\x0b\x32\x1b.mt5exec.v1.KillSwitchScope\x12\x17\n\x0f\x63lose_positions\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\"d\n\x18\x45ngageKillSwitchResponse\x12\x14\n\x0cinstance_ids\x18\x01 \x03(\t\x12\x18\n\x10orders_cancelled\x18\x02 \x01(\r\x12\x18\n\x10positions_closed\x18\x03 \x01(\r\"F\n\x18ReleaseKillSwitchRequest\x12*\n\x05scope\x18\x01 \x01(\x0b\x32\x1b.mt5exec.v1.KillSwitchScope\"1\n\x19ReleaseKillSwitchResponse\x12\x14\n\x0cinstance_ids\x18\x01 \x03(\t\"\xa0\x01\n\x13\x44\x65ployExpertRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x13\n\x0b\x65xpert_name\x18\x02 \x01(\t\x12\x13\n\x0b\x65xpert_file\x18\x03 \x01(\x0c\x12\x0e\n\x06symbol\x18\x04 \x01(\t\x12\x0e\n\x06period\x18\x05 \x01(\t\x12*\n\x07timeout\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x81\x01\n\x14\x44\x65ployExpertResponse\x12,\n\x06status\x18\x01 \x01(\x0e\x32\x1c.mt5exec.v1.DeploymentStatus\x12\x12\n\nready_seen\x18\x02 \x01(\x08\x12\x16\n\x0eheartbeat_seen\x18\x03 \x01(\x08\x12\x0f\n\x07\x64\x65tails\x18\x04 \x01(\t\"\xad\x02\n\rInstanceStats\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.mt5exec.v1.InstanceState\x12\x12\n\nworker_pid\x18\x03 \x01(\r\x12\x11\n\trss_bytes\x18\x04 \x01(\x04\x12\x13\n\x0b\x63pu_percent\x18\x05 \x01(\x01\x12)\n\x06uptime\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08restarts\x18\x07 \x01(\r\x12\x30\n\rheartbeat_age\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x32\n\x0elast_tick_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\".\n\x17GetInstanceStatsRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\"D\n\x18GetInstanceStatsResponse\x12(\n\x05stats\x18\x01 \x01(\x0b\x32\x19.mt5exec.v1.InstanceStats\"\x17\n\x15GetSystemStatsRequest\"\xb2\x01\n\x16GetSystemStatsResponse\x12\r\n\x05users\x18\x01 \x01(\r\x12\x11\n\tinstances\x18\x02 \x01(\r\x12\x17\n\x0finstances_ready\x18\x03 \x01(\r\x12\x18\n\x10\x65xperts_deployed\x18\x04 \x01(\r\x12\x18\n\x10server_rss_bytes\x18\x05 \x01(\x04\x12)\n\x06uptime\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration*\x91\x01\n\x10\x44\x65ploymentStatus\x12!\n\x1d\x44\x45PLOYMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x44\x45PLOYMENT_STATUS_SUCCESS\x10\x01\x12\x1d\n\x19\x44\x45PLOYMENT_STATUS_PARTIAL\x10\x02\x12\x1c\n\x18\x44\x45PLOYMENT_STATUS_FAILED\x10\x03\x32\xe3\n\n\x0fInstanceService\x12W\n\x0e\x43reateInstance\x12!.mt5exec.v1.CreateInstanceRequest\x1a\".mt5exec.v1.CreateInstanceResponse\x12N\n\x0bGetInstance\x12\x1e.mt5exec.v1.GetInstanceRequest\x1a\x1f.mt5exec.v1.GetInstanceResponse\x12T\n\rListInstances\x12 .mt5exec.v1.ListInstancesRequest\x1a!.mt5exec.v1.ListInstancesResponse\x12Q\n\x0cStopInstance\x12\x1f.mt5exec.v1.StopInstanceRequest\x1a .mt5exec.v1.StopInstanceResponse\x12T\n\rStartInstance\x12 .mt5exec.v1.StartInstanceRequest\x1a!.mt5exec.v1.StartInstanceResponse\x12Z\n\x0fRestartInstance\x12\".mt5exec.v1.RestartInstanceRequest\x1a#.mt5exec.v1.RestartInstanceResponse\x12W\n\x0e\x44\x65leteInstance\x12!.mt5exec.v1.DeleteInstanceRequest\x1a\".mt5exec.v1.DeleteInstanceResponse\x12`\n\x11UpdateCredentials\x12$.mt5exec.v1.UpdateCredentialsRequest\x1a%.mt5exec.v1.UpdateCredentialsResponse\x12i\n\x14UpdateInstanceConfig\x12\'.mt5exec.v1.UpdateInstanceConfigRequest\x1a(.mt5exec.v1.UpdateInstanceConfigResponse\x12Z\n\x0fSetTradingState\x12\".mt5exec.v1.SetTradingStateRequest\x1a#.mt5exec.v1.SetTradingStateResponse\x12]\n\x10\x45ngageKillSwitch\x12#.mt5exec.v1.EngageKillSwitchRequest\x1a$.mt5exec.v1.EngageKillSwitchResponse\x12`\n\x11ReleaseKillSwitch\x12$.mt5exec.v1.ReleaseKillSwitchRequest\x1a%.mt5exec.v1.ReleaseKillSwitchResponse\x12Q\n\x0c\x44\x65ployExpert\x12\x1f.mt5exec.v1.DeployExpertRequest\x1a .mt5exec.v1.DeployExpertResponse\x12]\n\x10GetInstanceStats\x12#.mt5exec.v1.GetInstanceStatsRequest\x1a$.mt5exec.v1.GetInstanceStatsResponse\x12W\n\x0eGetSystemStats\x12!.mt5exec.v1.GetSystemStatsRequest\x1a\".mt5exec.v1.GetSystemStatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mt5exec.v1.instance_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DEPLOYMENTSTATUS']._serialized_start=2944
-  _globals['_DEPLOYMENTSTATUS']._serialized_end=3089
+  _globals['_DEPLOYMENTSTATUS']._serialized_start=3142
+  _globals['_DEPLOYMENTSTATUS']._serialized_end=3287
   _globals['_CREATEINSTANCEREQUEST']._serialized_start=166
   _globals['_CREATEINSTANCEREQUEST']._serialized_end=325
   _globals['_CREATEINSTANCERESPONSE']._serialized_start=327
@@ -65,38 +65,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DELETEINSTANCEREQUEST']._serialized_end=1129
   _globals['_DELETEINSTANCERESPONSE']._serialized_start=1131
   _globals['_DELETEINSTANCERESPONSE']._serialized_end=1155
-  _globals['_UPDATEINSTANCECONFIGREQUEST']._serialized_start=1158
-  _globals['_UPDATEINSTANCECONFIGREQUEST']._serialized_end=1327
-  _globals['_UPDATEINSTANCECONFIGRESPONSE']._serialized_start=1329
-  _globals['_UPDATEINSTANCECONFIGRESPONSE']._serialized_end=1416
-  _globals['_SETTRADINGSTATEREQUEST']._serialized_start=1418
-  _globals['_SETTRADINGSTATEREQUEST']._serialized_end=1528
-  _globals['_SETTRADINGSTATERESPONSE']._serialized_start=1530
-  _globals['_SETTRADINGSTATERESPONSE']._serialized_end=1595
-  _globals['_KILLSWITCHSCOPE']._serialized_start=1597
-  _globals['_KILLSWITCHSCOPE']._serialized_end=1681
-  _globals['_ENGAGEKILLSWITCHREQUEST']._serialized_start=1683
-  _globals['_ENGAGEKILLSWITCHREQUEST']._serialized_end=1793
-  _globals['_ENGAGEKILLSWITCHRESPONSE']._serialized_start=1795
-  _globals['_ENGAGEKILLSWITCHRESPONSE']._serialized_end=1895
-  _globals['_RELEASEKILLSWITCHREQUEST']._serialized_start=1897
-  _globals['_RELEASEKILLSWITCHREQUEST']._serialized_end=1967
-  _globals['_RELEASEKILLSWITCHRESPONSE']._serialized_start=1969
-  _globals['_RELEASEKILLSWITCHRESPONSE']._serialized_end=2018
-  _globals['_DEPLOYEXPERTREQUEST']._serialized_start=2021
-  _globals['_DEPLOYEXPERTREQUEST']._serialized_end=2181
-  _globals['_DEPLOYEXPERTRESPONSE']._serialized_start=2184
-  _globals['_DEPLOYEXPERTRESPONSE']._serialized_end=2313
-  _globals['_INSTANCESTATS']._serialized_start=2316
-  _globals['_INSTANCESTATS']._serialized_end=2617
-  _globals['_GETINSTANCESTATSREQUEST']._serialized_start=2619
-  _globals['_GETINSTANCESTATSREQUEST']._serialized_end=2665
-  _globals['_GETINSTANCESTATSRESPONSE']._serialized_start=2667
-  _globals['_GETINSTANCESTATSRESPONSE']._serialized_end=2735
-  _globals['_GETSYSTEMSTATSREQUEST']._serialized_start=2737
-  _globals['_GETSYSTEMSTATSREQUEST']._serialized_end=2760
-  _globals['_GETSYSTEMSTATSRESPONSE']._serialized_start=2763
-  _globals['_GETSYSTEMSTATSRESPONSE']._serialized_end=2941
-  _globals['_INSTANCESERVICE']._serialized_start=3092
-  _globals['_INSTANCESERVICE']._serialized_end=4373
+  _globals['_UPDATECREDENTIALSREQUEST']._serialized_start=1157
+  _globals['_UPDATECREDENTIALSREQUEST']._serialized_end=1284
+  _globals['_UPDATECREDENTIALSRESPONSE']._serialized_start=1286
+  _globals['_UPDATECREDENTIALSRESPONSE']._serialized_end=1353
+  _globals['_UPDATEINSTANCECONFIGREQUEST']._serialized_start=1356
+  _globals['_UPDATEINSTANCECONFIGREQUEST']._serialized_end=1525
+  _globals['_UPDATEINSTANCECONFIGRESPONSE']._serialized_start=1527
+  _globals['_UPDATEINSTANCECONFIGRESPONSE']._serialized_end=1614
+  _globals['_SETTRADINGSTATEREQUEST']._serialized_start=1616
+  _globals['_SETTRADINGSTATEREQUEST']._serialized_end=1726
+  _globals['_SETTRADINGSTATERESPONSE']._serialized_start=1728
+  _globals['_SETTRADINGSTATERESPONSE']._serialized_end=1793
+  _globals['_KILLSWITCHSCOPE']._serialized_start=1795
+  _globals['_KILLSWITCHSCOPE']._serialized_end=1879
+  _globals['_ENGAGEKILLSWITCHREQUEST']._serialized_start=1881
+  _globals['_ENGAGEKILLSWITCHREQUEST']._serialized_end=1991
+  _globals['_ENGAGEKILLSWITCHRESPONSE']._serialized_start=1993
+  _globals['_ENGAGEKILLSWITCHRESPONSE']._serialized_end=2093
+  _globals['_RELEASEKILLSWITCHREQUEST']._serialized_start=2095
+  _globals['_RELEASEKILLSWITCHREQUEST']._serialized_end=2165
+  _globals['_RELEASEKILLSWITCHRESPONSE']._serialized_start=2167
+  _globals['_RELEASEKILLSWITCHRESPONSE']._serialized_end=2216
+  _globals['_DEPLOYEXPERTREQUEST']._serialized_start=2219
+  _globals['_DEPLOYEXPERTREQUEST']._serialized_end=2379
+  _globals['_DEPLOYEXPERTRESPONSE']._serialized_start=2382
+  _globals['_DEPLOYEXPERTRESPONSE']._serialized_end=2511
+  _globals['_INSTANCESTATS']._serialized_start=2514
+  _globals['_INSTANCESTATS']._serialized_end=2815
+  _globals['_GETINSTANCESTATSREQUEST']._serialized_start=2817
+  _globals['_GETINSTANCESTATSREQUEST']._serialized_end=2863
+  _globals['_GETINSTANCESTATSRESPONSE']._serialized_start=2865
+  _globals['_GETINSTANCESTATSRESPONSE']._serialized_end=2933
+  _globals['_GETSYSTEMSTATSREQUEST']._serialized_start=2935
+  _globals['_GETSYSTEMSTATSREQUEST']._serialized_end=2958
+  _globals['_GETSYSTEMSTATSRESPONSE']._serialized_start=2961
+  _globals['_GETSYSTEMSTATSRESPONSE']._serialized_end=3139
+  _globals['_INSTANCESERVICE']._serialized_start=3290
+  _globals['_INSTANCESERVICE']._serialized_end=4669
 # @@protoc_insertion_point(module_scope)

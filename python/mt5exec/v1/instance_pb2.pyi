@@ -124,6 +124,24 @@ class DeleteInstanceResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class UpdateCredentialsRequest(_message.Message):
+    __slots__ = ("instance_id", "password", "login", "server")
+    INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    LOGIN_FIELD_NUMBER: _ClassVar[int]
+    SERVER_FIELD_NUMBER: _ClassVar[int]
+    instance_id: str
+    password: str
+    login: int
+    server: str
+    def __init__(self, instance_id: _Optional[str] = ..., password: _Optional[str] = ..., login: _Optional[int] = ..., server: _Optional[str] = ...) -> None: ...
+
+class UpdateCredentialsResponse(_message.Message):
+    __slots__ = ("instance",)
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    instance: _common_pb2.Instance
+    def __init__(self, instance: _Optional[_Union[_common_pb2.Instance, _Mapping]] = ...) -> None: ...
+
 class UpdateInstanceConfigRequest(_message.Message):
     __slots__ = ("instance_id", "config", "expected_version", "update_mask")
     INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]

@@ -69,6 +69,11 @@ class InstanceServiceStub:
                 request_serializer=mt5exec_dot_v1_dot_instance__pb2.DeleteInstanceRequest.SerializeToString,
                 response_deserializer=mt5exec_dot_v1_dot_instance__pb2.DeleteInstanceResponse.FromString,
                 _registered_method=True)
+        self.UpdateCredentials = channel.unary_unary(
+                '/mt5exec.v1.InstanceService/UpdateCredentials',
+                request_serializer=mt5exec_dot_v1_dot_instance__pb2.UpdateCredentialsRequest.SerializeToString,
+                response_deserializer=mt5exec_dot_v1_dot_instance__pb2.UpdateCredentialsResponse.FromString,
+                _registered_method=True)
         self.UpdateInstanceConfig = channel.unary_unary(
                 '/mt5exec.v1.InstanceService/UpdateInstanceConfig',
                 request_serializer=mt5exec_dot_v1_dot_instance__pb2.UpdateInstanceConfigRequest.SerializeToString,
@@ -149,6 +154,14 @@ class InstanceServiceServicer:
 
     def DeleteInstance(self, request, context):
         """Stops the worker and removes the instance and its directory.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateCredentials(self, request, context):
+        """Replaces an MT5 instance's stored credentials (the vault); its worker's next start uses
+        them (RestartInstance to apply them at once).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -235,6 +248,11 @@ def add_InstanceServiceServicer_to_server(servicer, server):
                     servicer.DeleteInstance,
                     request_deserializer=mt5exec_dot_v1_dot_instance__pb2.DeleteInstanceRequest.FromString,
                     response_serializer=mt5exec_dot_v1_dot_instance__pb2.DeleteInstanceResponse.SerializeToString,
+            ),
+            'UpdateCredentials': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCredentials,
+                    request_deserializer=mt5exec_dot_v1_dot_instance__pb2.UpdateCredentialsRequest.FromString,
+                    response_serializer=mt5exec_dot_v1_dot_instance__pb2.UpdateCredentialsResponse.SerializeToString,
             ),
             'UpdateInstanceConfig': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateInstanceConfig,
@@ -461,6 +479,33 @@ class InstanceService:
             '/mt5exec.v1.InstanceService/DeleteInstance',
             mt5exec_dot_v1_dot_instance__pb2.DeleteInstanceRequest.SerializeToString,
             mt5exec_dot_v1_dot_instance__pb2.DeleteInstanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateCredentials(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mt5exec.v1.InstanceService/UpdateCredentials',
+            mt5exec_dot_v1_dot_instance__pb2.UpdateCredentialsRequest.SerializeToString,
+            mt5exec_dot_v1_dot_instance__pb2.UpdateCredentialsResponse.FromString,
             options,
             channel_credentials,
             insecure,

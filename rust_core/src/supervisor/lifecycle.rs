@@ -220,7 +220,8 @@ async fn run_worker(shared: &Arc<Shared>, instance: &Arc<Instance>) -> Result<()
     let log_err = log
         .try_clone()
         .map_err(|e| worker_error("INSTANCE_DIR", e.to_string()))?;
-    for (path, content) in &spec.secret_files {
+    let secret_files = instance.secret_files.lock().clone();
+    for (path, content) in &secret_files {
         write_secret(path, &content.0).map_err(|e| {
             worker_error("INSTANCE_DIR", format!("cannot write a secret file: {e}"))
         })?;

@@ -121,7 +121,8 @@ pub struct InstanceSpec {
     pub supervision: Supervision,
     /// Files written (mode 0600) before every start of the worker, which reads and deletes
     /// them: how a terminal password reaches a worker without a command line, an environment
-    /// variable or a file that outlives the start. Held in the engine's memory only.
+    /// variable or a file that outlives the start. Held in the engine's memory only; moved
+    /// into [`Instance::secret_files`] when the instance is made.
     pub secret_files: Vec<(PathBuf, Secret)>,
     /// Creation time (kept across server restarts).
     pub created: Option<prost_types::Timestamp>,
@@ -218,6 +219,9 @@ pub struct Instance {
     /// How long the worker took to answer each kind of request (index:
     /// [`crate::routing::RequestKind::index`]), from the frame sent to its answer read.
     pub worker_latency: [Histogram; RequestKind::ALL.len()],
+    /// The spec's secret files, replaced when the credentials change (the next start of the
+    /// worker writes the new ones).
+    pub secret_files: Mutex<Vec<(PathBuf, Secret)>>,
 }
 
 impl Instance {
@@ -225,7 +229,8 @@ impl Instance {
     ///
     /// # Errors
     /// `INVALID_ARGUMENT` for risk limits the engine cannot use.
-    pub fn new(spec: InstanceSpec, now_ns: u64, log: LogLimits) -> crate::error::Result<Self> {
+    pub fn new(mut spec: InstanceSpec, now_ns: u64, log: LogLimits) -> crate::error::Result<Self> {
+        let secret_files = Mutex::new(std::mem::take(&mut spec.secret_files));
         let risk = InstanceRisk::new(
             spec.config.risk.clone().unwrap_or_default(),
             spec.config_version,
@@ -278,6 +283,7 @@ impl Instance {
             wake: Notify::new(),
             events,
             worker_latency: Default::default(),
+            secret_files,
         })
     }
 
