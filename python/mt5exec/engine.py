@@ -610,12 +610,15 @@ class Engine:
             raise _translate(e) from None
         return await self._await_order(token, timeout, order.client_order_id)
 
-    async def place_order_raw(self, raw: bytes, timeout: float, check_only: bool = False) -> bytes:
+    async def place_order_raw(
+        self, raw: bytes, timeout: float, check_only: bool = False, owner: str | None = None
+    ) -> bytes:
         """Places an order from an encoded PlaceOrderRequest (validated by the engine);
         returns an encoded PlaceOrderResponse, or with ``check_only`` a CheckOrderResponse
-        (the terminal's order_check: nothing is sent for execution)."""
+        (the terminal's order_check: nothing is sent for execution). With ``owner``, another
+        owner's instance is NOT_FOUND exactly as one that does not exist."""
         try:
-            token, client_order_id = self._core.place_order_raw(raw, check_only)
+            token, client_order_id = self._core.place_order_raw(raw, check_only, owner)
         except _core.CoreError as e:
             raise _translate(e) from None
         return await self._await_order(token, timeout, client_order_id)
@@ -682,8 +685,10 @@ class Engine:
         except _core.CoreError as e:
             raise _translate(e) from None
 
-    def open_session(self, window: int = 1024) -> OrderSession:
-        session = OrderSession(self, self._core.open_session(), window)
+    def open_session(self, window: int = 1024, owner: str | None = None) -> OrderSession:
+        """A session; with ``owner``, its orders and cancels may name only that owner's
+        instances (another's is NOT_FOUND, as one that does not exist)."""
+        session = OrderSession(self, self._core.open_session(owner), window)
         self._list(session)
         return session
 

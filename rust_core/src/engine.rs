@@ -138,6 +138,21 @@ impl Shared {
             .cloned()
             .ok_or_else(|| EngineError::instance_not_found(instance_id))
     }
+
+    /// The instance of that id, for a caller who may use only `owner`'s instances (None:
+    /// every owner's): another owner's is `NOT_FOUND` exactly as one that does not exist.
+    ///
+    /// # Errors
+    /// `NOT_FOUND`.
+    pub fn instance_of(&self, instance_id: &str, owner: Option<&str>) -> Result<Arc<Instance>> {
+        let instance = self.instance(instance_id)?;
+        match owner {
+            Some(owner) if instance.spec.owner != owner => {
+                Err(EngineError::instance_not_found(instance_id))
+            }
+            _ => Ok(instance),
+        }
+    }
 }
 
 /// The engine.
@@ -524,7 +539,14 @@ impl Engine {
 
     /// Opens an order session.
     pub fn open_session(&self) -> Arc<Session> {
-        Arc::new(Session::new(self.shared.hub.next_id()))
+        self.open_session_for(None)
+    }
+
+    /// Opens an order session whose orders and cancels may name only `owner`'s instances
+    /// (None: every owner's); another owner's is refused as `NOT_FOUND`, as one that does
+    /// not exist.
+    pub fn open_session_for(&self, owner: Option<String>) -> Arc<Session> {
+        Arc::new(Session::new(self.shared.hub.next_id()).for_owner(owner))
     }
 
     /// Submits one encoded `OrderSessionRequest`; its answer (also a refusal) is queued on
@@ -566,7 +588,7 @@ impl Engine {
             Ok(OsRequest::Cancel(c)) => {
                 let cid = c.client_order_id.clone();
                 let result = session::check_instance_id("instance_id", &c.instance_id)
-                    .and_then(|()| shared.instance(&c.instance_id))
+                    .and_then(|()| shared.instance_of(&c.instance_id, session.owner()))
                     .and_then(|instance| {
                         let which = if c.order_id != 0 {
                             OrderRef::Ticket(c.order_id)
@@ -598,7 +620,7 @@ impl Engine {
         p: v1::PlaceOrderRequest,
     ) -> Result<()> {
         let shared = &self.shared;
-        let (instance, intent) = self.intent_of(cid.clone(), p)?;
+        let (instance, intent) = self.intent_of(cid.clone(), p, session.owner())?;
         // Routed before placing: a duplicate's stored answer is delivered at once.
         shared.routes.add(token, session.clone(), cid);
         if let Err(e) = routing::place(shared, &instance, intent, now_msc(), token) {
@@ -615,6 +637,20 @@ impl Engine {
     /// As `place_order`, plus `INVALID_ARGUMENT` for bytes that do not decode.
     /// With `check_only` it is the terminal's `order_check` instead (a `CheckOrderResponse`).
     pub fn place_order_raw(&self, raw: &[u8], check_only: bool) -> Result<(u64, String)> {
+        self.place_order_raw_for(raw, check_only, None)
+    }
+
+    /// `place_order_raw` for a caller who may use only `owner`'s instances (None: every
+    /// owner's): another owner's instance is `NOT_FOUND` exactly as one that does not exist.
+    ///
+    /// # Errors
+    /// As `place_order_raw`.
+    pub fn place_order_raw_for(
+        &self,
+        raw: &[u8],
+        check_only: bool,
+        owner: Option<&str>,
+    ) -> Result<(u64, String)> {
         let p = v1::PlaceOrderRequest::decode(raw).map_err(|e| {
             EngineError::invalid("request", "REQUEST_INVALID", format!("request: {e}"))
         })?;
@@ -625,7 +661,7 @@ impl Engine {
         } else {
             p.client_order_id.clone()
         };
-        let (instance, intent) = self.intent_of(cid.clone(), p)?;
+        let (instance, intent) = self.intent_of(cid.clone(), p, owner)?;
         let token = if check_only {
             routing::check(shared, &instance, &intent, now_msc())?
         } else {
@@ -638,6 +674,7 @@ impl Engine {
         &self,
         cid: String,
         p: v1::PlaceOrderRequest,
+        owner: Option<&str>,
     ) -> Result<(Arc<Instance>, OrderIntent)> {
         session::check_instance_id("instance_id", &p.instance_id)?;
         session::check_client_order_id(&cid)?;
@@ -651,7 +688,7 @@ impl Engine {
         if p.comment.len() > 64 {
             return Err(session::too_long("comment", 64));
         }
-        let instance = self.shared.instance(&p.instance_id)?;
+        let instance = self.shared.instance_of(&p.instance_id, owner)?;
         let expiration_msc = match p.expiration {
             None => 0,
             Some(t) => t

@@ -368,10 +368,16 @@ impl PyEngine {
     }
 
     /// Places (or with `check_only` checks) an order from an encoded PlaceOrderRequest;
-    /// returns (token, client_order_id).
-    #[pyo3(signature = (raw, check_only = false))]
-    fn place_order_raw(&self, raw: &[u8], check_only: bool) -> PyResult<(u64, String)> {
-        Ok(self.inner.place_order_raw(raw, check_only)?)
+    /// returns (token, client_order_id). With `owner`, an instance of another owner is
+    /// NOT_FOUND exactly as one that does not exist.
+    #[pyo3(signature = (raw, check_only = false, owner = None))]
+    fn place_order_raw(
+        &self,
+        raw: &[u8],
+        check_only: bool,
+        owner: Option<&str>,
+    ) -> PyResult<(u64, String)> {
+        Ok(self.inner.place_order_raw_for(raw, check_only, owner)?)
     }
 
     /// Cancels a pending order by ticket (order_id) or client_order_id.
@@ -481,10 +487,12 @@ impl PyEngine {
         ))
     }
 
-    /// Opens an order session (see `mt5exec.engine.OrderSession`).
-    fn open_session(&self) -> PyOrderSession {
+    /// Opens an order session (see `mt5exec.engine.OrderSession`); with `owner`, its orders
+    /// and cancels may name only that owner's instances (another's is NOT_FOUND).
+    #[pyo3(signature = (owner = None))]
+    fn open_session(&self, owner: Option<String>) -> PyOrderSession {
         PyOrderSession {
-            session: self.inner.open_session(),
+            session: self.inner.open_session_for(owner),
         }
     }
 

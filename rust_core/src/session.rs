@@ -23,6 +23,8 @@ pub struct Session {
     outstanding: AtomicUsize,
     /// The client sent a batch: answers leave packed (`OrderSessionResponse.batch`).
     packed: AtomicBool,
+    /// The only owner whose instances the session may name (None: every owner's).
+    owner: Option<String>,
 }
 
 /// Requests one batch may carry.
@@ -43,7 +45,20 @@ impl Session {
             queue: Mutex::new((VecDeque::new(), false)),
             outstanding: AtomicUsize::new(0),
             packed: AtomicBool::new(false),
+            owner: None,
         }
+    }
+
+    /// The session, limited to `owner`'s instances (None: every owner's).
+    #[must_use]
+    pub fn for_owner(mut self, owner: Option<String>) -> Self {
+        self.owner = owner;
+        self
+    }
+
+    /// The only owner whose instances the session may name (None: every owner's).
+    pub fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
     }
 
     /// Answers leave packed from now on.
