@@ -554,11 +554,13 @@ def test_a_kill_switch_closes_what_a_stopped_instance_holds_once_it_is_back(
     request = order_pb2.ListPositionsRequest(instance_id="held")
     deadline = time.monotonic() + 30
     while True:
+        reason = ""
         try:
             if not server.orders.ListPositions(request, timeout=5).positions:
                 break
         except grpc.RpcError as e:
-            assert error_info(e).reason == "INSTANCE_NOT_READY", e
+            reason = error_info(e).reason
+        assert reason in ("", "INSTANCE_NOT_READY")
         assert time.monotonic() < deadline, "the kill switch left the positions open"
         time.sleep(0.05)
     # Still engaged: nothing new gets through.
