@@ -14,6 +14,21 @@ from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
+# The bearer token of the server measured: the Go load generator reads it from here, and so
+# do the Python clients (``auth_metadata``), also in the processes a benchmark spawns.
+TOKEN_ENV = "MT5EXEC_TOKEN"
+
+
+def use_token(token: str | None) -> None:
+    """Makes ``token`` (a ServerProcess's admin key) the one every client sends."""
+    os.environ[TOKEN_ENV] = token or ""
+
+
+def auth_metadata() -> tuple[tuple[str, str], ...] | None:
+    """The call metadata that carries the token (``use_token``), None without one."""
+    token = os.environ.get(TOKEN_ENV)
+    return (("authorization", f"Bearer {token}"),) if token else None
+
 
 def summary(samples_s: list[float]) -> dict[str, float]:
     """p50/p90/p99/mean in microseconds."""
@@ -71,7 +86,8 @@ LOADGEN = Path(__file__).resolve().parent / "loadgen"
 
 def loadgen(*args: str, timeout: float = 600.0) -> dict[str, Any] | None:
     """Runs the Go load generator (``benchmarks/loadgen``, built on first use) and returns its
-    JSON; None when Go is not installed (the figures measured with it are then left out).
+    JSON; None when Go is not installed (the figures measured with it are then left out). It
+    sends the token of ``use_token`` ($MT5EXEC_TOKEN).
 
     A client that costs little CPU, so that what saturates is the server: the Python client
     needs about as much CPU per call as the server it measures on a two-core machine.

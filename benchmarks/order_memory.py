@@ -32,7 +32,7 @@ from typing import Any
 
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from _common import cpu_seconds, loadgen, write
+from _common import cpu_seconds, loadgen, use_token, write
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, instance_pb2, order_pb2
 
@@ -102,6 +102,7 @@ def feed(
     env = {"MT5EXEC_HISTORY_ENABLED": "false", **env}
     points = []
     with ServerProcess(data_dir, env=env) as server:
+        use_token(server.token)
         worker = server.instances.CreateInstance(
             instance_pb2.CreateInstanceRequest(instance_id="bench", config=CONFIG), timeout=30
         ).instance.worker_pid

@@ -29,7 +29,7 @@ import grpc
 import uvloop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from _common import child_pids, cpu_seconds, loadgen, summary, write
+from _common import auth_metadata, child_pids, cpu_seconds, loadgen, summary, use_token, write
 from _hop_floor import floor_server
 from mt5exec.engine import Engine, InstanceSpec, OrderArgs
 from mt5exec.sim.broker import SimBroker, SimConfig
@@ -80,6 +80,7 @@ async def over_grpc(
         health = health_pb2_grpc.HealthStub(channel)
         stub = order_pb2_grpc.OrderServiceStub(channel)
         check = health_pb2.HealthCheckRequest()
+        key = auth_metadata()
         null: list[float] = []
         order: list[float] = []
         pending: list[float] = []
@@ -87,15 +88,18 @@ async def over_grpc(
             t0 = time.perf_counter()
             await health.Check(check)
             t1 = time.perf_counter()
-            reply = await stub.PlaceOrder(order_request(i))
+            reply = await stub.PlaceOrder(order_request(i), metadata=key)
             t2 = time.perf_counter()
             assert reply.order.status == common_pb2.ORDER_STATUS_FILLED, reply
-            placed = await stub.PlaceOrder(pending_request(i, reply.order.average_fill_price))
+            placed = await stub.PlaceOrder(
+                pending_request(i, reply.order.average_fill_price), metadata=key
+            )
             t3 = time.perf_counter()
             assert placed.order.status == common_pb2.ORDER_STATUS_ACCEPTED, placed
             # Keep the book small: the cancel is not timed.
             await stub.CancelOrder(
-                order_pb2.CancelOrderRequest(instance_id="bench", order_id=placed.order.order_id)
+                order_pb2.CancelOrderRequest(instance_id="bench", order_id=placed.order.order_id),
+                metadata=key,
             )
             if i >= warmup:
                 null.append(t1 - t0)
@@ -161,6 +165,7 @@ def run_server(
     if instant:
         server.args[1:3] = [str(INSTANT)]
     with server:
+        use_token(server.token)
         instance = server.instances.CreateInstance(
             instance_pb2.CreateInstanceRequest(instance_id="bench", config=CONFIG), timeout=30
         ).instance

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import statistics
 import sys
 import tempfile
@@ -33,7 +34,7 @@ import grpc
 import uvloop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from _common import loadgen, summary, write
+from _common import auth_metadata, loadgen, summary, use_token, write
 from mt5exec.engine import Engine, EngineSettings, InstanceSpec, OrderArgs
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, instance_pb2, order_pb2, order_pb2_grpc
@@ -86,7 +87,9 @@ async def unary(address: str, seconds: float) -> tuple[float, float, list[float]
     alternating rounds of each, so that a drift of the machine's speed hits both alike."""
     async with grpc.aio.insecure_channel(address) as channel:
         health = health_pb2_grpc.HealthStub(channel)
-        place = order_pb2_grpc.OrderServiceStub(channel).PlaceOrder
+        place = functools.partial(
+            order_pb2_grpc.OrderServiceStub(channel).PlaceOrder, metadata=auth_metadata()
+        )
         check = health_pb2.HealthCheckRequest()
         await rate(1.0, lambda n: health.Check(check))  # warm-up
         await rate(1.0, lambda n: place(order("w", n)))
@@ -125,7 +128,7 @@ async def session(address: str, count: int, batch: int = 1) -> tuple[float, int]
 
         started = time.perf_counter()
         filled = 0
-        async for response in stub.OrderSession(requests()):
+        async for response in stub.OrderSession(requests(), metadata=auth_metadata()):
             for answer in response.batch or [response]:
                 filled += answer.order.status == common_pb2.ORDER_STATUS_FILLED
         return count / (time.perf_counter() - started), filled
@@ -169,6 +172,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mt5exec-bench-") as tmp:
         with ServerProcess(Path(tmp) / "server") as server:
+            use_token(server.token)
             server.instances.CreateInstance(
                 instance_pb2.CreateInstanceRequest(instance_id="bench", config=CONFIG), timeout=30
             )

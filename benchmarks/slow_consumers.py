@@ -43,7 +43,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from _common import summary, write
+from _common import auth_metadata, summary, use_token, write
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, instance_pb2, stream_pb2
 
@@ -84,7 +84,7 @@ def _stalled_client(address: str, streams: int, conn: Connection) -> None:
                 TICKS_METHOD,
                 request_serializer=stream_pb2.StreamTicksRequest.SerializeToString,
                 response_deserializer=None,
-            )(request)
+            )(request, metadata=auth_metadata())
             for ch in channels
         ]
         await asyncio.gather(*(c.initial_metadata() for c in calls))
@@ -139,6 +139,7 @@ def run(
 ) -> dict[str, Any]:
     data = Path(tempfile.mkdtemp(prefix="mt5exec-slow-"))
     with ServerProcess(data / "data") as server:
+        use_token(server.token)
         server.instances.CreateInstance(
             instance_pb2.CreateInstanceRequest(
                 instance_id=INSTANCE,

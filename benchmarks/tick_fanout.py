@@ -39,7 +39,7 @@ import numpy as np
 import uvloop
 
 import mt5exec
-from _common import cpu_seconds, loadgen, write
+from _common import auth_metadata, cpu_seconds, loadgen, use_token, write
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, instance_pb2, stream_pb2
 
@@ -97,7 +97,7 @@ async def _subscribe_and_record(
                 TICKS_METHOD,
                 request_serializer=stream_pb2.StreamTicksRequest.SerializeToString,
                 response_deserializer=None,
-            )(request)
+            )(request, metadata=auth_metadata())
             for ch in channels
         ]
     else:
@@ -424,6 +424,7 @@ def _capacity_ours(
         symbols=SYMBOLS, tick_rate=TICK_RATE, tick_batch_ms=CAPACITY_BATCH_MS
     )
     with ServerProcess(tmp, env=env) as server:
+        use_token(server.token)
         server.instances.CreateInstance(
             instance_pb2.CreateInstanceRequest(instance_id=INSTANCE, config=config), timeout=60
         )
@@ -535,6 +536,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mt5exec-bench-") as tmp:
         env = {"MT5EXEC_HISTORY_ENABLED": "false"}
         with ServerProcess(Path(tmp) / "server", env=env) as server:
+            use_token(server.token)
             config = common_pb2.InstanceConfig(symbols=SYMBOLS, tick_rate=TICK_RATE)
             server.instances.CreateInstance(
                 instance_pb2.CreateInstanceRequest(instance_id=INSTANCE, config=config), timeout=60

@@ -19,7 +19,7 @@ import pytest
 import uvloop
 from tests.support import error_info
 
-from mt5exec.testing import ServerProcess
+from mt5exec.testing import ServerProcess, bearer
 from mt5exec.v1 import common_pb2, instance_pb2, stream_pb2, stream_pb2_grpc
 
 SYMBOLS = ["EURUSD", "GBPUSD", "USDJPY", "XAUUSD"]
@@ -44,7 +44,7 @@ class Fanout:
     started: threading.Event = field(default_factory=threading.Event)
 
 
-async def _subscribe(address: str, fanout: Fanout) -> None:
+async def _subscribe(address: str, token: str | None, fanout: Fanout) -> None:
     """SUBSCRIBERS streams, a channel each; records every message until the window ends."""
     options = [("grpc.use_local_subchannel_pool", 1)]
     channels = [grpc.aio.insecure_channel(address, options=options) for _ in range(SUBSCRIBERS)]
@@ -54,7 +54,7 @@ async def _subscribe(address: str, fanout: Fanout) -> None:
             TICKS_METHOD,
             request_serializer=stream_pb2.StreamTicksRequest.SerializeToString,
             response_deserializer=None,  # raw bytes: decode after the window
-        )(request)
+        )(request, metadata=bearer(token) if token else None)
         for ch in channels
     ]
     fanout.records = [[] for _ in calls]
@@ -95,9 +95,9 @@ async def _subscribe(address: str, fanout: Fanout) -> None:
             await ch.close()
 
 
-def _run_subscribers(address: str, fanout: Fanout) -> None:
+def _run_subscribers(address: str, token: str | None, fanout: Fanout) -> None:
     try:
-        uvloop.run(_subscribe(address, fanout))
+        uvloop.run(_subscribe(address, token, fanout))
     except Exception as e:
         fanout.errors.append(repr(e))
         fanout.started.set()
@@ -174,7 +174,7 @@ def test_100_subscribers_keep_up_a_slow_one_is_cut_off_and_rss_stays_bounded(
         _wait_ready(server)
 
         # The slow one: a small receive window (no BDP probing), one message read, then nothing.
-        slow_channel = grpc.insecure_channel(server.address, options=[("grpc.http2.bdp_probe", 0)])
+        slow_channel = server.connect(server.token, options=[("grpc.http2.bdp_probe", 0)])
         slow = stream_pb2_grpc.StreamServiceStub(slow_channel).StreamTicks(
             stream_pb2.StreamTicksRequest(instance_ids=[INSTANCE]), timeout=60
         )
@@ -183,7 +183,7 @@ def test_100_subscribers_keep_up_a_slow_one_is_cut_off_and_rss_stays_bounded(
 
         fanout = Fanout()
         thread = threading.Thread(
-            target=_run_subscribers, args=(server.address, fanout), daemon=True
+            target=_run_subscribers, args=(server.address, server.token, fanout), daemon=True
         )
         thread.start()
         assert fanout.started.wait(30), "subscribers did not start"

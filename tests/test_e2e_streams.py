@@ -129,7 +129,7 @@ def test_a_client_that_stops_reading_is_cut_off_and_others_are_not(
     server: ServerProcess,
 ) -> None:
     # A small receive window (no BDP probing), so that the server is blocked quickly.
-    channel = grpc.insecure_channel(server.address, options=[("grpc.http2.bdp_probe", 0)])
+    channel = server.connect(server.token, options=[("grpc.http2.bdp_probe", 0)])
     stalled = stream_pb2_grpc.StreamServiceStub(channel).StreamTicks(
         stream_pb2.StreamTicksRequest(instance_ids=["fast"]), timeout=60
     )
@@ -182,7 +182,7 @@ def _wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0)
 def _stalled_ticks(server: ServerProcess) -> tuple[grpc.Channel, Any]:
     """A StreamTicks of the fast instance whose client reads nothing (a small receive window:
     no BDP probing), once its subscription is live."""
-    channel = grpc.insecure_channel(server.address, options=[("grpc.http2.bdp_probe", 0)])
+    channel = server.connect(server.token, options=[("grpc.http2.bdp_probe", 0)])
     call = stream_pb2_grpc.StreamServiceStub(channel).StreamTicks(
         stream_pb2.StreamTicksRequest(instance_ids=["fast"]), timeout=120
     )

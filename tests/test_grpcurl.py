@@ -27,8 +27,11 @@ def _grpcurl() -> str:
 
 
 def grpcurl(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    """grpcurl as the README has it: the admin key in a header (``list``, which only reads
+    reflection, needs none)."""
+    key = ["-H", f"authorization: Bearer {server.token}"]
     return subprocess.run(
-        [_grpcurl(), "-plaintext", *args[:-1], server.address, args[-1]]
+        [_grpcurl(), "-plaintext", *key, *args[:-1], server.address, args[-1]]
         if args[-1] != "list"
         else [_grpcurl(), "-plaintext", server.address, "list"],
         capture_output=True,
@@ -45,6 +48,7 @@ def test_list_shows_services_health_and_reflection(server: ServerProcess) -> Non
         "mt5exec.v1.InstanceService",
         "mt5exec.v1.OrderService",
         "mt5exec.v1.StreamService",
+        "mt5exec.v1.AuthService",
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
         "grpc.reflection.v1.ServerReflection",
@@ -147,6 +151,7 @@ def test_ghz_places_orders_through_reflection(server: ServerProcess, ghz: str) -
     order = {"instance_id": "ghz", "symbol": "EURUSD", "side": "SIDE_BUY"}
     order |= {"type": "ORDER_TYPE_MARKET", "volume": 0.01}
     call = ["--insecure", "--call", "mt5exec.v1.OrderService.PlaceOrder", "-d", json.dumps(order)]
+    call += ["--metadata", json.dumps({"authorization": f"Bearer {server.token}"})]
     out = subprocess.run(
         [ghz, *call, "-n", "20", "-c", "2", "--format", "json", server.address],
         capture_output=True,

@@ -7,9 +7,10 @@ the protos or the server that breaks it shows here rather than in a benchmark ru
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 
 import pytest
-from benchmarks._common import loadgen
+from benchmarks._common import TOKEN_ENV, loadgen
 from tests.support import BULK_RISK, wait_for_price
 
 from mt5exec.testing import ServerProcess
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.skipif(shutil.which("go") is None, reason="Go is not in
 
 
 @pytest.fixture(scope="module")
-def bench(server: ServerProcess) -> ServerProcess:
+def bench(server: ServerProcess) -> Iterator[ServerProcess]:
     # As the benchmarks have it: netting (alternating sides keep one small position), and only
     # volume limits in the risk gate.
     config = common_pb2.InstanceConfig(
@@ -32,7 +33,10 @@ def bench(server: ServerProcess) -> ServerProcess:
         instance_pb2.CreateInstanceRequest(instance_id="bench", config=config), timeout=30
     )
     wait_for_price(server, "bench", "EURUSD")
-    return server
+    # The Go client sends the server's admin key ($MT5EXEC_TOKEN, as the benchmarks set it).
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(TOKEN_ENV, server.token or "")
+        yield server
 
 
 def run(*args: str) -> dict:

@@ -10,6 +10,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -22,6 +23,28 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
+
+// The bearer token every call carries (-token, or $MT5EXEC_TOKEN); none when empty.
+var token string
+
+// bearer sends the token as `authorization: Bearer <token>` metadata, also over plaintext
+// (the server is on loopback).
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+func (bearer) RequireTransportSecurity() bool { return false }
+
+// dialOptions: plaintext, with the token when there is one.
+func dialOptions() []grpc.DialOption {
+	options := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if token != "" {
+		options = append(options, grpc.WithPerRPCCredentials(bearer(token)))
+	}
+	return options
+}
 
 func main() {
 	if len(os.Args) < 2 {
@@ -45,6 +68,7 @@ func main() {
 	method := fs.String("method", "ticks", "streams: ticks, or a full method name")
 	n := fs.Int("n", 100, "streams: subscribers")
 	latency := fs.Bool("latency", true, "streams: keep every tick's latency")
+	fs.StringVar(&token, "token", os.Getenv("MT5EXEC_TOKEN"), "bearer token sent with every call (default $MT5EXEC_TOKEN)")
 	_ = fs.Parse(os.Args[2:])
 	if *addr == "" {
 		fmt.Fprintln(os.Stderr, "-addr is required")
@@ -58,7 +82,7 @@ func main() {
 		result, err = streamBench(*addr, *method, *instance, *n, *seconds, *warmup, *latency)
 	case "unary", "latency", "session":
 		var conn *grpc.ClientConn
-		conn, err = grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err = grpc.NewClient(*addr, dialOptions()...)
 		if err != nil {
 			break
 		}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // subscriber is what one stream saw; only messages received inside the window count.
@@ -40,7 +39,7 @@ func streamBench(address, method, instance string, n int, seconds, warmup float6
 	defer cancel()
 	streams := make([]grpc.ClientStream, n)
 	for i := range streams {
-		conn, err := grpc.NewClient(address, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err := grpc.NewClient(address, dialOptions()...)
 		if err != nil {
 			return nil, err
 		}

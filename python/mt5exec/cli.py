@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mt5exec import __version__
+from mt5exec.auth import cli as auth_cli
 from mt5exec.config import ConfigError, load_config
 
 
@@ -31,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     rotate.add_argument("--config", type=Path, help="TOML configuration file")
     rotate.add_argument("--data-dir", help="the server's data directory")
+    auth_cli.add_parser(commands)
     return parser
 
 
@@ -50,6 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=config.server.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.command == "keys":
+        return auth_cli.command(args, config)
     if args.command == "vault":
         from mt5exec.vault.rotate import command
 

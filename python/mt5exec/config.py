@@ -48,6 +48,7 @@ __all__ = [
     "ServerConfig",
     "ServerSection",
     "VaultConfig",
+    "check_auth",
     "check_transport",
     "is_loopback",
     "load_config",
@@ -326,6 +327,12 @@ class RiskConfig:
 ROLES: Final = ("admin", "trader", "viewer")
 
 
+def _leeway(value: Any) -> Any:
+    if not 0 <= value <= 300:
+        raise _Invalid(f"must be in [0, 300] seconds, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class CertificateIdentity:
     """The principal a client certificate is (a value of ``[auth.mtls]``)."""
@@ -343,6 +350,20 @@ def _no_identities() -> Mapping[str, CertificateIdentity]:
 class AuthConfig:
     """``[auth]``: who may call and how they prove it (see docs/security.md)."""
 
+    # Every call but health and reflection needs a bearer token (an API key or a JWT). false
+    # is refused unless server.listen is a loopback address; every call is then an admin.
+    enabled: bool = True
+    # HS256 JWTs: a file holding the shared secret (at least 32 bytes).
+    jwt_secret_file: Path | None = None
+    # RS256 or EdDSA JWTs: a PEM public key (RSA or Ed25519).
+    jwt_public_key_file: Path | None = None
+    # RS256 or EdDSA JWTs: a JWKS file (RSA and Ed25519 keys; a token's "kid" picks one).
+    jwt_jwks_file: Path | None = None
+    # Seconds of clock skew allowed on a JWT's exp, nbf and iat (0 to 300).
+    jwt_leeway_s: float = field(default=30.0, metadata=_opt(_leeway))
+    # When set, a JWT's "iss" / "aud" must be this.
+    jwt_issuer: str = ""
+    jwt_audience: str = ""
     # [auth.mtls]: a verified client certificate -> the principal it is, e.g.
     #   "CN=ops,O=Acme" = { role = "admin" }
     #   "alice" = { role = "trader", owner = "acme" }
@@ -737,8 +758,16 @@ def load_config(
         sections["risk"] = dataclasses.replace(risk, owners_file=_resolve(risk.owners_file))
     vault: VaultConfig = sections["vault"]
     sections["vault"] = dataclasses.replace(vault, key_file=_resolve_opt(vault.key_file))
+    auth: AuthConfig = sections["auth"]
+    sections["auth"] = dataclasses.replace(
+        auth,
+        jwt_secret_file=_resolve_opt(auth.jwt_secret_file),
+        jwt_public_key_file=_resolve_opt(auth.jwt_public_key_file),
+        jwt_jwks_file=_resolve_opt(auth.jwt_jwks_file),
+    )
     config = ServerConfig(**sections)
     check_transport(config)
+    check_auth(config)
     logging.getLogger(__name__).debug(
         "configuration loaded from %s", path if path is not None else "defaults"
     )
@@ -781,3 +810,16 @@ def check_transport(config: ServerConfig) -> None:
                 f"server.metrics_listen: {server.metrics_listen} is not a loopback address and "
                 f"TLS is off: {plaintext} to send its token in the clear"
             )
+
+
+def check_auth(config: ServerConfig) -> None:
+    """Refuses to serve without authentication anywhere but on a loopback address.
+
+    Raises:
+        ConfigError: naming the setting.
+    """
+    if not config.auth.enabled and not is_loopback(config.server.listen):
+        raise ConfigError(
+            f"auth.enabled: false is allowed only on a loopback listen address, and "
+            f"server.listen is {config.server.listen}"
+        )

@@ -13,13 +13,46 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import grpc
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from mt5exec.v1 import instance_pb2_grpc, order_pb2_grpc, stream_pb2_grpc
+from mt5exec.v1 import auth_pb2_grpc, instance_pb2_grpc, order_pb2_grpc, stream_pb2_grpc
+
+
+def bearer(token: str) -> tuple[tuple[str, str]]:
+    """The call metadata that carries ``token`` (``metadata=`` of a call)."""
+    return (("authorization", f"Bearer {token}"),)
+
+
+class Bearer(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """Adds ``authorization: Bearer <token>`` to every call of a channel."""
+
+    def __init__(self, token: str) -> None:
+        self._metadata = bearer(token)
+
+    def _details(self, details: Any) -> Any:
+        metadata = (*(details.metadata or ()), *self._metadata)
+        return details._replace(metadata=metadata)
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +98,7 @@ class ServerProcess:
         self.tls = tls
         self.metrics_token = metrics_token
         self.process: subprocess.Popen[bytes] | None = None
+        self.token: str | None = None
         self.address = ""
         self.metrics_address = ""
         self.channel: grpc.Channel | None = None
@@ -94,12 +128,25 @@ class ServerProcess:
         if not self.address:
             self.kill()
             raise RuntimeError(f"server did not start: {line!r}; see {self.data_dir}/server.log")
-        self.channel = (
-            grpc.insecure_channel(self.address)
-            if self.tls is None
-            else grpc.secure_channel(self.address, self.tls.credentials())
-        )
+        # The admin key the server's first start wrote into its data dir (the last
+        # --data-dir: extra_args may name another than data_dir).
+        flags = self.args[:-1]
+        served = [self.args[i + 1] for i, flag in enumerate(flags) if flag == "--data-dir"]
+        admin_key = Path(served[-1]) / "admin.key"
+        self.token = admin_key.read_text().strip() if admin_key.exists() else None
+        self.channel = self.connect(self.token)
         return self
+
+    def connect(
+        self, token: str | None = None, options: list[tuple[str, Any]] | None = None
+    ) -> grpc.Channel:
+        """A new channel to the server whose calls carry ``token`` (none: no token)."""
+        channel = (
+            grpc.insecure_channel(self.address, options)
+            if self.tls is None
+            else grpc.secure_channel(self.address, self.tls.credentials(), options)
+        )
+        return channel if token is None else grpc.intercept_channel(channel, Bearer(token))
 
     def metrics(self) -> str:
         """The Prometheus exposition text of /metrics."""
@@ -140,6 +187,11 @@ class ServerProcess:
     def streams(self) -> stream_pb2_grpc.StreamServiceStub:
         assert self.channel is not None
         return stream_pb2_grpc.StreamServiceStub(self.channel)
+
+    @property
+    def auth(self) -> auth_pb2_grpc.AuthServiceStub:
+        assert self.channel is not None
+        return auth_pb2_grpc.AuthServiceStub(self.channel)
 
     def terminate(self, timeout: float = 30.0) -> int:
         """SIGTERM and wait; returns the exit code."""

@@ -18,6 +18,9 @@ import grpc
 from grpc_health.v1 import health_pb2
 
 from mt5exec.auth import mtls
+from mt5exec.auth.guard import Guard
+from mt5exec.auth.jwt import JwtVerifier
+from mt5exec.auth.keys import RELOAD_INTERVAL_S, KeyStore
 from mt5exec.config import ConfigError, ServerConfig, check_transport
 from mt5exec.engine import Engine, EngineSettings, Topic
 from mt5exec.errors import MT5ExecError
@@ -26,6 +29,7 @@ from mt5exec.server import memory, private, transport
 from mt5exec.server.handlers import add_service
 from mt5exec.server.standard import Health, add_standard_services
 from mt5exec.server.state import AppState
+from mt5exec.services import auth as auth_service
 from mt5exec.services import instance as instance_service
 from mt5exec.services import order as order_service
 from mt5exec.services import stream as stream_service
@@ -33,7 +37,7 @@ from mt5exec.services.risk_control import load_owner_policies
 from mt5exec.storage.history_process import HistoryProcess
 from mt5exec.storage.logs import prune_logs
 from mt5exec.templates import load_templates
-from mt5exec.v1 import instance_pb2, order_pb2, stream_pb2
+from mt5exec.v1 import auth_pb2, instance_pb2, order_pb2, stream_pb2
 from mt5exec.vault import open_vault
 
 log = logging.getLogger("mt5exec.server")
@@ -42,6 +46,7 @@ SERVICES = (
     instance_pb2.DESCRIPTOR.services_by_name["InstanceService"],
     order_pb2.DESCRIPTOR.services_by_name["OrderService"],
     stream_pb2.DESCRIPTOR.services_by_name["StreamService"],
+    auth_pb2.DESCRIPTOR.services_by_name["AuthService"],
 )
 
 _OPTIONS = [
@@ -122,6 +127,12 @@ class Server:
             vault=open_vault(config),
         )
         self.instances = instance_service.InstanceService(self.state)
+        self.guard = Guard(
+            enabled=config.auth.enabled,
+            keys=KeyStore(config.server.data_dir),
+            jwts=JwtVerifier(config.auth),
+            owner_of=self.instances.owner_of,
+        )
         self.grpc = grpc.aio.server(options=_OPTIONS)
         self.health = Health()
         self.port = 0
@@ -145,27 +156,25 @@ class Server:
             await self.state.history.start()
             if config.history.ticks:
                 self._background.append(asyncio.create_task(_record_ticks(self.state)))
-        add_service(
-            self.grpc,
-            SERVICES[0],
-            self.instances,
-            instance_service.PLANNED,
-            config.engine.slow_consumer_timeout_s,
+        self._open_keys()
+        servicers = (
+            (self.instances, instance_service.PLANNED),
+            (order_service.OrderService(self.state), order_service.PLANNED),
+            (
+                stream_service.StreamService(self.state, self.instances.instance_ids_of),
+                stream_service.PLANNED,
+            ),
+            (auth_service.AuthService(self.guard), auth_service.PLANNED),
         )
-        add_service(
-            self.grpc,
-            SERVICES[1],
-            order_service.OrderService(self.state),
-            order_service.PLANNED,
-            config.engine.slow_consumer_timeout_s,
-        )
-        add_service(
-            self.grpc,
-            SERVICES[2],
-            stream_service.StreamService(self.state),
-            stream_service.PLANNED,
-            config.engine.slow_consumer_timeout_s,
-        )
+        for service, (servicer, planned) in zip(SERVICES, servicers, strict=True):
+            add_service(
+                self.grpc,
+                service,
+                servicer,
+                planned,
+                config.engine.slow_consumer_timeout_s,
+                self.guard.gate,
+            )
         add_standard_services(self.grpc, list(SERVICES), self.health)
         names = [s.full_name for s in SERVICES]
         restored = self.instances.restore()
@@ -186,8 +195,38 @@ class Server:
             asyncio.create_task(self.instances.watch_experts()),
             asyncio.create_task(self.instances.keep_risk_counters()),
             asyncio.create_task(memory.trim_after_streams()),
+            asyncio.create_task(self._watch_keys()),
         ]
         return f"{host}:{self.port}"
+
+    def _open_keys(self) -> None:
+        """The API key store; on an empty data dir it is made with a first admin key."""
+        keys = self.guard.keys
+        try:
+            created = keys.open()
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"auth: the API key store: {e}") from None
+        if created is not None:
+            log.warning(
+                "first start: an admin API key was written to %s (readable by this user "
+                "only); pass it as 'authorization: Bearer <key>'",
+                keys.admin_key_path,
+            )
+        if not self.config.auth.enabled:
+            log.warning(
+                "AUTHENTICATION IS OFF (auth.enabled = false): every call to %s is served "
+                "as an admin, without a token",
+                self.config.server.listen,
+            )
+        elif self.guard.jwts.configured:
+            log.info("JWTs accepted: %s", ", ".join(self.guard.jwts.algorithms))
+
+    async def _watch_keys(self) -> None:
+        """Reads the key store again when ``mt5exec keys`` changed it: a key it revoked is
+        refused, and its streams end, within a second."""
+        while True:
+            await asyncio.sleep(RELOAD_INTERVAL_S)
+            self.guard.keys.refresh()
 
     async def _prune_logs_daily(self) -> None:
         config = self.config

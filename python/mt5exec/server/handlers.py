@@ -7,7 +7,9 @@ Rust), (2) every ``MT5ExecError`` becomes a status with ``ErrorInfo`` in one
 place, (3) a method that is not built yet answers UNIMPLEMENTED naming the
 issue that builds it, and (4) a request that is not a valid message of its type is
 INVALID_ARGUMENT (reason REQUEST_INVALID) for every method, also of the standard services
-(health, reflection): the deserializer never raises, it hands the handler the error.
+(health, reflection): the deserializer never raises, it hands the handler the error, and (5)
+every method of our services passes its ``Gate`` (``mt5exec.auth.guard``: authentication,
+role, instance scope) before anything else, so that no RPC or stream can be left open.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import functools
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 import grpc
 from google.protobuf import message_factory
@@ -90,6 +92,40 @@ def _decoded(request: Any) -> Any:
     return request
 
 
+class Gate(Protocol):
+    """A method's admission (``mt5exec.auth.guard.Gate``)."""
+
+    def enter(self, context: Context) -> Any:
+        """Authenticates the call and checks its role; returns the principal."""
+
+    def check(self, principal: Any, request: Any) -> None:
+        """Scopes the decoded request to the principal's instances."""
+
+
+Admit = Callable[[Any, Context], Any]
+
+
+def _admit_decoded(request: Any, context: Context) -> Any:
+    return _decoded(request)
+
+
+def _admission(gate: Gate | None) -> Admit:
+    """The request to serve, from the request as the deserializer left it: the gate first
+    (a call that is not allowed learns nothing else, not even that its request is bad), then
+    the decoding error, then the scope."""
+    if gate is None:
+        return _admit_decoded
+    enter, check = gate.enter, gate.check
+
+    def admit(request: Any, context: Context) -> Any:
+        principal = enter(context)
+        request = _decoded(request)
+        check(principal, request)
+        return request
+
+    return admit
+
+
 async def _each_decoded(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
     """A client stream's requests; the first that did not decode raises its error (which
     ends the call with it)."""
@@ -97,10 +133,12 @@ async def _each_decoded(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
         yield _decoded(request)
 
 
-def _unary(name: str, fn: Callable[[Any, Context], Awaitable[Any]]) -> Handler:
+def _unary(
+    name: str, fn: Callable[[Any, Context], Awaitable[Any]], admit: Admit = _admit_decoded
+) -> Handler:
     async def handler(request: Any, context: Context) -> Any:
         try:
-            return await fn(_decoded(request), context)
+            return await fn(admit(request, context), context)
         except MT5ExecError as e:
             await context.abort_with_status(e.to_status())
         except (asyncio.CancelledError, grpc.aio.AbortError):
@@ -185,6 +223,7 @@ def _streaming(
     name: str,
     fn: Callable[[Any, Context], AsyncIterator[Any] | Subscription],
     write_timeout: float,
+    admit: Admit = _admit_decoded,
 ) -> Handler:
     async def handler(request: Any, context: Context) -> AsyncIterator[Any]:
         # An async generator: grpc's own loop writes what it yields, the cheapest way per
@@ -193,7 +232,7 @@ def _streaming(
         clock = watch._loop.time
         source: AsyncIterator[Any] | Subscription | None = None
         try:
-            source = watch.source = fn(_decoded(request), context)
+            source = watch.source = fn(admit(request, context), context)
             ready: Callable[[], Any] = _nothing_ready
             if isinstance(source, Subscription):
                 # Headers first: a client that has them knows the subscription is live and
@@ -233,13 +272,23 @@ def _streaming(
     return handler
 
 
-def _missing(full_name: str, issue: int | str, streaming: bool) -> Handler:
+def _missing(
+    full_name: str, issue: int | str, streaming: bool, admit: Admit = _admit_decoded
+) -> Handler:
     error = unimplemented(full_name, issue)
 
     async def unary(request: Any, context: Context) -> Any:
+        try:
+            admit(request, context)
+        except MT5ExecError as e:
+            await context.abort_with_status(e.to_status())
         await context.abort_with_status(error.to_status())
 
     async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
+        try:
+            admit(request, context)
+        except MT5ExecError as e:
+            await context.abort_with_status(e.to_status())
         await context.abort_with_status(error.to_status())
         yield b""  # pragma: no cover - abort raises
 
@@ -276,27 +325,30 @@ def method_handlers(
     servicer: object,
     planned: dict[str, int | str],
     write_timeout: float = 10.0,
+    gates: Callable[[MethodDescriptor], Gate] | None = None,
 ) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
     """Handlers for every method of ``service``; ``planned`` maps missing ones to issues.
-    Methods the servicer lists in ``RAW_REQUESTS`` get their requests as received bytes."""
+    Methods the servicer lists in ``RAW_REQUESTS`` get their requests as received bytes.
+    ``gates`` gives each method's gate (the guard's; it raises for a method without a rule)."""
     raw_requests: frozenset[str] = getattr(servicer, "RAW_REQUESTS", frozenset())
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in service.methods:
         raw = method.name in raw_requests
         fn = getattr(servicer, method.name, None)
         full_name = f"{service.full_name}/{method.name}"
+        admit = _admission(None if gates is None else gates(method))
         if fn is None:
             issue = planned.get(method.name)
             if issue is None:
                 raise TypeError(f"{full_name} has no servicer and no issue")
-            behaviour = _missing(full_name, issue, method.server_streaming)
+            behaviour = _missing(full_name, issue, method.server_streaming, admit)
         else:
             if method.client_streaming and not raw:
                 fn = _decoding_requests(fn)
             behaviour = (
-                _streaming(full_name, fn, write_timeout)
+                _streaming(full_name, fn, write_timeout, admit)
                 if method.server_streaming
-                else _unary(full_name, fn)
+                else _unary(full_name, fn, admit)
             )
         handlers[method.name] = _rpc_handler(method, behaviour, raw)
     return handlers
@@ -308,8 +360,9 @@ def add_service(
     servicer: object,
     planned: dict[str, int | str],
     write_timeout: float = 10.0,
+    gates: Callable[[MethodDescriptor], Gate] | None = None,
 ) -> None:
-    handlers = method_handlers(service, servicer, planned, write_timeout)
+    handlers = method_handlers(service, servicer, planned, write_timeout, gates)
     server.add_registered_method_handlers(service.full_name, handlers)
 
 

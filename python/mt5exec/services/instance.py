@@ -27,6 +27,7 @@ from google.protobuf import json_format
 
 import mt5exec
 from mt5exec import registry, templates
+from mt5exec.auth import principal as auth
 from mt5exec.engine import InstanceSpec, Supervision, validate_risk_limits
 from mt5exec.errors import MT5ExecError, invalid, not_found, quote
 from mt5exec.mt5 import experts
@@ -232,6 +233,15 @@ class InstanceService(risk_control.RiskControls):
                 "instance_id", "INSTANCE_NOT_FOUND", f"instance_id: no instance '{instance_id}'"
             )
         return record
+
+    def owner_of(self, instance_id: str) -> str | None:
+        """The owner of an instance, None when there is none of that id (auth's scoping)."""
+        record = self._records.get(instance_id)
+        return None if record is None else record.owner
+
+    def instance_ids_of(self, owner: str) -> list[str]:
+        """The ids of ``owner``'s instances."""
+        return [i for i, r in self._records.items() if r.owner == owner]
 
     def _history(self, instance: common_pb2.Instance) -> None:
         if self._state.history is not None:
@@ -564,10 +574,13 @@ class InstanceService(risk_control.RiskControls):
     async def ListInstances(
         self, request: instance_pb2.ListInstancesRequest, context: Context
     ) -> instance_pb2.ListInstancesResponse:
+        # A principal other than an admin lists its owner's instances only.
+        visible = auth.current().owner
         instances = [
             i
             for i in self._engine.list_instances()
             if (not request.owner or i.owner == request.owner)
+            and (visible is None or i.owner == visible)
             and (not request.states or i.state in request.states)
         ]
         start = 0

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from mt5exec.auth import principal as auth
 from mt5exec.engine import OrderArgs, OrderChanges
 from mt5exec.errors import MT5ExecError, invalid, not_found, number
 from mt5exec.server.handlers import Context
@@ -49,7 +50,9 @@ class OrderService:
         self._timeout = state.config.engine.order_timeout_s
 
     async def PlaceOrder(self, request: bytes, context: Context) -> bytes:
-        return await self._engine.place_order_raw(request, self._timeout)
+        # The engine, which decodes the request, refuses another owner's instance.
+        owner = auth.current().owner
+        return await self._engine.place_order_raw(request, self._timeout, owner=owner)
 
     async def CheckOrder(self, request: order_pb2.CheckOrderRequest, context: Context) -> bytes:
         raw = request.order.SerializeToString()
@@ -208,7 +211,7 @@ class OrderService:
         as the bytes gRPC received and responses leave as the bytes it built. Up to a window
         of orders are in flight; a broken session loses no order it was answered for (they
         are journaled), and orders still in flight complete and can be read with GetOrder."""
-        session = self._engine.open_session(_SESSION_WINDOW)
+        session = self._engine.open_session(_SESSION_WINDOW, owner=auth.current().owner)
 
         async def feed() -> None:
             try:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
+from mt5exec.auth import principal as auth
 from mt5exec.engine import Subscription, Topic
 from mt5exec.errors import invalid
 from mt5exec.server.handlers import MAX_MESSAGE_BYTES, Context
@@ -20,21 +21,47 @@ def _live(sub: Subscription, context: Context) -> AsyncGenerator[bytes, None]:
     return sub.messages(MAX_MESSAGE_BYTES, before=lambda: context.send_initial_metadata(()))
 
 
+async def _idle(context: Context) -> AsyncIterator[bytes]:
+    """A stream of nothing, open until the client ends it: what a principal who sees no
+    instance gets for "every instance"."""
+    await context.send_initial_metadata(())
+    await asyncio.get_running_loop().create_future()
+    yield b""  # pragma: no cover - never reached
+
+
 class StreamService:
-    def __init__(self, state: AppState) -> None:
+    def __init__(
+        self, state: AppState, instance_ids_of: Callable[[str], list[str]] | None = None
+    ) -> None:
         self._engine = state.engine
+        self._instance_ids_of = instance_ids_of
+
+    def _scoped(self, ids: list[str]) -> list[str] | None:
+        """The instances a subscription asking for ``ids`` follows: those; when none are
+        given, every instance its principal sees ([]: all, for an admin; the instances of its
+        owner at the time it subscribes otherwise), or None when it sees none."""
+        owner = auth.current().owner
+        if ids or owner is None or self._instance_ids_of is None:
+            return ids
+        return self._instance_ids_of(owner) or None
 
     # A servicer returns its Subscription: the stream handler writes its messages.
 
-    def StreamTicks(self, request: stream_pb2.StreamTicksRequest, context: Context) -> Subscription:
-        ids = [validation.instance_id(i, "instance_ids") for i in request.instance_ids]
+    def StreamTicks(
+        self, request: stream_pb2.StreamTicksRequest, context: Context
+    ) -> Subscription | AsyncIterator[bytes]:
+        ids = self._scoped(
+            [validation.instance_id(i, "instance_ids") for i in request.instance_ids]
+        )
+        if ids is None:
+            return _idle(context)
         return self._engine.subscribe(
             Topic.TICKS, ids, list(request.symbols), conflate=request.conflate
         )
 
     def StreamExecutions(
         self, request: stream_pb2.StreamExecutionsRequest, context: Context
-    ) -> Subscription:
+    ) -> Subscription | AsyncIterator[bytes]:
         if request.instance_id:
             instance_id = validation.instance_id(request.instance_id)
             return self._engine.subscribe_executions(instance_id, request.from_sequence)
@@ -44,7 +71,10 @@ class StreamService:
                 "FIELD_REQUIRED",
                 "instance_id: required to resume from a sequence (they are per instance)",
             )
-        return self._engine.subscribe(Topic.EXECUTIONS, [])
+        ids = self._scoped([])
+        if ids is None:
+            return _idle(context)
+        return self._engine.subscribe(Topic.EXECUTIONS, ids)
 
     async def StreamAccount(
         self, request: stream_pb2.StreamAccountRequest, context: Context
@@ -84,6 +114,10 @@ class StreamService:
 
     def StreamInstanceEvents(
         self, request: stream_pb2.StreamInstanceEventsRequest, context: Context
-    ) -> Subscription:
-        ids = [validation.instance_id(i, "instance_ids") for i in request.instance_ids]
+    ) -> Subscription | AsyncIterator[bytes]:
+        ids = self._scoped(
+            [validation.instance_id(i, "instance_ids") for i in request.instance_ids]
+        )
+        if ids is None:
+            return _idle(context)
         return self._engine.subscribe(Topic.INSTANCE_EVENTS, ids)
