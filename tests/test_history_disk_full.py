@@ -9,7 +9,9 @@ stopped, the DuckDB ``deals`` and ``orders`` tables must hold exactly what the b
 
 from __future__ import annotations
 
+import struct
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -165,3 +167,75 @@ def test_delete_instance_waits_until_the_history_has_written_its_log(
     assert sorted(stored_deals) == sorted((d.ticket, d.order, d.volume, d.price) for d in deals)
     assert sorted(stored_orders) == sorted((cid, oid, "FILLED") for cid, oid in placed.items())
     assert {o.ticket for o in orders} == set(placed.values())
+
+
+def logged_sequences(directory: Path) -> list[int]:
+    """The sequences of every event in an instance's execution logs (closed segments and the
+    active log), read in the engine's record format."""
+    sequences = []
+    for path in sorted(directory.glob("executions*.log")):
+        data, at = path.read_bytes(), 0
+        while at + 8 <= len(data):
+            length, crc = struct.unpack_from(">II", data, at)
+            payload = data[at + 8 : at + 8 + length]
+            assert len(payload) == length and zlib.crc32(payload) == crc, path
+            sequences.append(common_pb2.ExecutionEvent.FromString(payload).sequence)
+            at += 8 + length
+    return sequences
+
+
+def test_events_of_log_segments_closed_while_the_history_was_behind_reach_it(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    """The engine closes an instance's execution log past a segment's size (64 KB with
+    engine.execution_log_max_mb 0.5) and begins a new one. The history, unable to write while
+    its disk is full, stops with those events unwritten; started again once there is space,
+    it reads them from the closed segments: DuckDB holds every event logged, each once
+    (before, it read the active log only, and lost what the segments held)."""
+    data = tmp_path / "data"
+    env = {
+        "MT5EXEC_HISTORY_PATH": str(small_disk / "history.duckdb"),
+        "MT5EXEC_HISTORY_FLUSH_INTERVAL_MS": "50",
+        "MT5EXEC_ENGINE_EXECUTION_LOG_MAX_MB": "0.5",
+    }
+    n = 0
+
+    def place() -> None:
+        nonlocal n
+        n += 1
+        side = common_pb2.SIDE_BUY if n % 2 else common_pb2.SIDE_SELL
+        order = server.orders.PlaceOrder(market("seg", f"o{n}", side=side), timeout=30).order
+        assert order.status == common_pb2.ORDER_STATUS_FILLED, order
+
+    def segments() -> list[Path]:
+        return list((data / "instances").glob("*/seg/executions-*.log"))
+
+    with ServerProcess(data, env=env) as server:
+        create_sim(server, "seg", risk=BULK_RISK)
+        for _ in range(5):
+            place()
+        filler = fill(small_disk)
+
+        def failing() -> bool:
+            place()
+            return history_failures(data) >= 1
+
+        wait_until("the history failed to write", failing)
+
+        def two_segments() -> bool:
+            place()
+            return len(segments()) >= 2
+
+        wait_until("two segments were closed", two_segments, timeout=300)
+        fill(small_disk)  # anything the history freed meanwhile is taken again
+    # Stopped while the disk is full: the history gave up what it held in memory.
+    filler.unlink()
+    with ServerProcess(data, env=env):
+        pass  # the history reads the logs at its start, and to their end when it stops
+    logged = logged_sequences(next((data / "instances").glob("*/seg")))
+    assert logged == list(range(1, len(logged) + 1)), "the engine deleted no segment"
+    with duckdb.connect(str(small_disk / "history.duckdb"), read_only=True) as db:
+        stored = db.execute(
+            "SELECT sequence FROM executions WHERE instance_id = 'seg' ORDER BY 1"
+        ).fetchall()
+    assert [s for (s,) in stored] == logged
