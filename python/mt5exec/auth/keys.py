@@ -28,7 +28,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +65,12 @@ class ApiKey:
     created: float
     revoked: float | None
     digest: bytes
+    # Made once (every call of the key is this principal).
+    principal: Principal = field(init=False, repr=False, compare=False)
 
-    def principal(self) -> Principal:
-        return Principal(self.key_id, self.role, self.owner, "api_key")
+    def __post_init__(self) -> None:
+        principal = Principal(self.key_id, self.role, self.owner, "api_key")
+        object.__setattr__(self, "principal", principal)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -286,8 +289,8 @@ class KeyStore:
 
     def verify(self, token: str) -> Principal:
         """The principal of an API key token; TokenRefused when it is none of ours or is
-        revoked."""
-        self.refresh()
+        revoked. (A server calls ``refresh`` every second, so that what ``mt5exec keys``
+        changed is in force within one.)"""
         match = _TOKEN.fullmatch(token)
         if match is None:
             raise TokenRefused("TOKEN_INVALID", "not a valid API key")
@@ -300,4 +303,4 @@ class KeyStore:
             raise TokenRefused("TOKEN_INVALID", "not a valid API key")
         if key.revoked is not None:
             raise TokenRefused("TOKEN_REVOKED", f"API key {key_id} is revoked")
-        return key.principal()
+        return key.principal
