@@ -31,6 +31,7 @@ from mt5exec.auth.principal import Principal, Role
 from mt5exec.config import CertificateIdentity, ServerSection
 from mt5exec.server import transport
 from mt5exec.testing import ClientTLS, ServerProcess
+from mt5exec.v1 import auth_pb2, auth_pb2_grpc
 
 NOW = datetime.datetime.now(datetime.UTC)
 TOKEN = "metrics-token-5b1f0c7e"
@@ -322,6 +323,38 @@ def test_mtls_with_a_client_certificate_from_another_ca_is_refused(
 ) -> None:
     stranger = ClientTLS(pki.ca.pem, pki.stranger.cert, pki.stranger.key)
     assert refused(secure(mtls_server, stranger)) == grpc.StatusCode.UNAVAILABLE
+
+
+def who_am_i(channel: grpc.Channel) -> auth_pb2.WhoAmIResponse:
+    with channel:
+        response: auth_pb2.WhoAmIResponse = auth_pb2_grpc.AuthServiceStub(channel).WhoAmI(
+            auth_pb2.WhoAmIRequest(), timeout=10
+        )
+    return response
+
+
+def test_mtls_client_certificate_is_the_principal_of_a_call_without_token(
+    pki: Pki, mtls_server: ServerProcess
+) -> None:
+    me = who_am_i(mtls_server.connect(None))
+    assert (me.subject, me.role, me.owner) == ("CN=alice,O=Acme", auth_pb2.ROLE_TRADER, "acme")
+    bob = ClientTLS(pki.ca.pem, pki.bob.cert, pki.bob.key)
+    me = who_am_i(secure(mtls_server, bob))
+    assert (me.subject, me.role, me.owner) == ("CN=bob,O=Elsewhere", auth_pb2.ROLE_VIEWER, "bobco")
+    # A bearer token speaks for the call whatever the certificate.
+    assert mtls_server.token is not None
+    me = who_am_i(mtls_server.connect(mtls_server.token))
+    assert me.role == auth_pb2.ROLE_ADMIN
+
+
+def test_mtls_certificate_the_map_does_not_name_needs_a_token(
+    pki: Pki, mtls_server: ServerProcess
+) -> None:
+    mallory = ClientTLS(pki.ca.pem, pki.mallory.cert, pki.mallory.key)
+    with pytest.raises(grpc.RpcError) as info:
+        who_am_i(secure(mtls_server, mallory))
+    assert isinstance(info.value, grpc.Call)
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
 async def _principals(pki: Pki, clients: list[Pair]) -> list[Principal | None]:
