@@ -862,3 +862,22 @@ def test_health_and_reflection_need_no_token(world: World) -> None:
     (listed,) = info(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=30)
     names = {s.name for s in listed.list_services_response.service}
     assert "mt5exec.v1.AuthService" in names
+
+
+def test_a_stream_ends_when_its_jwt_expires(world: World) -> None:
+    # Expired 25 s ago: still good for the last 5 s of the 30 s leeway, then the stream ends.
+    claims = {"sub": "ops@alice", "role": "trader", "owner": ALICE}
+    token = jwt.encode(claims | {"exp": int(time.time()) - 25}, world.hs_secret, algorithm="HS256")
+    streams = stream_pb2_grpc.StreamServiceStub(world.server.connect(token))
+    result: dict[str, Any] = {}
+    reader = threading.Thread(
+        target=_read_until_end,
+        args=(streams.StreamTicks(stream_pb2.StreamTicksRequest(instance_ids=["a1"])), result),
+        daemon=True,
+    )
+    reader.start()
+    reader.join(60)
+    assert not reader.is_alive(), "the stream outlived its JWT"
+    error = result["error"]
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED, error
+    assert error_info(error).reason == "TOKEN_EXPIRED"

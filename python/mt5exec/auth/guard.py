@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -115,8 +116,11 @@ class Gate:
         if not principal.may(self._rule.role):
             raise forbidden(self._full_name, principal, self._needs)
         set_current(principal)
-        if self._stream and principal.kind == "api_key":
-            self._guard.track(principal.subject, context)
+        if self._stream:
+            if principal.kind == "api_key":
+                self._guard.track(principal.subject, context)
+            if principal.expires is not None:
+                self._guard.end_at(principal.expires, context)
         return principal
 
     def _scope(self, rule: rules.Rule) -> Callable[[Principal, Any], None]:
@@ -241,6 +245,24 @@ class Guard:
                     del self._streams[key_id]
 
         task.add_done_callback(done)
+
+    def end_at(self, expires: float, context: Context) -> None:
+        """Ends the calling stream with UNAUTHENTICATED (TOKEN_EXPIRED) when its credential
+        expires (a JWT's ``exp``): a stream is no way to outlive a token."""
+        task = asyncio.current_task()
+        if task is None:
+            return
+        loop = task.get_loop()
+        error = unauthenticated("TOKEN_EXPIRED", "the JWT this stream was opened with expired")
+
+        def expire() -> None:
+            if not task.done():
+                ending = loop.create_task(_end(task, context, error))
+                self._ending.add(ending)
+                ending.add_done_callback(self._ending.discard)
+
+        timer = loop.call_later(max(0.0, expires - time.time()), expire)
+        task.add_done_callback(lambda _: timer.cancel())
 
     def open_streams(self, key_id: str) -> int:
         return len(self._streams.get(key_id, ()))

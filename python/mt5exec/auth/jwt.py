@@ -159,10 +159,11 @@ class JwtVerifier:
                 raise TokenRefused("TOKEN_INVALID", f"not a valid JWT ({e})") from None
         if claims is None:
             raise TokenRefused("TOKEN_INVALID", "not a valid JWT (signature)")
-        return _principal(claims), float(claims["exp"])
+        expires = float(claims["exp"])
+        return _principal(claims, expires + self._leeway), expires
 
 
-def _principal(claims: dict[str, Any]) -> Principal:
+def _principal(claims: dict[str, Any], expires: float) -> Principal:
     subject = claims["sub"]
     if not isinstance(subject, str) or not subject:
         raise TokenRefused("TOKEN_INVALID", "not a valid JWT (sub)")
@@ -177,4 +178,4 @@ def _principal(claims: dict[str, Any]) -> Principal:
         owner = check_grant(role, owner)
     except KeyRefused as e:
         raise TokenRefused("TOKEN_INVALID", f"not a valid JWT ({e})") from None
-    return Principal(subject, role, owner, "jwt")
+    return Principal(subject, role, owner, "jwt", expires)

@@ -36,12 +36,15 @@ _RANK = {Role.VIEWER: 1, Role.TRADER: 2, Role.ADMIN: 3}
 class Principal:
     """Who calls. ``owner`` is None only for an admin (every owner's instances); ``kind`` is
     how it was authenticated: ``api_key`` (``subject`` is the key's id), ``jwt`` (its
-    ``sub``), ``mtls`` (the client certificate's subject) or ``local`` (auth disabled)."""
+    ``sub``), ``mtls`` (the client certificate's subject) or ``local`` (auth disabled).
+    ``expires``: when its credential stops proving it (a JWT's ``exp`` with the leeway, unix
+    seconds); a stream it opened ends then."""
 
     subject: str
     role: Role
     owner: str | None
     kind: str
+    expires: float | None = None
 
     def may(self, role: Role) -> bool:
         return self.role.rank >= role.rank
