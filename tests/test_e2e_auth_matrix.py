@@ -129,6 +129,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     config = secrets_dir / "mt5exec.toml"
     config.write_text(
         "[auth]\n"
+        # Every refused caller is refused on purpose, from this one address: no throttle.
+        "peer_failures = 0\n"
         f'jwt_secret_file = "{secrets_dir / "hs256.secret"}"\n'
         f'jwt_public_key_file = "{secrets_dir / "ed25519.pem"}"\n'
         f'jwt_jwks_file = "{secrets_dir / "jwks.json"}"\n'
@@ -386,6 +388,9 @@ TABLE: dict[str, Row] = {
         lambda i, w: auth_pb2.RevokeApiKeyRequest(key_id=KEY_IDS["throwaway"]), "a1", ADMIN
     ),
     AUT + "WhoAmI": Row(lambda i, w: auth_pb2.WhoAmIRequest(), "a1", ANYONE),
+    AUT + "ListAuditRecords": Row(
+        lambda i, w: auth_pb2.ListAuditRecordsRequest(instance_id=i), "a1", ADMIN
+    ),
 }
 
 

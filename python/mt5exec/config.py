@@ -370,6 +370,17 @@ class AuthConfig:
     # A key with "=" is the certificate's full RFC 4514 subject (`openssl x509 -noout -subject
     # -nameopt RFC2253`), any other its common name. Needs server.tls_client_ca.
     mtls: Mapping[str, CertificateIdentity] = field(default_factory=_no_identities)
+    # Calls each principal may make per second, every RPC (a stream counts once, when it
+    # opens), from a bucket of rpc_burst; over it: RESOURCE_EXHAUSTED (RATE_LIMITED) with
+    # RetryInfo. 0: no limit. (Health and reflection are not counted.)
+    rpc_per_second: float = field(default=10000.0, metadata=_opt(_non_negative))
+    rpc_burst: int = field(default=20000, metadata=_opt(_at_least_one))
+    # Failed authentications one peer address may make per peer_failures_window_s; past them
+    # its failures are answered RESOURCE_EXHAUSTED (AUTH_THROTTLED) for peer_cooldown_s
+    # (valid tokens from it still pass). 0: no throttle.
+    peer_failures: int = field(default=20, metadata=_opt(_non_negative))
+    peer_failures_window_s: float = field(default=60.0, metadata=_opt(_positive))
+    peer_cooldown_s: float = field(default=60.0, metadata=_opt(_positive))
 
 
 @dataclass(frozen=True, slots=True)

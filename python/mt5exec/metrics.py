@@ -11,7 +11,12 @@ Served on ``[server] metrics_listen`` (off by default) at ``/metrics``; with
 - ``mt5exec_stream_dropped_total{topic}``: messages conflated or dropped for subscribers that
   fell behind (each subscriber also sees its own count in its stream);
 - ``mt5exec_stream_cutoffs_total{reason}``: streams ended because the client stopped reading;
-- ``mt5exec_instances{state}``; ``mt5exec_journal_records_total``, ``mt5exec_journal_fsyncs_total``.
+- ``mt5exec_instances{state}``; ``mt5exec_journal_records_total``, ``mt5exec_journal_fsyncs_total``;
+- ``mt5exec_auth_failures_total{reason}``: calls refused UNAUTHENTICATED (``TOKEN_MISSING``,
+  ``TOKEN_INVALID``, ``TOKEN_EXPIRED``, ``TOKEN_REVOKED``), also those answered AUTH_THROTTLED;
+- ``mt5exec_rate_limited_total{limit}``: calls refused RESOURCE_EXHAUSTED by ``rpc`` (a
+  principal over ``[auth] rpc_per_second``) or ``peer_failures`` (a peer address that failed
+  to authenticate too often).
 """
 
 from __future__ import annotations
@@ -39,6 +44,19 @@ from mt5exec.v1 import common_pb2
 # Streams ended by the server, by reason (counted by the gRPC handlers: a write blocked past
 # the timeout; the engine counts those it cut off for leaving too much unread).
 stream_cutoffs: collections.Counter[str] = collections.Counter()
+# Failed authentications by reason, and calls refused by a rate limit, by limit (counted by
+# mt5exec.auth.limits).
+auth_failures: collections.Counter[str] = collections.Counter()
+rate_limited: collections.Counter[str] = collections.Counter()
+
+
+def _counters(
+    name: str, documentation: str, label: str, counts: collections.Counter[str]
+) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=[label])
+    for value, count in sorted(counts.copy().items()):
+        family.add_metric([value], count)
+    return family
 
 
 class EngineCollector(Collector):
@@ -82,6 +100,12 @@ class EngineCollector(Collector):
             if count:
                 cutoffs.add_metric([reason], count)
         yield cutoffs
+        yield _counters(
+            "mt5exec_auth_failures", "Calls refused UNAUTHENTICATED", "reason", auth_failures
+        )
+        yield _counters(
+            "mt5exec_rate_limited", "Calls refused by a rate limit", "limit", rate_limited
+        )
         states: collections.Counter[str] = collections.Counter(
             common_pb2.InstanceState.Name(i.state) for i in engine.list_instances()
         )

@@ -4,7 +4,9 @@
 ``enter`` authenticates the call (its bearer token, else a verified client certificate),
 checks the method's role (``rules``), makes the principal ``current()`` for the rest of the
 call and, for a stream of an API key, lists it so that revoking the key ends it; ``check``
-then scopes the decoded request to the principal's instances.
+then scopes the decoded request to the principal's instances. (The handlers call ``enter``'s
+two steps apart, ``authenticate`` and ``authorize``, with the limits of
+``mt5exec.auth.limits`` between them.)
 
 Statuses: no token, a malformed, unknown, expired or revoked one: UNAUTHENTICATED (reason
 TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED); a method the role may not call:
@@ -112,7 +114,17 @@ class Gate:
         self.check: Callable[[Principal, Any], None] = self._scope(rule)
 
     def enter(self, context: Context) -> Principal:
-        principal = self._guard.authenticate(context)
+        principal = self.authenticate(context)
+        self.authorize(principal, context)
+        return principal
+
+    def authenticate(self, context: Context) -> Principal:
+        """The call's principal (UNAUTHENTICATED without one)."""
+        return self._guard.authenticate(context)
+
+    def authorize(self, principal: Principal, context: Context) -> None:
+        """Checks the principal's role (PERMISSION_DENIED) and makes it ``current()``; a
+        stream is listed so that the end of its credential ends it."""
         if not principal.may(self._rule.role):
             raise forbidden(self._full_name, principal, self._needs)
         set_current(principal)
@@ -121,7 +133,6 @@ class Gate:
                 self._guard.track(principal.subject, context)
             if principal.expires is not None:
                 self._guard.end_at(principal.expires, context)
-        return principal
 
     def _scope(self, rule: rules.Rule) -> Callable[[Principal, Any], None]:
         visible = self._guard.check_visible

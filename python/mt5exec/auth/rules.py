@@ -113,6 +113,7 @@ RULES: dict[str, Rule] = {
     _AUTH + "ListApiKeys": _admin(),
     _AUTH + "RevokeApiKey": _admin(),
     _AUTH + "WhoAmI": Rule(Role.VIEWER),
+    _AUTH + "ListAuditRecords": _admin(),
 }
 
 

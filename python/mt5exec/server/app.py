@@ -17,10 +17,12 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2
 
-from mt5exec.auth import mtls
+from mt5exec.auth import audit_records, mtls
+from mt5exec.auth.audit import Auditor
 from mt5exec.auth.guard import Guard
 from mt5exec.auth.jwt import JwtVerifier
 from mt5exec.auth.keys import RELOAD_INTERVAL_S, KeyStore
+from mt5exec.auth.limits import Limits
 from mt5exec.config import ConfigError, ServerConfig, check_transport
 from mt5exec.engine import Engine, EngineSettings, Topic
 from mt5exec.errors import MT5ExecError
@@ -133,6 +135,10 @@ class Server:
             jwts=JwtVerifier(config.auth),
             owner_of=self.instances.owner_of,
         )
+        self.limits = Limits(config.auth)
+        self.auditor = Auditor(None if history is None else history.record_audit)
+        if history is not None:
+            history.unsent_audits = self.auditor.log_records
         self.grpc = grpc.aio.server(options=_OPTIONS)
         self.health = Health()
         self.port = 0
@@ -164,8 +170,9 @@ class Server:
                 stream_service.StreamService(self.state, self.instances.instance_ids_of),
                 stream_service.PLANNED,
             ),
-            (auth_service.AuthService(self.guard), auth_service.PLANNED),
+            (auth_service.AuthService(self.guard, self.state.history), auth_service.PLANNED),
         )
+        audit_records.configure_log()
         for service, (servicer, planned) in zip(SERVICES, servicers, strict=True):
             add_service(
                 self.grpc,
@@ -174,6 +181,8 @@ class Server:
                 planned,
                 config.engine.slow_consumer_timeout_s,
                 self.guard.gate,
+                self.limits,
+                self.auditor.method,
             )
         add_standard_services(self.grpc, list(SERVICES), self.health)
         names = [s.full_name for s in SERVICES]
@@ -254,6 +263,7 @@ class Server:
                 self.state.history.record_instance(instance.SerializeToString())
         if self.state.history is not None:
             await self.state.history.close()
+        self.auditor.close()
         self.state.vault.close()
         self.engine.detach()
 

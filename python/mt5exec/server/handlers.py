@@ -9,7 +9,11 @@ issue that builds it, and (4) a request that is not a valid message of its type 
 INVALID_ARGUMENT (reason REQUEST_INVALID) for every method, also of the standard services
 (health, reflection): the deserializer never raises, it hands the handler the error, and (5)
 every method of our services passes its ``Gate`` (``mt5exec.auth.guard``: authentication,
-role, instance scope) before anything else, so that no RPC or stream can be left open.
+role, instance scope) before anything else, so that no RPC or stream can be left open, with
+the ``Limits`` (``mt5exec.auth.limits``: calls per principal, failed authentications per peer)
+between authentication and the role, and (6) every mutating call's outcome is recorded by its
+``Audit`` (``mt5exec.auth.audit``), off the event loop's hot path: the record is packed and
+queued, nothing is written here.
 """
 
 from __future__ import annotations
@@ -95,11 +99,40 @@ def _decoded(request: Any) -> Any:
 class Gate(Protocol):
     """A method's admission (``mt5exec.auth.guard.Gate``)."""
 
-    def enter(self, context: Context) -> Any:
-        """Authenticates the call and checks its role; returns the principal."""
+    def authenticate(self, context: Context) -> Any:
+        """The call's principal (UNAUTHENTICATED without one)."""
+
+    def authorize(self, principal: Any, context: Context) -> None:
+        """Checks the principal's role and makes it the current one."""
 
     def check(self, principal: Any, request: Any) -> None:
         """Scopes the decoded request to the principal's instances."""
+
+
+class Limits(Protocol):
+    """The abuse limits (``mt5exec.auth.limits.Limits``)."""
+
+    def refused(self, context: Context, error: MT5ExecError) -> MT5ExecError:
+        """What a call that failed to authenticate is answered (counted, maybe throttled)."""
+
+    def admit(self, principal: Any) -> None:
+        """Counts an authenticated call; RATE_LIMITED when its principal is over its rate."""
+
+
+class Audit(Protocol):
+    """The audit of a mutating method (``mt5exec.auth.audit.MethodAudit``)."""
+
+    def record(
+        self,
+        principal: Any,
+        context: Context,
+        request: Any,
+        code: grpc.StatusCode,
+        reason: str = "",
+        event: str = "call",
+        messages: tuple[int, int] = (0, 0),
+    ) -> None:
+        """Records an outcome (packed and queued: no I/O here)."""
 
 
 Admit = Callable[[Any, Context], Any]
@@ -109,19 +142,47 @@ def _admit_decoded(request: Any, context: Context) -> Any:
     return _decoded(request)
 
 
-def _admission(gate: Gate | None) -> Admit:
-    """The request to serve, from the request as the deserializer left it: the gate first
-    (a call that is not allowed learns nothing else, not even that its request is bad), then
-    the decoding error, then the scope."""
-    if gate is None:
+class _Steps:
+    """A gated method's admission in two parts: ``caller``, who calls (authentication, then
+    the rate limits: a call refused there is not audited), and ``request``, what it may do
+    (the role, then the decoding error, then the scope: a call that is not allowed learns
+    nothing else, not even that its request is bad)."""
+
+    __slots__ = ("_authorize", "_check", "caller")
+
+    def __init__(self, gate: Gate, limits: Limits | None) -> None:
+        self._authorize, self._check = gate.authorize, gate.check
+        self.caller: Callable[[Context], Any] = gate.authenticate
+        if limits is not None:
+            authenticate, refused, admitted = gate.authenticate, limits.refused, limits.admit
+
+            def caller(context: Context) -> Any:
+                try:
+                    principal = authenticate(context)
+                except MT5ExecError as e:
+                    if e.code is grpc.StatusCode.UNAUTHENTICATED:
+                        raise refused(context, e) from None
+                    raise
+                admitted(principal)
+                return principal
+
+            self.caller = caller
+
+    def request(self, principal: Any, request: Any, context: Context) -> Any:
+        self._authorize(principal, context)
+        request = _decoded(request)
+        self._check(principal, request)
+        return request
+
+
+def _admission(steps: _Steps | None) -> Admit:
+    """The request to serve, from the request as the deserializer left it (``_Steps``)."""
+    if steps is None:
         return _admit_decoded
-    enter, check = gate.enter, gate.check
+    caller, admitted = steps.caller, steps.request
 
     def admit(request: Any, context: Context) -> Any:
-        principal = enter(context)
-        request = _decoded(request)
-        check(principal, request)
-        return request
+        return admitted(caller(context), request, context)
 
     return admit
 
@@ -147,6 +208,55 @@ def _unary(
             await context.abort_with_status(_internal(name, e).to_status())
 
     return handler
+
+
+def _audited_unary(
+    name: str, fn: Callable[[Any, Context], Awaitable[Any]], steps: _Steps, audit: Audit
+) -> Handler:
+    """``_unary`` of a mutating method: the outcome of every call that got past its caller's
+    authentication and rate limit is recorded, refusals included."""
+    caller, admitted, record = steps.caller, steps.request, audit.record
+    ok, cancelled = grpc.StatusCode.OK, grpc.StatusCode.CANCELLED
+
+    async def handler(request: Any, context: Context) -> Any:
+        try:
+            principal = caller(context)
+        except MT5ExecError as e:
+            await context.abort_with_status(e.to_status())
+        try:
+            response = await fn(admitted(principal, request, context), context)
+        except MT5ExecError as e:
+            record(principal, context, request, e.code, e.reason)
+            await context.abort_with_status(e.to_status())
+        except (asyncio.CancelledError, grpc.aio.AbortError):
+            record(principal, context, request, cancelled)
+            raise
+        except Exception as e:
+            error = _internal(name, e)
+            record(principal, context, request, error.code, error.reason)
+            await context.abort_with_status(error.to_status())
+        record(principal, context, request, ok)
+        return response
+
+    return handler
+
+
+class _Counted:
+    """A client stream's requests, counted (an audited session's messages in)."""
+
+    __slots__ = ("_requests", "count")
+
+    def __init__(self, requests: AsyncIterator[Any]) -> None:
+        self._requests = requests
+        self.count = 0
+
+    def __aiter__(self) -> _Counted:
+        return self
+
+    async def __anext__(self) -> Any:
+        item = await self._requests.__anext__()
+        self.count += 1
+        return item
 
 
 class _SlowWatch:
@@ -224,15 +334,31 @@ def _streaming(
     fn: Callable[[Any, Context], AsyncIterator[Any] | Subscription],
     write_timeout: float,
     admit: Admit = _admit_decoded,
+    session: tuple[_Steps, Audit] | None = None,
 ) -> Handler:
+    """A server stream. With ``session`` (an audited stream: OrderSession) its opening and
+    its end are recorded, with the messages that went in and out."""
+
     async def handler(request: Any, context: Context) -> AsyncIterator[Any]:
         # An async generator: grpc's own loop writes what it yields, the cheapest way per
         # message (about a fifth more messages/s than awaiting context.write).
         watch = _SlowWatch(write_timeout, context)
         clock = watch._loop.time
         source: AsyncIterator[Any] | Subscription | None = None
+        principal: Any = None
+        counted: _Counted | None = None
+        outcome: tuple[grpc.StatusCode, str] = (grpc.StatusCode.OK, "")
+        sent = 0
         try:
-            source = watch.source = fn(admit(request, context), context)
+            if session is None:
+                admitted = admit(request, context)
+            else:
+                steps, audit = session
+                caller = steps.caller(context)
+                principal = caller
+                admitted = counted = _Counted(steps.request(caller, request, context))
+                audit.record(caller, context, None, grpc.StatusCode.OK, "", "session_open")
+            source = watch.source = fn(admitted, context)
             ready: Callable[[], Any] = _nothing_ready
             if isinstance(source, Subscription):
                 # Headers first: a client that has them knows the subscription is live and
@@ -255,19 +381,29 @@ def _streaming(
                         break
                 watch.since = clock()
                 yield item
+                sent += 1
                 watch.since = None
         except MT5ExecError as e:
             # (A subscriber the engine cut off ends here, counted by the engine.)
+            outcome = (e.code, e.reason)
             await context.abort_with_status(e.to_status())
         except (asyncio.CancelledError, grpc.aio.AbortError, GeneratorExit):
+            outcome = (grpc.StatusCode.CANCELLED, "")
             raise
         except Exception as e:
-            await context.abort_with_status(_internal(name, e).to_status())
+            error = _internal(name, e)
+            outcome = (error.code, error.reason)
+            await context.abort_with_status(error.to_status())
         finally:
             watch.stop()
             if isinstance(source, Subscription):
                 source.close()
             memory.stream_ended()
+            if session is not None and principal is not None:
+                if watch.fired:
+                    outcome = (grpc.StatusCode.RESOURCE_EXHAUSTED, "SLOW_CONSUMER")
+                messages = (0 if counted is None else counted.count, sent)
+                session[1].record(principal, context, None, *outcome, "session_end", messages)
 
     return handler
 
@@ -326,17 +462,24 @@ def method_handlers(
     planned: dict[str, int | str],
     write_timeout: float = 10.0,
     gates: Callable[[MethodDescriptor], Gate] | None = None,
+    limits: Limits | None = None,
+    audits: Callable[[MethodDescriptor], Audit | None] | None = None,
 ) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
     """Handlers for every method of ``service``; ``planned`` maps missing ones to issues.
     Methods the servicer lists in ``RAW_REQUESTS`` get their requests as received bytes.
-    ``gates`` gives each method's gate (the guard's; it raises for a method without a rule)."""
+    ``gates`` gives each method's gate (the guard's; it raises for a method without a rule),
+    ``limits`` the limits between authentication and the role, ``audits`` each method's
+    audit (None: a read; it raises for a method not classified). A method not built yet is
+    gated but not audited (it changes nothing)."""
     raw_requests: frozenset[str] = getattr(servicer, "RAW_REQUESTS", frozenset())
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in service.methods:
         raw = method.name in raw_requests
         fn = getattr(servicer, method.name, None)
         full_name = f"{service.full_name}/{method.name}"
-        admit = _admission(None if gates is None else gates(method))
+        steps = None if gates is None else _Steps(gates(method), limits)
+        audit = None if audits is None else audits(method)
+        admit = _admission(steps)
         if fn is None:
             issue = planned.get(method.name)
             if issue is None:
@@ -345,11 +488,13 @@ def method_handlers(
         else:
             if method.client_streaming and not raw:
                 fn = _decoding_requests(fn)
-            behaviour = (
-                _streaming(full_name, fn, write_timeout, admit)
-                if method.server_streaming
-                else _unary(full_name, fn, admit)
-            )
+            if method.server_streaming:
+                session = None if steps is None or audit is None else (steps, audit)
+                behaviour = _streaming(full_name, fn, write_timeout, admit, session)
+            elif steps is not None and audit is not None:
+                behaviour = _audited_unary(full_name, fn, steps, audit)
+            else:
+                behaviour = _unary(full_name, fn, admit)
         handlers[method.name] = _rpc_handler(method, behaviour, raw)
     return handlers
 
@@ -361,8 +506,10 @@ def add_service(
     planned: dict[str, int | str],
     write_timeout: float = 10.0,
     gates: Callable[[MethodDescriptor], Gate] | None = None,
+    limits: Limits | None = None,
+    audits: Callable[[MethodDescriptor], Audit | None] | None = None,
 ) -> None:
-    handlers = method_handlers(service, servicer, planned, write_timeout, gates)
+    handlers = method_handlers(service, servicer, planned, write_timeout, gates, limits, audits)
     server.add_registered_method_handlers(service.full_name, handlers)
 
 

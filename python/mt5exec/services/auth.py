@@ -1,17 +1,21 @@
-"""AuthService: API keys (admin) and WhoAmI (anyone authenticated)."""
+"""AuthService: API keys and the audit (admin), and WhoAmI (anyone authenticated)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
+import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from mt5exec.auth import audit_records
 from mt5exec.auth.guard import Guard
 from mt5exec.auth.keys import ApiKey, KeyRefused
 from mt5exec.auth.principal import Role, current
-from mt5exec.errors import invalid, not_found
+from mt5exec.errors import MT5ExecError, invalid, not_found
 from mt5exec.server.handlers import Context
 from mt5exec.services import validation
+from mt5exec.storage.history_process import HistoryProcess, HistoryUnavailable
 from mt5exec.v1 import auth_pb2
 
 PLANNED: dict[str, int | str] = {}
@@ -44,9 +48,10 @@ def _key(key: ApiKey) -> auth_pb2.ApiKey:
 
 
 class AuthService:
-    def __init__(self, guard: Guard) -> None:
+    def __init__(self, guard: Guard, history: HistoryProcess | None = None) -> None:
         self._guard = guard
         self._keys = guard.keys
+        self._history = history
 
     async def CreateApiKey(
         self, request: auth_pb2.CreateApiKeyRequest, context: Context
@@ -91,3 +96,26 @@ class AuthService:
             owner=principal.owner or "",
             kind=principal.kind,
         )
+
+    async def ListAuditRecords(
+        self, request: auth_pb2.ListAuditRecordsRequest, context: Context
+    ) -> bytes:
+        params = audit_records.query_params(request)
+        history = self._history
+        if history is None:
+            raise MT5ExecError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "HISTORY_DISABLED",
+                "the audit is kept in the history database, which is off (history.enabled); "
+                "its records are in the mt5exec.audit log",
+            )
+        try:
+            # What was audited until now is read too: a flush first (while the history cannot
+            # write, what it has written so far).
+            with contextlib.suppress(HistoryUnavailable):
+                await history.flush()
+            return await history.query_audit(params)
+        except HistoryUnavailable as e:
+            raise MT5ExecError(
+                grpc.StatusCode.UNAVAILABLE, "HISTORY_UNAVAILABLE", f"the audit: {e}"
+            ) from None

@@ -29,6 +29,10 @@ are migrated forward on open (v2 added ``reject_reason``). A throttle's refusals
 whose ``refusals`` column (v4) says how many orders it stands for: count refusals with
 ``sum(coalesce(refusals, 1))``.
 
+- ``audit`` (v5): the audit of mutating calls (``mt5exec.auth.audit``): appended, never
+  updated; ``id`` (the time in ns, unique per server) orders it. It has no key: a row is
+  never refused as a duplicate.
+
 Enum columns hold the enum value name without its type prefix (``BUY``, ``FILLED``, ``SIM``),
 NULL for the ``*_UNSPECIFIED`` value. Times are UTC ``TIMESTAMP`` values (microseconds).
 """
@@ -56,7 +60,7 @@ __all__ = ["SCHEMA_VERSION", "TABLES", "HistoryError", "HistoryWriter"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 
 Row = tuple[Any, ...]
 
@@ -86,6 +90,9 @@ class _Table:
     on_conflict: str | None = None
     # Extra condition of the DO UPDATE (references the target table by name).
     update_where: str | None = None
+    # False: no primary key, rows are appended as they come (``key`` only de-duplicates
+    # within a batch).
+    primary: bool = True
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -97,6 +104,8 @@ class _Table:
 
     def create_sql(self) -> str:
         cols = ",\n  ".join(f"{name} {sqltype}" for name, sqltype in self.columns)
+        if not self.primary:
+            return f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {cols}\n)"
         return (
             f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {cols},\n"
             f"  PRIMARY KEY ({', '.join(self.key)})\n)"
@@ -115,6 +124,8 @@ class _Table:
             f"make_timestamp({name})" if _is_time(sqltype) else name
             for name, sqltype in self.columns
         )
+        if not self.primary:
+            return f"INSERT INTO {self.name} ({names}) SELECT {values} FROM {self.stage}"
         conflict = self.on_conflict
         if conflict is None:
             sets = ", ".join(f"{c} = excluded.{c}" for c in self.column_names if c not in self.key)
@@ -257,9 +268,39 @@ DEALS: Final = _Table(
     on_conflict="DO NOTHING",
 )
 
+AUDIT: Final = _Table(
+    name="audit",
+    columns=(
+        # The time in ns since the epoch, unique and increasing per server.
+        ("id", "UBIGINT NOT NULL"),
+        ("time", "TIMESTAMP NOT NULL"),
+        # 'call', 'session_open' or 'session_end'.
+        ("event", "VARCHAR NOT NULL"),
+        # The RPC's full name, e.g. mt5exec.v1.OrderService/PlaceOrder.
+        ("method", "VARCHAR NOT NULL"),
+        # The principal: api_key, jwt, mtls or local; its subject, role, owner (NULL: admin).
+        ("principal_kind", "VARCHAR NOT NULL"),
+        ("subject", "VARCHAR NOT NULL"),
+        ("role", "VARCHAR NOT NULL"),
+        ("owner", "VARCHAR"),
+        ("peer", "VARCHAR"),
+        ("instance_id", "VARCHAR"),
+        # The status code's name (OK, PERMISSION_DENIED, ...) and the ErrorInfo reason.
+        ("code", "VARCHAR NOT NULL"),
+        ("reason", "VARCHAR"),
+        # The request as JSON, secrets redacted.
+        ("request", "VARCHAR"),
+        # session_end: the session's messages in and out.
+        ("messages_in", "UBIGINT"),
+        ("messages_out", "UBIGINT"),
+    ),
+    key=("id",),
+    primary=False,
+)
+
 # Write order inside a flush: parents before children, so readers never see a fill of an order
 # whose row is missing once the transaction commits (all of it commits at once anyway).
-TABLES: Final[tuple[_Table, ...]] = (INSTANCES, ORDERS, EXECUTIONS, DEALS)
+TABLES: Final[tuple[_Table, ...]] = (INSTANCES, ORDERS, EXECUTIONS, DEALS, AUDIT)
 
 # What brings a database of the previous version to each version.
 _MIGRATIONS: Final[Mapping[int, tuple[str, ...]]] = {
@@ -278,6 +319,7 @@ _MIGRATIONS: Final[Mapping[int, tuple[str, ...]]] = {
         "ALTER TABLE orders_v3 RENAME TO orders",
     ),
     4: ("ALTER TABLE executions ADD COLUMN IF NOT EXISTS refusals UBIGINT",),
+    5: (AUDIT.create_sql(),),
 }
 
 
@@ -489,6 +531,7 @@ _INSTANCE: Final = 0
 _ORDER: Final = 1
 _EXECUTION: Final = 2
 _BARRIER: Final = 3
+_AUDIT: Final = 4
 
 _Item = tuple[int, Any, int]
 
@@ -730,6 +773,11 @@ class HistoryWriter:
         """Queue an encoded ``ExecutionEvent``; decoded on the writer thread. False when it was
         refused (closed, or ``max_pending`` reached): the caller keeps it for later."""
         return self._enqueue((_EXECUTION, event_bytes, time.time_ns()))
+
+    def record_audit(self, row: Row) -> bool:
+        """Queue a row of the ``audit`` table (``mt5exec.auth.audit_records.describe``). False
+        when it was refused (closed, or ``max_pending`` reached)."""
+        return self._enqueue((_AUDIT, row, 0))
 
     def _enqueue(self, item: _Item) -> bool:
         queue = self._queue
@@ -1011,6 +1059,8 @@ class HistoryWriter:
             if not order.instance_id or not order.client_order_id:
                 raise ValueError("order without instance_id or client_order_id")
             batch.upsert_order(_order_row(order, recorded))
+        elif kind == _AUDIT:
+            batch.insert_ignore(AUDIT, payload, 1)
         elif kind == _INSTANCE:
             instance = common_pb2.Instance()
             instance.ParseFromString(payload)

@@ -12,11 +12,17 @@ its stdin closes, so it never outlives the server.
 
 Frames on stdin: one kind byte, a 4-byte big-endian length, the payload.
 ``I`` an encoded ``Instance``, ``O`` an ``Order``, ``T`` a
-``StreamTicksResponse`` (tick storage), ``F`` a flush request whose 8-byte id
+``StreamTicksResponse`` (tick storage), ``A`` an audit record
+(``mt5exec.auth.audit``: the child logs it and writes it to the ``audit`` table, kept and
+retried like every row until written), ``F`` a flush request whose 8-byte id
 the child echoes on stdout (as an ``F`` frame) once everything logged and sent
 before it is written, or as an ``E`` frame when it could not be written yet
-(the child keeps it and retries). The child writes ``R`` on stdout when the
-database is open.
+(the child keeps it and retries), ``Q`` a ListAuditRecords query (an 8-byte id and the
+filters), answered on stdout by a ``Q`` frame (the id, ``+`` and the encoded response, or
+``-`` and an error). The child writes ``R`` on stdout when the database is open.
+
+Audit records leave the server in batches, one write per event loop iteration however many
+calls ended in it; a flush, a query and ``close`` send those waiting first.
 """
 
 from __future__ import annotations
@@ -29,11 +35,12 @@ import os
 import struct
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
+    from mt5exec.storage.history import HistoryWriter
     from mt5exec.storage.log_tail import LogTail
 
 _HEADER = struct.Struct(">cI")
@@ -62,6 +69,7 @@ def run_child(
 ) -> int:
     from google.protobuf.message import DecodeError
 
+    from mt5exec.auth import audit_records
     from mt5exec.storage.history import HistoryError, HistoryWriter
     from mt5exec.storage.log_tail import LogTail
     from mt5exec.storage.ticks import TickStore
@@ -97,6 +105,7 @@ def run_child(
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     stdout.write(_HEADER.pack(b"R", 0))
     stdout.flush()
+    audit_records.configure_log()
     skipped = 0
     try:
         while True:
@@ -112,6 +121,9 @@ def run_child(
                     writer.record_instance(common_pb2.Instance.FromString(payload))
                 elif kind == b"O":
                     writer.record_order(common_pb2.Order.FromString(payload))
+                elif kind == b"A":
+                    _audit(writer, payload)
+                    continue
             except (DecodeError, ValueError) as e:
                 # One bad record is skipped (and said); the history goes on with the next.
                 skipped += 1
@@ -129,6 +141,10 @@ def run_child(
                 written = writer.flush() and written
                 stdout.write(_HEADER.pack(b"F" if written else b"E", len(payload)) + payload)
                 stdout.flush()
+            elif kind == b"Q":
+                answer = _query(writer, payload[8:])
+                stdout.write(_HEADER.pack(b"Q", 8 + len(answer)) + payload[:8] + answer)
+                stdout.flush()
     finally:
         stop_tailing.set()
         if tail is not None and tailer is not None:
@@ -139,6 +155,32 @@ def run_child(
             ticks.flush()
         writer.close()
     return 0
+
+
+def _audit(writer: HistoryWriter, payload: bytes) -> None:
+    """An audit record: its log line at once, its row through the writer (which keeps it
+    until it is written, also through a full disk)."""
+    from mt5exec.auth import audit_records
+
+    row, line = audit_records.describe(payload)
+    audit_records.log_line(line)
+    if not writer.record_audit(row):
+        log.error(
+            "history: audit record %d not queued (the writer is closed or full); it is in "
+            "the mt5exec.audit log only",
+            row[0],
+        )
+
+
+def _query(writer: HistoryWriter, params: bytes) -> bytes:
+    """``+`` and the encoded ListAuditRecordsResponse, or ``-`` and why not."""
+    from mt5exec.auth import audit_records
+
+    try:
+        return b"+" + audit_records.answer(writer.query, params)
+    except Exception as e:  # a query must not end the history process
+        log.exception("history: audit query failed")
+        return b"-" + f"{type(e).__name__}: {e}".encode()[:1000]
 
 
 def _tail_logs(tail: LogTail, interval: float, stop: threading.Event) -> None:
@@ -199,8 +241,13 @@ class HistoryProcess:
         self.dropped = 0
         self._proc: asyncio.subprocess.Process | None = None
         self._acks: dict[int, asyncio.Future[None]] = {}
+        self._queries: dict[int, asyncio.Future[bytes]] = {}
         self._next_id = 0
         self._reader: asyncio.Task[None] | None = None
+        # Audit records waiting for this loop iteration's end (one write for all of them),
+        # and who takes those that cannot be sent (the auditor, which logs them).
+        self._audits: list[bytes] = []
+        self.unsent_audits: Callable[[list[bytes]], None] | None = None
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -243,7 +290,16 @@ class HistoryProcess:
             while True:
                 kind, length = _HEADER.unpack(await stdout.readexactly(_HEADER.size))
                 payload = await stdout.readexactly(length)
-                if kind in (b"F", b"E"):
+                if kind == b"Q":
+                    query = self._queries.pop(int.from_bytes(payload[:8], "big"), None)
+                    if query is not None and not query.done():
+                        if payload[8:9] == b"+":
+                            query.set_result(payload[9:])
+                        else:
+                            query.set_exception(
+                                HistoryUnavailable(payload[9:].decode(errors="replace"))
+                            )
+                elif kind in (b"F", b"E"):
                     ack = self._acks.pop(int.from_bytes(payload, "big"), None)
                     if ack is not None and not ack.done():
                         if kind == b"F":
@@ -256,10 +312,15 @@ class HistoryProcess:
                                     "and retried"
                                 )
                             )
-        for ack in self._acks.values():
-            if not ack.done():
-                ack.set_exception(HistoryUnavailable("history process exited"))
+        waiting: list[asyncio.Future[None] | asyncio.Future[bytes]] = [
+            *self._acks.values(),
+            *self._queries.values(),
+        ]
+        for future in waiting:
+            if not future.done():
+                future.set_exception(HistoryUnavailable("history process exited"))
         self._acks.clear()
+        self._queries.clear()
         if self._proc.returncode not in (None, 0):
             log.error("history process exited with code %s", self._proc.returncode)
 
@@ -291,6 +352,61 @@ class HistoryProcess:
         """An encoded StreamTicksResponse (only kept when tick storage is on)."""
         self._send(b"T", batch)
 
+    def record_audit(self, record: bytes) -> bool:
+        """Queues a packed audit record, sent with the others of this loop iteration; False
+        when the child cannot take it (gone, or more than MAX_BUFFERED behind): the caller
+        logs it itself."""
+        proc = self._proc
+        if (
+            proc is None
+            or proc.returncode is not None
+            or proc.stdin is None
+            or proc.stdin.is_closing()
+            or proc.stdin.transport.get_write_buffer_size() > self.MAX_BUFFERED
+        ):
+            return False
+        if not self._audits:
+            asyncio.get_running_loop().call_soon(self._send_audits)
+        self._audits.append(record)
+        return True
+
+    def _send_audits(self) -> None:
+        audits, self._audits = self._audits, []
+        if not audits:
+            return
+        proc = self._proc
+        if (
+            proc is None
+            or proc.returncode is not None
+            or proc.stdin is None
+            or (proc.stdin.is_closing())
+        ):
+            if self.unsent_audits is not None:
+                self.unsent_audits(audits)
+            else:
+                self.dropped += len(audits)
+            return
+        pack = _HEADER.pack
+        proc.stdin.write(b"".join([pack(b"A", len(a)) + a for a in audits]))
+
+    async def query_audit(self, params: bytes) -> bytes:
+        """The encoded ListAuditRecordsResponse of packed filters (``audit_records``)."""
+        if self._proc is None or self._reader is None or self._reader.done():
+            raise HistoryUnavailable("the history process is not running")
+        self._next_id += 1
+        query_id = self._next_id
+        answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._queries[query_id] = answer
+        try:
+            self._send_audits()
+            if not self._send(b"Q", query_id.to_bytes(8, "big") + params):
+                raise HistoryUnavailable(
+                    "the history process is behind or gone: the query was not sent"
+                )
+            return await answer
+        finally:
+            self._queries.pop(query_id, None)
+
     async def flush(self) -> None:
         """Waits until everything sent so far is committed; ``HistoryUnavailable`` when the
         child is gone or cannot write now (it keeps what it has and retries)."""
@@ -301,6 +417,7 @@ class HistoryProcess:
         ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._acks[flush_id] = ack
         try:
+            self._send_audits()
             if not self._send(b"F", flush_id.to_bytes(8, "big")):
                 raise HistoryUnavailable(
                     "the history process is behind or gone: the flush request was not sent"
@@ -314,6 +431,7 @@ class HistoryProcess:
         proc = self._proc
         if proc is None:
             return
+        self._send_audits()
         if proc.stdin is not None and not proc.stdin.is_closing():
             proc.stdin.close()
             with contextlib.suppress(ConnectionError):

@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15mt5exec/v1/auth.proto\x12\nmt5exec.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x01\n\x06\x41piKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x1e\n\x04role\x18\x02 \x01(\x0e\x32\x10.mt5exec.v1.Role\x12\r\n\x05owner\x18\x03 \x01(\t\x12\r\n\x05label\x18\x04 \x01(\t\x12+\n\x07\x63reated\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07revoked\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"S\n\x13\x43reateApiKeyRequest\x12\x1e\n\x04role\x18\x01 \x01(\x0e\x32\x10.mt5exec.v1.Role\x12\r\n\x05owner\x18\x02 \x01(\t\x12\r\n\x05label\x18\x03 \x01(\t\"F\n\x14\x43reateApiKeyResponse\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.mt5exec.v1.ApiKey\x12\r\n\x05token\x18\x02 \x01(\t\"\x14\n\x12ListApiKeysRequest\"7\n\x13ListApiKeysResponse\x12 \n\x04keys\x18\x01 \x03(\x0b\x32\x12.mt5exec.v1.ApiKey\"%\n\x13RevokeApiKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"7\n\x14RevokeApiKeyResponse\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.mt5exec.v1.ApiKey\"\x0f\n\rWhoAmIRequest\"^\n\x0eWhoAmIResponse\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x1e\n\x04role\x18\x02 \x01(\x0e\x32\x10.mt5exec.v1.Role\x12\r\n\x05owner\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t*N\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n\nROLE_ADMIN\x10\x01\x12\x0f\n\x0bROLE_TRADER\x10\x02\x12\x0f\n\x0bROLE_VIEWER\x10\x03\x32\xc4\x02\n\x0b\x41uthService\x12Q\n\x0c\x43reateApiKey\x12\x1f.mt5exec.v1.CreateApiKeyRequest\x1a .mt5exec.v1.CreateApiKeyResponse\x12N\n\x0bListApiKeys\x12\x1e.mt5exec.v1.ListApiKeysRequest\x1a\x1f.mt5exec.v1.ListApiKeysResponse\x12Q\n\x0cRevokeApiKey\x12\x1f.mt5exec.v1.RevokeApiKeyRequest\x1a .mt5exec.v1.RevokeApiKeyResponse\x12?\n\x06WhoAmI\x12\x19.mt5exec.v1.WhoAmIRequest\x1a\x1a.mt5exec.v1.WhoAmIResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15mt5exec/v1/auth.proto\x12\nmt5exec.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x01\n\x06\x41piKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x1e\n\x04role\x18\x02 \x01(\x0e\x32\x10.mt5exec.v1.Role\x12\r\n\x05owner\x18\x03 \x01(\t\x12\r\n\x05label\x18\x04 \x01(\t\x12+\n\x07\x63reated\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07revoked\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"S\n\x13\x43reateApiKeyRequest\x12\x1e\n\x04role\x18\x01 \x01(\x0e\x32\x10.mt5exec.v1.Role\x12\r\n\x05owner\x18\x02 \x01(\t\x12\r\n\x05label\x18\x03 \x01(\t\"F\n\x14\x43reateApiKeyResponse\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.mt5exec.v1.ApiKey\x12\r\n\x05token\x18\x02 \x01(\t\"\x14\n\x12ListApiKeysRequest\"7\n\x13ListApiKeysResponse\x12 \n\x04keys\x18\x01 \x03(\x0b\x32\x12.mt5exec.v1.ApiKey\"%\n\x13RevokeApiKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"7\n\x14RevokeApiKeyResponse\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.mt5exec.v1.ApiKey\"\x0f\n\rWhoAmIRequest\"^\n\x0eWhoAmIResponse\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x1e\n\x04role\x18\x02 \x01(\x0e\x32\x10.mt5exec.v1.Role\x12\r\n\x05owner\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\"\xbc\x02\n\x0b\x41uditRecord\x12\n\n\x02id\x18\x01 \x01(\x04\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x65vent\x18\x03 \x01(\t\x12\x0e\n\x06method\x18\x04 \x01(\t\x12\x16\n\x0eprincipal_kind\x18\x05 \x01(\t\x12\x0f\n\x07subject\x18\x06 \x01(\t\x12\x1e\n\x04role\x18\x07 \x01(\x0e\x32\x10.mt5exec.v1.Role\x12\r\n\x05owner\x18\x08 \x01(\t\x12\x0c\n\x04peer\x18\t \x01(\t\x12\x13\n\x0binstance_id\x18\n \x01(\t\x12\x0c\n\x04\x63ode\x18\x0b \x01(\t\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12\x14\n\x0crequest_json\x18\r \x01(\t\x12\x13\n\x0bmessages_in\x18\x0e \x01(\x04\x12\x14\n\x0cmessages_out\x18\x0f \x01(\x04\"\xc4\x01\n\x17ListAuditRecordsRequest\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x13\n\x0binstance_id\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\r\x12\x12\n\npage_token\x18\x06 \x01(\t\"]\n\x18ListAuditRecordsResponse\x12(\n\x07records\x18\x01 \x03(\x0b\x32\x17.mt5exec.v1.AuditRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*N\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n\nROLE_ADMIN\x10\x01\x12\x0f\n\x0bROLE_TRADER\x10\x02\x12\x0f\n\x0bROLE_VIEWER\x10\x03\x32\xa3\x03\n\x0b\x41uthService\x12Q\n\x0c\x43reateApiKey\x12\x1f.mt5exec.v1.CreateApiKeyRequest\x1a .mt5exec.v1.CreateApiKeyResponse\x12N\n\x0bListApiKeys\x12\x1e.mt5exec.v1.ListApiKeysRequest\x1a\x1f.mt5exec.v1.ListApiKeysResponse\x12Q\n\x0cRevokeApiKey\x12\x1f.mt5exec.v1.RevokeApiKeyRequest\x1a .mt5exec.v1.RevokeApiKeyResponse\x12?\n\x06WhoAmI\x12\x19.mt5exec.v1.WhoAmIRequest\x1a\x1a.mt5exec.v1.WhoAmIResponse\x12]\n\x10ListAuditRecords\x12#.mt5exec.v1.ListAuditRecordsRequest\x1a$.mt5exec.v1.ListAuditRecordsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mt5exec.v1.auth_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=694
-  _globals['_ROLE']._serialized_end=772
+  _globals['_ROLE']._serialized_start=1307
+  _globals['_ROLE']._serialized_end=1385
   _globals['_APIKEY']._serialized_start=71
   _globals['_APIKEY']._serialized_end=247
   _globals['_CREATEAPIKEYREQUEST']._serialized_start=249
@@ -52,6 +52,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WHOAMIREQUEST']._serialized_end=596
   _globals['_WHOAMIRESPONSE']._serialized_start=598
   _globals['_WHOAMIRESPONSE']._serialized_end=692
-  _globals['_AUTHSERVICE']._serialized_start=775
-  _globals['_AUTHSERVICE']._serialized_end=1099
+  _globals['_AUDITRECORD']._serialized_start=695
+  _globals['_AUDITRECORD']._serialized_end=1011
+  _globals['_LISTAUDITRECORDSREQUEST']._serialized_start=1014
+  _globals['_LISTAUDITRECORDSREQUEST']._serialized_end=1210
+  _globals['_LISTAUDITRECORDSRESPONSE']._serialized_start=1212
+  _globals['_LISTAUDITRECORDSRESPONSE']._serialized_end=1305
+  _globals['_AUTHSERVICE']._serialized_start=1388
+  _globals['_AUTHSERVICE']._serialized_end=1807
 # @@protoc_insertion_point(module_scope)

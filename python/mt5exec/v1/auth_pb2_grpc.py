@@ -54,6 +54,11 @@ class AuthServiceStub:
                 request_serializer=mt5exec_dot_v1_dot_auth__pb2.WhoAmIRequest.SerializeToString,
                 response_deserializer=mt5exec_dot_v1_dot_auth__pb2.WhoAmIResponse.FromString,
                 _registered_method=True)
+        self.ListAuditRecords = channel.unary_unary(
+                '/mt5exec.v1.AuthService/ListAuditRecords',
+                request_serializer=mt5exec_dot_v1_dot_auth__pb2.ListAuditRecordsRequest.SerializeToString,
+                response_deserializer=mt5exec_dot_v1_dot_auth__pb2.ListAuditRecordsResponse.FromString,
+                _registered_method=True)
 
 
 class AuthServiceServicer:
@@ -89,6 +94,16 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAuditRecords(self, request, context):
+        """The audit of mutating calls (admin), newest first, from the history database: every
+        mutating call that authenticated, whatever its outcome (docs/auth.md, "Audit").
+        FAILED_PRECONDITION (HISTORY_DISABLED) when the history is off; UNAVAILABLE
+        (HISTORY_UNAVAILABLE) when its process is gone.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +126,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.WhoAmI,
                     request_deserializer=mt5exec_dot_v1_dot_auth__pb2.WhoAmIRequest.FromString,
                     response_serializer=mt5exec_dot_v1_dot_auth__pb2.WhoAmIResponse.SerializeToString,
+            ),
+            'ListAuditRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditRecords,
+                    request_deserializer=mt5exec_dot_v1_dot_auth__pb2.ListAuditRecordsRequest.FromString,
+                    response_serializer=mt5exec_dot_v1_dot_auth__pb2.ListAuditRecordsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -221,6 +241,33 @@ class AuthService:
             '/mt5exec.v1.AuthService/WhoAmI',
             mt5exec_dot_v1_dot_auth__pb2.WhoAmIRequest.SerializeToString,
             mt5exec_dot_v1_dot_auth__pb2.WhoAmIResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mt5exec.v1.AuthService/ListAuditRecords',
+            mt5exec_dot_v1_dot_auth__pb2.ListAuditRecordsRequest.SerializeToString,
+            mt5exec_dot_v1_dot_auth__pb2.ListAuditRecordsResponse.FromString,
             options,
             channel_credentials,
             insecure,
