@@ -43,7 +43,8 @@ from google.protobuf.message import Message
 
 from mt5exec.auth.principal import Principal
 
-log = logging.getLogger("mt5exec.audit")
+# What happens to the audit (the records themselves are on mt5exec.audit, nothing else is).
+log = logging.getLogger("mt5exec.auth")
 
 
 class Kind(enum.Enum):
