@@ -34,7 +34,7 @@ def test_positions_and_account_before_the_instance_reported_are_not_ready(
         account_request = order_pb2.GetAccountRequest(instance_id="holder")
         # From the journal: known before the worker is back.
         orders = server.orders.ListOrders(
-            order_pb2.ListOrdersRequest(instance_id="holder", history=True), timeout=5
+            order_pb2.ListOrdersRequest(instance_id="holder", history=True), timeout=30
         ).orders
         assert [o.client_order_id for o in orders] == ["held"]
         not_ready = {"positions": 0, "account": 0}
@@ -48,7 +48,7 @@ def test_positions_and_account_before_the_instance_reported_are_not_ready(
             ):
                 error: grpc.RpcError | None = None
                 try:
-                    response = call(request, timeout=5)
+                    response = call(request, timeout=30)
                 except grpc.RpcError as e:
                     error = e
                 if error is not None:
@@ -73,7 +73,7 @@ def test_positions_and_account_before_the_instance_reported_are_not_ready(
                 answered[what] = True
         # Once it answers, the instance is READY: the engine knew what was open before that.
         state = server.instances.GetInstance(
-            instance_pb2.GetInstanceRequest(instance_id="holder"), timeout=5
+            instance_pb2.GetInstanceRequest(instance_id="holder"), timeout=30
         ).instance.state
         assert state == common_pb2.INSTANCE_STATE_READY
         print(f"answered INSTANCE_NOT_READY before the worker reported: {not_ready}")
