@@ -36,12 +36,14 @@ def create_sim(
     symbols: list[str] | None = None,
     tick_rate: float = 10,
     risk: common_pb2.RiskLimits | None = None,
+    timeout: float = 60.0,
 ) -> common_pb2.Instance:
     config = common_pb2.InstanceConfig(
         symbols=symbols or ["EURUSD"], tick_rate=tick_rate, risk=risk
     )
     response = server.instances.CreateInstance(
-        instance_pb2.CreateInstanceRequest(instance_id=instance_id, config=config), timeout=30
+        instance_pb2.CreateInstanceRequest(instance_id=instance_id, config=config),
+        timeout=timeout,
     )
     wait_for_price(server, instance_id, config.symbols[0])
     return response.instance
@@ -51,14 +53,15 @@ def wait_for_price(server: ServerProcess, instance_id: str, symbol: str) -> None
     """Until the engine has a first tick of ``symbol`` (a dry run stops saying NO_PRICE)."""
     check = order_pb2.CheckOrderRequest(order=market(instance_id, "price-probe"))
     check.order.symbol = symbol
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + 60
+    while True:
         try:
             server.orders.CheckOrder(check, timeout=5)
             return
         except grpc.RpcError as e:
             if error_info(e).reason != "NO_PRICE":
                 return
+        assert time.monotonic() < deadline, f"no price of {symbol} on {instance_id} in 60 s"
         time.sleep(0.02)
 
 
@@ -89,7 +92,7 @@ def market(
     )
 
 
-def wait_ready(server: ServerProcess, instance_id: str, timeout: float = 10.0) -> None:
+def wait_ready(server: ServerProcess, instance_id: str, timeout: float = 60.0) -> None:
     """Until the instance is READY (after a server restart its worker reconnects first)."""
     request = instance_pb2.GetInstanceRequest(instance_id=instance_id)
     deadline = time.monotonic() + timeout

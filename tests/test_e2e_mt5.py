@@ -11,7 +11,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from tests.support import error_info
+from tests.support import error_info, wait_for_price
 
 from mt5exec.mt5 import simterminal
 from mt5exec.testing import ServerProcess
@@ -71,7 +71,7 @@ def test_place_modify_close_and_an_sl_hit(server: ServerProcess) -> None:
         order_pb2.GetAccountRequest(instance_id="mt5-a"), timeout=5
     ).account
     assert account.login == LOGIN
-    time.sleep(0.3)
+    wait_for_price(server, "mt5-a", "EURUSD")
 
     events: list[common_pb2.ExecutionEvent] = []
     call = server.streams.StreamExecutions(
@@ -135,7 +135,7 @@ def test_place_modify_close_and_an_sl_hit(server: ServerProcess) -> None:
     simterminal.write_hook_file(
         terminal_dir(server, "mt5-a"), {"set_price": {"EURUSD": round(stop - 0.0010, 5)}}
     )
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if any(
             e.HasField("fill") and e.fill.reason == common_pb2.FILL_REASON_STOP_LOSS for e in events
@@ -186,7 +186,7 @@ def test_the_password_is_nowhere_on_disk(server: ServerProcess) -> None:
 
 def test_a_pending_order_triggered_by_the_market_is_filled(server: ServerProcess) -> None:
     create_mt5(server, "mt5-pend")
-    time.sleep(0.3)
+    wait_for_price(server, "mt5-pend", "EURUSD")
     probe = server.orders.PlaceOrder(
         order_pb2.PlaceOrderRequest(
             instance_id="mt5-pend",
@@ -215,7 +215,7 @@ def test_a_pending_order_triggered_by_the_market_is_filled(server: ServerProcess
     simterminal.write_hook_file(
         terminal_dir(server, "mt5-pend"), {"set_price": {"EURUSD": round(limit - 0.0010, 5)}}
     )
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     order = placed
     while time.monotonic() < deadline and order.status != FILLED:
         time.sleep(0.05)

@@ -210,17 +210,9 @@ def test_orders_survive_a_server_restart(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with ServerProcess(data) as first:
         create_sim(first, "durable", ["EURUSD"], tick_rate=20)
-        time.sleep(0.2)
         placed = first.orders.PlaceOrder(market("durable", "keep-me"), timeout=10).order
     with ServerProcess(data) as second:
-        deadline = time.monotonic() + 10
-        while True:
-            state = second.instances.GetInstance(
-                instance_pb2.GetInstanceRequest(instance_id="durable"), timeout=5
-            ).instance.state
-            if state == common_pb2.INSTANCE_STATE_READY or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+        wait_ready(second, "durable")
         got = second.orders.GetOrder(
             order_pb2.GetOrderRequest(instance_id="durable", client_order_id="keep-me"),
             timeout=5,
@@ -236,7 +228,6 @@ def test_kill9_mid_burst_loses_no_acknowledged_order_and_sends_none_twice(
 ) -> None:
     with ServerProcess(tmp_path / "data") as server:
         instance = create_sim(server, "storm", ["EURUSD"], tick_rate=20, risk=BULK_RISK)
-        time.sleep(0.2)
         acked: dict[str, int] = {}
         failed: list[str] = []
         lock = threading.Lock()
@@ -260,8 +251,8 @@ def test_kill9_mid_burst_loses_no_acknowledged_order_and_sends_none_twice(
         assert acked, "some orders were acknowledged before the kill"
         assert failed, "the kill landed mid-burst"
 
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 60
+        while True:
             now = server.instances.GetInstance(
                 instance_pb2.GetInstanceRequest(instance_id="storm"), timeout=5
             ).instance
@@ -270,8 +261,8 @@ def test_kill9_mid_burst_loses_no_acknowledged_order_and_sends_none_twice(
                 and now.worker_pid != instance.worker_pid
             ):
                 break
+            assert time.monotonic() < deadline, f"no new worker READY: {now}"
             time.sleep(0.05)
-        time.sleep(0.5)  # reconciliation of the orders in flight at the kill
 
         for cid, order_id in acked.items():
             got = server.orders.GetOrder(
@@ -281,18 +272,24 @@ def test_kill9_mid_burst_loses_no_acknowledged_order_and_sends_none_twice(
         statuses: dict[str, int] = {}
         absent = 0  # refused before reaching the engine's book (e.g. while not READY)
         for cid in failed:
-            try:
-                got = server.orders.GetOrder(
-                    order_pb2.GetOrderRequest(instance_id="storm", client_order_id=cid),
-                    timeout=5,
-                ).order
-            except grpc.RpcError as e:
-                if e.code() != grpc.StatusCode.NOT_FOUND:
-                    raise
-                absent += 1
-                continue
-            statuses[cid] = got.status
-        assert common_pb2.ORDER_STATUS_UNKNOWN not in statuses.values(), "all reconciled"
+            # The orders in flight at the kill are UNKNOWN until reconciliation resolves them.
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    got = server.orders.GetOrder(
+                        order_pb2.GetOrderRequest(instance_id="storm", client_order_id=cid),
+                        timeout=5,
+                    ).order
+                except grpc.RpcError as e:
+                    if e.code() != grpc.StatusCode.NOT_FOUND:
+                        raise
+                    absent += 1
+                    break
+                if got.status != common_pb2.ORDER_STATUS_UNKNOWN:
+                    statuses[cid] = got.status
+                    break
+                assert time.monotonic() < deadline, f"{cid} still UNKNOWN: not reconciled"
+                time.sleep(0.05)
         filled = len(acked) + sum(s == FILLED for s in statuses.values())
         assert len(positions(server, "storm")) == filled, "the terminal matches the journal"
 
@@ -697,9 +694,9 @@ def test_paging_through_the_history_while_orders_come_skips_and_repeats_nothing(
 def test_a_reused_id_is_never_reconciled_with_the_forgotten_order_it_once_named(
     tmp_path: Path,
 ) -> None:
-    # Answers take 0.4 s (so a worker can be killed while one waits), final orders are
+    # Answers take 2 s (so a worker can be killed while one waits), final orders are
     # remembered 1 s.
-    env = {"MT5EXEC_SIM_ORDER_DELAY_MS": "400", "MT5EXEC_ENGINE_FINAL_ORDER_RETENTION_S": "1"}
+    env = {"MT5EXEC_SIM_ORDER_DELAY_MS": "2000", "MT5EXEC_ENGINE_FINAL_ORDER_RETENTION_S": "1"}
     with ServerProcess(tmp_path / "data", env=env) as server:
         ready_instance(server, "reuse")
         first = server.orders.PlaceOrder(market("reuse", "dup"), timeout=10).order
@@ -725,13 +722,24 @@ def test_a_reused_id_is_never_reconciled_with_the_forgotten_order_it_once_named(
 
         thread = threading.Thread(target=place)
         thread.start()
-        time.sleep(0.15)
+        deadline = time.monotonic() + 60
+        while True:  # until the order has gone to the worker (journaled, then sent)
+            try:
+                if server.orders.GetOrder(get, timeout=5).order.status == (
+                    common_pb2.ORDER_STATUS_SUBMITTED
+                ):
+                    break
+            except grpc.RpcError as e:
+                if e.code() != grpc.StatusCode.NOT_FOUND:
+                    raise
+            assert time.monotonic() < deadline, "the order never went to the worker"
+            time.sleep(0.01)
         os.kill(worker, signal.SIGKILL)
-        thread.join(15)
+        thread.join(60)
         assert outcome and outcome[0] != grpc.StatusCode.OK
         # Reconciled once the worker is back: the terminal holds the older order with the
         # same comment (filled), but not this one.
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60
         while (got := server.orders.GetOrder(get, timeout=5).order).status == (
             common_pb2.ORDER_STATUS_UNKNOWN
         ):

@@ -32,7 +32,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 def bid(server: ServerProcess, instance_id: str) -> float:
     """A price of the instance's EURUSD: a market order's fill (after its first tick)."""
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 60
     while True:
         probe = market(instance_id, f"probe-{time.time_ns()}")
         try:
@@ -252,16 +252,23 @@ def pending(instance_id: str, cid: str, price: float) -> order_pb2.PlaceOrderReq
 
 
 def test_kill_switch_30_instances(tmp_path: Path) -> None:
-    with ServerProcess(tmp_path / "data") as server:
+    # Thirty interpreters start at once: on a loaded machine each may take longer than the
+    # default 10 s.
+    env = {"MT5EXEC_ENGINE_WORKER_START_TIMEOUT_S": "120"}
+    with ServerProcess(tmp_path / "data", env=env) as server:
         ids = [f"k{n:02d}" for n in range(30)]
         with ThreadPoolExecutor(30) as pool:
-            list(pool.map(lambda i: create_sim(server, i, tick_rate=5, risk=BULK_RISK), ids))
+            list(
+                pool.map(
+                    lambda i: create_sim(server, i, tick_rate=5, risk=BULK_RISK, timeout=180), ids
+                )
+            )
         price = round(bid(server, ids[0]) * 0.98, 5)
 
         def place_ten(instance_id: str) -> list[int]:
             return [
                 server.orders.PlaceOrder(
-                    pending(instance_id, f"{instance_id}-p{n}", price), timeout=10
+                    pending(instance_id, f"{instance_id}-p{n}", price), timeout=60
                 ).order.status
                 for n in range(10)
             ]
@@ -371,7 +378,7 @@ def test_orders_in_flight_at_the_kill_are_cancelled_when_accepted(tmp_path: Path
             ]
             # All five sent (SUBMITTED, the worker holds each for 300 ms), then the kill.
             open_request = order_pb2.ListOrdersRequest(instance_id="flight")
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 60
             while len(server.orders.ListOrders(open_request, timeout=5).orders) < 5:
                 assert time.monotonic() < deadline
                 time.sleep(0.005)
@@ -382,7 +389,7 @@ def test_orders_in_flight_at_the_kill_are_cancelled_when_accepted(tmp_path: Path
                 timeout=10,
             )
             assert [f.result().order.status for f in placed] == [ACCEPTED] * 5
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 60
         request = order_pb2.ListOrdersRequest(instance_id="flight")
         while server.orders.ListOrders(request, timeout=5).orders:
             assert time.monotonic() < deadline, "orders accepted after the kill stayed open"
@@ -521,7 +528,7 @@ def test_a_killed_instance_cancels_what_its_terminal_reports_after_a_restart(
     server.instances.StartInstance(
         instance_pb2.StartInstanceRequest(instance_id="asleep"), timeout=30
     )
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 60
     request = order_pb2.ListOrdersRequest(instance_id="asleep")
     while server.orders.ListOrders(request, timeout=5).orders:
         assert time.monotonic() < deadline, "the terminal's pending orders stayed open"

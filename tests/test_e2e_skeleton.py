@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
 import time
@@ -361,25 +360,32 @@ def test_an_instance_made_again_numbers_its_events_after_the_deleted_one(tmp_pat
             volume=0.01,
         )
 
-    def sequences(srv: ServerProcess) -> list[int]:
+    def sequences(srv: ServerProcess, cid: str) -> list[int]:
+        """The numbers of the events kept, up to the one of ``cid`` FILLED."""
         request = stream_pb2.StreamExecutionsRequest(instance_id="again", from_sequence=0)
-        stream = srv.streams.StreamExecutions(request, timeout=2)
+        stream = srv.streams.StreamExecutions(request, timeout=60)
         seen: list[int] = []
-        with contextlib.suppress(grpc.RpcError):
-            for message in stream:
-                seen += [e.sequence for e in message.events]
-        return seen
+        for message in stream:
+            seen += [e.sequence for e in message.events]
+            if any(
+                e.order_update.client_order_id == cid
+                and e.order_update.status == common_pb2.ORDER_STATUS_FILLED
+                for e in message.events
+            ):
+                stream.cancel()
+                return seen
+        raise AssertionError(f"the stream ended before {cid} FILLED: {seen}")
 
     with ServerProcess(data) as srv:
         create_sim(srv, "again", ["EURUSD"], tick_rate=20)
         srv.orders.PlaceOrder(order("first"), timeout=10)
-        before = sequences(srv)
+        before = sequences(srv, "first")
         srv.instances.DeleteInstance(
             instance_pb2.DeleteInstanceRequest(instance_id="again"), timeout=30
         )
         create_sim(srv, "again", ["EURUSD"], tick_rate=20)
         srv.orders.PlaceOrder(order("second"), timeout=10)
-        after = sequences(srv)
+        after = sequences(srv, "second")
     assert before and after
     assert min(after) > max(before), (before, after)
     db = duckdb.connect(str(data / "history.duckdb"), read_only=True)

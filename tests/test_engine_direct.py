@@ -101,7 +101,7 @@ async def _created_stopped_then_awaited_late(tmp: Path) -> common_pb2.Instance:
         # The completion (STOPPED at once) is drained while nobody awaits yet, as when the
         # server restores instances and awaits them after it started serving.
         await asyncio.sleep(0.2)
-        return await asyncio.wait_for(pending, timeout=5)
+        return await asyncio.wait_for(pending, timeout=60)
     finally:
         await engine.stop_all()
         engine.detach()

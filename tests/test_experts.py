@@ -60,6 +60,18 @@ def ea(terminal: Path, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, str(EA), "--files-dir", files, "--name", NAME, *args])
 
 
+def written(terminal: Path, *, ready: bool = False, heartbeat: bool = False) -> None:
+    """Until the EA has written the signals named (however slowly its interpreter starts), so
+    that a short wait after it has something to see."""
+    deadline = time.monotonic() + 60
+    while True:
+        status = expert_status(terminal, NAME)
+        if (status.ready or not ready) and (status.last_heartbeat is not None or not heartbeat):
+            return
+        assert time.monotonic() < deadline, f"the EA wrote no signals in 60 s: {status}"
+        time.sleep(0.02)
+
+
 def wait(
     terminal: Path,
     since: float,
@@ -164,10 +176,10 @@ def test_ready_and_heartbeat_confirm_success(
     )
 
     started = time.monotonic()
-    result = wait(terminal, since, timeout=20, expected_login=5551234)
+    result = wait(terminal, since, timeout=120, expected_login=5551234)
 
     assert result.status == "SUCCESS", result.details
-    assert time.monotonic() - started < 10, "did not return as soon as both were seen"
+    assert time.monotonic() - started < 60, "did not return as soon as both were seen"
     assert result.ready_seen and result.heartbeat_seen
     assert result.account_login == 5551234 and result.symbol == "XAUUSD"
     assert result.ready_time is not None and result.ready_time >= int(since)
@@ -182,8 +194,9 @@ def test_ready_without_heartbeat_is_partial(
     since = time.time()
     deploy_expert(terminal, NAME, EX5)
     run_ea.append(ea(terminal, "--ready"))
+    assert run_ea[-1].wait(60) == 0  # READY written, and no heartbeat ever
 
-    result = wait(terminal, since, timeout=1.5)
+    result = wait(terminal, since, timeout=0.5)
 
     assert result.status == "PARTIAL", result.details
     assert result.ready_seen and not result.heartbeat_seen
@@ -197,8 +210,9 @@ def test_heartbeat_without_ready_is_partial(
     since = time.time()
     deploy_expert(terminal, NAME, EX5)
     run_ea.append(ea(terminal, "--heartbeat"))
+    written(terminal, heartbeat=True)
 
-    result = wait(terminal, since, timeout=1.5)
+    result = wait(terminal, since, timeout=0.5)
 
     assert result.status == "PARTIAL", result.details
     assert result.heartbeat_seen and not result.ready_seen
@@ -215,7 +229,7 @@ def test_nothing_fails_within_the_timeout(terminal: Path) -> None:
     elapsed = time.monotonic() - started
     assert result.status == "FAILED"
     assert not result.ready_seen and not result.heartbeat_seen
-    assert 0.45 <= elapsed < 1.5
+    assert 0.45 <= elapsed < 30, "it waited its timeout, and not much more"
     assert "no READY" in result.details and "no heartbeat" in result.details
     assert "0.5s" in result.details
 
@@ -225,7 +239,7 @@ def test_signals_from_before_since_do_not_count(
 ) -> None:
     # A previous run of the EA left its signals (not removed: no deploy_expert in between).
     stale = ea(terminal, "--ready", "--heartbeat", "--beats", "1", "--clock-offset", "-5")
-    assert stale.wait(10) == 0
+    assert stale.wait(60) == 0
     since = time.time()
 
     result = wait(terminal, since, timeout=0.5)
@@ -235,14 +249,14 @@ def test_signals_from_before_since_do_not_count(
 
     # The new copy starts: now it counts.
     run_ea.append(ea(terminal, "--ready", "--heartbeat"))
-    assert wait(terminal, since, timeout=20).status == "SUCCESS"
+    assert wait(terminal, since, timeout=60).status == "SUCCESS"
 
 
 def test_an_old_heartbeat_is_not_fresh(terminal: Path) -> None:
     # The EA started after `since`, but its timer died 60 s ago.
     since = time.time() - 120
     frozen = ea(terminal, "--ready", "--heartbeat", "--beats", "1", "--clock-offset", "-60")
-    assert frozen.wait(10) == 0
+    assert frozen.wait(60) == 0
 
     result = wait(terminal, since, timeout=0.3, heartbeat_fresh=30)
 
@@ -256,40 +270,37 @@ def test_a_ready_from_another_account_does_not_count(
 ) -> None:
     since = time.time()
     run_ea.append(ea(terminal, "--ready", "--heartbeat", "--login", "999"))
+    written(terminal, ready=True, heartbeat=True)
 
-    result = wait(terminal, since, timeout=1.0, expected_login=1000)
+    result = wait(terminal, since, timeout=0.5, expected_login=1000)
 
     assert result.status == "PARTIAL", result.details
     assert "account 999, expected 1000" in result.details
 
 
-def test_waiting_does_not_block_the_event_loop(
-    terminal: Path, run_ea: list[subprocess.Popen[bytes]]
-) -> None:
+def test_waiting_does_not_block_the_event_loop(terminal: Path) -> None:
+    # Another task of the same loop writes the signals after 20 turns of its own: the wait
+    # only sees them if it lets the loop run that task meanwhile.
     since = time.time()
-    run_ea.append(ea(terminal, "--ready"))
+    ready, heartbeat = signal_paths(terminal, NAME)
+    ready.parent.mkdir(parents=True)
 
-    async def scenario() -> tuple[DeploymentResult, list[float]]:
-        gaps: list[float] = []
-
-        async def ticker() -> None:
-            last = time.monotonic()
-            while True:
+    async def scenario() -> DeploymentResult:
+        async def signals_later() -> None:
+            for _ in range(20):
                 await asyncio.sleep(0.01)
-                now = time.monotonic()
-                gaps.append(now - last)
-                last = now
+            ready.write_text(experts.format_ready(int(time.time()), 1, "EURUSD"), newline="")
+            heartbeat.write_text(experts.format_heartbeat(int(time.time()), 1), newline="")
 
-        task = asyncio.create_task(ticker())
-        result = await wait_for_signals(terminal, NAME, timeout=1.0, since=since)
-        task.cancel()
-        return result, gaps
+        task = asyncio.create_task(signals_later())
+        result = await wait_for_signals(terminal, NAME, timeout=60, since=since)
+        await task
+        return result
 
-    result, gaps = asyncio.run(scenario())
+    result = asyncio.run(scenario())
 
-    assert result.status == "PARTIAL"
-    assert len(gaps) > 30, "the loop did not run other tasks while waiting"
-    assert max(gaps) < 0.2
+    # A wait that blocked the loop would have seen nothing until its timeout.
+    assert result.status == "SUCCESS", result.details
 
 
 # ------------------------------------------------------------------------------------ watchdog
@@ -302,11 +313,10 @@ def test_expert_status_for_a_watchdog(
     assert not status.ready and status.heartbeat_age is None and not status.alive()
 
     run_ea.append(ea(terminal, "--ready", "--heartbeat", "--login", "42"))
-    deadline = time.monotonic() + 10
-    while not expert_status(terminal, NAME).alive(max_age=5):
+    deadline = time.monotonic() + 60
+    while not (status := expert_status(terminal, NAME)).alive(max_age=5):
         assert time.monotonic() < deadline, "EA never looked alive"
         time.sleep(0.05)
-    status = expert_status(terminal, NAME)
     assert status.ready and status.account_login == 42
     assert status.heartbeat_age is not None and status.heartbeat_age < 5
 

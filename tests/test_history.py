@@ -133,7 +133,7 @@ def count(writer: HistoryWriter, table: str) -> int:
     return int(rows[0][0])
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

@@ -156,7 +156,7 @@ def test_a_flush_the_child_cannot_get_fails_at_once(tmp_path: Path) -> None:
         await history.start()
         history.MAX_BUFFERED = -1  # as if the child were far behind: nothing more is queued
         with pytest.raises(HistoryUnavailable, match="flush request was not sent"):
-            await asyncio.wait_for(history.flush(), timeout=5)
+            await asyncio.wait_for(history.flush(), timeout=60)
         assert history._acks == {}
         history.MAX_BUFFERED = HistoryProcess.MAX_BUFFERED
         await history.close()

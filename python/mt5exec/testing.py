@@ -242,8 +242,9 @@ def process_gone(pid: int) -> bool:
         return True
 
 
-def wait_gone(pids: list[int], timeout: float = 10.0) -> list[int]:
-    """Waits for processes to disappear; returns those still there."""
+def wait_gone(pids: list[int], timeout: float = 60.0) -> list[int]:
+    """Waits for processes to disappear (``timeout`` is only reached when one does not);
+    returns those still there."""
     deadline = time.monotonic() + timeout
     left = list(pids)
     while left and time.monotonic() < deadline:

@@ -37,16 +37,17 @@ def main(argv: list[str]) -> int:
     logs.mkdir(exist_ok=True)
     with open(logs / "journal.log", "a") as journal:
         journal.write(f"terminal started, portable={'/portable' in argv}, login {login}\n")
+    # Before the record: a test signals the terminal once the record is there.
+    if os.environ.get("FAKE_TERMINAL_IGNORE_TERM") == "1":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    else:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     record = {"argv": argv, "cwd": os.getcwd(), "ini": text, "pid": os.getpid()}
     target = Path(os.environ["FAKE_TERMINAL_RECORD"])
     tmp = target.with_suffix(".tmp")
     tmp.write_text(json.dumps(record))
     tmp.replace(target)  # the test polls for the file: it must appear complete
 
-    if os.environ.get("FAKE_TERMINAL_IGNORE_TERM") == "1":
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    else:
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     while True:
         time.sleep(1)
 
