@@ -1,15 +1,27 @@
 """What authentication costs a call: a null RPC and PlaceOrder with auth off, with an API key
 and with a JWT (HS256), in alternating rounds of the same run.
 
-Two servers run side by side, each with a sim instance: one with ``[auth] enabled = false``
-(allowed on loopback; every call a local admin) and one with auth on and an HS256 JWT secret.
+Five servers run side by side, each with a sim instance, one per mode: ``off``, ``[auth]
+enabled = false`` (allowed on loopback; every call a local admin); ``off_control``, a second
+such server (what two servers differ by anyway); ``off_header``, a third, sent an API key it
+ignores (what carrying ``authorization`` costs the client and the transport: the Python
+client's share is most of it); ``api_key``, auth on, called with its admin API key; ``jwt``,
+auth on with an HS256 JWT secret, called with an admin JWT. One server per mode, so that every
+call goes to another server than the call before it: on a loaded box a call that follows one
+to the same server finds it awake and is faster (with two modes on one server, the mode that
+followed the other read up to 15 % faster, whatever its token).
+
 The null RPC is ``AuthService/WhoAmI``, the cheapest call that passes the gate (health
 ``Check``, the null RPC of ``order_roundtrip.py``, needs no token and shows nothing of auth).
-Each round times ``--calls`` pairs (WhoAmI, then a market PlaceOrder) per mode, the modes in a
-rotating order, so that the machine's drift hits them alike. Both servers audit PlaceOrder and
-apply the rate limits (auth off, every call is the principal ``local``): the ratios are what
-checking the token adds. What the audit and the limits cost the event loop per call is measured
-in this process (``in_process_us``).
+Each round times ``--calls`` pairs (WhoAmI, then a market PlaceOrder) per mode, interleaved
+pair by pair (off, off_control, off_header, api_key, jwt, off, ...; each round starts the
+rotation with another mode) so that the machine's drift hits the modes alike;
+``round_p50_ratios`` are the medians over the rounds of each round's p50 ratio, and
+``server_cpu_us_per_pair`` what each server process spent (scheduling does not blur it). Every
+server audits PlaceOrder and applies the rate limits (auth off, every call is the principal
+``local``): the ratios are what the token adds. What its check, an audit record, the rate limit
+and the history process's handling of a record cost per call is measured in this process
+(``in_process_us``).
 
 Target: auth adds at most 5 % to the p50 of each call (ratio ≤ 1.05 against auth off).
 
@@ -23,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
+import statistics
 import tempfile
 import time
 import timeit
@@ -35,15 +48,23 @@ import grpc
 import jwt
 import uvloop
 
-from _common import summary, write
+from _common import cpu_seconds, summary, write
+from mt5exec.auth import audit_records
 from mt5exec.auth.audit import Auditor
+from mt5exec.auth.guard import Guard
+from mt5exec.auth.jwt import JwtVerifier
+from mt5exec.auth.keys import KeyStore
 from mt5exec.auth.limits import Limits
 from mt5exec.auth.principal import Principal, Role
 from mt5exec.config import AuthConfig
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import auth_pb2, auth_pb2_grpc, common_pb2, instance_pb2, order_pb2, order_pb2_grpc
 
-MODES = ("off", "api_key", "jwt")
+MODES = ("off", "off_control", "off_header", "api_key", "jwt")
+# Compared with "off": a second auth-off server (what two servers differ by anyway), an
+# auth-off server sent an API key it ignores (what carrying the header costs the client and
+# the transport), and the two kinds of token.
+COMPARED = ("off_control", "off_header", "api_key", "jwt")
 TARGET = 1.05
 
 CONFIG = common_pb2.InstanceConfig(
@@ -66,9 +87,12 @@ def order(mode: str, i: int) -> order_pb2.PlaceOrderRequest:
     )
 
 
+Target = tuple[str, str | None, int]  # address, token (None: none sent), server pid
+
+
 @contextmanager
-def servers(root: Path) -> Iterator[dict[str, tuple[str, str | None]]]:
-    """The address and token of each mode."""
+def servers(root: Path) -> Iterator[dict[str, Target]]:
+    """The address, token and server pid of each mode."""
     secret = secrets.token_hex(32)
     (root / "jwt.secret").write_text(secret)
     (root / "off.toml").write_text("[auth]\nenabled = false\n")
@@ -79,27 +103,35 @@ def servers(root: Path) -> Iterator[dict[str, tuple[str, str | None]]]:
         algorithm="HS256",
     )
     with ExitStack() as stack:
-        off = stack.enter_context(ServerProcess(root / "off", config=root / "off.toml"))
-        on = stack.enter_context(ServerProcess(root / "on", config=root / "on.toml"))
-        for server in (off, on):
+        started = {
+            mode: stack.enter_context(
+                ServerProcess(
+                    root / mode,
+                    config=root / ("on.toml" if mode in ("api_key", "jwt") else "off.toml"),
+                )
+            )
+            for mode in MODES
+        }
+        for server in started.values():
             server.instances.CreateInstance(
                 instance_pb2.CreateInstanceRequest(instance_id="bench", config=CONFIG), timeout=30
             )
         time.sleep(1.0)  # a first price
-        yield {
-            "off": (off.address, None),
-            "api_key": (on.address, on.token),
-            "jwt": (on.address, token),
-        }
+        tokens = {"off_header": started["api_key"].token, "api_key": started["api_key"].token}
+        tokens["jwt"] = token
+        yield {m: (server.address, tokens.get(m), server.pid) for m, server in started.items()}
+
+
+Rounds = dict[str, dict[str, list[list[float]]]]  # mode -> call -> each round's samples
 
 
 async def measure(
-    targets: dict[str, tuple[str, str | None]], rounds: int, calls: int, warmup: int
-) -> dict[str, dict[str, list[float]]]:
-    samples: dict[str, dict[str, list[float]]] = {
-        m: {"null_rpc": [], "place_order": []} for m in MODES
-    }
-    channels = {m: grpc.aio.insecure_channel(address) for m, (address, _) in targets.items()}
+    targets: dict[str, Target], rounds: int, calls: int, warmup: int
+) -> tuple[Rounds, dict[str, float]]:
+    """Each round's samples, and the CPU each server spent per timed pair (µs)."""
+    samples: Rounds = {m: {"null_rpc": [], "place_order": []} for m in MODES}
+    channels = {m: grpc.aio.insecure_channel(address) for m, (address, _, _) in targets.items()}
+    cpu: dict[str, float] = {}
     try:
         stubs = {
             m: (
@@ -107,41 +139,92 @@ async def measure(
                 order_pb2_grpc.OrderServiceStub(channels[m]),
                 None if token is None else (("authorization", f"Bearer {token}"),),
             )
-            for m, (_, token) in targets.items()
+            for m, (_, token, _) in targets.items()
         }
         who = auth_pb2.WhoAmIRequest()
         counter = 0
 
-        async def pairs(mode: str, n: int, keep: bool) -> None:
+        async def pair(mode: str) -> tuple[float, float]:
             nonlocal counter
             auth, orders, metadata = stubs[mode]
-            null, placed = samples[mode]["null_rpc"], samples[mode]["place_order"]
-            for _ in range(n):
-                counter += 1
-                t0 = time.perf_counter()
-                await auth.WhoAmI(who, metadata=metadata)
-                t1 = time.perf_counter()
-                reply = await orders.PlaceOrder(order(mode, counter), metadata=metadata)
-                t2 = time.perf_counter()
-                assert reply.order.status == common_pb2.ORDER_STATUS_FILLED, reply
-                if keep:
-                    null.append(t1 - t0)
-                    placed.append(t2 - t1)
+            counter += 1
+            t0 = time.perf_counter()
+            await auth.WhoAmI(who, metadata=metadata)
+            t1 = time.perf_counter()
+            reply = await orders.PlaceOrder(order(mode, counter), metadata=metadata)
+            t2 = time.perf_counter()
+            assert reply.order.status == common_pb2.ORDER_STATUS_FILLED, reply
+            return t1 - t0, t2 - t1
 
-        for mode in MODES:
-            await pairs(mode, warmup, keep=False)
+        for _ in range(warmup):
+            for mode in MODES:
+                await pair(mode)
+        cpu = {m: cpu_seconds(pid) for m, (_, _, pid) in targets.items()}
         for r in range(rounds):
-            for mode in MODES[r % 3 :] + MODES[: r % 3]:
-                await pairs(mode, calls, keep=True)
+            rotation = MODES[r % len(MODES) :] + MODES[: r % len(MODES)]
+            this_round: dict[str, list[tuple[float, float]]] = {m: [] for m in MODES}
+            for _ in range(calls):
+                for mode in rotation:
+                    this_round[mode].append(await pair(mode))
+            for mode, timed in this_round.items():
+                samples[mode]["null_rpc"].append([null for null, _ in timed])
+                samples[mode]["place_order"].append([placed for _, placed in timed])
+        pairs = rounds * calls
+        cpu = {
+            m: round((cpu_seconds(pid) - cpu[m]) / pairs * 1e6, 1)
+            for m, (_, _, pid) in targets.items()
+        }
     finally:
         for channel in channels.values():
             await channel.close()
-    return samples
+    return samples, cpu
+
+
+class _Context:
+    """What the guard, the limits and the audit read of a call."""
+
+    def __init__(self, token: str | None) -> None:
+        self._metadata = () if token is None else (("authorization", f"Bearer {token}"),)
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._metadata
+
+    def peer(self) -> str:
+        return "ipv4:127.0.0.1:50000"
+
+
+def _per_call_us(fn: Any, repeat: int) -> float:
+    return round(min(timeit.repeat(fn, number=repeat, repeat=5)) / repeat * 1e6, 2)
 
 
 def in_process(repeat: int = 20_000) -> dict[str, float]:
-    """µs of the event loop per call: an audit record of a PlaceOrder (packed and queued, its
-    sink a list), and the rate limit's bucket."""
+    """µs of the event loop per call: the token's check (auth off, an API key, a JWT seen
+    before), an audit record of a PlaceOrder (packed and queued, its sink a list), and the
+    rate limit's bucket."""
+    with tempfile.TemporaryDirectory(prefix="mt5exec-bench-") as tmp:
+        secret = secrets.token_hex(32)
+        (Path(tmp) / "jwt.secret").write_text(secret)
+        keys = KeyStore(Path(tmp))
+        keys.open(create_admin=False)
+        token, _ = keys.create(Role.ADMIN, None)
+        jwts = JwtVerifier(AuthConfig(jwt_secret_file=Path(tmp) / "jwt.secret"))
+        claims = {"sub": "bench", "role": "admin", "exp": int(time.time()) + 3600}
+        guards = {
+            enabled: Guard(enabled=enabled, keys=keys, jwts=jwts, owner_of=lambda _: None)
+            for enabled in (False, True)
+        }
+        checks = {
+            "authenticate_off": (guards[False], _Context(None)),
+            "authenticate_api_key": (guards[True], _Context(token)),
+            "authenticate_jwt": (
+                guards[True],
+                _Context(jwt.encode(claims, secret, algorithm="HS256")),
+            ),
+        }
+        result = {
+            name: _per_call_us(lambda g=guard, c=context: g.authenticate(c), repeat)
+            for name, (guard, context) in checks.items()
+        }
     sent: list[bytes] = []
 
     def sink(payload: bytes) -> bool:
@@ -154,39 +237,37 @@ def in_process(repeat: int = 20_000) -> dict[str, float]:
     principal = Principal("k1", Role.TRADER, "alice", "api_key")
     raw = order("x", 1).SerializeToString()
 
-    class Context:
-        def peer(self) -> str:
-            return "ipv4:127.0.0.1:50000"
-
-    context = Context()
-    # A bucket that never runs dry: what a call under the limit costs.
-    limits = Limits(AuthConfig(rpc_per_second=1e12, rpc_burst=10**9))
-    record = min(
-        timeit.repeat(
-            lambda: audit.record(principal, context, raw, grpc.StatusCode.OK),
-            number=repeat,
-            repeat=5,
-        )
+    context = _Context(None)
+    result["audit_record_place_order"] = _per_call_us(
+        lambda: audit.record(principal, context, raw, grpc.StatusCode.OK), repeat
+    )
+    # What the history process then does with it, before its DuckDB insert: decode, redact,
+    # the row and the JSON line (not logged here).
+    record = sent[-1]
+    result["history_describe_place_order"] = _per_call_us(
+        lambda: audit_records.describe(record), repeat // 4
     )
     sent.clear()
-    admit = min(timeit.repeat(lambda: limits.admit(principal), number=repeat, repeat=5))
-    return {
-        "audit_record_place_order": round(record / repeat * 1e6, 2),
-        "rate_limit_admit": round(admit / repeat * 1e6, 2),
-    }
+    # A bucket that never runs dry: what a call under the limit costs.
+    limits = Limits(AuthConfig(rpc_per_second=1e12, rpc_burst=10**9))
+    result["rate_limit_admit"] = _per_call_us(lambda: limits.admit(principal), repeat)
+    return result
 
 
 def run(rounds: int, calls: int, warmup: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="mt5exec-bench-") as tmp, servers(Path(tmp)) as targets:
-        samples = uvloop.run(measure(targets, rounds, calls, warmup))
+        samples, cpu = uvloop.run(measure(targets, rounds, calls, warmup))
     result: dict[str, Any] = {
         "rounds": rounds,
         "calls_per_round": calls,
         "null_rpc": "AuthService/WhoAmI",
-        "modes": {m: {k: summary(v) for k, v in samples[m].items()} for m in MODES},
+        "modes": {
+            m: {call: summary([t for r in runs for t in r]) for call, runs in samples[m].items()}
+            for m in MODES
+        },
     }
     ratios: dict[str, dict[str, float]] = {}
-    for mode in ("api_key", "jwt"):
+    for mode in COMPARED:
         ratios[mode] = {
             f"{call}_{p}": round(
                 result["modes"][mode][call][f"{p}_us"] / result["modes"]["off"][call][f"{p}_us"], 3
@@ -195,10 +276,26 @@ def run(rounds: int, calls: int, warmup: int) -> dict[str, Any]:
             for p in ("p50", "p99")
         }
     result["ratios_vs_off"] = ratios
+    # The server process's CPU per timed pair (WhoAmI and PlaceOrder; the sim worker and the
+    # history process are apart): what auth costs the server, whatever the scheduling.
+    result["server_cpu_us_per_pair"] = cpu
+    result["round_p50_ratios"] = {
+        mode: {
+            call: round(
+                statistics.median(
+                    summary(mine)["p50_us"] / summary(off)["p50_us"]
+                    for mine, off in zip(samples[mode][call], samples["off"][call], strict=True)
+                ),
+                3,
+            )
+            for call in ("null_rpc", "place_order")
+        }
+        for mode in COMPARED
+    }
     result["target_p50_ratio"] = TARGET
     result["met"] = {
         mode: all(ratios[mode][f"{call}_p50"] <= TARGET for call in ("null_rpc", "place_order"))
-        for mode in ratios
+        for mode in ("api_key", "jwt")
     }
     result["in_process_us"] = in_process()
     return result
@@ -228,6 +325,9 @@ def main() -> None:
         )
     for mode, r in result["ratios_vs_off"].items():
         print(f"{mode:8s} vs off: " + ", ".join(f"{k} {v:.3f}x" for k, v in r.items()))
+        rounds = result["round_p50_ratios"][mode]
+        print(f"{'':8s} median of the rounds' p50 ratios: {rounds}")
+    print(f"server CPU per pair (µs): {result['server_cpu_us_per_pair']}")
     print(f"target p50 ≤ {TARGET}x: {result['met']}")
     print(f"in process (µs per call): {result['in_process_us']}")
     print(f"written to {path}")

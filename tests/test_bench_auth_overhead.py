@@ -21,12 +21,12 @@ def test_a_smoke_run_reports_every_mode_and_its_ratios(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
     assert result["benchmark"] == "auth_overhead"
-    assert set(result["modes"]) == {"off", "api_key", "jwt"}
+    assert set(result["modes"]) == {"off", "off_control", "off_header", "api_key", "jwt"}
     for mode in result["modes"].values():
         for call in ("null_rpc", "place_order"):
             assert mode[call]["n"] == 2 * 5
             assert 0 < mode[call]["p50_us"] <= mode[call]["p99_us"]
-    for mode in ("api_key", "jwt"):
+    for mode in ("off_control", "off_header", "api_key", "jwt"):
         ratios = result["ratios_vs_off"][mode]
         assert set(ratios) == {
             "null_rpc_p50",
@@ -35,6 +35,13 @@ def test_a_smoke_run_reports_every_mode_and_its_ratios(tmp_path: Path) -> None:
             "place_order_p99",
         }
         assert all(value > 0 for value in ratios.values())
-        assert isinstance(result["met"][mode], bool)
+        assert set(result["round_p50_ratios"][mode]) == {"null_rpc", "place_order"}
+    assert {mode: type(met) for mode, met in result["met"].items()} == {
+        "api_key": bool,
+        "jwt": bool,
+    }
     assert result["target_p50_ratio"] == 1.05
-    assert set(result["in_process_us"]) == {"audit_record_place_order", "rate_limit_admit"}
+    assert set(result["server_cpu_us_per_pair"]) == set(result["modes"])
+    assert {"audit_record_place_order", "rate_limit_admit", "authenticate_api_key"} <= set(
+        result["in_process_us"]
+    )

@@ -19,7 +19,7 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from google.protobuf import message_factory
@@ -125,12 +125,17 @@ def _value(field: FieldDescriptor, value: Any) -> Any:
     return value
 
 
+@cache
+def _secret(name: str) -> bool:
+    return audit.SECRET.search(name) is not None
+
+
 def to_json(message: Message) -> dict[str, Any]:
     """The fields set in ``message`` (proto names), secrets redacted, bytes summarised."""
     out: dict[str, Any] = {}
     for field, value in message.ListFields():
         name = field.name
-        if audit.SECRET.search(name):
+        if _secret(name):
             out[name] = audit.REDACTED
         elif (entry := field.message_type) is not None and entry.GetOptions().map_entry:
             value_field = entry.fields_by_name["value"]
@@ -159,10 +164,18 @@ def _request(method: str, data: bytes | None) -> tuple[Any, str | None]:
     return to_json(message), (instance_id or None) if isinstance(instance_id, str) else None
 
 
+@lru_cache(maxsize=4)
+def _second(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def _time(ns: int) -> str:
     seconds, nanos = divmod(ns, 1_000_000_000)
-    stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}.{nanos // 1000:06d}Z"
+    return f"{_second(seconds)}.{nanos // 1000:06d}Z"
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
 def describe(payload: bytes) -> tuple[Row, str]:
@@ -175,7 +188,7 @@ def describe(payload: bytes) -> tuple[Row, str]:
     ]
     messages_in, messages_out = record[12:14]
     request, instance_id = _request(method, data)
-    request_json = json.dumps(request, separators=(",", ":"), ensure_ascii=False)
+    request_json = _dumps(request)
     line: dict[str, Any] = {
         "time": _time(record_id),
         "id": record_id,
@@ -186,7 +199,6 @@ def describe(payload: bytes) -> tuple[Row, str]:
         "instance_id": instance_id,
         "code": code,
         "reason": reason or None,
-        "request": request,
     }
     if event != "call":
         line["messages_in"], line["messages_out"] = messages_in, messages_out
@@ -207,7 +219,8 @@ def describe(payload: bytes) -> tuple[Row, str]:
         messages_in if event != "call" else None,
         messages_out if event != "call" else None,
     )
-    return row, json.dumps(line, separators=(",", ":"), ensure_ascii=False)
+    # The request last, as encoded for the row (once).
+    return row, f'{_dumps(line)[:-1]},"request":{request_json}}}'
 
 
 # -- ListAuditRecords -------------------------------------------------------------------------
