@@ -138,7 +138,10 @@ class EngineCollector(Collector):
 log = logging.getLogger("mt5exec.metrics")
 
 # A connection that sends nothing (or never finishes its TLS handshake) holds a thread no longer.
-_CONNECTION_TIMEOUT_S = 10.0
+_CONNECTION_TIMEOUT_S = 5.0
+# Connections served at once (a thread each); one more is closed as soon as it is accepted,
+# before its TLS handshake or token is looked at: a flood of connections costs no threads.
+MAX_CONNECTIONS = 8
 
 
 def require_token(app: WSGIApplication, token: bytes) -> WSGIApplication:
@@ -169,14 +172,37 @@ class _QuietHandler(WSGIRequestHandler):
 
 class _HTTPServer(ThreadingMixIn, WSGIServer):
     """prometheus-client's threading WSGI server, with TLS per connection: the handshake runs
-    on the connection's thread, where a client that stalls it cannot hold up the others."""
+    on the connection's thread, where a client that stalls it cannot hold up the others. At
+    most MAX_CONNECTIONS are served at once; those over are closed at once."""
 
     daemon_threads = True
 
     def __init__(self, host: str, port: int, tls: ssl.SSLContext | None) -> None:
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.tls = tls
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__((host, port), _QuietHandler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            log.debug(
+                "metrics: %d connections served, one from %s closed",
+                MAX_CONNECTIONS,
+                client_address,
+            )
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         request.settimeout(_CONNECTION_TIMEOUT_S)

@@ -12,6 +12,7 @@ import gc
 import logging
 import signal
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import grpc
@@ -41,6 +42,7 @@ from mt5exec.storage.logs import prune_logs
 from mt5exec.templates import load_templates
 from mt5exec.v1 import auth_pb2, instance_pb2, order_pb2, stream_pb2
 from mt5exec.vault import open_vault
+from mt5exec.vault.keys import take_from_environ
 
 log = logging.getLogger("mt5exec.server")
 
@@ -80,7 +82,8 @@ async def _record_ticks(state: AppState) -> None:
 class Server:
     """A running mt5exec server."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, vault_env: Mapping[str, str] | None = None) -> None:
+        """``vault_env``: where the vault's key variables are (None: the environment)."""
         self.config = config
         check_transport(config)
         self.tls = transport.load_tls(config.server)
@@ -126,7 +129,7 @@ class Server:
             engine=self.engine,
             history=history,
             templates=load_templates(_templates_dir(config)),
-            vault=open_vault(config),
+            vault=open_vault(config, vault_env),
         )
         self.instances = instance_service.InstanceService(self.state)
         self.guard = Guard(
@@ -150,6 +153,8 @@ class Server:
         config = self.config
         config.server.data_dir.mkdir(parents=True, exist_ok=True)
         config.instances_dir.mkdir(parents=True, exist_ok=True)
+        # First: a key store that cannot be used stops the start before anything runs.
+        self._open_keys()
         self.engine.attach(asyncio.get_running_loop())
         if config.server.metrics_listen:
             self.metrics = MetricsServer(
@@ -162,7 +167,6 @@ class Server:
             await self.state.history.start()
             if config.history.ticks:
                 self._background.append(asyncio.create_task(_record_ticks(self.state)))
-        self._open_keys()
         servicers = (
             (self.instances, instance_service.PLANNED),
             (order_service.OrderService(self.state), order_service.PLANNED),
@@ -232,10 +236,14 @@ class Server:
 
     async def _watch_keys(self) -> None:
         """Reads the key store again when ``mt5exec keys`` changed it: a key it revoked is
-        refused, and its streams end, within a second."""
+        refused, and its streams end, within a second. Off the event loop (a stat, and a
+        read when it changed); nothing it meets ends the watching."""
         while True:
             await asyncio.sleep(RELOAD_INTERVAL_S)
-            self.guard.keys.refresh()
+            try:
+                await asyncio.to_thread(self.guard.keys.refresh)
+            except Exception:
+                log.exception("API key store: not read again (the keys read last stay)")
 
     async def _prune_logs_daily(self) -> None:
         config = self.config
@@ -256,7 +264,7 @@ class Server:
             )
         )
         await self.grpc.stop(grace)
-        self.instances.save_risk_counters()
+        self.instances.save_before_stop()
         stopped = await self.engine.stop_all()
         if self.state.history is not None:
             for instance in stopped:
@@ -279,7 +287,9 @@ def _templates_dir(config: ServerConfig) -> Path | None:
 async def serve(config: ServerConfig) -> None:
     """Runs until SIGTERM or SIGINT."""
     private.restrict(config.server.data_dir)
-    server = Server(config)
+    # Out of the environment before a thread or a child could read it (the configuration,
+    # with the DSN, is already loaded).
+    server = Server(config, vault_env=take_from_environ())
     address = await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
