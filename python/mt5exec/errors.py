@@ -96,6 +96,14 @@ def not_found(field: str, reason: str, message: str) -> MT5ExecError:
     return MT5ExecError(grpc.StatusCode.NOT_FOUND, reason, message, field)
 
 
+def instance_not_found(instance_id: str) -> MT5ExecError:
+    """What an instance that does not exist gets, and one of another owner, which must not be
+    told apart (the engine's ``EngineError::instance_not_found`` says the very same)."""
+    return not_found(
+        "instance_id", "INSTANCE_NOT_FOUND", f"instance_id: no instance '{instance_id}'"
+    )
+
+
 def unimplemented(method: str, plan: int | str) -> MT5ExecError:
     """UNIMPLEMENTED for a method not built yet: ``plan`` is the issue that builds it, or
     what it waits for when no issue is filed yet."""

@@ -12,8 +12,7 @@ import asyncio
 import errno
 import json
 import logging
-import os
-import tempfile
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ import grpc
 from google.protobuf import json_format
 
 from mt5exec.errors import MT5ExecError
+from mt5exec.files import atomic_write
 from mt5exec.v1 import common_pb2
 
 log = logging.getLogger("mt5exec.registry")
@@ -84,23 +84,39 @@ class InstanceRecord:
 
 
 def _risk_day(value: Any) -> tuple[int, int, float, float] | None:
+    """The saved daily risk counters, checked against what the engine holds (a day number
+    and a trade count in its integer ranges, finite equities): a record out of them is
+    refused like any other corrupt one."""
     if value is None:
         return None
+    if not isinstance(value, list) or len(value) != 4:
+        raise ValueError(
+            f"risk_day: expected [day, trades, start equity, high], got {str(value)[:60]}"
+        )
     day, trades, start_equity, high = value
-    return int(day), int(trades), float(start_equity), float(high)
+    for name, number, bound in (("day", day, 2**63), ("trades", trades, 2**32)):
+        if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number < bound:
+            raise ValueError(
+                f"risk_day: {name}: expected an integer in [0, {bound}), got {str(number)[:40]}"
+            )
+    equities = []
+    for name, number in (("start equity", start_equity), ("high", high)):
+        if isinstance(number, bool) or not isinstance(number, int | float):
+            raise ValueError(f"risk_day: {name}: expected a number, got {str(number)[:40]}")
+        try:
+            equity = float(number)
+        except OverflowError:
+            equity = math.inf
+        if not math.isfinite(equity):
+            raise ValueError(f"risk_day: {name}: expected a finite number, got {equity}")
+        equities.append(equity)
+    return day, trades, equities[0], equities[1]
 
 
 def write_record(directory: Path, record: InstanceRecord) -> None:
-    """Replaces ``<directory>/instance.json`` atomically."""
+    """Replaces ``<directory>/instance.json`` atomically and durably."""
     directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".instance.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(record.to_json(), f, indent=2)
-        os.replace(tmp, directory / RECORD_NAME)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(directory / RECORD_NAME, json.dumps(record.to_json(), indent=2).encode())
 
 
 def read_records(instances_dir: Path) -> list[tuple[Path, InstanceRecord]]:
@@ -145,26 +161,26 @@ def read_sequence_floors(instances_dir: Path) -> dict[str, int]:
 
 
 def write_sequence_floor(instances_dir: Path, instance_id: str, sequence: int) -> None:
-    """Remembers the last sequence of an instance being deleted (atomic replace)."""
+    """Remembers the last sequence of an instance being deleted (atomic, durable replace)."""
     floors = read_sequence_floors(instances_dir)
     floors[instance_id] = max(sequence, floors.get(instance_id, 0))
     instances_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=instances_dir, prefix=".sequences.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(floors, f, indent=2, sort_keys=True)
-        os.replace(tmp, instances_dir / SEQUENCES_NAME)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    data = json.dumps(floors, indent=2, sort_keys=True).encode()
+    atomic_write(instances_dir / SEQUENCES_NAME, data)
 
 
 def unsaved(
-    what: str, file: str, error: OSError, in_force: str = "", not_applied: str = ""
+    what: str,
+    file: str,
+    error: OSError,
+    in_force: str = "",
+    not_applied: str = "",
+    changed: str = "",
 ) -> MT5ExecError:
     """UNAVAILABLE (``STATE_NOT_PERSISTED``): ``file`` could not be written to save ``what``.
     ``in_force``: the restriction that holds all the same (its saving is retried); empty when
-    nothing changed. ``not_applied``: what of the change waits for a save (it loosens)."""
+    nothing changed. ``not_applied``: what of the change waits for a save (it loosens).
+    ``changed``: what, restricting nothing, was changed all the same (else nothing was)."""
     cause = error.strerror or type(error).__name__
     if in_force:
         message = (
@@ -174,7 +190,7 @@ def unsaved(
         if not_applied:
             message += f"; not applied, as it loosens and needs the save: {not_applied}"
     else:
-        message = f"nothing changed: cannot write {file} ({cause}) to save {what}"
+        message = f"{changed or 'nothing changed'}: cannot write {file} ({cause}) to save {what}"
     metadata = {
         "file": file,
         "errno": errno.errorcode.get(error.errno or 0, ""),
@@ -223,6 +239,10 @@ class PendingSaves:
         if pending is not None:
             log.warning("%s saved (it had failed before)", key)
             self._saved(key, pending.instance_ids)
+
+    def unsaved(self) -> list[tuple[str, list[str]]]:
+        """The keys not saved yet, each with its instances."""
+        return [(key, list(p.instance_ids)) for key, p in self._pending.items()]
 
     def retry_once(self) -> None:
         for key, pending in list(self._pending.items()):

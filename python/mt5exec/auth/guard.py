@@ -31,7 +31,7 @@ from mt5exec.auth import rules
 from mt5exec.auth.jwt import JwtVerifier
 from mt5exec.auth.keys import PREFIX, KeyStore
 from mt5exec.auth.principal import LOCAL_ADMIN, Principal, TokenRefused, set_current
-from mt5exec.errors import MT5ExecError, not_found
+from mt5exec.errors import MT5ExecError, instance_not_found
 from mt5exec.services import validation
 
 log = logging.getLogger("mt5exec.auth")
@@ -51,13 +51,6 @@ def forbidden(method: str, principal: Principal, needs: str) -> MT5ExecError:
         grpc.StatusCode.PERMISSION_DENIED,
         "ROLE_FORBIDDEN",
         f"{method}: a {principal.role.value} may not call it ({needs})",
-    )
-
-
-def instance_not_found(instance_id: str) -> MT5ExecError:
-    """What an instance that does not exist gets (the engine's and the services' words)."""
-    return not_found(
-        "instance_id", "INSTANCE_NOT_FOUND", f"instance_id: no instance '{instance_id}'"
     )
 
 

@@ -31,7 +31,6 @@ import mmap
 import os
 import re
 import secrets
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from mt5exec.auth.principal import Principal, Role, TokenRefused
+from mt5exec.files import atomic_write
 
 log = logging.getLogger("mt5exec.auth")
 
@@ -154,22 +154,7 @@ def check_grant(role: Role, owner: str | None) -> str | None:
 
 def _write_private(path: Path, data: bytes) -> None:
     """Replaces ``path`` with ``data`` atomically (0600, synced before and after the rename)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    atomic_write(path, data)
 
 
 class KeyStore:

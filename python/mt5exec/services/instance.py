@@ -29,7 +29,8 @@ import mt5exec
 from mt5exec import registry, templates
 from mt5exec.auth import principal as auth
 from mt5exec.engine import InstanceSpec, Supervision, validate_risk_limits
-from mt5exec.errors import MT5ExecError, invalid, not_found, quote
+from mt5exec.errors import MT5ExecError, instance_not_found, invalid, quote
+from mt5exec.files import atomic_write
 from mt5exec.mt5 import experts
 from mt5exec.registry import InstanceRecord
 from mt5exec.server.handlers import Context
@@ -65,6 +66,8 @@ _PAGE_TOKEN = re.compile(r"[0-9]{1,9}")
 # A terminal password: printable (the worker reads it from a file line), bounded.
 _PASSWORD = re.compile(r"[^\x00-\x1f\x7f]{1,256}")
 _MT5_SERVER = re.compile(r"[^\x00-\x1f\x7f]{1,128}")
+# Where the engine writes an MT5 terminal's password for its worker (in the instance's dir).
+_PASSWORD_FILE = ".terminal-password"
 
 
 def _overrides(config: common_pb2.InstanceConfig) -> dict[str, dict[str, object]]:
@@ -141,6 +144,9 @@ class InstanceService(risk_control.RiskControls):
         self._state = state
         self._engine = state.engine
         self._creating: set[str] = set()
+        # Ids whose instance is deleted but whose files are still being removed.
+        self._deleting: set[str] = set()
+        self._removals: set[asyncio.Future[None]] = set()
         self._records: dict[str, InstanceRecord] = {}
         # Seconds without an EA heartbeat before its instance is DEGRADED, per instance.
         self._ea_max_age: dict[str, float] = {}
@@ -229,9 +235,7 @@ class InstanceService(risk_control.RiskControls):
     def _record(self, instance_id: str) -> InstanceRecord:
         record = self._records.get(instance_id)
         if record is None:
-            raise not_found(
-                "instance_id", "INSTANCE_NOT_FOUND", f"instance_id: no instance '{instance_id}'"
-            )
+            raise instance_not_found(instance_id)
         return record
 
     def owner_of(self, instance_id: str) -> str | None:
@@ -247,19 +251,12 @@ class InstanceService(risk_control.RiskControls):
         if self._state.history is not None:
             self._state.history.record_instance(instance.SerializeToString())
 
-    def _spec(
-        self,
-        record: InstanceRecord,
-        *,
-        regenerate_ok: bool,
-        sequence_floors: dict[str, int],
-        password: str = "",
-    ) -> InstanceSpec:
+    def _write_configs(
+        self, record: InstanceRecord, *, regenerate_ok: bool
+    ) -> tuple[templates.RuntimeConfig, Path, str]:
         """Writes the runtime config (regenerated from the templates when missing or corrupt)
-        and the worker's config, and builds the engine spec. A terminal's password (from the
-        request or the vault) goes to the engine, which writes it (0600) for the worker
-        before each start; the worker reads and deletes it. It is in no config file, log or
-        record: only the vault keeps it, encrypted."""
+        and the worker's config (raises OSError); returns the runtime config, the worker
+        config's path and the worker's module."""
         directory = self._directory(record.owner, record.instance_id)
         overrides = _overrides(record.config)
         try:
@@ -284,17 +281,15 @@ class InstanceService(risk_control.RiskControls):
                 raise invalid("config", "CONFIG_INVALID", f"config: risk template: {e}") from None
         worker_config = templates.runtime_config_path(directory).with_name("worker.json")
         hc = runtime.health_check
-        secret_files: tuple[tuple[str, str], ...] = ()
         if record.backend == common_pb2.BACKEND_MT5:
             mt5 = self._state.config.mt5
-            password_file = directory / ".terminal-password"
             worker: dict[str, object] = {
                 "instance_id": record.instance_id,
                 "module": mt5.module,
                 "terminal_path": str(directory / "terminal"),
                 "login": record.config.login,
                 "server": record.config.server,
-                "password_file": str(password_file),
+                "password_file": str(directory / _PASSWORD_FILE),
                 "delete_password_file": True,
                 "symbols": list(runtime.instance.trade_pairs),
                 "poll_interval_ms": mt5.poll_interval_ms,
@@ -306,8 +301,6 @@ class InstanceService(risk_control.RiskControls):
                 worker["instance_dir"] = str(directory)
                 worker["wine"] = shlex.split(mt5.wine)
             module = "mt5exec.workers.mt5"
-            if password:
-                secret_files = ((str(password_file), password),)
         else:
             # The sim's journal keeps the history of every order the engine remembers.
             retention = Retention(
@@ -316,14 +309,30 @@ class InstanceService(risk_control.RiskControls):
             )
             worker = runtime.worker_config(retention)
             module = "mt5exec.workers.sim"
-        worker_config.write_text(json.dumps(worker, indent=2))
+        atomic_write(worker_config, json.dumps(worker, indent=2).encode())
+        return runtime, worker_config, module
+
+    def _spec(
+        self,
+        record: InstanceRecord,
+        *,
+        regenerate_ok: bool,
+        sequence_floors: dict[str, int],
+        password: str = "",
+    ) -> InstanceSpec:
+        """Writes the instance's configs (``_write_configs``) and builds the engine spec. A
+        terminal's password (from the request or the vault) goes to the engine, which writes
+        it (0600) for the worker before each start; the worker reads and deletes it. It is in
+        no config file, log or record: only the vault keeps it, encrypted."""
+        runtime, worker_config, module = self._write_configs(record, regenerate_ok=regenerate_ok)
+        hc = runtime.health_check
         self._ea_max_age[record.instance_id] = 3.0 * hc.health_check_interval_sec
         engine = self._state.config.engine
         return InstanceSpec(
             instance_id=record.instance_id,
             owner=record.owner,
             backend=record.backend,
-            directory=directory,
+            directory=self._directory(record.owner, record.instance_id),
             log_directory=self._log_directory(record.owner, record.instance_id),
             argv=[sys.executable, "-m", module, "--config", str(worker_config)],
             env={
@@ -343,11 +352,19 @@ class InstanceService(risk_control.RiskControls):
                 start_timeout_s=engine.worker_start_timeout_s + _login_budget_s(record, hc),
             ),
             created_unix_ns=record.created_unix_ns,
-            secret_files=secret_files,
+            secret_files=self._secret_files(record, password),
             config_version=record.config_version,
             kill_switch=record.kill_switch or self._kill_scopes.covers(record.owner),
             first_sequence_after=sequence_floors.get(record.instance_id, 0),
         )
+
+    def _secret_files(self, record: InstanceRecord, password: str) -> tuple[tuple[str, str], ...]:
+        """The files the engine writes (0600) before each start of the instance's worker: an
+        MT5 terminal's password, which the worker reads and deletes."""
+        if record.backend != common_pb2.BACKEND_MT5 or not password:
+            return ()
+        directory = self._directory(record.owner, record.instance_id)
+        return ((str(directory / _PASSWORD_FILE), password),)
 
     def restore(self) -> Awaitable[None]:
         """Registers every instance recorded on disk at once, starting those that were
@@ -356,27 +373,48 @@ class InstanceService(risk_control.RiskControls):
         floors = registry.read_sequence_floors(self._state.config.instances_dir)
         records = list(registry.read_records(self._state.config.instances_dir))
         self._prune_credentials({record.instance_id for _, record in records})
-        for _, record in records:
-            password = self._stored_password(record)
-            # An MT5 instance whose password cannot be read waits, STOPPED.
-            start = record.desired_running and record.instance_id not in self._no_credential
+        for directory, record in records:
+            # Whatever one record holds, the others come up and the server starts.
             try:
-                spec = self._spec(
-                    record, regenerate_ok=True, sequence_floors=floors, password=password
+                waits.append(self._restore(record, floors))
+            except Exception as e:
+                self._ea_max_age.pop(record.instance_id, None)
+                self._no_credential.pop(record.instance_id, None)
+                reason = e.message if isinstance(e, MT5ExecError) else repr(e)
+                log.error(
+                    "cannot restore instance %s (%s is left as it is): %s",
+                    record.instance_id,
+                    directory,
+                    reason,
                 )
-                ready = self._engine.create_instance(spec, start=start)
-                if record.risk_day is not None:
-                    self._engine.restore_risk_day_state(record.instance_id, record.risk_day)
-            except MT5ExecError as e:
-                log.error("cannot restore instance %s: %s", record.instance_id, e.message)
-                continue
-            self._records[record.instance_id] = record
-            waits.append(ready)
         log.info("restoring %d instances", len(waits))
         for instance_id, reason in self._no_credential.items():
             with contextlib.suppress(MT5ExecError):
                 self._engine.announce(instance_id, reason)
         return self._await_restored(waits)
+
+    def _restore(
+        self, record: InstanceRecord, floors: dict[str, int]
+    ) -> Awaitable[common_pb2.Instance]:
+        """Registers one recorded instance, started when it was running; raises when it
+        cannot be (then it is not registered)."""
+        password = self._stored_password(record)
+        # An MT5 instance whose password cannot be read waits, STOPPED.
+        start = record.desired_running and record.instance_id not in self._no_credential
+        spec = self._spec(record, regenerate_ok=True, sequence_floors=floors, password=password)
+        ready = self._engine.create_instance(spec, start=start)
+        # Registered: from here on it is seen and can be deleted, whatever happens next.
+        self._records[record.instance_id] = record
+        if record.risk_day is not None:
+            try:
+                self._engine.restore_risk_day_state(record.instance_id, record.risk_day)
+            except Exception as e:  # the record's counters were checked when it was read
+                log.error(
+                    "instance %s: its daily risk counters not restored: %s", record.instance_id, e
+                )
+                with contextlib.suppress(MT5ExecError):
+                    self._engine.announce(record.instance_id, "RISK_DAY_NOT_RESTORED")
+        return ready
 
     def _prune_credentials(self, instance_ids: set[str]) -> None:
         """Drops vault records of instances that no longer exist (a crash between storing a
@@ -477,6 +515,14 @@ class InstanceService(risk_control.RiskControls):
                 grpc.StatusCode.ALREADY_EXISTS,
                 "INSTANCE_EXISTS",
                 f"instance_id: '{instance_id}' already exists",
+                "instance_id",
+            )
+        if instance_id in self._deleting:
+            raise MT5ExecError(
+                grpc.StatusCode.ABORTED,
+                "INSTANCE_BEING_DELETED",
+                f"instance_id: '{instance_id}' is being deleted; create it again once "
+                "DeleteInstance has answered",
                 "instance_id",
             )
         limit = self._state.config.server.max_instances
@@ -664,24 +710,43 @@ class InstanceService(risk_control.RiskControls):
                 f"instances/{registry.SEQUENCES_NAME}",
                 e,
             ) from None
-        if record.backend == common_pb2.BACKEND_MT5:
-            try:
-                await asyncio.to_thread(self._vault.delete, instance_id)
-            except VaultError as e:
-                raise _vault_unavailable(
-                    f"instance {instance_id} is stopped, not deleted (DeleteInstance again)", e
-                ) from None
         self._engine.remove_instance(instance_id)
+        # The id stays taken until its credential and files are gone (a CreateInstance of it
+        # meanwhile would have them removed under it), also when this call is cancelled.
+        self._deleting.add(instance_id)
         del self._records[instance_id]
         self._no_credential.pop(instance_id, None)
-        directory = self._directory(record.owner, instance_id)
-        await asyncio.to_thread(shutil.rmtree, directory, True)
+        self._ea_max_age.pop(instance_id, None)
+        removal = asyncio.ensure_future(self._remove(record))
+        self._removals.add(removal)
+        removal.add_done_callback(self._removals.discard)
+        await asyncio.shield(removal)
+        return instance_pb2.DeleteInstanceResponse()
+
+    async def _remove(self, record: InstanceRecord) -> None:
+        """Removes a deleted instance's credential (best effort: the next start drops one
+        left over) and directory, then frees its id."""
+        instance_id = record.instance_id
+        try:
+            if record.backend == common_pb2.BACKEND_MT5:
+                try:
+                    await asyncio.to_thread(self._vault.delete, instance_id)
+                except VaultError as e:
+                    log.error(
+                        "%s: deleted, but not its credential in the vault (dropped at the "
+                        "next start): %s",
+                        instance_id,
+                        e,
+                    )
+            directory = self._directory(record.owner, instance_id)
+            await asyncio.to_thread(_remove_directory, directory)
+        finally:
+            self._deleting.discard(instance_id)
         log.info(
             "deleted instance %s (logs kept in %s)",
             instance_id,
             self._log_directory(record.owner, instance_id),
         )
-        return instance_pb2.DeleteInstanceResponse()
 
     async def _history_caught_up(self, instance_id: str) -> None:
         """Waits until the history has written everything in the (stopped) instance's
@@ -703,8 +768,11 @@ class InstanceService(risk_control.RiskControls):
     async def UpdateCredentials(
         self, request: instance_pb2.UpdateCredentialsRequest, context: Context
     ) -> instance_pb2.UpdateCredentialsResponse:
-        """Stores the new credential in the vault (that is the change), then gives the engine
-        the password for the worker's next start and the record the login and server."""
+        """Stores the new credential in the vault (that is the change, and what the next
+        server start uses), then the worker's config a new login or server, then the engine
+        the password for the worker's next start and the record the login and server. When
+        the worker's config cannot be written, UNAVAILABLE (``STATE_NOT_PERSISTED``): until
+        it is, the worker starts with the login, server and password it had."""
         instance_id = validation.instance_id(request.instance_id)
         record = self._record(instance_id)
         if record.backend != common_pb2.BACKEND_MT5:
@@ -726,16 +794,27 @@ class InstanceService(risk_control.RiskControls):
             await asyncio.to_thread(self._vault.put, record.owner, instance_id, credential)
         except VaultError as e:
             raise _vault_unavailable(f"instance {instance_id}", e) from None
-        self._no_credential.pop(instance_id, None)
         if (login, server) != (record.config.login, record.config.server):
+            candidate = copy.deepcopy(record)
+            candidate.config.login = login
+            candidate.config.server = server
+            try:
+                self._write_configs(candidate, regenerate_ok=True)
+            except OSError as e:
+                raise registry.unsaved(
+                    "its new login and server: until it is, the worker starts with its "
+                    "previous login, server and password (UpdateCredentials again)",
+                    f"instances/{record.owner}/{instance_id}/config/worker.json",
+                    e,
+                    changed=f"the credential vault has the new credential of {instance_id} "
+                    "(the next server start uses it)",
+                ) from None
             record.config.login = login
             record.config.server = server
             # The vault has them already (and wins at the next start): saved later if need be.
             self._persist_record(record)
-        spec = self._spec(
-            record, regenerate_ok=True, sequence_floors={}, password=credential.password
-        )
-        self._engine.set_secret_files(instance_id, spec.secret_files)
+        self._no_credential.pop(instance_id, None)
+        self._engine.set_secret_files(instance_id, self._secret_files(record, password))
         log.info(
             "instance %s: credentials updated (login %d, server %s)", instance_id, login, server
         )
@@ -818,6 +897,14 @@ def _login_budget_s(record: InstanceRecord, hc: templates.HealthCheckSection) ->
         min(hc.broker_retry_initial_ms * 2**n, 30_000) for n in range(hc.broker_retry_attempts)
     )
     return delays / 1000.0
+
+
+def _remove_directory(directory: Path) -> None:
+    """A deleted instance's directory, its record first: a crash midway leaves nothing that
+    comes back at the next start."""
+    with contextlib.suppress(OSError):
+        (directory / registry.RECORD_NAME).unlink()
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def _own_rss() -> int:

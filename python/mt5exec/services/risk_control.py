@@ -24,8 +24,6 @@ import copy
 import json
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +34,7 @@ import grpc
 from mt5exec import registry
 from mt5exec.engine import Engine
 from mt5exec.errors import MT5ExecError, invalid
+from mt5exec.files import atomic_write
 from mt5exec.registry import InstanceRecord, PendingSaves
 from mt5exec.server.handlers import Context
 from mt5exec.services import config_update, validation
@@ -94,14 +93,14 @@ class KillScopes:
         return KillScopes(self.path, self.everything, set(self.owners))
 
     def save(self) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".kill_switch.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump({"global": self.everything, "owners": sorted(self.owners)}, f)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        data = {"global": self.everything, "owners": sorted(self.owners)}
+        atomic_write(self.path, json.dumps(data).encode())
+
+    def describe(self) -> str:
+        """The engaged owner and global kill switches, in words."""
+        engaged = ["all instances"] if self.everything else []
+        engaged += [f"owner {owner}" for owner in sorted(self.owners)]
+        return "kill switch engaged for " + (", ".join(engaged) or "no owner")
 
 
 @dataclass(frozen=True)
@@ -148,10 +147,13 @@ class RiskControls:
     _persist: Callable[[str, Callable[[], None], Iterable[str]], OSError | None]
     _persist_record: Callable[[InstanceRecord, OSError | None], OSError | None]
 
-    def save_risk_counters(self) -> None:
+    def save_risk_counters(self) -> list[str]:
         """Writes each instance's daily risk counters (trades today, the day's starting
         equity, the equity high) to its record when they changed, so that a restart of the
-        server does not reset the daily limits (a failed write is tried again next time)."""
+        server does not reset the daily limits (a failed write is tried again next time),
+        and tries the pending saves again. Returns the instances whose counters it could
+        not write."""
+        failed = []
         for record in list(self._records.values()):
             with contextlib.suppress(MT5ExecError):
                 state = self._engine.risk_day_state(record.instance_id)
@@ -162,9 +164,44 @@ class RiskControls:
                         self._write(candidate)
                     except OSError as e:
                         log.debug("%s: risk counters not saved: %s", record.instance_id, e)
+                        failed.append(record.instance_id)
                         continue
                     record.risk_day = state
         self._pending.retry_once()
+        return failed
+
+    def save_before_stop(self) -> None:
+        """The server is stopping: the daily counters and every restriction whose save is
+        pending are written once more. Whatever still cannot be is lost at the next start:
+        each is logged (ERROR) naming it."""
+        for instance_id in self.save_risk_counters():
+            log.error(
+                "stopping with the daily risk counters of instance %s not saved: the next "
+                "start counts its day from then on",
+                instance_id,
+            )
+        for file, instance_ids in self._pending.unsaved():
+            if file == KILL_SWITCH_FILE:
+                what = self._kill_scopes.describe()
+            else:
+                what = "; ".join(self._in_force(i) for i in instance_ids if i in self._records)
+            log.error(
+                "stopping with a restriction not saved (%s cannot be written): %s; the next "
+                "start does not have it",
+                file,
+                what,
+            )
+
+    def _in_force(self, instance_id: str) -> str:
+        """An instance's restrictions as they are in memory, in words."""
+        record = self._records[instance_id]
+        state = record.config.trading_state or common_pb2.TRADING_STATE_ACTIVE
+        return (
+            f"instance {instance_id}: kill switch "
+            f"{'engaged' if record.kill_switch else 'released'}, trading_state "
+            f"{common_pb2.TradingState.Name(state)}, risk limits of config version "
+            f"{record.config_version}"
+        )
 
     async def keep_risk_counters(self, period: float = 1.0) -> None:
         while True:

@@ -31,6 +31,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from mt5exec.files import atomic_write
 from mt5exec.vault.errors import VaultKeyError
 
 KEY_ENV = "MT5EXEC_VAULT_KEY"
@@ -138,16 +139,7 @@ class KeyFiles:
     def write(self, path: Path, key: MasterKey) -> None:
         """Writes ``key`` to ``path`` (0600) durably: the file is whole or absent."""
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".tmp")
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            os.write(fd, (encode(key) + "\n").encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(partial, path)
-        fsync_dir(path.parent)
+        atomic_write(path, (encode(key) + "\n").encode())
 
     def create(self) -> MasterKey:
         """A new key in the key file (first start)."""
