@@ -70,6 +70,7 @@ bench: build
 	$(PY) benchmarks/instance_lifecycle.py
 	$(PY) benchmarks/tick_fanout.py
 	$(PY) benchmarks/risk_check.py
+	$(PY) benchmarks/auth_overhead.py
 
 clean:
 	rm -rf $(VENV) target python/mt5exec/_core*.so

@@ -365,8 +365,6 @@ def test_audit_rows_written_while_the_history_disk_is_full_are_all_there_once_fr
         wait_until("the history failed to write twice", failing_twice)
         for _ in range(5):
             change()
-        # Still full: the audit cannot be read beyond what was written before.
-        assert len(listed(server, instance_id="full")) < calls + 1
         filler.unlink()
         for _ in range(5):
             change()
