@@ -613,6 +613,25 @@ def test_a_v2_database_keeps_its_orders_and_then_keeps_reused_ids_apart(db_path:
         assert writer.query("SELECT refusals FROM executions WHERE sequence = 9") == [(41,)]
 
 
+def test_a_v4_database_gains_the_audit_table_and_keeps_every_audit_row(db_path: Path) -> None:
+    conn = _old_database(db_path, 4)
+    assert ("audit",) not in conn.execute("SHOW TABLES").fetchall()
+    conn.close()
+    with HistoryWriter(db_path) as writer:
+        assert writer.query("SELECT max(version) FROM schema_version") == [(SCHEMA_VERSION,)]
+        assert SCHEMA_VERSION == 5
+        row = (T0_NS, T0_NS // 1000, "call", "m", "api_key", "k1", "trader", "o", "p", None)
+        row += ("OK", None, "{}", None, None)
+        assert len(row) == len(AUDIT.columns)
+        # Two rows of one id (two servers' clocks): both kept, the table has no key.
+        assert writer.record_audit(row) and writer.record_audit((*row[:2], "again", *row[3:]))
+        assert writer.flush(timeout=10)
+        assert writer.query("SELECT id, time, event FROM audit ORDER BY event") == [
+            (T0_NS, T0, "again"),
+            (T0_NS, T0, "call"),
+        ]
+
+
 def test_an_id_used_again_for_a_new_order_gets_a_row_of_its_own_also_in_one_batch(
     open_writer: Callable[..., HistoryWriter],
 ) -> None:

@@ -90,8 +90,8 @@ class _Table:
     on_conflict: str | None = None
     # Extra condition of the DO UPDATE (references the target table by name).
     update_where: str | None = None
-    # False: no primary key, rows are appended as they come (``key`` only de-duplicates
-    # within a batch).
+    # False: no primary key, every row is appended as it comes (``key`` names the column
+    # that orders them).
     primary: bool = True
 
     @property
@@ -572,6 +572,11 @@ class _Batch:
 
     def insert_ignore(self, table: _Table, row: Row, nkey: int) -> None:
         self.rows[table.name].setdefault(row[:nkey], row)
+
+    def append(self, table: _Table, row: Row) -> None:
+        # A table without a key (audit): every row, none taken for another.
+        rows = self.rows[table.name]
+        rows[(len(rows),)] = row
 
 
 _ORDER_UPDATED: Final = ORDERS.column_names.index("updated_at")
@@ -1060,7 +1065,7 @@ class HistoryWriter:
                 raise ValueError("order without instance_id or client_order_id")
             batch.upsert_order(_order_row(order, recorded))
         elif kind == _AUDIT:
-            batch.insert_ignore(AUDIT, payload, 1)
+            batch.append(AUDIT, payload)
         elif kind == _INSTANCE:
             instance = common_pb2.Instance()
             instance.ParseFromString(payload)
