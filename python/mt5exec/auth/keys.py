@@ -43,6 +43,8 @@ from mt5exec.files import atomic_write
 log = logging.getLogger("mt5exec.auth")
 
 PREFIX = "mt5x"
+# Verified tokens remembered at most (the cache is emptied when full).
+_VERIFIED_MAX = 10_000
 _TOKEN = re.compile(rf"{PREFIX}_([0-9a-f]{{12}})_([A-Za-z0-9_-]{{43}})")
 # What an owner may be (as an instance's owner).
 _OWNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -169,6 +171,8 @@ class KeyStore:
         self.generation_path = self.directory / "generation"
         self._secret = b""
         self._keys: dict[str, ApiKey] = {}
+        # Tokens verified, by token: their key (a hit counts while it is still the current one).
+        self._verified: dict[str, ApiKey] = {}
         self._stamp: tuple[int, int, int] | None = None
         self._checked = 0.0
         # ``generation`` mapped (read from memory: no file access), the value it had before
@@ -396,7 +400,11 @@ class KeyStore:
     def verify(self, token: str) -> Principal:
         """The principal of an API key token; TokenRefused when it is none of ours or is
         revoked. (A server calls ``refresh`` every second, so that what ``mt5exec keys``
-        changed is in force within one.)"""
+        changed is in force within one.) A token verified before is found in a cache without
+        its HMAC again, as long as its key is the store's current, unrevoked one."""
+        known = self._verified.get(token)
+        if known is not None and known.revoked is None and self._keys.get(known.key_id) is known:
+            return known.principal
         match = _TOKEN.fullmatch(token)
         if match is None:
             raise TokenRefused("TOKEN_INVALID", "not a valid API key")
@@ -408,4 +416,7 @@ class KeyStore:
             raise TokenRefused("TOKEN_INVALID", "not a valid API key")
         if key.revoked is not None:
             raise TokenRefused("TOKEN_REVOKED", f"API key {key_id} is revoked")
+        if len(self._verified) >= _VERIFIED_MAX:
+            self._verified.clear()
+        self._verified[token] = key
         return key.principal
