@@ -36,6 +36,10 @@ from mt5exec.vault.errors import VaultKeyError
 
 KEY_ENV = "MT5EXEC_VAULT_KEY"
 OLD_KEY_ENV = "MT5EXEC_VAULT_OLD_KEY"
+# The configuration's variable for [vault] postgres_dsn, which may hold a password.
+DSN_ENV = "MT5EXEC_VAULT_POSTGRES_DSN"
+# What the server takes out of its environment at start: no child inherits them.
+SECRET_ENVS = (KEY_ENV, OLD_KEY_ENV, DSN_ENV)
 KEY_BYTES = 32
 NONCE_BYTES = 12
 
@@ -169,6 +173,13 @@ class Keyring:
     @property
     def ids(self) -> set[str]:
         return {k.key_id for k in self}
+
+
+def take_from_environ() -> dict[str, str]:
+    """Removes the vault's secrets from this process's environment and returns them: the
+    workers and the history process it starts (from Python or Rust alike: ``os.environ.pop``
+    unsets the variable for the whole process) never see them."""
+    return {name: os.environ.pop(name) for name in SECRET_ENVS if name in os.environ}
 
 
 class KeySource:

@@ -3,7 +3,7 @@
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use prost::Message;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -156,6 +156,20 @@ fn after_exit(
     Some(delay)
 }
 
+/// The secret files (a password) written for one start of a worker, removed when dropped:
+/// at the end of the start, also one whose worker never read them (it could not be spawned,
+/// failed first, or crashed).
+#[derive(Default)]
+struct SecretFiles(Vec<PathBuf>);
+
+impl Drop for SecretFiles {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 fn write_secret(path: &Path, content: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -221,7 +235,10 @@ async fn run_worker(shared: &Arc<Shared>, instance: &Arc<Instance>) -> Result<()
         .try_clone()
         .map_err(|e| worker_error("INSTANCE_DIR", e.to_string()))?;
     let secret_files = instance.secret_files.lock().clone();
+    // Removed when this start is over, however it ends (the worker deletes a file it read).
+    let mut written = SecretFiles::default();
     for (path, content) in &secret_files {
+        written.0.push(path.clone());
         write_secret(path, &content.0).map_err(|e| {
             worker_error("INSTANCE_DIR", format!("cannot write a secret file: {e}"))
         })?;
@@ -278,6 +295,7 @@ async fn run_worker(shared: &Arc<Shared>, instance: &Arc<Instance>) -> Result<()
     }
     signal_group(pid, Signal::SIGKILL);
     let _ = std::fs::remove_file(&pid_file);
+    drop(written);
     result
 }
 
