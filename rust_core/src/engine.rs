@@ -419,6 +419,18 @@ impl Engine {
             }
         }
         instances.remove(instance_id);
+        // Its streams end here, not at the next instance of the id (perhaps another owner's,
+        // which the hub, matching ids, would stream to them). Under the lock: a subscription
+        // either is in the hub now or finds the instance gone (`subscribe`).
+        let gone = EngineError::new(
+            Code::NotFound,
+            "INSTANCE_NOT_FOUND",
+            format!("instance '{instance_id}' was deleted"),
+        );
+        self.shared
+            .hub
+            .end_naming(instance_id, &gone, &self.shared.notifier);
+        drop(instances);
         Ok(())
     }
 
@@ -1048,22 +1060,23 @@ impl Engine {
         symbols: Vec<String>,
         conflate: bool,
     ) -> Result<Arc<Subscription>> {
-        {
-            let instances = self.shared.instances.read();
-            if let Some(unknown) = instance_ids.iter().find(|id| !instances.contains_key(*id)) {
-                return Err(EngineError::instance_not_found(unknown));
-            }
+        // Held until the subscription is in the hub: an instance removed meanwhile ends it.
+        let instances = self.shared.instances.read();
+        if let Some(unknown) = instance_ids.iter().find(|id| !instances.contains_key(*id)) {
+            return Err(EngineError::instance_not_found(unknown));
         }
         let limit = match topic {
             Topic::Executions => self.shared.config.execution_queue_limit,
             _ => self.shared.config.tick_queue_limit,
         };
-        let instances: HashSet<String> = instance_ids.into_iter().collect();
+        let ids: HashSet<String> = instance_ids.into_iter().collect();
         let symbols: HashSet<String> = symbols.into_iter().collect();
-        Ok(self
+        let sub = self
             .shared
             .hub
-            .subscribe(topic, instances, symbols, limit, conflate))
+            .subscribe(topic, ids, symbols, limit, conflate);
+        drop(instances);
+        Ok(sub)
     }
 
     /// Subscribes to one instance's execution events after `from_sequence` (0: from the
@@ -1078,12 +1091,25 @@ impl Engine {
         from_sequence: u64,
     ) -> Result<Arc<Subscription>> {
         let instance = self.shared.instance(instance_id)?;
-        instance.events.subscribe_from(
+        let sub = instance.events.subscribe_from(
             &self.shared,
             instance_id,
             from_sequence,
             self.shared.config.execution_queue_limit,
-        )
+        )?;
+        // Removed (perhaps made again) while its log was read: the removal may have ended
+        // the hub's subscriptions before this one was in it.
+        let same = self
+            .shared
+            .instances
+            .read()
+            .get(instance_id)
+            .is_some_and(|now| Arc::ptr_eq(now, &instance));
+        if !same {
+            self.shared.hub.unsubscribe(Topic::Executions, sub.id);
+            return Err(EngineError::instance_not_found(instance_id));
+        }
+        Ok(sub)
     }
 
     /// The last execution event sequence of an instance.

@@ -623,6 +623,36 @@ impl Hub {
         }
         notifier.ready(&ready);
     }
+
+    /// Ends at once, with `error`, every subscription that names `instance_id` among its
+    /// instances (one that names it with others too: it is ended, not narrowed), and
+    /// removes them: what they had queued is dropped. For an instance that is gone, whose
+    /// id may come back for another owner. Subscriptions to every instance stay.
+    pub fn end_naming(&self, instance_id: &str, error: &EngineError, notifier: &Notifier) {
+        let mut ready = Vec::new();
+        for topic in Topic::ALL {
+            let mut subs = self.topics[topic as usize].write();
+            let mut at = 0;
+            while at < subs.len() {
+                if !subs[at].instances.contains(instance_id) {
+                    at += 1;
+                    continue;
+                }
+                let sub = subs.swap_remove(at);
+                {
+                    let mut q = sub.queue.lock();
+                    q.pieces = VecDeque::new();
+                    q.bytes = 0;
+                    q.closed = Some(error.clone());
+                    if !std::mem::replace(&mut q.notified, true) {
+                        ready.push(sub.id);
+                    }
+                }
+                self.retire(topic, &sub);
+            }
+        }
+        notifier.ready(&ready);
+    }
 }
 
 #[cfg(test)]
@@ -936,6 +966,40 @@ mod tests {
         hub.unsubscribe(Topic::Ticks, sub.id);
         assert_eq!((sub.queued(), sub.queued_bytes()), (0, 0));
         assert_eq!(hub.cutoffs(), 0, "not a cut-off");
+    }
+
+    #[test]
+    fn ending_an_instances_subscriptions_drops_them_at_once() {
+        let n = Notifier::new().expect("notifier");
+        let hub = Hub::default();
+        let only = hub.subscribe(Topic::Ticks, set(&["a"]), set(&[]), 10, false);
+        let both = hub.subscribe(Topic::Executions, set(&["a", "b"]), set(&[]), 10, false);
+        let other = hub.subscribe(Topic::Ticks, set(&["b"]), set(&[]), 10, false);
+        let every = hub.subscribe(Topic::Accounts, set(&[]), set(&[]), 10, false);
+        hub.publish(Topic::Ticks, "a", &[("EURUSD", tick("EURUSD", 1.0))], &n);
+        assert_eq!(n.drain().ready, vec![only.id]);
+        let gone = EngineError::instance_not_found("a");
+        hub.end_naming("a", &gone, &n);
+        // `only` was announced for its tick and has not looked since: it will.
+        assert_eq!(n.drain().ready, vec![both.id]);
+        for sub in [&only, &both] {
+            let taken = sub.take(1024);
+            assert!(taken.data.is_none(), "what was queued is dropped");
+            let closed = taken.closed.expect("ended");
+            assert_eq!(
+                (closed.code, closed.reason),
+                (Code::NotFound, "INSTANCE_NOT_FOUND")
+            );
+        }
+        assert_eq!(hub.count(Topic::Ticks), 1);
+        assert_eq!(hub.count(Topic::Executions), 0);
+        assert_eq!(hub.count(Topic::Accounts), 1, "every instance's stays");
+        assert_eq!(hub.cutoffs(), 0, "not a slow consumer");
+        // The id back: nothing reaches the ended subscription.
+        hub.publish(Topic::Ticks, "a", &[("EURUSD", tick("EURUSD", 2.0))], &n);
+        assert_eq!(only.queued(), 0);
+        assert!(other.take(1024).data.is_none());
+        assert!(every.take(1024).closed.is_none());
     }
 
     #[test]
