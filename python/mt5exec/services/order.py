@@ -56,7 +56,9 @@ class OrderService:
 
     async def CheckOrder(self, request: order_pb2.CheckOrderRequest, context: Context) -> bytes:
         raw = request.order.SerializeToString()
-        return await self._engine.place_order_raw(raw, self._timeout, check_only=True)
+        # As PlaceOrder: the engine refuses another owner's instance too.
+        owner = auth.current().owner
+        return await self._engine.place_order_raw(raw, self._timeout, check_only=True, owner=owner)
 
     async def CancelOrder(self, request: order_pb2.CancelOrderRequest, context: Context) -> bytes:
         instance_id = validation.instance_id(request.instance_id)
