@@ -776,6 +776,7 @@ def test_a_deleted_instances_orders_stay_gone_for_a_new_instance_of_its_id(
         assert orders(server, False) == orders(server, True) == []
     with ServerProcess(tmp_path) as server:
         wait_ready(server, "again")
+        wait_for_price(server, "again", "EURUSD")  # for the order below
         assert orders(server, False) == [], "the deleted instance's working order came back"
         assert orders(server, True) == []
         # Its ids are free again, with any payload.

@@ -504,6 +504,7 @@ def test_owner_policies_and_daily_counts_survive_a_restart(tmp_path: Path) -> No
         assert error_info(e).reason == "MAX_TRADES_PER_DAY"
     with ServerProcess(data) as server:
         wait_ready(server, "a1")
+        wait_for_price(server, "a1", "EURUSD")  # else NO_PRICE comes first
         e = refused(lambda: server.orders.PlaceOrder(market("a1", "a1-after"), timeout=10))
         assert error_info(e).reason == "MAX_TRADES_PER_DAY"
 

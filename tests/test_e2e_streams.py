@@ -537,5 +537,6 @@ def test_the_event_log_is_bounded_and_a_resume_past_it_is_refused(tmp_path: Path
         # A restart reads only the newest events and keeps numbering after them.
         wait_ready(again, "logged")
         assert _events(again, "logged", 0, 1)[0] == oldest
+        wait_for_price(again, "logged", "EURUSD")
         _buy(again, "logged", "after-restart")
         assert _events(again, "logged", oldest - 1, 1)[0] == oldest
