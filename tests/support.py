@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import grpc
 from google.rpc import error_details_pb2
@@ -102,3 +103,12 @@ def wait_ready(server: ServerProcess, instance_id: str, timeout: float = 60.0) -
         if time.monotonic() > deadline:
             raise TimeoutError(f"{instance_id} is not READY after {timeout} s")
         time.sleep(0.02)
+
+
+def wait_until(what: str, condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Waits for ``condition``; the deadline only matters when the test fails."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(0.05)

@@ -9,7 +9,6 @@ decide (a bucket that does not refill within the test), never timing."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import pytest
 from google.protobuf import message_factory
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from tests.support import BULK_RISK, create_sim, error_info, market
+from tests.support import BULK_RISK, create_sim, error_info, market, wait_until
 from tests.test_e2e_auth_matrix import services
 from tests.test_e2e_vault import (
     NEW_PASSWORD,
@@ -54,14 +53,6 @@ from mt5exec.v1 import (
 __all__ = ["small_disk"]  # the fixture
 
 INS, ORD, AUT = "mt5exec.v1.InstanceService/", "mt5exec.v1.OrderService/", "mt5exec.v1.AuthService/"
-
-
-def wait_until(what: str, condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.05)
 
 
 def audit_lines(data: Path) -> list[dict[str, Any]]:

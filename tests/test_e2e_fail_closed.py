@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
-from tests.support import create_sim, error_info, market, wait_ready
+from tests.support import create_sim, error_info, market, wait_ready, wait_until
 
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, instance_pb2, order_pb2, stream_pb2
@@ -78,14 +77,6 @@ def record(disk: Disk, instance_id: str) -> Any:
     return json.loads(
         (disk.path / "instances" / "default" / instance_id / "instance.json").read_text()
     )
-
-
-def wait_until(what: str, condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.05)
 
 
 class Events:

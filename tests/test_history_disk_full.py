@@ -10,9 +10,7 @@ stopped, the DuckDB ``deals`` and ``orders`` tables must hold exactly what the b
 from __future__ import annotations
 
 import struct
-import time
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -22,18 +20,10 @@ import pytest
 from mt5exec.sim.state import read_history
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, instance_pb2
-from support import BULK_RISK, create_sim, error_info, market
+from support import BULK_RISK, create_sim, error_info, market, wait_until
 from tmpfs import fill, small_disk
 
 __all__ = ["small_disk"]  # the fixture
-
-
-def wait_until(what: str, condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.05)
 
 
 def history_failures(data: Path) -> int:
