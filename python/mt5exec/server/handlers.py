@@ -125,7 +125,7 @@ class Audit(Protocol):
     def record(
         self,
         principal: Any,
-        context: Context,
+        context: Any,
         request: Any,
         code: grpc.StatusCode,
         reason: str = "",
@@ -329,6 +329,16 @@ def _nothing_ready() -> None:
 MAX_MESSAGE_BYTES = 64 * 1024
 
 
+class _KnownPeer:
+    """A call's peer, taken while the call is live, for a record made after it ended."""
+
+    def __init__(self, peer: str) -> None:
+        self._peer = peer
+
+    def peer(self) -> str:
+        return self._peer
+
+
 def _streaming(
     name: str,
     fn: Callable[[Any, Context], AsyncIterator[Any] | Subscription],
@@ -346,6 +356,9 @@ def _streaming(
         clock = watch._loop.time
         source: AsyncIterator[Any] | Subscription | None = None
         principal: Any = None
+        # The session's end is recorded after its call is over, when the call's context may
+        # no longer be touched (its peer() crashed grpc's C core): the peer is taken at open.
+        peer: _KnownPeer | None = None
         counted: _Counted | None = None
         outcome: tuple[grpc.StatusCode, str] = (grpc.StatusCode.OK, "")
         sent = 0
@@ -357,7 +370,8 @@ def _streaming(
                 caller = steps.caller(context)
                 principal = caller
                 admitted = counted = _Counted(steps.request(caller, request, context))
-                audit.record(caller, context, None, grpc.StatusCode.OK, "", "session_open")
+                peer = _KnownPeer(context.peer())
+                audit.record(caller, peer, None, grpc.StatusCode.OK, "", "session_open")
             source = watch.source = fn(admitted, context)
             ready: Callable[[], Any] = _nothing_ready
             if isinstance(source, Subscription):
@@ -403,7 +417,7 @@ def _streaming(
                 if watch.fired:
                     outcome = (grpc.StatusCode.RESOURCE_EXHAUSTED, "SLOW_CONSUMER")
                 messages = (0 if counted is None else counted.count, sent)
-                session[1].record(principal, context, None, *outcome, "session_end", messages)
+                session[1].record(principal, peer, None, *outcome, "session_end", messages)
 
     return handler
 
