@@ -337,7 +337,7 @@ class DeleteCopyRelationResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class PublishSignalRequest(_message.Message):
-    __slots__ = ("source", "symbol", "side", "volume", "stop_loss", "take_profit", "timestamp", "nonce", "signature")
+    __slots__ = ("source", "symbol", "side", "volume", "stop_loss", "take_profit", "timestamp", "nonce", "signature", "risk_percent", "signal_id")
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     SYMBOL_FIELD_NUMBER: _ClassVar[int]
     SIDE_FIELD_NUMBER: _ClassVar[int]
@@ -347,6 +347,8 @@ class PublishSignalRequest(_message.Message):
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     NONCE_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    RISK_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_ID_FIELD_NUMBER: _ClassVar[int]
     source: str
     symbol: str
     side: _common_pb2.Side
@@ -356,7 +358,9 @@ class PublishSignalRequest(_message.Message):
     timestamp: _timestamp_pb2.Timestamp
     nonce: str
     signature: str
-    def __init__(self, source: _Optional[str] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[_common_pb2.Side, str]] = ..., volume: _Optional[float] = ..., stop_loss: _Optional[float] = ..., take_profit: _Optional[float] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., nonce: _Optional[str] = ..., signature: _Optional[str] = ...) -> None: ...
+    risk_percent: float
+    signal_id: str
+    def __init__(self, source: _Optional[str] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[_common_pb2.Side, str]] = ..., volume: _Optional[float] = ..., stop_loss: _Optional[float] = ..., take_profit: _Optional[float] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., nonce: _Optional[str] = ..., signature: _Optional[str] = ..., risk_percent: _Optional[float] = ..., signal_id: _Optional[str] = ...) -> None: ...
 
 class PublishSignalResponse(_message.Message):
     __slots__ = ("orders",)
