@@ -218,6 +218,7 @@ TRADE = (DENIED, OK, NOT_FOUND, OK)
 ADMIN = (DENIED, DENIED, DENIED, OK)
 NOT_BUILT = (DENIED, DENIED, DENIED, UNIMPLEMENTED)
 ANYONE = (OK, OK, OK, OK)
+PLANNED_READ = (UNIMPLEMENTED, UNIMPLEMENTED, NOT_FOUND, UNIMPLEMENTED)
 
 INS, ORD, STR, AUT = (
     "mt5exec.v1.InstanceService/",
@@ -340,6 +341,14 @@ TABLE: dict[str, Row] = {
         lambda i, w: order_pb2.ListPositionsRequest(instance_id=i), "a1", READ
     ),
     ORD + "GetAccount": Row(lambda i, w: order_pb2.GetAccountRequest(instance_id=i), "a1", READ),
+    ORD + "ListDeals": Row(
+        lambda i, w: order_pb2.ListDealsRequest(instance_id=i), "a1", PLANNED_READ
+    ),
+    ORD + "ListTicks": Row(
+        lambda i, w: order_pb2.ListTicksRequest(instance_id=i, symbol="EURUSD", count=1),
+        "a1",
+        PLANNED_READ,
+    ),
     ORD + "CheckOrder": Row(
         lambda i, w: order_pb2.CheckOrderRequest(order=market(i, f"co-{w}")), "a1", TRADE
     ),

@@ -98,6 +98,9 @@ RULES: dict[str, Rule] = {
     _ORDER + "ListOrders": _read(),
     _ORDER + "ListPositions": _read(),
     _ORDER + "GetAccount": _read(),
+    # History reads (the DuckDB history): the instance's viewers.
+    _ORDER + "ListDeals": _read(),
+    _ORDER + "ListTicks": _read(),
     # The copier is not built yet: admin until it is (its rows are decided with it).
     _ORDER + "CreateCopyRelation": _admin(),
     _ORDER + "ListCopyRelations": _admin(),

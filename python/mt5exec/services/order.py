@@ -28,6 +28,8 @@ PLANNED: dict[str, int | str] = {
     "ListCopyRelations": _COPIER,
     "DeleteCopyRelation": _COPIER,
     "PublishSignal": _COPIER,
+    "ListDeals": "#21: history reads",
+    "ListTicks": "#21: history reads",
 }
 
 # Orders one session may have in flight before it stops reading new ones (backpressure).

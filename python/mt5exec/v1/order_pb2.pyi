@@ -367,3 +367,53 @@ class PublishSignalResponse(_message.Message):
     ORDERS_FIELD_NUMBER: _ClassVar[int]
     orders: _containers.RepeatedCompositeFieldContainer[_common_pb2.Order]
     def __init__(self, orders: _Optional[_Iterable[_Union[_common_pb2.Order, _Mapping]]] = ...) -> None: ...
+
+class ListDealsRequest(_message.Message):
+    __slots__ = ("instance_id", "symbol", "from_time", "to_time", "page_size", "page_token")
+    INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    FROM_TIME_FIELD_NUMBER: _ClassVar[int]
+    TO_TIME_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    instance_id: str
+    symbol: str
+    from_time: _timestamp_pb2.Timestamp
+    to_time: _timestamp_pb2.Timestamp
+    page_size: int
+    page_token: str
+    def __init__(self, instance_id: _Optional[str] = ..., symbol: _Optional[str] = ..., from_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., to_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListDealsResponse(_message.Message):
+    __slots__ = ("deals", "next_page_token")
+    DEALS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    deals: _containers.RepeatedCompositeFieldContainer[_common_pb2.Fill]
+    next_page_token: str
+    def __init__(self, deals: _Optional[_Iterable[_Union[_common_pb2.Fill, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ListTicksRequest(_message.Message):
+    __slots__ = ("instance_id", "symbol", "count", "from_time", "to_time", "page_size", "page_token")
+    INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    FROM_TIME_FIELD_NUMBER: _ClassVar[int]
+    TO_TIME_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    instance_id: str
+    symbol: str
+    count: int
+    from_time: _timestamp_pb2.Timestamp
+    to_time: _timestamp_pb2.Timestamp
+    page_size: int
+    page_token: str
+    def __init__(self, instance_id: _Optional[str] = ..., symbol: _Optional[str] = ..., count: _Optional[int] = ..., from_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., to_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListTicksResponse(_message.Message):
+    __slots__ = ("ticks", "next_page_token")
+    TICKS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ticks: _containers.RepeatedCompositeFieldContainer[_common_pb2.Tick]
+    next_page_token: str
+    def __init__(self, ticks: _Optional[_Iterable[_Union[_common_pb2.Tick, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

@@ -114,6 +114,16 @@ class OrderServiceStub:
                 request_serializer=mt5exec_dot_v1_dot_order__pb2.PublishSignalRequest.SerializeToString,
                 response_deserializer=mt5exec_dot_v1_dot_order__pb2.PublishSignalResponse.FromString,
                 _registered_method=True)
+        self.ListDeals = channel.unary_unary(
+                '/mt5exec.v1.OrderService/ListDeals',
+                request_serializer=mt5exec_dot_v1_dot_order__pb2.ListDealsRequest.SerializeToString,
+                response_deserializer=mt5exec_dot_v1_dot_order__pb2.ListDealsResponse.FromString,
+                _registered_method=True)
+        self.ListTicks = channel.unary_unary(
+                '/mt5exec.v1.OrderService/ListTicks',
+                request_serializer=mt5exec_dot_v1_dot_order__pb2.ListTicksRequest.SerializeToString,
+                response_deserializer=mt5exec_dot_v1_dot_order__pb2.ListTicksResponse.FromString,
+                _registered_method=True)
 
 
 class OrderServiceServicer:
@@ -218,6 +228,20 @@ class OrderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDeals(self, request, context):
+        """Deals (fills) from the history database, newest first (docs/history.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTicks(self, request, context):
+        """Stored ticks (history.ticks = true): the latest `count`, or a time range, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -300,6 +324,16 @@ def add_OrderServiceServicer_to_server(servicer, server):
                     servicer.PublishSignal,
                     request_deserializer=mt5exec_dot_v1_dot_order__pb2.PublishSignalRequest.FromString,
                     response_serializer=mt5exec_dot_v1_dot_order__pb2.PublishSignalResponse.SerializeToString,
+            ),
+            'ListDeals': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeals,
+                    request_deserializer=mt5exec_dot_v1_dot_order__pb2.ListDealsRequest.FromString,
+                    response_serializer=mt5exec_dot_v1_dot_order__pb2.ListDealsResponse.SerializeToString,
+            ),
+            'ListTicks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTicks,
+                    request_deserializer=mt5exec_dot_v1_dot_order__pb2.ListTicksRequest.FromString,
+                    response_serializer=mt5exec_dot_v1_dot_order__pb2.ListTicksResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -734,6 +768,60 @@ class OrderService:
             '/mt5exec.v1.OrderService/PublishSignal',
             mt5exec_dot_v1_dot_order__pb2.PublishSignalRequest.SerializeToString,
             mt5exec_dot_v1_dot_order__pb2.PublishSignalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mt5exec.v1.OrderService/ListDeals',
+            mt5exec_dot_v1_dot_order__pb2.ListDealsRequest.SerializeToString,
+            mt5exec_dot_v1_dot_order__pb2.ListDealsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTicks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mt5exec.v1.OrderService/ListTicks',
+            mt5exec_dot_v1_dot_order__pb2.ListTicksRequest.SerializeToString,
+            mt5exec_dot_v1_dot_order__pb2.ListTicksResponse.FromString,
             options,
             channel_credentials,
             insecure,
