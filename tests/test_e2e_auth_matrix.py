@@ -368,6 +368,9 @@ TABLE: dict[str, Row] = {
     ORD + "DeleteCopyRelation": Row(
         lambda i, w: order_pb2.DeleteCopyRelationRequest(relation_id="r1"), "a1", NOT_BUILT
     ),
+    ORD + "GetCopyRelation": Row(
+        lambda i, w: order_pb2.GetCopyRelationRequest(relation_id="r1"), "a1", NOT_BUILT
+    ),
     ORD + "PublishSignal": Row(
         lambda i, w: order_pb2.PublishSignalRequest(source="s", symbol="EURUSD"), "a1", NOT_BUILT
     ),

@@ -90,6 +90,7 @@ KINDS: dict[str, Kind] = {
     _ORDER + "CreateCopyRelation": _C,
     _ORDER + "ListCopyRelations": _R,
     _ORDER + "DeleteCopyRelation": _C,
+    _ORDER + "GetCopyRelation": _R,
     _ORDER + "PublishSignal": _C,
     _STREAM + "StreamTicks": _R,
     _STREAM + "StreamExecutions": _R,

@@ -105,6 +105,7 @@ RULES: dict[str, Rule] = {
     _ORDER + "CreateCopyRelation": _admin(),
     _ORDER + "ListCopyRelations": _admin(),
     _ORDER + "DeleteCopyRelation": _admin(),
+    _ORDER + "GetCopyRelation": _admin(),
     _ORDER + "PublishSignal": _admin(),
     # Streams.
     _STREAM + "StreamTicks": Rule(Role.VIEWER, Scope.INSTANCES, "instance_ids"),

@@ -27,6 +27,7 @@ PLANNED: dict[str, int | str] = {
     "CreateCopyRelation": _COPIER,
     "ListCopyRelations": _COPIER,
     "DeleteCopyRelation": _COPIER,
+    "GetCopyRelation": _COPIER,
     "PublishSignal": _COPIER,
     "ListDeals": "#21: history reads",
     "ListTicks": "#21: history reads",

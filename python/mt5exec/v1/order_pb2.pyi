@@ -17,10 +17,43 @@ class CopyVolumeMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     COPY_VOLUME_MODE_MULTIPLIER: _ClassVar[CopyVolumeMode]
     COPY_VOLUME_MODE_EQUITY_RATIO: _ClassVar[CopyVolumeMode]
     COPY_VOLUME_MODE_FIXED: _ClassVar[CopyVolumeMode]
+    COPY_VOLUME_MODE_BALANCE_RATIO: _ClassVar[CopyVolumeMode]
+    COPY_VOLUME_MODE_RISK_PERCENT: _ClassVar[CopyVolumeMode]
+
+class CopySides(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    COPY_SIDES_UNSPECIFIED: _ClassVar[CopySides]
+    COPY_SIDES_BOTH: _ClassVar[CopySides]
+    COPY_SIDES_LONG_ONLY: _ClassVar[CopySides]
+    COPY_SIDES_SHORT_ONLY: _ClassVar[CopySides]
+
+class CopyLateJoin(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    COPY_LATE_JOIN_UNSPECIFIED: _ClassVar[CopyLateJoin]
+    COPY_LATE_JOIN_NEW_ONLY: _ClassVar[CopyLateJoin]
+    COPY_LATE_JOIN_OPEN_POSITIONS: _ClassVar[CopyLateJoin]
+
+class CopyOnDelete(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    COPY_ON_DELETE_UNSPECIFIED: _ClassVar[CopyOnDelete]
+    COPY_ON_DELETE_LEAVE_OPEN: _ClassVar[CopyOnDelete]
+    COPY_ON_DELETE_CLOSE: _ClassVar[CopyOnDelete]
 COPY_VOLUME_MODE_UNSPECIFIED: CopyVolumeMode
 COPY_VOLUME_MODE_MULTIPLIER: CopyVolumeMode
 COPY_VOLUME_MODE_EQUITY_RATIO: CopyVolumeMode
 COPY_VOLUME_MODE_FIXED: CopyVolumeMode
+COPY_VOLUME_MODE_BALANCE_RATIO: CopyVolumeMode
+COPY_VOLUME_MODE_RISK_PERCENT: CopyVolumeMode
+COPY_SIDES_UNSPECIFIED: CopySides
+COPY_SIDES_BOTH: CopySides
+COPY_SIDES_LONG_ONLY: CopySides
+COPY_SIDES_SHORT_ONLY: CopySides
+COPY_LATE_JOIN_UNSPECIFIED: CopyLateJoin
+COPY_LATE_JOIN_NEW_ONLY: CopyLateJoin
+COPY_LATE_JOIN_OPEN_POSITIONS: CopyLateJoin
+COPY_ON_DELETE_UNSPECIFIED: CopyOnDelete
+COPY_ON_DELETE_LEAVE_OPEN: CopyOnDelete
+COPY_ON_DELETE_CLOSE: CopyOnDelete
 
 class PlaceOrderRequest(_message.Message):
     __slots__ = ("instance_id", "client_order_id", "symbol", "side", "type", "volume", "price", "stop_limit_price", "stop_loss", "take_profit", "deviation_points", "time_in_force", "expiration", "filling", "comment", "magic")
@@ -281,7 +314,14 @@ class OrderSessionResponse(_message.Message):
     def __init__(self, client_order_id: _Optional[str] = ..., code: _Optional[int] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., order: _Optional[_Union[_common_pb2.Order, _Mapping]] = ..., batch: _Optional[_Iterable[_Union[OrderSessionResponse, _Mapping]]] = ...) -> None: ...
 
 class CopyRelation(_message.Message):
-    __slots__ = ("relation_id", "master_instance_id", "follower_instance_id", "volume_mode", "multiplier", "fixed_volume", "symbols", "reverse", "copy_stops")
+    __slots__ = ("relation_id", "master_instance_id", "follower_instance_id", "volume_mode", "multiplier", "fixed_volume", "symbols", "reverse", "copy_stops", "risk_percent", "min_volume", "max_volume", "raise_to_minimum", "symbol_map", "symbol_prefix", "symbol_suffix", "exclude_symbols", "magics", "sides", "order_types", "copy_pending", "max_deviation_points", "late_join", "on_delete", "signal_source", "owner", "created_time")
+    class SymbolMapEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     RELATION_ID_FIELD_NUMBER: _ClassVar[int]
     MASTER_INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
     FOLLOWER_INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -291,6 +331,24 @@ class CopyRelation(_message.Message):
     SYMBOLS_FIELD_NUMBER: _ClassVar[int]
     REVERSE_FIELD_NUMBER: _ClassVar[int]
     COPY_STOPS_FIELD_NUMBER: _ClassVar[int]
+    RISK_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    MIN_VOLUME_FIELD_NUMBER: _ClassVar[int]
+    MAX_VOLUME_FIELD_NUMBER: _ClassVar[int]
+    RAISE_TO_MINIMUM_FIELD_NUMBER: _ClassVar[int]
+    SYMBOL_MAP_FIELD_NUMBER: _ClassVar[int]
+    SYMBOL_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    SYMBOL_SUFFIX_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_SYMBOLS_FIELD_NUMBER: _ClassVar[int]
+    MAGICS_FIELD_NUMBER: _ClassVar[int]
+    SIDES_FIELD_NUMBER: _ClassVar[int]
+    ORDER_TYPES_FIELD_NUMBER: _ClassVar[int]
+    COPY_PENDING_FIELD_NUMBER: _ClassVar[int]
+    MAX_DEVIATION_POINTS_FIELD_NUMBER: _ClassVar[int]
+    LATE_JOIN_FIELD_NUMBER: _ClassVar[int]
+    ON_DELETE_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_TIME_FIELD_NUMBER: _ClassVar[int]
     relation_id: str
     master_instance_id: str
     follower_instance_id: str
@@ -300,7 +358,64 @@ class CopyRelation(_message.Message):
     symbols: _containers.RepeatedScalarFieldContainer[str]
     reverse: bool
     copy_stops: bool
-    def __init__(self, relation_id: _Optional[str] = ..., master_instance_id: _Optional[str] = ..., follower_instance_id: _Optional[str] = ..., volume_mode: _Optional[_Union[CopyVolumeMode, str]] = ..., multiplier: _Optional[float] = ..., fixed_volume: _Optional[float] = ..., symbols: _Optional[_Iterable[str]] = ..., reverse: _Optional[bool] = ..., copy_stops: _Optional[bool] = ...) -> None: ...
+    risk_percent: float
+    min_volume: float
+    max_volume: float
+    raise_to_minimum: bool
+    symbol_map: _containers.ScalarMap[str, str]
+    symbol_prefix: str
+    symbol_suffix: str
+    exclude_symbols: _containers.RepeatedScalarFieldContainer[str]
+    magics: _containers.RepeatedScalarFieldContainer[int]
+    sides: CopySides
+    order_types: _containers.RepeatedScalarFieldContainer[_common_pb2.OrderType]
+    copy_pending: bool
+    max_deviation_points: int
+    late_join: CopyLateJoin
+    on_delete: CopyOnDelete
+    signal_source: str
+    owner: str
+    created_time: _timestamp_pb2.Timestamp
+    def __init__(self, relation_id: _Optional[str] = ..., master_instance_id: _Optional[str] = ..., follower_instance_id: _Optional[str] = ..., volume_mode: _Optional[_Union[CopyVolumeMode, str]] = ..., multiplier: _Optional[float] = ..., fixed_volume: _Optional[float] = ..., symbols: _Optional[_Iterable[str]] = ..., reverse: _Optional[bool] = ..., copy_stops: _Optional[bool] = ..., risk_percent: _Optional[float] = ..., min_volume: _Optional[float] = ..., max_volume: _Optional[float] = ..., raise_to_minimum: _Optional[bool] = ..., symbol_map: _Optional[_Mapping[str, str]] = ..., symbol_prefix: _Optional[str] = ..., symbol_suffix: _Optional[str] = ..., exclude_symbols: _Optional[_Iterable[str]] = ..., magics: _Optional[_Iterable[int]] = ..., sides: _Optional[_Union[CopySides, str]] = ..., order_types: _Optional[_Iterable[_Union[_common_pb2.OrderType, str]]] = ..., copy_pending: _Optional[bool] = ..., max_deviation_points: _Optional[int] = ..., late_join: _Optional[_Union[CopyLateJoin, str]] = ..., on_delete: _Optional[_Union[CopyOnDelete, str]] = ..., signal_source: _Optional[str] = ..., owner: _Optional[str] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CopyRelationStats(_message.Message):
+    __slots__ = ("copies", "skipped", "latency_p50_seconds", "latency_p99_seconds", "fills", "slippage_points_mean", "slippage_points_max")
+    class SkippedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    COPIES_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P50_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P99_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    FILLS_FIELD_NUMBER: _ClassVar[int]
+    SLIPPAGE_POINTS_MEAN_FIELD_NUMBER: _ClassVar[int]
+    SLIPPAGE_POINTS_MAX_FIELD_NUMBER: _ClassVar[int]
+    copies: int
+    skipped: _containers.ScalarMap[str, int]
+    latency_p50_seconds: float
+    latency_p99_seconds: float
+    fills: int
+    slippage_points_mean: float
+    slippage_points_max: float
+    def __init__(self, copies: _Optional[int] = ..., skipped: _Optional[_Mapping[str, int]] = ..., latency_p50_seconds: _Optional[float] = ..., latency_p99_seconds: _Optional[float] = ..., fills: _Optional[int] = ..., slippage_points_mean: _Optional[float] = ..., slippage_points_max: _Optional[float] = ...) -> None: ...
+
+class GetCopyRelationRequest(_message.Message):
+    __slots__ = ("relation_id",)
+    RELATION_ID_FIELD_NUMBER: _ClassVar[int]
+    relation_id: str
+    def __init__(self, relation_id: _Optional[str] = ...) -> None: ...
+
+class GetCopyRelationResponse(_message.Message):
+    __slots__ = ("relation", "stats")
+    RELATION_FIELD_NUMBER: _ClassVar[int]
+    STATS_FIELD_NUMBER: _ClassVar[int]
+    relation: CopyRelation
+    stats: CopyRelationStats
+    def __init__(self, relation: _Optional[_Union[CopyRelation, _Mapping]] = ..., stats: _Optional[_Union[CopyRelationStats, _Mapping]] = ...) -> None: ...
 
 class CreateCopyRelationRequest(_message.Message):
     __slots__ = ("relation",)

@@ -109,6 +109,11 @@ class OrderServiceStub:
                 request_serializer=mt5exec_dot_v1_dot_order__pb2.DeleteCopyRelationRequest.SerializeToString,
                 response_deserializer=mt5exec_dot_v1_dot_order__pb2.DeleteCopyRelationResponse.FromString,
                 _registered_method=True)
+        self.GetCopyRelation = channel.unary_unary(
+                '/mt5exec.v1.OrderService/GetCopyRelation',
+                request_serializer=mt5exec_dot_v1_dot_order__pb2.GetCopyRelationRequest.SerializeToString,
+                response_deserializer=mt5exec_dot_v1_dot_order__pb2.GetCopyRelationResponse.FromString,
+                _registered_method=True)
         self.PublishSignal = channel.unary_unary(
                 '/mt5exec.v1.OrderService/PublishSignal',
                 request_serializer=mt5exec_dot_v1_dot_order__pb2.PublishSignalRequest.SerializeToString,
@@ -221,6 +226,13 @@ class OrderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCopyRelation(self, request, context):
+        """A copy relation and its statistics (copies, skips by reason, latency, slippage).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PublishSignal(self, request, context):
         """A (optionally HMAC-signed) trade signal distributed to the followers of a source.
         """
@@ -319,6 +331,11 @@ def add_OrderServiceServicer_to_server(servicer, server):
                     servicer.DeleteCopyRelation,
                     request_deserializer=mt5exec_dot_v1_dot_order__pb2.DeleteCopyRelationRequest.FromString,
                     response_serializer=mt5exec_dot_v1_dot_order__pb2.DeleteCopyRelationResponse.SerializeToString,
+            ),
+            'GetCopyRelation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCopyRelation,
+                    request_deserializer=mt5exec_dot_v1_dot_order__pb2.GetCopyRelationRequest.FromString,
+                    response_serializer=mt5exec_dot_v1_dot_order__pb2.GetCopyRelationResponse.SerializeToString,
             ),
             'PublishSignal': grpc.unary_unary_rpc_method_handler(
                     servicer.PublishSignal,
@@ -741,6 +758,33 @@ class OrderService:
             '/mt5exec.v1.OrderService/DeleteCopyRelation',
             mt5exec_dot_v1_dot_order__pb2.DeleteCopyRelationRequest.SerializeToString,
             mt5exec_dot_v1_dot_order__pb2.DeleteCopyRelationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCopyRelation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mt5exec.v1.OrderService/GetCopyRelation',
+            mt5exec_dot_v1_dot_order__pb2.GetCopyRelationRequest.SerializeToString,
+            mt5exec_dot_v1_dot_order__pb2.GetCopyRelationResponse.FromString,
             options,
             channel_credentials,
             insecure,
