@@ -32,11 +32,25 @@ build: setup
 	$(VENV)/bin/maturin develop --release -q
 	$(PY) -m compileall -q python/mt5exec
 
+# buf (proto lint and breaking-change check) from npm, pinned by tools/package-lock.json, into
+# tools/node_modules (not global). npm is required: a missing one fails here, on CI too.
+BUF := tools/node_modules/.bin/buf
+$(BUF): tools/package.json tools/package-lock.json
+	npm ci --prefix tools --no-audit --no-fund --loglevel=error
+	touch $@
+
 # Sets up and runs the server: simulated broker, embedded DuckDB, nothing else needed.
 run: build
 	MT5EXEC_SERVER_METRICS_LISTEN=$${MT5EXEC_SERVER_METRICS_LISTEN-127.0.0.1:9464} $(VENV)/bin/mt5exec serve --listen $(LISTEN) --data-dir $(DATA_DIR)
 
-lint: build
+lint: build $(BUF)
+	@# proto/: buf's STANDARD lint rules, and no breaking change against the previous commit
+	@# (FILE rules: wire, JSON and generated-code names). A clone without a previous commit
+	@# (one commit, or shallow) has nothing to compare against.
+	$(BUF) lint
+	@if git rev-parse -q --verify HEAD~1 >/dev/null; then \
+		$(BUF) breaking --against '.git#ref=HEAD~1'; \
+	else echo "buf breaking: no previous commit to compare against"; fi
 	$(VENV)/bin/ruff check python tests benchmarks scripts
 	$(VENV)/bin/ruff format --check python tests benchmarks scripts
 	$(VENV)/bin/mypy
@@ -73,4 +87,4 @@ bench: build
 	$(PY) benchmarks/auth_overhead.py
 
 clean:
-	rm -rf $(VENV) target python/mt5exec/_core*.so
+	rm -rf $(VENV) target tools/node_modules python/mt5exec/_core*.so
