@@ -83,6 +83,8 @@ KINDS: dict[str, Kind] = {
     _ORDER + "CloseAll": _C,
     _ORDER + "GetOrder": _R,
     _ORDER + "ListOrders": _R,
+    _ORDER + "ListDeals": _R,
+    _ORDER + "ListTicks": _R,
     _ORDER + "ListPositions": _R,
     _ORDER + "GetAccount": _R,
     _ORDER + "CheckOrder": _R,  # a dry run: nothing is sent
