@@ -53,7 +53,16 @@ def test_defaults(tmp_path: Path) -> None:
         enabled=True, path=None, flush_interval_ms=1000, batch_size=1000
     )
     # Per-instance defaults (symbols, seed, account) live in the instance templates, not here.
-    assert list(cfg.as_dict()) == ["server", "engine", "history", "mt5", "risk", "auth", "vault"]
+    assert list(cfg.as_dict()) == [
+        "server",
+        "engine",
+        "history",
+        "mt5",
+        "risk",
+        "auth",
+        "vault",
+        "signals",
+    ]
     assert cfg.data_dir.is_absolute()
     assert cfg.instances_dir == tmp_path / "mt5exec-data" / "instances"
     assert cfg.history_path == tmp_path / "mt5exec-data" / "history.duckdb"
@@ -225,7 +234,7 @@ def test_sim_section_is_unknown(tmp_path: Path) -> None:
     path = write(tmp_path, '[server]\nmax_instances = 3\n\n[sim]\nsymbols = ["EURUSD"]\n')
     with pytest.raises(ConfigError) as info:
         load_config(path, env={})
-    sections = "server, engine, history, mt5, risk, auth, vault"
+    sections = "server, engine, history, mt5, risk, auth, vault, signals"
     assert str(info.value) == f"{path}: sim: unknown section (sections: {sections})"
 
 

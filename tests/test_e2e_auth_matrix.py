@@ -233,6 +233,15 @@ def _kill_scope(instance_id: str) -> instance_pb2.KillSwitchScope:
     return instance_pb2.KillSwitchScope(instance_id=instance_id)
 
 
+def _signal() -> order_pb2.PublishSignalRequest:
+    request = order_pb2.PublishSignalRequest(
+        source="s", symbol="EURUSD", side=common_pb2.SIDE_BUY, volume=0.01, nonce="n" * 16
+    )
+    request.timestamp.GetCurrentTime()
+    request.signature = "0" * 64
+    return request
+
+
 # The throwaway key's id, known once the world is made (RevokeApiKey's request).
 KEY_IDS: dict[str, str] = {}
 POSITION: dict[str, int] = {}
@@ -371,8 +380,10 @@ TABLE: dict[str, Row] = {
     ORD + "GetCopyRelation": Row(
         lambda i, w: order_pb2.GetCopyRelationRequest(relation_id="r1"), "a1", NOT_BUILT
     ),
+    # Past the gate (any trader), an unknown source's signal is UNAUTHENTICATED: the source's
+    # HMAC is the signal's credential (test_e2e_signals.py).
     ORD + "PublishSignal": Row(
-        lambda i, w: order_pb2.PublishSignalRequest(source="s", symbol="EURUSD"), "a1", NOT_BUILT
+        lambda i, w: _signal(), "a1", (DENIED, UNAUTHENTICATED, UNAUTHENTICATED, UNAUTHENTICATED)
     ),
     STR + "StreamTicks": Row(
         lambda i, w: stream_pb2.StreamTicksRequest(instance_ids=[i]), "a1", READ

@@ -47,6 +47,7 @@ __all__ = [
     "RiskConfig",
     "ServerConfig",
     "ServerSection",
+    "SignalsConfig",
     "VaultConfig",
     "check_auth",
     "check_transport",
@@ -395,6 +396,27 @@ class VaultConfig:
     postgres_dsn: str = ""
 
 
+def _window(value: Any) -> Any:
+    if not 0 < value <= 3600:
+        raise _Invalid(f"must be in (0, 3600] seconds, got {value!r}")
+    return value
+
+
+def _no_sources() -> Mapping[str, Path]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class SignalsConfig:
+    """``[signals]``: the sources PublishSignal accepts signals of (see docs/signals.md)."""
+
+    # Seconds a signal's timestamp may be off the server's clock, either way.
+    window_s: float = field(default=30.0, metadata=_opt(_window))
+    # [signals.sources]: source name -> file holding its HMAC-SHA256 secret (at least 32 bytes,
+    # readable by the server's user only), e.g. tradingview = "/etc/mt5exec/tv.secret".
+    sources: Mapping[str, Path] = field(default_factory=_no_sources)
+
+
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     """The whole configuration; built by :func:`load_config`."""
@@ -406,6 +428,7 @@ class ServerConfig:
     risk: RiskConfig = field(default_factory=RiskConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     vault: VaultConfig = field(default_factory=VaultConfig)
+    signals: SignalsConfig = field(default_factory=SignalsConfig)
 
     @property
     def data_dir(self) -> Path:
@@ -477,7 +500,7 @@ class ServerConfig:
                 elif isinstance(value, tuple):
                     value = list(value)
                 elif isinstance(value, Mapping):
-                    value = {k: _plain_identity(v) for k, v in value.items()}
+                    value = {k: _plain_value(v) for k, v in value.items()}
                 if value is not None:
                     values[f.name] = value
             out[name] = values
@@ -492,7 +515,12 @@ _SECTIONS: Final[Mapping[str, type[Any]]] = {
     "risk": RiskConfig,
     "auth": AuthConfig,
     "vault": VaultConfig,
+    "signals": SignalsConfig,
 }
+
+
+def _plain_value(value: CertificateIdentity | Path) -> dict[str, str] | str:
+    return str(value) if isinstance(value, Path) else _plain_identity(value)
 
 
 def _plain_identity(identity: CertificateIdentity) -> dict[str, str]:
@@ -503,6 +531,21 @@ def _plain_identity(identity: CertificateIdentity) -> dict[str, str]:
 
 
 _IDENTITIES: Final = Mapping[str, CertificateIdentity]
+_SOURCES: Final = Mapping[str, Path]
+_SOURCE_NAME: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def _sources(value: Any) -> Mapping[str, Path]:
+    if not isinstance(value, Mapping):
+        raise _Invalid(f'expected a table of source = "secret file", got {value!r}')
+    out: dict[str, Path] = {}
+    for name, path in value.items():
+        if not isinstance(name, str) or not _SOURCE_NAME.fullmatch(name):
+            raise _Invalid(f"a source name is [A-Za-z0-9_.-]{{1,64}}, got {name!r}")
+        if not isinstance(path, str) or not path:
+            raise _Invalid(f"{name!r}: expected the path of its secret file, got {path!r}")
+        out[name] = Path(path).expanduser().resolve()
+    return MappingProxyType(out)
 
 
 def _identities(value: Any) -> Mapping[str, CertificateIdentity]:
@@ -543,6 +586,7 @@ def _type_name(tp: Any) -> str:
         Path: "a path",
         tuple[str, ...]: "a list of strings",
         _IDENTITIES: "a table",
+        _SOURCES: "a table",
     }
     return names.get(tp, str(tp))
 
@@ -585,6 +629,8 @@ def _from_typed(value: Any, tp: Any) -> Any:
             return tuple(value)
     elif tp == _IDENTITIES:
         return _identities(value)
+    elif tp == _SOURCES:
+        return _sources(value)
     else:  # pragma: no cover - a new field type without a converter is a programming error
         raise TypeError(f"unsupported config field type {tp!r}")
     raise _Invalid(f"expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
@@ -613,12 +659,13 @@ def _from_text(text: str, tp: Any) -> Any:
         if not math.isfinite(number):
             raise _Invalid(f"expected a finite number, got {text!r}")
         return number
-    if tp == _IDENTITIES:
+    if tp in (_IDENTITIES, _SOURCES):
         # One environment variable holds the whole table, as JSON.
         try:
-            return _identities(json.loads(text))
+            table = json.loads(text)
         except json.JSONDecodeError:
             raise _Invalid(f"expected a JSON object, got {text!r}") from None
+        return _identities(table) if tp == _IDENTITIES else _sources(table)
     if tp == tuple[str, ...]:
         # Comma-separated, the usual way to pass a list through one environment variable.
         return tuple(part.strip() for part in stripped.split(",")) if stripped else ()

@@ -106,7 +106,9 @@ RULES: dict[str, Rule] = {
     _ORDER + "ListCopyRelations": _admin(),
     _ORDER + "DeleteCopyRelation": _admin(),
     _ORDER + "GetCopyRelation": _admin(),
-    _ORDER + "PublishSignal": _admin(),
+    # A signal's credential is its source's HMAC (docs/signals.md); the caller must still be
+    # a trader (its token passes the gate); the followers are the source's relations.
+    _ORDER + "PublishSignal": Rule(Role.TRADER),
     # Streams.
     _STREAM + "StreamTicks": Rule(Role.VIEWER, Scope.INSTANCES, "instance_ids"),
     _STREAM + "StreamExecutions": _read(),

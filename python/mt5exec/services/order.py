@@ -20,6 +20,7 @@ from mt5exec.errors import MT5ExecError, invalid, not_found, number
 from mt5exec.server.handlers import Context
 from mt5exec.server.state import AppState
 from mt5exec.services import validation
+from mt5exec.services.signals import Signals
 from mt5exec.v1 import common_pb2, order_pb2
 
 _COPIER = "the copier: no issue filed yet"
@@ -28,7 +29,6 @@ PLANNED: dict[str, int | str] = {
     "ListCopyRelations": _COPIER,
     "DeleteCopyRelation": _COPIER,
     "GetCopyRelation": _COPIER,
-    "PublishSignal": _COPIER,
     "ListDeals": "#21: history reads",
     "ListTicks": "#21: history reads",
 }
@@ -51,6 +51,7 @@ class OrderService:
         self._state = state
         self._engine = state.engine
         self._timeout = state.config.engine.order_timeout_s
+        self._signals = Signals(state.config)
 
     async def PlaceOrder(self, request: bytes, context: Context) -> bytes:
         # The engine, which decodes the request, refuses another owner's instance.
@@ -207,6 +208,11 @@ class OrderService:
 
     async def GetAccount(self, request: order_pb2.GetAccountRequest, context: Context) -> bytes:
         return self._engine.get_account(validation.instance_id(request.instance_id))
+
+    async def PublishSignal(
+        self, request: order_pb2.PublishSignalRequest, context: Context
+    ) -> order_pb2.PublishSignalResponse:
+        return await self._signals.publish(request)
 
     async def OrderSession(
         self, requests: AsyncIterator[bytes], context: Context
