@@ -218,7 +218,13 @@ TRADE = (DENIED, OK, NOT_FOUND, OK)
 ADMIN = (DENIED, DENIED, DENIED, OK)
 NOT_BUILT = (DENIED, DENIED, DENIED, UNIMPLEMENTED)
 ANYONE = (OK, OK, OK, OK)
-PLANNED_READ = (UNIMPLEMENTED, UNIMPLEMENTED, NOT_FOUND, UNIMPLEMENTED)
+# The matrix's server stores no ticks: who may read them gets FAILED_PRECONDITION.
+NO_TICKS = (
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    NOT_FOUND,
+    grpc.StatusCode.FAILED_PRECONDITION,
+)
 
 INS, ORD, STR, AUT = (
     "mt5exec.v1.InstanceService/",
@@ -350,13 +356,11 @@ TABLE: dict[str, Row] = {
         lambda i, w: order_pb2.ListPositionsRequest(instance_id=i), "a1", READ
     ),
     ORD + "GetAccount": Row(lambda i, w: order_pb2.GetAccountRequest(instance_id=i), "a1", READ),
-    ORD + "ListDeals": Row(
-        lambda i, w: order_pb2.ListDealsRequest(instance_id=i), "a1", PLANNED_READ
-    ),
+    ORD + "ListDeals": Row(lambda i, w: order_pb2.ListDealsRequest(instance_id=i), "a1", READ),
     ORD + "ListTicks": Row(
         lambda i, w: order_pb2.ListTicksRequest(instance_id=i, symbol="EURUSD", count=1),
         "a1",
-        PLANNED_READ,
+        NO_TICKS,
     ),
     ORD + "CheckOrder": Row(
         lambda i, w: order_pb2.CheckOrderRequest(order=market(i, f"co-{w}")), "a1", TRADE

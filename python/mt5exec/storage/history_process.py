@@ -19,7 +19,11 @@ the child echoes on stdout (as an ``F`` frame) once everything logged and sent
 before it is written, or as an ``E`` frame when it could not be written yet
 (the child keeps it and retries), ``Q`` a ListAuditRecords query (an 8-byte id and the
 filters), answered on stdout by a ``Q`` frame (the id, ``+`` and the encoded response, or
-``-`` and an error). The child writes ``R`` on stdout when the database is open.
+``-`` and an error), ``H`` a history read for the API (an 8-byte id, then
+``history_reads.pack``), answered by a ``Q`` frame too (``!`` and field, reason and message
+separated by NUL bytes for a request it refuses); reads run on a thread of their own, so
+neither the writer nor this loop waits for them. The child writes ``R`` on stdout when the
+database is open.
 
 Audit records leave the server in batches, one write per event loop iteration however many
 calls ended in it; a flush, a query and ``close`` send those waiting first.
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -50,6 +55,16 @@ log = logging.getLogger("mt5exec.history")
 class HistoryUnavailable(RuntimeError):
     """The history process could not start (bad path, database locked, newer schema), is
     gone, or cannot write at the moment (a flush)."""
+
+
+class HistoryReadRefused(ValueError):
+    """The history refused a read as asked (a page token it did not make): the field, a
+    stable reason, the message."""
+
+    def __init__(self, field: str, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.reason = reason
 
 
 # ---------------------------------------------------------------------------- the child
@@ -103,6 +118,16 @@ def run_child(
         )
         tailer.start()
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    out_lock = threading.Lock()
+
+    def answer_frame(query_id: bytes, answer: bytes) -> None:
+        with out_lock:
+            stdout.write(_HEADER.pack(b"Q", 8 + len(answer)) + query_id + answer)
+            stdout.flush()
+
+    reads = concurrent.futures.ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="history-read", initializer=_read_priority
+    )
     stdout.write(_HEADER.pack(b"R", 0))
     stdout.flush()
     audit_records.configure_log()
@@ -139,13 +164,15 @@ def run_child(
                 if ticks is not None:
                     ticks.flush()
                 written = writer.flush() and written
-                stdout.write(_HEADER.pack(b"F" if written else b"E", len(payload)) + payload)
-                stdout.flush()
+                with out_lock:
+                    stdout.write(_HEADER.pack(b"F" if written else b"E", len(payload)) + payload)
+                    stdout.flush()
             elif kind == b"Q":
-                answer = _query(writer, payload[8:])
-                stdout.write(_HEADER.pack(b"Q", 8 + len(answer)) + payload[:8] + answer)
-                stdout.flush()
+                answer_frame(payload[:8], _query(writer, payload[8:]))
+            elif kind == b"H":
+                reads.submit(_answer_read, answer_frame, writer, payload)
     finally:
+        reads.shutdown(wait=True, cancel_futures=True)
         stop_tailing.set()
         if tail is not None and tailer is not None:
             tailer.join()
@@ -180,6 +207,32 @@ def _query(writer: HistoryWriter, params: bytes) -> bytes:
         return b"+" + audit_records.answer(writer.query, params)
     except Exception as e:  # a query must not end the history process
         log.exception("history: audit query failed")
+        return b"-" + f"{type(e).__name__}: {e}".encode()[:1000]
+
+
+def _read_priority() -> None:
+    """A read answers an RPC: its thread leaves the child's idle class where it may."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setscheduler(threading.get_native_id(), os.SCHED_OTHER, os.sched_param(0))
+
+
+def _answer_read(
+    answer_frame: Callable[[bytes, bytes], None], writer: HistoryWriter, payload: bytes
+) -> None:
+    answer_frame(payload[:8], _read(writer, payload[8:]))
+
+
+def _read(writer: HistoryWriter, payload: bytes) -> bytes:
+    """``+`` and the encoded response of a history read, ``!`` and why it is refused (field,
+    reason, message), or ``-`` and what failed."""
+    from mt5exec.storage import history_reads
+
+    try:
+        return b"+" + history_reads.answer(writer.query, payload)
+    except history_reads.BadRequest as e:
+        return b"!" + "\0".join((e.field, e.reason, str(e))).encode()
+    except Exception as e:  # a read must not end the history process
+        log.exception("history: read failed")
         return b"-" + f"{type(e).__name__}: {e}".encode()[:1000]
 
 
@@ -295,6 +348,9 @@ class HistoryProcess:
                     if query is not None and not query.done():
                         if payload[8:9] == b"+":
                             query.set_result(payload[9:])
+                        elif payload[8:9] == b"!":
+                            field, reason, message = payload[9:].decode().split("\0", 2)
+                            query.set_exception(HistoryReadRefused(field, reason, message))
                         else:
                             query.set_exception(
                                 HistoryUnavailable(payload[9:].decode(errors="replace"))
@@ -391,6 +447,14 @@ class HistoryProcess:
 
     async def query_audit(self, params: bytes) -> bytes:
         """The encoded ListAuditRecordsResponse of packed filters (``audit_records``)."""
+        return await self._ask(b"Q", params)
+
+    async def read(self, request: bytes) -> bytes:
+        """The encoded response of a history read (``history_reads.pack``);
+        ``HistoryReadRefused`` for a request it refuses."""
+        return await self._ask(b"H", request)
+
+    async def _ask(self, kind: bytes, params: bytes) -> bytes:
         if self._proc is None or self._reader is None or self._reader.done():
             raise HistoryUnavailable("the history process is not running")
         self._next_id += 1
@@ -399,7 +463,7 @@ class HistoryProcess:
         self._queries[query_id] = answer
         try:
             self._send_audits()
-            if not self._send(b"Q", query_id.to_bytes(8, "big") + params):
+            if not self._send(kind, query_id.to_bytes(8, "big") + params):
                 raise HistoryUnavailable(
                     "the history process is behind or gone: the query was not sent"
                 )

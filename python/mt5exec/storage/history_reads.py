@@ -1,0 +1,401 @@
+"""Reads of the history database for the API (run in the history child, on its read cursor).
+
+Each read takes an encoded request and gives an encoded response (``answer``): the orders of a
+page (``ListOrders`` past the engine's memory), one order (``GetOrder``), deals (``ListDeals``)
+and stored ticks (``ListTicks``). They run on a thread of the child, beside the writer thread:
+a read never holds up a batch (DuckDB reads a committed snapshot while the writer appends).
+
+The orders and deals requests are the API's, with two things the server adds: ``since``, the
+creation time of the instance (an instance deleted and made again under the same id does not
+see the first one's rows), and for orders whether to list finished ones. Page tokens are the
+engine's (``<nanos>.<client_order_id>``, routing/listing.rs) for orders, so that a listing goes
+on from the engine's memory into the history; deals page by ``<time µs>.<deal_id>``, ticks by
+``<time µs>.<row>``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import struct
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from mt5exec.v1 import common_pb2, order_pb2
+
+Query = Callable[[str, Sequence[object]], list[tuple[Any, ...]]]
+
+# Request kinds of an ``H`` frame.
+ORDERS: Final = b"O"
+ORDER: Final = b"G"
+DEALS: Final = b"D"
+TICKS: Final = b"T"
+
+DEFAULT_PAGE: Final = 100
+MAX_PAGE: Final = 1000
+DEFAULT_TICK_PAGE: Final = 1000
+MAX_TICKS: Final = 10_000
+
+# What the server adds before the request: since (ns, i64), finished (1 byte), owner-free.
+_HEAD: Final = struct.Struct(">q?")
+
+_FINAL: Final = ("FILLED", "CANCELED", "REJECTED", "EXPIRED")
+
+_ORDER_COLUMNS: Final = (
+    "instance_id, client_order_id, order_id, symbol, side, type, volume, filled_volume, price, "
+    "stop_limit_price, stop_loss, take_profit, deviation_points, time_in_force, "
+    "epoch_us(expiration), filling, status, average_fill_price, position_id, retcode, "
+    "status_message, reject_reason, comment, epoch_us(created_at), epoch_us(updated_at)"
+)
+
+
+class BadRequest(ValueError):
+    """A request the history cannot answer as asked (a page token it did not make)."""
+
+    def __init__(self, field: str, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.reason = reason
+
+
+def _numbers(enum: Any) -> dict[str, int]:
+    prefix = ""
+    for value in enum.DESCRIPTOR.values:
+        if value.number == 0:
+            prefix = value.name.removesuffix("UNSPECIFIED")
+    return {v.name.removeprefix(prefix): v.number for v in enum.DESCRIPTOR.values if v.number}
+
+
+_SIDE: Final = _numbers(common_pb2.Side)
+_TYPE: Final = _numbers(common_pb2.OrderType)
+_STATUS: Final = _numbers(common_pb2.OrderStatus)
+_TIF: Final = _numbers(common_pb2.TimeInForce)
+_FILLING: Final = _numbers(common_pb2.FillingMode)
+_ENTRY: Final = _numbers(common_pb2.FillEntry)
+
+
+def _enum(names: Mapping[str, int], value: str | None) -> int:
+    if value is None:
+        return 0
+    return names[value] if value in names else int(value) if value.isdigit() else 0
+
+
+def _stamp(us: int) -> Timestamp:
+    return Timestamp(seconds=us // 1_000_000, nanos=(us % 1_000_000) * 1000)
+
+
+def _us(ts: Timestamp) -> int:
+    return ts.seconds * 1_000_000 + ts.nanos // 1000
+
+
+def _when(ns: int) -> dt.datetime:
+    return dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=ns // 1000)
+
+
+def order_of(row: Sequence[Any]) -> common_pb2.Order:
+    """An ``orders`` row (``_ORDER_COLUMNS``) as the API's Order."""
+    order = common_pb2.Order(
+        instance_id=row[0],
+        client_order_id=row[1],
+        order_id=row[2] or 0,
+        symbol=row[3] or "",
+        side=_enum(_SIDE, row[4]),  # type: ignore[arg-type]
+        type=_enum(_TYPE, row[5]),  # type: ignore[arg-type]
+        volume=row[6] or 0.0,
+        filled_volume=row[7] or 0.0,
+        price=row[8] or 0.0,
+        stop_limit_price=row[9] or 0.0,
+        stop_loss=row[10] or 0.0,
+        take_profit=row[11] or 0.0,
+        deviation_points=row[12] or 0,
+        time_in_force=_enum(_TIF, row[13]),  # type: ignore[arg-type]
+        filling=_enum(_FILLING, row[15]),  # type: ignore[arg-type]
+        status=_enum(_STATUS, row[16]),  # type: ignore[arg-type]
+        average_fill_price=row[17] or 0.0,
+        position_id=row[18] or 0,
+        retcode=row[19] or 0,
+        status_message=row[20] or "",
+        reject_reason=row[21] or "",
+        comment=row[22] or "",
+    )
+    for field, value in (
+        ("expiration", row[14]),
+        ("created_time", row[23]),
+        ("updated_time", row[24]),
+    ):
+        if value is not None:
+            getattr(order, field).CopyFrom(_stamp(value))
+    return order
+
+
+def parse_order_token(token: str) -> tuple[int, str] | None:
+    """The engine's page token ``<nanos>.<client_order_id>``; None for the first page."""
+    if not token:
+        return None
+    nanos, dot, cid = token.partition(".")
+    try:
+        if not dot:
+            raise ValueError(token)
+        return int(nanos), cid
+    except ValueError:
+        raise BadRequest("page_token", "PAGE_TOKEN_INVALID", "page_token: not from us") from None
+
+
+def pack(kind: bytes, since_ns: int, finished: bool, request: bytes) -> bytes:
+    """The payload of an ``H`` frame after its id: kind, the server's additions, the request."""
+    return kind + _HEAD.pack(since_ns, finished) + request
+
+
+def answer(query: Query, payload: bytes) -> bytes:
+    """The encoded response of a packed request (``pack``)."""
+    kind = payload[:1]
+    since_ns, finished = _HEAD.unpack_from(payload, 1)
+    request = payload[1 + _HEAD.size :]
+    if kind == ORDERS:
+        req = order_pb2.ListOrdersRequest.FromString(request)
+        return list_orders(query, req, since_ns, finished).SerializeToString()
+    if kind == ORDER:
+        got = get_order(query, order_pb2.GetOrderRequest.FromString(request), since_ns)
+        return b"" if got is None else got.SerializeToString()
+    if kind == DEALS:
+        return list_deals(
+            query, order_pb2.ListDealsRequest.FromString(request), since_ns
+        ).SerializeToString()
+    if kind == TICKS:
+        return list_ticks(query, order_pb2.ListTicksRequest.FromString(request)).SerializeToString()
+    raise ValueError(f"unknown history read {kind!r}")
+
+
+def list_orders(
+    query: Query, req: order_pb2.ListOrdersRequest, since_ns: int, finished: bool
+) -> order_pb2.ListOrdersResponse:
+    """Up to page_size + 1 orders after the token, newest first (the caller merges them with
+    the engine's page and cuts)."""
+    size = min(req.page_size or DEFAULT_PAGE, MAX_PAGE)
+    where = ["instance_id = ?", "created_at >= ?"]
+    params: list[object] = [req.instance_id, _when(since_ns)]
+    where.append(f"status {'IN' if finished else 'NOT IN'} {_FINAL!r}")
+    if req.symbol:
+        where.append("symbol = ?")
+        params.append(req.symbol)
+    if req.HasField("from_time"):
+        where.append("created_at >= make_timestamp(?)")
+        params.append(_us(req.from_time))
+    end_us: int | None = _us(req.to_time) if req.HasField("to_time") else None
+    after = parse_order_token(req.page_token)
+    if after is not None:
+        # Microseconds: what the history keeps of a creation time.
+        where.append(
+            "(epoch_us(created_at) < ? OR (epoch_us(created_at) = ? AND client_order_id < ?))"
+        )
+        params += [after[0] // 1000, after[0] // 1000, after[1]]
+        end_us = after[0] // 1000 + 1 if end_us is None else min(end_us, after[0] // 1000 + 1)
+    if end_us is not None:
+        where.append("created_at < make_timestamp(?)")
+        params.append(end_us)
+    rows = _newest(
+        query,
+        f"SELECT {_ORDER_COLUMNS} FROM orders WHERE {' AND '.join(where)}",
+        params,
+        "created_at",
+        "created_at DESC, client_order_id DESC",
+        size + 1,
+        end_us,
+    )
+    return order_pb2.ListOrdersResponse(orders=[order_of(r) for r in rows])
+
+
+# How far back the first window of a newest-first read reaches; each next one is 16 times as
+# long. DuckDB skips the row groups outside a window by their min/max (rows come in time
+# order), so the first page of a table of millions reads a few row groups, not all of them.
+_FIRST_WINDOW_US: Final = 3_600 * 1_000_000
+_OLDEST_US: Final = -(2**62)
+# A time "now" is taken as the end of an open listing: later by this much for clock steps.
+_NOW_SLACK_US: Final = 86_400 * 1_000_000
+
+
+def _newest(
+    query: Query,
+    sql: str,
+    params: list[object],
+    column: str,
+    order: str,
+    limit: int,
+    end_us: int | None,
+) -> list[tuple[Any, ...]]:
+    """``limit`` rows of ``sql`` (a SELECT with a WHERE) by ``order`` (newest first), read in
+    windows of ``column`` that widen back from ``end_us`` (or now)."""
+    high = end_us if end_us is not None else time.time_ns() // 1000 + _NOW_SLACK_US
+    width = _FIRST_WINDOW_US
+    rows: list[tuple[Any, ...]] = []
+    while len(rows) < limit and high > _OLDEST_US:
+        low = max(high - width, _OLDEST_US)
+        rows += query(
+            f"{sql} AND {column} >= make_timestamp(?) AND {column} < make_timestamp(?) "
+            f"ORDER BY {order} LIMIT ?",
+            [*params, low, high, limit - len(rows)],
+        )
+        high, width = low, width * 16
+    return rows
+
+
+def get_order(
+    query: Query, req: order_pb2.GetOrderRequest, since_ns: int
+) -> common_pb2.Order | None:
+    """The latest order of that id the history holds, or None."""
+    key = req.WhichOneof("key")
+    column = "order_id" if key == "order_id" else "client_order_id"
+    value: object = req.order_id if key == "order_id" else req.client_order_id
+    rows = query(
+        f"SELECT {_ORDER_COLUMNS} FROM orders WHERE instance_id = ? AND {column} = ? "
+        "AND created_at >= ? ORDER BY created_at DESC LIMIT 1",
+        [req.instance_id, value, _when(since_ns)],
+    )
+    return order_of(rows[0]) if rows else None
+
+
+_DEAL_COLUMNS: Final = (
+    "instance_id, deal_id, order_id, position_id, client_order_id, symbol, side, entry, volume, "
+    "price, slippage_points, profit, commission, swap, epoch_us(time)"
+)
+
+
+def _deal(row: Sequence[Any]) -> common_pb2.Fill:
+    fill = common_pb2.Fill(
+        instance_id=row[0],
+        deal_id=row[1],
+        order_id=row[2] or 0,
+        position_id=row[3] or 0,
+        client_order_id=row[4] or "",
+        symbol=row[5] or "",
+        side=_enum(_SIDE, row[6]),  # type: ignore[arg-type]
+        entry=_enum(_ENTRY, row[7]),  # type: ignore[arg-type]
+        volume=row[8] or 0.0,
+        price=row[9] or 0.0,
+        slippage_points=row[10] or 0.0,
+        profit=row[11] or 0.0,
+        commission=row[12] or 0.0,
+        swap=row[13] or 0.0,
+    )
+    if row[14] is not None:
+        fill.time.CopyFrom(_stamp(row[14]))
+    return fill
+
+
+def _token(field: str, token: str) -> tuple[int, int] | None:
+    """A ``<µs>.<number>`` page token; None for the first page."""
+    if not token:
+        return None
+    first, dot, second = token.partition(".")
+    try:
+        if not dot:
+            raise ValueError(token)
+        return int(first), int(second)
+    except ValueError:
+        raise BadRequest(field, "PAGE_TOKEN_INVALID", f"{field}: not from us") from None
+
+
+def list_deals(
+    query: Query, req: order_pb2.ListDealsRequest, since_ns: int
+) -> order_pb2.ListDealsResponse:
+    """A page of deals, newest first (by time, then deal_id)."""
+    size = min(req.page_size or DEFAULT_PAGE, MAX_PAGE)
+    where = ["instance_id = ?", "time >= ?", "time IS NOT NULL"]
+    params: list[object] = [req.instance_id, _when(since_ns)]
+    if req.symbol:
+        where.append("symbol = ?")
+        params.append(req.symbol)
+    if req.HasField("from_time"):
+        where.append("time >= make_timestamp(?)")
+        params.append(_us(req.from_time))
+    end_us = _us(req.to_time) if req.HasField("to_time") else None
+    after = _token("page_token", req.page_token)
+    if after is not None:
+        where.append("(epoch_us(time) < ? OR (epoch_us(time) = ? AND deal_id < ?))")
+        params += [after[0], after[0], after[1]]
+        end_us = after[0] + 1 if end_us is None else min(end_us, after[0] + 1)
+    if end_us is not None:
+        where.append("time < make_timestamp(?)")
+        params.append(end_us)
+    rows = _newest(
+        query,
+        f"SELECT {_DEAL_COLUMNS} FROM deals WHERE {' AND '.join(where)}",
+        params,
+        "time",
+        "time DESC, deal_id DESC",
+        size + 1,
+        end_us,
+    )
+    response = order_pb2.ListDealsResponse(deals=[_deal(r) for r in rows[:size]])
+    if len(rows) > size:
+        response.next_page_token = f"{rows[size - 1][14]}.{rows[size - 1][1]}"
+    return response
+
+
+_TICK_COLUMNS: Final = (
+    "instance_id, symbol, bid, ask, last, volume, epoch_us(time), epoch_us(received_at), rowid"
+)
+
+
+def _tick(row: Sequence[Any]) -> common_pb2.Tick:
+    tick = common_pb2.Tick(
+        instance_id=row[0],
+        symbol=row[1],
+        bid=row[2] or 0.0,
+        ask=row[3] or 0.0,
+        last=row[4] or 0.0,
+        volume=row[5] or 0.0,
+    )
+    tick.time.CopyFrom(_stamp(row[6]))
+    if row[7] is not None:
+        tick.received_time.CopyFrom(_stamp(row[7]))
+    return tick
+
+
+def list_ticks(query: Query, req: order_pb2.ListTicksRequest) -> order_pb2.ListTicksResponse:
+    """The latest ``count`` ticks, or a page of a time range; oldest first either way."""
+    where = ["instance_id = ?", "symbol = ?"]
+    params: list[object] = [req.instance_id, req.symbol]
+    end_us = _us(req.to_time) if req.HasField("to_time") else None
+    if req.count:
+        if req.HasField("from_time"):
+            where.append("time >= make_timestamp(?)")
+            params.append(_us(req.from_time))
+        if end_us is not None:
+            where.append("time < make_timestamp(?)")
+            params.append(end_us)
+        rows = _newest(
+            query,
+            f"SELECT {_TICK_COLUMNS} FROM ticks WHERE {' AND '.join(where)}",
+            params,
+            "time",
+            "time DESC, rowid DESC",
+            min(req.count, MAX_TICKS),
+            end_us,
+        )
+        return order_pb2.ListTicksResponse(ticks=[_tick(r) for r in reversed(rows)])
+    size = min(req.page_size or DEFAULT_TICK_PAGE, MAX_TICKS)
+    if req.HasField("from_time"):
+        where.append("time >= make_timestamp(?)")
+        params.append(_us(req.from_time))
+    if end_us is not None:
+        where.append("time < make_timestamp(?)")
+        params.append(end_us)
+    after = _token("page_token", req.page_token)
+    if after is not None:
+        where.append(
+            "time >= make_timestamp(?) AND (epoch_us(time) > ? OR (epoch_us(time) = ? "
+            "AND rowid > ?))"
+        )
+        params += [after[0], after[0], after[0], after[1]]
+    rows = query(
+        f"SELECT {_TICK_COLUMNS} FROM ticks WHERE {' AND '.join(where)} "
+        "ORDER BY time, rowid LIMIT ?",
+        [*params, size + 1],
+    )
+    response = order_pb2.ListTicksResponse(ticks=[_tick(r) for r in rows[:size]])
+    if len(rows) > size:
+        response.next_page_token = f"{rows[size - 1][6]}.{rows[size - 1][8]}"
+    return response
