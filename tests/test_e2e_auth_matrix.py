@@ -362,6 +362,11 @@ TABLE: dict[str, Row] = {
         "a1",
         NO_TICKS,
     ),
+    ORD + "ExportHistory": Row(
+        lambda i, w: order_pb2.ExportHistoryRequest(out_dir=f"/nonexistent/export-{w}"),
+        "a1",
+        NOT_BUILT,
+    ),
     ORD + "CheckOrder": Row(
         lambda i, w: order_pb2.CheckOrderRequest(order=market(i, f"co-{w}")), "a1", TRADE
     ),

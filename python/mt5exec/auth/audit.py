@@ -85,6 +85,7 @@ KINDS: dict[str, Kind] = {
     _ORDER + "ListOrders": _R,
     _ORDER + "ListDeals": _R,
     _ORDER + "ListTicks": _R,
+    _ORDER + "ExportHistory": _C,  # writes files on the server's host
     _ORDER + "ListPositions": _R,
     _ORDER + "GetAccount": _R,
     _ORDER + "CheckOrder": _R,  # a dry run: nothing is sent

@@ -101,6 +101,8 @@ RULES: dict[str, Rule] = {
     # History reads (the DuckDB history): the instance's viewers.
     _ORDER + "ListDeals": _read(),
     _ORDER + "ListTicks": _read(),
+    # Writes files on the server's host: admin.
+    _ORDER + "ExportHistory": _admin(),
     # The copier is not built yet: admin until it is (its rows are decided with it).
     _ORDER + "CreateCopyRelation": _admin(),
     _ORDER + "ListCopyRelations": _admin(),

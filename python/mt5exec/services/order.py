@@ -30,6 +30,7 @@ PLANNED: dict[str, int | str] = {
     "ListCopyRelations": _COPIER,
     "DeleteCopyRelation": _COPIER,
     "GetCopyRelation": _COPIER,
+    "ExportHistory": "#21: history export",
 }
 
 # Orders one session may have in flight before it stops reading new ones (backpressure).

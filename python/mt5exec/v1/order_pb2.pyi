@@ -532,3 +532,31 @@ class ListTicksResponse(_message.Message):
     ticks: _containers.RepeatedCompositeFieldContainer[_common_pb2.Tick]
     next_page_token: str
     def __init__(self, ticks: _Optional[_Iterable[_Union[_common_pb2.Tick, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ExportHistoryRequest(_message.Message):
+    __slots__ = ("out_dir", "format", "since", "until")
+    OUT_DIR_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    out_dir: str
+    format: str
+    since: _timestamp_pb2.Timestamp
+    until: _timestamp_pb2.Timestamp
+    def __init__(self, out_dir: _Optional[str] = ..., format: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ExportedTable(_message.Message):
+    __slots__ = ("table", "path", "rows")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    path: str
+    rows: int
+    def __init__(self, table: _Optional[str] = ..., path: _Optional[str] = ..., rows: _Optional[int] = ...) -> None: ...
+
+class ExportHistoryResponse(_message.Message):
+    __slots__ = ("tables",)
+    TABLES_FIELD_NUMBER: _ClassVar[int]
+    tables: _containers.RepeatedCompositeFieldContainer[ExportedTable]
+    def __init__(self, tables: _Optional[_Iterable[_Union[ExportedTable, _Mapping]]] = ...) -> None: ...

@@ -129,6 +129,11 @@ class OrderServiceStub:
                 request_serializer=mt5exec_dot_v1_dot_order__pb2.ListTicksRequest.SerializeToString,
                 response_deserializer=mt5exec_dot_v1_dot_order__pb2.ListTicksResponse.FromString,
                 _registered_method=True)
+        self.ExportHistory = channel.unary_unary(
+                '/mt5exec.v1.OrderService/ExportHistory',
+                request_serializer=mt5exec_dot_v1_dot_order__pb2.ExportHistoryRequest.SerializeToString,
+                response_deserializer=mt5exec_dot_v1_dot_order__pb2.ExportHistoryResponse.FromString,
+                _registered_method=True)
 
 
 class OrderServiceServicer:
@@ -254,6 +259,14 @@ class OrderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportHistory(self, request, context):
+        """Admin: the history database's tables as Parquet files in a directory of the server's host
+        (what `mt5exec history export` calls while the server runs).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -351,6 +364,11 @@ def add_OrderServiceServicer_to_server(servicer, server):
                     servicer.ListTicks,
                     request_deserializer=mt5exec_dot_v1_dot_order__pb2.ListTicksRequest.FromString,
                     response_serializer=mt5exec_dot_v1_dot_order__pb2.ListTicksResponse.SerializeToString,
+            ),
+            'ExportHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportHistory,
+                    request_deserializer=mt5exec_dot_v1_dot_order__pb2.ExportHistoryRequest.FromString,
+                    response_serializer=mt5exec_dot_v1_dot_order__pb2.ExportHistoryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -866,6 +884,33 @@ class OrderService:
             '/mt5exec.v1.OrderService/ListTicks',
             mt5exec_dot_v1_dot_order__pb2.ListTicksRequest.SerializeToString,
             mt5exec_dot_v1_dot_order__pb2.ListTicksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mt5exec.v1.OrderService/ExportHistory',
+            mt5exec_dot_v1_dot_order__pb2.ExportHistoryRequest.SerializeToString,
+            mt5exec_dot_v1_dot_order__pb2.ExportHistoryResponse.FromString,
             options,
             channel_credentials,
             insecure,
