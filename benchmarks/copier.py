@@ -24,7 +24,7 @@ import argparse
 import asyncio
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,7 @@ def followers(n: int) -> list[str]:
     return [f"f{i:02d}" for i in range(n)]
 
 
-def side(i: int) -> int:
+def side(i: int) -> common_pb2.Side:
     return common_pb2.SIDE_BUY if i % 2 == 0 else common_pb2.SIDE_SELL
 
 
@@ -78,7 +78,9 @@ class Watcher:
 
     def __init__(self) -> None:
         self.current: Round | None = None
-        self.on_master_fill: Callable[[Round, common_pb2.Fill], Awaitable[None]] | None = None
+        self.on_master_fill: (
+            Callable[[Round, common_pb2.Fill], Coroutine[Any, Any, None]] | None
+        ) = None
         self.started = asyncio.Event()
         self.tasks: set[asyncio.Task[None]] = set()
 

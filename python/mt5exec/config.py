@@ -532,7 +532,7 @@ def _plain_identity(identity: CertificateIdentity) -> dict[str, str]:
 
 _IDENTITIES: Final = Mapping[str, CertificateIdentity]
 _SOURCES: Final = Mapping[str, Path]
-_SOURCE_NAME: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_SOURCE_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def _sources(value: Any) -> Mapping[str, Path]:
@@ -541,7 +541,7 @@ def _sources(value: Any) -> Mapping[str, Path]:
     out: dict[str, Path] = {}
     for name, path in value.items():
         if not isinstance(name, str) or not _SOURCE_NAME.fullmatch(name):
-            raise _Invalid(f"a source name is [A-Za-z0-9_.-]{{1,64}}, got {name!r}")
+            raise _Invalid(f"a source name is [A-Za-z0-9_-]{{1,64}}, got {name!r}")
         if not isinstance(path, str) or not path:
             raise _Invalid(f"{name!r}: expected the path of its secret file, got {path!r}")
         out[name] = Path(path).expanduser().resolve()

@@ -28,7 +28,8 @@ from mt5exec.v1 import common_pb2, order_pb2
 
 log = logging.getLogger(__name__)
 
-_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# As a relation's signal_source (rust_core/src/copier/spec.rs).
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _NONCE = re.compile(r"[A-Za-z0-9_.:-]{8,64}")
 _SIGNAL_ID = re.compile(r"[A-Za-z0-9_.:-]{0,64}")
 _SYMBOL = re.compile(r"[!-~]{1,64}")  # printable ASCII, no space
