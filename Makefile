@@ -18,12 +18,15 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-# The credential vault's tests start a PostgreSQL server of their own: installed here where
-# it is missing and we may (root, apt).
+# The credential vault's tests start a PostgreSQL server of their own, the Redis mirror's a
+# redis-server: installed here where missing and we may (root, apt).
 setup: $(VENV)/.installed
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null \
 		&& [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
+	fi
+	@if ! command -v redis-server >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server; \
 	fi
 
 # (Re)builds the Rust extension in release mode into the package, and compiles the package's

@@ -1,8 +1,8 @@
 """Server configuration: the typed settings every other module reads, and how they are loaded.
 
 This module owns the schema of ``mt5exec.toml`` (sections ``[server]``, ``[engine]``,
-``[history]``, ``[mt5]`` and ``[risk]``), its defaults, and the precedence of the sources that
-can set a field:
+``[history]``, ``[mt5]``, ``[risk]``, ``[redis]``, ...), its defaults, and the precedence of the
+sources that can set a field:
 
     defaults < TOML file < environment (``MT5EXEC_<SECTION>_<KEY>``) < overrides (CLI flags)
 
@@ -44,6 +44,7 @@ __all__ = [
     "ConfigError",
     "EngineConfig",
     "HistoryConfig",
+    "RedisConfig",
     "RiskConfig",
     "ServerConfig",
     "ServerSection",
@@ -325,6 +326,56 @@ class RiskConfig:
     owners_file: Path | None = None
 
 
+def _redis_url(value: Any) -> Any:
+    text = str(value)
+    if text and not text.startswith(("redis://", "rediss://", "unix://")):
+        raise _Invalid(f"expected redis://, rediss:// (TLS) or unix:// URL, got {_masked(text)!r}")
+    return text
+
+
+def _masked(url: str) -> str:
+    """``url`` with the password of its user part replaced by ``***`` (for logs and display)."""
+    return re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", url)
+
+
+def _redis_prefix(value: Any) -> Any:
+    if any(c.isspace() for c in str(value)):
+        raise _Invalid(f"must not contain whitespace, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class RedisConfig:
+    """``[redis]``: the live mirror of instance, account, position and execution state in
+    Redis (docs/redis.md). Off while ``url`` is empty; trading never waits for it."""
+
+    # redis://[user:password@]host:port/db, rediss:// for TLS, unix:///path.sock; "" is off.
+    url: str = field(default="", metadata=_opt(_redis_url))
+    # A file whose content is the password (wins over one in the URL).
+    password_file: Path | None = None
+    # PEM CA certificates a rediss:// server's certificate is checked against (unset: the
+    # system's).
+    tls_ca_file: Path | None = None
+    # Put before every key, stream and channel name.
+    prefix: str = field(default="mt5exec:", metadata=_opt(_redis_prefix))
+    # Entries a stream keeps (approximate MAXLEN: trimmed in whole nodes, at least this many).
+    stream_maxlen: int = field(default=100_000, metadata=_opt(_at_least_one))
+    # Publish every tick on the pub/sub channel <prefix>ticks:<instance_id>.
+    ticks: bool = False
+    # Seconds the keys of a finished execution (filled, cancelled, rejected) live; 0: forever.
+    execution_ttl_s: float = field(default=86_400.0, metadata=_opt(_non_negative))
+    # How often instance health, accounts and positions are written at least.
+    refresh_interval_ms: int = field(default=1000, metadata=_opt(_positive))
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)
+
+    @property
+    def display_url(self) -> str:
+        return _masked(self.url)
+
+
 ROLES: Final = ("admin", "trader", "viewer")
 
 
@@ -429,6 +480,7 @@ class ServerConfig:
     auth: AuthConfig = field(default_factory=AuthConfig)
     vault: VaultConfig = field(default_factory=VaultConfig)
     signals: SignalsConfig = field(default_factory=SignalsConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
 
     @property
     def data_dir(self) -> Path:
@@ -501,6 +553,8 @@ class ServerConfig:
                     value = list(value)
                 elif isinstance(value, Mapping):
                     value = {k: _plain_value(v) for k, v in value.items()}
+                if section is self.redis and f.name == "url":
+                    value = _masked(value)
                 if value is not None:
                     values[f.name] = value
             out[name] = values
@@ -516,6 +570,7 @@ _SECTIONS: Final[Mapping[str, type[Any]]] = {
     "auth": AuthConfig,
     "vault": VaultConfig,
     "signals": SignalsConfig,
+    "redis": RedisConfig,
 }
 
 
@@ -816,6 +871,12 @@ def load_config(
         sections["risk"] = dataclasses.replace(risk, owners_file=_resolve(risk.owners_file))
     vault: VaultConfig = sections["vault"]
     sections["vault"] = dataclasses.replace(vault, key_file=_resolve_opt(vault.key_file))
+    redis: RedisConfig = sections["redis"]
+    sections["redis"] = dataclasses.replace(
+        redis,
+        password_file=_resolve_opt(redis.password_file),
+        tls_ca_file=_resolve_opt(redis.tls_ca_file),
+    )
     auth: AuthConfig = sections["auth"]
     sections["auth"] = dataclasses.replace(
         auth,

@@ -39,6 +39,7 @@ from prometheus_client.registry import Collector
 
 from mt5exec.config import parse_listen
 from mt5exec.engine import Engine
+from mt5exec.mirror import stats as mirror_stats
 from mt5exec.v1 import common_pb2
 
 # Streams ended by the server, by reason (counted by the gRPC handlers: a write blocked past
@@ -133,6 +134,7 @@ class EngineCollector(Collector):
             "Order journal compactions while running",
             value=journal["compactions"],
         )
+        yield from mirror_stats.collect(engine)
 
 
 log = logging.getLogger("mt5exec.metrics")

@@ -14,6 +14,7 @@ import signal
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health_pb2
@@ -43,6 +44,9 @@ from mt5exec.templates import load_templates
 from mt5exec.v1 import auth_pb2, instance_pb2, order_pb2, stream_pb2
 from mt5exec.vault import open_vault
 from mt5exec.vault.keys import take_from_environ
+
+if TYPE_CHECKING:
+    from mt5exec.mirror.writer import Mirror
 
 log = logging.getLogger("mt5exec.server")
 
@@ -147,6 +151,8 @@ class Server:
         self.port = 0
         self._background: list[asyncio.Task[None]] = []
         self.metrics: MetricsServer | None = None
+        # The Redis mirror ([redis]); its module (and redis) is imported only when it is on.
+        self.mirror: Mirror | None = None
 
     async def start(self) -> str:
         """Starts serving; returns the address actually bound."""
@@ -202,6 +208,11 @@ class Server:
         await self.grpc.start()
         for name in ["", *names]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if config.redis.enabled:
+            from mt5exec.mirror.writer import Mirror
+
+            self.mirror = Mirror(config.redis, self.engine)
+            self.mirror.start()
         self._background += [
             asyncio.ensure_future(restored),
             asyncio.create_task(self._prune_logs_daily()),
@@ -266,6 +277,8 @@ class Server:
         await self.grpc.stop(grace)
         self.instances.save_before_stop()
         stopped = await self.engine.stop_all()
+        if self.mirror is not None:
+            await self.mirror.close()
         if self.state.history is not None:
             for instance in stopped:
                 self.state.history.record_instance(instance.SerializeToString())

@@ -1,0 +1,144 @@
+"""Key, stream and channel names of the mirror, and the JSON written under them.
+
+Names are those of seed 002 (``instance_state:<id>``, ``execution_status:<id>``, ...) after the
+configured prefix; an execution's id is ``<instance_id>:<client_order_id>`` (client order ids
+are unique per instance only). docs/redis.md is the reference of every key.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from mt5exec.v1 import common_pb2
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Every name the mirror writes, under ``prefix``."""
+
+    prefix: str
+
+    # The mirror's own hash: present while what it wrote is there (a FLUSHALL removes it).
+    @property
+    def marker(self) -> str:
+        return f"{self.prefix}mirror"
+
+    # The set of instance ids that have keys (to remove those of deleted instances).
+    @property
+    def instances(self) -> str:
+        return f"{self.prefix}instances"
+
+    @property
+    def instance_events(self) -> str:
+        return f"{self.prefix}instance_events"
+
+    def instance(self, name: str, instance_id: str) -> str:
+        """``instance_state``, ``instance_health``, ``instance_failure``, ``health_check``,
+        ``health_check_latency``, ``health_check_error``, ``account_state``, ``positions``."""
+        return f"{self.prefix}{name}:{instance_id}"
+
+    def execution(self, name: str, instance_id: str, client_order_id: str) -> str:
+        """``execution_state``, ``execution_status``, ``execution_result``."""
+        return f"{self.prefix}{name}:{instance_id}:{client_order_id}"
+
+    def executions(self, instance_id: str) -> str:
+        """The stream of an instance's execution events."""
+        return f"{self.prefix}executions:{instance_id}"
+
+    def ticks(self, instance_id: str) -> str:
+        """The pub/sub channel of an instance's ticks."""
+        return f"{self.prefix}ticks:{instance_id}"
+
+
+# Every per-instance key, for the removal of a deleted instance's.
+INSTANCE_KEYS = (
+    "instance_state",
+    "instance_health",
+    "instance_failure",
+    "health_check",
+    "health_check_latency",
+    "health_check_error",
+    "account_state",
+    "positions",
+)
+
+
+def as_json(message: Message) -> str:
+    """A message in the protobuf JSON mapping with its .proto field names (what a JSON gRPC
+    gateway would answer): enums by name, 64-bit integers as strings, times in RFC 3339."""
+    return json.dumps(
+        json_format.MessageToDict(message, preserving_proto_field_name=True),
+        separators=(",", ":"),
+    )
+
+
+def health(state: int) -> str:
+    """``instance_health``: UP when READY, DEGRADED when DEGRADED, DOWN otherwise."""
+    if state == common_pb2.INSTANCE_STATE_READY:
+        return "UP"
+    if state == common_pb2.INSTANCE_STATE_DEGRADED:
+        return "DEGRADED"
+    return "DOWN"
+
+
+_OPEN = frozenset(
+    {
+        common_pb2.ORDER_STATUS_NEW,
+        common_pb2.ORDER_STATUS_SUBMITTED,
+        common_pb2.ORDER_STATUS_ACCEPTED,
+        common_pb2.ORDER_STATUS_PARTIALLY_FILLED,
+        common_pb2.ORDER_STATUS_UNKNOWN,
+    }
+)
+
+
+def execution_status(status: int) -> str:
+    """``execution_status``: OPEN while the order works (or its outcome is unknown), FAILED
+    when rejected, CLOSED when filled, cancelled or expired."""
+    if status in _OPEN:
+        return "OPEN"
+    if status == common_pb2.ORDER_STATUS_REJECTED:
+        return "FAILED"
+    return "CLOSED"
+
+
+class Result:
+    """``execution_result`` of one order: its fills summed (each deal counted once)."""
+
+    __slots__ = ("deals",)
+
+    def __init__(self) -> None:
+        # deal id -> (profit, commission, swap, volume, slippage in points)
+        self.deals: dict[int, tuple[float, float, float, float, float]] = {}
+
+    def add(self, fill: common_pb2.Fill) -> None:
+        self.deals[fill.deal_id] = (
+            fill.profit,
+            fill.commission,
+            fill.swap,
+            fill.volume,
+            fill.slippage_points,
+        )
+
+    def as_json(self) -> str:
+        deals = self.deals.values()
+        profit = sum(d[0] for d in deals)
+        commission = sum(d[1] for d in deals)
+        swap = sum(d[2] for d in deals)
+        volume = sum(d[3] for d in deals)
+        slippage = sum(d[3] * d[4] for d in deals) / volume if volume else 0.0
+        out: dict[str, Any] = {
+            "pnl": round(profit + commission + swap, 10),
+            "slippage_points": round(slippage, 10),
+            "profit": profit,
+            "commission": commission,
+            "swap": swap,
+            "filled_volume": round(volume, 10),
+            "fills": len(self.deals),
+        }
+        return json.dumps(out, separators=(",", ":"))

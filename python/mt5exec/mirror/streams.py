@@ -1,0 +1,198 @@
+"""Execution and instance events to Redis Streams, ticks to pub/sub.
+
+An execution stream (``<prefix>executions:<instance_id>``) has one entry per engine event,
+with the engine's sequence number: a follower reads the last entry back after a reconnection
+and resumes the engine's subscription from it, so the stream has no gap and no duplicate. The
+engine keeps no log of instance events: the mirror buffers them while Redis is away and numbers
+them itself (``<prefix>instance_events``)."""
+
+from __future__ import annotations
+
+import collections
+import json
+import time
+
+import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
+
+from mt5exec.mirror.keys import Keys, Result, as_json
+from mt5exec.mirror.state import Resync, queue_order
+from mt5exec.mirror.stats import MirrorStats
+from mt5exec.v1 import common_pb2, stream_pb2
+
+# Orders whose fills are summed in memory (execution_result), oldest forgotten first.
+_RESULTS_MAX = 200_000
+
+
+async def last_entry(client: aioredis.Redis, stream: str) -> dict[str, str] | None:
+    """The fields of a stream's last entry (None: no such stream, or empty)."""
+    entries = await client.xrevrange(stream, count=1)
+    fields = entries[0][1] if entries else None
+    return None if fields is None else {str(k): str(v) for k, v in fields.items()}
+
+
+class ExecutionWriter:
+    """Writes an instance's execution events: the keys of their orders, then their entries."""
+
+    def __init__(self, keys: Keys, stats: MirrorStats, maxlen: int, ttl_s: float) -> None:
+        self._keys = keys
+        self._stats = stats
+        self._maxlen = maxlen
+        self._ttl_s = ttl_s
+        self.results: dict[tuple[str, str], Result] = {}
+
+    def _result(self, fill: common_pb2.Fill) -> Result:
+        key = (fill.instance_id, fill.client_order_id)
+        result = self.results.get(key)
+        if result is None:
+            if len(self.results) >= _RESULTS_MAX:
+                for old in list(self.results)[: _RESULTS_MAX // 2]:
+                    del self.results[old]
+            result = self.results[key] = Result()
+        return result
+
+    async def write(
+        self,
+        client: aioredis.Redis,
+        instance_id: str,
+        events: list[common_pb2.ExecutionEvent],
+        stream_exists: bool,
+    ) -> None:
+        """Writes ``events`` (after the last sequence written, in order) in one pipeline.
+
+        Raises:
+            Resync: the stream was there and is gone (Redis lost what the mirror wrote).
+        """
+        keys, ttl = self._keys, self._ttl_s
+        stream = keys.executions(instance_id)
+        pipe: Pipeline = client.pipeline(transaction=False)
+        adds: list[int] = []
+        count = 0
+        for event in events:
+            kind = event.WhichOneof("event")
+            if kind == "order_update":
+                order = event.order_update
+                result = self.results.get((instance_id, order.client_order_id))
+                queue_order(pipe, keys, order, result, ttl)
+                count += 3 if result is not None else 2
+                data = as_json(order)
+            elif kind == "fill":
+                fill = event.fill
+                result = self._result(fill)
+                result.add(fill)
+                px = int(ttl * 1000) if ttl else None
+                result_key = keys.execution("execution_result", instance_id, fill.client_order_id)
+                pipe.set(result_key, result.as_json(), px=px)
+                count += 1
+                data = as_json(fill)
+            else:
+                data = "{}"
+            fields = {
+                "sequence": event.sequence,
+                "instance_id": instance_id,
+                "type": kind or "",
+                "time": event.time.ToMilliseconds(),
+                "refusals": event.refusals,
+                "data": data,
+            }
+            pipe.xadd(
+                stream,
+                fields,  # type: ignore[arg-type]
+                maxlen=self._maxlen,
+                approximate=True,
+                # Only the first entry makes the stream: one found missing later was removed.
+                nomkstream=stream_exists or bool(adds),
+            )
+            adds.append(count)
+            count += 1
+        results = await pipe.execute()
+        if any(results[i] is None for i in adds):
+            raise Resync(f"{stream} is gone")
+        last = events[-1]
+        self._stats.written[instance_id] = last.sequence
+        self._stats.stream_entries += len(events)
+        self._stats.lag_seconds = max(0.0, time.time() - last.time.ToMilliseconds() / 1000.0)
+
+
+class InstanceEvents:
+    """Instance events as they come, kept (up to ``limit``) until written to their stream;
+    each numbered by the mirror and marked with ``event_id`` (this server's token and its
+    index), so that what a broken pipeline wrote is recognised when the mirror resumes."""
+
+    def __init__(self, token: str, stats: MirrorStats, limit: int = 10_000) -> None:
+        self._token = token
+        self._stats = stats
+        self._buffer: collections.deque[tuple[int, common_pb2.InstanceEvent]] = collections.deque()
+        self._limit = limit
+        self._index = 0
+        self.sequence = 0  # the last written
+
+    def add(self, raw: bytes) -> list[str]:
+        """Buffers the events of an encoded StreamInstanceEventsResponse; returns their
+        instance ids."""
+        ids = []
+        for event in stream_pb2.StreamInstanceEventsResponse.FromString(raw).events:
+            self._index += 1
+            self._buffer.append((self._index, event))
+            ids.append(event.instance_id)
+        while len(self._buffer) > self._limit:
+            self._buffer.popleft()
+            self._stats.events_lost += 1
+        return ids
+
+    def __bool__(self) -> bool:
+        return bool(self._buffer)
+
+    async def resume(self, client: aioredis.Redis, stream: str) -> None:
+        """Continues the numbering after the stream's last entry, and drops what a broken
+        pipeline of this server had written already."""
+        last = await last_entry(client, stream)
+        if last is None:
+            return
+        self.sequence = max(self.sequence, int(last["sequence"]))
+        token, _, index = last.get("event_id", "").rpartition(":")
+        if token == self._token:
+            while self._buffer and self._buffer[0][0] <= int(index):
+                self._buffer.popleft()
+
+    async def write(self, client: aioredis.Redis, stream: str, maxlen: int) -> None:
+        """Writes everything buffered in one pipeline (removed from the buffer once written)."""
+        batch = list(self._buffer)
+        if not batch:
+            return
+        pipe = client.pipeline(transaction=False)
+        sequence = self.sequence
+        for index, event in batch:
+            sequence += 1
+            fields = {
+                "sequence": sequence,
+                "event_id": f"{self._token}:{index}",
+                "instance_id": event.instance_id,
+                "type": "instance_event",
+                "time": event.time.ToMilliseconds(),
+                "data": as_json(event),
+            }
+            pipe.xadd(stream, fields, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
+        await pipe.execute()
+        self.sequence = sequence
+        # By index: the buffer may have dropped its oldest meanwhile.
+        while self._buffer and self._buffer[0][0] <= batch[-1][0]:
+            self._buffer.popleft()
+        self._stats.stream_entries += len(batch)
+
+
+async def publish_ticks(client: aioredis.Redis, keys: Keys, raw: bytes) -> None:
+    """Publishes each tick of an encoded StreamTicksResponse on its instance's channel."""
+    pipe = client.pipeline(transaction=False)
+    for tick in stream_pb2.StreamTicksResponse.FromString(raw).ticks:
+        data = {
+            "instance_id": tick.instance_id,
+            "symbol": tick.symbol,
+            "bid": tick.bid,
+            "ask": tick.ask,
+            "last": tick.last,
+            "volume": tick.volume,
+            "time_msc": tick.time.ToMilliseconds(),
+        }
+        pipe.publish(keys.ticks(tick.instance_id), json.dumps(data, separators=(",", ":")))
+    await pipe.execute()

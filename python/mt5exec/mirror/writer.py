@@ -1,0 +1,258 @@
+"""The mirror's life: connect, rebuild every key (a full resync), then follow the engine's
+events until Redis fails; back off, connect again, and so on. Nothing here is awaited by an
+RPC, and no failure of Redis reaches trading."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from mt5exec.config import RedisConfig
+from mt5exec.engine import Engine, Topic
+from mt5exec.errors import MT5ExecError
+from mt5exec.mirror import stats as mirror_stats
+from mt5exec.mirror.client import connect
+from mt5exec.mirror.keys import Keys
+from mt5exec.mirror.state import InstanceKeys, Resync, write_orders
+from mt5exec.mirror.streams import ExecutionWriter, InstanceEvents, last_entry, publish_ticks
+from mt5exec.v1 import stream_pb2
+
+log = logging.getLogger("mt5exec.mirror")
+
+_BACKOFF_MIN_S = 0.1
+_BACKOFF_MAX_S = 5.0
+# The shortest time between two writes of an instance's state keys (events in between are
+# written together).
+_STATE_GAP_S = 0.05
+# Reasons a subscription ends that end its follower too.
+_FINAL = frozenset({"INSTANCE_NOT_FOUND", "SERVER_SHUTTING_DOWN"})
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error that ended a task group (not the cancellations it caused)."""
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            return _first(error)
+        if not isinstance(error, asyncio.CancelledError):
+            return error
+    return group.exceptions[0]
+
+
+class Mirror:
+    """Writes the engine's state and events to Redis while the server runs."""
+
+    def __init__(self, config: RedisConfig, engine: Engine) -> None:
+        self._config = config
+        self._engine = engine
+        self._keys = Keys(config.prefix)
+        self.stats = mirror_stats.MirrorStats()
+        mirror_stats.current = self.stats
+        self._token = secrets.token_hex(6)
+        self._events = InstanceEvents(self._token, self.stats)
+        self._executions = ExecutionWriter(
+            self._keys, self.stats, config.stream_maxlen, config.execution_ttl_s
+        )
+        self._state = InstanceKeys(self._keys, engine)
+        self._dirty: set[str] = set()
+        self._changed = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        log.info("Redis mirror: writing to %s", self._config.display_url)
+        self._tasks = [
+            asyncio.create_task(self._buffer_instance_events()),
+            asyncio.create_task(self._run()),
+        ]
+
+    async def close(self) -> None:
+        """Stops the mirror after one last write of the instances' state (best effort)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        client = connect(self._config)
+        try:
+            async with asyncio.timeout(2.0):
+                pipe = client.pipeline(transaction=False)
+                self._state.write(pipe, self._engine.list_instances())
+                await pipe.execute()
+        except (TimeoutError, RedisError, OSError) as e:
+            log.info("Redis mirror: the last state was not written (%s)", e)
+        finally:
+            await client.aclose()
+            if mirror_stats.current is self.stats:
+                mirror_stats.current = None
+
+    # -- connection ------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        delay = _BACKOFF_MIN_S
+        lost = False
+        while True:
+            client = connect(self._config)
+            try:
+                await client.ping()
+                if lost:
+                    self.stats.reconnects += 1
+                    log.warning("Redis mirror: connected again; rebuilding every key")
+                lost, delay = False, _BACKOFF_MIN_S
+                await self._session(client)
+            except Resync as e:
+                log.warning("Redis mirror: %s; rebuilding every key", e)
+            except (RedisError, OSError) as e:
+                if not lost:
+                    log.warning("Redis mirror: %s; reconnecting (trading goes on)", e)
+                lost = True
+            except Exception:
+                log.exception("Redis mirror: failed; starting again")
+                lost = True
+            finally:
+                self.stats.up = False
+                with contextlib.suppress(RedisError, OSError):
+                    await client.aclose()
+            if lost:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _BACKOFF_MAX_S)
+
+    async def _session(self, client: aioredis.Redis) -> None:
+        await self._resync(client)
+        self.stats.up = True
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._keep_state(client, group))
+                if self._config.ticks:
+                    group.create_task(self._publish_ticks(client))
+        except BaseExceptionGroup as group_error:
+            raise _first(group_error) from None
+
+    async def _resync(self, client: aioredis.Redis) -> None:
+        """Every key written again from the engine's state; the instance events' numbering
+        continued from their stream."""
+        keys, state = self._keys, self._state
+        state.reset()
+        instances = self._engine.list_instances()
+        pipe = client.pipeline(transaction=False)
+        pipe.hset(
+            keys.marker,
+            mapping={"token": self._token, "resynced_unix_ms": int(time.time() * 1000)},
+        )
+        present = state.write(pipe, instances, full=True)
+        await pipe.execute()
+        await state.forget_stale(client, present)
+        for instance in instances:
+            await write_orders(
+                client,
+                keys,
+                self._engine,
+                instance.instance_id,
+                self._executions.results,
+                self._config.execution_ttl_s,
+            )
+        await self._events.resume(client, keys.instance_events)
+        self.stats.resyncs += 1
+
+    # -- state keys and instance events ----------------------------------------------------
+
+    async def _keep_state(self, client: aioredis.Redis, group: asyncio.TaskGroup) -> None:
+        """Writes what changed (the instances named by events at once, every instance each
+        refresh interval), follows each instance's executions, checks Redis still has the
+        mirror's keys."""
+        interval = self._config.refresh_interval_ms / 1000.0
+        following: dict[str, asyncio.Task[None]] = {}
+        next_full = 0.0
+        while True:
+            instances = self._engine.list_instances()
+            for instance in instances:
+                iid = instance.instance_id
+                task = following.get(iid)
+                if task is None or task.done():
+                    following[iid] = group.create_task(self._follow_executions(client, iid))
+            now = time.monotonic()
+            periodic = now >= next_full
+            if periodic:
+                next_full = now + interval
+            dirty, self._dirty = self._dirty, set()
+            pipe = client.pipeline(transaction=False)
+            pipe.exists(self._keys.marker)
+            self._state.write(pipe, instances, only=None if periodic else dirty)
+            results = await pipe.execute()
+            if not results[0]:
+                raise Resync(f"{self._keys.marker} is gone")
+            await self._events.write(client, self._keys.instance_events, self._config.stream_maxlen)
+            self._changed.clear()
+            if not self._dirty and not self._events:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.0, next_full - time.monotonic())):
+                        await self._changed.wait()
+            await asyncio.sleep(_STATE_GAP_S)
+
+    async def _buffer_instance_events(self) -> None:
+        """Instance events into the buffer, Redis up or down (the engine keeps no log of them
+        to resume from)."""
+        while True:
+            sub = self._engine.subscribe(Topic.INSTANCE_EVENTS, [])
+            try:
+                async for raw in sub.messages(1 << 20):
+                    self._dirty.update(self._events.add(raw))
+                    self._changed.set()
+            except MT5ExecError as e:
+                if e.reason == "SERVER_SHUTTING_DOWN":
+                    return
+                log.warning("Redis mirror: instance events ended (%s); again", e.reason)
+
+    # -- executions ------------------------------------------------------------------------
+
+    async def _follow_executions(self, client: aioredis.Redis, instance_id: str) -> None:
+        """An instance's execution events into its stream, from the last one the stream has:
+        no gap, no duplicate."""
+        last_fields = await last_entry(client, self._keys.executions(instance_id))
+        last = int(last_fields["sequence"]) if last_fields else 0
+        exists = last_fields is not None
+        while True:
+            try:
+                sub = self._engine.subscribe_executions(instance_id, last)
+            except MT5ExecError as e:
+                if e.reason != "SEQUENCE_EXPIRED":
+                    return
+                # Not kept any more: from the oldest kept (the stream has a gap; counted).
+                log.warning("Redis mirror: %s: %s", instance_id, e)
+                self.stats.sequence_gaps += 1
+                try:
+                    sub = self._engine.subscribe_executions(instance_id, 0)
+                except MT5ExecError:
+                    return
+            try:
+                while True:
+                    raw = await sub.next(1 << 20)
+                    response = stream_pb2.StreamExecutionsResponse.FromString(raw)
+                    events = [e for e in response.events if e.sequence > last]
+                    if not events:
+                        continue
+                    await self._executions.write(client, instance_id, events, exists)
+                    exists, last = True, events[-1].sequence
+                    self._dirty.add(instance_id)
+                    self._changed.set()
+            except MT5ExecError as e:
+                if e.reason in _FINAL:
+                    return
+                log.info("Redis mirror: %s executions ended (%s); resuming", instance_id, e)
+                await asyncio.sleep(_BACKOFF_MIN_S)
+            finally:
+                sub.close()
+
+    # -- ticks -----------------------------------------------------------------------------
+
+    async def _publish_ticks(self, client: aioredis.Redis) -> None:
+        while True:
+            sub = self._engine.subscribe(Topic.TICKS, [])
+            try:
+                async for raw in sub.messages(1 << 20):
+                    await publish_ticks(client, self._keys, raw)
+            except MT5ExecError as e:
+                if e.reason == "SERVER_SHUTTING_DOWN":
+                    return

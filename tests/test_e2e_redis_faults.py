@@ -1,0 +1,158 @@
+"""Redis failing under the mirror: trading goes on, and the mirror rebuilds what Redis lost
+and resumes its streams without gap or duplicate (real server, real redis-server)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import grpc
+import pytest
+import redis
+
+from mt5exec.testing import ServerProcess
+from mt5exec.v1 import common_pb2, instance_pb2, order_pb2, stream_pb2
+from redis_mirror import (
+    PREFIX,
+    OrderFlow,
+    connected,
+    create_netting,
+    entries,
+    get_json,
+    mirrored_server,
+    sequences,
+)
+from redis_server import redis_server
+from support import error_info, market, wait_until
+
+
+def _mirror_up(server: ServerProcess) -> float:
+    return sum(s.value for s in server.metric_samples("mt5exec_redis_mirror_up"))
+
+
+def _counter(server: ServerProcess, name: str) -> float:
+    return sum(s.value for s in server.metric_samples(name) if s.name.endswith("_total"))
+
+
+def _filled(r: redis.Redis, instance_id: str) -> set[str]:
+    """The client order ids of the FILLED updates in an instance's stream."""
+    out = set()
+    for entry in entries(r, f"executions:{instance_id}"):
+        if entry["type"] == "order_update":
+            order = json.loads(entry["data"])
+            if order["status"] == "ORDER_STATUS_FILLED":
+                out.add(order["client_order_id"])
+    return out
+
+
+def _complete(r: redis.Redis, server: ServerProcess, instance_id: str, acked: list[str]) -> None:
+    """The stream holds every event of the instance once, in sequence (the mirror reports no
+    event of the engine unwritten), and every acknowledged order's FILLED update."""
+
+    def caught_up() -> bool:
+        lag = server.metric_samples("mt5exec_redis_mirror_lag_events")
+        behind = [s.value for s in lag if s.labels.get("instance_id") == instance_id]
+        return behind == [0.0]
+
+    wait_until("the mirror caught up with the engine", caught_up, timeout=120)
+    seqs = sequences(r, instance_id)
+    assert seqs == list(range(1, len(seqs) + 1)), "a gap or a duplicate in the stream"
+    missing = set(acked) - _filled(r, instance_id)
+    assert not missing, f"{len(missing)} acknowledged orders not in the stream"
+
+
+def test_sigkill_redis_under_load_loses_and_repeats_no_event(tmp_path: Path) -> None:
+    with redis_server() as rs:
+        r = rs.client()
+        with mirrored_server(tmp_path / "data", rs) as server:
+            create_netting(server, "k1")
+            flow = OrderFlow(server, "k1", rate=500).start()
+            try:
+                wait_until("200 orders mirrored", lambda: len(sequences(r, "k1")) >= 400)
+                rs.kill()
+                down_at = len(flow.acked)
+                wait_until(
+                    "orders acknowledged while Redis is down",
+                    lambda: len(flow.acked) >= down_at + 300,
+                )
+                wait_until("the mirror sees Redis down", lambda: _mirror_up(server) == 0)
+                rs.start()
+                wait_until("the mirror back", lambda: _mirror_up(server) == 1)
+                at = len(flow.acked)
+                wait_until("orders after the restart", lambda: len(flow.acked) >= at + 300)
+            finally:
+                flow.stop()
+            assert not flow.failed, f"orders failed: {flow.failed[:5]}"
+            _complete(r, server, "k1", flow.acked)
+            assert _counter(server, "mt5exec_redis_mirror_reconnects") >= 1
+            assert _counter(server, "mt5exec_redis_mirror_resyncs") >= 2
+            assert get_json(r, "instance_state:k1")["state"] == "INSTANCE_STATE_READY"
+
+
+def test_flushall_rebuilds_every_key_and_the_streams_go_on(tmp_path: Path) -> None:
+    with redis_server() as rs:
+        r = rs.client()
+        with mirrored_server(tmp_path / "data", rs) as server:
+            create_netting(server, "f1")
+            flow = OrderFlow(server, "f1", rate=100).start()
+            try:
+                wait_until("orders mirrored", lambda: len(sequences(r, "f1")) >= 100)
+                resyncs = _counter(server, "mt5exec_redis_mirror_resyncs")
+                r.flushall()
+                wait_until(
+                    "a resync after the flush",
+                    lambda: _counter(server, "mt5exec_redis_mirror_resyncs") > resyncs,
+                )
+                at = len(flow.acked)
+                wait_until("orders after the flush", lambda: len(flow.acked) >= at + 100)
+            finally:
+                flow.stop()
+            for key in ("instance_state:f1", "instance_health:f1", "account_state:f1"):
+                wait_until(f"{key} rebuilt", lambda key=key: r.exists(PREFIX + key) == 1)
+            assert r.hlen(PREFIX + "positions:f1") <= 1
+            assert r.get(PREFIX + "execution_status:f1:flow-0") == "CLOSED"
+            _complete(r, server, "f1", flow.acked)
+
+
+def test_trading_and_the_kill_switch_work_while_redis_is_down(tmp_path: Path) -> None:
+    with redis_server() as rs:
+        r = rs.client()
+        with mirrored_server(tmp_path / "data", rs) as server:
+            create_netting(server, "d1")
+            wait_until("mirrored", lambda: r.get(PREFIX + "instance_health:d1") == "UP")
+            rs.kill()
+            assert not connected(r)
+            placed = server.orders.PlaceOrder(market("d1", "while-down"), timeout=30).order
+            assert placed.status == common_pb2.ORDER_STATUS_FILLED
+            events = server.streams.StreamExecutions(
+                stream_pb2.StreamExecutionsRequest(instance_id="d1", from_sequence=0), timeout=60
+            )
+            seen = next(iter(events))
+            events.cancel()
+            assert seen.events
+            scope = instance_pb2.KillSwitchScope(instance_id="d1")
+            engaged = server.instances.EngageKillSwitch(
+                instance_pb2.EngageKillSwitchRequest(scope=scope, reason="redis test"), timeout=30
+            )
+            assert list(engaged.instance_ids) == ["d1"]
+            with pytest.raises(grpc.RpcError) as refused:
+                server.orders.PlaceOrder(market("d1", "after-kill"), timeout=30)
+            assert error_info(refused.value).reason == "KILL_SWITCH"
+            wait_until("the mirror sees Redis down", lambda: _mirror_up(server) == 0)
+            rs.start()
+            # Rebuilt from the engine: the kill switch engaged while Redis was away is there.
+            wait_until(
+                "instance_state shows the kill switch",
+                lambda: (get_json(r, "instance_state:d1") or {}).get("kill_switch") is True,
+            )
+            wait_until(
+                "the order placed while down",
+                lambda: r.get(PREFIX + "execution_status:d1:while-down") == "CLOSED",
+            )
+            states = [e["data"] for e in entries(r, "instance_events")]
+            assert any("KILL_SWITCH" in s or "HALTED" in s for s in states), states
+            order = server.orders.GetOrder(
+                order_pb2.GetOrderRequest(instance_id="d1", client_order_id="while-down"),
+                timeout=30,
+            ).order
+            assert get_json(r, "execution_state:d1:while-down")["order_id"] == str(order.order_id)
