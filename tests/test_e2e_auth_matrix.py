@@ -363,9 +363,10 @@ TABLE: dict[str, Row] = {
         NO_TICKS,
     ),
     ORD + "ExportHistory": Row(
-        lambda i, w: order_pb2.ExportHistoryRequest(out_dir=f"/nonexistent/export-{w}"),
+        # A relative directory: refused once the caller may call it (nothing is written).
+        lambda i, w: order_pb2.ExportHistoryRequest(out_dir=f"export-{w}"),
         "a1",
-        NOT_BUILT,
+        (DENIED, DENIED, DENIED, grpc.StatusCode.INVALID_ARGUMENT),
     ),
     ORD + "CheckOrder": Row(
         lambda i, w: order_pb2.CheckOrderRequest(order=market(i, f"co-{w}")), "a1", TRADE

@@ -32,6 +32,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     rotate.add_argument("--config", type=Path, help="TOML configuration file")
     rotate.add_argument("--data-dir", help="the server's data directory")
+    history = commands.add_parser("history", help="the history database (docs/history.md)")
+    history_commands = history.add_subparsers(dest="history_command", required=True)
+    export = history_commands.add_parser(
+        "export", help="its tables as Parquet files (also while the server runs)"
+    )
+    export.add_argument("--format", choices=["parquet"], default="parquet")
+    export.add_argument("--config", type=Path, help="TOML configuration file")
+    export.add_argument("--data-dir", help="the server's data directory")
+    export.add_argument("--out", type=Path, default=Path("history-export"), help="directory")
+    export.add_argument("--since", help="rows from this UTC time on (ISO 8601)")
+    export.add_argument("--until", help="rows before this UTC time (ISO 8601)")
     auth_cli.add_parser(commands)
     return parser
 
@@ -54,22 +65,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command == "keys":
         return auth_cli.command(args, config)
+    if args.command == "history":
+        from mt5exec.storage.history_export import command as export
+
+        return export(config, args.out, args.since, args.until)
     if args.command == "vault":
         from mt5exec.vault.rotate import command
 
         return command(config)
     from mt5exec.server.app import serve
+    from mt5exec.server.lock import AlreadyServing, ServerLock
     from mt5exec.templates import TemplateError
     from mt5exec.vault import VaultError
 
+    try:
+        # Before anything is opened: a second server on the same files stops here.
+        lock = ServerLock(
+            config.server.data_dir, config.history_path if config.history.enabled else None
+        )
+    except AlreadyServing as e:
+        print(f"mt5exec: {e}", file=sys.stderr)
+        return 2
     try:
         if args.event_loop == "uvloop":
             import uvloop
 
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                runner.run(serve(config))
+                runner.run(serve(config, lock))
         else:
-            asyncio.run(serve(config))
+            asyncio.run(serve(config, lock))
     except (ConfigError, TemplateError, VaultError) as e:
         print(f"mt5exec: {e}", file=sys.stderr)
         return 2

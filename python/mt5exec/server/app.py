@@ -31,6 +31,7 @@ from mt5exec.errors import MT5ExecError
 from mt5exec.metrics import MetricsServer
 from mt5exec.server import memory, private, transport
 from mt5exec.server.handlers import add_service
+from mt5exec.server.lock import ServerLock
 from mt5exec.server.standard import Health, add_standard_services
 from mt5exec.server.state import AppState
 from mt5exec.services import auth as auth_service
@@ -297,13 +298,16 @@ def _templates_dir(config: ServerConfig) -> Path | None:
     return path
 
 
-async def serve(config: ServerConfig) -> None:
-    """Runs until SIGTERM or SIGINT."""
+async def serve(config: ServerConfig, lock: ServerLock | None = None) -> None:
+    """Runs until SIGTERM or SIGINT; ``lock``, the data directory's (``server.lock``), is
+    told the address."""
     private.restrict(config.server.data_dir)
     # Out of the environment before a thread or a child could read it (the configuration,
     # with the DSN, is already loaded).
     server = Server(config, vault_env=take_from_environ())
     address = await server.start()
+    if lock is not None:
+        lock.announce(address)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

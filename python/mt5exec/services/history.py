@@ -7,6 +7,9 @@ The reads run in the history child on a thread of their own (``storage.history_r
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
+
 import grpc
 
 from mt5exec.errors import MT5ExecError, invalid
@@ -115,6 +118,22 @@ class HistoryReads:
         return await self._read(
             history, reads.DEALS, self._since(instance_id), True, request.SerializeToString()
         )
+
+    async def export(self, request: order_pb2.ExportHistoryRequest) -> bytes:
+        history = self._state.history
+        if history is None:
+            raise _off("the history's tables")
+        if not request.out_dir or not Path(request.out_dir).is_absolute():
+            raise invalid("out_dir", "PATH_NOT_ABSOLUTE", "out_dir: an absolute directory")
+        if request.format not in ("", "parquet"):
+            raise invalid("format", "FORMAT_UNSUPPORTED", "format: parquet only")
+        for field in ("since", "until"):
+            if request.HasField(field):
+                validation.timestamp_nanos(field, getattr(request, field))
+        # What was recorded until now is in the files too.
+        with contextlib.suppress(HistoryUnavailable):
+            await history.flush()
+        return await self._read(history, reads.EXPORT, 0, True, request.SerializeToString())
 
     async def list_ticks(self, request: order_pb2.ListTicksRequest) -> bytes:
         history = self._state.history

@@ -30,7 +30,6 @@ PLANNED: dict[str, int | str] = {
     "ListCopyRelations": _COPIER,
     "DeleteCopyRelation": _COPIER,
     "GetCopyRelation": _COPIER,
-    "ExportHistory": "#21: history export",
 }
 
 # Orders one session may have in flight before it stops reading new ones (backpressure).
@@ -216,6 +215,11 @@ class OrderService:
 
     async def ListTicks(self, request: order_pb2.ListTicksRequest, context: Context) -> bytes:
         return await self._history.list_ticks(request)
+
+    async def ExportHistory(
+        self, request: order_pb2.ExportHistoryRequest, context: Context
+    ) -> bytes:
+        return await self._history.export(request)
 
     async def ListPositions(
         self, request: order_pb2.ListPositionsRequest, context: Context

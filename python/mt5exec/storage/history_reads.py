@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
+import duckdb
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from mt5exec.v1 import common_pb2, order_pb2
@@ -32,6 +33,7 @@ ORDERS: Final = b"O"
 ORDER: Final = b"G"
 DEALS: Final = b"D"
 TICKS: Final = b"T"
+EXPORT: Final = b"X"
 
 DEFAULT_PAGE: Final = 100
 MAX_PAGE: Final = 1000
@@ -165,6 +167,13 @@ def answer(query: Query, payload: bytes) -> bytes:
         ).SerializeToString()
     if kind == TICKS:
         return list_ticks(query, order_pb2.ListTicksRequest.FromString(request)).SerializeToString()
+    if kind == EXPORT:
+        from mt5exec.storage import history_export
+
+        try:
+            return history_export.answer(query, request)
+        except (OSError, duckdb.IOException) as e:
+            raise BadRequest("out_dir", "EXPORT_FAILED", f"out_dir: {e}") from None
     raise ValueError(f"unknown history read {kind!r}")
 
 
