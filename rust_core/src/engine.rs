@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::convert;
 use crate::error::{Code, EngineError, Result};
-use crate::events::LogLimits;
+use crate::events::{LogLimits, StreamStart};
 use crate::fanout::{Hub, Subscription, Topic};
 use crate::frame;
 use crate::journal::{FsyncPolicy, Journal, JournalRecord, DEFAULT_COMPACT_BYTES};
@@ -1079,8 +1079,9 @@ impl Engine {
         Ok(sub)
     }
 
-    /// Subscribes to one instance's execution events after `from_sequence` (0: from the
-    /// oldest one kept): what was missed first, then live events, without gap or duplicate.
+    /// Subscribes to one instance's execution events from `start` (after a sequence, 0 being
+    /// before the oldest one kept, or live): what was missed first, then live events, without
+    /// gap or duplicate. Also gives the sequence the stream starts after.
     ///
     /// # Errors
     /// `NOT_FOUND`; `INVALID_ARGUMENT` for a sequence beyond the last event;
@@ -1088,13 +1089,13 @@ impl Engine {
     pub fn subscribe_executions(
         &self,
         instance_id: &str,
-        from_sequence: u64,
-    ) -> Result<Arc<Subscription>> {
+        start: StreamStart,
+    ) -> Result<(Arc<Subscription>, u64)> {
         let instance = self.shared.instance(instance_id)?;
-        let sub = instance.events.subscribe_from(
+        let (sub, after) = instance.events.subscribe(
             &self.shared,
             instance_id,
-            from_sequence,
+            start,
             self.shared.config.execution_queue_limit,
         )?;
         // Removed (perhaps made again) while its log was read: the removal may have ended
@@ -1109,7 +1110,7 @@ impl Engine {
             self.shared.hub.unsubscribe(Topic::Executions, sub.id);
             return Err(EngineError::instance_not_found(instance_id));
         }
-        Ok(sub)
+        Ok((sub, after))
     }
 
     /// The last execution event sequence of an instance.

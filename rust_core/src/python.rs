@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::engine::{Engine, EngineConfig};
 use crate::error::EngineError;
-use crate::events::LogLimits;
+use crate::events::{LogLimits, StreamStart};
 use crate::fanout::{Subscription, Topic};
 use crate::journal::{parse_policy, DEFAULT_COMPACT_BYTES};
 use crate::orders::Retention;
@@ -691,12 +691,17 @@ impl PyEngine {
         py: Python<'_>,
         instance_id: &str,
         from_sequence: u64,
-    ) -> PyResult<PySubscription> {
-        let sub = py.detach(|| self.inner.subscribe_executions(instance_id, from_sequence))?;
-        Ok(PySubscription::new(
-            Topic::Executions,
-            sub,
-            &self.coalescing,
+        live: bool,
+    ) -> PyResult<(PySubscription, u64)> {
+        let start = if live {
+            StreamStart::Live
+        } else {
+            StreamStart::After(from_sequence)
+        };
+        let (sub, after) = py.detach(|| self.inner.subscribe_executions(instance_id, start))?;
+        Ok((
+            PySubscription::new(Topic::Executions, sub, &self.coalescing),
+            after,
         ))
     }
 

@@ -142,6 +142,10 @@ pub fn restore(shared: &Shared, instance: &Instance, records: Vec<JournalRecord>
         if matches!(status, S::New | S::Submitted) {
             entry.transition(S::Unknown);
             let _ = journal(shared, &entry);
+        } else if matches!(status, S::Accepted | S::PartiallyFilled) {
+            // The terminal took it before the restart: a duplicate gets the order at once
+            // (without this it waited for an answer that had already come, until its deadline).
+            entry.answer = Some((0, String::new(), String::new()));
         } else if is_final(status) {
             let ok = matches!(status, S::Filled);
             entry.answer = Some(if ok {
