@@ -1,0 +1,2 @@
+"""The client, written once for asyncio (_async) and generated from it for blocking calls
+(_sync, by scripts/gen_sync_client.py)."""
