@@ -23,7 +23,8 @@ LOCK_NAME = "server.lock"
 
 
 class AlreadyServing(RuntimeError):
-    """Another process holds the lock of this data directory or history database."""
+    """Another process holds the lock of this data directory or history database (or the
+    lock file cannot be made)."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,10 @@ class ServerLock:
             raise
 
     def _take(self, path: Path, what: Path | None) -> None:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as e:
+            raise AlreadyServing(f"cannot take the lock {path}: {e}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -76,8 +80,10 @@ class ServerLock:
         the lock is on this file, and a new one would be unlocked."""
         data = f"{os.getpid()} {address}\n".encode()
         for fd in self._fds:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, data, 0)
+            # A full disk: the lock holds all the same; only the address is not told.
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, data, 0)
 
     def release(self) -> None:
         for fd in self._fds:
