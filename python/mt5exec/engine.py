@@ -149,12 +149,24 @@ def _expire(future: asyncio.Future[tuple[int, str, str, bytes]]) -> None:
         future.set_exception(TimeoutError())
 
 
+# A StreamExecutions response header: the sequence the stream starts after (its first event
+# is the next one; a resume from it misses nothing).
+START_SEQUENCE_HEADER = "mt5exec-start-sequence"
+
+
 class Subscription:
     """A stream subscriber: yields encoded response messages as they come."""
 
-    def __init__(self, engine: Engine, core: _core.Subscription) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        core: _core.Subscription,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         self._engine = engine
         self._core = core
+        # The stream's response headers (initial metadata).
+        self.headers = headers
         # The future the stream's task waits on while its queue is empty (None while it
         # runs): cheaper per message than an asyncio.Event, which this path crosses once
         # for every message written.
@@ -759,13 +771,16 @@ class Engine:
         self._core.set_coalescing(self.coalesce_delay() > 0)
         return sub
 
-    def subscribe_executions(self, instance_id: str, from_sequence: int) -> Subscription:
-        """One instance's execution events after ``from_sequence``: missed ones, then live."""
+    def subscribe_executions(
+        self, instance_id: str, from_sequence: int, live: bool = False
+    ) -> Subscription:
+        """One instance's execution events after ``from_sequence`` (``live``: after the last
+        one): missed ones, then live. Its headers name the sequence it starts after."""
         try:
-            core = self._core.subscribe_executions(instance_id, from_sequence)
+            core, after = self._core.subscribe_executions(instance_id, from_sequence, live)
         except _core.CoreError as e:
             raise _translate(e) from None
-        sub = Subscription(self, core)
+        sub = Subscription(self, core, headers=((START_SEQUENCE_HEADER, str(after)),))
         self._list(sub)
         return sub
 

@@ -362,8 +362,9 @@ impl EventLog {
         );
     }
 
-    /// Subscribes to this instance's events after `from_sequence`: everything missed first
-    /// (from the ring, or the log when it is older), then live ones.
+    /// Subscribes to this instance's events from `start`: everything missed first (from the
+    /// ring, or the log when it is older), then live ones. Also gives the sequence the stream
+    /// starts after: its first event is the next one, and a resume from it misses nothing.
     ///
     /// # Errors
     /// `INVALID_ARGUMENT` for a sequence beyond the last one given; `FAILED_PRECONDITION`
@@ -372,9 +373,13 @@ impl EventLog {
         &self,
         shared: &Shared,
         instance_id: &str,
-        from_sequence: u64,
+        start: StreamStart,
         limit: usize,
-    ) -> Result<Arc<Subscription>> {
+    ) -> Result<(Arc<Subscription>, u64)> {
+        let from_sequence = match start {
+            StreamStart::After(sequence) => sequence,
+            StreamStart::Live => 0,
+        };
         // The log can be large: it is read without the lock (publishing goes on meanwhile),
         // and only what the ring no longer holds is taken from it.
         let ahead = |last: u64| {
@@ -418,10 +423,10 @@ impl EventLog {
                 .saturating_sub((limit as u64).saturating_sub(1))
                 .max(1);
             let kept = on_disk.max(replayable);
-            let after = if from_sequence == 0 {
-                kept - 1
-            } else {
-                from_sequence
+            let after = match start {
+                StreamStart::Live => inner.last,
+                StreamStart::After(0) => kept - 1,
+                StreamStart::After(sequence) => sequence,
             };
             if after + 1 < kept {
                 return Err(expired(kept));
@@ -471,8 +476,35 @@ impl EventLog {
         if ready {
             shared.notifier.ready(&[sub.id]);
         }
-        Ok(sub)
+        Ok((sub, after))
     }
+
+    /// `subscribe` after `from_sequence`, for the tests.
+    #[cfg(test)]
+    fn subscribe_from(
+        &self,
+        shared: &Shared,
+        instance_id: &str,
+        from_sequence: u64,
+        limit: usize,
+    ) -> Result<Arc<Subscription>> {
+        self.subscribe(
+            shared,
+            instance_id,
+            StreamStart::After(from_sequence),
+            limit,
+        )
+        .map(|(sub, _)| sub)
+    }
+}
+
+/// Where an execution stream starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamStart {
+    /// After this sequence (0: before the oldest event still kept).
+    After(u64),
+    /// After the last event: live events only.
+    Live,
 }
 
 impl EventLog {
@@ -669,6 +701,32 @@ mod tests {
 
     /// A record torn by a crash in the middle of a write is cut off at the next open: the
     /// events published after it stay readable from the log.
+    /// A live start replays nothing and says the last sequence; the next event is the one
+    /// after it, and a resume from that sequence gets the same events.
+    #[test]
+    fn a_live_start_replays_nothing_and_names_the_last_sequence() {
+        let (dir, engine) = scratch("live");
+        let shared = engine.shared();
+        let log = EventLog::open(Some(&dir), LogLimits::default());
+        publish_fills(&log, shared, 5);
+        let (live, after) = log
+            .subscribe(shared, "a", StreamStart::Live, 100)
+            .expect("live");
+        assert_eq!(after, 5);
+        assert!(replayed(&live).is_empty());
+        publish_fills(&log, shared, 2);
+        assert_eq!(replayed(&live), vec![6, 7]);
+        let (resumed, from) = log
+            .subscribe(shared, "a", StreamStart::After(after), 100)
+            .expect("resume");
+        assert_eq!((from, replayed(&resumed)), (5, vec![6, 7]));
+        let (_, oldest) = log
+            .subscribe(shared, "a", StreamStart::After(0), 100)
+            .expect("all");
+        assert_eq!(oldest, 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn a_torn_tail_is_cut_off_before_appending() {
         let (dir, engine) = scratch("torn");

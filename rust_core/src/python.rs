@@ -686,6 +686,9 @@ impl PyEngine {
 
     /// Subscribes to one instance's executions after `from_sequence` (replay, then live).
     /// A replay older than the ring reads the instance's log: without the GIL.
+    /// The subscription and the sequence it starts after; `live`: after the last event
+    /// (`from_sequence` is not used then).
+    #[pyo3(signature = (instance_id, from_sequence, live = false))]
     fn subscribe_executions(
         &self,
         py: Python<'_>,

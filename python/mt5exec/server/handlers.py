@@ -379,7 +379,7 @@ def _streaming(
                 # misses nothing from then on. Its messages are taken here, not wrapped in
                 # another generator: one layer less per message, and no coroutine at all for
                 # a message already queued.
-                await context.send_initial_metadata(())
+                await context.send_initial_metadata(source.headers)
                 ready = functools.partial(source.ready, MAX_MESSAGE_BYTES)
                 pull: Callable[[], Awaitable[Any]] = functools.partial(
                     source.next, MAX_MESSAGE_BYTES

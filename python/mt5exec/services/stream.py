@@ -62,9 +62,16 @@ class StreamService:
     def StreamExecutions(
         self, request: stream_pb2.StreamExecutionsRequest, context: Context
     ) -> Subscription | AsyncIterator[bytes]:
+        live = request.start == stream_pb2.StreamExecutionsRequest.START_LIVE
+        if live and request.from_sequence:
+            raise invalid(
+                "from_sequence",
+                "FIELD_NOT_APPLICABLE",
+                "from_sequence: a live-only stream (START_LIVE) starts after the last event",
+            )
         if request.instance_id:
             instance_id = validation.instance_id(request.instance_id)
-            return self._engine.subscribe_executions(instance_id, request.from_sequence)
+            return self._engine.subscribe_executions(instance_id, request.from_sequence, live)
         if request.from_sequence:
             raise invalid(
                 "instance_id",

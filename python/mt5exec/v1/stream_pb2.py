@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from mt5exec.v1 import common_pb2 as mt5exec_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17mt5exec/v1/stream.proto\x12\nmt5exec.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x17mt5exec/v1/common.proto\"M\n\x12StreamTicksRequest\x12\x14\n\x0cinstance_ids\x18\x01 \x03(\t\x12\x0f\n\x07symbols\x18\x02 \x03(\t\x12\x10\n\x08\x63onflate\x18\x03 \x01(\x08\"Y\n\x13StreamTicksResponse\x12\x1f\n\x05ticks\x18\x01 \x03(\x0b\x32\x10.mt5exec.v1.Tick\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x0f\n\x07\x64ropped\x18\x03 \x01(\x04\"E\n\x17StreamExecutionsRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x15\n\rfrom_sequence\x18\x02 \x01(\x04\"F\n\x18StreamExecutionsResponse\x12*\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1a.mt5exec.v1.ExecutionEvent\"X\n\x14StreamAccountRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12+\n\x08interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\">\n\x15StreamAccountResponse\x12%\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x13.mt5exec.v1.Account\"3\n\x1bStreamInstanceEventsRequest\x12\x14\n\x0cinstance_ids\x18\x01 \x03(\t\"I\n\x1cStreamInstanceEventsResponse\x12)\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.mt5exec.v1.InstanceEvent2\x87\x03\n\rStreamService\x12P\n\x0bStreamTicks\x12\x1e.mt5exec.v1.StreamTicksRequest\x1a\x1f.mt5exec.v1.StreamTicksResponse0\x01\x12_\n\x10StreamExecutions\x12#.mt5exec.v1.StreamExecutionsRequest\x1a$.mt5exec.v1.StreamExecutionsResponse0\x01\x12V\n\rStreamAccount\x12 .mt5exec.v1.StreamAccountRequest\x1a!.mt5exec.v1.StreamAccountResponse0\x01\x12k\n\x14StreamInstanceEvents\x12\'.mt5exec.v1.StreamInstanceEventsRequest\x1a(.mt5exec.v1.StreamInstanceEventsResponse0\x01\x42Q\n\x0e\x63om.mt5exec.v1B\x0bStreamProtoP\x01Z#mt5exec/gen/go/mt5exec/v1;mt5execv1\xaa\x02\nMt5Exec.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17mt5exec/v1/stream.proto\x12\nmt5exec.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x17mt5exec/v1/common.proto\"M\n\x12StreamTicksRequest\x12\x14\n\x0cinstance_ids\x18\x01 \x03(\t\x12\x0f\n\x07symbols\x18\x02 \x03(\t\x12\x10\n\x08\x63onflate\x18\x03 \x01(\x08\"Y\n\x13StreamTicksResponse\x12\x1f\n\x05ticks\x18\x01 \x03(\x0b\x32\x10.mt5exec.v1.Tick\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x0f\n\x07\x64ropped\x18\x03 \x01(\x04\"\xaf\x01\n\x17StreamExecutionsRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x15\n\rfrom_sequence\x18\x02 \x01(\x04\x12\x38\n\x05start\x18\x03 \x01(\x0e\x32).mt5exec.v1.StreamExecutionsRequest.Start\".\n\x05Start\x12\x15\n\x11START_UNSPECIFIED\x10\x00\x12\x0e\n\nSTART_LIVE\x10\x01\"F\n\x18StreamExecutionsResponse\x12*\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1a.mt5exec.v1.ExecutionEvent\"X\n\x14StreamAccountRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12+\n\x08interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\">\n\x15StreamAccountResponse\x12%\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x13.mt5exec.v1.Account\"3\n\x1bStreamInstanceEventsRequest\x12\x14\n\x0cinstance_ids\x18\x01 \x03(\t\"I\n\x1cStreamInstanceEventsResponse\x12)\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.mt5exec.v1.InstanceEvent2\x87\x03\n\rStreamService\x12P\n\x0bStreamTicks\x12\x1e.mt5exec.v1.StreamTicksRequest\x1a\x1f.mt5exec.v1.StreamTicksResponse0\x01\x12_\n\x10StreamExecutions\x12#.mt5exec.v1.StreamExecutionsRequest\x1a$.mt5exec.v1.StreamExecutionsResponse0\x01\x12V\n\rStreamAccount\x12 .mt5exec.v1.StreamAccountRequest\x1a!.mt5exec.v1.StreamAccountResponse0\x01\x12k\n\x14StreamInstanceEvents\x12\'.mt5exec.v1.StreamInstanceEventsRequest\x1a(.mt5exec.v1.StreamInstanceEventsResponse0\x01\x42Q\n\x0e\x63om.mt5exec.v1B\x0bStreamProtoP\x01Z#mt5exec/gen/go/mt5exec/v1;mt5execv1\xaa\x02\nMt5Exec.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,18 +38,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STREAMTICKSREQUEST']._serialized_end=173
   _globals['_STREAMTICKSRESPONSE']._serialized_start=175
   _globals['_STREAMTICKSRESPONSE']._serialized_end=264
-  _globals['_STREAMEXECUTIONSREQUEST']._serialized_start=266
-  _globals['_STREAMEXECUTIONSREQUEST']._serialized_end=335
-  _globals['_STREAMEXECUTIONSRESPONSE']._serialized_start=337
-  _globals['_STREAMEXECUTIONSRESPONSE']._serialized_end=407
-  _globals['_STREAMACCOUNTREQUEST']._serialized_start=409
-  _globals['_STREAMACCOUNTREQUEST']._serialized_end=497
-  _globals['_STREAMACCOUNTRESPONSE']._serialized_start=499
-  _globals['_STREAMACCOUNTRESPONSE']._serialized_end=561
-  _globals['_STREAMINSTANCEEVENTSREQUEST']._serialized_start=563
-  _globals['_STREAMINSTANCEEVENTSREQUEST']._serialized_end=614
-  _globals['_STREAMINSTANCEEVENTSRESPONSE']._serialized_start=616
-  _globals['_STREAMINSTANCEEVENTSRESPONSE']._serialized_end=689
-  _globals['_STREAMSERVICE']._serialized_start=692
-  _globals['_STREAMSERVICE']._serialized_end=1083
+  _globals['_STREAMEXECUTIONSREQUEST']._serialized_start=267
+  _globals['_STREAMEXECUTIONSREQUEST']._serialized_end=442
+  _globals['_STREAMEXECUTIONSREQUEST_START']._serialized_start=396
+  _globals['_STREAMEXECUTIONSREQUEST_START']._serialized_end=442
+  _globals['_STREAMEXECUTIONSRESPONSE']._serialized_start=444
+  _globals['_STREAMEXECUTIONSRESPONSE']._serialized_end=514
+  _globals['_STREAMACCOUNTREQUEST']._serialized_start=516
+  _globals['_STREAMACCOUNTREQUEST']._serialized_end=604
+  _globals['_STREAMACCOUNTRESPONSE']._serialized_start=606
+  _globals['_STREAMACCOUNTRESPONSE']._serialized_end=668
+  _globals['_STREAMINSTANCEEVENTSREQUEST']._serialized_start=670
+  _globals['_STREAMINSTANCEEVENTSREQUEST']._serialized_end=721
+  _globals['_STREAMINSTANCEEVENTSRESPONSE']._serialized_start=723
+  _globals['_STREAMINSTANCEEVENTSRESPONSE']._serialized_end=796
+  _globals['_STREAMSERVICE']._serialized_start=799
+  _globals['_STREAMSERVICE']._serialized_end=1190
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@ import datetime
 from google.protobuf import duration_pb2 as _duration_pb2
 from mt5exec.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -31,12 +32,20 @@ class StreamTicksResponse(_message.Message):
     def __init__(self, ticks: _Optional[_Iterable[_Union[_common_pb2.Tick, _Mapping]]] = ..., sequence: _Optional[int] = ..., dropped: _Optional[int] = ...) -> None: ...
 
 class StreamExecutionsRequest(_message.Message):
-    __slots__ = ("instance_id", "from_sequence")
+    __slots__ = ("instance_id", "from_sequence", "start")
+    class Start(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        START_UNSPECIFIED: _ClassVar[StreamExecutionsRequest.Start]
+        START_LIVE: _ClassVar[StreamExecutionsRequest.Start]
+    START_UNSPECIFIED: StreamExecutionsRequest.Start
+    START_LIVE: StreamExecutionsRequest.Start
     INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
     FROM_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
     instance_id: str
     from_sequence: int
-    def __init__(self, instance_id: _Optional[str] = ..., from_sequence: _Optional[int] = ...) -> None: ...
+    start: StreamExecutionsRequest.Start
+    def __init__(self, instance_id: _Optional[str] = ..., from_sequence: _Optional[int] = ..., start: _Optional[_Union[StreamExecutionsRequest.Start, str]] = ...) -> None: ...
 
 class StreamExecutionsResponse(_message.Message):
     __slots__ = ("events",)
