@@ -11,6 +11,7 @@ from pathlib import Path
 
 from mt5exec import __version__
 from mt5exec.auth import cli as auth_cli
+from mt5exec.client import cli as client_cli
 from mt5exec.config import ConfigError, load_config
 
 
@@ -44,11 +45,14 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--since", help="rows from this UTC time on (ISO 8601)")
     export.add_argument("--until", help="rows before this UTC time (ISO 8601)")
     auth_cli.add_parser(commands)
+    client_cli.add_parsers(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in client_cli.COMMANDS:
+        return client_cli.run(args)
     overrides: dict[str, object] = {}
     if getattr(args, "listen", None):
         overrides["server.listen"] = args.listen
