@@ -369,7 +369,7 @@ impl EventLog {
     /// # Errors
     /// `INVALID_ARGUMENT` for a sequence beyond the last one given; `FAILED_PRECONDITION`
     /// (`SEQUENCE_EXPIRED`) for one whose next events are no longer kept.
-    pub fn subscribe_from(
+    pub fn subscribe(
         &self,
         shared: &Shared,
         instance_id: &str,
