@@ -14,8 +14,10 @@ import duckdb
 import pytest
 
 from mt5exec.storage.history import (
+    ACCOUNT_SNAPSHOTS,
     AUDIT,
     ORDERS,
+    RISK_EVENTS,
     SCHEMA_VERSION,
     TABLES,
     HistoryError,
@@ -536,8 +538,8 @@ def _old_database(db_path: Path, version: int) -> duckdb.DuckDBPyConnection:
     conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
     conn.execute("INSERT INTO schema_version VALUES (?, ?)", [version, T0])
     for table in TABLES:
-        if table is AUDIT:  # v5
-            continue
+        if (table is AUDIT and version < 5) or table in (ACCOUNT_SNAPSHOTS, RISK_EVENTS):
+            continue  # v5, v6
         # v1: without reject_reason; v1 and v2: orders keyed without their creation time;
         # before v4: executions without refusals.
         columns = [
@@ -619,7 +621,7 @@ def test_a_v4_database_gains_the_audit_table_and_keeps_every_audit_row(db_path: 
     conn.close()
     with HistoryWriter(db_path) as writer:
         assert writer.query("SELECT max(version) FROM schema_version") == [(SCHEMA_VERSION,)]
-        assert SCHEMA_VERSION == 5
+        assert SCHEMA_VERSION >= 5
         row = (T0_NS, T0_NS // 1000, "call", "m", "api_key", "k1", "trader", "o", "p", None)
         row += ("OK", None, "{}", None, None)
         assert len(row) == len(AUDIT.columns)
@@ -629,6 +631,25 @@ def test_a_v4_database_gains_the_audit_table_and_keeps_every_audit_row(db_path: 
         assert writer.query("SELECT id, time, event FROM audit ORDER BY event") == [
             (T0_NS, T0, "again"),
             (T0_NS, T0, "call"),
+        ]
+
+
+def test_a_v5_database_gains_account_snapshots_and_risk_events(db_path: Path) -> None:
+    conn = _old_database(db_path, 5)
+    assert ("account_snapshots",) not in conn.execute("SHOW TABLES").fetchall()
+    conn.close()
+    with HistoryWriter(db_path) as writer:
+        assert writer.query("SELECT max(version) FROM schema_version") == [(6,)]
+        snapshot = ("i1", T0_NS // 1000, 1000.0, 990.0, 50.0, 940.0, 1980.0, -10.0, "USD", "change")
+        risk = (T0_NS // 1000, "kill_switch_engaged", "i1", "o", "{}", "why", "api_key", "k1")
+        assert writer.record_row("account_snapshots", snapshot)
+        assert writer.record_row("risk_events", (*risk, "trader", "o"))
+        assert writer.flush(timeout=10)
+        assert writer.query("SELECT instance_id, time, equity, reason FROM account_snapshots") == [
+            ("i1", T0, 990.0, "change")
+        ]
+        assert writer.query("SELECT event, subject, role FROM risk_events") == [
+            ("kill_switch_engaged", "k1", "trader")
         ]
 
 

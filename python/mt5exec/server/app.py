@@ -84,6 +84,22 @@ async def _record_ticks(state: AppState) -> None:
             log.warning("tick storage subscription ended (%s); resubscribing", e.reason)
 
 
+async def _record_accounts(state: AppState) -> None:
+    """Feeds the account events to the history's snapshots (conflated: the history keeps the
+    latest of each instance, and never slows the clients' streams)."""
+    assert state.history is not None
+    history = state.history
+    while True:
+        sub = state.engine.subscribe(Topic.ACCOUNTS, [], conflate=True)
+        try:
+            async for batch in sub.messages(1 << 20):
+                history.record_accounts(batch)
+        except MT5ExecError as e:
+            if e.reason == "SERVER_SHUTTING_DOWN":
+                return
+            log.warning("account snapshot subscription ended (%s); resubscribing", e.reason)
+
+
 class Server:
     """A running mt5exec server."""
 
@@ -172,6 +188,7 @@ class Server:
             )
         if self.state.history is not None:
             await self.state.history.start()
+            self._background.append(asyncio.create_task(_record_accounts(self.state)))
             if config.history.ticks:
                 self._background.append(asyncio.create_task(_record_ticks(self.state)))
         servicers = (

@@ -37,6 +37,7 @@ from mt5exec.errors import MT5ExecError, invalid
 from mt5exec.files import atomic_write
 from mt5exec.registry import InstanceRecord, PendingSaves
 from mt5exec.server.handlers import Context
+from mt5exec.server.state import AppState
 from mt5exec.services import config_update, validation
 from mt5exec.v1 import common_pb2, instance_pb2
 
@@ -146,6 +147,39 @@ class RiskControls:
     _record_file: Callable[[InstanceRecord], str]
     _persist: Callable[[str, Callable[[], None], Iterable[str]], OSError | None]
     _persist_record: Callable[[InstanceRecord, OSError | None], OSError | None]
+    _state: AppState
+
+    def _risk_event(
+        self,
+        event: str,
+        instance_id: str | None,
+        owner: str | None,
+        detail: dict[str, object],
+        reason: str = "",
+    ) -> None:
+        """A row of ``risk_events`` in the history (with the call's principal)."""
+        if self._state.history is not None:
+            self._state.history.record_risk_event(event, instance_id, owner, detail, reason)
+
+    def _config_event(
+        self,
+        record: InstanceRecord,
+        old: tuple[common_pb2.RiskLimits, int],
+        new: tuple[common_pb2.RiskLimits, int],
+        saved: bool,
+        reason: str,
+    ) -> None:
+        changes = config_update.changes(old[0], new[0])
+        detail: dict[str, object] = {
+            "trading_state": common_pb2.TradingState.Name(new[1]),
+            "version": record.config_version,
+            "saved": saved,
+        }
+        if changes:
+            detail["changes"] = changes
+        event = "risk_limits" if changes else "trading_state"
+        if changes or new[1] != old[1]:
+            self._risk_event(event, record.instance_id, record.owner, detail, reason)
 
     def save_risk_counters(self) -> list[str]:
         """Writes each instance's daily risk counters (trades today, the day's starting
@@ -219,6 +253,7 @@ class RiskControls:
         record: InstanceRecord,
         limits: common_pb2.RiskLimits | None,
         state: common_pb2.TradingState | None,
+        reason: str = "",
     ) -> common_pb2.Instance:
         """Changes an instance's limits and/or trading state, failing closed: the restrictive
         part of the change (all of it when it only restricts) is in force at once, then the
@@ -249,6 +284,9 @@ class RiskControls:
             if not restricts:
                 raise registry.unsaved(what, self._record_file(record), e) from None
             self._persist_record(record, e)  # retried from now on, and announced
+            self._config_event(
+                record, (old_limits, old_state), (held_limits, held_state), False, reason
+            )
             in_force = config_update.changes(old_limits, held_limits)
             if held_state != old_state:
                 in_force.insert(0, f"trading_state {common_pb2.TradingState.Name(held_state)}")
@@ -264,7 +302,9 @@ class RiskControls:
             ) from None
         record.config = candidate.config
         record.config_version = version
-        return self._apply(record.instance_id, new_limits, new_state, version)
+        instance = self._apply(record.instance_id, new_limits, new_state, version)
+        self._config_event(record, (old_limits, old_state), (new_limits, new_state), True, reason)
+        return instance
 
     async def UpdateInstanceConfig(
         self, request: instance_pb2.UpdateInstanceConfigRequest, context: Context
@@ -294,7 +334,7 @@ class RiskControls:
             common_pb2.TradingState.Name(state),
             request.reason or "no reason given",
         )
-        instance = self._change_config(record, None, state)
+        instance = self._change_config(record, None, state, request.reason)
         self._history(instance)
         return instance_pb2.SetTradingStateResponse(instance=instance)
 
@@ -319,6 +359,13 @@ class RiskControls:
         )
         answered = self._engine.engage_kill_switch(
             scope.instance_id, scope.owner, request.close_positions
+        )
+        self._risk_event(
+            "kill_switch_engaged",
+            scope.instance_id,
+            scope.owner,
+            {"close_positions": request.close_positions, "instances": len(records)},
+            request.reason,
         )
         failed: list[tuple[str, OSError]] = []
         for record in records:
@@ -405,5 +452,11 @@ class RiskControls:
             )
             self._pending.done(KILL_SWITCH_FILE)
         released = self._engine.release_kill_switch(scope.instance_id, scope.owner)
+        self._risk_event(
+            "kill_switch_released",
+            scope.instance_id,
+            scope.owner,
+            {"instances": list(released)},
+        )
         log.warning("kill switch released for %s", scope.describe())
         return instance_pb2.ReleaseKillSwitchResponse(instance_ids=released)

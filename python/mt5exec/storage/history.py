@@ -29,6 +29,9 @@ are migrated forward on open (v2 added ``reject_reason``). A throttle's refusals
 whose ``refusals`` column (v4) says how many orders it stands for: count refusals with
 ``sum(coalesce(refusals, 1))``.
 
+- ``account_snapshots`` and ``risk_events`` (v6): balance, equity and margin of each instance
+  at each change and every minute (``mt5exec.storage.accounts``), and the kill switch, trading
+  state and limit changes with who made them. Appended, like ``audit``.
 - ``audit`` (v5): the audit of mutating calls (``mt5exec.auth.audit``): appended, never
   updated; ``id`` (the time in ns, unique per server) orders it. It has no key: a row is
   never refused as a duplicate.
@@ -45,11 +48,11 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, Self, TypeVar
 
 import duckdb
 from google.protobuf import json_format
@@ -60,9 +63,10 @@ __all__ = ["SCHEMA_VERSION", "TABLES", "HistoryError", "HistoryWriter"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 6
 
 Row = tuple[Any, ...]
+T = TypeVar("T")
 
 
 class HistoryError(RuntimeError):
@@ -298,9 +302,59 @@ AUDIT: Final = _Table(
     primary=False,
 )
 
+ACCOUNT_SNAPSHOTS: Final = _Table(
+    name="account_snapshots",
+    columns=(
+        ("instance_id", "VARCHAR NOT NULL"),
+        # Account.update_time (when the terminal reported it), else when it was received.
+        ("time", "TIMESTAMP NOT NULL"),
+        ("balance", "DOUBLE"),
+        ("equity", "DOUBLE"),
+        ("margin", "DOUBLE"),
+        ("free_margin", "DOUBLE"),
+        ("margin_level", "DOUBLE"),
+        ("profit", "DOUBLE"),
+        ("currency", "VARCHAR"),
+        # 'change' (balance, equity or margin moved) or 'interval' (the minute's snapshot).
+        ("reason", "VARCHAR NOT NULL"),
+    ),
+    key=("time",),
+    primary=False,
+)
+
+RISK_EVENTS: Final = _Table(
+    name="risk_events",
+    columns=(
+        ("time", "TIMESTAMP NOT NULL"),
+        # kill_switch_engaged, kill_switch_released, trading_state, risk_limits.
+        ("event", "VARCHAR NOT NULL"),
+        # The scope: an instance, an owner's instances (instance_id NULL) or all (both NULL).
+        ("instance_id", "VARCHAR"),
+        ("owner", "VARCHAR"),
+        # What it changed to, as JSON (the trading state, the limits, close_positions...).
+        ("detail", "VARCHAR"),
+        ("reason", "VARCHAR"),
+        # Who did it: principal kind, subject, role, owner (NULL: admin).
+        ("principal_kind", "VARCHAR"),
+        ("subject", "VARCHAR"),
+        ("role", "VARCHAR"),
+        ("principal_owner", "VARCHAR"),
+    ),
+    key=("time",),
+    primary=False,
+)
+
 # Write order inside a flush: parents before children, so readers never see a fill of an order
 # whose row is missing once the transaction commits (all of it commits at once anyway).
-TABLES: Final[tuple[_Table, ...]] = (INSTANCES, ORDERS, EXECUTIONS, DEALS, AUDIT)
+TABLES: Final[tuple[_Table, ...]] = (
+    INSTANCES,
+    ORDERS,
+    EXECUTIONS,
+    DEALS,
+    AUDIT,
+    ACCOUNT_SNAPSHOTS,
+    RISK_EVENTS,
+)
 
 # What brings a database of the previous version to each version.
 _MIGRATIONS: Final[Mapping[int, tuple[str, ...]]] = {
@@ -320,6 +374,7 @@ _MIGRATIONS: Final[Mapping[int, tuple[str, ...]]] = {
     ),
     4: ("ALTER TABLE executions ADD COLUMN IF NOT EXISTS refusals UBIGINT",),
     5: (AUDIT.create_sql(),),
+    6: (ACCOUNT_SNAPSHOTS.create_sql(), RISK_EVENTS.create_sql()),
 }
 
 
@@ -532,6 +587,7 @@ _ORDER: Final = 1
 _EXECUTION: Final = 2
 _BARRIER: Final = 3
 _AUDIT: Final = 4
+_ROW: Final = 5
 
 _Item = tuple[int, Any, int]
 
@@ -582,6 +638,7 @@ class _Batch:
 _ORDER_UPDATED: Final = ORDERS.column_names.index("updated_at")
 _ORDER_CREATED: Final = ORDERS.column_names.index("created_at")
 _INSERT_SQL: Final[Mapping[str, str]] = {table.name: table.insert_sql() for table in TABLES}
+_APPENDED: Final[Mapping[str, _Table]] = {t.name: t for t in (ACCOUNT_SNAPSHOTS, RISK_EVENTS)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -784,6 +841,11 @@ class HistoryWriter:
         when it was refused (closed, or ``max_pending`` reached)."""
         return self._enqueue((_AUDIT, row, 0))
 
+    def record_row(self, table: str, row: Row) -> bool:
+        """A row of a keyless table (account_snapshots, risk_events), appended as it is;
+        False when it could not be queued (as ``record_audit``)."""
+        return self._enqueue((_ROW, (_APPENDED[table], row), 0))
+
     def _enqueue(self, item: _Item) -> bool:
         queue = self._queue
         if self._closed or len(queue) >= self.max_pending:
@@ -837,6 +899,25 @@ class HistoryWriter:
             reader.execute("BEGIN TRANSACTION READ ONLY")
             try:
                 return reader.execute(sql, params).fetchall()
+            finally:
+                reader.execute("ROLLBACK")
+
+    def read(self, work: Callable[[Callable[[str, Sequence[object]], list[Row]]], T]) -> T:
+        """``work(query)`` with every query of it in one read-only transaction: one snapshot
+        (a page read in several windows sees one state of the table), one BEGIN for all.
+        Blocking, like ``query``."""
+        with self._read_lock:
+            reader = self._reader
+            if reader is None:
+                raise HistoryError("history database is not open")
+            cursor: duckdb.DuckDBPyConnection = reader
+
+            def query(sql: str, params: Sequence[object]) -> list[Row]:
+                return cursor.execute(sql, params).fetchall()
+
+            reader.execute("BEGIN TRANSACTION READ ONLY")
+            try:
+                return work(query)
             finally:
                 reader.execute("ROLLBACK")
 
@@ -1066,6 +1147,8 @@ class HistoryWriter:
             batch.upsert_order(_order_row(order, recorded))
         elif kind == _AUDIT:
             batch.append(AUDIT, payload)
+        elif kind == _ROW:
+            batch.append(*payload)
         elif kind == _INSTANCE:
             instance = common_pb2.Instance()
             instance.ParseFromString(payload)

@@ -19,7 +19,9 @@ the child echoes on stdout (as an ``F`` frame) once everything logged and sent
 before it is written, or as an ``E`` frame when it could not be written yet
 (the child keeps it and retries), ``Q`` a ListAuditRecords query (an 8-byte id and the
 filters), answered on stdout by a ``Q`` frame (the id, ``+`` and the encoded response, or
-``-`` and an error), ``H`` a history read for the API (an 8-byte id, then
+``-`` and an error), ``C`` an encoded StreamAccountResponse (account snapshots,
+``mt5exec.storage.accounts``), ``K`` a risk event (JSON of the ``risk_events`` columns),
+``H`` a history read for the API (an 8-byte id, then
 ``history_reads.pack``), answered by a ``Q`` frame too (``!`` and field, reason and message
 separated by NUL bytes for a request it refuses); reads run on a thread of their own, so
 neither the writer nor this loop waits for them. The child writes ``R`` on stdout when the
@@ -33,16 +35,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import concurrent.futures
 import contextlib
+import json
 import logging
 import os
 import struct
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
+
+from mt5exec.auth import principal
+from mt5exec.auth.principal import Principal
 
 if TYPE_CHECKING:
     from mt5exec.storage.history import HistoryWriter
@@ -81,10 +87,13 @@ def run_child(
     batch_size: int,
     tick_retention_days: float = 0.0,
     instances_dir: Path | None = None,
+    account_interval_s: float = 60.0,
+    reads_fd: int | None = None,
 ) -> int:
     from google.protobuf.message import DecodeError
 
     from mt5exec.auth import audit_records
+    from mt5exec.storage.accounts import AccountSnapshots
     from mt5exec.storage.history import HistoryError, HistoryWriter
     from mt5exec.storage.log_tail import LogTail
     from mt5exec.storage.ticks import TickStore
@@ -117,6 +126,10 @@ def run_child(
             daemon=True,
         )
         tailer.start()
+    accounts = AccountSnapshots(writer.record_row, account_interval_s)
+    threading.Thread(
+        target=accounts.run_timer, args=(stop_tailing,), name="history-accounts", daemon=True
+    ).start()
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     out_lock = threading.Lock()
 
@@ -125,9 +138,15 @@ def run_child(
             stdout.write(_HEADER.pack(b"Q", 8 + len(answer)) + query_id + answer)
             stdout.flush()
 
-    reads = concurrent.futures.ThreadPoolExecutor(
-        max_workers=1, thread_name_prefix="history-read", initializer=_read_priority
-    )
+    reader = None
+    if reads_fd is not None:
+        reader = threading.Thread(
+            target=_serve_reads,
+            args=(os.fdopen(reads_fd, "rb"), writer, answer_frame),
+            name="history-read",
+            daemon=True,
+        )
+        reader.start()
     stdout.write(_HEADER.pack(b"R", 0))
     stdout.flush()
     audit_records.configure_log()
@@ -149,7 +168,13 @@ def run_child(
                 elif kind == b"A":
                     _audit(writer, payload)
                     continue
-            except (DecodeError, ValueError) as e:
+                elif kind == b"C":
+                    accounts.add(payload)
+                    continue
+                elif kind == b"K":
+                    writer.record_row("risk_events", _risk_row(payload))
+                    continue
+            except (DecodeError, ValueError, KeyError) as e:
                 # One bad record is skipped (and said); the history goes on with the next.
                 skipped += 1
                 log.error(
@@ -169,10 +194,7 @@ def run_child(
                     stdout.flush()
             elif kind == b"Q":
                 answer_frame(payload[:8], _query(writer, payload[8:]))
-            elif kind == b"H":
-                reads.submit(_answer_read, answer_frame, writer, payload)
     finally:
-        reads.shutdown(wait=True, cancel_futures=True)
         stop_tailing.set()
         if tail is not None and tailer is not None:
             tailer.join()
@@ -210,16 +232,46 @@ def _query(writer: HistoryWriter, params: bytes) -> bytes:
         return b"-" + f"{type(e).__name__}: {e}".encode()[:1000]
 
 
+_RISK_COLUMNS = (
+    "event",
+    "instance_id",
+    "owner",
+    "detail",
+    "reason",
+    "principal_kind",
+    "subject",
+    "role",
+    "principal_owner",
+)
+
+
+def _risk_row(payload: bytes) -> tuple[object, ...]:
+    """A ``K`` frame's JSON as a ``risk_events`` row (time in µs first)."""
+    event = json.loads(payload)
+    return (int(event["time_us"]), *(event.get(c) for c in _RISK_COLUMNS))
+
+
 def _read_priority() -> None:
     """A read answers an RPC: its thread leaves the child's idle class where it may."""
     with contextlib.suppress(AttributeError, OSError):
         os.sched_setscheduler(threading.get_native_id(), os.SCHED_OTHER, os.sched_param(0))
 
 
-def _answer_read(
-    answer_frame: Callable[[bytes, bytes], None], writer: HistoryWriter, payload: bytes
+def _serve_reads(
+    source: BinaryIO, writer: HistoryWriter, answer_frame: Callable[[bytes, bytes], None]
 ) -> None:
-    answer_frame(payload[:8], _read(writer, payload[8:]))
+    """The API's reads (``H`` frames on a pipe of their own), one after the other, until
+    the pipe closes: neither behind the frames of stdin nor in the child's idle class."""
+    _read_priority()
+    while True:
+        header = _read_exact(source, _HEADER.size)
+        if header is None:
+            return
+        _, length = _HEADER.unpack(header)
+        payload = _read_exact(source, length)
+        if payload is None:
+            return
+        answer_frame(payload[:8], _read(writer, payload[8:]))
 
 
 def _read(writer: HistoryWriter, payload: bytes) -> bytes:
@@ -228,7 +280,7 @@ def _read(writer: HistoryWriter, payload: bytes) -> bytes:
     from mt5exec.storage import history_reads
 
     try:
-        return b"+" + history_reads.answer(writer.query, payload)
+        return b"+" + writer.read(lambda query: history_reads.answer(query, payload))
     except history_reads.BadRequest as e:
         return b"!" + "\0".join((e.field, e.reason, str(e))).encode()
     except Exception as e:  # a read must not end the history process
@@ -257,6 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--instances-dir", type=Path, default=None, help="where the execution logs are read"
     )
+    parser.add_argument("--account-interval-s", type=float, default=60.0)
+    parser.add_argument("--reads-fd", type=int, default=None, help="pipe of the API's reads")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s history %(levelname)s %(message)s")
     return run_child(
@@ -265,6 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.batch_size,
         args.tick_retention_days,
         args.instances_dir,
+        args.account_interval_s,
+        args.reads_fd,
     )
 
 
@@ -297,6 +353,7 @@ class HistoryProcess:
         self._queries: dict[int, asyncio.Future[bytes]] = {}
         self._next_id = 0
         self._reader: asyncio.Task[None] | None = None
+        self._reads: asyncio.WriteTransport | None = None
         # Audit records waiting for this loop iteration's end (one write for all of them),
         # and who takes those that cannot be sent (the auditor, which logs them).
         self._audits: list[bytes] = []
@@ -304,6 +361,8 @@ class HistoryProcess:
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # The API's reads go on a pipe of their own (read by a thread of normal priority).
+        reads_out, reads_in = os.pipe()
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -317,6 +376,9 @@ class HistoryProcess:
             "--tick-retention-days",
             str(self.tick_retention_days),
             *(() if self.instances_dir is None else ("--instances-dir", str(self.instances_dir))),
+            "--reads-fd",
+            str(reads_out),
+            pass_fds=(reads_out,),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             # A session of its own (the workers have their process groups): a Ctrl-C in the
@@ -324,10 +386,15 @@ class HistoryProcess:
             # stdin); the child never outlives the server either way.
             start_new_session=True,
         )
+        os.close(reads_out)
+        self._reads, _ = await asyncio.get_running_loop().connect_write_pipe(
+            asyncio.Protocol, os.fdopen(reads_in, "wb", buffering=0)
+        )
         assert self._proc.stdout is not None
         try:
             header = await self._proc.stdout.readexactly(_HEADER.size)
         except asyncio.IncompleteReadError:
+            self._reads.close()
             code = await self._proc.wait()
             raise HistoryUnavailable(
                 f"history process for {self.path} exited with code {code}"
@@ -380,9 +447,11 @@ class HistoryProcess:
         if self._proc.returncode not in (None, 0):
             log.error("history process exited with code %s", self._proc.returncode)
 
-    def _send(self, kind: bytes, payload: bytes) -> bool:
-        """Queues one frame for the child; False (and counted in ``dropped``) when the child
-        is gone or too far behind."""
+    def _send(
+        self, kind: bytes, payload: bytes, reads: asyncio.WriteTransport | None = None
+    ) -> bool:
+        """Queues one frame for the child (an ``H`` one on the reads pipe); False (and
+        counted in ``dropped``) when the child is gone or too far behind."""
         proc = self._proc
         if (
             proc is None
@@ -392,6 +461,11 @@ class HistoryProcess:
         ):
             self.dropped += 1
             return False
+        if kind == b"H":
+            if reads is None or reads.is_closing():
+                return False
+            reads.write(_HEADER.pack(kind, len(payload)) + payload)
+            return True
         if proc.stdin.transport.get_write_buffer_size() > self.MAX_BUFFERED:
             self.dropped += 1
             return False
@@ -407,6 +481,38 @@ class HistoryProcess:
     def record_ticks(self, batch: bytes) -> None:
         """An encoded StreamTicksResponse (only kept when tick storage is on)."""
         self._send(b"T", batch)
+
+    def record_accounts(self, batch: bytes) -> None:
+        """An encoded StreamAccountResponse (the child decides which make a snapshot)."""
+        self._send(b"C", batch)
+
+    def record_risk_event(
+        self,
+        event: str,
+        instance_id: str | None,
+        owner: str | None,
+        detail: dict[str, object],
+        reason: str = "",
+    ) -> None:
+        """A kill switch, trading state or limits change, with the principal of the call
+        (none outside a call: the server itself)."""
+        try:
+            who: Principal | None = principal.current()
+        except LookupError:
+            who = None
+        record = {
+            "time_us": time.time_ns() // 1000,
+            "event": event,
+            "instance_id": instance_id,
+            "owner": owner,
+            "detail": json.dumps(detail, sort_keys=True),
+            "reason": reason or None,
+            "principal_kind": who.kind if who else "server",
+            "subject": who.subject if who else None,
+            "role": who.role.value if who else None,
+            "principal_owner": who.owner if who else None,
+        }
+        self._send(b"K", json.dumps(record).encode())
 
     def record_audit(self, record: bytes) -> bool:
         """Queues a packed audit record, sent with the others of this loop iteration; False
@@ -463,7 +569,7 @@ class HistoryProcess:
         self._queries[query_id] = answer
         try:
             self._send_audits()
-            if not self._send(kind, query_id.to_bytes(8, "big") + params):
+            if not self._send(kind, query_id.to_bytes(8, "big") + params, self._reads):
                 raise HistoryUnavailable(
                     "the history process is behind or gone: the query was not sent"
                 )
@@ -496,6 +602,8 @@ class HistoryProcess:
         if proc is None:
             return
         self._send_audits()
+        if self._reads is not None:
+            self._reads.close()
         if proc.stdin is not None and not proc.stdin.is_closing():
             proc.stdin.close()
             with contextlib.suppress(ConnectionError):

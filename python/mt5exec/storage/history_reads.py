@@ -15,7 +15,6 @@ on from the engine's memory into the history; deals page by ``<time µs>.<deal_i
 
 from __future__ import annotations
 
-import datetime as dt
 import struct
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -92,8 +91,10 @@ def _us(ts: Timestamp) -> int:
     return ts.seconds * 1_000_000 + ts.nanos // 1000
 
 
-def _when(ns: int) -> dt.datetime:
-    return dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=ns // 1000)
+def _at(us: int) -> str:
+    """A time (µs since the epoch) as a SQL literal: a constant lets DuckDB skip the row
+    groups outside a range by their min/max, which a parameter does not."""
+    return f"make_timestamp({int(us):d})"
 
 
 def order_of(row: Sequence[Any]) -> common_pb2.Order:
@@ -183,27 +184,24 @@ def list_orders(
     """Up to page_size + 1 orders after the token, newest first (the caller merges them with
     the engine's page and cuts)."""
     size = min(req.page_size or DEFAULT_PAGE, MAX_PAGE)
-    where = ["instance_id = ?", "created_at >= ?"]
-    params: list[object] = [req.instance_id, _when(since_ns)]
+    where = ["instance_id = ?", f"created_at >= {_at(since_ns // 1000)}"]
+    params: list[object] = [req.instance_id]
     where.append(f"status {'IN' if finished else 'NOT IN'} {_FINAL!r}")
     if req.symbol:
         where.append("symbol = ?")
         params.append(req.symbol)
     if req.HasField("from_time"):
-        where.append("created_at >= make_timestamp(?)")
-        params.append(_us(req.from_time))
+        where.append(f"created_at >= {_at(_us(req.from_time))}")
     end_us: int | None = _us(req.to_time) if req.HasField("to_time") else None
     after = parse_order_token(req.page_token)
     if after is not None:
         # Microseconds: what the history keeps of a creation time.
-        where.append(
-            "(epoch_us(created_at) < ? OR (epoch_us(created_at) = ? AND client_order_id < ?))"
-        )
-        params += [after[0] // 1000, after[0] // 1000, after[1]]
+        at = _at(after[0] // 1000)
+        where.append(f"(created_at < {at} OR (created_at = {at} AND client_order_id < ?))")
+        params.append(after[1])
         end_us = after[0] // 1000 + 1 if end_us is None else min(end_us, after[0] // 1000 + 1)
     if end_us is not None:
-        where.append("created_at < make_timestamp(?)")
-        params.append(end_us)
+        where.append(f"created_at < {_at(end_us)}")
     rows = _newest(
         query,
         f"SELECT {_ORDER_COLUMNS} FROM orders WHERE {' AND '.join(where)}",
@@ -216,13 +214,12 @@ def list_orders(
     return order_pb2.ListOrdersResponse(orders=[order_of(r) for r in rows])
 
 
-# How far back the first window of a newest-first read reaches; each next one is 16 times as
+# How far back the first window of a newest-first read reaches; each next one is 4 times as
 # long. DuckDB skips the row groups outside a window by their min/max (rows come in time
-# order), so the first page of a table of millions reads a few row groups, not all of them.
-_FIRST_WINDOW_US: Final = 3_600 * 1_000_000
+# order), so the first page of a table of millions reads a row group or two, not all of them.
+_FIRST_WINDOW_US: Final = 300 * 1_000_000
+_GROWTH: Final = 4
 _OLDEST_US: Final = -(2**62)
-# A time "now" is taken as the end of an open listing: later by this much for clock steps.
-_NOW_SLACK_US: Final = 86_400 * 1_000_000
 
 
 def _newest(
@@ -235,18 +232,19 @@ def _newest(
     end_us: int | None,
 ) -> list[tuple[Any, ...]]:
     """``limit`` rows of ``sql`` (a SELECT with a WHERE) by ``order`` (newest first), read in
-    windows of ``column`` that widen back from ``end_us`` (or now)."""
-    high = end_us if end_us is not None else time.time_ns() // 1000 + _NOW_SLACK_US
+    windows of ``column`` that widen back from ``end_us``; without one, the first window has
+    no end (a clock set back finds the rows written before all the same)."""
     width = _FIRST_WINDOW_US
+    high = end_us
     rows: list[tuple[Any, ...]] = []
-    while len(rows) < limit and high > _OLDEST_US:
-        low = max(high - width, _OLDEST_US)
+    while len(rows) < limit and (high is None or high > _OLDEST_US):
+        low = max((time.time_ns() // 1000 if high is None else high) - width, _OLDEST_US)
+        upper = "" if high is None else f" AND {column} < {_at(high)}"
         rows += query(
-            f"{sql} AND {column} >= make_timestamp(?) AND {column} < make_timestamp(?) "
-            f"ORDER BY {order} LIMIT ?",
-            [*params, low, high, limit - len(rows)],
+            f"{sql} AND {column} >= {_at(low)}{upper} ORDER BY {order} LIMIT {limit - len(rows):d}",
+            params,
         )
-        high, width = low, width * 16
+        high, width = low, width * _GROWTH
     return rows
 
 
@@ -259,8 +257,8 @@ def get_order(
     value: object = req.order_id if key == "order_id" else req.client_order_id
     rows = query(
         f"SELECT {_ORDER_COLUMNS} FROM orders WHERE instance_id = ? AND {column} = ? "
-        "AND created_at >= ? ORDER BY created_at DESC LIMIT 1",
-        [req.instance_id, value, _when(since_ns)],
+        f"AND created_at >= {_at(since_ns // 1000)} ORDER BY created_at DESC LIMIT 1",
+        [req.instance_id, value],
     )
     return order_of(rows[0]) if rows else None
 
@@ -311,23 +309,21 @@ def list_deals(
 ) -> order_pb2.ListDealsResponse:
     """A page of deals, newest first (by time, then deal_id)."""
     size = min(req.page_size or DEFAULT_PAGE, MAX_PAGE)
-    where = ["instance_id = ?", "time >= ?", "time IS NOT NULL"]
-    params: list[object] = [req.instance_id, _when(since_ns)]
+    where = ["instance_id = ?", f"time >= {_at(since_ns // 1000)}"]
+    params: list[object] = [req.instance_id]
     if req.symbol:
         where.append("symbol = ?")
         params.append(req.symbol)
     if req.HasField("from_time"):
-        where.append("time >= make_timestamp(?)")
-        params.append(_us(req.from_time))
+        where.append(f"time >= {_at(_us(req.from_time))}")
     end_us = _us(req.to_time) if req.HasField("to_time") else None
     after = _token("page_token", req.page_token)
     if after is not None:
-        where.append("(epoch_us(time) < ? OR (epoch_us(time) = ? AND deal_id < ?))")
-        params += [after[0], after[0], after[1]]
+        at = _at(after[0])
+        where.append(f"(time < {at} OR (time = {at} AND deal_id < {after[1]:d}))")
         end_us = after[0] + 1 if end_us is None else min(end_us, after[0] + 1)
     if end_us is not None:
-        where.append("time < make_timestamp(?)")
-        params.append(end_us)
+        where.append(f"time < {_at(end_us)}")
     rows = _newest(
         query,
         f"SELECT {_DEAL_COLUMNS} FROM deals WHERE {' AND '.join(where)}",
@@ -370,11 +366,9 @@ def list_ticks(query: Query, req: order_pb2.ListTicksRequest) -> order_pb2.ListT
     end_us = _us(req.to_time) if req.HasField("to_time") else None
     if req.count:
         if req.HasField("from_time"):
-            where.append("time >= make_timestamp(?)")
-            params.append(_us(req.from_time))
+            where.append(f"time >= {_at(_us(req.from_time))}")
         if end_us is not None:
-            where.append("time < make_timestamp(?)")
-            params.append(end_us)
+            where.append(f"time < {_at(end_us)}")
         rows = _newest(
             query,
             f"SELECT {_TICK_COLUMNS} FROM ticks WHERE {' AND '.join(where)}",
@@ -387,22 +381,17 @@ def list_ticks(query: Query, req: order_pb2.ListTicksRequest) -> order_pb2.ListT
         return order_pb2.ListTicksResponse(ticks=[_tick(r) for r in reversed(rows)])
     size = min(req.page_size or DEFAULT_TICK_PAGE, MAX_TICKS)
     if req.HasField("from_time"):
-        where.append("time >= make_timestamp(?)")
-        params.append(_us(req.from_time))
+        where.append(f"time >= {_at(_us(req.from_time))}")
     if end_us is not None:
-        where.append("time < make_timestamp(?)")
-        params.append(end_us)
+        where.append(f"time < {_at(end_us)}")
     after = _token("page_token", req.page_token)
     if after is not None:
-        where.append(
-            "time >= make_timestamp(?) AND (epoch_us(time) > ? OR (epoch_us(time) = ? "
-            "AND rowid > ?))"
-        )
-        params += [after[0], after[0], after[0], after[1]]
+        at = _at(after[0])
+        where.append(f"(time > {at} OR (time = {at} AND rowid > {after[1]:d}))")
     rows = query(
         f"SELECT {_TICK_COLUMNS} FROM ticks WHERE {' AND '.join(where)} "
-        "ORDER BY time, rowid LIMIT ?",
-        [*params, size + 1],
+        f"ORDER BY time, rowid LIMIT {size + 1:d}",
+        params,
     )
     response = order_pb2.ListTicksResponse(ticks=[_tick(r) for r in rows[:size]])
     if len(rows) > size:
