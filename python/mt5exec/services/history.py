@@ -78,10 +78,13 @@ class HistoryReads:
             return memory
         since = self._since(request.instance_id)
         answer = await self._read(history, reads.ORDERS, since, True, request.SerializeToString())
-        stored = order_pb2.ListOrdersResponse.FromString(answer).orders
+        page = order_pb2.ListOrdersResponse.FromString(memory)
+        if not page.orders:
+            return answer  # all from the history (past what the engine remembers)
+        from_history = order_pb2.ListOrdersResponse.FromString(answer)
+        stored = from_history.orders
         if not stored:
             return memory
-        page = order_pb2.ListOrdersResponse.FromString(memory)
         size = min(request.page_size or reads.DEFAULT_PAGE, reads.MAX_PAGE)
 
         def key(o: common_pb2.Order) -> tuple[str, int]:
@@ -101,7 +104,7 @@ class HistoryReads:
             # yet would be skipped.
             boundary = place(page.orders[-1])
             merged = [o for o in merged if place(o) >= boundary]
-        more = bool(page.next_page_token) or len(merged) > size
+        more = bool(page.next_page_token or from_history.next_page_token) or len(merged) > size
         response = order_pb2.ListOrdersResponse(orders=merged[:size])
         if more:
             response.next_page_token = "{}.{}".format(*place(response.orders[-1]))

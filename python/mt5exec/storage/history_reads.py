@@ -181,8 +181,8 @@ def answer(query: Query, payload: bytes) -> bytes:
 def list_orders(
     query: Query, req: order_pb2.ListOrdersRequest, since_ns: int, finished: bool
 ) -> order_pb2.ListOrdersResponse:
-    """Up to page_size + 1 orders after the token, newest first (the caller merges them with
-    the engine's page and cuts)."""
+    """A page of the orders after the token, newest first, with the engine's kind of token
+    (the server merges it with the engine's page)."""
     size = min(req.page_size or DEFAULT_PAGE, MAX_PAGE)
     where = ["instance_id = ?", f"created_at >= {_at(since_ns // 1000)}"]
     params: list[object] = [req.instance_id]
@@ -211,7 +211,11 @@ def list_orders(
         size + 1,
         end_us,
     )
-    return order_pb2.ListOrdersResponse(orders=[order_of(r) for r in rows])
+    response = order_pb2.ListOrdersResponse(orders=[order_of(r) for r in rows[:size]])
+    if len(rows) > size:
+        last = response.orders[-1]
+        response.next_page_token = f"{last.created_time.ToNanoseconds()}.{last.client_order_id}"
+    return response
 
 
 # How far back the first window of a newest-first read reaches; each next one is 4 times as
