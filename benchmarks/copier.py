@@ -179,14 +179,18 @@ async def rounds(
 
 
 def create_instances(server: ServerProcess, names: list[str]) -> None:
-    futures = [
-        server.instances.CreateInstance.future(
-            instance_pb2.CreateInstanceRequest(instance_id=name, config=CONFIG), timeout=120
-        )
-        for name in [MASTER, *names]
-    ]
-    for future in futures:
-        future.result()
+    # A few at a time: 31 workers starting at once on a busy two-core box miss their start
+    # timeout.
+    everyone = [MASTER, *names]
+    for start in range(0, len(everyone), 6):
+        futures = [
+            server.instances.CreateInstance.future(
+                instance_pb2.CreateInstanceRequest(instance_id=name, config=CONFIG), timeout=180
+            )
+            for name in everyone[start : start + 6]
+        ]
+        for future in futures:
+            future.result()
     for name in [MASTER, *names]:
         wait_for_price(server, name)
 
@@ -262,7 +266,10 @@ def main() -> None:
     parser.add_argument("--followers", type=int, default=30)
     args = parser.parse_args()
     names = followers(args.followers)
-    env = {"MT5EXEC_SERVER_MAX_INSTANCES": str(args.followers + 1)}
+    env = {
+        "MT5EXEC_SERVER_MAX_INSTANCES": str(args.followers + 1),
+        "MT5EXEC_ENGINE_WORKER_START_TIMEOUT_S": "60",
+    }
     with (
         tempfile.TemporaryDirectory(prefix="mt5exec-bench-") as tmp,
         ServerProcess(Path(tmp) / "server", env=env, start_timeout=60) as server,
