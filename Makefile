@@ -9,7 +9,7 @@ LISTEN ?= 127.0.0.1:50051
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup build run test lint fmt proto bench clean
+.PHONY: setup build run test lint fmt proto bench clean examples
 
 # Virtualenv with the package (editable) and the dev tools.
 $(VENV)/.installed: pyproject.toml
@@ -61,14 +61,21 @@ lint: build $(BUF)
 	$(PY) -m mypy.stubtest mt5exec._core
 	cargo fmt --all --check
 	cargo clippy --all-targets --all-features -q -- -D warnings
-	@# The benchmarks' Go load generator, where Go is installed.
+	@# The benchmarks' Go load generator and the Go example, where Go is installed.
 	@if command -v go >/dev/null; then \
-		test -z "$$(gofmt -l benchmarks/loadgen)" || { gofmt -l benchmarks/loadgen; exit 1; }; \
+		test -z "$$(gofmt -l benchmarks/loadgen examples/go)" || { gofmt -l benchmarks/loadgen examples/go; exit 1; }; \
 		cd benchmarks/loadgen && go vet ./...; \
 	fi
 
+# The examples' dependencies (tests/test_e2e_examples.py builds and runs them), pinned by
+# examples/node/package-lock.json and examples/go/go.sum.
+examples/node/node_modules/.package-lock.json: examples/node/package.json examples/node/package-lock.json
+	npm ci --prefix examples/node --no-audit --no-fund --loglevel=error
+examples: examples/node/node_modules/.package-lock.json
+	cd examples/go && go mod download
+
 # Sets up and runs the whole suite: lint, Rust tests, Python unit and e2e tests.
-test: build lint
+test: build lint examples
 	cargo test -q
 	$(VENV)/bin/pytest -q
 
@@ -90,4 +97,4 @@ bench: build
 	$(PY) benchmarks/auth_overhead.py
 
 clean:
-	rm -rf $(VENV) target tools/node_modules python/mt5exec/_core*.so
+	rm -rf $(VENV) target tools/node_modules examples/node/node_modules examples/go/gen python/mt5exec/_core*.so

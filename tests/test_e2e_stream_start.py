@@ -28,7 +28,9 @@ def _open(server: ServerProcess, **fields: Any) -> tuple[Any, int]:
 
 def _client_order_id(event: common_pb2.ExecutionEvent) -> str:
     kind = event.WhichOneof("event")
-    return event.order_update.client_order_id if kind == "order_update" else event.fill.client_order_id
+    return (
+        event.order_update.client_order_id if kind == "order_update" else event.fill.client_order_id
+    )
 
 
 def _read_until_filled(call: Any, cid: str) -> list[common_pb2.ExecutionEvent]:
