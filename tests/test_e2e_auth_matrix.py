@@ -374,21 +374,33 @@ TABLE: dict[str, Row] = {
     ORD + "OrderSession": Row(
         lambda i, w: order_pb2.OrderSessionRequest(place=market(i, f"os-{w}")), "a1", TRADE
     ),
+    # Relations named after their master and caller; a magic filter no order matches.
     ORD + "CreateCopyRelation": Row(
         lambda i, w: order_pb2.CreateCopyRelationRequest(
-            relation=order_pb2.CopyRelation(master_instance_id=i, follower_instance_id="a-kill")
+            relation=order_pb2.CopyRelation(
+                relation_id=f"{i}-{w}",
+                master_instance_id=i,
+                follower_instance_id="a-kill",
+                volume_mode=order_pb2.COPY_VOLUME_MODE_MULTIPLIER,
+                multiplier=1.0,
+                magics=[424242],
+            )
         ),
         "a1",
-        NOT_BUILT,
+        TRADE,
     ),
     ORD + "ListCopyRelations": Row(
-        lambda i, w: order_pb2.ListCopyRelationsRequest(master_instance_id=i), "a1", NOT_BUILT
-    ),
-    ORD + "DeleteCopyRelation": Row(
-        lambda i, w: order_pb2.DeleteCopyRelationRequest(relation_id="r1"), "a1", NOT_BUILT
+        lambda i, w: order_pb2.ListCopyRelationsRequest(master_instance_id=i), "a1", READ
     ),
     ORD + "GetCopyRelation": Row(
-        lambda i, w: order_pb2.GetCopyRelationRequest(relation_id="r1"), "a1", NOT_BUILT
+        lambda i, w: order_pb2.GetCopyRelationRequest(relation_id=f"{i}-admin"), "a1", READ
+    ),
+    ORD + "DeleteCopyRelation": Row(
+        lambda i, w: order_pb2.DeleteCopyRelationRequest(
+            relation_id=f"{i}-{w}" if w in ("trader", "admin") else f"{i}-admin"
+        ),
+        "a1",
+        TRADE,
     ),
     # Past the gate (any trader), an unknown source's signal is UNAUTHENTICATED: the source's
     # HMAC is the signal's credential (test_e2e_signals.py).
@@ -545,7 +557,10 @@ def test_another_owners_instance_is_exactly_one_that_does_not_exist(world: World
         theirs = call(world, "other", method, row.build(row.instance, "other"), poke=False)
         nothing = call(world, "other", method, row.build("zz-none", "other"), poke=False)
         assert theirs.code == nothing.code == NOT_FOUND, name
-        assert theirs.reason == nothing.reason == "INSTANCE_NOT_FOUND", name
+        # Get/DeleteCopyRelation name a relation: another owner's is one that does not exist.
+        by_relation = "relation_id" in row.build("", "").DESCRIPTOR.fields_by_name
+        expected = "RELATION_NOT_FOUND" if by_relation else "INSTANCE_NOT_FOUND"
+        assert theirs.reason == nothing.reason == expected, name
         assert theirs.message.replace(row.instance, "X") == nothing.message.replace(
             "zz-none", "X"
         ), name

@@ -11,6 +11,7 @@ __all__ = [
     "OrderSession",
     "RiskChecker",
     "Subscription",
+    "copy_volume",
     "validate_risk_limits",
 ]
 
@@ -161,6 +162,33 @@ class Engine:
         owner_orders_per_second: float,
         owners: dict[str, tuple[list[str], float]],
     ) -> None: ...
+    def add_copy_relation(self, raw: bytes, created: bool) -> bytes: ...
+    def remove_copy_relation(self, relation_id: str, close: bool) -> bytes: ...
+    def copy_relations(self) -> list[bytes]: ...
+    def get_copy_relation(self, relation_id: str) -> bytes: ...
+    def copy_metrics(
+        self,
+    ) -> list[
+        tuple[
+            str,
+            int,
+            list[tuple[str, int]],
+            tuple[list[int], int, float] | None,
+            tuple[int, float, float],
+        ]
+    ]: ...
+    def copy_signal(
+        self,
+        source: str,
+        signal_id: str,
+        symbol: str,
+        side: int,
+        volume: float,
+        risk_percent: float = 0.0,
+        price: float = 0.0,
+        stop_loss: float = 0.0,
+        take_profit: float = 0.0,
+    ) -> list[tuple[str, str, int, tuple[int, str, str, str, int] | None]]: ...
     def risk_rejections(self) -> list[tuple[str, str, int]]: ...
     def worker_latency(self) -> list[tuple[str, str, list[int], int, float]]: ...
     def stream_stats(self) -> list[tuple[str, int, int, int]]: ...
@@ -231,3 +259,25 @@ class RiskChecker:
     def time_check(self, buy: bool, order_type: int, volume: float, n: int) -> float: ...
 
 def validate_risk_limits(limits: bytes) -> None: ...
+
+def copy_volume(
+    mode: int,
+    *,
+    multiplier: float = 0.0,
+    fixed_volume: float = 0.0,
+    risk_percent: float = 0.0,
+    min_volume: float = 0.0,
+    max_volume: float = 0.0,
+    raise_to_minimum: bool = False,
+    master_volume: float = 0.0,
+    master_balance: float = 0.0,
+    master_equity: float = 0.0,
+    follower_balance: float = 0.0,
+    follower_equity: float = 0.0,
+    stop_distance: float = 0.0,
+    tick_value: float = 0.0,
+    tick_size: float = 0.0,
+    volume_min: float = 0.0,
+    volume_max: float = 0.0,
+    volume_step: float = 0.0,
+) -> tuple[float, str]: ...

@@ -108,6 +108,17 @@ class OrderChanges:
 
 
 @dataclass(frozen=True)
+class SignalCopy:
+    """One follower's copy of a signal: its order (an encoded PlaceOrderResponse) or why none
+    was made."""
+
+    follower_instance_id: str
+    client_order_id: str
+    order: bytes | None
+    error: MT5ExecError | None
+
+
+@dataclass(frozen=True)
 class EngineSettings:
     journal_path: Path | None = None
     journal_fsync: str = "interval:100"
@@ -592,6 +603,87 @@ class Engine:
     def stream_cutoffs(self) -> int:
         """Subscribers the engine cut off for leaving more than their bound unread."""
         return self._core.stream_cutoffs()
+
+    # -- the copier ------------------------------------------------------------------
+
+    def add_copy_relation(self, relation: bytes, created: bool) -> bytes:
+        """Adds an encoded CopyRelation; ``created`` (not restored): its symbols are checked
+        against the follower's and a late join copies the master's open positions."""
+        try:
+            return self._core.add_copy_relation(relation, created)
+        except _core.CoreError as e:
+            raise _translate(e) from None
+
+    def remove_copy_relation(self, relation_id: str, close: bool) -> bytes:
+        try:
+            return self._core.remove_copy_relation(relation_id, close)
+        except _core.CoreError as e:
+            raise _translate(e) from None
+
+    def copy_relations(self) -> list[bytes]:
+        return self._core.copy_relations()
+
+    def get_copy_relation(self, relation_id: str) -> bytes:
+        """An encoded GetCopyRelationResponse (the relation and its statistics)."""
+        try:
+            return self._core.get_copy_relation(relation_id)
+        except _core.CoreError as e:
+            raise _translate(e) from None
+
+    def copy_metrics(
+        self,
+    ) -> list[
+        tuple[
+            str,
+            int,
+            list[tuple[str, int]],
+            tuple[list[int], int, float] | None,
+            tuple[int, float, float],
+        ]
+    ]:
+        """Per relation: id, copies, skips by reason, latency histogram, slippage."""
+        return self._core.copy_metrics()
+
+    async def copy_signal(
+        self,
+        source: str,
+        signal_id: str,
+        symbol: str,
+        side: int,
+        volume: float,
+        risk_percent: float = 0.0,
+        stop_loss: float = 0.0,
+        take_profit: float = 0.0,
+        price: float = 0.0,
+        timeout: float = 10.0,
+    ) -> list[SignalCopy]:
+        """Copies a signal to every relation following ``source`` (docs/copier.md); one
+        follower's refusal is its own result, never an exception."""
+        made = self._core.copy_signal(
+            source, signal_id, symbol, side, volume, risk_percent, price, stop_loss, take_profit
+        )
+        # Registered before any await: a completion drained before then would be lost.
+        expected = [self._expect(token, timeout) if token else None for _, _, token, _ in made]
+
+        async def one(i: int) -> SignalCopy:
+            follower, cid, token, error = made[i]
+            waiting = expected[i]
+            if waiting is None:
+                assert error is not None
+                return SignalCopy(follower, cid, None, _translate(_core.CoreError(*error)))
+            try:
+                return SignalCopy(follower, cid, await self._settle(token, *waiting), None)
+            except MT5ExecError as e:
+                return SignalCopy(follower, cid, e.payload or None, e)
+            except TimeoutError:
+                unknown = MT5ExecError(
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    "ORDER_OUTCOME_UNKNOWN",
+                    f"no answer from the terminal within {timeout:g} s",
+                )
+                return SignalCopy(follower, cid, None, unknown)
+
+        return list(await asyncio.gather(*(one(i) for i in range(len(made)))))
 
     def risk_rejections(self) -> list[tuple[str, str, int]]:
         """(instance id, reason, count) of every order the risk engine refused."""

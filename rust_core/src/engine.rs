@@ -104,6 +104,8 @@ pub struct Shared {
     pub risk: Gate,
     /// Throttle refusals waiting to be published, one event per instance, reason and second.
     pub refusals: Refusals,
+    /// Copy relations.
+    pub copier: crate::copier::Copier,
 }
 
 impl Shared {
@@ -216,6 +218,7 @@ impl Engine {
             epoch: std::time::Instant::now(),
             risk: Gate::default(),
             refusals: Refusals::default(),
+            copier: crate::copier::Copier::default(),
         });
         rt.spawn({
             let shared = Arc::clone(&shared);

@@ -8,6 +8,7 @@
 #![deny(unsafe_code)]
 
 pub mod convert;
+pub mod copier;
 pub mod engine;
 pub mod error;
 pub mod events;
@@ -30,5 +31,7 @@ pub mod wire;
 
 #[cfg(feature = "python")]
 mod python;
+#[cfg(feature = "python")]
+mod python_copier;
 #[cfg(feature = "python")]
 mod python_risk;

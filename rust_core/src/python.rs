@@ -620,6 +620,123 @@ impl PyEngine {
         Ok(self.inner.restore_risk_day_state(instance_id, saved)?)
     }
 
+    /// Adds a copy relation (encoded `CopyRelation`); returns it encoded. `created`: made
+    /// by a client now (symbols checked, late join applied), not restored.
+    fn add_copy_relation(
+        &self,
+        py: Python<'_>,
+        raw: &[u8],
+        created: bool,
+    ) -> PyResult<Py<PyBytes>> {
+        let encoded = self.inner.add_copy_relation(raw, created)?;
+        Ok(PyBytes::new(py, &encoded).unbind())
+    }
+
+    /// Removes a copy relation (closing its copies when `close`); returns it encoded.
+    fn remove_copy_relation(
+        &self,
+        py: Python<'_>,
+        relation_id: &str,
+        close: bool,
+    ) -> PyResult<Py<PyBytes>> {
+        let encoded = self.inner.remove_copy_relation(relation_id, close)?;
+        Ok(PyBytes::new(py, &encoded).unbind())
+    }
+
+    /// Every copy relation, encoded, by id.
+    fn copy_relations(&self, py: Python<'_>) -> Vec<Py<PyBytes>> {
+        self.inner
+            .copy_relations()
+            .iter()
+            .map(|r| PyBytes::new(py, r).unbind())
+            .collect()
+    }
+
+    /// An encoded `GetCopyRelationResponse`.
+    fn get_copy_relation(&self, py: Python<'_>, relation_id: &str) -> PyResult<Py<PyBytes>> {
+        let encoded = self.inner.get_copy_relation(relation_id)?;
+        Ok(PyBytes::new(py, &encoded).unbind())
+    }
+
+    /// Per relation: (id, copies, [(skip reason, count)], latency (cumulative counts per
+    /// bound of `LATENCY_BOUNDS_S`, count, sum in seconds) or None, (fills, slippage points
+    /// sum, worst)).
+    #[allow(clippy::type_complexity)]
+    fn copy_metrics(
+        &self,
+    ) -> Vec<(
+        String,
+        u64,
+        Vec<(String, u64)>,
+        Option<(Vec<u64>, u64, f64)>,
+        (u64, f64, f64),
+    )> {
+        self.inner
+            .copy_metrics()
+            .into_iter()
+            .map(|(id, copies, skipped, latency, slippage)| {
+                let latency = latency.map(|s| (s.cumulative, s.count, s.sum_s));
+                (id, copies, skipped, latency, slippage)
+            })
+            .collect()
+    }
+
+    /// A signal copied by every relation following `source`: [(follower id,
+    /// client_order_id, token (0 when refused), error args (code, reason, message, field,
+    /// retry_after_ms) or None)].
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    #[pyo3(signature = (
+        source, signal_id, symbol, side, volume, risk_percent = 0.0, price = 0.0,
+        stop_loss = 0.0, take_profit = 0.0,
+    ))]
+    fn copy_signal(
+        &self,
+        source: &str,
+        signal_id: &str,
+        symbol: &str,
+        side: i32,
+        volume: f64,
+        risk_percent: f64,
+        price: f64,
+        stop_loss: f64,
+        take_profit: f64,
+    ) -> Vec<(
+        String,
+        String,
+        u64,
+        Option<(i32, &'static str, String, &'static str, u32)>,
+    )> {
+        self.inner
+            .copy_signal(
+                source,
+                signal_id,
+                symbol,
+                side,
+                volume,
+                risk_percent,
+                price,
+                stop_loss,
+                take_profit,
+            )
+            .into_iter()
+            .map(|(follower, cid, result)| match result {
+                Ok(token) => (follower, cid, token, None),
+                Err(e) => (
+                    follower,
+                    cid,
+                    0,
+                    Some((
+                        e.code as i32,
+                        e.reason,
+                        e.message,
+                        e.field,
+                        e.retry_after_ms,
+                    )),
+                ),
+            })
+            .collect()
+    }
+
     /// Risk rejections so far: [(instance id, reason, count)].
     fn risk_rejections(&self) -> Vec<(String, &'static str, u64)> {
         self.inner.risk_rejections()
@@ -866,6 +983,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         crate::python_risk::validate_risk_limits,
         m
     )?)?;
+    m.add_function(wrap_pyfunction!(crate::python_copier::copy_volume, m)?)?;
     m.add("CoreError", m.py().get_type::<CoreError>())?;
     m.add("PROTOCOL_VERSION", crate::supervisor::PROTOCOL_VERSION)?;
     m.add("LATENCY_BOUNDS_S", crate::latency::BOUNDS_S.to_vec())?;

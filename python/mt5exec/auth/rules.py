@@ -103,11 +103,12 @@ RULES: dict[str, Rule] = {
     _ORDER + "ListTicks": _read(),
     # Writes files on the server's host: admin.
     _ORDER + "ExportHistory": _admin(),
-    # The copier is not built yet: admin until it is (its rows are decided with it).
-    _ORDER + "CreateCopyRelation": _admin(),
-    _ORDER + "ListCopyRelations": _admin(),
-    _ORDER + "DeleteCopyRelation": _admin(),
-    _ORDER + "GetCopyRelation": _admin(),
+    # The copier: a trader links its owner's instances (the servicer checks the follower and
+    # scopes the relations: another owner's is NOT_FOUND).
+    _ORDER + "CreateCopyRelation": _trade("relation.master_instance_id"),
+    _ORDER + "ListCopyRelations": _read("master_instance_id"),
+    _ORDER + "GetCopyRelation": Rule(Role.VIEWER),
+    _ORDER + "DeleteCopyRelation": Rule(Role.TRADER),
     # A signal's credential is its source's HMAC (docs/signals.md); the caller must still be
     # a trader (its token passes the gate); the followers are the source's relations.
     _ORDER + "PublishSignal": Rule(Role.TRADER),

@@ -20,17 +20,12 @@ from mt5exec.errors import MT5ExecError, invalid, not_found, number
 from mt5exec.server.handlers import Context
 from mt5exec.server.state import AppState
 from mt5exec.services import validation
+from mt5exec.services.copier import CopyRelations
 from mt5exec.services.history import HistoryReads
 from mt5exec.services.signals import Signals
 from mt5exec.v1 import common_pb2, order_pb2
 
-_COPIER = "the copier: no issue filed yet"
-PLANNED: dict[str, int | str] = {
-    "CreateCopyRelation": _COPIER,
-    "ListCopyRelations": _COPIER,
-    "DeleteCopyRelation": _COPIER,
-    "GetCopyRelation": _COPIER,
-}
+PLANNED: dict[str, int | str] = {}
 
 # Orders one session may have in flight before it stops reading new ones (backpressure).
 _SESSION_WINDOW = 1024
@@ -50,6 +45,8 @@ class OrderService:
         self._state = state
         self._engine = state.engine
         self._timeout = state.config.engine.order_timeout_s
+        self._relations = CopyRelations(state.engine, state.config.server.data_dir)
+        self._relations.restore()
         self._history = HistoryReads(state)
         self._signals = Signals(state.config)
 
@@ -234,6 +231,26 @@ class OrderService:
         self, request: order_pb2.PublishSignalRequest, context: Context
     ) -> order_pb2.PublishSignalResponse:
         return await self._signals.publish(request)
+
+    async def CreateCopyRelation(
+        self, request: order_pb2.CreateCopyRelationRequest, context: Context
+    ) -> order_pb2.CreateCopyRelationResponse:
+        return await self._relations.create(request)
+
+    async def ListCopyRelations(
+        self, request: order_pb2.ListCopyRelationsRequest, context: Context
+    ) -> order_pb2.ListCopyRelationsResponse:
+        return await self._relations.list(request)
+
+    async def GetCopyRelation(
+        self, request: order_pb2.GetCopyRelationRequest, context: Context
+    ) -> order_pb2.GetCopyRelationResponse:
+        return await self._relations.get(request)
+
+    async def DeleteCopyRelation(
+        self, request: order_pb2.DeleteCopyRelationRequest, context: Context
+    ) -> order_pb2.DeleteCopyRelationResponse:
+        return await self._relations.delete(request)
 
     async def OrderSession(
         self, requests: AsyncIterator[bytes], context: Context

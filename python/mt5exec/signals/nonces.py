@@ -97,6 +97,9 @@ class NonceLog:
         body = "".join(f"{stamp} {s} {n}\n" for (s, n), stamp in live.items())
         atomic_write(self.path, body.encode())
         fsync_dir(self.path.parent)
-        for key in [k for k in list(self._seen) if k not in live]:
-            self._seen.pop(key, None)
+        # By their stamps, not by absence from `live`: a nonce taken meanwhile (on the event
+        # loop, its line waiting for the lock) is fresh and stays.
+        for key, stamp in list(self._seen.items()):
+            if stamp < horizon:
+                self._seen.pop(key, None)
         self._lines = self._kept = len(live)

@@ -59,7 +59,10 @@ pub fn handle(shared: &Arc<Shared>, instance: &Instance, frame: t::WorkerFrame) 
                 set_state(shared, instance, &mut live, S::Ready, "HEARTBEAT_RESUMED");
             }
         }
-        Some(Body::Deal(deal)) => routing::on_deal(shared, instance, &deal),
+        Some(Body::Deal(deal)) => {
+            routing::on_deal(shared, instance, &deal);
+            crate::copier::dispatch::on_master_deal(shared, instance, &deal);
+        }
         Some(Body::Account(account)) => {
             let update = v1::Account {
                 ..convert::account(id, &account)
@@ -83,6 +86,7 @@ pub fn handle(shared: &Arc<Shared>, instance: &Instance, frame: t::WorkerFrame) 
             let close = crate::killswitch::take_deferred_closes(&mut live);
             drop(live);
             crate::killswitch::close_deferred(shared, instance, close);
+            crate::copier::dispatch::on_master_positions(shared, instance);
         }
         Some(Body::OrderResult(result)) => routing::on_result(shared, instance, &result),
         Some(Body::OrderUpdate(update)) => routing::on_order_update(shared, instance, &update),

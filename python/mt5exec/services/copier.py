@@ -1,0 +1,167 @@
+"""The copy relations of OrderService (Create/List/Get/DeleteCopyRelation): who may link
+which instances, and the relations as desired state on disk (``copy_relations.json`` in the
+data directory, written atomically on every change and given back to the engine at start).
+
+The copying itself is the engine's (rust_core/src/copier/, docs/copier.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+from google.protobuf import json_format
+
+from mt5exec.auth import principal as auth
+from mt5exec.engine import Engine
+from mt5exec.errors import MT5ExecError, not_found
+from mt5exec.files import atomic_write
+from mt5exec.v1 import order_pb2
+
+log = logging.getLogger("mt5exec.copier")
+
+FILE_NAME = "copy_relations.json"
+VERSION = 1
+
+
+def _relation_not_found(relation_id: str) -> MT5ExecError:
+    return not_found(
+        "relation_id", "RELATION_NOT_FOUND", f"relation_id: no copy relation '{relation_id}'"
+    )
+
+
+class CopyRelations:
+    """The relation RPCs, called by OrderService."""
+
+    def __init__(self, engine: Engine, data_dir: Path) -> None:
+        self._engine = engine
+        self._path = data_dir / FILE_NAME
+
+    def restore(self) -> int:
+        """Gives the engine every saved relation; a relation it refuses is logged and left
+        in the file. Returns how many were restored."""
+        try:
+            data = json.loads(self._path.read_bytes())
+        except FileNotFoundError:
+            return 0
+        except (OSError, ValueError) as e:
+            log.error("copy relations not restored: %s: %s", self._path, e)
+            return 0
+        restored = 0
+        for item in data.get("relations", []):
+            try:
+                relation = json_format.ParseDict(item, order_pb2.CopyRelation())
+                self._engine.add_copy_relation(relation.SerializeToString(), created=False)
+                restored += 1
+            except (MT5ExecError, json_format.ParseError) as e:
+                log.error("copy relation %r not restored: %s", item.get("relation_id"), e)
+        return restored
+
+    def _save(self) -> None:
+        relations = [
+            json_format.MessageToDict(
+                order_pb2.CopyRelation.FromString(raw), preserving_proto_field_name=True
+            )
+            for raw in self._engine.copy_relations()
+        ]
+        body = json.dumps({"version": VERSION, "relations": relations}, indent=1)
+        atomic_write(self._path, body.encode())
+
+    def _owner_of(self, instance_id: str, field: str) -> str:
+        """The owner of an instance the caller may see (another owner's: NOT_FOUND)."""
+        try:
+            owner = self._engine.get_instance(instance_id).owner
+        except MT5ExecError as e:
+            raise MT5ExecError(e.code, e.reason, e.message, field) from None
+        if not auth.current().sees(owner):
+            raise not_found(field, "INSTANCE_NOT_FOUND", f"{field}: no instance '{instance_id}'")
+        return owner
+
+    def _visible(self, relation_id: str) -> order_pb2.GetCopyRelationResponse:
+        try:
+            found = order_pb2.GetCopyRelationResponse.FromString(
+                self._engine.get_copy_relation(relation_id)
+            )
+        except MT5ExecError:
+            raise _relation_not_found(relation_id) from None
+        if not auth.current().sees(found.relation.owner):
+            raise _relation_not_found(relation_id)
+        return found
+
+    async def create(
+        self, request: order_pb2.CreateCopyRelationRequest
+    ) -> order_pb2.CreateCopyRelationResponse:
+        relation = order_pb2.CopyRelation()
+        relation.CopyFrom(request.relation)
+        owner = self._owner_of(relation.follower_instance_id, "relation.follower_instance_id")
+        if relation.master_instance_id:
+            master_owner = self._owner_of(
+                relation.master_instance_id, "relation.master_instance_id"
+            )
+            if master_owner != owner and auth.current().owner is not None:
+                raise not_found(
+                    "relation.master_instance_id",
+                    "INSTANCE_NOT_FOUND",
+                    f"relation.master_instance_id: no instance '{relation.master_instance_id}'",
+                )
+        if not relation.relation_id:
+            relation.relation_id = uuid.uuid4().hex[:16]
+        relation.owner = owner
+        relation.created_time.FromNanoseconds(time.time_ns())
+        added = self._engine.add_copy_relation(relation.SerializeToString(), created=True)
+        try:
+            self._save()
+        except OSError as e:
+            # Not saved: not made (it would be gone after a restart).
+            self._engine.remove_copy_relation(relation.relation_id, close=False)
+            raise MT5ExecError(
+                grpc.StatusCode.UNAVAILABLE,
+                "RELATIONS_NOT_SAVED",
+                f"the copy relations cannot be saved ({e}); the relation was not made",
+            ) from None
+        return order_pb2.CreateCopyRelationResponse(
+            relation=order_pb2.CopyRelation.FromString(added)
+        )
+
+    async def list(
+        self, request: order_pb2.ListCopyRelationsRequest
+    ) -> order_pb2.ListCopyRelationsResponse:
+        principal = auth.current()
+        response = order_pb2.ListCopyRelationsResponse()
+        for raw in self._engine.copy_relations():
+            relation = order_pb2.CopyRelation.FromString(raw)
+            if not principal.sees(relation.owner):
+                continue
+            if request.master_instance_id and (
+                relation.master_instance_id != request.master_instance_id
+            ):
+                continue
+            response.relations.append(relation)
+        return response
+
+    async def get(
+        self, request: order_pb2.GetCopyRelationRequest
+    ) -> order_pb2.GetCopyRelationResponse:
+        return self._visible(request.relation_id)
+
+    async def delete(
+        self, request: order_pb2.DeleteCopyRelationRequest
+    ) -> order_pb2.DeleteCopyRelationResponse:
+        relation = self._visible(request.relation_id).relation
+        close = relation.on_delete == order_pb2.COPY_ON_DELETE_CLOSE
+        # Copying stops first; the file follows (a failed save is retried by the next one).
+        self._engine.remove_copy_relation(relation.relation_id, close)
+        try:
+            self._save()
+        except OSError as e:
+            raise MT5ExecError(
+                grpc.StatusCode.UNAVAILABLE,
+                "RELATIONS_NOT_SAVED",
+                f"the relation stopped copying but the copy relations cannot be saved ({e}): "
+                "it comes back after a restart unless a later change is saved",
+            ) from None
+        return order_pb2.DeleteCopyRelationResponse()

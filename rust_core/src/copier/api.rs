@@ -1,0 +1,260 @@
+//! The engine's copier calls: relations added (checked against the follower's symbols,
+//! copying the master's open positions on a late join), removed (closing their copies or
+//! not), listed, their statistics, and signals.
+
+use prost::Message;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::dispatch::{self, MasterTrade, SignalCopy};
+use super::{mapping, spec, Relation};
+use crate::engine::Engine;
+use crate::error::{EngineError, Result};
+use crate::latency;
+use crate::pb::v1;
+
+fn decode(raw: &[u8]) -> Result<v1::CopyRelation> {
+    v1::CopyRelation::decode(raw)
+        .map_err(|e| EngineError::invalid("relation", "REQUEST_INVALID", format!("relation: {e}")))
+}
+
+/// Per relation, for /metrics: (relation id, copies, skipped by reason, latency histogram,
+/// (fills, slippage sum, worst)).
+pub type RelationMetrics = (
+    String,
+    u64,
+    Vec<(String, u64)>,
+    Option<latency::Snapshot>,
+    (u64, f64, f64),
+);
+
+impl Engine {
+    /// Adds a relation (an encoded `CopyRelation`, owner and times set by the caller); returns
+    /// it encoded. `created`: made now by a client (its symbols are checked against the
+    /// follower's, and a late join copies the master's open positions), not restored.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` naming the field, `NOT_FOUND` for an unknown instance (when
+    /// created), `ALREADY_EXISTS`.
+    pub fn add_copy_relation(&self, raw: &[u8], created: bool) -> Result<Vec<u8>> {
+        let relation = decode(raw)?;
+        spec::validate(&relation)?;
+        let shared = self.shared();
+        if created {
+            let follower = shared.instance(&relation.follower_instance_id)?;
+            let master_symbols: Vec<String> = if relation.master_instance_id.is_empty() {
+                Vec::new()
+            } else {
+                let master = shared.instance(&relation.master_instance_id)?;
+                let live = master.live.lock();
+                live.symbols.keys().cloned().collect()
+            };
+            check_symbols(&relation, &follower.live.lock().symbols, &master_symbols)?;
+        }
+        let added = shared.copier.add(relation)?;
+        if created
+            && added.spec.late_join == v1::CopyLateJoin::OpenPositions as i32
+            && !added.spec.master_instance_id.is_empty()
+        {
+            late_join(self, &added);
+        }
+        Ok(added.spec.encode_to_vec())
+    }
+
+    /// Removes a relation, closing its copies still open when `close`; returns it encoded.
+    ///
+    /// # Errors
+    /// `NOT_FOUND`.
+    pub fn remove_copy_relation(&self, relation_id: &str, close: bool) -> Result<Vec<u8>> {
+        let shared = self.shared();
+        let relation = shared
+            .copier
+            .remove(relation_id)
+            .ok_or_else(|| relation_not_found(relation_id))?;
+        if close {
+            let started = Instant::now();
+            for job in dispatch::close_all_jobs(shared, &relation) {
+                let _ = dispatch::submit(shared, job, started, true);
+            }
+        }
+        Ok(relation.spec.encode_to_vec())
+    }
+
+    /// Every relation, encoded, by id.
+    pub fn copy_relations(&self) -> Vec<Vec<u8>> {
+        self.shared()
+            .copier
+            .all()
+            .iter()
+            .map(|r| r.spec.encode_to_vec())
+            .collect()
+    }
+
+    /// An encoded `GetCopyRelationResponse`.
+    ///
+    /// # Errors
+    /// `NOT_FOUND`.
+    pub fn get_copy_relation(&self, relation_id: &str) -> Result<Vec<u8>> {
+        let relation = self
+            .shared()
+            .copier
+            .get(relation_id)
+            .ok_or_else(|| relation_not_found(relation_id))?;
+        Ok(v1::GetCopyRelationResponse {
+            relation: Some(relation.spec.clone()),
+            stats: Some(relation.stats.to_pb()),
+        }
+        .encode_to_vec())
+    }
+
+    /// What every relation did, for /metrics.
+    pub fn copy_metrics(&self) -> Vec<RelationMetrics> {
+        self.shared()
+            .copier
+            .all()
+            .iter()
+            .map(|r| {
+                let s = &r.stats;
+                (
+                    r.spec.relation_id.clone(),
+                    s.copies.load(std::sync::atomic::Ordering::Relaxed),
+                    s.skipped
+                        .lock()
+                        .iter()
+                        .map(|(k, v)| (k.clone(), *v))
+                        .collect(),
+                    s.latency.snapshot(),
+                    *s.slippage.lock(),
+                )
+            })
+            .collect()
+    }
+
+    /// A signal of `source` copied by every relation following it: per relation, the
+    /// follower, the copy's client_order_id and its order's token (or the refusal).
+    #[allow(clippy::too_many_arguments)]
+    pub fn copy_signal(
+        &self,
+        source: &str,
+        signal_id: &str,
+        symbol: &str,
+        side: i32,
+        volume: f64,
+        risk_percent: f64,
+        price: f64,
+        stop_loss: f64,
+        take_profit: f64,
+    ) -> Vec<SignalCopy> {
+        let side = match v1::Side::try_from(side) {
+            Ok(v1::Side::Sell) => v1::Side::Sell,
+            _ => v1::Side::Buy,
+        };
+        dispatch::copy_signal(
+            self.shared(),
+            source,
+            signal_id,
+            symbol,
+            side,
+            volume,
+            risk_percent,
+            price,
+            stop_loss,
+            take_profit,
+        )
+    }
+}
+
+fn relation_not_found(relation_id: &str) -> EngineError {
+    EngineError::new(
+        crate::error::Code::NotFound,
+        "RELATION_NOT_FOUND",
+        format!("relation_id: no copy relation '{relation_id}'"),
+    )
+    .field("relation_id")
+}
+
+/// Every follower symbol the relation would use exists on the follower (once it reported
+/// its symbols).
+fn check_symbols(
+    r: &v1::CopyRelation,
+    follower: &std::collections::HashMap<String, crate::pb::terminal::SymbolInfo>,
+    master_symbols: &[String],
+) -> Result<()> {
+    if follower.is_empty() {
+        return Ok(());
+    }
+    let missing = |name: &String| !follower.contains_key(name);
+    if let Some(name) = r.symbol_map.values().find(|n| missing(n)) {
+        return Err(EngineError::invalid(
+            "relation.symbol_map",
+            "SYMBOL_NOT_ON_FOLLOWER",
+            format!("relation.symbol_map: the follower has no symbol '{name}'"),
+        ));
+    }
+    if let Some(name) = mapping::named_symbols(r).iter().find(|n| missing(n)) {
+        return Err(EngineError::invalid(
+            "relation.symbols",
+            "SYMBOL_NOT_ON_FOLLOWER",
+            format!("relation.symbols: the follower has no symbol '{name}'"),
+        ));
+    }
+    if (!r.symbol_prefix.is_empty() || !r.symbol_suffix.is_empty()) && r.symbols.is_empty() {
+        let mapped: Vec<String> = master_symbols
+            .iter()
+            .filter(|s| !r.symbol_map.contains_key(*s) && !r.exclude_symbols.contains(s))
+            .map(|s| mapping::follower_symbol(r, s))
+            .collect();
+        if let Some(name) = mapped.iter().find(|n| missing(n)) {
+            return Err(EngineError::invalid(
+                "relation.symbol_suffix",
+                "SYMBOL_NOT_ON_FOLLOWER",
+                format!("relation.symbol_suffix: the follower has no symbol '{name}'"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Copies the master's open positions at market (a relation created with
+/// `COPY_LATE_JOIN_OPEN_POSITIONS`).
+fn late_join(engine: &Engine, relation: &Arc<Relation>) {
+    let shared = engine.shared();
+    let Ok(master) = shared.instance(&relation.spec.master_instance_id) else {
+        return;
+    };
+    let trades: Vec<MasterTrade> = {
+        let live = master.live.lock();
+        let (balance, equity) = live
+            .account
+            .as_ref()
+            .map_or((0.0, 0.0), |a| (a.balance, a.equity));
+        live.positions
+            .iter()
+            .map(|p| MasterTrade {
+                position: p.ticket,
+                deal: 0,
+                action: "j",
+                symbol: p.symbol.clone(),
+                side: if p.r#type == 0 {
+                    v1::Side::Buy
+                } else {
+                    v1::Side::Sell
+                },
+                order_type: v1::OrderType::Market,
+                volume: p.volume,
+                price: p.price_current,
+                stop_loss: p.sl,
+                take_profit: p.tp,
+                magic: p.magic,
+                balance,
+                equity,
+                risk_percent: 0.0,
+                signal_id: None,
+            })
+            .collect()
+    };
+    let started = Instant::now();
+    for trade in trades {
+        dispatch::open(shared, relation, &trade, started);
+    }
+}

@@ -1,0 +1,703 @@
+//! Master events → follower orders. The master's lock is never held while a follower order
+//! is submitted: intents are collected first, then each goes through the follower's own
+//! validation, risk gate and journal (`routing::place`). A follower that refuses never stops
+//! the others: its refusal is counted (the relation's `skipped`) and published on the follower
+//! as a REJECTED order update naming the reason.
+
+use prost::Message;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::links::{self, Link};
+use super::mapping::{self, Trade};
+use super::spec::{copy_id, signal_copy_id, sizing};
+use super::volume::{self, Bounds, Inputs};
+use super::Relation;
+use crate::convert;
+use crate::engine::Shared;
+use crate::error::{Code, EngineError};
+use crate::notify::{Completion, Notifier};
+use crate::pb::terminal as t;
+use crate::pb::v1;
+use crate::routing;
+use crate::session::Sink;
+use crate::supervisor::Instance;
+use crate::validate::OrderIntent;
+
+/// `DEAL_ENTRY_*`.
+const ENTRY_IN: u32 = 0;
+const ENTRY_OUT: u32 = 1;
+const ENTRY_OUT_BY: u32 = 3;
+
+/// A follower order to submit.
+#[derive(Debug)]
+pub struct Job {
+    relation: Arc<Relation>,
+    follower: Arc<Instance>,
+    intent: OrderIntent,
+    /// The master's price (slippage of an opening copy), 0 for closes.
+    master_price: f64,
+    point: f64,
+    /// An opening copy: the link it adds to, once sent.
+    opens: Option<(u64, Link)>,
+}
+
+/// Where a copy's answer goes: its fill's slippage against the master's price.
+#[derive(Debug)]
+struct CopyAnswer {
+    relation: Arc<Relation>,
+    master_price: f64,
+    point: f64,
+    buy: bool,
+}
+
+impl Sink for CopyAnswer {
+    fn answer(&self, _key: &str, completion: &Completion, _notifier: &Notifier) {
+        if completion.code != 0 || self.master_price <= 0.0 || self.point <= 0.0 {
+            return;
+        }
+        let Ok(response) = v1::PlaceOrderResponse::decode(completion.payload.as_slice()) else {
+            return;
+        };
+        let Some(order) = response.order else { return };
+        if order.average_fill_price <= 0.0 {
+            return;
+        }
+        let diff = (order.average_fill_price - self.master_price) / self.point;
+        self.relation
+            .stats
+            .slipped(if self.buy { diff } else { -diff });
+    }
+}
+
+/// A copy not made: counted, and told on the follower (when it exists).
+pub fn skip(
+    shared: &Shared,
+    relation: &Relation,
+    follower: Option<&Instance>,
+    intent: Option<&OrderIntent>,
+    reason: &str,
+    message: &str,
+) {
+    relation.stats.skip(reason);
+    let Some(follower) = follower else { return };
+    let now = convert::now();
+    let mut order = v1::Order {
+        instance_id: follower.spec.instance_id.clone(),
+        status: v1::OrderStatus::Rejected as i32,
+        reject_reason: reason.to_owned(),
+        status_message: format!(
+            "copy of relation '{}' not made: {message}",
+            relation.spec.relation_id
+        ),
+        created_time: Some(now),
+        updated_time: Some(now),
+        ..Default::default()
+    };
+    if let Some(i) = intent {
+        order.client_order_id.clone_from(&i.client_order_id);
+        order.symbol.clone_from(&i.symbol);
+        order.side = i.side;
+        order.r#type = i.order_type;
+        order.volume = i.volume;
+    }
+    follower.events.publish(
+        shared,
+        &follower.spec.instance_id,
+        v1::execution_event::Event::OrderUpdate(order),
+    );
+}
+
+/// What a copy is made from: the master's trade.
+#[derive(Debug, Clone)]
+pub struct MasterTrade {
+    /// The master position (0 for a signal).
+    pub position: u64,
+    /// The master deal (0 for a late join).
+    pub deal: u64,
+    /// The action of the copy's id (`o`, `j`).
+    pub action: &'static str,
+    /// The master's symbol.
+    pub symbol: String,
+    /// The master's side.
+    pub side: v1::Side,
+    /// `ORDER_TYPE_MARKET` (a deal), or the master's pending order type.
+    pub order_type: v1::OrderType,
+    /// Lots.
+    pub volume: f64,
+    /// The master's price.
+    pub price: f64,
+    /// The master's stops.
+    pub stop_loss: f64,
+    /// The master's stops.
+    pub take_profit: f64,
+    /// The master's magic.
+    pub magic: u64,
+    /// The master's account (0: unknown).
+    pub balance: f64,
+    /// The master's account (0: unknown).
+    pub equity: f64,
+    /// A signal's own risk percent (0: the relation's sizing).
+    pub risk_percent: f64,
+    /// A signal's id (then the copy's id derives from it).
+    pub signal_id: Option<String>,
+}
+
+/// |price − stop loss| of a trade; a signal without a price is measured from the follower's
+/// last price.
+fn stop_distance(trade: &MasterTrade, last: Option<&t::Tick>) -> f64 {
+    if trade.stop_loss <= 0.0 {
+        return 0.0;
+    }
+    let price = match (trade.price, last) {
+        (p, _) if p > 0.0 => p,
+        (_, Some(tick)) if trade.side == v1::Side::Buy => tick.ask,
+        (_, Some(tick)) => tick.bid,
+        _ => return 0.0,
+    };
+    (price - trade.stop_loss).abs()
+}
+
+/// Why a trade was not copied: the follower (when it exists), the copy it would have been,
+/// the reason and a message.
+type Refused = Box<(
+    Option<Arc<Instance>>,
+    Option<OrderIntent>,
+    &'static str,
+    String,
+)>;
+
+/// The follower order copying `trade`, or why there is none.
+fn open_job(
+    shared: &Shared,
+    relation: &Arc<Relation>,
+    trade: &MasterTrade,
+) -> Result<Job, Refused> {
+    let r = &relation.spec;
+    mapping::admit(
+        r,
+        &Trade {
+            symbol: &trade.symbol,
+            magic: trade.magic,
+            side: trade.side,
+            order_type: trade.order_type,
+        },
+    )
+    .map_err(|reason| {
+        Box::new((
+            None,
+            None,
+            reason,
+            format!("{reason} by the relation's filters"),
+        ))
+    })?;
+    let follower = shared
+        .instance(&r.follower_instance_id)
+        .map_err(|e| Box::new((None, None, "FOLLOWER_NOT_FOUND", e.message)))?;
+    let symbol = mapping::follower_symbol(r, &trade.symbol);
+    let side = mapping::follower_side(r, trade.side);
+    let (stop_loss, take_profit) = mapping::follower_stops(r, trade.stop_loss, trade.take_profit);
+    let client_order_id = match &trade.signal_id {
+        Some(signal) => signal_copy_id(&r.relation_id, signal),
+        None => copy_id(&r.relation_id, trade.position, trade.deal, trade.action),
+    };
+    let mut intent = OrderIntent {
+        client_order_id,
+        symbol: symbol.clone(),
+        side: side as i32,
+        order_type: v1::OrderType::Market as i32,
+        deviation_points: r.max_deviation_points,
+        stop_loss,
+        take_profit,
+        magic: trade.magic,
+        comment: links::comment(trade.volume),
+        ..Default::default()
+    };
+    let live = follower.live.lock();
+    let Some(spec) = live.symbols.get(&symbol) else {
+        drop(live);
+        let message = format!("the follower has no symbol '{symbol}'");
+        return Err(Box::new((
+            Some(follower),
+            Some(intent),
+            "SYMBOL_NOT_ON_FOLLOWER",
+            message,
+        )));
+    };
+    let (balance, equity) = live
+        .account
+        .as_ref()
+        .map_or((0.0, 0.0), |a| (a.balance, a.equity));
+    let mut sizing = sizing(r);
+    if trade.risk_percent > 0.0 {
+        sizing.mode = v1::CopyVolumeMode::RiskPercent;
+        sizing.risk_percent = trade.risk_percent;
+    }
+    let inputs = Inputs {
+        master_volume: trade.volume,
+        master_balance: trade.balance,
+        master_equity: trade.equity,
+        follower_balance: balance,
+        follower_equity: equity,
+        stop_distance: stop_distance(trade, live.last_ticks.get(&symbol)),
+        tick_value: spec.tick_value,
+        tick_size: spec.tick_size,
+    };
+    let bounds = Bounds {
+        min: spec.volume_min,
+        max: spec.volume_max,
+        step: spec.volume_step,
+    };
+    let point = spec.point;
+    drop(live);
+    intent.volume = match volume::follower_volume(&sizing, &inputs, &bounds) {
+        Ok(v) => v,
+        Err(reason) => {
+            let message = format!(
+                "{reason}: no volume from {} lots of the master",
+                crate::error::num(trade.volume)
+            );
+            return Err(Box::new((Some(follower), Some(intent), reason, message)));
+        }
+    };
+    let link = Link {
+        symbol,
+        side,
+        master_volume: trade.volume,
+        follower_volume: intent.volume,
+        open_ids: vec![intent.client_order_id.clone()],
+        stops: (trade.stop_loss, trade.take_profit),
+    };
+    Ok(Job {
+        relation: Arc::clone(relation),
+        follower,
+        intent,
+        master_price: trade.price,
+        point,
+        opens: (trade.position != 0).then_some((trade.position, link)),
+    })
+}
+
+/// The follower orders closing `closed` lots of master position `position` (by deal `deal`).
+fn close_jobs(
+    shared: &Shared,
+    relation: &Arc<Relation>,
+    position: u64,
+    deal: u64,
+    closed: f64,
+    action: &str,
+) -> Vec<Job> {
+    let r = &relation.spec;
+    let Ok(follower) = shared.instance(&r.follower_instance_id) else {
+        return Vec::new();
+    };
+    let live = follower.live.lock();
+    let mut links = relation.links.lock();
+    if !links.by_position.contains_key(&position) && !links.rebuilt {
+        links.rebuild(&r.relation_id, &live.book);
+    }
+    let Some(link) = links.by_position.get_mut(&position) else {
+        return Vec::new();
+    };
+    let step = live
+        .symbols
+        .get(&link.symbol)
+        .map_or(0.0, |s| s.volume_step);
+    let volume = volume::close_volume(link.follower_volume, link.master_volume, closed, step);
+    let full = closed >= link.master_volume - 1e-9;
+    let close_side = match link.side {
+        v1::Side::Buy => v1::Side::Sell,
+        _ => v1::Side::Buy,
+    };
+    let netting = live.account.as_ref().is_some_and(|a| a.margin_mode != 2);
+    let base = OrderIntent {
+        symbol: link.symbol.clone(),
+        side: close_side as i32,
+        order_type: v1::OrderType::Market as i32,
+        deviation_points: r.max_deviation_points,
+        comment: links::comment(closed.min(link.master_volume)),
+        ..Default::default()
+    };
+    let mut jobs = Vec::new();
+    let mut left = volume;
+    if netting {
+        if volume > 0.0 {
+            jobs.push(OrderIntent {
+                client_order_id: copy_id(&r.relation_id, position, deal, &format!("{action}0")),
+                volume,
+                ..base.clone()
+            });
+        }
+    } else {
+        for (i, open_id) in link.open_ids.iter().enumerate() {
+            if left <= 1e-9 {
+                break;
+            }
+            let Some(ticket) = live
+                .book
+                .by_client_id
+                .get(open_id)
+                .map(|e| e.order.position_id)
+                .filter(|p| *p != 0)
+            else {
+                continue;
+            };
+            let Some(open) = live.positions.iter().find(|p| p.ticket == ticket) else {
+                continue;
+            };
+            let take = if full {
+                open.volume
+            } else {
+                left.min(open.volume)
+            };
+            left -= take;
+            jobs.push(OrderIntent {
+                client_order_id: copy_id(&r.relation_id, position, deal, &format!("{action}{i}")),
+                volume: take,
+                position_id: ticket,
+                ..base.clone()
+            });
+        }
+    }
+    link.master_volume -= closed;
+    link.follower_volume -= volume;
+    if full || link.master_volume <= 1e-9 {
+        links.by_position.remove(&position);
+    }
+    drop(links);
+    drop(live);
+    jobs.into_iter()
+        .map(|intent| Job {
+            relation: Arc::clone(relation),
+            follower: Arc::clone(&follower),
+            intent,
+            master_price: 0.0,
+            point: 0.0,
+            opens: None,
+        })
+        .collect()
+}
+
+/// Submits a follower order; the copy's token goes to the engine (its fill's slippage).
+/// Returns the token, or the error (already counted and told).
+pub fn submit(
+    shared: &Arc<Shared>,
+    job: Job,
+    started: Instant,
+    route: bool,
+) -> Result<u64, EngineError> {
+    let token = shared.token();
+    if route {
+        let sink = CopyAnswer {
+            relation: Arc::clone(&job.relation),
+            master_price: job.master_price,
+            point: job.point,
+            buy: job.intent.side == v1::Side::Buy as i32,
+        };
+        shared
+            .routes
+            .add(token, Arc::new(sink), job.intent.client_order_id.clone());
+    }
+    let intent = job.intent.clone();
+    match routing::place(shared, &job.follower, job.intent, convert::now_msc(), token) {
+        Ok(token) => {
+            job.relation.stats.copied(started.elapsed());
+            if let Some((position, link)) = job.opens {
+                let mut links = job.relation.links.lock();
+                let known = links.by_position.entry(position).or_insert_with(|| Link {
+                    master_volume: 0.0,
+                    follower_volume: 0.0,
+                    open_ids: Vec::new(),
+                    ..link.clone()
+                });
+                // A replay (same id) adds nothing.
+                if !known.open_ids.contains(&intent.client_order_id) {
+                    known.master_volume += link.master_volume;
+                    known.follower_volume += link.follower_volume;
+                    known.open_ids.push(intent.client_order_id.clone());
+                }
+            }
+            Ok(token)
+        }
+        Err(e) => {
+            if route {
+                shared.routes.take(token);
+            }
+            // A replay whose sizing changed meanwhile (an account ratio): the copy exists.
+            if e.code != Code::AlreadyExists {
+                skip(
+                    shared,
+                    &job.relation,
+                    Some(&job.follower),
+                    Some(&intent),
+                    e.reason,
+                    &e.message,
+                );
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The copy of `trade`, or its skip counted and told.
+fn open_or_skip(shared: &Shared, relation: &Arc<Relation>, trade: &MasterTrade) -> Option<Job> {
+    match open_job(shared, relation, trade) {
+        Ok(job) => Some(job),
+        Err(refused) => {
+            let (follower, intent, reason, message) = *refused;
+            skip(
+                shared,
+                relation,
+                follower.as_deref(),
+                intent.as_ref(),
+                reason,
+                &message,
+            );
+            None
+        }
+    }
+}
+
+/// Copies one trade on one relation now.
+pub fn open(shared: &Arc<Shared>, relation: &Arc<Relation>, trade: &MasterTrade, started: Instant) {
+    if let Some(job) = open_or_skip(shared, relation, trade) {
+        let _ = submit(shared, job, started, true);
+    }
+}
+
+/// Orders closing every copy a relation still has open (a relation deleted with
+/// `COPY_ON_DELETE_CLOSE`).
+pub fn close_all_jobs(shared: &Shared, relation: &Arc<Relation>) -> Vec<Job> {
+    if let Ok(follower) = shared.instance(&relation.spec.follower_instance_id) {
+        let live = follower.live.lock();
+        let mut links = relation.links.lock();
+        if !links.rebuilt {
+            links.rebuild(&relation.spec.relation_id, &live.book);
+        }
+    }
+    let open: Vec<(u64, f64)> = relation
+        .links
+        .lock()
+        .by_position
+        .iter()
+        .map(|(p, l)| (*p, l.master_volume))
+        .collect();
+    open.into_iter()
+        .flat_map(|(position, volume)| close_jobs(shared, relation, position, 0, volume, "d"))
+        .collect()
+}
+
+fn side_of_deal(deal_type: u32) -> Option<v1::Side> {
+    match deal_type {
+        0 => Some(v1::Side::Buy),
+        1 => Some(v1::Side::Sell),
+        _ => None,
+    }
+}
+
+/// A deal of a master: its copies opened or closed on every follower.
+pub fn on_master_deal(shared: &Arc<Shared>, master: &Instance, deal: &t::DealReport) {
+    let relations = shared.copier.of_master(&master.spec.instance_id);
+    if relations.is_empty() {
+        return;
+    }
+    let started = Instant::now();
+    let Some(side) = side_of_deal(deal.r#type) else {
+        return;
+    };
+    let mut jobs = Vec::new();
+    match deal.entry {
+        ENTRY_IN => {
+            let trade = master_trade(master, deal, side);
+            for relation in &relations {
+                jobs.extend(open_or_skip(shared, relation, &trade));
+            }
+        }
+        ENTRY_OUT | ENTRY_OUT_BY => {
+            for relation in &relations {
+                jobs.extend(close_jobs(
+                    shared,
+                    relation,
+                    deal.position_id,
+                    deal.ticket,
+                    deal.volume,
+                    "c",
+                ));
+            }
+        }
+        _ => {
+            for relation in &relations {
+                relation.stats.skip("REVERSAL_NOT_COPIED");
+            }
+        }
+    }
+    for job in jobs {
+        let _ = submit(shared, job, started, true);
+    }
+}
+
+/// A master deal as a trade to copy: its order's (or position's) stops and the account.
+fn master_trade(master: &Instance, deal: &t::DealReport, side: v1::Side) -> MasterTrade {
+    let live = master.live.lock();
+    let (mut stop_loss, mut take_profit) = live
+        .book
+        .by_ticket
+        .get(&deal.order)
+        .and_then(|cid| live.book.by_client_id.get(cid))
+        .map_or((0.0, 0.0), |e| (e.order.stop_loss, e.order.take_profit));
+    if stop_loss == 0.0 && take_profit == 0.0 {
+        if let Some(p) = live.positions.iter().find(|p| p.ticket == deal.position_id) {
+            (stop_loss, take_profit) = (p.sl, p.tp);
+        }
+    }
+    let (balance, equity) = live
+        .account
+        .as_ref()
+        .map_or((0.0, 0.0), |a| (a.balance, a.equity));
+    MasterTrade {
+        position: deal.position_id,
+        deal: deal.ticket,
+        action: "o",
+        symbol: deal.symbol.clone(),
+        side,
+        order_type: v1::OrderType::Market,
+        volume: deal.volume,
+        price: deal.price,
+        stop_loss,
+        take_profit,
+        magic: deal.magic,
+        balance,
+        equity,
+        risk_percent: 0.0,
+        signal_id: None,
+    }
+}
+
+/// The master's positions as reported: SL/TP changes of copied positions are applied to
+/// their copies (relations that copy stops).
+pub fn on_master_positions(shared: &Arc<Shared>, master: &Instance) {
+    let relations = shared.copier.of_master(&master.spec.instance_id);
+    if relations.is_empty() {
+        return;
+    }
+    let positions: Vec<(u64, f64, f64)> = master
+        .live
+        .lock()
+        .positions
+        .iter()
+        .map(|p| (p.ticket, p.sl, p.tp))
+        .collect();
+    for relation in relations.iter().filter(|r| r.spec.copy_stops) {
+        let Ok(follower) = shared.instance(&relation.spec.follower_instance_id) else {
+            continue;
+        };
+        let mut changes = Vec::new();
+        {
+            let mut links = relation.links.lock();
+            for (ticket, sl, tp) in &positions {
+                let Some(link) = links.by_position.get_mut(ticket) else {
+                    continue;
+                };
+                if link.stops != (*sl, *tp) {
+                    link.stops = (*sl, *tp);
+                    let (sl, tp) = mapping::follower_stops(&relation.spec, *sl, *tp);
+                    changes.push((link.open_ids.clone(), sl, tp));
+                }
+            }
+        }
+        for (ids, sl, tp) in changes {
+            let tickets: Vec<u64> = {
+                let live = follower.live.lock();
+                ids.iter()
+                    .filter_map(|id| live.book.by_client_id.get(id))
+                    .map(|e| e.order.position_id)
+                    .filter(|p| *p != 0)
+                    .collect()
+            };
+            for ticket in tickets {
+                if let Err(e) = routing::modify_position(shared, &follower, ticket, sl, tp) {
+                    skip(
+                        shared,
+                        relation,
+                        Some(&follower),
+                        None,
+                        e.reason,
+                        &e.message,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// One follower's result of a signal: its id, the copy's client_order_id, and the token its
+/// answer completes or the error that refused it.
+pub type SignalCopy = (String, String, Result<u64, EngineError>);
+
+/// A signal of `source`: a copy on every relation following it (sized by each relation,
+/// or from `risk_percent` of each follower's equity when > 0).
+#[allow(clippy::too_many_arguments)]
+pub fn copy_signal(
+    shared: &Arc<Shared>,
+    source: &str,
+    signal_id: &str,
+    symbol: &str,
+    side: v1::Side,
+    volume: f64,
+    risk_percent: f64,
+    price: f64,
+    stop_loss: f64,
+    take_profit: f64,
+) -> Vec<SignalCopy> {
+    let started = Instant::now();
+    let trade = MasterTrade {
+        position: 0,
+        deal: 0,
+        action: "o",
+        symbol: symbol.to_owned(),
+        side,
+        order_type: v1::OrderType::Market,
+        volume,
+        price,
+        stop_loss,
+        take_profit,
+        magic: 0,
+        balance: 0.0,
+        equity: 0.0,
+        risk_percent,
+        signal_id: Some(signal_id.to_owned()),
+    };
+    let mut out = Vec::new();
+    for relation in shared.copier.of_source(source) {
+        let follower_id = relation.spec.follower_instance_id.clone();
+        let cid = signal_copy_id(&relation.spec.relation_id, signal_id);
+        match open_job(shared, &relation, &trade) {
+            Ok(job) => {
+                let cid = job.intent.client_order_id.clone();
+                out.push((follower_id, cid, submit(shared, job, started, false)));
+            }
+            Err(refused) => {
+                let (follower, intent, reason, message) = *refused;
+                skip(
+                    shared,
+                    &relation,
+                    follower.as_deref(),
+                    intent.as_ref(),
+                    reason,
+                    &message,
+                );
+                let code = if reason == "FOLLOWER_NOT_FOUND" {
+                    Code::NotFound
+                } else {
+                    Code::FailedPrecondition
+                };
+                out.push((
+                    follower_id,
+                    cid,
+                    Err(EngineError::new(code, reason, message)),
+                ));
+            }
+        }
+    }
+    out
+}

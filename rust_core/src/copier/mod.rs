@@ -1,0 +1,196 @@
+//! The trade copier: a master's fill becomes follower orders on the engine's own path (the
+//! follower's validation, risk gate and journal), exactly once per master event.
+//!
+//! - [`spec`]: a relation's settings, their validation and the copies' client_order_ids;
+//! - [`volume`]: the volume arithmetic (pure);
+//! - [`mapping`]: symbol mapping and filters;
+//! - [`links`]: which follower orders copy which master position (for closes and SL/TP);
+//! - [`dispatch`]: master deals, positions and signals → follower orders.
+
+pub mod api;
+pub mod dispatch;
+pub mod links;
+pub mod mapping;
+pub mod spec;
+pub mod volume;
+
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::latency;
+use crate::pb::v1;
+
+/// Latencies kept for a relation's percentiles.
+const LATENCY_SAMPLES: usize = 4096;
+
+/// What a relation did since the server started.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Follower orders sent.
+    pub copies: AtomicU64,
+    /// Copies not made, by reason.
+    pub skipped: Mutex<BTreeMap<String, u64>>,
+    /// Master deal in → follower order frame out.
+    pub latency: latency::Histogram,
+    recent: Mutex<VecDeque<f64>>,
+    /// (fills, sum of slippage points, worst slippage points).
+    pub slippage: Mutex<(u64, f64, f64)>,
+}
+
+impl Stats {
+    /// A copy sent `elapsed` after its master event came in.
+    pub fn copied(&self, elapsed: Duration) {
+        self.copies.fetch_add(1, Ordering::Relaxed);
+        self.latency.record(elapsed);
+        let mut recent = self.recent.lock();
+        if recent.len() == LATENCY_SAMPLES {
+            recent.pop_front();
+        }
+        recent.push_back(elapsed.as_secs_f64());
+    }
+
+    /// A copy not made.
+    pub fn skip(&self, reason: &str) {
+        *self.skipped.lock().entry(reason.to_owned()).or_default() += 1;
+    }
+
+    /// A follower fill `points` worse than the master's price.
+    pub fn slipped(&self, points: f64) {
+        let mut s = self.slippage.lock();
+        s.0 += 1;
+        s.1 += points;
+        s.2 = if s.0 == 1 { points } else { s.2.max(points) };
+    }
+
+    /// The latency quantile `q` of the recent copies (0 when none).
+    #[must_use]
+    pub fn latency_quantile(&self, q: f64) -> f64 {
+        let mut all: Vec<f64> = self.recent.lock().iter().copied().collect();
+        if all.is_empty() {
+            return 0.0;
+        }
+        all.sort_by(f64::total_cmp);
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let i = ((all.len() as f64 * q).ceil() as usize).clamp(1, all.len()) - 1;
+        all[i]
+    }
+
+    /// As the API answers it.
+    #[must_use]
+    pub fn to_pb(&self) -> v1::CopyRelationStats {
+        let (fills, sum, worst) = *self.slippage.lock();
+        #[allow(clippy::cast_precision_loss)]
+        let mean = if fills > 0 { sum / fills as f64 } else { 0.0 };
+        v1::CopyRelationStats {
+            copies: self.copies.load(Ordering::Relaxed),
+            skipped: self
+                .skipped
+                .lock()
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+            latency_p50_seconds: self.latency_quantile(0.5),
+            latency_p99_seconds: self.latency_quantile(0.99),
+            fills,
+            slippage_points_mean: mean,
+            slippage_points_max: worst,
+        }
+    }
+}
+
+/// One relation: its settings, statistics and links.
+#[derive(Debug)]
+pub struct Relation {
+    /// As created (with owner and created_time).
+    pub spec: v1::CopyRelation,
+    /// Since the server started.
+    pub stats: Stats,
+    /// Master position → its copies.
+    pub links: Mutex<links::Links>,
+}
+
+/// Every relation of the engine.
+#[derive(Debug, Default)]
+pub struct Copier {
+    relations: RwLock<HashMap<String, Arc<Relation>>>,
+}
+
+impl Copier {
+    /// Adds a relation (replacing none).
+    ///
+    /// # Errors
+    /// `ALREADY_EXISTS` for a known id.
+    pub fn add(&self, spec: v1::CopyRelation) -> crate::error::Result<Arc<Relation>> {
+        let mut all = self.relations.write();
+        if all.contains_key(&spec.relation_id) {
+            return Err(crate::error::EngineError::new(
+                crate::error::Code::AlreadyExists,
+                "RELATION_EXISTS",
+                format!(
+                    "relation.relation_id: '{}' already exists",
+                    spec.relation_id
+                ),
+            )
+            .field("relation.relation_id"));
+        }
+        let relation = Arc::new(Relation {
+            spec,
+            stats: Stats::default(),
+            links: Mutex::new(links::Links::default()),
+        });
+        all.insert(relation.spec.relation_id.clone(), Arc::clone(&relation));
+        Ok(relation)
+    }
+
+    /// Removes a relation.
+    pub fn remove(&self, relation_id: &str) -> Option<Arc<Relation>> {
+        self.relations.write().remove(relation_id)
+    }
+
+    /// A relation.
+    pub fn get(&self, relation_id: &str) -> Option<Arc<Relation>> {
+        self.relations.read().get(relation_id).cloned()
+    }
+
+    /// Every relation, by id.
+    pub fn all(&self) -> Vec<Arc<Relation>> {
+        let mut all: Vec<Arc<Relation>> = self.relations.read().values().cloned().collect();
+        all.sort_by(|a, b| a.spec.relation_id.cmp(&b.spec.relation_id));
+        all
+    }
+
+    /// The relations whose master is `instance_id` (none: quickly).
+    pub fn of_master(&self, instance_id: &str) -> Vec<Arc<Relation>> {
+        let all = self.relations.read();
+        if all.is_empty() {
+            return Vec::new();
+        }
+        let mut of: Vec<Arc<Relation>> = all
+            .values()
+            .filter(|r| r.spec.master_instance_id == instance_id)
+            .cloned()
+            .collect();
+        of.sort_by(|a, b| a.spec.relation_id.cmp(&b.spec.relation_id));
+        of
+    }
+
+    /// The relations following a signal source.
+    pub fn of_source(&self, source: &str) -> Vec<Arc<Relation>> {
+        let mut of: Vec<Arc<Relation>> = self
+            .relations
+            .read()
+            .values()
+            .filter(|r| !source.is_empty() && r.spec.signal_source == source)
+            .cloned()
+            .collect();
+        of.sort_by(|a, b| a.spec.relation_id.cmp(&b.spec.relation_id));
+        of
+    }
+}

@@ -1,0 +1,345 @@
+//! A copy relation's settings: validation, and the client_order_ids of its copies.
+
+use crate::error::{num, EngineError, Result};
+use crate::pb::v1;
+use crate::pb::v1::CopyVolumeMode as Mode;
+
+use super::volume::Sizing;
+
+/// Relation ids: short enough that a copy's client_order_id stays within 64 characters.
+pub const MAX_RELATION_ID: usize = 24;
+
+fn bad(field: &str, reason: &'static str, message: String) -> EngineError {
+    EngineError::invalid(full_field(field), reason, message)
+}
+
+/// The request's name of a relation field.
+fn full_field(field: &str) -> &'static str {
+    match field {
+        "relation_id" => "relation.relation_id",
+        "master_instance_id" => "relation.master_instance_id",
+        "follower_instance_id" => "relation.follower_instance_id",
+        "volume_mode" => "relation.volume_mode",
+        "multiplier" => "relation.multiplier",
+        "fixed_volume" => "relation.fixed_volume",
+        "risk_percent" => "relation.risk_percent",
+        "min_volume" => "relation.min_volume",
+        "max_volume" => "relation.max_volume",
+        "symbol_map" => "relation.symbol_map",
+        "symbol_suffix" => "relation.symbol_suffix",
+        "symbols" => "relation.symbols",
+        "sides" => "relation.sides",
+        "late_join" => "relation.late_join",
+        "on_delete" => "relation.on_delete",
+        "order_types" => "relation.order_types",
+        "signal_source" => "relation.signal_source",
+        _ => "relation",
+    }
+}
+
+fn id_ok(id: &str, max: usize) -> bool {
+    !id.is_empty()
+        && id.len() <= max
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn volume_ok(field: &str, v: f64) -> Result<()> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(())
+    } else {
+        Err(bad(
+            field,
+            "VOLUME_INVALID",
+            format!("relation.{field}: {} is not a volume", num(v)),
+        ))
+    }
+}
+
+/// Checks a relation's settings (not its instances: the caller knows them).
+///
+/// # Errors
+/// `INVALID_ARGUMENT` naming the field.
+pub fn validate(r: &v1::CopyRelation) -> Result<()> {
+    if !id_ok(&r.relation_id, MAX_RELATION_ID) {
+        return Err(bad(
+            "relation_id",
+            "RELATION_ID_INVALID",
+            format!(
+                "relation.relation_id: '{}' is not [A-Za-z0-9_-]{{1,{MAX_RELATION_ID}}}",
+                r.relation_id
+            ),
+        ));
+    }
+    if r.master_instance_id.is_empty() == r.signal_source.is_empty() {
+        return Err(bad(
+            "master_instance_id",
+            "FIELD_REQUIRED",
+            "relation.master_instance_id or relation.signal_source: exactly one is required"
+                .to_owned(),
+        ));
+    }
+    if r.follower_instance_id.is_empty() {
+        return Err(bad(
+            "follower_instance_id",
+            "FIELD_REQUIRED",
+            "relation.follower_instance_id: required".to_owned(),
+        ));
+    }
+    if r.follower_instance_id == r.master_instance_id {
+        return Err(bad(
+            "follower_instance_id",
+            "FOLLOWER_IS_MASTER",
+            "relation.follower_instance_id: an instance cannot copy itself".to_owned(),
+        ));
+    }
+    let mode = Mode::try_from(r.volume_mode).unwrap_or(Mode::Unspecified);
+    for (field, v) in [
+        ("multiplier", r.multiplier),
+        ("fixed_volume", r.fixed_volume),
+        ("min_volume", r.min_volume),
+        ("max_volume", r.max_volume),
+    ] {
+        volume_ok(field, v)?;
+    }
+    let required = |field: &str, v: f64| {
+        if v > 0.0 {
+            Ok(())
+        } else {
+            Err(bad(
+                field,
+                "FIELD_REQUIRED",
+                format!("relation.{field}: required (> 0) by the volume mode"),
+            ))
+        }
+    };
+    match mode {
+        Mode::Unspecified => {
+            return Err(bad(
+                "volume_mode",
+                "VOLUME_MODE_INVALID",
+                format!(
+                    "relation.volume_mode: {} is not a volume mode",
+                    r.volume_mode
+                ),
+            ))
+        }
+        Mode::Multiplier => required("multiplier", r.multiplier)?,
+        Mode::Fixed => required("fixed_volume", r.fixed_volume)?,
+        Mode::RiskPercent => {
+            if !(r.risk_percent > 0.0 && r.risk_percent <= 100.0) {
+                return Err(bad(
+                    "risk_percent",
+                    "RISK_PERCENT_INVALID",
+                    format!(
+                        "relation.risk_percent: {} is not in (0, 100]",
+                        num(r.risk_percent)
+                    ),
+                ));
+            }
+        }
+        Mode::EquityRatio | Mode::BalanceRatio => {}
+    }
+    if r.max_volume > 0.0 && r.min_volume > r.max_volume {
+        return Err(bad(
+            "min_volume",
+            "VOLUME_INVALID",
+            "relation.min_volume: above max_volume".to_owned(),
+        ));
+    }
+    let enums = [
+        ("sides", v1::CopySides::try_from(r.sides).is_ok()),
+        ("late_join", v1::CopyLateJoin::try_from(r.late_join).is_ok()),
+        ("on_delete", v1::CopyOnDelete::try_from(r.on_delete).is_ok()),
+        (
+            "order_types",
+            r.order_types.iter().all(|t| {
+                v1::OrderType::try_from(*t).is_ok_and(|t| t != v1::OrderType::Unspecified)
+            }),
+        ),
+    ];
+    if let Some((field, _)) = enums.iter().find(|(_, ok)| !ok) {
+        return Err(bad(
+            field,
+            "ENUM_INVALID",
+            format!("relation.{field}: not a known value"),
+        ));
+    }
+    let names = r
+        .symbols
+        .iter()
+        .chain(&r.exclude_symbols)
+        .chain(r.symbol_map.keys())
+        .chain(r.symbol_map.values());
+    for name in names {
+        if name.is_empty() || name.len() > 64 {
+            return Err(bad(
+                "symbol_map",
+                "SYMBOL_INVALID",
+                format!("relation.symbol_map: '{name}' is not a symbol name"),
+            ));
+        }
+    }
+    if r.symbol_prefix.len() > 16 || r.symbol_suffix.len() > 16 {
+        return Err(bad(
+            "symbol_suffix",
+            "SYMBOL_INVALID",
+            "relation.symbol_prefix, symbol_suffix: at most 16 characters".to_owned(),
+        ));
+    }
+    if !r.signal_source.is_empty() && !id_ok(&r.signal_source, 64) {
+        return Err(bad(
+            "signal_source",
+            "SIGNAL_SOURCE_INVALID",
+            format!(
+                "relation.signal_source: '{}' is not [A-Za-z0-9_-]{{1,64}}",
+                r.signal_source
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The relation's sizing.
+#[must_use]
+pub fn sizing(r: &v1::CopyRelation) -> Sizing {
+    Sizing {
+        mode: Mode::try_from(r.volume_mode).unwrap_or(Mode::Unspecified),
+        multiplier: r.multiplier,
+        fixed_volume: r.fixed_volume,
+        risk_percent: r.risk_percent,
+        min_volume: r.min_volume,
+        max_volume: r.max_volume,
+        raise_to_minimum: r.raise_to_minimum,
+    }
+}
+
+/// `n` in base 36 (at most 13 characters for a u64).
+#[must_use]
+pub fn base36(mut n: u64) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[usize::try_from(n % 36).unwrap_or(0)]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The client_order_id of a copy: the relation, the master's position and deal, and the
+/// action (`o` open, `c0`, `c1`... closes, `p` pending, `j` late join): at most 24 + 2 × 13 +
+/// 3 + 3 = 56 characters of `[A-Za-z0-9_.:-]`. The same master event always gives the same
+/// id, so a replay is answered by the journal's first result instead of a second order.
+#[must_use]
+pub fn copy_id(relation_id: &str, position: u64, deal: u64, action: &str) -> String {
+    format!(
+        "{relation_id}:{}:{}:{action}",
+        base36(position),
+        base36(deal)
+    )
+}
+
+/// The client_order_id of a signal's copy: the relation and the signal id (hashed when the
+/// two would not fit in 64 characters).
+#[must_use]
+pub fn signal_copy_id(relation_id: &str, signal_id: &str) -> String {
+    let plain = format!("{relation_id}:s:{signal_id}");
+    if plain.len() <= 64 {
+        return plain;
+    }
+    // FNV-1a: stable across runs and builds (the id must be the same after a restart).
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in signal_id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{relation_id}:s:h{}", base36(h))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_ids_fit_the_client_order_id_rules() {
+        let id = copy_id(&"r".repeat(MAX_RELATION_ID), u64::MAX, u64::MAX, "c12");
+        assert!(id.len() <= 64, "{id}");
+        assert!(crate::session::check_client_order_id(&id).is_ok());
+        let s = signal_copy_id(&"r".repeat(MAX_RELATION_ID), &"x".repeat(64));
+        assert!(
+            s.len() <= 64 && crate::session::check_client_order_id(&s).is_ok(),
+            "{s}"
+        );
+        assert_eq!(
+            s,
+            signal_copy_id(&"r".repeat(MAX_RELATION_ID), &"x".repeat(64))
+        );
+        assert_eq!(signal_copy_id("r1", "sig-1"), "r1:s:sig-1");
+    }
+
+    #[test]
+    fn relations_are_validated() {
+        let ok = v1::CopyRelation {
+            relation_id: "r1".into(),
+            master_instance_id: "m".into(),
+            follower_instance_id: "f".into(),
+            volume_mode: Mode::Multiplier as i32,
+            multiplier: 1.0,
+            ..Default::default()
+        };
+        assert!(validate(&ok).is_ok());
+        let cases = [
+            (
+                v1::CopyRelation {
+                    relation_id: "a b".into(),
+                    ..ok.clone()
+                },
+                "relation.relation_id",
+            ),
+            (
+                v1::CopyRelation {
+                    multiplier: 0.0,
+                    ..ok.clone()
+                },
+                "relation.multiplier",
+            ),
+            (
+                v1::CopyRelation {
+                    follower_instance_id: "m".into(),
+                    ..ok.clone()
+                },
+                "relation.follower_instance_id",
+            ),
+            (
+                v1::CopyRelation {
+                    signal_source: "s".into(),
+                    ..ok.clone()
+                },
+                "relation.master_instance_id",
+            ),
+            (
+                v1::CopyRelation {
+                    volume_mode: 9,
+                    ..ok.clone()
+                },
+                "relation.volume_mode",
+            ),
+            (
+                v1::CopyRelation {
+                    volume_mode: Mode::RiskPercent as i32,
+                    risk_percent: 150.0,
+                    ..ok.clone()
+                },
+                "relation.risk_percent",
+            ),
+        ];
+        for (r, field) in cases {
+            assert_eq!(validate(&r).expect_err(field).field, field);
+        }
+    }
+}
