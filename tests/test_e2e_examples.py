@@ -49,7 +49,7 @@ def _buf() -> Path:
 
 @pytest.fixture(scope="module")
 def env(server: ServerProcess) -> dict[str, str]:
-    return {**os.environ, "MT5EXEC_ADDRESS": server.address, "MT5EXEC_TOKEN": server.token or ""}
+    return {**os.environ, "MT5EXEC_TARGET": server.address, "MT5EXEC_TOKEN": server.token or ""}
 
 
 def _check_run(out: str, instance_id: str) -> int:

@@ -53,7 +53,7 @@ func errorInfo(err error) *errdetails.ErrorInfo {
 }
 
 func main() {
-	address := getenv("MT5EXEC_ADDRESS", "127.0.0.1:50051")
+	address := getenv("MT5EXEC_TARGET", "127.0.0.1:50051")
 	instanceID := getenv("MT5EXEC_INSTANCE", "example-go")
 	conn, err := grpc.NewClient(address,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
