@@ -903,9 +903,10 @@ class HistoryWriter:
                 reader.execute("ROLLBACK")
 
     def read(self, work: Callable[[Callable[[str, Sequence[object]], list[Row]]], T]) -> T:
-        """``work(query)`` with every query of it in one read-only transaction: one snapshot
-        (a page read in several windows sees one state of the table), one BEGIN for all.
-        Blocking, like ``query``."""
+        """``work(query)`` on the read cursor, its queries one after the other (each is a
+        transaction of its own: a BEGIN and a ROLLBACK around them cost twice the statement
+        of a page again). For this module's readers only, whose SQL is their own SELECTs and
+        COPY ... TO: ``query`` is the guarded one. Blocking, like ``query``."""
         with self._read_lock:
             reader = self._reader
             if reader is None:
@@ -915,11 +916,7 @@ class HistoryWriter:
             def query(sql: str, params: Sequence[object]) -> list[Row]:
                 return cursor.execute(sql, params).fetchall()
 
-            reader.execute("BEGIN TRANSACTION READ ONLY")
-            try:
-                return work(query)
-            finally:
-                reader.execute("ROLLBACK")
+            return work(query)
 
     # ---------------------------------------------------------------------------- schema
 
