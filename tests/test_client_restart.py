@@ -3,12 +3,13 @@ client_order_id, and streams that reconnect and resume from their last sequence.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
-from tests.support import wait_for_price, wait_ready
+from tests.support import limit, wait_for_price, wait_ready, wait_until
 
 from mt5exec.client import Client, RetryPolicy, errors
 from mt5exec.testing import ServerProcess, wait_gone
@@ -139,3 +140,39 @@ def test_streams_resume_after_a_restart(restartable: Restartable) -> None:
             response = next(ticks)
         executions.close()
         ticks.close()
+
+
+def executions_subscribers(server: ServerProcess) -> float:
+    samples = server.metric_samples("mt5exec_stream_subscribers")
+    return sum(s.value for s in samples if s.labels.get("topic") == "executions")
+
+
+def test_a_live_stream_broken_before_its_first_event_resumes_where_it_started(
+    restartable: Restartable,
+) -> None:
+    """A live-only stream that loses its server before any event resumes after the sequence
+    its headers named: the order placed while it was away is its first event."""
+
+    def meanwhile(attempt: int, error: errors.Error) -> None:
+        if not placed:
+            back_up(restartable)
+            placed.append(restartable.server.orders.PlaceOrder(limit("r1", "gap", FAR)).order)
+
+    placed: list[common_pb2.Order] = []
+    reconnect = RetryPolicy(max_attempts=None, initial_backoff=0.05, on_retry=meanwhile)
+    with Client(restartable.address, token=restartable.token, reconnect=reconnect) as client:
+        client.place_order("r1", "EURUSD", BUY, 0.01, type=LIMIT, price=FAR)
+        live = client.executions("r1", live=True)
+        first: list[common_pb2.ExecutionEvent] = []
+        baseline = executions_subscribers(restartable.server)
+        reader = threading.Thread(target=lambda: first.append(next(live)), daemon=True)
+        reader.start()
+        wait_until(
+            "the live stream is open",
+            lambda: executions_subscribers(restartable.server) > baseline,
+        )
+        restartable.stop()
+        reader.join(120)
+        assert placed, "the stream did not try to reconnect"
+        assert first, "no event: the order placed while the server was away was missed"
+        assert first[0].order_update.client_order_id == "gap"

@@ -91,6 +91,7 @@ class AsyncBase:
         while True:
             call = method(cursor.request(), metadata=self._metadata)
             try:
+                cursor.opened(await call.initial_metadata())
                 async for response in call:
                     attempt = 1
                     for item in cursor.take(response):

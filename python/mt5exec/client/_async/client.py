@@ -23,12 +23,12 @@ class AsyncClient(AsyncInstances, AsyncOrders):
         return response
 
     def executions(
-        self, instance_id: str = "", from_sequence: int = 0
+        self, instance_id: str = "", from_sequence: int = 0, *, live: bool = False
     ) -> AsyncIterator[common_pb2.ExecutionEvent]:
-        """Execution events. With ``instance_id`` those after ``from_sequence``, and across
-        reconnects every event once, in order (it resumes after the last one yielded);
-        without, every instance's live events."""
-        cursor = cursors.Executions(instance_id, from_sequence)
+        """Execution events. With ``instance_id``: those after ``from_sequence`` (``live``:
+        from the next one on, nothing replayed), and across reconnects every event once, in
+        order (it resumes after the last one yielded). Without: every instance's, live."""
+        cursor = cursors.Executions(instance_id, from_sequence, live)
         return self._stream(self._streams.StreamExecutions, cursor)
 
     def ticks(

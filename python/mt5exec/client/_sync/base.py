@@ -90,6 +90,7 @@ class SyncBase:
         while True:
             call = method(cursor.request(), metadata=self._metadata)
             try:
+                cursor.opened(call.initial_metadata())
                 for response in call:
                     attempt = 1
                     for item in cursor.take(response):
