@@ -1,7 +1,7 @@
 // mt5exec from Node: connect with a token, make sure a simulated instance runs, stream ticks,
 // place an order and follow its executions, then decode the ErrorInfo of a bad order.
 //
-//   MT5EXEC_TARGET=127.0.0.1:50051 MT5EXEC_TOKEN=$(cat mt5exec-data/admin.key) node example.js
+//   npm ci && MT5EXEC_TOKEN=$(cat ../../mt5exec-data/admin.key) node example.js
 //
 // The .proto files are loaded at run time (@grpc/proto-loader): no generated code.
 import path from "node:path";
