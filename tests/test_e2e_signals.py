@@ -12,7 +12,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from tests.support import error_info
+from tests.support import BULK_RISK, create_sim, error_info
 
 from mt5exec.signals import canonical
 from mt5exec.testing import ServerProcess
@@ -78,9 +78,8 @@ def assert_refused(
 
 
 def assert_verified(server: ServerProcess, request: order_pb2.PublishSignalRequest) -> None:
-    """Passed every check: until the copier sends signals, the answer says it is not built."""
-    error = refusal(server, request)
-    assert error.code() == grpc.StatusCode.UNIMPLEMENTED, error
+    """Passed every check (no relation follows the source here: no order is made)."""
+    assert server.orders.PublishSignal(request, timeout=30).orders == []
 
 
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
@@ -220,3 +219,61 @@ def test_a_secret_readable_by_others_stops_the_start(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="did not start"):
         ServerProcess(tmp_path / "data", config=config).start()
     assert "readable by other users" in (tmp_path / "data" / "server.log").read_text()
+
+
+def _follow(server: ServerProcess, source: str, follower: str) -> None:
+    relation = order_pb2.CopyRelation(
+        signal_source=source,
+        follower_instance_id=follower,
+        volume_mode=order_pb2.COPY_VOLUME_MODE_MULTIPLIER,
+        multiplier=1.0,
+    )
+    server.orders.CreateCopyRelation(
+        order_pb2.CreateCopyRelationRequest(relation=relation), timeout=30
+    )
+
+
+def _orders(server: ServerProcess, instance_id: str) -> list[common_pb2.Order]:
+    request = order_pb2.ListOrdersRequest(instance_id=instance_id, history=True)
+    return list(server.orders.ListOrders(request, timeout=30).orders)
+
+
+def test_a_valid_signal_makes_an_order_on_every_follower_and_a_refused_one_none(
+    server: ServerProcess,
+) -> None:
+    followers = ["sf1", "sf2", "sf3"]
+    for name in [*followers, "other"]:
+        create_sim(server, name, risk=BULK_RISK)
+    for name in followers:
+        _follow(server, "alpha", name)
+    _follow(server, "beta", "other")  # another source's follower
+
+    # Refused: a flipped signature, a timestamp out of the window, a replay. Nothing is sent.
+    forged = signal(signal_id="forged")
+    forged.signature = _flip(forged.signature, 5)
+    assert refusal(server, forged).code() == UNAUTHENTICATED
+    assert refusal(server, signal(skew_s=WINDOW_S + 60, signal_id="late")).code() == INVALID
+    valid = signal(signal_id="sig-1", volume=0.02)
+    answer = server.orders.PublishSignal(valid, timeout=60)
+    replay = refusal(server, valid)
+    assert error_info(replay).reason == "NONCE_REUSED"
+
+    assert sorted(o.instance_id for o in answer.orders) == followers
+    for order in answer.orders:
+        assert order.symbol == "EURUSD"
+        assert order.side == common_pb2.SIDE_BUY
+        assert order.volume == pytest.approx(0.02)
+        assert order.status == common_pb2.ORDER_STATUS_FILLED, order
+    for name in followers:
+        assert [o.client_order_id for o in _orders(server, name)] == [
+            o.client_order_id for o in answer.orders if o.instance_id == name
+        ]
+    assert _orders(server, "other") == []
+
+    # The same signal sent again (same signal_id, a new nonce): the same orders, no second one.
+    again = server.orders.PublishSignal(signal(signal_id="sig-1", volume=0.02), timeout=60)
+    assert sorted((o.instance_id, o.order_id) for o in again.orders) == sorted(
+        (o.instance_id, o.order_id) for o in answer.orders
+    )
+    for name in followers:
+        assert len(_orders(server, name)) == 1

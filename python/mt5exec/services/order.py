@@ -48,7 +48,7 @@ class OrderService:
         self._relations = CopyRelations(state.engine, state.config.server.data_dir)
         self._relations.restore()
         self._history = HistoryReads(state)
-        self._signals = Signals(state.config)
+        self._signals = Signals(state.config, state.engine, self._timeout)
 
     async def PlaceOrder(self, request: bytes, context: Context) -> bytes:
         # The engine, which decodes the request, refuses another owner's instance.

@@ -1,5 +1,6 @@
 """PublishSignal: a signal of a configured source is checked (shape, HMAC, window, nonce) and,
-only once it passes all four, handed to the copier, which sends it to the source's followers.
+only once it passes all four, handed to the copier (``Engine.copy_signal``), which sends it to
+every relation whose ``signal_source`` is the source; the answer lists the orders made.
 
 Order of the checks (docs/signals.md): the fields' shapes (INVALID_ARGUMENT: a string outside
 its pattern could re-split the signed lines); the source and its signature (UNAUTHENTICATED:
@@ -19,7 +20,8 @@ from collections.abc import Mapping
 import grpc
 
 from mt5exec.config import ServerConfig
-from mt5exec.errors import MT5ExecError, invalid, quote, unimplemented
+from mt5exec.engine import Engine
+from mt5exec.errors import MT5ExecError, invalid, quote
 from mt5exec.services import validation
 from mt5exec.signals import canonical
 from mt5exec.signals.nonces import NonceLog
@@ -35,8 +37,6 @@ _SIGNAL_ID = re.compile(r"[A-Za-z0-9_.:-]{0,64}")
 _SYMBOL = re.compile(r"[!-~]{1,64}")  # printable ASCII, no space
 _SIGNATURE = re.compile(r"[0-9A-Fa-f]{64}")
 _SIDES = (common_pb2.SIDE_BUY, common_pb2.SIDE_SELL)
-# What the copier's engine method is waiting for (the verification above is complete).
-_PLAN = "#20: the copier's dispatch of a verified signal to its source's followers"
 
 
 def _unauthenticated(reason: str, message: str, field: str) -> MT5ExecError:
@@ -68,7 +68,9 @@ def _check_shape(request: order_pb2.PublishSignalRequest) -> None:
 class Signals:
     """The sources' secrets, the window and the nonces seen: PublishSignal's checks."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, engine: Engine, timeout: float) -> None:
+        self._engine = engine
+        self._timeout = timeout
         self.secrets: Mapping[str, bytes] = load_secrets(config.signals)
         self.window_ns = int(config.signals.window_s * 1e9)
         self.nonces = NonceLog(config.data_dir / "signals" / "nonces.log", self.window_ns)
@@ -136,4 +138,29 @@ class Signals:
         self, request: order_pb2.PublishSignalRequest
     ) -> order_pb2.PublishSignalResponse:
         await self.verify(request)
-        raise unimplemented("PublishSignal (sending a verified signal)", _PLAN)
+        copies = await self._engine.copy_signal(
+            request.source,
+            request.signal_id or request.nonce,
+            request.symbol,
+            request.side,
+            request.volume,
+            request.risk_percent,
+            request.stop_loss,
+            request.take_profit,
+            timeout=self._timeout,
+        )
+        response = order_pb2.PublishSignalResponse()
+        for copy in copies:
+            # Made: placed (a terminal's refusal included: its order says REJECTED). A
+            # follower skipped or refused before sending has an execution event saying why.
+            if copy.order:
+                response.orders.append(order_pb2.PlaceOrderResponse.FromString(copy.order).order)
+            if copy.error is not None:
+                log.info(
+                    "signal %s of %s on %s: %s",
+                    request.signal_id or request.nonce,
+                    request.source,
+                    copy.follower_instance_id,
+                    copy.error.reason,
+                )
+        return response
