@@ -6,6 +6,7 @@ from typing import Self, final
 __all__ = [
     "LATENCY_BOUNDS_S",
     "PROTOCOL_VERSION",
+    "SLIPPAGE_BOUNDS_POINTS",
     "CoreError",
     "Engine",
     "OrderSession",
@@ -17,6 +18,7 @@ __all__ = [
 
 PROTOCOL_VERSION: int
 LATENCY_BOUNDS_S: list[float]
+SLIPPAGE_BOUNDS_POINTS: list[float]
 
 class CoreError(Exception):
     """args: (grpc_code, reason, message, field)."""
@@ -191,6 +193,24 @@ class Engine:
     ) -> list[tuple[str, str, int, tuple[int, str, str, str, int] | None]]: ...
     def risk_rejections(self) -> list[tuple[str, str, int]]: ...
     def worker_latency(self) -> list[tuple[str, str, list[int], int, float]]: ...
+    def execution_counts(
+        self,
+    ) -> tuple[
+        list[tuple[str, str, int, float, float, list[int], int, float]],
+        list[tuple[str, str, int]],
+        list[tuple[str, str, int]],
+    ]: ...
+    def journal_health(self) -> tuple[bool, int] | None: ...
+    def instance_gauges(
+        self,
+    ) -> list[
+        tuple[
+            str,
+            tuple[float, float, float, int] | None,
+            list[tuple[str, float]],
+            tuple[int, float] | None,
+        ]
+    ]: ...
     def stream_stats(self) -> list[tuple[str, int, int, int]]: ...
     def stream_cutoffs(self) -> int: ...
     def flush_refusals(self) -> None: ...

@@ -151,6 +151,16 @@ def validate_risk_limits(limits: common_pb2.RiskLimits) -> None:
         raise _translate(e) from None
 
 
+# What the engine counted and reads per instance (see the methods of the same names).
+ExecutionCounts = tuple[
+    list[tuple[str, str, int, float, float, list[int], int, float]],
+    list[tuple[str, str, int]],
+    list[tuple[str, str, int]],
+]
+InstanceGauges = tuple[
+    str, tuple[float, float, float, int] | None, list[tuple[str, float]], tuple[int, float] | None
+]
+
 # The `le` labels of the engine's latency histogram buckets.
 _LATENCY_LE = [repr(bound) for bound in _core.LATENCY_BOUNDS_S]
 
@@ -688,6 +698,21 @@ class Engine:
     def risk_rejections(self) -> list[tuple[str, str, int]]:
         """(instance id, reason, count) of every order the risk engine refused."""
         return self._core.risk_rejections()
+
+    def execution_counts(self) -> ExecutionCounts:
+        """Executions counted per instance since the start (``_core.Engine.execution_counts``):
+        fills by symbol with their slippage histogram, rejections by reason, order updates by
+        status."""
+        return self._core.execution_counts()
+
+    def journal_health(self) -> tuple[bool, int] | None:
+        """The order journal's (usable, failed appends and fsyncs); None without one."""
+        return self._core.journal_health()
+
+    def instance_gauges(self) -> list[InstanceGauges]:
+        """Per instance: (id, (balance, equity, margin level, leverage) or None, [(symbol,
+        spread in points)], (worker resident bytes, worker CPU seconds) or None)."""
+        return self._core.instance_gauges()
 
     def worker_latency(self) -> list[tuple[str, str, list[tuple[str, int]], float]]:
         """How long workers took to answer, per instance and request kind (place, cancel,

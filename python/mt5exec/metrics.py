@@ -16,7 +16,9 @@ Served on ``[server] metrics_listen`` (off by default) at ``/metrics``; with
   ``TOKEN_INVALID``, ``TOKEN_EXPIRED``, ``TOKEN_REVOKED``), also those answered AUTH_THROTTLED;
 - ``mt5exec_rate_limited_total{limit}``: calls refused RESOURCE_EXHAUSTED by ``rpc`` (a
   principal over ``[auth] rpc_per_second``) or ``peer_failures`` (a peer address that failed
-  to authenticate too often).
+  to authenticate too often);
+- fills, rejections, slippage, account, spread and worker figures: ``mt5exec.trading_metrics``;
+  per-RPC latency and errors: ``mt5exec.rpc_metrics``.
 """
 
 from __future__ import annotations
@@ -37,9 +39,11 @@ from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector, 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from mt5exec import trading_metrics
 from mt5exec.config import parse_listen
 from mt5exec.engine import Engine
 from mt5exec.mirror import stats as mirror_stats
+from mt5exec.rpc_metrics import RpcMetrics
 from mt5exec.v1 import common_pb2
 
 # Streams ended by the server, by reason (counted by the gRPC handlers: a write blocked past
@@ -114,6 +118,7 @@ class EngineCollector(Collector):
         for state, count in sorted(states.items()):
             instances.add_metric([state], count)
         yield instances
+        yield from trading_metrics.collect(engine)
         latency = HistogramMetricFamily(
             "mt5exec_worker_request_seconds",
             "Time from a request's frame sent to a worker to its answer read, by kind",
@@ -232,6 +237,8 @@ class MetricsServer:
     ) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(EngineCollector(engine))
+        # Per-RPC latency and errors, counted by the handlers (mt5exec.rpc_metrics).
+        self.rpc = RpcMetrics(self.registry)
         # The server process itself: process_* (CPU, resident memory, open files) and
         # python_gc_* (collections per generation).
         ProcessCollector(registry=self.registry)

@@ -88,7 +88,7 @@ pub struct Shared {
     pub notifier: Notifier,
     /// Stream subscribers.
     pub hub: Hub,
-    instances: RwLock<HashMap<String, Arc<Instance>>>,
+    pub(crate) instances: RwLock<HashMap<String, Arc<Instance>>>,
     next_token: AtomicU64,
     /// The order journal.
     pub journal: Option<Arc<Journal>>,

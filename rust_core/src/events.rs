@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::convert;
+use crate::counters::Counts;
 use crate::engine::Shared;
 use crate::error::{Code, EngineError, Result};
 use crate::fanout::{piece, Subscription, Topic};
@@ -77,6 +78,8 @@ struct Inner {
     active_first: u64,
     /// The oldest sequence still on disk.
     oldest_kept: u64,
+    /// What the events published since the start counted (`/metrics`).
+    counts: Counts,
 }
 
 /// One instance's event numbering, ring and log.
@@ -161,6 +164,7 @@ impl EventLog {
             length: 0,
             active_first: 1,
             oldest_kept: 1,
+            counts: Counts::default(),
         };
         if let Some(dir) = dir {
             let path = dir.join(ACTIVE);
@@ -286,6 +290,11 @@ impl EventLog {
         }
     }
 
+    /// What the events published since the start counted.
+    pub fn counts(&self) -> Counts {
+        self.inner.lock().counts.clone()
+    }
+
     /// The last sequence number given.
     pub fn last(&self) -> u64 {
         self.inner.lock().last
@@ -319,6 +328,7 @@ impl EventLog {
         refusals: u64,
     ) {
         let mut inner = self.inner.lock();
+        inner.counts.count(&event, refusals);
         inner.last += 1;
         let event = v1::ExecutionEvent {
             instance_id: instance_id.to_owned(),

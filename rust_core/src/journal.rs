@@ -109,6 +109,8 @@ pub struct JournalStats {
     pub compacted_from: AtomicU64,
     /// Records they wrote in their place (one per order kept, and tickets' watermarks).
     pub compacted_to: AtomicU64,
+    /// Appends and fsyncs that failed (each refused what it carried: `JOURNAL_UNAVAILABLE`).
+    pub failures: AtomicU64,
 }
 
 /// The open log and how many bytes of it are whole records.
@@ -601,6 +603,12 @@ impl Journal {
         self.policy
     }
 
+    /// A failed write or fsync left the journal unusable: every order is refused
+    /// (`JOURNAL_UNAVAILABLE`) until the server restarts.
+    pub fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::Acquire)
+    }
+
     /// Appends a record (one write call); returns the log position after it.
     ///
     /// # Errors
@@ -611,11 +619,13 @@ impl Journal {
         let (position, len) = {
             let mut log = self.file.lock();
             if self.broken.load(Ordering::Acquire) {
+                self.stats.failures.fetch_add(1, Ordering::Relaxed);
                 return Err(std::io::Error::other(
                     "a failed write or fsync left the journal unusable until the server restarts",
                 ));
             }
             if let Err(e) = log.file.write_all(&bytes) {
+                self.stats.failures.fetch_add(1, Ordering::Relaxed);
                 // A record cut short (a full disk) would hide every later one on replay: cut
                 // it off, or refuse every further append if even that fails.
                 if log.file.set_len(log.len).is_err() {
@@ -672,6 +682,7 @@ impl Journal {
             // Linux reports a writeback error once: a later fsync may succeed although pages
             // of both were dropped. Nothing is called durable from here on.
             self.broken.store(true, Ordering::Release);
+            self.stats.failures.fetch_add(1, Ordering::Relaxed);
         }
         self.synced.notify_all();
         result

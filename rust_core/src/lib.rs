@@ -9,6 +9,7 @@
 
 pub mod convert;
 pub mod copier;
+pub mod counters;
 pub mod engine;
 pub mod error;
 pub mod events;

@@ -211,6 +211,7 @@ class Server:
                 self.guard.gate,
                 self.limits,
                 self.auditor.method,
+                None if self.metrics is None else self.metrics.rpc,
             )
         add_standard_services(self.grpc, list(SERVICES), self.health)
         names = [s.full_name for s in SERVICES]

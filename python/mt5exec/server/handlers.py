@@ -23,6 +23,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeAlias
 
@@ -34,6 +35,7 @@ from google.protobuf.message import DecodeError, Message
 from mt5exec import metrics
 from mt5exec.engine import Subscription
 from mt5exec.errors import MT5ExecError, unimplemented
+from mt5exec.rpc_metrics import MethodMetrics, RpcMetrics
 from mt5exec.server import memory
 from mt5exec.services import validation
 
@@ -241,6 +243,23 @@ def _audited_unary(
     return handler
 
 
+def _timed(behaviour: Handler, instruments: MethodMetrics) -> Handler:
+    """A unary handler whose handling time (and status, when not OK) is counted."""
+    failed, clock = instruments.failed, time.perf_counter
+
+    async def handler(request: Any, context: Context) -> Any:
+        start = clock()
+        try:
+            return await behaviour(request, context)
+        except BaseException:
+            failed(context.code())
+            raise
+        finally:
+            instruments.observe(clock() - start)
+
+    return handler
+
+
 class _Counted:
     """A client stream's requests, counted (an audited session's messages in)."""
 
@@ -345,9 +364,11 @@ def _streaming(
     write_timeout: float,
     admit: Admit = _admit_decoded,
     session: tuple[_Steps, Audit] | None = None,
+    instruments: MethodMetrics | None = None,
 ) -> Handler:
     """A server stream. With ``session`` (an audited stream: OrderSession) its opening and
-    its end are recorded, with the messages that went in and out."""
+    its end are recorded, with the messages that went in and out; with ``instruments``, its
+    opening and a status other than OK are counted."""
 
     async def handler(request: Any, context: Context) -> AsyncIterator[Any]:
         # An async generator: grpc's own loop writes what it yields, the cheapest way per
@@ -362,6 +383,8 @@ def _streaming(
         counted: _Counted | None = None
         outcome: tuple[grpc.StatusCode, str] = (grpc.StatusCode.OK, "")
         sent = 0
+        if instruments is not None:
+            instruments.opened()
         try:
             if session is None:
                 admitted = admit(request, context)
@@ -413,9 +436,11 @@ def _streaming(
             if isinstance(source, Subscription):
                 source.close()
             memory.stream_ended()
+            if watch.fired:
+                outcome = (grpc.StatusCode.RESOURCE_EXHAUSTED, "SLOW_CONSUMER")
+            if instruments is not None and outcome[0] is not grpc.StatusCode.OK:
+                instruments.failed(outcome[0])
             if session is not None and principal is not None:
-                if watch.fired:
-                    outcome = (grpc.StatusCode.RESOURCE_EXHAUSTED, "SLOW_CONSUMER")
                 messages = (0 if counted is None else counted.count, sent)
                 session[1].record(principal, peer, None, *outcome, "session_end", messages)
 
@@ -478,13 +503,15 @@ def method_handlers(
     gates: Callable[[MethodDescriptor], Gate] | None = None,
     limits: Limits | None = None,
     audits: Callable[[MethodDescriptor], Audit | None] | None = None,
+    rpc: RpcMetrics | None = None,
 ) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
     """Handlers for every method of ``service``; ``planned`` maps missing ones to issues.
     Methods the servicer lists in ``RAW_REQUESTS`` get their requests as received bytes.
     ``gates`` gives each method's gate (the guard's; it raises for a method without a rule),
     ``limits`` the limits between authentication and the role, ``audits`` each method's
     audit (None: a read; it raises for a method not classified). A method not built yet is
-    gated but not audited (it changes nothing)."""
+    gated but not audited (it changes nothing). With ``rpc`` every method's calls are timed
+    and counted (``mt5exec.rpc_metrics``)."""
     raw_requests: frozenset[str] = getattr(servicer, "RAW_REQUESTS", frozenset())
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in service.methods:
@@ -494,6 +521,7 @@ def method_handlers(
         steps = None if gates is None else _Steps(gates(method), limits)
         audit = None if audits is None else audits(method)
         admit = _admission(steps)
+        instruments = None if rpc is None else rpc.method(full_name)
         if fn is None:
             issue = planned.get(method.name)
             if issue is None:
@@ -504,11 +532,13 @@ def method_handlers(
                 fn = _decoding_requests(fn)
             if method.server_streaming:
                 session = None if steps is None or audit is None else (steps, audit)
-                behaviour = _streaming(full_name, fn, write_timeout, admit, session)
+                behaviour = _streaming(full_name, fn, write_timeout, admit, session, instruments)
             elif steps is not None and audit is not None:
                 behaviour = _audited_unary(full_name, fn, steps, audit)
             else:
                 behaviour = _unary(full_name, fn, admit)
+        if instruments is not None and not method.server_streaming:
+            behaviour = _timed(behaviour, instruments)
         handlers[method.name] = _rpc_handler(method, behaviour, raw)
     return handlers
 
@@ -522,8 +552,11 @@ def add_service(
     gates: Callable[[MethodDescriptor], Gate] | None = None,
     limits: Limits | None = None,
     audits: Callable[[MethodDescriptor], Audit | None] | None = None,
+    rpc: RpcMetrics | None = None,
 ) -> None:
-    handlers = method_handlers(service, servicer, planned, write_timeout, gates, limits, audits)
+    handlers = method_handlers(
+        service, servicer, planned, write_timeout, gates, limits, audits, rpc
+    )
     server.add_registered_method_handlers(service.full_name, handlers)
 
 
