@@ -112,3 +112,10 @@ def wait_until(what: str, condition: Callable[[], bool], timeout: float = 60.0) 
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout} s: {what}")
         time.sleep(0.05)
+
+
+def subscribers(server: ServerProcess, topic: str) -> float:
+    """The server's open subscriptions of a stream topic ("executions", "instance_events",
+    ...), from /metrics: how a test knows a stream it opened elsewhere is live."""
+    samples = server.metric_samples("mt5exec_stream_subscribers")
+    return sum(s.value for s in samples if s.labels.get("topic") == topic)

@@ -4,12 +4,13 @@ exceptions with their ErrorInfo, the token and TLS settings."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
-from tests.support import wait_for_price
+from tests.support import subscribers, wait_for_price, wait_until
 
 from mt5exec.client import AsyncClient, Client, Settings, errors
 from mt5exec.testing import ServerProcess
@@ -115,3 +116,30 @@ def test_check_order_is_a_dry_run(client: Client) -> None:
         )
     )
     assert check.accepted
+
+
+def test_instance_events_and_accounts_stream(server: ServerProcess, client: Client) -> None:
+    account = next(client.accounts("c1", interval=0.05))
+    assert (account.instance_id, account.balance > 0) == ("c1", True)
+    events = client.instance_events(["c1"])
+    states: list[int] = []
+
+    def read() -> None:
+        for event in events:
+            states.append(event.state)
+            if event.state == common_pb2.INSTANCE_STATE_STOPPED:
+                return
+
+    baseline = subscribers(server, "instance_events")
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        wait_until("the stream is open", lambda: subscribers(server, "instance_events") > baseline)
+        client.stop_instance("c1")
+        reader.join(60)
+        assert states[-1:] == [common_pb2.INSTANCE_STATE_STOPPED]
+    finally:
+        if not reader.is_alive():
+            events.close()
+        client.start_instance("c1")
+        wait_for_price(server, "c1", "EURUSD")

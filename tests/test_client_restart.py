@@ -9,7 +9,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from tests.support import limit, wait_for_price, wait_ready, wait_until
+from tests.support import limit, subscribers, wait_for_price, wait_ready, wait_until
 
 from mt5exec.client import Client, RetryPolicy, errors
 from mt5exec.testing import ServerProcess, wait_gone
@@ -142,11 +142,6 @@ def test_streams_resume_after_a_restart(restartable: Restartable) -> None:
         ticks.close()
 
 
-def executions_subscribers(server: ServerProcess) -> float:
-    samples = server.metric_samples("mt5exec_stream_subscribers")
-    return sum(s.value for s in samples if s.labels.get("topic") == "executions")
-
-
 def test_a_live_stream_broken_before_its_first_event_resumes_where_it_started(
     restartable: Restartable,
 ) -> None:
@@ -164,12 +159,12 @@ def test_a_live_stream_broken_before_its_first_event_resumes_where_it_started(
         client.place_order("r1", "EURUSD", BUY, 0.01, type=LIMIT, price=FAR)
         live = client.executions("r1", live=True)
         first: list[common_pb2.ExecutionEvent] = []
-        baseline = executions_subscribers(restartable.server)
+        baseline = subscribers(restartable.server, "executions")
         reader = threading.Thread(target=lambda: first.append(next(live)), daemon=True)
         reader.start()
         wait_until(
             "the live stream is open",
-            lambda: executions_subscribers(restartable.server) > baseline,
+            lambda: subscribers(restartable.server, "executions") > baseline,
         )
         restartable.stop()
         reader.join(120)
