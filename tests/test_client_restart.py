@@ -3,6 +3,7 @@ client_order_id, and streams that reconnect and resume from their last sequence.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ import grpc
 import pytest
 from tests.support import limit, subscribers, wait_for_price, wait_ready, wait_until
 
-from mt5exec.client import Client, RetryPolicy, errors
+from mt5exec.client import AsyncClient, Client, RetryPolicy, errors
 from mt5exec.testing import ServerProcess, wait_gone
 from mt5exec.v1 import common_pb2, instance_pb2
 
@@ -171,3 +172,39 @@ def test_a_live_stream_broken_before_its_first_event_resumes_where_it_started(
         assert placed, "the stream did not try to reconnect"
         assert first, "no event: the order placed while the server was away was missed"
         assert first[0].order_update.client_order_id == "gap"
+
+
+def test_the_asyncio_client_resumes_too(restartable: Restartable) -> None:
+    reconnects: list[errors.Error] = []
+    reconnect = RetryPolicy(
+        max_attempts=None,
+        initial_backoff=0.05,
+        codes=frozenset({grpc.StatusCode.UNAVAILABLE}),
+        on_retry=lambda attempt, error: reconnects.append(error),
+    )
+
+    async def run() -> list[common_pb2.ExecutionEvent]:
+        client = AsyncClient(restartable.address, token=restartable.token, reconnect=reconnect)
+        async with client:
+            stream = client.executions("r1")
+            events: list[common_pb2.ExecutionEvent] = []
+
+            async def read_until(order: common_pb2.Order) -> None:
+                cid = order.client_order_id
+                while not any(e.order_update.client_order_id == cid for e in events):
+                    events.append(await anext(stream))
+
+            await read_until(
+                await client.place_order("r1", "EURUSD", BUY, 0.01, type=LIMIT, price=FAR)
+            )
+            await asyncio.to_thread(restartable.stop)
+            await asyncio.to_thread(back_up, restartable)
+            await read_until(
+                await client.place_order("r1", "EURUSD", BUY, 0.01, type=LIMIT, price=FAR)
+            )
+            await stream.aclose()
+            return events
+
+    sequences = [e.sequence for e in asyncio.run(run())]
+    assert reconnects, "the stream did not reconnect"
+    assert sequences == list(range(1, len(sequences) + 1)), "a gap or a duplicate"
