@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 
-from _common import summary, write
+from _common import child_pids, cpu_seconds, summary, write
 from mt5exec.storage import history_reads as reads
 from mt5exec.storage.history import HistoryWriter
 from mt5exec.testing import ServerProcess
@@ -122,6 +124,7 @@ def main() -> None:
                     took = time.perf_counter() - began
                     if i >= args.warmup:
                         samples[name].append(took)
+            cpu = _cpu_per_call(server.pid, calls, args.calls)
         # The same pages read in this process, straight from DuckDB (what the history
         # process's read costs without the hops): the server is stopped, the file free.
         inside = _in_process(data / "history.duckdb", first, deep, args.calls)
@@ -142,11 +145,42 @@ def main() -> None:
         "target_p50_ratio": TARGET,
         "stats": stats,
         "ratios": ratios,
+        # CPU (server, its history process and this client) per call, in blocks of 20 calls
+        # of a kind in turn: what the box's load does not inflate as it does wall time.
+        "cpu_us_per_call": cpu,
+        "cpu_ratios": {
+            name: round(cpu[name] / cpu["null_rpc"], 2) for name in ("first_page", "deep_page")
+        },
         "met": all(v <= TARGET for k, v in ratios.items() if k.endswith("p50_ratio")),
     }
     path = write("history_reads", result)
     print(json.dumps(result, indent=2))
     print(f"written to {path}")
+
+
+def _cpu_per_call(
+    server_pid: int, calls: tuple[tuple[str, Callable[[], object]], ...], total: int
+) -> dict[str, float]:
+    # Not the sim worker: its ticks cost the same per second whatever is called.
+    history = [
+        pid
+        for pid in child_pids(server_pid)
+        if b"history_process" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+    pids = [server_pid, *history, os.getpid()]
+
+    def spent() -> float:
+        return sum(cpu_seconds(pid) for pid in pids)
+
+    used = {name: 0.0 for name, _ in calls}
+    block = 20
+    for _ in range(max(1, total // block)):
+        for name, call in calls:
+            before = spent()
+            for _ in range(block):
+                call()
+            used[name] += spent() - before
+    return {name: round(s / (max(1, total // block) * block) * 1e6, 1) for name, s in used.items()}
 
 
 def _in_process(
