@@ -14,6 +14,7 @@ from tests.support import wait_for_price
 
 from mt5exec import __version__
 from mt5exec.testing import ServerProcess
+from mt5exec.v1 import auth_pb2
 
 
 def mt5exec(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -125,6 +126,18 @@ def test_a_refused_call_is_one_line_with_its_reason_and_field(server: ServerProc
         2,
         "mt5exec: a client certificate and its key go together (mTLS)",
     )
+
+
+def test_status_for_a_trader(server: ServerProcess) -> None:
+    request = auth_pb2.CreateApiKeyRequest(role=auth_pb2.ROLE_TRADER, owner="desk", label="cli")
+    token = server.auth.CreateApiKey(request, timeout=30).token
+    status = json.loads(
+        mt5exec("status", "--json", "--target", server.address, "--token", token).stdout
+    )
+    assert status["whoami"]["role"] == "ROLE_TRADER"
+    assert (status["system"], status["instances"]) == (None, [])
+    table = mt5exec("status", "--target", server.address, "--token", token).stdout
+    assert table.splitlines()[1].split()[2:5] == ["TRADER", "desk", "0"]
 
 
 def test_the_token_from_the_environment_and_the_version(server: ServerProcess) -> None:

@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 
 from mt5exec.client import Client, Error, Settings, SettingsError
 from mt5exec.client.tables import instances_table, orders_table, positions_table, render, role
-from mt5exec.v1 import common_pb2
+from mt5exec.v1 import auth_pb2, common_pb2
 
 COMMANDS = frozenset({"instances", "orders", "positions", "kill-switch", "status"})
 SIDES = {"buy": common_pb2.SIDE_BUY, "sell": common_pb2.SIDE_SELL}
@@ -202,20 +202,25 @@ def _kill_switch(client: Client, args: argparse.Namespace) -> None:
 
 
 def _status(client: Client, args: argparse.Namespace) -> None:
-    me, stats, found = client.whoami(), client.system_stats(), client.list_instances()
+    me, found = client.whoami(), client.list_instances()
+    # The server's own figures are an admin's to read; others see their instances.
+    stats = client.system_stats() if me.role == auth_pb2.ROLE_ADMIN else None
     data = {"whoami": me, "system": stats, "instances": found}
 
     def text() -> str:
+        ready = sum(i.state == common_pb2.INSTANCE_STATE_READY for i in found)
+        uptime = f"{stats.uptime.seconds}s" if stats is not None else "-"
         head = render(
-            ["TARGET", "AS", "ROLE", "INSTANCES", "READY", "UPTIME"],
+            ["TARGET", "AS", "ROLE", "OWNER", "INSTANCES", "READY", "UPTIME"],
             [
                 [
                     client.settings.target,
                     me.subject,
                     role(me.role),
-                    str(stats.instances),
-                    str(stats.instances_ready),
-                    f"{stats.uptime.seconds}s",
+                    me.owner or "-",
+                    str(len(found)),
+                    str(ready),
+                    uptime,
                 ]
             ],
         )
