@@ -19,7 +19,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # The credential vault's tests start a PostgreSQL server of their own, the Redis mirror's a
-# redis-server: installed here where missing and we may (root, apt).
+# redis-server, the deploy files' test runs promtool: installed here where missing and we may
+# (root, apt).
 setup: $(VENV)/.installed
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null \
 		&& [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -27,6 +28,10 @@ setup: $(VENV)/.installed
 	fi
 	@if ! command -v redis-server >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server; \
+	fi
+	@# promtool checks deploy/prometheus/alerts.yml (tests/test_deploy.py): Debian's prometheus.
+	@if ! command -v promtool >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; \
 	fi
 
 # (Re)builds the Rust extension in release mode into the package, and compiles the package's
