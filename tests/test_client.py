@@ -143,3 +143,30 @@ def test_instance_events_and_accounts_stream(server: ServerProcess, client: Clie
             events.close()
         client.start_instance("c1")
         wait_for_price(server, "c1", "EURUSD")
+
+
+def test_positions_trading_state_and_the_kill_switch(client: Client) -> None:
+    filled = client.place_order("c1", "EURUSD", BUY, 0.01)
+    assert filled.status == common_pb2.ORDER_STATUS_FILLED
+    [position] = client.list_positions("c1")
+    closing = client.close_position("c1", position.position_id)
+    assert closing.status == common_pb2.ORDER_STATUS_FILLED
+    assert client.list_positions("c1") == []
+    assert client.close_all("c1") == []
+    assert client.instance_stats("c1").state == common_pb2.INSTANCE_STATE_READY
+
+    halted = client.set_trading_state("c1", common_pb2.TRADING_STATE_HALTED, "test")
+    assert halted.trading_state == common_pb2.TRADING_STATE_HALTED
+    with pytest.raises(errors.FailedPrecondition) as caught:
+        client.place_order("c1", "EURUSD", BUY, 0.01)
+    assert caught.value.reason
+    client.set_trading_state("c1", common_pb2.TRADING_STATE_ACTIVE)
+
+    pending = client.place_order("c1", "EURUSD", BUY, 0.01, type=LIMIT, price=FAR)
+    engaged = client.engage_kill_switch(everything=True, reason="test")
+    assert "c1" in engaged.instance_ids
+    assert engaged.orders_cancelled >= 1
+    assert client.get_order("c1", pending.order_id).status == common_pb2.ORDER_STATUS_CANCELED
+    assert client.get_instance("c1").kill_switch
+    assert "c1" in client.release_kill_switch(everything=True).instance_ids
+    assert not client.get_instance("c1").kill_switch

@@ -13,8 +13,8 @@ from mt5exec.v1 import auth_pb2, common_pb2, stream_pb2
 
 
 class AsyncClient(AsyncInstances, AsyncOrders):
-    """``AsyncClient(target, token=...)`` or ``AsyncClient(settings=Settings.resolve(...))``;
-    failures raise mt5exec.client.errors.Error subclasses."""
+    """Made with ``(target, token=...)`` or ``(settings=Settings.resolve(...))``; failures
+    raise mt5exec.client.errors.Error subclasses."""
 
     async def whoami(self) -> auth_pb2.WhoAmIResponse:
         response: auth_pb2.WhoAmIResponse = await self._call(

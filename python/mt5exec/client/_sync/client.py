@@ -14,8 +14,8 @@ from mt5exec.v1 import auth_pb2, common_pb2, stream_pb2
 
 
 class Client(SyncInstances, SyncOrders):
-    """``AsyncClient(target, token=...)`` or ``AsyncClient(settings=Settings.resolve(...))``;
-    failures raise mt5exec.client.errors.Error subclasses."""
+    """Made with ``(target, token=...)`` or ``(settings=Settings.resolve(...))``; failures
+    raise mt5exec.client.errors.Error subclasses."""
 
     def whoami(self) -> auth_pb2.WhoAmIResponse:
         response: auth_pb2.WhoAmIResponse = self._call(
