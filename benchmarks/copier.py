@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Coroutine
@@ -285,6 +286,7 @@ def main() -> None:
         if isinstance(ids, str):
             times = ids
         else:
+            print(f"{len(ids)} relations made; the engine copies", file=sys.stderr, flush=True)
             engine = uvloop.run(rounds(server.address, names, args.rounds, args.warmup, "e", False))
             times = engine_times(server, ids)
     s_client = summary(client)
