@@ -73,7 +73,12 @@ def test_keys_and_streams_match_the_engine(tmp_path: Path, rs: RedisServer) -> N
         )
         assert r.get(PREFIX + "instance_health:m1") == "UP"
         assert r.get(PREFIX + "health_check:m1") == "PASS"
-        assert re.fullmatch(r"\d+ms", str(r.get(PREFIX + "health_check_latency:m1")))
+        wait_until(
+            "health_check_latency written",
+            lambda: (
+                re.fullmatch(r"\d+ms", str(r.get(PREFIX + "health_check_latency:m1"))) is not None
+            ),
+        )
         assert r.get(PREFIX + "health_check_error:m1") is None
         assert r.get(PREFIX + "instance_failure:m1") is None
         assert r.smembers(PREFIX + "instances") == {"m1"}
@@ -217,3 +222,23 @@ def test_redis_settings_are_checked_and_the_password_is_never_shown() -> None:
     assert config.redis.enabled
     assert config.as_dict()["redis"]["url"] == "rediss://user:***@host:6380/1"
     assert not load_config(env={}).redis.enabled
+
+
+def test_ticks_on_pub_sub(tmp_path: Path, rs: RedisServer) -> None:
+    pubsub = rs.client().pubsub()
+    pubsub.subscribe(PREFIX + "ticks:t1")
+    env = {"MT5EXEC_REDIS_TICKS": "true"}
+    with mirrored_server(tmp_path / "data", rs, env) as server:
+        create_netting(server, "t1", tick_rate=20)
+        ticks: list[dict[str, Any]] = []
+
+        def received() -> bool:
+            message = pubsub.get_message(timeout=1.0)
+            if message is not None and message["type"] == "message":
+                ticks.extend(json.loads(message["data"]))
+            return len(ticks) >= 20
+
+        wait_until("20 ticks published", received)
+        assert {t["symbol"] for t in ticks} == {"EURUSD"}
+        assert all(t["bid"] > 0 and t["ask"] >= t["bid"] and t["time_msc"] > 0 for t in ticks)
+    pubsub.close()

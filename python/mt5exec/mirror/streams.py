@@ -12,9 +12,9 @@ import collections
 import json
 import time
 
-import redis.asyncio as aioredis
-from redis.asyncio.client import Pipeline
+from redis.client import Pipeline
 
+from mt5exec.mirror.client import Connection
 from mt5exec.mirror.keys import Keys, Result, as_json
 from mt5exec.mirror.state import Resync, queue_order
 from mt5exec.mirror.stats import MirrorStats
@@ -24,9 +24,9 @@ from mt5exec.v1 import common_pb2, stream_pb2
 _RESULTS_MAX = 200_000
 
 
-async def last_entry(client: aioredis.Redis, stream: str) -> dict[str, str] | None:
+async def last_entry(client: Connection, stream: str) -> dict[str, str] | None:
     """The fields of a stream's last entry (None: no such stream, or empty)."""
-    entries = await client.xrevrange(stream, count=1)
+    entries = await client.call("xrevrange", stream, count=1)
     fields = entries[0][1] if entries else None
     return None if fields is None else {str(k): str(v) for k, v in fields.items()}
 
@@ -53,7 +53,7 @@ class ExecutionWriter:
 
     async def write(
         self,
-        client: aioredis.Redis,
+        client: Connection,
         instance_id: str,
         events: list[common_pb2.ExecutionEvent],
         stream_exists: bool,
@@ -65,48 +65,48 @@ class ExecutionWriter:
         """
         keys, ttl = self._keys, self._ttl_s
         stream = keys.executions(instance_id)
-        pipe: Pipeline = client.pipeline(transaction=False)
-        adds: list[int] = []
-        count = 0
+        pipe: Pipeline = client.pipeline()
+        # The entries first (one per event), then the keys of each order once: its last
+        # state in the batch, its fills summed.
+        orders: dict[str, tuple[common_pb2.Order, str]] = {}
+        filled: set[str] = set()
         for event in events:
             kind = event.WhichOneof("event")
             if kind == "order_update":
                 order = event.order_update
-                result = self.results.get((instance_id, order.client_order_id))
-                queue_order(pipe, keys, order, result, ttl)
-                count += 3 if result is not None else 2
                 data = as_json(order)
+                orders[order.client_order_id] = (order, data)
             elif kind == "fill":
                 fill = event.fill
-                result = self._result(fill)
-                result.add(fill)
-                px = int(ttl * 1000) if ttl else None
-                result_key = keys.execution("execution_result", instance_id, fill.client_order_id)
-                pipe.set(result_key, result.as_json(), px=px)
-                count += 1
+                self._result(fill).add(fill)
+                filled.add(fill.client_order_id)
                 data = as_json(fill)
             else:
                 data = "{}"
-            fields = {
+            fields: dict[str, str | int] = {
                 "sequence": event.sequence,
-                "instance_id": instance_id,
                 "type": kind or "",
-                "time": event.time.ToMilliseconds(),
-                "refusals": event.refusals,
                 "data": data,
             }
+            if event.refusals:
+                fields["refusals"] = event.refusals
             pipe.xadd(
                 stream,
                 fields,  # type: ignore[arg-type]
                 maxlen=self._maxlen,
                 approximate=True,
                 # Only the first entry makes the stream: one found missing later was removed.
-                nomkstream=stream_exists or bool(adds),
+                nomkstream=stream_exists or event is not events[0],
             )
-            adds.append(count)
-            count += 1
-        results = await pipe.execute()
-        if any(results[i] is None for i in adds):
+        for cid, (order, data) in orders.items():
+            queue_order(pipe, keys, order, self.results.get((instance_id, cid)), ttl, data)
+            filled.discard(cid)
+        px = int(ttl * 1000) if ttl else None
+        for cid in filled:
+            result = self.results[(instance_id, cid)]
+            pipe.set(keys.execution("execution_result", instance_id, cid), result.as_json(), px=px)
+        results = await client.execute(pipe)
+        if any(added is None for added in results[: len(events)]):
             raise Resync(f"{stream} is gone")
         last = events[-1]
         self._stats.written[instance_id] = last.sequence
@@ -143,7 +143,7 @@ class InstanceEvents:
     def __bool__(self) -> bool:
         return bool(self._buffer)
 
-    async def resume(self, client: aioredis.Redis, stream: str) -> None:
+    async def resume(self, client: Connection, stream: str) -> None:
         """Continues the numbering after the stream's last entry, and drops what a broken
         pipeline of this server had written already."""
         last = await last_entry(client, stream)
@@ -155,12 +155,12 @@ class InstanceEvents:
             while self._buffer and self._buffer[0][0] <= int(index):
                 self._buffer.popleft()
 
-    async def write(self, client: aioredis.Redis, stream: str, maxlen: int) -> None:
+    async def write(self, client: Connection, stream: str, maxlen: int) -> None:
         """Writes everything buffered in one pipeline (removed from the buffer once written)."""
         batch = list(self._buffer)
         if not batch:
             return
-        pipe = client.pipeline(transaction=False)
+        pipe = client.pipeline()
         sequence = self.sequence
         for index, event in batch:
             sequence += 1
@@ -173,7 +173,7 @@ class InstanceEvents:
                 "data": as_json(event),
             }
             pipe.xadd(stream, fields, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
-        await pipe.execute()
+        await client.execute(pipe)
         self.sequence = sequence
         # By index: the buffer may have dropped its oldest meanwhile.
         while self._buffer and self._buffer[0][0] <= batch[-1][0]:
@@ -181,18 +181,22 @@ class InstanceEvents:
         self._stats.stream_entries += len(batch)
 
 
-async def publish_ticks(client: aioredis.Redis, keys: Keys, raw: bytes) -> None:
-    """Publishes each tick of an encoded StreamTicksResponse on its instance's channel."""
-    pipe = client.pipeline(transaction=False)
+async def publish_ticks(client: Connection, keys: Keys, raw: bytes) -> None:
+    """Publishes the ticks of an encoded StreamTicksResponse: one message per instance, the
+    JSON array of its ticks in the batch."""
+    by_instance: dict[str, list[dict[str, object]]] = {}
     for tick in stream_pb2.StreamTicksResponse.FromString(raw).ticks:
-        data = {
-            "instance_id": tick.instance_id,
-            "symbol": tick.symbol,
-            "bid": tick.bid,
-            "ask": tick.ask,
-            "last": tick.last,
-            "volume": tick.volume,
-            "time_msc": tick.time.ToMilliseconds(),
-        }
-        pipe.publish(keys.ticks(tick.instance_id), json.dumps(data, separators=(",", ":")))
-    await pipe.execute()
+        by_instance.setdefault(tick.instance_id, []).append(
+            {
+                "symbol": tick.symbol,
+                "bid": tick.bid,
+                "ask": tick.ask,
+                "last": tick.last,
+                "volume": tick.volume,
+                "time_msc": tick.time.ToMilliseconds(),
+            }
+        )
+    pipe = client.pipeline()
+    for instance_id, ticks in by_instance.items():
+        pipe.publish(keys.ticks(instance_id), json.dumps(ticks, separators=(",", ":")))
+    await client.execute(pipe)

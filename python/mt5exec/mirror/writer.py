@@ -10,14 +10,13 @@ import logging
 import secrets
 import time
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from mt5exec.config import RedisConfig
 from mt5exec.engine import Engine, Topic
 from mt5exec.errors import MT5ExecError
 from mt5exec.mirror import stats as mirror_stats
-from mt5exec.mirror.client import connect
+from mt5exec.mirror.client import Connection
 from mt5exec.mirror.keys import Keys
 from mt5exec.mirror.state import InstanceKeys, Resync, write_orders
 from mt5exec.mirror.streams import ExecutionWriter, InstanceEvents, last_entry, publish_ticks
@@ -29,7 +28,9 @@ _BACKOFF_MIN_S = 0.1
 _BACKOFF_MAX_S = 5.0
 # The shortest time between two writes of an instance's state keys (events in between are
 # written together).
-_STATE_GAP_S = 0.05
+_STATE_GAP_S = 0.1
+# How long execution events wait to be written with those that follow them.
+_BATCH_S = 0.005
 # Reasons a subscription ends that end its follower too.
 _FINAL = frozenset({"INSTANCE_NOT_FOUND", "SERVER_SHUTTING_DOWN"})
 
@@ -59,7 +60,9 @@ class Mirror:
             self._keys, self.stats, config.stream_maxlen, config.execution_ttl_s
         )
         self._state = InstanceKeys(self._keys, engine)
+        # Instances whose state (instance events) or account and positions (fills) changed.
         self._dirty: set[str] = set()
+        self._traded: set[str] = set()
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -75,18 +78,17 @@ class Mirror:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        client = connect(self._config)
+        if mirror_stats.current is self.stats:
+            mirror_stats.current = None
         try:
             async with asyncio.timeout(2.0):
-                pipe = client.pipeline(transaction=False)
+                client = Connection(self._config)
+                pipe = client.pipeline()
                 self._state.write(pipe, self._engine.list_instances())
-                await pipe.execute()
+                await client.execute(pipe)
+                await client.close()
         except (TimeoutError, RedisError, OSError) as e:
             log.info("Redis mirror: the last state was not written (%s)", e)
-        finally:
-            await client.aclose()
-            if mirror_stats.current is self.stats:
-                mirror_stats.current = None
 
     # -- connection ------------------------------------------------------------------------
 
@@ -94,9 +96,10 @@ class Mirror:
         delay = _BACKOFF_MIN_S
         lost = False
         while True:
-            client = connect(self._config)
+            client: Connection | None = None
             try:
-                await client.ping()
+                client = Connection(self._config)  # (reads the password file again)
+                await client.call("ping")
                 if lost:
                     self.stats.reconnects += 1
                     log.warning("Redis mirror: connected again; rebuilding every key")
@@ -113,13 +116,16 @@ class Mirror:
                 lost = True
             finally:
                 self.stats.up = False
-                with contextlib.suppress(RedisError, OSError):
-                    await client.aclose()
+                if client is not None:
+                    # After what its thread still sends: a new connection's resume reads
+                    # Redis once nothing of this one can land any more.
+                    with contextlib.suppress(RedisError, OSError):
+                        await client.close()
             if lost:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _BACKOFF_MAX_S)
 
-    async def _session(self, client: aioredis.Redis) -> None:
+    async def _session(self, client: Connection) -> None:
         await self._resync(client)
         self.stats.up = True
         try:
@@ -130,19 +136,19 @@ class Mirror:
         except BaseExceptionGroup as group_error:
             raise _first(group_error) from None
 
-    async def _resync(self, client: aioredis.Redis) -> None:
+    async def _resync(self, client: Connection) -> None:
         """Every key written again from the engine's state; the instance events' numbering
         continued from their stream."""
         keys, state = self._keys, self._state
         state.reset()
         instances = self._engine.list_instances()
-        pipe = client.pipeline(transaction=False)
+        pipe = client.pipeline()
         pipe.hset(
             keys.marker,
             mapping={"token": self._token, "resynced_unix_ms": int(time.time() * 1000)},
         )
         present = state.write(pipe, instances, full=True)
-        await pipe.execute()
+        await client.execute(pipe)
         await state.forget_stale(client, present)
         for instance in instances:
             await write_orders(
@@ -158,7 +164,7 @@ class Mirror:
 
     # -- state keys and instance events ----------------------------------------------------
 
-    async def _keep_state(self, client: aioredis.Redis, group: asyncio.TaskGroup) -> None:
+    async def _keep_state(self, client: Connection, group: asyncio.TaskGroup) -> None:
         """Writes what changed (the instances named by events at once, every instance each
         refresh interval), follows each instance's executions, checks Redis still has the
         mirror's keys."""
@@ -176,16 +182,17 @@ class Mirror:
             periodic = now >= next_full
             if periodic:
                 next_full = now + interval
-            dirty, self._dirty = self._dirty, set()
-            pipe = client.pipeline(transaction=False)
+            changed, self._dirty = self._dirty, set()
+            traded, self._traded = self._traded, set()
+            pipe = client.pipeline()
             pipe.exists(self._keys.marker)
-            self._state.write(pipe, instances, only=None if periodic else dirty)
-            results = await pipe.execute()
+            self._state.write(pipe, instances, changed=None if periodic else changed, traded=traded)
+            results = await client.execute(pipe)
             if not results[0]:
                 raise Resync(f"{self._keys.marker} is gone")
             await self._events.write(client, self._keys.instance_events, self._config.stream_maxlen)
             self._changed.clear()
-            if not self._dirty and not self._events:
+            if not self._dirty and not self._traded and not self._events:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(max(0.0, next_full - time.monotonic())):
                         await self._changed.wait()
@@ -207,7 +214,7 @@ class Mirror:
 
     # -- executions ------------------------------------------------------------------------
 
-    async def _follow_executions(self, client: aioredis.Redis, instance_id: str) -> None:
+    async def _follow_executions(self, client: Connection, instance_id: str) -> None:
         """An instance's execution events into its stream, from the last one the stream has:
         no gap, no duplicate."""
         last_fields = await last_entry(client, self._keys.executions(instance_id))
@@ -229,13 +236,18 @@ class Mirror:
             try:
                 while True:
                     raw = await sub.next(1 << 20)
+                    # A moment for what follows (the RPC that made these events answers
+                    # first), then all of it as one batch: concatenated responses are one.
+                    await asyncio.sleep(_BATCH_S)
+                    while (more := sub.ready(1 << 20)) is not None:
+                        raw += more
                     response = stream_pb2.StreamExecutionsResponse.FromString(raw)
                     events = [e for e in response.events if e.sequence > last]
                     if not events:
                         continue
                     await self._executions.write(client, instance_id, events, exists)
                     exists, last = True, events[-1].sequence
-                    self._dirty.add(instance_id)
+                    self._traded.add(instance_id)
                     self._changed.set()
             except MT5ExecError as e:
                 if e.reason in _FINAL:
@@ -247,12 +259,18 @@ class Mirror:
 
     # -- ticks -----------------------------------------------------------------------------
 
-    async def _publish_ticks(self, client: aioredis.Redis) -> None:
+    async def _publish_ticks(self, client: Connection) -> None:
         while True:
             sub = self._engine.subscribe(Topic.TICKS, [])
             try:
-                async for raw in sub.messages(1 << 20):
+                while True:
+                    raw = await sub.next(1 << 20)
+                    await asyncio.sleep(_BATCH_S)  # more ticks per message
+                    while (more := sub.ready(1 << 20)) is not None:
+                        raw += more
                     await publish_ticks(client, self._keys, raw)
             except MT5ExecError as e:
                 if e.reason == "SERVER_SHUTTING_DOWN":
                     return
+            finally:
+                sub.close()
