@@ -100,6 +100,7 @@ bench: build
 	$(PY) benchmarks/tick_fanout.py
 	$(PY) benchmarks/risk_check.py
 	$(PY) benchmarks/auth_overhead.py
+	$(PY) benchmarks/metrics_overhead.py
 
 clean:
 	rm -rf $(VENV) target tools/node_modules examples/node/node_modules examples/go/gen python/mt5exec/_core*.so
