@@ -95,3 +95,45 @@ def close(server: ServerProcess, instance_id: str, position_id: int, volume: flo
         instance_id=instance_id, position_id=position_id, volume=volume
     )
     server.orders.ClosePosition(request, timeout=30)
+
+
+def sim(
+    server: ServerProcess, instance_id: str, symbols: list[str] | None = None, **config: object
+) -> None:
+    """A sim instance with config fields (initial_balance, margin_mode...), READY with prices."""
+    from tests.support import wait_for_price
+
+    from mt5exec.v1 import instance_pb2
+
+    cfg = common_pb2.InstanceConfig(
+        symbols=symbols or ["EURUSD"],
+        tick_rate=5,
+        **config,  # type: ignore[arg-type]
+    )
+    server.instances.CreateInstance(
+        instance_pb2.CreateInstanceRequest(instance_id=instance_id, config=cfg), timeout=60
+    )
+    for symbol in cfg.symbols:
+        wait_for_price(server, instance_id, symbol)
+
+
+def refused_copy(server: ServerProcess, instance_id: str, reason: str) -> common_pb2.Order:
+    """The first REJECTED order update of ``reason`` in the instance's execution events (the
+    copier tells a copy it did not make there); the call's deadline fails the test."""
+    from mt5exec.v1 import stream_pb2
+
+    request = stream_pb2.StreamExecutionsRequest(instance_id=instance_id)
+    stream = server.streams.StreamExecutions(request, timeout=60)
+    try:
+        for response in stream:
+            for event in response.events:
+                order = event.order_update
+                if (
+                    event.HasField("order_update")
+                    and order.status == common_pb2.ORDER_STATUS_REJECTED
+                    and order.reject_reason == reason
+                ):
+                    return order
+    finally:
+        stream.cancel()
+    raise AssertionError(f"no refused copy ({reason}) on {instance_id}")

@@ -539,10 +539,13 @@ pub fn on_master_deal(shared: &Arc<Shared>, master: &Instance, deal: &t::DealRep
 /// A master deal as a trade to copy: its order's (or position's) stops and the account.
 fn master_trade(master: &Instance, deal: &t::DealReport, side: v1::Side) -> MasterTrade {
     let live = master.live.lock();
+    // The order's entry: by the request the deal answers (its ticket is indexed only once
+    // the result follows), else by ticket.
     let (mut stop_loss, mut take_profit) = live
-        .book
-        .by_ticket
-        .get(&deal.order)
+        .pending
+        .get(&deal.request_id)
+        .map(|p| &p.client_order_id)
+        .or_else(|| live.book.by_ticket.get(&deal.order))
         .and_then(|cid| live.book.by_client_id.get(cid))
         .map_or((0.0, 0.0), |e| (e.order.stop_loss, e.order.take_profit));
     if stop_loss == 0.0 && take_profit == 0.0 {
