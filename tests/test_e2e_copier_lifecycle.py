@@ -1,0 +1,89 @@
+"""The copier's netting followers, late join and deletion, end to end (real server, real sim
+workers)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from tests.copier_support import (
+    BUY,
+    SELL,
+    close,
+    net,
+    orders_of,
+    place,
+    relate,
+    sim,
+    wait_net,
+)
+
+from mt5exec.testing import ServerProcess
+from mt5exec.v1 import common_pb2, order_pb2
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    with ServerProcess(tmp_path_factory.mktemp("copier-lifecycle")) as proc:
+        yield proc
+
+
+def test_a_netting_follower_holds_the_hedging_masters_net(server: ServerProcess) -> None:
+    sim(server, "hm", margin_mode=common_pb2.ACCOUNT_MARGIN_MODE_HEDGING)
+    sim(server, "nf", margin_mode=common_pb2.ACCOUNT_MARGIN_MODE_NETTING)
+    relate(server, "net", "hm", "nf")
+    long = place(server, "hm", "hm-long", BUY, 0.05)
+    short = place(server, "hm", "hm-short", SELL, 0.02)
+    assert long.position_id != short.position_id  # two positions on the master
+    wait_net(server, "nf", 0.03)
+    close(server, "hm", long.position_id, 0.02)  # the long's partial close: 0.03 long left
+    wait_net(server, "nf", 0.01)
+    close(server, "hm", short.position_id)  # the short gone: the net is the long's 0.03
+    wait_net(server, "nf", 0.03)
+    close(server, "hm", long.position_id)
+    wait_net(server, "nf", 0.0)
+    assert net(server, "hm") == 0.0
+
+
+def test_late_join_copies_open_positions_or_only_new_trades(server: ServerProcess) -> None:
+    sim(server, "lm")
+    sim(server, "l-open")
+    sim(server, "l-new")
+    held = place(server, "lm", "lm-held", BUY, 0.02)
+    relate(server, "late-open", "lm", "l-open", late_join=order_pb2.COPY_LATE_JOIN_OPEN_POSITIONS)
+    relate(server, "late-new", "lm", "l-new", late_join=order_pb2.COPY_LATE_JOIN_NEW_ONLY)
+    wait_net(server, "l-open", 0.02)
+    (joined,) = orders_of(server, "l-open", "late-open:")
+    assert joined.client_order_id.endswith(":j")
+    place(server, "lm", "lm-new", SELL, 0.01)
+    wait_net(server, "l-new", -0.01)
+    wait_net(server, "l-open", 0.01)
+    close(server, "lm", held.position_id)  # closes the late joiner's copy too
+    wait_net(server, "l-open", -0.01)
+    assert net(server, "l-new") == -0.01
+
+
+def test_deleting_a_relation_leaves_or_closes_its_copies(server: ServerProcess) -> None:
+    sim(server, "dm")
+    sim(server, "d-leave")
+    sim(server, "d-close")
+    relate(server, "leave", "dm", "d-leave", on_delete=order_pb2.COPY_ON_DELETE_LEAVE_OPEN)
+    relate(server, "closes", "dm", "d-close", on_delete=order_pb2.COPY_ON_DELETE_CLOSE)
+    place(server, "dm", "dm-1", BUY, 0.03)
+    wait_net(server, "d-leave", 0.03)
+    wait_net(server, "d-close", 0.03)
+    for relation_id in ("leave", "closes"):
+        server.orders.DeleteCopyRelation(
+            order_pb2.DeleteCopyRelationRequest(relation_id=relation_id), timeout=30
+        )
+    wait_net(server, "d-close", 0.0)
+    (closed,) = [
+        o for o in orders_of(server, "d-close", "closes:") if o.client_order_id[-2:] == "d0"
+    ]
+    assert closed.status == common_pb2.ORDER_STATUS_FILLED
+    # Copies are submitted when the master's deal arrives, before its order's result: a copy
+    # of this one would be in the follower's orders when PlaceOrder returns.
+    place(server, "dm", "dm-2", BUY, 0.01)
+    assert len(orders_of(server, "d-leave", "leave:")) == 1
+    assert len(orders_of(server, "d-close", "closes:")) == 2  # the copy and its close
+    assert net(server, "d-leave") == 0.03
