@@ -29,27 +29,55 @@ def _free_port() -> int:
 class RedisServer:
     """``start``, ``kill`` (SIGKILL) and ``start`` again: the same port and files."""
 
-    def __init__(self, binary: str, root: Path, password: str = "") -> None:
+    def __init__(
+        self,
+        binary: str,
+        root: Path,
+        password: str = "",
+        tls: tuple[bytes, bytes, bytes] | None = None,
+    ) -> None:
+        """``tls``: the server's certificate, its key and the CA's certificate (PEM): then it
+        serves TLS only (``rediss://``)."""
         self.binary = binary
         self.password = password
+        self.tls = tls
         self.root = root
         self.port = _free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://127.0.0.1:{self.port}/0"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.root / "ca.pem"
 
     def client(self) -> redis.Redis:
+        tls: dict[str, object] = {}
+        if self.tls:
+            tls = {"ssl": True, "ssl_ca_certs": str(self.ca_file)}
         return redis.Redis(
             port=self.port,
             password=self.password or None,
             decode_responses=True,
             socket_timeout=30,
+            **tls,  # type: ignore[arg-type]
         )
 
     def start(self) -> None:
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1"]
+        args = [self.binary, "--bind", "127.0.0.1"]
+        if self.tls:
+            cert, key, ca = self.tls
+            for name, pem in (("server.pem", cert), ("server.key", key), ("ca.pem", ca)):
+                (self.root / name).write_bytes(pem)
+            args += ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"]
+            args += ["--tls-cert-file", str(self.root / "server.pem")]
+            args += ["--tls-key-file", str(self.root / "server.key")]
+            args += ["--tls-ca-cert-file", str(self.ca_file)]
+        else:
+            args += ["--port", str(self.port)]
         args += ["--dir", str(self.root), "--save", "", "--appendonly", "yes"]
         args += ["--appendfsync", "always", "--protected-mode", "no", "--daemonize", "no"]
         if self.password:
@@ -77,7 +105,9 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def redis_server(password: str = "") -> Iterator[RedisServer]:
+def redis_server(
+    password: str = "", tls: tuple[bytes, bytes, bytes] | None = None
+) -> Iterator[RedisServer]:
     binary = shutil.which("redis-server")
     if binary is None:
         message = "redis-server is not installed (make setup installs it)"
@@ -85,7 +115,7 @@ def redis_server(password: str = "") -> Iterator[RedisServer]:
             pytest.fail(message)
         pytest.skip(message)
     root = Path(tempfile.mkdtemp(prefix="mt5exec-redis-"))
-    server = RedisServer(binary, root, password)
+    server = RedisServer(binary, root, password, tls)
     try:
         server.start()
         yield server

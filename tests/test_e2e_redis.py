@@ -28,6 +28,7 @@ from redis_mirror import (
 )
 from redis_server import RedisServer, redis_server
 from support import limit, market, wait_until
+from test_e2e_tls import Authority
 
 
 @pytest.fixture(scope="module")
@@ -202,6 +203,19 @@ def test_password_from_a_file(tmp_path: Path) -> None:
                 "written with the password", lambda: r.get(PREFIX + "instance_health:p1") == "UP"
             )
             assert server.terminate() == 0
+
+
+def test_tls_with_the_servers_ca(tmp_path: Path) -> None:
+    """rediss://: the server's certificate checked against [redis] tls_ca_file."""
+    ca = Authority("redis test CA")
+    pair = ca.server()
+    with redis_server(tls=(pair.cert, pair.key, ca.pem)) as rs:
+        assert rs.url.startswith("rediss://")
+        r = rs.client()
+        env = {"MT5EXEC_REDIS_TLS_CA_FILE": str(rs.ca_file)}
+        with mirrored_server(tmp_path / "data", rs, env) as server:
+            create_netting(server, "s1")
+            wait_until("written over TLS", lambda: r.get(PREFIX + "instance_health:s1") == "UP")
 
 
 def test_off_without_redis_section_and_not_imported(tmp_path: Path) -> None:
