@@ -379,7 +379,7 @@ class CopyRelation(_message.Message):
     def __init__(self, relation_id: _Optional[str] = ..., master_instance_id: _Optional[str] = ..., follower_instance_id: _Optional[str] = ..., volume_mode: _Optional[_Union[CopyVolumeMode, str]] = ..., multiplier: _Optional[float] = ..., fixed_volume: _Optional[float] = ..., symbols: _Optional[_Iterable[str]] = ..., reverse: _Optional[bool] = ..., copy_stops: _Optional[bool] = ..., risk_percent: _Optional[float] = ..., min_volume: _Optional[float] = ..., max_volume: _Optional[float] = ..., raise_to_minimum: _Optional[bool] = ..., symbol_map: _Optional[_Mapping[str, str]] = ..., symbol_prefix: _Optional[str] = ..., symbol_suffix: _Optional[str] = ..., exclude_symbols: _Optional[_Iterable[str]] = ..., magics: _Optional[_Iterable[int]] = ..., sides: _Optional[_Union[CopySides, str]] = ..., order_types: _Optional[_Iterable[_Union[_common_pb2.OrderType, str]]] = ..., copy_pending: _Optional[bool] = ..., max_deviation_points: _Optional[int] = ..., late_join: _Optional[_Union[CopyLateJoin, str]] = ..., on_delete: _Optional[_Union[CopyOnDelete, str]] = ..., signal_source: _Optional[str] = ..., owner: _Optional[str] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CopyRelationStats(_message.Message):
-    __slots__ = ("copies", "skipped", "latency_p50_seconds", "latency_p99_seconds", "fills", "slippage_points_mean", "slippage_points_max")
+    __slots__ = ("copies", "skipped", "latency_p50_seconds", "latency_p99_seconds", "fills", "slippage_points_mean", "slippage_points_max", "recovered")
     class SkippedEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -394,6 +394,7 @@ class CopyRelationStats(_message.Message):
     FILLS_FIELD_NUMBER: _ClassVar[int]
     SLIPPAGE_POINTS_MEAN_FIELD_NUMBER: _ClassVar[int]
     SLIPPAGE_POINTS_MAX_FIELD_NUMBER: _ClassVar[int]
+    RECOVERED_FIELD_NUMBER: _ClassVar[int]
     copies: int
     skipped: _containers.ScalarMap[str, int]
     latency_p50_seconds: float
@@ -401,7 +402,8 @@ class CopyRelationStats(_message.Message):
     fills: int
     slippage_points_mean: float
     slippage_points_max: float
-    def __init__(self, copies: _Optional[int] = ..., skipped: _Optional[_Mapping[str, int]] = ..., latency_p50_seconds: _Optional[float] = ..., latency_p99_seconds: _Optional[float] = ..., fills: _Optional[int] = ..., slippage_points_mean: _Optional[float] = ..., slippage_points_max: _Optional[float] = ...) -> None: ...
+    recovered: bool
+    def __init__(self, copies: _Optional[int] = ..., skipped: _Optional[_Mapping[str, int]] = ..., latency_p50_seconds: _Optional[float] = ..., latency_p99_seconds: _Optional[float] = ..., fills: _Optional[int] = ..., slippage_points_mean: _Optional[float] = ..., slippage_points_max: _Optional[float] = ..., recovered: _Optional[bool] = ...) -> None: ...
 
 class GetCopyRelationRequest(_message.Message):
     __slots__ = ("relation_id",)
