@@ -62,6 +62,7 @@ def test_defaults(tmp_path: Path) -> None:
         "auth",
         "vault",
         "signals",
+        "redis",
     ]
     assert cfg.data_dir.is_absolute()
     assert cfg.instances_dir == tmp_path / "mt5exec-data" / "instances"
@@ -234,7 +235,7 @@ def test_sim_section_is_unknown(tmp_path: Path) -> None:
     path = write(tmp_path, '[server]\nmax_instances = 3\n\n[sim]\nsymbols = ["EURUSD"]\n')
     with pytest.raises(ConfigError) as info:
         load_config(path, env={})
-    sections = "server, engine, history, mt5, risk, auth, vault, signals"
+    sections = "server, engine, history, mt5, risk, auth, vault, signals, redis"
     assert str(info.value) == f"{path}: sim: unknown section (sections: {sections})"
 
 
