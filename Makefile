@@ -101,6 +101,7 @@ bench: build
 	$(PY) benchmarks/risk_check.py
 	$(PY) benchmarks/auth_overhead.py
 	$(PY) benchmarks/metrics_overhead.py
+	$(PY) benchmarks/redis_mirror.py
 
 clean:
 	rm -rf $(VENV) target tools/node_modules examples/node/node_modules examples/go/gen python/mt5exec/_core*.so

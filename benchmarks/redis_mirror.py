@@ -4,7 +4,8 @@ mirror on and off, in alternating rounds of the same run.
 Three servers run side by side, each with a sim instance (netting, 2 symbols at --tick-rate
 ticks/s each): ``off`` (no [redis]), ``off_control`` (a second one: what two servers differ by
 anyway) and ``on`` (``[redis]`` writing to a redis-server this script starts, ``ticks = true``:
-every tick published on pub/sub as well, the mirror's heaviest setting). Each round every
+every tick published on pub/sub as well, the mirror's heaviest setting; with
+``--no-mirror-ticks`` its default, ticks not published). Each round every
 server has --subscribers StreamTicks clients open while --calls market PlaceOrders are timed,
 interleaved server by server (each round starts the rotation with another server, so that the
 machine's drift hits them alike). A Redis subscriber counts the ticks the mirror published.
@@ -16,7 +17,7 @@ order. Target: the mirror adds at most 5 % to PlaceOrder's p50 (ratio ≤ 1.05),
 lost.
 
 Usage: nice python benchmarks/redis_mirror.py [--rounds 8] [--calls 150] [--warmup 100]
-       [--subscribers 4] [--tick-rate 50]
+       [--subscribers 4] [--tick-rate 50] [--no-mirror-ticks]
 Writes benchmarks/results/redis_mirror.json.
 """
 
@@ -83,8 +84,13 @@ Target = tuple[str, str | None, int]  # address, token, server pid
 
 
 @contextmanager
-def servers(root: Path, rs: RedisServer, tick_rate: float) -> Iterator[dict[str, Target]]:
-    (root / "on.toml").write_text(f'[redis]\nurl = "{rs.url}"\nprefix = "{PREFIX}"\nticks = true\n')
+def servers(
+    root: Path, rs: RedisServer, tick_rate: float, mirror_ticks: bool
+) -> Iterator[dict[str, Target]]:
+    ticks = "true" if mirror_ticks else "false"
+    (root / "on.toml").write_text(
+        f'[redis]\nurl = "{rs.url}"\nprefix = "{PREFIX}"\nticks = {ticks}\n'
+    )
     with ExitStack() as stack:
         started = {
             mode: stack.enter_context(
@@ -224,7 +230,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         rs = RedisServer(binary, Path(tmp))
         rs.start()
         try:
-            with servers(Path(tmp), rs, args.tick_rate) as targets:
+            with servers(Path(tmp), rs, args.tick_rate, args.mirror_ticks) as targets:
                 measured = uvloop.run(measure(targets, rs, args))
         finally:
             rs.kill()
@@ -235,6 +241,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "calls_per_round": args.calls,
         "subscribers_per_server": args.subscribers,
         "ticks_per_s_per_server": args.tick_rate * 2,
+        "mirror_ticks_on_pub_sub": args.mirror_ticks,
         "place_order": modes,
         "ratios_vs_off": {
             m: {p: round(modes[m][f"{p}_us"] / modes["off"][f"{p}_us"], 3) for p in ("p50", "p99")}
@@ -266,6 +273,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=100, help="orders per server, not timed")
     parser.add_argument("--subscribers", type=int, default=4, help="tick streams per server")
     parser.add_argument("--tick-rate", type=float, default=50.0, help="per symbol (2 symbols)")
+    parser.add_argument(
+        "--no-mirror-ticks",
+        dest="mirror_ticks",
+        action="store_false",
+        help="the mirror without ticks on pub/sub (its default setting)",
+    )
     args = parser.parse_args()
     result = run(args)
     path = write("redis_mirror", result)

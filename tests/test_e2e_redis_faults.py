@@ -23,7 +23,7 @@ from redis_mirror import (
     sequences,
 )
 from redis_server import redis_server
-from support import error_info, market, wait_until
+from support import error_info, market, wait_for_price, wait_ready, wait_until
 
 
 def _mirror_up(server: ServerProcess) -> float:
@@ -159,3 +159,30 @@ def test_trading_and_the_kill_switch_work_while_redis_is_down(tmp_path: Path) ->
                 timeout=30,
             ).order
             assert get_json(r, "execution_state:d1:while-down")["order_id"] == str(order.order_id)
+
+
+def test_a_server_restart_continues_the_streams(tmp_path: Path) -> None:
+    """The mirror of a new server process resumes where Redis stands: the execution stream
+    and the instance events' numbering go on, nothing twice."""
+    with redis_server() as rs:
+        r = rs.client()
+        data = tmp_path / "data"
+        with mirrored_server(data, rs) as server:
+            create_netting(server, "r1")
+            for i in range(5):
+                server.orders.PlaceOrder(market("r1", f"before-{i}"), timeout=30)
+            _complete(r, server, "r1", [f"before-{i}" for i in range(5)])
+            assert server.terminate() == 0
+        first = sequences(r, "r1")
+        events_before = len(entries(r, "instance_events"))
+        with mirrored_server(data, rs) as server:
+            wait_ready(server, "r1")
+            wait_for_price(server, "r1", "EURUSD")
+            for i in range(5):
+                server.orders.PlaceOrder(market("r1", f"after-{i}"), timeout=30)
+            _complete(r, server, "r1", [f"after-{i}" for i in range(5)])
+        seqs = sequences(r, "r1")
+        assert seqs[: len(first)] == first and len(seqs) > len(first)
+        numbers = [int(e["sequence"]) for e in entries(r, "instance_events")]
+        assert len(numbers) > events_before
+        assert numbers == list(range(1, len(numbers) + 1))
