@@ -16,8 +16,9 @@ from mt5exec.mirror.client import Connection
 from mt5exec.mirror.keys import INSTANCE_KEYS, Keys, Result, as_json, execution_status, health
 from mt5exec.v1 import common_pb2, instance_pb2, order_pb2
 
-# Orders listed per call of a resync (the engine's largest page).
-_PAGE = 1000
+# Orders listed per call of a resync: a page is encoded on the event loop, and a page of 100
+# holds it for a few ms only.
+_PAGE = 100
 
 
 class Resync(Exception):

@@ -31,6 +31,9 @@ _BACKOFF_MAX_S = 5.0
 _STATE_GAP_S = 0.1
 # How long execution events wait to be written with those that follow them.
 _BATCH_S = 0.005
+# What one batch of execution events may take (~300 events: a replay of many is written, and
+# encoded on the event loop, a few ms at a time).
+_TAKE_BYTES = 64 << 10
 # Reasons a subscription ends that end its follower too.
 _FINAL = frozenset({"INSTANCE_NOT_FOUND", "SERVER_SHUTTING_DOWN"})
 
@@ -235,11 +238,11 @@ class Mirror:
                     return
             try:
                 while True:
-                    raw = await sub.next(1 << 20)
+                    raw = await sub.next(_TAKE_BYTES)
                     # A moment for what follows (the RPC that made these events answers
                     # first), then all of it as one batch: concatenated responses are one.
                     await asyncio.sleep(_BATCH_S)
-                    while (more := sub.ready(1 << 20)) is not None:
+                    while len(raw) < _TAKE_BYTES and (more := sub.ready(_TAKE_BYTES)):
                         raw += more
                     response = stream_pb2.StreamExecutionsResponse.FromString(raw)
                     events = [e for e in response.events if e.sequence > last]
