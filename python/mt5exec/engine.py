@@ -354,6 +354,9 @@ class Engine:
         self._coalesce_max_s = s.stream_coalesce_max_s
         self._futures: dict[int, asyncio.Future[tuple[int, str, str, bytes]]] = {}
         self._subscriptions: dict[int, Subscription | OrderSession] = {}
+        # Subscriptions of the server's own (the Redis mirror's): they do not count towards
+        # coalescing, which the clients' streams would otherwise pay for.
+        self._uncounted: set[int] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._fd = self._core.notify_fd()
 
@@ -864,41 +867,47 @@ class Engine:
         instance_ids: list[str],
         symbols: list[str] | None = None,
         conflate: bool = False,
+        counted: bool = True,
     ) -> Subscription:
+        """``counted``: false for the server's own subscribers (not in ``coalesce_delay``)."""
         try:
             core = self._core.subscribe(int(topic), instance_ids, symbols or [], conflate)
         except _core.CoreError as e:
             raise _translate(e) from None
         sub = Subscription(self, core)
-        self._list(sub)
+        self._list(sub, counted)
         return sub
 
     def coalesce_delay(self) -> float:
         """Seconds a subscriber waits between messages: none with few subscribers (lowest
         latency), growing with their number up to ``stream_coalesce_max_s`` (bigger batches)."""
-        count = len(self._subscriptions)
+        count = len(self._subscriptions) - len(self._uncounted)
         return 0.0 if count <= 20 else min(self._coalesce_max_s, count * 0.00005)
 
-    def _list(self, sub: Subscription | OrderSession) -> None:
+    def _list(self, sub: Subscription | OrderSession, counted: bool = True) -> None:
         self._subscriptions[sub.id] = sub
+        if not counted:
+            self._uncounted.add(sub.id)
         self._core.set_coalescing(self.coalesce_delay() > 0)
 
     def _unlist(self, sub_id: int) -> Subscription | OrderSession | None:
         sub = self._subscriptions.pop(sub_id, None)
+        self._uncounted.discard(sub_id)
         self._core.set_coalescing(self.coalesce_delay() > 0)
         return sub
 
     def subscribe_executions(
-        self, instance_id: str, from_sequence: int, live: bool = False
+        self, instance_id: str, from_sequence: int, live: bool = False, counted: bool = True
     ) -> Subscription:
         """One instance's execution events after ``from_sequence`` (``live``: after the last
-        one): missed ones, then live. Its headers name the sequence it starts after."""
+        one): missed ones, then live. Its headers name the sequence it starts after.
+        ``counted`` as for ``subscribe``."""
         try:
             core, after = self._core.subscribe_executions(instance_id, from_sequence, live)
         except _core.CoreError as e:
             raise _translate(e) from None
         sub = Subscription(self, core, headers=((START_SEQUENCE_HEADER, str(after)),))
-        self._list(sub)
+        self._list(sub, counted)
         return sub
 
     def _forget(self, sub: Subscription) -> None:

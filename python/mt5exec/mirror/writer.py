@@ -205,7 +205,7 @@ class Mirror:
         """Instance events into the buffer, Redis up or down (the engine keeps no log of them
         to resume from)."""
         while True:
-            sub = self._engine.subscribe(Topic.INSTANCE_EVENTS, [])
+            sub = self._engine.subscribe(Topic.INSTANCE_EVENTS, [], counted=False)
             try:
                 async for raw in sub.messages(1 << 20):
                     self._dirty.update(self._events.add(raw))
@@ -225,7 +225,7 @@ class Mirror:
         exists = last_fields is not None
         while True:
             try:
-                sub = self._engine.subscribe_executions(instance_id, last)
+                sub = self._engine.subscribe_executions(instance_id, last, counted=False)
             except MT5ExecError as e:
                 if e.reason != "SEQUENCE_EXPIRED":
                     return
@@ -233,7 +233,7 @@ class Mirror:
                 log.warning("Redis mirror: %s: %s", instance_id, e)
                 self.stats.sequence_gaps += 1
                 try:
-                    sub = self._engine.subscribe_executions(instance_id, 0)
+                    sub = self._engine.subscribe_executions(instance_id, 0, counted=False)
                 except MT5ExecError:
                     return
             try:
@@ -264,7 +264,7 @@ class Mirror:
 
     async def _publish_ticks(self, client: Connection) -> None:
         while True:
-            sub = self._engine.subscribe(Topic.TICKS, [])
+            sub = self._engine.subscribe(Topic.TICKS, [], counted=False)
             try:
                 while True:
                     raw = await sub.next(1 << 20)
