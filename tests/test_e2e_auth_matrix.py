@@ -42,6 +42,7 @@ from mt5exec.v1 import (
     common_pb2,
     instance_pb2,
     instance_pb2_grpc,
+    market_pb2,
     order_pb2,
     stream_pb2,
     stream_pb2_grpc,
@@ -217,6 +218,7 @@ READ = (OK, OK, NOT_FOUND, OK)  # viewer, trader of alice, trader of bob, admin
 TRADE = (DENIED, OK, NOT_FOUND, OK)
 ADMIN = (DENIED, DENIED, DENIED, OK)
 NOT_BUILT = (DENIED, DENIED, DENIED, UNIMPLEMENTED)
+READ_NOT_BUILT = (UNIMPLEMENTED, UNIMPLEMENTED, NOT_FOUND, UNIMPLEMENTED)
 ANYONE = (OK, OK, OK, OK)
 # The matrix's server stores no ticks: who may read them gets FAILED_PRECONDITION.
 NO_TICKS = (
@@ -226,11 +228,12 @@ NO_TICKS = (
     grpc.StatusCode.FAILED_PRECONDITION,
 )
 
-INS, ORD, STR, AUT = (
+INS, ORD, STR, AUT, MKT = (
     "mt5exec.v1.InstanceService/",
     "mt5exec.v1.OrderService/",
     "mt5exec.v1.StreamService/",
     "mt5exec.v1.AuthService/",
+    "mt5exec.v1.MarketDataService/",
 )
 ACTIVE = common_pb2.TRADING_STATE_ACTIVE
 
@@ -435,6 +438,47 @@ TABLE: dict[str, Row] = {
     AUT + "WhoAmI": Row(lambda i, w: auth_pb2.WhoAmIRequest(), "a1", ANYONE),
     AUT + "ListAuditRecords": Row(
         lambda i, w: auth_pb2.ListAuditRecordsRequest(instance_id=i), "a1", ADMIN
+    ),
+    MKT + "ListSymbols": Row(lambda i, w: market_pb2.ListSymbolsRequest(instance_id=i), "a1", READ),
+    MKT + "GetSymbol": Row(
+        lambda i, w: market_pb2.GetSymbolRequest(instance_id=i, symbol="EURUSD"), "a1", READ
+    ),
+    MKT + "CalcMargin": Row(
+        lambda i, w: market_pb2.CalcMarginRequest(
+            instance_id=i, symbol="EURUSD", side=common_pb2.SIDE_BUY, volume=0.1
+        ),
+        "a1",
+        READ,
+    ),
+    MKT + "CalcProfit": Row(
+        lambda i, w: market_pb2.CalcProfitRequest(
+            instance_id=i,
+            symbol="EURUSD",
+            side=common_pb2.SIDE_BUY,
+            volume=0.1,
+            price_open=1.1,
+            price_close=1.2,
+        ),
+        "a1",
+        READ,
+    ),
+    MKT + "GetTerminalInfo": Row(
+        lambda i, w: market_pb2.GetTerminalInfoRequest(instance_id=i), "a1", READ
+    ),
+    MKT + "GetRates": Row(
+        lambda i, w: market_pb2.GetRatesRequest(instance_id=i, symbol="EURUSD"),
+        "a1",
+        READ_NOT_BUILT,
+    ),
+    MKT + "GetTicks": Row(
+        lambda i, w: market_pb2.GetTicksRequest(instance_id=i, symbol="EURUSD"),
+        "a1",
+        READ_NOT_BUILT,
+    ),
+    MKT + "StreamBook": Row(
+        lambda i, w: market_pb2.StreamBookRequest(instance_id=i, symbol="EURUSD"),
+        "a1",
+        READ_NOT_BUILT,
     ),
 }
 

@@ -847,6 +847,22 @@ class Engine:
                 metadata={"client_order_id": client_order_id} if client_order_id else None,
             ) from None
 
+    async def market_query(self, instance_id: str, request: bytes, timeout: float) -> bytes:
+        """Asks the instance's terminal a market data question (an encoded ``MarketRequest``);
+        returns the worker's encoded ``MarketAnswer`` (its ``code`` says how it went)."""
+        try:
+            token = self._core.market_query(instance_id, request)
+        except _core.CoreError as e:
+            raise _translate(e) from None
+        try:
+            return await self._await(token, timeout)
+        except TimeoutError:
+            raise MT5ExecError(
+                grpc.StatusCode.UNAVAILABLE,
+                "TERMINAL_TIMEOUT",
+                f"no answer from the terminal within {timeout:g} s",
+            ) from None
+
     def get_account(self, instance_id: str) -> bytes:
         try:
             return self._core.get_account(instance_id)

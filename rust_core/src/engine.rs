@@ -165,6 +165,15 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// Asks the instance's terminal a market data question (an encoded `MarketRequest`);
+    /// returns the token completed with the encoded `MarketAnswer` (see `market::query`).
+    ///
+    /// # Errors
+    /// `NOT_FOUND`, `INVALID_ARGUMENT`, `FAILED_PRECONDITION`.
+    pub fn market_query(&self, instance_id: &str, request: &[u8]) -> Result<u64> {
+        crate::market::query(&self.shared, instance_id, request)
+    }
+
     /// Starts the engine's runtime.
     ///
     /// # Errors

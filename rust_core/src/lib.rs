@@ -18,6 +18,7 @@ pub mod frame;
 pub mod journal;
 pub mod killswitch;
 pub mod latency;
+pub mod market;
 pub mod notify;
 pub mod orders;
 pub mod pb;

@@ -296,6 +296,11 @@ impl PyEngine {
         Ok(PyBytes::new(py, &self.inner.instance_stats(instance_id)?))
     }
 
+    /// Asks the terminal a market data question; the token completes with a MarketAnswer.
+    fn market_query(&self, instance_id: &str, request: &[u8]) -> PyResult<u64> {
+        Ok(self.inner.market_query(instance_id, request)?)
+    }
+
     #[pyo3(signature = (instance_id, grace_s = None))]
     fn stop_instance(&self, instance_id: &str, grace_s: Option<f64>) -> PyResult<u64> {
         let grace = grace_s.map(|g| seconds(g, "grace")).transpose()?;

@@ -57,6 +57,7 @@ _INSTANCE = "mt5exec.v1.InstanceService/"
 _ORDER = "mt5exec.v1.OrderService/"
 _STREAM = "mt5exec.v1.StreamService/"
 _AUTH = "mt5exec.v1.AuthService/"
+_MARKET = "mt5exec.v1.MarketDataService/"
 _R, _C = Kind.READ, Kind.CALL
 
 KINDS: dict[str, Kind] = {
@@ -104,6 +105,14 @@ KINDS: dict[str, Kind] = {
     _AUTH + "RevokeApiKey": _C,
     _AUTH + "WhoAmI": _R,
     _AUTH + "ListAuditRecords": _R,
+    _MARKET + "ListSymbols": _R,
+    _MARKET + "GetSymbol": _R,
+    _MARKET + "CalcMargin": _R,
+    _MARKET + "CalcProfit": _R,
+    _MARKET + "GetTerminalInfo": _R,
+    _MARKET + "GetRates": _R,
+    _MARKET + "GetTicks": _R,
+    _MARKET + "StreamBook": _R,
 }
 
 

@@ -65,6 +65,7 @@ _INSTANCE = "mt5exec.v1.InstanceService/"
 _ORDER = "mt5exec.v1.OrderService/"
 _STREAM = "mt5exec.v1.StreamService/"
 _AUTH = "mt5exec.v1.AuthService/"
+_MARKET = "mt5exec.v1.MarketDataService/"
 
 RULES: dict[str, Rule] = {
     # Instance lifecycle and the node: admin.
@@ -123,6 +124,14 @@ RULES: dict[str, Rule] = {
     _AUTH + "RevokeApiKey": _admin(),
     _AUTH + "WhoAmI": Rule(Role.VIEWER),
     _AUTH + "ListAuditRecords": _admin(),
+    _MARKET + "ListSymbols": _read(),
+    _MARKET + "GetSymbol": _read(),
+    _MARKET + "CalcMargin": _read(),
+    _MARKET + "CalcProfit": _read(),
+    _MARKET + "GetTerminalInfo": _read(),
+    _MARKET + "GetRates": _read(),
+    _MARKET + "GetTicks": _read(),
+    _MARKET + "StreamBook": _read(),
 }
 
 

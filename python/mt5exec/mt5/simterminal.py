@@ -55,7 +55,6 @@ import importlib
 import json
 import math
 import os
-import re
 import threading
 import time
 from collections import deque
@@ -69,6 +68,7 @@ from mt5exec.mt5 import constants as c
 from mt5exec.mt5.constants import *  # noqa: F403 - the official module exposes every constant
 from mt5exec.sim.broker import SimBroker, SimConfig
 from mt5exec.sim.constants import ACTIVE_STATES
+from mt5exec.sim.market import group_matcher as _group_matcher
 from mt5exec.sim.state import StateError
 from mt5exec.sim.symbols import (
     DEFAULT_SYMBOLS,
@@ -1038,26 +1038,6 @@ def _seconds(value: Any) -> float | None:
     return None
 
 
-def _group_matcher(group: str) -> Callable[[str], bool]:
-    """MT5 group masks: comma-separated, ``*`` wildcards, ``!`` excludes; case-insensitive."""
-    include: list[re.Pattern[str]] = []
-    exclude: list[re.Pattern[str]] = []
-    for part in group.split(","):
-        p = part.strip()
-        if not p:
-            continue
-        target = exclude if p.startswith("!") else include
-        glob = p.lstrip("!")
-        target.append(re.compile(".*".join(map(re.escape, glob.split("*"))), re.IGNORECASE))
-
-    def match(name: str) -> bool:
-        return any(r.fullmatch(name) for r in include) and not any(
-            r.fullmatch(name) for r in exclude
-        )
-
-    return match
-
-
 # -- connection --------------------------------------------------------------------------------
 
 
@@ -1541,6 +1521,39 @@ def order_calc_margin(action: int, symbol: str, volume: float, price: float) -> 
             _fail(c.RES_E_FAIL)
             return None
         return _end(round(s.margin_for(spec, float(volume), float(price)), 2))
+
+
+def order_calc_profit(
+    action: int, symbol: str, volume: float, price_open: float, price_close: float
+) -> float | None:
+    """Profit in the account currency of ``volume`` lots of ``symbol`` bought (ORDER_TYPE_BUY)
+    or sold at ``price_open`` and closed at ``price_close``."""
+    with _lock:
+        s = _begin("order_calc_profit")
+        if s is None:
+            return None
+        if not _is_int(action) or action not in (c.ORDER_TYPE_BUY, c.ORDER_TYPE_SELL):
+            _invalid("Invalid 1st unnamed argument")
+            return None
+        if not isinstance(symbol, str):
+            _invalid("Invalid 2nd unnamed argument")
+            return None
+        if not _is_number(volume) or not volume > 0:
+            _invalid("Invalid 3rd unnamed argument")
+            return None
+        for n, price in (("4th", price_open), ("5th", price_close)):
+            if not _is_number(price) or not price > 0:
+                _invalid(f"Invalid {n} unnamed argument")
+                return None
+        spec = s.specs.get(symbol)
+        if spec is None:
+            _fail(c.RES_E_FAIL)
+            return None
+        diff = float(price_close) - float(price_open)
+        if action == c.ORDER_TYPE_SELL:
+            diff = -diff
+        rate = s.to_account(spec.currency_profit)
+        return _end(round(diff * float(volume) * spec.contract_size * rate, 2))
 
 
 def order_send(request: dict[str, Any]) -> OrderSendResult | None:

@@ -36,13 +36,14 @@ from mt5exec.server.standard import Health, add_standard_services
 from mt5exec.server.state import AppState
 from mt5exec.services import auth as auth_service
 from mt5exec.services import instance as instance_service
+from mt5exec.services import market as market_service
 from mt5exec.services import order as order_service
 from mt5exec.services import stream as stream_service
 from mt5exec.services.risk_control import load_owner_policies
 from mt5exec.storage.history_process import HistoryProcess
 from mt5exec.storage.logs import prune_logs
 from mt5exec.templates import load_templates
-from mt5exec.v1 import auth_pb2, instance_pb2, order_pb2, stream_pb2
+from mt5exec.v1 import auth_pb2, instance_pb2, market_pb2, order_pb2, stream_pb2
 from mt5exec.vault import open_vault
 from mt5exec.vault.keys import take_from_environ
 
@@ -56,6 +57,7 @@ SERVICES = (
     order_pb2.DESCRIPTOR.services_by_name["OrderService"],
     stream_pb2.DESCRIPTOR.services_by_name["StreamService"],
     auth_pb2.DESCRIPTOR.services_by_name["AuthService"],
+    market_pb2.DESCRIPTOR.services_by_name["MarketDataService"],
 )
 
 _OPTIONS = [
@@ -199,6 +201,7 @@ class Server:
                 stream_service.PLANNED,
             ),
             (auth_service.AuthService(self.guard, self.state.history), auth_service.PLANNED),
+            (market_service.MarketDataService(self.state), market_service.PLANNED),
         )
         audit_records.configure_log()
         for service, (servicer, planned) in zip(SERVICES, servicers, strict=True):

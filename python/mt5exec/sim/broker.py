@@ -1258,6 +1258,27 @@ class SimBroker:
     def symbol_infos(self) -> list[pb.SymbolInfo]:
         return [m.spec.to_proto() for m in self._markets.values()]
 
+    def symbol_rules(self, symbol: str) -> SymbolRules:
+        """``symbol``'s trading rules (execution, sessions); KeyError when unknown."""
+        return self._markets[symbol].rules
+
+    def margin_at(self, symbol: str, volume: float, price: float = 0.0) -> float:
+        """Margin of ``volume`` lots of ``symbol`` in the account currency, by the rule the
+        fills use (at ``price``; 0: at the mid); KeyError when the symbol is unknown."""
+        m = self._markets[symbol]
+        if not price:
+            return m.margin_of(volume, self.config.leverage)
+        return volume * m.contract * price / self.config.leverage * m.rate()
+
+    def profit_of(
+        self, symbol: str, buy: bool, volume: float, price_open: float, price_close: float
+    ) -> float:
+        """Profit of a position from ``price_open`` to ``price_close`` in the account currency,
+        rounded as a closing deal's is; KeyError when the symbol is unknown."""
+        m = self._markets[symbol]
+        diff = price_close - price_open if buy else price_open - price_close
+        return round(diff * volume * m.contract * m.rate() * 100.0) / 100.0
+
     def _rate_to_account(self, currency: str) -> Callable[[], float]:
         """How to turn an amount in ``currency`` into the account currency, at current prices.
 

@@ -122,6 +122,11 @@ class Sessions:
     def _week_second(self, t: float) -> float:
         return (t - _MONDAY_S) % WEEK_S
 
+    @property
+    def windows(self) -> list[tuple[int, int]]:
+        """The merged windows, ``(start, end)`` seconds of the week."""
+        return list(zip(self._starts, self._ends, strict=True))
+
     def is_open(self, t: float) -> bool:
         """Whether trading is open at ``t`` (epoch seconds)."""
         if self.always:

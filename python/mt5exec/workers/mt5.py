@@ -69,6 +69,7 @@ from typing import Any, Literal
 from mt5exec.mt5 import bootstrap
 from mt5exec.mt5 import constants as c
 from mt5exec.terminal.v1 import worker_pb2 as pb
+from mt5exec.workers import mt5_market
 from mt5exec.workers.base import (
     DEFAULT_HEARTBEAT_MS,
     EXIT_CONFIG,
@@ -97,7 +98,15 @@ from mt5exec.workers.protocol import FrameReader, encode_frame
 log = logging.getLogger("mt5exec.workers.mt5")
 
 BACKEND = "mt5"
-CAPABILITIES = ("ticks", "orders", "faults", "pending_orders", "order_check", "reconcile")
+CAPABILITIES = (
+    "ticks",
+    "orders",
+    "faults",
+    "pending_orders",
+    "order_check",
+    "reconcile",
+    "market_data",
+)
 
 # Exit codes of this worker only; the shared ones (0-4, 70) come from workers.base.
 EXIT_LOGIN = 5
@@ -1181,6 +1190,11 @@ class MT5Worker:
                 self._send_state(force=True)
         elif kind == "reconcile":
             self._reconcile(frame.reconcile)
+        elif kind == "market_request":
+            answer = mt5_market.answer(
+                self.mt5, self._call, self.term.last_error, frame.market_request
+            )
+            self._out.append(encode_frame(pb.WorkerFrame(market_answer=answer)))
         elif kind == "fault":
             self._fault(frame.fault)
         elif kind == "shutdown":

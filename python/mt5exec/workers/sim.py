@@ -99,6 +99,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from mt5exec.sim import market
 from mt5exec.sim.broker import Activity, SendOutcome, SimBroker, SimConfig
 from mt5exec.sim.state import Retention, StateError
 from mt5exec.sim.symbols import DEFAULT_SYMBOLS, parse_symbol_settings
@@ -140,7 +141,15 @@ from mt5exec.workers.protocol import (
 log = logging.getLogger("mt5exec.workers.sim")
 
 BACKEND = "sim"
-CAPABILITIES = ("ticks", "orders", "faults", "pending_orders", "order_check", "reconcile")
+CAPABILITIES = (
+    "ticks",
+    "orders",
+    "faults",
+    "pending_orders",
+    "order_check",
+    "reconcile",
+    "market_data",
+)
 
 # Equity-only account updates while positions are open are rate limited to this.
 ACCOUNT_INTERVAL_S = 0.25
@@ -513,6 +522,8 @@ class SimWorker:
             self._send_account(now)
         elif kind == "reconcile":
             self._out.append(_frame(reconcile_result=self.broker.reconcile(frame.reconcile)))
+        elif kind == "market_request":
+            self._out.append(_frame(market_answer=market.answer(self.broker, frame.market_request)))
         elif kind == "fault":
             self._fault(frame.fault)
         elif kind == "shutdown":

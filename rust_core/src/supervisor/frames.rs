@@ -91,6 +91,7 @@ pub fn handle(shared: &Arc<Shared>, instance: &Instance, frame: t::WorkerFrame) 
         Some(Body::OrderResult(result)) => routing::on_result(shared, instance, &result),
         Some(Body::OrderUpdate(update)) => routing::on_order_update(shared, instance, &update),
         Some(Body::ReconcileResult(result)) => routing::on_reconcile(shared, instance, &result),
+        Some(Body::MarketAnswer(answer)) => crate::market::on_answer(shared, instance, &answer),
         Some(Body::Event(event)) => {
             let mut live = instance.live.lock();
             let kind = event.kind.as_str();

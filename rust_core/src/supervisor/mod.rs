@@ -191,6 +191,8 @@ pub struct Live {
     pub tx: Option<Arc<Outbox>>,
     /// Requests in flight, by request id (= token).
     pub pending: HashMap<u64, PendingRequest>,
+    /// Market data questions in flight (tokens; see `market`).
+    pub market_pending: std::collections::HashSet<u64>,
     /// Orders by client id (the idempotency book).
     pub book: OrderBook,
     /// Tokens completed when READY (or when the instance gives up).
@@ -274,6 +276,7 @@ impl Instance {
                 open_orders: Vec::new(),
                 tx: None,
                 pending: HashMap::new(),
+                market_pending: std::collections::HashSet::new(),
                 book: OrderBook::default(),
                 ready_waiters: Vec::new(),
                 stop_waiters: Vec::new(),

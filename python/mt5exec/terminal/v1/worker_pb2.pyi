@@ -15,7 +15,7 @@ PROTOCOL_VERSION_UNSPECIFIED: ProtocolVersion
 PROTOCOL_VERSION_CURRENT: ProtocolVersion
 
 class WorkerFrame(_message.Message):
-    __slots__ = ("hello", "heartbeat", "ticks", "order_result", "deal", "account", "positions", "event", "order_update", "orders", "reconcile_result")
+    __slots__ = ("hello", "heartbeat", "ticks", "order_result", "deal", "account", "positions", "event", "order_update", "orders", "reconcile_result", "market_answer")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     TICKS_FIELD_NUMBER: _ClassVar[int]
@@ -27,6 +27,7 @@ class WorkerFrame(_message.Message):
     ORDER_UPDATE_FIELD_NUMBER: _ClassVar[int]
     ORDERS_FIELD_NUMBER: _ClassVar[int]
     RECONCILE_RESULT_FIELD_NUMBER: _ClassVar[int]
+    MARKET_ANSWER_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     heartbeat: Heartbeat
     ticks: TickBatch
@@ -38,23 +39,26 @@ class WorkerFrame(_message.Message):
     order_update: OrderUpdate
     orders: OrderSnapshot
     reconcile_result: ReconcileResult
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., ticks: _Optional[_Union[TickBatch, _Mapping]] = ..., order_result: _Optional[_Union[OrderResult, _Mapping]] = ..., deal: _Optional[_Union[DealReport, _Mapping]] = ..., account: _Optional[_Union[AccountSnapshot, _Mapping]] = ..., positions: _Optional[_Union[PositionSnapshot, _Mapping]] = ..., event: _Optional[_Union[WorkerEvent, _Mapping]] = ..., order_update: _Optional[_Union[OrderUpdate, _Mapping]] = ..., orders: _Optional[_Union[OrderSnapshot, _Mapping]] = ..., reconcile_result: _Optional[_Union[ReconcileResult, _Mapping]] = ...) -> None: ...
+    market_answer: MarketAnswer
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., ticks: _Optional[_Union[TickBatch, _Mapping]] = ..., order_result: _Optional[_Union[OrderResult, _Mapping]] = ..., deal: _Optional[_Union[DealReport, _Mapping]] = ..., account: _Optional[_Union[AccountSnapshot, _Mapping]] = ..., positions: _Optional[_Union[PositionSnapshot, _Mapping]] = ..., event: _Optional[_Union[WorkerEvent, _Mapping]] = ..., order_update: _Optional[_Union[OrderUpdate, _Mapping]] = ..., orders: _Optional[_Union[OrderSnapshot, _Mapping]] = ..., reconcile_result: _Optional[_Union[ReconcileResult, _Mapping]] = ..., market_answer: _Optional[_Union[MarketAnswer, _Mapping]] = ...) -> None: ...
 
 class EngineFrame(_message.Message):
-    __slots__ = ("welcome", "order", "shutdown", "fault", "snapshot_request", "reconcile")
+    __slots__ = ("welcome", "order", "shutdown", "fault", "snapshot_request", "reconcile", "market_request")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     ORDER_FIELD_NUMBER: _ClassVar[int]
     SHUTDOWN_FIELD_NUMBER: _ClassVar[int]
     FAULT_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_REQUEST_FIELD_NUMBER: _ClassVar[int]
     RECONCILE_FIELD_NUMBER: _ClassVar[int]
+    MARKET_REQUEST_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     order: OrderRequest
     shutdown: Shutdown
     fault: FaultInjection
     snapshot_request: SnapshotRequest
     reconcile: ReconcileRequest
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., order: _Optional[_Union[OrderRequest, _Mapping]] = ..., shutdown: _Optional[_Union[Shutdown, _Mapping]] = ..., fault: _Optional[_Union[FaultInjection, _Mapping]] = ..., snapshot_request: _Optional[_Union[SnapshotRequest, _Mapping]] = ..., reconcile: _Optional[_Union[ReconcileRequest, _Mapping]] = ...) -> None: ...
+    market_request: MarketRequest
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., order: _Optional[_Union[OrderRequest, _Mapping]] = ..., shutdown: _Optional[_Union[Shutdown, _Mapping]] = ..., fault: _Optional[_Union[FaultInjection, _Mapping]] = ..., snapshot_request: _Optional[_Union[SnapshotRequest, _Mapping]] = ..., reconcile: _Optional[_Union[ReconcileRequest, _Mapping]] = ..., market_request: _Optional[_Union[MarketRequest, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("protocol_version", "backend", "instance_id", "capabilities", "pid", "symbols", "account")
@@ -75,7 +79,7 @@ class Hello(_message.Message):
     def __init__(self, protocol_version: _Optional[int] = ..., backend: _Optional[str] = ..., instance_id: _Optional[str] = ..., capabilities: _Optional[_Iterable[str]] = ..., pid: _Optional[int] = ..., symbols: _Optional[_Iterable[_Union[SymbolInfo, _Mapping]]] = ..., account: _Optional[_Union[AccountSnapshot, _Mapping]] = ...) -> None: ...
 
 class SymbolInfo(_message.Message):
-    __slots__ = ("name", "digits", "point", "contract_size", "volume_min", "volume_max", "volume_step", "stops_level", "freeze_level", "filling_mode", "trade_mode", "currency_base", "currency_profit", "currency_margin", "tick_value", "tick_size")
+    __slots__ = ("name", "digits", "point", "contract_size", "volume_min", "volume_max", "volume_step", "stops_level", "freeze_level", "filling_mode", "trade_mode", "currency_base", "currency_profit", "currency_margin", "tick_value", "tick_size", "description", "path", "trade_execution_mode", "trade_calc_mode", "swap_mode", "swap_long", "swap_short", "swap_rollover3days", "margin_initial", "margin_maintenance", "margin_hedged", "spread", "spread_float", "bid", "ask", "time_msc", "trade_sessions", "order_mode", "expiration_mode", "select")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIGITS_FIELD_NUMBER: _ClassVar[int]
     POINT_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +96,26 @@ class SymbolInfo(_message.Message):
     CURRENCY_MARGIN_FIELD_NUMBER: _ClassVar[int]
     TICK_VALUE_FIELD_NUMBER: _ClassVar[int]
     TICK_SIZE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    TRADE_EXECUTION_MODE_FIELD_NUMBER: _ClassVar[int]
+    TRADE_CALC_MODE_FIELD_NUMBER: _ClassVar[int]
+    SWAP_MODE_FIELD_NUMBER: _ClassVar[int]
+    SWAP_LONG_FIELD_NUMBER: _ClassVar[int]
+    SWAP_SHORT_FIELD_NUMBER: _ClassVar[int]
+    SWAP_ROLLOVER3DAYS_FIELD_NUMBER: _ClassVar[int]
+    MARGIN_INITIAL_FIELD_NUMBER: _ClassVar[int]
+    MARGIN_MAINTENANCE_FIELD_NUMBER: _ClassVar[int]
+    MARGIN_HEDGED_FIELD_NUMBER: _ClassVar[int]
+    SPREAD_FIELD_NUMBER: _ClassVar[int]
+    SPREAD_FLOAT_FIELD_NUMBER: _ClassVar[int]
+    BID_FIELD_NUMBER: _ClassVar[int]
+    ASK_FIELD_NUMBER: _ClassVar[int]
+    TIME_MSC_FIELD_NUMBER: _ClassVar[int]
+    TRADE_SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    ORDER_MODE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRATION_MODE_FIELD_NUMBER: _ClassVar[int]
+    SELECT_FIELD_NUMBER: _ClassVar[int]
     name: str
     digits: int
     point: float
@@ -108,7 +132,35 @@ class SymbolInfo(_message.Message):
     currency_margin: str
     tick_value: float
     tick_size: float
-    def __init__(self, name: _Optional[str] = ..., digits: _Optional[int] = ..., point: _Optional[float] = ..., contract_size: _Optional[float] = ..., volume_min: _Optional[float] = ..., volume_max: _Optional[float] = ..., volume_step: _Optional[float] = ..., stops_level: _Optional[int] = ..., freeze_level: _Optional[int] = ..., filling_mode: _Optional[int] = ..., trade_mode: _Optional[int] = ..., currency_base: _Optional[str] = ..., currency_profit: _Optional[str] = ..., currency_margin: _Optional[str] = ..., tick_value: _Optional[float] = ..., tick_size: _Optional[float] = ...) -> None: ...
+    description: str
+    path: str
+    trade_execution_mode: int
+    trade_calc_mode: int
+    swap_mode: int
+    swap_long: float
+    swap_short: float
+    swap_rollover3days: int
+    margin_initial: float
+    margin_maintenance: float
+    margin_hedged: float
+    spread: int
+    spread_float: bool
+    bid: float
+    ask: float
+    time_msc: int
+    trade_sessions: _containers.RepeatedCompositeFieldContainer[SymbolSession]
+    order_mode: int
+    expiration_mode: int
+    select: bool
+    def __init__(self, name: _Optional[str] = ..., digits: _Optional[int] = ..., point: _Optional[float] = ..., contract_size: _Optional[float] = ..., volume_min: _Optional[float] = ..., volume_max: _Optional[float] = ..., volume_step: _Optional[float] = ..., stops_level: _Optional[int] = ..., freeze_level: _Optional[int] = ..., filling_mode: _Optional[int] = ..., trade_mode: _Optional[int] = ..., currency_base: _Optional[str] = ..., currency_profit: _Optional[str] = ..., currency_margin: _Optional[str] = ..., tick_value: _Optional[float] = ..., tick_size: _Optional[float] = ..., description: _Optional[str] = ..., path: _Optional[str] = ..., trade_execution_mode: _Optional[int] = ..., trade_calc_mode: _Optional[int] = ..., swap_mode: _Optional[int] = ..., swap_long: _Optional[float] = ..., swap_short: _Optional[float] = ..., swap_rollover3days: _Optional[int] = ..., margin_initial: _Optional[float] = ..., margin_maintenance: _Optional[float] = ..., margin_hedged: _Optional[float] = ..., spread: _Optional[int] = ..., spread_float: _Optional[bool] = ..., bid: _Optional[float] = ..., ask: _Optional[float] = ..., time_msc: _Optional[int] = ..., trade_sessions: _Optional[_Iterable[_Union[SymbolSession, _Mapping]]] = ..., order_mode: _Optional[int] = ..., expiration_mode: _Optional[int] = ..., select: _Optional[bool] = ...) -> None: ...
+
+class SymbolSession(_message.Message):
+    __slots__ = ("start_second", "end_second")
+    START_SECOND_FIELD_NUMBER: _ClassVar[int]
+    END_SECOND_FIELD_NUMBER: _ClassVar[int]
+    start_second: int
+    end_second: int
+    def __init__(self, start_second: _Optional[int] = ..., end_second: _Optional[int] = ...) -> None: ...
 
 class Welcome(_message.Message):
     __slots__ = ("protocol_version", "heartbeat_interval_ms")
@@ -435,3 +487,113 @@ class FaultInjection(_message.Message):
 class SnapshotRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class MarketRequest(_message.Message):
+    __slots__ = ("request_id", "symbols", "calc", "terminal")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SYMBOLS_FIELD_NUMBER: _ClassVar[int]
+    CALC_FIELD_NUMBER: _ClassVar[int]
+    TERMINAL_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    symbols: SymbolsQuery
+    calc: CalcQuery
+    terminal: TerminalQuery
+    def __init__(self, request_id: _Optional[int] = ..., symbols: _Optional[_Union[SymbolsQuery, _Mapping]] = ..., calc: _Optional[_Union[CalcQuery, _Mapping]] = ..., terminal: _Optional[_Union[TerminalQuery, _Mapping]] = ...) -> None: ...
+
+class SymbolsQuery(_message.Message):
+    __slots__ = ("group", "name")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    name: str
+    def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class CalcQuery(_message.Message):
+    __slots__ = ("symbol", "action", "volume", "price_open", "price_close", "profit")
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    VOLUME_FIELD_NUMBER: _ClassVar[int]
+    PRICE_OPEN_FIELD_NUMBER: _ClassVar[int]
+    PRICE_CLOSE_FIELD_NUMBER: _ClassVar[int]
+    PROFIT_FIELD_NUMBER: _ClassVar[int]
+    symbol: str
+    action: int
+    volume: float
+    price_open: float
+    price_close: float
+    profit: bool
+    def __init__(self, symbol: _Optional[str] = ..., action: _Optional[int] = ..., volume: _Optional[float] = ..., price_open: _Optional[float] = ..., price_close: _Optional[float] = ..., profit: _Optional[bool] = ...) -> None: ...
+
+class TerminalQuery(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SymbolList(_message.Message):
+    __slots__ = ("symbols",)
+    SYMBOLS_FIELD_NUMBER: _ClassVar[int]
+    symbols: _containers.RepeatedCompositeFieldContainer[SymbolInfo]
+    def __init__(self, symbols: _Optional[_Iterable[_Union[SymbolInfo, _Mapping]]] = ...) -> None: ...
+
+class CalcResult(_message.Message):
+    __slots__ = ("value", "currency")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    value: float
+    currency: str
+    def __init__(self, value: _Optional[float] = ..., currency: _Optional[str] = ...) -> None: ...
+
+class TerminalState(_message.Message):
+    __slots__ = ("build", "connected", "trade_allowed", "tradeapi_disabled", "ping_last", "community_account", "community_connection", "company", "name", "language", "max_bars", "dlls_allowed", "data_folder", "backend", "login", "server")
+    BUILD_FIELD_NUMBER: _ClassVar[int]
+    CONNECTED_FIELD_NUMBER: _ClassVar[int]
+    TRADE_ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    TRADEAPI_DISABLED_FIELD_NUMBER: _ClassVar[int]
+    PING_LAST_FIELD_NUMBER: _ClassVar[int]
+    COMMUNITY_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    COMMUNITY_CONNECTION_FIELD_NUMBER: _ClassVar[int]
+    COMPANY_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    MAX_BARS_FIELD_NUMBER: _ClassVar[int]
+    DLLS_ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    DATA_FOLDER_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    LOGIN_FIELD_NUMBER: _ClassVar[int]
+    SERVER_FIELD_NUMBER: _ClassVar[int]
+    build: int
+    connected: bool
+    trade_allowed: bool
+    tradeapi_disabled: bool
+    ping_last: int
+    community_account: bool
+    community_connection: bool
+    company: str
+    name: str
+    language: str
+    max_bars: int
+    dlls_allowed: bool
+    data_folder: str
+    backend: str
+    login: int
+    server: str
+    def __init__(self, build: _Optional[int] = ..., connected: _Optional[bool] = ..., trade_allowed: _Optional[bool] = ..., tradeapi_disabled: _Optional[bool] = ..., ping_last: _Optional[int] = ..., community_account: _Optional[bool] = ..., community_connection: _Optional[bool] = ..., company: _Optional[str] = ..., name: _Optional[str] = ..., language: _Optional[str] = ..., max_bars: _Optional[int] = ..., dlls_allowed: _Optional[bool] = ..., data_folder: _Optional[str] = ..., backend: _Optional[str] = ..., login: _Optional[int] = ..., server: _Optional[str] = ...) -> None: ...
+
+class MarketAnswer(_message.Message):
+    __slots__ = ("request_id", "code", "reason", "message", "field", "symbols", "calc", "terminal")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    SYMBOLS_FIELD_NUMBER: _ClassVar[int]
+    CALC_FIELD_NUMBER: _ClassVar[int]
+    TERMINAL_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    code: int
+    reason: str
+    message: str
+    field: str
+    symbols: SymbolList
+    calc: CalcResult
+    terminal: TerminalState
+    def __init__(self, request_id: _Optional[int] = ..., code: _Optional[int] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., field: _Optional[str] = ..., symbols: _Optional[_Union[SymbolList, _Mapping]] = ..., calc: _Optional[_Union[CalcResult, _Mapping]] = ..., terminal: _Optional[_Union[TerminalState, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,129 @@
+"""The simulated broker's answers to market data questions (``MarketRequest`` frames):
+symbols as ``symbol_info`` gives them, margin and profit by the rules its fills use, and the
+terminal's state. Also MT5's group masks (``symbols_get(group=...)``), which the simulated
+MetaTrader5 module uses too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from mt5exec.sim.broker import SimBroker
+from mt5exec.terminal.v1 import worker_pb2 as pb
+
+# What the terminal reports of itself.
+BUILD = 4755
+NAME = "mt5exec simulated broker"
+_NOT_FOUND = 5
+_INVALID_ARGUMENT = 3
+
+
+def group_matcher(group: str) -> Callable[[str], bool]:
+    """MT5 group masks: comma-separated, ``*`` wildcards, ``!`` excludes; case-insensitive."""
+    include: list[re.Pattern[str]] = []
+    exclude: list[re.Pattern[str]] = []
+    for part in group.split(","):
+        p = part.strip()
+        if not p:
+            continue
+        target = exclude if p.startswith("!") else include
+        glob = p.lstrip("!")
+        target.append(re.compile(".*".join(map(re.escape, glob.split("*"))), re.IGNORECASE))
+
+    def match(name: str) -> bool:
+        return any(r.fullmatch(name) for r in include) and not any(
+            r.fullmatch(name) for r in exclude
+        )
+
+    return match
+
+
+def symbol_info(broker: SimBroker, name: str) -> pb.SymbolInfo:
+    """Everything ``symbol_info`` would say of ``name`` (one of the broker's symbols)."""
+    spec = next(s for s in broker.symbol_specs() if s.name == name)
+    rules = broker.symbol_rules(name)
+    bid, ask, time_msc = broker.quote(name)
+    info = spec.to_proto()
+    info.description = f"{spec.currency_base} vs {spec.currency_profit}"
+    info.path = f"Forex\\{spec.name}"
+    info.trade_execution_mode = rules.execution
+    info.trade_calc_mode = 0  # SYMBOL_CALC_MODE_FOREX
+    info.swap_rollover3days = 3  # Wednesday
+    info.margin_hedged = spec.contract_size
+    info.spread = round((ask - bid) / spec.point)
+    info.spread_float = True
+    info.bid, info.ask, info.time_msc = bid, ask, time_msc
+    info.order_mode = 127
+    info.expiration_mode = 15
+    info.select = True
+    if not rules.sessions.always:
+        for start, end in rules.sessions.windows:
+            info.trade_sessions.add(start_second=start, end_second=end)
+    return info
+
+
+def _refused(code: int, reason: str, message: str, field: str) -> pb.MarketAnswer:
+    return pb.MarketAnswer(code=code, reason=reason, message=message, field=field)
+
+
+def _unknown(name: str) -> pb.MarketAnswer:
+    return _refused(
+        _NOT_FOUND, "SYMBOL_NOT_FOUND", f"symbol: the terminal has no symbol {name!r}", "symbol"
+    )
+
+
+def answer(
+    broker: SimBroker, request: pb.MarketRequest, *, connected: bool = True
+) -> pb.MarketAnswer:
+    """The answer to ``request`` (its request_id set)."""
+    out = _answer(broker, request, connected)
+    out.request_id = request.request_id
+    return out
+
+
+def _answer(broker: SimBroker, request: pb.MarketRequest, connected: bool) -> pb.MarketAnswer:
+    kind = request.WhichOneof("query")
+    names = broker.symbols
+    if kind == "symbols":
+        q = request.symbols
+        if q.name:
+            if q.name not in names:
+                return _unknown(q.name)
+            chosen = [q.name]
+        else:
+            match = group_matcher(q.group) if q.group else None
+            chosen = [n for n in names if match is None or match(n)]
+        return pb.MarketAnswer(
+            symbols=pb.SymbolList(symbols=[symbol_info(broker, n) for n in chosen])
+        )
+    if kind == "calc":
+        c = request.calc
+        if c.symbol not in names:
+            return _unknown(c.symbol)
+        currency = broker.config.currency
+        if c.profit:
+            value = broker.profit_of(c.symbol, c.action == 0, c.volume, c.price_open, c.price_close)
+        else:
+            value = round(broker.margin_at(c.symbol, c.volume, c.price_open), 2)
+        return pb.MarketAnswer(calc=pb.CalcResult(value=value, currency=currency))
+    if kind == "terminal":
+        account = broker.account_snapshot()
+        return pb.MarketAnswer(
+            terminal=pb.TerminalState(
+                build=BUILD,
+                connected=connected,
+                trade_allowed=connected,
+                ping_last=1000,
+                company=NAME,
+                name=NAME,
+                language="English",
+                max_bars=100_000,
+                backend="sim",
+                login=account.login,
+                server=account.server,
+            )
+        )
+    return _refused(
+        _INVALID_ARGUMENT, "QUERY_UNKNOWN", f"a market question of unknown kind {kind!r}", ""
+    )

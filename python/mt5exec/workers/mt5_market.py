@@ -1,0 +1,177 @@
+"""The MetaTrader 5 worker's answers to market data questions (``MarketRequest`` frames):
+``symbols_get`` / ``symbol_info``, ``order_calc_margin`` / ``order_calc_profit`` and
+``terminal_info``, turned into the protocol's messages (docs/market-data.md)."""
+
+from __future__ import annotations
+
+import ntpath
+from collections.abc import Callable
+from typing import Any
+
+from mt5exec.mt5 import constants as c
+from mt5exec.terminal.v1 import worker_pb2 as pb
+
+# The worker's _call: the terminal call's value, or None (failed, or no link).
+Call = Callable[..., Any]
+
+_NOT_FOUND = 5
+_UNAVAILABLE = 14
+_INVALID_ARGUMENT = 3
+
+
+def symbol_full(info: Any) -> pb.SymbolInfo:
+    """Everything of a ``symbol_info`` result the protocol carries."""
+    return pb.SymbolInfo(
+        name=info.name,
+        digits=info.digits,
+        point=info.point,
+        contract_size=info.trade_contract_size,
+        volume_min=info.volume_min,
+        volume_max=info.volume_max,
+        volume_step=info.volume_step,
+        stops_level=max(0, info.trade_stops_level),
+        freeze_level=max(0, info.trade_freeze_level),
+        filling_mode=info.filling_mode,
+        trade_mode=info.trade_mode,
+        currency_base=info.currency_base,
+        currency_profit=info.currency_profit,
+        currency_margin=info.currency_margin,
+        tick_value=info.trade_tick_value,
+        tick_size=info.trade_tick_size,
+        description=info.description,
+        path=info.path,
+        trade_execution_mode=info.trade_exemode,
+        trade_calc_mode=info.trade_calc_mode,
+        swap_mode=info.swap_mode,
+        swap_long=info.swap_long,
+        swap_short=info.swap_short,
+        swap_rollover3days=info.swap_rollover3days,
+        margin_initial=info.margin_initial,
+        margin_maintenance=info.margin_maintenance,
+        margin_hedged=info.margin_hedged,
+        spread=max(0, info.spread),
+        spread_float=info.spread_float,
+        bid=info.bid,
+        ask=info.ask,
+        time_msc=info.time * 1000,
+        order_mode=info.order_mode,
+        expiration_mode=info.expiration_mode,
+        select=info.select,
+    )
+
+
+def _refused(code: int, reason: str, message: str, field: str = "") -> pb.MarketAnswer:
+    return pb.MarketAnswer(code=code, reason=reason, message=message, field=field)
+
+
+def _unavailable(what: str, last_error: Callable[[], tuple[int, str]]) -> pb.MarketAnswer:
+    code, message = last_error()
+    return _refused(
+        _UNAVAILABLE, "TERMINAL_CALL_FAILED", f"{what} failed at the terminal: {code} {message}"
+    )
+
+
+def _unknown(name: str) -> pb.MarketAnswer:
+    return _refused(
+        _NOT_FOUND, "SYMBOL_NOT_FOUND", f"symbol: the terminal has no symbol {name!r}", "symbol"
+    )
+
+
+def answer(
+    mt5: Any,
+    call: Call,
+    last_error: Callable[[], tuple[int, str]],
+    request: pb.MarketRequest,
+) -> pb.MarketAnswer:
+    """The answer to ``request`` (its request_id set)."""
+    out = _answer(mt5, call, last_error, request)
+    out.request_id = request.request_id
+    return out
+
+
+def _symbol(
+    mt5: Any, call: Call, last_error: Callable[[], tuple[int, str]], name: str
+) -> Any | pb.MarketAnswer:
+    info = call("symbol_info", mt5.symbol_info, name)
+    if info is not None:
+        return info
+    code, _ = last_error()
+    if code in c.IPC_ERRORS:
+        return _unavailable("symbol_info", last_error)
+    return _unknown(name)
+
+
+def _answer(
+    mt5: Any, call: Call, last_error: Callable[[], tuple[int, str]], request: pb.MarketRequest
+) -> pb.MarketAnswer:
+    kind = request.WhichOneof("query")
+    if kind == "symbols":
+        q = request.symbols
+        if q.name:
+            info = _symbol(mt5, call, last_error, q.name)
+            if isinstance(info, pb.MarketAnswer):
+                return info
+            infos: Any = (info,)
+        else:
+            args = (q.group,) if q.group else ()
+            infos = call("symbols_get", mt5.symbols_get, *args)
+            if infos is None:
+                return _unavailable("symbols_get", last_error)
+        return pb.MarketAnswer(symbols=pb.SymbolList(symbols=[symbol_full(i) for i in infos]))
+    if kind == "calc":
+        k = request.calc
+        info = _symbol(mt5, call, last_error, k.symbol)
+        if isinstance(info, pb.MarketAnswer):
+            return info
+        account = call("account_info", mt5.account_info)
+        if account is None:
+            return _unavailable("account_info", last_error)
+        if k.profit:
+            value = call(
+                "order_calc_profit",
+                mt5.order_calc_profit,
+                k.action,
+                k.symbol,
+                k.volume,
+                k.price_open,
+                k.price_close,
+            )
+        else:
+            price = k.price_open or (info.ask if k.action == c.ORDER_TYPE_BUY else info.bid)
+            value = call(
+                "order_calc_margin", mt5.order_calc_margin, k.action, k.symbol, k.volume, price
+            )
+        if value is None:
+            return _unavailable(
+                "order_calc_profit" if k.profit else "order_calc_margin", last_error
+            )
+        return pb.MarketAnswer(calc=pb.CalcResult(value=value, currency=account.currency))
+    if kind == "terminal":
+        info = call("terminal_info", mt5.terminal_info)
+        account = call("account_info", mt5.account_info)
+        if info is None:
+            return _unavailable("terminal_info", last_error)
+        return pb.MarketAnswer(
+            terminal=pb.TerminalState(
+                build=info.build,
+                connected=info.connected,
+                trade_allowed=info.trade_allowed,
+                tradeapi_disabled=info.tradeapi_disabled,
+                ping_last=max(0, info.ping_last),
+                community_account=info.community_account,
+                community_connection=info.community_connection,
+                company=info.company,
+                name=info.name,
+                language=info.language,
+                max_bars=max(0, info.maxbars),
+                dlls_allowed=info.dlls_allowed,
+                # Only the folder's name: the full path tells where the server's files are.
+                data_folder=ntpath.basename(info.data_path.rstrip("\\/").replace("/", "\\")),
+                backend="mt5",
+                login=0 if account is None else account.login,
+                server="" if account is None else account.server,
+            )
+        )
+    return _refused(
+        _INVALID_ARGUMENT, "QUERY_UNKNOWN", f"a market question of unknown kind {kind!r}"
+    )

@@ -1,0 +1,80 @@
+//! Market data questions (MarketDataService) passed through to the worker: the engine
+//! numbers each `MarketRequest`, remembers it, and completes the caller's token with the
+//! worker's encoded `MarketAnswer` (whose code says how it went).
+
+use prost::Message;
+use std::sync::Arc;
+
+use crate::engine::Shared;
+use crate::error::{Code, EngineError, Result};
+use crate::frame;
+use crate::notify::Completion;
+use crate::pb::terminal as t;
+use crate::pb::v1::InstanceState as S;
+use crate::supervisor::{Instance, Live};
+
+/// Sends an encoded `MarketRequest` (its request_id is replaced) to the instance's worker;
+/// returns the token completed with the encoded `MarketAnswer`.
+///
+/// # Errors
+/// `NOT_FOUND` (instance), `INVALID_ARGUMENT` (undecodable request),
+/// `FAILED_PRECONDITION` when the instance has no running worker.
+pub fn query(shared: &Arc<Shared>, instance_id: &str, request: &[u8]) -> Result<u64> {
+    let instance = shared.instance(instance_id)?;
+    let mut request = t::MarketRequest::decode(request).map_err(|e| {
+        EngineError::new(
+            Code::InvalidArgument,
+            "MALFORMED_REQUEST",
+            format!("not a MarketRequest: {e}"),
+        )
+    })?;
+    let token = shared.token();
+    request.request_id = token;
+    let frame = frame::encode(&t::EngineFrame {
+        body: Some(t::engine_frame::Body::MarketRequest(request)),
+    });
+    let mut live = instance.live.lock();
+    let ready = matches!(live.state, S::Ready | S::Degraded);
+    let sent = match (&live.tx, ready) {
+        (Some(tx), true) => tx.send(frame).is_ok(),
+        _ => false,
+    };
+    if !sent {
+        return Err(EngineError::new(
+            Code::FailedPrecondition,
+            "INSTANCE_NOT_READY",
+            format!(
+                "instance '{}' is {}: no terminal to ask",
+                instance.spec.instance_id,
+                live.state.as_str_name()
+            ),
+        )
+        .field("instance_id"));
+    }
+    live.market_pending.insert(token);
+    Ok(token)
+}
+
+/// The worker's answer: completes the token it answers (an unknown request id is dropped).
+pub fn on_answer(shared: &Shared, instance: &Instance, answer: &t::MarketAnswer) {
+    if instance
+        .live
+        .lock()
+        .market_pending
+        .remove(&answer.request_id)
+    {
+        shared.complete(Completion::ok(answer.request_id, answer.encode_to_vec()));
+    }
+}
+
+/// The worker is gone: the questions it did not answer fail.
+pub fn on_worker_lost(shared: &Shared, live: &mut Live) {
+    let lost = EngineError::new(
+        Code::Unavailable,
+        "WORKER_LOST",
+        "the worker stopped before answering",
+    );
+    for token in live.market_pending.drain() {
+        shared.complete(Completion::err(token, &lost, Vec::new()));
+    }
+}

@@ -1,0 +1,107 @@
+"""MarketDataService through the MT5 worker (issue #24): the real server runs the MT5 worker,
+which asks the MetaTrader5 API of ``mt5exec.mt5.simterminal`` (symbols_get, symbol_info,
+order_calc_margin, order_calc_profit, terminal_info)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from tests.support import error_info, wait_for_price
+
+from mt5exec.mt5 import simterminal
+from mt5exec.testing import ServerProcess
+from mt5exec.v1 import common_pb2, instance_pb2, market_pb2, market_pb2_grpc
+
+LOGIN, SERVER, PASSWORD = 5012345, "Sim-Demo", "s3cret-Pa55"
+SYMBOLS = ["EURUSD", "GBPUSD", "USDJPY"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    data = tmp_path_factory.mktemp("mt5-market")
+    config = data / "mt5exec.toml"
+    config.write_text('[mt5]\nmodule = "mt5exec.mt5.simterminal"\npoll_interval_ms = 20\n')
+    (data / "data" / "templates").mkdir(parents=True)
+    (data / "data" / "templates" / "health_check.json").write_text(
+        json.dumps({"broker_retry_attempts": 1, "broker_retry_initial_ms": 100})
+    )
+    with ServerProcess(data / "data", config=config) as proc:
+        simterminal.write_terminal_config(
+            proc.data_dir / "instances" / "default" / "mt5-m" / "terminal",
+            login=LOGIN,
+            password=PASSWORD,
+            server=SERVER,
+            symbols=SYMBOLS,
+            tick_rate=20,
+            margin_mode="hedging",
+        )
+        request = instance_pb2.CreateInstanceRequest(
+            instance_id="mt5-m",
+            backend=common_pb2.BACKEND_MT5,
+            config=common_pb2.InstanceConfig(symbols=SYMBOLS, login=LOGIN, server=SERVER),
+            password=PASSWORD,
+        )
+        proc.instances.CreateInstance(request, timeout=60)
+        wait_for_price(proc, "mt5-m", "EURUSD")
+        yield proc
+
+
+def _stub(server: ServerProcess) -> market_pb2_grpc.MarketDataServiceStub:
+    assert server.channel is not None
+    return market_pb2_grpc.MarketDataServiceStub(server.channel)
+
+
+def test_symbols_from_symbols_get(server: ServerProcess) -> None:
+    stub = _stub(server)
+    got = stub.ListSymbols(
+        market_pb2.ListSymbolsRequest(instance_id="mt5-m", group="*USD*,!EUR*"), timeout=30
+    )
+    assert [s.name for s in got.symbols] == ["GBPUSD", "USDJPY"]
+    one = stub.GetSymbol(
+        market_pb2.GetSymbolRequest(instance_id="mt5-m", symbol="EURUSD"), timeout=30
+    ).symbol
+    assert (one.digits, one.contract_size, one.currency_profit) == (5, 100_000.0, "USD")
+    assert one.path == "Forex\\EURUSD" and 0 < one.bid < one.ask
+    with pytest.raises(grpc.RpcError) as e:
+        stub.GetSymbol(
+            market_pb2.GetSymbolRequest(instance_id="mt5-m", symbol="XAUUSD"), timeout=30
+        )
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    assert error_info(e.value).metadata["field"] == "symbol"
+
+
+def test_calc_margin_and_profit(server: ServerProcess) -> None:
+    stub = _stub(server)
+    margin = stub.CalcMargin(
+        market_pb2.CalcMarginRequest(
+            instance_id="mt5-m", symbol="EURUSD", side=common_pb2.SIDE_BUY, volume=1.0, price=1.1
+        ),
+        timeout=30,
+    )
+    assert margin.margin == pytest.approx(1100.0) and margin.currency == "USD"
+    profit = stub.CalcProfit(
+        market_pb2.CalcProfitRequest(
+            instance_id="mt5-m",
+            symbol="EURUSD",
+            side=common_pb2.SIDE_SELL,
+            volume=1.0,
+            price_open=1.1,
+            price_close=1.1010,
+        ),
+        timeout=30,
+    )
+    assert profit.profit == pytest.approx(-100.0)
+
+
+def test_terminal_info_shows_no_paths(server: ServerProcess) -> None:
+    info = (
+        _stub(server)
+        .GetTerminalInfo(market_pb2.GetTerminalInfoRequest(instance_id="mt5-m"), timeout=30)
+        .terminal
+    )
+    assert info.connected and info.trade_allowed and info.backend == "mt5"
+    assert info.login == LOGIN and info.server == SERVER and info.build > 0
+    assert info.data_folder and "/" not in info.data_folder and "\\" not in info.data_folder
