@@ -122,6 +122,13 @@ def test_keys_and_streams_match_the_engine(tmp_path: Path, rs: RedisServer) -> N
         assert result["pnl"] == pytest.approx(f0.profit + f0.commission + f0.swap)
         assert result["slippage_points"] == pytest.approx(f0.slippage_points)
         assert result["filled_volume"] == pytest.approx(0.01)
+        wait_until(
+            "the instance events up to READY",
+            lambda: any(
+                get_json_text(e["data"])["state"] == "INSTANCE_STATE_READY"
+                for e in entries(r, "instance_events")
+            ),
+        )
         states = [get_json_text(e["data"])["state"] for e in entries(r, "instance_events")]
         assert states[-1] == "INSTANCE_STATE_READY"
         assert [int(e["sequence"]) for e in entries(r, "instance_events")] == list(

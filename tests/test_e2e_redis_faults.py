@@ -110,7 +110,10 @@ def test_flushall_rebuilds_every_key_and_the_streams_go_on(tmp_path: Path) -> No
             for key in ("instance_state:f1", "instance_health:f1", "account_state:f1"):
                 wait_until(f"{key} rebuilt", lambda key=key: r.exists(PREFIX + key) == 1)
             assert r.hlen(PREFIX + "positions:f1") <= 1
-            assert r.get(PREFIX + "execution_status:f1:flow-0") == "CLOSED"
+            wait_until(
+                "the first order's keys rebuilt",
+                lambda: r.get(PREFIX + "execution_status:f1:flow-0") == "CLOSED",
+            )
             _complete(r, server, "f1", flow.acked)
 
 
