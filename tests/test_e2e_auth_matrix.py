@@ -466,9 +466,11 @@ TABLE: dict[str, Row] = {
         lambda i, w: market_pb2.GetTerminalInfoRequest(instance_id=i), "a1", READ
     ),
     MKT + "GetRates": Row(
-        lambda i, w: market_pb2.GetRatesRequest(instance_id=i, symbol="EURUSD"),
+        lambda i, w: market_pb2.GetRatesRequest(
+            instance_id=i, symbol="EURUSD", timeframe=market_pb2.TIMEFRAME_M1, count=10
+        ),
         "a1",
-        READ_NOT_BUILT,
+        READ,
     ),
     MKT + "GetTicks": Row(
         lambda i, w: market_pb2.GetTicksRequest(instance_id=i, symbol="EURUSD"),

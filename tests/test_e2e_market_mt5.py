@@ -5,10 +5,12 @@ order_calc_margin, order_calc_profit, terminal_info)."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from tests.support import error_info, wait_for_price
 
 from mt5exec.mt5 import simterminal
@@ -105,3 +107,27 @@ def test_terminal_info_shows_no_paths(server: ServerProcess) -> None:
     assert info.connected and info.trade_allowed and info.backend == "mt5"
     assert info.login == LOGIN and info.server == SERVER and info.build > 0
     assert info.data_folder and "/" not in info.data_folder and "\\" not in info.data_folder
+
+
+def test_rates_from_copy_rates(server: ServerProcess) -> None:
+    stub = _stub(server)
+
+    def bars(**fields: object) -> list[market_pb2.Rate]:
+        request = market_pb2.GetRatesRequest(instance_id="mt5-m", symbol="EURUSD", **fields)  # type: ignore[arg-type]
+        return [bar for page in stub.GetRates(request, timeout=60) for bar in page.rates]
+
+    by_pos = bars(timeframe=market_pb2.TIMEFRAME_M5, start_pos=1, count=50)
+    assert len(by_pos) == 50 and all(b.time % 300 == 0 for b in by_pos)
+    first, last = by_pos[0].time, by_pos[-1].time
+    assert (
+        bars(timeframe=market_pb2.TIMEFRAME_M5, date_from=Timestamp(seconds=last), count=50)
+        == by_pos
+    )
+    ranged = bars(
+        timeframe=market_pb2.TIMEFRAME_M5,
+        date_from=Timestamp(seconds=first),
+        date_to=Timestamp(seconds=last),
+    )
+    assert ranged == by_pos
+    weeks = bars(timeframe=market_pb2.TIMEFRAME_W1, start_pos=0, count=2)
+    assert weeks and all(time.gmtime(b.time).tm_wday == 0 for b in weeks)

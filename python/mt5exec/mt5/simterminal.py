@@ -66,6 +66,7 @@ from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
 from mt5exec.mt5 import constants as c
 from mt5exec.mt5.constants import *  # noqa: F403 - the official module exposes every constant
+from mt5exec.sim.bars import TIMEFRAMES
 from mt5exec.sim.broker import SimBroker, SimConfig
 from mt5exec.sim.constants import ACTIVE_STATES
 from mt5exec.sim.market import group_matcher as _group_matcher
@@ -107,6 +108,17 @@ TICK_DTYPE = [
     ("time_msc", "<i8"),
     ("flags", "<u4"),
     ("volume_real", "<f8"),
+]
+# copy_rates_* rows (MqlRates), as the official package's numpy dtype.
+RATES_DTYPE = [
+    ("time", "<i8"),
+    ("open", "<f8"),
+    ("high", "<f8"),
+    ("low", "<f8"),
+    ("close", "<f8"),
+    ("tick_volume", "<u8"),
+    ("spread", "<i4"),
+    ("real_volume", "<u8"),
 ]
 
 
@@ -1382,6 +1394,71 @@ def _copy_ticks(
         [] if flags == c.COPY_TICKS_TRADE else s.feed.select(symbol, int(start * 1000), end, limit)
     )
     return _end(_ticks_result(ticks))
+
+
+def _timeframe_minutes(timeframe: Any) -> int | None:
+    """An MT5 TIMEFRAME_* value as minutes (W1 10080, MN1 43200), None if it is none."""
+    if not _is_int(timeframe):
+        return None
+    unit, n = timeframe & 0xC000, timeframe & 0x3FFF
+    minutes = {0: n, 0x4000: n * 60, 0x8000: 10080 * n, 0xC000: 43200 * n}[unit]
+    return minutes if minutes in TIMEFRAMES else None
+
+
+def _copy_rates(name: str, symbol: Any, timeframe: Any, **form: Any) -> Any | None:
+    s = _begin(name)
+    if s is None:
+        return None
+    if not isinstance(symbol, str):
+        _invalid("Invalid 1st unnamed argument")
+        return None
+    tf = _timeframe_minutes(timeframe)
+    if tf is None:
+        _invalid("Invalid 2nd unnamed argument")
+        return None
+    if symbol not in s.specs:
+        _fail(c.RES_E_FAIL)
+        return None
+    picked: dict[str, int] = {}
+    for key, value in form.items():
+        number = value if key in ("start_pos", "count") else _seconds(value)
+        if number is None or (key == "count" and not (_is_int(number) and number > 0)):
+            _invalid(f"Invalid {key} argument")
+            return None
+        picked[key] = int(number)
+    series, start, stop = s.broker.bars[symbol].select(tf, **picked)
+    scale = 10 ** s.specs[symbol].digits
+    rows = [
+        (t, o / scale, h / scale, lo / scale, cl / scale, v, sp, 0)
+        for t, o, h, lo, cl, v, sp in series.rows(start, stop)
+    ]
+    np = _numpy()
+    return _end(tuple(rows) if np is None else np.array(rows, dtype=RATES_DTYPE))
+
+
+def copy_rates_from(symbol: str, timeframe: int, date_from: Any, count: int) -> Any | None:
+    """The ``count`` bars opened at or before ``date_from``, oldest first."""
+    with _lock:
+        return _copy_rates("copy_rates_from", symbol, timeframe, date_from=date_from, count=count)
+
+
+def copy_rates_from_pos(symbol: str, timeframe: int, start_pos: int, count: int) -> Any | None:
+    """``count`` bars ending ``start_pos`` bars before the forming one (0), oldest first."""
+    with _lock:
+        if not _is_int(start_pos) or start_pos < 0:
+            _invalid("Invalid 3rd unnamed argument")
+            return None
+        return _copy_rates(
+            "copy_rates_from_pos", symbol, timeframe, start_pos=start_pos, count=count
+        )
+
+
+def copy_rates_range(symbol: str, timeframe: int, date_from: Any, date_to: Any) -> Any | None:
+    """The bars opened from ``date_from`` to ``date_to``, oldest first."""
+    with _lock:
+        return _copy_rates(
+            "copy_rates_range", symbol, timeframe, date_from=date_from, date_to=date_to
+        )
 
 
 def copy_ticks_from(symbol: str, date_from: Any, count: int, flags: int) -> Any | None:

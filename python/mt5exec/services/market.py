@@ -9,6 +9,7 @@ answer, whose messages are wire-compatible with the public ones (their bytes are
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 
 import grpc
 
@@ -20,13 +21,15 @@ from mt5exec.terminal.v1 import worker_pb2 as wpb
 from mt5exec.v1 import common_pb2, market_pb2
 
 # Not built yet (issue #24): answered UNIMPLEMENTED.
-PLANNED: dict[str, int | str] = {"GetRates": 24, "GetTicks": 24, "StreamBook": 24}
+PLANNED: dict[str, int | str] = {"GetTicks": 24, "StreamBook": 24}
 
 # How long a question waits for the terminal.
 ANSWER_TIMEOUT_S = 30.0
 # symbols_get's group: names, "*" wildcards, "!" exclusions, commas.
 _GROUP = re.compile(r"[A-Za-z0-9_.#*!,\-]*")
 _SYMBOL = re.compile(r"[A-Za-z0-9_.#\-]{1,64}")
+# The most bars one GetRates may ask for (copy_rates_* count).
+MAX_BARS = 100_000
 _ACTIONS: dict[int, int] = {common_pb2.SIDE_BUY: 0, common_pb2.SIDE_SELL: 1}
 
 
@@ -51,6 +54,45 @@ def _price(field: str, value: float, *, required: bool) -> float:
     if required and not value > 0:
         raise invalid(field, "VALUE_OUT_OF_RANGE", f"{field}: must be more than 0")
     return validation.finite(field, value, maximum=1e12)
+
+
+def rates_query(request: market_pb2.GetRatesRequest) -> wpb.RatesQuery:
+    """The worker's question for a GetRates request: which copy_rates form it is, checked."""
+    query = wpb.RatesQuery(
+        symbol=_symbol(request.symbol),
+        timeframe=validation.enum(
+            "timeframe", request.timeframe, market_pb2.Timeframe.DESCRIPTOR, unspecified=False
+        ),
+    )
+    has_from, has_to = request.HasField("date_from"), request.HasField("date_to")
+    if has_from:
+        query.date_from = validation.timestamp_nanos("date_from", request.date_from) // 10**9
+    if has_to:
+        if not has_from:
+            raise invalid("date_from", "FIELD_REQUIRED", "date_from: required with date_to")
+        query.date_to = validation.timestamp_nanos("date_to", request.date_to) // 10**9
+        if query.date_to < query.date_from:
+            raise invalid(
+                "date_to", "RANGE_REVERSED", "date_to: before date_from (a reversed range)"
+            )
+        for field in ("start_pos", "count"):
+            if getattr(request, field):
+                raise invalid(field, "FIELD_NOT_APPLICABLE", f"{field}: not with a range (date_to)")
+        return query
+    if not 1 <= request.count <= MAX_BARS:
+        raise invalid(
+            "count",
+            "VALUE_OUT_OF_RANGE",
+            f"count: must be 1 to {MAX_BARS:,} bars, got {request.count:,}",
+        )
+    query.count = request.count
+    if has_from:
+        if request.start_pos:
+            raise invalid("start_pos", "FIELD_NOT_APPLICABLE", "start_pos: not with date_from")
+    else:
+        query.from_pos = True
+        query.start_pos = request.start_pos
+    return query
 
 
 class MarketDataService:
@@ -133,3 +175,12 @@ class MarketDataService:
         return market_pb2.GetTerminalInfoResponse(
             terminal=market_pb2.TerminalInfo.FromString(answer.terminal.SerializeToString())
         ).SerializeToString()
+
+    async def GetRates(
+        self, request: market_pb2.GetRatesRequest, context: Context
+    ) -> AsyncIterator[bytes]:
+        query = rates_query(request)
+        answer = await self._ask(request.instance_id, wpb.MarketRequest(rates=query))
+        # Each page is an encoded GetRatesResponse of at most 10,000 bars (RatesPage).
+        for page in answer.rates.pages:
+            yield page

@@ -98,6 +98,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from mt5exec.sim.bars import Bars
 from mt5exec.sim.constants import *  # noqa: F403 - the MT5 numbering is part of this API
 from mt5exec.sim.constants import (
     ACCOUNT_MARGIN_MODE_RETAIL_HEDGING,
@@ -1040,6 +1041,11 @@ class SimBroker:
         self._any_open = True
         if state is not None:
             self._restore(state)
+        # M1 bars from the ticks from now on, a seeded backfill before (mt5exec.sim.bars).
+        self.bars = {
+            name: Bars(config.seed, name, m.step, m.spread, self._clock(), m.bid_pts)
+            for name, m in self._markets.items()
+        }
         self._sessions(self._clock(), report=False)
         self._plan_timer()
 
@@ -1313,6 +1319,7 @@ class SimBroker:
         m = self._markets[symbol]
         m.advance()
         m.time_msc = self._now_msc() if time_msc is None else time_msc
+        self.bars[symbol].on_tick(m.time_msc, m.bid_pts, m.spread)
         if m.armed and m.triggered():
             self._fire(m)
         return m.bid, m.ask
@@ -1325,6 +1332,7 @@ class SimBroker:
         m = self._markets[symbol]
         m.jump(m.pts(bid))
         m.time_msc = self._now_msc() if time_msc is None else time_msc
+        self.bars[symbol].on_tick(m.time_msc, m.bid_pts, m.spread)
         if m.armed and m.triggered():
             self._fire(m)
         return m.bid, m.ask

@@ -9,12 +9,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from mt5exec.sim.bars import MAX_BARS, TIMEFRAMES, Series
 from mt5exec.sim.broker import SimBroker
 from mt5exec.terminal.v1 import worker_pb2 as pb
 
 # What the terminal reports of itself.
 BUILD = 4755
 NAME = "mt5exec simulated broker"
+# Bars per RatesPage (one streamed GetRatesResponse).
+PAGE_BARS = 10_000
 _NOT_FOUND = 5
 _INVALID_ARGUMENT = 3
 
@@ -63,6 +66,55 @@ def symbol_info(broker: SimBroker, name: str) -> pb.SymbolInfo:
     return info
 
 
+def rates_pages(series: Series, start: int, stop: int, scale: float) -> list[bytes]:
+    """Bars ``start:stop`` of ``series`` (prices in points of ``scale``) as encoded
+    RatesPage messages of at most PAGE_BARS bars."""
+    pages = []
+    for first in range(start, stop, PAGE_BARS):
+        page = pb.RatesPage()
+        add = page.rates.add
+        for t, o, h, lo, c, v, sp in series.rows(first, min(stop, first + PAGE_BARS)):
+            add(
+                time=t,
+                open=o / scale,
+                high=h / scale,
+                low=lo / scale,
+                close=c / scale,
+                tick_volume=v,
+                spread=sp,
+            )
+        pages.append(page.SerializeToString())
+    return pages
+
+
+def _rates(broker: SimBroker, q: pb.RatesQuery) -> pb.MarketAnswer:
+    if q.symbol not in broker.symbols:
+        return _unknown(q.symbol)
+    if q.timeframe not in TIMEFRAMES:
+        return _refused(
+            _INVALID_ARGUMENT,
+            "TIMEFRAME_INVALID",
+            f"timeframe: {q.timeframe} is not one",
+            "timeframe",
+        )
+    bars = broker.bars[q.symbol]
+    if q.from_pos:
+        series, start, stop = bars.select(q.timeframe, start_pos=q.start_pos, count=q.count)
+    elif q.date_to:
+        series, start, stop = bars.select(q.timeframe, date_from=q.date_from, date_to=q.date_to)
+    else:
+        series, start, stop = bars.select(q.timeframe, date_from=q.date_from, count=q.count)
+    if stop - start > MAX_BARS:
+        return _refused(
+            _INVALID_ARGUMENT,
+            "TOO_MANY_BARS",
+            f"date_from: the range holds {stop - start:,} bars, more than {MAX_BARS:,}",
+            "date_from",
+        )
+    scale = 10 ** next(s.digits for s in broker.symbol_specs() if s.name == q.symbol)
+    return pb.MarketAnswer(rates=pb.RatesChunks(pages=rates_pages(series, start, stop, scale)))
+
+
 def _refused(code: int, reason: str, message: str, field: str) -> pb.MarketAnswer:
     return pb.MarketAnswer(code=code, reason=reason, message=message, field=field)
 
@@ -107,6 +159,8 @@ def _answer(broker: SimBroker, request: pb.MarketRequest, connected: bool) -> pb
         else:
             value = round(broker.margin_at(c.symbol, c.volume, c.price_open), 2)
         return pb.MarketAnswer(calc=pb.CalcResult(value=value, currency=currency))
+    if kind == "rates":
+        return _rates(broker, request.rates)
     if kind == "terminal":
         account = broker.account_snapshot()
         return pb.MarketAnswer(

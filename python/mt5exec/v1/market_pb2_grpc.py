@@ -115,7 +115,8 @@ class MarketDataServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetRates(self, request, context):
-        """Bars (copy_rates_from / _from_pos / _range), in chunks. Not built yet: UNIMPLEMENTED.
+        """Bars (copy_rates_from / _from_pos / _range), oldest first, in messages of at most
+        10,000 bars; at most 100,000 bars a request.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

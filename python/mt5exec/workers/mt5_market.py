@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ntpath
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from mt5exec.mt5 import constants as c
@@ -14,6 +15,9 @@ from mt5exec.terminal.v1 import worker_pb2 as pb
 # The worker's _call: the terminal call's value, or None (failed, or no link).
 Call = Callable[..., Any]
 
+# Bars per RatesPage (one streamed GetRatesResponse), and per request.
+PAGE_BARS = 10_000
+MAX_BARS = 100_000
 _NOT_FOUND = 5
 _UNAVAILABLE = 14
 _INVALID_ARGUMENT = 3
@@ -58,6 +62,79 @@ def symbol_full(info: Any) -> pb.SymbolInfo:
         expiration_mode=info.expiration_mode,
         select=info.select,
     )
+
+
+def mt5_timeframe(minutes: int) -> int | None:
+    """A mt5exec.v1.Timeframe (minutes) as MT5's TIMEFRAME_* value."""
+    if minutes == 43200:
+        return c.TIMEFRAME_MN1
+    if minutes == 10080:
+        return c.TIMEFRAME_W1
+    if minutes < 60:
+        return minutes if minutes in (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30) else None
+    hours, rest = divmod(minutes, 60)
+    return 0x4000 | hours if not rest and hours in (1, 2, 3, 4, 6, 8, 12, 24) else None
+
+
+def rates_pages(rows: Any) -> list[bytes]:
+    """copy_rates_* rows (a numpy structured array or MqlRates tuples) as encoded RatesPage
+    messages of at most PAGE_BARS bars."""
+    values = rows.tolist() if hasattr(rows, "tolist") else [tuple(r) for r in rows]
+    pages = []
+    for first in range(0, len(values), PAGE_BARS):
+        page = pb.RatesPage()
+        add = page.rates.add
+        for t, o, h, lo, cl, v, sp, real in values[first : first + PAGE_BARS]:
+            add(
+                time=t,
+                open=o,
+                high=h,
+                low=lo,
+                close=cl,
+                tick_volume=v,
+                spread=max(0, sp),
+                real_volume=real,
+            )
+        pages.append(page.SerializeToString())
+    return pages
+
+
+def _rates(
+    mt5: Any, call: Call, last_error: Callable[[], tuple[int, str]], q: pb.RatesQuery
+) -> pb.MarketAnswer:
+    tf = mt5_timeframe(q.timeframe)
+    if tf is None:
+        return _refused(
+            _INVALID_ARGUMENT,
+            "TIMEFRAME_INVALID",
+            f"timeframe: {q.timeframe} is not one",
+            "timeframe",
+        )
+    info = _symbol(mt5, call, last_error, q.symbol)
+    if isinstance(info, pb.MarketAnswer):
+        return info
+    args: tuple[Any, ...]
+    if q.from_pos:
+        what, args = "copy_rates_from_pos", (q.start_pos, q.count)
+    elif q.date_to:
+        what, args = "copy_rates_range", (_utc(q.date_from), _utc(q.date_to))
+    else:
+        what, args = "copy_rates_from", (_utc(q.date_from), q.count)
+    rows = call(what, getattr(mt5, what), q.symbol, tf, *args)
+    if rows is None:
+        return _unavailable(what, last_error)
+    if len(rows) > MAX_BARS:
+        return _refused(
+            _INVALID_ARGUMENT,
+            "TOO_MANY_BARS",
+            f"date_from: the range holds {len(rows):,} bars, more than {MAX_BARS:,}",
+            "date_from",
+        )
+    return pb.MarketAnswer(rates=pb.RatesChunks(pages=rates_pages(rows)))
+
+
+def _utc(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 def _refused(code: int, reason: str, message: str, field: str = "") -> pb.MarketAnswer:
@@ -146,6 +223,8 @@ def _answer(
                 "order_calc_profit" if k.profit else "order_calc_margin", last_error
             )
         return pb.MarketAnswer(calc=pb.CalcResult(value=value, currency=account.currency))
+    if kind == "rates":
+        return _rates(mt5, call, last_error, request.rates)
     if kind == "terminal":
         info = call("terminal_info", mt5.terminal_info)
         account = call("account_info", mt5.account_info)

@@ -489,16 +489,68 @@ class SnapshotRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class MarketRequest(_message.Message):
-    __slots__ = ("request_id", "symbols", "calc", "terminal")
+    __slots__ = ("request_id", "symbols", "calc", "terminal", "rates")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SYMBOLS_FIELD_NUMBER: _ClassVar[int]
     CALC_FIELD_NUMBER: _ClassVar[int]
     TERMINAL_FIELD_NUMBER: _ClassVar[int]
+    RATES_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     symbols: SymbolsQuery
     calc: CalcQuery
     terminal: TerminalQuery
-    def __init__(self, request_id: _Optional[int] = ..., symbols: _Optional[_Union[SymbolsQuery, _Mapping]] = ..., calc: _Optional[_Union[CalcQuery, _Mapping]] = ..., terminal: _Optional[_Union[TerminalQuery, _Mapping]] = ...) -> None: ...
+    rates: RatesQuery
+    def __init__(self, request_id: _Optional[int] = ..., symbols: _Optional[_Union[SymbolsQuery, _Mapping]] = ..., calc: _Optional[_Union[CalcQuery, _Mapping]] = ..., terminal: _Optional[_Union[TerminalQuery, _Mapping]] = ..., rates: _Optional[_Union[RatesQuery, _Mapping]] = ...) -> None: ...
+
+class RatesQuery(_message.Message):
+    __slots__ = ("symbol", "timeframe", "date_from", "date_to", "from_pos", "start_pos", "count")
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    TIMEFRAME_FIELD_NUMBER: _ClassVar[int]
+    DATE_FROM_FIELD_NUMBER: _ClassVar[int]
+    DATE_TO_FIELD_NUMBER: _ClassVar[int]
+    FROM_POS_FIELD_NUMBER: _ClassVar[int]
+    START_POS_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    symbol: str
+    timeframe: int
+    date_from: int
+    date_to: int
+    from_pos: bool
+    start_pos: int
+    count: int
+    def __init__(self, symbol: _Optional[str] = ..., timeframe: _Optional[int] = ..., date_from: _Optional[int] = ..., date_to: _Optional[int] = ..., from_pos: _Optional[bool] = ..., start_pos: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
+
+class RateBar(_message.Message):
+    __slots__ = ("time", "open", "high", "low", "close", "tick_volume", "spread", "real_volume")
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    OPEN_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    LOW_FIELD_NUMBER: _ClassVar[int]
+    CLOSE_FIELD_NUMBER: _ClassVar[int]
+    TICK_VOLUME_FIELD_NUMBER: _ClassVar[int]
+    SPREAD_FIELD_NUMBER: _ClassVar[int]
+    REAL_VOLUME_FIELD_NUMBER: _ClassVar[int]
+    time: int
+    open: float
+    high: float
+    low: float
+    close: float
+    tick_volume: int
+    spread: int
+    real_volume: int
+    def __init__(self, time: _Optional[int] = ..., open: _Optional[float] = ..., high: _Optional[float] = ..., low: _Optional[float] = ..., close: _Optional[float] = ..., tick_volume: _Optional[int] = ..., spread: _Optional[int] = ..., real_volume: _Optional[int] = ...) -> None: ...
+
+class RatesPage(_message.Message):
+    __slots__ = ("rates",)
+    RATES_FIELD_NUMBER: _ClassVar[int]
+    rates: _containers.RepeatedCompositeFieldContainer[RateBar]
+    def __init__(self, rates: _Optional[_Iterable[_Union[RateBar, _Mapping]]] = ...) -> None: ...
+
+class RatesChunks(_message.Message):
+    __slots__ = ("pages",)
+    PAGES_FIELD_NUMBER: _ClassVar[int]
+    pages: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, pages: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class SymbolsQuery(_message.Message):
     __slots__ = ("group", "name")
@@ -579,7 +631,7 @@ class TerminalState(_message.Message):
     def __init__(self, build: _Optional[int] = ..., connected: _Optional[bool] = ..., trade_allowed: _Optional[bool] = ..., tradeapi_disabled: _Optional[bool] = ..., ping_last: _Optional[int] = ..., community_account: _Optional[bool] = ..., community_connection: _Optional[bool] = ..., company: _Optional[str] = ..., name: _Optional[str] = ..., language: _Optional[str] = ..., max_bars: _Optional[int] = ..., dlls_allowed: _Optional[bool] = ..., data_folder: _Optional[str] = ..., backend: _Optional[str] = ..., login: _Optional[int] = ..., server: _Optional[str] = ...) -> None: ...
 
 class MarketAnswer(_message.Message):
-    __slots__ = ("request_id", "code", "reason", "message", "field", "symbols", "calc", "terminal")
+    __slots__ = ("request_id", "code", "reason", "message", "field", "symbols", "calc", "terminal", "rates")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -588,6 +640,7 @@ class MarketAnswer(_message.Message):
     SYMBOLS_FIELD_NUMBER: _ClassVar[int]
     CALC_FIELD_NUMBER: _ClassVar[int]
     TERMINAL_FIELD_NUMBER: _ClassVar[int]
+    RATES_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     code: int
     reason: str
@@ -596,4 +649,5 @@ class MarketAnswer(_message.Message):
     symbols: SymbolList
     calc: CalcResult
     terminal: TerminalState
-    def __init__(self, request_id: _Optional[int] = ..., code: _Optional[int] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., field: _Optional[str] = ..., symbols: _Optional[_Union[SymbolList, _Mapping]] = ..., calc: _Optional[_Union[CalcResult, _Mapping]] = ..., terminal: _Optional[_Union[TerminalState, _Mapping]] = ...) -> None: ...
+    rates: RatesChunks
+    def __init__(self, request_id: _Optional[int] = ..., code: _Optional[int] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., field: _Optional[str] = ..., symbols: _Optional[_Union[SymbolList, _Mapping]] = ..., calc: _Optional[_Union[CalcResult, _Mapping]] = ..., terminal: _Optional[_Union[TerminalState, _Mapping]] = ..., rates: _Optional[_Union[RatesChunks, _Mapping]] = ...) -> None: ...

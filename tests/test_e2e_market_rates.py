@@ -1,0 +1,139 @@
+"""GetRates against a real server and sim worker (issue #24): the last 1,000 M1 bars on a
+fresh instance, 100,000 bars streamed in pages, the three copy_rates forms agreeing, a bar's
+high/low/close matching the ticks StreamTicks carried in its minute, and bad input refused
+naming the field."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from mt5exec.testing import ServerProcess
+from mt5exec.v1 import market_pb2, market_pb2_grpc, stream_pb2
+from support import create_sim, error_info, wait_until
+
+M1, H1 = market_pb2.TIMEFRAME_M1, market_pb2.TIMEFRAME_H1
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    data: Path = tmp_path_factory.mktemp("market-rates")
+    with ServerProcess(data) as server:
+        create_sim(server, "r1", symbols=["EURUSD"], tick_rate=20)
+        yield server
+
+
+def _stub(server: ServerProcess) -> market_pb2_grpc.MarketDataServiceStub:
+    assert server.channel is not None
+    return market_pb2_grpc.MarketDataServiceStub(server.channel)
+
+
+def _rates(server: ServerProcess, **fields: object) -> list[list[market_pb2.Rate]]:
+    request = market_pb2.GetRatesRequest(instance_id="r1", symbol="EURUSD", **fields)  # type: ignore[arg-type]
+    return [list(page.rates) for page in _stub(server).GetRates(request, timeout=120)]
+
+
+def _flat(pages: list[list[market_pb2.Rate]]) -> list[market_pb2.Rate]:
+    return [bar for page in pages for bar in page]
+
+
+def _ts(seconds: int) -> Timestamp:
+    return Timestamp(seconds=seconds)
+
+
+def test_last_1000_m1_bars_on_a_fresh_instance(server: ServerProcess) -> None:
+    bars = _flat(_rates(server, timeframe=M1, count=1000))
+    assert len(bars) == 1000
+    times = [b.time for b in bars]
+    assert times == sorted(times) and len(set(times)) == 1000
+    assert all(t % 60 == 0 for t in times)
+    assert all(b.low <= min(b.open, b.close) <= max(b.open, b.close) <= b.high for b in bars)
+
+
+def test_100000_bars_come_in_pages(server: ServerProcess) -> None:
+    pages = _rates(server, timeframe=M1, count=100_000)
+    assert len(pages) >= 10 and all(len(p) <= 10_000 for p in pages)
+    bars = _flat(pages)
+    assert len(bars) == 100_000
+    assert [b.time for b in bars] == sorted(b.time for b in bars)
+
+
+def test_the_three_forms_agree(server: ServerProcess) -> None:
+    by_pos = _flat(_rates(server, timeframe=H1, start_pos=1, count=30))
+    assert len(by_pos) == 30
+    first, last = by_pos[0].time, by_pos[-1].time
+    assert _flat(_rates(server, timeframe=H1, date_from=_ts(last), count=30)) == by_pos
+    assert _flat(_rates(server, timeframe=H1, date_from=_ts(first), date_to=_ts(last))) == by_pos
+
+
+def test_a_bar_is_the_ticks_of_its_minute(server: ServerProcess) -> None:
+    """Ticks streamed across a whole minute: that minute's bar has their prices."""
+    stream = server.streams.StreamTicks(
+        stream_pb2.StreamTicksRequest(instance_ids=["r1"], symbols=["EURUSD"]), timeout=300
+    )
+    seen: list[tuple[int, float]] = []
+
+    def read() -> None:
+        try:
+            for message in stream:
+                for tick in message.ticks:
+                    seen.append((tick.time.ToMilliseconds(), tick.bid))
+        except grpc.RpcError:
+            pass
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    wait_until("ticks", lambda: bool(seen))
+    first_minute = seen[0][0] // 60_000 + 1  # the first minute streamed from its start
+    wait_until(
+        "a whole minute of ticks",
+        lambda: seen[-1][0] // 60_000 > first_minute,
+        timeout=180,
+    )
+    stream.cancel()
+    reader.join(30)
+    minute = [bid for msc, bid in list(seen) if msc // 60_000 == first_minute]
+    bar = next(
+        b
+        for b in _flat(_rates(server, timeframe=M1, start_pos=0, count=5))
+        if b.time == first_minute * 60
+    )
+    assert (bar.open, bar.high, bar.low, bar.close) == (
+        minute[0],
+        max(minute),
+        min(minute),
+        minute[-1],
+    )
+    assert bar.tick_volume == len(minute)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"timeframe": M1, "count": 0}, "count"),
+        ({"timeframe": M1, "count": 100_001}, "count"),
+        ({"timeframe": 7, "count": 10}, "timeframe"),
+        ({"count": 10}, "timeframe"),
+        ({"timeframe": M1, "date_from": _ts(2_000_000), "date_to": _ts(1_000_000)}, "date_to"),
+        ({"timeframe": M1, "date_to": _ts(1_000_000)}, "date_from"),
+    ],
+)
+def test_bad_input_names_the_field(
+    server: ServerProcess, fields: dict[str, object], field: str
+) -> None:
+    with pytest.raises(grpc.RpcError) as e:
+        _rates(server, **fields)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(e.value).metadata["field"] == field
+
+
+def test_unknown_symbol_is_not_found(server: ServerProcess) -> None:
+    request = market_pb2.GetRatesRequest(instance_id="r1", symbol="XAUUSD", timeframe=M1, count=10)
+    with pytest.raises(grpc.RpcError) as e:
+        list(_stub(server).GetRates(request, timeout=60))
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND

@@ -1,0 +1,115 @@
+"""The simulated broker's bars (issue #24): made from its own ticks, a seeded backfill before
+it started, every timeframe's boundaries (minutes from UTC midnight, weeks from Monday, months
+by the calendar), and the three copy_rates forms agreeing."""
+
+from __future__ import annotations
+
+import calendar
+import time
+
+import pytest
+
+from mt5exec.sim.bars import MN1, TIMEFRAMES, W1, bucket
+from mt5exec.sim.broker import SimBroker, SimConfig
+
+# Wednesday 2026-01-28 23:57:00 UTC: the walk crosses a day and a month's end.
+START = calendar.timegm((2026, 1, 28, 23, 57, 0))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = float(START)
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _broker() -> tuple[SimBroker, Clock]:
+    clock = Clock()
+    return SimBroker(SimConfig(["EURUSD"], seed=7), clock), clock
+
+
+def test_bars_are_the_ticks_of_their_minute() -> None:
+    broker, clock = _broker()
+    ticks: dict[int, list[float]] = {}
+    for _ in range(600):  # 5 minutes at 2 ticks a second
+        clock.now += 0.5
+        bid, _ = broker.advance("EURUSD")
+        ticks.setdefault(int(clock.now) // 60 * 60, []).append(bid)
+    bars = broker.bars["EURUSD"]
+    series, start, stop = bars.select(1, start_pos=0, count=len(ticks))
+    assert stop - start == len(ticks)
+    scale = 10**5
+    for t, o, h, lo, c, v, _ in series.rows(start, stop):
+        seen = ticks[t]
+        assert (o / scale, h / scale, lo / scale, c / scale, v) == (
+            seen[0],
+            max(seen),
+            min(seen),
+            seen[-1],
+            len(seen),
+        )
+
+
+def test_backfill_before_the_start_is_seeded() -> None:
+    a, _ = _broker()
+    b, _ = _broker()
+    first = a.bars["EURUSD"].select(1, start_pos=0, count=1000)
+    again = b.bars["EURUSD"].select(1, start_pos=0, count=1000)
+    rows = list(first[0].rows(first[1], first[2]))
+    assert len(rows) == 1000 and rows == list(again[0].rows(again[1], again[2]))
+    times = [r[0] for r in rows]
+    assert times == list(range(times[0], times[0] + 60_000, 60))
+    assert times[-1] == START - 60  # the minute before the start: no live bar yet
+    for _, o, h, lo, c, _, _ in rows:
+        assert lo <= min(o, c) <= max(o, c) <= h
+
+
+@pytest.mark.parametrize("tf", sorted(TIMEFRAMES))
+def test_boundaries(tf: int) -> None:
+    broker, clock = _broker()
+    for _ in range(120):
+        clock.now += 1.0
+        broker.advance("EURUSD")
+    series, start, stop = broker.bars["EURUSD"].select(tf, start_pos=0, count=3)
+    for t in series.time[start:stop]:
+        day = time.gmtime(t)
+        if tf == MN1:
+            assert (day.tm_mday, day.tm_hour, day.tm_min) == (1, 0, 0)
+        elif tf == W1:
+            assert (day.tm_wday, day.tm_hour, day.tm_min) == (0, 0, 0)  # Monday
+        else:
+            assert t % (tf * 60) == 0
+    # The bar holding the start is the one bucket() names, and the next one starts where it ends.
+    open_, end = bucket(tf, START)
+    assert open_ <= START < end
+    assert bucket(tf, end)[0] == end
+
+
+def test_weeks_and_months() -> None:
+    assert bucket(W1, calendar.timegm((2026, 1, 28, 12, 0, 0)))[0] == calendar.timegm(
+        (2026, 1, 26, 0, 0, 0)
+    )
+    assert bucket(MN1, calendar.timegm((2024, 2, 29, 23, 0, 0))) == (
+        calendar.timegm((2024, 2, 1, 0, 0, 0)),
+        calendar.timegm((2024, 3, 1, 0, 0, 0)),
+    )
+    assert bucket(MN1, calendar.timegm((2025, 12, 31, 0, 0, 0)))[1] == calendar.timegm(
+        (2026, 1, 1, 0, 0, 0)
+    )
+
+
+@pytest.mark.parametrize("tf", [1, 5, 60, 1440])
+def test_the_three_forms_agree(tf: int) -> None:
+    broker, clock = _broker()
+    for _ in range(300):
+        clock.now += 1.0
+        broker.advance("EURUSD")
+    bars = broker.bars["EURUSD"]
+    s, a, b = bars.select(tf, start_pos=2, count=20)
+    by_pos = list(s.rows(a, b))
+    assert len(by_pos) == 20
+    s, a, b = bars.select(tf, date_from=by_pos[-1][0], count=20)
+    assert list(s.rows(a, b)) == by_pos
+    s, a, b = bars.select(tf, date_from=by_pos[0][0], date_to=by_pos[-1][0])
+    assert list(s.rows(a, b)) == by_pos
