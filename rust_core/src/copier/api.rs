@@ -52,6 +52,9 @@ impl Engine {
             check_symbols(&relation, &follower.live.lock().symbols, &master_symbols)?;
         }
         let added = shared.copier.add(relation)?;
+        if !created && !added.spec.master_instance_id.is_empty() {
+            super::recovery::spawn(shared, &added);
+        }
         if created
             && added.spec.late_join == v1::CopyLateJoin::OpenPositions as i32
             && !added.spec.master_instance_id.is_empty()
@@ -233,7 +236,7 @@ fn late_join(engine: &Engine, relation: &Arc<Relation>) {
             .map(|p| MasterTrade {
                 position: p.ticket,
                 deal: 0,
-                action: "j",
+                action: "j".to_owned(),
                 symbol: p.symbol.clone(),
                 side: if p.r#type == 0 {
                     v1::Side::Buy

@@ -116,7 +116,7 @@ pub struct MasterTrade {
     /// The master deal (0 for a late join).
     pub deal: u64,
     /// The action of the copy's id (`o`, `j`).
-    pub action: &'static str,
+    pub action: String,
     /// The master's symbol.
     pub symbol: String,
     /// The master's side.
@@ -199,7 +199,7 @@ fn open_job(
     let (stop_loss, take_profit) = mapping::follower_stops(r, trade.stop_loss, trade.take_profit);
     let client_order_id = match &trade.signal_id {
         Some(signal) => signal_copy_id(&r.relation_id, signal),
-        None => copy_id(&r.relation_id, trade.position, trade.deal, trade.action),
+        None => copy_id(&r.relation_id, trade.position, trade.deal, &trade.action),
     };
     let mut intent = OrderIntent {
         client_order_id,
@@ -460,8 +460,23 @@ fn open_or_skip(shared: &Shared, relation: &Arc<Relation>, trade: &MasterTrade) 
 
 /// Copies one trade on one relation now.
 pub fn open(shared: &Arc<Shared>, relation: &Arc<Relation>, trade: &MasterTrade, started: Instant) {
-    if let Some(job) = open_or_skip(shared, relation, trade) {
-        let _ = submit(shared, job, started, true);
+    let _ = open_now(shared, relation, trade, started);
+}
+
+/// [`open`], saying why the copy was not sent (a skip by the relation's rules is not an
+/// error).
+///
+/// # Errors
+/// The follower's refusal (already counted and told).
+pub fn open_now(
+    shared: &Arc<Shared>,
+    relation: &Arc<Relation>,
+    trade: &MasterTrade,
+    started: Instant,
+) -> Result<(), EngineError> {
+    match open_or_skip(shared, relation, trade) {
+        Some(job) => submit(shared, job, started, true).map(|_| ()),
+        None => Ok(()),
     }
 }
 
@@ -560,7 +575,7 @@ fn master_trade(master: &Instance, deal: &t::DealReport, side: v1::Side) -> Mast
     MasterTrade {
         position: deal.position_id,
         deal: deal.ticket,
-        action: "o",
+        action: "o".to_owned(),
         symbol: deal.symbol.clone(),
         side,
         order_type: v1::OrderType::Market,
@@ -656,7 +671,7 @@ pub fn copy_signal(
     let trade = MasterTrade {
         position: 0,
         deal: 0,
-        action: "o",
+        action: "o".to_owned(),
         symbol: symbol.to_owned(),
         side,
         order_type: v1::OrderType::Market,

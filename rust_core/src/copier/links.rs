@@ -56,7 +56,7 @@ fn parse_id(relation_id: &str, client_order_id: &str) -> Option<(u64, bool)> {
     let position = u64::from_str_radix(parts.next()?, 36).ok()?;
     let _deal = parts.next()?;
     let action = parts.next()?;
-    Some((position, matches!(action, "o" | "j")))
+    Some((position, action == "o" || action.starts_with('j')))
 }
 
 impl Links {

@@ -5,12 +5,14 @@
 //! - [`volume`]: the volume arithmetic (pure);
 //! - [`mapping`]: symbol mapping and filters;
 //! - [`links`]: which follower orders copy which master position (for closes and SL/TP);
-//! - [`dispatch`]: master deals, positions and signals → follower orders.
+//! - [`dispatch`]: master deals, positions and signals → follower orders;
+//! - [`recovery`]: a restored relation's copies made up after a restart.
 
 pub mod api;
 pub mod dispatch;
 pub mod links;
 pub mod mapping;
+pub mod recovery;
 pub mod spec;
 pub mod volume;
 
@@ -38,6 +40,8 @@ pub struct Stats {
     recent: Mutex<VecDeque<f64>>,
     /// (fills, sum of slippage points, worst slippage points).
     pub slippage: Mutex<(u64, f64, f64)>,
+    /// Restored at start, its missing copies made (see [`recovery`]).
+    pub recovered: std::sync::atomic::AtomicBool,
 }
 
 impl Stats {
@@ -101,6 +105,7 @@ impl Stats {
             fills,
             slippage_points_mean: mean,
             slippage_points_max: worst,
+            recovered: self.recovered.load(Ordering::Relaxed),
         }
     }
 }

@@ -1,0 +1,169 @@
+//! Recovery of a relation restored at start (after a stop or a kill -9 in the middle of a
+//! copy): every master position opened since the relation was made that has no copy among
+//! the follower's orders (restored from the journal) is copied now, once both are up.
+//!
+//! A copy submitted before the crash is in the follower's orders (journaled before it was
+//! sent), so it is never made twice; one never submitted is made under the id of a late
+//! join (`<relation>:<position>:0:j`), the same at every recovery.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::dispatch::{self, MasterTrade};
+use super::spec::base36;
+use super::Relation;
+use crate::engine::Shared;
+use crate::error::Code;
+use crate::pb::v1;
+
+/// How often a restored relation tries to catch up, and for how long.
+const EVERY: Duration = Duration::from_millis(500);
+const GIVE_UP: Duration = Duration::from_secs(600);
+
+/// Catches a restored relation up on its own task (until done, or given up).
+pub fn spawn(shared: &Arc<Shared>, relation: &Arc<Relation>) {
+    let (shared, relation) = (Arc::clone(shared), Arc::clone(relation));
+    let runtime = shared.runtime.clone();
+    runtime.spawn(async move {
+        let started = Instant::now();
+        while started.elapsed() < GIVE_UP {
+            // Deleted meanwhile: nothing to do.
+            let current = shared.copier.get(&relation.spec.relation_id);
+            if !current.is_some_and(|r| Arc::ptr_eq(&r, &relation)) {
+                return;
+            }
+            if catch_up(&shared, &relation) {
+                relation.stats.recovered.store(true, Ordering::Relaxed);
+                return;
+            }
+            tokio::time::sleep(EVERY).await;
+        }
+    });
+}
+
+/// A copy the terminal refused or never saw: nothing filled, and final.
+fn failed(order: &v1::Order) -> bool {
+    use v1::OrderStatus as S;
+    order.filled_volume <= 0.0
+        && matches!(
+            S::try_from(order.status).unwrap_or(S::Unspecified),
+            S::Rejected | S::Canceled | S::Expired
+        )
+}
+
+/// A copy whose outcome is not known yet.
+fn in_flight(order: &v1::Order) -> bool {
+    use v1::OrderStatus as S;
+    matches!(
+        S::try_from(order.status).unwrap_or(S::Unspecified),
+        S::Unknown | S::New | S::Submitted
+    )
+}
+
+fn ready(state: v1::InstanceState) -> bool {
+    matches!(
+        state,
+        v1::InstanceState::Ready | v1::InstanceState::Degraded
+    )
+}
+
+/// One attempt: true when every position is copied (or refused for good).
+pub fn catch_up(shared: &Arc<Shared>, relation: &Arc<Relation>) -> bool {
+    let r = &relation.spec;
+    let (Ok(master), Ok(follower)) = (
+        shared.instance(&r.master_instance_id),
+        shared.instance(&r.follower_instance_id),
+    ) else {
+        return false;
+    };
+    let since_msc = r
+        .created_time
+        .as_ref()
+        .map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
+    // Copies older than the follower remembers its orders for cannot be told apart from
+    // none: positions opened before then are left alone.
+    let remembered = crate::convert::now_msc() - shared.config.retention.keep_nanos() / 1_000_000;
+    let since_msc = since_msc.max(remembered);
+    let all = r.late_join == v1::CopyLateJoin::OpenPositions as i32;
+    let trades: Vec<MasterTrade> = {
+        let live = master.live.lock();
+        if !live.positions_reported || !ready(live.state) {
+            return false;
+        }
+        let (balance, equity) = live
+            .account
+            .as_ref()
+            .map_or((0.0, 0.0), |a| (a.balance, a.equity));
+        live.positions
+            .iter()
+            .filter(|p| p.time_msc >= if all { remembered } else { since_msc })
+            .map(|p| MasterTrade {
+                position: p.ticket,
+                deal: 0,
+                action: "j".to_owned(),
+                symbol: p.symbol.clone(),
+                side: if p.r#type == 0 {
+                    v1::Side::Buy
+                } else {
+                    v1::Side::Sell
+                },
+                order_type: v1::OrderType::Market,
+                volume: p.volume,
+                price: p.price_open,
+                stop_loss: p.sl,
+                take_profit: p.tp,
+                magic: p.magic,
+                balance,
+                equity,
+                risk_percent: 0.0,
+                signal_id: None,
+            })
+            .collect()
+    };
+    let mut waiting = false;
+    let missing: Vec<MasterTrade> = {
+        let live = follower.live.lock();
+        if !live.positions_reported || !ready(live.state) {
+            return false;
+        }
+        relation.links.lock().rebuild(&r.relation_id, &live.book);
+        let mut missing = Vec::new();
+        for mut trade in trades {
+            let prefix = format!("{}:{}:", r.relation_id, base36(trade.position));
+            let copies: Vec<&v1::Order> = live
+                .book
+                .by_client_id
+                .iter()
+                .filter(|(cid, _)| cid.starts_with(&prefix))
+                .map(|(_, e)| &e.order)
+                .collect();
+            let failed = copies.iter().filter(|o| failed(o)).count();
+            if copies.iter().any(|o| in_flight(o)) {
+                waiting = true; // its outcome decides (reconciliation after a crash)
+            } else if failed == copies.len() {
+                // None, or each refused by the terminal (e.g. sent to a worker that died):
+                // one more, under an id of its own (the same at every recovery).
+                trade.action = if failed == 0 {
+                    "j".to_owned()
+                } else {
+                    format!("j{failed}")
+                };
+                missing.push(trade);
+            }
+        }
+        missing
+    };
+    let started = Instant::now();
+    let mut done = !waiting;
+    for trade in &missing {
+        if let Err(e) = dispatch::open_now(shared, relation, trade, started) {
+            if matches!(e.code, Code::Unavailable | Code::FailedPrecondition)
+                && matches!(e.reason, "INSTANCE_NOT_READY" | "WORKER_UNAVAILABLE")
+            {
+                done = false;
+            }
+        }
+    }
+    done
+}
