@@ -51,8 +51,15 @@ def test_a_fill_is_copied_and_closes_follow_proportionally(server: ServerProcess
     close(server, "m1", opened.position_id)
     wait_net(server, "f1", 0.0)
     wait_net(server, "f2", 0.0)
-    assert stats(server, "double").copies == 3
+    figures = stats(server, "double")
+    assert figures.copies == 3
+    assert figures.latency_p50_seconds > 0 and figures.latency_p99_seconds > 0
+    assert figures.fills == 1  # the opening copy's fill, measured against the master's price
     assert net(server, "m1") == 0.0
+    scraped = server.metrics()
+    assert 'mt5exec_copier_copies_total{relation_id="double"} 3.0' in scraped
+    assert 'mt5exec_copier_latency_seconds_count{relation_id="fixed"} 3.0' in scraped
+    assert 'mt5exec_copier_fills_total{relation_id="fixed"} 1.0' in scraped
 
 
 def test_relations_are_checked_listed_and_deleted(server: ServerProcess) -> None:

@@ -646,16 +646,20 @@ class Engine:
     def copy_metrics(
         self,
     ) -> list[
-        tuple[
-            str,
-            int,
-            list[tuple[str, int]],
-            tuple[list[int], int, float] | None,
-            tuple[int, float, float],
-        ]
+        tuple[str, int, list[tuple[str, int]], list[tuple[str, int]] | None, float, int, float]
     ]:
-        """Per relation: id, copies, skips by reason, latency histogram, slippage."""
-        return self._core.copy_metrics()
+        """Per relation: id, copies, skips by (reason, count), latency buckets as (le,
+        cumulative count) ending with +Inf (None before a first copy), their sum of seconds,
+        fills measured and their slippage points summed."""
+        out = []
+        for relation_id, copies, skipped, latency, slippage in self._core.copy_metrics():
+            buckets, total = None, 0.0
+            if latency is not None:
+                cumulative, n, total = latency
+                buckets = [*zip(_LATENCY_LE, cumulative, strict=True), ("+Inf", n)]
+            fills, slipped, _worst = slippage
+            out.append((relation_id, copies, skipped, buckets, total, fills, slipped))
+        return out
 
     async def copy_signal(
         self,

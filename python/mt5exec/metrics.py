@@ -18,7 +18,8 @@ Served on ``[server] metrics_listen`` (off by default) at ``/metrics``; with
   principal over ``[auth] rpc_per_second``) or ``peer_failures`` (a peer address that failed
   to authenticate too often);
 - fills, rejections, slippage, account, spread and worker figures: ``mt5exec.trading_metrics``;
-  per-RPC latency and errors: ``mt5exec.rpc_metrics``.
+  per-RPC latency and errors: ``mt5exec.rpc_metrics``;
+- the copier's copies, skips, latency and slippage per relation: ``mt5exec.copier_metrics``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector, 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from mt5exec import trading_metrics
+from mt5exec import copier_metrics, trading_metrics
 from mt5exec.config import parse_listen
 from mt5exec.engine import Engine
 from mt5exec.mirror import stats as mirror_stats
@@ -119,6 +120,7 @@ class EngineCollector(Collector):
             instances.add_metric([state], count)
         yield instances
         yield from trading_metrics.collect(engine)
+        yield from copier_metrics.collect(engine)
         latency = HistogramMetricFamily(
             "mt5exec_worker_request_seconds",
             "Time from a request's frame sent to a worker to its answer read, by kind",
