@@ -538,16 +538,21 @@ def _old_database(db_path: Path, version: int) -> duckdb.DuckDBPyConnection:
     conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
     conn.execute("INSERT INTO schema_version VALUES (?, ?)", [version, T0])
     for table in TABLES:
-        if (table is AUDIT and version < 5) or table in (ACCOUNT_SNAPSHOTS, RISK_EVENTS):
+        if (table is AUDIT and version < 5) or (
+            table in (ACCOUNT_SNAPSHOTS, RISK_EVENTS) and version < 6
+        ):
             continue  # v5, v6
         # v1: without reject_reason; v1 and v2: orders keyed without their creation time;
         # before v4: executions without refusals.
+        # Before v7: orders without their encoded Order.
         columns = [
             c
             for c in table.columns
-            if (version > 1 or c[0] != "reject_reason") and (version > 3 or c[0] != "refusals")
+            if (version > 1 or c[0] != "reject_reason")
+            and (version > 3 or c[0] != "refusals")
+            and (version > 6 or c[0] != "encoded")
         ]
-        key = ("instance_id", "client_order_id") if table is ORDERS else table.key
+        key = ("instance_id", "client_order_id") if table is ORDERS and version < 3 else table.key
         cols = ", ".join(
             f"{name} {sqltype.replace(' NOT NULL', '') if name == 'created_at' else sqltype}"
             for name, sqltype in columns
@@ -583,9 +588,10 @@ def test_a_v1_database_is_migrated(db_path: Path) -> None:
 
 def test_a_v2_database_keeps_its_orders_and_then_keeps_reused_ids_apart(db_path: Path) -> None:
     conn = _old_database(db_path, 2)
-    names = ", ".join(name for name, _ in ORDERS.columns)
-    marks = ", ".join("?" for _ in ORDERS.columns)
-    row = {name: None for name, _ in ORDERS.columns}
+    columns = [name for name, _ in ORDERS.columns if name != "encoded"]  # v7
+    names = ", ".join(columns)
+    marks = ", ".join("?" for _ in columns)
+    row: dict[str, object] = {name: None for name in columns}
     row.update(instance_id="i-1", client_order_id="c-1", status="FILLED", recorded_at=T0)
     conn.execute(f"INSERT INTO orders ({names}) VALUES ({marks})", list(row.values()))
     row.update(client_order_id="c-2", created_at=T0)
@@ -639,7 +645,7 @@ def test_a_v5_database_gains_account_snapshots_and_risk_events(db_path: Path) ->
     assert ("account_snapshots",) not in conn.execute("SHOW TABLES").fetchall()
     conn.close()
     with HistoryWriter(db_path) as writer:
-        assert writer.query("SELECT max(version) FROM schema_version") == [(6,)]
+        assert writer.query("SELECT max(version) FROM schema_version") == [(SCHEMA_VERSION,)]
         snapshot = ("i1", T0_NS // 1000, 1000.0, 990.0, 50.0, 940.0, 1980.0, -10.0, "USD", "change")
         risk = (T0_NS // 1000, "kill_switch_engaged", "i1", "o", "{}", "why", "api_key", "k1")
         assert writer.record_row("account_snapshots", snapshot)
@@ -651,6 +657,33 @@ def test_a_v5_database_gains_account_snapshots_and_risk_events(db_path: Path) ->
         assert writer.query("SELECT event, subject, role FROM risk_events") == [
             ("kill_switch_engaged", "k1", "trader")
         ]
+
+
+def test_a_v6_database_keeps_its_orders_and_then_stores_each_one_encoded(db_path: Path) -> None:
+    conn = _old_database(db_path, 6)
+    conn.execute(
+        "INSERT INTO orders (instance_id, client_order_id, status, created_at, recorded_at) "
+        "VALUES ('i-1', 'c-v6', 'FILLED', ?, ?)",
+        [T0, T0],
+    )
+    conn.close()
+    with HistoryWriter(db_path) as writer:
+        assert writer.query("SELECT max(version) FROM schema_version") == [(SCHEMA_VERSION,)]
+        assert writer.query("SELECT client_order_id, status, encoded FROM orders") == [
+            ("c-v6", "FILLED", None)
+        ]
+        # From an execution event whose order does not name its instance (the event does).
+        order = make_order("c-v7", pb.ORDER_STATUS_FILLED, instance_id="")
+        event = pb.ExecutionEvent.FromString(order_event(1, order))
+        event.instance_id = "i-1"
+        writer.record_execution(event.SerializeToString())
+        writer.record_order(make_order("c-direct"))
+        assert writer.flush(timeout=10)
+        stored = dict(writer.query("SELECT client_order_id, encoded FROM orders"))
+        assert stored["c-v6"] is None
+        order.instance_id = "i-1"
+        assert pb.Order.FromString(stored["c-v7"]) == order
+        assert pb.Order.FromString(stored["c-direct"]) == make_order("c-direct")
 
 
 def test_an_id_used_again_for_a_new_order_gets_a_row_of_its_own_also_in_one_batch(

@@ -32,6 +32,13 @@ def _order(n: int) -> common_pb2.Order:
     return order
 
 
+def _page(
+    writer: HistoryWriter, request: order_pb2.ListOrdersRequest, since_ns: int, finished: bool
+) -> order_pb2.ListOrdersResponse:
+    answer = writer.read(lambda q: reads.list_orders(q, request, since_ns, finished))
+    return order_pb2.ListOrdersResponse.FromString(answer)
+
+
 def test_the_writer_goes_on_while_a_read_runs(tmp_path: Path) -> None:
     with HistoryWriter(tmp_path / "h.duckdb", flush_interval_ms=20) as writer:
         writer.record_order(_order(0))
@@ -72,7 +79,7 @@ def test_pages_of_the_history_with_the_engines_tokens(tmp_path: Path) -> None:
             request = order_pb2.ListOrdersRequest(
                 instance_id="i1", history=True, page_size=10, page_token=token
             )
-            page = writer.read(lambda q, r=request: reads.list_orders(q, r, 0, True))
+            page = _page(writer, request, 0, True)
             seen += [o.client_order_id for o in page.orders]
             token = page.next_page_token
             if not token:
@@ -80,10 +87,70 @@ def test_pages_of_the_history_with_the_engines_tokens(tmp_path: Path) -> None:
         assert seen == [f"c-{n:03d}" for n in reversed(range(25))]
         # Not finished orders: none of these.
         working = order_pb2.ListOrdersRequest(instance_id="i1", history=True)
-        assert not writer.read(lambda q: reads.list_orders(q, working, 0, False)).orders
+        assert not _page(writer, working, 0, False).orders
         # Created before the instance (an earlier instance of the id): not its.
         later = T0_NS + 20 * 1_000_000_000
-        page = writer.read(lambda q: reads.list_orders(q, working, later, True))
+        page = _page(writer, working, later, True)
         assert [o.client_order_id for o in page.orders] == [
             f"c-{n:03d}" for n in (24, 23, 22, 21, 20)
         ]
+
+
+def test_a_page_is_the_orders_as_recorded_also_rows_written_before_v7(tmp_path: Path) -> None:
+    orders = [_order(n) for n in range(30)]
+    for order in orders[::3]:  # fields the columns hold, none left out
+        order.comment, order.stop_loss, order.reject_reason = "c", 1.05, "WHY"
+        order.expiration.FromNanoseconds(T0_NS + 7 * 86_400 * 1_000_000_000)
+    with HistoryWriter(tmp_path / "h.duckdb") as writer:
+        for order in orders:
+            writer.record_order(order)
+        assert writer.flush(timeout=30)
+        assert writer.read(lambda q: q("SELECT count(encoded) FROM orders", [])) == [(30,)]
+        # Rows a v6 writer left (no encoded Order): one in two, across the pages.
+        cursor = writer.cursor()
+        cursor.execute("UPDATE orders SET encoded = NULL WHERE order_id % 2 = 0")
+        cursor.close()
+        got: list[common_pb2.Order] = []
+        token = ""
+        while True:
+            request = order_pb2.ListOrdersRequest(
+                instance_id="i1", history=True, page_size=7, page_token=token
+            )
+            page = _page(writer, request, 0, True)
+            got += page.orders
+            token = page.next_page_token
+            if not token:
+                break
+        assert got == orders[::-1]
+        for n in (3, 4):  # one with its encoded Order, one without
+            one = order_pb2.GetOrderRequest(instance_id="i1", client_order_id=f"c-{n:03d}")
+            assert writer.read(lambda q, r=one: reads.get_order(q, r, 0)) == orders[n]
+
+
+def test_a_listing_read_again_starts_with_a_window_sized_for_its_page(tmp_path: Path) -> None:
+    with HistoryWriter(tmp_path / "h.duckdb") as writer:
+        for n in range(200):
+            order = _order(n)
+            order.instance_id = "i-density"  # no density learned by another test's reads
+            # One order an hour: the first window (5 minutes) holds none of a page.
+            order.created_time.FromNanoseconds(T0_NS + n * 3_600_000_000_000)
+            writer.record_order(order)
+        assert writer.flush(timeout=30)
+        queries: list[list[str]] = []
+
+        def counted(query: Query) -> bytes:
+            sqls: list[str] = []
+            queries.append(sqls)
+
+            def count(sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+                sqls.append(sql)
+                return query(sql, params)
+
+            request = order_pb2.ListOrdersRequest(instance_id="i-density", history=True)
+            return reads.list_orders(count, request, 0, True)
+
+        first = order_pb2.ListOrdersResponse.FromString(writer.read(counted))
+        again = order_pb2.ListOrdersResponse.FromString(writer.read(counted))
+        assert first == again and len(first.orders) == 100
+        assert len(queries[0]) > 1
+        assert len(queries[1]) == 1

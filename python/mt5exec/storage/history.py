@@ -17,7 +17,8 @@ idempotency rules in SQL:
   row unless its ``updated_at`` is older than the stored one, so a stale replay cannot undo a
   fill.
   Order updates carried by execution events update this table too, so the engine's encoded
-  events alone keep it current.
+  events alone keep it current. ``encoded`` (v7) holds the row as the API's encoded Order,
+  which the API's reads pass on as it is.
 - ``executions``: insert-or-ignore by ``(instance_id, sequence)``; the raw event is kept.
 - ``deals``: insert-or-ignore by the natural key ``(instance_id, deal_id)``, so a fill seen
   again under another sequence (e.g. after reconciliation) is not counted twice.
@@ -63,7 +64,7 @@ __all__ = ["SCHEMA_VERSION", "TABLES", "HistoryError", "HistoryWriter"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 6
+SCHEMA_VERSION: Final = 7
 
 Row = tuple[Any, ...]
 T = TypeVar("T")
@@ -197,6 +198,10 @@ ORDERS: Final = _Table(
         # Order.updated_time; orders the versions of one order.
         ("updated_at", "TIMESTAMP"),
         ("recorded_at", "TIMESTAMP NOT NULL"),
+        # The row as the API's encoded Order (v7): a page read through the API is these
+        # blobs one after the other, with no column made a message field by field. NULL in
+        # rows written before v7 (their Order is made from the columns).
+        ("encoded", "BLOB"),
     ),
     key=("instance_id", "client_order_id", "created_at"),
     update_where=(
@@ -375,6 +380,8 @@ _MIGRATIONS: Final[Mapping[int, tuple[str, ...]]] = {
     4: ("ALTER TABLE executions ADD COLUMN IF NOT EXISTS refusals UBIGINT",),
     5: (AUDIT.create_sql(),),
     6: (ACCOUNT_SNAPSHOTS.create_sql(), RISK_EVENTS.create_sql()),
+    # Rows of earlier versions keep NULL: their reads build the Order from the columns.
+    7: ("ALTER TABLE orders ADD COLUMN IF NOT EXISTS encoded BLOB",),
 }
 
 
@@ -449,7 +456,22 @@ def _instance_row(inst: Any, recorded: int) -> Row:
     )
 
 
-def _order_row(order: Any, recorded: int, instance_id: str = "") -> Row:
+def _encoded_order(order: Any, instance_id: str, encoded: bytes | None) -> bytes:
+    """The Order as the API gives it back: with its instance and a creation time (the row's
+    key holds 0 for an order without one), else as it came (``encoded``) or serialised."""
+    if order.HasField("created_time") and (order.instance_id or not instance_id):
+        return order.SerializeToString() if encoded is None else encoded
+    whole = common_pb2.Order()
+    whole.CopyFrom(order)
+    whole.instance_id = order.instance_id or instance_id
+    whole.created_time.SetInParent()
+    return whole.SerializeToString()
+
+
+def _order_row(
+    order: Any, recorded: int, instance_id: str = "", encoded: bytes | None = None
+) -> Row:
+    """``encoded``: the order's bytes as they came, when the caller has them."""
     return (
         order.instance_id or instance_id,
         order.client_order_id,
@@ -477,6 +499,7 @@ def _order_row(order: Any, recorded: int, instance_id: str = "") -> Row:
         _or(_ts(order, "created_time"), 0),
         _ts(order, "updated_time"),
         recorded,
+        _encoded_order(order, instance_id, encoded),
     )
 
 
@@ -1141,7 +1164,7 @@ class HistoryWriter:
             order.ParseFromString(payload)
             if not order.instance_id or not order.client_order_id:
                 raise ValueError("order without instance_id or client_order_id")
-            batch.upsert_order(_order_row(order, recorded))
+            batch.upsert_order(_order_row(order, recorded, encoded=bytes(payload)))
         elif kind == _AUDIT:
             batch.append(AUDIT, payload)
         elif kind == _ROW:

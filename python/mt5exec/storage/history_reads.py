@@ -133,6 +133,55 @@ def order_of(row: Sequence[Any]) -> common_pb2.Order:
     return order
 
 
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+# ListOrdersResponse's fields 1 (orders) and 2 (next_page_token) are length-delimited: a tag
+# byte, the length as a varint, the bytes. The orders' heads are made once for every length
+# an Order has in practice.
+_ORDERS_TAG: Final = b"\x0a"
+_TOKEN_TAG: Final = b"\x12"
+_ORDER_HEADS: Final = tuple(_ORDERS_TAG + _varint(n) for n in range(4096))
+
+
+def _orders_field(orders: Sequence[bytes]) -> bytes:
+    """The orders as ListOrdersResponse.orders: each one's head, then its bytes."""
+    heads = _ORDER_HEADS
+    parts: list[bytes] = []
+    for order in orders:
+        size = len(order)
+        parts.append(heads[size] if size < len(heads) else _ORDERS_TAG + _varint(size))
+        parts.append(order)
+    return b"".join(parts)
+
+
+def _encoded(query: Query, rows: Sequence[Sequence[Any]], instance_id: str) -> list[bytes]:
+    """The encoded Orders of page rows (``encoded``, created µs, client_order_id): as the
+    writer stored them, or, for rows written before schema v7 (no ``encoded``), made from
+    their columns (read again by key, within the page's time bounds)."""
+    missing = {(r[2], r[1]) for r in rows if r[0] is None}
+    if not missing:
+        return [r[0] for r in rows]
+    times = [created for _, created in missing]
+    marks = ", ".join("?" for _ in missing)
+    made = {
+        (row[1], row[23]): order_of(row).SerializeToString()
+        for row in query(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE instance_id = ? "
+            f"AND created_at >= {_at(min(times))} AND created_at <= {_at(max(times))} "
+            f"AND client_order_id IN ({marks})",
+            [instance_id, *{cid for cid, _ in missing}],
+        )
+    }
+    return [r[0] if r[0] is not None else made[(r[2], r[1])] for r in rows]
+
+
 def parse_order_token(token: str) -> tuple[int, str] | None:
     """The engine's page token ``<nanos>.<client_order_id>``; None for the first page."""
     if not token:
@@ -157,8 +206,9 @@ def answer(query: Query, payload: bytes) -> bytes:
     since_ns, finished = _HEAD.unpack_from(payload, 1)
     request = payload[1 + _HEAD.size :]
     if kind == ORDERS:
-        req = order_pb2.ListOrdersRequest.FromString(request)
-        return list_orders(query, req, since_ns, finished).SerializeToString()
+        return list_orders(
+            query, order_pb2.ListOrdersRequest.FromString(request), since_ns, finished
+        )
     if kind == ORDER:
         got = get_order(query, order_pb2.GetOrderRequest.FromString(request), since_ns)
         return b"" if got is None else got.SerializeToString()
@@ -180,9 +230,10 @@ def answer(query: Query, payload: bytes) -> bytes:
 
 def list_orders(
     query: Query, req: order_pb2.ListOrdersRequest, since_ns: int, finished: bool
-) -> order_pb2.ListOrdersResponse:
-    """A page of the orders after the token, newest first, with the engine's kind of token
-    (the server merges it with the engine's page)."""
+) -> bytes:
+    """The encoded ListOrdersResponse of a page of the orders after the token, newest first,
+    with the engine's kind of token (the server merges it with the engine's page). The page
+    is the rows' encoded Orders put one after the other: no message is built here."""
     size = min(req.page_size or DEFAULT_PAGE, MAX_PAGE)
     where = ["instance_id = ?", f"created_at >= {_at(since_ns // 1000)}"]
     params: list[object] = [req.instance_id]
@@ -204,26 +255,37 @@ def list_orders(
         where.append(f"created_at < {_at(end_us)}")
     rows = _newest(
         query,
-        f"SELECT {_ORDER_COLUMNS} FROM orders WHERE {' AND '.join(where)}",
+        "SELECT encoded, epoch_us(created_at), client_order_id FROM orders "
+        f"WHERE {' AND '.join(where)}",
         params,
         "created_at",
         "created_at DESC, client_order_id DESC",
         size + 1,
         end_us,
+        ("orders", req.instance_id, req.symbol, finished),
+        1,
     )
-    response = order_pb2.ListOrdersResponse(orders=[order_of(r) for r in rows[:size]])
+    page = _orders_field(_encoded(query, rows[:size], req.instance_id))
     if len(rows) > size:
-        last = response.orders[-1]
-        response.next_page_token = f"{last.created_time.ToNanoseconds()}.{last.client_order_id}"
-    return response
+        _, created_us, cid = rows[size - 1]
+        token = f"{created_us * 1000}.{cid}".encode()
+        page += _TOKEN_TAG + _varint(len(token)) + token
+    return page
 
 
-# How far back the first window of a newest-first read reaches; each next one is 4 times as
-# long. DuckDB skips the row groups outside a window by their min/max (rows come in time
-# order), so the first page of a table of millions reads a row group or two, not all of them.
+# How far back the first window of a newest-first read reaches when nothing is known of the
+# listing's density; each next one is 4 times as long. DuckDB skips the row groups outside a
+# window by their min/max (rows come in time order), so the first page of a table of millions
+# reads a row group or two, not all of them.
 _FIRST_WINDOW_US: Final = 300 * 1_000_000
 _GROWTH: Final = 4
 _OLDEST_US: Final = -(2**62)
+# The rows per µs the last read of a listing (table, instance, filters) found: its next read's
+# first window is made to hold twice its rows, so that one query is enough (a window too short
+# costs a second query; one too long, more of a row group). Reads run on one thread.
+_DENSITY: dict[tuple[object, ...], float] = {}
+_MAX_DENSITIES: Final = 10_000
+_MIN_WINDOW_US: Final = 1000
 
 
 def _newest(
@@ -234,21 +296,32 @@ def _newest(
     order: str,
     limit: int,
     end_us: int | None,
+    listing: tuple[object, ...],
+    at: int,
 ) -> list[tuple[Any, ...]]:
     """``limit`` rows of ``sql`` (a SELECT with a WHERE) by ``order`` (newest first), read in
     windows of ``column`` that widen back from ``end_us``; without one, the first window has
-    no end (a clock set back finds the rows written before all the same)."""
-    width = _FIRST_WINDOW_US
+    no end (a clock set back finds the rows written before all the same). ``listing`` names
+    what is read, for the first window's width (``_DENSITY``); ``at`` is the index of the
+    rows' time in µs."""
+    density = _DENSITY.get(listing)
+    width = _FIRST_WINDOW_US if not density else max(_MIN_WINDOW_US, int(2 * limit / density))
+    start = time.time_ns() // 1000 if end_us is None else end_us
     high = end_us
+    low = start
     rows: list[tuple[Any, ...]] = []
     while len(rows) < limit and (high is None or high > _OLDEST_US):
-        low = max((time.time_ns() // 1000 if high is None else high) - width, _OLDEST_US)
+        low = max((start if high is None else high) - width, _OLDEST_US)
         upper = "" if high is None else f" AND {column} < {_at(high)}"
         rows += query(
             f"{sql} AND {column} >= {_at(low)}{upper} ORDER BY {order} LIMIT {limit - len(rows):d}",
             params,
         )
         high, width = low, width * _GROWTH
+    if len(rows) >= limit and rows[-1][at] is not None:
+        if len(_DENSITY) >= _MAX_DENSITIES:
+            _DENSITY.clear()
+        _DENSITY[listing] = len(rows) / max(1, start - rows[-1][at])
     return rows
 
 
@@ -260,11 +333,14 @@ def get_order(
     column = "order_id" if key == "order_id" else "client_order_id"
     value: object = req.order_id if key == "order_id" else req.client_order_id
     rows = query(
-        f"SELECT {_ORDER_COLUMNS} FROM orders WHERE instance_id = ? AND {column} = ? "
+        f"SELECT encoded, {_ORDER_COLUMNS} FROM orders WHERE instance_id = ? AND {column} = ? "
         f"AND created_at >= {_at(since_ns // 1000)} ORDER BY created_at DESC LIMIT 1",
         [req.instance_id, value],
     )
-    return order_of(rows[0]) if rows else None
+    if not rows:
+        return None
+    stored = rows[0][0]
+    return order_of(rows[0][1:]) if stored is None else common_pb2.Order.FromString(stored)
 
 
 _DEAL_COLUMNS: Final = (
@@ -336,6 +412,8 @@ def list_deals(
         "time DESC, deal_id DESC",
         size + 1,
         end_us,
+        ("deals", req.instance_id, req.symbol),
+        14,
     )
     response = order_pb2.ListDealsResponse(deals=[_deal(r) for r in rows[:size]])
     if len(rows) > size:
@@ -381,6 +459,8 @@ def list_ticks(query: Query, req: order_pb2.ListTicksRequest) -> order_pb2.ListT
             "time DESC, rowid DESC",
             min(req.count, MAX_TICKS),
             end_us,
+            ("ticks", req.instance_id, req.symbol),
+            6,
         )
         return order_pb2.ListTicksResponse(ticks=[_tick(r) for r in reversed(rows)])
     size = min(req.page_size or DEFAULT_TICK_PAGE, MAX_TICKS)
