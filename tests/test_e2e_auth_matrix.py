@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from google.protobuf import duration_pb2, message_factory
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2
 from tests.support import BULK_RISK, error_info, limit, market, wait_for_price
@@ -473,9 +474,15 @@ TABLE: dict[str, Row] = {
         READ,
     ),
     MKT + "GetTicks": Row(
-        lambda i, w: market_pb2.GetTicksRequest(instance_id=i, symbol="EURUSD"),
+        lambda i, w: market_pb2.GetTicksRequest(
+            instance_id=i,
+            symbol="EURUSD",
+            date_from=Timestamp(seconds=1),
+            count=10,
+            flags=market_pb2.COPY_TICKS_ALL,
+        ),
         "a1",
-        READ_NOT_BUILT,
+        READ,
     ),
     MKT + "StreamBook": Row(
         lambda i, w: market_pb2.StreamBookRequest(instance_id=i, symbol="EURUSD"),

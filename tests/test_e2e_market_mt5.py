@@ -11,11 +11,11 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
-from tests.support import error_info, wait_for_price
+from tests.support import error_info, wait_for_price, wait_until
 
 from mt5exec.mt5 import simterminal
 from mt5exec.testing import ServerProcess
-from mt5exec.v1 import common_pb2, instance_pb2, market_pb2, market_pb2_grpc
+from mt5exec.v1 import common_pb2, instance_pb2, market_pb2, market_pb2_grpc, order_pb2
 
 LOGIN, SERVER, PASSWORD = 5012345, "Sim-Demo", "s3cret-Pa55"
 SYMBOLS = ["EURUSD", "GBPUSD", "USDJPY"]
@@ -28,7 +28,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     config.write_text('[mt5]\nmodule = "mt5exec.mt5.simterminal"\npoll_interval_ms = 20\n')
     (data / "data" / "templates").mkdir(parents=True)
     (data / "data" / "templates" / "health_check.json").write_text(
-        json.dumps({"broker_retry_attempts": 1, "broker_retry_initial_ms": 100})
+        json.dumps(
+            {
+                "broker_retry_attempts": 1,
+                "broker_retry_initial_ms": 100,
+                "broker_relogin_after_ms": 300,
+            }
+        )
     )
     with ServerProcess(data / "data", config=config) as proc:
         simterminal.write_terminal_config(
@@ -131,3 +137,73 @@ def test_rates_from_copy_rates(server: ServerProcess) -> None:
     assert ranged == by_pos
     weeks = bars(timeframe=market_pb2.TIMEFRAME_W1, start_pos=0, count=2)
     assert weeks and all(time.gmtime(b.time).tm_wday == 0 for b in weeks)
+
+
+def test_ticks_from_copy_ticks(server: ServerProcess) -> None:
+    stub = _stub(server)
+    since = int(time.time() * 1000) - 60_000
+    request = market_pb2.GetTicksRequest(
+        instance_id="mt5-m",
+        symbol="EURUSD",
+        date_from=Timestamp(seconds=since // 1000),
+        count=20,
+        flags=market_pb2.COPY_TICKS_ALL,
+    )
+    ticks = [t for page in stub.GetTicks(request, timeout=60) for t in page.ticks]
+    assert 0 < len(ticks) <= 20
+    assert all(t.time_msc >= since - 1000 and 0 < t.bid < t.ask for t in ticks)
+    assert [t.time_msc for t in ticks] == sorted(t.time_msc for t in ticks)
+
+
+def test_broker_connection_lost_and_logged_in_again(server: ServerProcess) -> None:
+    """Last: terminal_info says the broker is gone; DEGRADED, orders refused, re-login."""
+
+    def instance() -> common_pb2.Instance:
+        return server.instances.GetInstance(
+            instance_pb2.GetInstanceRequest(instance_id="mt5-m"), timeout=30
+        ).instance
+
+    assert (
+        _stub(server)
+        .GetTerminalInfo(market_pb2.GetTerminalInfoRequest(instance_id="mt5-m"), timeout=30)
+        .terminal.relogins
+        == 0
+    )
+    simterminal.write_hook_file(
+        server.data_dir / "instances" / "default" / "mt5-m" / "terminal",
+        {"broker_outage_ms": 8000},
+    )
+    wait_until(
+        "DEGRADED for BROKER_DISCONNECTED",
+        lambda: (
+            instance().state_reason == "BROKER_DISCONNECTED"
+            and instance().state == common_pb2.INSTANCE_STATE_DEGRADED
+        ),
+    )
+    order = order_pb2.PlaceOrderRequest(
+        instance_id="mt5-m",
+        client_order_id="mt5-while-down",
+        symbol="EURUSD",
+        side=common_pb2.SIDE_BUY,
+        type=common_pb2.ORDER_TYPE_MARKET,
+        volume=0.01,
+    )
+    with pytest.raises(grpc.RpcError) as e:
+        server.orders.PlaceOrder(order, timeout=30)
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert error_info(e.value).reason == "BROKER_DISCONNECTED"
+    wait_until(
+        "READY again", lambda: instance().state == common_pb2.INSTANCE_STATE_READY, timeout=120
+    )
+    info = (
+        _stub(server)
+        .GetTerminalInfo(market_pb2.GetTerminalInfoRequest(instance_id="mt5-m"), timeout=30)
+        .terminal
+    )
+    assert info.connected and info.relogins == 1
+    with pytest.raises(grpc.RpcError) as e:
+        server.orders.GetOrder(
+            order_pb2.GetOrderRequest(instance_id="mt5-m", client_order_id="mt5-while-down"),
+            timeout=30,
+        )
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND

@@ -164,8 +164,8 @@ def test_rpcs_not_built_yet_say_so(server: ServerProcess) -> None:
     with pytest.raises(grpc.RpcError) as e:
         next(
             iter(
-                stub.GetTicks(
-                    market_pb2.GetTicksRequest(instance_id="m1", symbol="EURUSD"), timeout=30
+                stub.StreamBook(
+                    market_pb2.StreamBookRequest(instance_id="m1", symbol="EURUSD"), timeout=30
                 )
             )
         )

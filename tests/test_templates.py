@@ -434,6 +434,7 @@ def test_worker_config_is_what_the_sim_worker_reads(templates: Templates, tmp_pa
         "margin_mode": "netting",
         "retention_s": 172_800.0,
         "retention_orders": 250_000,
+        "broker_relogin_after_ms": 5000,
     }
     path = tmp_path / "worker.json"
     path.write_text(json.dumps(flat))
@@ -444,6 +445,7 @@ def test_worker_config_is_what_the_sim_worker_reads(templates: Templates, tmp_pa
     assert (loaded.sim.currency, loaded.sim.margin_mode) == ("EUR", "netting")
     assert loaded.batch_interval_s == 0.005
     assert loaded.retention == retention
+    assert loaded.relogin_after_s == 5.0
 
 
 def test_risk_limits_use_the_proto_field_names(templates: Templates) -> None:

@@ -412,6 +412,8 @@ class HealthCheckSection:
     # Broker connection retries (seed 000: exponential backoff, 5 attempts).
     broker_retry_attempts: int = _f(5, _NON_NEG_INT)
     broker_retry_initial_ms: int = _f(1000, _NON_NEG_INT)
+    # After the terminal lost its broker connection, the worker logs in again this often.
+    broker_relogin_after_ms: int = _f(5000, _NON_NEG_INT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -568,6 +570,7 @@ class RuntimeConfig:
             "margin_mode": self.broker.margin_mode,
             "retention_s": retention.keep_s,
             "retention_orders": retention.keep_orders,
+            "broker_relogin_after_ms": self.health_check.broker_relogin_after_ms,
         }
 
 

@@ -7,6 +7,7 @@
 //! never sits between a worker and a subscriber except to write bytes to gRPC.
 #![deny(unsafe_code)]
 
+pub mod broker;
 pub mod convert;
 pub mod copier;
 pub mod counters;

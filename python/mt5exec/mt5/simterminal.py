@@ -614,6 +614,10 @@ def clear_injected_failures() -> None:
 
 # Price moves asked for through the hook file, applied by the next call with a session.
 _pending_prices: list[tuple[str, float]] = []
+# The broker connection ({"broker_outage_ms": n} in the inject file): the broker is away until
+# _broker_down_until (time.time()), and the terminal logged out until a login() after that.
+_broker_down_until = 0.0
+_logged_out = False
 
 
 def set_price(symbol: str, bid: float) -> bool:
@@ -634,7 +638,9 @@ def write_hook_file(directory: str | os.PathLike[str], commands: Any) -> Path:
 
     ``commands``: one object or a list of them, each an IPC failure (the keys of
     ``inject_ipc_failures``: ``n``, ``code``, ``functions``, ``executed``, ``disconnect``) or a
-    price move (``{"set_price": {"EURUSD": 1.08}}``). The file is replaced atomically: the
+    price move (``{"set_price": {"EURUSD": 1.08}}``) or a broker outage
+    (``{"broker_outage_ms": 5000}``: logged out, ``terminal_info().connected`` false, ``login``
+    failing until it is over). The file is replaced atomically: the
     terminal may read it at any moment, and half a file would be lost.
     """
     d = Path(directory)
@@ -662,6 +668,12 @@ def _read_inject_file(directory: Path) -> None:
             claimed.unlink()
     for item in raw if isinstance(raw, list) else [raw]:
         if not isinstance(item, dict):
+            continue
+        outage = item.get("broker_outage_ms")
+        if isinstance(outage, int):
+            global _broker_down_until, _logged_out
+            _broker_down_until = max(_broker_down_until, time.time() + outage / 1000.0)
+            _logged_out = True
             continue
         prices = item.get("set_price")
         if isinstance(prices, dict):
@@ -1162,6 +1174,11 @@ def login(
         if not _credentials_match(session.cfg, login, password, server):
             _fail(c.RES_E_AUTH_FAILED)
             return False
+        global _logged_out
+        if time.time() < _broker_down_until:
+            _fail(c.RES_E_FAIL, "no connection with the trade server")
+            return False
+        _logged_out = False
         return _end(True) is True
 
 
@@ -1201,6 +1218,8 @@ def terminal_info() -> TerminalInfo | None:
             return None
         path = str(s.dir.absolute())
         info = TerminalInfo(
+            connected=not _logged_out,
+            trade_allowed=not _logged_out,
             ping_last=1000,
             company=s.cfg.company,
             name="MetaTrader 5 (mt5exec simulated terminal)",

@@ -295,6 +295,7 @@ class InstanceService(risk_control.RiskControls):
                 "poll_interval_ms": mt5.poll_interval_ms,
                 "broker_retry_attempts": hc.broker_retry_attempts,
                 "broker_retry_initial_ms": hc.broker_retry_initial_ms,
+                "broker_relogin_after_ms": hc.broker_relogin_after_ms,
             }
             if mt5.terminal_base is not None:
                 worker["terminal_base"] = str(mt5.terminal_base)

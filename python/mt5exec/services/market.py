@@ -21,7 +21,7 @@ from mt5exec.terminal.v1 import worker_pb2 as wpb
 from mt5exec.v1 import common_pb2, market_pb2
 
 # Not built yet (issue #24): answered UNIMPLEMENTED.
-PLANNED: dict[str, int | str] = {"GetTicks": 24, "StreamBook": 24}
+PLANNED: dict[str, int | str] = {"StreamBook": 24}
 
 # How long a question waits for the terminal.
 ANSWER_TIMEOUT_S = 30.0
@@ -92,6 +92,37 @@ def rates_query(request: market_pb2.GetRatesRequest) -> wpb.RatesQuery:
     else:
         query.from_pos = True
         query.start_pos = request.start_pos
+    return query
+
+
+def ticks_query(request: market_pb2.GetTicksRequest) -> wpb.TicksQuery:
+    """The worker's question for a GetTicks request (copy_ticks_from or _range), checked."""
+    query = wpb.TicksQuery(
+        symbol=_symbol(request.symbol),
+        flags=validation.enum(
+            "flags", request.flags, market_pb2.CopyTicks.DESCRIPTOR, unspecified=False
+        ),
+    )
+    if not request.HasField("date_from"):
+        raise invalid("date_from", "FIELD_REQUIRED", "date_from: required")
+    query.from_msc = validation.timestamp_nanos("date_from", request.date_from) // 10**6
+    if request.HasField("date_to"):
+        query.range = True
+        query.to_msc = validation.timestamp_nanos("date_to", request.date_to) // 10**6
+        if query.to_msc < query.from_msc:
+            raise invalid(
+                "date_to", "RANGE_REVERSED", "date_to: before date_from (a reversed range)"
+            )
+        if request.count:
+            raise invalid("count", "FIELD_NOT_APPLICABLE", "count: not with a range (date_to)")
+        return query
+    if not 1 <= request.count <= MAX_BARS:
+        raise invalid(
+            "count",
+            "VALUE_OUT_OF_RANGE",
+            f"count: must be 1 to {MAX_BARS:,} ticks, got {request.count:,}",
+        )
+    query.count = request.count
     return query
 
 
@@ -183,4 +214,13 @@ class MarketDataService:
         answer = await self._ask(request.instance_id, wpb.MarketRequest(rates=query))
         # Each page is an encoded GetRatesResponse of at most 10,000 bars (RatesPage).
         for page in answer.rates.pages:
+            yield page
+
+    async def GetTicks(
+        self, request: market_pb2.GetTicksRequest, context: Context
+    ) -> AsyncIterator[bytes]:
+        query = ticks_query(request)
+        answer = await self._ask(request.instance_id, wpb.MarketRequest(ticks=query))
+        # Each page is an encoded GetTicksResponse of at most 10,000 ticks (TicksPage).
+        for page in answer.ticks.pages:
             yield page

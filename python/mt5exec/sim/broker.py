@@ -203,6 +203,7 @@ from mt5exec.sim.symbols import (
     SymbolSpec,
     resolve,
 )
+from mt5exec.sim.tape import Tape
 from mt5exec.terminal.v1 import worker_pb2 as pb
 from mt5exec.workers.protocol import varint
 
@@ -1046,6 +1047,8 @@ class SimBroker:
             name: Bars(config.seed, name, m.step, m.spread, self._clock(), m.bid_pts)
             for name, m in self._markets.items()
         }
+        # Every tick from now on (mt5exec.sim.tape).
+        self.tapes = {name: Tape() for name in self._markets}
         self._sessions(self._clock(), report=False)
         self._plan_timer()
 
@@ -1320,6 +1323,7 @@ class SimBroker:
         m.advance()
         m.time_msc = self._now_msc() if time_msc is None else time_msc
         self.bars[symbol].on_tick(m.time_msc, m.bid_pts, m.spread)
+        self.tapes[symbol].add(m.time_msc, m.bid_pts, m.ask_pts)
         if m.armed and m.triggered():
             self._fire(m)
         return m.bid, m.ask
@@ -1333,6 +1337,7 @@ class SimBroker:
         m.jump(m.pts(bid))
         m.time_msc = self._now_msc() if time_msc is None else time_msc
         self.bars[symbol].on_tick(m.time_msc, m.bid_pts, m.spread)
+        self.tapes[symbol].add(m.time_msc, m.bid_pts, m.ask_pts)
         if m.armed and m.triggered():
             self._fire(m)
         return m.bid, m.ask

@@ -18,6 +18,10 @@ BUILD = 4755
 NAME = "mt5exec simulated broker"
 # Bars per RatesPage (one streamed GetRatesResponse).
 PAGE_BARS = 10_000
+MAX_TICKS = 100_000
+# mt5exec.v1.CopyTicks; TICK_FLAG_BID | TICK_FLAG_ASK.
+COPY_TICKS_TRADE = 2
+TICK_FLAGS_QUOTE = 2 | 4
 _NOT_FOUND = 5
 _INVALID_ARGUMENT = 3
 
@@ -115,6 +119,34 @@ def _rates(broker: SimBroker, q: pb.RatesQuery) -> pb.MarketAnswer:
     return pb.MarketAnswer(rates=pb.RatesChunks(pages=rates_pages(series, start, stop, scale)))
 
 
+def _ticks(broker: SimBroker, q: pb.TicksQuery) -> pb.MarketAnswer:
+    if q.symbol not in broker.symbols:
+        return _unknown(q.symbol)
+    if q.flags == COPY_TICKS_TRADE:
+        return pb.MarketAnswer(ticks=pb.TicksChunks())  # no trades in the simulated market
+    tape = broker.tapes[q.symbol]
+    start, stop = tape.select(q.from_msc, q.to_msc if q.range else None, q.count)
+    if stop - start > MAX_TICKS:
+        return _refused(
+            _INVALID_ARGUMENT,
+            "TOO_MANY_TICKS",
+            f"date_from: the range holds {stop - start:,} ticks, more than {MAX_TICKS:,}",
+            "date_from",
+        )
+    scale = 10 ** next(s.digits for s in broker.symbol_specs() if s.name == q.symbol)
+    pages = []
+    for first in range(start, stop, PAGE_BARS):
+        last = min(stop, first + PAGE_BARS)
+        page = pb.TicksPage()
+        add = page.ticks.add
+        for t, b, a in zip(
+            tape.time[first:last], tape.bid[first:last], tape.ask[first:last], strict=True
+        ):
+            add(time_msc=t, bid=b / scale, ask=a / scale, flags=TICK_FLAGS_QUOTE)
+        pages.append(page.SerializeToString())
+    return pb.MarketAnswer(ticks=pb.TicksChunks(pages=pages))
+
+
 def _refused(code: int, reason: str, message: str, field: str) -> pb.MarketAnswer:
     return pb.MarketAnswer(code=code, reason=reason, message=message, field=field)
 
@@ -126,10 +158,13 @@ def _unknown(name: str) -> pb.MarketAnswer:
 
 
 def answer(
-    broker: SimBroker, request: pb.MarketRequest, *, connected: bool = True
+    broker: SimBroker, request: pb.MarketRequest, *, connected: bool = True, relogins: int = 0
 ) -> pb.MarketAnswer:
-    """The answer to ``request`` (its request_id set)."""
+    """The answer to ``request`` (its request_id set); ``connected`` and ``relogins``: the
+    broker connection as the worker sees it."""
     out = _answer(broker, request, connected)
+    if out.HasField("terminal"):
+        out.terminal.relogins = relogins
     out.request_id = request.request_id
     return out
 
@@ -161,6 +196,8 @@ def _answer(broker: SimBroker, request: pb.MarketRequest, connected: bool) -> pb
         return pb.MarketAnswer(calc=pb.CalcResult(value=value, currency=currency))
     if kind == "rates":
         return _rates(broker, request.rates)
+    if kind == "ticks":
+        return _ticks(broker, request.ticks)
     if kind == "terminal":
         account = broker.account_snapshot()
         return pb.MarketAnswer(

@@ -123,7 +123,8 @@ class MarketDataServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetTicks(self, request, context):
-        """Tick history (copy_ticks_from / _range), in chunks. Not built yet: UNIMPLEMENTED.
+        """Tick history (copy_ticks_from / _range), oldest first, in messages of at most 10,000
+        ticks; at most 100,000 ticks a request.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -93,6 +93,7 @@ from mt5exec.workers.base import EXIT_ERROR as EXIT_ERROR
 from mt5exec.workers.base import EXIT_HANDSHAKE as EXIT_HANDSHAKE
 from mt5exec.workers.base import EXIT_PROTOCOL as EXIT_PROTOCOL
 from mt5exec.workers.base import WorkerExit as _Exit
+from mt5exec.workers.mt5_market import LinkWatch
 from mt5exec.workers.protocol import FrameReader, encode_frame
 
 log = logging.getLogger("mt5exec.workers.mt5")
@@ -151,6 +152,8 @@ class WorkerConfig:
     broker_retry_attempts: int = 5
     broker_retry_initial_ms: int = 1000
     broker_retry_max_ms: int = 30_000
+    # terminal_info() says the broker connection is lost: log in again this often.
+    broker_relogin_after_ms: int = 5000
     init_timeout_ms: int = 60_000
     account_interval_ms: int = 250
     tick_source: Literal["info", "copy"] = "info"
@@ -166,6 +169,7 @@ _INT_KEYS = {
     "broker_retry_attempts": 1,
     "broker_retry_initial_ms": 0,
     "broker_retry_max_ms": 0,
+    "broker_relogin_after_ms": 0,
     "init_timeout_ms": 1,
     "account_interval_ms": 0,
 }
@@ -493,6 +497,21 @@ class Terminal:
             self.process.scrub()
         return ok
 
+    def login(self) -> bool:
+        """Log the attached terminal in again (``mt5.login``) with the account's credentials."""
+        if self.cfg.login is None:
+            return False
+        kwargs: dict[str, Any] = {}
+        if self._password is not None:
+            kwargs["password"] = self._password
+        if self.cfg.server is not None:
+            kwargs["server"] = self.cfg.server
+        try:
+            return bool(self.mt5.login(self.cfg.login, **kwargs))
+        except Exception as e:  # never show the arguments
+            log.error("login raised %s", type(e).__name__)
+            return False
+
     def last_error(self) -> tuple[int, str]:
         try:
             code, message = self.mt5.last_error()
@@ -536,6 +555,8 @@ class MT5Worker:
         self.term = terminal
         self.mt5 = terminal.mt5
         self.cfg = cfg
+        # The broker connection as terminal_info reports it (mt5_market.LinkWatch).
+        self._link = LinkWatch(cfg.broker_relogin_after_ms / 1000.0)
         self.symbols: list[str] = []
         self.unavailable: list[str] = []
         self.infos: dict[str, pb.SymbolInfo] = {}
@@ -864,6 +885,17 @@ class MT5Worker:
         self._next_reconnect = time.monotonic()
         log.warning("lost the terminal: %s", why)
         self._event("BROKER_DISCONNECTED", why)
+
+    def _watch_link(self, now: float) -> None:
+        """The terminal's broker connection (terminal_info: connected, trade_allowed), checked
+        at each heartbeat; lost, the terminal logs in again every broker_relogin_after_ms."""
+        info = self._call("terminal_info", self.mt5.terminal_info)
+        if info is None:
+            return
+        up = bool(info.connected and info.trade_allowed)
+        event = self._link.watch(now, up, self.term.login)
+        if event is not None:
+            self._event(event.kind, event.message)
 
     def _maybe_reconnect(self, now: float) -> None:
         if self._connected or now < self._next_reconnect:
@@ -1194,6 +1226,8 @@ class MT5Worker:
             answer = mt5_market.answer(
                 self.mt5, self._call, self.term.last_error, frame.market_request
             )
+            if answer.HasField("terminal"):
+                answer.terminal.relogins = self._link.relogins
             self._out.append(encode_frame(pb.WorkerFrame(market_answer=answer)))
         elif kind == "fault":
             self._fault(frame.fault)
@@ -1254,6 +1288,8 @@ class MT5Worker:
                         self._poll()
                     next_poll = max(next_poll + self._poll_s, now)
                 if now >= heartbeat_due:
+                    if self._connected:
+                        self._watch_link(now)
                     self._heartbeat_seq += 1
                     self._out.append(
                         _frame(

@@ -23,6 +23,44 @@ _UNAVAILABLE = 14
 _INVALID_ARGUMENT = 3
 
 
+class LinkWatch:
+    """The terminal's broker connection, checked at each heartbeat: lost (not connected, or
+    trading not allowed), ``BROKER_DISCONNECTED``; then a login every ``relogin_after_s``
+    until the terminal is connected again: ``BROKER_CONNECTED``, a re-login counted."""
+
+    __slots__ = ("next_login", "relogin_after_s", "relogins", "up")
+
+    def __init__(self, relogin_after_s: float) -> None:
+        self.relogin_after_s = relogin_after_s
+        self.up = True
+        self.next_login = 0.0
+        self.relogins = 0
+
+    def watch(self, now: float, up: bool, login: Callable[[], bool]) -> pb.WorkerEvent | None:
+        if self.up:
+            if up:
+                return None
+            self.up = False
+            self.next_login = now + self.relogin_after_s
+            return pb.WorkerEvent(
+                kind="BROKER_DISCONNECTED",
+                message="terminal_info: the terminal lost its broker connection",
+            )
+        if up:
+            self.up = True
+            return pb.WorkerEvent(kind="BROKER_CONNECTED", message="the terminal reconnected")
+        if now < self.next_login:
+            return None
+        self.next_login = now + self.relogin_after_s
+        if not login():
+            return None
+        self.up = True
+        self.relogins += 1
+        return pb.WorkerEvent(
+            kind="BROKER_CONNECTED", message=f"logged in again (re-login {self.relogins})"
+        )
+
+
 def symbol_full(info: Any) -> pb.SymbolInfo:
     """Everything of a ``symbol_info`` result the protocol carries."""
     return pb.SymbolInfo(
@@ -133,6 +171,42 @@ def _rates(
     return pb.MarketAnswer(rates=pb.RatesChunks(pages=rates_pages(rows)))
 
 
+def _ticks(
+    mt5: Any, call: Call, last_error: Callable[[], tuple[int, str]], q: pb.TicksQuery
+) -> pb.MarketAnswer:
+    info = _symbol(mt5, call, last_error, q.symbol)
+    if isinstance(info, pb.MarketAnswer):
+        return info
+    flags = {1: c.COPY_TICKS_INFO, 2: c.COPY_TICKS_TRADE}.get(q.flags, c.COPY_TICKS_ALL)
+    start = datetime.fromtimestamp(q.from_msc / 1000, UTC)
+    if q.range:
+        what = "copy_ticks_range"
+        end = datetime.fromtimestamp(q.to_msc / 1000, UTC)
+        rows = call(what, mt5.copy_ticks_range, q.symbol, start, end, flags)
+    else:
+        what = "copy_ticks_from"
+        rows = call(what, mt5.copy_ticks_from, q.symbol, start, q.count, flags)
+    if rows is None:
+        return _unavailable(what, last_error)
+    if len(rows) > MAX_BARS:
+        return _refused(
+            _INVALID_ARGUMENT,
+            "TOO_MANY_TICKS",
+            f"date_from: the range holds {len(rows):,} ticks, more than {MAX_BARS:,}",
+            "date_from",
+        )
+    # MqlTick: time, bid, ask, last, volume, time_msc, flags, volume_real.
+    values = rows.tolist() if hasattr(rows, "tolist") else [tuple(r) for r in rows]
+    pages = []
+    for first in range(0, len(values), PAGE_BARS):
+        page = pb.TicksPage()
+        add = page.ticks.add
+        for _, bid, ask, last, volume, msc, tick_flags, _real in values[first : first + PAGE_BARS]:
+            add(time_msc=msc, bid=bid, ask=ask, last=last, volume=volume, flags=tick_flags)
+        pages.append(page.SerializeToString())
+    return pb.MarketAnswer(ticks=pb.TicksChunks(pages=pages))
+
+
 def _utc(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
@@ -225,6 +299,8 @@ def _answer(
         return pb.MarketAnswer(calc=pb.CalcResult(value=value, currency=account.currency))
     if kind == "rates":
         return _rates(mt5, call, last_error, request.rates)
+    if kind == "ticks":
+        return _ticks(mt5, call, last_error, request.ticks)
     if kind == "terminal":
         info = call("terminal_info", mt5.terminal_info)
         account = call("account_info", mt5.account_info)

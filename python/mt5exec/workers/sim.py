@@ -101,6 +101,8 @@ from google.protobuf.message import Message
 
 from mt5exec.sim import market
 from mt5exec.sim.broker import Activity, SendOutcome, SimBroker, SimConfig
+from mt5exec.sim.constants import TRADE_RETCODE_CONNECTION
+from mt5exec.sim.link import DEFAULT_RELOGIN_AFTER_S, BrokerLink
 from mt5exec.sim.state import Retention, StateError
 from mt5exec.sim.symbols import DEFAULT_SYMBOLS, parse_symbol_settings
 from mt5exec.terminal.v1 import worker_pb2 as pb
@@ -185,6 +187,8 @@ class WorkerConfig:
     batch_interval_s: float = DEFAULT_BATCH_INTERVAL_S
     # The history the journal keeps when it is compacted.
     retention: Retention = field(default_factory=Retention)
+    # After a lost broker connection, log in again this often.
+    relogin_after_s: float = DEFAULT_RELOGIN_AFTER_S
 
     def clock(self) -> Callable[[], float]:
         offset = self.clock_offset_ms / 1000.0
@@ -234,6 +238,7 @@ def load_config(path: Path | None, instance_id: str | None = None) -> WorkerConf
         "clock_offset_ms",
         "retention_s",
         "retention_orders",
+        "broker_relogin_after_ms",
     }
     extra = sorted(set(raw) - known)
     if extra:
@@ -262,6 +267,7 @@ def load_config(path: Path | None, instance_id: str | None = None) -> WorkerConf
             raise ConfigError(f"{where}: tick_rate: must be >= 0, got {raw['tick_rate']!r}")
         sim.tick_rate = float(raw["tick_rate"])
     batch_s = DEFAULT_BATCH_INTERVAL_S
+    relogin_s = DEFAULT_RELOGIN_AFTER_S
     if "tick_batch_ms" in raw:
         value = raw["tick_batch_ms"]
         _check(where, "tick_batch_ms", value, (int, float), "a number")
@@ -288,6 +294,12 @@ def load_config(path: Path | None, instance_id: str | None = None) -> WorkerConf
                 f"{where}: margin_mode: expected 'hedging' or 'netting', got {raw['margin_mode']!r}"
             )
         sim.margin_mode = raw["margin_mode"]
+    if "broker_relogin_after_ms" in raw:
+        value = raw["broker_relogin_after_ms"]
+        _check(where, "broker_relogin_after_ms", value, (int,), "an integer")
+        if value < 0:
+            raise ConfigError(f"{where}: broker_relogin_after_ms: must be >= 0, got {value}")
+        relogin_s = value / 1000.0
     if "login" in raw:
         _check(where, "login", raw["login"], (int,), "an integer")
         sim.login = raw["login"]
@@ -345,6 +357,7 @@ def load_config(path: Path | None, instance_id: str | None = None) -> WorkerConf
         clock_offset_ms=offset,
         batch_interval_s=batch_s,
         retention=retention,
+        relogin_after_s=relogin_s,
     )
 
 
@@ -412,6 +425,7 @@ class SimWorker:
         broker: SimBroker,
         instance_id: str,
         batch_interval_s: float = DEFAULT_BATCH_INTERVAL_S,
+        relogin_after_s: float = DEFAULT_RELOGIN_AFTER_S,
     ) -> None:
         self.sock = sock
         self.broker = broker
@@ -438,6 +452,8 @@ class SimWorker:
         self._next_price_save = now + PRICE_SAVE_INTERVAL_S
         self._next_checkpoint_try = now
         self._state_failing = False
+        # The terminal's broker connection (mt5exec.sim.link).
+        self.link = BrokerLink(relogin_after_s)
 
     # -- handshake --------------------------------------------------------------------------
 
@@ -507,6 +523,15 @@ class SimWorker:
         frame = parse_engine_frame(payload)
         kind = frame.WhichOneof("body")
         if kind == "order":
+            if not self.link.connected:
+                # The engine refuses orders meanwhile; one already on its way finds no broker.
+                result = pb.OrderResult(
+                    request_id=frame.order.request_id,
+                    retcode=TRADE_RETCODE_CONNECTION,
+                    comment="no connection with the trade server",
+                )
+                self._results.append(_small_frame(_RESULT_KEY, result))
+                return
             if self.broker.faults.delay_ms or self._delayed:
                 # Queue behind earlier delayed orders so results keep the request order.
                 due = now + self.broker.faults.delay_ms / 1000.0
@@ -523,7 +548,13 @@ class SimWorker:
         elif kind == "reconcile":
             self._out.append(_frame(reconcile_result=self.broker.reconcile(frame.reconcile)))
         elif kind == "market_request":
-            self._out.append(_frame(market_answer=market.answer(self.broker, frame.market_request)))
+            answer = market.answer(
+                self.broker,
+                frame.market_request,
+                connected=self.link.connected,
+                relogins=self.link.relogins,
+            )
+            self._out.append(_frame(market_answer=answer))
         elif kind == "fault":
             self._fault(frame.fault)
         elif kind == "shutdown":
@@ -605,7 +636,22 @@ class SimWorker:
                 log.info("sim state checkpoints work again")
             self._state_failing = False
 
+    def _watch_link(self, now: float) -> None:
+        """The broker connection, checked at each heartbeat (mt5exec.sim.link)."""
+        self.link.poll_file(now)
+        event = self.link.watch(now)
+        if event is not None:
+            log.warning("instance=%s: %s %s", self.instance_id, event.kind, event.message)
+            self._out.append(_frame(event=event))
+            if event.kind == "BROKER_CONNECTED":
+                # As after a freeze: no burst of the ticks the outage skipped.
+                self._next_tick = now
+
     def _fault(self, fault: pb.FaultInjection) -> None:
+        if fault.broker_outage_ms:
+            self.link.outage(time.monotonic(), fault.broker_outage_ms)
+            self._watch_link(time.monotonic())
+            return
         self.broker.apply_fault(fault)
         # Whatever was already done reaches the engine before the fault takes effect.
         if enact_fault(self.sock, fault, self._flush, log):
@@ -652,7 +698,12 @@ class SimWorker:
                 while self._delayed and self._delayed[0][0] <= now:
                     self._report(self.broker.send(self._delayed.popleft()[1]), now)
 
-                if period and now >= self._next_tick and now - last_batch >= batch_interval:
+                if (
+                    period
+                    and now >= self._next_tick
+                    and now - last_batch >= batch_interval
+                    and self.link.connected
+                ):
                     due = int((now - self._next_tick) / period) + 1
                     if due > self._max_burst:
                         due = self._max_burst
@@ -688,6 +739,7 @@ class SimWorker:
                     self._activity(now)
 
                 if now >= self._next_heartbeat:
+                    self._watch_link(now)
                     self._heartbeat_seq += 1
                     self._out.append(
                         _frame(
@@ -793,7 +845,7 @@ def _serve(socket_path: str, broker: SimBroker, config: WorkerConfig) -> int:
 
     def body() -> None:
         sock = connect_or_exit(socket_path)
-        worker = SimWorker(sock, broker, iid, config.batch_interval_s)
+        worker = SimWorker(sock, broker, iid, config.batch_interval_s, config.relogin_after_s)
         worker.handshake()
         log.info(
             "sim worker started: instance=%s socket=%s symbols=%s tick_rate=%g margin_mode=%s",

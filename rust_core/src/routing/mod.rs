@@ -151,6 +151,9 @@ use mt5::{filling_v1, mt5_filling, mt5_order_type, mt5_type_time, order_type_of,
 pub use recovery::{on_reconcile, on_worker_lost, reconcile_unknown, restore};
 
 fn not_ready(instance: &Instance, live: &Live) -> Option<EngineError> {
+    if let Some(refusal) = crate::broker::refusal(&instance.spec.instance_id, live) {
+        return Some(refusal);
+    }
     matches!(
         live.state,
         v1::InstanceState::Ready | v1::InstanceState::Degraded

@@ -471,36 +471,84 @@ class Shutdown(_message.Message):
     def __init__(self, reason: _Optional[str] = ...) -> None: ...
 
 class FaultInjection(_message.Message):
-    __slots__ = ("delay_ms", "reject_next", "disconnect", "freeze_ms", "crash")
+    __slots__ = ("delay_ms", "reject_next", "disconnect", "freeze_ms", "crash", "broker_outage_ms")
     DELAY_MS_FIELD_NUMBER: _ClassVar[int]
     REJECT_NEXT_FIELD_NUMBER: _ClassVar[int]
     DISCONNECT_FIELD_NUMBER: _ClassVar[int]
     FREEZE_MS_FIELD_NUMBER: _ClassVar[int]
     CRASH_FIELD_NUMBER: _ClassVar[int]
+    BROKER_OUTAGE_MS_FIELD_NUMBER: _ClassVar[int]
     delay_ms: int
     reject_next: int
     disconnect: bool
     freeze_ms: int
     crash: bool
-    def __init__(self, delay_ms: _Optional[int] = ..., reject_next: _Optional[int] = ..., disconnect: _Optional[bool] = ..., freeze_ms: _Optional[int] = ..., crash: _Optional[bool] = ...) -> None: ...
+    broker_outage_ms: int
+    def __init__(self, delay_ms: _Optional[int] = ..., reject_next: _Optional[int] = ..., disconnect: _Optional[bool] = ..., freeze_ms: _Optional[int] = ..., crash: _Optional[bool] = ..., broker_outage_ms: _Optional[int] = ...) -> None: ...
 
 class SnapshotRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class MarketRequest(_message.Message):
-    __slots__ = ("request_id", "symbols", "calc", "terminal", "rates")
+    __slots__ = ("request_id", "symbols", "calc", "terminal", "rates", "ticks")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SYMBOLS_FIELD_NUMBER: _ClassVar[int]
     CALC_FIELD_NUMBER: _ClassVar[int]
     TERMINAL_FIELD_NUMBER: _ClassVar[int]
     RATES_FIELD_NUMBER: _ClassVar[int]
+    TICKS_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     symbols: SymbolsQuery
     calc: CalcQuery
     terminal: TerminalQuery
     rates: RatesQuery
-    def __init__(self, request_id: _Optional[int] = ..., symbols: _Optional[_Union[SymbolsQuery, _Mapping]] = ..., calc: _Optional[_Union[CalcQuery, _Mapping]] = ..., terminal: _Optional[_Union[TerminalQuery, _Mapping]] = ..., rates: _Optional[_Union[RatesQuery, _Mapping]] = ...) -> None: ...
+    ticks: TicksQuery
+    def __init__(self, request_id: _Optional[int] = ..., symbols: _Optional[_Union[SymbolsQuery, _Mapping]] = ..., calc: _Optional[_Union[CalcQuery, _Mapping]] = ..., terminal: _Optional[_Union[TerminalQuery, _Mapping]] = ..., rates: _Optional[_Union[RatesQuery, _Mapping]] = ..., ticks: _Optional[_Union[TicksQuery, _Mapping]] = ...) -> None: ...
+
+class TicksQuery(_message.Message):
+    __slots__ = ("symbol", "from_msc", "to_msc", "range", "count", "flags")
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    FROM_MSC_FIELD_NUMBER: _ClassVar[int]
+    TO_MSC_FIELD_NUMBER: _ClassVar[int]
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    FLAGS_FIELD_NUMBER: _ClassVar[int]
+    symbol: str
+    from_msc: int
+    to_msc: int
+    range: bool
+    count: int
+    flags: int
+    def __init__(self, symbol: _Optional[str] = ..., from_msc: _Optional[int] = ..., to_msc: _Optional[int] = ..., range: _Optional[bool] = ..., count: _Optional[int] = ..., flags: _Optional[int] = ...) -> None: ...
+
+class TickRow(_message.Message):
+    __slots__ = ("time_msc", "bid", "ask", "last", "volume", "flags")
+    TIME_MSC_FIELD_NUMBER: _ClassVar[int]
+    BID_FIELD_NUMBER: _ClassVar[int]
+    ASK_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    VOLUME_FIELD_NUMBER: _ClassVar[int]
+    FLAGS_FIELD_NUMBER: _ClassVar[int]
+    time_msc: int
+    bid: float
+    ask: float
+    last: float
+    volume: int
+    flags: int
+    def __init__(self, time_msc: _Optional[int] = ..., bid: _Optional[float] = ..., ask: _Optional[float] = ..., last: _Optional[float] = ..., volume: _Optional[int] = ..., flags: _Optional[int] = ...) -> None: ...
+
+class TicksPage(_message.Message):
+    __slots__ = ("ticks",)
+    TICKS_FIELD_NUMBER: _ClassVar[int]
+    ticks: _containers.RepeatedCompositeFieldContainer[TickRow]
+    def __init__(self, ticks: _Optional[_Iterable[_Union[TickRow, _Mapping]]] = ...) -> None: ...
+
+class TicksChunks(_message.Message):
+    __slots__ = ("pages",)
+    PAGES_FIELD_NUMBER: _ClassVar[int]
+    pages: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, pages: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class RatesQuery(_message.Message):
     __slots__ = ("symbol", "timeframe", "date_from", "date_to", "from_pos", "start_pos", "count")
@@ -595,7 +643,7 @@ class CalcResult(_message.Message):
     def __init__(self, value: _Optional[float] = ..., currency: _Optional[str] = ...) -> None: ...
 
 class TerminalState(_message.Message):
-    __slots__ = ("build", "connected", "trade_allowed", "tradeapi_disabled", "ping_last", "community_account", "community_connection", "company", "name", "language", "max_bars", "dlls_allowed", "data_folder", "backend", "login", "server")
+    __slots__ = ("build", "connected", "trade_allowed", "tradeapi_disabled", "ping_last", "community_account", "community_connection", "company", "name", "language", "max_bars", "dlls_allowed", "data_folder", "backend", "login", "server", "relogins")
     BUILD_FIELD_NUMBER: _ClassVar[int]
     CONNECTED_FIELD_NUMBER: _ClassVar[int]
     TRADE_ALLOWED_FIELD_NUMBER: _ClassVar[int]
@@ -612,6 +660,7 @@ class TerminalState(_message.Message):
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     LOGIN_FIELD_NUMBER: _ClassVar[int]
     SERVER_FIELD_NUMBER: _ClassVar[int]
+    RELOGINS_FIELD_NUMBER: _ClassVar[int]
     build: int
     connected: bool
     trade_allowed: bool
@@ -628,10 +677,11 @@ class TerminalState(_message.Message):
     backend: str
     login: int
     server: str
-    def __init__(self, build: _Optional[int] = ..., connected: _Optional[bool] = ..., trade_allowed: _Optional[bool] = ..., tradeapi_disabled: _Optional[bool] = ..., ping_last: _Optional[int] = ..., community_account: _Optional[bool] = ..., community_connection: _Optional[bool] = ..., company: _Optional[str] = ..., name: _Optional[str] = ..., language: _Optional[str] = ..., max_bars: _Optional[int] = ..., dlls_allowed: _Optional[bool] = ..., data_folder: _Optional[str] = ..., backend: _Optional[str] = ..., login: _Optional[int] = ..., server: _Optional[str] = ...) -> None: ...
+    relogins: int
+    def __init__(self, build: _Optional[int] = ..., connected: _Optional[bool] = ..., trade_allowed: _Optional[bool] = ..., tradeapi_disabled: _Optional[bool] = ..., ping_last: _Optional[int] = ..., community_account: _Optional[bool] = ..., community_connection: _Optional[bool] = ..., company: _Optional[str] = ..., name: _Optional[str] = ..., language: _Optional[str] = ..., max_bars: _Optional[int] = ..., dlls_allowed: _Optional[bool] = ..., data_folder: _Optional[str] = ..., backend: _Optional[str] = ..., login: _Optional[int] = ..., server: _Optional[str] = ..., relogins: _Optional[int] = ...) -> None: ...
 
 class MarketAnswer(_message.Message):
-    __slots__ = ("request_id", "code", "reason", "message", "field", "symbols", "calc", "terminal", "rates")
+    __slots__ = ("request_id", "code", "reason", "message", "field", "symbols", "calc", "terminal", "rates", "ticks")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -641,6 +691,7 @@ class MarketAnswer(_message.Message):
     CALC_FIELD_NUMBER: _ClassVar[int]
     TERMINAL_FIELD_NUMBER: _ClassVar[int]
     RATES_FIELD_NUMBER: _ClassVar[int]
+    TICKS_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     code: int
     reason: str
@@ -650,4 +701,5 @@ class MarketAnswer(_message.Message):
     calc: CalcResult
     terminal: TerminalState
     rates: RatesChunks
-    def __init__(self, request_id: _Optional[int] = ..., code: _Optional[int] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., field: _Optional[str] = ..., symbols: _Optional[_Union[SymbolList, _Mapping]] = ..., calc: _Optional[_Union[CalcResult, _Mapping]] = ..., terminal: _Optional[_Union[TerminalState, _Mapping]] = ..., rates: _Optional[_Union[RatesChunks, _Mapping]] = ...) -> None: ...
+    ticks: TicksChunks
+    def __init__(self, request_id: _Optional[int] = ..., code: _Optional[int] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., field: _Optional[str] = ..., symbols: _Optional[_Union[SymbolList, _Mapping]] = ..., calc: _Optional[_Union[CalcResult, _Mapping]] = ..., terminal: _Optional[_Union[TerminalState, _Mapping]] = ..., rates: _Optional[_Union[RatesChunks, _Mapping]] = ..., ticks: _Optional[_Union[TicksChunks, _Mapping]] = ...) -> None: ...
