@@ -154,3 +154,38 @@ def test_a_listing_read_again_starts_with_a_window_sized_for_its_page(tmp_path: 
         assert first == again and len(first.orders) == 100
         assert len(queries[0]) > 1
         assert len(queries[1]) == 1
+
+
+def test_an_answer_is_kept_until_the_writer_commits_again(tmp_path: Path) -> None:
+    with HistoryWriter(tmp_path / "h.duckdb") as writer:
+        for n in range(5):
+            writer.record_order(_order(n))
+        assert writer.flush(timeout=30)
+        answers = reads.Answers()
+        request = order_pb2.ListOrdersRequest(instance_id="i1", history=True)
+        payload = reads.pack(reads.ORDERS, 0, True, request.SerializeToString())
+        ran: list[str] = []
+
+        def read() -> order_pb2.ListOrdersResponse:
+            commits = dict(writer.commits)
+
+            def counted(query: Query) -> bytes:
+                def count(sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+                    ran.append(sql)
+                    return query(sql, params)
+
+                return answers.answer(count, payload, commits)
+
+            return order_pb2.ListOrdersResponse.FromString(writer.read(counted))
+
+        assert len(read().orders) == 5 and ran
+        ran.clear()
+        assert len(read().orders) == 5 and not ran  # kept: no query
+        # A commit of other tables leaves it kept.
+        risk = (1, "trading_state", "i1", None, "{}", None, "server", None, None, None)
+        assert writer.record_row("risk_events", risk)
+        assert writer.flush(timeout=30)
+        assert len(read().orders) == 5 and not ran
+        writer.record_order(_order(5))
+        assert writer.flush(timeout=30)
+        assert [o.client_order_id for o in read().orders][:2] == ["c-005", "c-004"] and ran

@@ -700,11 +700,11 @@ class HistoryWriter:
     next start reads from the last sequence written).
 
     Counters (read from any thread; written by the writer thread only, except ``rejected``):
-    ``flushes`` committed transactions, ``statements`` batched INSERT statements executed,
-    ``rows_written`` rows handed to those statements, ``errors`` (failed writes and skipped
-    records), ``reopened`` (the database opened anew after a fatal error), ``dropped`` (rows
-    given up at close), ``rejected`` (records refused because the writer was closed or the
-    queue was full).
+    ``flushes`` committed transactions, ``commits`` of them per table written,
+    ``statements`` batched INSERT statements executed, ``rows_written`` rows handed to those
+    statements, ``errors`` (failed writes and skipped records), ``reopened`` (the database
+    opened anew after a fatal error), ``dropped`` (rows given up at close), ``rejected``
+    (records refused because the writer was closed or the queue was full).
     """
 
     RETRY_MIN_S: Final = 0.1
@@ -755,6 +755,9 @@ class HistoryWriter:
         self._last_error_log = 0.0
 
         self.flushes = 0
+        # Committed transactions that wrote rows to each table (what a kept answer of a read
+        # of that table is checked against).
+        self.commits: dict[str, int] = {table.name: 0 for table in TABLES}
         self.statements = 0
         self.rows_written = 0
         self.errors = 0
@@ -1202,6 +1205,7 @@ class HistoryWriter:
             self._reopen = True
             return "the database is not open"
         statements = rows_written = 0
+        written: list[str] = []
         try:
             conn.execute("BEGIN")
             for table in TABLES:
@@ -1215,6 +1219,7 @@ class HistoryWriter:
                 conn.execute(f"DELETE FROM {table.stage}")
                 statements += 1
                 rows_written += len(rows)
+                written.append(table.name)
             conn.execute("COMMIT")
         except Exception as exc:
             log.debug("history flush of %d rows failed: %s", len(batch), exc)
@@ -1225,6 +1230,8 @@ class HistoryWriter:
                 conn.execute("ROLLBACK")
             return f"{type(exc).__name__}: {exc}".replace("\n", " ")
         self.flushes += 1
+        for name in written:
+            self.commits[name] += 1
         self.statements += statements
         self.rows_written += rows_written
         return None

@@ -51,6 +51,7 @@ from mt5exec.auth import principal
 from mt5exec.auth.principal import Principal
 
 if TYPE_CHECKING:
+    from mt5exec.storage import history_reads
     from mt5exec.storage.history import HistoryWriter
     from mt5exec.storage.log_tail import LogTail
 
@@ -261,8 +262,12 @@ def _serve_reads(
     source: BinaryIO, writer: HistoryWriter, answer_frame: Callable[[bytes, bytes], None]
 ) -> None:
     """The API's reads (``H`` frames on a pipe of their own), one after the other, until
-    the pipe closes: neither behind the frames of stdin nor in the child's idle class."""
+    the pipe closes: neither behind the frames of stdin nor in the child's idle class. The
+    last answers are kept until the writer commits again (``history_reads.Answers``)."""
+    from mt5exec.storage import history_reads
+
     _read_priority()
+    answers = history_reads.Answers()
     while True:
         header = _read_exact(source, _HEADER.size)
         if header is None:
@@ -271,16 +276,17 @@ def _serve_reads(
         payload = _read_exact(source, length)
         if payload is None:
             return
-        answer_frame(payload[:8], _read(writer, payload[8:]))
+        answer_frame(payload[:8], _read(writer, payload[8:], answers))
 
 
-def _read(writer: HistoryWriter, payload: bytes) -> bytes:
+def _read(writer: HistoryWriter, payload: bytes, answers: history_reads.Answers) -> bytes:
     """``+`` and the encoded response of a history read, ``!`` and why it is refused (field,
     reason, message), or ``-`` and what failed."""
     from mt5exec.storage import history_reads
 
+    commits = dict(writer.commits)  # before the read: a commit during it drops its answer
     try:
-        return b"+" + writer.read(lambda query: history_reads.answer(query, payload))
+        return b"+" + writer.read(lambda query: answers.answer(query, payload, commits))
     except history_reads.BadRequest as e:
         return b"!" + "\0".join((e.field, e.reason, str(e))).encode()
     except Exception as e:  # a read must not end the history process

@@ -15,6 +15,7 @@ on from the engine's memory into the history; deals page by ``<time µs>.<deal_i
 
 from __future__ import annotations
 
+import collections
 import struct
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -226,6 +227,38 @@ def answer(query: Query, payload: bytes) -> bytes:
         except (OSError, duckdb.IOException) as e:
             raise BadRequest("out_dir", "EXPORT_FAILED", f"out_dir: {e}") from None
     raise ValueError(f"unknown history read {kind!r}")
+
+
+class Answers:
+    """The last answers of order and deal reads, kept while their table stays as it was.
+
+    ``commits`` are the writer's counts of commits per table (``HistoryWriter.commits``),
+    taken before the read: a commit that wrote to the table drops what was kept of it, so an
+    answer is never older than what a read would find. Ticks (written on a cursor of their
+    own) and exports are never kept. One reading thread only.
+    """
+
+    _TABLES: Final = {ORDERS: "orders", ORDER: "orders", DEALS: "deals"}
+
+    def __init__(self, size: int = 32) -> None:
+        self.size = size
+        self._kept: collections.OrderedDict[bytes, tuple[int, bytes]] = collections.OrderedDict()
+
+    def answer(self, query: Query, payload: bytes, commits: Mapping[str, int]) -> bytes:
+        table = self._TABLES.get(payload[:1])
+        if table is None:
+            return answer(query, payload)
+        stamp = commits[table]
+        kept = self._kept.get(payload)
+        if kept is not None and kept[0] == stamp:
+            self._kept.move_to_end(payload)
+            return kept[1]
+        got = answer(query, payload)
+        self._kept[payload] = (stamp, got)
+        self._kept.move_to_end(payload)
+        if len(self._kept) > self.size:
+            self._kept.popitem(last=False)
+        return got
 
 
 def list_orders(
