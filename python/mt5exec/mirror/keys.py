@@ -8,6 +8,7 @@ are unique per instance only). docs/redis.md is the reference of every key.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import math
 import time
@@ -80,7 +81,11 @@ def as_json(message: Message) -> str:
     makes): enums by name, 64-bit integers as strings, times in RFC 3339, fields at their
     default left out. Made here from ``ListFields`` with a converter per field, ~10x faster
     than json_format (this runs for every execution event, on the server's event loop)."""
-    return json.dumps(_as_dict(message), separators=(",", ":"))
+    return compact(_as_dict(message))
+
+
+# json.dumps(value, separators=(",", ":")) without a new encoder per call.
+compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
 Converter = Callable[[Any], Any]
@@ -155,13 +160,9 @@ def _same(value: Any) -> Any:
 
 def _timestamp(value: Any) -> str:
     """RFC 3339 as ``Timestamp.ToJsonString`` writes it (0, 3, 6 or 9 digits of fraction),
-    in a third of its time."""
+    in a fraction of its time (the seconds' text is kept: events come in the same second)."""
     seconds, nanos = value.seconds, value.nanos
-    t = time.gmtime(seconds)
-    text = (
-        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
-        f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
-    )
+    text = _seconds_text(seconds)
     if not nanos:
         return text + "Z"
     if nanos % 1_000_000 == 0:
@@ -169,6 +170,15 @@ def _timestamp(value: Any) -> str:
     if nanos % 1000 == 0:
         return f"{text}.{nanos // 1000:06d}Z"
     return f"{text}.{nanos:09d}Z"
+
+
+@functools.lru_cache(maxsize=256)
+def _seconds_text(seconds: int) -> str:
+    t = time.gmtime(seconds)
+    return (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+        f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+    )
 
 
 def _wkt_json(value: Any) -> Any:
@@ -243,4 +253,4 @@ class Result:
             "filled_volume": round(volume, 10),
             "fills": len(self.deals),
         }
-        return json.dumps(out, separators=(",", ":"))
+        return compact(out)

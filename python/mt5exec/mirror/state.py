@@ -8,11 +8,9 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from redis.client import Pipeline
-
 from mt5exec.engine import Engine
 from mt5exec.errors import MT5ExecError
-from mt5exec.mirror.client import Connection
+from mt5exec.mirror.client import Batch, Connection
 from mt5exec.mirror.keys import INSTANCE_KEYS, Keys, Result, as_json, execution_status, health
 from mt5exec.v1 import common_pb2, instance_pb2, order_pb2
 
@@ -72,7 +70,7 @@ class InstanceKeys:
         return f"{stats.heartbeat_age.ToMilliseconds()}ms"
 
     def _set(
-        self, pipe: Pipeline, instance_id: str, values: dict[str, str | None], full: bool
+        self, pipe: Batch, instance_id: str, values: dict[str, str | None], full: bool
     ) -> None:
         written = self._written
         for name, value in values.items():
@@ -87,7 +85,7 @@ class InstanceKeys:
 
     def write(
         self,
-        pipe: Pipeline,
+        pipe: Batch,
         instances: Iterable[common_pb2.Instance],
         *,
         full: bool = False,
@@ -122,7 +120,7 @@ class InstanceKeys:
         self._known = present
         return present
 
-    def _write_account(self, pipe: Pipeline, instance_id: str, full: bool) -> None:
+    def _write_account(self, pipe: Batch, instance_id: str, full: bool) -> None:
         try:
             raw = self._engine.get_account(instance_id)
         except MT5ExecError:
@@ -134,7 +132,7 @@ class InstanceKeys:
         value = as_json(account.account) if account.HasField("account") else None
         self._set(pipe, instance_id, {"account_state": value}, full)
 
-    def _write_positions(self, pipe: Pipeline, instance_id: str, full: bool) -> None:
+    def _write_positions(self, pipe: Batch, instance_id: str, full: bool) -> None:
         try:
             raw = self._engine.list_positions(instance_id, "")
         except MT5ExecError:
@@ -150,13 +148,13 @@ class InstanceKeys:
             pipe.delete(key)
         changed = {k: v for k, v in now.items() if before.get(k) != v}
         if changed:
-            pipe.hset(key, mapping=changed)  # type: ignore[arg-type]
+            pipe.hset(key, mapping=changed)
         closed = [k for k in before if k not in now]
         if closed:
             pipe.hdel(key, *closed)
         self._positions[instance_id] = now
 
-    def remove(self, pipe: Pipeline, instance_id: str) -> None:
+    def remove(self, pipe: Batch, instance_id: str) -> None:
         """Queues the removal of a deleted instance's keys (its stream stays, trimmed)."""
         pipe.delete(*(self._keys.instance(name, instance_id) for name in INSTANCE_KEYS))
         pipe.srem(self._keys.instances, instance_id)
@@ -215,7 +213,7 @@ async def write_orders(
 
 
 def queue_order(
-    pipe: Pipeline,
+    pipe: Batch,
     keys: Keys,
     order: common_pb2.Order,
     result: Result | None,

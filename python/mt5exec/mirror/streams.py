@@ -9,13 +9,10 @@ them itself (``<prefix>instance_events``)."""
 from __future__ import annotations
 
 import collections
-import json
 import time
 
-from redis.client import Pipeline
-
-from mt5exec.mirror.client import Connection
-from mt5exec.mirror.keys import Keys, Result, as_json
+from mt5exec.mirror.client import Batch, Connection
+from mt5exec.mirror.keys import Keys, Result, as_json, compact
 from mt5exec.mirror.state import Resync, queue_order
 from mt5exec.mirror.stats import MirrorStats
 from mt5exec.v1 import common_pb2, stream_pb2
@@ -65,7 +62,7 @@ class ExecutionWriter:
         """
         keys, ttl = self._keys, self._ttl_s
         stream = keys.executions(instance_id)
-        pipe: Pipeline = client.pipeline()
+        pipe: Batch = client.pipeline()
         # The entries first (one per event), then the keys of each order once: its last
         # state in the batch, its fills summed.
         orders: dict[str, tuple[common_pb2.Order, str]] = {}
@@ -92,9 +89,8 @@ class ExecutionWriter:
                 fields["refusals"] = event.refusals
             pipe.xadd(
                 stream,
-                fields,  # type: ignore[arg-type]
+                fields,
                 maxlen=self._maxlen,
-                approximate=True,
                 # Only the first entry makes the stream: one found missing later was removed.
                 nomkstream=stream_exists or event is not events[0],
             )
@@ -164,7 +160,7 @@ class InstanceEvents:
         sequence = self.sequence
         for index, event in batch:
             sequence += 1
-            fields = {
+            fields: dict[str, str | int] = {
                 "sequence": sequence,
                 "event_id": f"{self._token}:{index}",
                 "instance_id": event.instance_id,
@@ -172,7 +168,7 @@ class InstanceEvents:
                 "time": event.time.ToMilliseconds(),
                 "data": as_json(event),
             }
-            pipe.xadd(stream, fields, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
+            pipe.xadd(stream, fields, maxlen=maxlen)
         await client.execute(pipe)
         self.sequence = sequence
         # By index: the buffer may have dropped its oldest meanwhile.
@@ -198,5 +194,5 @@ async def publish_ticks(client: Connection, keys: Keys, raw: bytes) -> None:
         )
     pipe = client.pipeline()
     for instance_id, ticks in by_instance.items():
-        pipe.publish(keys.ticks(instance_id), json.dumps(ticks, separators=(",", ":")))
+        pipe.publish(keys.ticks(instance_id), compact(ticks))
     await client.execute(pipe)
