@@ -9,8 +9,10 @@ import time
 
 import pytest
 
+from mt5exec.sim import market
 from mt5exec.sim.bars import MN1, TIMEFRAMES, W1, bucket
 from mt5exec.sim.broker import SimBroker, SimConfig
+from mt5exec.terminal.v1 import worker_pb2
 
 # Wednesday 2026-01-28 23:57:00 UTC: the walk crosses a day and a month's end.
 START = calendar.timegm((2026, 1, 28, 23, 57, 0))
@@ -113,3 +115,23 @@ def test_the_three_forms_agree(tf: int) -> None:
     assert list(s.rows(a, b)) == by_pos
     s, a, b = bars.select(tf, date_from=by_pos[0][0], date_to=by_pos[-1][0])
     assert list(s.rows(a, b)) == by_pos
+
+
+def test_m1_pages_are_the_bars_encoded() -> None:
+    """M1 pages are joined from each bar's encoding made once; they decode to the bars."""
+    broker, clock = _broker()
+    for _ in range(400):
+        clock.now += 0.5
+        broker.advance("EURUSD")
+    series, start, stop = broker.bars["EURUSD"].select(1, start_pos=0, count=1500)
+    assert series.entries is not None
+    pages = market.rates_pages(series, start, stop, 10**5)
+    decoded = [b for p in pages for b in worker_pb2.RatesPage.FromString(p).rates]
+    expected = [
+        (t, o / 1e5, h / 1e5, lo / 1e5, c / 1e5, v, sp)
+        for t, o, h, lo, c, v, sp in series.rows(start, stop)
+    ]
+    assert [
+        (b.time, b.open, b.high, b.low, b.close, b.tick_volume, b.spread) for b in decoded
+    ] == expected
+    assert len(decoded) == 1500

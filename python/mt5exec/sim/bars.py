@@ -18,6 +18,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from mt5exec.terminal.v1 import worker_pb2 as pb
+from mt5exec.workers.protocol import varint
+
 # The timeframes, as mt5exec.v1.Timeframe numbers (minutes; W1 and MN1 by the calendar).
 W1 = 10080
 MN1 = 43200
@@ -30,6 +33,8 @@ MAX_BARS = 100_000
 MAX_BACKFILL = 200_000
 _BACKFILL_TICKS = 6
 _DAY = 86_400
+# RatesPage.rates: field 1, length-delimited.
+_RATES_TAG = b"\x0a"
 
 
 @dataclass(slots=True)
@@ -43,6 +48,9 @@ class Series:
     close: list[int]
     ticks: list[int]
     spread: list[int]
+
+    # M1 only: each bar as an encoded ``RatesPage.rates`` entry (joined, they make a page).
+    entries: list[bytes] | None = None
 
     def __len__(self) -> int:
         return len(self.time)
@@ -80,14 +88,32 @@ def bucket(tf: int, t: int) -> tuple[int, int]:
 class Bars:
     """The M1 bars of one symbol."""
 
-    __slots__ = ("_back", "_birth", "_birth_pts", "_rng", "_spread", "_step", "live")
+    __slots__ = (
+        "_back",
+        "_birth",
+        "_birth_pts",
+        "_rng",
+        "_scale",
+        "_spread",
+        "_step",
+        "live",
+    )
 
     def __init__(
-        self, seed: int, symbol: str, step: int, spread: int, birth_s: float, birth_pts: int
+        self,
+        seed: int,
+        symbol: str,
+        step: int,
+        spread: int,
+        birth_s: float,
+        birth_pts: int,
+        scale: int = 100_000,
     ) -> None:
-        self.live = Series([], [], [], [], [], [], [])
+        # Live bars; ``entries`` holds the encoding of every bar but the forming one.
+        self.live = Series([], [], [], [], [], [], [], [])
         # Backfill, newest first (minute before the birth minute first).
-        self._back = Series([], [], [], [], [], [], [])
+        self._back = Series([], [], [], [], [], [], [], [])
+        self._scale = scale
         self._birth = int(birth_s) // 60 * 60
         self._birth_pts = birth_pts
         self._step = max(1, step)
@@ -111,6 +137,9 @@ class Bars:
             return
         if minute < self._birth:
             return  # before the broker started: the backfill's minutes
+        if t:
+            assert s.entries is not None
+            s.entries.append(self._entry(s, -1))  # the last bar is complete
         t.append(minute)
         s.open.append(bid_pts)
         s.high.append(bid_pts)
@@ -142,19 +171,44 @@ class Bars:
             b.close.append(close)
             b.ticks.append(_BACKFILL_TICKS)
             b.spread.append(self._spread)
+            assert b.entries is not None
+            b.entries.append(self._entry(b, -1))
+
+    def _entry(self, s: Series, i: int) -> bytes:
+        """Bar ``i`` of ``s`` as an encoded ``RatesPage.rates`` entry (tag, length, RateBar)."""
+        scale = self._scale
+        body = pb.RateBar(
+            time=s.time[i],
+            open=s.open[i] / scale,
+            high=s.high[i] / scale,
+            low=s.low[i] / scale,
+            close=s.close[i] / scale,
+            tick_volume=s.ticks[i],
+            spread=s.spread[i],
+        ).SerializeToString()
+        return _RATES_TAG + varint(len(body)) + body
 
     def m1(self, since: int) -> Series:
-        """Every M1 bar from second ``since`` on (backfilled as far as that), oldest first."""
-        self._backfill((self._birth - since + 59) // 60)
+        """The M1 bars from second ``since`` on (backfilled as far as that), oldest first;
+        only those are copied, however long the history."""
+        wanted = (self._birth - since + 59) // 60
+        self._backfill(wanted)
         b, s = self._back, self.live
+        k = max(0, min(len(b.time), wanted))
+        back = slice(k - 1, None, -1) if k else slice(0, 0)
+        live = slice(bisect.bisect_left(s.time, since), None)
+        assert b.entries is not None and s.entries is not None
+        forming = [self._entry(s, -1)] if s.time else []
+        entries = b.entries[back] + (s.entries + forming)[live]
         return Series(
-            b.time[::-1] + s.time,
-            b.open[::-1] + s.open,
-            b.high[::-1] + s.high,
-            b.low[::-1] + s.low,
-            b.close[::-1] + s.close,
-            b.ticks[::-1] + s.ticks,
-            b.spread[::-1] + s.spread,
+            b.time[back] + s.time[live],
+            b.open[back] + s.open[live],
+            b.high[back] + s.high[live],
+            b.low[back] + s.low[live],
+            b.close[back] + s.close[live],
+            b.ticks[back] + s.ticks[live],
+            b.spread[back] + s.spread[live],
+            entries,
         )
 
     def series(self, tf: int, since: int) -> Series:

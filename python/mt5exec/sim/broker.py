@@ -1044,7 +1044,7 @@ class SimBroker:
             self._restore(state)
         # M1 bars from the ticks from now on, a seeded backfill before (mt5exec.sim.bars).
         self.bars = {
-            name: Bars(config.seed, name, m.step, m.spread, self._clock(), m.bid_pts)
+            name: Bars(config.seed, name, m.step, m.spread, self._clock(), m.bid_pts, m.scale)
             for name, m in self._markets.items()
         }
         # Every tick from now on (mt5exec.sim.tape).

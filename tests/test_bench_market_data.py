@@ -1,0 +1,34 @@
+"""benchmarks/market_data.py runs end to end (a smoke run: one round of a few calls) and
+reports every measure and its ratios; the figures themselves are the benchmark's."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "market_data.py"
+
+
+def test_a_smoke_run_reports_every_measure(tmp_path: Path) -> None:
+    out = tmp_path / "market.json"
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--rounds", "1", "--calls", "3", "--output", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["benchmark"] == "market_data"
+    assert set(result["server"]) == {"null_rpc", "get_rates_1000", "get_rates_100000"}
+    assert set(result["in_process"]) == {
+        "simterminal_copy_rates_1000",
+        "simterminal_copy_rates_100000",
+        "sim_worker_answer_1000",
+        "sim_worker_answer_100000",
+    }
+    for table in (result["server"], result["in_process"]):
+        assert all(0 < v["p50_us"] <= v["p99_us"] for v in table.values())
+    assert all(value > 0 for value in result["ratios"].values())
