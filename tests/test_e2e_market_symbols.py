@@ -10,6 +10,8 @@ from pathlib import Path
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
 
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, market_pb2, market_pb2_grpc, order_pb2
@@ -170,3 +172,18 @@ def test_rpcs_not_built_yet_say_so(server: ServerProcess) -> None:
             )
         )
     assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_served_with_health_and_reflection(server: ServerProcess) -> None:
+    assert server.channel is not None
+    check = health_pb2_grpc.HealthStub(server.channel).Check(
+        health_pb2.HealthCheckRequest(service="mt5exec.v1.MarketDataService"), timeout=30
+    )
+    assert check.status == health_pb2.HealthCheckResponse.SERVING
+    info = server.channel.stream_stream(
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    (listed,) = info(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=30)
+    assert "mt5exec.v1.MarketDataService" in {s.name for s in listed.list_services_response.service}
