@@ -4,6 +4,7 @@ writer goes on batching while a read runs, and pages by the engine's tokens."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -189,3 +190,24 @@ def test_an_answer_is_kept_until_the_writer_commits_again(tmp_path: Path) -> Non
         writer.record_order(_order(5))
         assert writer.flush(timeout=30)
         assert [o.client_order_id for o in read().orders][:2] == ["c-005", "c-004"] and ran
+
+
+def test_a_listing_looks_back_no_further_than_its_instance(tmp_path: Path) -> None:
+    with HistoryWriter(tmp_path / "h.duckdb") as writer:
+        for n in range(3):  # an earlier instance's orders, long before this one's creation
+            writer.record_order(_order(n))
+        assert writer.flush(timeout=30)
+        since = time.time_ns() - 3_600_000_000_000
+        sqls: list[str] = []
+
+        def counted(query: Query) -> bytes:
+            def count(sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+                sqls.append(sql)
+                return query(sql, params)
+
+            request = order_pb2.ListOrdersRequest(instance_id="i1", history=True)
+            return reads.list_orders(count, request, since, True)
+
+        assert not order_pb2.ListOrdersResponse.FromString(writer.read(counted)).orders
+        # 5 minutes, 20, then the 35 left down to its creation: not on back to year 1.
+        assert len(sqls) == 3

@@ -268,14 +268,15 @@ def list_orders(
     with the engine's kind of token (the server merges it with the engine's page). The page
     is the rows' encoded Orders put one after the other: no message is built here."""
     size = min(req.page_size or DEFAULT_PAGE, MAX_PAGE)
-    where = ["instance_id = ?", f"created_at >= {_at(since_ns // 1000)}"]
+    # The time bounds (since, from_time, to_time, the token's) are the windows' (_newest).
+    where = ["instance_id = ?", f"status {'IN' if finished else 'NOT IN'} {_FINAL!r}"]
     params: list[object] = [req.instance_id]
-    where.append(f"status {'IN' if finished else 'NOT IN'} {_FINAL!r}")
     if req.symbol:
         where.append("symbol = ?")
         params.append(req.symbol)
+    floor_us = since_ns // 1000
     if req.HasField("from_time"):
-        where.append(f"created_at >= {_at(_us(req.from_time))}")
+        floor_us = max(floor_us, _us(req.from_time))
     end_us: int | None = _us(req.to_time) if req.HasField("to_time") else None
     after = parse_order_token(req.page_token)
     if after is not None:
@@ -284,8 +285,6 @@ def list_orders(
         where.append(f"(created_at < {at} OR (created_at = {at} AND client_order_id < ?))")
         params.append(after[1])
         end_us = after[0] // 1000 + 1 if end_us is None else min(end_us, after[0] // 1000 + 1)
-    if end_us is not None:
-        where.append(f"created_at < {_at(end_us)}")
     rows = _newest(
         query,
         "SELECT encoded, epoch_us(created_at), client_order_id FROM orders "
@@ -294,6 +293,7 @@ def list_orders(
         "created_at",
         "created_at DESC, client_order_id DESC",
         size + 1,
+        floor_us,
         end_us,
         ("orders", req.instance_id, req.symbol, finished),
         1,
@@ -328,13 +328,15 @@ def _newest(
     column: str,
     order: str,
     limit: int,
+    floor_us: int,
     end_us: int | None,
     listing: tuple[object, ...],
     at: int,
 ) -> list[tuple[Any, ...]]:
     """``limit`` rows of ``sql`` (a SELECT with a WHERE) by ``order`` (newest first), read in
-    windows of ``column`` that widen back from ``end_us``; without one, the first window has
-    no end (a clock set back finds the rows written before all the same). ``listing`` names
+    windows of ``column`` that widen back from ``end_us`` (excluded) down to ``floor_us``
+    (included), the only time bounds of the read; without an end, the first window has no end
+    (a clock set back finds the rows written before all the same). ``listing`` names
     what is read, for the first window's width (``_DENSITY``); ``at`` is the index of the
     rows' time in µs."""
     density = _DENSITY.get(listing)
@@ -343,8 +345,9 @@ def _newest(
     high = end_us
     low = start
     rows: list[tuple[Any, ...]] = []
-    while len(rows) < limit and (high is None or high > _OLDEST_US):
-        low = max((start if high is None else high) - width, _OLDEST_US)
+    floor_us = max(floor_us, _OLDEST_US)
+    while len(rows) < limit and (high is None or high > floor_us):
+        low = max((start if high is None else high) - width, floor_us)
         upper = "" if high is None else f" AND {column} < {_at(high)}"
         rows += query(
             f"{sql} AND {column} >= {_at(low)}{upper} ORDER BY {order} LIMIT {limit - len(rows):d}",
@@ -422,21 +425,20 @@ def list_deals(
 ) -> order_pb2.ListDealsResponse:
     """A page of deals, newest first (by time, then deal_id)."""
     size = min(req.page_size or DEFAULT_PAGE, MAX_PAGE)
-    where = ["instance_id = ?", f"time >= {_at(since_ns // 1000)}"]
+    where = ["instance_id = ?"]
     params: list[object] = [req.instance_id]
     if req.symbol:
         where.append("symbol = ?")
         params.append(req.symbol)
+    floor_us = since_ns // 1000
     if req.HasField("from_time"):
-        where.append(f"time >= {_at(_us(req.from_time))}")
+        floor_us = max(floor_us, _us(req.from_time))
     end_us = _us(req.to_time) if req.HasField("to_time") else None
     after = _token("page_token", req.page_token)
     if after is not None:
         at = _at(after[0])
         where.append(f"(time < {at} OR (time = {at} AND deal_id < {after[1]:d}))")
         end_us = after[0] + 1 if end_us is None else min(end_us, after[0] + 1)
-    if end_us is not None:
-        where.append(f"time < {_at(end_us)}")
     rows = _newest(
         query,
         f"SELECT {_DEAL_COLUMNS} FROM deals WHERE {' AND '.join(where)}",
@@ -444,6 +446,7 @@ def list_deals(
         "time",
         "time DESC, deal_id DESC",
         size + 1,
+        floor_us,
         end_us,
         ("deals", req.instance_id, req.symbol),
         14,
@@ -480,10 +483,6 @@ def list_ticks(query: Query, req: order_pb2.ListTicksRequest) -> order_pb2.ListT
     params: list[object] = [req.instance_id, req.symbol]
     end_us = _us(req.to_time) if req.HasField("to_time") else None
     if req.count:
-        if req.HasField("from_time"):
-            where.append(f"time >= {_at(_us(req.from_time))}")
-        if end_us is not None:
-            where.append(f"time < {_at(end_us)}")
         rows = _newest(
             query,
             f"SELECT {_TICK_COLUMNS} FROM ticks WHERE {' AND '.join(where)}",
@@ -491,6 +490,7 @@ def list_ticks(query: Query, req: order_pb2.ListTicksRequest) -> order_pb2.ListT
             "time",
             "time DESC, rowid DESC",
             min(req.count, MAX_TICKS),
+            _us(req.from_time) if req.HasField("from_time") else _OLDEST_US,
             end_us,
             ("ticks", req.instance_id, req.symbol),
             6,
