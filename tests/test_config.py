@@ -286,6 +286,9 @@ def test_parse_listen() -> None:
     assert parse_listen("[::]:50051") == ("[::]", 50051)
     with pytest.raises(ValueError, match="HOST:PORT"):
         parse_listen("50051")
+    # "²" is a digit to str.isdigit(), not to int(): a clear error, not a traceback.
+    with pytest.raises(ValueError, match="port must be a number"):
+        parse_listen("localhost:\u00b2")
 
 
 @pytest.mark.parametrize(

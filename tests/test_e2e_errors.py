@@ -12,7 +12,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from tests.support import BULK_RISK, create_sim, error_info, wait_for_price
 
 from mt5exec.testing import ServerProcess
-from mt5exec.v1 import common_pb2, instance_pb2, order_pb2, stream_pb2
+from mt5exec.v1 import auth_pb2, common_pb2, instance_pb2, order_pb2, stream_pb2
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
@@ -397,6 +397,13 @@ CASES: list[tuple[str, Callable[[ServerProcess], Any], grpc.StatusCode, str, str
     (
         "ListInstances page token of a superscript digit",
         lambda s: s.instances.ListInstances(instance_pb2.ListInstancesRequest(page_token="\u00b2")),
+        INVALID,
+        "PAGE_TOKEN_INVALID",
+        "page_token",
+    ),
+    (
+        "ListAuditRecords page token of a superscript digit",
+        lambda s: s.auth.ListAuditRecords(auth_pb2.ListAuditRecordsRequest(page_token="\u00b2")),
         INVALID,
         "PAGE_TOKEN_INVALID",
         "page_token",

@@ -129,7 +129,12 @@ def _fsync_policy(value: Any) -> Any:
     if text in ("always", "never"):
         return text
     interval = text.removeprefix("interval:")
-    if text.startswith("interval:") and interval.isdigit() and int(interval) > 0:
+    if (
+        text.startswith("interval:")
+        and interval.isascii()
+        and interval.isdigit()
+        and int(interval) > 0
+    ):
         return text
     raise _Invalid(f"expected always, never or interval:<ms>, got {value!r}")
 
@@ -174,7 +179,7 @@ def parse_listen(value: str) -> tuple[str, int]:
             raise _Invalid(f"expected HOST:PORT with a valid [IPv6] host, got {value!r}") from None
     elif not _HOST_RE.fullmatch(host):
         raise _Invalid(f"expected HOST:PORT, got {value!r} (bracket IPv6 hosts: [::1]:50051)")
-    if not port_text.isdigit():
+    if not (port_text.isascii() and port_text.isdigit()):
         raise _Invalid(f"port must be a number in 0-65535, got {port_text!r} in {value!r}")
     port = int(port_text)
     if port > 65535:

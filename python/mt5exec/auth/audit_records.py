@@ -252,7 +252,10 @@ def query_params(request: auth_pb2.ListAuditRecordsRequest) -> bytes:
         )
     before = None
     if request.page_token:
-        if not request.page_token.isdigit() or len(request.page_token) > 20:
+        if (
+            not (request.page_token.isascii() and request.page_token.isdigit())
+            or len(request.page_token) > 20
+        ):
             raise invalid("page_token", "PAGE_TOKEN_INVALID", "page_token: not one of ours")
         before = int(request.page_token)
     return marshal.dumps(

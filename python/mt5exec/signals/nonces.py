@@ -44,7 +44,7 @@ class NonceLog:
         horizon = self._horizon()
         for line in text.splitlines():
             parts = line.split(" ")
-            if len(parts) != 3 or not parts[0].lstrip("-").isdigit():
+            if len(parts) != 3 or not (parts[0].isascii() and parts[0].lstrip("-").isdigit()):
                 continue
             stamp = int(parts[0])
             if stamp >= horizon:

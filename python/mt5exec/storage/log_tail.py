@@ -395,7 +395,7 @@ def _listing(directory: str) -> tuple[int | None, list[tuple[int, int, str]]]:
                     active = entry.inode()
                 elif name.startswith(_SEGMENT_PREFIX) and name.endswith(_SEGMENT_SUFFIX):
                     first = name[len(_SEGMENT_PREFIX) : -len(_SEGMENT_SUFFIX)]
-                    if first.isdigit():
+                    if first.isascii() and first.isdigit():
                         segments.append((int(first), entry.inode(), name))
     except (FileNotFoundError, NotADirectoryError):
         pass  # removed meanwhile

@@ -796,7 +796,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     _log_restored(broker, path)
     delay = os.environ.get("MT5EXEC_SIM_ORDER_DELAY_MS", "")
-    if delay.isdigit():
+    if delay.isascii() and delay.isdigit():
         # Test hook: answers arrive late, as from a slow trade server.
         broker.apply_fault(pb.FaultInjection(delay_ms=int(delay)))
 
