@@ -71,10 +71,6 @@ def test_relations_are_checked_listed_and_deleted(server: ServerProcess) -> None
     with pytest.raises(grpc.RpcError) as zero:
         relate(server, "nothing", "m2", "f3", multiplier=0.0)
     assert error_info(zero.value).metadata["field"] == "relation.multiplier"
-    with pytest.raises(grpc.RpcError) as pending:
-        relate(server, "pending", "m2", "f3", copy_pending=True)
-    assert pending.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert error_info(pending.value).metadata["field"] == "relation.copy_pending"
     made = relate(server, "listed", "m2", "f3")
     assert made.owner and made.HasField("created_time")
     with pytest.raises(grpc.RpcError) as twice:

@@ -17,9 +17,10 @@ from tests.copier_support import (
     sim,
     wait_net,
 )
+from tests.support import limit, wait_until
 
 from mt5exec.testing import ServerProcess
-from mt5exec.v1 import common_pb2, order_pb2
+from mt5exec.v1 import common_pb2, order_pb2, stream_pb2
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +88,39 @@ def test_deleting_a_relation_leaves_or_closes_its_copies(server: ServerProcess) 
     assert len(orders_of(server, "d-leave", "leave:")) == 1
     assert len(orders_of(server, "d-close", "closes:")) == 2  # the copy and its close
     assert net(server, "d-leave") == 0.03
+
+
+def test_pending_orders_are_copied_modified_and_cancelled(server: ServerProcess) -> None:
+    sim(server, "pm")
+    sim(server, "p-copy")
+    relate(server, "pend", "pm", "p-copy", copy_pending=True, copy_stops=True)
+    ticks = server.streams.StreamTicks(
+        stream_pb2.StreamTicksRequest(instance_ids=["pm"], symbols=["EURUSD"]), timeout=30
+    )
+    try:
+        ask = next(iter(ticks)).ticks[0].ask
+    finally:
+        ticks.cancel()
+    # Below the market (it stays pending), within the price collar.
+    low, lower = round(ask * 0.98, 5), round(ask * 0.97, 5)
+    master = server.orders.PlaceOrder(limit("pm", "pm-limit", low), timeout=30).order
+
+    def copy() -> list[common_pb2.Order]:
+        return orders_of(server, "p-copy", "pend:")
+
+    wait_until("the pending copy", lambda: len(copy()) == 1)
+    (placed,) = copy()
+    assert placed.client_order_id.endswith(":p")
+    assert (placed.type, placed.price, placed.volume) == (master.type, low, 0.01)
+    server.orders.ModifyOrder(
+        order_pb2.ModifyOrderRequest(instance_id="pm", order_id=master.order_id, price=lower),
+        timeout=30,
+    )
+    wait_until("the copy's new price", lambda: [o.price for o in copy()] == [lower])
+    server.orders.CancelOrder(
+        order_pb2.CancelOrderRequest(instance_id="pm", order_id=master.order_id), timeout=30
+    )
+    wait_until(
+        "the copy cancelled",
+        lambda: [o.status for o in copy()] == [common_pb2.ORDER_STATUS_CANCELED],
+    )

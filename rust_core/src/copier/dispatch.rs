@@ -480,6 +480,25 @@ pub fn open_now(
     }
 }
 
+/// Copies a master's pending order as a pending order of the same type and price.
+pub fn open_pending(
+    shared: &Arc<Shared>,
+    relation: &Arc<Relation>,
+    trade: &MasterTrade,
+    stop_limit_price: f64,
+    started: Instant,
+) {
+    if let Some(mut job) = open_or_skip(shared, relation, trade) {
+        job.intent.order_type = trade.order_type as i32;
+        job.intent.price = trade.price;
+        job.intent.stop_limit_price = stop_limit_price;
+        job.intent.deviation_points = 0;
+        job.opens = None;
+        job.master_price = 0.0;
+        let _ = submit(shared, job, started, true);
+    }
+}
+
 /// Orders closing every copy a relation still has open (a relation deleted with
 /// `COPY_ON_DELETE_CLOSE`).
 pub fn close_all_jobs(shared: &Shared, relation: &Arc<Relation>) -> Vec<Job> {
@@ -525,6 +544,9 @@ pub fn on_master_deal(shared: &Arc<Shared>, master: &Instance, deal: &t::DealRep
         ENTRY_IN => {
             let trade = master_trade(master, deal, side);
             for relation in &relations {
+                if super::pending::fills_copied(shared, relation, deal) {
+                    continue;
+                }
                 jobs.extend(open_or_skip(shared, relation, &trade));
             }
         }

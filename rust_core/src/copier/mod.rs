@@ -12,6 +12,7 @@ pub mod api;
 pub mod dispatch;
 pub mod links;
 pub mod mapping;
+pub mod pending;
 pub mod recovery;
 pub mod spec;
 pub mod volume;
@@ -119,6 +120,8 @@ pub struct Relation {
     pub stats: Stats,
     /// Master position → its copies.
     pub links: Mutex<links::Links>,
+    /// The master's pending orders copied (`copy_pending`).
+    pub pending: Mutex<pending::Copied>,
 }
 
 /// Every relation of the engine.
@@ -149,6 +152,7 @@ impl Copier {
             spec,
             stats: Stats::default(),
             links: Mutex::new(links::Links::default()),
+            pending: Mutex::new(pending::Copied::default()),
         });
         all.insert(relation.spec.relation_id.clone(), Arc::clone(&relation));
         Ok(relation)

@@ -141,17 +141,6 @@ pub fn validate(r: &v1::CopyRelation) -> Result<()> {
         }
         Mode::EquityRatio | Mode::BalanceRatio => {}
     }
-    if r.copy_pending {
-        // Not built yet: refused rather than silently not done. A master's pending order
-        // that fills is copied at market as any fill.
-        return Err(EngineError::new(
-            crate::error::Code::Unimplemented,
-            "COPY_PENDING_NOT_BUILT",
-            "relation.copy_pending: copying pending orders is not built yet; the fills of the \
-             master's pending orders are copied at market",
-        )
-        .field("relation.copy_pending"));
-    }
     if r.max_volume > 0.0 && r.min_volume > r.max_volume {
         return Err(bad(
             "min_volume",

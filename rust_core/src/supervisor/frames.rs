@@ -89,7 +89,10 @@ pub fn handle(shared: &Arc<Shared>, instance: &Instance, frame: t::WorkerFrame) 
             crate::copier::dispatch::on_master_positions(shared, instance);
         }
         Some(Body::OrderResult(result)) => routing::on_result(shared, instance, &result),
-        Some(Body::OrderUpdate(update)) => routing::on_order_update(shared, instance, &update),
+        Some(Body::OrderUpdate(update)) => {
+            routing::on_order_update(shared, instance, &update);
+            crate::copier::pending::on_master_order(shared, id, &update);
+        }
         Some(Body::ReconcileResult(result)) => routing::on_reconcile(shared, instance, &result),
         Some(Body::MarketAnswer(answer)) => crate::market::on_answer(shared, instance, &answer),
         Some(Body::Event(event)) => {
