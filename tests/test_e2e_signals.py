@@ -12,11 +12,11 @@ from pathlib import Path
 
 import grpc
 import pytest
-from tests.support import BULK_RISK, create_sim, error_info
+from tests.support import BULK_RISK, create_sim, error_info, wait_for_price
 
 from mt5exec.signals import canonical
 from mt5exec.testing import ServerProcess
-from mt5exec.v1 import common_pb2, order_pb2
+from mt5exec.v1 import auth_pb2, common_pb2, instance_pb2, order_pb2, order_pb2_grpc
 
 SECRET = b"k" * 20 + os.urandom(16).hex().encode()
 WINDOW_S = 30
@@ -277,3 +277,34 @@ def test_a_valid_signal_makes_an_order_on_every_follower_and_a_refused_one_none(
     )
     for name in followers:
         assert len(_orders(server, name)) == 1
+
+
+def _create_owned(server: ServerProcess, instance_id: str, owner: str) -> None:
+    config = common_pb2.InstanceConfig(symbols=["EURUSD"], tick_rate=10, risk=BULK_RISK)
+    request = instance_pb2.CreateInstanceRequest(
+        instance_id=instance_id, owner=owner, config=config
+    )
+    server.instances.CreateInstance(request, timeout=60)
+    wait_for_price(server, instance_id, "EURUSD")
+
+
+def test_the_answer_lists_only_the_callers_followers_orders(server: ServerProcess) -> None:
+    _create_owned(server, "vict-f", "vict")
+    _create_owned(server, "eve-f", "eve")
+    _follow(server, "alpha", "vict-f")
+    _follow(server, "alpha", "eve-f")
+    request = auth_pb2.CreateApiKeyRequest(role=auth_pb2.ROLE_TRADER, owner="eve")
+    eve = server.connect(server.auth.CreateApiKey(request, timeout=30).token)
+    try:
+        answer = order_pb2_grpc.OrderServiceStub(eve).PublishSignal(
+            signal(signal_id="owners"), timeout=60
+        )
+    finally:
+        eve.close()
+    # Both followers' orders were made; eve's answer names hers only.
+    assert [o.instance_id for o in answer.orders] == ["eve-f"]
+    assert len(_orders(server, "vict-f")) == 1
+    assert [o.order_id for o in _orders(server, "eve-f")] == [answer.orders[0].order_id]
+    # The admin's answer (the same signal again) names both.
+    again = server.orders.PublishSignal(signal(signal_id="owners"), timeout=60)
+    assert {o.instance_id for o in again.orders} >= {"eve-f", "vict-f"}

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 
 import grpc
 
+from mt5exec.auth import principal as auth
 from mt5exec.config import ServerConfig
 from mt5exec.engine import Engine
 from mt5exec.errors import MT5ExecError, invalid, quote
@@ -134,6 +135,13 @@ class Signals:
         self._check_window(request)
         await self._take_nonce(request)
 
+    def _owner_of(self, instance_id: str) -> str | None:
+        """The owner of ``instance_id`` (None: gone meanwhile, seen by an admin only)."""
+        try:
+            return self._engine.get_instance(instance_id).owner
+        except MT5ExecError:
+            return None
+
     async def publish(
         self, request: order_pb2.PublishSignalRequest
     ) -> order_pb2.PublishSignalResponse:
@@ -150,10 +158,13 @@ class Signals:
             timeout=self._timeout,
         )
         response = order_pb2.PublishSignalResponse()
+        caller = auth.current()
         for copy in copies:
             # Made: placed (a terminal's refusal included: its order says REJECTED). A
             # follower skipped or refused before sending has an execution event saying why.
-            if copy.order:
+            # Listed only when the caller may see the follower: a source's secret is shared
+            # by every owner following it, its orders are their owners' own.
+            if copy.order and caller.sees(self._owner_of(copy.follower_instance_id)):
                 response.orders.append(order_pb2.PlaceOrderResponse.FromString(copy.order).order)
             if copy.error is not None:
                 log.info(
