@@ -149,6 +149,80 @@ CASES: list[tuple[str, Callable[[ServerProcess], Any], grpc.StatusCode, str, str
         "page_token",
     ),
     (
+        "ListDeals page token past int64",
+        lambda s: s.orders.ListDeals(
+            order_pb2.ListDealsRequest(instance_id="known", page_token="99999999999999999999.1")
+        ),
+        INVALID,
+        "PAGE_TOKEN_INVALID",
+        "page_token",
+    ),
+    (
+        "ListDeals page token of int64's largest time",
+        lambda s: s.orders.ListDeals(
+            order_pb2.ListDealsRequest(instance_id="known", page_token="9223372036854775807.1")
+        ),
+        INVALID,
+        "PAGE_TOKEN_INVALID",
+        "page_token",
+    ),
+    (
+        "ListDeals page token past a Timestamp's years",
+        lambda s: s.orders.ListDeals(
+            order_pb2.ListDealsRequest(instance_id="known", page_token="253402300800000000.1")
+        ),
+        INVALID,
+        "PAGE_TOKEN_INVALID",
+        "page_token",
+    ),
+    (
+        "ListDeals page token past a deal id's range",
+        lambda s: s.orders.ListDeals(
+            order_pb2.ListDealsRequest(instance_id="known", page_token="1.18446744073709551616")
+        ),
+        INVALID,
+        "PAGE_TOKEN_INVALID",
+        "page_token",
+    ),
+    (
+        "ListDeals page token of fullwidth digits",
+        lambda s: s.orders.ListDeals(
+            order_pb2.ListDealsRequest(instance_id="known", page_token="\uff11.1")
+        ),
+        INVALID,
+        "PAGE_TOKEN_INVALID",
+        "page_token",
+    ),
+    (
+        "ListDeals page token with a sign inside",
+        lambda s: s.orders.ListDeals(
+            order_pb2.ListDealsRequest(instance_id="known", page_token="1.-1")
+        ),
+        INVALID,
+        "PAGE_TOKEN_INVALID",
+        "page_token",
+    ),
+    (
+        "ListOrders page token past int64",
+        lambda s: s.orders.ListOrders(
+            order_pb2.ListOrdersRequest(
+                instance_id="known", history=True, page_token="99999999999999999999.x"
+            )
+        ),
+        INVALID,
+        "PAGE_TOKEN_INVALID",
+        "page_token",
+    ),
+    (
+        "ListOrders page token of fullwidth digits",
+        lambda s: s.orders.ListOrders(
+            order_pb2.ListOrdersRequest(instance_id="known", history=True, page_token="\uff11.x")
+        ),
+        INVALID,
+        "PAGE_TOKEN_INVALID",
+        "page_token",
+    ),
+    (
         "ListOrders unknown instance",
         lambda s: s.orders.ListOrders(order_pb2.ListOrdersRequest(instance_id="ghost")),
         grpc.StatusCode.NOT_FOUND,

@@ -9,6 +9,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from mt5exec.storage import history_process
 from mt5exec.storage import history_reads as reads
 from mt5exec.storage.history import HistoryWriter
 from mt5exec.v1 import common_pb2, order_pb2
@@ -211,3 +214,55 @@ def test_a_listing_looks_back_no_further_than_its_instance(tmp_path: Path) -> No
         assert not order_pb2.ListOrdersResponse.FromString(writer.read(counted)).orders
         # 5 minutes, 20, then the 35 left down to its creation: not on back to year 1.
         assert len(sqls) == 3
+
+
+def test_a_page_token_outside_the_databases_ranges_is_refused(tmp_path: Path) -> None:
+    bad = [
+        "99999999999999999999.1",  # past an int64
+        "9223372036854775807.1",  # int64's largest: its next µs past the database's times
+        "253402300800000000.1",  # past year 9999
+        "-62135596800000001.1",  # before year 1
+        "1.18446744073709551616",  # past a deal id's UBIGINT
+        "\uff11.1",  # a fullwidth digit: int() takes it
+        "1_0.1",
+        " 1.1",
+        "1.-1",
+        "1.",
+    ]
+    with HistoryWriter(tmp_path / "h.duckdb") as writer:
+        for token in bad:
+            requests = [
+                (reads.DEALS, order_pb2.ListDealsRequest(instance_id="i1", page_token=token)),
+                (
+                    reads.TICKS,
+                    order_pb2.ListTicksRequest(instance_id="i1", symbol="S", page_token=token),
+                ),
+            ]
+            if token in ("99999999999999999999.1", "\uff11.1", "1_0.1", " 1.1"):
+                order = order_pb2.ListOrdersRequest(instance_id="i1", page_token=token)
+                requests.append((reads.ORDERS, order))
+            for kind, request in requests:
+                payload = reads.pack(kind, 0, True, request.SerializeToString())
+                with pytest.raises(reads.BadRequest) as caught:
+                    writer.read(lambda q, p=payload: reads.answer(q, p))  # type: ignore[misc]
+                assert (caught.value.field, caught.value.reason) == (
+                    "page_token",
+                    "PAGE_TOKEN_INVALID",
+                ), (kind, token)
+        # The largest a read makes are taken.
+        for token in ("253402300799999999.18446744073709551615", "-62135596800000000.0"):
+            request = order_pb2.ListDealsRequest(instance_id="i1", page_token=token)
+            payload = reads.pack(reads.DEALS, 0, True, request.SerializeToString())
+            assert writer.read(lambda q, p=payload: reads.answer(q, p)) == b""  # type: ignore[misc]
+
+
+def test_a_failed_read_tells_the_client_nothing_of_the_database(tmp_path: Path) -> None:
+    with HistoryWriter(tmp_path / "h.duckdb") as writer:
+        writer.read(lambda q: q("DROP TABLE deals", []))
+        request = order_pb2.ListDealsRequest(instance_id="i1")
+        payload = reads.pack(reads.DEALS, 0, True, request.SerializeToString())
+        answer = history_process._read(writer, payload, reads.Answers())
+        assert answer.startswith(b"-"), answer
+        assert b"deals" not in answer and b"Catalog" not in answer, answer
+        answer = history_process._query(writer, b"\xff")
+        assert answer.startswith(b"-") and b"Error" not in answer, answer

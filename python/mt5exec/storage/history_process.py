@@ -222,15 +222,20 @@ def _audit(writer: HistoryWriter, payload: bytes) -> None:
         )
 
 
+# What a client is told of a failed read: the database's own text (its SQL, paths, values)
+# goes to the server log only.
+_FAILED = b"the read failed in the history database (the server log says why)"
+
+
 def _query(writer: HistoryWriter, params: bytes) -> bytes:
     """``+`` and the encoded ListAuditRecordsResponse, or ``-`` and why not."""
     from mt5exec.auth import audit_records
 
     try:
         return b"+" + audit_records.answer(writer.query, params)
-    except Exception as e:  # a query must not end the history process
+    except Exception:  # a query must not end the history process
         log.exception("history: audit query failed")
-        return b"-" + f"{type(e).__name__}: {e}".encode()[:1000]
+        return b"-" + _FAILED
 
 
 _RISK_COLUMNS = (
@@ -289,9 +294,9 @@ def _read(writer: HistoryWriter, payload: bytes, answers: history_reads.Answers)
         return b"+" + writer.read(lambda query: answers.answer(query, payload, commits))
     except history_reads.BadRequest as e:
         return b"!" + "\0".join((e.field, e.reason, str(e))).encode()
-    except Exception as e:  # a read must not end the history process
+    except Exception:  # a read must not end the history process
         log.exception("history: read failed")
-        return b"-" + f"{type(e).__name__}: {e}".encode()[:1000]
+        return b"-" + _FAILED
 
 
 def _tail_logs(tail: LogTail, interval: float, stop: threading.Event) -> None:

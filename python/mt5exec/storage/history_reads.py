@@ -16,6 +16,8 @@ on from the engine's memory into the history; deals page by ``<time µs>.<deal_i
 from __future__ import annotations
 
 import collections
+import logging
+import re
 import struct
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +27,8 @@ import duckdb
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from mt5exec.v1 import common_pb2, order_pb2
+
+log = logging.getLogger("mt5exec.history")
 
 Query = Callable[[str, Sequence[object]], list[tuple[Any, ...]]]
 
@@ -60,6 +64,17 @@ class BadRequest(ValueError):
         super().__init__(message)
         self.field = field
         self.reason = reason
+
+
+# Page tokens: ASCII digits only (int() takes other digits, '_' and spaces too), the times
+# within a protobuf Timestamp's range (years 1 to 9999), which every stored time is in.
+_ORDER_TOKEN: Final = re.compile(r"(-?[0-9]{1,21})\.(.*)", re.DOTALL)
+_TOKEN: Final = re.compile(r"(-?[0-9]{1,18})\.([0-9]{1,20})")
+_MIN_US: Final = -62_135_596_800 * 1_000_000
+_MAX_US: Final = 253_402_300_799_999_999
+_MAX_NS: Final = 2**63 - 1  # the engine's nanos are an i64
+_MAX_DEAL_ID: Final = 2**64 - 1  # deals.deal_id is a UBIGINT
+_MAX_ROWID: Final = 2**63 - 1
 
 
 def _numbers(enum: Any) -> dict[str, int]:
@@ -184,16 +199,15 @@ def _encoded(query: Query, rows: Sequence[Sequence[Any]], instance_id: str) -> l
 
 
 def parse_order_token(token: str) -> tuple[int, str] | None:
-    """The engine's page token ``<nanos>.<client_order_id>``; None for the first page."""
+    """The engine's page token ``<nanos>.<client_order_id>``; None for the first page. The
+    nanos are ASCII digits within a Timestamp's range (what the engine makes), anything else
+    PAGE_TOKEN_INVALID (a time past the database's range made its query fail)."""
     if not token:
         return None
-    nanos, dot, cid = token.partition(".")
-    try:
-        if not dot:
-            raise ValueError(token)
-        return int(nanos), cid
-    except ValueError:
-        raise BadRequest("page_token", "PAGE_TOKEN_INVALID", "page_token: not from us") from None
+    found = _ORDER_TOKEN.fullmatch(token)
+    if found is None or not _MIN_US * 1000 <= int(found[1]) <= _MAX_NS:
+        raise BadRequest("page_token", "PAGE_TOKEN_INVALID", "page_token: not from us")
+    return int(found[1]), found[2]
 
 
 def pack(kind: bytes, since_ns: int, finished: bool, request: bytes) -> bytes:
@@ -224,8 +238,13 @@ def answer(query: Query, payload: bytes) -> bytes:
 
         try:
             return history_export.answer(query, request)
-        except (OSError, duckdb.IOException) as e:
-            raise BadRequest("out_dir", "EXPORT_FAILED", f"out_dir: {e}") from None
+        except OSError as e:
+            raise BadRequest("out_dir", "EXPORT_FAILED", f"out_dir: {e.strerror}") from None
+        except duckdb.IOException:  # its text (SQL, paths) for the server log only
+            log.exception("history: export failed")
+            raise BadRequest(
+                "out_dir", "EXPORT_FAILED", "out_dir: could not be written (see the server log)"
+            ) from None
     raise ValueError(f"unknown history read {kind!r}")
 
 
@@ -407,17 +426,20 @@ def _deal(row: Sequence[Any]) -> common_pb2.Fill:
     return fill
 
 
-def _token(field: str, token: str) -> tuple[int, int] | None:
-    """A ``<µs>.<number>`` page token; None for the first page."""
+def _token(field: str, token: str, second_max: int) -> tuple[int, int] | None:
+    """A ``<µs>.<number>`` page token; None for the first page. Both numbers ASCII digits,
+    the time within a Timestamp's range and the number within ``0..second_max`` (what the
+    reads make), anything else PAGE_TOKEN_INVALID: a number past the database's types made
+    its query fail."""
     if not token:
         return None
-    first, dot, second = token.partition(".")
-    try:
-        if not dot:
-            raise ValueError(token)
-        return int(first), int(second)
-    except ValueError:
-        raise BadRequest(field, "PAGE_TOKEN_INVALID", f"{field}: not from us") from None
+    found = _TOKEN.fullmatch(token)
+    if found is None:
+        raise BadRequest(field, "PAGE_TOKEN_INVALID", f"{field}: not from us")
+    first, second = int(found[1]), int(found[2])
+    if not (_MIN_US <= first <= _MAX_US and second <= second_max):
+        raise BadRequest(field, "PAGE_TOKEN_INVALID", f"{field}: not from us")
+    return first, second
 
 
 def list_deals(
@@ -434,7 +456,7 @@ def list_deals(
     if req.HasField("from_time"):
         floor_us = max(floor_us, _us(req.from_time))
     end_us = _us(req.to_time) if req.HasField("to_time") else None
-    after = _token("page_token", req.page_token)
+    after = _token("page_token", req.page_token, _MAX_DEAL_ID)
     if after is not None:
         at = _at(after[0])
         where.append(f"(time < {at} OR (time = {at} AND deal_id < {after[1]:d}))")
@@ -501,7 +523,7 @@ def list_ticks(query: Query, req: order_pb2.ListTicksRequest) -> order_pb2.ListT
         where.append(f"time >= {_at(_us(req.from_time))}")
     if end_us is not None:
         where.append(f"time < {_at(end_us)}")
-    after = _token("page_token", req.page_token)
+    after = _token("page_token", req.page_token, _MAX_ROWID)
     if after is not None:
         at = _at(after[0])
         where.append(f"(time > {at} OR (time = {at} AND rowid > {after[1]:d}))")
