@@ -529,10 +529,27 @@ fn side_of_deal(deal_type: u32) -> Option<v1::Side> {
     }
 }
 
+/// Whether a master's order (by the request it answers, its ticket or its comment's key) is
+/// itself a copy: a copy is never copied again (no chains, no cycles).
+pub fn is_copy(master: &Instance, request_id: u64, ticket: u64, comment: &str) -> bool {
+    let live = master.live.lock();
+    let cid = live
+        .pending
+        .get(&request_id)
+        .map(|p| &p.client_order_id)
+        .filter(|_| request_id != 0)
+        .or_else(|| live.book.by_ticket.get(&ticket))
+        .or_else(|| live.book.by_comment.get(comment));
+    cid.is_some_and(|c| super::spec::is_copy_id(c))
+}
+
 /// A deal of a master: its copies opened or closed on every follower.
 pub fn on_master_deal(shared: &Arc<Shared>, master: &Instance, deal: &t::DealReport) {
     let relations = shared.copier.of_master(&master.spec.instance_id);
     if relations.is_empty() {
+        return;
+    }
+    if deal.entry == ENTRY_IN && is_copy(master, deal.request_id, deal.order, &deal.comment) {
         return;
     }
     let started = Instant::now();

@@ -124,6 +124,30 @@ pub struct Relation {
     pub pending: Mutex<pending::Copied>,
 }
 
+/// Whether instance `to` receives copies of `from`'s trades through the relations (master →
+/// follower edges), directly or by a chain.
+fn reaches(all: &HashMap<String, Arc<Relation>>, from: &str, to: &str) -> bool {
+    if to.is_empty() {
+        return false;
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut next = vec![from.to_owned()];
+    while let Some(at) = next.pop() {
+        if at == to {
+            return true;
+        }
+        if !seen.insert(at.clone()) {
+            continue;
+        }
+        next.extend(
+            all.values()
+                .filter(|r| r.spec.master_instance_id == at)
+                .map(|r| r.spec.follower_instance_id.clone()),
+        );
+    }
+    false
+}
+
 /// Every relation of the engine.
 #[derive(Debug, Default)]
 pub struct Copier {
@@ -134,7 +158,9 @@ impl Copier {
     /// Adds a relation (replacing none).
     ///
     /// # Errors
-    /// `ALREADY_EXISTS` for a known id.
+    /// `ALREADY_EXISTS` for a known id; `FAILED_PRECONDITION` (`COPY_CYCLE`) when the
+    /// follower already reaches the master through other relations (copies would be copied
+    /// back forever).
     pub fn add(&self, spec: v1::CopyRelation) -> crate::error::Result<Arc<Relation>> {
         let mut all = self.relations.write();
         if all.contains_key(&spec.relation_id) {
@@ -147,6 +173,18 @@ impl Copier {
                 ),
             )
             .field("relation.relation_id"));
+        }
+        if reaches(&all, &spec.follower_instance_id, &spec.master_instance_id) {
+            return Err(crate::error::EngineError::new(
+                crate::error::Code::FailedPrecondition,
+                "COPY_CYCLE",
+                format!(
+                    "relation.follower_instance_id: '{}' already copies to '{}' through other \
+                     relations: this one would make a cycle",
+                    spec.follower_instance_id, spec.master_instance_id
+                ),
+            )
+            .field("relation.follower_instance_id"));
         }
         let relation = Arc::new(Relation {
             spec,

@@ -93,6 +93,16 @@ pub fn on_master_order(shared: &Arc<Shared>, master_id: &str, update: &t::OrderU
         .into_iter()
         .filter(|r| r.spec.copy_pending)
         .collect();
+    if relations.is_empty() {
+        return;
+    }
+    // A copy is never copied again.
+    let copy = shared
+        .instance(master_id)
+        .is_ok_and(|m| dispatch::is_copy(&m, update.request_id, info.ticket, &info.comment));
+    if copy {
+        return;
+    }
     for relation in relations {
         apply(shared, &relation, info);
     }

@@ -244,6 +244,35 @@ pub fn copy_id(relation_id: &str, position: u64, deal: u64, action: &str) -> Str
     )
 }
 
+/// Whether a client_order_id is one the copier makes (a copy's or a signal copy's): such an
+/// order is never copied again (a relation chain a→b→c copies a's trades to b only).
+#[must_use]
+pub fn is_copy_id(client_order_id: &str) -> bool {
+    let parts: Vec<&str> = client_order_id.split(':').collect();
+    let base36_ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 13
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+    };
+    let numbered = |s: &str, head: char| {
+        s.strip_prefix(head)
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    if parts.len() < 3 || !id_ok(parts[0], MAX_RELATION_ID) {
+        return false;
+    }
+    if parts[1] == "s" {
+        return !parts[2].is_empty();
+    }
+    parts.len() == 4
+        && base36_ok(parts[1])
+        && base36_ok(parts[2])
+        && (matches!(parts[3], "o" | "p")
+            || numbered(parts[3], 'j')
+            || (parts[3].len() > 1 && (numbered(parts[3], 'c') || numbered(parts[3], 'd'))))
+}
+
 /// The client_order_id of a signal's copy: the relation and the signal id (hashed when the
 /// two would not fit in 64 characters).
 #[must_use]
@@ -280,6 +309,31 @@ mod tests {
             signal_copy_id(&"r".repeat(MAX_RELATION_ID), &"x".repeat(64))
         );
         assert_eq!(signal_copy_id("r1", "sig-1"), "r1:s:sig-1");
+    }
+
+    #[test]
+    fn copy_ids_are_told_apart() {
+        for id in [
+            copy_id("r1", 77, 99, "o"),
+            copy_id("r1", 77, 0, "j"),
+            copy_id("r1", 77, 0, "j2"),
+            copy_id("r-1", 77, 99, "c0"),
+            copy_id("r_1", 77, 0, "d3"),
+            copy_id("r1", 77, 0, "p"),
+            signal_copy_id("r1", "sig-1"),
+        ] {
+            assert!(is_copy_id(&id), "{id}");
+        }
+        for id in [
+            "order-1",
+            "a:b",
+            "r1:77:99:x",
+            "r1:7Z:99:o",
+            "r 1:7:9:o",
+            "r1:7:9:c",
+        ] {
+            assert!(!is_copy_id(id), "{id}");
+        }
     }
 
     #[test]

@@ -1,0 +1,42 @@
+"""The copier's guards end to end (real server, real sim workers): no copy cycles, a copy never
+copied again (issue #20)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from tests.copier_support import BUY, SELL, net, orders_of, place, relate, sims, wait_net
+from tests.support import error_info
+
+from mt5exec.testing import ServerProcess
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    with ServerProcess(tmp_path_factory.mktemp("copier-guards")) as proc:
+        yield proc
+
+
+def test_a_cycle_is_refused_and_a_copy_is_never_copied_again(server: ServerProcess) -> None:
+    sims(server, "ca", "cb", "cc")
+    relate(server, "ab", "ca", "cb")
+    relate(server, "bc", "cb", "cc")  # a chain: allowed
+    for relation_id, master, follower in (("ba", "cb", "ca"), ("ca", "cc", "ca")):
+        with pytest.raises(grpc.RpcError) as cycle:
+            relate(server, relation_id, master, follower)
+        assert cycle.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        info = error_info(cycle.value)
+        assert info.reason == "COPY_CYCLE"
+        assert info.metadata["field"] == "relation.follower_instance_id"
+    place(server, "ca", "ca-1", BUY, 0.01)
+    wait_net(server, "cb", 0.01)
+    # cb's own trade after its copy: once cc has copied it, cb's copy was seen too (a master's
+    # deals are handled in order), and it was not copied.
+    place(server, "cb", "cb-own", SELL, 0.03)
+    wait_net(server, "cc", -0.03)
+    assert [o.client_order_id.startswith("bc:") for o in orders_of(server, "cc", "")] == [True]
+    assert net(server, "cc") == -0.03
+    assert net(server, "ca") == 0.01
+    assert net(server, "cb") == -0.02
