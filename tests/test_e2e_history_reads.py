@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 from mt5exec.testing import ServerProcess
-from mt5exec.v1 import common_pb2, order_pb2
+from mt5exec.v1 import common_pb2, instance_pb2, order_pb2
 from support import BULK_RISK, create_sim, error_info, market, wait_until
 
 KEPT = 5  # orders the engine remembers per instance
@@ -192,3 +192,30 @@ def test_stored_ticks_are_read_by_count_and_range(server: ServerProcess) -> None
         server.orders.ListTicks(order_pb2.ListTicksRequest(instance_id="h1", count=1), timeout=10)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error_info(e.value).metadata["field"] == "symbol"
+
+
+def test_an_instance_made_again_lists_none_of_the_earlier_ones_ticks(
+    server: ServerProcess,
+) -> None:
+    def listed(count: bool) -> list[common_pb2.Tick]:
+        request = order_pb2.ListTicksRequest(instance_id="again", symbol="EURUSD")
+        if count:
+            request.count = 10_000
+        else:
+            request.page_size = 10_000
+        return list(server.orders.ListTicks(request, timeout=10).ticks)
+
+    create_sim(server, "again", tick_rate=50)
+    wait_until("ticks stored", lambda: len(listed(True)) >= 5)
+    server.instances.DeleteInstance(
+        instance_pb2.DeleteInstanceRequest(instance_id="again"), timeout=60
+    )
+    made = create_sim(server, "again", tick_rate=50)
+    since = made.created_time.ToNanoseconds() // 1000
+    # Whatever of the earlier instance the history writes, none of it is listed.
+    wait_until("the new instance's ticks stored", lambda: len(listed(True)) >= 5)
+    for count in (True, False):
+        ticks = listed(count)
+        assert ticks, count
+        early = [t for t in ticks if t.time.ToNanoseconds() // 1000 < since]
+        assert early == [], (count, early[:3])

@@ -158,5 +158,6 @@ class HistoryReads:
         for field in ("from_time", "to_time"):
             if request.HasField(field):
                 validation.timestamp_nanos(field, getattr(request, field))
-        self._since(instance_id)  # the instance exists
-        return await self._read(history, reads.TICKS, 0, True, request.SerializeToString())
+        # Not the ticks of an earlier instance of the id.
+        since = self._since(instance_id)
+        return await self._read(history, reads.TICKS, since, True, request.SerializeToString())

@@ -232,7 +232,9 @@ def answer(query: Query, payload: bytes) -> bytes:
             query, order_pb2.ListDealsRequest.FromString(request), since_ns
         ).SerializeToString()
     if kind == TICKS:
-        return list_ticks(query, order_pb2.ListTicksRequest.FromString(request)).SerializeToString()
+        return list_ticks(
+            query, order_pb2.ListTicksRequest.FromString(request), since_ns
+        ).SerializeToString()
     if kind == EXPORT:
         from mt5exec.storage import history_export
 
@@ -499,11 +501,17 @@ def _tick(row: Sequence[Any]) -> common_pb2.Tick:
     return tick
 
 
-def list_ticks(query: Query, req: order_pb2.ListTicksRequest) -> order_pb2.ListTicksResponse:
-    """The latest ``count`` ticks, or a page of a time range; oldest first either way."""
+def list_ticks(
+    query: Query, req: order_pb2.ListTicksRequest, since_ns: int = 0
+) -> order_pb2.ListTicksResponse:
+    """The latest ``count`` ticks, or a page of a time range; oldest first either way. None
+    from before ``since_ns`` (an earlier instance of the id)."""
     where = ["instance_id = ?", "symbol = ?"]
     params: list[object] = [req.instance_id, req.symbol]
     end_us = _us(req.to_time) if req.HasField("to_time") else None
+    floor_us = _us(req.from_time) if req.HasField("from_time") else _OLDEST_US
+    if since_ns:
+        floor_us = max(floor_us, since_ns // 1000)
     if req.count:
         rows = _newest(
             query,
@@ -512,15 +520,15 @@ def list_ticks(query: Query, req: order_pb2.ListTicksRequest) -> order_pb2.ListT
             "time",
             "time DESC, rowid DESC",
             min(req.count, MAX_TICKS),
-            _us(req.from_time) if req.HasField("from_time") else _OLDEST_US,
+            floor_us,
             end_us,
             ("ticks", req.instance_id, req.symbol),
             6,
         )
         return order_pb2.ListTicksResponse(ticks=[_tick(r) for r in reversed(rows)])
     size = min(req.page_size or DEFAULT_TICK_PAGE, MAX_TICKS)
-    if req.HasField("from_time"):
-        where.append(f"time >= {_at(_us(req.from_time))}")
+    if floor_us > _OLDEST_US:
+        where.append(f"time >= {_at(floor_us)}")
     if end_us is not None:
         where.append(f"time < {_at(end_us)}")
     after = _token("page_token", req.page_token, _MAX_ROWID)
