@@ -57,7 +57,7 @@ def _run(argv: list[str], stream: bool) -> subprocess.CompletedProcess[str]:
 def test_the_readme_tour_works_top_to_bottom(tmp_path: Path) -> None:
     lines, bad, stop = _tour()
     assert any("CreateInstance" in line for line in lines)
-    with ServerProcess(tmp_path).start() as server:
+    with ServerProcess(tmp_path) as server:
         for line in lines:
             argv = _argv(line, server)
             if "PlaceOrder" in line:

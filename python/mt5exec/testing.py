@@ -104,6 +104,8 @@ class ServerProcess:
         self.channel: grpc.Channel | None = None
 
     def start(self) -> Self:
+        if self.process is not None and self.process.poll() is None:
+            raise RuntimeError("this server is running already (a `with` block starts it)")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.data_dir / "server.log", "ab") as log:
             self.process = subprocess.Popen(
