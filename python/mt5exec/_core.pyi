@@ -280,7 +280,6 @@ class RiskChecker:
     def time_check(self, buy: bool, order_type: int, volume: float, n: int) -> float: ...
 
 def validate_risk_limits(limits: bytes) -> None: ...
-
 def copy_volume(
     mode: int,
     *,
