@@ -367,8 +367,9 @@ TABLE: dict[str, Row] = {
         NO_TICKS,
     ),
     ORD + "ExportHistory": Row(
-        # A relative directory: refused once the caller may call it (nothing is written).
-        lambda i, w: order_pb2.ExportHistoryRequest(out_dir=f"export-{w}"),
+        # Outside the export directory: refused once the caller may call it (nothing is
+        # written).
+        lambda i, w: order_pb2.ExportHistoryRequest(out_dir=f"../export-{w}"),
         "a1",
         (DENIED, DENIED, DENIED, grpc.StatusCode.INVALID_ARGUMENT),
     ),

@@ -223,6 +223,13 @@ CASES: list[tuple[str, Callable[[ServerProcess], Any], grpc.StatusCode, str, str
         "page_token",
     ),
     (
+        "ExportHistory out_dir with a NUL",
+        lambda s: s.orders.ExportHistory(order_pb2.ExportHistoryRequest(out_dir="a\0b")),
+        INVALID,
+        "PATH_INVALID",
+        "out_dir",
+    ),
+    (
         "ListOrders unknown instance",
         lambda s: s.orders.ListOrders(order_pb2.ListOrdersRequest(instance_id="ghost")),
         grpc.StatusCode.NOT_FOUND,

@@ -11,8 +11,9 @@ source that supplied it and the field it was meant for, e.g.
 ``mt5exec.toml: server.listen: expected HOST:PORT, got 'abc'``. Unknown sections and keys in
 the file are errors: a typo must not silently fall back to a default on a trading server.
 
-Relative paths (``server.data_dir``, ``server.templates_dir``, ``history.path``) are resolved
-against the current working directory, as any path given on a command line would be.
+Relative paths (``server.data_dir``, ``server.templates_dir``, ``history.path``,
+``history.export_dir``) are resolved against the current working directory, as any path given
+on a command line would be.
 
 Per-instance settings (symbols, seed, tick rate, balance, leverage, currency, margin mode) are
 not server settings: they come from the instance config templates (``mt5exec.templates``), so
@@ -299,6 +300,9 @@ class HistoryConfig:
     ticks: bool = False
     # Days ticks are kept.
     tick_retention_days: float = field(default=30.0, metadata=_opt(_positive))
+    # Where ExportHistory may write (its out_dir resolves inside it; a relative one is taken
+    # relative to it); unset means <server.data_dir>/exports.
+    export_dir: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -531,6 +535,13 @@ class ServerConfig:
         if self.history.path is not None:
             return self.history.path
         return self.server.data_dir / "history.duckdb"
+
+    @property
+    def history_export_dir(self) -> Path:
+        """Where ExportHistory writes, defaulting to ``<data_dir>/exports``."""
+        if self.history.export_dir is not None:
+            return self.history.export_dir
+        return self.server.data_dir / "exports"
 
     @property
     def vault_key_path(self) -> Path:
@@ -869,8 +880,9 @@ def load_config(
     if mt5.terminal_base is not None:
         sections["mt5"] = dataclasses.replace(mt5, terminal_base=_resolve(mt5.terminal_base))
     history: HistoryConfig = sections["history"]
-    if history.path is not None:
-        sections["history"] = dataclasses.replace(history, path=_resolve(history.path))
+    sections["history"] = dataclasses.replace(
+        history, path=_resolve_opt(history.path), export_dir=_resolve_opt(history.export_dir)
+    )
     risk: RiskConfig = sections["risk"]
     if risk.owners_file is not None:
         sections["risk"] = dataclasses.replace(risk, owners_file=_resolve(risk.owners_file))

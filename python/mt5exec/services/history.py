@@ -7,12 +7,13 @@ The reads run in the history child on a thread of their own (``storage.history_r
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from pathlib import Path
 
 import grpc
 
-from mt5exec.errors import MT5ExecError, invalid
+from mt5exec.errors import MT5ExecError, invalid, quote
 from mt5exec.server.state import AppState
 from mt5exec.services import validation
 from mt5exec.storage import history_reads as reads
@@ -32,6 +33,37 @@ def _off(what: str) -> MT5ExecError:
         "HISTORY_DISABLED",
         f"{what} are kept in the history database, which is off (history.enabled)",
     )
+
+
+def _export_dir(base: Path, out_dir: str) -> Path:
+    """Where an export of ``out_dir`` goes: inside ``base`` (history.export_dir, made if
+    missing) once symlinks and '..' are resolved, a relative ``out_dir`` taken relative to
+    it; anywhere else INVALID_ARGUMENT (an admin's token must not be a way to write files
+    wherever the server may, its data directory included)."""
+    if "\0" in out_dir:
+        raise invalid("out_dir", "PATH_INVALID", "out_dir: a NUL character")
+    try:
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        root = base.resolve(strict=True)
+    except OSError as e:
+        raise MT5ExecError(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "EXPORT_DIR_UNUSABLE",
+            f"the export directory (history.export_dir) cannot be made: {e.strerror}",
+            "out_dir",
+        ) from None
+    try:
+        target = (root / out_dir).resolve()
+    except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop
+        why = e.strerror if isinstance(e, OSError) else "a symlink loop"
+        raise invalid("out_dir", "PATH_INVALID", f"out_dir: {quote(out_dir)}: {why}") from None
+    if not target.is_relative_to(root):
+        raise invalid(
+            "out_dir",
+            "EXPORT_DIR_OUTSIDE",
+            f"out_dir: {quote(out_dir)} is outside the export directory (history.export_dir)",
+        )
+    return target
 
 
 class HistoryReads:
@@ -126,17 +158,21 @@ class HistoryReads:
         history = self._state.history
         if history is None:
             raise _off("the history's tables")
-        if not request.out_dir or not Path(request.out_dir).is_absolute():
-            raise invalid("out_dir", "PATH_NOT_ABSOLUTE", "out_dir: an absolute directory")
         if request.format not in ("", "parquet"):
             raise invalid("format", "FORMAT_UNSUPPORTED", "format: parquet only")
         for field in ("since", "until"):
             if request.HasField(field):
                 validation.timestamp_nanos(field, getattr(request, field))
+        out_dir = await asyncio.to_thread(
+            _export_dir, self._state.config.history_export_dir, request.out_dir
+        )
+        confined = order_pb2.ExportHistoryRequest()
+        confined.CopyFrom(request)
+        confined.out_dir = str(out_dir)
         # What was recorded until now is in the files too.
         with contextlib.suppress(HistoryUnavailable):
             await history.flush()
-        return await self._read(history, reads.EXPORT, 0, True, request.SerializeToString())
+        return await self._read(history, reads.EXPORT, 0, True, confined.SerializeToString())
 
     async def list_ticks(self, request: order_pb2.ListTicksRequest) -> bytes:
         history = self._state.history

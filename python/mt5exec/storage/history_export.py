@@ -97,8 +97,9 @@ def _when(text: str | None) -> dt.datetime | None:
 
 
 def command(config: ServerConfig, out: Path, since_text: str | None, until_text: str | None) -> int:
-    """``mt5exec history export``: through the running server (which holds the database),
-    else from the database opened read-only."""
+    """``mt5exec history export``: through the running server (which holds the database,
+    and writes under its history.export_dir only), else from the database opened read-only
+    (to ``out`` wherever it is)."""
     import sys
 
     from mt5exec.server.lock import holder
@@ -158,6 +159,7 @@ def _through_server(
     until: dt.datetime | None,
 ) -> order_pb2.ExportHistoryResponse:
     import os
+    import sys
 
     import grpc
 
@@ -178,7 +180,19 @@ def _through_server(
         channel = grpc.secure_channel(target, credentials)
     else:
         channel = grpc.insecure_channel(target)
-    request = order_pb2.ExportHistoryRequest(out_dir=str(out), format="parquet")
+    # The server writes only under its history.export_dir: --out there is kept, anywhere else
+    # it is its last component there (each file's path is printed).
+    export_dir = config.history_export_dir.resolve()
+    if out.is_relative_to(export_dir):
+        relative = out.relative_to(export_dir)
+    else:
+        relative = Path(out.name)
+        print(
+            f"mt5exec: the running server exports under {export_dir} (history.export_dir): "
+            f"to {export_dir / relative}",
+            file=sys.stderr,
+        )
+    request = order_pb2.ExportHistoryRequest(out_dir=str(relative), format="parquet")
     if since is not None:
         request.since.FromDatetime(since)
     if until is not None:
