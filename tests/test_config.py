@@ -374,3 +374,26 @@ def test_tls_settings_and_certificate_map(tmp_path: Path) -> None:
         "CN=ops,O=Acme": {"role": "admin"},
         "desk": {"role": "trader", "owner": "acme"},
     }
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://host/0?password=s3cr3t", "redis://host/0?password=***"),
+        ("unix:///r.sock?password=s3cr3t", "unix:///r.sock?password=***"),
+        ("redis://:p@s3cr3t@host", "redis://:***@host"),
+        ("rediss://user:s3cr3t@host:6380/1", "rediss://user:***@host:6380/1"),
+        ("redis://s3cr3t@host", "redis://***@host"),
+        ("redis://h/0?db=1&Password=s3cr3t&x=2", "redis://h/0?db=1&Password=***&x=2"),
+        ("redis://h:6379/0", "redis://h:6379/0"),
+    ],
+)
+def test_a_redis_password_is_never_shown(url: str, shown: str) -> None:
+    config = load_config(env={"MT5EXEC_REDIS_URL": url})
+    assert config.redis.display_url == shown
+    assert config.as_dict()["redis"]["url"] == shown
+    # Refused (not a Redis scheme): the error message masks it too.
+    with pytest.raises(ConfigError) as caught:
+        load_config(env={"MT5EXEC_REDIS_URL": "http:" + url.partition(":")[2]})
+    assert "redis.url" in str(caught.value)
+    assert "s3cr3t" not in str(caught.value) and "p@" not in str(caught.value)

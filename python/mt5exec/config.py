@@ -32,6 +32,7 @@ import re
 import tomllib
 import types
 import typing
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -343,8 +344,31 @@ def _redis_url(value: Any) -> Any:
 
 
 def _masked(url: str) -> str:
-    """``url`` with the password of its user part replaced by ``***`` (for logs and display)."""
-    return re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", url)
+    """``url`` for logs, the config dump and error messages: the password of its user part
+    (all of a user part without ``:``, which some clients take for a password) and every
+    query parameter naming a password (``?password=``) replaced by ``***``."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:  # e.g. an unbalanced '[' in the host: nothing of it is shown
+        return "***"
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")  # the last '@': a password may hold one
+        name, colon, _ = user.partition(":")
+        netloc = f"{name}:***@{host}" if colon else f"***@{host}"
+    query = "&".join(
+        f"{key}=***" if "password" in urllib.parse.unquote_plus(key).lower() else key + eq + value
+        for key, eq, value in (item.partition("=") for item in parts.query.split("&"))
+    )
+    shown = f"{parts.scheme}:" if parts.scheme else ""
+    if parts.netloc or url[len(shown) :].startswith("//"):
+        shown += f"//{netloc}"
+    shown += parts.path
+    if parts.query:
+        shown += f"?{query}"
+    if parts.fragment:
+        shown += "#***"
+    return shown
 
 
 def _redis_prefix(value: Any) -> Any:
