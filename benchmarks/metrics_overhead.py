@@ -144,9 +144,12 @@ def scraping(server: ServerProcess, every: float) -> Iterator[list[int]]:
     stop = threading.Event()
 
     def scrape() -> None:
-        while not stop.wait(every):
+        # Once at the start, then every ``every`` seconds: a short run still scrapes.
+        while True:
             with urllib.request.urlopen(f"http://{server.metrics_address}/metrics") as r:
                 sizes.append(len(r.read()))
+            if stop.wait(every):
+                return
 
     thread = threading.Thread(target=scrape, daemon=True)
     thread.start()
