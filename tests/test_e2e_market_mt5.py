@@ -169,10 +169,9 @@ def test_broker_connection_lost_and_logged_in_again(server: ServerProcess) -> No
         .terminal.relogins
         == 0
     )
-    simterminal.write_hook_file(
-        server.data_dir / "instances" / "default" / "mt5-m" / "terminal",
-        {"broker_outage_ms": 8000},
-    )
+    terminal = server.data_dir / "instances" / "default" / "mt5-m" / "terminal"
+    # Ten minutes: down however slow the checks are; the test ends it after them (0).
+    simterminal.write_hook_file(terminal, {"broker_outage_ms": 600_000})
     wait_until(
         "DEGRADED for BROKER_DISCONNECTED",
         lambda: (
@@ -192,6 +191,7 @@ def test_broker_connection_lost_and_logged_in_again(server: ServerProcess) -> No
         server.orders.PlaceOrder(order, timeout=30)
     assert e.value.code() == grpc.StatusCode.UNAVAILABLE
     assert error_info(e.value).reason == "BROKER_DISCONNECTED"
+    simterminal.write_hook_file(terminal, {"broker_outage_ms": 0})
     wait_until(
         "READY again", lambda: instance().state == common_pb2.INSTANCE_STATE_READY, timeout=120
     )

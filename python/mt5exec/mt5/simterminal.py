@@ -640,7 +640,7 @@ def write_hook_file(directory: str | os.PathLike[str], commands: Any) -> Path:
     ``inject_ipc_failures``: ``n``, ``code``, ``functions``, ``executed``, ``disconnect``) or a
     price move (``{"set_price": {"EURUSD": 1.08}}``) or a broker outage
     (``{"broker_outage_ms": 5000}``: logged out, ``terminal_info().connected`` false, ``login``
-    failing until it is over). The file is replaced atomically: the
+    failing until it is over; ``0`` ends it). The file is replaced atomically: the
     terminal may read it at any moment, and half a file would be lost.
     """
     d = Path(directory)
@@ -672,6 +672,9 @@ def _read_inject_file(directory: Path) -> None:
         outage = item.get("broker_outage_ms")
         if isinstance(outage, int):
             global _broker_down_until, _logged_out
+            if outage == 0:  # the outage ends: the next login() finds the broker
+                _broker_down_until = min(_broker_down_until, time.time())
+                continue
             _broker_down_until = max(_broker_down_until, time.time() + outage / 1000.0)
             _logged_out = True
             continue

@@ -17,7 +17,7 @@ from mt5exec.terminal.v1 import worker_pb2 as pb
 
 log = logging.getLogger("mt5exec.sim.link")
 
-# The file a test writes (milliseconds of outage) to take the broker away.
+# The file a test writes (milliseconds of outage) to take the broker away (0: back now).
 OUTAGE_FILE = "broker_outage"
 DEFAULT_RELOGIN_AFTER_S = 5.0
 
@@ -33,7 +33,10 @@ class BrokerLink:
     relogins: int = 0
 
     def outage(self, now: float, ms: int) -> None:
-        self.down_until = max(self.down_until, now + ms / 1000.0)
+        """The broker away for ``ms`` more (an outage is only lengthened); 0 ends it now."""
+        self.down_until = (
+            max(self.down_until, now + ms / 1000.0) if ms else min(self.down_until, now)
+        )
 
     def poll_file(self, now: float, directory: Path = Path()) -> None:
         path = directory / OUTAGE_FILE
