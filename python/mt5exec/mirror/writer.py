@@ -13,7 +13,7 @@ import time
 from redis.exceptions import RedisError
 
 from mt5exec.config import RedisConfig
-from mt5exec.engine import Engine, Topic
+from mt5exec.engine import Engine, Subscription, Topic
 from mt5exec.errors import MT5ExecError
 from mt5exec.mirror import stats as mirror_stats
 from mt5exec.mirror.client import Connection
@@ -70,9 +70,12 @@ class Mirror:
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
+        """Call before instances are made or restored: the instance events are subscribed
+        to here, so none of theirs is missed (the engine keeps no log of them)."""
         log.info("Redis mirror: writing to %s", self._config.display_url)
+        events = self._engine.subscribe(Topic.INSTANCE_EVENTS, [], counted=False)
         self._tasks = [
-            asyncio.create_task(self._buffer_instance_events()),
+            asyncio.create_task(self._buffer_instance_events(events)),
             asyncio.create_task(self._run()),
         ]
 
@@ -201,11 +204,10 @@ class Mirror:
                         await self._changed.wait()
             await asyncio.sleep(_STATE_GAP_S)
 
-    async def _buffer_instance_events(self) -> None:
+    async def _buffer_instance_events(self, sub: Subscription) -> None:
         """Instance events into the buffer, Redis up or down (the engine keeps no log of them
         to resume from)."""
         while True:
-            sub = self._engine.subscribe(Topic.INSTANCE_EVENTS, [], counted=False)
             try:
                 async for raw in sub.messages(1 << 20):
                     self._dirty.update(self._events.add(raw))
@@ -214,6 +216,7 @@ class Mirror:
                 if e.reason == "SERVER_SHUTTING_DOWN":
                     return
                 log.warning("Redis mirror: instance events ended (%s); again", e.reason)
+            sub = self._engine.subscribe(Topic.INSTANCE_EVENTS, [], counted=False)
 
     # -- executions ------------------------------------------------------------------------
 

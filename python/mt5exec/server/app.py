@@ -218,6 +218,13 @@ class Server:
             )
         add_standard_services(self.grpc, list(SERVICES), self.health)
         names = [s.full_name for s in SERVICES]
+        if config.redis.enabled:
+            from mt5exec.mirror.writer import Mirror
+
+            # Before the restore: the restored instances' events are the mirror's too. It
+            # runs on its own tasks (no RPC waits on it).
+            self.mirror = Mirror(config.redis, self.engine)
+            self.mirror.start()
         restored = self.instances.restore()
         host = config.server.listen.rpartition(":")[0]
         self.port = transport.bind(self.grpc, config.server, self.tls)
@@ -230,11 +237,6 @@ class Server:
         await self.grpc.start()
         for name in ["", *names]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        if config.redis.enabled:
-            from mt5exec.mirror.writer import Mirror
-
-            self.mirror = Mirror(config.redis, self.engine)
-            self.mirror.start()
         self._background += [
             asyncio.ensure_future(restored),
             asyncio.create_task(self._prune_logs_daily()),
