@@ -83,12 +83,13 @@ class Batch:
 
 
 class Connection:
-    """One server's connection (made at its first command, on the thread)."""
+    """One server's connection (made at its first command, on the thread). ``open`` reads
+    the password file off the event loop (again at every reconnect: it may have changed)."""
 
-    def __init__(self, config: RedisConfig) -> None:
+    def __init__(self, config: RedisConfig, password: str | None = None) -> None:
         options: dict[str, Any] = {}
-        if config.password_file is not None:
-            options["password"] = config.password_file.read_text().strip()
+        if password is not None:
+            options["password"] = password
         if config.tls_ca_file is not None:
             options["ssl_ca_certs"] = str(config.tls_ca_file)
         # No retries inside redis-py: a pipeline sent again after a broken connection could
@@ -105,6 +106,16 @@ class Connection:
             **options,
         )
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="mt5exec-redis")
+
+    @classmethod
+    async def open(cls, config: RedisConfig) -> Connection:
+        """A connection with the password of ``config.password_file``, read on a thread (a
+        slow or stuck file system must not hold up the server's event loop)."""
+        password = None
+        if config.password_file is not None:
+            text = await asyncio.to_thread(config.password_file.read_text)
+            password = text.strip()
+        return cls(config, password)
 
     def pipeline(self) -> Batch:
         return Batch()

@@ -88,7 +88,7 @@ class Mirror:
             mirror_stats.current = None
         try:
             async with asyncio.timeout(2.0):
-                client = Connection(self._config)
+                client = await Connection.open(self._config)
                 pipe = client.pipeline()
                 self._state.write(pipe, self._engine.list_instances())
                 await client.execute(pipe)
@@ -104,7 +104,7 @@ class Mirror:
         while True:
             client: Connection | None = None
             try:
-                client = Connection(self._config)  # (reads the password file again)
+                client = await Connection.open(self._config)  # (the password file again)
                 await client.call("ping")
                 if lost:
                     self.stats.reconnects += 1
