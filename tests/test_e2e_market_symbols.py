@@ -15,7 +15,7 @@ from grpc_reflection.v1alpha import reflection_pb2
 
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, market_pb2, market_pb2_grpc, order_pb2
-from support import BULK_RISK, create_sim, error_info, market
+from support import BULK_RISK, create_sim, error_info, market, wait_until
 
 SYMBOLS = ["EURUSD", "GBPUSD", "USDJPY"]
 
@@ -87,18 +87,27 @@ def test_calc_margin_matches_the_margin_a_fill_takes(server: ServerProcess) -> N
     )
     # 1 lot = 100,000 EUR at 1.1 USD, leverage 100.
     assert at.margin == pytest.approx(1100.0) and at.currency == "USD"
-    before = server.orders.GetAccount(order_pb2.GetAccountRequest(instance_id="m1"), timeout=30)
-    now = stub.CalcMargin(
+
+    def margin() -> float:
+        return server.orders.GetAccount(
+            order_pb2.GetAccountRequest(instance_id="m1"), timeout=30
+        ).account.margin
+
+    before = margin()
+    filled = server.orders.PlaceOrder(market("m1", "margin-1", volume=0.5), timeout=30).order
+    at_fill = stub.CalcMargin(
         market_pb2.CalcMarginRequest(
-            instance_id="m1", symbol="EURUSD", side=common_pb2.SIDE_BUY, volume=0.5
+            instance_id="m1",
+            symbol="EURUSD",
+            side=common_pb2.SIDE_BUY,
+            volume=0.5,
+            price=filled.average_fill_price,
         ),
         timeout=30,
     )
-    server.orders.PlaceOrder(market("m1", "margin-1", volume=0.5), timeout=30)
-    after = server.orders.GetAccount(order_pb2.GetAccountRequest(instance_id="m1"), timeout=30)
-    taken = after.account.margin - before.account.margin
-    # The price moves between the two reads: within a few points of the mid.
-    assert taken == pytest.approx(now.margin, rel=1e-3)
+    wait_until("the fill's margin in the account", lambda: margin() != before)
+    # The account's margin follows the mid: within a few points of the fill's price.
+    assert margin() - before == pytest.approx(at_fill.margin, rel=1e-3)
     code, _, field = _refusal(
         lambda: stub.CalcMargin(
             market_pb2.CalcMarginRequest(instance_id="m1", symbol="EURUSD", volume=1.0),
