@@ -10,7 +10,7 @@ import time
 import pytest
 
 from mt5exec.sim import market
-from mt5exec.sim.bars import MN1, TIMEFRAMES, W1, bucket
+from mt5exec.sim.bars import MN1, TIMEFRAMES, W1, Bars, bucket
 from mt5exec.sim.broker import SimBroker, SimConfig
 from mt5exec.terminal.v1 import worker_pb2
 
@@ -135,3 +135,21 @@ def test_m1_pages_are_the_bars_encoded() -> None:
         (b.time, b.open, b.high, b.low, b.close, b.tick_volume, b.spread) for b in decoded
     ] == expected
     assert len(decoded) == 1500
+
+
+def test_live_bars_are_capped_and_the_newest_kept() -> None:
+    bars = Bars(7, "EURUSD", 10, 20, START, 110_000, max_live=10)
+    minutes = 25
+    for n in range(minutes):
+        for k in range(3):
+            bars.on_tick((START + n * 60 + k) * 1000, 110_000 + n * 10 + k, 20)
+    assert 5 <= len(bars.live) <= 10
+    m1 = bars.m1(0)  # as far back as there is: no backfill before what is kept
+    kept = len(m1)
+    assert m1.time == [START + n * 60 for n in range(minutes - kept, minutes)]
+    assert m1.open == [110_000 + n * 10 for n in range(minutes - kept, minutes)]
+    assert m1.close == [110_000 + n * 10 + 2 for n in range(minutes - kept, minutes)]
+    assert m1.entries is not None and len(m1.entries) == kept
+    first = worker_pb2.RatesPage.FromString(m1.entries[0]).rates[0]
+    assert (first.time, first.tick_volume) == (m1.time[0], 3)
+    assert bars.select(1, start_pos=0, count=3)[0].time[-1] == START + (minutes - 1) * 60

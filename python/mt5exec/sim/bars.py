@@ -31,6 +31,9 @@ TIMEFRAMES = frozenset(
 MAX_BARS = 100_000
 # How far back the backfill may go, in minutes.
 MAX_BACKFILL = 200_000
+# The most live M1 bars kept (~347 days), as the tick tape (sim/tape.py): once reached, the
+# oldest half goes, and the backfill with it (older still).
+MAX_LIVE = 500_000
 _BACKFILL_TICKS = 6
 _DAY = 86_400
 # RatesPage.rates: field 1, length-delimited.
@@ -92,10 +95,12 @@ class Bars:
         "_back",
         "_birth",
         "_birth_pts",
+        "_max_live",
         "_rng",
         "_scale",
         "_spread",
         "_step",
+        "_trimmed",
         "live",
     )
 
@@ -108,6 +113,7 @@ class Bars:
         birth_s: float,
         birth_pts: int,
         scale: int = 100_000,
+        max_live: int = MAX_LIVE,
     ) -> None:
         # Live bars; ``entries`` holds the encoding of every bar but the forming one.
         self.live = Series([], [], [], [], [], [], [], [])
@@ -119,6 +125,9 @@ class Bars:
         self._step = max(1, step)
         self._spread = spread
         self._rng = random.Random(f"{seed}:{symbol}:backfill")
+        self._max_live = max(2, max_live)
+        # The oldest live bars went (MAX_LIVE): no backfill is made any more.
+        self._trimmed = False
 
     def on_tick(self, time_msc: int, bid_pts: int, spread: int) -> None:
         minute = time_msc // 60_000 * 60
@@ -140,6 +149,8 @@ class Bars:
         if t:
             assert s.entries is not None
             s.entries.append(self._entry(s, -1))  # the last bar is complete
+            if len(t) >= self._max_live:
+                self._trim()
         t.append(minute)
         s.open.append(bid_pts)
         s.high.append(bid_pts)
@@ -147,6 +158,16 @@ class Bars:
         s.close.append(bid_pts)
         s.ticks.append(1)
         s.spread.append(spread)
+
+    def _trim(self) -> None:
+        """Drops the oldest half of the live bars, and the backfill (older still)."""
+        s = self.live
+        half = self._max_live // 2
+        assert s.entries is not None
+        for column in (s.time, s.open, s.high, s.low, s.close, s.ticks, s.spread, s.entries):
+            del column[:half]
+        self._back = Series([], [], [], [], [], [], [], [])
+        self._trimmed = True
 
     def _backfill(self, minutes: int) -> None:
         """Extends the backfill to ``minutes`` bars (at most MAX_BACKFILL)."""
@@ -191,7 +212,7 @@ class Bars:
     def m1(self, since: int) -> Series:
         """The M1 bars from second ``since`` on (backfilled as far as that), oldest first;
         only those are copied, however long the history."""
-        wanted = (self._birth - since + 59) // 60
+        wanted = 0 if self._trimmed else (self._birth - since + 59) // 60
         self._backfill(wanted)
         b, s = self._back, self.live
         k = max(0, min(len(b.time), wanted))
