@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -136,8 +137,10 @@ def test_streams_resume_after_a_restart(restartable: Restartable) -> None:
         assert sequences == list(range(1, len(sequences) + 1)), "a gap or a duplicate"
         # Ticks continue live on a new subscription once the server is back.
         count = len(reconnects)
+        deadline = time.monotonic() + 120
         response = next(ticks)
         while len(reconnects) == count or not response.ticks:
+            assert time.monotonic() < deadline, "no live ticks on a new subscription"
             response = next(ticks)
         executions.close()
         ticks.close()
@@ -152,7 +155,9 @@ def test_a_live_stream_broken_before_its_first_event_resumes_where_it_started(
     def meanwhile(attempt: int, error: errors.Error) -> None:
         if not placed:
             back_up(restartable)
-            placed.append(restartable.server.orders.PlaceOrder(limit("r1", "gap", FAR)).order)
+            placed.append(
+                restartable.server.orders.PlaceOrder(limit("r1", "gap", FAR), timeout=60).order
+            )
 
     placed: list[common_pb2.Order] = []
     reconnect = RetryPolicy(max_attempts=None, initial_backoff=0.05, on_retry=meanwhile)
@@ -168,7 +173,7 @@ def test_a_live_stream_broken_before_its_first_event_resumes_where_it_started(
             lambda: subscribers(restartable.server, "executions") > baseline,
         )
         restartable.stop()
-        reader.join(120)
+        reader.join(300)
         assert placed, "the stream did not try to reconnect"
         assert first, "no event: the order placed while the server was away was missed"
         assert first[0].order_update.client_order_id == "gap"
