@@ -81,7 +81,7 @@ bounds_st = st.builds(
 )
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(sizing_st, inputs_st, bounds_st)
 def test_rust_and_the_reference_agree(
     sizing: ref.Sizing, inputs: ref.Inputs, bounds: ref.Bounds
