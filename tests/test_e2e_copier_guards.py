@@ -7,10 +7,22 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from tests.copier_support import BUY, SELL, net, orders_of, place, relate, sims, wait_net
-from tests.support import error_info
+from tests.copier_support import (
+    BUY,
+    SELL,
+    close,
+    net,
+    orders_of,
+    place,
+    relate,
+    sims,
+    stats,
+    wait_net,
+)
+from tests.support import error_info, wait_ready, wait_until
 
 from mt5exec.testing import ServerProcess
+from mt5exec.v1 import instance_pb2
 
 
 @pytest.fixture(scope="module")
@@ -40,3 +52,24 @@ def test_a_cycle_is_refused_and_a_copy_is_never_copied_again(server: ServerProce
     assert net(server, "cc") == -0.03
     assert net(server, "ca") == 0.01
     assert net(server, "cb") == -0.02
+
+
+def test_a_close_the_follower_was_not_ready_for_is_made_when_it_is(
+    server: ServerProcess,
+) -> None:
+    sims(server, "sm", "sf")
+    relate(server, "stopped", "sm", "sf")
+    opened = place(server, "sm", "sm-1", BUY, 0.02)
+    wait_net(server, "sf", 0.02)
+    server.instances.StopInstance(instance_pb2.StopInstanceRequest(instance_id="sf"), timeout=60)
+    close(server, "sm", opened.position_id)
+    # The master's close was seen: the follower could not take it.
+    wait_until(
+        "the close refused",
+        lambda: stats(server, "stopped").skipped["INSTANCE_NOT_READY"] >= 1,
+    )
+    server.instances.StartInstance(instance_pb2.StartInstanceRequest(instance_id="sf"), timeout=120)
+    wait_ready(server, "sf")
+    wait_net(server, "sf", 0.0)
+    closes = [o for o in orders_of(server, "sf", "stopped:") if ":c" in o.client_order_id]
+    assert len(closes) == 1, closes

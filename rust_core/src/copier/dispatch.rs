@@ -40,6 +40,36 @@ pub struct Job {
     point: f64,
     /// An opening copy: the link it adds to, once sent.
     opens: Option<(u64, Link)>,
+    /// A closing copy: what goes back to its link when the follower refuses it.
+    closes: Option<Owed>,
+}
+
+/// A close not made: put back on its link (master position, the link as it was, the master
+/// and follower volume of this close, its master deal and action).
+#[derive(Debug)]
+struct Owed {
+    position: u64,
+    link: Link,
+    master: f64,
+    follower: f64,
+    by: (u64, String),
+}
+
+impl Owed {
+    /// The close is owed again: its link back, closed when the follower is ready.
+    fn put_back(self, relation: &Relation) {
+        let mut links = relation.links.lock();
+        let link = links.by_position.entry(self.position).or_insert(Link {
+            master_volume: 0.0,
+            follower_volume: 0.0,
+            owed: 0.0,
+            ..self.link
+        });
+        link.master_volume += self.master;
+        link.follower_volume += self.follower;
+        link.owed += self.master;
+        link.owed_by = self.by;
+    }
 }
 
 /// Where a copy's answer goes: its fill's slippage against the master's price.
@@ -267,6 +297,7 @@ fn open_job(
         follower_volume: intent.volume,
         open_ids: vec![intent.client_order_id.clone()],
         stops: (trade.stop_loss, trade.take_profit),
+        ..Default::default()
     };
     Ok(Job {
         relation: Arc::clone(relation),
@@ -275,11 +306,14 @@ fn open_job(
         master_price: trade.price,
         point,
         opens: (trade.position != 0).then_some((trade.position, link)),
+        closes: None,
     })
 }
 
-/// The follower orders closing `closed` lots of master position `position` (by deal `deal`).
-fn close_jobs(
+/// The follower orders closing `closed` lots of master position `position` (by deal `deal`),
+/// with any close still owed on it. When the follower is not ready, none: the close is owed
+/// (made when it is ready again, see [`super::recovery::close_owed`]).
+pub fn close_jobs(
     shared: &Shared,
     relation: &Arc<Relation>,
     position: u64,
@@ -299,6 +333,33 @@ fn close_jobs(
     let Some(link) = links.by_position.get_mut(&position) else {
         return Vec::new();
     };
+    let ready = live.positions_reported
+        && matches!(
+            live.state,
+            v1::InstanceState::Ready | v1::InstanceState::Degraded
+        );
+    let (deal, action) = if closed <= 0.0 {
+        link.owed_by.clone()
+    } else {
+        (deal, action.to_owned())
+    };
+    if !ready {
+        link.owed += closed;
+        link.owed_by = (deal, action);
+        drop(links);
+        drop(live);
+        skip(
+            shared,
+            relation,
+            Some(&follower),
+            None,
+            "INSTANCE_NOT_READY",
+            "the follower is not ready: its copies are closed when it is",
+        );
+        return Vec::new();
+    }
+    let closed = (closed + std::mem::take(&mut link.owed)).min(link.master_volume);
+    let template = link.clone();
     let step = live
         .symbols
         .get(&link.symbol)
@@ -366,14 +427,30 @@ fn close_jobs(
     }
     drop(links);
     drop(live);
+    let total: f64 = jobs.iter().map(|j| j.volume).sum();
     jobs.into_iter()
-        .map(|intent| Job {
-            relation: Arc::clone(relation),
-            follower: Arc::clone(&follower),
-            intent,
-            master_price: 0.0,
-            point: 0.0,
-            opens: None,
+        .map(|intent| {
+            #[allow(clippy::float_cmp)]
+            let share = if total > 0.0 {
+                intent.volume / total
+            } else {
+                1.0
+            };
+            Job {
+                relation: Arc::clone(relation),
+                follower: Arc::clone(&follower),
+                closes: Some(Owed {
+                    position,
+                    link: template.clone(),
+                    master: closed * share,
+                    follower: intent.volume,
+                    by: (deal, action.clone()),
+                }),
+                intent,
+                master_price: 0.0,
+                point: 0.0,
+                opens: None,
+            }
         })
         .collect()
 }
@@ -425,6 +502,9 @@ pub fn submit(
             }
             // A replay whose sizing changed meanwhile (an account ratio): the copy exists.
             if e.code != Code::AlreadyExists {
+                if let Some(owed) = job.closes {
+                    owed.put_back(&job.relation);
+                }
                 skip(
                     shared,
                     &job.relation,

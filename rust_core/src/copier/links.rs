@@ -11,7 +11,7 @@ use crate::orders::OrderBook;
 use crate::pb::v1;
 
 /// A master position's copies on one follower.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Link {
     /// The follower's symbol.
     pub symbol: String,
@@ -25,6 +25,13 @@ pub struct Link {
     pub open_ids: Vec<String>,
     /// The master's SL/TP last applied.
     pub stops: (f64, f64),
+    /// Master volume closed whose copies' close was not made (the follower not ready, or
+    /// refusing it): closed with the next close, or when the follower is ready again.
+    pub owed: f64,
+    /// The master deal and action of the close owed (its copies' ids derive from them).
+    pub owed_by: (u64, String),
+    /// Rebuilt from the follower's journaled orders (made before this server started).
+    pub rebuilt: bool,
 }
 
 /// A relation's links, by master position.
@@ -89,6 +96,8 @@ impl Links {
                     follower_volume: 0.0,
                     open_ids: Vec::new(),
                     stops: (order.stop_loss, order.take_profit),
+                    rebuilt: true,
+                    ..Default::default()
                 });
                 if !link.open_ids.contains(&order.client_order_id) {
                     link.master_volume += master;

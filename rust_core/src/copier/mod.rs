@@ -228,6 +228,21 @@ impl Copier {
         of
     }
 
+    /// The relations naming `instance_id` as master or follower.
+    pub fn naming(&self, instance_id: &str) -> Vec<Arc<Relation>> {
+        let all = self.relations.read();
+        let mut of: Vec<Arc<Relation>> = all
+            .values()
+            .filter(|r| {
+                r.spec.master_instance_id == instance_id
+                    || r.spec.follower_instance_id == instance_id
+            })
+            .cloned()
+            .collect();
+        of.sort_by(|a, b| a.spec.relation_id.cmp(&b.spec.relation_id));
+        of
+    }
+
     /// The relations following a signal source.
     pub fn of_source(&self, source: &str) -> Vec<Arc<Relation>> {
         let mut of: Vec<Arc<Relation>> = self

@@ -72,6 +72,7 @@ pub fn fills_copied(shared: &Shared, relation: &Relation, deal: &t::DealReport) 
             follower_volume: 0.0,
             open_ids: Vec::new(),
             stops: (0.0, 0.0),
+            ..Default::default()
         });
     if !link.open_ids.contains(&cid) {
         link.master_volume += deal.volume;

@@ -68,6 +68,60 @@ fn ready(state: v1::InstanceState) -> bool {
     )
 }
 
+/// An instance became ready: the closes its relations owe are made (a master close the
+/// follower was not ready for, or refused), and copies whose master position is gone while
+/// the server was down are closed (`<relation>:<position>:0:c<i>`, the same at every pass).
+pub fn on_ready(shared: &Arc<Shared>, instance_id: &str) {
+    for relation in shared.copier.naming(instance_id) {
+        close_owed(shared, &relation);
+    }
+}
+
+/// See [`on_ready`].
+pub fn close_owed(shared: &Arc<Shared>, relation: &Arc<Relation>) {
+    let r = &relation.spec;
+    let Ok(follower) = shared.instance(&r.follower_instance_id) else {
+        return;
+    };
+    {
+        let live = follower.live.lock();
+        if !live.positions_reported || !ready(live.state) {
+            return;
+        }
+        let mut links = relation.links.lock();
+        if !links.rebuilt {
+            links.rebuild(&r.relation_id, &live.book);
+        }
+    }
+    // The master's open positions, when it reported them since it (and the server) started.
+    let open: Option<Vec<u64>> = shared.instance(&r.master_instance_id).ok().and_then(|m| {
+        let live = m.live.lock();
+        (live.positions_reported && ready(live.state))
+            .then(|| live.positions.iter().map(|p| p.ticket).collect())
+    });
+    let owed: Vec<(u64, f64)> = relation
+        .links
+        .lock()
+        .by_position
+        .iter()
+        .filter_map(|(position, link)| {
+            if link.owed > 0.0 {
+                Some((*position, 0.0))
+            } else if link.rebuilt && open.as_ref().is_some_and(|o| !o.contains(position)) {
+                Some((*position, link.master_volume))
+            } else {
+                None
+            }
+        })
+        .collect();
+    let started = Instant::now();
+    for (position, volume) in owed {
+        for job in dispatch::close_jobs(shared, relation, position, 0, volume, "c") {
+            let _ = dispatch::submit(shared, job, started, true);
+        }
+    }
+}
+
 /// One attempt: true when every position is copied (or refused for good).
 pub fn catch_up(shared: &Arc<Shared>, relation: &Arc<Relation>) -> bool {
     let r = &relation.spec;

@@ -485,6 +485,7 @@ fn become_ready(shared: &Arc<Shared>, instance: &Instance) {
         let close = crate::killswitch::take_deferred_closes(&mut live);
         drop(live);
         crate::killswitch::close_deferred(shared, instance, close);
+        crate::copier::recovery::on_ready(shared, &instance.spec.instance_id);
     } else if let Some(tx) = &live.tx {
         let _ = tx.send(frame::encode(&shutdown_frame("stop requested")));
     }
