@@ -72,8 +72,8 @@ def test_keys_and_streams_match_the_engine(tmp_path: Path, rs: RedisServer) -> N
             "instance_state is GetInstance",
             lambda: get_json(r, "instance_state:m1") == as_dict(instance),
         )
-        assert r.get(PREFIX + "instance_health:m1") == "UP"
-        assert r.get(PREFIX + "health_check:m1") == "PASS"
+        wait_until("instance_health UP", lambda: r.get(PREFIX + "instance_health:m1") == "UP")
+        wait_until("health_check PASS", lambda: r.get(PREFIX + "health_check:m1") == "PASS")
         wait_until(
             "health_check_latency written",
             lambda: (
@@ -82,7 +82,7 @@ def test_keys_and_streams_match_the_engine(tmp_path: Path, rs: RedisServer) -> N
         )
         assert r.get(PREFIX + "health_check_error:m1") is None
         assert r.get(PREFIX + "instance_failure:m1") is None
-        assert r.smembers(PREFIX + "instances") == {"m1"}
+        wait_until("the instances set", lambda: r.smembers(PREFIX + "instances") == {"m1"})
 
         # Executions: state as GetOrder, status, result from the fills.
         def order(cid: str) -> common_pb2.Order:
@@ -95,13 +95,24 @@ def test_keys_and_streams_match_the_engine(tmp_path: Path, rs: RedisServer) -> N
                 f"execution keys of {cid}",
                 lambda cid=cid: get_json(r, f"execution_state:m1:{cid}") == as_dict(order(cid)),
             )
-            assert r.get(f"{PREFIX}execution_status:m1:{cid}") == status
+            wait_until(
+                f"execution_status of {cid}",
+                lambda cid=cid, status=status: (
+                    r.get(f"{PREFIX}execution_status:m1:{cid}") == status
+                ),
+            )
         # Refused by the risk check: an execution event, not an order the engine keeps.
         wait_until(
             "a refused order FAILED",
             lambda: r.get(f"{PREFIX}execution_status:m1:too-big") == "FAILED",
         )
-        assert get_json(r, "execution_state:m1:too-big")["reject_reason"] == "VOLUME_ABOVE_LIMIT"
+        wait_until(
+            "the refused order's reason",
+            lambda: (
+                (get_json(r, "execution_state:m1:too-big") or {}).get("reject_reason")
+                == "VOLUME_ABOVE_LIMIT"
+            ),
+        )
         assert r.pttl(f"{PREFIX}execution_status:m1:f0") > 0, "a finished execution expires"
         assert r.pttl(f"{PREFIX}execution_status:m1:pend") == -1, "an open one does not"
 
@@ -117,6 +128,10 @@ def test_keys_and_streams_match_the_engine(tmp_path: Path, rs: RedisServer) -> N
             assert get_json_text(entry["data"]) == as_dict(getattr(event, kind))
         fills = [e.fill for e in engine_events if e.WhichOneof("event") == "fill"]
         f0 = next(f for f in fills if f.client_order_id == "f0")
+        wait_until(
+            "execution_result of f0",
+            lambda: (get_json(r, "execution_result:m1:f0") or {}).get("fills") == 1,
+        )
         result = get_json(r, "execution_result:m1:f0")
         assert result["fills"] == 1
         assert result["pnl"] == pytest.approx(f0.profit + f0.commission + f0.swap)

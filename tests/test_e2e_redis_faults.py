@@ -109,7 +109,15 @@ def test_flushall_rebuilds_every_key_and_the_streams_go_on(tmp_path: Path) -> No
                 flow.stop()
             for key in ("instance_state:f1", "instance_health:f1", "account_state:f1"):
                 wait_until(f"{key} rebuilt", lambda key=key: r.exists(PREFIX + key) == 1)
-            assert r.hlen(PREFIX + "positions:f1") <= 1
+
+            def same_positions() -> bool:
+                listed = server.orders.ListPositions(
+                    order_pb2.ListPositionsRequest(instance_id="f1"), timeout=30
+                ).positions
+                mirrored = set(r.hkeys(PREFIX + "positions:f1"))
+                return mirrored == {str(p.position_id) for p in listed}
+
+            wait_until("positions:f1 is ListPositions", same_positions)
             wait_until(
                 "the first order's keys rebuilt",
                 lambda: r.get(PREFIX + "execution_status:f1:flow-0") == "CLOSED",
