@@ -105,13 +105,16 @@ def wait_ready(server: ServerProcess, instance_id: str, timeout: float = 60.0) -
         time.sleep(0.02)
 
 
-def wait_until(what: str, condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    """Waits for ``condition``; the deadline only matters when the test fails."""
+def wait_until(
+    what: str, condition: Callable[[], bool], timeout: float = 60.0, every: float = 0.05
+) -> None:
+    """Waits for ``condition`` (checked every ``every`` seconds: more for a costly one); the
+    deadline only matters when the test fails."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.05)
+        time.sleep(every)
 
 
 def subscribers(server: ServerProcess, topic: str) -> float:

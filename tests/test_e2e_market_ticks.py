@@ -93,6 +93,7 @@ def test_large_answers_come_in_pages(server: ServerProcess) -> None:
         "25,000 ticks in the history",
         lambda: sum(map(len, _ticks(server, date_from=_ms(0), count=25_000, flags=ALL))) >= 25_000,
         timeout=600,
+        every=2.0,  # each check reads up to 25,000 ticks
     )
     pages = _ticks(server, date_from=_ms(0), count=25_000, flags=ALL)
     assert [len(p) for p in pages] == [10_000, 10_000, 5_000]
