@@ -861,11 +861,15 @@ class Engine:
         try:
             return await self._await(token, timeout)
         except TimeoutError:
+            self._core.market_forget(instance_id, token)
             raise MT5ExecError(
                 grpc.StatusCode.UNAVAILABLE,
                 "TERMINAL_TIMEOUT",
                 f"no answer from the terminal within {timeout:g} s",
             ) from None
+        except asyncio.CancelledError:  # the caller went: its question goes too
+            self._core.market_forget(instance_id, token)
+            raise
 
     def get_account(self, instance_id: str) -> bytes:
         try:

@@ -174,6 +174,15 @@ impl Engine {
         crate::market::query(&self.shared, instance_id, request)
     }
 
+    /// The caller of `market_query` stopped waiting for `token` (a timeout or a cancel): the
+    /// question is forgotten (see `market::forget`). Whether it was still waiting; false for
+    /// an instance gone meanwhile.
+    pub fn market_forget(&self, instance_id: &str, token: u64) -> bool {
+        self.shared
+            .instance(instance_id)
+            .is_ok_and(|instance| crate::market::forget(&instance, token))
+    }
+
     /// Starts the engine's runtime.
     ///
     /// # Errors

@@ -67,6 +67,14 @@ pub fn on_answer(shared: &Shared, instance: &Instance, answer: &t::MarketAnswer)
     }
 }
 
+/// The caller stopped waiting for `token` (its deadline passed, or it was cancelled): the
+/// question is forgotten, so that one the worker never answers does not stay until the
+/// worker is lost (an answer coming later is dropped as an unknown one). Whether it was
+/// still waiting.
+pub fn forget(instance: &Instance, token: u64) -> bool {
+    instance.live.lock().market_pending.remove(&token)
+}
+
 /// The worker is gone: the questions it did not answer fail.
 pub fn on_worker_lost(shared: &Shared, live: &mut Live) {
     let lost = EngineError::new(
@@ -76,5 +84,51 @@ pub fn on_worker_lost(shared: &Shared, live: &mut Live) {
     );
     for token in live.market_pending.drain() {
         shared.complete(Completion::err(token, &lost, Vec::new()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::LogLimits;
+    use crate::pb::v1;
+    use crate::supervisor::{InstanceSpec, Supervision};
+    use std::path::PathBuf;
+
+    fn instance() -> Instance {
+        let spec = InstanceSpec {
+            instance_id: "m1".into(),
+            owner: String::new(),
+            backend: v1::Backend::Sim,
+            dir: PathBuf::new(),
+            log_dir: PathBuf::new(),
+            argv: Vec::new(),
+            env: Vec::new(),
+            config: v1::InstanceConfig::default(),
+            supervision: Supervision::default(),
+            secret_files: Vec::new(),
+            created: None,
+            config_version: 0,
+            kill_switch: false,
+            first_sequence_after: 0,
+        };
+        Instance::new(spec, 0, LogLimits::default()).expect("instance")
+    }
+
+    #[test]
+    fn a_forgotten_question_is_no_longer_pending() {
+        let instance = instance();
+        instance.live.lock().market_pending.extend([7, 8]);
+        assert!(forget(&instance, 7));
+        assert!(!forget(&instance, 7), "forgotten once");
+        assert!(!forget(&instance, 9), "never asked");
+        let pending: Vec<u64> = instance
+            .live
+            .lock()
+            .market_pending
+            .iter()
+            .copied()
+            .collect();
+        assert_eq!(pending, vec![8]);
     }
 }

@@ -301,6 +301,11 @@ impl PyEngine {
         Ok(self.inner.market_query(instance_id, request)?)
     }
 
+    /// The caller stopped waiting for a market question's token: it is forgotten.
+    fn market_forget(&self, instance_id: &str, token: u64) -> bool {
+        self.inner.market_forget(instance_id, token)
+    }
+
     #[pyo3(signature = (instance_id, grace_s = None))]
     fn stop_instance(&self, instance_id: &str, grace_s: Option<f64>) -> PyResult<u64> {
         let grace = grace_s.map(|g| seconds(g, "grace")).transpose()?;
