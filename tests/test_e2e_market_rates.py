@@ -1,11 +1,10 @@
 """GetRates against a real server and sim worker (issue #24): the last 1,000 M1 bars on a
 fresh instance, 100,000 bars streamed in pages, the three copy_rates forms agreeing, a bar's
-high/low/close matching the ticks StreamTicks carried in its minute, and bad input refused
-naming the field."""
+open/high/low/close matching the ticks of its minute (their history: the ticks streamed), and
+bad input refused naming the field."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from mt5exec.testing import ServerProcess
-from mt5exec.v1 import market_pb2, market_pb2_grpc, stream_pb2
+from mt5exec.v1 import market_pb2, market_pb2_grpc
 from support import create_sim, error_info, wait_until
 
 M1, H1 = market_pb2.TIMEFRAME_M1, market_pb2.TIMEFRAME_H1
@@ -72,32 +71,35 @@ def test_the_three_forms_agree(server: ServerProcess) -> None:
 
 
 def test_a_bar_is_the_ticks_of_its_minute(server: ServerProcess) -> None:
-    """Ticks streamed across a whole minute: that minute's bar has their prices."""
-    stream = server.streams.StreamTicks(
-        stream_pb2.StreamTicksRequest(instance_ids=["r1"], symbols=["EURUSD"]), timeout=300
-    )
-    seen: list[tuple[int, float]] = []
+    """The first minute the instance ticked through (its ticks history, which is the ticks
+    StreamTicks carried: test_e2e_market_ticks): that minute's bar has their prices. No wait
+    for a minute yet to come: the first one ends at most a minute after the instance's start."""
+    stub = _stub(server)
 
-    def read() -> None:
-        try:
-            for message in stream:
-                for tick in message.ticks:
-                    seen.append((tick.time.ToMilliseconds(), tick.bid))
-        except grpc.RpcError:
-            pass
+    def ticks(**fields: object) -> list[market_pb2.HistoryTick]:
+        request = market_pb2.GetTicksRequest(
+            instance_id="r1",
+            symbol="EURUSD",
+            flags=market_pb2.COPY_TICKS_ALL,
+            **fields,  # type: ignore[arg-type]
+        )
+        return [t for page in stub.GetTicks(request, timeout=60) for t in page.ticks]
 
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    wait_until("ticks", lambda: bool(seen))
-    first_minute = seen[0][0] // 60_000 + 1  # the first minute streamed from its start
+    wait_until("a tick in the history", lambda: bool(ticks(date_from=_ts(0), count=1)))
+    first_minute = ticks(date_from=_ts(0), count=1)[0].time_msc // 60_000
+    # A later minute's bar has begun: no tick of the first minute is still to come.
     wait_until(
-        "a whole minute of ticks",
-        lambda: seen[-1][0] // 60_000 > first_minute,
+        "a tick after the first minute",
+        lambda: (
+            _flat(_rates(server, timeframe=M1, start_pos=0, count=1))[-1].time > first_minute * 60
+        ),
         timeout=180,
     )
-    stream.cancel()
-    reader.join(30)
-    minute = [bid for msc, bid in list(seen) if msc // 60_000 == first_minute]
+    minute = [
+        t.bid
+        for t in ticks(date_from=_ts(first_minute * 60), date_to=_ts(first_minute * 60 + 60))
+        if t.time_msc // 60_000 == first_minute
+    ]
     bar = next(
         b
         for b in _flat(_rates(server, timeframe=M1, start_pos=0, count=5))
