@@ -26,7 +26,9 @@ def _table(server: ServerProcess, out: Path, table: str, sql: str) -> list[tuple
 
 
 def test_account_snapshots_and_risk_events_are_kept(tmp_path: Path) -> None:
-    with ServerProcess(tmp_path / "data", env=ENV) as server:
+    # The exports go under tmp_path (ExportHistory writes inside history.export_dir only).
+    env = {**ENV, "MT5EXEC_HISTORY_EXPORT_DIR": str(tmp_path)}
+    with ServerProcess(tmp_path / "data", env=env) as server:
         create_sim(server, "t1", risk=BULK_RISK)
         placed = server.orders.PlaceOrder(market("t1", "buy-1", volume=0.1), timeout=30).order
         assert placed.status == common_pb2.ORDER_STATUS_FILLED
