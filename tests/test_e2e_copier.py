@@ -41,7 +41,7 @@ def test_a_fill_is_copied_and_closes_follow_proportionally(server: ServerProcess
     wait_net(server, "f1", 0.1)
     wait_net(server, "f2", 0.03)
     # The copies' ids derive from the relation, the master position and deal.
-    (copy,) = orders_of(server, "f1", "double:")
+    (copy,) = orders_of(server, "f1", "double.")
     assert copy.client_order_id.endswith(":o")
     assert int(copy.client_order_id.split(":")[1], 36) == opened.position_id
     # A partial close of 2/5: 0.04 of 0.1 and 0.012 → 0.01 (the step) of 0.03.
@@ -90,7 +90,7 @@ def test_relations_are_checked_listed_and_deleted(server: ServerProcess) -> None
             order_pb2.GetCopyRelationRequest(relation_id="listed"), timeout=10
         )
     assert gone.value.code() == grpc.StatusCode.NOT_FOUND
-    assert orders_of(server, "f3", "listed:") == []
+    assert orders_of(server, "f3", "listed.") == []
 
 
 def test_relations_survive_a_restart(tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -22,7 +22,7 @@ from tests.copier_support import (
 from tests.support import error_info, wait_ready, wait_until
 
 from mt5exec.testing import ServerProcess
-from mt5exec.v1 import instance_pb2
+from mt5exec.v1 import instance_pb2, order_pb2
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_a_cycle_is_refused_and_a_copy_is_never_copied_again(server: ServerProce
     # deals are handled in order), and it was not copied.
     place(server, "cb", "cb-own", SELL, 0.03)
     wait_net(server, "cc", -0.03)
-    assert [o.client_order_id.startswith("bc:") for o in orders_of(server, "cc", "")] == [True]
+    assert [o.client_order_id.startswith("bc.") for o in orders_of(server, "cc", "")] == [True]
     assert net(server, "cc") == -0.03
     assert net(server, "ca") == 0.01
     assert net(server, "cb") == -0.02
@@ -71,5 +71,26 @@ def test_a_close_the_follower_was_not_ready_for_is_made_when_it_is(
     server.instances.StartInstance(instance_pb2.StartInstanceRequest(instance_id="sf"), timeout=120)
     wait_ready(server, "sf")
     wait_net(server, "sf", 0.0)
-    closes = [o for o in orders_of(server, "sf", "stopped:") if ":c" in o.client_order_id]
+    closes = [o for o in orders_of(server, "sf", "stopped.") if ":c" in o.client_order_id]
     assert len(closes) == 1, closes
+
+
+def test_a_relation_made_again_under_its_id_copies_anew(server: ServerProcess) -> None:
+    sims(server, "im", "if")
+    relate(server, "again", "im", "if", late_join=order_pb2.COPY_LATE_JOIN_OPEN_POSITIONS)
+    held = place(server, "im", "im-held", BUY, 0.01)
+    wait_net(server, "if", 0.01)
+    server.orders.DeleteCopyRelation(
+        order_pb2.DeleteCopyRelationRequest(relation_id="again"), timeout=30
+    )
+    # Made again at once (within the same second): its late join copies the held position
+    # again, and a new trade too, under ids of their own.
+    relate(server, "again", "im", "if", late_join=order_pb2.COPY_LATE_JOIN_OPEN_POSITIONS)
+    wait_net(server, "if", 0.02)
+    place(server, "im", "im-new", SELL, 0.03)
+    wait_net(server, "if", -0.01)
+    prefixes = {o.client_order_id.split(":")[0] for o in orders_of(server, "if", "again.")}
+    assert len(prefixes) == 2, prefixes
+    # The master's close closes the new relation's copy of it (the old one's stays: left open).
+    close(server, "im", held.position_id)
+    wait_net(server, "if", -0.02)

@@ -54,7 +54,7 @@ def test_late_join_copies_open_positions_or_only_new_trades(server: ServerProces
     relate(server, "late-open", "lm", "l-open", late_join=order_pb2.COPY_LATE_JOIN_OPEN_POSITIONS)
     relate(server, "late-new", "lm", "l-new", late_join=order_pb2.COPY_LATE_JOIN_NEW_ONLY)
     wait_net(server, "l-open", 0.02)
-    (joined,) = orders_of(server, "l-open", "late-open:")
+    (joined,) = orders_of(server, "l-open", "late-open.")
     assert joined.client_order_id.endswith(":j")
     place(server, "lm", "lm-new", SELL, 0.01)
     wait_net(server, "l-new", -0.01)
@@ -79,14 +79,14 @@ def test_deleting_a_relation_leaves_or_closes_its_copies(server: ServerProcess) 
         )
     wait_net(server, "d-close", 0.0)
     (closed,) = [
-        o for o in orders_of(server, "d-close", "closes:") if o.client_order_id[-2:] == "d0"
+        o for o in orders_of(server, "d-close", "closes.") if o.client_order_id[-2:] == "d0"
     ]
     assert closed.status == common_pb2.ORDER_STATUS_FILLED
     # Copies are submitted when the master's deal arrives, before its order's result: a copy
     # of this one would be in the follower's orders when PlaceOrder returns.
     place(server, "dm", "dm-2", BUY, 0.01)
-    assert len(orders_of(server, "d-leave", "leave:")) == 1
-    assert len(orders_of(server, "d-close", "closes:")) == 2  # the copy and its close
+    assert len(orders_of(server, "d-leave", "leave.")) == 1
+    assert len(orders_of(server, "d-close", "closes.")) == 2  # the copy and its close
     assert net(server, "d-leave") == 0.03
 
 
@@ -106,7 +106,7 @@ def test_pending_orders_are_copied_modified_and_cancelled(server: ServerProcess)
     master = server.orders.PlaceOrder(limit("pm", "pm-limit", low), timeout=30).order
 
     def copy() -> list[common_pb2.Order]:
-        return orders_of(server, "p-copy", "pend:")
+        return orders_of(server, "p-copy", "pend.")
 
     wait_until("the pending copy", lambda: len(copy()) == 1)
     (placed,) = copy()

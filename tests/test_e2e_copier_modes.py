@@ -78,7 +78,7 @@ def test_every_volume_mode(server: ServerProcess) -> None:
     assert risk_copy.stop_loss == stop
     # 0.005 is below the minimum: skipped, counted and told on the follower.
     refused = refused_copy(server, "v-small", "VOLUME_BELOW_MINIMUM")
-    assert refused.client_order_id.startswith("small:")
+    assert refused.client_order_id.startswith("small.")
     assert stats(server, "small").skipped["VOLUME_BELOW_MINIMUM"] == 1
     assert net(server, "v-small") == 0.0
 
@@ -138,22 +138,26 @@ def test_mapping_filters_reverse_and_stops(server: ServerProcess) -> None:
         ),
         timeout=30,
     )
-    copy_of = f"rev:{_base36(opened.position_id)}:"
+    copy_of = f":{_base36(opened.position_id)}:"
 
     def copy_stops() -> list[tuple[float, float]]:
         return [
             (p.stop_loss, p.take_profit)
             for p in positions(server, "m-rev")
-            if p.comment.startswith(copy_of)
+            if p.comment.startswith("rev.") and copy_of in p.comment
         ]
 
     wait_until("the copy's stops follow", lambda: copy_stops() == [(tp2, sl2)])
     close(server, "mm", opened.position_id)
     wait_until("the reversed copy closed", lambda: copy_stops() == [])
-    mapped_of = f"map:{_base36(opened.position_id)}:"
     wait_until(
         "the mapped copy closed",
-        lambda: not any(p.comment.startswith(mapped_of) for p in positions(server, "m-map")),
+        lambda: (
+            not any(
+                p.comment.startswith("map.") and copy_of in p.comment
+                for p in positions(server, "m-map")
+            )
+        ),
     )
 
 

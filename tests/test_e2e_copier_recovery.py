@@ -50,14 +50,14 @@ def test_a_copy_replayed_by_three_crashes_is_one_order(tmp_path: Path) -> None:
         relate(server, "x1", "xm", "xf1")
         relate(server, "x2", "xm", "xf2", multiplier=2.0)
         place(server, "xm", "xm-1", BUY, 0.02)
-        wait_until("copied", lambda: open_copies(server, "xf2", "x2:") == [0.04])
+        wait_until("copied", lambda: open_copies(server, "xf2", "x2.") == [0.04])
         for _ in range(3):
             restart(server, ids)
             wait_recovered(server, ["x1", "x2"])
-            assert len(orders_of(server, "xf1", "x1:")) == 1
-            assert len(orders_of(server, "xf2", "x2:")) == 1
-            assert open_copies(server, "xf1", "x1:") == [0.02]
-            assert open_copies(server, "xf2", "x2:") == [0.04]
+            assert len(orders_of(server, "xf1", "x1.")) == 1
+            assert len(orders_of(server, "xf2", "x2.")) == 1
+            assert open_copies(server, "xf1", "x1.") == [0.02]
+            assert open_copies(server, "xf2", "x2.") == [0.04]
 
 
 def test_kill9_in_the_middle_of_a_30_follower_copy(tmp_path: Path) -> None:
@@ -116,16 +116,16 @@ def test_kill9_in_the_middle_of_a_30_follower_copy(tmp_path: Path) -> None:
         for name in followers[1:]:
             wait_until(
                 f"{name} holds one copy",
-                lambda n=name: open_copies(server, n, f"r{n}:") == [0.02],  # type: ignore[misc]
+                lambda n=name: open_copies(server, n, f"r{n}.") == [0.02],  # type: ignore[misc]
                 timeout=120,
             )
             opened = [
                 o
-                for o in orders_of(server, name, f"r{name}:")
+                for o in orders_of(server, name, f"r{name}.")
                 if o.status == common_pb2.ORDER_STATUS_FILLED
             ]
             assert len(opened) == 1, (name, opened)
         # The refused one: no copy, its refusal counted by its relation.
-        assert open_copies(server, refused, f"r{refused}:") == []
+        assert open_copies(server, refused, f"r{refused}.") == []
         skipped = stats(server, f"r{refused}").skipped
         assert skipped["VOLUME_ABOVE_LIMIT"] >= 1, skipped

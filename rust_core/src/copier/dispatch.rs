@@ -228,8 +228,8 @@ fn open_job(
     let side = mapping::follower_side(r, trade.side);
     let (stop_loss, take_profit) = mapping::follower_stops(r, trade.stop_loss, trade.take_profit);
     let client_order_id = match &trade.signal_id {
-        Some(signal) => signal_copy_id(&r.relation_id, signal),
-        None => copy_id(&r.relation_id, trade.position, trade.deal, &trade.action),
+        Some(signal) => signal_copy_id(&relation.prefix, signal),
+        None => copy_id(&relation.prefix, trade.position, trade.deal, &trade.action),
     };
     let mut intent = OrderIntent {
         client_order_id,
@@ -328,7 +328,7 @@ pub fn close_jobs(
     let live = follower.live.lock();
     let mut links = relation.links.lock();
     if !links.by_position.contains_key(&position) && !links.rebuilt {
-        links.rebuild(&r.relation_id, &live.book);
+        links.rebuild(&relation.prefix, &live.book);
     }
     let Some(link) = links.by_position.get_mut(&position) else {
         return Vec::new();
@@ -384,7 +384,7 @@ pub fn close_jobs(
     if netting {
         if volume > 0.0 {
             jobs.push(OrderIntent {
-                client_order_id: copy_id(&r.relation_id, position, deal, &format!("{action}0")),
+                client_order_id: copy_id(&relation.prefix, position, deal, &format!("{action}0")),
                 volume,
                 ..base.clone()
             });
@@ -413,7 +413,7 @@ pub fn close_jobs(
             };
             left -= take;
             jobs.push(OrderIntent {
-                client_order_id: copy_id(&r.relation_id, position, deal, &format!("{action}{i}")),
+                client_order_id: copy_id(&relation.prefix, position, deal, &format!("{action}{i}")),
                 volume: take,
                 position_id: ticket,
                 ..base.clone()
@@ -586,7 +586,7 @@ pub fn close_all_jobs(shared: &Shared, relation: &Arc<Relation>) -> Vec<Job> {
         let live = follower.live.lock();
         let mut links = relation.links.lock();
         if !links.rebuilt {
-            links.rebuild(&relation.spec.relation_id, &live.book);
+            links.rebuild(&relation.prefix, &live.book);
         }
     }
     let open: Vec<(u64, f64)> = relation
@@ -807,7 +807,7 @@ pub fn copy_signal(
     let mut out = Vec::new();
     for relation in shared.copier.of_source(source) {
         let follower_id = relation.spec.follower_instance_id.clone();
-        let cid = signal_copy_id(&relation.spec.relation_id, signal_id);
+        let cid = signal_copy_id(&relation.prefix, signal_id);
         match open_job(shared, &relation, &trade) {
             Ok(job) => {
                 let cid = job.intent.client_order_id.clone();

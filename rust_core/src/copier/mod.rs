@@ -116,6 +116,9 @@ impl Stats {
 pub struct Relation {
     /// As created (with owner and created_time).
     pub spec: v1::CopyRelation,
+    /// Its copies' client_order_ids start with it: the id and this incarnation of it
+    /// ([`spec::id_prefix`]).
+    pub prefix: String,
     /// Since the server started.
     pub stats: Stats,
     /// Master position → its copies.
@@ -152,6 +155,9 @@ fn reaches(all: &HashMap<String, Arc<Relation>>, from: &str, to: &str) -> bool {
 #[derive(Debug, Default)]
 pub struct Copier {
     relations: RwLock<HashMap<String, Arc<Relation>>>,
+    /// The created_time seconds of relations removed, by id: a relation made again under
+    /// the id gets a later one (a prefix of its own).
+    retired: Mutex<HashMap<String, i64>>,
 }
 
 impl Copier {
@@ -161,7 +167,7 @@ impl Copier {
     /// `ALREADY_EXISTS` for a known id; `FAILED_PRECONDITION` (`COPY_CYCLE`) when the
     /// follower already reaches the master through other relations (copies would be copied
     /// back forever).
-    pub fn add(&self, spec: v1::CopyRelation) -> crate::error::Result<Arc<Relation>> {
+    pub fn add(&self, mut spec: v1::CopyRelation) -> crate::error::Result<Arc<Relation>> {
         let mut all = self.relations.write();
         if all.contains_key(&spec.relation_id) {
             return Err(crate::error::EngineError::new(
@@ -186,7 +192,15 @@ impl Copier {
             )
             .field("relation.follower_instance_id"));
         }
+        if let Some(before) = self.retired.lock().get(&spec.relation_id) {
+            let created = spec.created_time.get_or_insert_with(Default::default);
+            if created.seconds <= *before {
+                created.seconds = before + 1;
+                created.nanos = 0;
+            }
+        }
         let relation = Arc::new(Relation {
+            prefix: spec::id_prefix(&spec),
             spec,
             stats: Stats::default(),
             links: Mutex::new(links::Links::default()),
@@ -198,7 +212,10 @@ impl Copier {
 
     /// Removes a relation.
     pub fn remove(&self, relation_id: &str) -> Option<Arc<Relation>> {
-        self.relations.write().remove(relation_id)
+        let removed = self.relations.write().remove(relation_id)?;
+        let seconds = removed.spec.created_time.as_ref().map_or(0, |t| t.seconds);
+        self.retired.lock().insert(relation_id.to_owned(), seconds);
+        Some(removed)
     }
 
     /// A relation.

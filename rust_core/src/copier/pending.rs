@@ -26,8 +26,8 @@ pub type Copied = HashMap<u64, (f64, f64, f64, f64)>;
 
 /// The id of a pending order's copy.
 #[must_use]
-pub fn pending_id(relation_id: &str, ticket: u64) -> String {
-    copy_id(relation_id, ticket, 0, "p")
+pub fn pending_id(prefix: &str, ticket: u64) -> String {
+    copy_id(prefix, ticket, 0, "p")
 }
 
 /// Whether a master deal fills a pending order a relation copied (then the copy is linked,
@@ -37,7 +37,7 @@ pub fn fills_copied(shared: &Shared, relation: &Relation, deal: &t::DealReport) 
         return false;
     }
     let known = relation.pending.lock().remove(&deal.order).is_some();
-    let cid = pending_id(&relation.spec.relation_id, deal.order);
+    let cid = pending_id(&relation.prefix, deal.order);
     // Also a copy made before a restart (the follower's journaled orders have it).
     let copied = shared
         .instance(&relation.spec.follower_instance_id)
@@ -111,7 +111,7 @@ pub fn on_master_order(shared: &Arc<Shared>, master_id: &str, update: &t::OrderU
 
 fn apply(shared: &Arc<Shared>, relation: &Arc<Relation>, info: &t::OrderInfo) {
     let r = &relation.spec;
-    let cid = pending_id(&r.relation_id, info.ticket);
+    let cid = pending_id(&relation.prefix, info.ticket);
     let now = (info.price_open, info.price_stoplimit, info.sl, info.tp);
     let before = relation.pending.lock().get(&info.ticket).copied();
     let Ok(follower) = shared.instance(&r.follower_instance_id) else {

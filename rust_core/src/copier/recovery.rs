@@ -90,7 +90,7 @@ pub fn close_owed(shared: &Arc<Shared>, relation: &Arc<Relation>) {
         }
         let mut links = relation.links.lock();
         if !links.rebuilt {
-            links.rebuild(&r.relation_id, &live.book);
+            links.rebuild(&relation.prefix, &live.book);
         }
     }
     // The master's open positions, when it reported them since it (and the server) started.
@@ -181,10 +181,10 @@ pub fn catch_up(shared: &Arc<Shared>, relation: &Arc<Relation>) -> bool {
         if !live.positions_reported || !ready(live.state) {
             return false;
         }
-        relation.links.lock().rebuild(&r.relation_id, &live.book);
+        relation.links.lock().rebuild(&relation.prefix, &live.book);
         let mut missing = Vec::new();
         for mut trade in trades {
-            let prefix = format!("{}:{}:", r.relation_id, base36(trade.position));
+            let prefix = format!("{}:{}:", relation.prefix, base36(trade.position));
             let copies: Vec<&v1::Order> = live
                 .book
                 .by_client_id

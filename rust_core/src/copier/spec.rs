@@ -231,17 +231,27 @@ pub fn base36(mut n: u64) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// The client_order_id of a copy: the relation, the master's position and deal, and the
-/// action (`o` open, `c0`, `c1`... closes, `p` pending, `j` late join): at most 24 + 2 × 13 +
-/// 3 + 3 = 56 characters of `[A-Za-z0-9_.:-]`. The same master event always gives the same
-/// id, so a replay is answered by the journal's first result instead of a second order.
+/// The start of a relation's copies' ids: its id and its incarnation (its created_time
+/// seconds in base 36), `<relation>.<incarnation>`: a relation deleted and made again under
+/// the same id does not meet its predecessor's copies in the follower's journal.
 #[must_use]
-pub fn copy_id(relation_id: &str, position: u64, deal: u64, action: &str) -> String {
+pub fn id_prefix(r: &v1::CopyRelation) -> String {
+    let seconds = r.created_time.as_ref().map_or(0, |t| t.seconds);
     format!(
-        "{relation_id}:{}:{}:{action}",
-        base36(position),
-        base36(deal)
+        "{}.{}",
+        r.relation_id,
+        base36(u64::try_from(seconds).unwrap_or(0))
     )
+}
+
+/// The client_order_id of a copy: the relation's prefix ([`id_prefix`]), the master's
+/// position and deal, and the action (`o` open, `c0`, `c1`... closes, `p` pending, `j` late
+/// join): at most 24 + 1 + 7 (until year 4400) + 2 × 13 + 3 + 3 = 64 characters of
+/// `[A-Za-z0-9_.:-]`. The same master event always gives the same id, so a replay is
+/// answered by the journal's first result instead of a second order.
+#[must_use]
+pub fn copy_id(prefix: &str, position: u64, deal: u64, action: &str) -> String {
+    format!("{prefix}:{}:{}:{action}", base36(position), base36(deal))
 }
 
 /// Whether a client_order_id is one the copier makes (a copy's or a signal copy's): such an
@@ -259,7 +269,12 @@ pub fn is_copy_id(client_order_id: &str) -> bool {
         s.strip_prefix(head)
             .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
     };
-    if parts.len() < 3 || !id_ok(parts[0], MAX_RELATION_ID) {
+    let prefix_ok = parts[0]
+        .split_once('.')
+        .is_some_and(|(relation, incarnation)| {
+            id_ok(relation, MAX_RELATION_ID) && base36_ok(incarnation)
+        });
+    if parts.len() < 3 || !prefix_ok {
         return false;
     }
     if parts[1] == "s" {
@@ -276,8 +291,8 @@ pub fn is_copy_id(client_order_id: &str) -> bool {
 /// The client_order_id of a signal's copy: the relation and the signal id (hashed when the
 /// two would not fit in 64 characters).
 #[must_use]
-pub fn signal_copy_id(relation_id: &str, signal_id: &str) -> String {
-    let plain = format!("{relation_id}:s:{signal_id}");
+pub fn signal_copy_id(prefix: &str, signal_id: &str) -> String {
+    let plain = format!("{prefix}:s:{signal_id}");
     if plain.len() <= 64 {
         return plain;
     }
@@ -287,7 +302,7 @@ pub fn signal_copy_id(relation_id: &str, signal_id: &str) -> String {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    format!("{relation_id}:s:h{}", base36(h))
+    format!("{prefix}:s:h{}", base36(h))
 }
 
 #[cfg(test)]
@@ -296,42 +311,50 @@ mod tests {
 
     #[test]
     fn copy_ids_fit_the_client_order_id_rules() {
-        let id = copy_id(&"r".repeat(MAX_RELATION_ID), u64::MAX, u64::MAX, "c12");
+        let r = v1::CopyRelation {
+            relation_id: "r".repeat(MAX_RELATION_ID),
+            created_time: Some(prost_types::Timestamp {
+                seconds: 36_i64.pow(7) - 1, // year 4400
+                nanos: 0,
+            }),
+            ..Default::default()
+        };
+        let prefix = id_prefix(&r);
+        let id = copy_id(&prefix, u64::MAX, u64::MAX, "c12");
         assert!(id.len() <= 64, "{id}");
         assert!(crate::session::check_client_order_id(&id).is_ok());
-        let s = signal_copy_id(&"r".repeat(MAX_RELATION_ID), &"x".repeat(64));
+        let s = signal_copy_id(&prefix, &"x".repeat(64));
         assert!(
             s.len() <= 64 && crate::session::check_client_order_id(&s).is_ok(),
             "{s}"
         );
-        assert_eq!(
-            s,
-            signal_copy_id(&"r".repeat(MAX_RELATION_ID), &"x".repeat(64))
-        );
-        assert_eq!(signal_copy_id("r1", "sig-1"), "r1:s:sig-1");
+        assert_eq!(s, signal_copy_id(&prefix, &"x".repeat(64)));
+        assert_eq!(signal_copy_id("r1.a", "sig-1"), "r1.a:s:sig-1");
     }
 
     #[test]
     fn copy_ids_are_told_apart() {
         for id in [
-            copy_id("r1", 77, 99, "o"),
-            copy_id("r1", 77, 0, "j"),
-            copy_id("r1", 77, 0, "j2"),
-            copy_id("r-1", 77, 99, "c0"),
-            copy_id("r_1", 77, 0, "d3"),
-            copy_id("r1", 77, 0, "p"),
-            signal_copy_id("r1", "sig-1"),
+            copy_id("r1.abc", 77, 99, "o"),
+            copy_id("r1.abc", 77, 0, "j"),
+            copy_id("r1.abc", 77, 0, "j2"),
+            copy_id("r-1.abc", 77, 99, "c0"),
+            copy_id("r_1.0", 77, 0, "d3"),
+            copy_id("r1.abc", 77, 0, "p"),
+            signal_copy_id("r1.abc", "sig-1"),
         ] {
             assert!(is_copy_id(&id), "{id}");
         }
-        for id in [
+        let not = [
             "order-1",
             "a:b",
-            "r1:77:99:x",
-            "r1:7Z:99:o",
-            "r 1:7:9:o",
-            "r1:7:9:c",
-        ] {
+            "r1:7:9:o",
+            "r1.a:77:99:x",
+            "r1.a:7Z:99:o",
+            "r 1.a:7:9:o",
+            "r1.a:7:9:c",
+        ];
+        for id in not {
             assert!(!is_copy_id(id), "{id}");
         }
     }
