@@ -3,6 +3,7 @@ copied again (issue #20)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import grpc
@@ -19,10 +20,10 @@ from tests.copier_support import (
     stats,
     wait_net,
 )
-from tests.support import error_info, wait_ready, wait_until
+from tests.support import error_info, wait_for_price, wait_ready, wait_until
 
 from mt5exec.testing import ServerProcess
-from mt5exec.v1 import instance_pb2, order_pb2
+from mt5exec.v1 import common_pb2, instance_pb2, order_pb2
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +95,43 @@ def test_a_relation_made_again_under_its_id_copies_anew(server: ServerProcess) -
     # The master's close closes the new relation's copy of it (the old one's stays: left open).
     close(server, "im", held.position_id)
     wait_net(server, "if", -0.02)
+
+
+def test_deleting_an_instance_deletes_its_relations(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    with ServerProcess(tmp_path_factory.mktemp("copier-deleted")) as server:
+        sims(server, "dm", "df", "dg")
+        relate(server, "to-f", "dm", "df")
+        relate(server, "to-g", "dm", "dg")
+        server.instances.DeleteInstance(
+            instance_pb2.DeleteInstanceRequest(instance_id="df"), timeout=60
+        )
+        listed = server.orders.ListCopyRelations(
+            order_pb2.ListCopyRelationsRequest(), timeout=10
+        ).relations
+        assert [r.relation_id for r in listed] == ["to-g"]
+        # The id made again by another owner: the master's trades are not copied there.
+        config = common_pb2.InstanceConfig(symbols=["EURUSD"], tick_rate=5)
+        server.instances.CreateInstance(
+            instance_pb2.CreateInstanceRequest(instance_id="df", owner="other", config=config),
+            timeout=60,
+        )
+        wait_for_price(server, "df", "EURUSD")
+        place(server, "dm", "dm-1", BUY, 0.01)
+        wait_net(server, "dg", 0.01)  # the master's deal was copied where it still is
+        assert orders_of(server, "df", "") == []
+        # A relation whose instance is gone (deleted before its removal was saved) is dropped
+        # at the next start.
+        server.terminate()
+        path = server.data_dir / "copy_relations.json"
+        saved = json.loads(path.read_text())
+        ghost = dict(saved["relations"][0], relation_id="ghost", follower_instance_id="gone")
+        saved["relations"].append(ghost)
+        path.write_text(json.dumps(saved))
+        server.start()
+        listed = server.orders.ListCopyRelations(
+            order_pb2.ListCopyRelationsRequest(), timeout=10
+        ).relations
+        assert [r.relation_id for r in listed] == ["to-g"]
+        assert [r["relation_id"] for r in json.loads(path.read_text())["relations"]] == ["to-g"]

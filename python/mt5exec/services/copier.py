@@ -16,6 +16,7 @@ from pathlib import Path
 import grpc
 from google.protobuf import json_format
 
+from mt5exec import registry
 from mt5exec.auth import principal as auth
 from mt5exec.engine import Engine
 from mt5exec.errors import MT5ExecError, not_found
@@ -37,13 +38,21 @@ def _relation_not_found(relation_id: str) -> MT5ExecError:
 class CopyRelations:
     """The relation RPCs, called by OrderService."""
 
-    def __init__(self, engine: Engine, data_dir: Path) -> None:
+    def __init__(self, engine: Engine, data_dir: Path, instances_dir: Path) -> None:
         self._engine = engine
         self._path = data_dir / FILE_NAME
+        self._instances_dir = instances_dir
+
+    def _owner_on_disk(self, instance_id: str) -> str | None:
+        """The owner of a recorded instance (None: no such instance)."""
+        for path in self._instances_dir.glob(f"*/{instance_id}/{registry.RECORD_NAME}"):
+            return path.parent.parent.name
+        return None
 
     def restore(self) -> int:
         """Gives the engine every saved relation; a relation it refuses is logged and left
-        in the file. Returns how many were restored."""
+        in the file, one naming an instance that no longer exists (or whose follower has
+        another owner now) is dropped from it. Returns how many were restored."""
         try:
             data = json.loads(self._path.read_bytes())
         except FileNotFoundError:
@@ -52,14 +61,51 @@ class CopyRelations:
             log.error("copy relations not restored: %s: %s", self._path, e)
             return 0
         restored = 0
+        dropped = False
         for item in data.get("relations", []):
             try:
                 relation = json_format.ParseDict(item, order_pb2.CopyRelation())
+                if self._owner_on_disk(relation.follower_instance_id) != relation.owner or (
+                    relation.master_instance_id
+                    and self._owner_on_disk(relation.master_instance_id) is None
+                ):
+                    log.warning(
+                        "copy relation %r dropped: its instances were deleted",
+                        relation.relation_id,
+                    )
+                    dropped = True
+                    continue
                 self._engine.add_copy_relation(relation.SerializeToString(), created=False)
                 restored += 1
             except (MT5ExecError, json_format.ParseError) as e:
                 log.error("copy relation %r not restored: %s", item.get("relation_id"), e)
+        if dropped:
+            try:
+                self._save()
+            except OSError as e:
+                log.error("copy relations not saved after dropping some: %s", e)
         return restored
+
+    def instance_deleted(self, instance_id: str) -> None:
+        """Removes every relation naming a deleted instance (master or follower; its copies
+        stay open) and saves the rest: an instance created again under the id, perhaps by
+        another owner, is no relation's. A failed save is logged (the relations are dropped
+        at the next start anyway)."""
+        removed = False
+        for raw in self._engine.copy_relations():
+            relation = order_pb2.CopyRelation.FromString(raw)
+            if instance_id in (relation.master_instance_id, relation.follower_instance_id):
+                try:
+                    self._engine.remove_copy_relation(relation.relation_id, close=False)
+                    removed = True
+                except MT5ExecError:
+                    pass  # removed meanwhile
+        if not removed:
+            return
+        try:
+            self._save()
+        except OSError as e:
+            log.error("copy relations of deleted instance %s not saved: %s", instance_id, e)
 
     def _save(self) -> None:
         relations = [

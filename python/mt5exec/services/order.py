@@ -45,8 +45,12 @@ class OrderService:
         self._state = state
         self._engine = state.engine
         self._timeout = state.config.engine.order_timeout_s
-        self._relations = CopyRelations(state.engine, state.config.server.data_dir)
+        self._relations = CopyRelations(
+            state.engine, state.config.server.data_dir, state.config.instances_dir
+        )
         self._relations.restore()
+        # DeleteInstance removes the relations naming the instance.
+        state.copy_relations = self._relations
         self._history = HistoryReads(state)
         self._signals = Signals(state.config, state.engine, self._timeout)
 
