@@ -67,6 +67,28 @@ NEWER = order().SerializeToString() + FIELD_23
 
 CASES: list[tuple[str, Callable[[ServerProcess], Any], grpc.StatusCode, str, str]] = [
     (
+        "CreateCopyRelation no follower",
+        lambda s: s.orders.CreateCopyRelation(
+            order_pb2.CreateCopyRelationRequest(
+                relation=order_pb2.CopyRelation(master_instance_id="known", multiplier=1.0)
+            )
+        ),
+        INVALID,
+        "FIELD_REQUIRED",
+        "relation.follower_instance_id",
+    ),
+    (
+        "CreateCopyRelation no master",
+        lambda s: s.orders.CreateCopyRelation(
+            order_pb2.CreateCopyRelationRequest(
+                relation=order_pb2.CopyRelation(follower_instance_id="known", multiplier=1.0)
+            )
+        ),
+        INVALID,
+        "FIELD_REQUIRED",
+        "relation.master_instance_id",
+    ),
+    (
         "GetInstance bad id",
         lambda s: s.instances.GetInstance(instance_pb2.GetInstanceRequest(instance_id="a/b")),
         INVALID,

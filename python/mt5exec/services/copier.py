@@ -19,7 +19,7 @@ from google.protobuf import json_format
 from mt5exec import registry
 from mt5exec.auth import principal as auth
 from mt5exec.engine import Engine
-from mt5exec.errors import MT5ExecError, not_found
+from mt5exec.errors import MT5ExecError, invalid, not_found
 from mt5exec.files import atomic_write
 from mt5exec.v1 import order_pb2
 
@@ -143,6 +143,19 @@ class CopyRelations:
     ) -> order_pb2.CreateCopyRelationResponse:
         relation = order_pb2.CopyRelation()
         relation.CopyFrom(request.relation)
+        # Before the instances are looked up: a missing one is the request's fault.
+        if not relation.follower_instance_id:
+            raise invalid(
+                "relation.follower_instance_id",
+                "FIELD_REQUIRED",
+                "relation.follower_instance_id: required",
+            )
+        if not relation.master_instance_id and not relation.signal_source:
+            raise invalid(
+                "relation.master_instance_id",
+                "FIELD_REQUIRED",
+                "relation.master_instance_id or relation.signal_source: exactly one is required",
+            )
         owner = self._owner_of(relation.follower_instance_id, "relation.follower_instance_id")
         if relation.master_instance_id:
             master_owner = self._owner_of(
