@@ -135,3 +135,39 @@ def test_deleting_an_instance_deletes_its_relations(
         ).relations
         assert [r.relation_id for r in listed] == ["to-g"]
         assert [r["relation_id"] for r in json.loads(path.read_text())["relations"]] == ["to-g"]
+
+
+def test_concurrent_changes_are_saved_as_they_end(server: ServerProcess) -> None:
+    sims(server, "om", "of")
+
+    def request(relation_id: str) -> order_pb2.CreateCopyRelationRequest:
+        return order_pb2.CreateCopyRelationRequest(
+            relation=order_pb2.CopyRelation(
+                relation_id=relation_id,
+                master_instance_id="om",
+                follower_instance_id="of",
+                volume_mode=order_pb2.COPY_VOLUME_MODE_MULTIPLIER,
+                multiplier=1.0,
+            )
+        )
+
+    ids = [f"save-{i}" for i in range(16)]
+    made = [server.orders.CreateCopyRelation.future(request(i), timeout=60) for i in ids]
+    for future in made:
+        future.result()
+    gone = [
+        server.orders.DeleteCopyRelation.future(
+            order_pb2.DeleteCopyRelationRequest(relation_id=i), timeout=60
+        )
+        for i in ids[::2]
+    ]
+    for future in gone:
+        future.result()
+    listed = server.orders.ListCopyRelations(
+        order_pb2.ListCopyRelationsRequest(master_instance_id="om"), timeout=10
+    ).relations
+    assert sorted(r.relation_id for r in listed) == sorted(ids[1::2])
+    saved = json.loads((server.data_dir / "copy_relations.json").read_text())["relations"]
+    assert sorted(r["relation_id"] for r in saved if r["master_instance_id"] == "om") == sorted(
+        ids[1::2]
+    )

@@ -7,6 +7,7 @@ The copying itself is the engine's (rust_core/src/copier/, docs/copier.md).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -42,6 +43,9 @@ class CopyRelations:
         self._engine = engine
         self._path = data_dir / FILE_NAME
         self._instances_dir = instances_dir
+        # Saves one at a time, each writing the relations as they are when its turn comes:
+        # the file ends as the last change left them.
+        self._saving = asyncio.Lock()
 
     def _owner_on_disk(self, instance_id: str) -> str | None:
         """The owner of a recorded instance (None: no such instance)."""
@@ -81,12 +85,12 @@ class CopyRelations:
                 log.error("copy relation %r not restored: %s", item.get("relation_id"), e)
         if dropped:
             try:
-                self._save()
+                self._write()
             except OSError as e:
                 log.error("copy relations not saved after dropping some: %s", e)
         return restored
 
-    def instance_deleted(self, instance_id: str) -> None:
+    async def instance_deleted(self, instance_id: str) -> None:
         """Removes every relation naming a deleted instance (master or follower; its copies
         stay open) and saves the rest: an instance created again under the id, perhaps by
         another owner, is no relation's. A failed save is logged (the relations are dropped
@@ -103,19 +107,26 @@ class CopyRelations:
         if not removed:
             return
         try:
-            self._save()
+            await self._save()
         except OSError as e:
             log.error("copy relations of deleted instance %s not saved: %s", instance_id, e)
 
-    def _save(self) -> None:
+    def _body(self) -> bytes:
         relations = [
             json_format.MessageToDict(
                 order_pb2.CopyRelation.FromString(raw), preserving_proto_field_name=True
             )
             for raw in self._engine.copy_relations()
         ]
-        body = json.dumps({"version": VERSION, "relations": relations}, indent=1)
-        atomic_write(self._path, body.encode())
+        return json.dumps({"version": VERSION, "relations": relations}, indent=1).encode()
+
+    def _write(self) -> None:
+        atomic_write(self._path, self._body())
+
+    async def _save(self) -> None:
+        """Writes (and fsyncs) the file off the event loop, after the saves before."""
+        async with self._saving:
+            await asyncio.to_thread(atomic_write, self._path, self._body())
 
     def _owner_of(self, instance_id: str, field: str) -> str:
         """The owner of an instance the caller may see (another owner's: NOT_FOUND)."""
@@ -173,7 +184,7 @@ class CopyRelations:
         relation.created_time.FromNanoseconds(time.time_ns())
         added = self._engine.add_copy_relation(relation.SerializeToString(), created=True)
         try:
-            self._save()
+            await self._save()
         except OSError as e:
             # Not saved: not made (it would be gone after a restart).
             self._engine.remove_copy_relation(relation.relation_id, close=False)
@@ -215,7 +226,7 @@ class CopyRelations:
         # Copying stops first; the file follows (a failed save is retried by the next one).
         self._engine.remove_copy_relation(relation.relation_id, close)
         try:
-            self._save()
+            await self._save()
         except OSError as e:
             raise MT5ExecError(
                 grpc.StatusCode.UNAVAILABLE,

@@ -713,7 +713,7 @@ class InstanceService(risk_control.RiskControls):
             ) from None
         self._engine.remove_instance(instance_id)
         if self._state.copy_relations is not None:
-            self._state.copy_relations.instance_deleted(instance_id)
+            await self._state.copy_relations.instance_deleted(instance_id)
         # The id stays taken until its credential and files are gone (a CreateInstance of it
         # meanwhile would have them removed under it), also when this call is cancelled.
         self._deleting.add(instance_id)
