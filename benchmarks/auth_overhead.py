@@ -126,10 +126,15 @@ Rounds = dict[str, dict[str, list[list[float]]]]  # mode -> call -> each round's
 
 
 async def measure(
-    targets: dict[str, Target], rounds: int, calls: int, warmup: int
+    targets: dict[str, Target],
+    rounds: int,
+    calls: int,
+    warmup: int,
+    modes: tuple[str, ...] = MODES,
 ) -> tuple[Rounds, dict[str, float]]:
-    """Each round's samples, and the CPU each server spent per timed pair (µs)."""
-    samples: Rounds = {m: {"null_rpc": [], "place_order": []} for m in MODES}
+    """Each round's samples, and the CPU each server spent per timed pair (µs): WhoAmI then a
+    market PlaceOrder to each mode's server in turn, each round starting with another mode."""
+    samples: Rounds = {m: {"null_rpc": [], "place_order": []} for m in modes}
     channels = {m: grpc.aio.insecure_channel(address) for m, (address, _, _) in targets.items()}
     cpu: dict[str, float] = {}
     try:
@@ -157,12 +162,12 @@ async def measure(
             return t1 - t0, t2 - t1
 
         for _ in range(warmup):
-            for mode in MODES:
+            for mode in modes:
                 await pair(mode)
         cpu = {m: cpu_seconds(pid) for m, (_, _, pid) in targets.items()}
         for r in range(rounds):
-            rotation = MODES[r % len(MODES) :] + MODES[: r % len(MODES)]
-            this_round: dict[str, list[tuple[float, float]]] = {m: [] for m in MODES}
+            rotation = modes[r % len(modes) :] + modes[: r % len(modes)]
+            this_round: dict[str, list[tuple[float, float]]] = {m: [] for m in modes}
             for _ in range(calls):
                 for mode in rotation:
                     this_round[mode].append(await pair(mode))

@@ -37,16 +37,15 @@ from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-import grpc
 import uvloop
 from prometheus_client import CollectorRegistry
 
-from _common import cpu_seconds, summary, write
-from auth_overhead import CONFIG, order
+from _common import summary, write
+from auth_overhead import CONFIG, measure
 from mt5exec.rpc_metrics import RpcMetrics
 from mt5exec.server.handlers import _timed
 from mt5exec.testing import ServerProcess
-from mt5exec.v1 import auth_pb2, auth_pb2_grpc, common_pb2, instance_pb2, order_pb2_grpc
+from mt5exec.v1 import instance_pb2
 
 MODES = ("off", "off_control", "on")
 COMPARED = ("off_control", "on")
@@ -78,63 +77,6 @@ def servers(root: Path) -> Iterator[tuple[dict[str, Target], ServerProcess]]:
             {m: (s.address, s.token, s.pid) for m, s in started.items()},
             started["on"],
         )
-
-
-Rounds = dict[str, dict[str, list[list[float]]]]  # mode -> call -> each round's samples
-
-
-async def measure(
-    targets: dict[str, Target], rounds: int, calls: int, warmup: int
-) -> tuple[Rounds, dict[str, float]]:
-    """Each round's samples, and the CPU each server spent per timed pair (µs)."""
-    samples: Rounds = {m: {"null_rpc": [], "place_order": []} for m in MODES}
-    channels = {m: grpc.aio.insecure_channel(address) for m, (address, _, _) in targets.items()}
-    try:
-        stubs = {
-            m: (
-                auth_pb2_grpc.AuthServiceStub(channels[m]),
-                order_pb2_grpc.OrderServiceStub(channels[m]),
-                (("authorization", f"Bearer {token}"),),
-            )
-            for m, (_, token, _) in targets.items()
-        }
-        who = auth_pb2.WhoAmIRequest()
-        counter = 0
-
-        async def pair(mode: str) -> tuple[float, float]:
-            nonlocal counter
-            auth, orders, metadata = stubs[mode]
-            counter += 1
-            t0 = time.perf_counter()
-            await auth.WhoAmI(who, metadata=metadata)
-            t1 = time.perf_counter()
-            reply = await orders.PlaceOrder(order(mode, counter), metadata=metadata)
-            t2 = time.perf_counter()
-            assert reply.order.status == common_pb2.ORDER_STATUS_FILLED, reply
-            return t1 - t0, t2 - t1
-
-        for _ in range(warmup):
-            for mode in MODES:
-                await pair(mode)
-        cpu = {m: cpu_seconds(pid) for m, (_, _, pid) in targets.items()}
-        for r in range(rounds):
-            rotation = MODES[r % len(MODES) :] + MODES[: r % len(MODES)]
-            this_round: dict[str, list[tuple[float, float]]] = {m: [] for m in MODES}
-            for _ in range(calls):
-                for mode in rotation:
-                    this_round[mode].append(await pair(mode))
-            for mode, timed in this_round.items():
-                samples[mode]["null_rpc"].append([null for null, _ in timed])
-                samples[mode]["place_order"].append([placed for _, placed in timed])
-        pairs = rounds * calls
-        cpu = {
-            m: round((cpu_seconds(pid) - cpu[m]) / pairs * 1e6, 1)
-            for m, (_, _, pid) in targets.items()
-        }
-    finally:
-        for channel in channels.values():
-            await channel.close()
-    return samples, cpu
 
 
 @contextmanager
@@ -187,7 +129,7 @@ def run(rounds: int, calls: int, warmup: int, scrape_every: float) -> dict[str, 
         servers(Path(tmp)) as (targets, scraped),
         scraping(scraped, scrape_every) as scrapes,
     ):
-        samples, cpu = uvloop.run(measure(targets, rounds, calls, warmup))
+        samples, cpu = uvloop.run(measure(targets, rounds, calls, warmup, MODES))
     result: dict[str, Any] = {
         "rounds": rounds,
         "calls_per_round": calls,
