@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tests.support import create_sim, error_info
 
 from mt5exec.testing import ServerProcess, process_gone, wait_gone
-from mt5exec.v1 import common_pb2, instance_pb2, order_pb2, stream_pb2
+from mt5exec.v1 import common_pb2, instance_pb2, market_pb2, market_pb2_grpc, order_pb2, stream_pb2
 
 
 def _ts(t: object) -> float:
@@ -257,10 +257,13 @@ def test_duplicate_instance_is_already_exists(server: ServerProcess) -> None:
 
 
 def test_rpcs_not_built_yet_say_so(server: ServerProcess) -> None:
+    book = market_pb2_grpc.MarketDataServiceStub(server.channel).StreamBook(
+        market_pb2.StreamBookRequest(), timeout=30
+    )
     with pytest.raises(grpc.RpcError) as caught:
-        server.orders.ListCopyRelations(order_pb2.ListCopyRelationsRequest(), timeout=5)
+        next(iter(book))
     assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "copier" in caught.value.details()
+    assert "StreamBook is not built yet (planned in issue #24)" in caught.value.details()
     assert error_info(caught.value).reason == "NOT_IMPLEMENTED"
 
 
