@@ -156,10 +156,11 @@ def run(
                 samples.append((time.monotonic() - started, "calm", rss_mb(server.pid)))
                 time.sleep(0.25)
             baseline = statistics.median(r for _, _, r in samples)
-            ours, theirs = multiprocessing.Pipe()
-            client = multiprocessing.Process(
-                target=_stalled_client, args=(server.address, streams, theirs)
-            )
+            # A fresh interpreter: a child forked from this process would inherit gRPC's
+            # threads and state (its C core does not support fork with live channels).
+            spawn = multiprocessing.get_context("spawn")
+            ours, theirs = spawn.Pipe()
+            client = spawn.Process(target=_stalled_client, args=(server.address, streams, theirs))
             client.start()
             if not ours.poll(120):
                 raise RuntimeError("the streams did not open")
