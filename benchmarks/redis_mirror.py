@@ -41,11 +41,11 @@ import redis.asyncio as aioredis
 import uvloop
 
 from _common import cpu_seconds, summary, write
+from auth_overhead import order
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import (
     common_pb2,
     instance_pb2,
-    order_pb2,
     order_pb2_grpc,
     stream_pb2,
     stream_pb2_grpc,
@@ -65,18 +65,6 @@ def config(tick_rate: float) -> common_pb2.InstanceConfig:
         tick_rate=tick_rate,
         margin_mode=common_pb2.ACCOUNT_MARGIN_MODE_NETTING,
         risk=common_pb2.RiskLimits(max_order_volume=10.0, min_order_volume=0.01),
-    )
-
-
-def order(mode: str, i: int) -> order_pb2.PlaceOrderRequest:
-    # Alternating sides keep the netting position small, so the fill cost stays flat.
-    return order_pb2.PlaceOrderRequest(
-        instance_id="bench",
-        client_order_id=f"{mode}-{i}",
-        symbol="EURUSD",
-        side=common_pb2.SIDE_BUY if i % 2 == 0 else common_pb2.SIDE_SELL,
-        type=common_pb2.ORDER_TYPE_MARKET,
-        volume=0.01,
     )
 
 
