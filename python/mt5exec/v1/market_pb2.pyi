@@ -360,12 +360,14 @@ class GetTicksResponse(_message.Message):
     def __init__(self, ticks: _Optional[_Iterable[_Union[HistoryTick, _Mapping]]] = ...) -> None: ...
 
 class StreamBookRequest(_message.Message):
-    __slots__ = ("instance_id", "symbol")
+    __slots__ = ("instance_id", "symbol", "conflate")
     INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
     SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    CONFLATE_FIELD_NUMBER: _ClassVar[int]
     instance_id: str
     symbol: str
-    def __init__(self, instance_id: _Optional[str] = ..., symbol: _Optional[str] = ...) -> None: ...
+    conflate: bool
+    def __init__(self, instance_id: _Optional[str] = ..., symbol: _Optional[str] = ..., conflate: _Optional[bool] = ...) -> None: ...
 
 class BookLevel(_message.Message):
     __slots__ = ("type", "price", "volume")
@@ -378,13 +380,17 @@ class BookLevel(_message.Message):
     def __init__(self, type: _Optional[int] = ..., price: _Optional[float] = ..., volume: _Optional[float] = ...) -> None: ...
 
 class StreamBookResponse(_message.Message):
-    __slots__ = ("instance_id", "symbol", "levels", "time")
+    __slots__ = ("instance_id", "symbol", "levels", "time", "sequence", "dropped")
     INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
     SYMBOL_FIELD_NUMBER: _ClassVar[int]
     LEVELS_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
     instance_id: str
     symbol: str
     levels: _containers.RepeatedCompositeFieldContainer[BookLevel]
     time: _timestamp_pb2.Timestamp
-    def __init__(self, instance_id: _Optional[str] = ..., symbol: _Optional[str] = ..., levels: _Optional[_Iterable[_Union[BookLevel, _Mapping]]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    sequence: int
+    dropped: int
+    def __init__(self, instance_id: _Optional[str] = ..., symbol: _Optional[str] = ..., levels: _Optional[_Iterable[_Union[BookLevel, _Mapping]]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sequence: _Optional[int] = ..., dropped: _Optional[int] = ...) -> None: ...

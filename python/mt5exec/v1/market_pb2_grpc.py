@@ -131,7 +131,9 @@ class MarketDataServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StreamBook(self, request, context):
-        """Depth of market (market_book_add / get / release). Not built yet: UNIMPLEMENTED.
+        """Depth of market (market_book_add / get / release): the book of one symbol each time it
+        changes, fanned out, conflated and cut off like StreamTicks; the terminal's book is added
+        for the first subscriber and released when the last one leaves.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -15,7 +15,7 @@ PROTOCOL_VERSION_UNSPECIFIED: ProtocolVersion
 PROTOCOL_VERSION_CURRENT: ProtocolVersion
 
 class WorkerFrame(_message.Message):
-    __slots__ = ("hello", "heartbeat", "ticks", "order_result", "deal", "account", "positions", "event", "order_update", "orders", "reconcile_result", "market_answer")
+    __slots__ = ("hello", "heartbeat", "ticks", "order_result", "deal", "account", "positions", "event", "order_update", "orders", "reconcile_result", "market_answer", "book")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     TICKS_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +28,7 @@ class WorkerFrame(_message.Message):
     ORDERS_FIELD_NUMBER: _ClassVar[int]
     RECONCILE_RESULT_FIELD_NUMBER: _ClassVar[int]
     MARKET_ANSWER_FIELD_NUMBER: _ClassVar[int]
+    BOOK_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     heartbeat: Heartbeat
     ticks: TickBatch
@@ -40,7 +41,8 @@ class WorkerFrame(_message.Message):
     orders: OrderSnapshot
     reconcile_result: ReconcileResult
     market_answer: MarketAnswer
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., ticks: _Optional[_Union[TickBatch, _Mapping]] = ..., order_result: _Optional[_Union[OrderResult, _Mapping]] = ..., deal: _Optional[_Union[DealReport, _Mapping]] = ..., account: _Optional[_Union[AccountSnapshot, _Mapping]] = ..., positions: _Optional[_Union[PositionSnapshot, _Mapping]] = ..., event: _Optional[_Union[WorkerEvent, _Mapping]] = ..., order_update: _Optional[_Union[OrderUpdate, _Mapping]] = ..., orders: _Optional[_Union[OrderSnapshot, _Mapping]] = ..., reconcile_result: _Optional[_Union[ReconcileResult, _Mapping]] = ..., market_answer: _Optional[_Union[MarketAnswer, _Mapping]] = ...) -> None: ...
+    book: BookUpdate
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., ticks: _Optional[_Union[TickBatch, _Mapping]] = ..., order_result: _Optional[_Union[OrderResult, _Mapping]] = ..., deal: _Optional[_Union[DealReport, _Mapping]] = ..., account: _Optional[_Union[AccountSnapshot, _Mapping]] = ..., positions: _Optional[_Union[PositionSnapshot, _Mapping]] = ..., event: _Optional[_Union[WorkerEvent, _Mapping]] = ..., order_update: _Optional[_Union[OrderUpdate, _Mapping]] = ..., orders: _Optional[_Union[OrderSnapshot, _Mapping]] = ..., reconcile_result: _Optional[_Union[ReconcileResult, _Mapping]] = ..., market_answer: _Optional[_Union[MarketAnswer, _Mapping]] = ..., book: _Optional[_Union[BookUpdate, _Mapping]] = ...) -> None: ...
 
 class EngineFrame(_message.Message):
     __slots__ = ("welcome", "order", "shutdown", "fault", "snapshot_request", "reconcile", "market_request")
@@ -491,20 +493,50 @@ class SnapshotRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class MarketRequest(_message.Message):
-    __slots__ = ("request_id", "symbols", "calc", "terminal", "rates", "ticks")
+    __slots__ = ("request_id", "symbols", "calc", "terminal", "rates", "ticks", "book")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SYMBOLS_FIELD_NUMBER: _ClassVar[int]
     CALC_FIELD_NUMBER: _ClassVar[int]
     TERMINAL_FIELD_NUMBER: _ClassVar[int]
     RATES_FIELD_NUMBER: _ClassVar[int]
     TICKS_FIELD_NUMBER: _ClassVar[int]
+    BOOK_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     symbols: SymbolsQuery
     calc: CalcQuery
     terminal: TerminalQuery
     rates: RatesQuery
     ticks: TicksQuery
-    def __init__(self, request_id: _Optional[int] = ..., symbols: _Optional[_Union[SymbolsQuery, _Mapping]] = ..., calc: _Optional[_Union[CalcQuery, _Mapping]] = ..., terminal: _Optional[_Union[TerminalQuery, _Mapping]] = ..., rates: _Optional[_Union[RatesQuery, _Mapping]] = ..., ticks: _Optional[_Union[TicksQuery, _Mapping]] = ...) -> None: ...
+    book: BookQuery
+    def __init__(self, request_id: _Optional[int] = ..., symbols: _Optional[_Union[SymbolsQuery, _Mapping]] = ..., calc: _Optional[_Union[CalcQuery, _Mapping]] = ..., terminal: _Optional[_Union[TerminalQuery, _Mapping]] = ..., rates: _Optional[_Union[RatesQuery, _Mapping]] = ..., ticks: _Optional[_Union[TicksQuery, _Mapping]] = ..., book: _Optional[_Union[BookQuery, _Mapping]] = ...) -> None: ...
+
+class BookQuery(_message.Message):
+    __slots__ = ("symbol", "release")
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_FIELD_NUMBER: _ClassVar[int]
+    symbol: str
+    release: bool
+    def __init__(self, symbol: _Optional[str] = ..., release: _Optional[bool] = ...) -> None: ...
+
+class BookEntry(_message.Message):
+    __slots__ = ("type", "price", "volume")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FIELD_NUMBER: _ClassVar[int]
+    VOLUME_FIELD_NUMBER: _ClassVar[int]
+    type: int
+    price: float
+    volume: float
+    def __init__(self, type: _Optional[int] = ..., price: _Optional[float] = ..., volume: _Optional[float] = ...) -> None: ...
+
+class BookUpdate(_message.Message):
+    __slots__ = ("symbol", "levels", "time_msc")
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    LEVELS_FIELD_NUMBER: _ClassVar[int]
+    TIME_MSC_FIELD_NUMBER: _ClassVar[int]
+    symbol: str
+    levels: _containers.RepeatedCompositeFieldContainer[BookEntry]
+    time_msc: int
+    def __init__(self, symbol: _Optional[str] = ..., levels: _Optional[_Iterable[_Union[BookEntry, _Mapping]]] = ..., time_msc: _Optional[int] = ...) -> None: ...
 
 class TicksQuery(_message.Message):
     __slots__ = ("symbol", "from_msc", "to_msc", "range", "count", "flags")
