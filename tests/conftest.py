@@ -5,9 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from tests import profiles
 
 from mt5exec.testing import ServerProcess, wait_gone
 from mt5exec.v1 import instance_pb2
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    profiles.mark(items)
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import dataclasses
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.profiles import examples
 
 from mt5exec import _core
 from mt5exec import copier_reference as ref
@@ -81,7 +82,7 @@ bounds_st = st.builds(
 )
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(sizing_st, inputs_st, bounds_st)
 def test_rust_and_the_reference_agree(
     sizing: ref.Sizing, inputs: ref.Inputs, bounds: ref.Bounds

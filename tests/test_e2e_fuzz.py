@@ -27,6 +27,7 @@ from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.profiles import examples
 from tests.support import create_sim
 
 import mt5exec.v1
@@ -228,7 +229,7 @@ def test_no_input_is_unknown_or_internal(target: Target, method: MethodDescripto
     response_type = message_factory.GetMessageClass(method.output_type)
 
     @settings(
-        max_examples=40,
+        max_examples=examples(40),
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )

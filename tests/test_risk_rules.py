@@ -9,6 +9,7 @@ import math
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.profiles import examples
 
 from mt5exec import _core
 from mt5exec import risk_reference as ref
@@ -123,7 +124,7 @@ def orders(draw: st.DrawFn, s: ref.Scenario) -> ref.Order:
     )
 
 
-@settings(max_examples=4000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(4000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_rust_and_reference_agree(data: st.DataObject) -> None:
     s = data.draw(scenarios())

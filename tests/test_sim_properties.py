@@ -15,6 +15,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.profiles import examples
 
 from mt5exec.sim import SimBroker, SimConfig
 from mt5exec.sim.broker import (
@@ -218,7 +219,7 @@ def run(b: SimBroker, clock: list[float], plan: list[tuple[Any, ...]], checker: 
 
 
 @settings(
-    max_examples=200,
+    max_examples=examples(200),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
