@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         proto_root.join("mt5exec/v1/stream.proto"),
         proto_root.join("mt5exec/v1/order.proto"),
         proto_root.join("mt5exec/v1/instance.proto"),
+        proto_root.join("mt5exec/v1/market.proto"),
         proto_root.join("mt5exec/terminal/v1/worker.proto"),
     ];
     for file in &files {

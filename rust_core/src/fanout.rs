@@ -11,6 +11,10 @@
 //! bytes too: past that it is cut off at once (its queue freed, its stream ended
 //! with `SLOW_CONSUMER`, itself removed from the hub), whether or not the server
 //! still runs the stream that would notice.
+//!
+//! Books (`StreamBookResponse`) are whole messages, not entries of a repeated field:
+//! a piece is one response, taken one at a time, with the same sequence, dropped,
+//! conflation and cut-off rules as ticks (its key is the instance and symbol).
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -33,14 +37,18 @@ pub enum Topic {
     Accounts = 2,
     /// Instance state changes.
     InstanceEvents = 3,
+    /// Depth of market: each piece a whole `StreamBookResponse` (one book), numbered and
+    /// conflated like ticks (a full queue keeps the latest book), taken one per response.
+    Book = 4,
 }
 
 impl Topic {
-    const ALL: [Topic; 4] = [
+    const ALL: [Topic; TOPICS] = [
         Topic::Ticks,
         Topic::Executions,
         Topic::Accounts,
         Topic::InstanceEvents,
+        Topic::Book,
     ];
 
     /// Maps the Python-side number.
@@ -55,6 +63,7 @@ impl Topic {
             Topic::Executions => "executions",
             Topic::Accounts => "accounts",
             Topic::InstanceEvents => "instance_events",
+            Topic::Book => "book",
         }
     }
 
@@ -62,10 +71,23 @@ impl Topic {
         !matches!(self, Topic::Executions)
     }
 
-    fn numbered(self) -> bool {
-        matches!(self, Topic::Ticks)
+    /// The response's sequence and dropped field numbers, for a numbered topic.
+    fn numbering(self) -> Option<(u32, u32)> {
+        match self {
+            Topic::Ticks => Some((2, 3)),
+            Topic::Book => Some((5, 6)),
+            _ => None,
+        }
+    }
+
+    /// Whether a piece is a whole response (one per take) rather than a field-1 entry of one.
+    fn whole(self) -> bool {
+        matches!(self, Topic::Book)
     }
 }
+
+/// The number of topics.
+const TOPICS: usize = 5;
 
 /// Encodes `msg` as field 1 of a stream response: the shareable piece.
 pub fn piece<M: Message>(msg: &M) -> Bytes {
@@ -349,7 +371,7 @@ impl Subscription {
         }
         let (mut count, mut size) = (0usize, 0usize);
         for p in q.pieces.iter() {
-            if count > 0 && size + p.piece.len() > max_bytes {
+            if count > 0 && (self.topic.whole() || size + p.piece.len() > max_bytes) {
                 break;
             }
             size += p.piece.len();
@@ -358,11 +380,11 @@ impl Subscription {
         // The sequence and dropped fields after the pieces.
         let mut trailer = [0u8; TRAILER_MAX];
         let mut rest = &mut trailer[..];
-        if self.topic.numbered() {
+        if let Some((seq_field, dropped_field)) = self.topic.numbering() {
             let first_seq = q.pieces.front().map_or(0, |p| p.seq);
-            prost::encoding::uint64::encode(2, &first_seq, &mut rest);
+            prost::encoding::uint64::encode(seq_field, &first_seq, &mut rest);
             if q.dropped > 0 {
-                prost::encoding::uint64::encode(3, &q.dropped, &mut rest);
+                prost::encoding::uint64::encode(dropped_field, &q.dropped, &mut rest);
             }
         }
         let tail = TRAILER_MAX - rest.len();
@@ -404,10 +426,10 @@ impl Subscription {
 /// All subscriptions, by topic.
 #[derive(Debug)]
 pub struct Hub {
-    topics: [RwLock<Vec<Arc<Subscription>>>; 4],
+    topics: [RwLock<Vec<Arc<Subscription>>>; TOPICS],
     next_id: AtomicU64,
     /// Pieces dropped (conflated) by subscriptions that have ended, per topic.
-    retired_dropped: [AtomicU64; 4],
+    retired_dropped: [AtomicU64; TOPICS],
     /// What a tick, account or instance-event subscriber may have queued ([`cost`]).
     queue_max_bytes: usize,
     /// Subscribers cut off for reading too slowly.
@@ -578,8 +600,9 @@ impl Hub {
             .map(|(symbol, _)| conflation_key(instance_id, symbol))
             .collect();
         let mut run = None;
-        let run_fits =
-            items.len() > 1 && items.iter().map(|(_, p)| p.len()).sum::<usize>() <= RUN_MAX_BYTES;
+        let run_fits = !topic.whole()
+            && items.len() > 1
+            && items.iter().map(|(_, p)| p.len()).sum::<usize>() <= RUN_MAX_BYTES;
         let mut cut = false;
         for sub in self.topics[topic as usize].read().iter() {
             if !sub.follows(instance_id) {
@@ -624,6 +647,25 @@ impl Hub {
         notifier.ready(&ready);
     }
 
+    /// Ends the streams of a topic's subscribers that follow `instance_id` alone, once they
+    /// have read what is queued for them.
+    pub fn close_topic(
+        &self,
+        topic: Topic,
+        instance_id: &str,
+        error: &EngineError,
+        notifier: &Notifier,
+    ) {
+        let mut ready = Vec::new();
+        for sub in self.topics[topic as usize].read().iter() {
+            let follows = sub.instances.len() == 1 && sub.instances.contains(instance_id);
+            if follows && sub.close(error.clone()) {
+                ready.push(sub.id);
+            }
+        }
+        notifier.ready(&ready);
+    }
+
     /// Ends at once, with `error`, every subscription that names `instance_id` among its
     /// instances (one that names it with others too: it is ended, not narrowed), and
     /// removes them: what they had queued is dropped. For an instance that is gone, whose
@@ -658,7 +700,7 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pb::v1::{StreamTicksResponse, Tick};
+    use crate::pb::v1::{BookLevel, StreamBookResponse, StreamTicksResponse, Tick};
 
     fn tick(symbol: &str, bid: f64) -> Bytes {
         piece(&Tick {
@@ -745,6 +787,120 @@ mod tests {
         );
         assert_eq!(resp.dropped, 18);
         assert_eq!(sub.queued(), 0);
+    }
+
+    fn book(symbol: &str, bid: f64) -> Bytes {
+        Bytes::from(
+            StreamBookResponse {
+                instance_id: "a".into(),
+                symbol: symbol.into(),
+                levels: vec![
+                    BookLevel {
+                        r#type: 1,
+                        price: bid + 0.0002,
+                        volume: 1.0,
+                    },
+                    BookLevel {
+                        r#type: 2,
+                        price: bid,
+                        volume: 2.0,
+                    },
+                ],
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        )
+    }
+
+    fn take_book(sub: &Subscription) -> Option<StreamBookResponse> {
+        let data = sub.take(1 << 20).data?;
+        Some(StreamBookResponse::decode(&data[..]).expect("one whole book"))
+    }
+
+    #[test]
+    fn books_are_taken_one_per_response_numbered_and_conflated_when_behind() {
+        let n = Notifier::new().expect("notifier");
+        let hub = Hub::default();
+        let keeper = hub.subscribe(Topic::Book, set(&["a"]), set(&["EURUSD"]), 3, false);
+        let conflated = hub.subscribe(Topic::Book, set(&["a"]), set(&["EURUSD"]), 3, true);
+        let other = hub.subscribe(Topic::Book, set(&["a"]), set(&["GBPUSD"]), 3, false);
+        for i in 0..3 {
+            hub.publish(
+                Topic::Book,
+                "a",
+                &[("EURUSD", book("EURUSD", f64::from(i)))],
+                &n,
+            );
+        }
+        // Within its limit: every book, one per response, each whole (not merged).
+        for i in 0..3u32 {
+            let resp = take_book(&keeper).expect("a book");
+            assert_eq!((resp.sequence, resp.dropped), (u64::from(i) + 1, 0));
+            assert_eq!(resp.levels.len(), 2, "one book's levels");
+            assert_eq!(resp.levels[1].price, f64::from(i));
+        }
+        assert!(take_book(&keeper).is_none());
+        // Conflating: only the latest, the others counted.
+        let resp = take_book(&conflated).expect("the latest");
+        assert_eq!((resp.sequence, resp.dropped), (3, 2));
+        assert_eq!(resp.levels[1].price, 2.0);
+        assert!(take_book(&conflated).is_none());
+        assert!(take_book(&other).is_none(), "another symbol's book");
+        // Behind (3 queued, its limit): the latest book replaces the queued one.
+        for i in 3..10 {
+            hub.publish(
+                Topic::Book,
+                "a",
+                &[("EURUSD", book("EURUSD", f64::from(i)))],
+                &n,
+            );
+        }
+        let prices: Vec<(u64, f64)> = std::iter::from_fn(|| take_book(&keeper))
+            .map(|r| (r.sequence, r.levels[1].price))
+            .collect();
+        assert_eq!(prices, [(4, 3.0), (5, 4.0), (10, 9.0)]);
+        // The keeper lost 5 to 8 to the latest; the conflated one all but two of ten.
+        assert_eq!(hub.stats()[Topic::Book as usize].dropped, 4 + 8);
+    }
+
+    #[test]
+    fn a_book_subscriber_past_its_byte_bound_is_cut_off() {
+        let n = Notifier::new().expect("notifier");
+        let hub = Hub::new(4 << 10);
+        let stalled = hub.subscribe(Topic::Book, set(&["a"]), set(&[]), 10_000, false);
+        let mut publishes = 0;
+        while !stalled.is_cut_off() {
+            hub.publish(
+                Topic::Book,
+                "a",
+                &[("EURUSD", book("EURUSD", f64::from(publishes)))],
+                &n,
+            );
+            publishes += 1;
+            assert!(publishes < 10_000, "never cut off");
+        }
+        assert_eq!(hub.count(Topic::Book), 0);
+        let closed = stalled.take(1 << 20).closed.expect("ended");
+        assert_eq!(closed.reason, "SLOW_CONSUMER");
+    }
+
+    #[test]
+    fn closing_a_topic_ends_only_its_subscribers_of_the_instance() {
+        let n = Notifier::new().expect("notifier");
+        let hub = Hub::default();
+        let books = hub.subscribe(Topic::Book, set(&["a"]), set(&["EURUSD"]), 10, false);
+        let ticks = hub.subscribe(Topic::Ticks, set(&["a"]), set(&[]), 10, false);
+        let other = hub.subscribe(Topic::Book, set(&["b"]), set(&["EURUSD"]), 10, false);
+        hub.publish(Topic::Book, "a", &[("EURUSD", book("EURUSD", 1.0))], &n);
+        let lost = EngineError::new(Code::Unavailable, "WORKER_LOST", "gone");
+        hub.close_topic(Topic::Book, "a", &lost, &n);
+        assert!(take_book(&books).is_some(), "what was queued is read first");
+        assert_eq!(
+            books.take(1024).closed.expect("ended").reason,
+            "WORKER_LOST"
+        );
+        assert!(ticks.take(1024).closed.is_none());
+        assert!(other.take(1024).closed.is_none());
     }
 
     #[test]

@@ -1,15 +1,20 @@
 //! Market data questions (MarketDataService) passed through to the worker: the engine
 //! numbers each `MarketRequest`, remembers it, and completes the caller's token with the
-//! worker's encoded `MarketAnswer` (whose code says how it went).
+//! worker's encoded `MarketAnswer` (whose code says how it went). Books the worker was
+//! asked to add (`BookQuery`) come back as `BookUpdate` frames, fanned out whole.
 
+use bytes::Bytes;
 use prost::Message;
 use std::sync::Arc;
 
+use crate::convert;
 use crate::engine::Shared;
 use crate::error::{Code, EngineError, Result};
+use crate::fanout::Topic;
 use crate::frame;
 use crate::notify::Completion;
 use crate::pb::terminal as t;
+use crate::pb::v1;
 use crate::pb::v1::InstanceState as S;
 use crate::supervisor::{Instance, Live};
 
@@ -67,6 +72,31 @@ pub fn on_answer(shared: &Shared, instance: &Instance, answer: &t::MarketAnswer)
     }
 }
 
+/// A book from the worker: published, as one whole `StreamBookResponse`, to the book
+/// subscribers of the instance's symbol.
+pub fn on_book(shared: &Shared, instance: &Instance, update: t::BookUpdate) {
+    let id = instance.spec.instance_id.as_str();
+    let book = v1::StreamBookResponse {
+        instance_id: id.to_owned(),
+        time: Some(convert::ts_msc(update.time_msc)),
+        levels: update
+            .levels
+            .into_iter()
+            .map(|l| v1::BookLevel {
+                r#type: l.r#type,
+                price: l.price,
+                volume: l.volume,
+            })
+            .collect(),
+        symbol: update.symbol,
+        ..Default::default()
+    };
+    let piece = Bytes::from(book.encode_to_vec());
+    shared
+        .hub
+        .publish(Topic::Book, id, &[(&book.symbol, piece)], &shared.notifier);
+}
+
 /// The caller stopped waiting for `token` (its deadline passed, or it was cancelled): the
 /// question is forgotten, so that one the worker never answers does not stay until the
 /// worker is lost (an answer coming later is dropped as an unknown one). Whether it was
@@ -75,8 +105,9 @@ pub fn forget(instance: &Instance, token: u64) -> bool {
     instance.live.lock().market_pending.remove(&token)
 }
 
-/// The worker is gone: the questions it did not answer fail.
-pub fn on_worker_lost(shared: &Shared, live: &mut Live) {
+/// The worker is gone: the questions it did not answer fail, and the instance's book
+/// streams end (the terminal's books went with it) once what they have queued is read.
+pub fn on_worker_lost(shared: &Shared, instance: &Instance, live: &mut Live) {
     let lost = EngineError::new(
         Code::Unavailable,
         "WORKER_LOST",
@@ -85,6 +116,17 @@ pub fn on_worker_lost(shared: &Shared, live: &mut Live) {
     for token in live.market_pending.drain() {
         shared.complete(Completion::err(token, &lost, Vec::new()));
     }
+    let books_gone = EngineError::new(
+        Code::Unavailable,
+        "WORKER_LOST",
+        "the instance's worker stopped, and its terminal's book with it: subscribe again",
+    );
+    shared.hub.close_topic(
+        Topic::Book,
+        &instance.spec.instance_id,
+        &books_gone,
+        &shared.notifier,
+    );
 }
 
 #[cfg(test)]

@@ -95,6 +95,7 @@ pub fn handle(shared: &Arc<Shared>, instance: &Instance, frame: t::WorkerFrame) 
         }
         Some(Body::ReconcileResult(result)) => routing::on_reconcile(shared, instance, &result),
         Some(Body::MarketAnswer(answer)) => crate::market::on_answer(shared, instance, &answer),
+        Some(Body::Book(update)) => crate::market::on_book(shared, instance, update),
         Some(Body::Event(event)) => {
             let mut live = instance.live.lock();
             let kind = event.kind.as_str();

@@ -86,7 +86,7 @@ fn after_exit(
     close_outbox(live);
     live.pid = 0;
     routing::on_worker_lost(shared, instance, live);
-    crate::market::on_worker_lost(shared, live);
+    crate::market::on_worker_lost(shared, instance, live);
     let stable = live
         .ready_at
         .take()
