@@ -39,6 +39,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
+from mt5exec.config_error import ConfigError
+
 __all__ = [
     "ENV_PREFIX",
     "AuthConfig",
@@ -70,14 +72,6 @@ ENV_ALIASES: Final[Mapping[str, str]] = {
 }
 
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing, malformed or out of range.
-
-    The message starts with the source (file path, environment variable or ``override``) and
-    the dotted field name, so an operator can fix it without reading code.
-    """
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,14 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from mt5exec.config_error import ConfigError as ConfigError
 from mt5exec.sim.symbols import DEFAULT_SYMBOLS, SymbolSettings, parse_symbol_settings
 
 CONFIG_FILE = "simterminal.json"
 DEFAULT_SERVER = "mt5exec-sim"
-
-
-class ConfigError(ValueError):
-    """``simterminal.json`` is unusable; the message names the file and the key."""
 
 
 @dataclass(slots=True)

@@ -24,6 +24,7 @@ from typing import NoReturn
 
 from google.protobuf.message import DecodeError
 
+from mt5exec.config_error import ConfigError as ConfigError
 from mt5exec.terminal.v1 import worker_pb2 as pb
 from mt5exec.workers.protocol import (
     ConnectionClosed,
@@ -46,10 +47,6 @@ EXIT_CRASH = 70
 CONNECT_TIMEOUT_S = 2.0
 WELCOME_TIMEOUT_S = 10.0
 DEFAULT_HEARTBEAT_MS = 1000
-
-
-class ConfigError(ValueError):
-    """The worker config file is unusable; the message names the file and the field."""
 
 
 class WorkerExit(BaseException):
