@@ -234,7 +234,7 @@ class GetTerminalInfoRequest(_message.Message):
     def __init__(self, instance_id: _Optional[str] = ...) -> None: ...
 
 class TerminalInfo(_message.Message):
-    __slots__ = ("build", "connected", "trade_allowed", "tradeapi_disabled", "ping_last", "community_account", "community_connection", "company", "name", "language", "max_bars", "dlls_allowed", "data_folder", "backend", "login", "server", "relogins")
+    __slots__ = ("build", "connected", "trade_allowed", "tradeapi_disabled", "ping_last", "community_account", "community_connection", "company", "name", "language", "max_bars", "dlls_allowed", "data_folder", "backend", "login", "server", "relogins", "books")
     BUILD_FIELD_NUMBER: _ClassVar[int]
     CONNECTED_FIELD_NUMBER: _ClassVar[int]
     TRADE_ALLOWED_FIELD_NUMBER: _ClassVar[int]
@@ -252,6 +252,7 @@ class TerminalInfo(_message.Message):
     LOGIN_FIELD_NUMBER: _ClassVar[int]
     SERVER_FIELD_NUMBER: _ClassVar[int]
     RELOGINS_FIELD_NUMBER: _ClassVar[int]
+    BOOKS_FIELD_NUMBER: _ClassVar[int]
     build: int
     connected: bool
     trade_allowed: bool
@@ -269,7 +270,8 @@ class TerminalInfo(_message.Message):
     login: int
     server: str
     relogins: int
-    def __init__(self, build: _Optional[int] = ..., connected: _Optional[bool] = ..., trade_allowed: _Optional[bool] = ..., tradeapi_disabled: _Optional[bool] = ..., ping_last: _Optional[int] = ..., community_account: _Optional[bool] = ..., community_connection: _Optional[bool] = ..., company: _Optional[str] = ..., name: _Optional[str] = ..., language: _Optional[str] = ..., max_bars: _Optional[int] = ..., dlls_allowed: _Optional[bool] = ..., data_folder: _Optional[str] = ..., backend: _Optional[str] = ..., login: _Optional[int] = ..., server: _Optional[str] = ..., relogins: _Optional[int] = ...) -> None: ...
+    books: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, build: _Optional[int] = ..., connected: _Optional[bool] = ..., trade_allowed: _Optional[bool] = ..., tradeapi_disabled: _Optional[bool] = ..., ping_last: _Optional[int] = ..., community_account: _Optional[bool] = ..., community_connection: _Optional[bool] = ..., company: _Optional[str] = ..., name: _Optional[str] = ..., language: _Optional[str] = ..., max_bars: _Optional[int] = ..., dlls_allowed: _Optional[bool] = ..., data_folder: _Optional[str] = ..., backend: _Optional[str] = ..., login: _Optional[int] = ..., server: _Optional[str] = ..., relogins: _Optional[int] = ..., books: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetTerminalInfoResponse(_message.Message):
     __slots__ = ("terminal",)
