@@ -62,6 +62,7 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from mt5exec.mt5 import constants as c
+from mt5exec.mt5 import simbook
 from mt5exec.mt5.constants import *  # noqa: F403 - the official module exposes every constant
 from mt5exec.mt5.simterminal_args import (
     Refused,
@@ -566,6 +567,13 @@ def copy_ticks_from(s: Session, symbol: str, date_from: Any, count: int, flags: 
 def copy_ticks_range(s: Session, symbol: str, date_from: Any, date_to: Any, flags: int) -> Any:
     """Ticks of ``symbol`` between ``date_from`` and ``date_to``, oldest first."""
     return _copy_ticks(s, symbol, date_from, date_to, None, flags)
+
+
+# -- depth of market (mt5exec.mt5.simbook) ----------------------------------------------------
+
+market_book_add = _terminal_check(simbook.market_book_add)
+market_book_get = _terminal_call(simbook.market_book_get)
+market_book_release = _terminal_check(simbook.market_book_release)
 
 
 # -- trading -----------------------------------------------------------------------------------
