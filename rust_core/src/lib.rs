@@ -34,7 +34,3 @@ pub mod wire;
 
 #[cfg(feature = "python")]
 mod python;
-#[cfg(feature = "python")]
-mod python_copier;
-#[cfg(feature = "python")]
-mod python_risk;

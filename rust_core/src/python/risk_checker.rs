@@ -1,5 +1,6 @@
-//! Python bindings of the risk rules alone: the differential tests and the benchmark call
-//! the same `risk::checks::check` the engine runs, without an instance around it.
+//! The risk rules alone, for tests and benchmarks (`RiskChecker`): the differential tests
+//! and `benchmarks/risk_check.py` call the same `risk::checks::check` the engine runs,
+//! without an instance around it.
 
 use prost::Message;
 use pyo3::exceptions::PyValueError;
@@ -159,13 +160,4 @@ impl PyRiskChecker {
         std::hint::black_box(refused);
         start.elapsed().as_nanos() as f64 / f64::from(n.max(1))
     }
-}
-
-/// Raises `CoreError` (INVALID_ARGUMENT naming the field) for limits the engine cannot use.
-#[pyfunction]
-pub fn validate_risk_limits(limits: &[u8]) -> PyResult<()> {
-    let limits =
-        RiskLimits::decode(limits).map_err(|e| PyValueError::new_err(format!("limits: {e}")))?;
-    crate::risk::validate_limits(&limits)?;
-    Ok(())
 }
