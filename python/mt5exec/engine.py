@@ -17,6 +17,7 @@ import os
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 import grpc
 
@@ -30,6 +31,7 @@ class Topic(enum.IntEnum):
     EXECUTIONS = 1
     ACCOUNTS = 2
     INSTANCE_EVENTS = 3
+    BOOK = 4
 
 
 @dataclass(frozen=True)
@@ -143,12 +145,33 @@ def _translate(error: _core.CoreError, payload: bytes = b"") -> MT5ExecError:
     )
 
 
+class _CoreErrors:
+    """``with _CORE_ERRORS:`` raises the MT5ExecError of any CoreError its body raises: the one
+    translation at the boundary. A class, not ``contextlib.contextmanager``: it guards every
+    order, and entering it costs a method call, not a generator."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if isinstance(error, _core.CoreError):
+            raise _translate(error) from None
+
+
+_CORE_ERRORS = _CoreErrors()
+
+
 def validate_risk_limits(limits: common_pb2.RiskLimits) -> None:
     """Raises INVALID_ARGUMENT (naming the field) for limits the engine cannot use."""
-    try:
+    with _CORE_ERRORS:
         _core.validate_risk_limits(limits.SerializeToString())
-    except _core.CoreError as e:
-        raise _translate(e) from None
 
 
 # What the engine counted and reads per instance (see the methods of the same names).
@@ -428,7 +451,7 @@ class Engine:
     ) -> Awaitable[common_pb2.Instance]:
         """Registers the instance at once (errors raise here); awaiting the result waits
         until it is READY, or STOPPED when ``start`` is false."""
-        try:
+        with _CORE_ERRORS:
             token = self._core.create_instance(
                 spec.instance_id,
                 spec.owner,
@@ -446,8 +469,6 @@ class Engine:
                 spec.kill_switch,
                 spec.first_sequence_after,
             )
-        except _core.CoreError as e:
-            raise _translate(e) from None
         return self._instance(token)
 
     def _instance(self, token: int) -> Awaitable[common_pb2.Instance]:
@@ -465,60 +486,44 @@ class Engine:
         return common_pb2.Instance.FromString(await self._settle(token, future, timer))
 
     async def start_instance(self, instance_id: str) -> common_pb2.Instance:
-        try:
+        with _CORE_ERRORS:
             token = self._core.start_instance(instance_id)
-        except _core.CoreError as e:
-            raise _translate(e) from None
         return await self._instance(token)
 
     async def restart_instance(self, instance_id: str) -> common_pb2.Instance:
-        try:
+        with _CORE_ERRORS:
             token = self._core.restart_instance(instance_id)
-        except _core.CoreError as e:
-            raise _translate(e) from None
         return await self._instance(token)
 
     def report_health(self, instance_id: str, healthy: bool, reason: str) -> None:
-        try:
+        with _CORE_ERRORS:
             self._core.report_health(instance_id, healthy, reason)
-        except _core.CoreError as e:
-            raise _translate(e) from None
 
     def announce(self, instance_id: str, reason: str) -> None:
         """Publishes an instance event with ``reason`` (the lifecycle state unchanged)."""
-        try:
+        with _CORE_ERRORS:
             self._core.announce(instance_id, reason)
-        except _core.CoreError as e:
-            raise _translate(e) from None
 
     def set_secret_files(self, instance_id: str, secret_files: tuple[tuple[str, str], ...]) -> None:
         """Replaces the instance's secret files (see ``InstanceSpec``): the next start of its
         worker writes these."""
-        try:
+        with _CORE_ERRORS:
             self._core.set_secret_files(instance_id, list(secret_files))
-        except _core.CoreError as e:
-            raise _translate(e) from None
 
     def remove_instance(self, instance_id: str) -> None:
-        try:
+        with _CORE_ERRORS:
             self._core.remove_instance(instance_id)
-        except _core.CoreError as e:
-            raise _translate(e) from None
 
     def instance_stats(self, instance_id: str) -> bytes:
         """An encoded InstanceStats."""
-        try:
+        with _CORE_ERRORS:
             return self._core.instance_stats(instance_id)
-        except _core.CoreError as e:
-            raise _translate(e) from None
 
     async def stop_instance(
         self, instance_id: str, grace_s: float | None = None
     ) -> common_pb2.Instance:
-        try:
+        with _CORE_ERRORS:
             token = self._core.stop_instance(instance_id, grace_s)
-        except _core.CoreError as e:
-            raise _translate(e) from None
         return common_pb2.Instance.FromString(await self._await(token))
 
     async def stop_all(self) -> list[common_pb2.Instance]:
@@ -538,37 +543,29 @@ class Engine:
         return stopped
 
     def get_instance(self, instance_id: str) -> common_pb2.Instance:
-        try:
+        with _CORE_ERRORS:
             return common_pb2.Instance.FromString(self._core.get_instance(instance_id))
-        except _core.CoreError as e:
-            raise _translate(e) from None
 
     # -- risk ---------------------------------------------------------------------------
 
     def set_risk_limits(
         self, instance_id: str, limits: common_pb2.RiskLimits, version: int
     ) -> common_pb2.Instance:
-        try:
+        with _CORE_ERRORS:
             raw = self._core.set_risk_limits(instance_id, limits.SerializeToString(), version)
-        except _core.CoreError as e:
-            raise _translate(e) from None
         return common_pb2.Instance.FromString(raw)
 
     def set_trading_state(self, instance_id: str, state: int) -> common_pb2.Instance:
-        try:
+        with _CORE_ERRORS:
             return common_pb2.Instance.FromString(self._core.set_trading_state(instance_id, state))
-        except _core.CoreError as e:
-            raise _translate(e) from None
 
     def engage_kill_switch(
         self, instance_id: str | None, owner: str | None, close_positions: bool
     ) -> Awaitable[instance_pb2.EngageKillSwitchResponse]:
         """HALTs the scope's instances at once (before this returns); awaiting the result
         waits until every cancel (and close) has been answered by the terminals."""
-        try:
+        with _CORE_ERRORS:
             token = self._core.engage_kill_switch(instance_id, owner, close_positions)
-        except _core.CoreError as e:
-            raise _translate(e) from None
         return self._engaged(token, *self._expect(token))
 
     async def _engaged(
@@ -581,10 +578,8 @@ class Engine:
         return instance_pb2.EngageKillSwitchResponse.FromString(payload)
 
     def release_kill_switch(self, instance_id: str | None, owner: str | None) -> list[str]:
-        try:
+        with _CORE_ERRORS:
             return self._core.release_kill_switch(instance_id, owner)
-        except _core.CoreError as e:
-            raise _translate(e) from None
 
     def configure_risk(
         self,
@@ -596,18 +591,14 @@ class Engine:
 
     def risk_day_state(self, instance_id: str) -> tuple[int, int, float, float]:
         """(day, trades today, the day's starting equity, highest equity) of an instance."""
-        try:
+        with _CORE_ERRORS:
             return self._core.risk_day_state(instance_id)
-        except _core.CoreError as e:
-            raise _translate(e) from None
 
     def restore_risk_day_state(
         self, instance_id: str, state: tuple[int, int, float, float]
     ) -> None:
-        try:
+        with _CORE_ERRORS:
             self._core.restore_risk_day_state(instance_id, state)
-        except _core.CoreError as e:
-            raise _translate(e) from None
 
     def stream_stats(self) -> list[tuple[str, int, int, int]]:
         """Per topic: (name, subscribers, queued messages, dropped or conflated messages)."""
@@ -622,26 +613,20 @@ class Engine:
     def add_copy_relation(self, relation: bytes, created: bool) -> bytes:
         """Adds an encoded CopyRelation; ``created`` (not restored): its symbols are checked
         against the follower's and a late join copies the master's open positions."""
-        try:
+        with _CORE_ERRORS:
             return self._core.add_copy_relation(relation, created)
-        except _core.CoreError as e:
-            raise _translate(e) from None
 
     def remove_copy_relation(self, relation_id: str, close: bool) -> bytes:
-        try:
+        with _CORE_ERRORS:
             return self._core.remove_copy_relation(relation_id, close)
-        except _core.CoreError as e:
-            raise _translate(e) from None
 
     def copy_relations(self) -> list[bytes]:
         return self._core.copy_relations()
 
     def get_copy_relation(self, relation_id: str) -> bytes:
         """An encoded GetCopyRelationResponse (the relation and its statistics)."""
-        try:
+        with _CORE_ERRORS:
             return self._core.get_copy_relation(relation_id)
-        except _core.CoreError as e:
-            raise _translate(e) from None
 
     def copy_metrics(
         self,
@@ -740,10 +725,8 @@ class Engine:
 
     async def place_order(self, order: OrderArgs, timeout: float) -> bytes:
         """Returns an encoded PlaceOrderResponse (idempotent on the client_order_id)."""
-        try:
+        with _CORE_ERRORS:
             token = self._core.place_order(**vars(order))
-        except _core.CoreError as e:
-            raise _translate(e) from None
         return await self._await_order(token, timeout, order.client_order_id)
 
     async def place_order_raw(
@@ -753,26 +736,20 @@ class Engine:
         returns an encoded PlaceOrderResponse, or with ``check_only`` a CheckOrderResponse
         (the terminal's order_check: nothing is sent for execution). With ``owner``, another
         owner's instance is NOT_FOUND exactly as one that does not exist."""
-        try:
+        with _CORE_ERRORS:
             token, client_order_id = self._core.place_order_raw(raw, check_only, owner)
-        except _core.CoreError as e:
-            raise _translate(e) from None
         return await self._await_order(token, timeout, client_order_id)
 
     async def cancel_order(
         self, instance_id: str, order_id: int, client_order_id: str, timeout: float
     ) -> bytes:
-        try:
+        with _CORE_ERRORS:
             token = self._core.cancel_order(instance_id, order_id, client_order_id)
-        except _core.CoreError as e:
-            raise _translate(e) from None
         return await self._await_order(token, timeout, client_order_id)
 
     async def modify_order(self, instance_id: str, changes: OrderChanges, timeout: float) -> bytes:
-        try:
+        with _CORE_ERRORS:
             token = self._core.modify_order(instance_id, **vars(changes))
-        except _core.CoreError as e:
-            raise _translate(e) from None
         return await self._await_order(token, timeout, changes.client_order_id)
 
     async def modify_position(
@@ -783,25 +760,19 @@ class Engine:
         take_profit: float,
         timeout: float,
     ) -> bytes:
-        try:
+        with _CORE_ERRORS:
             token = self._core.modify_position(instance_id, position_id, stop_loss, take_profit)
-        except _core.CoreError as e:
-            raise _translate(e) from None
         return await self._await_order(token, timeout, "")
 
     def last_sequence(self, instance_id: str) -> int:
         """The last execution event sequence of an instance."""
-        try:
+        with _CORE_ERRORS:
             return self._core.last_sequence(instance_id)
-        except _core.CoreError as e:
-            raise _translate(e) from None
 
     def get_order(self, instance_id: str, order_id: int, client_order_id: str) -> bytes:
         """An encoded Order."""
-        try:
+        with _CORE_ERRORS:
             return self._core.get_order(instance_id, order_id, client_order_id)
-        except _core.CoreError as e:
-            raise _translate(e) from None
 
     def list_orders(
         self,
@@ -814,12 +785,10 @@ class Engine:
         page_token: str = "",
     ) -> bytes:
         """One page of orders, newest first: an encoded ListOrdersResponse."""
-        try:
+        with _CORE_ERRORS:
             return self._core.list_orders(
                 instance_id, history, symbol, from_nanos, to_nanos, page_size, page_token
             )
-        except _core.CoreError as e:
-            raise _translate(e) from None
 
     def open_session(self, window: int = 1024, owner: str | None = None) -> OrderSession:
         """A session; with ``owner``, its orders and cancels may name only that owner's
@@ -854,10 +823,8 @@ class Engine:
     async def market_query(self, instance_id: str, request: bytes, timeout: float) -> bytes:
         """Asks the instance's terminal a market data question (an encoded ``MarketRequest``);
         returns the worker's encoded ``MarketAnswer`` (its ``code`` says how it went)."""
-        try:
+        with _CORE_ERRORS:
             token = self._core.market_query(instance_id, request)
-        except _core.CoreError as e:
-            raise _translate(e) from None
         try:
             return await self._await(token, timeout)
         except TimeoutError:
@@ -872,16 +839,12 @@ class Engine:
             raise
 
     def get_account(self, instance_id: str) -> bytes:
-        try:
+        with _CORE_ERRORS:
             return self._core.get_account(instance_id)
-        except _core.CoreError as e:
-            raise _translate(e) from None
 
     def list_positions(self, instance_id: str, symbol: str) -> bytes:
-        try:
+        with _CORE_ERRORS:
             return self._core.list_positions(instance_id, symbol)
-        except _core.CoreError as e:
-            raise _translate(e) from None
 
     # -- streams ---------------------------------------------------------------------
 
@@ -894,10 +857,8 @@ class Engine:
         counted: bool = True,
     ) -> Subscription:
         """``counted``: false for the server's own subscribers (not in ``coalesce_delay``)."""
-        try:
+        with _CORE_ERRORS:
             core = self._core.subscribe(int(topic), instance_ids, symbols or [], conflate)
-        except _core.CoreError as e:
-            raise _translate(e) from None
         sub = Subscription(self, core)
         self._list(sub, counted)
         return sub
@@ -926,10 +887,8 @@ class Engine:
         """One instance's execution events after ``from_sequence`` (``live``: after the last
         one): missed ones, then live. Its headers name the sequence it starts after.
         ``counted`` as for ``subscribe``."""
-        try:
+        with _CORE_ERRORS:
             core, after = self._core.subscribe_executions(instance_id, from_sequence, live)
-        except _core.CoreError as e:
-            raise _translate(e) from None
         sub = Subscription(self, core, headers=((START_SEQUENCE_HEADER, str(after)),))
         self._list(sub, counted)
         return sub
