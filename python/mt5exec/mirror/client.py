@@ -1,30 +1,34 @@
 """The Redis connection of the mirror, from ``[redis]``.
 
-A blocking redis-py client whose commands run on one thread of their own, in the order they
-are given: the event loop that serves the RPCs only queues them. redis-py makes the connection
-(TLS, password, database) and sends the few single commands; the mirror's many writes go as a
-``Batch``: plain argument tuples, packed by hiredis and their replies parsed by hiredis on the
-same connection, ~7x less CPU per command than a redis-py pipeline (whose per-command Python
-held the GIL, and so the event loop, for ~0.7 ms an order)."""
+One connection on the server's event loop (redis-py's asyncio client makes it: TLS, password,
+database), used by one operation at a time, in the order they are given. redis-py sends the
+few single commands; the mirror's many writes go as a ``Batch``: plain argument tuples, packed
+by hiredis, written at once, their replies parsed by hiredis: no Python per command beyond its
+tuple, and no thread: a thread of its own cost the server a hand-over per batch (the pool's
+queue, the GIL taken back and forth, the loop woken from outside) and ~0.3 ms of CPU per order
+(benchmarks/results/redis_mirror_notes.json)."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 import hiredis
-import redis
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.retry import Retry
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from mt5exec.config import RedisConfig
 
 Arg = str | int | float | bytes
+T = TypeVar("T")
+
+# What a batch's write and replies may take before the connection is given up.
+_TIMEOUT_S = 10.0
 
 
 class Batch:
@@ -83,8 +87,12 @@ class Batch:
 
 
 class Connection:
-    """One server's connection (made at its first command, on the thread). ``open`` reads
-    the password file off the event loop (again at every reconnect: it may have changed)."""
+    """One server's connection (made at its first command). ``open`` reads the password file
+    off the event loop (again at every reconnect: it may have changed).
+
+    Operations run one at a time in the order given, each to its end once begun: one whose
+    caller is cancelled still completes (as a thread's would), and ``close`` waits for the
+    last, so that what a connection sent has landed before the next one reads Redis."""
 
     def __init__(self, config: RedisConfig, password: str | None = None) -> None:
         options: dict[str, Any] = {}
@@ -95,17 +103,17 @@ class Connection:
         # No retries inside redis-py: a pipeline sent again after a broken connection could
         # add its stream entries twice; the mirror reconnects itself and resumes from what
         # Redis has.
-        self._redis: redis.Redis = redis.Redis.from_url(
+        self._redis: aioredis.Redis = aioredis.Redis.from_url(
             config.url,
             decode_responses=True,
             retry=Retry(NoBackoff(), 0),
-            socket_timeout=10.0,
+            socket_timeout=_TIMEOUT_S,
             socket_connect_timeout=5.0,
-            # One thread sends every command: its pool never holds more than one connection
-            # (a single-connection client would connect in its constructor, on the loop).
+            single_connection_client=True,
             **options,
         )
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="mt5exec-redis")
+        self._last: asyncio.Task[Any] | None = None
+        self._conn: aioredis.connection.AbstractConnection | None = None
 
     @classmethod
     async def open(cls, config: RedisConfig) -> Connection:
@@ -120,37 +128,60 @@ class Connection:
     def pipeline(self) -> Batch:
         return Batch()
 
+    async def _in_turn(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Runs ``operation`` after the one before it (to its end, its caller cancelled or
+        not)."""
+        before = self._last
+
+        async def run() -> T:
+            if before is not None:
+                await asyncio.wait([before])
+            return await operation()
+
+        task = self._last = asyncio.create_task(run())
+        # (an error of one whose caller was cancelled is retrieved here: nobody awaits it)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return await asyncio.shield(task)
+
     async def execute(self, batch: Batch) -> list[Any]:
         """Sends a batch; its replies (an error reply raises ResponseError)."""
         if not batch.commands:
             return []
-        loop = asyncio.get_running_loop()
-        result: list[Any] = await loop.run_in_executor(self._thread, self._send, batch.commands)
-        return result
+        commands = batch.commands
+        return await self._in_turn(lambda: self._send(commands))
 
-    def _send(self, commands: list[tuple[Arg, ...]]) -> list[Any]:
-        """On the thread: the commands in one write, then every reply."""
-        pool = self._redis.connection_pool
-        conn = pool.get_connection()
+    async def _send(self, commands: list[tuple[Arg, ...]]) -> list[Any]:
+        """The commands in one write, then every reply."""
+        conn = self._conn
+        if conn is None:
+            await self._redis.initialize()
+            conn = self._conn = self._redis.connection
+            assert conn is not None
         try:
-            sock = conn._sock  # connected by get_connection (TLS included)
-            assert sock is not None
-            sock.sendall(b"".join([hiredis.pack_command(c) for c in commands]))
-            reader = hiredis.Reader(replyError=ResponseError)
+            if not conn.is_connected:
+                await conn.connect()  # type: ignore[no-untyped-call]
+            reader, writer = conn._reader, conn._writer
+            assert reader is not None and writer is not None
+            parser = hiredis.Reader(replyError=ResponseError)
             replies: list[Any] = []
-            while len(replies) < len(commands):
-                data = sock.recv(1 << 16)
-                if not data:
-                    raise RedisConnectionError("Redis closed the connection")
-                reader.feed(data)
-                while (reply := reader.gets()) is not False:
-                    replies.append(reply)
+            async with asyncio.timeout(_TIMEOUT_S):
+                # (hiredis's stub types the command as a tuple of one element)
+                writer.write(b"".join([hiredis.pack_command(c) for c in commands]))  # type: ignore[arg-type]
+                await writer.drain()
+                while len(replies) < len(commands):
+                    data = await reader.read(1 << 16)
+                    if not data:
+                        raise RedisConnectionError("Redis closed the connection")
+                    parser.feed(data)
+                    while (reply := parser.gets()) is not False:
+                        replies.append(reply)
+        except TimeoutError:
+            await conn.disconnect(nowait=True)
+            raise RedisTimeoutError("Redis did not answer a batch in time") from None
         except BaseException:
             # (replies may be left unread: the connection is not used again)
-            conn.disconnect()  # type: ignore[no-untyped-call]
+            await conn.disconnect(nowait=True)
             raise
-        finally:
-            pool.release(conn)
         for reply in replies:
             if isinstance(reply, ResponseError):
                 raise reply
@@ -159,10 +190,12 @@ class Connection:
     async def call(self, command: str, *args: Any, **kwargs: Any) -> Any:
         """One command, e.g. ``call("xrevrange", stream, count=1)``."""
         method = getattr(self._redis, command)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, functools.partial(method, *args, **kwargs))
+        return await self._in_turn(lambda: method(*args, **kwargs))
 
     async def close(self) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._thread, self._redis.close)
-        self._thread.shutdown(wait=False)
+        """Closes the connection after the operations given (their errors are theirs)."""
+        if self._last is not None:
+            await asyncio.wait([self._last])
+            if not self._last.cancelled():
+                self._last.exception()  # (retrieved: reported to its caller)
+        await self._redis.aclose(close_connection_pool=True)

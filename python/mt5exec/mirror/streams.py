@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import collections
 import time
+from typing import Any
 
 from mt5exec.mirror.client import Batch, Connection
+from mt5exec.mirror.flush import Check
 from mt5exec.mirror.keys import Keys, Result, as_json, compact
 from mt5exec.mirror.state import Resync, queue_order
 from mt5exec.mirror.stats import MirrorStats
@@ -48,21 +50,21 @@ class ExecutionWriter:
             result = self.results[key] = Result()
         return result
 
-    async def write(
+    def queue(
         self,
-        client: Connection,
+        pipe: Batch,
         instance_id: str,
         events: list[common_pb2.ExecutionEvent],
         stream_exists: bool,
-    ) -> None:
-        """Writes ``events`` (after the last sequence written, in order) in one pipeline.
+    ) -> Check:
+        """Queues the writes of ``events`` (after the last sequence written, in order); the
+        check of their replies.
 
-        Raises:
-            Resync: the stream was there and is gone (Redis lost what the mirror wrote).
+        The check raises Resync: the stream was there and is gone (Redis lost what the
+        mirror wrote).
         """
         keys, ttl = self._keys, self._ttl_s
         stream = keys.executions(instance_id)
-        pipe: Batch = client.pipeline()
         # The entries first (one per event), then the keys of each order once: its last
         # state in the batch, its fills summed.
         orders: dict[str, tuple[common_pb2.Order, str]] = {}
@@ -101,13 +103,16 @@ class ExecutionWriter:
         for cid in filled:
             result = self.results[(instance_id, cid)]
             pipe.set(keys.execution("execution_result", instance_id, cid), result.as_json(), px=px)
-        results = await client.execute(pipe)
-        if any(added is None for added in results[: len(events)]):
-            raise Resync(f"{stream} is gone")
         last = events[-1]
-        self._stats.written[instance_id] = last.sequence
-        self._stats.stream_entries += len(events)
-        self._stats.lag_seconds = max(0.0, time.time() - last.time.ToMilliseconds() / 1000.0)
+
+        def check(results: list[Any]) -> None:
+            if any(added is None for added in results[: len(events)]):
+                raise Resync(f"{stream} is gone")
+            self._stats.written[instance_id] = last.sequence
+            self._stats.stream_entries += len(events)
+            self._stats.lag_seconds = max(0.0, time.time() - last.time.ToMilliseconds() / 1000.0)
+
+        return check
 
 
 class InstanceEvents:
@@ -151,12 +156,12 @@ class InstanceEvents:
             while self._buffer and self._buffer[0][0] <= int(index):
                 self._buffer.popleft()
 
-    async def write(self, client: Connection, stream: str, maxlen: int) -> None:
-        """Writes everything buffered in one pipeline (removed from the buffer once written)."""
+    def queue(self, pipe: Batch, stream: str, maxlen: int) -> Check | None:
+        """Queues the entries of everything buffered; the check of their replies removes
+        them from the buffer (None: nothing buffered)."""
         batch = list(self._buffer)
         if not batch:
-            return
-        pipe = client.pipeline()
+            return None
         sequence = self.sequence
         for index, event in batch:
             sequence += 1
@@ -169,17 +174,20 @@ class InstanceEvents:
                 "data": as_json(event),
             }
             pipe.xadd(stream, fields, maxlen=maxlen)
-        await client.execute(pipe)
-        self.sequence = sequence
-        # By index: the buffer may have dropped its oldest meanwhile.
-        while self._buffer and self._buffer[0][0] <= batch[-1][0]:
-            self._buffer.popleft()
-        self._stats.stream_entries += len(batch)
+
+        def check(results: list[Any]) -> None:
+            self.sequence = sequence
+            # By index: the buffer may have dropped its oldest meanwhile.
+            while self._buffer and self._buffer[0][0] <= batch[-1][0]:
+                self._buffer.popleft()
+            self._stats.stream_entries += len(batch)
+
+        return check
 
 
-async def publish_ticks(client: Connection, keys: Keys, raw: bytes) -> None:
-    """Publishes the ticks of an encoded StreamTicksResponse: one message per instance, the
-    JSON array of its ticks in the batch."""
+def queue_ticks(pipe: Batch, keys: Keys, raw: bytes) -> None:
+    """Queues the publication of the ticks of an encoded StreamTicksResponse: one message per
+    instance, the JSON array of its ticks in the batch."""
     by_instance: dict[str, list[dict[str, object]]] = {}
     for tick in stream_pb2.StreamTicksResponse.FromString(raw).ticks:
         by_instance.setdefault(tick.instance_id, []).append(
@@ -192,7 +200,5 @@ async def publish_ticks(client: Connection, keys: Keys, raw: bytes) -> None:
                 "time_msc": tick.time.ToMilliseconds(),
             }
         )
-    pipe = client.pipeline()
     for instance_id, ticks in by_instance.items():
         pipe.publish(keys.ticks(instance_id), compact(ticks))
-    await client.execute(pipe)

@@ -9,6 +9,7 @@ import contextlib
 import logging
 import secrets
 import time
+from typing import Any
 
 from redis.exceptions import RedisError
 
@@ -16,10 +17,11 @@ from mt5exec.config import RedisConfig
 from mt5exec.engine import Engine, Subscription, Topic
 from mt5exec.errors import MT5ExecError
 from mt5exec.mirror import stats as mirror_stats
-from mt5exec.mirror.client import Connection
+from mt5exec.mirror.client import Batch, Connection
+from mt5exec.mirror.flush import Check, Flusher
 from mt5exec.mirror.keys import Keys
 from mt5exec.mirror.state import InstanceKeys, Resync, write_orders
-from mt5exec.mirror.streams import ExecutionWriter, InstanceEvents, last_entry, publish_ticks
+from mt5exec.mirror.streams import ExecutionWriter, InstanceEvents, last_entry, queue_ticks
 from mt5exec.v1 import stream_pb2
 
 log = logging.getLogger("mt5exec.mirror")
@@ -29,8 +31,10 @@ _BACKOFF_MAX_S = 5.0
 # The shortest time between two writes of an instance's state keys (events in between are
 # written together).
 _STATE_GAP_S = 0.1
-# How long execution events wait to be written with those that follow them.
-_BATCH_S = 0.005
+# How long an event waits to be written with those that follow it, and the shortest time
+# between two batches (everything written meanwhile goes in the next: docs/redis.md).
+_FIRST_S = 0.005
+_FLUSH_GAP_S = 0.025
 # What one batch of execution events may take (~300 events: a replay of many is written, and
 # encoded on the event loop, a few ms at a time).
 _TAKE_BYTES = 64 << 10
@@ -46,6 +50,37 @@ def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
         if not isinstance(error, asyncio.CancelledError):
             return error
     return group.exceptions[0]
+
+
+class _Take:
+    """What a follower of an instance's executions hands to the flush: the events come, and
+    its sequence written so far."""
+
+    def __init__(self, mirror: Mirror, iid: str, sub: Subscription, last: int, exists: bool):
+        self.mirror, self.iid, self.sub = mirror, iid, sub
+        self.last, self.exists = last, exists
+        self.raw = b""
+
+    def collect(self, pipe: Batch) -> Check | None:
+        """At the flush: the events taken, with what came meanwhile (concatenated responses
+        are one), up to a batch's worth."""
+        raw, ready = self.raw, self.sub.ready
+        while len(raw) < _TAKE_BYTES and (more := ready(_TAKE_BYTES)):
+            raw += more
+        response = stream_pb2.StreamExecutionsResponse.FromString(raw)
+        events = [e for e in response.events if e.sequence > self.last]
+        if not events:
+            return None
+        mirror = self.mirror
+        check = mirror._executions.queue(pipe, self.iid, events, self.exists)
+
+        def checked(results: list[Any]) -> None:
+            check(results)
+            self.exists, self.last = True, events[-1].sequence
+            mirror._traded.add(self.iid)
+            mirror._changed.set()
+
+        return checked
 
 
 class Mirror:
@@ -134,11 +169,13 @@ class Mirror:
     async def _session(self, client: Connection) -> None:
         await self._resync(client)
         self.stats.up = True
+        flush = Flusher(client, _FIRST_S, _FLUSH_GAP_S)
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(self._keep_state(client, group))
+                group.create_task(flush.run())
+                group.create_task(self._keep_state(client, flush, group))
                 if self._config.ticks:
-                    group.create_task(self._publish_ticks(client))
+                    group.create_task(self._publish_ticks(flush))
         except BaseExceptionGroup as group_error:
             raise _first(group_error) from None
 
@@ -170,7 +207,9 @@ class Mirror:
 
     # -- state keys and instance events ----------------------------------------------------
 
-    async def _keep_state(self, client: Connection, group: asyncio.TaskGroup) -> None:
+    async def _keep_state(
+        self, client: Connection, flush: Flusher, group: asyncio.TaskGroup
+    ) -> None:
         """Writes what changed (the instances named by events at once, every instance each
         refresh interval), follows each instance's executions, checks Redis still has the
         mirror's keys."""
@@ -183,21 +222,37 @@ class Mirror:
                 iid = instance.instance_id
                 task = following.get(iid)
                 if task is None or task.done():
-                    following[iid] = group.create_task(self._follow_executions(client, iid))
+                    following[iid] = group.create_task(self._follow_executions(client, flush, iid))
             now = time.monotonic()
             periodic = now >= next_full
             if periodic:
                 next_full = now + interval
-            changed, self._dirty = self._dirty, set()
-            traded, self._traded = self._traded, set()
-            pipe = client.pipeline()
-            pipe.exists(self._keys.marker)
-            self._state.write(pipe, instances, changed=None if periodic else changed, traded=traded)
-            results = await client.execute(pipe)
-            if not results[0]:
-                raise Resync(f"{self._keys.marker} is gone")
-            await self._events.write(client, self._keys.instance_events, self._config.stream_maxlen)
-            self._changed.clear()
+
+            def collect(pipe: Batch, periodic: bool = periodic) -> Check:
+                # (at the flush: what changed until then is in this batch)
+                self._changed.clear()
+                changed, self._dirty = self._dirty, set()
+                traded, self._traded = self._traded, set()
+                pipe.exists(self._keys.marker)
+                self._state.write(
+                    pipe,
+                    self._engine.list_instances(),
+                    changed=None if periodic else changed,
+                    traded=traded,
+                )
+                events = self._events.queue(
+                    pipe, self._keys.instance_events, self._config.stream_maxlen
+                )
+
+                def check(results: list[object]) -> None:
+                    if not results[0]:
+                        raise Resync(f"{self._keys.marker} is gone")
+                    if events is not None:
+                        events(results)
+
+                return check
+
+            await flush.submit(collect)
             if not self._dirty and not self._traded and not self._events:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(max(0.0, next_full - time.monotonic())):
@@ -220,61 +275,56 @@ class Mirror:
 
     # -- executions ------------------------------------------------------------------------
 
-    async def _follow_executions(self, client: Connection, instance_id: str) -> None:
+    async def _follow_executions(self, client: Connection, flush: Flusher, iid: str) -> None:
         """An instance's execution events into its stream, from the last one the stream has:
         no gap, no duplicate."""
-        last_fields = await last_entry(client, self._keys.executions(instance_id))
+        last_fields = await last_entry(client, self._keys.executions(iid))
         last = int(last_fields["sequence"]) if last_fields else 0
         exists = last_fields is not None
         while True:
             try:
-                sub = self._engine.subscribe_executions(instance_id, last, counted=False)
+                sub = self._engine.subscribe_executions(iid, last, counted=False)
             except MT5ExecError as e:
                 if e.reason != "SEQUENCE_EXPIRED":
                     return
                 # Not kept any more: from the oldest kept (the stream has a gap; counted).
-                log.warning("Redis mirror: %s: %s", instance_id, e)
+                log.warning("Redis mirror: %s: %s", iid, e)
                 self.stats.sequence_gaps += 1
                 try:
-                    sub = self._engine.subscribe_executions(instance_id, 0, counted=False)
+                    sub = self._engine.subscribe_executions(iid, 0, counted=False)
                 except MT5ExecError:
                     return
+            take = _Take(self, iid, sub, last, exists)
             try:
                 while True:
-                    raw = await sub.next(_TAKE_BYTES)
-                    # A moment for what follows (the RPC that made these events answers
-                    # first), then all of it as one batch: concatenated responses are one.
-                    await asyncio.sleep(_BATCH_S)
-                    while len(raw) < _TAKE_BYTES and (more := sub.ready(_TAKE_BYTES)):
-                        raw += more
-                    response = stream_pb2.StreamExecutionsResponse.FromString(raw)
-                    events = [e for e in response.events if e.sequence > last]
-                    if not events:
-                        continue
-                    await self._executions.write(client, instance_id, events, exists)
-                    exists, last = True, events[-1].sequence
-                    self._traded.add(instance_id)
-                    self._changed.set()
+                    take.raw = await sub.next(_TAKE_BYTES)
+                    await flush.submit(take.collect)
+                    last, exists = take.last, take.exists
             except MT5ExecError as e:
                 if e.reason in _FINAL:
                     return
-                log.info("Redis mirror: %s executions ended (%s); resuming", instance_id, e)
+                log.info("Redis mirror: %s executions ended (%s); resuming", iid, e)
                 await asyncio.sleep(_BACKOFF_MIN_S)
             finally:
                 sub.close()
 
     # -- ticks -----------------------------------------------------------------------------
 
-    async def _publish_ticks(self, client: Connection) -> None:
+    async def _publish_ticks(self, flush: Flusher) -> None:
         while True:
             sub = self._engine.subscribe(Topic.TICKS, [], counted=False)
             try:
                 while True:
                     raw = await sub.next(1 << 20)
-                    await asyncio.sleep(_BATCH_S)  # more ticks per message
-                    while (more := sub.ready(1 << 20)) is not None:
-                        raw += more
-                    await publish_ticks(client, self._keys, raw)
+
+                    def collect(pipe: Batch, raw: bytes = raw, sub: Subscription = sub) -> None:
+                        # At the flush: every tick that came meanwhile, in one message per
+                        # instance.
+                        while (more := sub.ready(1 << 20)) is not None:
+                            raw += more
+                        queue_ticks(pipe, self._keys, raw)
+
+                    await flush.submit(collect)
             except MT5ExecError as e:
                 if e.reason == "SERVER_SHUTTING_DOWN":
                     return
