@@ -24,6 +24,7 @@ pub mod notify;
 pub mod orders;
 pub mod pb;
 pub mod private;
+pub mod reason;
 pub mod retcode;
 pub mod risk;
 pub mod routing;
