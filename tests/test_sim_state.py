@@ -21,11 +21,14 @@ from mt5exec.sim.broker import (
 )
 from mt5exec.sim.state import (
     MIN_FILL_RECORD,
+    DealEntry,
+    MemoryJournal,
     Retention,
     StateError,
     StateStore,
     _parse_state,
     _scan,
+    encode_deal,
     read_deals,
     read_history,
 )
@@ -929,3 +932,21 @@ def test_a_compaction_on_a_full_disk_changes_nothing_and_works_later(small_disk:
     b = SimBroker.open(config("netting"), path, clock=lambda: NOW, retention=SMALL)
     assert b.history() == history
     b.close()
+
+
+def test_a_deal_goes_through_the_journal_as_it_was_given() -> None:
+    """A DealEntry read back from a journal is the one committed, by the market-order path
+    (commit_deal, one struct pack) and by the general one (commit of encode_deal) alike."""
+    deal = DealEntry(
+        500_000_007, 100_000_003, 100_000_002, 41, 7, 1_700_000_000_123, 1, 1, 3, 0.3,
+        1.08345, -12.5, 987_654.32, 108_345, 1_025, 1_700_000_000_100, 0.1, 0.108345, 0.4,
+        0.43338, 1, 0.1, 1.08, 1.09, 1.07, "EURUSD", "cid-7 é",
+    )  # fmt: skip
+    fast, general = MemoryJournal(), MemoryJournal()
+    fast.commit_deal(deal)
+    general.commit(encode_deal(deal))
+    assert fast.history() == general.history()
+    (report,) = fast.history()[1]
+    assert (report.ticket, report.order, report.position_id, report.request_id) == deal[:4]
+    assert (report.volume, report.price, report.profit) == (deal.volume, deal.price, deal.profit)
+    assert (report.symbol, report.comment, report.reason) == ("EURUSD", "cid-7 é", 3)

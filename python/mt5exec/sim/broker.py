@@ -172,6 +172,7 @@ from mt5exec.sim.constants import (
 )
 from mt5exec.sim.state import (
     AccountState,
+    DealEntry,
     Journal,
     Loaded,
     MarketState,
@@ -870,11 +871,11 @@ class _Plan:
             reason=self.reason,
         )
 
-    def encode(self) -> bytes:
+    def entry_record(self) -> DealEntry:
+        """The deal as the journal records it, with the account after it."""
         m = self.market
         e = self.exposure
-        return encode_deal(
-            m.spec.name,
+        return DealEntry(
             self.deal,
             self.order,
             self.ticket,
@@ -900,8 +901,12 @@ class _Plan:
             self.new_open,
             self.new_sl,
             self.new_tp,
+            m.spec.name,
             self.comment,
         )
+
+    def encode(self) -> bytes:
+        return encode_deal(self.entry_record())
 
 
 def _filled_market_order(
@@ -1747,40 +1752,9 @@ class SimBroker:
             raise _Reject(TRADE_RETCODE_ERROR, f"trade not saved: {e.strerror or e}") from None
 
     def _commit_plan(self, plan: _Plan, extra: bytes = b"") -> None:
-        m = plan.market
-        e = plan.exposure
         self._in_trade = True
         try:
-            self._sink.commit_deal(
-                m.spec.name,
-                plan.deal,
-                plan.order,
-                plan.ticket,
-                plan.request_id,
-                plan.magic,
-                plan.time_msc,
-                plan.deal_type,
-                plan.entry,
-                plan.reason,
-                plan.volume,
-                plan.price,
-                plan.profit,
-                plan.balance,
-                m.bid_pts,
-                m.ticks,
-                m.time_msc,
-                e[0],
-                e[1],
-                e[2],
-                e[3],
-                plan.new_side,
-                plan.new_volume,
-                plan.new_open,
-                plan.new_sl,
-                plan.new_tp,
-                plan.comment,
-                extra,
-            )
+            self._sink.commit_deal(plan.entry_record(), extra)
         except OSError as err:
             self._in_trade = False
             raise _Reject(TRADE_RETCODE_ERROR, f"trade not saved: {err.strerror or err}") from None
