@@ -202,3 +202,34 @@ def test_a_server_restart_continues_the_streams(tmp_path: Path) -> None:
         assert seqs[: len(first)] == first and len(seqs) > len(first)
         numbers = [int(e["sequence"]) for e in entries(r, "instance_events")]
         assert numbers == list(range(1, len(numbers) + 1))
+
+
+def test_a_new_server_writes_the_execution_results_again(tmp_path: Path) -> None:
+    """execution_result is summed from the fills in memory: a new server process's resync
+    writes it again from the events the engine keeps (here for keys Redis lost while the
+    streams stayed, as a volatile-* eviction policy would remove them first)."""
+    with redis_server() as rs:
+        r = rs.client()
+        data = tmp_path / "data"
+        ids = [f"o{i}" for i in range(3)]
+        with mirrored_server(data, rs) as server:
+            create_netting(server, "e1")
+            for cid in ids:
+                server.orders.PlaceOrder(market("e1", cid), timeout=30)
+            wait_until(
+                "the results",
+                lambda: all(
+                    (get_json(r, f"execution_result:e1:{cid}") or {}).get("fills") == 1
+                    for cid in ids
+                ),
+            )
+            before = {cid: get_json(r, f"execution_result:e1:{cid}") for cid in ids}
+            assert server.terminate() == 0
+        assert r.delete(*r.keys(PREFIX + "execution_result:*")) == len(ids)
+        with mirrored_server(data, rs) as server:
+            wait_ready(server, "e1")
+            wait_until(
+                "the results written again",
+                lambda: {cid: get_json(r, f"execution_result:e1:{cid}") for cid in ids} == before,
+                timeout=60,
+            )

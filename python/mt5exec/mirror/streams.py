@@ -12,6 +12,8 @@ import collections
 import time
 from typing import Any
 
+from mt5exec.engine import Engine
+from mt5exec.errors import MT5ExecError
 from mt5exec.mirror.client import Batch, Connection
 from mt5exec.mirror.flush import Check
 from mt5exec.mirror.keys import Keys, Result, as_json, compact
@@ -21,6 +23,8 @@ from mt5exec.v1 import common_pb2, stream_pb2
 
 # Orders whose fills are summed in memory (execution_result), oldest forgotten first.
 _RESULTS_MAX = 200_000
+# What one read of the engine's kept events may take (encoded on the event loop).
+_TAKE_BYTES = 64 << 10
 
 
 async def last_entry(client: Connection, stream: str) -> dict[str, str] | None:
@@ -39,6 +43,8 @@ class ExecutionWriter:
         self._maxlen = maxlen
         self._ttl_s = ttl_s
         self.results: dict[tuple[str, str], Result] = {}
+        # Instances whose kept fills are summed in ``results`` (by ``load_results``).
+        self._loaded: set[str] = set()
 
     def _result(self, fill: common_pb2.Fill) -> Result:
         key = (fill.instance_id, fill.client_order_id)
@@ -49,6 +55,33 @@ class ExecutionWriter:
                     del self.results[old]
             result = self.results[key] = Result()
         return result
+
+    async def load_results(self, engine: Engine, instance_id: str) -> None:
+        """Sums the fills of the execution events the engine keeps for an instance (once per
+        instance and server process): ``execution_result`` is summed in memory from the fills
+        the mirror writes, and a new server process's resync writes it again from these."""
+        if instance_id in self._loaded:
+            return
+        try:
+            end = engine.last_sequence(instance_id)
+            sub = engine.subscribe_executions(instance_id, 0, counted=False) if end else None
+        except MT5ExecError:
+            return
+        self._loaded.add(instance_id)
+        if sub is None:
+            return
+        try:
+            seen = 0
+            while seen < end:
+                raw = await sub.next(_TAKE_BYTES)
+                for event in stream_pb2.StreamExecutionsResponse.FromString(raw).events:
+                    seen = event.sequence
+                    if event.WhichOneof("event") == "fill":
+                        self._result(event.fill).add(event.fill)
+        except MT5ExecError:
+            return
+        finally:
+            sub.close()
 
     def queue(
         self,

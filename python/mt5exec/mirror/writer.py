@@ -194,6 +194,7 @@ class Mirror:
         await client.execute(pipe)
         await state.forget_stale(client, present)
         for instance in instances:
+            await self._executions.load_results(self._engine, instance.instance_id)
             await write_orders(
                 client,
                 keys,
