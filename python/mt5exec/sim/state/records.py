@@ -12,7 +12,7 @@ from mt5exec.terminal.v1 import worker_pb2 as pb
 @dataclass(frozen=True, slots=True)
 class Retention:
     """How much history a compaction keeps, and when the journal is compacted (see the
-    module docstring). The server sets ``keep_s`` and ``keep_orders`` to the engine's
+    package docstring). The server sets ``keep_s`` and ``keep_orders`` to the engine's
     ``engine.final_order_retention_s`` and ``engine.max_orders_per_instance`` (the worker
     config's ``retention_s`` and ``retention_orders``); the defaults are the engine's defaults."""
 
@@ -71,7 +71,7 @@ class StateError(Exception):
 
 @dataclass(slots=True)
 class MarketState:
-    """One symbol's saved price and exposure sums (see ``mt5exec.sim.broker._Market``)."""
+    """One symbol's saved price and exposure sums (see ``mt5exec.sim.broker.prices.Market``)."""
 
     bid_pts: int
     ticks: int

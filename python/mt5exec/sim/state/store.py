@@ -171,7 +171,7 @@ class MemoryJournal(Journal):
 
 
 class StateStore(Journal):
-    """The open state files of one simulated account; see the module docstring."""
+    """The open state files of one simulated account; see ``mt5exec.sim.state``."""
 
     def __init__(self, path: Path) -> None:
         """Use ``StateStore.open``; this only names the files."""
