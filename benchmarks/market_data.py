@@ -8,6 +8,13 @@ and beside reading the same bars in process.
    copy_rates_from_pos (numpy rows, what the MT5 worker reads), and the sim worker's answer
    (SimBroker bars -> encoded pages, what the sim worker sends).
 
+3. The MT5 worker (#24: 10,000 bars in <= 5 ms of worker time): 10,000 M1 bars read once from
+   the simulated MetaTrader5 module (a numpy structured array, as the real package returns),
+   then timed in turns: the worker's answer (pages a column at a time, mt5_arrays) and the
+   same answer built row by row (the code before, kept for tuples); likewise 10,000 ticks of the
+   package's tick dtype. Timed in CPU seconds of the process (worker time); reported as p50s
+   and the ratio row-by-row / columns.
+
 Reported as ratios (issue #24 sets none for these): GetRates of 1,000 bars against the null
 RPC and the in-process read, of 100,000 bars against the in-process read and the sim worker's
 answer. StreamBook is not built yet: not measured.
@@ -25,6 +32,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from _common import summary, write
@@ -34,6 +42,7 @@ from mt5exec.sim.broker import SimBroker, SimConfig
 from mt5exec.terminal.v1 import worker_pb2
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, instance_pb2, market_pb2, market_pb2_grpc
+from mt5exec.workers import mt5_market
 
 SIZES = (1_000, 100_000)
 
@@ -120,6 +129,80 @@ def _in_process(calls: int) -> dict[str, object]:
     return out
 
 
+MT5_BARS = 10_000
+
+
+def _cpu_timed(fn: Callable[[], object], n: int) -> list[float]:
+    """CPU seconds of this process for each of ``n`` calls (worker time, not the machine's)."""
+    out = []
+    for _ in range(n):
+        start = time.process_time()
+        fn()
+        out.append(time.process_time() - start)
+    return out
+
+
+def _mt5_answer(rows: object, page: Callable[[object], list[bytes]], ticks: bool) -> bytes:
+    """What the MT5 worker sends for ``rows`` (its MarketAnswer, encoded)."""
+    if ticks:
+        answer = worker_pb2.MarketAnswer(ticks=worker_pb2.TicksChunks(pages=page(rows)))
+    else:
+        answer = worker_pb2.MarketAnswer(rates=worker_pb2.RatesChunks(pages=page(rows)))
+    return answer.SerializeToString()
+
+
+def _mt5_worker(rounds: int, calls: int) -> dict[str, object]:
+    """The MT5 worker's time to turn 10,000 bars (ticks) of numpy rows into its answer: a column
+    at a time (now) and row by row (before), in turns, in this process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp) / "terminal"
+        simterminal.write_terminal_config(directory, symbols=["EURUSD"], tick_rate=10)
+        assert simterminal.initialize(str(directory), portable=True)
+        try:
+            bars = simterminal.copy_rates_from_pos("EURUSD", simterminal.TIMEFRAME_M1, 0, MT5_BARS)
+        finally:
+            simterminal.shutdown()
+    assert len(bars) == MT5_BARS, len(bars)
+    ticks = np.zeros(MT5_BARS, dtype=simterminal.TICK_DTYPE)
+    ticks["time_msc"] = 1_767_225_600_000 + 250 * np.arange(MT5_BARS)
+    ticks["time"] = ticks["time_msc"] // 1000
+    ticks["bid"] = bars["close"]
+    ticks["ask"] = bars["close"] + 0.00012
+    ticks["flags"] = simterminal.TICK_FLAG_BID | simterminal.TICK_FLAG_ASK
+
+    def by_row(page: Callable[[object], bytes]) -> Callable[[object], list[bytes]]:
+        return lambda rows: mt5_market.split_pages(rows, page)
+
+    cases = {
+        "rates_10000_columns": (bars, mt5_market.rates_pages, False),
+        "rates_10000_by_row": (bars, by_row(mt5_market.rates_page_by_row), False),
+        "ticks_10000_columns": (ticks, mt5_market.ticks_pages, True),
+        "ticks_10000_by_row": (ticks, by_row(mt5_market.ticks_page_by_row), True),
+    }
+    answers = {name: _mt5_answer(*case) for name, case in cases.items()}
+    assert answers["rates_10000_columns"] == answers["rates_10000_by_row"]
+    assert answers["ticks_10000_columns"] == answers["ticks_10000_by_row"]
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, case in cases.items():
+            samples[name] += _cpu_timed(lambda c=case: _mt5_answer(*c), max(3, calls // 4))
+    return {name: summary(s) for name, s in samples.items()}
+
+
+def _mt5_ratios(worker: dict[str, object]) -> dict[str, float]:
+    def p50(key: str) -> float:
+        value = worker[key]
+        assert isinstance(value, dict)
+        return float(value["p50_us"])
+
+    return {
+        f"mt5_worker_{kind}_10000_by_row_vs_columns": round(
+            p50(f"{kind}_10000_by_row") / p50(f"{kind}_10000_columns"), 2
+        )
+        for kind in ("rates", "ticks")
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -128,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     served = _server(args.rounds, args.calls)
     local = _in_process(args.calls)
+    worker = _mt5_worker(args.rounds, args.calls)
 
     def p50(table: dict[str, object], key: str) -> float:
         value = table[key]
@@ -148,7 +232,14 @@ def main(argv: list[str] | None = None) -> int:
             p50(served, "get_rates_100000") / p50(local, "sim_worker_answer_100000"), 2
         ),
     }
-    result = {"rounds": args.rounds, "server": served, "in_process": local, "ratios": ratios}
+    ratios.update(_mt5_ratios(worker))
+    result = {
+        "rounds": args.rounds,
+        "server": served,
+        "in_process": local,
+        "mt5_worker": worker,
+        "ratios": ratios,
+    }
     path = write("market_data", result)
     if args.output is not None:
         args.output.write_text(path.read_text())

@@ -29,6 +29,9 @@ def test_a_smoke_run_reports_every_measure(tmp_path: Path) -> None:
         "sim_worker_answer_1000",
         "sim_worker_answer_100000",
     }
-    for table in (result["server"], result["in_process"]):
+    assert set(result["mt5_worker"]) == {
+        f"{kind}_10000_{how}" for kind in ("rates", "ticks") for how in ("columns", "by_row")
+    }
+    for table in (result["server"], result["in_process"], result["mt5_worker"]):
         assert all(0 < v["p50_us"] <= v["p99_us"] for v in table.values())
     assert all(value > 0 for value in result["ratios"].values())

@@ -93,7 +93,7 @@ from mt5exec.workers.base import EXIT_ERROR as EXIT_ERROR
 from mt5exec.workers.base import EXIT_HANDSHAKE as EXIT_HANDSHAKE
 from mt5exec.workers.base import EXIT_PROTOCOL as EXIT_PROTOCOL
 from mt5exec.workers.base import WorkerExit as _Exit
-from mt5exec.workers.mt5_market import LinkWatch
+from mt5exec.workers.mt5_market import LinkWatch, symbol_proto
 from mt5exec.workers.protocol import FrameReader, encode_frame
 
 log = logging.getLogger("mt5exec.workers.mt5")
@@ -284,27 +284,6 @@ def read_password(cfg: WorkerConfig) -> str | None:
 
 def _now_msc() -> int:
     return int(time.time() * 1000.0)
-
-
-def symbol_proto(info: Any) -> pb.SymbolInfo:
-    return pb.SymbolInfo(
-        name=info.name,
-        digits=info.digits,
-        point=info.point,
-        contract_size=info.trade_contract_size,
-        volume_min=info.volume_min,
-        volume_max=info.volume_max,
-        volume_step=info.volume_step,
-        stops_level=max(0, info.trade_stops_level),
-        freeze_level=max(0, info.trade_freeze_level),
-        filling_mode=info.filling_mode,
-        trade_mode=info.trade_mode,
-        currency_base=info.currency_base,
-        currency_profit=info.currency_profit,
-        currency_margin=info.currency_margin,
-        tick_value=info.trade_tick_value,
-        tick_size=info.trade_tick_size,
-    )
 
 
 def account_proto(info: Any) -> pb.AccountSnapshot:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ntpath
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from mt5exec.mt5 import constants as c
 from mt5exec.terminal.v1 import worker_pb2 as pb
@@ -61,8 +61,8 @@ class LinkWatch:
         )
 
 
-def symbol_full(info: Any) -> pb.SymbolInfo:
-    """Everything of a ``symbol_info`` result the protocol carries."""
+def symbol_proto(info: Any) -> pb.SymbolInfo:
+    """A ``symbol_info`` result's trading rules: what the worker's snapshots carry."""
     return pb.SymbolInfo(
         name=info.name,
         digits=info.digits,
@@ -80,26 +80,36 @@ def symbol_full(info: Any) -> pb.SymbolInfo:
         currency_margin=info.currency_margin,
         tick_value=info.trade_tick_value,
         tick_size=info.trade_tick_size,
-        description=info.description,
-        path=info.path,
-        trade_execution_mode=info.trade_exemode,
-        trade_calc_mode=info.trade_calc_mode,
-        swap_mode=info.swap_mode,
-        swap_long=info.swap_long,
-        swap_short=info.swap_short,
-        swap_rollover3days=info.swap_rollover3days,
-        margin_initial=info.margin_initial,
-        margin_maintenance=info.margin_maintenance,
-        margin_hedged=info.margin_hedged,
-        spread=max(0, info.spread),
-        spread_float=info.spread_float,
-        bid=info.bid,
-        ask=info.ask,
-        time_msc=info.time * 1000,
-        order_mode=info.order_mode,
-        expiration_mode=info.expiration_mode,
-        select=info.select,
     )
+
+
+def symbol_full(info: Any) -> pb.SymbolInfo:
+    """Everything of a ``symbol_info`` result the protocol carries (ListSymbols, GetSymbol)."""
+    out = symbol_proto(info)
+    out.MergeFrom(
+        pb.SymbolInfo(
+            description=info.description,
+            path=info.path,
+            trade_execution_mode=info.trade_exemode,
+            trade_calc_mode=info.trade_calc_mode,
+            swap_mode=info.swap_mode,
+            swap_long=info.swap_long,
+            swap_short=info.swap_short,
+            swap_rollover3days=info.swap_rollover3days,
+            margin_initial=info.margin_initial,
+            margin_maintenance=info.margin_maintenance,
+            margin_hedged=info.margin_hedged,
+            spread=max(0, info.spread),
+            spread_float=info.spread_float,
+            bid=info.bid,
+            ask=info.ask,
+            time_msc=info.time * 1000,
+            order_mode=info.order_mode,
+            expiration_mode=info.expiration_mode,
+            select=info.select,
+        )
+    )
+    return out
 
 
 def mt5_timeframe(minutes: int) -> int | None:
@@ -114,27 +124,62 @@ def mt5_timeframe(minutes: int) -> int | None:
     return 0x4000 | hours if not rest and hours in (1, 2, 3, 4, 6, 8, 12, 24) else None
 
 
+def _is_array(rows: Any) -> bool:
+    """A numpy structured array (what the MetaTrader5 package returns), numpy not imported."""
+    return type(rows).__module__ == "numpy" and getattr(rows.dtype, "names", None) is not None
+
+
+def split_pages(rows: Any, page: Callable[[Any], bytes]) -> list[bytes]:
+    """``page`` of each PAGE_BARS rows of ``rows``."""
+    return [page(rows[first : first + PAGE_BARS]) for first in range(0, len(rows), PAGE_BARS)]
+
+
 def rates_pages(rows: Any) -> list[bytes]:
-    """copy_rates_* rows (a numpy structured array or MqlRates tuples) as encoded RatesPage
-    messages of at most PAGE_BARS bars."""
-    values = rows.tolist() if hasattr(rows, "tolist") else [tuple(r) for r in rows]
-    pages = []
-    for first in range(0, len(values), PAGE_BARS):
-        page = pb.RatesPage()
-        add = page.rates.add
-        for t, o, h, lo, cl, v, sp, real in values[first : first + PAGE_BARS]:
-            add(
-                time=t,
-                open=o,
-                high=h,
-                low=lo,
-                close=cl,
-                tick_volume=v,
-                spread=max(0, sp),
-                real_volume=real,
-            )
-        pages.append(page.SerializeToString())
-    return pages
+    """copy_rates_* rows as encoded RatesPage messages of at most PAGE_BARS bars: a numpy
+    structured array a column at a time (mt5_arrays), MqlRates tuples a row at a time."""
+    if _is_array(rows):
+        from mt5exec.workers import mt5_arrays  # numpy is there: the rows are its arrays
+
+        return split_pages(rows, mt5_arrays.rates_page)
+    return split_pages([tuple(r) for r in rows], rates_page_by_row)
+
+
+def rates_page_by_row(rows: Any) -> bytes:
+    """Bars (MqlRates tuples, or a structured array) as an encoded RatesPage, row by row."""
+    page = pb.RatesPage()
+    add = page.rates.add
+    for t, o, h, lo, cl, v, sp, real in rows.tolist() if _is_array(rows) else rows:
+        add(
+            time=t,
+            open=o,
+            high=h,
+            low=lo,
+            close=cl,
+            tick_volume=v,
+            spread=max(0, sp),
+            real_volume=real,
+        )
+    return page.SerializeToString()
+
+
+def ticks_pages(rows: Any) -> list[bytes]:
+    """copy_ticks_* rows as encoded TicksPage messages of at most PAGE_BARS ticks (as
+    ``rates_pages``)."""
+    if _is_array(rows):
+        from mt5exec.workers import mt5_arrays
+
+        return split_pages(rows, mt5_arrays.ticks_page)
+    return split_pages([tuple(r) for r in rows], ticks_page_by_row)
+
+
+def ticks_page_by_row(rows: Any) -> bytes:
+    """Ticks (MqlTick: time, bid, ask, last, volume, time_msc, flags, volume_real) as an
+    encoded TicksPage, row by row."""
+    page = pb.TicksPage()
+    add = page.ticks.add
+    for _, bid, ask, last, volume, msc, flags, _real in rows.tolist() if _is_array(rows) else rows:
+        add(time_msc=msc, bid=bid, ask=ask, last=last, volume=volume, flags=flags)
+    return page.SerializeToString()
 
 
 def _rates(
@@ -162,12 +207,7 @@ def _rates(
     if rows is None:
         return _unavailable(what, last_error)
     if len(rows) > MAX_BARS:
-        return _refused(
-            _INVALID_ARGUMENT,
-            "TOO_MANY_BARS",
-            f"date_from: the range holds {len(rows):,} bars, more than {MAX_BARS:,}",
-            "date_from",
-        )
+        return _too_many(len(rows), "bars")
     return pb.MarketAnswer(rates=pb.RatesChunks(pages=rates_pages(rows)))
 
 
@@ -189,22 +229,8 @@ def _ticks(
     if rows is None:
         return _unavailable(what, last_error)
     if len(rows) > MAX_BARS:
-        return _refused(
-            _INVALID_ARGUMENT,
-            "TOO_MANY_TICKS",
-            f"date_from: the range holds {len(rows):,} ticks, more than {MAX_BARS:,}",
-            "date_from",
-        )
-    # MqlTick: time, bid, ask, last, volume, time_msc, flags, volume_real.
-    values = rows.tolist() if hasattr(rows, "tolist") else [tuple(r) for r in rows]
-    pages = []
-    for first in range(0, len(values), PAGE_BARS):
-        page = pb.TicksPage()
-        add = page.ticks.add
-        for _, bid, ask, last, volume, msc, tick_flags, _real in values[first : first + PAGE_BARS]:
-            add(time_msc=msc, bid=bid, ask=ask, last=last, volume=volume, flags=tick_flags)
-        pages.append(page.SerializeToString())
-    return pb.MarketAnswer(ticks=pb.TicksChunks(pages=pages))
+        return _too_many(len(rows), "ticks")
+    return pb.MarketAnswer(ticks=pb.TicksChunks(pages=ticks_pages(rows)))
 
 
 def _utc(seconds: int) -> datetime:
@@ -213,6 +239,15 @@ def _utc(seconds: int) -> datetime:
 
 def _refused(code: int, reason: str, message: str, field: str = "") -> pb.MarketAnswer:
     return pb.MarketAnswer(code=code, reason=reason, message=message, field=field)
+
+
+def _too_many(n: int, what: Literal["bars", "ticks"]) -> pb.MarketAnswer:
+    return _refused(
+        _INVALID_ARGUMENT,
+        f"TOO_MANY_{what.upper()}",
+        f"date_from: the range holds {n:,} {what}, more than {MAX_BARS:,}",
+        "date_from",
+    )
 
 
 def _unavailable(what: str, last_error: Callable[[], tuple[int, str]]) -> pb.MarketAnswer:
