@@ -44,41 +44,19 @@ TICK = st.tuples(
 )
 
 
-def _reference_rates(rows: list[tuple[Any, ...]]) -> bytes:
-    page = pb.RatesPage()
-    for t, o, h, lo, cl, v, sp, real in rows:
-        page.rates.add(
-            time=t,
-            open=o,
-            high=h,
-            low=lo,
-            close=cl,
-            tick_volume=v,
-            spread=max(0, sp),
-            real_volume=real,
-        )
-    return page.SerializeToString()
-
-
-def _reference_ticks(rows: list[tuple[Any, ...]]) -> bytes:
-    page = pb.TicksPage()
-    for _, bid, ask, last, volume, msc, flags, _real in rows:
-        page.ticks.add(time_msc=msc, bid=bid, ask=ask, last=last, volume=volume, flags=flags)
-    return page.SerializeToString()
-
-
 @settings(max_examples=300, deadline=None)
 @given(st.lists(RATE, max_size=40))
 def test_rates_bytes_are_the_protobuf_librarys(rows: list[tuple[Any, ...]]) -> None:
     array = np.array(rows, dtype=RATES_DTYPE)
-    assert mt5_arrays.rates_page(array) == _reference_rates(rows)
+    # The reference: the protobuf library, a message a row (the worker's code for tuples).
+    assert mt5_arrays.rates_page(array) == mt5_market.rates_page_by_row(rows)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(TICK, max_size=40))
 def test_ticks_bytes_are_the_protobuf_librarys(rows: list[tuple[Any, ...]]) -> None:
     array = np.array(rows, dtype=TICK_DTYPE)
-    assert mt5_arrays.ticks_page(array) == _reference_ticks(rows)
+    assert mt5_arrays.ticks_page(array) == mt5_market.ticks_page_by_row(rows)
 
 
 def test_the_worker_pages_arrays_and_tuples_alike() -> None:
