@@ -1,5 +1,6 @@
 """MarketDataService: the terminal's symbols, what an order would cost, and the terminal's
-own state, asked of the instance's worker (docs/market-data.md).
+own state, asked of the instance's worker (docs/market-data.md); its depth of market
+streamed (StreamBook).
 
 Each call becomes a ``MarketRequest`` the engine numbers and passes to the worker; the
 worker's ``MarketAnswer`` carries a gRPC code (NOT_FOUND for an unknown symbol, ...) or the
@@ -8,20 +9,23 @@ answer, whose messages are wire-compatible with the public ones (their bytes are
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 
+from mt5exec.engine import Topic
 from mt5exec.errors import MT5ExecError, invalid
-from mt5exec.server.handlers import Context
+from mt5exec.reasons import Reason
+from mt5exec.server.handlers import MAX_MESSAGE_BYTES, Context
 from mt5exec.server.state import AppState
 from mt5exec.services import validation
 from mt5exec.terminal.v1 import worker_pb2 as wpb
 from mt5exec.v1 import common_pb2, market_pb2
 
-# Not built yet (issue #24): answered UNIMPLEMENTED.
-PLANNED: dict[str, int | str] = {"StreamBook": 24}
+PLANNED: dict[str, int | str] = {}
 
 # How long a question waits for the terminal.
 ANSWER_TIMEOUT_S = 30.0
@@ -35,7 +39,7 @@ _ACTIONS: dict[int, int] = {common_pb2.SIDE_BUY: 0, common_pb2.SIDE_SELL: 1}
 
 def _symbol(value: str) -> str:
     if not value:
-        raise invalid("symbol", "FIELD_REQUIRED", "symbol: required")
+        raise invalid("symbol", Reason.FIELD_REQUIRED, "symbol: required")
     return validation.text("symbol", value, max_length=64, pattern=_SYMBOL)
 
 
@@ -46,13 +50,13 @@ def _side(value: int) -> int:
 
 def _volume(value: float) -> float:
     if not value > 0:
-        raise invalid("volume", "VALUE_OUT_OF_RANGE", "volume: must be more than 0")
+        raise invalid("volume", Reason.VALUE_OUT_OF_RANGE, "volume: must be more than 0")
     return validation.finite("volume", value, maximum=1e9)
 
 
 def _price(field: str, value: float, *, required: bool) -> float:
     if required and not value > 0:
-        raise invalid(field, "VALUE_OUT_OF_RANGE", f"{field}: must be more than 0")
+        raise invalid(field, Reason.VALUE_OUT_OF_RANGE, f"{field}: must be more than 0")
     return validation.finite(field, value, maximum=1e12)
 
 
@@ -69,26 +73,28 @@ def rates_query(request: market_pb2.GetRatesRequest) -> wpb.RatesQuery:
         query.date_from = validation.timestamp_nanos("date_from", request.date_from) // 10**9
     if has_to:
         if not has_from:
-            raise invalid("date_from", "FIELD_REQUIRED", "date_from: required with date_to")
+            raise invalid("date_from", Reason.FIELD_REQUIRED, "date_from: required with date_to")
         query.date_to = validation.timestamp_nanos("date_to", request.date_to) // 10**9
         if query.date_to < query.date_from:
             raise invalid(
-                "date_to", "RANGE_REVERSED", "date_to: before date_from (a reversed range)"
+                "date_to", Reason.RANGE_REVERSED, "date_to: before date_from (a reversed range)"
             )
         for field in ("start_pos", "count"):
             if getattr(request, field):
-                raise invalid(field, "FIELD_NOT_APPLICABLE", f"{field}: not with a range (date_to)")
+                raise invalid(
+                    field, Reason.FIELD_NOT_APPLICABLE, f"{field}: not with a range (date_to)"
+                )
         return query
     if not 1 <= request.count <= MAX_BARS:
         raise invalid(
             "count",
-            "VALUE_OUT_OF_RANGE",
+            Reason.VALUE_OUT_OF_RANGE,
             f"count: must be 1 to {MAX_BARS:,} bars, got {request.count:,}",
         )
     query.count = request.count
     if has_from:
         if request.start_pos:
-            raise invalid("start_pos", "FIELD_NOT_APPLICABLE", "start_pos: not with date_from")
+            raise invalid("start_pos", Reason.FIELD_NOT_APPLICABLE, "start_pos: not with date_from")
     else:
         query.from_pos = True
         query.start_pos = request.start_pos
@@ -104,31 +110,79 @@ def ticks_query(request: market_pb2.GetTicksRequest) -> wpb.TicksQuery:
         ),
     )
     if not request.HasField("date_from"):
-        raise invalid("date_from", "FIELD_REQUIRED", "date_from: required")
+        raise invalid("date_from", Reason.FIELD_REQUIRED, "date_from: required")
     query.from_msc = validation.timestamp_nanos("date_from", request.date_from) // 10**6
     if request.HasField("date_to"):
         query.range = True
         query.to_msc = validation.timestamp_nanos("date_to", request.date_to) // 10**6
         if query.to_msc < query.from_msc:
             raise invalid(
-                "date_to", "RANGE_REVERSED", "date_to: before date_from (a reversed range)"
+                "date_to", Reason.RANGE_REVERSED, "date_to: before date_from (a reversed range)"
             )
         if request.count:
-            raise invalid("count", "FIELD_NOT_APPLICABLE", "count: not with a range (date_to)")
+            raise invalid("count", Reason.FIELD_NOT_APPLICABLE, "count: not with a range (date_to)")
         return query
     if not 1 <= request.count <= MAX_BARS:
         raise invalid(
             "count",
-            "VALUE_OUT_OF_RANGE",
+            Reason.VALUE_OUT_OF_RANGE,
             f"count: must be 1 to {MAX_BARS:,} ticks, got {request.count:,}",
         )
     query.count = request.count
     return query
 
 
+class _Books:
+    """The subscribers of each instance's symbol book, and the terminal's book kept in step:
+    every subscriber's arrival asks the worker to add the book (``BookQuery``: the worker
+    calls market_book_add only for the first, and answers NOT_FOUND for an unknown symbol),
+    and the last one's leaving asks it to release it (market_book_release). One question at
+    a time per book, so an add and a release never overtake each other."""
+
+    def __init__(self, ask: Callable[[str, wpb.MarketRequest], Awaitable[wpb.MarketAnswer]]):
+        self._ask = ask
+        self._count: dict[tuple[str, str], int] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._releases: set[asyncio.Task[None]] = set()
+
+    def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    async def join(self, key: tuple[str, str]) -> None:
+        """Counts a subscriber once the terminal has the book (raises when it cannot)."""
+        async with self._lock(key):
+            await self._ask(key[0], wpb.MarketRequest(book=wpb.BookQuery(symbol=key[1])))
+            self._count[key] = self._count.get(key, 0) + 1
+
+    def leave(self, key: tuple[str, str]) -> None:
+        """A subscriber left; the last one's leaving releases the book (in the background:
+        this runs in a stream's finally, which must not wait)."""
+        left = self._count[key] - 1
+        if left:
+            self._count[key] = left
+            return
+        del self._count[key]
+        task = asyncio.get_running_loop().create_task(self._release(key))
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+    async def _release(self, key: tuple[str, str]) -> None:
+        lock = self._lock(key)
+        async with lock:
+            if key in self._count:
+                return  # Someone subscribed again meanwhile: the book stays.
+            query = wpb.BookQuery(symbol=key[1], release=True)
+            # A worker gone or stopping has released it with its terminal.
+            with contextlib.suppress(MT5ExecError):
+                await self._ask(key[0], wpb.MarketRequest(book=query))
+        if key not in self._count and not lock.locked():
+            self._locks.pop(key, None)
+
+
 class MarketDataService:
     def __init__(self, state: AppState) -> None:
         self._engine = state.engine
+        self._books = _Books(self._ask)
 
     async def _ask(self, instance_id: str, request: wpb.MarketRequest) -> wpb.MarketAnswer:
         raw = await self._engine.market_query(
@@ -159,7 +213,7 @@ class MarketDataService:
         if not found:
             raise MT5ExecError(
                 grpc.StatusCode.NOT_FOUND,
-                "SYMBOL_NOT_FOUND",
+                Reason.SYMBOL_NOT_FOUND,
                 f"symbol: the terminal has no symbol {name!r}",
                 "symbol",
             )
@@ -224,3 +278,24 @@ class MarketDataService:
         # Each page is an encoded GetTicksResponse of at most 10,000 ticks (TicksPage).
         for page in answer.ticks.pages:
             yield page
+
+    async def StreamBook(
+        self, request: market_pb2.StreamBookRequest, context: Context
+    ) -> AsyncIterator[bytes]:
+        instance_id = validation.instance_id(request.instance_id)
+        key = (instance_id, _symbol(request.symbol))
+        # Subscribed before the book is added: the first book the worker sends is not missed.
+        sub = self._engine.subscribe(Topic.BOOK, [instance_id], [key[1]], conflate=request.conflate)
+        joined = False
+        try:
+            await self._books.join(key)
+            joined = True
+            # Each message is one encoded StreamBookResponse (the engine's Book topic).
+            async for message in sub.messages(
+                MAX_MESSAGE_BYTES, before=lambda: context.send_initial_metadata(())
+            ):
+                yield message
+        finally:
+            sub.close()
+            if joined:
+                self._books.leave(key)

@@ -14,6 +14,7 @@ MetaTrader5 module's ``market_book_get`` (mt5exec.mt5.simbook).
 from __future__ import annotations
 
 import zlib
+from collections.abc import Container
 from typing import NamedTuple, Protocol
 
 from mt5exec.terminal.v1 import worker_pb2 as pb
@@ -26,6 +27,8 @@ DEPTH = 10
 # A level's volume is volume_min plus this many volume steps at most.
 MAX_STEPS = 99
 _MASK = (1 << 64) - 1
+# grpc.StatusCode.NOT_FOUND.
+_NOT_FOUND = 5
 
 
 class Spec(Protocol):
@@ -122,3 +125,18 @@ class Books:
             return False
         self._sent[symbol] = (bid, ask)
         return True
+
+
+def query(books: Books, known: Container[str], request: pb.MarketRequest) -> pb.MarketAnswer:
+    """A worker's answer to a ``BookQuery`` (market_book_add or _release) of ``known``
+    symbols: NOT_FOUND for another; an add or release noted in ``books``."""
+    q = request.book
+    answer = pb.MarketAnswer(request_id=request.request_id)
+    if q.symbol not in known:
+        answer.code, answer.reason, answer.field = _NOT_FOUND, "SYMBOL_NOT_FOUND", "symbol"
+        answer.message = f"symbol: the terminal has no symbol {q.symbol!r}"
+    elif q.release:
+        books.release(q.symbol)
+    else:
+        books.add(q.symbol)
+    return answer

@@ -99,6 +99,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from mt5exec.sim import book as sim_book
 from mt5exec.sim import market
 from mt5exec.sim.broker import Activity, SendOutcome, SimBroker, SimConfig
 from mt5exec.sim.constants import TRADE_RETCODE_CONNECTION
@@ -454,6 +455,9 @@ class SimWorker:
         self._state_failing = False
         # The terminal's broker connection (mt5exec.sim.link).
         self.link = BrokerLink(relogin_after_s)
+        # The symbols whose depth of market the engine added (StreamBook; mt5exec.sim.book).
+        self.books = sim_book.Books()
+        self._book_specs = {s.name: s for s in broker.symbol_specs()}
 
     # -- handshake --------------------------------------------------------------------------
 
@@ -547,6 +551,10 @@ class SimWorker:
             self._send_account(now)
         elif kind == "reconcile":
             self._out.append(_frame(reconcile_result=self.broker.reconcile(frame.reconcile)))
+        elif kind == "market_request" and frame.market_request.WhichOneof("query") == "book":
+            book = sim_book.query(self.books, self._book_specs, frame.market_request)
+            self._out.append(_frame(market_answer=book))
+            self._send_books()
         elif kind == "market_request":
             answer = market.answer(
                 self.broker,
@@ -554,6 +562,8 @@ class SimWorker:
                 connected=self.link.connected,
                 relogins=self.link.relogins,
             )
+            if answer.HasField("terminal"):
+                answer.terminal.books.extend(self.books.symbols)
             self._out.append(_frame(market_answer=answer))
         elif kind == "fault":
             self._fault(frame.fault)
@@ -565,6 +575,15 @@ class SimWorker:
             pass  # A repeated Welcome changes nothing.
         else:
             log.warning("ignoring engine frame of unknown kind %r", kind)
+
+    def _send_books(self) -> None:
+        """The book of each added symbol whose quote moved since its last one (or just added)."""
+        quote, seed = self.broker.quote, self.broker.config.seed
+        for name in self.books.symbols:
+            bid, ask, time_msc = quote(name)
+            if self.books.due(name, bid, ask):
+                update = sim_book.update(self._book_specs[name], bid, ask, time_msc, seed)
+                self._out.append(_frame(book=update))
 
     def _record(self, changes: SendOutcome | Activity) -> None:
         """A change's deals and order updates now; the snapshots it changed (and an order's
@@ -723,6 +742,8 @@ class SimWorker:
                                 add(symbol=name, bid=bid, ask=ask, time_msc=time_msc)
                         self._out.append(encode_frame(frame))
                         self.ticks_sent += due * len(symbols)
+                        if self.books:
+                            self._send_books()
                         self._prices_moved = True
                         if broker.has_positions:
                             broker.check_margin()
