@@ -93,6 +93,7 @@ from mt5exec.workers.base import EXIT_ERROR as EXIT_ERROR
 from mt5exec.workers.base import EXIT_HANDSHAKE as EXIT_HANDSHAKE
 from mt5exec.workers.base import EXIT_PROTOCOL as EXIT_PROTOCOL
 from mt5exec.workers.base import WorkerExit as _Exit
+from mt5exec.workers.mt5_book import TerminalBooks
 from mt5exec.workers.mt5_market import LinkWatch, symbol_proto
 from mt5exec.workers.protocol import FrameReader, encode_frame
 
@@ -536,6 +537,8 @@ class MT5Worker:
         self.cfg = cfg
         # The broker connection as terminal_info reports it (mt5_market.LinkWatch).
         self._link = LinkWatch(cfg.broker_relogin_after_ms / 1000.0)
+        # The books added at the terminal for StreamBook (mt5_book).
+        self.books = TerminalBooks()
         self.symbols: list[str] = []
         self.unavailable: list[str] = []
         self.infos: dict[str, pb.SymbolInfo] = {}
@@ -837,6 +840,12 @@ class MT5Worker:
                 )
         if frame.ticks.ticks:
             self._out.append(encode_frame(frame))
+        if self.books:
+            self._send_books()
+
+    def _send_books(self) -> None:
+        for update in self.books.poll(self.mt5, self._call):
+            self._out.append(encode_frame(pb.WorkerFrame(book=update)))
 
     def _poll(self) -> None:
         self._poll_ticks()
@@ -1201,12 +1210,18 @@ class MT5Worker:
                 self._send_state(force=True)
         elif kind == "reconcile":
             self._reconcile(frame.reconcile)
+        elif kind == "market_request" and frame.market_request.WhichOneof("query") == "book":
+            request = frame.market_request
+            answer = self.books.query(self.mt5, self._call, self.term.last_error, request)
+            self._out.append(encode_frame(pb.WorkerFrame(market_answer=answer)))
+            self._send_books()
         elif kind == "market_request":
             answer = mt5_market.answer(
                 self.mt5, self._call, self.term.last_error, frame.market_request
             )
             if answer.HasField("terminal"):
                 answer.terminal.relogins = self._link.relogins
+                answer.terminal.books.extend(self.books.symbols)
             self._out.append(encode_frame(pb.WorkerFrame(market_answer=answer)))
         elif kind == "fault":
             self._fault(frame.fault)
