@@ -13,12 +13,11 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from mt5exec.sim.faults import take_outage_file
 from mt5exec.terminal.v1 import worker_pb2 as pb
 
 log = logging.getLogger("mt5exec.sim.link")
 
-# The file a test writes (milliseconds of outage) to take the broker away (0: back now).
-OUTAGE_FILE = "broker_outage"
 DEFAULT_RELOGIN_AFTER_S = 5.0
 
 
@@ -39,16 +38,10 @@ class BrokerLink:
         )
 
     def poll_file(self, now: float, directory: Path = Path()) -> None:
-        path = directory / OUTAGE_FILE
-        try:
-            text = path.read_text()
-            path.unlink()
-        except OSError:
-            return
-        try:
-            self.outage(now, int(text.strip() or "0"))
-        except ValueError:
-            log.warning("%s: not a number of milliseconds: %r", path, text[:40])
+        """An outage asked for with the ``broker_outage`` file (``mt5exec.sim.faults``)."""
+        ms = take_outage_file(directory)
+        if ms is not None:
+            self.outage(now, ms)
 
     def watch(self, now: float) -> pb.WorkerEvent | None:
         """The event to report after checking the link at ``now``, if any."""

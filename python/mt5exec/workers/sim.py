@@ -61,12 +61,10 @@ results went out) and on an orderly exit; prices are saved about once a second. 
 reconciliation request searches the journal (about one memory scan of it per comment), which
 compaction bounds: to the history of the retention above, beside the account.
 
-Test hooks: with ``MT5EXEC_SIM_EXIT_AT_START`` set (to anything but empty) the worker exits with
-code 1 before doing anything, which lets tests exercise the supervisor's restart limit; with
-``MT5EXEC_SIM_KILL_AFTER_TRIGGER`` set it kills itself (SIGKILL) right after the broker
-journaled a fill it made on its own, before any frame about it left, which lets tests prove
-that nothing is lost there; ``MT5EXEC_SIM_ORDER_DELAY_MS`` delays every order's answer (a
-slow trade server, for client-deadline tests).
+Fault injection (``mt5exec.sim.faults``, docs/simulated-broker.md#fault-injection): the faults
+of ``FaultInjection`` frames, and from the start those of the environment (``MT5EXEC_SIM_*``:
+exit at start, die right after a triggered fill is journaled, answer every order late) and the
+``broker_outage`` file in the working directory.
 
 Exit codes: 0 normal stop; 1 unexpected error; 2 bad command line or config, or unusable state
 files; 3 could not connect or the handshake failed; 4 the engine broke the protocol; 70
@@ -103,6 +101,7 @@ from mt5exec.sim import book as sim_book
 from mt5exec.sim import market
 from mt5exec.sim.broker import Activity, SendOutcome, SimBroker, SimConfig
 from mt5exec.sim.constants import TRADE_RETCODE_CONNECTION
+from mt5exec.sim.faults import ENV_EXIT_AT_START, StartFaults
 from mt5exec.sim.link import DEFAULT_RELOGIN_AFTER_S, BrokerLink
 from mt5exec.sim.state import Retention, StateError
 from mt5exec.sim.symbols import DEFAULT_SYMBOLS, parse_symbol_settings
@@ -172,8 +171,6 @@ DEFAULT_STATE_PATH = "sim_state"
 _MAX_IOV = 512
 # Value of --state / state_path that turns persistence off.
 STATE_NONE = "none"
-# Test hook (see the module docstring).
-_KILL_AFTER_TRIGGER = bool(os.environ.get("MT5EXEC_SIM_KILL_AFTER_TRIGGER"))
 
 
 @dataclass(slots=True)
@@ -427,9 +424,12 @@ class SimWorker:
         instance_id: str,
         batch_interval_s: float = DEFAULT_BATCH_INTERVAL_S,
         relogin_after_s: float = DEFAULT_RELOGIN_AFTER_S,
+        kill_after_trigger: bool = False,
     ) -> None:
         self.sock = sock
         self.broker = broker
+        # Fault injection (mt5exec.sim.faults.StartFaults.kill_after_trigger).
+        self._kill_after_trigger = kill_after_trigger
         self.instance_id = instance_id
         self._reader = FrameReader()
         self._out: list[bytes] = []
@@ -625,8 +625,8 @@ class SimWorker:
         act = self.broker.take_activity()
         if act is None:
             return
-        if act.deals and _KILL_AFTER_TRIGGER:
-            # Test hook: the fill is journaled, nothing about it has left the process.
+        if act.deals and self._kill_after_trigger:
+            # Fault injection: the fill is journaled, nothing about it has left the process.
             os.kill(os.getpid(), signal.SIGKILL)
         self._report(act, now)
         for event in act.events:
@@ -795,8 +795,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     setup_logging()
-    if os.environ.get("MT5EXEC_SIM_EXIT_AT_START"):
-        log.error("MT5EXEC_SIM_EXIT_AT_START is set: exiting at start (test hook)")
+    faults = StartFaults.from_env()
+    if faults.exit_at_start:
+        log.error("%s is set: exiting at start (fault injection)", ENV_EXIT_AT_START)
         return EXIT_ERROR
     try:
         config = load_config(args.config, args.instance_id)
@@ -816,15 +817,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("cannot use the sim state: %s", e)
         return EXIT_CONFIG
     _log_restored(broker, path)
-    delay = os.environ.get("MT5EXEC_SIM_ORDER_DELAY_MS", "")
-    if delay.isascii() and delay.isdigit():
-        # Test hook: answers arrive late, as from a slow trade server.
-        broker.apply_fault(pb.FaultInjection(delay_ms=int(delay)))
+    if faults.order_delay_ms:
+        # Answers arrive late, as from a slow trade server.
+        broker.apply_fault(pb.FaultInjection(delay_ms=faults.order_delay_ms))
 
     handle_signals()
     iid = config.instance_id
     try:
-        return _serve(args.socket, broker, config)
+        return _serve(args.socket, broker, config, faults)
     finally:
         # A signal during the final snapshot must not cut it short.
         ignore_signals()
@@ -861,12 +861,19 @@ def _log_restored(broker: SimBroker, path: Path | None) -> None:
         )
 
 
-def _serve(socket_path: str, broker: SimBroker, config: WorkerConfig) -> int:
+def _serve(socket_path: str, broker: SimBroker, config: WorkerConfig, faults: StartFaults) -> int:
     iid = config.instance_id
 
     def body() -> None:
         sock = connect_or_exit(socket_path)
-        worker = SimWorker(sock, broker, iid, config.batch_interval_s, config.relogin_after_s)
+        worker = SimWorker(
+            sock,
+            broker,
+            iid,
+            config.batch_interval_s,
+            config.relogin_after_s,
+            faults.kill_after_trigger,
+        )
         worker.handshake()
         log.info(
             "sim worker started: instance=%s socket=%s symbols=%s tick_rate=%g margin_mode=%s",
