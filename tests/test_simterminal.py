@@ -6,6 +6,7 @@ detaches at the end.
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from collections.abc import Iterator
@@ -655,3 +656,25 @@ def test_bad_terminal_config_is_an_init_failure(tmp_path: Path) -> None:
     code, message = mt5.last_error()
     assert code == mt5.RES_E_INTERNAL_FAIL_INIT
     assert "symbol_settings" in message
+
+
+def test_the_api_shows_the_packages_signatures() -> None:
+    """Every call goes through one wrapper (``_terminal_call``), whose body takes the attached
+    session first: the functions still show the MetaTrader5 package's parameters, and
+    ``None`` (``False`` for login/symbol_select) when they fail."""
+    shown = {
+        name: str(inspect.signature(getattr(mt5, name)))
+        for name in ("copy_rates_from_pos", "positions_get", "login", "symbol_select", "version")
+    }
+    assert shown == {
+        "copy_rates_from_pos": "(symbol: 'str', timeframe: 'int', start_pos: 'int', "
+        "count: 'int') -> 'Any | None'",
+        "positions_get": "(*, symbol: 'str | None' = None, group: 'str | None' = None, "
+        "ticket: 'int | None' = None) -> 'tuple[TradePosition, ...] | None'",
+        "login": "(login: 'int', password: 'str | None' = None, server: 'str | None' = None, "
+        "timeout: 'int | None' = None) -> 'bool'",
+        "symbol_select": "(symbol: 'str', enable: 'bool' = True) -> 'bool'",
+        "version": "() -> 'tuple[int, int, str] | None'",
+    }
+    assert mt5.positions_get.__name__ == "positions_get"
+    assert mt5.positions_get.__doc__ is not None

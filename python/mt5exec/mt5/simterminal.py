@@ -213,9 +213,11 @@ def _wrap(fn: Callable[..., Any], failed: Any) -> Callable[..., Any]:
             answer = _end(value)
             return failed if answer is None else answer
 
-    # The public signature is the body's without the session.
+    # The public signature is the body's without the session, and None when it fails.
     sig = inspect.signature(fn)
-    call.__signature__ = sig.replace(parameters=list(sig.parameters.values())[1:])  # type: ignore[attr-defined]
+    answer = sig.return_annotation if failed is False else f"{sig.return_annotation} | None"
+    public = sig.replace(parameters=list(sig.parameters.values())[1:], return_annotation=answer)
+    call.__signature__ = public  # type: ignore[attr-defined]
     return call
 
 
