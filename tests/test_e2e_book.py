@@ -209,3 +209,42 @@ def test_a_stalled_reader_is_cut_off_and_its_book_released(server: ServerProcess
         assert error_info(caught.value).reason == "SLOW_CONSUMER"
     finally:
         channel.close()
+
+
+def test_a_worker_that_stops_ends_its_book_streams(server: ServerProcess) -> None:
+    server.instances.CreateInstance(
+        instance_pb2.CreateInstanceRequest(
+            instance_id="rs", config=common_pb2.InstanceConfig(symbols=["EURUSD"], tick_rate=50)
+        ),
+        timeout=60,
+    )
+    request = market_pb2.StreamBookRequest(instance_id="rs", symbol="EURUSD")
+
+    def ready() -> bool:
+        get = instance_pb2.GetInstanceRequest(instance_id="rs")
+        state = server.instances.GetInstance(get, timeout=30).instance.state
+        return bool(state == common_pb2.INSTANCE_STATE_READY)
+
+    wait_until("rs ready", ready)
+    call = _stub(server).StreamBook(request, timeout=120)
+    assert next(iter(call)).symbol == "EURUSD"
+    # Its terminal's book goes with the worker: the stream ends, once what was queued is read.
+    server.instances.RestartInstance(
+        instance_pb2.RestartInstanceRequest(instance_id="rs"), timeout=60
+    )
+    with pytest.raises(grpc.RpcError) as e:
+        for _ in call:
+            pass
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert error_info(e.value).reason == "WORKER_LOST"
+    # Subscribed again, the new worker adds it.
+    wait_until("rs ready again", ready)
+    again = _stub(server).StreamBook(request, timeout=120)
+    assert next(iter(again)).symbol == "EURUSD"
+    again.cancel()
+    # A stopped instance has no terminal to add a book at.
+    server.instances.StopInstance(instance_pb2.StopInstanceRequest(instance_id="rs"), timeout=60)
+    with pytest.raises(grpc.RpcError) as e:
+        next(iter(_stub(server).StreamBook(request, timeout=60)))
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_info(e.value).reason == "INSTANCE_NOT_READY"

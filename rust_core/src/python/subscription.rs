@@ -20,7 +20,7 @@ impl PyEngine {
         self.coalescing.store(on, Ordering::Relaxed);
     }
 
-    /// Subscribes to topic 0 ticks, 1 executions, 2 accounts, 3 instance events.
+    /// Subscribes to topic 0 ticks, 1 executions, 2 accounts, 3 instance events, 4 books.
     #[pyo3(signature = (topic, instance_ids = Vec::new(), symbols = Vec::new(), conflate = false))]
     fn subscribe(
         &self,
