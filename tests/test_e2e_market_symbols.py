@@ -1,7 +1,7 @@
 """MarketDataService against a real server and sim worker (issue #24): symbols as
 symbol_info gives them (with a group filter), margin and profit by the broker's own rules, the
-terminal's state; an unknown symbol is NOT_FOUND, bad input INVALID_ARGUMENT naming the field;
-the RPCs not built yet answer UNIMPLEMENTED."""
+terminal's state; an unknown symbol is NOT_FOUND, bad input INVALID_ARGUMENT naming the field
+(StreamBook: tests/test_e2e_book.py)."""
 
 from __future__ import annotations
 
@@ -168,19 +168,6 @@ def test_terminal_info(server: ServerProcess) -> None:
     )
     assert info.connected and info.trade_allowed and info.backend == "sim"
     assert info.build > 0 and info.login > 0
-
-
-def test_rpcs_not_built_yet_say_so(server: ServerProcess) -> None:
-    stub = _stub(server)
-    with pytest.raises(grpc.RpcError) as e:
-        next(
-            iter(
-                stub.StreamBook(
-                    market_pb2.StreamBookRequest(instance_id="m1", symbol="EURUSD"), timeout=30
-                )
-            )
-        )
-    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
 def test_served_with_health_and_reflection(server: ServerProcess) -> None:
