@@ -290,11 +290,12 @@ class MarketDataService:
         try:
             await self._books.join(key)
             joined = True
-            # Each message is one encoded StreamBookResponse (the engine's Book topic).
-            async for message in sub.messages(
-                MAX_MESSAGE_BYTES, before=lambda: context.send_initial_metadata(())
-            ):
-                yield message
+            # Each message is one encoded StreamBookResponse (the engine's Book topic), taken
+            # as the stream handler takes a Subscription's: one already queued without waiting.
+            await context.send_initial_metadata(())
+            ready, pull = sub.ready, sub.next
+            while True:
+                yield ready(MAX_MESSAGE_BYTES) or await pull(MAX_MESSAGE_BYTES)
         finally:
             sub.close()
             if joined:
