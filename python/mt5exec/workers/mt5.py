@@ -127,6 +127,8 @@ DEAL_SYNC_WAIT_S = 0.1
 UNKNOWN_TTL_S = 3600.0
 # copy_ticks_from: at most this many ticks per symbol and poll.
 COPY_TICKS_MAX = 5000
+# What _invoke gives when the terminal was not called (no link) or the call raised.
+_NOT_CALLED = object()
 
 _OK_RESULTS = frozenset(
     {c.TRADE_RETCODE_DONE, c.TRADE_RETCODE_PLACED, c.TRADE_RETCODE_DONE_PARTIAL}
@@ -577,14 +579,20 @@ class MT5Worker:
             self._warned.add(what)
             log.warning("%s failed: %d %s", what, code, message)
 
-    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """A terminal call; None when it failed (after ``_failed``), or when disconnected."""
+    def _invoke(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)``; ``_NOT_CALLED`` when disconnected or when it raised."""
         if not self._connected:
-            return None
+            return _NOT_CALLED
         try:
-            value = fn(*args, **kwargs)
+            return fn(*args, **kwargs)
         except Exception as e:
             log.error("%s raised %s: %s", what, type(e).__name__, e)
+            return _NOT_CALLED
+
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """A terminal call; None when it failed (after ``_failed``), or when disconnected."""
+        value = self._invoke(what, fn, *args, **kwargs)
+        if value is _NOT_CALLED:
             return None
         if value is None:
             self._failed(what)
@@ -592,12 +600,8 @@ class MT5Worker:
 
     def _many(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """A call returning a collection: None (no error) or "not found" mean an empty one."""
-        if not self._connected:
-            return None
-        try:
-            value = fn(*args, **kwargs)
-        except Exception as e:
-            log.error("%s raised %s: %s", what, type(e).__name__, e)
+        value = self._invoke(what, fn, *args, **kwargs)
+        if value is _NOT_CALLED:
             return None
         if value is None:
             # Builds differ on "nothing there": None with RES_S_OK or RES_E_NOT_FOUND, or ().
