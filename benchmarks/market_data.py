@@ -17,7 +17,14 @@ and beside reading the same bars in process.
 
 Reported as ratios (issue #24 sets none for these): GetRates of 1,000 bars against the null
 RPC and the in-process read, of 100,000 bars against the in-process read and the sim worker's
-answer. StreamBook is not built yet: not measured.
+answer.
+
+4. StreamBook (#24: 100 updates/s to 50 subscribers, p99, no loss for those keeping up): a
+   sim instance with EURUSD at 200 ticks/s (a book each time its quote moves: ~100/s), 50
+   StreamBook subscribers on one grpc.aio client for --book-seconds, then, in the same run and server,
+   50 StreamTicks subscribers of the same symbol: latency of each book or tick = client receive
+   time - the worker's time stamp (Book.time, Tick.time: same host, same clock, milliseconds),
+   loss = sequence gaps + dropped. Reported: p50/p99 of each and the ratio book p99 / ticks p99.
 
 Usage: nice python benchmarks/market_data.py [--rounds 5] [--calls 40]
 Writes benchmarks/results/market_data.json.
@@ -26,22 +33,24 @@ Writes benchmarks/results/market_data.json.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from _common import summary, write
+from _common import auth_metadata, summary, use_token, write
 from mt5exec.mt5 import simterminal
 from mt5exec.sim import market
 from mt5exec.sim.broker import SimBroker, SimConfig
 from mt5exec.terminal.v1 import worker_pb2
 from mt5exec.testing import ServerProcess
-from mt5exec.v1 import common_pb2, instance_pb2, market_pb2, market_pb2_grpc
+from mt5exec.v1 import common_pb2, instance_pb2, market_pb2, market_pb2_grpc, stream_pb2
 from mt5exec.workers import mt5_market
 
 SIZES = (1_000, 100_000)
@@ -203,12 +212,120 @@ def _mt5_ratios(worker: dict[str, object]) -> dict[str, float]:
     }
 
 
+BOOK_SUBSCRIBERS = 50
+# About half the sim's ticks move EURUSD's quote (a book each time): ~100 books/s.
+BOOK_TICK_RATE = 200.0
+_FANOUT_METHODS = {
+    "book": (
+        "/mt5exec.v1.MarketDataService/StreamBook",
+        market_pb2.StreamBookRequest(instance_id="bf", symbol="EURUSD"),
+        market_pb2.StreamBookResponse,
+    ),
+    "ticks": (
+        "/mt5exec.v1.StreamService/StreamTicks",
+        stream_pb2.StreamTicksRequest(instance_ids=["bf"], symbols=["EURUSD"]),
+        stream_pb2.StreamTicksResponse,
+    ),
+}
+
+
+async def _fanout_streams(address: str, kind: str, seconds: float) -> list[list[tuple[int, bytes]]]:
+    """BOOK_SUBSCRIBERS streams of ``kind`` read for ``seconds`` once all are live: each
+    one's (receive time ns, raw message), decoded afterwards."""
+    method, request, _ = _FANOUT_METHODS[kind]
+    got: list[list[tuple[int, bytes]]] = [[] for _ in range(BOOK_SUBSCRIBERS)]
+    async with grpc.aio.insecure_channel(address) as channel:
+        calls = [
+            channel.unary_stream(method, request_serializer=type(request).SerializeToString)(
+                request, metadata=auth_metadata()
+            )
+            for _ in range(BOOK_SUBSCRIBERS)
+        ]
+        await asyncio.gather(*(c.initial_metadata() for c in calls))
+        until = time.monotonic() + seconds
+
+        async def read(n: int) -> None:
+            async for raw in calls[n]:
+                got[n].append((time.time_ns(), raw))
+                if time.monotonic() >= until:
+                    break
+
+        await asyncio.gather(*(read(n) for n in range(BOOK_SUBSCRIBERS)))
+        for c in calls:
+            c.cancel()
+    return got
+
+
+def _fanout_figures(
+    kind: str, streams: list[list[tuple[int, bytes]]], seconds: float
+) -> dict[str, float]:
+    """Latency percentiles (ms) and loss of ``kind``'s streams."""
+    decode = _FANOUT_METHODS[kind][2].FromString
+    latencies: list[float] = []
+    lost = messages = 0
+    for stream in streams:
+        expected = 1
+        for received_ns, raw in stream:
+            message = decode(raw)
+            stamps = [message.time] if kind == "book" else [t.time for t in message.ticks]
+            latencies += [(received_ns - s.ToNanoseconds()) / 1e9 for s in stamps]
+            lost += max(0, message.sequence - expected)
+            expected = message.sequence + len(stamps)
+            messages += 1
+        if stream:
+            lost += decode(stream[-1][1]).dropped
+    figures = summary(latencies)
+    return {
+        "subscribers": len(streams),
+        "messages": messages,
+        "updates_per_s_each": round(len(latencies) / len(streams) / seconds, 1),
+        "p50_ms": round(float(figures["p50_us"]) / 1000, 2),
+        "p99_ms": round(float(figures["p99_us"]) / 1000, 2),
+        "lost": lost,
+    }
+
+
+def _book_fanout(seconds: float) -> dict[str, dict[str, float] | float]:
+    """StreamBook to 50 subscribers beside StreamTicks to 50, the same server and run."""
+    with tempfile.TemporaryDirectory() as tmp, ServerProcess(Path(tmp) / "server") as server:
+        use_token(server.token)
+        server.instances.CreateInstance(
+            instance_pb2.CreateInstanceRequest(
+                instance_id="bf",
+                config=common_pb2.InstanceConfig(symbols=["EURUSD"], tick_rate=BOOK_TICK_RATE),
+            ),
+            timeout=60,
+        )
+        assert server.channel is not None
+        stub = market_pb2_grpc.MarketDataServiceStub(server.channel)
+        request = market_pb2.GetSymbolRequest(instance_id="bf", symbol="EURUSD")
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                stub.GetSymbol(request, timeout=10)
+                break
+            except grpc.RpcError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        book, ticks = (
+            _fanout_figures(
+                kind, asyncio.run(_fanout_streams(server.address, kind, seconds)), seconds
+            )
+            for kind in ("book", "ticks")
+        )
+    ratio = round(book["p99_ms"] / max(0.01, ticks["p99_ms"]), 2)
+    return {"book": book, "ticks": ticks, "book_p99_vs_ticks_p99": ratio}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=40)
     parser.add_argument("--output", type=Path, help="JSON path (default benchmarks/results/)")
+    parser.add_argument("--book-seconds", type=float, default=10.0)
     args = parser.parse_args(argv)
+    book = _book_fanout(args.book_seconds)
     served = _server(args.rounds, args.calls)
     local = _in_process(args.calls)
     worker = _mt5_worker(args.rounds, args.calls)
@@ -233,11 +350,13 @@ def main(argv: list[str] | None = None) -> int:
         ),
     }
     ratios.update(_mt5_ratios(worker))
+    ratios["book_p99_vs_ticks_p99"] = float(book["book_p99_vs_ticks_p99"])  # type: ignore[arg-type]
     result = {
         "rounds": args.rounds,
         "server": served,
         "in_process": local,
         "mt5_worker": worker,
+        "stream_book": book,
         "ratios": ratios,
     }
     path = write("market_data", result)

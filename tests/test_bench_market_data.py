@@ -14,7 +14,11 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "market_data.py"
 def test_a_smoke_run_reports_every_measure(tmp_path: Path) -> None:
     out = tmp_path / "market.json"
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--rounds", "1", "--calls", "3", "--output", str(out)],
+        [
+            sys.executable,
+            str(SCRIPT),
+            *("--rounds", "1", "--calls", "3", "--book-seconds", "2", "--output", str(out)),
+        ],
         capture_output=True,
         text=True,
         timeout=600,
@@ -35,3 +39,8 @@ def test_a_smoke_run_reports_every_measure(tmp_path: Path) -> None:
     for table in (result["server"], result["in_process"], result["mt5_worker"]):
         assert all(0 < v["p50_us"] <= v["p99_us"] for v in table.values())
     assert all(value > 0 for value in result["ratios"].values())
+    # StreamBook beside StreamTicks: 50 subscribers each, every one received something.
+    for kind in ("book", "ticks"):
+        figures = result["stream_book"][kind]
+        assert figures["subscribers"] == 50 and figures["messages"] >= 50
+        assert 0 < figures["p50_ms"] <= figures["p99_ms"]
