@@ -17,7 +17,7 @@ order. Target: the mirror adds at most 5 % to PlaceOrder's p50 (ratio ≤ 1.05),
 lost.
 
 Usage: nice python benchmarks/redis_mirror.py [--rounds 8] [--calls 150] [--warmup 100]
-       [--subscribers 4] [--tick-rate 50] [--no-mirror-ticks]
+       [--subscribers 4] [--tick-rate 50] [--no-mirror-ticks] [--batch-interval-ms 25]
 Writes benchmarks/results/redis_mirror.json.
 """
 
@@ -72,12 +72,11 @@ Target = tuple[str, str | None, int]  # address, token, server pid
 
 
 @contextmanager
-def servers(
-    root: Path, rs: RedisServer, tick_rate: float, mirror_ticks: bool
-) -> Iterator[dict[str, Target]]:
-    ticks = "true" if mirror_ticks else "false"
+def servers(root: Path, rs: RedisServer, args: argparse.Namespace) -> Iterator[dict[str, Target]]:
+    ticks = "true" if args.mirror_ticks else "false"
     (root / "on.toml").write_text(
         f'[redis]\nurl = "{rs.url}"\nprefix = "{PREFIX}"\nticks = {ticks}\n'
+        f"batch_interval_ms = {args.batch_interval_ms}\n"
     )
     with ExitStack() as stack:
         started = {
@@ -88,7 +87,9 @@ def servers(
         }
         for server in started.values():
             server.instances.CreateInstance(
-                instance_pb2.CreateInstanceRequest(instance_id="bench", config=config(tick_rate)),
+                instance_pb2.CreateInstanceRequest(
+                    instance_id="bench", config=config(args.tick_rate)
+                ),
                 timeout=60,
             )
         time.sleep(1.0)  # a first price
@@ -218,7 +219,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         rs = RedisServer(binary, Path(tmp))
         rs.start()
         try:
-            with servers(Path(tmp), rs, args.tick_rate, args.mirror_ticks) as targets:
+            with servers(Path(tmp), rs, args) as targets:
                 measured = uvloop.run(measure(targets, rs, args))
         finally:
             rs.kill()
@@ -230,6 +231,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "subscribers_per_server": args.subscribers,
         "ticks_per_s_per_server": args.tick_rate * 2,
         "mirror_ticks_on_pub_sub": args.mirror_ticks,
+        "mirror_batch_interval_ms": args.batch_interval_ms,
         "place_order": modes,
         "ratios_vs_off": {
             m: {p: round(modes[m][f"{p}_us"] / modes["off"][f"{p}_us"], 3) for p in ("p50", "p99")}
@@ -266,6 +268,9 @@ def main() -> None:
         dest="mirror_ticks",
         action="store_false",
         help="the mirror without ticks on pub/sub (its default setting)",
+    )
+    parser.add_argument(
+        "--batch-interval-ms", type=int, default=25, help="the mirror's [redis] batch_interval_ms"
     )
     args = parser.parse_args()
     result = run(args)

@@ -254,6 +254,14 @@ def test_redis_settings_are_checked_and_the_password_is_never_shown() -> None:
         load_config(env={"MT5EXEC_REDIS_URL": "http://u:pw@host"})
     with pytest.raises(ConfigError, match=r"redis\.stream_maxlen"):
         load_config(env={"MT5EXEC_REDIS_URL": "redis://h", "MT5EXEC_REDIS_STREAM_MAXLEN": "0"})
+    with pytest.raises(ConfigError, match=r"redis\.batch_interval_ms"):
+        load_config(env={"MT5EXEC_REDIS_URL": "redis://h", "MT5EXEC_REDIS_BATCH_INTERVAL_MS": "0"})
+    assert (
+        load_config(
+            env={"MT5EXEC_REDIS_URL": "redis://h", "MT5EXEC_REDIS_BATCH_INTERVAL_MS": "50"}
+        ).redis.batch_interval_ms
+        == 50
+    )
     config = load_config(env={"MT5EXEC_REDIS_URL": "rediss://user:pw@host:6380/1"})
     assert config.redis.enabled
     assert config.as_dict()["redis"]["url"] == "rediss://user:***@host:6380/1"

@@ -393,6 +393,9 @@ class RedisConfig:
     execution_ttl_s: float = field(default=86_400.0, metadata=_opt(_non_negative))
     # How often instance health, accounts and positions are written at least.
     refresh_interval_ms: int = field(default=1000, metadata=_opt(_positive))
+    # The shortest time between two batches of the mirror's writes (everything that came
+    # meanwhile goes in one pipeline): its lag behind the engine against its CPU per order.
+    batch_interval_ms: int = field(default=25, metadata=_opt(_positive))
 
     @property
     def enabled(self) -> bool:

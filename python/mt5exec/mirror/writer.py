@@ -31,10 +31,9 @@ _BACKOFF_MAX_S = 5.0
 # The shortest time between two writes of an instance's state keys (events in between are
 # written together).
 _STATE_GAP_S = 0.1
-# How long an event waits to be written with those that follow it, and the shortest time
-# between two batches (everything written meanwhile goes in the next: docs/redis.md).
+# How long an event waits to be written with those that follow it (the shortest time between
+# two batches is [redis] batch_interval_ms: docs/redis.md).
 _FIRST_S = 0.005
-_FLUSH_GAP_S = 0.025
 # What one batch of execution events may take (~300 events: a replay of many is written, and
 # encoded on the event loop, a few ms at a time).
 _TAKE_BYTES = 64 << 10
@@ -169,7 +168,7 @@ class Mirror:
     async def _session(self, client: Connection) -> None:
         await self._resync(client)
         self.stats.up = True
-        flush = Flusher(client, _FIRST_S, _FLUSH_GAP_S)
+        flush = Flusher(client, _FIRST_S, self._config.batch_interval_ms / 1000.0)
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(flush.run())
