@@ -151,7 +151,15 @@ class _Books:
     async def join(self, key: tuple[str, str]) -> None:
         """Counts a subscriber once the terminal has the book (raises when it cannot)."""
         async with self._lock(key):
-            await self._ask(key[0], wpb.MarketRequest(book=wpb.BookQuery(symbol=key[1])))
+            try:
+                await self._ask(key[0], wpb.MarketRequest(book=wpb.BookQuery(symbol=key[1])))
+            except BaseException:
+                # Refused, timed out or cancelled: the worker may have added it all the same
+                # (a late answer); with no subscriber it goes (a release of a book never
+                # added changes nothing).
+                if key not in self._count:
+                    self._release_later(key)
+                raise
             self._count[key] = self._count.get(key, 0) + 1
 
     def leave(self, key: tuple[str, str]) -> None:
@@ -162,21 +170,23 @@ class _Books:
             self._count[key] = left
             return
         del self._count[key]
+        self._release_later(key)
+
+    def _release_later(self, key: tuple[str, str]) -> None:
         task = asyncio.get_running_loop().create_task(self._release(key))
         self._releases.add(task)
         task.add_done_callback(self._releases.discard)
 
     async def _release(self, key: tuple[str, str]) -> None:
-        lock = self._lock(key)
-        async with lock:
+        # (A book's lock stays: one per instance and symbol ever streamed, and a join may be
+        # waiting on it.)
+        async with self._lock(key):
             if key in self._count:
                 return  # Someone subscribed again meanwhile: the book stays.
             query = wpb.BookQuery(symbol=key[1], release=True)
             # A worker gone or stopping has released it with its terminal.
             with contextlib.suppress(MT5ExecError):
                 await self._ask(key[0], wpb.MarketRequest(book=query))
-        if key not in self._count and not lock.locked():
-            self._locks.pop(key, None)
 
 
 class MarketDataService:
