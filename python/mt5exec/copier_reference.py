@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from mt5exec.reasons import Reason
 from mt5exec.v1 import order_pb2
 
 MULTIPLIER = order_pb2.COPY_VOLUME_MODE_MULTIPLIER
@@ -116,22 +117,22 @@ def raw_volume(sizing: Sizing, inputs: Inputs) -> float:
             follower, master = inputs.follower_balance, inputs.master_balance
         if follower > 0 and master > 0:
             return inputs.master_volume * follower / master
-        raise Skip("ACCOUNT_UNKNOWN")
+        raise Skip(Reason.ACCOUNT_UNKNOWN)
     if sizing.mode == RISK_PERCENT:
         if inputs.stop_distance <= 0:
-            raise Skip("NO_STOP_LOSS")
+            raise Skip(Reason.NO_STOP_LOSS)
         if inputs.tick_value <= 0 or inputs.tick_size <= 0 or inputs.follower_equity <= 0:
-            raise Skip("TICK_VALUE_UNKNOWN")
+            raise Skip(Reason.TICK_VALUE_UNKNOWN)
         loss_per_lot = inputs.stop_distance / inputs.tick_size * inputs.tick_value
         return inputs.follower_equity * sizing.risk_percent / 100.0 / loss_per_lot
-    raise Skip("VOLUME_MODE_INVALID")
+    raise Skip(Reason.VOLUME_MODE_INVALID)
 
 
 def follower_volume(sizing: Sizing, inputs: Inputs, bounds: Bounds) -> float:
     """The copy's volume; raises :class:`Skip` when no copy is made."""
     volume = raw_volume(sizing, inputs)
     if not math.isfinite(volume) or volume < 0:
-        raise Skip("VOLUME_INVALID")
+        raise Skip(Reason.VOLUME_INVALID)
     if sizing.max_volume > 0:
         volume = min(volume, sizing.max_volume)
     if sizing.min_volume > 0:
@@ -142,5 +143,5 @@ def follower_volume(sizing: Sizing, inputs: Inputs, bounds: Bounds) -> float:
     if volume < bounds.min - 1e-12 or volume <= 0:
         if sizing.raise_to_minimum and bounds.min > 0:
             return bounds.min
-        raise Skip("VOLUME_BELOW_MINIMUM")
+        raise Skip(Reason.VOLUME_BELOW_MINIMUM)
     return volume

@@ -23,6 +23,7 @@ import grpc
 
 from mt5exec import _core
 from mt5exec.errors import MT5ExecError, status_code
+from mt5exec.reasons import Reason
 from mt5exec.v1 import common_pb2, instance_pb2
 
 
@@ -680,7 +681,7 @@ class Engine:
             except TimeoutError:
                 unknown = MT5ExecError(
                     grpc.StatusCode.DEADLINE_EXCEEDED,
-                    "ORDER_OUTCOME_UNKNOWN",
+                    Reason.ORDER_OUTCOME_UNKNOWN,
                     f"no answer from the terminal within {timeout:g} s",
                 )
                 return SignalCopy(follower, cid, None, unknown)
@@ -814,7 +815,7 @@ class Engine:
         except TimeoutError:
             raise MT5ExecError(
                 grpc.StatusCode.DEADLINE_EXCEEDED,
-                "ORDER_OUTCOME_UNKNOWN",
+                Reason.ORDER_OUTCOME_UNKNOWN,
                 f"no answer from the terminal within {timeout:g} s; the outcome is unknown "
                 "until reconciled: retry with the same client_order_id, never a new one",
                 metadata={"client_order_id": client_order_id} if client_order_id else None,
@@ -831,7 +832,7 @@ class Engine:
             self._core.market_forget(instance_id, token)
             raise MT5ExecError(
                 grpc.StatusCode.UNAVAILABLE,
-                "TERMINAL_TIMEOUT",
+                Reason.TERMINAL_TIMEOUT,
                 f"no answer from the terminal within {timeout:g} s",
             ) from None
         except asyncio.CancelledError:  # the caller went: its question goes too

@@ -11,6 +11,8 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from mt5exec.reasons import Reason
+
 DOMAIN = "mt5exec"
 
 # At most this many characters of any client input are quoted back in a message: a message
@@ -100,7 +102,7 @@ def instance_not_found(instance_id: str) -> MT5ExecError:
     """What an instance that does not exist gets, and one of another owner, which must not be
     told apart (the engine's ``EngineError::instance_not_found`` says the very same)."""
     return not_found(
-        "instance_id", "INSTANCE_NOT_FOUND", f"instance_id: no instance '{instance_id}'"
+        "instance_id", Reason.INSTANCE_NOT_FOUND, f"instance_id: no instance '{instance_id}'"
     )
 
 
@@ -110,10 +112,10 @@ def unimplemented(method: str, plan: int | str) -> MT5ExecError:
     if isinstance(plan, int):
         return MT5ExecError(
             grpc.StatusCode.UNIMPLEMENTED,
-            "NOT_IMPLEMENTED",
+            Reason.NOT_IMPLEMENTED,
             f"{method} is not built yet (planned in issue #{plan})",
             metadata={"issue": str(plan)},
         )
     return MT5ExecError(
-        grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED", f"{method} is not built yet ({plan})"
+        grpc.StatusCode.UNIMPLEMENTED, Reason.NOT_IMPLEMENTED, f"{method} is not built yet ({plan})"
     )

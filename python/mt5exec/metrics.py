@@ -44,6 +44,7 @@ from mt5exec import copier_metrics, trading_metrics
 from mt5exec.config import parse_listen
 from mt5exec.engine import Engine
 from mt5exec.mirror import stats as mirror_stats
+from mt5exec.reasons import Reason
 from mt5exec.rpc_metrics import RpcMetrics
 from mt5exec.v1 import common_pb2
 
@@ -101,7 +102,7 @@ class EngineCollector(Collector):
             "mt5exec_stream_cutoffs", "Streams ended by the server", labels=["reason"]
         )
         counts = stream_cutoffs.copy()
-        counts["SLOW_CONSUMER"] += engine.stream_cutoffs()
+        counts[Reason.SLOW_CONSUMER] += engine.stream_cutoffs()
         for reason, count in sorted(counts.items()):
             if count:
                 cutoffs.add_metric([reason], count)

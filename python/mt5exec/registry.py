@@ -23,6 +23,7 @@ from google.protobuf import json_format
 
 from mt5exec.errors import MT5ExecError
 from mt5exec.files import atomic_write
+from mt5exec.reasons import Reason
 from mt5exec.v1 import common_pb2
 
 log = logging.getLogger("mt5exec.registry")
@@ -197,7 +198,7 @@ def unsaved(
         "in_force": "true" if in_force else "false",
     }
     return MT5ExecError(
-        grpc.StatusCode.UNAVAILABLE, "STATE_NOT_PERSISTED", message, metadata=metadata
+        grpc.StatusCode.UNAVAILABLE, Reason.STATE_NOT_PERSISTED, message, metadata=metadata
     )
 
 

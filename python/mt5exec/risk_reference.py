@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from mt5exec.reasons import Reason
 from mt5exec.v1 import common_pb2
 
 MARKET, LIMIT, STOP, STOP_LIMIT = 1, 2, 3, 4
@@ -122,58 +123,58 @@ def check(order: Order, s: Scenario) -> str | None:
     """The reason the order is refused, or None when it passes."""
     limits = s.limits
     if not (_is_normal(order.volume) and order.volume > 0):
-        return "VOLUME_INVALID"
+        return Reason.VOLUME_INVALID
     for value in (order.price, order.stop_limit_price, order.stop_loss, order.take_profit):
         if value != 0 and not (_is_normal(value) and value > 0):
-            return "PRICE_INVALID"
+            return Reason.PRICE_INVALID
     if s.kill_switch:
-        return "KILL_SWITCH"
+        return Reason.KILL_SWITCH
     if s.trading_state == HALTED:
-        return "TRADING_HALTED"
+        return Reason.TRADING_HALTED
     reducing = reduces(order, s)
     if s.trading_state == REDUCE_ONLY and not reducing:
-        return "REDUCE_ONLY"
+        return Reason.REDUCE_ONLY
     if s.symbol.trade_mode == 0:
-        return "MARKET_CLOSED"
+        return Reason.MARKET_CLOSED
     if reducing:
         return _deviation_and_collar(order, s)
     if not s.symbol_allowed:
-        return "SYMBOL_NOT_ALLOWED"
+        return Reason.SYMBOL_NOT_ALLOWED
     mode = s.symbol.trade_mode
     if mode == 3:
-        return "CLOSE_ONLY"
+        return Reason.CLOSE_ONLY
     if mode == 1 and not order.buy:
-        return "LONG_ONLY"
+        return Reason.LONG_ONLY
     if mode == 2 and order.buy:
-        return "SHORT_ONLY"
+        return Reason.SHORT_ONLY
     if not s.in_session:
-        return "OUTSIDE_SESSION"
+        return Reason.OUTSIDE_SESSION
     if limits.min_order_volume > 0 and order.volume < limits.min_order_volume * (1 - EPSILON):
-        return "VOLUME_BELOW_LIMIT"
+        return Reason.VOLUME_BELOW_LIMIT
     if limits.max_order_volume > 0 and not _within(order.volume, limits.max_order_volume):
-        return "VOLUME_ABOVE_LIMIT"
+        return Reason.VOLUME_ABOVE_LIMIT
     reason = _deviation_and_collar(order, s)
     if reason:
         return reason
     stale = limits.stale_tick_ms > 0 and s.tick_age_ms > limits.stale_tick_ms
     if stale and order.order_type == MARKET:
-        return "STALE_TICK"
+        return Reason.STALE_TICK
     if s.duplicate:
-        return "DUPLICATE_ORDER"
+        return Reason.DUPLICATE_ORDER
     return _exposure(order, s)
 
 
 def _deviation_and_collar(order: Order, s: Scenario) -> str | None:
     limits = s.limits
     if limits.max_deviation_points > 0 and order.deviation_points > limits.max_deviation_points:
-        return "DEVIATION_LIMIT"
+        return Reason.DEVIATION_LIMIT
     mid = (s.bid + s.ask) / 2
     if limits.price_collar_percent <= 0 or not mid > 0:
         return None
     pending_price = 0.0 if order.order_type == MARKET else order.price
     for value in (pending_price, order.stop_limit_price, order.stop_loss, order.take_profit):
         if value > 0 and not _within(abs(value - mid) / mid * 100, limits.price_collar_percent):
-            return "PRICE_COLLAR"
+            return Reason.PRICE_COLLAR
     return None
 
 
@@ -181,34 +182,34 @@ def _exposure(order: Order, s: Scenario) -> str | None:
     limits = s.limits
     market = order.order_type == MARKET
     if not market and 0 < limits.max_pending_orders <= s.pending_orders:
-        return "MAX_PENDING_ORDERS"
+        return Reason.MAX_PENDING_ORDERS
     opens = s.hedging or s.net_volume == 0
     if market and opens and 0 < limits.max_open_positions <= s.open_positions:
-        return "MAX_OPEN_POSITIONS"
+        return Reason.MAX_OPEN_POSITIONS
     if limits.max_trades_per_day > 0 and s.trades_today >= limits.max_trades_per_day:
-        return "MAX_TRADES_PER_DAY"
+        return Reason.MAX_TRADES_PER_DAY
     daily_loss = s.day_start_equity - s.equity
     loss_known = limits.max_daily_loss > 0 and s.day_start_equity > 0
     if loss_known and not _within(daily_loss, limits.max_daily_loss):
-        return "DAILY_LOSS_LIMIT"
+        return Reason.DAILY_LOSS_LIMIT
     if limits.max_drawdown_percent > 0 and s.equity_high > 0:
         drawdown = (s.equity_high - s.equity) / s.equity_high * 100
         if not _within(drawdown, limits.max_drawdown_percent):
-            return "DRAWDOWN_LIMIT"
+            return Reason.DRAWDOWN_LIMIT
     entry = entry_price(order, s)
     per_price = value_per_price(s.symbol)
     if limits.max_loss_per_trade > 0 and order.stop_loss > 0:
         loss = abs(entry - order.stop_loss) * per_price * order.volume
         if not _within(loss, limits.max_loss_per_trade):
-            return "TRADE_LOSS_LIMIT"
+            return Reason.TRADE_LOSS_LIMIT
     notional = order.volume * entry * per_price
     if limits.max_order_notional > 0 and not _within(notional, limits.max_order_notional):
-        return "NOTIONAL_LIMIT"
+        return Reason.NOTIONAL_LIMIT
     if limits.max_symbol_exposure > 0:
         signed = order.volume if order.buy else -order.volume
         exposure = abs(s.net_volume + signed) * entry * per_price
         if not _within(exposure, limits.max_symbol_exposure):
-            return "EXPOSURE_LIMIT"
+            return Reason.EXPOSURE_LIMIT
     if market and not (s.free_margin - notional / max(s.leverage, 1.0) >= 0):
-        return "INSUFFICIENT_MARGIN"
+        return Reason.INSUFFICIENT_MARGIN
     return None

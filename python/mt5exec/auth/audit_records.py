@@ -29,6 +29,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from mt5exec.auth import audit, rules
 from mt5exec.errors import invalid
+from mt5exec.reasons import Reason
 from mt5exec.services import validation
 from mt5exec.v1 import auth_pb2
 
@@ -243,11 +244,11 @@ def query_params(request: auth_pb2.ListAuditRecordsRequest) -> bytes:
     if request.HasField("end_time"):
         end = validation.timestamp_nanos("end_time", request.end_time)
     if start is not None and end is not None and end < start:
-        raise invalid("end_time", "VALUE_OUT_OF_RANGE", "end_time: before start_time")
+        raise invalid("end_time", Reason.VALUE_OUT_OF_RANGE, "end_time: before start_time")
     if request.page_size > MAX_PAGE:
         raise invalid(
             "page_size",
-            "VALUE_OUT_OF_RANGE",
+            Reason.VALUE_OUT_OF_RANGE,
             f"page_size: at most {MAX_PAGE}, got {request.page_size}",
         )
     before = None
@@ -256,7 +257,7 @@ def query_params(request: auth_pb2.ListAuditRecordsRequest) -> bytes:
             not (request.page_token.isascii() and request.page_token.isdigit())
             or len(request.page_token) > 20
         ):
-            raise invalid("page_token", "PAGE_TOKEN_INVALID", "page_token: not one of ours")
+            raise invalid("page_token", Reason.PAGE_TOKEN_INVALID, "page_token: not one of ours")
         before = int(request.page_token)
     return marshal.dumps(
         (

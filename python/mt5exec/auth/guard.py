@@ -32,6 +32,7 @@ from mt5exec.auth.jwt import JwtVerifier
 from mt5exec.auth.keys import PREFIX, KeyStore
 from mt5exec.auth.principal import LOCAL_ADMIN, Principal, TokenRefused, set_current
 from mt5exec.errors import MT5ExecError, instance_not_found
+from mt5exec.reasons import Reason
 from mt5exec.services import validation
 
 log = logging.getLogger("mt5exec.auth")
@@ -49,15 +50,15 @@ def unauthenticated(reason: str, message: str) -> MT5ExecError:
 def forbidden(method: str, principal: Principal, needs: str) -> MT5ExecError:
     return MT5ExecError(
         grpc.StatusCode.PERMISSION_DENIED,
-        "ROLE_FORBIDDEN",
+        Reason.ROLE_FORBIDDEN,
         f"{method}: a {principal.role.value} may not call it ({needs})",
     )
 
 
 _MISSING = unauthenticated(
-    "TOKEN_MISSING", "a bearer token is required (metadata 'authorization: Bearer <token>')"
+    Reason.TOKEN_MISSING, "a bearer token is required (metadata 'authorization: Bearer <token>')"
 )
-_NOT_BEARER = unauthenticated("TOKEN_INVALID", "expected 'Bearer <token>'")
+_NOT_BEARER = unauthenticated(Reason.TOKEN_INVALID, "expected 'Bearer <token>'")
 
 
 def _bearer(context: Context) -> str | None:
@@ -216,7 +217,7 @@ class Guard:
         except TokenRefused as e:
             log.debug("refused a token from %s: %s", context.peer(), e.reason)
             raise unauthenticated(e.reason, e.message) from None
-        raise unauthenticated("TOKEN_INVALID", "neither an API key nor a JWT")
+        raise unauthenticated(Reason.TOKEN_INVALID, "neither an API key nor a JWT")
 
     def check_visible(self, principal: Principal, instance_id: str) -> None:
         """NOT_FOUND for an instance the principal may not see, as for one that does not
@@ -257,7 +258,7 @@ class Guard:
         if task is None:
             return
         loop = task.get_loop()
-        error = unauthenticated("TOKEN_EXPIRED", "the JWT this stream was opened with expired")
+        error = unauthenticated(Reason.TOKEN_EXPIRED, "the JWT this stream was opened with expired")
 
         def expire() -> None:
             if not task.done():
@@ -280,7 +281,7 @@ class Guard:
 
     def _end_streams(self, key_ids: list[str]) -> None:
         for key_id in key_ids:
-            error = unauthenticated("TOKEN_REVOKED", f"API key {key_id} is revoked")
+            error = unauthenticated(Reason.TOKEN_REVOKED, f"API key {key_id} is revoked")
             for task, context in list(self._streams.pop(key_id, {}).items()):
                 ending = task.get_loop().create_task(_end(task, context, error))
                 self._ending.add(ending)

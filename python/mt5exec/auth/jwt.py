@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from mt5exec.auth.keys import KeyRefused, check_grant
 from mt5exec.auth.principal import Principal, Role, TokenRefused
 from mt5exec.config import AuthConfig, ConfigError
+from mt5exec.reasons import Reason
 
 # A shared secret shorter than this is refused (RFC 7518: at least the hash's size).
 MIN_SECRET_BYTES = 32
@@ -114,7 +115,7 @@ class JwtVerifier:
             if time.time() <= expires + self._leeway:
                 return principal
             del self._verified[token]
-            raise TokenRefused("TOKEN_EXPIRED", "the JWT has expired")
+            raise TokenRefused(Reason.TOKEN_EXPIRED, "the JWT has expired")
         principal, expires = self._check(token)
         if len(self._verified) >= _CACHE_MAX:
             self._verified.clear()
@@ -125,7 +126,7 @@ class JwtVerifier:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
-            raise TokenRefused("TOKEN_INVALID", "not a valid JWT") from None
+            raise TokenRefused(Reason.TOKEN_INVALID, "not a valid JWT") from None
         algorithm, kid = header.get("alg"), header.get("kid")
         candidates = [
             k
@@ -134,7 +135,7 @@ class JwtVerifier:
         ]
         if not candidates:
             raise TokenRefused(
-                "TOKEN_INVALID",
+                Reason.TOKEN_INVALID,
                 f"JWT algorithm {str(algorithm)[:16]!r} is not accepted here "
                 f"(accepted: {', '.join(self.algorithms) or 'none: no JWT key is configured'})",
             )
@@ -152,13 +153,13 @@ class JwtVerifier:
                 )
                 break
             except jwt.ExpiredSignatureError:
-                raise TokenRefused("TOKEN_EXPIRED", "the JWT has expired") from None
+                raise TokenRefused(Reason.TOKEN_EXPIRED, "the JWT has expired") from None
             except jwt.InvalidSignatureError:
                 continue
             except jwt.InvalidTokenError as e:
-                raise TokenRefused("TOKEN_INVALID", f"not a valid JWT ({e})") from None
+                raise TokenRefused(Reason.TOKEN_INVALID, f"not a valid JWT ({e})") from None
         if claims is None:
-            raise TokenRefused("TOKEN_INVALID", "not a valid JWT (signature)")
+            raise TokenRefused(Reason.TOKEN_INVALID, "not a valid JWT (signature)")
         expires = float(claims["exp"])
         return _principal(claims, expires + self._leeway), expires
 
@@ -166,16 +167,16 @@ class JwtVerifier:
 def _principal(claims: dict[str, Any], expires: float) -> Principal:
     subject = claims["sub"]
     if not isinstance(subject, str) or not subject:
-        raise TokenRefused("TOKEN_INVALID", "not a valid JWT (sub)")
+        raise TokenRefused(Reason.TOKEN_INVALID, "not a valid JWT (sub)")
     try:
         role = Role.parse(claims["role"])
     except ValueError as e:
-        raise TokenRefused("TOKEN_INVALID", f"not a valid JWT (role: {e})") from None
+        raise TokenRefused(Reason.TOKEN_INVALID, f"not a valid JWT (role: {e})") from None
     owner = claims.get("owner")
     if owner is not None and not isinstance(owner, str):
-        raise TokenRefused("TOKEN_INVALID", "not a valid JWT (owner)")
+        raise TokenRefused(Reason.TOKEN_INVALID, "not a valid JWT (owner)")
     try:
         owner = check_grant(role, owner)
     except KeyRefused as e:
-        raise TokenRefused("TOKEN_INVALID", f"not a valid JWT ({e})") from None
+        raise TokenRefused(Reason.TOKEN_INVALID, f"not a valid JWT ({e})") from None
     return Principal(subject, role, owner, "jwt", expires)

@@ -39,6 +39,7 @@ from typing import Any
 
 from mt5exec.auth.principal import Principal, Role, TokenRefused
 from mt5exec.files import atomic_write
+from mt5exec.reasons import Reason
 
 log = logging.getLogger("mt5exec.auth")
 
@@ -407,15 +408,15 @@ class KeyStore:
             return known.principal
         match = _TOKEN.fullmatch(token)
         if match is None:
-            raise TokenRefused("TOKEN_INVALID", "not a valid API key")
+            raise TokenRefused(Reason.TOKEN_INVALID, "not a valid API key")
         key_id = match.group(1)
         key = self._keys.get(key_id)
         if key is None and self._look_for_new_keys():
             key = self._keys.get(key_id)
         if key is None or not hmac.compare_digest(key.digest, self._digest(token)):
-            raise TokenRefused("TOKEN_INVALID", "not a valid API key")
+            raise TokenRefused(Reason.TOKEN_INVALID, "not a valid API key")
         if key.revoked is not None:
-            raise TokenRefused("TOKEN_REVOKED", f"API key {key_id} is revoked")
+            raise TokenRefused(Reason.TOKEN_REVOKED, f"API key {key_id} is revoked")
         if len(self._verified) >= _VERIFIED_MAX:
             self._verified.clear()
         self._verified[token] = key

@@ -32,6 +32,7 @@ from mt5exec import metrics
 from mt5exec.auth.principal import Principal
 from mt5exec.config import AuthConfig
 from mt5exec.errors import MT5ExecError
+from mt5exec.reasons import Reason
 
 log = logging.getLogger("mt5exec.auth")
 
@@ -97,7 +98,7 @@ def peer_address(peer: str) -> str:
 def rate_limited(principal: Principal, wait_s: float, rate: float, burst: int) -> MT5ExecError:
     return MT5ExecError(
         grpc.StatusCode.RESOURCE_EXHAUSTED,
-        "RATE_LIMITED",
+        Reason.RATE_LIMITED,
         f"{principal.kind} {principal.subject}: more than {rate:g} calls/s (burst {burst}); "
         f"retry in {wait_s * 1000:.0f} ms",
         metadata={"rpc_per_second": f"{rate:g}", "rpc_burst": str(burst)},
@@ -108,7 +109,7 @@ def rate_limited(principal: Principal, wait_s: float, rate: float, burst: int) -
 def auth_throttled(failures: int, window_s: float, wait_s: float) -> MT5ExecError:
     return MT5ExecError(
         grpc.StatusCode.RESOURCE_EXHAUSTED,
-        "AUTH_THROTTLED",
+        Reason.AUTH_THROTTLED,
         f"authorization: more than {failures} failed authentications from this address in "
         f"{window_s:g} s; retry in {wait_s:.0f} s",
         "authorization",

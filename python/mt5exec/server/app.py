@@ -26,9 +26,10 @@ from mt5exec.auth.jwt import JwtVerifier
 from mt5exec.auth.keys import RELOAD_INTERVAL_S, KeyStore
 from mt5exec.auth.limits import Limits
 from mt5exec.config import ConfigError, ServerConfig, check_transport
-from mt5exec.engine import Engine, EngineSettings, Topic
+from mt5exec.engine import Engine, Topic
 from mt5exec.errors import MT5ExecError
 from mt5exec.metrics import MetricsServer
+from mt5exec.reasons import Reason
 from mt5exec.server import memory, private, transport
 from mt5exec.server.handlers import add_service
 from mt5exec.server.lock import ServerLock
@@ -81,7 +82,7 @@ async def _record_ticks(state: AppState) -> None:
             async for batch in sub.messages(1 << 20):
                 history.record_ticks(batch)
         except MT5ExecError as e:
-            if e.reason == "SERVER_SHUTTING_DOWN":
+            if e.reason == Reason.SERVER_SHUTTING_DOWN:
                 return
             log.warning("tick storage subscription ended (%s); resubscribing", e.reason)
 
@@ -97,7 +98,7 @@ async def _record_accounts(state: AppState) -> None:
             async for batch in sub.messages(1 << 20):
                 history.record_accounts(batch)
         except MT5ExecError as e:
-            if e.reason == "SERVER_SHUTTING_DOWN":
+            if e.reason == Reason.SERVER_SHUTTING_DOWN:
                 return
             log.warning("account snapshot subscription ended (%s); resubscribing", e.reason)
 
@@ -295,7 +296,7 @@ class Server:
             task.cancel()
         self.engine.end_streams(
             MT5ExecError(
-                grpc.StatusCode.UNAVAILABLE, "SERVER_SHUTTING_DOWN", "the server is stopping"
+                grpc.StatusCode.UNAVAILABLE, Reason.SERVER_SHUTTING_DOWN, "the server is stopping"
             )
         )
         await self.grpc.stop(grace)

@@ -35,6 +35,7 @@ from google.protobuf.message import DecodeError, Message
 from mt5exec import metrics
 from mt5exec.engine import Subscription
 from mt5exec.errors import MT5ExecError, unimplemented
+from mt5exec.reasons import Reason
 from mt5exec.rpc_metrics import MethodMetrics, RpcMetrics
 from mt5exec.server import memory
 from mt5exec.services import validation
@@ -56,7 +57,9 @@ def serialize(message: Message | bytes) -> bytes:
 def _internal(method: str, error: Exception) -> MT5ExecError:
     log.exception("%s failed", method, exc_info=error)
     return MT5ExecError(
-        grpc.StatusCode.INTERNAL, "INTERNAL", f"{method}: internal error ({type(error).__name__})"
+        grpc.StatusCode.INTERNAL,
+        Reason.INTERNAL,
+        f"{method}: internal error ({type(error).__name__})",
     )
 
 
@@ -305,12 +308,12 @@ class _SlowWatch:
             source = self.source
             if isinstance(source, Subscription):
                 if not source.cut_off:  # else the engine counted it
-                    metrics.stream_cutoffs["SLOW_CONSUMER"] += 1
+                    metrics.stream_cutoffs[Reason.SLOW_CONSUMER] += 1
                 # Now, not in the stream's finally: that runs only once the blocked send
                 # completes, which a client that reads nothing never lets happen.
                 source.close()
             else:
-                metrics.stream_cutoffs["SLOW_CONSUMER"] += 1
+                metrics.stream_cutoffs[Reason.SLOW_CONSUMER] += 1
             self._abort = self._loop.create_task(self._end(source))
             return
         self._timer = self._loop.call_later(self.timeout / 2, self._check)
@@ -331,7 +334,7 @@ class _SlowWatch:
 def slow_consumer(timeout: float) -> MT5ExecError:
     return MT5ExecError(
         grpc.StatusCode.RESOURCE_EXHAUSTED,
-        "SLOW_CONSUMER",
+        Reason.SLOW_CONSUMER,
         f"the client read nothing for {timeout:g} s while messages waited; "
         "reconnect (executions: resume from the last sequence seen)",
     )
@@ -437,7 +440,7 @@ def _streaming(
                 source.close()
             memory.stream_ended()
             if watch.fired:
-                outcome = (grpc.StatusCode.RESOURCE_EXHAUSTED, "SLOW_CONSUMER")
+                outcome = (grpc.StatusCode.RESOURCE_EXHAUSTED, Reason.SLOW_CONSUMER)
             if instruments is not None and outcome[0] is not grpc.StatusCode.OK:
                 instruments.failed(outcome[0])
             if session is not None and principal is not None:

@@ -13,6 +13,7 @@ from mt5exec.auth.guard import Guard
 from mt5exec.auth.keys import ApiKey, KeyRefused
 from mt5exec.auth.principal import Role, current
 from mt5exec.errors import MT5ExecError, invalid, not_found
+from mt5exec.reasons import Reason
 from mt5exec.server.handlers import Context
 from mt5exec.services import validation
 from mt5exec.storage.history_process import HistoryProcess, HistoryUnavailable
@@ -58,13 +59,15 @@ class AuthService:
     ) -> auth_pb2.CreateApiKeyResponse:
         role = _FROM_PB.get(request.role)
         if role is None:
-            raise invalid("role", "ROLE_INVALID", "role: ROLE_ADMIN, ROLE_TRADER or ROLE_VIEWER")
+            raise invalid(
+                "role", Reason.ROLE_INVALID, "role: ROLE_ADMIN, ROLE_TRADER or ROLE_VIEWER"
+            )
         try:
             token, key = await asyncio.to_thread(
                 self._keys.create, role, request.owner or None, request.label
             )
         except KeyRefused as e:
-            raise invalid(e.field, "VALUE_INVALID", e.message) from None
+            raise invalid(e.field, Reason.VALUE_INVALID, e.message) from None
         return auth_pb2.CreateApiKeyResponse(key=_key(key), token=token)
 
     async def ListApiKeys(
@@ -78,11 +81,11 @@ class AuthService:
     ) -> auth_pb2.RevokeApiKeyResponse:
         key_id = validation.text("key_id", request.key_id, max_length=64)
         if not key_id:
-            raise invalid("key_id", "FIELD_REQUIRED", "key_id: required")
+            raise invalid("key_id", Reason.FIELD_REQUIRED, "key_id: required")
         try:
             key = await asyncio.to_thread(self._keys.revoke, key_id)
         except KeyRefused as e:
-            raise not_found(e.field, "KEY_NOT_FOUND", e.message) from None
+            raise not_found(e.field, Reason.KEY_NOT_FOUND, e.message) from None
         self._guard.end_streams([key_id])
         return auth_pb2.RevokeApiKeyResponse(key=_key(key))
 
@@ -105,7 +108,7 @@ class AuthService:
         if history is None:
             raise MT5ExecError(
                 grpc.StatusCode.FAILED_PRECONDITION,
-                "HISTORY_DISABLED",
+                Reason.HISTORY_DISABLED,
                 "the audit is kept in the history database, which is off (history.enabled); "
                 "its records are in the mt5exec.audit log",
             )
@@ -117,5 +120,5 @@ class AuthService:
             return await history.query_audit(params)
         except HistoryUnavailable as e:
             raise MT5ExecError(
-                grpc.StatusCode.UNAVAILABLE, "HISTORY_UNAVAILABLE", f"the audit: {e}"
+                grpc.StatusCode.UNAVAILABLE, Reason.HISTORY_UNAVAILABLE, f"the audit: {e}"
             ) from None

@@ -18,6 +18,7 @@ import grpc
 
 from mt5exec.engine import validate_risk_limits
 from mt5exec.errors import MT5ExecError, invalid
+from mt5exec.reasons import Reason
 from mt5exec.v1 import common_pb2, instance_pb2
 
 # The only InstanceConfig fields UpdateInstanceConfig changes on a live instance.
@@ -65,7 +66,7 @@ def trading_state(field_name: str, state: int) -> common_pb2.TradingState:
     if state not in _STATES:
         raise invalid(
             field_name,
-            "TRADING_STATE_INVALID",
+            Reason.TRADING_STATE_INVALID,
             f"{field_name}: expected ACTIVE, REDUCE_ONLY or HALTED, got {state}",
         )
     return typing.cast(common_pb2.TradingState, state)
@@ -82,7 +83,7 @@ def requested(
     if request.expected_version and request.expected_version != current_version:
         raise MT5ExecError(
             grpc.StatusCode.ABORTED,
-            "CONFIG_VERSION_MISMATCH",
+            Reason.CONFIG_VERSION_MISMATCH,
             f"expected_version: the config is at version {current_version}, not "
             f"{request.expected_version}; read it again and retry",
             "expected_version",
@@ -92,7 +93,7 @@ def requested(
     if fixed:
         raise invalid(
             f"config.{fixed[0]}",
-            "FIELD_NOT_UPDATABLE",
+            Reason.FIELD_NOT_UPDATABLE,
             f"config.{fixed[0]}: cannot change on an existing instance (only risk and "
             "trading_state can); create a new instance instead",
         )
@@ -101,13 +102,13 @@ def requested(
         if "risk" in given:
             raise invalid(
                 "update_mask",
-                "UPDATE_MASK_REQUIRED",
+                Reason.UPDATE_MASK_REQUIRED,
                 "update_mask: required with config.risk: name the limits to change (e.g. "
                 '"risk.max_order_volume", or "risk" for the whole set); every limit left '
                 "out would otherwise become 0, which disables it",
             )
         if "trading_state" not in given:
-            raise invalid("config", "FIELD_REQUIRED", "config: give risk and/or trading_state")
+            raise invalid("config", Reason.FIELD_REQUIRED, "config: give risk and/or trading_state")
         paths = ["trading_state"]
     limits: common_pb2.RiskLimits | None = None
     state = None
@@ -126,14 +127,14 @@ def requested(
         elif head in _CONFIG_FIELDS and head not in RUNTIME_FIELDS:
             raise invalid(
                 "update_mask",
-                "FIELD_NOT_UPDATABLE",
+                Reason.FIELD_NOT_UPDATABLE,
                 f"update_mask: {path[:64]!r} cannot change on an existing instance (only "
                 "risk and trading_state can)",
             )
         else:
             raise invalid(
                 "update_mask",
-                "UPDATE_MASK_INVALID",
+                Reason.UPDATE_MASK_INVALID,
                 f'update_mask: unknown path {path[:64]!r} (expected "risk", '
                 '"risk.<limit>" or "trading_state")',
             )

@@ -22,6 +22,7 @@ from mt5exec.auth import principal as auth
 from mt5exec.engine import Engine
 from mt5exec.errors import MT5ExecError, invalid, not_found
 from mt5exec.files import atomic_write
+from mt5exec.reasons import Reason
 from mt5exec.v1 import order_pb2
 
 log = logging.getLogger("mt5exec.copier")
@@ -32,7 +33,7 @@ VERSION = 1
 
 def _relation_not_found(relation_id: str) -> MT5ExecError:
     return not_found(
-        "relation_id", "RELATION_NOT_FOUND", f"relation_id: no copy relation '{relation_id}'"
+        "relation_id", Reason.RELATION_NOT_FOUND, f"relation_id: no copy relation '{relation_id}'"
     )
 
 
@@ -135,7 +136,9 @@ class CopyRelations:
         except MT5ExecError as e:
             raise MT5ExecError(e.code, e.reason, e.message, field) from None
         if not auth.current().sees(owner):
-            raise not_found(field, "INSTANCE_NOT_FOUND", f"{field}: no instance '{instance_id}'")
+            raise not_found(
+                field, Reason.INSTANCE_NOT_FOUND, f"{field}: no instance '{instance_id}'"
+            )
         return owner
 
     def _visible(self, relation_id: str) -> order_pb2.GetCopyRelationResponse:
@@ -158,13 +161,13 @@ class CopyRelations:
         if not relation.follower_instance_id:
             raise invalid(
                 "relation.follower_instance_id",
-                "FIELD_REQUIRED",
+                Reason.FIELD_REQUIRED,
                 "relation.follower_instance_id: required",
             )
         if not relation.master_instance_id and not relation.signal_source:
             raise invalid(
                 "relation.master_instance_id",
-                "FIELD_REQUIRED",
+                Reason.FIELD_REQUIRED,
                 "relation.master_instance_id or relation.signal_source: exactly one is required",
             )
         owner = self._owner_of(relation.follower_instance_id, "relation.follower_instance_id")
@@ -175,7 +178,7 @@ class CopyRelations:
             if master_owner != owner and auth.current().owner is not None:
                 raise not_found(
                     "relation.master_instance_id",
-                    "INSTANCE_NOT_FOUND",
+                    Reason.INSTANCE_NOT_FOUND,
                     f"relation.master_instance_id: no instance '{relation.master_instance_id}'",
                 )
         if not relation.relation_id:
@@ -190,7 +193,7 @@ class CopyRelations:
             self._engine.remove_copy_relation(relation.relation_id, close=False)
             raise MT5ExecError(
                 grpc.StatusCode.UNAVAILABLE,
-                "RELATIONS_NOT_SAVED",
+                Reason.RELATIONS_NOT_SAVED,
                 f"the copy relations cannot be saved ({e}); the relation was not made",
             ) from None
         return order_pb2.CreateCopyRelationResponse(
@@ -230,7 +233,7 @@ class CopyRelations:
         except OSError as e:
             raise MT5ExecError(
                 grpc.StatusCode.UNAVAILABLE,
-                "RELATIONS_NOT_SAVED",
+                Reason.RELATIONS_NOT_SAVED,
                 f"the relation stopped copying but the copy relations cannot be saved ({e}): "
                 "it comes back after a restart unless a later change is saved",
             ) from None

@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 
 from mt5exec.errors import MT5ExecError, invalid, quote
+from mt5exec.reasons import Reason
 from mt5exec.server.state import AppState
 from mt5exec.services import validation
 from mt5exec.storage import history_reads as reads
@@ -30,7 +31,7 @@ _MAX_TICKS = reads.MAX_TICKS
 def _off(what: str) -> MT5ExecError:
     return MT5ExecError(
         grpc.StatusCode.FAILED_PRECONDITION,
-        "HISTORY_DISABLED",
+        Reason.HISTORY_DISABLED,
         f"{what} are kept in the history database, which is off (history.enabled)",
     )
 
@@ -41,14 +42,14 @@ def _export_dir(base: Path, out_dir: str) -> Path:
     it; anywhere else INVALID_ARGUMENT (an admin's token must not be a way to write files
     wherever the server may, its data directory included)."""
     if "\0" in out_dir:
-        raise invalid("out_dir", "PATH_INVALID", "out_dir: a NUL character")
+        raise invalid("out_dir", Reason.PATH_INVALID, "out_dir: a NUL character")
     try:
         base.mkdir(mode=0o700, parents=True, exist_ok=True)
         root = base.resolve(strict=True)
     except OSError as e:
         raise MT5ExecError(
             grpc.StatusCode.FAILED_PRECONDITION,
-            "EXPORT_DIR_UNUSABLE",
+            Reason.EXPORT_DIR_UNUSABLE,
             f"the export directory (history.export_dir) cannot be made: {e.strerror}",
             "out_dir",
         ) from None
@@ -56,11 +57,11 @@ def _export_dir(base: Path, out_dir: str) -> Path:
         target = (root / out_dir).resolve()
     except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop
         why = e.strerror if isinstance(e, OSError) else "a symlink loop"
-        raise invalid("out_dir", "PATH_INVALID", f"out_dir: {quote(out_dir)}: {why}") from None
+        raise invalid("out_dir", Reason.PATH_INVALID, f"out_dir: {quote(out_dir)}: {why}") from None
     if not target.is_relative_to(root):
         raise invalid(
             "out_dir",
-            "EXPORT_DIR_OUTSIDE",
+            Reason.EXPORT_DIR_OUTSIDE,
             f"out_dir: {quote(out_dir)} is outside the export directory (history.export_dir)",
         )
     return target
@@ -89,7 +90,7 @@ class HistoryReads:
             raise invalid(e.field, e.reason, str(e)) from None
         except HistoryUnavailable as e:
             raise MT5ExecError(
-                grpc.StatusCode.UNAVAILABLE, "HISTORY_UNAVAILABLE", f"the history: {e}"
+                grpc.StatusCode.UNAVAILABLE, Reason.HISTORY_UNAVAILABLE, f"the history: {e}"
             ) from None
 
     async def get_order(self, request: order_pb2.GetOrderRequest) -> common_pb2.Order | None:
@@ -159,7 +160,7 @@ class HistoryReads:
         if history is None:
             raise _off("the history's tables")
         if request.format not in ("", "parquet"):
-            raise invalid("format", "FORMAT_UNSUPPORTED", "format: parquet only")
+            raise invalid("format", Reason.FORMAT_UNSUPPORTED, "format: parquet only")
         for field in ("since", "until"):
             if request.HasField(field):
                 validation.timestamp_nanos(field, getattr(request, field))
@@ -182,15 +183,17 @@ class HistoryReads:
         if not self._state.config.history.ticks:
             raise MT5ExecError(
                 grpc.StatusCode.FAILED_PRECONDITION,
-                "TICKS_NOT_STORED",
+                Reason.TICKS_NOT_STORED,
                 "ticks are stored only with history.ticks = true",
             )
         if not request.symbol:
-            raise invalid("symbol", "FIELD_REQUIRED", "symbol: required")
+            raise invalid("symbol", Reason.FIELD_REQUIRED, "symbol: required")
         if request.count > _MAX_TICKS:
-            raise invalid("count", "OUT_OF_RANGE", f"count: at most {_MAX_TICKS}")
+            raise invalid("count", Reason.OUT_OF_RANGE, f"count: at most {_MAX_TICKS}")
         if request.count and request.page_token:
-            raise invalid("page_token", "FIELD_NOT_APPLICABLE", "page_token: only for a time range")
+            raise invalid(
+                "page_token", Reason.FIELD_NOT_APPLICABLE, "page_token: only for a time range"
+            )
         for field in ("from_time", "to_time"):
             if request.HasField(field):
                 validation.timestamp_nanos(field, getattr(request, field))

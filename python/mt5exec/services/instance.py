@@ -32,6 +32,7 @@ from mt5exec.engine import InstanceSpec, Supervision, validate_risk_limits
 from mt5exec.errors import MT5ExecError, instance_not_found, invalid, quote
 from mt5exec.files import atomic_write
 from mt5exec.mt5 import experts
+from mt5exec.reasons import Reason
 from mt5exec.registry import InstanceRecord
 from mt5exec.server.handlers import Context
 from mt5exec.server.state import AppState
@@ -111,18 +112,18 @@ def _overrides(config: common_pb2.InstanceConfig) -> dict[str, dict[str, object]
 
 def _password(field: str, value: str) -> str:
     if not value:
-        raise invalid(field, "FIELD_REQUIRED", f"{field}: required for MT5")
+        raise invalid(field, Reason.FIELD_REQUIRED, f"{field}: required for MT5")
     if not _PASSWORD.fullmatch(value):
         # The value itself is never echoed.
         raise invalid(
-            field, "PASSWORD_INVALID", f"{field}: 1 to 256 characters, no control characters"
+            field, Reason.PASSWORD_INVALID, f"{field}: 1 to 256 characters, no control characters"
         )
     return value
 
 
 def _vault_unavailable(what: str, e: VaultError) -> MT5ExecError:
     return MT5ExecError(
-        grpc.StatusCode.UNAVAILABLE, "VAULT_UNAVAILABLE", f"{what}: the credential vault: {e}"
+        grpc.StatusCode.UNAVAILABLE, Reason.VAULT_UNAVAILABLE, f"{what}: the credential vault: {e}"
     )
 
 
@@ -131,12 +132,12 @@ def _check_symbols(symbols: list[str]) -> None:
         if symbol not in DEFAULT_SYMBOLS:
             raise invalid(
                 "config.symbols",
-                "SYMBOL_UNKNOWN",
+                Reason.SYMBOL_UNKNOWN,
                 f"config.symbols: the simulated broker has no {quote(symbol)} "
                 f"(it has {', '.join(DEFAULT_SYMBOLS)})",
             )
     if len(set(symbols)) != len(symbols):
-        raise invalid("config.symbols", "SYMBOL_DUPLICATE", "config.symbols: duplicates")
+        raise invalid("config.symbols", Reason.SYMBOL_DUPLICATE, "config.symbols: duplicates")
 
 
 class InstanceService(risk_control.RiskControls):
@@ -272,13 +273,15 @@ class InstanceService(risk_control.RiskControls):
                 )
                 templates.write_runtime_config(directory, runtime)
         except templates.TemplateError as e:
-            raise invalid("config", "CONFIG_INVALID", f"config: {e}") from None
+            raise invalid("config", Reason.CONFIG_INVALID, f"config: {e}") from None
         if not record.config.HasField("risk"):
             # The limits live in the record from now on (versioned, changed at runtime).
             try:
                 json_format.ParseDict(runtime.risk.risk_limits(), record.config.risk)
             except json_format.ParseError as e:
-                raise invalid("config", "CONFIG_INVALID", f"config: risk template: {e}") from None
+                raise invalid(
+                    "config", Reason.CONFIG_INVALID, f"config: risk template: {e}"
+                ) from None
         worker_config = templates.runtime_config_path(directory).with_name("worker.json")
         hc = runtime.health_check
         if record.backend == common_pb2.BACKEND_MT5:
@@ -503,25 +506,29 @@ class InstanceService(risk_control.RiskControls):
         backend = request.backend or common_pb2.BACKEND_SIM
         if backend == common_pb2.BACKEND_MT5:
             if not request.config.login:
-                raise invalid("config.login", "FIELD_REQUIRED", "config.login: required for MT5")
+                raise invalid(
+                    "config.login", Reason.FIELD_REQUIRED, "config.login: required for MT5"
+                )
             if not request.config.server:
-                raise invalid("config.server", "FIELD_REQUIRED", "config.server: required for MT5")
+                raise invalid(
+                    "config.server", Reason.FIELD_REQUIRED, "config.server: required for MT5"
+                )
             _password("password", request.password)
         elif backend == common_pb2.BACKEND_SIM:
             _check_symbols(list(request.config.symbols))
         else:
-            raise invalid("backend", "BACKEND_INVALID", f"backend: unknown value {backend}")
+            raise invalid("backend", Reason.BACKEND_INVALID, f"backend: unknown value {backend}")
         if instance_id in self._records or instance_id in self._creating:
             raise MT5ExecError(
                 grpc.StatusCode.ALREADY_EXISTS,
-                "INSTANCE_EXISTS",
+                Reason.INSTANCE_EXISTS,
                 f"instance_id: '{instance_id}' already exists",
                 "instance_id",
             )
         if instance_id in self._deleting:
             raise MT5ExecError(
                 grpc.StatusCode.ABORTED,
-                "INSTANCE_BEING_DELETED",
+                Reason.INSTANCE_BEING_DELETED,
                 f"instance_id: '{instance_id}' is being deleted; create it again once "
                 "DeleteInstance has answered",
                 "instance_id",
@@ -530,7 +537,7 @@ class InstanceService(risk_control.RiskControls):
         if len(self._records) + len(self._creating) >= limit:
             raise MT5ExecError(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
-                "MAX_INSTANCES",
+                Reason.MAX_INSTANCES,
                 f"this node holds at most {limit} instances (server.max_instances)",
             )
         if request.config.HasField("risk"):
@@ -633,7 +640,7 @@ class InstanceService(risk_control.RiskControls):
         start = 0
         if request.page_token:
             if not _PAGE_TOKEN.fullmatch(request.page_token):
-                raise invalid("page_token", "PAGE_TOKEN_INVALID", "page_token: not from us")
+                raise invalid("page_token", Reason.PAGE_TOKEN_INVALID, "page_token: not from us")
             start = int(request.page_token)
         size = request.page_size or 100
         page = instances[start : start + size]
@@ -763,7 +770,7 @@ class InstanceService(risk_control.RiskControls):
         except HistoryUnavailable as e:
             raise MT5ExecError(
                 grpc.StatusCode.UNAVAILABLE,
-                "HISTORY_NOT_WRITTEN",
+                Reason.HISTORY_NOT_WRITTEN,
                 f"instance {instance_id} is stopped, not deleted: the history has not written "
                 f"all its executions yet ({e}); DeleteInstance again once it has",
             ) from None
@@ -781,7 +788,7 @@ class InstanceService(risk_control.RiskControls):
         if record.backend != common_pb2.BACKEND_MT5:
             raise MT5ExecError(
                 grpc.StatusCode.FAILED_PRECONDITION,
-                "BACKEND_NOT_MT5",
+                Reason.BACKEND_NOT_MT5,
                 f"instance {instance_id}: only MT5 instances have credentials",
                 "instance_id",
             )
@@ -856,11 +863,13 @@ class InstanceService(risk_control.RiskControls):
         try:
             name = experts.validate_expert_name(request.expert_name)
         except experts.ExpertNameError as e:
-            raise invalid("expert_name", "EXPERT_NAME_INVALID", f"expert_name: {e}") from None
+            raise invalid("expert_name", Reason.EXPERT_NAME_INVALID, f"expert_name: {e}") from None
         if not request.expert_file:
-            raise invalid("expert_file", "FIELD_REQUIRED", "expert_file: the compiled EA (.ex5)")
+            raise invalid(
+                "expert_file", Reason.FIELD_REQUIRED, "expert_file: the compiled EA (.ex5)"
+            )
         if len(request.expert_file) > _MAX_EXPERT_BYTES:
-            raise invalid("expert_file", "EXPERT_TOO_LARGE", "expert_file: at most 16 MiB")
+            raise invalid("expert_file", Reason.EXPERT_TOO_LARGE, "expert_file: at most 16 MiB")
         timeout = 60.0
         if request.HasField("timeout"):
             timeout = validation.seconds("timeout", request.timeout, maximum=600.0)

@@ -17,6 +17,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from mt5exec.auth import principal as auth
 from mt5exec.engine import OrderArgs, OrderChanges
 from mt5exec.errors import MT5ExecError, invalid, not_found, number
+from mt5exec.reasons import Reason
 from mt5exec.server.handlers import Context
 from mt5exec.server.state import AppState
 from mt5exec.services import validation
@@ -68,7 +69,9 @@ class OrderService:
     async def CancelOrder(self, request: order_pb2.CancelOrderRequest, context: Context) -> bytes:
         instance_id = validation.instance_id(request.instance_id)
         if not request.order_id and not request.client_order_id:
-            raise invalid("order_id", "FIELD_REQUIRED", "order_id or client_order_id: required")
+            raise invalid(
+                "order_id", Reason.FIELD_REQUIRED, "order_id or client_order_id: required"
+            )
         return await self._engine.cancel_order(
             instance_id, request.order_id, request.client_order_id, self._timeout
         )
@@ -76,7 +79,9 @@ class OrderService:
     async def ModifyOrder(self, request: order_pb2.ModifyOrderRequest, context: Context) -> bytes:
         instance_id = validation.instance_id(request.instance_id)
         if not request.order_id and not request.client_order_id:
-            raise invalid("order_id", "FIELD_REQUIRED", "order_id or client_order_id: required")
+            raise invalid(
+                "order_id", Reason.FIELD_REQUIRED, "order_id or client_order_id: required"
+            )
         changes = OrderChanges(
             order_id=request.order_id,
             client_order_id=request.client_order_id,
@@ -94,7 +99,7 @@ class OrderService:
     ) -> bytes:
         instance_id = validation.instance_id(request.instance_id)
         if not request.position_id:
-            raise invalid("position_id", "FIELD_REQUIRED", "position_id: required")
+            raise invalid("position_id", Reason.FIELD_REQUIRED, "position_id: required")
         return await self._engine.modify_position(
             instance_id, request.position_id, request.stop_loss, request.take_profit, self._timeout
         )
@@ -107,7 +112,7 @@ class OrderService:
             if position.position_id == position_id:
                 return position
         raise not_found(
-            "position_id", "POSITION_NOT_FOUND", f"position_id: no open position {position_id}"
+            "position_id", Reason.POSITION_NOT_FOUND, f"position_id: no open position {position_id}"
         )
 
     async def _close(
@@ -122,7 +127,7 @@ class OrderService:
         if volume > position.volume + 1e-9:
             raise invalid(
                 "volume",
-                "VOLUME_ABOVE_POSITION",
+                Reason.VOLUME_ABOVE_POSITION,
                 f"volume: {number(volume)} is more than the position's {number(position.volume)}",
             )
         close_side = (
@@ -145,7 +150,7 @@ class OrderService:
     ) -> bytes:
         instance_id = validation.instance_id(request.instance_id)
         if not request.position_id:
-            raise invalid("position_id", "FIELD_REQUIRED", "position_id: required")
+            raise invalid("position_id", Reason.FIELD_REQUIRED, "position_id: required")
         position = self._position(instance_id, request.position_id)
         return await self._close(
             instance_id,
@@ -183,14 +188,14 @@ class OrderService:
         instance_id = validation.instance_id(request.instance_id)
         key = request.WhichOneof("key")
         if key is None:
-            raise invalid("key", "FIELD_REQUIRED", "order_id or client_order_id: required")
+            raise invalid("key", Reason.FIELD_REQUIRED, "order_id or client_order_id: required")
         try:
             order = common_pb2.Order.FromString(
                 self._engine.get_order(instance_id, request.order_id, request.client_order_id)
             )
         except MT5ExecError as e:
             # One the engine forgot (docs/history.md): from the history.
-            if e.code != grpc.StatusCode.NOT_FOUND or e.reason != "ORDER_NOT_FOUND":
+            if e.code != grpc.StatusCode.NOT_FOUND or e.reason != Reason.ORDER_NOT_FOUND:
                 raise
             stored = await self._history.get_order(request)
             if stored is None:

@@ -35,6 +35,7 @@ from mt5exec import registry
 from mt5exec.engine import Engine
 from mt5exec.errors import MT5ExecError, invalid
 from mt5exec.files import atomic_write
+from mt5exec.reasons import Reason
 from mt5exec.registry import InstanceRecord, PendingSaves
 from mt5exec.server.handlers import Context
 from mt5exec.server.state import AppState
@@ -127,7 +128,7 @@ def scope_of(request: instance_pb2.KillSwitchScope, has_scope: bool) -> Scope:
         return Scope(None, None)
     raise invalid(
         "scope",
-        "FIELD_REQUIRED",
+        Reason.FIELD_REQUIRED,
         "scope: one of instance_id, owner or global (true) is required",
     )
 
@@ -406,7 +407,7 @@ class RiskControls:
         if scope.instance_id is not None and self._kill_scopes.covers(records[0].owner):
             raise MT5ExecError(
                 grpc.StatusCode.FAILED_PRECONDITION,
-                "KILL_SWITCH",
+                Reason.KILL_SWITCH,
                 f"scope.instance_id: the kill switch of its owner '{records[0].owner}' or of "
                 "all instances is engaged; release that one",
                 "scope.instance_id",
@@ -419,7 +420,7 @@ class RiskControls:
             elif scopes.everything:
                 raise MT5ExecError(
                     grpc.StatusCode.FAILED_PRECONDITION,
-                    "KILL_SWITCH",
+                    Reason.KILL_SWITCH,
                     "scope.owner: the kill switch of all instances is engaged; release that one",
                     "scope.owner",
                 )

@@ -23,6 +23,7 @@ from mt5exec.auth import principal as auth
 from mt5exec.config import ServerConfig
 from mt5exec.engine import Engine
 from mt5exec.errors import MT5ExecError, invalid, quote
+from mt5exec.reasons import Reason
 from mt5exec.services import validation
 from mt5exec.signals import canonical
 from mt5exec.signals.nonces import NonceLog
@@ -50,19 +51,25 @@ def _check_shape(request: order_pb2.PublishSignalRequest) -> None:
     validation.text("symbol", request.symbol, max_length=64, pattern=_SYMBOL)
     validation.text("nonce", request.nonce, max_length=64, pattern=_NONCE)
     if request.side not in _SIDES:
-        raise invalid("side", "SIDE_INVALID", f"side: {request.side} is not SIDE_BUY or SIDE_SELL")
+        raise invalid(
+            "side", Reason.SIDE_INVALID, f"side: {request.side} is not SIDE_BUY or SIDE_SELL"
+        )
     validation.finite("volume", request.volume)
     validation.finite("risk_percent", request.risk_percent, maximum=100.0)
     if request.volume and request.risk_percent:
         raise invalid(
-            "risk_percent", "FIELD_CONFLICT", "risk_percent: give volume or risk_percent, not both"
+            "risk_percent",
+            Reason.FIELD_CONFLICT,
+            "risk_percent: give volume or risk_percent, not both",
         )
     validation.finite("stop_loss", request.stop_loss)
     validation.finite("take_profit", request.take_profit)
     if request.risk_percent and not request.stop_loss:
-        raise invalid("stop_loss", "FIELD_REQUIRED", "stop_loss: required to size by risk_percent")
+        raise invalid(
+            "stop_loss", Reason.FIELD_REQUIRED, "stop_loss: required to size by risk_percent"
+        )
     if not request.HasField("timestamp"):
-        raise invalid("timestamp", "FIELD_REQUIRED", "timestamp: required")
+        raise invalid("timestamp", Reason.FIELD_REQUIRED, "timestamp: required")
     validation.timestamp_nanos("timestamp", request.timestamp)
 
 
@@ -83,13 +90,13 @@ class Signals:
         secret = self.secrets.get(request.source)
         if secret is None:
             raise _unauthenticated(
-                "SIGNAL_SOURCE_UNKNOWN",
+                Reason.SIGNAL_SOURCE_UNKNOWN,
                 f"source: {quote(request.source)} is not a configured signal source",
                 "source",
             )
         if not _SIGNATURE.fullmatch(request.signature) or not canonical.verify(secret, request):
             raise _unauthenticated(
-                "SIGNATURE_INVALID",
+                Reason.SIGNATURE_INVALID,
                 "signature: not the HMAC-SHA256 of this signal under its source's secret "
                 "(docs/signals.md: the signed bytes)",
                 "signature",
@@ -101,7 +108,7 @@ class Signals:
             when = "ahead of" if skew > 0 else "behind"
             raise MT5ExecError(
                 grpc.StatusCode.INVALID_ARGUMENT,
-                "SIGNAL_OUTSIDE_WINDOW",
+                Reason.SIGNAL_OUTSIDE_WINDOW,
                 f"timestamp: {abs(skew) / 1e9:.3f} s {when} the server's clock, outside the "
                 f"window of ±{self.window_ns / 1e9:g} s",
                 "timestamp",
@@ -116,14 +123,14 @@ class Signals:
             log.error("signal nonce log %s: %s; signal refused", self.nonces.path, e)
             raise MT5ExecError(
                 grpc.StatusCode.UNAVAILABLE,
-                "NONCE_NOT_RECORDED",
+                Reason.NONCE_NOT_RECORDED,
                 "nonce: could not be recorded (the server's disk); nothing was sent",
                 "nonce",
             ) from None
         if not taken:
             raise invalid(
                 "nonce",
-                "NONCE_REUSED",
+                Reason.NONCE_REUSED,
                 f"nonce: {quote(request.nonce)} was already used by a signal of "
                 f"{quote(request.source)} (a replay); nothing was sent",
             )

@@ -8,6 +8,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from mt5exec.auth import principal as auth
 from mt5exec.engine import Subscription, Topic
 from mt5exec.errors import invalid
+from mt5exec.reasons import Reason
 from mt5exec.server.handlers import MAX_MESSAGE_BYTES, Context
 from mt5exec.server.state import AppState
 from mt5exec.services import validation
@@ -66,7 +67,7 @@ class StreamService:
         if live and request.from_sequence:
             raise invalid(
                 "from_sequence",
-                "FIELD_NOT_APPLICABLE",
+                Reason.FIELD_NOT_APPLICABLE,
                 "from_sequence: a live-only stream (START_LIVE) starts after the last event",
             )
         if request.instance_id:
@@ -75,7 +76,7 @@ class StreamService:
         if request.from_sequence:
             raise invalid(
                 "instance_id",
-                "FIELD_REQUIRED",
+                Reason.FIELD_REQUIRED,
                 "instance_id: required to resume from a sequence (they are per instance)",
             )
         ids = self._scoped([])
@@ -91,7 +92,7 @@ class StreamService:
         if request.HasField("interval"):
             interval = validation.seconds("interval", request.interval, maximum=3600.0)
             if interval and interval < 0.01:
-                raise invalid("interval", "VALUE_OUT_OF_RANGE", "interval: at least 10 ms")
+                raise invalid("interval", Reason.VALUE_OUT_OF_RANGE, "interval: at least 10 ms")
         sub = self._engine.subscribe(Topic.ACCOUNTS, [instance_id])
         if not interval:
             async for message in _live(sub, context):

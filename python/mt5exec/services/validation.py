@@ -20,6 +20,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from mt5exec.errors import MT5ExecError, invalid, number, quote
+from mt5exec.reasons import Reason
 
 # Ids become path components and terminal comments: a strict alphabet, bounded length.
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -39,11 +40,11 @@ def instance_id(value: str, field: str = "instance_id", *, generate: bool = Fals
     if not value and generate:
         return f"i-{uuid.uuid4().hex[:12]}"
     if not value:
-        raise invalid(field, "FIELD_REQUIRED", f"{field}: required")
+        raise invalid(field, Reason.FIELD_REQUIRED, f"{field}: required")
     if not _ID.fullmatch(value) or value in (".", ".."):
         raise invalid(
             field,
-            "ID_INVALID",
+            Reason.ID_INVALID,
             f"{field}: {quote(value)} must match [A-Za-z0-9][A-Za-z0-9_.-]{{0,63}}",
         )
     return value
@@ -60,7 +61,7 @@ def client_order_id(value: str) -> str:
     if not _CLIENT_ORDER_ID.fullmatch(value):
         raise invalid(
             "client_order_id",
-            "CLIENT_ORDER_ID_INVALID",
+            Reason.CLIENT_ORDER_ID_INVALID,
             f"client_order_id: {quote(value)} must match [A-Za-z0-9_.:-]{{1,64}}",
         )
     return value
@@ -70,7 +71,7 @@ def finite(field: str, value: float, *, minimum: float = 0.0, maximum: float = m
     if not math.isfinite(value) or value < minimum or value > maximum:
         raise invalid(
             field,
-            "VALUE_OUT_OF_RANGE",
+            Reason.VALUE_OUT_OF_RANGE,
             f"{field}: must be a finite number in [{number(minimum)}, {number(maximum)}], "
             f"got {number(value)}",
         )
@@ -81,7 +82,7 @@ def integer(field: str, value: int, *, minimum: int, maximum: int) -> int:
     if not minimum <= value <= maximum:
         raise invalid(
             field,
-            "VALUE_OUT_OF_RANGE",
+            Reason.VALUE_OUT_OF_RANGE,
             f"{field}: must be an integer in [{minimum}, {maximum}], got {value}",
         )
     return value
@@ -91,11 +92,13 @@ def text(field: str, value: str, *, max_length: int, pattern: re.Pattern[str] | 
     """A string of at most ``max_length`` characters (matching ``pattern`` when given)."""
     if len(value) > max_length:
         raise invalid(
-            field, "VALUE_TOO_LONG", f"{field}: at most {max_length} characters, got {len(value):,}"
+            field,
+            Reason.VALUE_TOO_LONG,
+            f"{field}: at most {max_length} characters, got {len(value):,}",
         )
     if pattern is not None and not pattern.fullmatch(value):
         raise invalid(
-            field, "VALUE_INVALID", f"{field}: {quote(value)} must match {pattern.pattern}"
+            field, Reason.VALUE_INVALID, f"{field}: {quote(value)} must match {pattern.pattern}"
         )
     return value
 
@@ -108,12 +111,12 @@ def seconds(field: str, value: Message, *, minimum: float = 0.0, maximum: float)
         or abs(nanos) >= 1_000_000_000
         or (secs and nanos and (secs > 0) != (nanos > 0))
     ):
-        raise invalid(field, "VALUE_OUT_OF_RANGE", f"{field}: not a valid duration")
+        raise invalid(field, Reason.VALUE_OUT_OF_RANGE, f"{field}: not a valid duration")
     total = secs + nanos / 1e9
     if not minimum <= total <= maximum:
         raise invalid(
             field,
-            "VALUE_OUT_OF_RANGE",
+            Reason.VALUE_OUT_OF_RANGE,
             f"{field}: must be {number(minimum)} to {number(maximum)} s, got {number(total)} s",
         )
     return float(total)
@@ -125,7 +128,7 @@ def timestamp_nanos(field: str, value: Timestamp) -> int:
     if not low <= value.seconds <= high or not 0 <= value.nanos < 1_000_000_000:
         raise invalid(
             field,
-            "VALUE_OUT_OF_RANGE",
+            Reason.VALUE_OUT_OF_RANGE,
             f"{field}: not a time between the years 1 and 9999 (seconds {value.seconds}, "
             f"nanos {value.nanos})",
         )
@@ -134,9 +137,9 @@ def timestamp_nanos(field: str, value: Timestamp) -> int:
 
 # The reasons of enums whose reason is not their name + _INVALID (the engine's spelling).
 _ENUM_REASONS = {
-    "mt5exec.v1.OrderType": "ORDER_TYPE_INVALID",
-    "mt5exec.v1.FillingMode": "FILLING_INVALID",
-    "mt5exec.v1.AccountMarginMode": "MARGIN_MODE_INVALID",
+    "mt5exec.v1.OrderType": Reason.ORDER_TYPE_INVALID,
+    "mt5exec.v1.FillingMode": Reason.FILLING_INVALID,
+    "mt5exec.v1.AccountMarginMode": Reason.MARGIN_MODE_INVALID,
 }
 
 
@@ -198,7 +201,7 @@ def check_message(message: Message, path: str = "") -> None:
 
 
 def request_invalid(field: str, message: str) -> MT5ExecError:
-    return invalid(field, "REQUEST_INVALID", message)
+    return invalid(field, Reason.REQUEST_INVALID, message)
 
 
 def _kind(descriptor: Any) -> str:

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from mt5exec.reasons import Reason
 from mt5exec.sim.faults import take_outage_file
 from mt5exec.terminal.v1 import worker_pb2 as pb
 
@@ -50,7 +51,7 @@ class BrokerLink:
             self.connected = False
             self.next_login = now + self.relogin_after_s
             return pb.WorkerEvent(
-                kind="BROKER_DISCONNECTED", message="the terminal lost its broker connection"
+                kind=Reason.BROKER_DISCONNECTED, message="the terminal lost its broker connection"
             )
         if not self.connected and now >= self.next_login:
             if not up:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from mt5exec.sim.bars import MAX_BARS, TIMEFRAMES, Series
+from mt5exec.reasons import Reason
+from mt5exec.sim.bars import MAX_BARS, TIMEFRAMES, Series, idle
 from mt5exec.sim.broker import SimBroker
 from mt5exec.terminal.v1 import worker_pb2 as pb
 
@@ -104,7 +105,7 @@ def _rates(broker: SimBroker, q: pb.RatesQuery) -> pb.MarketAnswer:
     if q.timeframe not in TIMEFRAMES:
         return _refused(
             _INVALID_ARGUMENT,
-            "TIMEFRAME_INVALID",
+            Reason.TIMEFRAME_INVALID,
             f"timeframe: {q.timeframe} is not one",
             "timeframe",
         )
@@ -118,7 +119,7 @@ def _rates(broker: SimBroker, q: pb.RatesQuery) -> pb.MarketAnswer:
     if stop - start > MAX_BARS:
         return _refused(
             _INVALID_ARGUMENT,
-            "TOO_MANY_BARS",
+            Reason.TOO_MANY_BARS,
             f"date_from: the range holds {stop - start:,} bars, more than {MAX_BARS:,}",
             "date_from",
         )
@@ -136,7 +137,7 @@ def _ticks(broker: SimBroker, q: pb.TicksQuery) -> pb.MarketAnswer:
     if stop - start > MAX_TICKS:
         return _refused(
             _INVALID_ARGUMENT,
-            "TOO_MANY_TICKS",
+            Reason.TOO_MANY_TICKS,
             f"date_from: the range holds {stop - start:,} ticks, more than {MAX_TICKS:,}",
             "date_from",
         )
@@ -160,7 +161,10 @@ def _refused(code: int, reason: str, message: str, field: str) -> pb.MarketAnswe
 
 def _unknown(name: str) -> pb.MarketAnswer:
     return _refused(
-        _NOT_FOUND, "SYMBOL_NOT_FOUND", f"symbol: the terminal has no symbol {name!r}", "symbol"
+        _NOT_FOUND,
+        Reason.SYMBOL_NOT_FOUND,
+        f"symbol: the terminal has no symbol {name!r}",
+        "symbol",
     )
 
 
@@ -223,5 +227,5 @@ def _answer(broker: SimBroker, request: pb.MarketRequest, connected: bool) -> pb
             )
         )
     return _refused(
-        _INVALID_ARGUMENT, "QUERY_UNKNOWN", f"a market question of unknown kind {kind!r}", ""
+        _INVALID_ARGUMENT, Reason.QUERY_UNKNOWN, f"a market question of unknown kind {kind!r}", ""
     )

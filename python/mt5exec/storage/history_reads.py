@@ -26,6 +26,7 @@ from typing import Any, Final
 import duckdb
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from mt5exec.reasons import Reason
 from mt5exec.v1 import common_pb2, order_pb2
 
 log = logging.getLogger("mt5exec.history")
@@ -206,7 +207,7 @@ def parse_order_token(token: str) -> tuple[int, str] | None:
         return None
     found = _ORDER_TOKEN.fullmatch(token)
     if found is None or not _MIN_US * 1000 <= int(found[1]) <= _MAX_NS:
-        raise BadRequest("page_token", "PAGE_TOKEN_INVALID", "page_token: not from us")
+        raise BadRequest("page_token", Reason.PAGE_TOKEN_INVALID, "page_token: not from us")
     return int(found[1]), found[2]
 
 
@@ -241,11 +242,13 @@ def answer(query: Query, payload: bytes) -> bytes:
         try:
             return history_export.answer(query, request)
         except OSError as e:
-            raise BadRequest("out_dir", "EXPORT_FAILED", f"out_dir: {e.strerror}") from None
+            raise BadRequest("out_dir", Reason.EXPORT_FAILED, f"out_dir: {e.strerror}") from None
         except duckdb.IOException:  # its text (SQL, paths) for the server log only
             log.exception("history: export failed")
             raise BadRequest(
-                "out_dir", "EXPORT_FAILED", "out_dir: could not be written (see the server log)"
+                "out_dir",
+                Reason.EXPORT_FAILED,
+                "out_dir: could not be written (see the server log)",
             ) from None
     raise ValueError(f"unknown history read {kind!r}")
 
@@ -437,10 +440,10 @@ def _token(field: str, token: str, second_max: int) -> tuple[int, int] | None:
         return None
     found = _TOKEN.fullmatch(token)
     if found is None:
-        raise BadRequest(field, "PAGE_TOKEN_INVALID", f"{field}: not from us")
+        raise BadRequest(field, Reason.PAGE_TOKEN_INVALID, f"{field}: not from us")
     first, second = int(found[1]), int(found[2])
     if not (_MIN_US <= first <= _MAX_US and second <= second_max):
-        raise BadRequest(field, "PAGE_TOKEN_INVALID", f"{field}: not from us")
+        raise BadRequest(field, Reason.PAGE_TOKEN_INVALID, f"{field}: not from us")
     return first, second
 
 
