@@ -15,7 +15,7 @@ import bisect
 import calendar
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from mt5exec.terminal.v1 import worker_pb2 as pb
@@ -38,6 +38,13 @@ _BACKFILL_TICKS = 6
 _DAY = 86_400
 # RatesPage.rates: field 1, length-delimited.
 _RATES_TAG = b"\x0a"
+# Long work (a backfill, an aggregation) calls its ``pulse`` after this many bars: the worker
+# answers the engine's watchdog in between (mt5exec.workers.sim.SimWorker.pulse).
+PULSE_BARS = 1_000
+
+
+def idle() -> None:
+    """A ``pulse`` that does nothing (no worker to keep alive)."""
 
 
 @dataclass(slots=True)
@@ -169,14 +176,17 @@ class Bars:
         self._back = Series([], [], [], [], [], [], [], [])
         self._trimmed = True
 
-    def _backfill(self, minutes: int) -> None:
-        """Extends the backfill to ``minutes`` bars (at most MAX_BACKFILL)."""
+    def _backfill(self, minutes: int, pulse: Callable[[], None]) -> None:
+        """Extends the backfill to ``minutes`` bars (at most MAX_BACKFILL), calling ``pulse``
+        every PULSE_BARS bars."""
         b = self._back
         want = min(minutes, MAX_BACKFILL)
         rng, step, floor = self._rng, self._step, self._spread + self._step
         price = b.open[-1] if b.time else self._birth_pts
         at = b.time[-1] if b.time else self._birth
         while len(b.time) < want:
+            if len(b.time) % PULSE_BARS == 0:
+                pulse()
             at -= 60
             close = high = low = price
             for _ in range(_BACKFILL_TICKS - 1):
@@ -209,11 +219,11 @@ class Bars:
         ).SerializeToString()
         return _RATES_TAG + varint(len(body)) + body
 
-    def m1(self, since: int) -> Series:
+    def m1(self, since: int, pulse: Callable[[], None] = idle) -> Series:
         """The M1 bars from second ``since`` on (backfilled as far as that), oldest first;
         only those are copied, however long the history."""
         wanted = 0 if self._trimmed else (self._birth - since + 59) // 60
-        self._backfill(wanted)
+        self._backfill(wanted, pulse)
         b, s = self._back, self.live
         k = max(0, min(len(b.time), wanted))
         back = slice(k - 1, None, -1) if k else slice(0, 0)
@@ -232,14 +242,16 @@ class Bars:
             entries,
         )
 
-    def series(self, tf: int, since: int) -> Series:
+    def series(self, tf: int, since: int, pulse: Callable[[], None] = idle) -> Series:
         """Bars of timeframe ``tf`` from (about) second ``since`` on, oldest first."""
-        m1 = self.m1(since)
+        m1 = self.m1(since, pulse)
         if tf == 1:
             return m1
         out = Series([], [], [], [], [], [], [])
         end = -1
-        for t, o, h, lo, c, v, sp in m1.rows(0, len(m1)):
+        for i, (t, o, h, lo, c, v, sp) in enumerate(m1.rows(0, len(m1))):
+            if i % (10 * PULSE_BARS) == 0:
+                pulse()
             if t >= end:
                 start, end = bucket(tf, t)
                 out.time.append(start)
@@ -261,13 +273,21 @@ class Bars:
         return out
 
     def select(
-        self, tf: int, *, date_from: int = 0, date_to: int = 0, start_pos: int = -1, count: int = 0
+        self,
+        tf: int,
+        *,
+        date_from: int = 0,
+        date_to: int = 0,
+        start_pos: int = -1,
+        count: int = 0,
+        pulse: Callable[[], None] = idle,
     ) -> tuple[Series, int, int]:
         """The three copy_rates forms: ``(series, start, stop)`` of the bars chosen.
 
         ``start_pos`` >= 0: copy_rates_from_pos (0 is the forming bar); ``date_to``:
         copy_rates_range (open times in [date_from, date_to]); else copy_rates_from (the
-        ``count`` bars opened at or before ``date_from``)."""
+        ``count`` bars opened at or before ``date_from``). ``pulse`` is called every so many
+        bars of the work (a backfill of 100,000 minutes takes seconds on a loaded machine)."""
         now = self.live.time[-1] if self.live.time else self._birth
         span = 44_640 if tf == MN1 else tf  # minutes in the longest bar
         if start_pos >= 0:
@@ -276,7 +296,7 @@ class Bars:
             since = date_from
         else:
             since = min(date_from, now) - (count + 1) * span * 60
-        s = self.series(tf, since)
+        s = self.series(tf, since, pulse)
         times = s.time
         if start_pos >= 0:
             stop = max(0, len(times) - start_pos)

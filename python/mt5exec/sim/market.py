@@ -71,9 +71,11 @@ def symbol_info(broker: SimBroker, name: str) -> pb.SymbolInfo:
     return info
 
 
-def rates_pages(series: Series, start: int, stop: int, scale: float) -> list[bytes]:
+def rates_pages(
+    series: Series, start: int, stop: int, scale: float, pulse: Callable[[], None] = idle
+) -> list[bytes]:
     """Bars ``start:stop`` of ``series`` (prices in points of ``scale``) as encoded
-    RatesPage messages of at most PAGE_BARS bars."""
+    RatesPage messages of at most PAGE_BARS bars (``pulse`` called before each one made)."""
     if series.entries is not None:
         # M1: every bar was encoded once, when it was made (the forming one now).
         entries = series.entries
@@ -83,6 +85,7 @@ def rates_pages(series: Series, start: int, stop: int, scale: float) -> list[byt
         ]
     pages = []
     for first in range(start, stop, PAGE_BARS):
+        pulse()
         page = pb.RatesPage()
         add = page.rates.add
         for t, o, h, lo, c, v, sp in series.rows(first, min(stop, first + PAGE_BARS)):
@@ -99,7 +102,7 @@ def rates_pages(series: Series, start: int, stop: int, scale: float) -> list[byt
     return pages
 
 
-def _rates(broker: SimBroker, q: pb.RatesQuery) -> pb.MarketAnswer:
+def _rates(broker: SimBroker, q: pb.RatesQuery, pulse: Callable[[], None]) -> pb.MarketAnswer:
     if q.symbol not in broker.symbols:
         return _unknown(q.symbol)
     if q.timeframe not in TIMEFRAMES:
@@ -111,11 +114,12 @@ def _rates(broker: SimBroker, q: pb.RatesQuery) -> pb.MarketAnswer:
         )
     bars = broker.bars[q.symbol]
     if q.from_pos:
-        series, start, stop = bars.select(q.timeframe, start_pos=q.start_pos, count=q.count)
+        picked = {"start_pos": q.start_pos, "count": q.count}
     elif q.date_to:
-        series, start, stop = bars.select(q.timeframe, date_from=q.date_from, date_to=q.date_to)
+        picked = {"date_from": q.date_from, "date_to": q.date_to}
     else:
-        series, start, stop = bars.select(q.timeframe, date_from=q.date_from, count=q.count)
+        picked = {"date_from": q.date_from, "count": q.count}
+    series, start, stop = bars.select(q.timeframe, pulse=pulse, **picked)
     if stop - start > MAX_BARS:
         return _refused(
             _INVALID_ARGUMENT,
@@ -124,10 +128,11 @@ def _rates(broker: SimBroker, q: pb.RatesQuery) -> pb.MarketAnswer:
             "date_from",
         )
     scale = 10 ** next(s.digits for s in broker.symbol_specs() if s.name == q.symbol)
-    return pb.MarketAnswer(rates=pb.RatesChunks(pages=rates_pages(series, start, stop, scale)))
+    pages = rates_pages(series, start, stop, scale, pulse)
+    return pb.MarketAnswer(rates=pb.RatesChunks(pages=pages))
 
 
-def _ticks(broker: SimBroker, q: pb.TicksQuery) -> pb.MarketAnswer:
+def _ticks(broker: SimBroker, q: pb.TicksQuery, pulse: Callable[[], None]) -> pb.MarketAnswer:
     if q.symbol not in broker.symbols:
         return _unknown(q.symbol)
     if q.flags == COPY_TICKS_TRADE:
@@ -144,6 +149,7 @@ def _ticks(broker: SimBroker, q: pb.TicksQuery) -> pb.MarketAnswer:
     scale = 10 ** next(s.digits for s in broker.symbol_specs() if s.name == q.symbol)
     pages = []
     for first in range(start, stop, PAGE_BARS):
+        pulse()
         last = min(stop, first + PAGE_BARS)
         page = pb.TicksPage()
         add = page.ticks.add
@@ -169,18 +175,26 @@ def _unknown(name: str) -> pb.MarketAnswer:
 
 
 def answer(
-    broker: SimBroker, request: pb.MarketRequest, *, connected: bool = True, relogins: int = 0
+    broker: SimBroker,
+    request: pb.MarketRequest,
+    *,
+    connected: bool = True,
+    relogins: int = 0,
+    pulse: Callable[[], None] = idle,
 ) -> pb.MarketAnswer:
     """The answer to ``request`` (its request_id set); ``connected`` and ``relogins``: the
-    broker connection as the worker sees it."""
-    out = _answer(broker, request, connected)
+    broker connection as the worker sees it. Long answers (bars, ticks) call ``pulse`` every
+    so many bars or ticks, for the worker to keep its heartbeats going."""
+    out = _answer(broker, request, connected, pulse)
     if out.HasField("terminal"):
         out.terminal.relogins = relogins
     out.request_id = request.request_id
     return out
 
 
-def _answer(broker: SimBroker, request: pb.MarketRequest, connected: bool) -> pb.MarketAnswer:
+def _answer(
+    broker: SimBroker, request: pb.MarketRequest, connected: bool, pulse: Callable[[], None]
+) -> pb.MarketAnswer:
     kind = request.WhichOneof("query")
     names = broker.symbols
     if kind == "symbols":
@@ -206,9 +220,9 @@ def _answer(broker: SimBroker, request: pb.MarketRequest, connected: bool) -> pb
             value = round(broker.margin_at(c.symbol, c.volume, c.price_open), 2)
         return pb.MarketAnswer(calc=pb.CalcResult(value=value, currency=currency))
     if kind == "rates":
-        return _rates(broker, request.rates)
+        return _rates(broker, request.rates, pulse)
     if kind == "ticks":
-        return _ticks(broker, request.ticks)
+        return _ticks(broker, request.ticks, pulse)
     if kind == "terminal":
         account = broker.account_snapshot()
         return pb.MarketAnswer(

@@ -561,6 +561,7 @@ class SimWorker:
                 frame.market_request,
                 connected=self.link.connected,
                 relogins=self.link.relogins,
+                pulse=self.pulse,
             )
             if answer.HasField("terminal"):
                 answer.terminal.books.extend(self.books.symbols)
@@ -666,6 +667,26 @@ class SimWorker:
                 # As after a freeze: no burst of the ticks the outage skipped.
                 self._next_tick = now
 
+    def _beat(self, now: float) -> None:
+        """The heartbeat (due now) and the broker connection's check that goes with it."""
+        self._watch_link(now)
+        self._heartbeat_seq += 1
+        heartbeat = pb.Heartbeat(
+            sequence=self._heartbeat_seq, time_msc=int(self.broker.now() * 1000.0)
+        )
+        self._out.append(_frame(heartbeat=heartbeat))
+        self._next_heartbeat = next_heartbeat(self._next_heartbeat, self._heartbeat_s, now)
+
+    def pulse(self) -> None:
+        """Called every so many bars or ticks while a market answer is made (the first
+        100,000 M1 bars are a backfill of seconds on a loaded machine): the heartbeat when
+        due, sent at once with what is already queued, so that the engine's watchdog never
+        takes a busy worker for a frozen one and replaces it mid-answer."""
+        now = time.monotonic()
+        if now >= self._next_heartbeat:
+            self._beat(now)
+            self._flush()
+
     def _fault(self, fault: pb.FaultInjection) -> None:
         if fault.broker_outage_ms:
             self.link.outage(time.monotonic(), fault.broker_outage_ms)
@@ -760,18 +781,7 @@ class SimWorker:
                     self._activity(now)
 
                 if now >= self._next_heartbeat:
-                    self._watch_link(now)
-                    self._heartbeat_seq += 1
-                    self._out.append(
-                        _frame(
-                            heartbeat=pb.Heartbeat(
-                                sequence=self._heartbeat_seq, time_msc=int(broker.now() * 1000.0)
-                            )
-                        )
-                    )
-                    self._next_heartbeat = next_heartbeat(
-                        self._next_heartbeat, self._heartbeat_s, now
-                    )
+                    self._beat(now)
 
                 self._flush()
                 if persist:
