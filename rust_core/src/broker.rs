@@ -4,10 +4,11 @@
 
 use crate::error::{Code, EngineError};
 use crate::pb::v1::InstanceState as S;
+use crate::reason;
 use crate::supervisor::Live;
 
 /// The reason a worker reports a lost broker connection with (and the instance's state reason).
-pub const DISCONNECTED: &str = "BROKER_DISCONNECTED";
+pub const DISCONNECTED: &str = reason::BROKER_DISCONNECTED;
 
 /// `UNAVAILABLE` (`BROKER_DISCONNECTED`) while the terminal has no broker connection.
 #[must_use]

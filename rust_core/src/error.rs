@@ -3,6 +3,7 @@
 //! Python turns it into a gRPC status with `google.rpc.ErrorInfo` in one place
 //! (`mt5exec.errors`); the `reason` strings are part of the public API.
 
+use crate::reason;
 use std::fmt;
 
 /// gRPC status codes used by the engine (values of `google.rpc.Code`).
@@ -76,7 +77,7 @@ impl EngineError {
     pub fn instance_not_found(instance_id: &str) -> Self {
         Self::new(
             Code::NotFound,
-            "INSTANCE_NOT_FOUND",
+            reason::INSTANCE_NOT_FOUND,
             format!("instance_id: no instance '{instance_id}'"),
         )
         .field("instance_id")

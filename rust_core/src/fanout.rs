@@ -16,6 +16,7 @@
 //! a piece is one response, taken one at a time, with the same sequence, dropped,
 //! conflation and cut-off rules as ticks (its key is the instance and symbol).
 
+use crate::reason;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use prost::Message;
@@ -255,7 +256,7 @@ impl Subscription {
         q.bytes = 0;
         q.closed = Some(EngineError::new(
             Code::ResourceExhausted,
-            "SLOW_CONSUMER",
+            reason::SLOW_CONSUMER,
             message,
         ));
         self.cut.store(true, Ordering::Release);

@@ -2,6 +2,7 @@
 
 use crate::error::Code;
 use crate::pb::v1::OrderStatus;
+use crate::reason as r;
 
 /// How one terminal return code is reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,47 +33,47 @@ use OrderStatus::{Accepted, Canceled, Filled, PartiallyFilled, Rejected, Unknown
 
 /// Every trade server return code of MT5.
 pub const TABLE: &[Retcode] = &[
-    rc(10004, "REQUOTE", Rejected, Unavailable),
-    rc(10006, "REJECT", Rejected, FailedPrecondition),
-    rc(10007, "CANCEL", Canceled, FailedPrecondition),
+    rc(10004, r::REQUOTE, Rejected, Unavailable),
+    rc(10006, r::REJECT, Rejected, FailedPrecondition),
+    rc(10007, r::CANCEL, Canceled, FailedPrecondition),
     rc(10008, "PLACED", Accepted, Ok),
     rc(10009, "DONE", Filled, Ok),
     rc(10010, "DONE_PARTIAL", PartiallyFilled, Ok),
-    rc(10011, "ERROR", Rejected, Unavailable),
-    rc(10012, "TIMEOUT", Unknown, DeadlineExceeded),
-    rc(10013, "INVALID", Rejected, InvalidArgument),
-    rc(10014, "INVALID_VOLUME", Rejected, InvalidArgument),
-    rc(10015, "INVALID_PRICE", Rejected, InvalidArgument),
-    rc(10016, "INVALID_STOPS", Rejected, InvalidArgument),
-    rc(10017, "TRADE_DISABLED", Rejected, FailedPrecondition),
-    rc(10018, "MARKET_CLOSED", Rejected, FailedPrecondition),
-    rc(10019, "NO_MONEY", Rejected, FailedPrecondition),
-    rc(10020, "PRICE_CHANGED", Rejected, Unavailable),
-    rc(10021, "PRICE_OFF", Rejected, Unavailable),
-    rc(10022, "INVALID_EXPIRATION", Rejected, InvalidArgument),
-    rc(10023, "ORDER_CHANGED", Rejected, FailedPrecondition),
-    rc(10024, "TOO_MANY_REQUESTS", Rejected, ResourceExhausted),
-    rc(10025, "NO_CHANGES", Rejected, FailedPrecondition),
-    rc(10026, "SERVER_DISABLES_AT", Rejected, FailedPrecondition),
-    rc(10027, "CLIENT_DISABLES_AT", Rejected, FailedPrecondition),
-    rc(10028, "LOCKED", Rejected, FailedPrecondition),
-    rc(10029, "FROZEN", Rejected, FailedPrecondition),
-    rc(10030, "INVALID_FILL", Rejected, InvalidArgument),
-    rc(10031, "CONNECTION", Rejected, Unavailable),
-    rc(10032, "ONLY_REAL", Rejected, FailedPrecondition),
-    rc(10033, "LIMIT_ORDERS", Rejected, FailedPrecondition),
-    rc(10034, "LIMIT_VOLUME", Rejected, FailedPrecondition),
-    rc(10035, "INVALID_ORDER", Rejected, InvalidArgument),
-    rc(10036, "POSITION_CLOSED", Rejected, FailedPrecondition),
-    rc(10038, "INVALID_CLOSE_VOLUME", Rejected, InvalidArgument),
-    rc(10039, "CLOSE_ORDER_EXIST", Rejected, FailedPrecondition),
-    rc(10040, "LIMIT_POSITIONS", Rejected, FailedPrecondition),
-    rc(10041, "REJECT_CANCEL", Rejected, FailedPrecondition),
-    rc(10042, "LONG_ONLY", Rejected, FailedPrecondition),
-    rc(10043, "SHORT_ONLY", Rejected, FailedPrecondition),
-    rc(10044, "CLOSE_ONLY", Rejected, FailedPrecondition),
-    rc(10045, "FIFO_CLOSE", Rejected, FailedPrecondition),
-    rc(10046, "HEDGE_PROHIBITED", Rejected, FailedPrecondition),
+    rc(10011, r::ERROR, Rejected, Unavailable),
+    rc(10012, r::TIMEOUT, Unknown, DeadlineExceeded),
+    rc(10013, r::INVALID, Rejected, InvalidArgument),
+    rc(10014, r::INVALID_VOLUME, Rejected, InvalidArgument),
+    rc(10015, r::INVALID_PRICE, Rejected, InvalidArgument),
+    rc(10016, r::INVALID_STOPS, Rejected, InvalidArgument),
+    rc(10017, r::TRADE_DISABLED, Rejected, FailedPrecondition),
+    rc(10018, r::MARKET_CLOSED, Rejected, FailedPrecondition),
+    rc(10019, r::NO_MONEY, Rejected, FailedPrecondition),
+    rc(10020, r::PRICE_CHANGED, Rejected, Unavailable),
+    rc(10021, r::PRICE_OFF, Rejected, Unavailable),
+    rc(10022, r::INVALID_EXPIRATION, Rejected, InvalidArgument),
+    rc(10023, r::ORDER_CHANGED, Rejected, FailedPrecondition),
+    rc(10024, r::TOO_MANY_REQUESTS, Rejected, ResourceExhausted),
+    rc(10025, r::NO_CHANGES, Rejected, FailedPrecondition),
+    rc(10026, r::SERVER_DISABLES_AT, Rejected, FailedPrecondition),
+    rc(10027, r::CLIENT_DISABLES_AT, Rejected, FailedPrecondition),
+    rc(10028, r::LOCKED, Rejected, FailedPrecondition),
+    rc(10029, r::FROZEN, Rejected, FailedPrecondition),
+    rc(10030, r::INVALID_FILL, Rejected, InvalidArgument),
+    rc(10031, r::CONNECTION, Rejected, Unavailable),
+    rc(10032, r::ONLY_REAL, Rejected, FailedPrecondition),
+    rc(10033, r::LIMIT_ORDERS, Rejected, FailedPrecondition),
+    rc(10034, r::LIMIT_VOLUME, Rejected, FailedPrecondition),
+    rc(10035, r::INVALID_ORDER, Rejected, InvalidArgument),
+    rc(10036, r::POSITION_CLOSED, Rejected, FailedPrecondition),
+    rc(10038, r::INVALID_CLOSE_VOLUME, Rejected, InvalidArgument),
+    rc(10039, r::CLOSE_ORDER_EXIST, Rejected, FailedPrecondition),
+    rc(10040, r::LIMIT_POSITIONS, Rejected, FailedPrecondition),
+    rc(10041, r::REJECT_CANCEL, Rejected, FailedPrecondition),
+    rc(10042, r::LONG_ONLY, Rejected, FailedPrecondition),
+    rc(10043, r::SHORT_ONLY, Rejected, FailedPrecondition),
+    rc(10044, r::CLOSE_ONLY, Rejected, FailedPrecondition),
+    rc(10045, r::FIFO_CLOSE, Rejected, FailedPrecondition),
+    rc(10046, r::HEDGE_PROHIBITED, Rejected, FailedPrecondition),
 ];
 
 /// `TRADE_RETCODE_DONE`.
@@ -84,7 +85,7 @@ pub fn lookup(value: u32) -> Retcode {
         .iter()
         .copied()
         .find(|r| r.value == value)
-        .unwrap_or(rc(value, "UNKNOWN_RETCODE", Rejected, Unavailable))
+        .unwrap_or(rc(value, r::UNKNOWN_RETCODE, Rejected, Unavailable))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! queued `OrderSessionResponse` as the bytes built here: per order it only moves bytes.
 //! Every order takes exactly the path of `PlaceOrder` (validation, idempotency, journal).
 
+use crate::reason;
 use parking_lot::Mutex;
 use prost::Message;
 use std::collections::VecDeque;
@@ -194,7 +195,7 @@ pub fn decode(raw: &[u8]) -> Result<v1::order_session_request::Request, EngineEr
     let request = v1::OrderSessionRequest::decode(raw).map_err(|e| {
         EngineError::invalid(
             "request",
-            "REQUEST_INVALID",
+            reason::REQUEST_INVALID,
             format!("request: not decodable: {e}"),
         )
     })?;
@@ -206,7 +207,7 @@ pub fn decode(raw: &[u8]) -> Result<v1::order_session_request::Request, EngineEr
 pub fn batch_too_large() -> EngineError {
     EngineError::invalid(
         "batch",
-        "BATCH_TOO_LARGE",
+        reason::BATCH_TOO_LARGE,
         format!("batch: at most {MAX_BATCH} requests"),
     )
 }
@@ -215,7 +216,7 @@ pub fn batch_too_large() -> EngineError {
 pub fn nested_batch() -> EngineError {
     EngineError::invalid(
         "batch",
-        "BATCH_NESTED",
+        reason::BATCH_NESTED,
         "batch: each request is a place or a cancel",
     )
 }
@@ -224,7 +225,7 @@ pub fn nested_batch() -> EngineError {
 pub fn empty() -> EngineError {
     EngineError::invalid(
         "request",
-        "FIELD_REQUIRED",
+        reason::FIELD_REQUIRED,
         "request: place, cancel or batch",
     )
 }
@@ -246,9 +247,9 @@ pub fn check_instance_id(field: &'static str, value: &str) -> Result<(), EngineE
         Err(EngineError::invalid(
             field,
             if value.is_empty() {
-                "FIELD_REQUIRED"
+                reason::FIELD_REQUIRED
             } else {
-                "ID_INVALID"
+                reason::ID_INVALID
             },
             format!("{field}: must match [A-Za-z0-9][A-Za-z0-9_.-]{{0,63}}"),
         ))
@@ -270,7 +271,7 @@ pub fn check_client_order_id(value: &str) -> Result<(), EngineError> {
     } else {
         Err(EngineError::invalid(
             "client_order_id",
-            "CLIENT_ORDER_ID_INVALID",
+            reason::CLIENT_ORDER_ID_INVALID,
             "client_order_id: must match [A-Za-z0-9_.:-]{1,64}",
         ))
     }
@@ -286,7 +287,7 @@ pub fn generate_client_order_id(start_nanos: u64, token: u64) -> String {
 pub fn too_long(field: &'static str, max: usize) -> EngineError {
     EngineError::new(
         Code::InvalidArgument,
-        "VALUE_TOO_LONG",
+        reason::VALUE_TOO_LONG,
         format!("{field}: at most {max} characters"),
     )
     .field(field)

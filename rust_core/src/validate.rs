@@ -6,6 +6,7 @@
 use crate::error::{num, quote, Code, EngineError, Result};
 use crate::pb::terminal::{SymbolInfo, Tick};
 use crate::pb::v1::{FillingMode, OrderType, Side, TimeInForce};
+use crate::reason;
 
 /// An order as the API gives it, before it becomes a terminal request.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -78,7 +79,7 @@ pub fn check_volume(volume: f64, spec: &SymbolInfo) -> Result<()> {
     if !volume.is_finite() || volume <= 0.0 {
         return Err(EngineError::invalid(
             "volume",
-            "VOLUME_INVALID",
+            reason::VOLUME_INVALID,
             format!(
                 "volume: must be a positive number of lots, got {}",
                 num(volume)
@@ -88,7 +89,7 @@ pub fn check_volume(volume: f64, spec: &SymbolInfo) -> Result<()> {
     if volume < spec.volume_min - spec.volume_min * STEP_EPSILON {
         return Err(EngineError::invalid(
             "volume",
-            "VOLUME_BELOW_MIN",
+            reason::VOLUME_BELOW_MIN,
             format!(
                 "volume: {} is below the {} minimum of {}",
                 num(volume),
@@ -100,7 +101,7 @@ pub fn check_volume(volume: f64, spec: &SymbolInfo) -> Result<()> {
     if volume > spec.volume_max + spec.volume_max * STEP_EPSILON {
         return Err(EngineError::invalid(
             "volume",
-            "VOLUME_ABOVE_MAX",
+            reason::VOLUME_ABOVE_MAX,
             format!(
                 "volume: {} is above the {} maximum of {}",
                 num(volume),
@@ -114,7 +115,7 @@ pub fn check_volume(volume: f64, spec: &SymbolInfo) -> Result<()> {
         if (steps - steps.round()).abs() > STEP_EPSILON * steps.max(1.0) {
             return Err(EngineError::invalid(
                 "volume",
-                "VOLUME_OFF_STEP",
+                reason::VOLUME_OFF_STEP,
                 format!(
                     "volume: {} is not a multiple of the {} volume step {}",
                     num(volume),
@@ -137,7 +138,7 @@ pub fn check_price(field: &'static str, value: f64) -> Result<()> {
     } else {
         Err(EngineError::invalid(
             field,
-            "PRICE_INVALID",
+            reason::PRICE_INVALID,
             format!(
                 "{field}: must be a finite price >= 0 (0 = none), got {}",
                 num(value)
@@ -148,10 +149,10 @@ pub fn check_price(field: &'static str, value: f64) -> Result<()> {
 
 fn wrong_side(field: &'static str, what: &str, value: f64, rule: &str) -> EngineError {
     let reason = match field {
-        "stop_loss" => "STOP_LOSS_WRONG_SIDE",
-        "take_profit" => "TAKE_PROFIT_WRONG_SIDE",
-        "stop_limit_price" => "STOP_LIMIT_PRICE_WRONG_SIDE",
-        _ => "PRICE_WRONG_SIDE",
+        "stop_loss" => reason::STOP_LOSS_WRONG_SIDE,
+        "take_profit" => reason::TAKE_PROFIT_WRONG_SIDE,
+        "stop_limit_price" => reason::STOP_LIMIT_PRICE_WRONG_SIDE,
+        _ => reason::PRICE_WRONG_SIDE,
     };
     EngineError::invalid(
         field,
@@ -171,7 +172,7 @@ fn check_applies(order: &OrderIntent, order_type: OrderType, tif: TimeInForce) -
     if order.stop_limit_price != 0.0 && order_type != OrderType::StopLimit {
         return Err(EngineError::invalid(
             "stop_limit_price",
-            "FIELD_NOT_APPLICABLE",
+            reason::FIELD_NOT_APPLICABLE,
             format!("stop_limit_price: only for ORDER_TYPE_STOP_LIMIT, not {type_name}"),
         ));
     }
@@ -180,7 +181,7 @@ fn check_applies(order: &OrderIntent, order_type: OrderType, tif: TimeInForce) -
     {
         return Err(EngineError::invalid(
             "time_in_force",
-            "FIELD_NOT_APPLICABLE",
+            reason::FIELD_NOT_APPLICABLE,
             format!(
                 "time_in_force: {} does not apply to ORDER_TYPE_MARKET (filled or refused at \
                  once; see filling)",
@@ -206,7 +207,7 @@ pub fn check_order(
     if side == Side::Unspecified {
         return Err(EngineError::invalid(
             "side",
-            "SIDE_INVALID",
+            reason::SIDE_INVALID,
             format!("side: must be SIDE_BUY or SIDE_SELL, got {}", order.side),
         ));
     }
@@ -214,14 +215,14 @@ pub fn check_order(
     if order_type == OrderType::Unspecified {
         return Err(EngineError::invalid(
             "type",
-            "ORDER_TYPE_INVALID",
+            reason::ORDER_TYPE_INVALID,
             format!("type: unknown order type {}", order.order_type),
         ));
     }
     let Some(spec) = spec else {
         return Err(EngineError::invalid(
             "symbol",
-            "SYMBOL_UNKNOWN",
+            reason::SYMBOL_UNKNOWN,
             format!(
                 "symbol: {} is not traded by this instance",
                 quote(&order.symbol)
@@ -236,7 +237,7 @@ pub fn check_order(
     let Ok(tif) = TimeInForce::try_from(order.time_in_force) else {
         return Err(EngineError::invalid(
             "time_in_force",
-            "TIME_IN_FORCE_INVALID",
+            reason::TIME_IN_FORCE_INVALID,
             format!("time_in_force: unknown value {}", order.time_in_force),
         ));
     };
@@ -245,28 +246,28 @@ pub fn check_order(
         if order.expiration_msc <= now_msc {
             return Err(EngineError::invalid(
                 "expiration",
-                "EXPIRATION_INVALID",
+                reason::EXPIRATION_INVALID,
                 "expiration: must be in the future for TIME_IN_FORCE_SPECIFIED",
             ));
         }
     } else if order.expiration_msc != 0 {
         return Err(EngineError::invalid(
             "expiration",
-            "EXPIRATION_INVALID",
+            reason::EXPIRATION_INVALID,
             "expiration: only with TIME_IN_FORCE_SPECIFIED",
         ));
     }
     if FillingMode::try_from(order.filling).is_err() {
         return Err(EngineError::invalid(
             "filling",
-            "FILLING_INVALID",
+            reason::FILLING_INVALID,
             format!("filling: unknown value {}", order.filling),
         ));
     }
     let Some(tick) = last else {
         return Err(EngineError::new(
             Code::FailedPrecondition,
-            "NO_PRICE",
+            reason::NO_PRICE,
             format!("symbol: no price received for {} yet", quote(&order.symbol)),
         )
         .field("symbol"));
@@ -283,7 +284,7 @@ pub fn check_order(
         if order.price <= 0.0 {
             return Err(EngineError::invalid(
                 "price",
-                "PRICE_REQUIRED",
+                reason::PRICE_REQUIRED,
                 format!("price: required for {} orders", order_type.as_str_name()),
             ));
         }
@@ -322,7 +323,7 @@ pub fn check_order(
         if order.stop_limit_price <= 0.0 {
             return Err(EngineError::invalid(
                 "stop_limit_price",
-                "PRICE_REQUIRED",
+                reason::PRICE_REQUIRED,
                 "stop_limit_price: required for ORDER_TYPE_STOP_LIMIT",
             ));
         }

@@ -6,6 +6,7 @@
 //! numbers come from the descriptors of the compiled protos (`build.rs`), so the check
 //! follows the proto files without an edit here.
 
+use crate::reason;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -178,7 +179,7 @@ pub fn check_known(type_name: &str, raw: &[u8]) -> Result<()> {
             let field = if inside.is_empty() { "request" } else { inside };
             Err(EngineError::invalid(
                 field,
-                "REQUEST_INVALID",
+                reason::REQUEST_INVALID,
                 format!("{field}: field number {number} is not a field of {name}"),
             ))
         }

@@ -9,6 +9,7 @@
 use crate::error::{num, Code, EngineError};
 use crate::pb::terminal::SymbolInfo;
 use crate::pb::v1::{RiskLimits, TradingState};
+use crate::reason;
 
 /// What kind of order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,46 +137,46 @@ impl Rejection {
             limit,
         } = self;
         let (code, message) = match reason {
-            "VOLUME_INVALID" | "PRICE_INVALID" => (
+            reason::VOLUME_INVALID | reason::PRICE_INVALID => (
                 Code::InvalidArgument,
                 format!("{field}: {} is not a valid value", num(value)),
             ),
-            "KILL_SWITCH" => (
+            reason::KILL_SWITCH => (
                 Code::FailedPrecondition,
                 "the kill switch is engaged: only cancels until it is released".to_owned(),
             ),
-            "TRADING_HALTED" => (
+            reason::TRADING_HALTED => (
                 Code::FailedPrecondition,
                 "trading is HALTED: only cancels are accepted".to_owned(),
             ),
-            "REDUCE_ONLY" => (
+            reason::REDUCE_ONLY => (
                 Code::FailedPrecondition,
                 "trading is REDUCE_ONLY: only orders that reduce exposure are accepted".to_owned(),
             ),
-            "SYMBOL_NOT_ALLOWED" => (
+            reason::SYMBOL_NOT_ALLOWED => (
                 Code::FailedPrecondition,
                 "symbol: not on the whitelist of this instance or its owner".to_owned(),
             ),
-            "MARKET_CLOSED" => (
+            reason::MARKET_CLOSED => (
                 Code::FailedPrecondition,
                 "symbol: trading is disabled for this symbol".to_owned(),
             ),
-            "CLOSE_ONLY" | "LONG_ONLY" | "SHORT_ONLY" => (
+            reason::CLOSE_ONLY | reason::LONG_ONLY | reason::SHORT_ONLY => (
                 Code::FailedPrecondition,
                 format!("symbol: the symbol's trade mode is {reason}"),
             ),
-            "OUTSIDE_SESSION" => (
+            reason::OUTSIDE_SESSION => (
                 Code::FailedPrecondition,
                 "risk.session_start: now is outside the instance's trading window".to_owned(),
             ),
-            "DUPLICATE_ORDER" => (
+            reason::DUPLICATE_ORDER => (
                 Code::FailedPrecondition,
                 format!(
                     "an identical order (symbol, side, type, volume, price) was sent within \
                      duplicate_window_ms ({limit} ms)"
                 ),
             ),
-            "STALE_TICK" => (
+            reason::STALE_TICK => (
                 Code::FailedPrecondition,
                 format!(
                     "symbol: the last tick is {} ms old (stale_tick_ms {})",
@@ -183,7 +184,7 @@ impl Rejection {
                     num(limit)
                 ),
             ),
-            "INSUFFICIENT_MARGIN" => (
+            reason::INSUFFICIENT_MARGIN => (
                 Code::FailedPrecondition,
                 format!(
                     "{field}: the order needs a margin of {}, the free margin is {}",
@@ -268,10 +269,15 @@ fn valid_price(value: f64) -> bool {
 /// KILL_SWITCH or TRADING_HALTED.
 pub fn trading_allowed(kill_switch: bool, state: TradingState) -> Result<(), Rejection> {
     if kill_switch {
-        return Err(Rejection::new("KILL_SWITCH", "instance_id", 0.0, 0.0));
+        return Err(Rejection::new(reason::KILL_SWITCH, "instance_id", 0.0, 0.0));
     }
     if state == TradingState::Halted {
-        return Err(Rejection::new("TRADING_HALTED", "instance_id", 0.0, 0.0));
+        return Err(Rejection::new(
+            reason::TRADING_HALTED,
+            "instance_id",
+            0.0,
+            0.0,
+        ));
     }
     Ok(())
 }
@@ -289,7 +295,7 @@ pub fn check(
     let limits = controls.limits;
     if !(order.volume.is_normal() && order.volume > 0.0) {
         return Err(Rejection::new(
-            "VOLUME_INVALID",
+            reason::VOLUME_INVALID,
             "volume",
             order.volume,
             0.0,
@@ -302,36 +308,41 @@ pub fn check(
         ("take_profit", order.take_profit),
     ] {
         if !valid_price(value) {
-            return Err(Rejection::new("PRICE_INVALID", field, value, 0.0));
+            return Err(Rejection::new(reason::PRICE_INVALID, field, value, 0.0));
         }
     }
     trading_allowed(controls.kill_switch, controls.state)?;
     let reducing = reduces(order, book);
     if controls.state == TradingState::ReduceOnly && !reducing {
-        return Err(Rejection::new("REDUCE_ONLY", "instance_id", 0.0, 0.0));
+        return Err(Rejection::new(reason::REDUCE_ONLY, "instance_id", 0.0, 0.0));
     }
     // SYMBOL_TRADE_MODE_*: 0 disabled, 1 long only, 2 short only, 3 close only, 4 full.
     if market.spec.trade_mode == 0 {
-        return Err(Rejection::new("MARKET_CLOSED", "symbol", 0.0, 0.0));
+        return Err(Rejection::new(reason::MARKET_CLOSED, "symbol", 0.0, 0.0));
     }
     if reducing {
         return common_checks(order, market, limits);
     }
     if !controls.symbol_allowed {
-        return Err(Rejection::new("SYMBOL_NOT_ALLOWED", "symbol", 0.0, 0.0));
+        return Err(Rejection::new(
+            reason::SYMBOL_NOT_ALLOWED,
+            "symbol",
+            0.0,
+            0.0,
+        ));
     }
     match market.spec.trade_mode {
-        3 => return Err(Rejection::new("CLOSE_ONLY", "symbol", 0.0, 0.0)),
-        1 if !order.buy => return Err(Rejection::new("LONG_ONLY", "side", 0.0, 0.0)),
-        2 if order.buy => return Err(Rejection::new("SHORT_ONLY", "side", 0.0, 0.0)),
+        3 => return Err(Rejection::new(reason::CLOSE_ONLY, "symbol", 0.0, 0.0)),
+        1 if !order.buy => return Err(Rejection::new(reason::LONG_ONLY, "side", 0.0, 0.0)),
+        2 if order.buy => return Err(Rejection::new(reason::SHORT_ONLY, "side", 0.0, 0.0)),
         _ => {}
     }
     if !controls.in_session {
-        return Err(Rejection::new("OUTSIDE_SESSION", "symbol", 0.0, 0.0));
+        return Err(Rejection::new(reason::OUTSIDE_SESSION, "symbol", 0.0, 0.0));
     }
     if limits.min_order_volume > 0.0 && order.volume < limits.min_order_volume * (1.0 - EPSILON) {
         return Err(Rejection::new(
-            "VOLUME_BELOW_LIMIT",
+            reason::VOLUME_BELOW_LIMIT,
             "volume",
             order.volume,
             limits.min_order_volume,
@@ -339,7 +350,7 @@ pub fn check(
     }
     if limits.max_order_volume > 0.0 && !within(order.volume, limits.max_order_volume) {
         return Err(Rejection::new(
-            "VOLUME_ABOVE_LIMIT",
+            reason::VOLUME_ABOVE_LIMIT,
             "volume",
             order.volume,
             limits.max_order_volume,
@@ -350,7 +361,7 @@ pub fn check(
         let age = market.now_msc.saturating_sub(market.tick_received_msc);
         if age > i64::from(limits.stale_tick_ms) {
             return Err(Rejection::new(
-                "STALE_TICK",
+                reason::STALE_TICK,
                 "symbol",
                 age as f64,
                 f64::from(limits.stale_tick_ms),
@@ -359,7 +370,7 @@ pub fn check(
     }
     if controls.duplicate {
         return Err(Rejection::new(
-            "DUPLICATE_ORDER",
+            reason::DUPLICATE_ORDER,
             "client_order_id",
             0.0,
             f64::from(limits.duplicate_window_ms),
@@ -372,7 +383,7 @@ pub fn check(
 fn common_checks(order: &Order, market: &Market<'_>, limits: &RiskLimits) -> Result<(), Rejection> {
     if limits.max_deviation_points > 0 && order.deviation_points > limits.max_deviation_points {
         return Err(Rejection::new(
-            "DEVIATION_LIMIT",
+            reason::DEVIATION_LIMIT,
             "deviation_points",
             f64::from(order.deviation_points),
             f64::from(limits.max_deviation_points),
@@ -402,7 +413,7 @@ pub fn collar(order: &Order, market: &Market<'_>, limits: &RiskLimits) -> Result
             let distance = (value - mid).abs() / mid * 100.0;
             if !within(distance, limits.price_collar_percent) {
                 return Err(Rejection::new(
-                    "PRICE_COLLAR",
+                    reason::PRICE_COLLAR,
                     field,
                     value,
                     limits.price_collar_percent,
@@ -426,7 +437,7 @@ fn exposure_checks(
         && book.pending_orders >= limits.max_pending_orders
     {
         return Err(Rejection::new(
-            "MAX_PENDING_ORDERS",
+            reason::MAX_PENDING_ORDERS,
             "risk.max_pending_orders",
             f64::from(book.pending_orders),
             f64::from(limits.max_pending_orders),
@@ -440,7 +451,7 @@ fn exposure_checks(
         && (book.hedging || book.net_volume == 0.0)
     {
         return Err(Rejection::new(
-            "MAX_OPEN_POSITIONS",
+            reason::MAX_OPEN_POSITIONS,
             "risk.max_open_positions",
             f64::from(book.open_positions),
             f64::from(limits.max_open_positions),
@@ -448,7 +459,7 @@ fn exposure_checks(
     }
     if limits.max_trades_per_day > 0 && book.trades_today >= limits.max_trades_per_day {
         return Err(Rejection::new(
-            "MAX_TRADES_PER_DAY",
+            reason::MAX_TRADES_PER_DAY,
             "risk.max_trades_per_day",
             f64::from(book.trades_today),
             f64::from(limits.max_trades_per_day),
@@ -458,7 +469,7 @@ fn exposure_checks(
         let loss = book.day_start_equity - book.equity;
         if !within(loss, limits.max_daily_loss) {
             return Err(Rejection::new(
-                "DAILY_LOSS_LIMIT",
+                reason::DAILY_LOSS_LIMIT,
                 "risk.max_daily_loss",
                 loss,
                 limits.max_daily_loss,
@@ -469,7 +480,7 @@ fn exposure_checks(
         let drawdown = (book.equity_high - book.equity) / book.equity_high * 100.0;
         if !within(drawdown, limits.max_drawdown_percent) {
             return Err(Rejection::new(
-                "DRAWDOWN_LIMIT",
+                reason::DRAWDOWN_LIMIT,
                 "risk.max_drawdown_percent",
                 drawdown,
                 limits.max_drawdown_percent,
@@ -482,7 +493,7 @@ fn exposure_checks(
         let loss = (entry - order.stop_loss).abs() * per_price * order.volume;
         if !within(loss, limits.max_loss_per_trade) {
             return Err(Rejection::new(
-                "TRADE_LOSS_LIMIT",
+                reason::TRADE_LOSS_LIMIT,
                 "stop_loss",
                 loss,
                 limits.max_loss_per_trade,
@@ -492,7 +503,7 @@ fn exposure_checks(
     let notional = order.volume * entry * per_price;
     if limits.max_order_notional > 0.0 && !within(notional, limits.max_order_notional) {
         return Err(Rejection::new(
-            "NOTIONAL_LIMIT",
+            reason::NOTIONAL_LIMIT,
             "volume",
             notional,
             limits.max_order_notional,
@@ -507,7 +518,7 @@ fn exposure_checks(
         let exposure = (book.net_volume + signed).abs() * entry * per_price;
         if !within(exposure, limits.max_symbol_exposure) {
             return Err(Rejection::new(
-                "EXPOSURE_LIMIT",
+                reason::EXPOSURE_LIMIT,
                 "volume",
                 exposure,
                 limits.max_symbol_exposure,
@@ -519,7 +530,7 @@ fn exposure_checks(
         let after = book.free_margin - margin;
         if after.is_nan() || after < 0.0 {
             return Err(Rejection::new(
-                "INSUFFICIENT_MARGIN",
+                reason::INSUFFICIENT_MARGIN,
                 "volume",
                 margin,
                 book.free_margin,

@@ -10,6 +10,7 @@ pub mod live;
 pub mod refusals;
 pub mod throttle;
 
+use crate::reason;
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 
@@ -44,7 +45,7 @@ impl Window {
             parsed.ok_or_else(|| {
                 EngineError::invalid(
                     field,
-                    "SESSION_INVALID",
+                    reason::SESSION_INVALID,
                     format!("{field}: expected \"HH:MM\" (UTC), got {}", quote(text)),
                 )
             })
@@ -94,7 +95,7 @@ pub fn validate_limits(limits: &RiskLimits) -> Result<Option<Window>> {
         if !(value.is_finite() && value >= 0.0) {
             return Err(EngineError::invalid(
                 field,
-                "LIMIT_INVALID",
+                reason::LIMIT_INVALID,
                 format!(
                     "{field}: must be a finite number >= 0 (0 disables it), got {}",
                     num(value)
@@ -105,14 +106,14 @@ pub fn validate_limits(limits: &RiskLimits) -> Result<Option<Window>> {
     if limits.max_drawdown_percent > 100.0 {
         return Err(EngineError::invalid(
             "risk.max_drawdown_percent",
-            "LIMIT_INVALID",
+            reason::LIMIT_INVALID,
             "risk.max_drawdown_percent: at most 100",
         ));
     }
     if limits.max_order_volume > 0.0 && limits.min_order_volume > limits.max_order_volume {
         return Err(EngineError::invalid(
             "risk.min_order_volume",
-            "LIMIT_INVALID",
+            reason::LIMIT_INVALID,
             format!(
                 "risk.min_order_volume: {} is above risk.max_order_volume {}",
                 num(limits.min_order_volume),
@@ -123,14 +124,14 @@ pub fn validate_limits(limits: &RiskLimits) -> Result<Option<Window>> {
     if limits.allowed_symbols.len() > MAX_ALLOWED_SYMBOLS {
         return Err(EngineError::invalid(
             "risk.allowed_symbols",
-            "LIMIT_INVALID",
+            reason::LIMIT_INVALID,
             format!("risk.allowed_symbols: at most {MAX_ALLOWED_SYMBOLS} symbols"),
         ));
     }
     if let Some(bad) = limits.allowed_symbols.iter().find(|s| !is_symbol_name(s)) {
         return Err(EngineError::invalid(
             "risk.allowed_symbols",
-            "LIMIT_INVALID",
+            reason::LIMIT_INVALID,
             format!(
                 "risk.allowed_symbols: {} is not a symbol name (1 to 64 characters, no \
                  whitespace)",
@@ -343,7 +344,7 @@ pub struct Gate {
 fn rate_limited(scope: &str, rate: f64, wait_ns: u64) -> EngineError {
     let mut error = EngineError::new(
         Code::ResourceExhausted,
-        "RATE_LIMITED",
+        reason::RATE_LIMITED,
         format!("the {scope} order rate limit ({rate}/s) is reached; retry later"),
     );
     error.retry_after_ms = u32::try_from(wait_ns.div_ceil(1_000_000)).unwrap_or(u32::MAX);
@@ -484,7 +485,7 @@ impl Gate {
         {
             return Err(EngineError::new(
                 Code::ResourceExhausted,
-                "TOO_MANY_IN_FLIGHT",
+                reason::TOO_MANY_IN_FLIGHT,
                 format!(
                     "{} orders of this instance await the terminal (risk.max_in_flight_orders)",
                     request.in_flight

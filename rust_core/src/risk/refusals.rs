@@ -8,6 +8,7 @@
 //! event stands for all of them: the first refused order, `REJECTED` with the reason, and
 //! `ExecutionEvent.refusals` the count. Refusals for any other reason stay one event each.
 
+use crate::reason;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -19,7 +20,7 @@ pub const WINDOW: Duration = Duration::from_secs(1);
 
 /// Whether a refusal is a throttle's (coalesced): RESOURCE_EXHAUSTED reasons.
 pub fn coalesced(reason: &str) -> bool {
-    matches!(reason, "RATE_LIMITED" | "TOO_MANY_IN_FLIGHT")
+    matches!(reason, reason::RATE_LIMITED | reason::TOO_MANY_IN_FLIGHT)
 }
 
 /// One window: the first refused order, how many were refused, when it closes.

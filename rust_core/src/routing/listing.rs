@@ -6,6 +6,7 @@
 //! right after it, so orders placed while a client pages through the history neither repeat
 //! nor push orders off the pages it has not read yet.
 
+use crate::reason;
 use prost::Message;
 
 use crate::convert::timestamp_nanos;
@@ -61,7 +62,7 @@ fn parse_token(token: &str) -> Result<Option<(i64, String)>> {
         .ok_or_else(|| {
             EngineError::new(
                 Code::InvalidArgument,
-                "PAGE_TOKEN_INVALID",
+                reason::PAGE_TOKEN_INVALID,
                 "page_token: not from us",
             )
             .field("page_token")

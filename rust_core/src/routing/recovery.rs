@@ -2,12 +2,13 @@
 //! restored from the journal.
 
 use super::*;
+use crate::reason;
 
 /// The worker is gone: requests in flight have an unknown outcome.
 pub fn on_worker_lost(shared: &Shared, instance: &Instance, live: &mut Live) {
     let lost = EngineError::new(
         Code::Unavailable,
-        "WORKER_LOST",
+        reason::WORKER_LOST,
         "the worker stopped before answering; the order's outcome is UNKNOWN until reconciled",
     );
     for (token, pending) in live.pending.drain() {
@@ -108,7 +109,7 @@ pub fn on_reconcile(shared: &Shared, instance: &Instance, result: &t::ReconcileR
             let error = (!ok).then(|| {
                 EngineError::new(
                     Code::FailedPrecondition,
-                    "ORDER_NOT_EXECUTED",
+                    reason::ORDER_NOT_EXECUTED,
                     entry.order.status_message.clone(),
                 )
             });
