@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from mt5exec.sim.symbols import SymbolSettings
+from mt5exec.sim.symbols import DEFAULT_SYMBOLS, SymbolSettings
 
 SERVER_NAME = "mt5exec-sim"
 
@@ -41,3 +42,28 @@ class SimConfig:
     margin_call_level: float = 100.0
     # Per-symbol overrides; the key "*" applies to every symbol (see SymbolSettings).
     symbol_settings: dict[str, SymbolSettings] = field(default_factory=dict)
+
+    def check(self) -> None:
+        """``ValueError`` naming the field when this config cannot make an account."""
+        if not self.symbols:
+            raise ValueError("SimConfig.symbols: at least one symbol is needed")
+        unknown = [s for s in self.symbols if s not in DEFAULT_SYMBOLS]
+        if unknown:
+            known = ", ".join(DEFAULT_SYMBOLS)
+            raise ValueError(f"SimConfig.symbols: unknown symbol {unknown[0]!r} (known: {known})")
+        if self.margin_mode not in ("hedging", "netting"):
+            raise ValueError(
+                f"SimConfig.margin_mode: {self.margin_mode!r} is not 'hedging' or 'netting'"
+            )
+        if self.leverage <= 0:
+            raise ValueError(f"SimConfig.leverage: must be positive, got {self.leverage}")
+        if not math.isfinite(self.initial_balance):
+            raise ValueError("SimConfig.initial_balance: must be finite")
+        if not (0.0 <= self.stop_out_level <= self.margin_call_level):
+            raise ValueError(
+                "SimConfig: need 0 <= stop_out_level <= margin_call_level, got "
+                f"{self.stop_out_level} and {self.margin_call_level}"
+            )
+        stray = sorted(set(self.symbol_settings) - {"*", *self.symbols})
+        if stray:
+            raise ValueError(f"SimConfig.symbol_settings: {stray[0]!r} is not a configured symbol")

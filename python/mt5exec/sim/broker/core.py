@@ -194,6 +194,15 @@ class BrokerCore:
             self._in_trade = False
             raise Reject(TRADE_RETCODE_ERROR, f"trade not saved: {err.strerror or err}") from None
 
+    @staticmethod
+    def _order_outcome(req: pb.OrderRequest, result: pb.OrderResult, o: Order) -> SendOutcome:
+        """The outcome of a request that placed or changed the working order ``o``."""
+        return SendOutcome(
+            result,
+            order_updates=[pb.OrderUpdate(order=o.info(), request_id=req.request_id)],
+            orders_changed=True,
+        )
+
     def _add_order(self, m: Market, s: OrderState) -> Order:
         o = Order(m, s)
         self._orders[o.ticket] = o

@@ -70,28 +70,7 @@ class SimBroker(PendingMixin, SnapshotsMixin, PersistenceMixin):
         (``ValueError`` if its login, currency or margin mode differ, or if it holds positions
         or orders on symbols not configured).
         """
-        if not config.symbols:
-            raise ValueError("SimConfig.symbols: at least one symbol is needed")
-        unknown = [s for s in config.symbols if s not in DEFAULT_SYMBOLS]
-        if unknown:
-            known = ", ".join(DEFAULT_SYMBOLS)
-            raise ValueError(f"SimConfig.symbols: unknown symbol {unknown[0]!r} (known: {known})")
-        if config.margin_mode not in ("hedging", "netting"):
-            raise ValueError(
-                f"SimConfig.margin_mode: {config.margin_mode!r} is not 'hedging' or 'netting'"
-            )
-        if config.leverage <= 0:
-            raise ValueError(f"SimConfig.leverage: must be positive, got {config.leverage}")
-        if not math.isfinite(config.initial_balance):
-            raise ValueError("SimConfig.initial_balance: must be finite")
-        if not (0.0 <= config.stop_out_level <= config.margin_call_level):
-            raise ValueError(
-                "SimConfig: need 0 <= stop_out_level <= margin_call_level, got "
-                f"{config.stop_out_level} and {config.margin_call_level}"
-            )
-        stray = sorted(set(config.symbol_settings) - {"*", *config.symbols})
-        if stray:
-            raise ValueError(f"SimConfig.symbol_settings: {stray[0]!r} is not a configured symbol")
+        config.check()
         self.config = config
         self._clock = clock
         now = self._now_msc()
@@ -207,12 +186,7 @@ class SimBroker(PendingMixin, SnapshotsMixin, PersistenceMixin):
         """
         m = self._markets[symbol]
         m.advance()
-        m.time_msc = self._now_msc() if time_msc is None else time_msc
-        self.bars[symbol].on_tick(m.time_msc, m.bid_pts, m.spread)
-        self.tapes[symbol].add(m.time_msc, m.bid_pts, m.ask_pts)
-        if m.armed and m.triggered():
-            self._fire(m)
-        return m.bid, m.ask
+        return self._ticked(symbol, m, time_msc)
 
     def set_price(
         self, symbol: str, bid: float, time_msc: int | None = None
@@ -221,6 +195,11 @@ class SimBroker(PendingMixin, SnapshotsMixin, PersistenceMixin):
         as a replayed tick would be; triggers fire as on any tick. Returns ``(bid, ask)``."""
         m = self._markets[symbol]
         m.jump(m.pts(bid))
+        return self._ticked(symbol, m, time_msc)
+
+    def _ticked(self, symbol: str, m: Market, time_msc: int | None) -> tuple[float, float]:
+        """After a tick of ``m``: stamp it, record it in the bars and the tape, and fire the
+        orders and stops it reaches."""
         m.time_msc = self._now_msc() if time_msc is None else time_msc
         self.bars[symbol].on_tick(m.time_msc, m.bid_pts, m.spread)
         self.tapes[symbol].add(m.time_msc, m.bid_pts, m.ask_pts)

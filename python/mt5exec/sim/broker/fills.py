@@ -514,11 +514,7 @@ class FillsMixin(BrokerCore):
                     comment="Order placed",
                     time_msc=now,
                 )
-                return SendOutcome(
-                    result,
-                    order_updates=[pb.OrderUpdate(order=working.info(), request_id=req.request_id)],
-                    orders_changed=True,
-                )
+                return self._order_outcome(req, result, working)
         plan = self._plan(
             m, side, fill, price, order, target, req.request_id, req.magic, comment,
             DEAL_REASON_EXPERT, sl, tp, now,

@@ -119,11 +119,7 @@ class PendingMixin(PositionsMixin):
             comment="Order placed",
             time_msc=now,
         )
-        return SendOutcome(
-            result,
-            order_updates=[pb.OrderUpdate(order=o.info(), request_id=req.request_id)],
-            orders_changed=True,
-        )
+        return self._order_outcome(req, result, o)
 
     def _working(self, req: pb.OrderRequest) -> Order:
         o = self._orders.get(req.order)
@@ -179,11 +175,7 @@ class PendingMixin(PositionsMixin):
             comment="Request executed",
             time_msc=now,
         )
-        return SendOutcome(
-            result,
-            order_updates=[pb.OrderUpdate(order=o.info(), request_id=req.request_id)],
-            orders_changed=True,
-        )
+        return self._order_outcome(req, result, o)
 
     def _finish(self, o: Order, state: int) -> pb.OrderUpdate:
         """Move a working order to the history in ``state`` (journaled first)."""

@@ -10,7 +10,7 @@ import mmap
 import struct
 import zlib
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from mt5exec.sim.state.records import (
     DEAL_FIXED,
@@ -259,53 +259,12 @@ def _str(payload: bytes, off: int) -> tuple[str, int]:
 
 def _parse_order(payload: bytes, off: int) -> tuple[OrderState, int]:
     """The ORDER entry at ``off``: ``(order, end)``."""
-    (
-        _,
-        ticket,
-        otype,
-        state,
-        filling,
-        type_time,
-        reason,
-        vol_initial,
-        vol_current,
-        price_open,
-        price_stoplimit,
-        sl,
-        tp,
-        price_current,
-        expiration,
-        magic,
-        setup,
-        done,
-        position_id,
-        position_by,
-    ) = _ORDER.unpack_from(payload, off)
+    fields = _ORDER.unpack_from(payload, off)
     name, off = _str(payload, off + _ORDER.size)
     comment, off = _str(payload, off)
-    order = OrderState(
-        ticket,
-        name,
-        otype,
-        state,
-        filling,
-        type_time,
-        reason,
-        vol_initial,
-        vol_current,
-        price_open,
-        price_stoplimit,
-        sl,
-        tp,
-        price_current,
-        expiration,
-        magic,
-        setup,
-        done,
-        position_id,
-        position_by,
-        comment,
-    )
+    # The entry holds OrderState's fields in its order, but for the symbol and the comment.
+    values: list[Any] = [fields[1], name, *fields[2:], comment]
+    order = OrderState(*values)
     return order, off
 
 
