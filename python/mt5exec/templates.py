@@ -37,13 +37,13 @@ import logging
 import math
 import os
 import re
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
+from mt5exec.files import atomic_write
 from mt5exec.sim.state import Retention
 from mt5exec.workers.sim import TICK_BATCH_MS_RANGE
 
@@ -1043,39 +1043,8 @@ def write_runtime_config(instance_dir: Path, runtime: RuntimeConfig) -> Path:
     """
     path = runtime_config_path(instance_dir)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    _atomic_write(path, runtime.to_json())
+    atomic_write(path, runtime.to_json().encode())
     return path
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    # A reader (or a crash) sees the old file or the new one, never half of one.
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            os.fchmod(fh.fileno(), 0o600)
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; not every filesystem supports it, which is harmless.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def load_runtime_config(

@@ -40,12 +40,13 @@ import shlex
 import shutil
 import stat
 import subprocess
-import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
+
+from mt5exec.files import atomic_write
 
 log = logging.getLogger("mt5exec.mt5.bootstrap")
 
@@ -175,7 +176,7 @@ def prepare_terminal(base_install: Path, instance_dir: Path) -> Path:
             "fingerprint": fingerprint,
             "files": files,
         }
-        _write_atomic(terminal / MARKER, json.dumps(content, indent=1).encode(), mode=0o600)
+        atomic_write(terminal / MARKER, json.dumps(content, indent=1).encode(), mode=0o600)
     log.info(
         "terminal %s prepared from %s: %d copied, %d removed, base %s",
         terminal,
@@ -382,7 +383,7 @@ def write_startup_ini(
     ini = terminal_dir / STARTUP_INI
     with _INI_LOCK:
         _remove_ini_leftovers(terminal_dir)
-        _write_atomic(ini, _INI_BOM + text.encode(_INI_ENCODING), mode=0o600)
+        atomic_write(ini, _INI_BOM + text.encode(_INI_ENCODING), mode=0o600)
     log.info("startup ini %s written (login %d, server %s)", ini, login, server)
     return ini
 
@@ -449,7 +450,7 @@ def _strip_password(ini: Path, identity: tuple[int, int] | None = None) -> bool:
     kept = [line for line in lines if not _PASSWORD_LINE.match(line)]
     if len(kept) == len(lines):
         return False
-    _write_atomic(ini, bom + "".join(kept).encode(codec, errors="surrogatepass"), mode=0o600)
+    atomic_write(ini, bom + "".join(kept).encode(codec, errors="surrogatepass"), mode=0o600)
     log.info("password removed from %s", ini)
     return True
 
@@ -460,21 +461,6 @@ def _ini_password(ini: Path) -> str | None:
         if _PASSWORD_LINE.match(line):
             return line.split("=", 1)[1].strip()
     return None
-
-
-def _write_atomic(path: Path, data: bytes, *, mode: int) -> None:
-    # mkstemp creates the file 0600 before any byte is written: no window in which another
-    # user could open it; os.replace makes readers see the old or the new file, never half.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 # ------------------------------------------------------------------------------ launch_terminal

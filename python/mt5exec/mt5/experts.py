@@ -30,9 +30,7 @@ import contextlib
 import hashlib
 import logging
 import math
-import os
 import re
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from mt5exec.files import atomic_write
 from mt5exec.mt5.bootstrap import ExpertStartup
 
 log = logging.getLogger("mt5exec.mt5.experts")
@@ -215,17 +214,7 @@ def deploy_expert(terminal_dir: Path, name: str, ex5: bytes) -> Path:
         raise ValueError("ex5 is empty: pass the compiled expert's bytes")
     clear_signals(terminal_dir, name)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(ex5)
-            f.flush()
-            os.fsync(f.fileno())  # the rename must never publish a truncated expert
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write(dest, ex5)  # the terminal must never load a truncated expert
     log.info(
         "expert %s deployed to %s (%d bytes, sha256 %s)",
         name,

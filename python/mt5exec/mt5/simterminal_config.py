@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mt5exec.config_error import ConfigError as ConfigError
+from mt5exec.files import atomic_write
 from mt5exec.sim.symbols import DEFAULT_SYMBOLS, SymbolSettings, parse_symbol_settings
 
 CONFIG_FILE = "simterminal.json"
@@ -125,10 +126,5 @@ def write_terminal_config(directory: str | os.PathLike[str], **values: Any) -> P
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     target = d / CONFIG_FILE
-    tmp = target.with_name(f".{CONFIG_FILE}.tmp")
-    # 0600 from the start: the file holds the account's password.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(values, f)
-    os.replace(tmp, target)
+    atomic_write(target, json.dumps(values).encode())  # 0600: it holds the account's password
     return target

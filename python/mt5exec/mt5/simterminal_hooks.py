@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mt5exec.files import atomic_write
 from mt5exec.mt5 import constants as c
 
 INJECT_FILE = "simterminal.inject.json"
@@ -161,7 +162,5 @@ def write_hook_file(directory: str | os.PathLike[str], commands: Any) -> Path:
     """
     d = Path(directory)
     target = d / INJECT_FILE
-    tmp = d / f".{INJECT_FILE}.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(commands))
-    os.replace(tmp, target)
+    atomic_write(target, json.dumps(commands).encode())
     return target
