@@ -1,7 +1,7 @@
 //! The catalogue of the engine's `ErrorInfo.reason` strings, which are public API: every
 //! reason the engine gives (errors, order rejections, copy skips) is a constant here, and code
 //! names the constant, never the string. `ALL` lists them; `docs/errors.md` says what each
-//! means, and `python/mt5exec/reasons.py` (the Python `Reason` enum) has every one of them under
+//! means, and `python/mt5exec/reasons.py` (the Python `Reason` class) has every one of them under
 //! the same name (`tests/test_reasons.py` checks both).
 
 /// Declares each reason as a `&str` constant spelled as its name, and [`ALL`].

@@ -1,6 +1,7 @@
 //! Which master trades a relation copies (filters), and under which follower symbol.
 
 use crate::pb::v1;
+use crate::reason;
 
 /// The follower's symbol for a master symbol: the map's entry, else prefix + symbol + suffix.
 #[must_use]
@@ -48,10 +49,10 @@ pub fn admit(r: &v1::CopyRelation, trade: &Trade<'_>) -> Result<(), &'static str
     if (!r.symbols.is_empty() && !r.symbols.iter().any(|s| s == trade.symbol))
         || r.exclude_symbols.iter().any(|s| s == trade.symbol)
     {
-        return Err("SYMBOL_FILTERED");
+        return Err(reason::SYMBOL_FILTERED);
     }
     if !r.magics.is_empty() && !r.magics.contains(&trade.magic) {
-        return Err("MAGIC_FILTERED");
+        return Err(reason::MAGIC_FILTERED);
     }
     let sides = v1::CopySides::try_from(r.sides).unwrap_or(v1::CopySides::Both);
     let side_ok = match sides {
@@ -60,10 +61,10 @@ pub fn admit(r: &v1::CopyRelation, trade: &Trade<'_>) -> Result<(), &'static str
         v1::CopySides::Both | v1::CopySides::Unspecified => true,
     };
     if !side_ok {
-        return Err("SIDE_FILTERED");
+        return Err(reason::SIDE_FILTERED);
     }
     if !r.order_types.is_empty() && !r.order_types.contains(&(trade.order_type as i32)) {
-        return Err("ORDER_TYPE_FILTERED");
+        return Err(reason::ORDER_TYPE_FILTERED);
     }
     Ok(())
 }

@@ -17,6 +17,7 @@ pub mod recovery;
 pub mod spec;
 pub mod volume;
 
+use crate::reason;
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -172,7 +173,7 @@ impl Copier {
         if all.contains_key(&spec.relation_id) {
             return Err(crate::error::EngineError::new(
                 crate::error::Code::AlreadyExists,
-                "RELATION_EXISTS",
+                reason::RELATION_EXISTS,
                 format!(
                     "relation.relation_id: '{}' already exists",
                     spec.relation_id
@@ -183,7 +184,7 @@ impl Copier {
         if reaches(&all, &spec.follower_instance_id, &spec.master_instance_id) {
             return Err(crate::error::EngineError::new(
                 crate::error::Code::FailedPrecondition,
-                "COPY_CYCLE",
+                reason::COPY_CYCLE,
                 format!(
                     "relation.follower_instance_id: '{}' already copies to '{}' through other \
                      relations: this one would make a cycle",

@@ -3,6 +3,7 @@
 use crate::error::{num, EngineError, Result};
 use crate::pb::v1;
 use crate::pb::v1::CopyVolumeMode as Mode;
+use crate::reason;
 
 use super::volume::Sizing;
 
@@ -51,7 +52,7 @@ fn volume_ok(field: &str, v: f64) -> Result<()> {
     } else {
         Err(bad(
             field,
-            "VOLUME_INVALID",
+            reason::VOLUME_INVALID,
             format!("relation.{field}: {} is not a volume", num(v)),
         ))
     }
@@ -65,7 +66,7 @@ pub fn validate(r: &v1::CopyRelation) -> Result<()> {
     if !id_ok(&r.relation_id, MAX_RELATION_ID) {
         return Err(bad(
             "relation_id",
-            "RELATION_ID_INVALID",
+            reason::RELATION_ID_INVALID,
             format!(
                 "relation.relation_id: '{}' is not [A-Za-z0-9_-]{{1,{MAX_RELATION_ID}}}",
                 r.relation_id
@@ -75,7 +76,7 @@ pub fn validate(r: &v1::CopyRelation) -> Result<()> {
     if r.master_instance_id.is_empty() == r.signal_source.is_empty() {
         return Err(bad(
             "master_instance_id",
-            "FIELD_REQUIRED",
+            reason::FIELD_REQUIRED,
             "relation.master_instance_id or relation.signal_source: exactly one is required"
                 .to_owned(),
         ));
@@ -83,14 +84,14 @@ pub fn validate(r: &v1::CopyRelation) -> Result<()> {
     if r.follower_instance_id.is_empty() {
         return Err(bad(
             "follower_instance_id",
-            "FIELD_REQUIRED",
+            reason::FIELD_REQUIRED,
             "relation.follower_instance_id: required".to_owned(),
         ));
     }
     if r.follower_instance_id == r.master_instance_id {
         return Err(bad(
             "follower_instance_id",
-            "FOLLOWER_IS_MASTER",
+            reason::FOLLOWER_IS_MASTER,
             "relation.follower_instance_id: an instance cannot copy itself".to_owned(),
         ));
     }
@@ -109,7 +110,7 @@ pub fn validate(r: &v1::CopyRelation) -> Result<()> {
         } else {
             Err(bad(
                 field,
-                "FIELD_REQUIRED",
+                reason::FIELD_REQUIRED,
                 format!("relation.{field}: required (> 0) by the volume mode"),
             ))
         }
@@ -118,7 +119,7 @@ pub fn validate(r: &v1::CopyRelation) -> Result<()> {
         Mode::Unspecified => {
             return Err(bad(
                 "volume_mode",
-                "VOLUME_MODE_INVALID",
+                reason::VOLUME_MODE_INVALID,
                 format!(
                     "relation.volume_mode: {} is not a volume mode",
                     r.volume_mode
@@ -131,7 +132,7 @@ pub fn validate(r: &v1::CopyRelation) -> Result<()> {
             if !(r.risk_percent > 0.0 && r.risk_percent <= 100.0) {
                 return Err(bad(
                     "risk_percent",
-                    "RISK_PERCENT_INVALID",
+                    reason::RISK_PERCENT_INVALID,
                     format!(
                         "relation.risk_percent: {} is not in (0, 100]",
                         num(r.risk_percent)
@@ -144,7 +145,7 @@ pub fn validate(r: &v1::CopyRelation) -> Result<()> {
     if r.max_volume > 0.0 && r.min_volume > r.max_volume {
         return Err(bad(
             "min_volume",
-            "VOLUME_INVALID",
+            reason::VOLUME_INVALID,
             "relation.min_volume: above max_volume".to_owned(),
         ));
     }
@@ -162,7 +163,7 @@ pub fn validate(r: &v1::CopyRelation) -> Result<()> {
     if let Some((field, _)) = enums.iter().find(|(_, ok)| !ok) {
         return Err(bad(
             field,
-            "ENUM_INVALID",
+            reason::ENUM_INVALID,
             format!("relation.{field}: not a known value"),
         ));
     }
@@ -176,7 +177,7 @@ pub fn validate(r: &v1::CopyRelation) -> Result<()> {
         if name.is_empty() || name.len() > 64 {
             return Err(bad(
                 "symbol_map",
-                "SYMBOL_INVALID",
+                reason::SYMBOL_INVALID,
                 format!("relation.symbol_map: '{name}' is not a symbol name"),
             ));
         }
@@ -184,14 +185,14 @@ pub fn validate(r: &v1::CopyRelation) -> Result<()> {
     if r.symbol_prefix.len() > 16 || r.symbol_suffix.len() > 16 {
         return Err(bad(
             "symbol_suffix",
-            "SYMBOL_INVALID",
+            reason::SYMBOL_INVALID,
             "relation.symbol_prefix, symbol_suffix: at most 16 characters".to_owned(),
         ));
     }
     if !r.signal_source.is_empty() && !id_ok(&r.signal_source, 64) {
         return Err(bad(
             "signal_source",
-            "SIGNAL_SOURCE_INVALID",
+            reason::SIGNAL_SOURCE_INVALID,
             format!(
                 "relation.signal_source: '{}' is not [A-Za-z0-9_-]{{1,64}}",
                 r.signal_source

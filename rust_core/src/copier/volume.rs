@@ -2,6 +2,7 @@
 //! `mt5exec.copier_reference`, is checked against them by a property test).
 
 use crate::pb::v1::CopyVolumeMode as Mode;
+use crate::reason;
 
 /// How a relation sizes its copies.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -67,7 +68,7 @@ pub fn raw(sizing: &Sizing, inputs: &Inputs) -> Result<f64, Skip> {
         if follower > 0.0 && master > 0.0 {
             Ok(inputs.master_volume * follower / master)
         } else {
-            Err("ACCOUNT_UNKNOWN")
+            Err(reason::ACCOUNT_UNKNOWN)
         }
     };
     match sizing.mode {
@@ -77,16 +78,16 @@ pub fn raw(sizing: &Sizing, inputs: &Inputs) -> Result<f64, Skip> {
         Mode::BalanceRatio => ratio(inputs.follower_balance, inputs.master_balance),
         Mode::RiskPercent => {
             if inputs.stop_distance <= 0.0 {
-                return Err("NO_STOP_LOSS");
+                return Err(reason::NO_STOP_LOSS);
             }
             if inputs.tick_value <= 0.0 || inputs.tick_size <= 0.0 || inputs.follower_equity <= 0.0
             {
-                return Err("TICK_VALUE_UNKNOWN");
+                return Err(reason::TICK_VALUE_UNKNOWN);
             }
             let loss_per_lot = inputs.stop_distance / inputs.tick_size * inputs.tick_value;
             Ok(inputs.follower_equity * sizing.risk_percent / 100.0 / loss_per_lot)
         }
-        Mode::Unspecified => Err("VOLUME_MODE_INVALID"),
+        Mode::Unspecified => Err(reason::VOLUME_MODE_INVALID),
     }
 }
 
@@ -123,7 +124,7 @@ fn clean(v: f64) -> f64 {
 pub fn follower_volume(sizing: &Sizing, inputs: &Inputs, bounds: &Bounds) -> Result<f64, Skip> {
     let mut v = raw(sizing, inputs)?;
     if !v.is_finite() || v < 0.0 {
-        return Err("VOLUME_INVALID");
+        return Err(reason::VOLUME_INVALID);
     }
     if sizing.max_volume > 0.0 {
         v = v.min(sizing.max_volume);
@@ -139,7 +140,7 @@ pub fn follower_volume(sizing: &Sizing, inputs: &Inputs, bounds: &Bounds) -> Res
         if sizing.raise_to_minimum && bounds.min > 0.0 {
             return Ok(bounds.min);
         }
-        return Err("VOLUME_BELOW_MINIMUM");
+        return Err(reason::VOLUME_BELOW_MINIMUM);
     }
     Ok(v)
 }
