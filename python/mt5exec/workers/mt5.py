@@ -60,6 +60,7 @@ import os
 import selectors
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -548,6 +549,7 @@ class MT5Worker:
         self._reader = FrameReader()
         self._heartbeat_s = DEFAULT_HEARTBEAT_MS / 1000.0
         self._heartbeat_seq = 0
+        self._next_heartbeat = time.monotonic() + self._heartbeat_s
         self._poll_s = cfg.poll_interval_ms / 1000.0
         self._account_s = cfg.account_interval_ms / 1000.0
         self._connected = True
@@ -1220,9 +1222,7 @@ class MT5Worker:
             self._out.append(encode_frame(pb.WorkerFrame(market_answer=answer)))
             self._send_books()
         elif kind == "market_request":
-            answer = mt5_market.answer(
-                self.mt5, self._call, self.term.last_error, frame.market_request
-            )
+            answer = self._market_answer(frame.market_request)
             if answer.HasField("terminal"):
                 answer.terminal.relogins = self._link.relogins
                 answer.terminal.books.extend(self.books.symbols)
@@ -1237,6 +1237,46 @@ class MT5Worker:
             pass  # A repeated Welcome changes nothing.
         else:
             log.warning("ignoring engine frame of unknown kind %r", kind)
+
+    def _heartbeat(self) -> bytes:
+        self._heartbeat_seq += 1
+        return _frame(heartbeat=pb.Heartbeat(sequence=self._heartbeat_seq, time_msc=_now_msc()))
+
+    def _market_answer(self, request: pb.MarketRequest) -> pb.MarketAnswer:
+        """``mt5_market.answer``; bars and ticks made in another thread while this one sends
+        the heartbeats that fall due: copy_rates of 100,000 bars can keep the terminal busy
+        for seconds (a history download; simterminal's backfill), and the engine's watchdog
+        would replace a worker that silent mid-answer. Meanwhile this thread only waits and
+        writes heartbeats: the terminal is called by one thread at a time, and what the
+        answer's calls queue (``_out``) is left to the loop."""
+        args = (self.mt5, self._call, self.term.last_error, request)
+        if request.WhichOneof("query") not in ("rates", "ticks"):
+            return mt5_market.answer(*args)
+        done: list[pb.MarketAnswer] = []
+        failed: list[BaseException] = []
+
+        def make() -> None:
+            try:
+                done.append(mt5_market.answer(*args))
+            except BaseException as e:  # raised again in this thread
+                failed.append(e)
+
+        # A daemon: a terminal call that never returns does not keep the worker from exiting.
+        thread = threading.Thread(target=make, name="market", daemon=True)
+        thread.start()
+        while True:
+            thread.join(max(0.0, self._next_heartbeat - time.monotonic()))
+            if not thread.is_alive():
+                break
+            now = time.monotonic()
+            self._next_heartbeat = next_heartbeat(self._next_heartbeat, self._heartbeat_s, now)
+            try:
+                self.sock.sendall(self._heartbeat())
+            except (BrokenPipeError, ConnectionResetError) as e:
+                raise _Exit(EXIT_OK, f"connection lost: {e}") from e
+        if failed:
+            raise failed[0]
+        return done[0]
 
     def _fault(self, fault: pb.FaultInjection) -> None:
         if fault.ByteSize() == 0:
@@ -1258,10 +1298,10 @@ class MT5Worker:
         reader = self._reader
         now = time.monotonic()
         next_poll = now
-        heartbeat_due = now + self._heartbeat_s
+        self._next_heartbeat = now + self._heartbeat_s
         try:
             while True:
-                deadline = min(next_poll, heartbeat_due)
+                deadline = min(next_poll, self._next_heartbeat)
                 if not self._connected:
                     deadline = min(deadline, self._next_reconnect)
                 if self._delayed:
@@ -1285,18 +1325,13 @@ class MT5Worker:
                     if self._connected:
                         self._poll()
                     next_poll = max(next_poll + self._poll_s, now)
-                if now >= heartbeat_due:
+                if now >= self._next_heartbeat:
                     if self._connected:
                         self._watch_link(now)
-                    self._heartbeat_seq += 1
-                    self._out.append(
-                        _frame(
-                            heartbeat=pb.Heartbeat(
-                                sequence=self._heartbeat_seq, time_msc=_now_msc()
-                            )
-                        )
+                    self._out.append(self._heartbeat())
+                    self._next_heartbeat = next_heartbeat(
+                        self._next_heartbeat, self._heartbeat_s, now
                     )
-                    heartbeat_due = next_heartbeat(heartbeat_due, self._heartbeat_s, now)
                 self._flush()
         finally:
             sel.close()
