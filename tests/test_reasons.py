@@ -69,7 +69,7 @@ NOT_YET = (
 NOT_REASONS = {("config.py", "ERROR")}  # a log level
 
 
-def test_python_names_reasons_only_through_the_enum() -> None:
+def test_python_names_reasons_only_through_reason() -> None:
     """No string literal of the package spells a reason (outside reasons.py): a reason is
     ``Reason.X``, so a typo is an AttributeError, not a new public reason."""
     package = ROOT / "python/mt5exec"
@@ -115,3 +115,41 @@ def test_every_enum_of_the_api_has_its_reason() -> None:
             assert refused.value.reason in ALL, descriptor.full_name
             reasons.add(refused.value.reason)
     assert {Reason.SIDE_INVALID, Reason.ORDER_TYPE_INVALID} <= reasons
+
+
+# Engine files whose reasons are still literals: being moved by other helpers in this
+# session (#23: Shared out of engine.rs; #20: the copier). To be emptied, not added to.
+RUST_NOT_YET = (
+    "copier/api.rs",
+    "copier/dispatch.rs",
+    "copier/recovery.rs",
+    "engine.rs",
+    "engine/",
+    "events.rs",
+    "market.rs",
+    "risk/live.rs",
+    "routing/changes.rs",
+    "routing/mod.rs",
+    "supervisor/",
+)
+
+
+def test_the_engine_names_reasons_only_through_its_catalogue() -> None:
+    """Outside reason.rs and the tests, no Rust string literal spells a reason: the code says
+    ``reason::X``."""
+    names = set(rust_reasons())
+    source = ROOT / "rust_core/src"
+    found = []
+    for path in sorted(source.rglob("*.rs")):
+        name = path.relative_to(source).as_posix()
+        if name == "reason.rs" or path.name == "tests.rs" or name.startswith(RUST_NOT_YET):
+            continue
+        code = re.split(r"^#\[cfg\(test\)\]", path.read_text(), maxsplit=1, flags=re.M)[0]
+        for number, line in enumerate(code.splitlines(), 1):
+            if not line.lstrip().startswith("//"):
+                found += [
+                    f"{name}:{number}: {literal}"
+                    for literal in re.findall(r'"([A-Z][A-Z0-9_]*)"', line)
+                    if literal in names
+                ]
+    assert found == []
