@@ -36,8 +36,10 @@ setup: $(VENV)/.installed
 
 # (Re)builds the Rust extension in release mode into the package, and compiles the package's
 # bytecode: a worker process starts ~30 % faster when it need not compile its imports.
+# test-bindings: the bindings only tests and benchmarks use (_core.RiskChecker); an extension
+# built by `pip install .` has none.
 build: setup
-	$(VENV)/bin/maturin develop --release -q
+	$(VENV)/bin/maturin develop --release -q --features test-bindings
 	$(PY) -m compileall -q python/mt5exec
 
 # buf (proto lint and breaking-change check) from npm, pinned by tools/package-lock.json, into

@@ -35,7 +35,7 @@ import uvloop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from _common import auth_metadata, loadgen, summary, use_token, write
-from mt5exec.engine import Engine, EngineSettings, InstanceSpec, OrderArgs
+from mt5exec.engine import Engine, EngineConfig, InstanceSpec, OrderArgs
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, instance_pb2, order_pb2, order_pb2_grpc
 
@@ -135,7 +135,7 @@ async def session(address: str, count: int, batch: int = 1) -> tuple[float, int]
 
 
 async def journal_cost(data: Path, policy: str | None, orders: int) -> list[float]:
-    settings = EngineSettings(
+    settings = EngineConfig(
         journal_path=None if policy is None else data / f"j-{policy}" / "orders.journal",
         journal_fsync=policy or "never",
     )

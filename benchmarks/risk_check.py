@@ -213,6 +213,8 @@ def kill_switch(rounds: int) -> dict[str, object]:
 
 
 def main() -> int:
+    if not hasattr(_core, "RiskChecker"):
+        sys.exit("_core.RiskChecker is built only with the test-bindings feature: run `make build`")
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()

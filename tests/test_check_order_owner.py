@@ -15,7 +15,7 @@ import uvloop
 
 from mt5exec.auth.principal import Principal, Role, set_current
 from mt5exec.config import load_config
-from mt5exec.engine import Engine, EngineSettings, InstanceSpec
+from mt5exec.engine import Engine, EngineConfig, InstanceSpec
 from mt5exec.errors import MT5ExecError
 from mt5exec.server.state import AppState
 from mt5exec.services.order import OrderService
@@ -56,7 +56,7 @@ def check(instance_id: str) -> order_pb2.CheckOrderRequest:
 
 async def _outcomes(tmp: Path) -> dict[str, Any]:
     config = load_config(env={}, overrides={"server.data_dir": str(tmp / "data")})
-    engine = Engine(EngineSettings(journal_path=tmp / "orders.journal"))
+    engine = Engine(EngineConfig(journal_path=tmp / "orders.journal"))
     engine.attach(asyncio.get_running_loop())
     vault = open_vault(config, env={})
     state = AppState(config, engine, None, load_templates(None), vault)

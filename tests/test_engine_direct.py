@@ -13,7 +13,7 @@ import grpc
 import pytest
 import uvloop
 
-from mt5exec.engine import Engine, EngineSettings, InstanceSpec, Topic
+from mt5exec.engine import Engine, EngineConfig, InstanceSpec, Topic
 from mt5exec.errors import MT5ExecError
 from mt5exec.v1 import common_pb2, order_pb2
 
@@ -50,9 +50,7 @@ def sim_spec(tmp: Path, instance_id: str) -> InstanceSpec:
 @contextlib.asynccontextmanager
 async def _engine_with_sim(tmp: Path, journal_fsync: str = "interval:100") -> AsyncIterator[Engine]:
     """An engine with the sim instance "sess", once it has a first price."""
-    engine = Engine(
-        EngineSettings(journal_path=tmp / "orders.journal", journal_fsync=journal_fsync)
-    )
+    engine = Engine(EngineConfig(journal_path=tmp / "orders.journal", journal_fsync=journal_fsync))
     engine.attach(asyncio.get_running_loop())
     try:
         await engine.create_instance(sim_spec(tmp, "sess"))
@@ -94,7 +92,7 @@ def test_a_full_window_reopens_while_the_writer_is_slow(tmp_path: Path) -> None:
 
 
 async def _created_stopped_then_awaited_late(tmp: Path) -> common_pb2.Instance:
-    engine = Engine(EngineSettings())
+    engine = Engine(EngineConfig())
     engine.attach(asyncio.get_running_loop())
     try:
         pending = engine.create_instance(sim_spec(tmp, "later"), start=False)

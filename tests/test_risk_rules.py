@@ -16,6 +16,13 @@ from mt5exec import risk_reference as ref
 from mt5exec.terminal.v1 import worker_pb2
 from mt5exec.v1 import common_pb2
 
+if not hasattr(_core, "RiskChecker"):
+    pytest.fail(
+        "_core.RiskChecker is built only with the test-bindings feature: `make build`, or "
+        "`maturin develop --release --features test-bindings`",
+        pytrace=False,
+    )
+
 
 def rust_verdict(order: ref.Order, s: ref.Scenario) -> str | None:
     spec = worker_pb2.SymbolInfo(

@@ -1,4 +1,7 @@
-"""Type stub of the Rust extension; see rust_core/src/python.rs."""
+"""Type stub of the Rust extension; see rust_core/src/python/.
+
+``RiskChecker`` exists only in a build with the ``test-bindings`` feature (``make build``).
+"""
 
 from pathlib import Path
 from typing import Self, final
@@ -7,8 +10,12 @@ __all__ = [
     "LATENCY_BOUNDS_S",
     "PROTOCOL_VERSION",
     "SLIPPAGE_BOUNDS_POINTS",
+    "Completion",
     "CoreError",
     "Engine",
+    "EngineConfig",
+    "InstanceSpec",
+    "JournalStats",
     "OrderSession",
     "RiskChecker",
     "Subscription",
@@ -44,27 +51,58 @@ class OrderSession:
     def take(self) -> list[bytes]: ...
 
 @final
-class Engine:
+class EngineConfig:
+    """The engine's tunables; an argument left out is the engine's default."""
+
     def __new__(
         cls,
+        *,
         journal_path: Path | str | None = None,
-        journal_fsync: str = "interval:100",
-        stop_grace_s: float = 2.0,
-        kill_grace_s: float = 1.0,
-        tick_queue_limit: int = 2000,
-        execution_queue_limit: int = 100000,
-        stream_queue_max_bytes: int = ...,
-        worker_threads: int = 1,
-        final_order_retention_s: float = 86400.0,
-        max_orders_per_instance: int = 100000,
-        journal_compact_bytes: int = ...,
-        execution_log_bytes: int = ...,
+        journal_fsync: str | None = None,
+        stop_grace_s: float | None = None,
+        kill_grace_s: float | None = None,
+        tick_queue_limit: int | None = None,
+        execution_queue_limit: int | None = None,
+        stream_queue_max_bytes: int | None = None,
+        worker_threads: int | None = None,
+        final_order_retention_s: float | None = None,
+        max_orders_per_instance: int | None = None,
+        journal_compact_bytes: int | None = None,
+        execution_log_bytes: int | None = None,
+        stream_coalesce_max_s: float | None = None,
     ) -> Self: ...
-    def set_coalescing(self, on: bool) -> None: ...
-    def notify_fd(self) -> int: ...
-    def drain(self) -> tuple[list[tuple[int, int, str, str, bytes]], list[int]]: ...
-    def create_instance(
-        self,
+    @property
+    def journal_path(self) -> Path | None: ...
+    @property
+    def journal_fsync(self) -> str: ...
+    @property
+    def stop_grace_s(self) -> float: ...
+    @property
+    def kill_grace_s(self) -> float: ...
+    @property
+    def tick_queue_limit(self) -> int: ...
+    @property
+    def execution_queue_limit(self) -> int: ...
+    @property
+    def stream_queue_max_bytes(self) -> int: ...
+    @property
+    def worker_threads(self) -> int: ...
+    @property
+    def final_order_retention_s(self) -> float: ...
+    @property
+    def max_orders_per_instance(self) -> int: ...
+    @property
+    def journal_compact_bytes(self) -> int: ...
+    @property
+    def execution_log_bytes(self) -> int: ...
+    @property
+    def stream_coalesce_max_s(self) -> float: ...
+
+@final
+class InstanceSpec:
+    def __new__(
+        cls,
+        *,
         instance_id: str,
         owner: str,
         backend: int,
@@ -74,13 +112,52 @@ class Engine:
         env: list[tuple[str, str]],
         config: bytes,
         supervision: dict[str, float],
-        start: bool = True,
         created_unix_ns: int | None = None,
         secret_files: list[tuple[str, str]] = ...,
         config_version: int = 1,
         kill_switch: bool = False,
         first_sequence_after: int = 0,
-    ) -> int: ...
+    ) -> Self: ...
+    @property
+    def instance_id(self) -> str: ...
+
+@final
+class Completion:
+    """The answer to a call made earlier: code 0 and the encoded answer, or an error."""
+
+    @property
+    def token(self) -> int: ...
+    @property
+    def code(self) -> int: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def payload(self) -> bytes: ...
+
+@final
+class JournalStats:
+    @property
+    def records(self) -> int: ...
+    @property
+    def bytes(self) -> int: ...
+    @property
+    def fsyncs(self) -> int: ...
+    @property
+    def write_ns(self) -> int: ...
+    @property
+    def fsync_ns(self) -> int: ...
+    @property
+    def compactions(self) -> int: ...
+
+@final
+class Engine:
+    def __new__(cls, config: EngineConfig | None = None) -> Self: ...
+    def set_coalescing(self, on: bool) -> None: ...
+    def notify_fd(self) -> int: ...
+    def drain(self) -> tuple[list[Completion], list[int]]: ...
+    def create_instance(self, spec: InstanceSpec, start: bool = True) -> int: ...
     def last_sequence(self, instance_id: str) -> int: ...
     def start_instance(self, instance_id: str) -> int: ...
     def restart_instance(self, instance_id: str) -> int: ...
@@ -148,7 +225,7 @@ class Engine:
         page_size: int = 0,
         page_token: str = ...,
     ) -> bytes: ...
-    def journal_stats(self) -> tuple[int, int, int, int, int, int]: ...
+    def journal_stats(self) -> JournalStats: ...
     def engage_kill_switch(
         self,
         instance_id: str | None = None,

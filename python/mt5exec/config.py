@@ -40,6 +40,8 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from mt5exec.config_error import ConfigError
+from mt5exec.engine import ENGINE_DEFAULTS as _ENGINE
+from mt5exec.engine import EngineConfig as _CoreEngineConfig
 
 __all__ = [
     "ENV_PREFIX",
@@ -234,6 +236,9 @@ class ServerSection:
         return parse_listen(self.listen)[1]
 
 
+_MB: Final = 1 << 20
+
+
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
     """``[engine]``: supervision of worker processes and the hot path."""
@@ -244,39 +249,67 @@ class EngineConfig:
     # Seconds to wait for a terminal's answer before an order becomes UNKNOWN.
     order_timeout_s: float = field(default=10.0, metadata=_opt(_positive))
     # Seconds between the shutdown frame and SIGTERM when stopping a worker.
-    stop_grace_s: float = field(default=2.0, metadata=_opt(_non_negative))
+    stop_grace_s: float = field(default=_ENGINE.stop_grace_s, metadata=_opt(_non_negative))
     # Seconds between SIGTERM and SIGKILL.
-    kill_grace_s: float = field(default=1.0, metadata=_opt(_non_negative))
+    kill_grace_s: float = field(default=_ENGINE.kill_grace_s, metadata=_opt(_non_negative))
     # Messages (a tick batch each, 2 ms apart by default) queued per tick subscriber; beyond it
     # the subscriber is conflated (the latest tick per symbol), which bounds its memory.
-    tick_queue_limit: int = field(default=2000, metadata=_opt(_at_least_one))
+    tick_queue_limit: int = field(default=_ENGINE.tick_queue_limit, metadata=_opt(_at_least_one))
     # Seconds a stream may stay blocked on a client that reads nothing before it ends with
     # RESOURCE_EXHAUSTED (SLOW_CONSUMER); until then a tick subscriber is conflated.
     slow_consumer_timeout_s: float = field(default=10.0, metadata=_opt(_positive))
     # When the order journal is fsynced: "always" (before an order is sent; group commit),
     # "interval:<ms>" or "never". Every record is written before the order is sent either way,
     # so a crash of the server process loses nothing; this decides what a power cut loses.
-    journal_fsync: str = field(default="interval:100", metadata=_opt(_fsync_policy))
+    journal_fsync: str = field(default=_ENGINE.journal_fsync, metadata=_opt(_fsync_policy))
     # The journal is compacted while running once it has grown past this (and twice its size
     # after the last compaction); it is also compacted on every start.
-    journal_compact_mb: float = field(default=64.0, metadata=_opt(_positive))
+    journal_compact_mb: float = field(
+        default=_ENGINE.journal_compact_bytes / _MB, metadata=_opt(_positive)
+    )
     # Seconds a final order (filled, cancelled, rejected, expired) is remembered after its last
     # change: its client_order_id stays taken and GetOrder/ListOrders find it. The history
     # database keeps every order for good.
-    final_order_retention_s: float = field(default=86400.0, metadata=_opt(_positive))
+    final_order_retention_s: float = field(
+        default=_ENGINE.final_order_retention_s, metadata=_opt(_positive)
+    )
     # Orders remembered per instance; beyond it the oldest final ones are forgotten sooner.
     # Working and unknown orders are always remembered.
-    max_orders_per_instance: int = field(default=100000, metadata=_opt(_at_least_one))
+    max_orders_per_instance: int = field(
+        default=_ENGINE.max_orders_per_instance, metadata=_opt(_at_least_one)
+    )
     # Megabytes of each instance's execution event log kept on disk (what a client resuming a
     # StreamExecutions from a sequence can be replayed), in segments of an eighth of it; events
     # older than final_order_retention_s go too.
-    execution_log_max_mb: float = field(default=512.0, metadata=_opt(_positive))
+    execution_log_max_mb: float = field(
+        default=_ENGINE.execution_log_bytes / _MB, metadata=_opt(_positive)
+    )
     # With more than 20 stream subscribers each waits up to this long between its messages,
     # so that busy ones get fewer, larger messages (latency traded for capacity); 0: never.
-    stream_coalesce_max_ms: float = field(default=5.0, metadata=_opt(_non_negative))
+    stream_coalesce_max_ms: float = field(
+        default=_ENGINE.stream_coalesce_max_s * 1000.0, metadata=_opt(_non_negative)
+    )
     # Kilobytes a tick, account or instance-event subscriber may leave queued unread (what
     # it costs the server) before the engine cuts it off with SLOW_CONSUMER at once.
-    stream_queue_max_kb: int = field(default=4096, metadata=_opt(_at_least_one))
+    stream_queue_max_kb: int = field(
+        default=_ENGINE.stream_queue_max_bytes >> 10, metadata=_opt(_at_least_one)
+    )
+
+    def core(self, journal_path: Path | None) -> _CoreEngineConfig:
+        """The engine's config: this section in the engine's units."""
+        return _CoreEngineConfig(
+            journal_path=journal_path,
+            journal_fsync=self.journal_fsync,
+            stop_grace_s=self.stop_grace_s,
+            kill_grace_s=self.kill_grace_s,
+            tick_queue_limit=self.tick_queue_limit,
+            stream_queue_max_bytes=self.stream_queue_max_kb << 10,
+            stream_coalesce_max_s=self.stream_coalesce_max_ms / 1000.0,
+            final_order_retention_s=self.final_order_retention_s,
+            max_orders_per_instance=self.max_orders_per_instance,
+            journal_compact_bytes=max(1, int(self.journal_compact_mb * _MB)),
+            execution_log_bytes=max(1, int(self.execution_log_max_mb * _MB)),
+        )
 
 
 @dataclass(frozen=True, slots=True)

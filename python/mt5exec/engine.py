@@ -18,6 +18,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Final
 
 import grpc
 
@@ -121,22 +122,13 @@ class SignalCopy:
     error: MT5ExecError | None
 
 
-@dataclass(frozen=True)
-class EngineSettings:
-    journal_path: Path | None = None
-    journal_fsync: str = "interval:100"
-    stop_grace_s: float = 2.0
-    kill_grace_s: float = 1.0
-    tick_queue_limit: int = 2_000
-    execution_queue_limit: int = 100_000
-    # What a tick, account or instance-event subscriber may leave queued unread before the
-    # engine cuts it off (SLOW_CONSUMER).
-    stream_queue_max_bytes: int = 4 << 20
-    stream_coalesce_max_s: float = 0.005
-    final_order_retention_s: float = 86_400.0
-    max_orders_per_instance: int = 100_000
-    journal_compact_bytes: int = 64 << 20
-    execution_log_bytes: int = 512 << 20
+# The engine's tunables (``_core.EngineConfig``): every argument is optional and defaults to
+# the engine's own value, written once in Rust (rust_core/src/config.rs).
+EngineConfig = _core.EngineConfig
+# The engine's defaults, which the ``[engine]`` section of the server's config starts from.
+ENGINE_DEFAULTS: Final = EngineConfig()
+# The order journal's counters (``Engine.journal_stats``).
+JournalStats = _core.JournalStats
 
 
 def _translate(error: _core.CoreError, payload: bytes = b"") -> MT5ExecError:
@@ -360,22 +352,10 @@ class OrderSession:
 class Engine:
     """The Trade Engine, bound to the running event loop."""
 
-    def __init__(self, settings: EngineSettings | None = None) -> None:
-        s = settings or EngineSettings()
-        self._core = _core.Engine(
-            journal_path=s.journal_path,
-            journal_fsync=s.journal_fsync,
-            stop_grace_s=s.stop_grace_s,
-            kill_grace_s=s.kill_grace_s,
-            tick_queue_limit=s.tick_queue_limit,
-            execution_queue_limit=s.execution_queue_limit,
-            stream_queue_max_bytes=s.stream_queue_max_bytes,
-            final_order_retention_s=s.final_order_retention_s,
-            max_orders_per_instance=s.max_orders_per_instance,
-            journal_compact_bytes=s.journal_compact_bytes,
-            execution_log_bytes=s.execution_log_bytes,
-        )
-        self._coalesce_max_s = s.stream_coalesce_max_s
+    def __init__(self, config: EngineConfig = ENGINE_DEFAULTS) -> None:
+        self.config = config
+        self._core = _core.Engine(config)
+        self._coalesce_max_s = config.stream_coalesce_max_s
         self._futures: dict[int, asyncio.Future[tuple[int, str, str, bytes]]] = {}
         self._subscriptions: dict[int, Subscription | OrderSession] = {}
         # Subscriptions of the server's own (the Redis mirror's): they do not count towards
@@ -400,10 +380,10 @@ class Engine:
             os.read(self._fd, 4096)
         completions, ready = self._core.drain()
         futures = self._futures
-        for token, code, reason, message, payload in completions:
-            future = futures.pop(token, None)
+        for c in completions:
+            future = futures.pop(c.token, None)
             if future is not None and not future.done():
-                future.set_result((code, reason, message, payload))
+                future.set_result((c.code, c.reason, c.message, c.payload))
         subscriptions = self._subscriptions
         for sub_id in ready:
             sub = subscriptions.get(sub_id)
@@ -453,23 +433,23 @@ class Engine:
         """Registers the instance at once (errors raise here); awaiting the result waits
         until it is READY, or STOPPED when ``start`` is false."""
         with _CORE_ERRORS:
-            token = self._core.create_instance(
-                spec.instance_id,
-                spec.owner,
-                spec.backend,
-                spec.directory,
-                spec.log_directory,
-                spec.argv,
-                list(spec.env.items()),
-                spec.config.SerializeToString(),
-                dataclasses.asdict(spec.supervision),
-                start,
-                spec.created_unix_ns,
-                list(spec.secret_files),
-                spec.config_version,
-                spec.kill_switch,
-                spec.first_sequence_after,
+            core_spec = _core.InstanceSpec(
+                instance_id=spec.instance_id,
+                owner=spec.owner,
+                backend=spec.backend,
+                directory=spec.directory,
+                log_directory=spec.log_directory,
+                argv=spec.argv,
+                env=list(spec.env.items()),
+                config=spec.config.SerializeToString(),
+                supervision=dataclasses.asdict(spec.supervision),
+                created_unix_ns=spec.created_unix_ns,
+                secret_files=list(spec.secret_files),
+                config_version=spec.config_version,
+                kill_switch=spec.kill_switch,
+                first_sequence_after=spec.first_sequence_after,
             )
+            token = self._core.create_instance(core_spec, start)
         return self._instance(token)
 
     def _instance(self, token: int) -> Awaitable[common_pb2.Instance]:
@@ -798,16 +778,8 @@ class Engine:
         self._list(session)
         return session
 
-    def journal_stats(self) -> dict[str, int]:
-        records, size, fsyncs, write_ns, fsync_ns, compactions = self._core.journal_stats()
-        return {
-            "records": records,
-            "bytes": size,
-            "fsyncs": fsyncs,
-            "write_ns": write_ns,
-            "fsync_ns": fsync_ns,
-            "compactions": compactions,
-        }
+    def journal_stats(self) -> JournalStats:
+        return self._core.journal_stats()
 
     async def _await_order(self, token: int, timeout: float, client_order_id: str) -> bytes:
         try:

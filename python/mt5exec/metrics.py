@@ -132,15 +132,15 @@ class EngineCollector(Collector):
         yield latency
         journal = engine.journal_stats()
         yield CounterMetricFamily(
-            "mt5exec_journal_records", "Order journal records written", value=journal["records"]
+            "mt5exec_journal_records", "Order journal records written", value=journal.records
         )
         yield CounterMetricFamily(
-            "mt5exec_journal_fsyncs", "Order journal fsyncs", value=journal["fsyncs"]
+            "mt5exec_journal_fsyncs", "Order journal fsyncs", value=journal.fsyncs
         )
         yield CounterMetricFamily(
             "mt5exec_journal_compactions",
             "Order journal compactions while running",
-            value=journal["compactions"],
+            value=journal.compactions,
         )
         yield from mirror_stats.collect(engine)
 

@@ -6,9 +6,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::engine::Shared;
 use crate::pb::v1;
 use crate::retcode;
+use crate::shared::Shared;
 use crate::supervisor::{stats, Instance};
 
 /// Upper bounds of the slippage buckets, in points (positive is worse than requested): the

@@ -25,12 +25,12 @@ use std::time::{Duration, SystemTime};
 
 use crate::convert;
 use crate::counters::Counts;
-use crate::engine::Shared;
 use crate::error::{Code, EngineError, Result};
 use crate::fanout::{piece, Subscription, Topic};
 use crate::journal::{each_frame_of, frame_payload};
 use crate::pb::v1;
 use crate::private;
+use crate::shared::Shared;
 
 /// Events kept in memory per instance for resuming clients.
 const RING: usize = 10_000;
@@ -563,7 +563,7 @@ mod tests {
             std::env::temp_dir().join(format!("mt5exec-events-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let engine =
-            crate::engine::Engine::new(crate::engine::EngineConfig::default()).expect("engine");
+            crate::engine::Engine::new(crate::config::EngineConfig::default()).expect("engine");
         (dir, engine)
     }
 

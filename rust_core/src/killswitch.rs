@@ -6,12 +6,12 @@ use prost::Message;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::engine::Shared;
 use crate::notify::{Completion, Notifier};
 use crate::pb::terminal as t;
 use crate::pb::v1;
 use crate::routing::{self, comment_key, Gate, PendingRequest, RequestKind};
 use crate::session::Sink;
+use crate::shared::Shared;
 use crate::supervisor::{Instance, Live};
 use crate::validate::OrderIntent;
 

@@ -8,6 +8,7 @@
 #![deny(unsafe_code)]
 
 pub mod broker;
+pub mod config;
 pub mod convert;
 pub mod copier;
 pub mod counters;
@@ -29,6 +30,7 @@ pub mod retcode;
 pub mod risk;
 pub mod routing;
 pub mod session;
+pub mod shared;
 pub mod supervisor;
 pub mod validate;
 pub mod wire;

@@ -8,7 +8,6 @@ use prost::Message;
 use std::sync::Arc;
 
 use crate::convert;
-use crate::engine::Shared;
 use crate::error::{Code, EngineError, Result};
 use crate::fanout::Topic;
 use crate::frame;
@@ -16,6 +15,7 @@ use crate::notify::Completion;
 use crate::pb::terminal as t;
 use crate::pb::v1;
 use crate::pb::v1::InstanceState as S;
+use crate::shared::Shared;
 use crate::supervisor::{Instance, Live};
 
 /// Sends an encoded `MarketRequest` (its request_id is replaced) to the instance's worker;

@@ -5,8 +5,16 @@
 //! write one byte to a socket pair only when the loop is not already due to
 //! wake. The loop watches the other end (`add_reader`) and drains everything
 //! in one call: one syscall and one GIL entry per batch, not per event.
+//!
+//! A thread doing several things in a row that each queue something (the copier's 30
+//! follower orders of one master deal, each with its execution event) holds the wake-up
+//! ([`Notifier::hold`]): everything is queued as usual, and the loop is woken once, when the
+//! hold ends. Woken after the first of them instead, the loop's thread takes the core from
+//! the one still working (a thread that slept has the scheduler's priority), and the next
+//! item waits for the loop's turn.
 
 use parking_lot::Mutex;
+use std::cell::Cell;
 use std::io::Write;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -108,7 +116,29 @@ impl Notifier {
         self.wake();
     }
 
+    /// Holds this thread's wake-ups until the returned guard is dropped: what is queued
+    /// meanwhile is announced by one wake-up then (holds nest; the outermost one wakes).
+    /// Other threads' wake-ups are not held, and a loop they wake drains this thread's
+    /// items too (nothing is lost, only the extra wake-ups are saved).
+    pub fn hold(&self) -> Hold<'_> {
+        HOLD.with(|h| {
+            let (depth, due) = h.get();
+            h.set((depth + 1, due));
+        });
+        Hold { notifier: self }
+    }
+
     fn wake(&self) {
+        let held = HOLD.with(|h| {
+            let (depth, _) = h.get();
+            if depth > 0 {
+                h.set((depth, true));
+            }
+            depth > 0
+        });
+        if held {
+            return;
+        }
         if !self.armed.swap(true, Ordering::AcqRel) {
             // A full pipe already holds a wake-up, so WouldBlock is fine to ignore.
             let _ = (&self.writer).write(&[1]);
@@ -120,6 +150,36 @@ impl Notifier {
     pub fn drain(&self) -> Drained {
         self.armed.store(false, Ordering::Release);
         std::mem::take(&mut *self.queued.lock())
+    }
+}
+
+thread_local! {
+    /// This thread's holds: their depth, and whether a wake-up is due when they end.
+    static HOLD: Cell<(u32, bool)> = const { Cell::new((0, false)) };
+}
+
+/// Wake-ups held (see [`Notifier::hold`]); the one due is made when the last hold ends.
+#[derive(Debug)]
+#[must_use = "the hold ends when this is dropped"]
+pub struct Hold<'a> {
+    notifier: &'a Notifier,
+}
+
+impl Drop for Hold<'_> {
+    fn drop(&mut self) {
+        let due = HOLD.with(|h| {
+            let (depth, due) = h.get();
+            if depth <= 1 {
+                h.set((0, false));
+                due
+            } else {
+                h.set((depth - 1, due));
+                false
+            }
+        });
+        if due {
+            self.notifier.wake();
+        }
     }
 }
 
@@ -145,6 +205,40 @@ mod tests {
         assert_eq!(d.ready, vec![9]);
         n.ready(&[9]);
         assert_eq!(pending_bytes(&n), 1, "re-armed after the drain");
+    }
+
+    #[test]
+    fn a_hold_wakes_once_when_it_ends() {
+        let n = Notifier::new().expect("pair");
+        {
+            let _hold = n.hold();
+            n.complete(Completion::ok(1, vec![1]));
+            assert_eq!(n.drain().completions.len(), 1, "queued while held");
+            n.ready(&[7]);
+            {
+                let _inner = n.hold();
+                n.ready(&[8]);
+            }
+            assert_eq!(pending_bytes(&n), 0, "no wake-up while held");
+        }
+        assert_eq!(pending_bytes(&n), 1, "one wake-up when the hold ends");
+        assert_eq!(n.drain().ready, vec![7, 8]);
+        {
+            let _hold = n.hold();
+        }
+        assert_eq!(pending_bytes(&n), 0, "nothing queued: no wake-up");
+        n.ready(&[9]);
+        assert_eq!(pending_bytes(&n), 1, "not held: at once");
+    }
+
+    #[test]
+    fn a_hold_does_not_hold_other_threads() {
+        let n = Notifier::new().expect("pair");
+        let _hold = n.hold();
+        std::thread::scope(|s| {
+            s.spawn(|| n.ready(&[1]));
+        });
+        assert_eq!(pending_bytes(&n), 1);
     }
 
     #[test]

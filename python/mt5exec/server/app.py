@@ -115,21 +115,7 @@ class Server:
         # Client certificates are principals only when they are required and verified.
         mtls.configure(config.auth.mtls if self.tls is not None and self.tls.mutual else None)
         e = config.engine
-        self.engine = Engine(
-            EngineSettings(
-                journal_path=config.journal_path,
-                journal_fsync=e.journal_fsync,
-                stop_grace_s=e.stop_grace_s,
-                kill_grace_s=e.kill_grace_s,
-                tick_queue_limit=e.tick_queue_limit,
-                stream_queue_max_bytes=e.stream_queue_max_kb << 10,
-                stream_coalesce_max_s=e.stream_coalesce_max_ms / 1000.0,
-                final_order_retention_s=e.final_order_retention_s,
-                max_orders_per_instance=e.max_orders_per_instance,
-                journal_compact_bytes=max(1, int(e.journal_compact_mb * (1 << 20))),
-                execution_log_bytes=max(1, int(e.execution_log_max_mb * (1 << 20))),
-            )
-        )
+        self.engine = Engine(e.core(config.journal_path))
         try:
             owners = load_owner_policies(config.risk_owners_path)
         except (OSError, ValueError) as e:

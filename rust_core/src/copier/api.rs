@@ -76,6 +76,7 @@ impl Engine {
             .ok_or_else(|| relation_not_found(relation_id))?;
         if close {
             let started = Instant::now();
+            let _hold = shared.notifier.hold();
             for job in dispatch::close_all_jobs(shared, &relation) {
                 let _ = dispatch::submit(shared, job, started, true);
             }

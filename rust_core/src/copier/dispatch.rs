@@ -14,13 +14,13 @@ use super::spec::{copy_id, signal_copy_id, sizing};
 use super::volume::{self, Bounds, Inputs};
 use super::Relation;
 use crate::convert;
-use crate::engine::Shared;
 use crate::error::{Code, EngineError};
 use crate::notify::{Completion, Notifier};
 use crate::pb::terminal as t;
 use crate::pb::v1;
 use crate::routing;
 use crate::session::Sink;
+use crate::shared::Shared;
 use crate::supervisor::Instance;
 use crate::validate::OrderIntent;
 
@@ -636,6 +636,8 @@ pub fn on_master_deal(shared: &Arc<Shared>, master: &Instance, deal: &t::DealRep
     let Some(side) = side_of_deal(deal.r#type) else {
         return;
     };
+    // Every copy's order (and refusal) events wake Python once, after the last copy.
+    let _hold = shared.notifier.hold();
     let mut jobs = Vec::new();
     match deal.entry {
         ENTRY_IN => {
@@ -805,6 +807,7 @@ pub fn copy_signal(
         signal_id: Some(signal_id.to_owned()),
     };
     let mut out = Vec::new();
+    let _hold = shared.notifier.hold();
     for relation in shared.copier.of_source(source) {
         let follower_id = relation.spec.follower_instance_id.clone();
         let cid = signal_copy_id(&relation.prefix, signal_id);

@@ -11,10 +11,10 @@ use super::dispatch::{self, MasterTrade};
 use super::links::Link;
 use super::spec::copy_id;
 use super::Relation;
-use crate::engine::Shared;
 use crate::pb::terminal as t;
 use crate::pb::v1;
 use crate::routing::{self, OrderChanges, OrderRef};
+use crate::shared::Shared;
 
 /// `ORDER_STATE_*`.
 const PLACED: u32 = 1;

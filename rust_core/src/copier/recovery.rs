@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use super::dispatch::{self, MasterTrade};
 use super::spec::base36;
 use super::Relation;
-use crate::engine::Shared;
 use crate::error::Code;
 use crate::pb::v1;
+use crate::shared::Shared;
 
 /// How often a restored relation tries to catch up, and for how long.
 const EVERY: Duration = Duration::from_millis(500);
@@ -115,6 +115,7 @@ pub fn close_owed(shared: &Arc<Shared>, relation: &Arc<Relation>) {
         })
         .collect();
     let started = Instant::now();
+    let _hold = shared.notifier.hold();
     for (position, volume) in owed {
         for job in dispatch::close_jobs(shared, relation, position, 0, volume, "c") {
             let _ = dispatch::submit(shared, job, started, true);

@@ -10,11 +10,11 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::config::PyEngineConfig;
+use super::records::PyCompletion;
 use super::seconds;
-use crate::engine::{Engine, EngineConfig};
-use crate::events::LogLimits;
-use crate::journal::{parse_policy, DEFAULT_COMPACT_BYTES};
-use crate::orders::Retention;
+use crate::config::EngineConfig;
+use crate::engine::Engine;
 use crate::pb::v1;
 use crate::supervisor::{InstanceSpec, Secret, Supervision};
 
@@ -52,117 +52,23 @@ impl SupervisionArgs {
     }
 }
 
-/// The Trade Engine.
-#[pyclass(frozen, name = "Engine", module = "mt5exec._core")]
-pub struct PyEngine {
-    pub(super) inner: Engine,
-    /// Many subscribers: each waits between its messages (see `PySubscription::ready`).
-    pub(super) coalescing: Arc<AtomicBool>,
+/// Everything the engine needs to run an instance's worker, checked when made.
+#[pyclass(frozen, name = "InstanceSpec", module = "mt5exec._core")]
+pub struct PyInstanceSpec {
+    spec: InstanceSpec,
 }
 
 #[pymethods]
-impl PyEngine {
+impl PyInstanceSpec {
+    /// `config` is an encoded `InstanceConfig`; `supervision` a dict of `SupervisionArgs`.
     #[new]
-    #[pyo3(signature = (
-        journal_path = None,
-        journal_fsync = "interval:100",
-        stop_grace_s = 2.0,
-        kill_grace_s = 1.0,
-        tick_queue_limit = 2_000,
-        execution_queue_limit = 100_000,
-        stream_queue_max_bytes = crate::fanout::DEFAULT_QUEUE_MAX_BYTES,
-        worker_threads = 1,
-        final_order_retention_s = 86_400.0,
-        max_orders_per_instance = 100_000,
-        journal_compact_bytes = DEFAULT_COMPACT_BYTES,
-        execution_log_bytes = 512 << 20,
-    ))]
     #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (
+        *, instance_id, owner, backend, directory, log_directory, argv, env, config,
+        supervision, created_unix_ns = None, secret_files = Vec::new(), config_version = 1,
+        kill_switch = false, first_sequence_after = 0,
+    ))]
     fn py_new(
-        journal_path: Option<PathBuf>,
-        journal_fsync: &str,
-        stop_grace_s: f64,
-        kill_grace_s: f64,
-        tick_queue_limit: usize,
-        execution_queue_limit: usize,
-        stream_queue_max_bytes: usize,
-        worker_threads: usize,
-        final_order_retention_s: f64,
-        max_orders_per_instance: usize,
-        journal_compact_bytes: u64,
-        execution_log_bytes: u64,
-    ) -> PyResult<Self> {
-        if max_orders_per_instance == 0 {
-            return Err(PyValueError::new_err(
-                "max_orders_per_instance: must be at least 1",
-            ));
-        }
-        let keep_final = seconds(final_order_retention_s, "final_order_retention_s")?;
-        let config = EngineConfig {
-            stop_grace: seconds(stop_grace_s, "stop_grace_s")?,
-            kill_grace: seconds(kill_grace_s, "kill_grace_s")?,
-            tick_queue_limit,
-            execution_queue_limit,
-            stream_queue_max_bytes,
-            worker_threads,
-            journal_path,
-            journal_policy: parse_policy(journal_fsync).map_err(PyValueError::new_err)?,
-            retention: Retention {
-                keep_final,
-                max_orders: max_orders_per_instance,
-            },
-            journal_compact_bytes,
-            execution_log: LogLimits::of(execution_log_bytes, keep_final),
-        };
-        let inner = Engine::new(config)
-            .map_err(|e| PyException::new_err(format!("cannot start the engine: {e}")))?;
-        Ok(Self {
-            inner,
-            coalescing: Arc::default(),
-        })
-    }
-
-    /// The descriptor to watch for readability; then call `drain`.
-    fn notify_fd(&self) -> i32 {
-        self.inner.shared().notifier.fd()
-    }
-
-    /// `(completions, ready_subscription_ids)`; each completion is
-    /// `(token, grpc_code, reason, message, payload)`.
-    #[allow(clippy::type_complexity)]
-    fn drain<'py>(
-        &self,
-        py: Python<'py>,
-    ) -> (
-        Vec<(u64, i32, String, String, Bound<'py, PyBytes>)>,
-        Vec<u64>,
-    ) {
-        let drained = self.inner.shared().notifier.drain();
-        let completions = drained
-            .completions
-            .into_iter()
-            .map(|c| {
-                (
-                    c.token,
-                    c.code,
-                    c.reason,
-                    c.message,
-                    PyBytes::new(py, &c.payload),
-                )
-            })
-            .collect();
-        (completions, drained.ready)
-    }
-
-    /// Registers an instance; starts its worker when `start`. Returns a token.
-    #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (
-        instance_id, owner, backend, directory, log_directory, argv, env, config,
-        supervision, start = true, created_unix_ns = None, secret_files = Vec::new(),
-        config_version = 1, kill_switch = false, first_sequence_after = 0,
-    ))]
-    fn create_instance(
-        &self,
         instance_id: String,
         owner: String,
         backend: i32,
@@ -172,13 +78,12 @@ impl PyEngine {
         env: Vec<(String, String)>,
         config: &[u8],
         supervision: SupervisionArgs,
-        start: bool,
         created_unix_ns: Option<i64>,
         secret_files: Vec<(PathBuf, String)>,
         config_version: u64,
         kill_switch: bool,
         first_sequence_after: u64,
-    ) -> PyResult<u64> {
+    ) -> PyResult<Self> {
         use prost::Message;
         let config = v1::InstanceConfig::decode(config)
             .map_err(|e| PyValueError::new_err(format!("config: not an InstanceConfig: {e}")))?;
@@ -204,7 +109,68 @@ impl PyEngine {
             kill_switch,
             first_sequence_after,
         };
-        Ok(self.inner.create_instance(spec, start)?)
+        Ok(Self { spec })
+    }
+
+    #[getter]
+    fn instance_id(&self) -> &str {
+        &self.spec.instance_id
+    }
+}
+
+/// The Trade Engine.
+#[pyclass(frozen, name = "Engine", module = "mt5exec._core")]
+pub struct PyEngine {
+    pub(super) inner: Engine,
+    /// Many subscribers: each waits between its messages (see `PySubscription::ready`).
+    pub(super) coalescing: Arc<AtomicBool>,
+}
+
+#[pymethods]
+impl PyEngine {
+    /// The engine, configured by `config` (None: the defaults).
+    #[new]
+    #[pyo3(signature = (config = None))]
+    fn py_new(config: Option<PyRef<'_, PyEngineConfig>>) -> PyResult<Self> {
+        let config = match config {
+            Some(config) => config.engine_config()?,
+            None => EngineConfig::default(),
+        };
+        let inner = Engine::new(config)
+            .map_err(|e| PyException::new_err(format!("cannot start the engine: {e}")))?;
+        Ok(Self {
+            inner,
+            coalescing: Arc::default(),
+        })
+    }
+
+    /// The descriptor to watch for readability; then call `drain`.
+    fn notify_fd(&self) -> i32 {
+        self.inner.shared().notifier.fd()
+    }
+
+    /// `(completions, ready_subscription_ids)`: the answers queued since the last call, and
+    /// the subscriptions that have something to take.
+    fn drain(&self, py: Python<'_>) -> (Vec<PyCompletion>, Vec<u64>) {
+        let drained = self.inner.shared().notifier.drain();
+        let completions = drained
+            .completions
+            .into_iter()
+            .map(|c| PyCompletion {
+                token: c.token,
+                code: c.code,
+                reason: c.reason,
+                message: c.message,
+                payload: PyBytes::new(py, &c.payload).unbind(),
+            })
+            .collect();
+        (completions, drained.ready)
+    }
+
+    /// Registers an instance; starts its worker when `start`. Returns a token.
+    #[pyo3(signature = (spec, start = true))]
+    fn create_instance(&self, spec: &PyInstanceSpec, start: bool) -> PyResult<u64> {
+        Ok(self.inner.create_instance(spec.spec.clone(), start)?)
     }
 
     fn start_instance(&self, instance_id: &str) -> PyResult<u64> {

@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 
 use super::engine::PyEngine;
+use super::records::PyJournalStats;
 
 #[pymethods]
 impl PyEngine {
@@ -92,8 +93,16 @@ impl PyEngine {
             .collect()
     }
 
-    /// (records, bytes, fsyncs, write ns, fsync ns) of the order journal.
-    fn journal_stats(&self) -> (u64, u64, u64, u64, u64, u64) {
-        self.inner.journal_stats()
+    /// The order journal's counters.
+    fn journal_stats(&self) -> PyJournalStats {
+        let s = self.inner.journal_stats();
+        PyJournalStats {
+            records: s.records,
+            bytes: s.bytes,
+            fsyncs: s.fsyncs,
+            write_ns: s.write_ns,
+            fsync_ns: s.fsync_ns,
+            compactions: s.compactions,
+        }
     }
 }

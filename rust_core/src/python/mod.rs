@@ -11,11 +11,14 @@ use std::time::Duration;
 
 use crate::error::EngineError;
 
+mod config;
 mod copier;
 mod engine;
 mod metrics;
 mod orders;
+mod records;
 mod risk;
+#[cfg(feature = "test-bindings")]
 mod risk_checker;
 mod session;
 mod subscription;
@@ -48,8 +51,13 @@ fn seconds(value: f64, name: &str) -> PyResult<Duration> {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::PyEngine>()?;
+    m.add_class::<engine::PyInstanceSpec>()?;
+    m.add_class::<config::PyEngineConfig>()?;
+    m.add_class::<records::PyCompletion>()?;
+    m.add_class::<records::PyJournalStats>()?;
     m.add_class::<subscription::PySubscription>()?;
     m.add_class::<session::PyOrderSession>()?;
+    #[cfg(feature = "test-bindings")]
     m.add_class::<risk_checker::PyRiskChecker>()?;
     m.add_function(wrap_pyfunction!(risk::validate_risk_limits, m)?)?;
     m.add_function(wrap_pyfunction!(copier::copy_volume, m)?)?;

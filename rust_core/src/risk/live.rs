@@ -1,10 +1,10 @@
 //! The gate applied to an instance's live state: what routing calls for every new order.
 
 use crate::convert;
-use crate::engine::Shared;
 use crate::error::{Code, EngineError, Result};
 use crate::pb::v1;
 use crate::routing::RequestKind;
+use crate::shared::Shared;
 use crate::supervisor::{Instance, Live};
 use crate::validate::OrderIntent;
 

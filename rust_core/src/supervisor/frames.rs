@@ -6,13 +6,13 @@ use std::time::Instant;
 
 use super::{set_state, Instance};
 use crate::convert;
-use crate::engine::Shared;
 use crate::fanout::{piece, Topic};
 use crate::pb::terminal as t;
 use crate::pb::terminal::worker_frame::Body;
 use crate::pb::v1;
 use crate::pb::v1::InstanceState as S;
 use crate::routing;
+use crate::shared::Shared;
 
 /// Worker events that degrade an instance, and the events that end that.
 const DEGRADING_EVENTS: &[&str] = &["LOGIN_FAILED", "BROKER_DISCONNECTED", "MARKET_CLOSED"];

@@ -12,7 +12,6 @@ use tokio::net::UnixListener;
 
 use super::{frames, set_state, Instance, Live, Outbox};
 use crate::convert;
-use crate::engine::Shared;
 use crate::error::{Code, EngineError};
 use crate::frame::{self, FrameReader};
 use crate::notify::Completion;
@@ -21,6 +20,7 @@ use crate::pb::terminal::worker_frame::Body;
 use crate::pb::v1::InstanceState as S;
 use crate::private;
 use crate::routing;
+use crate::shared::Shared;
 
 fn worker_error(reason: &'static str, message: impl Into<String>) -> EngineError {
     EngineError::new(Code::Unavailable, reason, message)

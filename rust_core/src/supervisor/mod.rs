@@ -28,7 +28,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use crate::convert;
-use crate::engine::Shared;
 use crate::events::{EventLog, LogLimits};
 use crate::fanout::{piece, Topic};
 use crate::latency::Histogram;
@@ -38,6 +37,7 @@ use crate::pb::terminal as t;
 use crate::pb::v1;
 use crate::risk::InstanceRisk;
 use crate::routing::{PendingRequest, RequestKind};
+use crate::shared::Shared;
 
 /// Highest protocol version this engine speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
