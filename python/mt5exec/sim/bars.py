@@ -275,12 +275,13 @@ class Bars:
     def select(
         self,
         tf: int,
+        pulse: Callable[[], None] = idle,
+        /,
         *,
         date_from: int = 0,
         date_to: int = 0,
         start_pos: int = -1,
         count: int = 0,
-        pulse: Callable[[], None] = idle,
     ) -> tuple[Series, int, int]:
         """The three copy_rates forms: ``(series, start, stop)`` of the bars chosen.
 

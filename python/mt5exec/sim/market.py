@@ -119,7 +119,7 @@ def _rates(broker: SimBroker, q: pb.RatesQuery, pulse: Callable[[], None]) -> pb
         picked = {"date_from": q.date_from, "date_to": q.date_to}
     else:
         picked = {"date_from": q.date_from, "count": q.count}
-    series, start, stop = bars.select(q.timeframe, pulse=pulse, **picked)
+    series, start, stop = bars.select(q.timeframe, pulse, **picked)
     if stop - start > MAX_BARS:
         return _refused(
             _INVALID_ARGUMENT,
