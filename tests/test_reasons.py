@@ -54,17 +54,6 @@ def test_the_docs_list_every_reason_with_its_meaning() -> None:
     assert [name for name, meaning in docs.items() if len(meaning.strip()) < 10] == []
 
 
-# Files whose reasons have not moved to Reason yet (their owners are editing them in this
-# session, #23): each entry is to be emptied, not added to.
-NOT_YET = (
-    "mirror/writer.py",
-    "sim/book.py",
-    "sim/broker",
-    "workers/mt5.py",
-    "workers/mt5_book.py",
-    "workers/mt5_market.py",
-    "workers/sim.py",
-)
 # Strings that are spelled as a reason but are not one.
 NOT_REASONS = {("config.py", "ERROR")}  # a log level
 
@@ -76,7 +65,7 @@ def test_python_names_reasons_only_through_reason() -> None:
     found = []
     for path in sorted(package.rglob("*.py")):
         name = path.relative_to(package).as_posix()
-        if name == "reasons.py" or name.startswith(("v1/", *NOT_YET)):
+        if name == "reasons.py" or name.startswith("v1/"):
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if (

@@ -22,6 +22,7 @@ from mt5exec.mirror.flush import Check, Flusher
 from mt5exec.mirror.keys import Keys
 from mt5exec.mirror.state import InstanceKeys, Resync, write_orders
 from mt5exec.mirror.streams import ExecutionWriter, InstanceEvents, last_entry, queue_ticks
+from mt5exec.reasons import Reason
 from mt5exec.v1 import stream_pb2
 
 log = logging.getLogger("mt5exec.mirror")
@@ -38,7 +39,7 @@ _FIRST_S = 0.005
 # encoded on the event loop, a few ms at a time).
 _TAKE_BYTES = 64 << 10
 # Reasons a subscription ends that end its follower too.
-_FINAL = frozenset({"INSTANCE_NOT_FOUND", "SERVER_SHUTTING_DOWN"})
+_FINAL = frozenset({Reason.INSTANCE_NOT_FOUND, Reason.SERVER_SHUTTING_DOWN})
 
 
 def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -268,7 +269,7 @@ class Mirror:
                     self._dirty.update(self._events.add(raw))
                     self._changed.set()
             except MT5ExecError as e:
-                if e.reason == "SERVER_SHUTTING_DOWN":
+                if e.reason == Reason.SERVER_SHUTTING_DOWN:
                     return
                 log.warning("Redis mirror: instance events ended (%s); again", e.reason)
             sub = self._engine.subscribe(Topic.INSTANCE_EVENTS, [], counted=False)
@@ -285,7 +286,7 @@ class Mirror:
             try:
                 sub = self._engine.subscribe_executions(iid, last, counted=False)
             except MT5ExecError as e:
-                if e.reason != "SEQUENCE_EXPIRED":
+                if e.reason != Reason.SEQUENCE_EXPIRED:
                     return
                 # Not kept any more: from the oldest kept (the stream has a gap; counted).
                 log.warning("Redis mirror: %s: %s", iid, e)
@@ -326,7 +327,7 @@ class Mirror:
 
                     await flush.submit(collect)
             except MT5ExecError as e:
-                if e.reason == "SERVER_SHUTTING_DOWN":
+                if e.reason == Reason.SERVER_SHUTTING_DOWN:
                     return
             finally:
                 sub.close()

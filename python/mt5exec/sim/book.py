@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Container
 from typing import NamedTuple, Protocol
 
+from mt5exec.reasons import Reason
 from mt5exec.terminal.v1 import worker_pb2 as pb
 
 # BOOK_TYPE_SELL, BOOK_TYPE_BUY.
@@ -133,7 +134,7 @@ def query(books: Books, known: Container[str], request: pb.MarketRequest) -> pb.
     q = request.book
     answer = pb.MarketAnswer(request_id=request.request_id)
     if q.symbol not in known:
-        answer.code, answer.reason, answer.field = _NOT_FOUND, "SYMBOL_NOT_FOUND", "symbol"
+        answer.code, answer.reason, answer.field = _NOT_FOUND, Reason.SYMBOL_NOT_FOUND, "symbol"
         answer.message = f"symbol: the terminal has no symbol {q.symbol!r}"
     elif q.release:
         books.release(q.symbol)

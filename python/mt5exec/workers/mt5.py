@@ -69,6 +69,7 @@ from typing import Any, Literal
 
 from mt5exec.mt5 import bootstrap
 from mt5exec.mt5 import constants as c
+from mt5exec.reasons import Reason
 from mt5exec.terminal.v1 import worker_pb2 as pb
 from mt5exec.workers import mt5_market
 from mt5exec.workers.base import (
@@ -878,7 +879,7 @@ class MT5Worker:
         self._reconnect_attempt = 0
         self._next_reconnect = time.monotonic()
         log.warning("lost the terminal: %s", why)
-        self._event("BROKER_DISCONNECTED", why)
+        self._event(Reason.BROKER_DISCONNECTED, why)
 
     def _watch_link(self, now: float) -> None:
         """The terminal's broker connection (terminal_info: connected, trade_allowed), checked
@@ -1405,7 +1406,7 @@ def _serve(socket_path: str, terminal: Terminal, cfg: WorkerConfig) -> int:
             # rather than reporting it READY or restarting it with the same credentials.
             code, message = terminal.last_error()
             worker._event(
-                "LOGIN_FAILED",
+                Reason.LOGIN_FAILED,
                 f"initialize failed {cfg.broker_retry_attempts} times: {message} ({code})",
             )
             worker._flush()

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mt5exec.mt5 import constants as c
+from mt5exec.reasons import Reason
 from mt5exec.terminal.v1 import worker_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -56,12 +57,12 @@ class TerminalBooks:
             if not call("market_book_add", mt5.market_book_add, q.symbol):
                 code, message = last_error()
                 if code in c.IPC_ERRORS or call("symbol_info", mt5.symbol_info, q.symbol):
-                    answer.code, answer.reason = _UNAVAILABLE, "TERMINAL_CALL_FAILED"
+                    answer.code, answer.reason = _UNAVAILABLE, Reason.TERMINAL_CALL_FAILED
                     answer.message = f"market_book_add failed at the terminal: {code} {message}"
                 else:
                     answer.code, answer.reason, answer.field = (
                         _NOT_FOUND,
-                        "SYMBOL_NOT_FOUND",
+                        Reason.SYMBOL_NOT_FOUND,
                         "symbol",
                     )
                     answer.message = f"symbol: the terminal has no symbol {q.symbol!r}"

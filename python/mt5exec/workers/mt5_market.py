@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from mt5exec.mt5 import constants as c
+from mt5exec.reasons import Reason
 from mt5exec.terminal.v1 import worker_pb2 as pb
 
 # The worker's _call: the terminal call's value, or None (failed, or no link).
@@ -43,7 +44,7 @@ class LinkWatch:
             self.up = False
             self.next_login = now + self.relogin_after_s
             return pb.WorkerEvent(
-                kind="BROKER_DISCONNECTED",
+                kind=Reason.BROKER_DISCONNECTED,
                 message="terminal_info: the terminal lost its broker connection",
             )
         if up:
@@ -189,7 +190,7 @@ def _rates(
     if tf is None:
         return _refused(
             _INVALID_ARGUMENT,
-            "TIMEFRAME_INVALID",
+            Reason.TIMEFRAME_INVALID,
             f"timeframe: {q.timeframe} is not one",
             "timeframe",
         )
@@ -253,13 +254,18 @@ def _too_many(n: int, what: Literal["bars", "ticks"]) -> pb.MarketAnswer:
 def _unavailable(what: str, last_error: Callable[[], tuple[int, str]]) -> pb.MarketAnswer:
     code, message = last_error()
     return _refused(
-        _UNAVAILABLE, "TERMINAL_CALL_FAILED", f"{what} failed at the terminal: {code} {message}"
+        _UNAVAILABLE,
+        Reason.TERMINAL_CALL_FAILED,
+        f"{what} failed at the terminal: {code} {message}",
     )
 
 
 def _unknown(name: str) -> pb.MarketAnswer:
     return _refused(
-        _NOT_FOUND, "SYMBOL_NOT_FOUND", f"symbol: the terminal has no symbol {name!r}", "symbol"
+        _NOT_FOUND,
+        Reason.SYMBOL_NOT_FOUND,
+        f"symbol: the terminal has no symbol {name!r}",
+        "symbol",
     )
 
 
@@ -363,5 +369,5 @@ def _answer(
             )
         )
     return _refused(
-        _INVALID_ARGUMENT, "QUERY_UNKNOWN", f"a market question of unknown kind {kind!r}"
+        _INVALID_ARGUMENT, Reason.QUERY_UNKNOWN, f"a market question of unknown kind {kind!r}"
     )

@@ -97,6 +97,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from mt5exec.reasons import Reason
 from mt5exec.sim import book as sim_book
 from mt5exec.sim import market
 from mt5exec.sim.broker import Activity, SendOutcome, SimBroker, SimConfig
@@ -484,7 +485,7 @@ class SimWorker:
             first.append(
                 _frame(
                     event=pb.WorkerEvent(
-                        kind="MARKET_CLOSED", message="every symbol is outside its sessions"
+                        kind=Reason.MARKET_CLOSED, message="every symbol is outside its sessions"
                     )
                 )
             )

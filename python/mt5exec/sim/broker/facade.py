@@ -8,6 +8,7 @@ import random
 import time
 from collections.abc import Callable
 
+from mt5exec.reasons import Reason
 from mt5exec.sim.bars import Bars
 from mt5exec.sim.broker.config import SimConfig
 from mt5exec.sim.broker.outcomes import Activity, Reject, SendOutcome
@@ -295,7 +296,7 @@ class SimBroker(PendingMixin, SnapshotsMixin, PersistenceMixin):
         if report and any_open != self._any_open:
             self.activity.events.append(
                 pb.WorkerEvent(
-                    kind="MARKET_OPEN" if any_open else "MARKET_CLOSED",
+                    kind="MARKET_OPEN" if any_open else Reason.MARKET_CLOSED,
                     message=f"{', '.join(changed)} {'opened' if any_open else 'closed'}",
                 )
             )
