@@ -431,12 +431,25 @@ def test_sltp_modify(engine: Engine) -> None:
     assert (position.ticket, position.sl, position.tp) == (opened.position, sl, tp)
 
 
-def move_price(eng: Engine, symbol: str, bid: float) -> None:
-    """The simulated trade server ticks at ``bid`` (simterminal's hook file)."""
-    simterminal.write_hook_file(eng.terminal_dir, {"set_price": {symbol: bid}})
+def move_price(eng: Engine, symbol: str, bid: float, at: str | None = None) -> None:
+    """The simulated trade server ticks at ``bid`` (simterminal's hook file): at the worker's
+    next terminal call, or with ``at`` at its next call of that function."""
+    move: dict[str, Any] = {"set_price": {symbol: bid}}
+    if at is not None:
+        move["at"] = at
+    simterminal.write_hook_file(eng.terminal_dir, move)
 
 
-def test_sl_hit_by_the_server_is_reported_as_a_deal(make_engine: Callable[..., Engine]) -> None:
+# Where the trade server's fill lands among the worker's calls of a poll (history_deals_get,
+# positions_get, orders_get, account_info): the fill of a real terminal comes at any moment, so
+# its deal must still go out before or with the positions, orders and account it changed.
+FILL_MOMENTS = (None, "positions_get", "orders_get", "account_info")
+
+
+@pytest.mark.parametrize("at", FILL_MOMENTS)
+def test_sl_hit_by_the_server_is_reported_as_a_deal(
+    make_engine: Callable[..., Engine], at: str | None
+) -> None:
     # No random walk: the price moves only when the test moves it.
     eng = make_engine(terminal={"tick_rate": 0})
     eng.handshake()
@@ -444,7 +457,7 @@ def test_sl_hit_by_the_server_is_reported_as_a_deal(make_engine: Callable[..., E
     opened = eng.order(**market(1, sl=1.08000, tp=1.09000))[-1].order_result
     assert opened.retcode == c.TRADE_RETCODE_DONE, opened.comment
 
-    move_price(eng, "EURUSD", 1.07990)
+    move_price(eng, "EURUSD", 1.07990, at)
     frames = eng.read_until(lambda f: f.WhichOneof("body") == "account", 10.0)
     trade = [f for f in frames if f.WhichOneof("body") not in ("ticks", "heartbeat")]
     assert kinds(trade) == ["deal", "positions", "account"]
@@ -462,8 +475,9 @@ def test_sl_hit_by_the_server_is_reported_as_a_deal(make_engine: Callable[..., E
     assert trade[2].account.balance == pytest.approx(10_000 + deal.profit)
 
 
+@pytest.mark.parametrize("at", FILL_MOMENTS)
 def test_pending_order_placed_modified_triggered_removed(
-    make_engine: Callable[..., Engine],
+    make_engine: Callable[..., Engine], at: str | None
 ) -> None:
     eng = make_engine(terminal={"tick_rate": 0})
     eng.handshake()
@@ -501,7 +515,7 @@ def test_pending_order_placed_modified_triggered_removed(
     assert modified.price_open == 1.081
 
     # The ask falls to the limit: the server fills it.
-    move_price(eng, "EURUSD", 1.08080)
+    move_price(eng, "EURUSD", 1.08080, at)
     frames = eng.read_until(lambda f: f.WhichOneof("body") == "account", 10.0)
     trade = [f for f in frames if f.WhichOneof("body") not in ("ticks", "heartbeat")]
     assert kinds(trade) == ["deal", "order_update", "positions", "orders", "account"]

@@ -169,8 +169,7 @@ def _begin(name: str) -> Session | None:
     session = _session
     if session is not None:
         FAULTS.read_file(session.dir)
-        while FAULTS.pending_prices:
-            symbol, bid = FAULTS.pending_prices.pop(0)
+        for symbol, bid in FAULTS.take_prices(name):
             if symbol in session.specs:
                 session.set_price(symbol, bid)
     if session is None or not _connected:

@@ -55,8 +55,9 @@ class Faults:
     injections: deque[Injection] = field(default_factory=deque)
     # Set while a call runs whose answer an injected failure will swallow (executed=True).
     lost_reply: Injection | None = None
-    # Price moves asked for through the hook file, applied by the next call with a session.
-    pending_prices: list[tuple[str, float]] = field(default_factory=list)
+    # Price moves asked for through the hook file, applied by the next call with a session
+    # (or the next call of the function named with the move: (symbol, bid, function or None)).
+    pending_prices: list[tuple[str, float, str | None]] = field(default_factory=list)
     # The broker is away until broker_down_until (time.time()), and the terminal logged out
     # until a login() after that.
     broker_down_until: float = 0.0
@@ -64,6 +65,12 @@ class Faults:
 
     def broker_down(self) -> bool:
         return time.time() < self.broker_down_until
+
+    def take_prices(self, name: str) -> list[tuple[str, float]]:
+        """The price moves that the call ``name`` plays, in the order they were asked for."""
+        due = [(s, bid) for s, bid, at in self.pending_prices if at is None or at == name]
+        self.pending_prices = [m for m in self.pending_prices if m[2] not in (None, name)]
+        return due
 
     def take_injection(self, name: str) -> Injection | None:
         """The injected failure that the call ``name`` meets, if any (one use of it)."""
@@ -104,7 +111,9 @@ class Faults:
                 continue
             prices = item.get("set_price")
             if isinstance(prices, dict):
-                self.pending_prices.extend((str(k), float(v)) for k, v in prices.items())
+                at = item.get("at")
+                when = str(at) if at is not None else None
+                self.pending_prices.extend((str(k), float(v), when) for k, v in prices.items())
                 continue
             funcs = item.get("functions")
             inject_ipc_failures(
@@ -155,7 +164,9 @@ def write_hook_file(directory: str | os.PathLike[str], commands: Any) -> Path:
 
     ``commands``: one object or a list of them, each an IPC failure (the keys of
     ``inject_ipc_failures``: ``n``, ``code``, ``functions``, ``executed``, ``disconnect``) or a
-    price move (``{"set_price": {"EURUSD": 1.08}}``) or a broker outage
+    price move (``{"set_price": {"EURUSD": 1.08}}``, played by the next call; with ``"at":
+    "positions_get"`` by the next call of that function, as a fill the trade server makes
+    between two calls of a client) or a broker outage
     (``{"broker_outage_ms": 5000}``: logged out, ``terminal_info().connected`` false, ``login``
     failing until it is over; ``0`` ends it). The file is replaced atomically: the
     terminal may read it at any moment, and half a file would be lost.

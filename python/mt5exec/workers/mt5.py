@@ -125,6 +125,8 @@ DEAL_LOOKBACK_S = 86400
 # After order_send, how long to wait for its deal to show up in the terminal's history before
 # reporting it from the result alone.
 DEAL_SYNC_WAIT_S = 0.1
+# How many times _send_state reads the state while the history keeps showing new deals.
+STATE_READS = 3
 # An unknown-outcome request is matched to later deals by its comment for this long.
 UNKNOWN_TTL_S = 3600.0
 # copy_ticks_from: at most this many ticks per symbol and poll.
@@ -751,9 +753,24 @@ class MT5Worker:
 
         ``reported``: an order whose update went out already (with its request_id). ``fresh``:
         the account is read now, not only once per ``account_interval_ms`` (after a trade).
+
+        The terminal changes between two calls (the trade server fills an order, hits a stop):
+        a fill made after the deals were read and before the state was would show a position,
+        an order gone or a balance whose deal nobody has seen. So when the state read is to go
+        out, the history is read again; new deals there go out first and the state is read
+        again, so that a client sees every deal before or with the state it produced.
         """
-        positions = self._many("positions_get", self.mt5.positions_get)
-        orders = self._many("orders_get", self.mt5.orders_get) if self._connected else None
+        for _ in range(STATE_READS):
+            positions = self._many("positions_get", self.mt5.positions_get)
+            orders = self._many("orders_get", self.mt5.orders_get) if self._connected else None
+            account = self._read_account(force=force, fresh=fresh)
+            if not self._state_changed(positions, orders, account, force):
+                break
+            more = self._new_deals()
+            if not more:
+                break
+            self._report_deals(more)
+            fresh = True
         frames: list[bytes] = []
         if positions is not None:
             keys = {p.ticket: _position_key(p) for p in positions}
@@ -770,7 +787,11 @@ class MT5Worker:
                 snap_o = pb.OrderSnapshot(orders=[order_proto(o) for o in orders])
                 frames.append(_frame(orders=snap_o))
         self._out.extend(frames)
-        self._maybe_account(force=force, fresh=fresh)
+        if account is not None:
+            key = _account_key(account)
+            if force or key != self._account:
+                self._account = key
+                self._out.append(_frame(account=account))
 
     def _order_updates(
         self, orders: Sequence[Any], keys: dict[int, tuple[Any, ...]], reported: int
@@ -785,18 +806,35 @@ class MT5Worker:
             for o in done or ():
                 self._out.append(_frame(order_update=pb.OrderUpdate(order=order_proto(o))))
 
-    def _maybe_account(self, *, force: bool = False, fresh: bool = False) -> None:
+    def _state_changed(
+        self,
+        positions: Sequence[Any] | None,
+        orders: Sequence[Any] | None,
+        account: pb.AccountSnapshot | None,
+        force: bool,
+    ) -> bool:
+        """Whether any of this state would go out (``_send_state``)."""
+        if force:
+            return True
+        if positions is not None and {p.ticket: _position_key(p) for p in positions} != (
+            self._positions
+        ):
+            return True
+        if orders is not None and {o.ticket: _order_key(o) for o in orders} != self._orders:
+            return True
+        return account is not None and _account_key(account) != self._account
+
+    def _read_account(
+        self, *, force: bool = False, fresh: bool = False
+    ) -> pb.AccountSnapshot | None:
+        """The account, read when due (``account_interval_ms``) or asked for; None otherwise."""
         now = time.monotonic()
         if not (force or fresh) and now - self._last_account < self._account_s:
-            return
+            return None
         account = self.account()
-        if account is None:
-            return
-        self._last_account = now
-        key = _account_key(account)
-        if force or key != self._account:
-            self._account = key
-            self._out.append(_frame(account=account))
+        if account is not None:
+            self._last_account = now
+        return account
 
     def _poll_ticks(self) -> None:
         frame = pb.WorkerFrame()
