@@ -5,6 +5,7 @@
 //! [`Notifier`](crate::notify::Notifier); nothing here waits with the GIL held
 //! or calls into Python.
 
+use crate::reason;
 use parking_lot::RwLock;
 use prost::Message;
 use std::collections::{HashMap, HashSet};
@@ -141,7 +142,7 @@ impl Engine {
         if instances.contains_key(&spec.instance_id) {
             return Err(EngineError::new(
                 Code::AlreadyExists,
-                "INSTANCE_EXISTS",
+                reason::INSTANCE_EXISTS,
                 format!("instance_id: '{}' already exists", spec.instance_id),
             )
             .field("instance_id"));
@@ -294,7 +295,7 @@ impl Engine {
         if instance.live.lock().supervised {
             return Err(EngineError::new(
                 Code::FailedPrecondition,
-                "INSTANCE_RUNNING",
+                reason::INSTANCE_RUNNING,
                 format!("instance '{instance_id}' must be stopped first"),
             ));
         }
@@ -302,7 +303,7 @@ impl Engine {
             let unavailable = |e: std::io::Error| {
                 EngineError::new(
                     Code::Unavailable,
-                    "JOURNAL_UNAVAILABLE",
+                    reason::JOURNAL_UNAVAILABLE,
                     format!("the order journal cannot be written ({e}); nothing was deleted"),
                 )
             };
@@ -321,7 +322,7 @@ impl Engine {
         // either is in the hub now or finds the instance gone (`subscribe`).
         let gone = EngineError::new(
             Code::NotFound,
-            "INSTANCE_NOT_FOUND",
+            reason::INSTANCE_NOT_FOUND,
             format!("instance '{instance_id}' was deleted"),
         );
         self.shared
@@ -626,7 +627,7 @@ impl Engine {
 fn not_reported(instance_id: &str, what: &str) -> EngineError {
     EngineError::new(
         Code::FailedPrecondition,
-        "INSTANCE_NOT_READY",
+        reason::INSTANCE_NOT_READY,
         format!("instance '{instance_id}' has not reported its {what} yet"),
     )
     .field("instance_id")

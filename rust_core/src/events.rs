@@ -13,6 +13,7 @@
 //! kept is refused (`SEQUENCE_EXPIRED`) rather than answered with a gap. A start reads only
 //! the newest events (what the ring holds), whatever the log's size.
 
+use crate::reason;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use prost::Message;
@@ -395,7 +396,7 @@ impl EventLog {
         let ahead = |last: u64| {
             EngineError::new(
                 Code::InvalidArgument,
-                "SEQUENCE_AHEAD",
+                reason::SEQUENCE_AHEAD,
                 format!(
                     "from_sequence: {from_sequence} is after the last event {last} of '{instance_id}'"
                 ),
@@ -405,7 +406,7 @@ impl EventLog {
         let expired = |kept: u64| {
             EngineError::new(
                 Code::FailedPrecondition,
-                "SEQUENCE_EXPIRED",
+                reason::SEQUENCE_EXPIRED,
                 format!(
                     "from_sequence: the events of '{instance_id}' after {from_sequence} are no \
                      longer all kept, or more than a stream replays; resume from {} or later \

@@ -3,6 +3,7 @@
 //! worker's encoded `MarketAnswer` (whose code says how it went). Books the worker was
 //! asked to add (`BookQuery`) come back as `BookUpdate` frames, fanned out whole.
 
+use crate::reason;
 use bytes::Bytes;
 use prost::Message;
 use std::sync::Arc;
@@ -29,7 +30,7 @@ pub fn query(shared: &Arc<Shared>, instance_id: &str, request: &[u8]) -> Result<
     let mut request = t::MarketRequest::decode(request).map_err(|e| {
         EngineError::new(
             Code::InvalidArgument,
-            "MALFORMED_REQUEST",
+            reason::MALFORMED_REQUEST,
             format!("not a MarketRequest: {e}"),
         )
     })?;
@@ -47,7 +48,7 @@ pub fn query(shared: &Arc<Shared>, instance_id: &str, request: &[u8]) -> Result<
     if !sent {
         return Err(EngineError::new(
             Code::FailedPrecondition,
-            "INSTANCE_NOT_READY",
+            reason::INSTANCE_NOT_READY,
             format!(
                 "instance '{}' is {}: no terminal to ask",
                 instance.spec.instance_id,
@@ -110,7 +111,7 @@ pub fn forget(instance: &Instance, token: u64) -> bool {
 pub fn on_worker_lost(shared: &Shared, instance: &Instance, live: &mut Live) {
     let lost = EngineError::new(
         Code::Unavailable,
-        "WORKER_LOST",
+        reason::WORKER_LOST,
         "the worker stopped before answering",
     );
     for token in live.market_pending.drain() {
@@ -118,7 +119,7 @@ pub fn on_worker_lost(shared: &Shared, instance: &Instance, live: &mut Live) {
     }
     let books_gone = EngineError::new(
         Code::Unavailable,
-        "WORKER_LOST",
+        reason::WORKER_LOST,
         "the instance's worker stopped, and its terminal's book with it: subscribe again",
     );
     shared.hub.close_topic(

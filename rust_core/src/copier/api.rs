@@ -2,6 +2,7 @@
 //! copying the master's open positions on a late join), removed (closing their copies or
 //! not), listed, their statistics, and signals.
 
+use crate::reason;
 use prost::Message;
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,8 +15,13 @@ use crate::latency;
 use crate::pb::v1;
 
 fn decode(raw: &[u8]) -> Result<v1::CopyRelation> {
-    v1::CopyRelation::decode(raw)
-        .map_err(|e| EngineError::invalid("relation", "REQUEST_INVALID", format!("relation: {e}")))
+    v1::CopyRelation::decode(raw).map_err(|e| {
+        EngineError::invalid(
+            "relation",
+            reason::REQUEST_INVALID,
+            format!("relation: {e}"),
+        )
+    })
 }
 
 /// Per relation, for /metrics: (relation id, copies, skipped by reason, latency histogram,
@@ -171,7 +177,7 @@ impl Engine {
 fn relation_not_found(relation_id: &str) -> EngineError {
     EngineError::new(
         crate::error::Code::NotFound,
-        "RELATION_NOT_FOUND",
+        reason::RELATION_NOT_FOUND,
         format!("relation_id: no copy relation '{relation_id}'"),
     )
     .field("relation_id")
@@ -191,14 +197,14 @@ fn check_symbols(
     if let Some(name) = r.symbol_map.values().find(|n| missing(n)) {
         return Err(EngineError::invalid(
             "relation.symbol_map",
-            "SYMBOL_NOT_ON_FOLLOWER",
+            reason::SYMBOL_NOT_ON_FOLLOWER,
             format!("relation.symbol_map: the follower has no symbol '{name}'"),
         ));
     }
     if let Some(name) = mapping::named_symbols(r).iter().find(|n| missing(n)) {
         return Err(EngineError::invalid(
             "relation.symbols",
-            "SYMBOL_NOT_ON_FOLLOWER",
+            reason::SYMBOL_NOT_ON_FOLLOWER,
             format!("relation.symbols: the follower has no symbol '{name}'"),
         ));
     }
@@ -211,7 +217,7 @@ fn check_symbols(
         if let Some(name) = mapped.iter().find(|n| missing(n)) {
             return Err(EngineError::invalid(
                 "relation.symbol_suffix",
-                "SYMBOL_NOT_ON_FOLLOWER",
+                reason::SYMBOL_NOT_ON_FOLLOWER,
                 format!("relation.symbol_suffix: the follower has no symbol '{name}'"),
             ));
         }

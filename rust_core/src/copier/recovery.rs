@@ -6,6 +6,7 @@
 //! sent), so it is never made twice; one never submitted is made under the id of a late
 //! join (`<relation>:<position>:0:j`), the same at every recovery.
 
+use crate::reason;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -214,7 +215,10 @@ pub fn catch_up(shared: &Arc<Shared>, relation: &Arc<Relation>) -> bool {
     for trade in &missing {
         if let Err(e) = dispatch::open_now(shared, relation, trade, started) {
             if matches!(e.code, Code::Unavailable | Code::FailedPrecondition)
-                && matches!(e.reason, "INSTANCE_NOT_READY" | "WORKER_UNAVAILABLE")
+                && matches!(
+                    e.reason,
+                    reason::INSTANCE_NOT_READY | reason::WORKER_UNAVAILABLE
+                )
             {
                 done = false;
             }

@@ -1,6 +1,7 @@
 //! The engine's risk controls: the kill switch by scope, risk limits and trading states, the
 //! order rates, and the daily counters saved across restarts.
 
+use crate::reason;
 use prost::Message;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -83,7 +84,7 @@ impl Engine {
         let limits = v1::RiskLimits::decode(limits).map_err(|e| {
             EngineError::invalid(
                 "config.risk",
-                "REQUEST_INVALID",
+                reason::REQUEST_INVALID,
                 format!("config.risk: {e}"),
             )
         })?;
@@ -103,7 +104,7 @@ impl Engine {
             Ok(v1::TradingState::Unspecified) | Err(_) => {
                 return Err(EngineError::invalid(
                     "trading_state",
-                    "TRADING_STATE_INVALID",
+                    reason::TRADING_STATE_INVALID,
                     format!("trading_state: expected ACTIVE, REDUCE_ONLY or HALTED, got {state}"),
                 ))
             }

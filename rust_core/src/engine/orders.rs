@@ -1,6 +1,7 @@
 //! The engine's orders: placed one by one or through an order session, cancelled,
 //! modified, and read back.
 
+use crate::reason;
 use prost::Message;
 use std::sync::Arc;
 
@@ -147,7 +148,7 @@ impl Engine {
         owner: Option<&str>,
     ) -> Result<(u64, String)> {
         let p = v1::PlaceOrderRequest::decode(raw).map_err(|e| {
-            EngineError::invalid("request", "REQUEST_INVALID", format!("request: {e}"))
+            EngineError::invalid("request", reason::REQUEST_INVALID, format!("request: {e}"))
         })?;
         crate::wire::check_known("mt5exec.v1.PlaceOrderRequest", raw)?;
         let shared = &self.shared;
@@ -176,7 +177,7 @@ impl Engine {
         if p.symbol.is_empty() {
             return Err(EngineError::invalid(
                 "symbol",
-                "FIELD_REQUIRED",
+                reason::FIELD_REQUIRED,
                 "symbol: required",
             ));
         }
@@ -194,7 +195,7 @@ impl Engine {
                 .ok_or_else(|| {
                     EngineError::invalid(
                         "expiration",
-                        "VALUE_OUT_OF_RANGE",
+                        reason::VALUE_OUT_OF_RANGE,
                         "expiration: not a representable time",
                     )
                 })?,

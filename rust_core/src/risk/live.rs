@@ -3,6 +3,7 @@
 use crate::convert;
 use crate::error::{Code, EngineError, Result};
 use crate::pb::v1;
+use crate::reason;
 use crate::routing::RequestKind;
 use crate::shared::Shared;
 use crate::supervisor::{Instance, Live};
@@ -58,7 +59,7 @@ pub fn check_new(
     else {
         return Err(EngineError::new(
             Code::FailedPrecondition,
-            "SYMBOL_NOT_ALLOWED",
+            reason::SYMBOL_NOT_ALLOWED,
             format!(
                 "symbol: the instance has no market for {}",
                 crate::error::quote(&intent.symbol)

@@ -1,6 +1,7 @@
 //! Working orders after they are placed: found by ticket or client id, read, cancelled,
 //! modified; and a position's stops changed.
 
+use crate::reason;
 use prost::Message;
 use std::sync::Arc;
 
@@ -29,7 +30,7 @@ fn find<'a>(live: &'a mut Live, which: &OrderRef) -> Result<&'a mut OrderEntry> 
         };
         EngineError::new(
             Code::NotFound,
-            "ORDER_NOT_FOUND",
+            reason::ORDER_NOT_FOUND,
             format!("{field}: no order {what}"),
         )
         .field(field)
@@ -51,7 +52,7 @@ fn pending_order<'a>(live: &'a mut Live, which: &OrderRef) -> Result<&'a mut Ord
     if !matches!(status, S::Accepted | S::PartiallyFilled) || entry.order.order_id == 0 {
         return Err(EngineError::new(
             Code::FailedPrecondition,
-            "ORDER_NOT_PENDING",
+            reason::ORDER_NOT_PENDING,
             format!(
                 "order '{}' is {}, not a pending order at the terminal",
                 entry.order.client_order_id,
@@ -172,7 +173,7 @@ pub fn modify_position(
     if !live.positions.iter().any(|p| p.ticket == position_id) {
         return Err(EngineError::new(
             Code::NotFound,
-            "POSITION_NOT_FOUND",
+            reason::POSITION_NOT_FOUND,
             format!("position_id: no open position {position_id}"),
         )
         .field("position_id"));
@@ -181,7 +182,7 @@ pub fn modify_position(
     let Some(position) = live.positions.iter().find(|p| p.ticket == position_id) else {
         return Err(EngineError::new(
             Code::Internal,
-            "INTERNAL",
+            reason::INTERNAL,
             "position vanished",
         ));
     };
@@ -190,7 +191,7 @@ pub fn modify_position(
     if stop_loss > 0.0 && close > 0.0 && (stop_loss >= close) == buy {
         return Err(EngineError::invalid(
             "stop_loss",
-            "STOP_LOSS_WRONG_SIDE",
+            reason::STOP_LOSS_WRONG_SIDE,
             format!(
                 "stop_loss: {} must be {} the current price {}",
                 num(stop_loss),
@@ -202,7 +203,7 @@ pub fn modify_position(
     if take_profit > 0.0 && close > 0.0 && (take_profit <= close) == buy {
         return Err(EngineError::invalid(
             "take_profit",
-            "TAKE_PROFIT_WRONG_SIDE",
+            reason::TAKE_PROFIT_WRONG_SIDE,
             format!(
                 "take_profit: {} must be {} the current price {}",
                 num(take_profit),

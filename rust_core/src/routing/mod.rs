@@ -4,6 +4,7 @@
 //! Every state change of an order is journaled (before the request leaves for the terminal
 //! for a new order) and published as an execution event with the instance's next sequence.
 
+use crate::reason;
 use prost::Message;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -167,7 +168,7 @@ fn not_ready(instance: &Instance, live: &Live) -> Option<EngineError> {
             Some(
                 EngineError::new(
                     Code::FailedPrecondition,
-                    "INSTANCE_NOT_READY",
+                    reason::INSTANCE_NOT_READY,
                     format!(
                         "instance '{}' is {}, not READY",
                         instance.spec.instance_id,
@@ -196,7 +197,7 @@ fn journal(shared: &Shared, entry: &OrderEntry) -> std::result::Result<u64, Engi
         .map_err(|e| {
             EngineError::new(
                 Code::Unavailable,
-                "JOURNAL_UNAVAILABLE",
+                reason::JOURNAL_UNAVAILABLE,
                 format!("the order journal cannot be written ({e}); nothing was sent"),
             )
         })
@@ -238,7 +239,7 @@ pub(crate) fn send(live: &Live, request: t::OrderRequest) -> Result<()> {
 fn gone() -> EngineError {
     EngineError::new(
         Code::Unavailable,
-        "WORKER_UNAVAILABLE",
+        reason::WORKER_UNAVAILABLE,
         "the instance's worker is gone",
     )
 }
@@ -248,7 +249,7 @@ fn outgoing(live: &Live, request: t::OrderRequest) -> Result<(Arc<Outbox>, Vec<u
     let Some(tx) = live.tx.clone() else {
         return Err(EngineError::new(
             Code::Unavailable,
-            "WORKER_UNAVAILABLE",
+            reason::WORKER_UNAVAILABLE,
             "the instance has no connected worker",
         ));
     };
@@ -332,7 +333,7 @@ fn market_of<'a>(live: &'a Live, symbol: &str) -> Result<(&'a t::SymbolInfo, &'a
         (Some(spec), Some(last)) => Ok((spec, last)),
         _ => Err(EngineError::new(
             Code::Internal,
-            "INTERNAL",
+            reason::INTERNAL,
             "symbol vanished",
         )),
     }
@@ -422,7 +423,7 @@ pub fn place_gated(
         if entry.payload_hash != hash {
             return Err(EngineError::new(
                 Code::AlreadyExists,
-                "CLIENT_ORDER_ID_REUSED",
+                reason::CLIENT_ORDER_ID_REUSED,
                 format!(
                     "client_order_id: '{}' was used for a different order",
                     intent.client_order_id
@@ -453,7 +454,7 @@ pub fn place_gated(
     {
         return Err(EngineError::new(
             Code::NotFound,
-            "POSITION_NOT_FOUND",
+            reason::POSITION_NOT_FOUND,
             format!("position_id: no open position {}", intent.position_id),
         )
         .field("position_id"));

@@ -1,5 +1,6 @@
 //! Frames from a worker: ticks, heartbeats, deals, snapshots, order results, events.
 
+use crate::reason;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,7 +16,11 @@ use crate::routing;
 use crate::shared::Shared;
 
 /// Worker events that degrade an instance, and the events that end that.
-const DEGRADING_EVENTS: &[&str] = &["LOGIN_FAILED", "BROKER_DISCONNECTED", "MARKET_CLOSED"];
+const DEGRADING_EVENTS: &[&str] = &[
+    reason::LOGIN_FAILED,
+    reason::BROKER_DISCONNECTED,
+    reason::MARKET_CLOSED,
+];
 const RECOVERING_EVENTS: &[&str] = &["BROKER_CONNECTED", "MARKET_OPEN"];
 
 /// Applies one frame from the worker.

@@ -1,5 +1,6 @@
 //! A worker's life: spawn, handshake, serve frames, watch heartbeats, replace on failure.
 
+use crate::reason;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use prost::Message;
@@ -48,7 +49,7 @@ fn finish_stopped(shared: &Shared, instance: &Instance, live: &mut Live) {
     live.supervised = false;
     live.stopping = false;
     set_state(shared, instance, live, S::Stopped, "STOPPED");
-    let stopped = worker_error("INSTANCE_STOPPED", "the instance was stopped");
+    let stopped = worker_error(reason::INSTANCE_STOPPED, "the instance was stopped");
     end_supervision(shared, instance, live, &stopped);
 }
 
@@ -67,7 +68,7 @@ fn end_supervision(shared: &Shared, instance: &Instance, live: &mut Live, error:
 
 fn close_streams(shared: &Shared, instance: &Instance) {
     let gone = worker_error(
-        "INSTANCE_STOPPED",
+        reason::INSTANCE_STOPPED,
         format!("instance '{}' stopped", instance.spec.instance_id),
     );
     shared
@@ -102,7 +103,7 @@ fn after_exit(
         return Some(Duration::ZERO);
     }
     let cause = match &outcome {
-        Ok(()) => worker_error("WORKER_EXITED", "the worker exited"),
+        Ok(()) => worker_error(reason::WORKER_EXITED, "the worker exited"),
         Err(e) => e.clone(),
     };
     if stable {
@@ -111,14 +112,14 @@ fn after_exit(
     live.consecutive_failures += 1;
     let supervision = &instance.spec.supervision;
     // Wrong credentials do not get better by restarting: FAILED at once.
-    let login_failed = cause.reason == "LOGIN_FAILED" || live.reason == "LOGIN_FAILED";
+    let login_failed = cause.reason == reason::LOGIN_FAILED || live.reason == reason::LOGIN_FAILED;
     if login_failed {
         live.supervised = false;
         live.desired_running = false;
-        set_state(shared, instance, live, S::Failed, "LOGIN_FAILED");
+        set_state(shared, instance, live, S::Failed, reason::LOGIN_FAILED);
         let failed = EngineError::new(
             Code::FailedPrecondition,
-            "LOGIN_FAILED",
+            reason::LOGIN_FAILED,
             format!(
                 "the terminal refused the login: {}; fix the credentials and start it again",
                 cause.message
@@ -135,7 +136,7 @@ fn after_exit(
         set_state(shared, instance, live, S::Failed, &reason);
         let failed = EngineError::new(
             Code::Unavailable,
-            "WORKER_FAILED",
+            reason::WORKER_FAILED,
             format!(
                 "the worker failed {failures} times in a row (last: {}: {}); \
                  start the instance again with StartInstance or RestartInstance",
@@ -215,7 +216,7 @@ async fn run_worker(shared: &Arc<Shared>, instance: &Arc<Instance>) -> Result<()
     for dir in [&spec.dir, &spec.log_dir] {
         private::create_dir(dir).map_err(|e| {
             worker_error(
-                "INSTANCE_DIR",
+                reason::INSTANCE_DIR,
                 format!("cannot create {}: {e}", dir.display()),
             )
         })?;
@@ -226,26 +227,33 @@ async fn run_worker(shared: &Arc<Shared>, instance: &Arc<Instance>) -> Result<()
     let _ = std::fs::remove_file(&socket);
     let listener = UnixListener::bind(&socket).map_err(|e| {
         worker_error(
-            "WORKER_SOCKET",
+            reason::WORKER_SOCKET,
             format!("cannot listen on {}: {e}", socket.display()),
         )
     })?;
-    let log = private::append(&spec.log_dir.join("worker.log"))
-        .map_err(|e| worker_error("INSTANCE_DIR", format!("cannot open the worker log: {e}")))?;
+    let log = private::append(&spec.log_dir.join("worker.log")).map_err(|e| {
+        worker_error(
+            reason::INSTANCE_DIR,
+            format!("cannot open the worker log: {e}"),
+        )
+    })?;
     let log_err = log
         .try_clone()
-        .map_err(|e| worker_error("INSTANCE_DIR", e.to_string()))?;
+        .map_err(|e| worker_error(reason::INSTANCE_DIR, e.to_string()))?;
     let secret_files = instance.secret_files.lock().clone();
     // Removed when this start is over, however it ends (the worker deletes a file it read).
     let mut written = SecretFiles::default();
     for (path, content) in &secret_files {
         written.0.push(path.clone());
         write_secret(path, &content.0).map_err(|e| {
-            worker_error("INSTANCE_DIR", format!("cannot write a secret file: {e}"))
+            worker_error(
+                reason::INSTANCE_DIR,
+                format!("cannot write a secret file: {e}"),
+            )
         })?;
     }
     let Some((program, args)) = spec.argv.split_first() else {
-        return Err(worker_error("WORKER_COMMAND", "empty worker command"));
+        return Err(worker_error(reason::WORKER_COMMAND, "empty worker command"));
     };
     let mut command = tokio::process::Command::new(program);
     command
@@ -265,7 +273,7 @@ async fn run_worker(shared: &Arc<Shared>, instance: &Arc<Instance>) -> Result<()
     }
     let mut child = command
         .spawn()
-        .map_err(|e| worker_error("WORKER_SPAWN", format!("cannot start {program}: {e}")))?;
+        .map_err(|e| worker_error(reason::WORKER_SPAWN, format!("cannot start {program}: {e}")))?;
     let pid = child.id().unwrap_or(0);
     if let Ok(mut file) = private::create(&pid_file) {
         let _ = std::io::Write::write_all(&mut file, format!("{pid}\n").as_bytes());
@@ -311,11 +319,11 @@ async fn serve(
     let stream = tokio::select! {
         accepted = tokio::time::timeout(timeout, listener.accept()) => match accepted {
             Ok(Ok((stream, _))) => stream,
-            Ok(Err(e)) => return Err(worker_error("WORKER_SOCKET", e.to_string())),
-            Err(_) => return Err(worker_error("WORKER_START_TIMEOUT",
+            Ok(Err(e)) => return Err(worker_error(reason::WORKER_SOCKET, e.to_string())),
+            Err(_) => return Err(worker_error(reason::WORKER_START_TIMEOUT,
                 format!("the worker did not connect within {timeout:?}"))),
         },
-        status = child.wait() => return Err(worker_error("WORKER_EXITED",
+        status = child.wait() => return Err(worker_error(reason::WORKER_EXITED,
             format!("the worker exited before connecting: {}", describe(status)))),
     };
     // A second handle on the socket, for frames written by the thread that makes them.
@@ -325,7 +333,7 @@ async fn serve(
             let direct = s.try_clone()?;
             Ok((tokio::net::UnixStream::from_std(s)?, direct))
         })
-        .map_err(|e| worker_error("WORKER_SOCKET", e.to_string()))?;
+        .map_err(|e| worker_error(reason::WORKER_SOCKET, e.to_string()))?;
     let (reader, mut writer) = stream.into_split();
     let mut reader = FrameReader::new(reader);
     let hello = match tokio::time::timeout(timeout, reader.next()).await {
@@ -336,33 +344,33 @@ async fn serve(
             // A worker that cannot log in may say so instead of Hello.
             Ok(t::WorkerFrame {
                 body: Some(Body::Event(event)),
-            }) if event.kind == "LOGIN_FAILED" => {
-                return Err(worker_error("LOGIN_FAILED", event.message));
+            }) if event.kind == reason::LOGIN_FAILED => {
+                return Err(worker_error(reason::LOGIN_FAILED, event.message));
             }
             _ => {
                 return Err(worker_error(
-                    "PROTOCOL_ERROR",
+                    reason::PROTOCOL_ERROR,
                     "the first frame was not a Hello",
                 ))
             }
         },
         Ok(Ok(None)) => {
             return Err(worker_error(
-                "WORKER_EXITED",
+                reason::WORKER_EXITED,
                 "the worker closed the connection",
             ))
         }
-        Ok(Err(e)) => return Err(worker_error("PROTOCOL_ERROR", e.to_string())),
+        Ok(Err(e)) => return Err(worker_error(reason::PROTOCOL_ERROR, e.to_string())),
         Err(_) => {
             return Err(worker_error(
-                "WORKER_START_TIMEOUT",
+                reason::WORKER_START_TIMEOUT,
                 "no Hello from the worker",
             ))
         }
     };
     if hello.protocol_version != super::PROTOCOL_VERSION {
         return Err(worker_error(
-            "PROTOCOL_MISMATCH",
+            reason::PROTOCOL_MISMATCH,
             format!(
                 "the worker speaks protocol {}, the engine {}",
                 hello.protocol_version,
@@ -380,7 +388,7 @@ async fn serve(
     writer
         .write_all(&welcome)
         .await
-        .map_err(|e| worker_error("WORKER_EXITED", e.to_string()))?;
+        .map_err(|e| worker_error(reason::WORKER_EXITED, e.to_string()))?;
     let tx = Arc::new(Outbox::new(direct));
     tokio::spawn({
         let tx = Arc::clone(&tx);
@@ -436,7 +444,7 @@ async fn serve(
                         Err(_) => Ok(()),
                     };
                 }
-                Err(e) => return Err(worker_error("PROTOCOL_ERROR", e.to_string())),
+                Err(e) => return Err(worker_error(reason::PROTOCOL_ERROR, e.to_string())),
             },
             status = child.wait() => {
                 // What it wrote before it exited (results of orders it executed) is still in
@@ -453,14 +461,14 @@ async fn serve(
             }
             _ = watchdog.tick() => {
                 if awaiting_positions && connected.elapsed() >= supervision.start_timeout {
-                    return Err(worker_error("WORKER_START_TIMEOUT", format!(
+                    return Err(worker_error(reason::WORKER_START_TIMEOUT, format!(
                         "the worker did not report its positions within {:?}",
                         supervision.start_timeout)));
                 }
                 let mut live = instance.live.lock();
                 let age = live.last_seen.map_or(Duration::ZERO, |t| t.elapsed());
                 if age >= restart_after {
-                    return Err(worker_error("HEARTBEAT_LOST", format!(
+                    return Err(worker_error(reason::HEARTBEAT_LOST, format!(
                         "no frame from the worker for {} ms", age.as_millis())));
                 }
                 if age >= degraded_after && live.state == S::Ready {
@@ -511,7 +519,7 @@ fn handle_payload(
             frames::handle(shared, instance, frame);
             Ok(())
         }
-        Err(e) => Err(worker_error("PROTOCOL_ERROR", e.to_string())),
+        Err(e) => Err(worker_error(reason::PROTOCOL_ERROR, e.to_string())),
     }
 }
 
@@ -526,7 +534,7 @@ pub fn shutdown_frame(reason: &str) -> t::EngineFrame {
 
 fn exited(status: std::io::Result<std::process::ExitStatus>) -> EngineError {
     worker_error(
-        "WORKER_EXITED",
+        reason::WORKER_EXITED,
         format!("the worker exited: {}", describe(status)),
     )
 }
