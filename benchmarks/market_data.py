@@ -22,9 +22,10 @@ answer.
 4. StreamBook (#24: 100 updates/s to 50 subscribers, p99, no loss for those keeping up): a
    sim instance with EURUSD at 200 ticks/s (a book each time its quote moves: ~100/s), 50
    StreamBook subscribers on one grpc.aio client for --book-seconds, then, in the same run and
-   server, 50 StreamTicks subscribers of the same symbol: latency of each book or tick = client receive
-   time - the worker's time stamp (Book.time, Tick.time: same host, same clock, milliseconds),
-   loss = sequence gaps + dropped. Reported: p50/p99 of each and the ratio book p99 / ticks p99.
+   server, 50 StreamTicks subscribers of the same symbol: latency of each book or tick = client
+   receive time - the worker's time stamp (Book.time, Tick.time: same host, same clock,
+   milliseconds), loss = sequence gaps + dropped. Reported: p50/p99 of each and the ratio
+   book p99 / ticks p99.
 
 Usage: nice python benchmarks/market_data.py [--rounds 5] [--calls 40]
 Writes benchmarks/results/market_data.json.
