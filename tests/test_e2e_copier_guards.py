@@ -171,3 +171,23 @@ def test_concurrent_changes_are_saved_as_they_end(server: ServerProcess) -> None
     assert sorted(r["relation_id"] for r in saved if r["master_instance_id"] == "om") == sorted(
         ids[1::2]
     )
+
+
+def test_a_copy_priced_worse_than_the_masters_fill_is_skipped(server: ServerProcess) -> None:
+    """max_deviation_points bounds the follower's price against the master's fill. The
+    follower's GBPUSD (~1.27) stands in for a follower quoting far from the master's EURUSD
+    (~1.08): buying there is ~1,900 points worse (skipped, DEVIATION_LIMIT, told on the
+    follower), selling there is better (copied)."""
+    sims(server, "dvm")
+    sims(server, "dvf", symbols=["EURUSD", "GBPUSD"])
+    wait_for_price(server, "dvf", "GBPUSD")
+    relate(server, "dev", "dvm", "dvf", symbol_map={"EURUSD": "GBPUSD"}, max_deviation_points=50)
+    place(server, "dvm", "dev-buy", BUY, 0.01)
+    wait_until(
+        "the buy's copy skipped",
+        lambda: stats(server, "dev").skipped.get("DEVIATION_LIMIT", 0) == 1,
+    )
+    place(server, "dvm", "dev-sell", SELL, 0.01)
+    wait_net(server, "dvf", -0.01)
+    assert stats(server, "dev").copies == 1
+    assert net(server, "dvf") == -0.01

@@ -188,6 +188,32 @@ fn stop_distance(trade: &MasterTrade, last: Option<&t::Tick>) -> f64 {
     (price - trade.stop_loss).abs()
 }
 
+/// How many points the follower's price (its ask to buy, its bid to sell) is worse than the
+/// master's fill, for the market copy of a master deal under a relation with
+/// `max_deviation_points` (None: not checked: no limit, not a deal's fill (a late join, a
+/// recovery, a signal), a pending order, no tick yet).
+fn price_worse_by(
+    trade: &MasterTrade,
+    limit: u32,
+    side: v1::Side,
+    last: Option<&t::Tick>,
+    point: f64,
+) -> Option<f64> {
+    if limit == 0 || trade.deal == 0 || trade.price <= 0.0 || point <= 0.0 {
+        return None;
+    }
+    if trade.order_type != v1::OrderType::Market {
+        return None;
+    }
+    let tick = last?;
+    let worse = if side == v1::Side::Buy {
+        tick.ask - trade.price
+    } else {
+        trade.price - tick.bid
+    };
+    (tick.ask > 0.0 && tick.bid > 0.0).then_some(worse / point)
+}
+
 /// Why a trade was not copied: the follower (when it exists), the copy it would have been,
 /// the reason and a message.
 type Refused = Box<(
@@ -279,7 +305,29 @@ fn open_job(
         step: spec.volume_step,
     };
     let point = spec.point;
+    let worse = price_worse_by(
+        trade,
+        r.max_deviation_points,
+        side,
+        live.last_ticks.get(&symbol),
+        point,
+    );
     drop(live);
+    if let Some(points) = worse.filter(|p| *p > f64::from(r.max_deviation_points)) {
+        let message = format!(
+            "the follower's price is {} points worse than the master's fill {} (the \
+             relation's max_deviation_points: {})",
+            crate::error::num(points),
+            crate::error::num(trade.price),
+            r.max_deviation_points
+        );
+        return Err(Box::new((
+            Some(follower),
+            Some(intent),
+            crate::reason::DEVIATION_LIMIT,
+            message,
+        )));
+    }
     intent.volume = match volume::follower_volume(&sizing, &inputs, &bounds) {
         Ok(v) => v,
         Err(reason) => {
