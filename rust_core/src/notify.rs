@@ -16,6 +16,7 @@
 use parking_lot::Mutex;
 use std::cell::Cell;
 use std::io::Write;
+use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -120,21 +121,45 @@ impl Notifier {
     /// meanwhile is announced by one wake-up then (holds nest; the outermost one wakes).
     /// Other threads' wake-ups are not held, and a loop they wake drains this thread's
     /// items too (nothing is lost, only the extra wake-ups are saved).
+    ///
+    /// A hold is of this notifier only: while it lasts, the thread's wake-ups of another
+    /// notifier go out at once, and a hold of another notifier taken inside it holds
+    /// nothing more (the guard cannot leave its thread).
     pub fn hold(&self) -> Hold<'_> {
-        HOLD.with(|h| {
-            let (depth, due) = h.get();
-            h.set((depth + 1, due));
+        let me = self.key();
+        let counted = HOLD.with(|h| {
+            let (owner, depth, due) = h.get();
+            if depth == 0 {
+                h.set((me, 1, false));
+                true
+            } else if owner == me {
+                h.set((owner, depth + 1, due));
+                true
+            } else {
+                false
+            }
         });
-        Hold { notifier: self }
+        Hold {
+            notifier: self,
+            counted,
+            not_send: PhantomData,
+        }
+    }
+
+    /// This notifier's identity in the thread's hold.
+    fn key(&self) -> usize {
+        std::ptr::from_ref(self) as usize
     }
 
     fn wake(&self) {
+        let me = self.key();
         let held = HOLD.with(|h| {
-            let (depth, _) = h.get();
-            if depth > 0 {
-                h.set((depth, true));
+            let (owner, depth, _) = h.get();
+            let held = depth > 0 && owner == me;
+            if held {
+                h.set((owner, depth, true));
             }
-            depth > 0
+            held
         });
         if held {
             return;
@@ -154,8 +179,9 @@ impl Notifier {
 }
 
 thread_local! {
-    /// This thread's holds: their depth, and whether a wake-up is due when they end.
-    static HOLD: Cell<(u32, bool)> = const { Cell::new((0, false)) };
+    /// This thread's holds: the notifier held, their depth, and whether a wake-up is due
+    /// when they end.
+    static HOLD: Cell<(usize, u32, bool)> = const { Cell::new((0, 0, false)) };
 }
 
 /// Wake-ups held (see [`Notifier::hold`]); the one due is made when the last hold ends.
@@ -163,17 +189,24 @@ thread_local! {
 #[must_use = "the hold ends when this is dropped"]
 pub struct Hold<'a> {
     notifier: &'a Notifier,
+    /// Whether this guard counts in the thread's hold (not when another notifier's was on).
+    counted: bool,
+    /// The count is the thread's: the guard stays on the thread that took it.
+    not_send: PhantomData<*const ()>,
 }
 
 impl Drop for Hold<'_> {
     fn drop(&mut self) {
+        if !self.counted {
+            return;
+        }
         let due = HOLD.with(|h| {
-            let (depth, due) = h.get();
+            let (owner, depth, due) = h.get();
             if depth <= 1 {
-                h.set((0, false));
+                h.set((0, 0, false));
                 due
             } else {
-                h.set((depth - 1, due));
+                h.set((owner, depth - 1, due));
                 false
             }
         });
@@ -239,6 +272,33 @@ mod tests {
             s.spawn(|| n.ready(&[1]));
         });
         assert_eq!(pending_bytes(&n), 1);
+    }
+
+    #[test]
+    fn a_hold_holds_only_its_notifier() {
+        let held = Notifier::new().expect("pair");
+        let other = Notifier::new().expect("pair");
+        {
+            let _hold = held.hold();
+            other.ready(&[1]);
+            assert_eq!(pending_bytes(&other), 1, "another notifier wakes at once");
+            assert_eq!(other.drain().ready, vec![1]);
+            held.ready(&[2]);
+            {
+                let _inner = other.hold();
+                other.ready(&[3]);
+                assert_eq!(
+                    pending_bytes(&other),
+                    1,
+                    "its hold inside another's holds nothing"
+                );
+            }
+            assert_eq!(pending_bytes(&held), 0, "still held");
+        }
+        assert_eq!(pending_bytes(&held), 1, "woken when its hold ends");
+        assert_eq!(other.drain().ready, vec![3]);
+        assert_eq!(pending_bytes(&other), 0, "not woken again");
+        assert_eq!(held.drain().ready, vec![2]);
     }
 
     #[test]
