@@ -26,7 +26,14 @@ from mt5exec.mt5 import constants as c
 from mt5exec.mt5 import simterminal
 from mt5exec.sim.state import read_deals
 from mt5exec.terminal.v1 import worker_pb2 as pb
-from mt5exec.workers.mt5 import ConfigError, MT5Worker, Terminal, WorkerConfig, load_config
+from mt5exec.workers.base import ConfigError
+from mt5exec.workers.mt5 import (
+    MARKET_CALL_HUNG_S,
+    MT5Worker,
+    Terminal,
+    WorkerConfig,
+    load_config,
+)
 from mt5exec.workers.protocol import FrameReader, send_frame
 
 PYTHON_DIR = Path(mt5exec.__file__).resolve().parent.parent
@@ -883,3 +890,71 @@ def test_bootstrap_launches_the_terminal_and_scrubs_the_password(
     else:
         pytest.fail("the terminal outlived the worker")
     assert PASSWORD not in eng.stderr
+
+
+def _book_request(engine: Engine, request_id: int, symbol: str = "EURUSD") -> pb.MarketAnswer:
+    engine.send(
+        market_request=pb.MarketRequest(request_id=request_id, book=pb.BookQuery(symbol=symbol))
+    )
+    frames = engine.read_until(
+        lambda f: (
+            f.WhichOneof("body") == "market_answer" and f.market_answer.request_id == request_id
+        )
+    )
+    return frames[-1].market_answer
+
+
+def _is_book(frame: pb.WorkerFrame) -> bool:
+    return frame.WhichOneof("body") == "book" and frame.book.symbol == "EURUSD"
+
+
+def test_books_added_again_after_the_terminal_is_attached_again(engine: Engine) -> None:
+    assert _book_request(engine, 41).code == 0
+    engine.read_until(_is_book)
+    simterminal.write_hook_file(
+        engine.terminal_dir,
+        {"n": 1, "code": c.RES_E_INTERNAL_FAIL_CONNECT, "functions": ["order_check"]},
+    )
+    assert engine.order(**market(42))[-1].order_result.retcode == c.TRADE_RETCODE_CONNECTION
+    engine.read_until(
+        lambda f: f.WhichOneof("body") == "event" and f.event.kind == "BROKER_CONNECTED"
+    )
+    # The books went with the old session: the worker adds them again and sends them again.
+    engine.read_until(_is_book)
+    assert "keeps failing for a book" not in engine.stderr
+
+
+def test_a_book_asked_while_disconnected_is_unavailable(make_engine: Callable[..., Engine]) -> None:
+    # The first attempt to attach again fails; the next is a minute away.
+    engine = make_engine(
+        config={
+            "broker_retry_initial_ms": 60_000,
+            "broker_retry_max_ms": 60_000,
+            "broker_retry_attempts": 5,
+        }
+    )
+    engine.handshake()
+    engine.start_state()
+    simterminal.write_hook_file(
+        engine.terminal_dir,
+        [
+            {"n": 1, "code": c.RES_E_INTERNAL_FAIL_CONNECT, "functions": ["order_check"]},
+            {"n": 10, "code": c.RES_E_INTERNAL_FAIL_INIT, "functions": ["initialize"]},
+        ],
+    )
+    assert engine.order(**market(51))[-1].order_result.retcode == c.TRADE_RETCODE_CONNECTION
+    answer = _book_request(engine, 52)
+    # A known symbol: not NOT_FOUND from a stale last_error, but the link that is down.
+    assert (answer.code, answer.reason) == (14, "BROKER_DISCONNECTED")  # UNAVAILABLE
+
+
+def test_a_hung_terminal_call_makes_the_worker_exit(engine: Engine) -> None:
+    # copy_rates_from_pos never returns: the worker heartbeats while it waits, but not for
+    # ever (MARKET_CALL_HUNG_S), then exits for the engine to replace it.
+    simterminal.write_hook_file(
+        engine.terminal_dir, {"hang": True, "functions": ["copy_rates_from_pos"]}
+    )
+    rates = pb.RatesQuery(symbol="EURUSD", timeframe=1, from_pos=True, count=10)
+    engine.send(market_request=pb.MarketRequest(request_id=61, rates=rates))
+    assert engine.wait(timeout=MARKET_CALL_HUNG_S + 120) == 6
+    assert "terminal call hung: rates answer still running" in engine.stderr

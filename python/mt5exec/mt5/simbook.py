@@ -13,7 +13,7 @@ import weakref
 from typing import NamedTuple
 
 from mt5exec.mt5 import constants as c
-from mt5exec.mt5.simterminal_args import Refused, invalid
+from mt5exec.mt5.simterminal_args import Refused, known_symbol
 from mt5exec.mt5.simterminal_session import Session
 from mt5exec.sim import book
 
@@ -30,26 +30,18 @@ class BookInfo(NamedTuple):
     volume_dbl: float
 
 
-def _symbol(s: Session, symbol: object) -> str:
-    if not isinstance(symbol, str):
-        invalid("Invalid 1st unnamed argument")
-    if symbol not in s.specs:
-        raise Refused(c.RES_E_FAIL)
-    return symbol
-
-
 def added(s: Session) -> set[str]:
     """The symbols whose book ``s`` has added."""
     return _added.setdefault(s, set())
 
 
 def market_book_add(s: Session, symbol: str) -> bool:
-    added(s).add(_symbol(s, symbol))
+    added(s).add(known_symbol(s.specs, symbol))
     return True
 
 
 def market_book_release(s: Session, symbol: str) -> bool:
-    name = _symbol(s, symbol)
+    name = known_symbol(s.specs, symbol)
     if name not in added(s):
         raise Refused(c.RES_E_FAIL, "market_book_release: the book was not added")
     added(s).discard(name)
@@ -57,7 +49,7 @@ def market_book_release(s: Session, symbol: str) -> bool:
 
 
 def market_book_get(s: Session, symbol: str) -> tuple[BookInfo, ...]:
-    name = _symbol(s, symbol)
+    name = known_symbol(s.specs, symbol)
     if name not in added(s):
         raise Refused(c.RES_E_FAIL, "market_book_get: market_book_add it first")
     tick = s.feed.last(name)

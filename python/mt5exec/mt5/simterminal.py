@@ -57,6 +57,7 @@ import hmac
 import importlib
 import inspect
 import os
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -70,6 +71,7 @@ from mt5exec.mt5.simterminal_args import (
     filter_open,
     invalid,
     is_int,
+    known_symbol,
     order_type,
     parse_request,
     positive,
@@ -157,6 +159,10 @@ def _ok(value: _T) -> _T:
     return value
 
 
+# Never set: what a hung call waits for.
+_NEVER = threading.Event()
+
+
 def _apply_failure(inj: Injection) -> None:
     global _connected
     _set_error(inj.code)
@@ -175,6 +181,8 @@ def _begin(name: str) -> Session | None:
     if session is None or not _connected:
         _set_error(c.RES_E_INTERNAL_FAIL_CONNECT)
         return None
+    if FAULTS.take_hang(name):
+        _NEVER.wait()  # a hung terminal: the call never returns (test hook)
     inj = FAULTS.take_injection(name)
     if inj is not None:
         if not inj.executed:
@@ -241,15 +249,6 @@ def _terminal_dir(path: str | os.PathLike[str]) -> Path:
     if p.is_file() or p.suffix.lower() == ".exe":
         return p.parent
     return p
-
-
-def _symbol(s: Session, symbol: Any) -> str:
-    """The 1st argument, a symbol of the terminal (RES_E_FAIL for an unknown one)."""
-    if not isinstance(symbol, str):
-        invalid("Invalid 1st unnamed argument")
-    if symbol not in s.specs:
-        raise Refused(c.RES_E_FAIL)
-    return symbol
 
 
 # -- connection --------------------------------------------------------------------------------
@@ -463,17 +462,17 @@ def symbols_get(s: Session, group: str | None = None) -> tuple[SymbolInfo, ...]:
 
 @_terminal_call
 def symbol_info(s: Session, symbol: str) -> SymbolInfo:
-    return s.symbol_info(s.specs[_symbol(s, symbol)])
+    return s.symbol_info(s.specs[known_symbol(s.specs, symbol)])
 
 
 @_terminal_call
 def symbol_info_tick(s: Session, symbol: str) -> Tick:
-    return s.feed.last(_symbol(s, symbol))
+    return s.feed.last(known_symbol(s.specs, symbol))
 
 
 @_terminal_check
 def symbol_select(s: Session, symbol: str, enable: bool = True) -> bool:
-    _symbol(s, symbol)
+    known_symbol(s.specs, symbol)
     if enable:
         s.selected.add(symbol)
     else:
@@ -496,7 +495,7 @@ def _copy_ticks(s: Session, symbol: Any, date_from: Any, to: Any, count: Any, fl
         invalid("Invalid 2nd unnamed argument")
     if not is_int(flags) or flags not in (c.COPY_TICKS_ALL, c.COPY_TICKS_INFO, c.COPY_TICKS_TRADE):
         invalid("Invalid 4th unnamed argument")
-    _symbol(s, symbol)
+    known_symbol(s.specs, symbol)
     end: int | None = None
     limit: int | None = None
     if count is None:  # copy_ticks_range
@@ -521,7 +520,7 @@ def _copy_rates(s: Session, symbol: Any, timeframe: Any, **form: Any) -> Any:
     tf = timeframe_minutes(timeframe)
     if tf is None:
         invalid("Invalid 2nd unnamed argument")
-    _symbol(s, symbol)
+    known_symbol(s.specs, symbol)
     picked: dict[str, int] = {}
     for key, value in form.items():
         number = value if key in ("start_pos", "count") else seconds(value)

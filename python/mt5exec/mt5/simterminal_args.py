@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import calendar
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, NoReturn, Protocol, TypeVar
 
@@ -31,6 +31,15 @@ class Refused(Exception):
 
 def invalid(message: str = "Invalid arguments") -> NoReturn:
     raise Refused(c.RES_E_INVALID_PARAMS, message)
+
+
+def known_symbol(specs: Mapping[str, object], symbol: Any) -> str:
+    """The 1st argument, a symbol of the terminal (RES_E_FAIL for an unknown one)."""
+    if not isinstance(symbol, str):
+        invalid("Invalid 1st unnamed argument")
+    if symbol not in specs:
+        raise Refused(c.RES_E_FAIL)
+    return symbol
 
 
 def is_int(value: Any) -> bool:

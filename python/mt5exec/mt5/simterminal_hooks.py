@@ -9,6 +9,8 @@ A simulated terminal is a test and demo tool, and breaking it on purpose is part
   again, as with a real terminal whose pipe broke.
 - ``set_price`` (in ``simterminal``, it needs the attached terminal) makes the market tick at a
   price.
+- A hang (``{"hang": true, "functions": [...]}`` in the hook file) makes the next call of those
+  functions never return, holding the terminal as a hung pipe does.
 - A broker outage logs the terminal out: ``terminal_info().connected`` is false and ``login``
   fails until it is over.
 
@@ -62,6 +64,16 @@ class Faults:
     # until a login() after that.
     broker_down_until: float = 0.0
     logged_out: bool = False
+    # The functions whose next call hangs (None: any).
+    hangs: list[frozenset[str] | None] = field(default_factory=list)
+
+    def take_hang(self, name: str) -> bool:
+        """Whether the call ``name`` hangs (one use of the hang asked for)."""
+        for n, names in enumerate(self.hangs):
+            if names is None or name in names:
+                del self.hangs[n]
+                return True
+        return False
 
     def broker_down(self) -> bool:
         return time.time() < self.broker_down_until
@@ -116,6 +128,11 @@ class Faults:
                 self.pending_prices.extend((str(k), float(v), when) for k, v in prices.items())
                 continue
             funcs = item.get("functions")
+            if item.get("hang") is True:
+                self.hangs.append(
+                    frozenset(str(f) for f in funcs) if isinstance(funcs, list) else None
+                )
+                continue
             inject_ipc_failures(
                 int(item.get("n", 1)),
                 int(item.get("code", c.RES_E_INTERNAL_FAIL_TIMEOUT)),
@@ -157,6 +174,7 @@ def clear_injected_failures() -> None:
     with LOCK:
         FAULTS.injections.clear()
         FAULTS.pending_prices.clear()
+        FAULTS.hangs.clear()
 
 
 def write_hook_file(directory: str | os.PathLike[str], commands: Any) -> Path:

@@ -24,11 +24,10 @@ from mt5exec.server.state import AppState
 from mt5exec.services import validation
 from mt5exec.terminal.v1 import worker_pb2 as wpb
 from mt5exec.v1 import common_pb2, market_pb2
+from mt5exec.workers.protocol import MARKET_ANSWER_TIMEOUT_S
 
 PLANNED: dict[str, int | str] = {}
 
-# How long a question waits for the terminal.
-ANSWER_TIMEOUT_S = 30.0
 # symbols_get's group: names, "*" wildcards, "!" exclusions, commas.
 _GROUP = re.compile(r"[A-Za-z0-9_.#*!,\-]*")
 _SYMBOL = re.compile(r"[A-Za-z0-9_.#\-]{1,64}")
@@ -132,31 +131,60 @@ def ticks_query(request: market_pb2.GetTicksRequest) -> wpb.TicksQuery:
     return query
 
 
+class _Gate:
+    """A book's lock and how many hold it or wait for it."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
 class _Books:
     """The subscribers of each instance's symbol book, and the terminal's book kept in step:
     every subscriber's arrival asks the worker to add the book (``BookQuery``: the worker
     calls market_book_add only for the first, and answers NOT_FOUND for an unknown symbol),
     and the last one's leaving asks it to release it (market_book_release). One question at
-    a time per book, so an add and a release never overtake each other."""
+    a time per book, so an add and a release never overtake each other. A book's lock lives
+    while someone holds or waits for it or the book has subscribers (not one per symbol
+    ever asked for)."""
 
     def __init__(self, ask: Callable[[str, wpb.MarketRequest], Awaitable[wpb.MarketAnswer]]):
         self._ask = ask
         self._count: dict[tuple[str, str], int] = {}
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._gates: dict[tuple[str, str], _Gate] = {}
         self._releases: set[asyncio.Task[None]] = set()
 
-    def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
-        return self._locks.setdefault(key, asyncio.Lock())
+    @contextlib.asynccontextmanager
+    async def _locked(self, key: tuple[str, str]) -> AsyncIterator[None]:
+        gate = self._gates.get(key)
+        if gate is None:
+            gate = self._gates[key] = _Gate()
+        gate.users += 1
+        try:
+            async with gate.lock:
+                yield
+        finally:
+            gate.users -= 1
+            if not gate.users and key not in self._count:
+                del self._gates[key]
 
     async def join(self, key: tuple[str, str]) -> None:
         """Counts a subscriber once the terminal has the book (raises when it cannot)."""
-        async with self._lock(key):
+        async with self._locked(key):
             try:
                 await self._ask(key[0], wpb.MarketRequest(book=wpb.BookQuery(symbol=key[1])))
+            except MT5ExecError as e:
+                # A refusal (NOT_FOUND, an instance not ready, a worker gone) added nothing;
+                # a question that timed out may have been answered late, adding the book:
+                # with no subscriber it goes (a release of a book never added changes
+                # nothing).
+                if e.reason == Reason.TERMINAL_TIMEOUT and key not in self._count:
+                    self._release_later(key)
+                raise
             except BaseException:
-                # Refused, timed out or cancelled: the worker may have added it all the same
-                # (a late answer); with no subscriber it goes (a release of a book never
-                # added changes nothing).
+                # Cancelled: the worker may have added it all the same.
                 if key not in self._count:
                     self._release_later(key)
                 raise
@@ -178,9 +206,7 @@ class _Books:
         task.add_done_callback(self._releases.discard)
 
     async def _release(self, key: tuple[str, str]) -> None:
-        # (A book's lock stays: one per instance and symbol ever streamed, and a join may be
-        # waiting on it.)
-        async with self._lock(key):
+        async with self._locked(key):
             if key in self._count:
                 return  # Someone subscribed again meanwhile: the book stays.
             query = wpb.BookQuery(symbol=key[1], release=True)
@@ -196,7 +222,9 @@ class MarketDataService:
 
     async def _ask(self, instance_id: str, request: wpb.MarketRequest) -> wpb.MarketAnswer:
         raw = await self._engine.market_query(
-            validation.instance_id(instance_id), request.SerializeToString(), ANSWER_TIMEOUT_S
+            validation.instance_id(instance_id),
+            request.SerializeToString(),
+            MARKET_ANSWER_TIMEOUT_S,
         )
         answer = wpb.MarketAnswer.FromString(raw)
         if answer.code:

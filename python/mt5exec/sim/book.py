@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Container
 from typing import NamedTuple, Protocol
 
+from mt5exec import status_codes as status
 from mt5exec.reasons import Reason
 from mt5exec.terminal.v1 import worker_pb2 as pb
 
@@ -28,8 +29,6 @@ DEPTH = 10
 # A level's volume is volume_min plus this many volume steps at most.
 MAX_STEPS = 99
 _MASK = (1 << 64) - 1
-# grpc.StatusCode.NOT_FOUND.
-_NOT_FOUND = 5
 
 
 class Spec(Protocol):
@@ -134,7 +133,11 @@ def query(books: Books, known: Container[str], request: pb.MarketRequest) -> pb.
     q = request.book
     answer = pb.MarketAnswer(request_id=request.request_id)
     if q.symbol not in known:
-        answer.code, answer.reason, answer.field = _NOT_FOUND, Reason.SYMBOL_NOT_FOUND, "symbol"
+        answer.code, answer.reason, answer.field = (
+            status.NOT_FOUND,
+            Reason.SYMBOL_NOT_FOUND,
+            "symbol",
+        )
         answer.message = f"symbol: the terminal has no symbol {q.symbol!r}"
     elif q.release:
         books.release(q.symbol)

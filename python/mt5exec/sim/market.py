@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from mt5exec import status_codes as status
 from mt5exec.reasons import Reason
 from mt5exec.sim.bars import MAX_BARS, TIMEFRAMES, Series, idle
 from mt5exec.sim.broker import SimBroker
@@ -23,8 +24,6 @@ MAX_TICKS = 100_000
 # mt5exec.v1.CopyTicks; TICK_FLAG_BID | TICK_FLAG_ASK.
 COPY_TICKS_TRADE = 2
 TICK_FLAGS_QUOTE = 2 | 4
-_NOT_FOUND = 5
-_INVALID_ARGUMENT = 3
 
 
 def group_matcher(group: str) -> Callable[[str], bool]:
@@ -107,7 +106,7 @@ def _rates(broker: SimBroker, q: pb.RatesQuery, pulse: Callable[[], None]) -> pb
         return _unknown(q.symbol)
     if q.timeframe not in TIMEFRAMES:
         return _refused(
-            _INVALID_ARGUMENT,
+            status.INVALID_ARGUMENT,
             Reason.TIMEFRAME_INVALID,
             f"timeframe: {q.timeframe} is not one",
             "timeframe",
@@ -122,7 +121,7 @@ def _rates(broker: SimBroker, q: pb.RatesQuery, pulse: Callable[[], None]) -> pb
     series, start, stop = bars.select(q.timeframe, pulse, **picked)
     if stop - start > MAX_BARS:
         return _refused(
-            _INVALID_ARGUMENT,
+            status.INVALID_ARGUMENT,
             Reason.TOO_MANY_BARS,
             f"date_from: the range holds {stop - start:,} bars, more than {MAX_BARS:,}",
             "date_from",
@@ -141,7 +140,7 @@ def _ticks(broker: SimBroker, q: pb.TicksQuery, pulse: Callable[[], None]) -> pb
     start, stop = tape.select(q.from_msc, q.to_msc if q.range else None, q.count)
     if stop - start > MAX_TICKS:
         return _refused(
-            _INVALID_ARGUMENT,
+            status.INVALID_ARGUMENT,
             Reason.TOO_MANY_TICKS,
             f"date_from: the range holds {stop - start:,} ticks, more than {MAX_TICKS:,}",
             "date_from",
@@ -167,7 +166,7 @@ def _refused(code: int, reason: str, message: str, field: str) -> pb.MarketAnswe
 
 def _unknown(name: str) -> pb.MarketAnswer:
     return _refused(
-        _NOT_FOUND,
+        status.NOT_FOUND,
         Reason.SYMBOL_NOT_FOUND,
         f"symbol: the terminal has no symbol {name!r}",
         "symbol",
@@ -241,5 +240,8 @@ def _answer(
             )
         )
     return _refused(
-        _INVALID_ARGUMENT, Reason.QUERY_UNKNOWN, f"a market question of unknown kind {kind!r}", ""
+        status.INVALID_ARGUMENT,
+        Reason.QUERY_UNKNOWN,
+        f"a market question of unknown kind {kind!r}",
+        "",
     )

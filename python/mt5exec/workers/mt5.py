@@ -97,7 +97,7 @@ from mt5exec.workers.base import EXIT_PROTOCOL as EXIT_PROTOCOL
 from mt5exec.workers.base import WorkerExit as _Exit
 from mt5exec.workers.mt5_book import TerminalBooks
 from mt5exec.workers.mt5_market import LinkWatch, symbol_proto
-from mt5exec.workers.protocol import FrameReader, encode_frame
+from mt5exec.workers.protocol import MARKET_ANSWER_TIMEOUT_S, FrameReader, encode_frame
 
 log = logging.getLogger("mt5exec.workers.mt5")
 
@@ -115,6 +115,10 @@ CAPABILITIES = (
 # Exit codes of this worker only; the shared ones (0-4, 70) come from workers.base.
 EXIT_LOGIN = 5
 EXIT_BROKER = 6
+
+# A terminal call of a market answer still running this long after the engine gave up on it
+# (its answer timeout plus a margin) has hung: the worker exits, for the engine to replace it.
+MARKET_CALL_HUNG_S = MARKET_ANSWER_TIMEOUT_S + 15.0
 
 # Deals are looked up in [newest seen - slack, now + ahead]: terminal times are the trade
 # server's clock (often UTC+2/+3, never far from it), and a deal may reach the terminal's history
@@ -426,6 +430,8 @@ class Terminal:
         self.process: bootstrap.TerminalProcess | None = None
         self._terminal_dir: Path | None = None
         self.path: str | None = cfg.terminal_path
+        # A call that never returned holds the terminal: shutdown() would wait for it too.
+        self.hung = False
 
     def _ensure_process(self) -> None:
         cfg = self.cfg
@@ -525,7 +531,8 @@ class Terminal:
             self.mt5.shutdown()
 
     def stop(self) -> None:
-        self.detach()
+        if not self.hung:
+            self.detach()
         if self.process is not None:
             self.process.terminate(grace=5.0)
 
@@ -889,6 +896,8 @@ class MT5Worker:
             self._send_books()
 
     def _send_books(self) -> None:
+        if not self._connected:
+            return
         for update in self.books.poll(self.mt5, self._call):
             self._out.append(encode_frame(pb.WorkerFrame(book=update)))
 
@@ -942,6 +951,8 @@ class MT5Worker:
             self._event(
                 "BROKER_CONNECTED", f"attached again after {self._reconnect_attempt} attempt(s)"
             )
+            # The terminal's books went with the old session (mt5_book).
+            self.books.add_again(self.mt5, self._call, self.term.last_error)
             # Whatever happened meanwhile: deals first, then the state, complete.
             deals = self._new_deals()
             if deals:
@@ -1257,7 +1268,9 @@ class MT5Worker:
             self._reconcile(frame.reconcile)
         elif kind == "market_request" and frame.market_request.WhichOneof("query") == "book":
             request = frame.market_request
-            answer = self.books.query(self.mt5, self._call, self.term.last_error, request)
+            answer = self.books.query(
+                self.mt5, self._call, self.term.last_error, request, self._connected
+            )
             self._out.append(encode_frame(pb.WorkerFrame(market_answer=answer)))
             self._send_books()
         elif kind == "market_request":
@@ -1287,7 +1300,9 @@ class MT5Worker:
         for seconds (a history download; simterminal's backfill), and the engine's watchdog
         would replace a worker that silent mid-answer. Meanwhile this thread only waits and
         writes heartbeats: the terminal is called by one thread at a time, and what the
-        answer's calls queue (``_out``) is left to the loop."""
+        answer's calls queue (``_out``) is left to the loop. Not for ever: a call still
+        running after ``MARKET_CALL_HUNG_S`` has hung, and the worker exits (EXIT_BROKER)
+        rather than send heartbeats while it reads no engine frame; the engine replaces it."""
         args = (self.mt5, self._call, self.term.last_error, request)
         if request.WhichOneof("query") not in ("rates", "ticks"):
             return mt5_market.answer(*args)
@@ -1303,11 +1318,19 @@ class MT5Worker:
         # A daemon: a terminal call that never returns does not keep the worker from exiting.
         thread = threading.Thread(target=make, name="market", daemon=True)
         thread.start()
+        hung_at = time.monotonic() + MARKET_CALL_HUNG_S
         while True:
-            thread.join(max(0.0, self._next_heartbeat - time.monotonic()))
+            thread.join(max(0.0, min(self._next_heartbeat, hung_at) - time.monotonic()))
             if not thread.is_alive():
                 break
             now = time.monotonic()
+            if now >= hung_at:
+                self.term.hung = True
+                raise _Exit(
+                    EXIT_BROKER,
+                    f"terminal call hung: {request.WhichOneof('query')} answer still running "
+                    f"after {MARKET_CALL_HUNG_S:g} s; exiting for the engine to start a new worker",
+                )
             self._next_heartbeat = next_heartbeat(self._next_heartbeat, self._heartbeat_s, now)
             try:
                 self.sock.sendall(self._heartbeat())

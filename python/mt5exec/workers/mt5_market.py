@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from mt5exec import status_codes as status
 from mt5exec.mt5 import constants as c
 from mt5exec.reasons import Reason
 from mt5exec.terminal.v1 import worker_pb2 as pb
@@ -19,9 +20,6 @@ Call = Callable[..., Any]
 # Bars per RatesPage (one streamed GetRatesResponse), and per request.
 PAGE_BARS = 10_000
 MAX_BARS = 100_000
-_NOT_FOUND = 5
-_UNAVAILABLE = 14
-_INVALID_ARGUMENT = 3
 
 
 class LinkWatch:
@@ -189,7 +187,7 @@ def _rates(
     tf = mt5_timeframe(q.timeframe)
     if tf is None:
         return _refused(
-            _INVALID_ARGUMENT,
+            status.INVALID_ARGUMENT,
             Reason.TIMEFRAME_INVALID,
             f"timeframe: {q.timeframe} is not one",
             "timeframe",
@@ -244,7 +242,7 @@ def _refused(code: int, reason: str, message: str, field: str = "") -> pb.Market
 
 def _too_many(n: int, what: Literal["bars", "ticks"]) -> pb.MarketAnswer:
     return _refused(
-        _INVALID_ARGUMENT,
+        status.INVALID_ARGUMENT,
         f"TOO_MANY_{what.upper()}",
         f"date_from: the range holds {n:,} {what}, more than {MAX_BARS:,}",
         "date_from",
@@ -254,7 +252,7 @@ def _too_many(n: int, what: Literal["bars", "ticks"]) -> pb.MarketAnswer:
 def _unavailable(what: str, last_error: Callable[[], tuple[int, str]]) -> pb.MarketAnswer:
     code, message = last_error()
     return _refused(
-        _UNAVAILABLE,
+        status.UNAVAILABLE,
         Reason.TERMINAL_CALL_FAILED,
         f"{what} failed at the terminal: {code} {message}",
     )
@@ -262,7 +260,7 @@ def _unavailable(what: str, last_error: Callable[[], tuple[int, str]]) -> pb.Mar
 
 def _unknown(name: str) -> pb.MarketAnswer:
     return _refused(
-        _NOT_FOUND,
+        status.NOT_FOUND,
         Reason.SYMBOL_NOT_FOUND,
         f"symbol: the terminal has no symbol {name!r}",
         "symbol",
@@ -369,5 +367,5 @@ def _answer(
             )
         )
     return _refused(
-        _INVALID_ARGUMENT, Reason.QUERY_UNKNOWN, f"a market question of unknown kind {kind!r}"
+        status.INVALID_ARGUMENT, Reason.QUERY_UNKNOWN, f"a market question of unknown kind {kind!r}"
     )

@@ -14,6 +14,9 @@ import struct
 from google.protobuf.message import Message
 
 MAX_FRAME_SIZE = 16 * 1024 * 1024
+# How long the engine's services wait for a worker's MarketAnswer (services/market.py); a
+# worker whose terminal call runs much longer has a hung terminal (workers/mt5.py).
+MARKET_ANSWER_TIMEOUT_S = 30.0
 HEADER_SIZE = 4
 _HEADER = struct.Struct(">I")
 _RECV_SIZE = 256 * 1024
