@@ -148,15 +148,17 @@ def test_a_slow_reader_is_conflated_to_the_latest_book(server: ServerProcess) ->
     call = _open(server, conflate=True)
     messages = iter(call)
     first = next(messages)
-    assert first.sequence == 1
+    # Books may be conflated away before the first read already (a loaded machine): the
+    # count of dropped books is the stream's, from its first book.
+    assert first.dropped == first.sequence - 1
     # Read nothing until the engine has conflated books away.
-    wait_until("books conflated away", lambda: _metric(server, DROPPED) > before)
+    wait_until("books conflated away", lambda: _metric(server, DROPPED) > before + first.dropped)
     # What the transport already held comes first, whole; then the latest book when the
     # reader came back, the ones between counted as dropped.
     count, previous = 1, first
     for message in messages:
         count += 1
-        if message.dropped:
+        if message.dropped > previous.dropped:
             break
         assert message.sequence == previous.sequence + 1
         previous = message
