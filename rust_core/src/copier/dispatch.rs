@@ -470,6 +470,8 @@ pub fn close_jobs(
     }
     link.master_volume -= closed;
     link.follower_volume -= volume;
+    link.closed_ids
+        .extend(jobs.iter().map(|j| j.client_order_id.clone()));
     if full || link.master_volume <= 1e-9 {
         links.by_position.remove(&position);
     }

@@ -32,6 +32,9 @@ pub struct Link {
     pub owed_by: (u64, String),
     /// Rebuilt from the follower's journaled orders (made before this server started).
     pub rebuilt: bool,
+    /// The closes already subtracted (their client_order_ids): a rebuild over a live link
+    /// does not take them off again.
+    pub closed_ids: Vec<String>,
 }
 
 /// A relation's links, by master position.
@@ -104,7 +107,12 @@ impl Links {
                     link.follower_volume += order.filled_volume;
                     link.open_ids.push(order.client_order_id.clone());
                 }
-            } else if let Some(link) = self.by_position.get_mut(&position) {
+            } else if let Some(link) = self
+                .by_position
+                .get_mut(&position)
+                .filter(|l| !l.closed_ids.contains(&order.client_order_id))
+            {
+                link.closed_ids.push(order.client_order_id.clone());
                 let master = master_volume_of(&order.comment).unwrap_or(0.0);
                 link.master_volume -= master;
                 link.follower_volume -= order.filled_volume;
