@@ -46,6 +46,23 @@ def test_a_netting_follower_holds_the_hedging_masters_net(server: ServerProcess)
     assert net(server, "hm") == 0.0
 
 
+def test_a_netting_masters_reversal_closes_the_copy_and_opens_the_rest(
+    server: ServerProcess,
+) -> None:
+    sim(server, "rvm", margin_mode=common_pb2.ACCOUNT_MARGIN_MODE_NETTING)
+    sim(server, "rvf", margin_mode=common_pb2.ACCOUNT_MARGIN_MODE_NETTING)
+    relate(server, "rev-net", "rvm", "rvf", multiplier=2.0)
+    place(server, "rvm", "rvm-buy", BUY, 0.1)
+    wait_net(server, "rvf", 0.2)
+    place(server, "rvm", "rvm-sell", SELL, 0.3)  # the master's reversal: 0.2 short
+    wait_net(server, "rvm", -0.2)
+    wait_net(server, "rvf", -0.4)
+    actions = sorted(
+        o.client_order_id.rsplit(":", 1)[1] for o in orders_of(server, "rvf", "rev-net.")
+    )
+    assert actions == ["c0", "o", "r"]
+
+
 def test_late_join_copies_open_positions_or_only_new_trades(server: ServerProcess) -> None:
     sim(server, "lm")
     sim(server, "l-open")

@@ -712,14 +712,46 @@ pub fn on_master_deal(shared: &Arc<Shared>, master: &Instance, deal: &t::DealRep
             }
         }
         _ => {
+            // A netting master's reversal: the copy closed (`c`), then the reversed remainder
+            // opened (`r`), each under its own id.
             for relation in &relations {
-                relation.stats.skip("REVERSAL_NOT_COPIED");
+                jobs.extend(reversal_jobs(shared, relation, master, deal, side));
             }
         }
     }
     for job in jobs {
         let _ = submit(shared, job, started, true);
     }
+}
+
+/// The copies of a reversal (`INOUT` deal) on one relation: its copy's close and the
+/// remainder's open; skipped (`REVERSAL_NOT_COPIED`) when the position has no copy.
+fn reversal_jobs(
+    shared: &Arc<Shared>,
+    relation: &Arc<Relation>,
+    master: &Instance,
+    deal: &t::DealReport,
+    side: v1::Side,
+) -> Vec<Job> {
+    let held = relation
+        .links
+        .lock()
+        .by_position
+        .get(&deal.position_id)
+        .map(|l| l.master_volume);
+    let Some(held) = held else {
+        relation.stats.skip("REVERSAL_NOT_COPIED");
+        return Vec::new();
+    };
+    let mut jobs = close_jobs(shared, relation, deal.position_id, deal.ticket, held, "c");
+    let remainder = deal.volume - held;
+    if remainder > 1e-9 {
+        let mut trade = master_trade(master, deal, side);
+        trade.volume = remainder;
+        "r".clone_into(&mut trade.action);
+        jobs.extend(open_or_skip(shared, relation, &trade));
+    }
+    jobs
 }
 
 /// A master deal as a trade to copy: its order's (or position's) stops and the account.

@@ -56,7 +56,7 @@ fn master_volume_of(comment: &str) -> Option<f64> {
     comment.strip_prefix("copy m=")?.parse().ok()
 }
 
-/// The master position a copy's client_order_id names, and whether it opened (`o`, `j`) or
+/// The master position a copy's client_order_id names, and whether it opened (`o`, `r`, `j`) or
 /// closed (`c…`, `d…`).
 fn parse_id(relation_id: &str, client_order_id: &str) -> Option<(u64, bool)> {
     let rest = client_order_id
@@ -66,7 +66,10 @@ fn parse_id(relation_id: &str, client_order_id: &str) -> Option<(u64, bool)> {
     let position = u64::from_str_radix(parts.next()?, 36).ok()?;
     let _deal = parts.next()?;
     let action = parts.next()?;
-    Some((position, action == "o" || action.starts_with('j')))
+    Some((
+        position,
+        matches!(action, "o" | "r") || action.starts_with('j'),
+    ))
 }
 
 impl Links {
