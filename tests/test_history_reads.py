@@ -266,3 +266,23 @@ def test_a_failed_read_tells_the_client_nothing_of_the_database(tmp_path: Path) 
         assert b"deals" not in answer and b"Catalog" not in answer, answer
         answer = history_process._query(writer, b"\xff")
         assert answer.startswith(b"-") and b"Error" not in answer, answer
+
+
+def test_a_deal_is_read_with_the_reason_it_was_made_for(tmp_path: Path) -> None:
+    """ListDeals answers each deal's reason (a stop loss, a take profit...) as the fill
+    reported it: the deals table keeps it from schema v8 on (before, always unspecified)."""
+    reasons = [common_pb2.FILL_REASON_CLIENT, common_pb2.FILL_REASON_STOP_LOSS]
+    with HistoryWriter(tmp_path / "h.duckdb", flush_interval_ms=20) as writer:
+        for deal_id, reason in enumerate(reasons, start=1):
+            event = common_pb2.ExecutionEvent(instance_id="i1", sequence=deal_id)
+            event.time.FromNanoseconds(T0_NS + deal_id * 1_000_000_000)
+            event.fill.CopyFrom(
+                common_pb2.Fill(
+                    instance_id="i1", deal_id=deal_id, symbol="EURUSD", volume=0.1, reason=reason
+                )
+            )
+            writer.record_execution(event.SerializeToString())
+        assert writer.flush(timeout=30)
+        request = order_pb2.ListDealsRequest(instance_id="i1")
+        deals = writer.read(lambda q: reads.list_deals(q, request, 0)).deals
+    assert {d.deal_id: d.reason for d in deals} == dict(enumerate(reasons, start=1))

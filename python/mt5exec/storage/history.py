@@ -64,7 +64,7 @@ __all__ = ["SCHEMA_VERSION", "TABLES", "HistoryError", "HistoryWriter"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 7
+SCHEMA_VERSION: Final = 8
 
 Row = tuple[Any, ...]
 T = TypeVar("T")
@@ -272,6 +272,9 @@ DEALS: Final = _Table(
         ("swap", "DOUBLE"),
         ("time", "TIMESTAMP"),
         ("recorded_at", "TIMESTAMP NOT NULL"),
+        # Why the deal was made (CLIENT, EXPERT, STOP_LOSS, TAKE_PROFIT, STOP_OUT, BROKER);
+        # NULL for deals recorded before v8.
+        ("reason", "VARCHAR"),
     ),
     key=("instance_id", "deal_id"),
     on_conflict="DO NOTHING",
@@ -382,6 +385,8 @@ _MIGRATIONS: Final[Mapping[int, tuple[str, ...]]] = {
     6: (ACCOUNT_SNAPSHOTS.create_sql(), RISK_EVENTS.create_sql()),
     # Rows of earlier versions keep NULL: their reads build the Order from the columns.
     7: ("ALTER TABLE orders ADD COLUMN IF NOT EXISTS encoded BLOB",),
+    # Last, as the table declares it: a new database has the same column order.
+    8: ("ALTER TABLE deals ADD COLUMN IF NOT EXISTS reason VARCHAR",),
 }
 
 
@@ -406,6 +411,7 @@ _ORDER_STATUS: Final = _enum_names(common_pb2.OrderStatus)
 _TIME_IN_FORCE: Final = _enum_names(common_pb2.TimeInForce)
 _FILLING: Final = _enum_names(common_pb2.FillingMode)
 _ENTRY: Final = _enum_names(common_pb2.FillEntry)
+_FILL_REASON: Final = _enum_names(common_pb2.FillReason)
 _BACKEND: Final = _enum_names(common_pb2.Backend)
 _INSTANCE_STATE: Final = _enum_names(common_pb2.InstanceState)
 _TRADING_STATE: Final = _enum_names(common_pb2.TradingState)
@@ -563,6 +569,7 @@ def _execution_rows(raw: bytes, recorded: int) -> tuple[Row, Row | None, Row | N
                 fill.swap,
                 _or(_ts(fill, "time"), when),
                 recorded,
+                _enum(_FILL_REASON, fill.reason),
             )
         return execution, None, deal
     if kind == "order_update":

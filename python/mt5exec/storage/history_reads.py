@@ -92,6 +92,7 @@ _STATUS: Final = _numbers(common_pb2.OrderStatus)
 _TIF: Final = _numbers(common_pb2.TimeInForce)
 _FILLING: Final = _numbers(common_pb2.FillingMode)
 _ENTRY: Final = _numbers(common_pb2.FillEntry)
+_FILL_REASON: Final = _numbers(common_pb2.FillReason)
 
 
 def _enum(names: Mapping[str, int], value: str | None) -> int:
@@ -405,7 +406,7 @@ def get_order(
 
 _DEAL_COLUMNS: Final = (
     "instance_id, deal_id, order_id, position_id, client_order_id, symbol, side, entry, volume, "
-    "price, slippage_points, profit, commission, swap, epoch_us(time)"
+    "price, slippage_points, profit, commission, swap, epoch_us(time), reason"
 )
 
 
@@ -425,6 +426,7 @@ def _deal(row: Sequence[Any]) -> common_pb2.Fill:
         profit=row[11] or 0.0,
         commission=row[12] or 0.0,
         swap=row[13] or 0.0,
+        reason=_enum(_FILL_REASON, row[15]),  # type: ignore[arg-type]
     )
     if row[14] is not None:
         fill.time.CopyFrom(_stamp(row[14]))
