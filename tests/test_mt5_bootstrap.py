@@ -13,12 +13,14 @@ import os
 import signal
 import stat
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from mt5exec.mt5 import bootstrap
 from mt5exec.mt5.bootstrap import (
     MARKER,
     STARTUP_INI,
@@ -462,6 +464,35 @@ def test_scrub_happens_when_the_terminal_exits(
 
     wait_until(lambda: not password_in_files(instance_dir))
     assert proc.wait(60) == 0
+
+
+def test_terminate_returns_with_the_ini_scrubbed_while_the_watcher_scrubs_it(
+    tmp_path: Path, instance: tuple[Path, Path], launched: list[TerminalProcess]
+) -> None:
+    """The terminal exits, its watcher thread starts the scrub, and terminate() is called
+    meanwhile: it returns only once the password is gone (it used to return at once, the
+    watcher having marked the scrub as done before doing it)."""
+    instance_dir, terminal = instance
+    record = tmp_path / "record.json"
+    env = {**os.environ, "FAKE_TERMINAL_RECORD": str(record)}
+    proc = launch_terminal(terminal, terminal / STARTUP_INI, env=env, scrub_after=600)
+    launched.append(proc)
+    wait_until(record.exists)
+    seen_after_terminate: list[list[str]] = []
+
+    def stop() -> None:
+        proc.terminate(grace=60)
+        seen_after_terminate.append(password_in_files(instance_dir))
+
+    with bootstrap._INI_LOCK:  # the watcher's scrub cannot write the ini yet
+        os.kill(proc.pid, signal.SIGTERM)
+        wait_until(lambda: not proc.running)
+        wait_until(lambda: proc._scrub_lock.locked() or proc._scrubbed)  # the watcher is in
+        stopper = threading.Thread(target=stop)
+        stopper.start()
+        stopper.join(5)  # fixed code: blocked until the lock is let go; old: returned
+    stopper.join(60)
+    assert seen_after_terminate == [[]]
 
 
 def test_launch_through_wine_uses_z_drive_paths(

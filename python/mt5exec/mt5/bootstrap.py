@@ -534,13 +534,17 @@ class TerminalProcess:
         return self._popen.returncode
 
     def scrub(self) -> bool:
-        """Remove the password from this launch's ini now; True if it was still there."""
+        """Remove the password from this launch's ini now; True if it was still there.
+
+        The ini is scrubbed when this returns, whichever thread got to it first: a second
+        caller (``terminate`` while the watcher scrubs after the exit) waits for the first."""
         with self._scrub_lock:
             if self._scrubbed:
                 return False
+            with _INI_LOCK:
+                removed = _strip_password(self.ini, self._identity)
             self._scrubbed = True
-        with _INI_LOCK:
-            return _strip_password(self.ini, self._identity)
+            return removed
 
     def _watch(self) -> None:
         try:
