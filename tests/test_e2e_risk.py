@@ -230,13 +230,18 @@ def test_a_burst_gets_exactly_the_throttle(server: ServerProcess) -> None:
     assert all(r.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0] for r in limited)
     # The bucket holds one second's worth; it refills at the rate while the burst runs.
     assert rate <= len(accepted) <= rate + int(elapsed * rate) + 1, (len(accepted), elapsed)
-    # A unary call meets the same bucket (it may just have earned a token: a few tries).
-    e = refused(
-        lambda: [
-            server.orders.PlaceOrder(market("burst-risk", f"b-unary-{n}"), timeout=10)
-            for n in range(5)
-        ]
+    # A unary call meets the throttle too: an instance whose bucket holds one token and
+    # earns the next in 100 s (at 20/s, a loaded machine's slow calls earned tokens between
+    # tries, and none was refused).
+    create_sim(
+        server,
+        "unary-risk",
+        risk=common_pb2.RiskLimits(
+            max_order_volume=10, min_order_volume=0.01, orders_per_second=0.01
+        ),
     )
+    server.orders.PlaceOrder(market("unary-risk", "u-1"), timeout=30)
+    e = refused(lambda: server.orders.PlaceOrder(market("unary-risk", "u-2"), timeout=30))
     assert (e.code(), error_info(e).reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED")
     status = rpc_status.from_call(e)  # type: ignore[arg-type]
     assert status is not None
