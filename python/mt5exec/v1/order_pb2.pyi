@@ -314,7 +314,7 @@ class OrderSessionResponse(_message.Message):
     def __init__(self, client_order_id: _Optional[str] = ..., code: _Optional[int] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., order: _Optional[_Union[_common_pb2.Order, _Mapping]] = ..., batch: _Optional[_Iterable[_Union[OrderSessionResponse, _Mapping]]] = ...) -> None: ...
 
 class CopyRelation(_message.Message):
-    __slots__ = ("relation_id", "master_instance_id", "follower_instance_id", "volume_mode", "multiplier", "fixed_volume", "symbols", "reverse", "copy_stops", "risk_percent", "min_volume", "max_volume", "raise_to_minimum", "symbol_map", "symbol_prefix", "symbol_suffix", "exclude_symbols", "magics", "sides", "order_types", "copy_pending", "max_deviation_points", "late_join", "on_delete", "signal_source", "owner", "created_time")
+    __slots__ = ("relation_id", "master_instance_id", "follower_instance_id", "volume_mode", "multiplier", "fixed_volume", "symbols", "reverse", "copy_stops", "risk_percent", "min_volume", "max_volume", "raise_to_minimum", "symbol_map", "symbol_prefix", "symbol_suffix", "exclude_symbols", "magics", "sides", "order_types", "copy_pending", "max_deviation_points", "late_join", "on_delete", "signal_source", "owner", "created_time", "default_stops")
     class SymbolMapEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -349,6 +349,7 @@ class CopyRelation(_message.Message):
     SIGNAL_SOURCE_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     CREATED_TIME_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_STOPS_FIELD_NUMBER: _ClassVar[int]
     relation_id: str
     master_instance_id: str
     follower_instance_id: str
@@ -376,7 +377,8 @@ class CopyRelation(_message.Message):
     signal_source: str
     owner: str
     created_time: _timestamp_pb2.Timestamp
-    def __init__(self, relation_id: _Optional[str] = ..., master_instance_id: _Optional[str] = ..., follower_instance_id: _Optional[str] = ..., volume_mode: _Optional[_Union[CopyVolumeMode, str]] = ..., multiplier: _Optional[float] = ..., fixed_volume: _Optional[float] = ..., symbols: _Optional[_Iterable[str]] = ..., reverse: _Optional[bool] = ..., copy_stops: _Optional[bool] = ..., risk_percent: _Optional[float] = ..., min_volume: _Optional[float] = ..., max_volume: _Optional[float] = ..., raise_to_minimum: _Optional[bool] = ..., symbol_map: _Optional[_Mapping[str, str]] = ..., symbol_prefix: _Optional[str] = ..., symbol_suffix: _Optional[str] = ..., exclude_symbols: _Optional[_Iterable[str]] = ..., magics: _Optional[_Iterable[int]] = ..., sides: _Optional[_Union[CopySides, str]] = ..., order_types: _Optional[_Iterable[_Union[_common_pb2.OrderType, str]]] = ..., copy_pending: _Optional[bool] = ..., max_deviation_points: _Optional[int] = ..., late_join: _Optional[_Union[CopyLateJoin, str]] = ..., on_delete: _Optional[_Union[CopyOnDelete, str]] = ..., signal_source: _Optional[str] = ..., owner: _Optional[str] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    default_stops: bool
+    def __init__(self, relation_id: _Optional[str] = ..., master_instance_id: _Optional[str] = ..., follower_instance_id: _Optional[str] = ..., volume_mode: _Optional[_Union[CopyVolumeMode, str]] = ..., multiplier: _Optional[float] = ..., fixed_volume: _Optional[float] = ..., symbols: _Optional[_Iterable[str]] = ..., reverse: _Optional[bool] = ..., copy_stops: _Optional[bool] = ..., risk_percent: _Optional[float] = ..., min_volume: _Optional[float] = ..., max_volume: _Optional[float] = ..., raise_to_minimum: _Optional[bool] = ..., symbol_map: _Optional[_Mapping[str, str]] = ..., symbol_prefix: _Optional[str] = ..., symbol_suffix: _Optional[str] = ..., exclude_symbols: _Optional[_Iterable[str]] = ..., magics: _Optional[_Iterable[int]] = ..., sides: _Optional[_Union[CopySides, str]] = ..., order_types: _Optional[_Iterable[_Union[_common_pb2.OrderType, str]]] = ..., copy_pending: _Optional[bool] = ..., max_deviation_points: _Optional[int] = ..., late_join: _Optional[_Union[CopyLateJoin, str]] = ..., on_delete: _Optional[_Union[CopyOnDelete, str]] = ..., signal_source: _Optional[str] = ..., owner: _Optional[str] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., default_stops: _Optional[bool] = ...) -> None: ...
 
 class CopyRelationStats(_message.Message):
     __slots__ = ("copies", "skipped", "latency_p50_seconds", "latency_p99_seconds", "fills", "slippage_points_mean", "slippage_points_max", "recovered")
@@ -406,10 +408,12 @@ class CopyRelationStats(_message.Message):
     def __init__(self, copies: _Optional[int] = ..., skipped: _Optional[_Mapping[str, int]] = ..., latency_p50_seconds: _Optional[float] = ..., latency_p99_seconds: _Optional[float] = ..., fills: _Optional[int] = ..., slippage_points_mean: _Optional[float] = ..., slippage_points_max: _Optional[float] = ..., recovered: _Optional[bool] = ...) -> None: ...
 
 class GetCopyRelationRequest(_message.Message):
-    __slots__ = ("relation_id",)
+    __slots__ = ("relation_id", "owner")
     RELATION_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
     relation_id: str
-    def __init__(self, relation_id: _Optional[str] = ...) -> None: ...
+    owner: str
+    def __init__(self, relation_id: _Optional[str] = ..., owner: _Optional[str] = ...) -> None: ...
 
 class GetCopyRelationResponse(_message.Message):
     __slots__ = ("relation", "stats")
@@ -444,10 +448,12 @@ class ListCopyRelationsResponse(_message.Message):
     def __init__(self, relations: _Optional[_Iterable[_Union[CopyRelation, _Mapping]]] = ...) -> None: ...
 
 class DeleteCopyRelationRequest(_message.Message):
-    __slots__ = ("relation_id",)
+    __slots__ = ("relation_id", "owner")
     RELATION_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
     relation_id: str
-    def __init__(self, relation_id: _Optional[str] = ...) -> None: ...
+    owner: str
+    def __init__(self, relation_id: _Optional[str] = ..., owner: _Optional[str] = ...) -> None: ...
 
 class DeleteCopyRelationResponse(_message.Message):
     __slots__ = ()
