@@ -7,11 +7,12 @@ reading frames in the ``selectors`` loop, the heartbeat schedule, the ``crash`` 
 Everything a backend does differently (its frames, its flush, its schedule) stays in its module.
 
 A worker unwinds its loop by raising ``WorkerExit(code, reason)``; ``serve`` logs it and
-returns the code.
+returns the code. ``serve`` also puts the worker in ``SCHED_BATCH`` first (``batch_scheduling``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -47,6 +48,13 @@ EXIT_CRASH = 70
 CONNECT_TIMEOUT_S = 2.0
 WELCOME_TIMEOUT_S = 10.0
 DEFAULT_HEARTBEAT_MS = 1000
+# Workers run under Linux's SCHED_BATCH (docs/architecture.md#scheduling): a worker woken by a
+# frame the engine wrote does not preempt the engine thread that wrote it, which on a small box
+# was the engine's dispatch thread in the middle of writing 30 copies of a master's deal.
+# False keeps the normal policy.
+BATCH_SCHEDULING = True
+
+_log = logging.getLogger("mt5exec.workers.base")
 
 
 class WorkerExit(BaseException):
@@ -190,11 +198,36 @@ def ignore_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def batch_scheduling() -> bool:
+    """Put the process's threads in ``SCHED_BATCH`` (those started later inherit it), when
+    ``BATCH_SCHEDULING`` says so and the platform has it (not Windows, not Python under Wine);
+    True if it did. A refusal is logged and the worker goes on under the normal policy."""
+    setter = getattr(os, "sched_setscheduler", None)
+    if not BATCH_SCHEDULING or setter is None:
+        return False
+    # The policy is a thread's own: every thread there is already (numpy's import starts one),
+    # the calling one last, so that a thread started meanwhile inherits it.
+    try:
+        threads = [int(tid) for tid in os.listdir("/proc/self/task")]
+    except OSError:
+        threads = []
+    try:
+        for tid in [*threads, 0]:
+            with contextlib.suppress(ProcessLookupError):  # a thread that has ended since
+                setter(tid, os.SCHED_BATCH, os.sched_param(0))
+    except OSError as e:
+        _log.warning("cannot switch to SCHED_BATCH, keeping the normal policy: %s", e)
+        return False
+    return True
+
+
 def serve(log: logging.Logger, what: str, instance_id: str, body: Callable[[], None]) -> int:
     """Run ``body`` (connect, handshake, loop) and turn how it ended into the exit code.
 
-    ``what`` names the worker in the log lines ("sim worker", "mt5 worker").
+    ``what`` names the worker in the log lines ("sim worker", "mt5 worker"). The worker is put
+    in ``SCHED_BATCH`` (``batch_scheduling``) before ``body`` starts any thread.
     """
+    batch_scheduling()
     try:
         body()
     except WorkerExit as e:
