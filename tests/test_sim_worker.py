@@ -30,7 +30,7 @@ from mt5exec.workers.protocol import (
     encode_frame,
     send_frame,
 )
-from mt5exec.workers.sim import ConfigError, load_config
+from mt5exec.workers.sim_config import ConfigError, load_config
 
 # The directory that holds the mt5exec package, so the child imports the same code.
 PYTHON_DIR = Path(mt5exec.__file__).resolve().parent.parent

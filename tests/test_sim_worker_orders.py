@@ -17,7 +17,7 @@ from tests.test_sim_worker import Engine, _kill, _start
 from mt5exec.sim.symbols import SymbolSettings
 from mt5exec.terminal.v1 import worker_pb2 as pb
 from mt5exec.workers.protocol import ConnectionClosed
-from mt5exec.workers.sim import ConfigError, load_config
+from mt5exec.workers.sim_config import ConfigError, load_config
 
 PT = 0.00001
 # 2023-11-17 (a Friday) 22:00 UTC and 2023-11-19 (Sunday) 22:00 UTC: the fx week's edges.
