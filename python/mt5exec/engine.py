@@ -168,14 +168,10 @@ def validate_risk_limits(limits: common_pb2.RiskLimits) -> None:
 
 
 # What the engine counted and reads per instance (see the methods of the same names).
-ExecutionCounts = tuple[
-    list[tuple[str, str, int, float, float, list[int], int, float]],
-    list[tuple[str, str, int]],
-    list[tuple[str, str, int]],
-]
-InstanceGauges = tuple[
-    str, tuple[float, float, float, int] | None, list[tuple[str, float]], tuple[int, float] | None
-]
+ExecutionCounts = _core.ExecutionCounts
+InstanceGauges = _core.InstanceGauges
+# An instance's daily risk counters (``Engine.risk_day_state``), saved in its record.
+RiskDayState = _core.RiskDayState
 
 # The `le` labels of the engine's latency histogram buckets.
 _LATENCY_LE = [repr(bound) for bound in _core.LATENCY_BOUNDS_S]
@@ -252,12 +248,12 @@ class Subscription:
         while True:
             if self._ended is not None:
                 raise self._ended
-            data, closed = take(max_bytes)
+            try:
+                data = take(max_bytes)
+            except _core.CoreError as e:
+                raise _translate(e) from None
             if data is not None:
                 return data
-            if closed is not None:
-                code, reason, message = closed
-                raise MT5ExecError(status_code(code), reason, message)
             # The queue is empty: the engine announces this subscription again when it next
             # queues for it (announcements are drained on this thread, so none can fall
             # between the take above and this wait).
@@ -570,14 +566,12 @@ class Engine:
     ) -> None:
         self._core.configure_risk(global_orders_per_second, owner_orders_per_second, owners)
 
-    def risk_day_state(self, instance_id: str) -> tuple[int, int, float, float]:
-        """(day, trades today, the day's starting equity, highest equity) of an instance."""
+    def risk_day_state(self, instance_id: str) -> RiskDayState:
+        """An instance's daily risk counters."""
         with _CORE_ERRORS:
             return self._core.risk_day_state(instance_id)
 
-    def restore_risk_day_state(
-        self, instance_id: str, state: tuple[int, int, float, float]
-    ) -> None:
+    def restore_risk_day_state(self, instance_id: str, state: RiskDayState) -> None:
         with _CORE_ERRORS:
             self._core.restore_risk_day_state(instance_id, state)
 
@@ -683,8 +677,7 @@ class Engine:
         return self._core.journal_health()
 
     def instance_gauges(self) -> list[InstanceGauges]:
-        """Per instance: (id, (balance, equity, margin level, leverage) or None, [(symbol,
-        spread in points)], (worker resident bytes, worker CPU seconds) or None)."""
+        """Per instance: its account, spreads and worker figures now."""
         return self._core.instance_gauges()
 
     def worker_latency(self) -> list[tuple[str, str, list[tuple[str, int]], float]]:
@@ -692,8 +685,13 @@ class Engine:
         modify, sltp, check): (instance id, kind, Prometheus buckets as (le, cumulative
         count) ending with +Inf, sum of seconds)."""
         return [
-            (instance_id, kind, [*zip(_LATENCY_LE, cumulative, strict=True), ("+Inf", n)], total)
-            for instance_id, kind, cumulative, n, total in self._core.worker_latency()
+            (
+                s.instance_id,
+                s.kind,
+                [*zip(_LATENCY_LE, s.cumulative, strict=True), ("+Inf", s.count)],
+                s.sum_s,
+            )
+            for s in self._core.worker_latency()
         ]
 
     def list_instances(self) -> list[common_pb2.Instance]:

@@ -21,6 +21,7 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 
+from mt5exec.engine import RiskDayState
 from mt5exec.errors import MT5ExecError
 from mt5exec.files import atomic_write
 from mt5exec.reasons import Reason
@@ -44,8 +45,8 @@ class InstanceRecord:
     # Bumped by every UpdateInstanceConfig (optimistic concurrency).
     config_version: int = 1
     kill_switch: bool = False
-    # The risk engine's daily counters: (day, trades today, day's starting equity, equity high).
-    risk_day: tuple[int, int, float, float] | None = None
+    # The risk engine's daily counters.
+    risk_day: RiskDayState | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -59,7 +60,7 @@ class InstanceRecord:
             "experts": self.experts,
             "config_version": self.config_version,
             "kill_switch": self.kill_switch,
-            "risk_day": None if self.risk_day is None else list(self.risk_day),
+            "risk_day": None if self.risk_day is None else _risk_day_json(self.risk_day),
         }
 
     @classmethod
@@ -84,7 +85,11 @@ class InstanceRecord:
         )
 
 
-def _risk_day(value: Any) -> tuple[int, int, float, float] | None:
+def _risk_day_json(state: RiskDayState) -> list[int | float]:
+    return [state.day, state.trades_today, state.day_start_equity, state.equity_high]
+
+
+def _risk_day(value: Any) -> RiskDayState | None:
     """The saved daily risk counters, checked against what the engine holds (a day number
     and a trade count in its integer ranges, finite equities): a record out of them is
     refused like any other corrupt one."""
@@ -111,7 +116,7 @@ def _risk_day(value: Any) -> tuple[int, int, float, float] | None:
         if not math.isfinite(equity):
             raise ValueError(f"risk_day: {name}: expected a finite number, got {equity}")
         equities.append(equity)
-    return day, trades, equities[0], equities[1]
+    return RiskDayState(day, trades, equities[0], equities[1])
 
 
 def write_record(directory: Path, record: InstanceRecord) -> None:

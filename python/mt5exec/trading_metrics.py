@@ -38,7 +38,7 @@ Family = CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily
 
 
 def _executions(engine: Engine) -> Iterator[Family]:
-    fills_by_symbol, rejected, updates = engine.execution_counts()
+    counted = engine.execution_counts()
     labels = ["instance_id", "symbol"]
     fills = CounterMetricFamily("mt5exec_fills", "Fills (deals)", labels=labels)
     volume = CounterMetricFamily("mt5exec_fill_volume_lots", "Volume filled in lots", labels=labels)
@@ -52,29 +52,32 @@ def _executions(engine: Engine) -> Iterator[Family]:
         "Slippage of orders' own fills against the price asked, in points (positive: worse)",
         labels=labels,
     )
-    for instance_id, symbol, count, lots, charged, cumulative, slipped, total in fills_by_symbol:
-        key = [instance_id, symbol]
-        fills.add_metric(key, count)
-        volume.add_metric(key, lots)
-        commission.add_metric(key, charged)
-        buckets = [*zip(_SLIPPAGE_LE, cumulative, strict=True), ("+Inf", slipped)]
-        slippage.add_metric(key, buckets, sum_value=total)
+    for f in counted.fills:
+        key = [f.instance_id, f.symbol]
+        fills.add_metric(key, f.fills)
+        volume.add_metric(key, f.volume)
+        commission.add_metric(key, f.commission)
+        buckets = [
+            *zip(_SLIPPAGE_LE, f.slippage_cumulative, strict=True),
+            ("+Inf", f.slippage_count),
+        ]
+        slippage.add_metric(key, buckets, sum_value=f.slippage_sum)
     yield from (fills, volume, commission, slippage)
     rejections = CounterMetricFamily(
         "mt5exec_order_rejections",
         "Rejected orders by reason: a risk check's, or the terminal's TRADE_RETCODE name",
         labels=["instance_id", "reason"],
     )
-    for instance_id, reason, count in rejected:
-        rejections.add_metric([instance_id, reason], count)
+    for rejected in counted.rejections:
+        rejections.add_metric([rejected.instance_id, rejected.label], rejected.count)
     yield rejections
     statuses = CounterMetricFamily(
         "mt5exec_order_updates",
         "Order updates published on the execution stream, by status",
         labels=["instance_id", "status"],
     )
-    for instance_id, status, count in updates:
-        statuses.add_metric([instance_id, status], count)
+    for updated in counted.updates:
+        statuses.add_metric([updated.instance_id, updated.label], updated.count)
     yield statuses
 
 
@@ -101,17 +104,20 @@ def _gauges(engine: Engine) -> Iterator[Family]:
         "CPU time (user + system) of the instance's worker",
         labels=one,
     )
-    for instance_id, account, spreads, worker in engine.instance_gauges():
-        if account is not None:
-            for family, value in zip(
-                (balance, equity, margin_level, leverage), account, strict=True
-            ):
-                family.add_metric([instance_id], value)
-        for symbol, points in spreads:
-            spread.add_metric([instance_id, symbol], points)
-        if worker is not None:
-            rss.add_metric([instance_id], worker[0])
-            cpu.add_metric([instance_id], worker[1])
+    for g in engine.instance_gauges():
+        key = [g.instance_id]
+        for family, value in (
+            (balance, g.balance),
+            (equity, g.equity),
+            (margin_level, g.margin_level),
+            (leverage, g.leverage),
+            (rss, g.worker_resident_bytes),
+            (cpu, g.worker_cpu_seconds),
+        ):
+            if value is not None:
+                family.add_metric(key, value)
+        for symbol, points in g.spreads.items():
+            spread.add_metric([g.instance_id, symbol], points)
     yield from (balance, equity, margin_level, leverage, spread, rss, cpu)
 
 

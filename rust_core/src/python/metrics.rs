@@ -1,37 +1,121 @@
 //! What the metrics endpoint reads from the `Engine` class when it is scraped: executions,
-//! worker latency, journal health, instance gauges.
+//! worker latency, journal health, instance gauges; each as small frozen records.
 
 use pyo3::prelude::*;
+use std::collections::BTreeMap;
 
 use super::engine::PyEngine;
 use super::records::PyJournalStats;
 
+/// How long one instance's worker took to answer one kind of request.
+#[pyclass(frozen, get_all, name = "WorkerLatency", module = "mt5exec._core")]
+pub struct PyWorkerLatency {
+    pub instance_id: String,
+    /// place, cancel, modify, sltp or check.
+    pub kind: &'static str,
+    /// Answers at or below each bound of `LATENCY_BOUNDS_S` (cumulative).
+    pub cumulative: Vec<u64>,
+    /// Every answer (the `+Inf` bucket).
+    pub count: u64,
+    /// Their sum in seconds.
+    pub sum_s: f64,
+}
+
+/// The fills of one instance in one symbol since the start.
+#[pyclass(frozen, get_all, name = "FillCounts", module = "mt5exec._core")]
+pub struct PyFillCounts {
+    pub instance_id: String,
+    pub symbol: String,
+    pub fills: u64,
+    /// Lots filled.
+    pub volume: f64,
+    /// Commission charged (absolute value).
+    pub commission: f64,
+    /// Fills whose slippage is at or below each bound of `SLIPPAGE_BOUNDS_POINTS`
+    /// (cumulative).
+    pub slippage_cumulative: Vec<u64>,
+    /// Fills whose slippage was measured (the `+Inf` bucket).
+    pub slippage_count: u64,
+    /// Their slippage summed, in points.
+    pub slippage_sum: f64,
+}
+
+/// A count of one instance's orders under one label (a rejection reason, an order status).
+#[pyclass(frozen, get_all, name = "LabelCount", module = "mt5exec._core")]
+pub struct PyLabelCount {
+    pub instance_id: String,
+    pub label: String,
+    pub count: u64,
+}
+
+/// Executions counted per instance since the start.
+#[pyclass(frozen, get_all, name = "ExecutionCounts", module = "mt5exec._core")]
+pub struct PyExecutionCounts {
+    /// By instance and symbol.
+    pub fills: Vec<Py<PyFillCounts>>,
+    /// Rejected orders by reason (a risk check's, or the terminal's retcode name).
+    pub rejections: Vec<Py<PyLabelCount>>,
+    /// Order updates by status name.
+    pub updates: Vec<Py<PyLabelCount>>,
+}
+
+/// What one instance shows now: its account, its spreads, its worker's resources.
+#[pyclass(frozen, get_all, name = "InstanceGauges", module = "mt5exec._core")]
+pub struct PyInstanceGauges {
+    pub instance_id: String,
+    /// The account's figures, None until the worker reported them.
+    pub balance: Option<f64>,
+    pub equity: Option<f64>,
+    /// Equity / margin in percent (0: no margin used).
+    pub margin_level: Option<f64>,
+    pub leverage: Option<u32>,
+    /// Spread of each symbol's last tick, in points.
+    pub spreads: BTreeMap<String, f64>,
+    /// The worker's resident memory and CPU seconds, None while it does not run.
+    pub worker_resident_bytes: Option<u64>,
+    pub worker_cpu_seconds: Option<f64>,
+}
+
+fn label_counts(
+    py: Python<'_>,
+    counts: Vec<(String, String, u64)>,
+) -> PyResult<Vec<Py<PyLabelCount>>> {
+    counts
+        .into_iter()
+        .map(|(instance_id, label, count)| {
+            Py::new(
+                py,
+                PyLabelCount {
+                    instance_id,
+                    label,
+                    count,
+                },
+            )
+        })
+        .collect()
+}
+
 #[pymethods]
 impl PyEngine {
-    /// How long workers took to answer requests: [(instance id, kind, cumulative counts per
-    /// bound of `LATENCY_BOUNDS_S`, count, sum in seconds)].
-    #[allow(clippy::type_complexity)]
-    fn worker_latency(&self) -> Vec<(String, &'static str, Vec<u64>, u64, f64)> {
+    /// How long workers took to answer requests, per instance and request kind.
+    fn worker_latency(&self) -> Vec<PyWorkerLatency> {
         self.inner
             .worker_latency()
             .into_iter()
-            .map(|(id, kind, s)| (id, kind, s.cumulative, s.count, s.sum_s))
+            .map(|(instance_id, kind, s)| PyWorkerLatency {
+                instance_id,
+                kind,
+                cumulative: s.cumulative,
+                count: s.count,
+                sum_s: s.sum_s,
+            })
             .collect()
     }
 
-    /// Executions counted per instance since the start: ([(instance id, symbol, fills,
-    /// volume, commission, cumulative slippage counts per bound of `SLIPPAGE_BOUNDS_POINTS`,
-    /// slippage count, slippage sum)], [(instance id, reason, rejected orders)],
-    /// [(instance id, order status name, order updates)]).
-    #[allow(clippy::type_complexity)]
-    fn execution_counts(
-        &self,
-    ) -> (
-        Vec<(String, String, u64, f64, f64, Vec<u64>, u64, f64)>,
-        Vec<(String, String, u64)>,
-        Vec<(String, &'static str, u64)>,
-    ) {
-        let (mut fills, mut rejections, mut statuses) = (Vec::new(), Vec::new(), Vec::new());
+    /// Executions counted per instance since the start: fills by symbol with their slippage
+    /// histogram, rejected orders by reason, order updates by status.
+    fn execution_counts(&self, py: Python<'_>) -> PyResult<PyExecutionCounts> {
+        let (mut fills, mut rejections, mut updates) = (Vec::new(), Vec::new(), Vec::new());
         for (id, counts) in crate::counters::counts(self.inner.shared()) {
             for (symbol, c) in counts.symbols {
                 let mut cumulative: Vec<u64> = c
@@ -43,16 +127,16 @@ impl PyEngine {
                     })
                     .collect();
                 let count = cumulative.pop().unwrap_or(0);
-                fills.push((
-                    id.clone(),
+                fills.push(PyFillCounts {
+                    instance_id: id.clone(),
                     symbol,
-                    c.fills,
-                    c.volume,
-                    c.commission,
-                    cumulative,
-                    count,
-                    c.slippage_sum,
-                ));
+                    fills: c.fills,
+                    volume: c.volume,
+                    commission: c.commission,
+                    slippage_cumulative: cumulative,
+                    slippage_count: count,
+                    slippage_sum: c.slippage_sum,
+                });
             }
             rejections.extend(
                 counts
@@ -62,13 +146,21 @@ impl PyEngine {
             );
             for (status, n) in counts.statuses.iter().enumerate() {
                 if *n > 0 {
-                    statuses.push((id.clone(), crate::counters::status_name(status), *n));
+                    let name = crate::counters::status_name(status).to_owned();
+                    updates.push((id.clone(), name, *n));
                 }
             }
         }
-        fills.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        fills.sort_by(|a, b| (&a.instance_id, &a.symbol).cmp(&(&b.instance_id, &b.symbol)));
         rejections.sort();
-        (fills, rejections, statuses)
+        Ok(PyExecutionCounts {
+            fills: fills
+                .into_iter()
+                .map(|f| Py::new(py, f))
+                .collect::<PyResult<_>>()?,
+            rejections: label_counts(py, rejections)?,
+            updates: label_counts(py, updates)?,
+        })
     }
 
     /// The order journal's (usable, failed appends and fsyncs); None without a journal.
@@ -76,20 +168,23 @@ impl PyEngine {
         crate::counters::journal_health(self.inner.shared())
     }
 
-    /// Per instance: (id, (balance, equity, margin level, leverage) or None, [(symbol,
-    /// spread in points)], (worker resident bytes, worker CPU seconds) or None).
-    #[allow(clippy::type_complexity)]
-    fn instance_gauges(
-        &self,
-    ) -> Vec<(
-        String,
-        Option<(f64, f64, f64, u32)>,
-        Vec<(String, f64)>,
-        Option<(u64, f64)>,
-    )> {
+    /// Per instance: its account, spreads and worker figures now.
+    fn instance_gauges(&self) -> Vec<PyInstanceGauges> {
         crate::counters::gauges(self.inner.shared())
             .into_iter()
-            .map(|g| (g.instance_id, g.account, g.spreads, g.worker))
+            .map(|g| {
+                let account = g.account;
+                PyInstanceGauges {
+                    instance_id: g.instance_id,
+                    balance: account.map(|a| a.0),
+                    equity: account.map(|a| a.1),
+                    margin_level: account.map(|a| a.2),
+                    leverage: account.map(|a| a.3),
+                    spreads: g.spreads.into_iter().collect(),
+                    worker_resident_bytes: g.worker.map(|w| w.0),
+                    worker_cpu_seconds: g.worker.map(|w| w.1),
+                }
+            })
             .collect()
     }
 

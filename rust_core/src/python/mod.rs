@@ -55,6 +55,12 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<config::PyEngineConfig>()?;
     m.add_class::<records::PyCompletion>()?;
     m.add_class::<records::PyJournalStats>()?;
+    m.add_class::<metrics::PyWorkerLatency>()?;
+    m.add_class::<metrics::PyFillCounts>()?;
+    m.add_class::<metrics::PyLabelCount>()?;
+    m.add_class::<metrics::PyExecutionCounts>()?;
+    m.add_class::<metrics::PyInstanceGauges>()?;
+    m.add_class::<risk::PyRiskDayState>()?;
     m.add_class::<subscription::PySubscription>()?;
     m.add_class::<session::PyOrderSession>()?;
     #[cfg(feature = "test-bindings")]

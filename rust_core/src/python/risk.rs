@@ -8,6 +8,67 @@ use pyo3::types::PyBytes;
 
 use super::engine::PyEngine;
 use crate::pb::v1::RiskLimits;
+use crate::risk::DayState;
+
+/// An instance's daily risk counters, which the server saves so that a restart does not
+/// reset them.
+#[pyclass(frozen, eq, name = "RiskDayState", module = "mt5exec._core")]
+#[derive(PartialEq)]
+pub struct PyRiskDayState(DayState);
+
+#[pymethods]
+impl PyRiskDayState {
+    #[new]
+    fn new(day: i64, trades_today: u32, day_start_equity: f64, equity_high: f64) -> Self {
+        Self(DayState {
+            day,
+            trades_today,
+            day_start_equity,
+            equity_high,
+        })
+    }
+
+    /// Days since the epoch (UTC).
+    #[getter]
+    fn day(&self) -> i64 {
+        self.0.day
+    }
+
+    /// New orders sent that day.
+    #[getter]
+    fn trades_today(&self) -> u32 {
+        self.0.trades_today
+    }
+
+    /// Equity when the day started (0: not seen yet).
+    #[getter]
+    fn day_start_equity(&self) -> f64 {
+        self.0.day_start_equity
+    }
+
+    /// Highest equity seen.
+    #[getter]
+    fn equity_high(&self) -> f64 {
+        self.0.equity_high
+    }
+
+    /// Immutable: a copy is itself (records holding one are deep-copied).
+    fn __copy__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __deepcopy__(slf: Py<Self>, _memo: &Bound<'_, PyAny>) -> Py<Self> {
+        slf
+    }
+
+    fn __repr__(&self) -> String {
+        let s = &self.0;
+        format!(
+            "RiskDayState(day={}, trades_today={}, day_start_equity={}, equity_high={})",
+            s.day, s.trades_today, s.day_start_equity, s.equity_high
+        )
+    }
+}
 
 #[pymethods]
 impl PyEngine {
@@ -90,26 +151,14 @@ impl PyEngine {
         self.inner.flush_refusals();
     }
 
-    /// (day, trades today, the day's starting equity, highest equity) of an instance.
-    fn risk_day_state(&self, instance_id: &str) -> PyResult<(i64, u32, f64, f64)> {
-        let s = self.inner.risk_day_state(instance_id)?;
-        Ok((s.day, s.trades_today, s.day_start_equity, s.equity_high))
+    /// An instance's daily risk counters.
+    fn risk_day_state(&self, instance_id: &str) -> PyResult<PyRiskDayState> {
+        Ok(PyRiskDayState(self.inner.risk_day_state(instance_id)?))
     }
 
     /// Gives an instance back saved daily risk counters.
-    fn restore_risk_day_state(
-        &self,
-        instance_id: &str,
-        state: (i64, u32, f64, f64),
-    ) -> PyResult<()> {
-        let (day, trades_today, day_start_equity, equity_high) = state;
-        let saved = crate::risk::DayState {
-            day,
-            trades_today,
-            day_start_equity,
-            equity_high,
-        };
-        Ok(self.inner.restore_risk_day_state(instance_id, saved)?)
+    fn restore_risk_day_state(&self, instance_id: &str, state: &PyRiskDayState) -> PyResult<()> {
+        Ok(self.inner.restore_risk_day_state(instance_id, state.0)?)
     }
 
     /// Risk rejections so far: [(instance id, reason, count)].

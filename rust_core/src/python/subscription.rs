@@ -168,20 +168,20 @@ impl PySubscription {
         Ok(self.take_bytes(py, max_bytes)?.0)
     }
 
-    /// `(data, closed)`: one encoded response (or None), and when the stream has
-    /// ended with nothing left, `(grpc_code, reason, message)`.
-    #[allow(clippy::type_complexity)]
+    /// One encoded response, or None while none is queued.
+    ///
+    /// # Errors
+    /// `CoreError` (why) once the stream has ended with nothing left.
     #[pyo3(signature = (max_bytes = 65536))]
     fn take<'py>(
         &self,
         py: Python<'py>,
         max_bytes: usize,
-    ) -> PyResult<(Option<Bound<'py, PyBytes>>, Option<(i32, String, String)>)> {
-        let (data, closed) = self.take_bytes(py, max_bytes)?;
-        Ok((
-            data,
-            closed.map(|e| (e.code as i32, e.reason.to_owned(), e.message)),
-        ))
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        match self.take_bytes(py, max_bytes)? {
+            (None, Some(closed)) => Err(closed.into()),
+            (data, _) => Ok(data),
+        }
     }
 
     fn queued(&self) -> usize {
