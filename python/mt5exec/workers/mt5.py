@@ -8,16 +8,7 @@ and account changes, and executes the engine's orders. Same lifecycle as ``worke
 never outlives its connection (EOF, a reset, Shutdown, SIGTERM or SIGINT end it with exit code
 0), so it never trades unsupervised.
 
-Config (JSON): ``instance_id``; ``module`` (default ``MetaTrader5``); ``terminal_path`` (given
-to ``initialize``; a folder holding ``terminal64.exe`` becomes the path of that file, which is
-what the real package wants); ``login``, ``server`` (0 / empty: unset); ``password_file`` (read
-once, deleted when ``delete_password_file`` is true; missing: attach without a password, as a
-terminal with saved credentials does); ``symbols``; ``poll_interval_ms`` (50);
-``broker_retry_attempts`` (5), ``broker_retry_initial_ms`` (1000), ``broker_retry_max_ms``
-(30000); ``init_timeout_ms`` (60000, ``initialize``'s timeout); ``account_interval_ms`` (250);
-``tick_source`` (``"info"``: ``symbol_info_tick``, or ``"copy"``: ``copy_ticks_from``);
-and for a terminal this worker starts itself: ``terminal_base`` (a base MT5 install),
-``instance_dir`` (default: the working directory), ``wine`` (command list), ``scrub_after_s``.
+Config (JSON): see ``workers.mt5_config``.
 
 The password lives in this process's memory only (it is needed again to re-attach after an IPC
 failure): never on a command line, in the environment, in a log line or in a frame. With
@@ -51,11 +42,8 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import importlib
-import json
 import logging
-import math
 import os
 import selectors
 import socket
@@ -63,11 +51,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from mt5exec.mt5 import bootstrap
 from mt5exec.mt5 import constants as c
 from mt5exec.reasons import Reason
 from mt5exec.terminal.v1 import worker_pb2 as pb
@@ -96,7 +82,24 @@ from mt5exec.workers.base import EXIT_HANDSHAKE as EXIT_HANDSHAKE
 from mt5exec.workers.base import EXIT_PROTOCOL as EXIT_PROTOCOL
 from mt5exec.workers.base import WorkerExit as _Exit
 from mt5exec.workers.mt5_book import TerminalBooks
+from mt5exec.workers.mt5_config import WorkerConfig as WorkerConfig
+from mt5exec.workers.mt5_config import load_config as load_config
+from mt5exec.workers.mt5_config import read_password
+from mt5exec.workers.mt5_convert import (
+    account_key,
+    account_proto,
+    deal_proto,
+    now_msc,
+    order_key,
+    order_proto,
+    position_key,
+    position_proto,
+    row_value,
+    worker_frame,
+)
 from mt5exec.workers.mt5_market import LinkWatch, symbol_proto
+from mt5exec.workers.mt5_orders import DEAL_AHEAD_S, DEAL_LOOKBACK_S, DEAL_SLACK_S, OrderExecution
+from mt5exec.workers.mt5_terminal import Terminal as Terminal
 from mt5exec.workers.protocol import MARKET_ANSWER_TIMEOUT_S, FrameReader, encode_frame
 
 log = logging.getLogger("mt5exec.workers.mt5")
@@ -120,427 +123,18 @@ EXIT_BROKER = 6
 # (its answer timeout plus a margin) has hung: the worker exits, for the engine to replace it.
 MARKET_CALL_HUNG_S = MARKET_ANSWER_TIMEOUT_S + 15.0
 
-# Deals are looked up in [newest seen - slack, now + ahead]: terminal times are the trade
-# server's clock (often UTC+2/+3, never far from it), and a deal may reach the terminal's history
-# a little after younger ones.
-DEAL_SLACK_S = 300
-DEAL_AHEAD_S = 3 * 86400
-DEAL_LOOKBACK_S = 86400
-# After order_send, how long to wait for its deal to show up in the terminal's history before
-# reporting it from the result alone.
-DEAL_SYNC_WAIT_S = 0.1
 # How many times _send_state reads the state while the history keeps showing new deals.
 STATE_READS = 3
-# An unknown-outcome request is matched to later deals by its comment for this long.
-UNKNOWN_TTL_S = 3600.0
 # copy_ticks_from: at most this many ticks per symbol and poll.
 COPY_TICKS_MAX = 5000
 # What _invoke gives when the terminal was not called (no link) or the call raised.
 _NOT_CALLED = object()
 
-_OK_RESULTS = frozenset(
-    {c.TRADE_RETCODE_DONE, c.TRADE_RETCODE_PLACED, c.TRADE_RETCODE_DONE_PARTIAL}
-)
-# order_check answers 0 ("Done") when the request would pass; some builds answer DONE.
-_CHECK_OK = frozenset({0, c.TRADE_RETCODE_DONE})
-# SYMBOL_FILLING_* bits (MQL5 constants the Python package does not export).
-_FILL_BITS = {c.ORDER_FILLING_FOK: 1, c.ORDER_FILLING_IOC: 2, c.ORDER_FILLING_BOC: 4}
-# The filling types tried, in this order, when the terminal refuses the one a request has.
-_FILL_ORDER = (c.ORDER_FILLING_FOK, c.ORDER_FILLING_IOC, c.ORDER_FILLING_RETURN)
-
-
-@dataclass(slots=True)
-class WorkerConfig:
-    instance_id: str = "mt5"
-    module: str = "MetaTrader5"
-    terminal_path: str | None = None
-    login: int | None = None
-    server: str | None = None
-    password_file: Path | None = None
-    delete_password_file: bool = False
-    symbols: list[str] = field(default_factory=list)
-    poll_interval_ms: int = 50
-    broker_retry_attempts: int = 5
-    broker_retry_initial_ms: int = 1000
-    broker_retry_max_ms: int = 30_000
-    # terminal_info() says the broker connection is lost: log in again this often.
-    broker_relogin_after_ms: int = 5000
-    init_timeout_ms: int = 60_000
-    account_interval_ms: int = 250
-    tick_source: Literal["info", "copy"] = "info"
-    terminal_base: Path | None = None
-    instance_dir: Path | None = None
-    wine: list[str] | None = None
-    scrub_after_s: float = 60.0
-
-
-_INT_KEYS = {
-    "login": 0,
-    "poll_interval_ms": 1,
-    "broker_retry_attempts": 1,
-    "broker_retry_initial_ms": 0,
-    "broker_retry_max_ms": 0,
-    "broker_relogin_after_ms": 0,
-    "init_timeout_ms": 1,
-    "account_interval_ms": 0,
-}
-_STR_KEYS = ("instance_id", "module")
-# Optional strings: empty means unset, as the engine writes them for an account without them.
-_OPTIONAL_STR_KEYS = ("terminal_path", "server")
-_PATH_KEYS = ("password_file", "terminal_base", "instance_dir")
-
-
-def load_config(path: Path, instance_id: str | None = None) -> WorkerConfig:
-    """Read the worker's JSON config; missing keys take their defaults, unknown ones are ignored."""
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{path}: cannot read config: {e}") from e
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a JSON object")
-    cfg = WorkerConfig()
-    known = {f for f in WorkerConfig.__dataclass_fields__}
-    extra = sorted(set(raw) - known)
-    if extra:
-        # Tolerated so that the engine may keep its own bookkeeping keys in the same file.
-        log.warning("%s: ignoring unknown config keys: %s", path, ", ".join(extra))
-
-    def bad(key: str, what: str) -> ConfigError:
-        return ConfigError(f"{path}: {key}: expected {what}, got {raw[key]!r}")
-
-    for key, minimum in _INT_KEYS.items():
-        if raw.get(key) is not None:
-            v = raw[key]
-            if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-                raise bad(key, f"an integer >= {minimum}")
-            setattr(cfg, key, v)
-    if cfg.login == 0:
-        cfg.login = None  # 0: no account given, the terminal's own
-    for key in _STR_KEYS:
-        if raw.get(key) is not None:
-            if not isinstance(raw[key], str) or not raw[key].strip():
-                raise bad(key, "a non-empty string")
-            setattr(cfg, key, raw[key])
-    for key in _OPTIONAL_STR_KEYS:
-        if raw.get(key) is not None:
-            if not isinstance(raw[key], str):
-                raise bad(key, "a string")
-            setattr(cfg, key, raw[key] or None)
-    for key in _PATH_KEYS:
-        if raw.get(key) is not None:
-            if not isinstance(raw[key], str) or not raw[key].strip():
-                raise bad(key, "a path")
-            setattr(cfg, key, Path(raw[key]))
-    if "delete_password_file" in raw:
-        if not isinstance(raw["delete_password_file"], bool):
-            raise bad("delete_password_file", "true or false")
-        cfg.delete_password_file = raw["delete_password_file"]
-    if "symbols" in raw:
-        symbols = raw["symbols"]
-        if not isinstance(symbols, list) or not all(isinstance(s, str) and s for s in symbols):
-            raise bad("symbols", "a list of symbol names")
-        cfg.symbols = list(dict.fromkeys(symbols))
-    if "tick_source" in raw:
-        if raw["tick_source"] not in ("info", "copy"):
-            raise bad("tick_source", "'info' or 'copy'")
-        cfg.tick_source = raw["tick_source"]
-    if raw.get("wine") is not None:
-        wine = raw["wine"]
-        if not isinstance(wine, list) or not all(isinstance(w, str) and w for w in wine):
-            raise bad("wine", 'a command as a list, e.g. ["wine"]')
-        # []: no Wine, the terminal runs natively (Windows).
-        cfg.wine = list(wine) or None
-    if "scrub_after_s" in raw:
-        v = raw["scrub_after_s"]
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
-            raise bad("scrub_after_s", "a positive number of seconds")
-        cfg.scrub_after_s = float(v)
-    if cfg.terminal_base is not None and cfg.login is None:
-        raise ConfigError(f"{path}: login: needed to start a terminal from terminal_base")
-    if cfg.terminal_base is not None and cfg.server is None:
-        raise ConfigError(f"{path}: server: needed to start a terminal from terminal_base")
-    if instance_id:
-        cfg.instance_id = instance_id
-    return cfg
-
-
-def read_password(cfg: WorkerConfig) -> str | None:
-    """The password from ``password_file`` (deleted afterwards if configured); None if unset."""
-    if cfg.password_file is None:
-        return None
-    try:
-        text = cfg.password_file.read_text()
-    except FileNotFoundError:
-        # No password for this start: the terminal logs in with what it has saved, if anything.
-        log.warning(
-            "password_file %s does not exist: attaching without a password", cfg.password_file
-        )
-        return None
-    except OSError as e:
-        # The error names the file, never its content.
-        raise ConfigError(f"password_file {cfg.password_file}: {e.strerror or e}") from None
-    if cfg.delete_password_file:
-        try:
-            cfg.password_file.unlink()
-        except OSError as e:
-            log.warning("cannot delete password_file %s: %s", cfg.password_file, e.strerror)
-    password = text.rstrip("\r\n")
-    if not password:
-        raise ConfigError(f"password_file {cfg.password_file}: empty")
-    return password
-
-
-# -- conversions from the MetaTrader5 result types --------------------------------------------
-
-
-def _now_msc() -> int:
-    return int(time.time() * 1000.0)
-
-
-def account_proto(info: Any) -> pb.AccountSnapshot:
-    return pb.AccountSnapshot(
-        login=info.login,
-        currency=info.currency,
-        balance=info.balance,
-        equity=info.equity,
-        margin=info.margin,
-        margin_free=info.margin_free,
-        margin_level=info.margin_level,
-        leverage=info.leverage,
-        profit=info.profit,
-        margin_mode=info.margin_mode,
-        server=info.server,
-        time_msc=_now_msc(),
-    )
-
-
-def position_proto(p: Any) -> pb.Position:
-    return pb.Position(
-        ticket=p.ticket,
-        symbol=p.symbol,
-        type=p.type,
-        volume=p.volume,
-        price_open=p.price_open,
-        price_current=p.price_current,
-        sl=p.sl,
-        tp=p.tp,
-        profit=p.profit,
-        swap=p.swap,
-        time_msc=p.time_msc,
-        magic=p.magic,
-        comment=p.comment,
-    )
-
-
-def order_proto(o: Any) -> pb.OrderInfo:
-    return pb.OrderInfo(
-        ticket=o.ticket,
-        symbol=o.symbol,
-        type=o.type,
-        state=o.state,
-        volume_initial=o.volume_initial,
-        volume_current=o.volume_current,
-        price_open=o.price_open,
-        price_stoplimit=o.price_stoplimit,
-        sl=o.sl,
-        tp=o.tp,
-        price_current=o.price_current,
-        type_time=o.type_time,
-        time_expiration=o.time_expiration,
-        type_filling=o.type_filling,
-        magic=o.magic,
-        comment=o.comment,
-        time_setup_msc=o.time_setup_msc,
-        time_done_msc=o.time_done_msc,
-        position_id=o.position_id,
-    )
-
-
-def deal_proto(d: Any, request_id: int = 0) -> pb.DealReport:
-    return pb.DealReport(
-        ticket=d.ticket,
-        order=d.order,
-        position_id=d.position_id,
-        symbol=d.symbol,
-        type=d.type,
-        entry=d.entry,
-        volume=d.volume,
-        price=d.price,
-        profit=d.profit,
-        commission=d.commission,
-        swap=d.swap,
-        magic=d.magic,
-        comment=d.comment,
-        time_msc=d.time_msc,
-        request_id=request_id,
-        reason=d.reason,
-    )
-
-
-def _row(row: Any, name: str) -> Any:
-    """A field of a tick: a Tick named tuple (attribute) or a numpy record (item)."""
-    try:
-        return getattr(row, name)
-    except AttributeError:
-        return row[name]
-
-
-def _position_key(p: Any) -> tuple[Any, ...]:
-    # Not price_current/profit: they move with every tick and travel in the account.
-    return (p.ticket, p.type, p.volume, p.price_open, p.sl, p.tp)
-
-
-def _order_key(o: Any) -> tuple[Any, ...]:
-    return (
-        o.ticket,
-        o.type,
-        o.state,
-        o.volume_current,
-        o.price_open,
-        o.price_stoplimit,
-        o.sl,
-        o.tp,
-        o.type_time,
-        o.time_expiration,
-    )
-
-
-def _account_key(a: pb.AccountSnapshot) -> tuple[Any, ...]:
-    return (a.balance, a.equity, a.margin, a.margin_free, a.profit, a.leverage, a.margin_mode)
-
-
-def _frame(**body: Any) -> bytes:
-    return encode_frame(pb.WorkerFrame(**body))
-
-
-# -- the terminal link ------------------------------------------------------------------------
-
-
-class Terminal:
-    """The MetaTrader5 module, attached to its terminal: initialize with retries, re-attach.
-
-    With ``terminal_base`` it also owns the terminal process (prepared, launched, relaunched
-    when it died, its startup ini scrubbed once a login succeeded).
-    """
-
-    def __init__(self, mt5: Any, cfg: WorkerConfig, password: str | None) -> None:
-        self.mt5 = mt5
-        self.cfg = cfg
-        self._password = password
-        self.process: bootstrap.TerminalProcess | None = None
-        self._terminal_dir: Path | None = None
-        self.path: str | None = cfg.terminal_path
-        # A call that never returned holds the terminal: shutdown() would wait for it too.
-        self.hung = False
-
-    def _ensure_process(self) -> None:
-        cfg = self.cfg
-        if cfg.terminal_base is None:
-            return
-        if self.process is not None and self.process.running:
-            return
-        if self.process is not None:
-            log.warning("MT5 terminal exited with %s: starting it again", self.process.returncode)
-        instance_dir = cfg.instance_dir or Path.cwd()
-        terminal_dir = bootstrap.prepare_terminal(cfg.terminal_base, instance_dir)
-        assert cfg.login is not None and cfg.server is not None  # checked by load_config
-        ini = bootstrap.write_startup_ini(
-            terminal_dir, login=cfg.login, server=cfg.server, password=self._password
-        )
-        self.process = bootstrap.launch_terminal(
-            terminal_dir, ini, wine=cfg.wine, scrub_after=cfg.scrub_after_s
-        )
-        self._terminal_dir = terminal_dir
-        if self.path is None:
-            self.path = str(terminal_dir)
-
-    def _terminal_path(self) -> str | None:
-        """What ``initialize`` gets: the real package wants terminal64.exe, not its folder."""
-        path = self.path
-        if path is not None and Path(path).is_dir():
-            exe = Path(path) / bootstrap.TERMINAL_EXE
-            if exe.is_file():
-                return str(exe)
-        return path
-
-    def initialize(self) -> bool:
-        """One ``initialize`` call; False with the reason in ``last_error()``."""
-        try:
-            self._ensure_process()
-        except (bootstrap.BootstrapError, OSError, ValueError) as e:
-            log.error("cannot start the MT5 terminal: %s", e)
-            return False
-        kwargs: dict[str, Any] = {"timeout": self.cfg.init_timeout_ms, "portable": True}
-        if self.cfg.login is not None:
-            kwargs["login"] = self.cfg.login
-        if self._password is not None:
-            kwargs["password"] = self._password
-        if self.cfg.server is not None:
-            kwargs["server"] = self.cfg.server
-        path = self._terminal_path()
-        args = (path,) if path is not None else ()
-        try:
-            ok = bool(self.mt5.initialize(*args, **kwargs))
-        except Exception as e:  # a module bug must not end the worker, nor show the arguments
-            log.error("initialize raised %s", type(e).__name__)
-            return False
-        if ok and self.process is not None:
-            # Logged in: the password has no business in the ini any more.
-            self.process.scrub()
-        return ok
-
-    def login(self) -> bool:
-        """Log the attached terminal in again (``mt5.login``) with the account's credentials."""
-        if self.cfg.login is None:
-            return False
-        kwargs: dict[str, Any] = {}
-        if self._password is not None:
-            kwargs["password"] = self._password
-        if self.cfg.server is not None:
-            kwargs["server"] = self.cfg.server
-        try:
-            return bool(self.mt5.login(self.cfg.login, **kwargs))
-        except Exception as e:  # never show the arguments
-            log.error("login raised %s", type(e).__name__)
-            return False
-
-    def last_error(self) -> tuple[int, str]:
-        try:
-            code, message = self.mt5.last_error()
-            return int(code), str(message)
-        except Exception as e:
-            return c.RES_E_FAIL, f"last_error raised {type(e).__name__}"
-
-    def attach(self, attempts: int, sleep: Callable[[float], None] = time.sleep) -> bool:
-        """``initialize`` with exponential backoff, at most ``attempts`` times."""
-        delay = self.cfg.broker_retry_initial_ms / 1000.0
-        for attempt in range(1, attempts + 1):
-            if self.initialize():
-                return True
-            code, message = self.last_error()
-            log.warning(
-                "initialize failed (attempt %d of %d): %d %s", attempt, attempts, code, message
-            )
-            if attempt < attempts:
-                sleep(delay)
-                delay = min(delay * 2.0, self.cfg.broker_retry_max_ms / 1000.0)
-        return False
-
-    def detach(self) -> None:
-        with contextlib.suppress(Exception):
-            self.mt5.shutdown()
-
-    def stop(self) -> None:
-        if not self.hung:
-            self.detach()
-        if self.process is not None:
-            self.process.terminate(grace=5.0)
-
 
 # -- the worker --------------------------------------------------------------------------------
 
 
-class MT5Worker:
+class MT5Worker(OrderExecution):
     """The protocol side of an MT5 instance: owns the socket, the schedule and the polling."""
 
     def __init__(self, sock: socket.socket, terminal: Terminal, cfg: WorkerConfig) -> None:
@@ -692,16 +286,16 @@ class MT5Worker:
             out.clear()
 
     def _event(self, kind: str, message: str) -> None:
-        self._out.append(_frame(event=pb.WorkerEvent(kind=kind, message=message)))
+        self._out.append(worker_frame(event=pb.WorkerEvent(kind=kind, message=message)))
 
     def _result(self, req: pb.OrderRequest, retcode: int, comment: str) -> None:
         tick = self._last_tick.get(req.symbol)
         result = pb.OrderResult(
-            request_id=req.request_id, retcode=retcode, comment=comment, time_msc=_now_msc()
+            request_id=req.request_id, retcode=retcode, comment=comment, time_msc=now_msc()
         )
         if tick is not None:
             result.bid, result.ask = tick[0], tick[1]
-        self._out.append(_frame(order_result=result))
+        self._out.append(worker_frame(order_result=result))
 
     # -- state polling ------------------------------------------------------------------------
 
@@ -752,7 +346,7 @@ class MT5Worker:
                 unknown_rid, until = self._unknown[d.comment]
                 if until >= now:
                     rid = unknown_rid
-            self._out.append(_frame(deal=deal_proto(d, rid)))
+            self._out.append(worker_frame(deal=deal_proto(d, rid)))
 
     def _send_state(self, *, force: bool = False, reported: int = 0, fresh: bool = False) -> None:
         """OrderUpdates, PositionSnapshot, OrderSnapshot, AccountSnapshot, each when it changed
@@ -780,25 +374,25 @@ class MT5Worker:
             fresh = True
         frames: list[bytes] = []
         if positions is not None:
-            keys = {p.ticket: _position_key(p) for p in positions}
+            keys = {p.ticket: position_key(p) for p in positions}
             if force or keys != self._positions:
                 self._positions = keys
                 snap = pb.PositionSnapshot(positions=[position_proto(p) for p in positions])
-                frames.append(_frame(positions=snap))
+                frames.append(worker_frame(positions=snap))
         if orders is not None:
-            order_keys = {o.ticket: _order_key(o) for o in orders}
+            order_keys = {o.ticket: order_key(o) for o in orders}
             if force or order_keys != self._orders:
                 if self._orders is not None:
                     self._order_updates(orders, order_keys, reported)
                 self._orders = order_keys
                 snap_o = pb.OrderSnapshot(orders=[order_proto(o) for o in orders])
-                frames.append(_frame(orders=snap_o))
+                frames.append(worker_frame(orders=snap_o))
         self._out.extend(frames)
         if account is not None:
-            key = _account_key(account)
+            key = account_key(account)
             if force or key != self._account:
                 self._account = key
-                self._out.append(_frame(account=account))
+                self._out.append(worker_frame(account=account))
 
     def _order_updates(
         self, orders: Sequence[Any], keys: dict[int, tuple[Any, ...]], reported: int
@@ -806,12 +400,12 @@ class MT5Worker:
         old = self._orders or {}
         for o in orders:
             if o.ticket != reported and old.get(o.ticket) != keys[o.ticket]:
-                self._out.append(_frame(order_update=pb.OrderUpdate(order=order_proto(o))))
+                self._out.append(worker_frame(order_update=pb.OrderUpdate(order=order_proto(o))))
         for ticket in sorted(old.keys() - keys.keys() - {reported}):
             # Gone from the open orders: filled, cancelled or expired; the history says which.
             done = self._many("history_orders_get", self.mt5.history_orders_get, ticket=ticket)
             for o in done or ():
-                self._out.append(_frame(order_update=pb.OrderUpdate(order=order_proto(o))))
+                self._out.append(worker_frame(order_update=pb.OrderUpdate(order=order_proto(o))))
 
     def _state_changed(
         self,
@@ -823,13 +417,13 @@ class MT5Worker:
         """Whether any of this state would go out (``_send_state``)."""
         if force:
             return True
-        if positions is not None and {p.ticket: _position_key(p) for p in positions} != (
+        if positions is not None and {p.ticket: position_key(p) for p in positions} != (
             self._positions
         ):
             return True
-        if orders is not None and {o.ticket: _order_key(o) for o in orders} != self._orders:
+        if orders is not None and {o.ticket: order_key(o) for o in orders} != self._orders:
             return True
-        return account is not None and _account_key(account) != self._account
+        return account is not None and account_key(account) != self._account
 
     def _read_account(
         self, *, force: bool = False, fresh: bool = False
@@ -862,13 +456,13 @@ class MT5Worker:
                 if rows is None:
                     return
                 for row in rows:
-                    t_msc = int(_row(row, "time_msc"))
+                    t_msc = int(row_value(row, "time_msc"))
                     if t_msc <= since:
                         continue
                     since = t_msc
-                    bid, ask = float(_row(row, "bid")), float(_row(row, "ask"))
-                    last = float(_row(row, "last"))
-                    volume = float(_row(row, "volume_real") or _row(row, "volume"))
+                    bid, ask = float(row_value(row, "bid")), float(row_value(row, "ask"))
+                    last = float(row_value(row, "last"))
+                    volume = float(row_value(row, "volume_real") or row_value(row, "volume"))
                     add(symbol=name, bid=bid, ask=ask, last=last, volume=volume, time_msc=t_msc)
                     self._last_tick[name] = (bid, ask, last, t_msc)
                 self._tick_msc[name] = since
@@ -983,273 +577,6 @@ class MT5Worker:
         )
         self._next_reconnect = now + delay / 1000.0
 
-    # -- orders -------------------------------------------------------------------------------
-
-    def _filling(self, req: pb.OrderRequest) -> int:
-        """The request's filling type, or one the symbol allows when it does not allow that."""
-        wanted = req.type_filling
-        if req.action not in (c.TRADE_ACTION_DEAL, c.TRADE_ACTION_PENDING):
-            return wanted
-        info = self.infos.get(req.symbol)
-        if info is None:
-            raw = self._call("symbol_info", self.mt5.symbol_info, req.symbol)
-            if raw is None:
-                return wanted
-            info = self.infos[req.symbol] = symbol_proto(raw)
-        bits = info.filling_mode
-        # RETURN is always allowed; BOC (post-only) changes what the order means: keep both.
-        if wanted in (c.ORDER_FILLING_RETURN, c.ORDER_FILLING_BOC) or bits & _FILL_BITS[wanted]:
-            return wanted
-        for mode in (c.ORDER_FILLING_FOK, c.ORDER_FILLING_IOC):
-            if bits & _FILL_BITS[mode]:
-                return mode
-        return c.ORDER_FILLING_RETURN
-
-    def request_dict(self, req: pb.OrderRequest) -> dict[str, Any]:
-        """The MT5 request (MqlTradeRequest as a dict) for an OrderRequest."""
-        price = req.price
-        if req.action == c.TRADE_ACTION_DEAL and not price:
-            # Instant-execution symbols need a price; the latest tick's is the one to take.
-            tick = self._last_tick.get(req.symbol)
-            if tick is None:
-                t = self._call("symbol_info_tick", self.mt5.symbol_info_tick, req.symbol)
-                if t is not None:
-                    tick = (t.bid, t.ask, t.last, t.time_msc)
-            if tick is not None:
-                price = tick[1] if req.type == c.ORDER_TYPE_BUY else tick[0]
-        request: dict[str, Any] = {
-            "action": req.action,
-            "symbol": req.symbol,
-            "volume": req.volume,
-            "type": req.type,
-            "price": price,
-            "sl": req.sl,
-            "tp": req.tp,
-            "deviation": req.deviation,
-            "type_filling": self._filling(req),
-            "type_time": req.type_time,
-            "magic": req.magic,
-            "comment": req.comment,
-        }
-        if not req.symbol:
-            del request["symbol"]
-        for key in ("stoplimit", "expiration", "position", "position_by", "order"):
-            value = getattr(req, key)
-            if value:
-                request[key] = value
-        return request
-
-    def _execute(self, req: pb.OrderRequest) -> None:
-        if self._reject_next > 0:
-            self._reject_next -= 1
-            self._result(req, c.TRADE_RETCODE_REJECT, "rejected (fault injection)")
-            return
-        if not self._connected:
-            # Nothing reached the terminal: the outcome is known, the order was not placed.
-            self._result(req, c.TRADE_RETCODE_CONNECTION, "no connection to the terminal")
-            return
-        request = self.request_dict(req)
-        if not self._connected:
-            self._result(req, c.TRADE_RETCODE_CONNECTION, "no connection to the terminal")
-            return
-        check = self._check(req, request)
-        if check is None:
-            return
-        if req.check_only:
-            self._answer_check(req, check)
-            return
-        if check.retcode not in _CHECK_OK:
-            self._result(req, check.retcode, check.comment)
-            return
-        try:
-            result = self.mt5.order_send(request)
-        except Exception as e:
-            # What the terminal made of it cannot be known: as for an IPC error.
-            log.error("order_send raised %s: %s", type(e).__name__, e)
-            result, error = None, (c.RES_E_INTERNAL_FAIL, f"order_send raised {type(e).__name__}")
-        else:
-            error = self.term.last_error() if result is None else (c.RES_S_OK, "")
-        if result is None:
-            self._send_failed(req, *error)
-            return
-        self._answer(req, result)
-
-    def _check(self, req: pb.OrderRequest, request: dict[str, Any]) -> Any:
-        """order_check, trying the other filling types when the terminal refuses the one taken
-        (a symbol's filling flags do not tell the whole story: execution mode, broker rules);
-        None when the request was answered already."""
-        check = self._call("order_check", self.mt5.order_check, request)
-        tried = {request["type_filling"]}
-        # BOC (post-only) changes what the order means: never swapped for another type.
-        while (
-            check is not None
-            and check.retcode == c.TRADE_RETCODE_INVALID_FILL
-            and req.type_filling != c.ORDER_FILLING_BOC
-        ):
-            untried = [m for m in _FILL_ORDER if m not in tried]
-            if not untried:
-                break
-            request["type_filling"] = untried[0]
-            tried.add(untried[0])
-            check = self._call("order_check", self.mt5.order_check, request)
-        if check is None:
-            code, message = self.term.last_error()
-            if not self._connected:
-                self._result(req, c.TRADE_RETCODE_CONNECTION, f"not sent: {message} ({code})")
-            else:
-                self._result(req, c.TRADE_RETCODE_ERROR, f"order_check failed: {message} ({code})")
-            return None
-        return check
-
-    def _answer_check(self, req: pb.OrderRequest, check: Any) -> None:
-        result = pb.OrderResult(
-            request_id=req.request_id,
-            retcode=check.retcode,
-            comment=check.comment,
-            time_msc=_now_msc(),
-            balance=check.balance,
-            equity=check.equity,
-            margin=check.margin,
-            margin_free=check.margin_free,
-            margin_level=check.margin_level,
-        )
-        tick = self._last_tick.get(req.symbol)
-        if tick is not None:
-            result.bid, result.ask = tick[0], tick[1]
-        self._out.append(_frame(order_result=result))
-
-    def _send_failed(self, req: pb.OrderRequest, code: int, message: str) -> None:
-        if code in c.IPC_ERRORS:
-            # The request may have reached the server: never send it again, let the engine
-            # reconcile (by comment), and attribute the deal to it if one shows up.
-            now = time.monotonic()
-            for comment in [k for k, (_, until) in self._unknown.items() if until < now]:
-                del self._unknown[comment]
-            if req.comment:
-                self._unknown[req.comment] = (req.request_id, now + UNKNOWN_TTL_S)
-            log.warning("request %d: outcome unknown after %s (%d)", req.request_id, message, code)
-            self._result(req, c.TRADE_RETCODE_TIMEOUT, f"outcome unknown: {message} ({code})")
-            self._lost(f"order_send: {message} ({code})")
-        else:
-            self._result(req, c.TRADE_RETCODE_ERROR, f"order_send failed: {message} ({code})")
-
-    def _answer(self, req: pb.OrderRequest, result: Any) -> None:
-        ok = result.retcode in _OK_RESULTS
-        position = req.position
-        if ok:
-            deals = self._deals_of(req, result)
-            for d in deals:
-                if d.ticket == result.deal and d.position_id:
-                    position = d.position_id
-            self._report_deals(deals, result.order, req.request_id)
-            if result.order:
-                self._update_of(req, result.order)
-            if self._connected:
-                self._send_state(reported=result.order, fresh=True)
-        self._out.append(
-            _frame(
-                order_result=pb.OrderResult(
-                    request_id=req.request_id,
-                    retcode=result.retcode,
-                    deal=result.deal,
-                    order=result.order,
-                    volume=result.volume,
-                    price=result.price,
-                    bid=result.bid,
-                    ask=result.ask,
-                    comment=result.comment,
-                    time_msc=_now_msc(),
-                    position=position,
-                )
-            )
-        )
-
-    def _deals_of(self, req: pb.OrderRequest, result: Any) -> list[Any]:
-        """New deals after a result, waiting a little for the result's own deal if needed."""
-        deadline = time.monotonic() + DEAL_SYNC_WAIT_S
-        found: list[Any] = []
-        while True:
-            new = self._new_deals()
-            if new is None:
-                break
-            found.extend(new)
-            if not result.deal or any(d.ticket == result.deal for d in found):
-                return found
-            if result.deal in self._seen_deals or time.monotonic() >= deadline:
-                break
-            # The terminal's history can lag its trade result by a few milliseconds.
-            time.sleep(0.005)
-        if result.deal and result.deal not in self._seen_deals:
-            found.append(self._deal_from_result(req, result))
-            self._seen_deals[result.deal] = int(time.time())
-        return found
-
-    def _deal_from_result(self, req: pb.OrderRequest, result: Any) -> Any:
-        log.warning(
-            "deal %d not in the terminal's history yet: reported from the result", result.deal
-        )
-        t_msc = _now_msc()
-        return _DealFromResult(
-            ticket=result.deal,
-            order=result.order,
-            position_id=req.position,
-            symbol=req.symbol,
-            type=c.DEAL_TYPE_BUY if req.type == c.ORDER_TYPE_BUY else c.DEAL_TYPE_SELL,
-            entry=c.DEAL_ENTRY_OUT if req.position else c.DEAL_ENTRY_IN,
-            volume=result.volume,
-            price=result.price,
-            magic=req.magic,
-            comment=req.comment,
-            time=t_msc // 1000,
-            time_msc=t_msc,
-        )
-
-    def _update_of(self, req: pb.OrderRequest, ticket: int) -> None:
-        found = self._many("orders_get", self.mt5.orders_get, ticket=ticket)
-        if not found:
-            found = self._many("history_orders_get", self.mt5.history_orders_get, ticket=ticket)
-        for o in found or ():
-            self._out.append(
-                _frame(order_update=pb.OrderUpdate(order=order_proto(o), request_id=req.request_id))
-            )
-
-    # -- reconciliation -----------------------------------------------------------------------
-
-    def _reconcile(self, rq: pb.ReconcileRequest) -> None:
-        if not self._connected:
-            self._pending_reconciles.append(rq)
-            return
-        comments = set(rq.comments)
-        now = int(time.time())
-        start = rq.from_time_msc // 1000 - DEAL_LOOKBACK_S if rq.from_time_msc else 0
-        start = max(0, start)
-        mt5 = self.mt5
-        history = self._many(
-            "history_orders_get", mt5.history_orders_get, start, now + DEAL_AHEAD_S
-        )
-        open_orders = self._many("orders_get", mt5.orders_get) if history is not None else None
-        deals = (
-            self._many("history_deals_get", mt5.history_deals_get, start, now + DEAL_AHEAD_S)
-            if open_orders is not None
-            else None
-        )
-        if history is None or open_orders is None or deals is None:
-            # Answered once the terminal is back.
-            self._pending_reconciles.append(rq)
-            return
-        orders = [o for o in [*open_orders, *history] if o.comment in comments]
-        tickets = {o.ticket for o in orders}
-        matched = [d for d in deals if d.order in tickets or d.comment in comments]
-        self._out.append(
-            _frame(
-                reconcile_result=pb.ReconcileResult(
-                    request_id=rq.request_id,
-                    orders=[order_proto(o) for o in orders],
-                    deals=[deal_proto(d) for d in matched],
-                )
-            )
-        )
-
     # -- engine frames ------------------------------------------------------------------------
 
     def _handle(self, payload: bytes, now: float) -> None:
@@ -1292,7 +619,9 @@ class MT5Worker:
 
     def _heartbeat(self) -> bytes:
         self._heartbeat_seq += 1
-        return _frame(heartbeat=pb.Heartbeat(sequence=self._heartbeat_seq, time_msc=_now_msc()))
+        return worker_frame(
+            heartbeat=pb.Heartbeat(sequence=self._heartbeat_seq, time_msc=now_msc())
+        )
 
     def _market_answer(self, request: pb.MarketRequest) -> pb.MarketAnswer:
         """``mt5_market.answer``; bars and ticks made in another thread while this one sends
@@ -1397,18 +726,6 @@ class MT5Worker:
                 self._flush()
         finally:
             sel.close()
-
-
-class _DealFromResult:
-    """A deal known only from an OrderSendResult (the terminal's history had not caught up)."""
-
-    def __init__(self, **fields: Any) -> None:
-        self.reason = c.DEAL_REASON_EXPERT
-        self.profit = 0.0
-        self.commission = 0.0
-        self.swap = 0.0
-        for key, value in fields.items():
-            setattr(self, key, value)
 
 
 # -- process ----------------------------------------------------------------------------------
