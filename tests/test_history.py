@@ -13,15 +13,14 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from mt5exec.storage.history import (
+from mt5exec.storage.history import HistoryError, HistoryWriter
+from mt5exec.storage.history_schema import (
     ACCOUNT_SNAPSHOTS,
     AUDIT,
     ORDERS,
     RISK_EVENTS,
     SCHEMA_VERSION,
     TABLES,
-    HistoryError,
-    HistoryWriter,
 )
 from mt5exec.v1 import common_pb2 as pb
 from tmpfs import fill, small_disk

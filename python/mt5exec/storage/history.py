@@ -2,6 +2,8 @@
 
 This module owns the history database file, its schema and the single connection that writes
 it. DuckDB allows one writing process per file, so the server holds it for its whole life.
+Its tables and their rules are ``mt5exec.storage.history_schema``; rows made from the
+messages, ``mt5exec.storage.history_rows``.
 
 Writes never happen on the caller's thread. ``record_*`` only serialise the message (or take
 the engine's already-encoded bytes) and append to an in-memory queue; one background thread
@@ -9,666 +11,62 @@ decodes, converts and writes. Each flush is one transaction, and each table gets
 batch in one ``INSERT ... SELECT ... ON CONFLICT`` statement fed by a DuckDB appender through a
 connection-local staging table. That is ~200x faster than ``executemany`` and ~20x faster than
 one multi-row ``VALUES`` statement on this workload (see ``HistoryWriter``), and it keeps the
-idempotency rules in SQL:
-
-- ``instances``: upsert by ``instance_id``; the last record wins.
-- ``orders``: upsert by ``(instance_id, client_order_id, created_at)`` (an id used again for a
-  new order, once the engine forgot the first, makes a row of its own); a record replaces the
-  row unless its ``updated_at`` is older than the stored one, so a stale replay cannot undo a
-  fill.
-  Order updates carried by execution events update this table too, so the engine's encoded
-  events alone keep it current. ``encoded`` (v7) holds the row as the API's encoded Order,
-  which the API's reads pass on as it is.
-- ``executions``: insert-or-ignore by ``(instance_id, sequence)``; the raw event is kept.
-- ``deals``: insert-or-ignore by the natural key ``(instance_id, deal_id)``, so a fill seen
-  again under another sequence (e.g. after reconciliation) is not counted twice.
-
-Orders the risk engine refused are there too: status ``REJECTED`` with ``reject_reason``
-(``MAX_OPEN_POSITIONS``, ``KILL_SWITCH``…) in ``orders`` and ``executions``. Schema versions
-are migrated forward on open (v2 added ``reject_reason``). A throttle's refusals
-(``RATE_LIMITED``, ``TOO_MANY_IN_FLIGHT``) come as one event per instance, reason and second
-whose ``refusals`` column (v4) says how many orders it stands for: count refusals with
-``sum(coalesce(refusals, 1))``.
-
-- ``account_snapshots`` and ``risk_events`` (v6): balance, equity and margin of each instance
-  at each change and every minute (``mt5exec.storage.accounts``), and the kill switch, trading
-  state and limit changes with who made them. Appended, like ``audit``.
-- ``audit`` (v5): the audit of mutating calls (``mt5exec.auth.audit``): appended, never
-  updated; ``id`` (the time in ns, unique per server) orders it. It has no key: a row is
-  never refused as a duplicate.
-
-Enum columns hold the enum value name without its type prefix (``BUY``, ``FILLED``, ``SIM``),
-NULL for the ``*_UNSPECIFIED`` value. Times are UTC ``TIMESTAMP`` values (microseconds).
+idempotency rules in SQL (``history_schema``).
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import datetime as dt
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
 import duckdb
-from google.protobuf import json_format
 
+from mt5exec.storage.history_rows import (
+    ITEM_AUDIT,
+    ITEM_BARRIER,
+    ITEM_EXECUTION,
+    ITEM_INSTANCE,
+    ITEM_ORDER,
+    ITEM_ROW,
+    Barrier,
+    Batch,
+    Item,
+    Row,
+    execution_rows,
+    from_ns,
+    instance_row,
+    order_row,
+)
+from mt5exec.storage.history_schema import (
+    APPENDED,
+    AUDIT,
+    DEALS,
+    EXECUTIONS,
+    INSERT_SQL,
+    INSTANCES,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    TABLES,
+    Table,
+)
 from mt5exec.v1 import common_pb2
 
 __all__ = ["SCHEMA_VERSION", "TABLES", "HistoryError", "HistoryWriter"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 8
-
-Row = tuple[Any, ...]
 T = TypeVar("T")
 
 
 class HistoryError(RuntimeError):
     """The history database cannot be opened, is of a newer schema, or is closed."""
-
-
-# --------------------------------------------------------------------------------------------
-# Schema
-
-
-def _is_time(sqltype: str) -> bool:
-    return sqltype.split()[0] == "TIMESTAMP"
-
-
-def _stage_type(sqltype: str) -> str:
-    return "BIGINT" if _is_time(sqltype) else sqltype.replace(" NOT NULL", "")
-
-
-@dataclass(frozen=True, slots=True)
-class _Table:
-    name: str
-    columns: tuple[tuple[str, str], ...]
-    key: tuple[str, ...]
-    # SQL after "ON CONFLICT (key)"; None means DO UPDATE of every non-key column.
-    on_conflict: str | None = None
-    # Extra condition of the DO UPDATE (references the target table by name).
-    update_where: str | None = None
-    # False: no primary key, every row is appended as it comes (``key`` names the column
-    # that orders them).
-    primary: bool = True
-
-    @property
-    def column_names(self) -> tuple[str, ...]:
-        return tuple(name for name, _ in self.columns)
-
-    @property
-    def stage(self) -> str:
-        return f"_stage_{self.name}"
-
-    def create_sql(self) -> str:
-        cols = ",\n  ".join(f"{name} {sqltype}" for name, sqltype in self.columns)
-        if not self.primary:
-            return f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {cols}\n)"
-        return (
-            f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {cols},\n"
-            f"  PRIMARY KEY ({', '.join(self.key)})\n)"
-        )
-
-    def create_stage_sql(self) -> str:
-        # Same columns without constraints: rows land here first, the INSERT applies the rules.
-        # Times are staged as microseconds since the epoch and made TIMESTAMPs by DuckDB in
-        # the INSERT: building a datetime object per value was a quarter of the writer's CPU.
-        cols = ", ".join(f"{name} {_stage_type(sqltype)}" for name, sqltype in self.columns)
-        return f"CREATE TEMP TABLE IF NOT EXISTS {self.stage} ({cols})"
-
-    def insert_sql(self) -> str:
-        names = ", ".join(self.column_names)
-        values = ", ".join(
-            f"make_timestamp({name})" if _is_time(sqltype) else name
-            for name, sqltype in self.columns
-        )
-        if not self.primary:
-            return f"INSERT INTO {self.name} ({names}) SELECT {values} FROM {self.stage}"
-        conflict = self.on_conflict
-        if conflict is None:
-            sets = ", ".join(f"{c} = excluded.{c}" for c in self.column_names if c not in self.key)
-            conflict = f"DO UPDATE SET {sets}"
-            if self.update_where:
-                conflict += f" WHERE {self.update_where}"
-        return (
-            f"INSERT INTO {self.name} ({names}) SELECT {values} FROM {self.stage} "
-            f"ON CONFLICT ({', '.join(self.key)}) {conflict}"
-        )
-
-
-INSTANCES: Final = _Table(
-    name="instances",
-    columns=(
-        ("instance_id", "VARCHAR NOT NULL"),
-        ("owner", "VARCHAR"),
-        ("backend", "VARCHAR"),
-        ("state", "VARCHAR"),
-        ("state_reason", "VARCHAR"),
-        ("trading_state", "VARCHAR"),
-        # InstanceConfig as JSON (proto field names); never holds a password.
-        ("config_json", "VARCHAR"),
-        ("worker_pid", "UINTEGER"),
-        ("restarts", "UINTEGER"),
-        ("created_at", "TIMESTAMP"),
-        ("started_at", "TIMESTAMP"),
-        # When the server recorded this state of the instance.
-        ("updated_at", "TIMESTAMP NOT NULL"),
-    ),
-    key=("instance_id",),
-)
-
-ORDERS: Final = _Table(
-    name="orders",
-    columns=(
-        ("instance_id", "VARCHAR NOT NULL"),
-        ("client_order_id", "VARCHAR NOT NULL"),
-        ("order_id", "UBIGINT"),
-        ("symbol", "VARCHAR"),
-        ("side", "VARCHAR"),
-        ("type", "VARCHAR"),
-        ("volume", "DOUBLE"),
-        ("filled_volume", "DOUBLE"),
-        ("price", "DOUBLE"),
-        ("stop_limit_price", "DOUBLE"),
-        ("stop_loss", "DOUBLE"),
-        ("take_profit", "DOUBLE"),
-        ("deviation_points", "UINTEGER"),
-        ("time_in_force", "VARCHAR"),
-        ("expiration", "TIMESTAMP"),
-        ("filling", "VARCHAR"),
-        ("status", "VARCHAR"),
-        ("average_fill_price", "DOUBLE"),
-        ("position_id", "UBIGINT"),
-        ("retcode", "UINTEGER"),
-        ("status_message", "VARCHAR"),
-        # Stable reason of a REJECTED order (a risk check's or the terminal's), e.g. KILL_SWITCH.
-        ("reject_reason", "VARCHAR"),
-        ("comment", "VARCHAR"),
-        # Order.created_time: with the ids, what tells an order from a later one that took
-        # the client_order_id again after the engine forgot the first (or after its instance
-        # was deleted and created again).
-        ("created_at", "TIMESTAMP NOT NULL"),
-        # Order.updated_time; orders the versions of one order.
-        ("updated_at", "TIMESTAMP"),
-        ("recorded_at", "TIMESTAMP NOT NULL"),
-        # The row as the API's encoded Order (v7): a page read through the API is these
-        # blobs one after the other, with no column made a message field by field. NULL in
-        # rows written before v7 (their Order is made from the columns).
-        ("encoded", "BLOB"),
-    ),
-    key=("instance_id", "client_order_id", "created_at"),
-    update_where=(
-        "excluded.updated_at IS NULL OR orders.updated_at IS NULL"
-        " OR excluded.updated_at >= orders.updated_at"
-    ),
-)
-
-EXECUTIONS: Final = _Table(
-    name="executions",
-    columns=(
-        ("instance_id", "VARCHAR NOT NULL"),
-        ("sequence", "UBIGINT NOT NULL"),
-        # 'order' (an order status change) or 'fill'.
-        ("kind", "VARCHAR NOT NULL"),
-        ("time", "TIMESTAMP"),
-        ("client_order_id", "VARCHAR"),
-        ("order_id", "UBIGINT"),
-        ("position_id", "UBIGINT"),
-        ("symbol", "VARCHAR"),
-        ("side", "VARCHAR"),
-        ("volume", "DOUBLE"),
-        # Fill price for fills, the order's limit/stop/requested price for order updates.
-        ("price", "DOUBLE"),
-        # Order update fields.
-        ("order_type", "VARCHAR"),
-        ("status", "VARCHAR"),
-        ("filled_volume", "DOUBLE"),
-        ("average_fill_price", "DOUBLE"),
-        ("retcode", "UINTEGER"),
-        ("status_message", "VARCHAR"),
-        ("reject_reason", "VARCHAR"),
-        # How many refused orders a coalesced throttle refusal stands for (NULL: one).
-        ("refusals", "UBIGINT"),
-        # Fill fields.
-        ("deal_id", "UBIGINT"),
-        ("entry", "VARCHAR"),
-        ("slippage_points", "DOUBLE"),
-        ("profit", "DOUBLE"),
-        ("commission", "DOUBLE"),
-        ("swap", "DOUBLE"),
-        # The encoded mt5exec.v1.ExecutionEvent, for replay to stream clients.
-        ("raw", "BLOB NOT NULL"),
-        ("recorded_at", "TIMESTAMP NOT NULL"),
-    ),
-    key=("instance_id", "sequence"),
-    on_conflict="DO NOTHING",
-)
-
-DEALS: Final = _Table(
-    name="deals",
-    columns=(
-        ("instance_id", "VARCHAR NOT NULL"),
-        ("deal_id", "UBIGINT NOT NULL"),
-        # Sequence of the execution event that first reported the deal.
-        ("sequence", "UBIGINT"),
-        ("order_id", "UBIGINT"),
-        ("position_id", "UBIGINT"),
-        ("client_order_id", "VARCHAR"),
-        ("symbol", "VARCHAR"),
-        ("side", "VARCHAR"),
-        ("entry", "VARCHAR"),
-        ("volume", "DOUBLE"),
-        ("price", "DOUBLE"),
-        ("slippage_points", "DOUBLE"),
-        ("profit", "DOUBLE"),
-        ("commission", "DOUBLE"),
-        ("swap", "DOUBLE"),
-        ("time", "TIMESTAMP"),
-        ("recorded_at", "TIMESTAMP NOT NULL"),
-        # Why the deal was made (CLIENT, EXPERT, STOP_LOSS, TAKE_PROFIT, STOP_OUT, BROKER);
-        # NULL for deals recorded before v8.
-        ("reason", "VARCHAR"),
-    ),
-    key=("instance_id", "deal_id"),
-    on_conflict="DO NOTHING",
-)
-
-AUDIT: Final = _Table(
-    name="audit",
-    columns=(
-        # The time in ns since the epoch, unique and increasing per server.
-        ("id", "UBIGINT NOT NULL"),
-        ("time", "TIMESTAMP NOT NULL"),
-        # 'call', 'session_open' or 'session_end'.
-        ("event", "VARCHAR NOT NULL"),
-        # The RPC's full name, e.g. mt5exec.v1.OrderService/PlaceOrder.
-        ("method", "VARCHAR NOT NULL"),
-        # The principal: api_key, jwt, mtls or local; its subject, role, owner (NULL: admin).
-        ("principal_kind", "VARCHAR NOT NULL"),
-        ("subject", "VARCHAR NOT NULL"),
-        ("role", "VARCHAR NOT NULL"),
-        ("owner", "VARCHAR"),
-        ("peer", "VARCHAR"),
-        ("instance_id", "VARCHAR"),
-        # The status code's name (OK, PERMISSION_DENIED, ...) and the ErrorInfo reason.
-        ("code", "VARCHAR NOT NULL"),
-        ("reason", "VARCHAR"),
-        # The request as JSON, secrets redacted.
-        ("request", "VARCHAR"),
-        # session_end: the session's messages in and out.
-        ("messages_in", "UBIGINT"),
-        ("messages_out", "UBIGINT"),
-    ),
-    key=("id",),
-    primary=False,
-)
-
-ACCOUNT_SNAPSHOTS: Final = _Table(
-    name="account_snapshots",
-    columns=(
-        ("instance_id", "VARCHAR NOT NULL"),
-        # Account.update_time (when the terminal reported it), else when it was received.
-        ("time", "TIMESTAMP NOT NULL"),
-        ("balance", "DOUBLE"),
-        ("equity", "DOUBLE"),
-        ("margin", "DOUBLE"),
-        ("free_margin", "DOUBLE"),
-        ("margin_level", "DOUBLE"),
-        ("profit", "DOUBLE"),
-        ("currency", "VARCHAR"),
-        # 'change' (balance, equity or margin moved) or 'interval' (the minute's snapshot).
-        ("reason", "VARCHAR NOT NULL"),
-    ),
-    key=("time",),
-    primary=False,
-)
-
-RISK_EVENTS: Final = _Table(
-    name="risk_events",
-    columns=(
-        ("time", "TIMESTAMP NOT NULL"),
-        # kill_switch_engaged, kill_switch_released, trading_state, risk_limits.
-        ("event", "VARCHAR NOT NULL"),
-        # The scope: an instance, an owner's instances (instance_id NULL) or all (both NULL).
-        ("instance_id", "VARCHAR"),
-        ("owner", "VARCHAR"),
-        # What it changed to, as JSON (the trading state, the limits, close_positions...).
-        ("detail", "VARCHAR"),
-        ("reason", "VARCHAR"),
-        # Who did it: principal kind, subject, role, owner (NULL: admin).
-        ("principal_kind", "VARCHAR"),
-        ("subject", "VARCHAR"),
-        ("role", "VARCHAR"),
-        ("principal_owner", "VARCHAR"),
-    ),
-    key=("time",),
-    primary=False,
-)
-
-# Write order inside a flush: parents before children, so readers never see a fill of an order
-# whose row is missing once the transaction commits (all of it commits at once anyway).
-TABLES: Final[tuple[_Table, ...]] = (
-    INSTANCES,
-    ORDERS,
-    EXECUTIONS,
-    DEALS,
-    AUDIT,
-    ACCOUNT_SNAPSHOTS,
-    RISK_EVENTS,
-)
-
-# What brings a database of the previous version to each version.
-_MIGRATIONS: Final[Mapping[int, tuple[str, ...]]] = {
-    2: (
-        "ALTER TABLE orders ADD COLUMN IF NOT EXISTS reject_reason VARCHAR",
-        "ALTER TABLE executions ADD COLUMN IF NOT EXISTS reject_reason VARCHAR",
-    ),
-    # Orders keyed by creation time too (a reused client_order_id no longer overwrites the
-    # order that had it first): the table made anew, as DuckDB does not change a key.
-    3: (
-        ORDERS.create_sql().replace("orders (", "orders_v3 (", 1),
-        # By name: a database begun at v1 has reject_reason last (added by v2).
-        "INSERT INTO orders_v3 BY NAME SELECT * REPLACE "
-        "(coalesce(created_at, make_timestamp(0)) AS created_at) FROM orders",
-        "DROP TABLE orders",
-        "ALTER TABLE orders_v3 RENAME TO orders",
-    ),
-    4: ("ALTER TABLE executions ADD COLUMN IF NOT EXISTS refusals UBIGINT",),
-    5: (AUDIT.create_sql(),),
-    6: (ACCOUNT_SNAPSHOTS.create_sql(), RISK_EVENTS.create_sql()),
-    # Rows of earlier versions keep NULL: their reads build the Order from the columns.
-    7: ("ALTER TABLE orders ADD COLUMN IF NOT EXISTS encoded BLOB",),
-    # Last, as the table declares it: a new database has the same column order.
-    8: ("ALTER TABLE deals ADD COLUMN IF NOT EXISTS reason VARCHAR",),
-}
-
-
-# --------------------------------------------------------------------------------------------
-# Message -> row conversion (writer thread only).
-
-
-def _enum_names(enum: Any) -> dict[int, str | None]:
-    names: dict[int, str | None] = {}
-    prefix = ""
-    for value in enum.DESCRIPTOR.values:
-        if value.number == 0:
-            prefix = value.name.removesuffix("UNSPECIFIED")
-    for value in enum.DESCRIPTOR.values:
-        names[value.number] = None if value.number == 0 else value.name.removeprefix(prefix)
-    return names
-
-
-_SIDE: Final = _enum_names(common_pb2.Side)
-_ORDER_TYPE: Final = _enum_names(common_pb2.OrderType)
-_ORDER_STATUS: Final = _enum_names(common_pb2.OrderStatus)
-_TIME_IN_FORCE: Final = _enum_names(common_pb2.TimeInForce)
-_FILLING: Final = _enum_names(common_pb2.FillingMode)
-_ENTRY: Final = _enum_names(common_pb2.FillEntry)
-_FILL_REASON: Final = _enum_names(common_pb2.FillReason)
-_BACKEND: Final = _enum_names(common_pb2.Backend)
-_INSTANCE_STATE: Final = _enum_names(common_pb2.InstanceState)
-_TRADING_STATE: Final = _enum_names(common_pb2.TradingState)
-
-
-def _enum(names: Mapping[int, str | None], number: int) -> str | None:
-    # A value from a newer proto than this server knows is kept as its number.
-    return names[number] if number in names else str(number)
-
-
-_EPOCH: Final = dt.datetime(1970, 1, 1)
-
-
-def _ts(msg: Any, field: str) -> int | None:
-    """A Timestamp field as microseconds since the epoch (how rows stage times); None when
-    the field is not set."""
-    if not msg.HasField(field):
-        return None
-    stamp = getattr(msg, field)
-    return int(stamp.seconds * 1_000_000 + stamp.nanos // 1000)
-
-
-def _or(first: int | None, second: int | None) -> int | None:
-    return second if first is None else first
-
-
-def _from_ns(ns: int) -> dt.datetime:
-    return _EPOCH + dt.timedelta(microseconds=ns // 1000)
-
-
-def _instance_row(inst: Any, recorded: int) -> Row:
-    config_json = json_format.MessageToJson(
-        inst.config, preserving_proto_field_name=True, indent=None, sort_keys=True
-    )
-    return (
-        inst.instance_id,
-        inst.owner,
-        _enum(_BACKEND, inst.backend),
-        _enum(_INSTANCE_STATE, inst.state),
-        inst.state_reason,
-        _enum(_TRADING_STATE, inst.trading_state),
-        config_json,
-        inst.worker_pid,
-        inst.restarts,
-        _ts(inst, "created_time"),
-        _ts(inst, "started_time"),
-        recorded,
-    )
-
-
-def _encoded_order(order: Any, instance_id: str, encoded: bytes | None) -> bytes:
-    """The Order as the API gives it back: with its instance and a creation time (the row's
-    key holds 0 for an order without one), else as it came (``encoded``) or serialised."""
-    if order.HasField("created_time") and (order.instance_id or not instance_id):
-        return order.SerializeToString() if encoded is None else encoded
-    whole = common_pb2.Order()
-    whole.CopyFrom(order)
-    whole.instance_id = order.instance_id or instance_id
-    whole.created_time.SetInParent()
-    return whole.SerializeToString()
-
-
-def _order_row(
-    order: Any, recorded: int, instance_id: str = "", encoded: bytes | None = None
-) -> Row:
-    """``encoded``: the order's bytes as they came, when the caller has them."""
-    return (
-        order.instance_id or instance_id,
-        order.client_order_id,
-        order.order_id,
-        order.symbol,
-        _enum(_SIDE, order.side),
-        _enum(_ORDER_TYPE, order.type),
-        order.volume,
-        order.filled_volume,
-        order.price,
-        order.stop_limit_price,
-        order.stop_loss,
-        order.take_profit,
-        order.deviation_points,
-        _enum(_TIME_IN_FORCE, order.time_in_force),
-        _ts(order, "expiration"),
-        _enum(_FILLING, order.filling),
-        _enum(_ORDER_STATUS, order.status),
-        order.average_fill_price,
-        order.position_id,
-        order.retcode,
-        order.status_message,
-        order.reject_reason or None,
-        order.comment,
-        _or(_ts(order, "created_time"), 0),
-        _ts(order, "updated_time"),
-        recorded,
-        _encoded_order(order, instance_id, encoded),
-    )
-
-
-def _execution_rows(raw: bytes, recorded: int) -> tuple[Row, Row | None, Row | None] | None:
-    """(execution row, order row or None, deal row or None); None for an unusable event."""
-    event = common_pb2.ExecutionEvent()
-    event.ParseFromString(raw)
-    kind = event.WhichOneof("event")
-    if kind == "fill":
-        fill = event.fill
-        instance_id = event.instance_id or fill.instance_id
-        when = _or(_ts(event, "time"), _ts(fill, "time"))
-        side, entry = _enum(_SIDE, fill.side), _enum(_ENTRY, fill.entry)
-        execution: Row = (
-            instance_id,
-            event.sequence,
-            "fill",
-            when,
-            fill.client_order_id,
-            fill.order_id,
-            fill.position_id,
-            fill.symbol,
-            side,
-            fill.volume,
-            fill.price,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            fill.deal_id,
-            entry,
-            fill.slippage_points,
-            fill.profit,
-            fill.commission,
-            fill.swap,
-            raw,
-            recorded,
-        )
-        deal: Row | None = None
-        # Ticket 0 means "not assigned": it cannot serve as the natural key of a deal.
-        if fill.deal_id:
-            deal = (
-                instance_id,
-                fill.deal_id,
-                event.sequence,
-                fill.order_id,
-                fill.position_id,
-                fill.client_order_id,
-                fill.symbol,
-                side,
-                entry,
-                fill.volume,
-                fill.price,
-                fill.slippage_points,
-                fill.profit,
-                fill.commission,
-                fill.swap,
-                _or(_ts(fill, "time"), when),
-                recorded,
-                _enum(_FILL_REASON, fill.reason),
-            )
-        return execution, None, deal
-    if kind == "order_update":
-        order = event.order_update
-        instance_id = event.instance_id or order.instance_id
-        execution = (
-            instance_id,
-            event.sequence,
-            "order",
-            _or(_ts(event, "time"), _ts(order, "updated_time")),
-            order.client_order_id,
-            order.order_id,
-            order.position_id,
-            order.symbol,
-            _enum(_SIDE, order.side),
-            order.volume,
-            order.price,
-            _enum(_ORDER_TYPE, order.type),
-            _enum(_ORDER_STATUS, order.status),
-            order.filled_volume,
-            order.average_fill_price,
-            order.retcode,
-            order.status_message,
-            order.reject_reason or None,
-            event.refusals or None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            raw,
-            recorded,
-        )
-        order_row = _order_row(order, recorded, instance_id) if order.client_order_id else None
-        return execution, order_row, None
-    return None
-
-
-# --------------------------------------------------------------------------------------------
-# Queue items: (kind, payload, recorded_ns). Tuples keep the caller's side to one allocation.
-
-_INSTANCE: Final = 0
-_ORDER: Final = 1
-_EXECUTION: Final = 2
-_BARRIER: Final = 3
-_AUDIT: Final = 4
-_ROW: Final = 5
-
-_Item = tuple[int, Any, int]
-
-
-class _Barrier:
-    """A flush() call waiting for the writer to pass its place in the queue."""
-
-    __slots__ = ("done", "ok")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.ok = False
-
-
-class _Batch:
-    """Converted rows of one flush, de-duplicated per table by primary key."""
-
-    __slots__ = ("rows",)
-
-    def __init__(self) -> None:
-        self.rows: dict[str, dict[tuple[Any, ...], Row]] = {t.name: {} for t in TABLES}
-
-    def __len__(self) -> int:
-        return sum(len(rows) for rows in self.rows.values())
-
-    def upsert(self, table: _Table, row: Row, nkey: int) -> None:
-        # The appender would otherwise hand DuckDB two rows with one key in one statement.
-        self.rows[table.name][row[:nkey]] = row
-
-    def upsert_order(self, row: Row) -> None:
-        rows = self.rows[ORDERS.name]
-        key = (row[0], row[1], row[_ORDER_CREATED])
-        old = rows.get(key)
-        # Same rule as the SQL: an older updated_at does not replace a newer one.
-        new_at, old_at = row[_ORDER_UPDATED], None if old is None else old[_ORDER_UPDATED]
-        if old is None or new_at is None or old_at is None or new_at >= old_at:
-            rows[key] = row
-
-    def insert_ignore(self, table: _Table, row: Row, nkey: int) -> None:
-        self.rows[table.name].setdefault(row[:nkey], row)
-
-    def append(self, table: _Table, row: Row) -> None:
-        # A table without a key (audit): every row, none taken for another.
-        rows = self.rows[table.name]
-        rows[(len(rows),)] = row
-
-
-_ORDER_UPDATED: Final = ORDERS.column_names.index("updated_at")
-_ORDER_CREATED: Final = ORDERS.column_names.index("created_at")
-_INSERT_SQL: Final[Mapping[str, str]] = {table.name: table.insert_sql() for table in TABLES}
-_APPENDED: Final[Mapping[str, _Table]] = {t.name: t for t in (ACCOUNT_SNAPSHOTS, RISK_EVENTS)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -738,7 +136,7 @@ class HistoryWriter:
         self.close_retry_s = close_retry_s
 
         # deque.append/popleft are atomic: the callers' side needs no lock.
-        self._queue: collections.deque[_Item] = collections.deque()
+        self._queue: collections.deque[Item] = collections.deque()
         self._wake = threading.Event()
         self._closing = False
         self._closed = False
@@ -749,7 +147,7 @@ class HistoryWriter:
         self._read_lock = threading.Lock()
         self._appenders: dict[str, duckdb.Appender] = {}
         # Rows of a failed write: written before anything else, however many attempts it takes.
-        self._retry: _Batch | None = None
+        self._retry: Batch | None = None
         self._retry_at = 0.0
         self._backoff = self.RETRY_MIN_S
         self._failing_since: float | None = None
@@ -757,7 +155,7 @@ class HistoryWriter:
         self._reopen = False
         self._close_deadline = 0.0
         # flush() calls not answered yet: a failed attempt answers them all (False).
-        self._barriers: set[_Barrier] = set()
+        self._barriers: set[Barrier] = set()
         self._flush_wanted = False
         self._last_error_log = 0.0
 
@@ -857,29 +255,29 @@ class HistoryWriter:
 
     def record_instance(self, instance: common_pb2.Instance) -> None:
         """Queue the current state of an instance (upsert by instance_id)."""
-        self._enqueue((_INSTANCE, instance.SerializeToString(), time.time_ns()))
+        self._enqueue((ITEM_INSTANCE, instance.SerializeToString(), time.time_ns()))
 
     def record_order(self, order: common_pb2.Order) -> None:
         """Queue the current state of an order (upsert by instance_id, client_order_id and
         created_at)."""
-        self._enqueue((_ORDER, order.SerializeToString(), time.time_ns()))
+        self._enqueue((ITEM_ORDER, order.SerializeToString(), time.time_ns()))
 
     def record_execution(self, event_bytes: bytes) -> bool:
         """Queue an encoded ``ExecutionEvent``; decoded on the writer thread. False when it was
         refused (closed, or ``max_pending`` reached): the caller keeps it for later."""
-        return self._enqueue((_EXECUTION, event_bytes, time.time_ns()))
+        return self._enqueue((ITEM_EXECUTION, event_bytes, time.time_ns()))
 
     def record_audit(self, row: Row) -> bool:
         """Queue a row of the ``audit`` table (``mt5exec.auth.audit_records.describe``). False
         when it was refused (closed, or ``max_pending`` reached)."""
-        return self._enqueue((_AUDIT, row, 0))
+        return self._enqueue((ITEM_AUDIT, row, 0))
 
     def record_row(self, table: str, row: Row) -> bool:
         """A row of a keyless table (account_snapshots, risk_events), appended as it is;
         False when it could not be queued (as ``record_audit``)."""
-        return self._enqueue((_ROW, (_APPENDED[table], row), 0))
+        return self._enqueue((ITEM_ROW, (APPENDED[table], row), 0))
 
-    def _enqueue(self, item: _Item) -> bool:
+    def _enqueue(self, item: Item) -> bool:
         queue = self._queue
         if self._closed or len(queue) >= self.max_pending:
             self.rejected += 1
@@ -905,9 +303,9 @@ class HistoryWriter:
         """
         if not self.running:
             return not self._queue and self._retry is None
-        barrier = _Barrier()
+        barrier = Barrier()
         self._barriers.add(barrier)
-        self._queue.append((_BARRIER, barrier, 0))
+        self._queue.append((ITEM_BARRIER, barrier, 0))
         self._flush_wanted = True
         self._wake.set()
         return barrier.done.wait(timeout) and barrier.ok
@@ -971,15 +369,15 @@ class HistoryWriter:
             if found is None:
                 conn.execute(
                     "INSERT INTO schema_version VALUES (?, ?)",
-                    [SCHEMA_VERSION, _from_ns(time.time_ns())],
+                    [SCHEMA_VERSION, from_ns(time.time_ns())],
                 )
             else:
                 for version in range(found + 1, SCHEMA_VERSION + 1):
-                    for statement in _MIGRATIONS[version]:
+                    for statement in MIGRATIONS[version]:
                         conn.execute(statement)
                     conn.execute(
                         "INSERT INTO schema_version VALUES (?, ?)",
-                        [version, _from_ns(time.time_ns())],
+                        [version, from_ns(time.time_ns())],
                     )
                     log.info("history database %s migrated to schema v%d", self.path, version)
             conn.execute("COMMIT")
@@ -1033,7 +431,7 @@ class HistoryWriter:
             self._retry = None
             # Release any flush() that raced with close.
             for kind, payload, _ in self._drain():
-                if kind == _BARRIER:
+                if kind == ITEM_BARRIER:
                     payload.done.set()
                 else:
                     lost += 1
@@ -1053,7 +451,7 @@ class HistoryWriter:
             return 0.0 if self._closing else self.flush_interval_s
         return max(0.0, self._retry_at - time.monotonic())
 
-    def _drain(self) -> Iterable[_Item]:
+    def _drain(self) -> Iterable[Item]:
         queue = self._queue
         # Snapshot the length: a producer faster than the writer must not starve the write.
         for _ in range(len(queue)):
@@ -1068,10 +466,10 @@ class HistoryWriter:
             if not self._attempt(self._retry):
                 return
             self._retry = None
-        batch = _Batch()
-        barriers: list[_Barrier] = []
+        batch = Batch()
+        barriers: list[Barrier] = []
         for kind, payload, recorded_ns in self._drain():
-            if kind == _BARRIER:
+            if kind == ITEM_BARRIER:
                 barriers.append(payload)
                 continue
             try:
@@ -1087,7 +485,7 @@ class HistoryWriter:
             barrier.ok = True
             barrier.done.set()
 
-    def _attempt(self, batch: _Batch) -> bool:
+    def _attempt(self, batch: Batch) -> bool:
         """Writes ``batch`` (opening the database anew first if it was invalidated); on
         failure schedules the retry and answers every waiting flush() with False."""
         error = self._reconnect() if self._reopen else None
@@ -1157,34 +555,34 @@ class HistoryWriter:
         log.warning("history: database %s opened again after a fatal error", self.path)
         return None
 
-    def _convert(self, batch: _Batch, kind: int, payload: Any, recorded_ns: int) -> None:
+    def _convert(self, batch: Batch, kind: int, payload: Any, recorded_ns: int) -> None:
         recorded = recorded_ns // 1000  # microseconds, as rows stage times
-        if kind == _EXECUTION:
-            rows = _execution_rows(bytes(payload), recorded)
+        if kind == ITEM_EXECUTION:
+            rows = execution_rows(bytes(payload), recorded)
             if rows is None or not rows[0][0]:
                 raise ValueError("execution event without instance_id or order/fill payload")
-            execution, order_row, deal = rows
+            execution, order_update, deal = rows
             batch.insert_ignore(EXECUTIONS, execution, 2)
-            if order_row is not None:
-                batch.upsert_order(order_row)
+            if order_update is not None:
+                batch.upsert_order(order_update)
             if deal is not None:
                 batch.insert_ignore(DEALS, deal, 2)
-        elif kind == _ORDER:
+        elif kind == ITEM_ORDER:
             order = common_pb2.Order()
             order.ParseFromString(payload)
             if not order.instance_id or not order.client_order_id:
                 raise ValueError("order without instance_id or client_order_id")
-            batch.upsert_order(_order_row(order, recorded, encoded=bytes(payload)))
-        elif kind == _AUDIT:
+            batch.upsert_order(order_row(order, recorded, encoded=bytes(payload)))
+        elif kind == ITEM_AUDIT:
             batch.append(AUDIT, payload)
-        elif kind == _ROW:
+        elif kind == ITEM_ROW:
             batch.append(*payload)
-        elif kind == _INSTANCE:
+        elif kind == ITEM_INSTANCE:
             instance = common_pb2.Instance()
             instance.ParseFromString(payload)
             if not instance.instance_id:
                 raise ValueError("instance without instance_id")
-            batch.upsert(INSTANCES, _instance_row(instance, recorded), 1)
+            batch.upsert(INSTANCES, instance_row(instance, recorded), 1)
         else:  # pragma: no cover - every queue item kind is produced in this module
             raise ValueError(f"unknown history item kind {kind}")
 
@@ -1197,7 +595,7 @@ class HistoryWriter:
             raise HistoryError("history database is not open")
         return self._conn.cursor()
 
-    def _appender(self, table: _Table) -> duckdb.Appender:
+    def _appender(self, table: Table) -> duckdb.Appender:
         appender = self._appenders.get(table.name)
         if appender is None:
             assert self._conn is not None
@@ -1205,7 +603,7 @@ class HistoryWriter:
             self._appenders[table.name] = appender
         return appender
 
-    def _write(self, batch: _Batch) -> str | None:
+    def _write(self, batch: Batch) -> str | None:
         """One transaction of ``batch``; the error, or None when it committed."""
         conn = self._conn
         if conn is None:
@@ -1222,7 +620,7 @@ class HistoryWriter:
                 appender = self._appender(table)
                 appender.append_rows(rows.values())
                 appender.flush()
-                conn.execute(_INSERT_SQL[table.name])
+                conn.execute(INSERT_SQL[table.name])
                 conn.execute(f"DELETE FROM {table.stage}")
                 statements += 1
                 rows_written += len(rows)
