@@ -57,9 +57,10 @@ def test_a_fill_is_copied_and_closes_follow_proportionally(server: ServerProcess
     assert figures.fills == 1  # the opening copy's fill, measured against the master's price
     assert net(server, "m1") == 0.0
     scraped = server.metrics()
-    assert 'mt5exec_copier_copies_total{relation_id="double"} 3.0' in scraped
-    assert 'mt5exec_copier_latency_seconds_count{relation_id="fixed"} 3.0' in scraped
-    assert 'mt5exec_copier_fills_total{relation_id="fixed"} 1.0' in scraped
+    assert 'mt5exec_copier_copies_total{owner="default",relation_id="double"} 3.0' in scraped
+    latency = 'mt5exec_copier_latency_seconds_count{owner="default",relation_id="fixed"} 3.0'
+    assert latency in scraped
+    assert 'mt5exec_copier_fills_total{owner="default",relation_id="fixed"} 1.0' in scraped
 
 
 def test_relations_are_checked_listed_and_deleted(server: ServerProcess) -> None:

@@ -191,3 +191,41 @@ def test_a_copy_priced_worse_than_the_masters_fill_is_skipped(server: ServerProc
     wait_net(server, "dvf", -0.01)
     assert stats(server, "dev").copies == 1
     assert net(server, "dvf") == -0.01
+
+
+def test_a_users_own_id_shaped_like_a_copys_is_copied(server: ServerProcess) -> None:
+    """Only the copier's own orders (of a relation whose follower is the instance) are not
+    copied again: a user's order under an id of the same shape is copied like any other."""
+    sims(server, "um", "uf")
+    relate(server, "shaped", "um", "uf")
+    place(server, "um", "zz.abc:1:2:o", BUY, 0.01)
+    place(server, "um", "zz.abc:s:sig", BUY, 0.02)
+    wait_net(server, "uf", 0.03)
+    assert stats(server, "shaped").copies == 2
+
+
+def test_a_close_owed_when_its_relation_is_deleted_is_still_made(server: ServerProcess) -> None:
+    """The master closed while the follower was down; the relation (leaving its copies open)
+    is deleted before the follower is back: the close the relation owed is made all the same
+    (the copy of a position the master had closed does not stay open)."""
+    sims(server, "wm", "wf")
+    relate(server, "owing", "wm", "wf")
+    opened = place(server, "wm", "wm-1", BUY, 0.02)
+    kept = place(server, "wm", "wm-2", SELL, 0.01)
+    wait_net(server, "wf", 0.01)
+    server.instances.StopInstance(instance_pb2.StopInstanceRequest(instance_id="wf"), timeout=60)
+    close(server, "wm", opened.position_id)
+    wait_until(
+        "the close refused",
+        lambda: stats(server, "owing").skipped["INSTANCE_NOT_READY"] >= 1,
+    )
+    server.orders.DeleteCopyRelation(
+        order_pb2.DeleteCopyRelationRequest(relation_id="owing"), timeout=30
+    )
+    server.instances.StartInstance(instance_pb2.StartInstanceRequest(instance_id="wf"), timeout=120)
+    wait_ready(server, "wf")
+    # The owed close made; the copy of the position still open on the master left open.
+    wait_net(server, "wf", -0.01)
+    closes = [o for o in orders_of(server, "wf", "owing.") if ":c" in o.client_order_id]
+    assert len(closes) == 1, closes
+    assert kept.position_id != opened.position_id

@@ -585,41 +585,30 @@ class Engine:
 
     # -- the copier ------------------------------------------------------------------
 
-    def add_copy_relation(self, relation: bytes, created: bool) -> bytes:
-        """Adds an encoded CopyRelation; ``created`` (not restored): its symbols are checked
-        against the follower's and a late join copies the master's open positions."""
+    def add_copy_relation(
+        self, relation: bytes, created: bool, defaults: _core.CopyDefaults
+    ) -> bytes:
+        """Adds an encoded CopyRelation with its follower's defaults (docs/copier.md);
+        ``created`` (not restored): its symbols are checked against the follower's and a late
+        join copies the master's open positions."""
         with _CORE_ERRORS:
-            return self._core.add_copy_relation(relation, created)
+            return self._core.add_copy_relation(relation, created, defaults)
 
-    def remove_copy_relation(self, relation_id: str, close: bool) -> bytes:
+    def remove_copy_relation(self, owner: str, relation_id: str, close: bool) -> bytes:
         with _CORE_ERRORS:
-            return self._core.remove_copy_relation(relation_id, close)
+            return self._core.remove_copy_relation(owner, relation_id, close)
 
     def copy_relations(self) -> list[bytes]:
         return self._core.copy_relations()
 
-    def get_copy_relation(self, relation_id: str) -> bytes:
-        """An encoded GetCopyRelationResponse (the relation and its statistics)."""
+    def get_copy_relation(self, owner: str, relation_id: str) -> bytes:
+        """An owner's relation: an encoded GetCopyRelationResponse (with its statistics)."""
         with _CORE_ERRORS:
-            return self._core.get_copy_relation(relation_id)
+            return self._core.get_copy_relation(owner, relation_id)
 
-    def copy_metrics(
-        self,
-    ) -> list[
-        tuple[str, int, list[tuple[str, int]], list[tuple[str, int]] | None, float, int, float]
-    ]:
-        """Per relation: id, copies, skips by (reason, count), latency buckets as (le,
-        cumulative count) ending with +Inf (None before a first copy), their sum of seconds,
-        fills measured and their slippage points summed."""
-        out = []
-        for relation_id, copies, skipped, latency, slippage in self._core.copy_metrics():
-            buckets, total = None, 0.0
-            if latency is not None:
-                cumulative, n, total = latency
-                buckets = [*zip(_LATENCY_LE, cumulative, strict=True), ("+Inf", n)]
-            fills, slipped, _worst = slippage
-            out.append((relation_id, copies, skipped, buckets, total, fills, slipped))
-        return out
+    def copy_metrics(self) -> list[_core.CopyMetrics]:
+        """What every relation did since the start (copier_metrics.py)."""
+        return self._core.copy_metrics()
 
     async def copy_signal(
         self,
@@ -640,16 +629,23 @@ class Engine:
             source, signal_id, symbol, side, volume, risk_percent, price, stop_loss, take_profit
         )
         # Registered before any await: a completion drained before then would be lost.
-        expected = [self._expect(token, timeout) if token else None for _, _, token, _ in made]
+        expected = [self._expect(m.token, timeout) if m.token else None for m in made]
 
         async def one(i: int) -> SignalCopy:
-            follower, cid, token, error = made[i]
+            result = made[i]
+            follower, cid = result.follower_instance_id, result.client_order_id
             waiting = expected[i]
             if waiting is None:
-                assert error is not None
-                return SignalCopy(follower, cid, None, _translate(_core.CoreError(*error)))
+                refusal = MT5ExecError(
+                    status_code(result.code),
+                    result.reason,
+                    result.message,
+                    result.field,
+                    retry_after_ms=result.retry_after_ms,
+                )
+                return SignalCopy(follower, cid, None, refusal)
             try:
-                return SignalCopy(follower, cid, await self._settle(token, *waiting), None)
+                return SignalCopy(follower, cid, await self._settle(result.token, *waiting), None)
             except MT5ExecError as e:
                 return SignalCopy(follower, cid, e.payload or None, e)
             except TimeoutError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 import uuid
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 import grpc
 from google.protobuf import json_format
 
-from mt5exec import registry
+from mt5exec import _core, registry, templates
 from mt5exec.auth import principal as auth
 from mt5exec.engine import Engine
 from mt5exec.errors import MT5ExecError, invalid, not_found
@@ -37,6 +38,27 @@ def _relation_not_found(relation_id: str) -> MT5ExecError:
     )
 
 
+def copy_defaults(runtime: templates.RuntimeConfig | None) -> _core.CopyDefaults:
+    """A follower's defaults for its copies (docs/copier.md), from its runtime config (None:
+    the packaged defaults): execution.json's lot, risk percent and stops, and its deviation
+    capped by instance.json's slippage_limit (whole points, at least 1; 0: no cap)."""
+    execution = runtime.execution if runtime else templates.ExecutionSection()
+    limit = (
+        runtime.instance.slippage_limit if runtime else templates.InstanceSection().slippage_limit
+    )
+    deviation = execution.deviation_points
+    if limit > 0:
+        cap = max(1, math.floor(limit))
+        deviation = min(deviation, cap) if deviation else cap
+    return _core.CopyDefaults(
+        lot_size=execution.lot_size,
+        risk_percent=execution.risk_percent,
+        stop_loss_points=execution.stop_loss,
+        take_profit_points=execution.take_profit,
+        deviation_points=deviation,
+    )
+
+
 class CopyRelations:
     """The relation RPCs, called by OrderService."""
 
@@ -47,6 +69,16 @@ class CopyRelations:
         # Saves one at a time, each writing the relations as they are when its turn comes:
         # the file ends as the last change left them.
         self._saving = asyncio.Lock()
+
+    def _defaults(self, owner: str, instance_id: str) -> _core.CopyDefaults:
+        """The follower's defaults, from its runtime config (unreadable: the packaged ones)."""
+        path = templates.runtime_config_path(self._instances_dir / owner / instance_id)
+        try:
+            runtime = templates.RuntimeConfig.from_json(path.read_text(), str(path))
+        except (OSError, UnicodeDecodeError, templates.TemplateError) as e:
+            log.warning("copies to %s use the packaged defaults: %s", instance_id, e)
+            runtime = None
+        return copy_defaults(runtime)
 
     def _owner_on_disk(self, instance_id: str) -> str | None:
         """The owner of a recorded instance (None: no such instance)."""
@@ -80,7 +112,11 @@ class CopyRelations:
                     )
                     dropped = True
                     continue
-                self._engine.add_copy_relation(relation.SerializeToString(), created=False)
+                self._engine.add_copy_relation(
+                    relation.SerializeToString(),
+                    created=False,
+                    defaults=self._defaults(relation.owner, relation.follower_instance_id),
+                )
                 restored += 1
             except (MT5ExecError, json_format.ParseError) as e:
                 log.error("copy relation %r not restored: %s", item.get("relation_id"), e)
@@ -101,7 +137,9 @@ class CopyRelations:
             relation = order_pb2.CopyRelation.FromString(raw)
             if instance_id in (relation.master_instance_id, relation.follower_instance_id):
                 try:
-                    self._engine.remove_copy_relation(relation.relation_id, close=False)
+                    self._engine.remove_copy_relation(
+                        relation.owner, relation.relation_id, close=False
+                    )
                     removed = True
                 except MT5ExecError:
                     pass  # removed meanwhile
@@ -141,16 +179,35 @@ class CopyRelations:
             )
         return owner
 
-    def _visible(self, relation_id: str) -> order_pb2.GetCopyRelationResponse:
+    def _visible(self, relation_id: str, owner: str) -> order_pb2.GetCopyRelationResponse:
+        """The caller's relation of the id (ids are their owner's own: another owner's is
+        NOT_FOUND, as one that does not exist). An admin names the owner (``owner``) when
+        several owners have the id."""
+        principal = auth.current()
+        if principal.owner is not None:
+            if owner and owner != principal.owner:
+                raise _relation_not_found(relation_id)
+            owner = principal.owner
+        elif not owner:
+            owners = [
+                r.owner
+                for r in map(order_pb2.CopyRelation.FromString, self._engine.copy_relations())
+                if r.relation_id == relation_id
+            ]
+            if len(owners) > 1:
+                raise invalid(
+                    "owner",
+                    Reason.FIELD_REQUIRED,
+                    f"owner: {len(owners)} owners have a copy relation '{relation_id}': "
+                    "name the owner",
+                )
+            owner = owners[0] if owners else ""
         try:
-            found = order_pb2.GetCopyRelationResponse.FromString(
-                self._engine.get_copy_relation(relation_id)
+            return order_pb2.GetCopyRelationResponse.FromString(
+                self._engine.get_copy_relation(owner, relation_id)
             )
         except MT5ExecError:
             raise _relation_not_found(relation_id) from None
-        if not auth.current().sees(found.relation.owner):
-            raise _relation_not_found(relation_id)
-        return found
 
     async def create(
         self, request: order_pb2.CreateCopyRelationRequest
@@ -185,12 +242,16 @@ class CopyRelations:
             relation.relation_id = uuid.uuid4().hex[:16]
         relation.owner = owner
         relation.created_time.FromNanoseconds(time.time_ns())
-        added = self._engine.add_copy_relation(relation.SerializeToString(), created=True)
+        added = self._engine.add_copy_relation(
+            relation.SerializeToString(),
+            created=True,
+            defaults=self._defaults(owner, relation.follower_instance_id),
+        )
         try:
             await self._save()
         except OSError as e:
             # Not saved: not made (it would be gone after a restart).
-            self._engine.remove_copy_relation(relation.relation_id, close=False)
+            self._engine.remove_copy_relation(owner, relation.relation_id, close=False)
             raise MT5ExecError(
                 grpc.StatusCode.UNAVAILABLE,
                 Reason.RELATIONS_NOT_SAVED,
@@ -219,15 +280,15 @@ class CopyRelations:
     async def get(
         self, request: order_pb2.GetCopyRelationRequest
     ) -> order_pb2.GetCopyRelationResponse:
-        return self._visible(request.relation_id)
+        return self._visible(request.relation_id, request.owner)
 
     async def delete(
         self, request: order_pb2.DeleteCopyRelationRequest
     ) -> order_pb2.DeleteCopyRelationResponse:
-        relation = self._visible(request.relation_id).relation
+        relation = self._visible(request.relation_id, request.owner).relation
         close = relation.on_delete == order_pb2.COPY_ON_DELETE_CLOSE
         # Copying stops first; the file follows (a failed save is retried by the next one).
-        self._engine.remove_copy_relation(relation.relation_id, close)
+        self._engine.remove_copy_relation(relation.owner, relation.relation_id, close)
         try:
             await self._save()
         except OSError as e:

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::dispatch::{self, MasterTrade, SignalCopy};
-use super::{mapping, spec, Relation};
+use super::{mapping, spec, Defaults, Relation};
 use crate::engine::Engine;
 use crate::error::{EngineError, Result};
 use crate::latency;
@@ -24,25 +24,42 @@ fn decode(raw: &[u8]) -> Result<v1::CopyRelation> {
     })
 }
 
-/// Per relation, for /metrics: (relation id, copies, skipped by reason, latency histogram,
-/// (fills, slippage sum, worst)).
-pub type RelationMetrics = (
-    String,
-    u64,
-    Vec<(String, u64)>,
-    Option<latency::Snapshot>,
-    (u64, f64, f64),
-);
+/// What one relation did, for /metrics.
+#[derive(Debug)]
+pub struct RelationMetrics {
+    /// The relation.
+    pub relation_id: String,
+    /// Its owner (ids are the owner's own).
+    pub owner: String,
+    /// Follower orders sent.
+    pub copies: u64,
+    /// Copies not made, by reason.
+    pub skipped: Vec<(String, u64)>,
+    /// Master deal in → follower order out (None before a first copy).
+    pub latency: Option<latency::Snapshot>,
+    /// Follower fills measured against the master's price.
+    pub fills: u64,
+    /// Their slippage, in points, summed.
+    pub slippage_sum: f64,
+    /// The worst of them.
+    pub slippage_max: f64,
+}
 
 impl Engine {
-    /// Adds a relation (an encoded `CopyRelation`, owner and times set by the caller); returns
-    /// it encoded. `created`: made now by a client (its symbols are checked against the
-    /// follower's, and a late join copies the master's open positions), not restored.
+    /// Adds a relation (an encoded `CopyRelation`, owner and times set by the caller) with
+    /// its follower's defaults; returns it encoded. `created`: made now by a client (its
+    /// symbols are checked against the follower's, and a late join copies the master's open
+    /// positions), not restored.
     ///
     /// # Errors
     /// `INVALID_ARGUMENT` naming the field, `NOT_FOUND` for an unknown instance (when
-    /// created), `ALREADY_EXISTS`.
-    pub fn add_copy_relation(&self, raw: &[u8], created: bool) -> Result<Vec<u8>> {
+    /// created), `ALREADY_EXISTS` (the owner has the id).
+    pub fn add_copy_relation(
+        &self,
+        raw: &[u8],
+        created: bool,
+        defaults: Defaults,
+    ) -> Result<Vec<u8>> {
         let relation = decode(raw)?;
         spec::validate(&relation)?;
         let shared = self.shared();
@@ -57,7 +74,7 @@ impl Engine {
             };
             check_symbols(&relation, &follower.live.lock().symbols, &master_symbols)?;
         }
-        let added = shared.copier.add(relation)?;
+        let added = shared.copier.add(relation, defaults)?;
         if !created && !added.spec.master_instance_id.is_empty() {
             super::recovery::spawn(shared, &added);
         }
@@ -70,15 +87,22 @@ impl Engine {
         Ok(added.spec.encode_to_vec())
     }
 
-    /// Removes a relation, closing its copies still open when `close`; returns it encoded.
+    /// Removes an owner's relation, closing its copies still open when `close`; returns it
+    /// encoded. The closes it still owes (the follower was not ready, or refused them) are
+    /// made when the follower is ready.
     ///
     /// # Errors
     /// `NOT_FOUND`.
-    pub fn remove_copy_relation(&self, relation_id: &str, close: bool) -> Result<Vec<u8>> {
+    pub fn remove_copy_relation(
+        &self,
+        owner: &str,
+        relation_id: &str,
+        close: bool,
+    ) -> Result<Vec<u8>> {
         let shared = self.shared();
         let relation = shared
             .copier
-            .remove(relation_id)
+            .remove(owner, relation_id)
             .ok_or_else(|| relation_not_found(relation_id))?;
         if close {
             let started = Instant::now();
@@ -87,7 +111,9 @@ impl Engine {
                 let _ = dispatch::submit(shared, job, started, true);
             }
         }
-        Ok(relation.spec.encode_to_vec())
+        let encoded = relation.spec.encode_to_vec();
+        shared.copier.drain(relation);
+        Ok(encoded)
     }
 
     /// Every relation, encoded, by id.
@@ -100,15 +126,15 @@ impl Engine {
             .collect()
     }
 
-    /// An encoded `GetCopyRelationResponse`.
+    /// An owner's relation, as an encoded `GetCopyRelationResponse`.
     ///
     /// # Errors
     /// `NOT_FOUND`.
-    pub fn get_copy_relation(&self, relation_id: &str) -> Result<Vec<u8>> {
+    pub fn get_copy_relation(&self, owner: &str, relation_id: &str) -> Result<Vec<u8>> {
         let relation = self
             .shared()
             .copier
-            .get(relation_id)
+            .get(owner, relation_id)
             .ok_or_else(|| relation_not_found(relation_id))?;
         Ok(v1::GetCopyRelationResponse {
             relation: Some(relation.spec.clone()),
@@ -125,17 +151,22 @@ impl Engine {
             .iter()
             .map(|r| {
                 let s = &r.stats;
-                (
-                    r.spec.relation_id.clone(),
-                    s.copies.load(std::sync::atomic::Ordering::Relaxed),
-                    s.skipped
+                let (fills, slippage_sum, slippage_max) = *s.slippage.lock();
+                RelationMetrics {
+                    relation_id: r.spec.relation_id.clone(),
+                    owner: r.spec.owner.clone(),
+                    copies: s.copies.load(std::sync::atomic::Ordering::Relaxed),
+                    skipped: s
+                        .skipped
                         .lock()
                         .iter()
                         .map(|(k, v)| (k.clone(), *v))
                         .collect(),
-                    s.latency.snapshot(),
-                    *s.slippage.lock(),
-                )
+                    latency: s.latency.snapshot(),
+                    fills,
+                    slippage_sum,
+                    slippage_max,
+                }
             })
             .collect()
     }

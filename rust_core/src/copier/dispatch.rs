@@ -8,9 +8,10 @@ use prost::Message;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::defaults::{default_stops, default_stops_apply, deviation, sizing_of};
 use super::links::{self, Link};
 use super::mapping::{self, Trade};
-use super::spec::{copy_id, signal_copy_id, sizing};
+use super::spec::{copy_id, signal_copy_id};
 use super::volume::{self, Bounds, Inputs};
 use super::Relation;
 use crate::convert;
@@ -262,7 +263,7 @@ fn open_job(
         symbol: symbol.clone(),
         side: side as i32,
         order_type: v1::OrderType::Market as i32,
-        deviation_points: r.max_deviation_points,
+        deviation_points: deviation(relation),
         stop_loss,
         take_profit,
         magic: trade.magic,
@@ -284,10 +285,20 @@ fn open_job(
         .account
         .as_ref()
         .map_or((0.0, 0.0), |a| (a.balance, a.equity));
-    let mut sizing = sizing(r);
-    if trade.risk_percent > 0.0 {
-        sizing.mode = v1::CopyVolumeMode::RiskPercent;
-        sizing.risk_percent = trade.risk_percent;
+    let sizing = sizing_of(relation, trade);
+    let last = live.last_ticks.get(&symbol);
+    let mut distance = stop_distance(trade, last);
+    if default_stops_apply(relation, trade) {
+        let stops = default_stops(&relation.defaults, side, last, spec);
+        if intent.stop_loss == 0.0 {
+            intent.stop_loss = stops.0;
+            if distance == 0.0 && stops.0 > 0.0 {
+                distance = relation.defaults.stop_loss_points * spec.point;
+            }
+        }
+        if intent.take_profit == 0.0 {
+            intent.take_profit = stops.1;
+        }
     }
     let inputs = Inputs {
         master_volume: trade.volume,
@@ -295,7 +306,7 @@ fn open_job(
         master_equity: trade.equity,
         follower_balance: balance,
         follower_equity: equity,
-        stop_distance: stop_distance(trade, live.last_ticks.get(&symbol)),
+        stop_distance: distance,
         tick_value: spec.tick_value,
         tick_size: spec.tick_size,
     };
@@ -423,7 +434,7 @@ pub fn close_jobs(
         symbol: link.symbol.clone(),
         side: close_side as i32,
         order_type: v1::OrderType::Market as i32,
-        deviation_points: r.max_deviation_points,
+        deviation_points: deviation(relation),
         comment: links::comment(closed.min(link.master_volume)),
         ..Default::default()
     };
@@ -661,16 +672,28 @@ fn side_of_deal(deal_type: u32) -> Option<v1::Side> {
 
 /// Whether a master's order (by the request it answers, its ticket or its comment's key) is
 /// itself a copy: a copy is never copied again (no chains, no cycles).
-pub fn is_copy(master: &Instance, request_id: u64, ticket: u64, comment: &str) -> bool {
-    let live = master.live.lock();
-    let cid = live
-        .pending
-        .get(&request_id)
-        .map(|p| &p.client_order_id)
-        .filter(|_| request_id != 0)
-        .or_else(|| live.book.by_ticket.get(&ticket))
-        .or_else(|| live.book.by_comment.get(comment));
-    cid.is_some_and(|c| super::spec::is_copy_id(c))
+pub fn is_copy(
+    shared: &Shared,
+    master: &Instance,
+    request_id: u64,
+    ticket: u64,
+    comment: &str,
+) -> bool {
+    let cid = {
+        let live = master.live.lock();
+        live.pending
+            .get(&request_id)
+            .map(|p| &p.client_order_id)
+            .filter(|_| request_id != 0)
+            .or_else(|| live.book.by_ticket.get(&ticket))
+            .or_else(|| live.book.by_comment.get(comment))
+            .cloned()
+    };
+    cid.is_some_and(|c| {
+        shared
+            .copier
+            .made_copy(&master.spec.instance_id, &master.spec.owner, &c)
+    })
 }
 
 /// A deal of a master: its copies opened or closed on every follower.
@@ -679,7 +702,8 @@ pub fn on_master_deal(shared: &Arc<Shared>, master: &Instance, deal: &t::DealRep
     if relations.is_empty() {
         return;
     }
-    if deal.entry == ENTRY_IN && is_copy(master, deal.request_id, deal.order, &deal.comment) {
+    if deal.entry == ENTRY_IN && is_copy(shared, master, deal.request_id, deal.order, &deal.comment)
+    {
         return;
     }
     let started = Instant::now();

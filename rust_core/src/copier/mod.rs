@@ -3,12 +3,14 @@
 //!
 //! - [`spec`]: a relation's settings, their validation and the copies' client_order_ids;
 //! - [`volume`]: the volume arithmetic (pure);
+//! - [`defaults`]: the follower's execution.json applied to its copies;
 //! - [`mapping`]: symbol mapping and filters;
 //! - [`links`]: which follower orders copy which master position (for closes and SL/TP);
 //! - [`dispatch`]: master deals, positions and signals → follower orders;
 //! - [`recovery`]: a restored relation's copies made up after a restart.
 
 pub mod api;
+pub mod defaults;
 pub mod dispatch;
 pub mod links;
 pub mod mapping;
@@ -112,11 +114,22 @@ impl Stats {
     }
 }
 
+pub use defaults::Defaults;
+
+/// A relation's key: its owner and id (ids are the owner's own).
+pub type Key = (String, String);
+
+fn key_of(spec: &v1::CopyRelation) -> Key {
+    (spec.owner.clone(), spec.relation_id.clone())
+}
+
 /// One relation: its settings, statistics and links.
 #[derive(Debug)]
 pub struct Relation {
     /// As created (with owner and created_time).
     pub spec: v1::CopyRelation,
+    /// The follower's defaults, given with the relation.
+    pub defaults: Defaults,
     /// Its copies' client_order_ids start with it: the id and this incarnation of it
     /// ([`spec::id_prefix`]).
     pub prefix: String,
@@ -130,7 +143,7 @@ pub struct Relation {
 
 /// Whether instance `to` receives copies of `from`'s trades through the relations (master →
 /// follower edges), directly or by a chain.
-fn reaches(all: &HashMap<String, Arc<Relation>>, from: &str, to: &str) -> bool {
+fn reaches(all: &HashMap<Key, Arc<Relation>>, from: &str, to: &str) -> bool {
     if to.is_empty() {
         return false;
     }
@@ -155,22 +168,29 @@ fn reaches(all: &HashMap<String, Arc<Relation>>, from: &str, to: &str) -> bool {
 /// Every relation of the engine.
 #[derive(Debug, Default)]
 pub struct Copier {
-    relations: RwLock<HashMap<String, Arc<Relation>>>,
-    /// The created_time seconds of relations removed, by id: a relation made again under
+    relations: RwLock<HashMap<Key, Arc<Relation>>>,
+    /// The created_time seconds of relations removed, by key: a relation made again under
     /// the id gets a later one (a prefix of its own).
-    retired: Mutex<HashMap<String, i64>>,
+    retired: Mutex<HashMap<Key, i64>>,
+    /// Relations removed while they still owed closes (their follower not ready, or
+    /// refusing): the closes are made when it is ready, then the relation is let go.
+    draining: Mutex<Vec<Arc<Relation>>>,
 }
 
 impl Copier {
     /// Adds a relation (replacing none).
     ///
     /// # Errors
-    /// `ALREADY_EXISTS` for a known id; `FAILED_PRECONDITION` (`COPY_CYCLE`) when the
-    /// follower already reaches the master through other relations (copies would be copied
-    /// back forever).
-    pub fn add(&self, mut spec: v1::CopyRelation) -> crate::error::Result<Arc<Relation>> {
+    /// `ALREADY_EXISTS` for an id the owner has; `FAILED_PRECONDITION` (`COPY_CYCLE`) when
+    /// the follower already reaches the master through other relations (copies would be
+    /// copied back forever).
+    pub fn add(
+        &self,
+        mut spec: v1::CopyRelation,
+        defaults: Defaults,
+    ) -> crate::error::Result<Arc<Relation>> {
         let mut all = self.relations.write();
-        if all.contains_key(&spec.relation_id) {
+        if all.contains_key(&key_of(&spec)) {
             return Err(crate::error::EngineError::new(
                 crate::error::Code::AlreadyExists,
                 reason::RELATION_EXISTS,
@@ -193,7 +213,7 @@ impl Copier {
             )
             .field("relation.follower_instance_id"));
         }
-        if let Some(before) = self.retired.lock().get(&spec.relation_id) {
+        if let Some(before) = self.retired.lock().get(&key_of(&spec)) {
             let created = spec.created_time.get_or_insert_with(Default::default);
             if created.seconds <= *before {
                 created.seconds = before + 1;
@@ -203,31 +223,105 @@ impl Copier {
         let relation = Arc::new(Relation {
             prefix: spec::id_prefix(&spec),
             spec,
+            defaults,
             stats: Stats::default(),
             links: Mutex::new(links::Links::default()),
             pending: Mutex::new(pending::Copied::default()),
         });
-        all.insert(relation.spec.relation_id.clone(), Arc::clone(&relation));
+        all.insert(key_of(&relation.spec), Arc::clone(&relation));
         Ok(relation)
     }
 
-    /// Removes a relation.
-    pub fn remove(&self, relation_id: &str) -> Option<Arc<Relation>> {
-        let removed = self.relations.write().remove(relation_id)?;
+    /// Removes an owner's relation.
+    pub fn remove(&self, owner: &str, relation_id: &str) -> Option<Arc<Relation>> {
+        let key = (owner.to_owned(), relation_id.to_owned());
+        let removed = self.relations.write().remove(&key)?;
         let seconds = removed.spec.created_time.as_ref().map_or(0, |t| t.seconds);
-        self.retired.lock().insert(relation_id.to_owned(), seconds);
+        self.retired.lock().insert(key, seconds);
         Some(removed)
     }
 
-    /// A relation.
-    pub fn get(&self, relation_id: &str) -> Option<Arc<Relation>> {
-        self.relations.read().get(relation_id).cloned()
+    /// An owner's relation.
+    pub fn get(&self, owner: &str, relation_id: &str) -> Option<Arc<Relation>> {
+        self.relations
+            .read()
+            .get(&(owner.to_owned(), relation_id.to_owned()))
+            .cloned()
     }
 
-    /// Every relation, by id.
+    /// Whether `relation` is still the one under its key (not removed, nor made again).
+    pub fn current(&self, relation: &Arc<Relation>) -> bool {
+        self.relations
+            .read()
+            .get(&key_of(&relation.spec))
+            .is_some_and(|r| Arc::ptr_eq(r, relation))
+    }
+
+    /// Keeps a removed relation until the closes it owes are made ([`recovery::on_ready`]).
+    pub fn drain(&self, relation: Arc<Relation>) {
+        let owes = relation
+            .links
+            .lock()
+            .by_position
+            .values()
+            .any(|l| l.owed > 0.0);
+        if owes {
+            self.draining.lock().push(relation);
+        }
+    }
+
+    /// The removed relations naming `instance_id` that still owe closes (those that owe
+    /// none any more are let go).
+    pub fn draining(&self, instance_id: &str) -> Vec<Arc<Relation>> {
+        let mut draining = self.draining.lock();
+        draining.retain(|r| r.links.lock().by_position.values().any(|l| l.owed > 0.0));
+        draining
+            .iter()
+            .filter(|r| {
+                r.spec.master_instance_id == instance_id
+                    || r.spec.follower_instance_id == instance_id
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Whether `client_order_id` is one of the copies made for follower `instance_id` (by a
+    /// relation of it, current or the last removed of its id): a user's own id of the same
+    /// shape is not.
+    pub fn made_copy(&self, instance_id: &str, owner: &str, client_order_id: &str) -> bool {
+        let Some(prefix) = spec::copy_prefix(client_order_id) else {
+            return false;
+        };
+        let Some((relation_id, _)) = prefix.split_once('.') else {
+            return false;
+        };
+        let key = (owner.to_owned(), relation_id.to_owned());
+        if let Some(r) = self.relations.read().get(&key) {
+            if r.spec.follower_instance_id == instance_id && r.prefix == prefix {
+                return true;
+            }
+        }
+        if self
+            .draining
+            .lock()
+            .iter()
+            .any(|r| r.spec.follower_instance_id == instance_id && r.prefix == prefix)
+        {
+            return true;
+        }
+        // Removed: its incarnation matches the last one removed under the id.
+        self.retired.lock().get(&key).is_some_and(|seconds| {
+            let incarnation = spec::base36(u64::try_from(*seconds).unwrap_or(0));
+            prefix == format!("{relation_id}.{incarnation}")
+        })
+    }
+
+    /// Every relation, by id (then owner).
     pub fn all(&self) -> Vec<Arc<Relation>> {
         let mut all: Vec<Arc<Relation>> = self.relations.read().values().cloned().collect();
-        all.sort_by(|a, b| a.spec.relation_id.cmp(&b.spec.relation_id));
+        all.sort_by(|a, b| {
+            (&a.spec.relation_id, &a.spec.owner).cmp(&(&b.spec.relation_id, &b.spec.owner))
+        });
         all
     }
 

@@ -98,9 +98,9 @@ pub fn on_master_order(shared: &Arc<Shared>, master_id: &str, update: &t::OrderU
         return;
     }
     // A copy is never copied again.
-    let copy = shared
-        .instance(master_id)
-        .is_ok_and(|m| dispatch::is_copy(&m, update.request_id, info.ticket, &info.comment));
+    let copy = shared.instance(master_id).is_ok_and(|m| {
+        dispatch::is_copy(shared, &m, update.request_id, info.ticket, &info.comment)
+    });
     if copy {
         return;
     }

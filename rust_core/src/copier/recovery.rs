@@ -30,8 +30,7 @@ pub fn spawn(shared: &Arc<Shared>, relation: &Arc<Relation>) {
         let started = Instant::now();
         while started.elapsed() < GIVE_UP {
             // Deleted meanwhile: nothing to do.
-            let current = shared.copier.get(&relation.spec.relation_id);
-            if !current.is_some_and(|r| Arc::ptr_eq(&r, &relation)) {
+            if !shared.copier.current(&relation) {
                 return;
             }
             if catch_up(&shared, &relation) {
@@ -72,14 +71,19 @@ fn ready(state: v1::InstanceState) -> bool {
 /// An instance became ready: the closes its relations owe are made (a master close the
 /// follower was not ready for, or refused), and copies whose master position is gone while
 /// the server was down are closed (`<relation>:<position>:0:c<i>`, the same at every pass).
+/// Relations deleted while they owed closes make those (and only those).
 pub fn on_ready(shared: &Arc<Shared>, instance_id: &str) {
     for relation in shared.copier.naming(instance_id) {
-        close_owed(shared, &relation);
+        close_owed(shared, &relation, false);
+    }
+    for relation in shared.copier.draining(instance_id) {
+        close_owed(shared, &relation, true);
     }
 }
 
-/// See [`on_ready`].
-pub fn close_owed(shared: &Arc<Shared>, relation: &Arc<Relation>) {
+/// See [`on_ready`]; `owed_only`: not the copies of master positions gone meanwhile (a
+/// deleted relation's).
+pub fn close_owed(shared: &Arc<Shared>, relation: &Arc<Relation>, owed_only: bool) {
     let r = &relation.spec;
     let Ok(follower) = shared.instance(&r.follower_instance_id) else {
         return;
@@ -108,7 +112,10 @@ pub fn close_owed(shared: &Arc<Shared>, relation: &Arc<Relation>) {
         .filter_map(|(position, link)| {
             if link.owed > 0.0 {
                 Some((*position, 0.0))
-            } else if link.rebuilt && open.as_ref().is_some_and(|o| !o.contains(position)) {
+            } else if !owed_only
+                && link.rebuilt
+                && open.as_ref().is_some_and(|o| !o.contains(position))
+            {
                 Some((*position, link.master_volume))
             } else {
                 None

@@ -129,12 +129,13 @@ pub fn validate(r: &v1::CopyRelation) -> Result<()> {
         Mode::Multiplier => required("multiplier", r.multiplier)?,
         Mode::Fixed => required("fixed_volume", r.fixed_volume)?,
         Mode::RiskPercent => {
-            if !(r.risk_percent > 0.0 && r.risk_percent <= 100.0) {
+            // 0: the follower's execution.json risk_percent.
+            if !(r.risk_percent >= 0.0 && r.risk_percent <= 100.0) {
                 return Err(bad(
                     "risk_percent",
                     reason::RISK_PERCENT_INVALID,
                     format!(
-                        "relation.risk_percent: {} is not in (0, 100]",
+                        "relation.risk_percent: {} is not in [0, 100]",
                         num(r.risk_percent)
                     ),
                 ));
@@ -287,6 +288,17 @@ pub fn is_copy_id(client_order_id: &str) -> bool {
         && (matches!(parts[3], "o" | "p")
             || numbered(parts[3], 'j')
             || (parts[3].len() > 1 && (numbered(parts[3], 'c') || numbered(parts[3], 'd'))))
+}
+
+/// The `<relation>.<incarnation>` a copy's client_order_id starts with (None: not a copy's
+/// id).
+#[must_use]
+pub fn copy_prefix(client_order_id: &str) -> Option<&str> {
+    if is_copy_id(client_order_id) {
+        client_order_id.split(':').next()
+    } else {
+        None
+    }
 }
 
 /// The client_order_id of a signal's copy: the relation and the signal id (hashed when the

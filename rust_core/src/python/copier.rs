@@ -7,7 +7,120 @@ use pyo3::types::PyBytes;
 
 use super::engine::PyEngine;
 use crate::copier::volume::{follower_volume, Bounds, Inputs, Sizing};
+use crate::copier::Defaults;
 use crate::pb::v1::CopyVolumeMode;
+
+/// A follower's order defaults applied to its copies (its execution.json; the deviation
+/// already capped by instance.json's slippage_limit). 0: none.
+#[pyclass(frozen, get_all, name = "CopyDefaults", module = "mt5exec._core")]
+#[derive(Clone, Copy)]
+pub struct PyCopyDefaults {
+    /// Lots of a signal naming none (multiplier and ratio relations).
+    pub lot_size: f64,
+    /// Percent of a `RISK_PERCENT` relation whose own is 0.
+    pub risk_percent: f64,
+    /// Stops of a copy without them (signals; relations with `default_stops`), in points.
+    pub stop_loss_points: f64,
+    /// As `stop_loss_points`.
+    pub take_profit_points: f64,
+    /// Deviation of a copy's market order when the relation sets none.
+    pub deviation_points: u32,
+}
+
+#[pymethods]
+impl PyCopyDefaults {
+    #[new]
+    #[pyo3(signature = (
+        *, lot_size = 0.0, risk_percent = 0.0, stop_loss_points = 0.0,
+        take_profit_points = 0.0, deviation_points = 0,
+    ))]
+    fn py_new(
+        lot_size: f64,
+        risk_percent: f64,
+        stop_loss_points: f64,
+        take_profit_points: f64,
+        deviation_points: u32,
+    ) -> PyResult<Self> {
+        for (name, v) in [
+            ("lot_size", lot_size),
+            ("risk_percent", risk_percent),
+            ("stop_loss_points", stop_loss_points),
+            ("take_profit_points", take_profit_points),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "{name}: {v} is not a finite number >= 0"
+                )));
+            }
+        }
+        Ok(Self {
+            lot_size,
+            risk_percent,
+            stop_loss_points,
+            take_profit_points,
+            deviation_points,
+        })
+    }
+}
+
+impl From<&PyCopyDefaults> for Defaults {
+    fn from(d: &PyCopyDefaults) -> Self {
+        Self {
+            lot_size: d.lot_size,
+            risk_percent: d.risk_percent,
+            stop_loss_points: d.stop_loss_points,
+            take_profit_points: d.take_profit_points,
+            deviation_points: d.deviation_points,
+        }
+    }
+}
+
+/// What one relation did since the start, for /metrics.
+#[pyclass(frozen, get_all, name = "CopyMetrics", module = "mt5exec._core")]
+pub struct PyCopyMetrics {
+    /// The relation.
+    pub relation_id: String,
+    /// Its owner (relation ids are the owner's own).
+    pub owner: String,
+    /// Follower orders sent.
+    pub copies: u64,
+    /// Copies not made: (reason, count).
+    pub skipped: Vec<(String, u64)>,
+    /// Latency: cumulative counts per bound of `LATENCY_BOUNDS_S` (None before a first copy).
+    pub latency_cumulative: Option<Vec<u64>>,
+    /// Copies measured.
+    pub latency_count: u64,
+    /// Their seconds, summed.
+    pub latency_sum_s: f64,
+    /// Follower fills measured against the master's price.
+    pub fills: u64,
+    /// Their slippage in points, summed.
+    pub slippage_sum: f64,
+    /// The worst of them.
+    pub slippage_max: f64,
+}
+
+/// One follower's result of a signal: the copy's client_order_id and the token its answer
+/// completes, or (token 0) the refusal: `code` (a gRPC status), `reason`, `message`, `field`.
+#[pyclass(frozen, get_all, name = "SignalCopyResult", module = "mt5exec._core")]
+pub struct PySignalCopyResult {
+    /// The follower.
+    pub follower_instance_id: String,
+    /// The copy's client_order_id.
+    pub client_order_id: String,
+    /// The token its answer completes (0: refused).
+    pub token: u64,
+    /// 0, or the refusal's status code.
+    pub code: i32,
+    /// The refusal's `ErrorInfo.reason`.
+    pub reason: String,
+    /// The refusal's message.
+    pub message: String,
+    /// The field the refusal names.
+    pub field: String,
+    /// A throttle's retry hint (ms).
+    pub retry_after_ms: u32,
+}
 
 /// A copy's volume: `(volume, "")`, or `(0.0, skip reason)`. `mode` is a `CopyVolumeMode`.
 #[pyfunction]
@@ -70,26 +183,32 @@ pub fn copy_volume(
 
 #[pymethods]
 impl PyEngine {
-    /// Adds a copy relation (encoded `CopyRelation`); returns it encoded. `created`: made
-    /// by a client now (symbols checked, late join applied), not restored.
+    /// Adds a copy relation (encoded `CopyRelation`) with its follower's defaults; returns
+    /// it encoded. `created`: made by a client now (symbols checked, late join applied), not
+    /// restored.
     fn add_copy_relation(
         &self,
         py: Python<'_>,
         raw: &[u8],
         created: bool,
+        defaults: &PyCopyDefaults,
     ) -> PyResult<Py<PyBytes>> {
-        let encoded = self.inner.add_copy_relation(raw, created)?;
+        let encoded = self
+            .inner
+            .add_copy_relation(raw, created, Defaults::from(defaults))?;
         Ok(PyBytes::new(py, &encoded).unbind())
     }
 
-    /// Removes a copy relation (closing its copies when `close`); returns it encoded.
+    /// Removes an owner's copy relation (closing its copies when `close`); returns it
+    /// encoded.
     fn remove_copy_relation(
         &self,
         py: Python<'_>,
+        owner: &str,
         relation_id: &str,
         close: bool,
     ) -> PyResult<Py<PyBytes>> {
-        let encoded = self.inner.remove_copy_relation(relation_id, close)?;
+        let encoded = self.inner.remove_copy_relation(owner, relation_id, close)?;
         Ok(PyBytes::new(py, &encoded).unbind())
     }
 
@@ -102,39 +221,45 @@ impl PyEngine {
             .collect()
     }
 
-    /// An encoded `GetCopyRelationResponse`.
-    fn get_copy_relation(&self, py: Python<'_>, relation_id: &str) -> PyResult<Py<PyBytes>> {
-        let encoded = self.inner.get_copy_relation(relation_id)?;
+    /// An owner's relation, as an encoded `GetCopyRelationResponse`.
+    fn get_copy_relation(
+        &self,
+        py: Python<'_>,
+        owner: &str,
+        relation_id: &str,
+    ) -> PyResult<Py<PyBytes>> {
+        let encoded = self.inner.get_copy_relation(owner, relation_id)?;
         Ok(PyBytes::new(py, &encoded).unbind())
     }
 
-    /// Per relation: (id, copies, [(skip reason, count)], latency (cumulative counts per
-    /// bound of `LATENCY_BOUNDS_S`, count, sum in seconds) or None, (fills, slippage points
-    /// sum, worst)).
-    #[allow(clippy::type_complexity)]
-    fn copy_metrics(
-        &self,
-    ) -> Vec<(
-        String,
-        u64,
-        Vec<(String, u64)>,
-        Option<(Vec<u64>, u64, f64)>,
-        (u64, f64, f64),
-    )> {
+    /// What every relation did since the start.
+    fn copy_metrics(&self) -> Vec<PyCopyMetrics> {
         self.inner
             .copy_metrics()
             .into_iter()
-            .map(|(id, copies, skipped, latency, slippage)| {
-                let latency = latency.map(|s| (s.cumulative, s.count, s.sum_s));
-                (id, copies, skipped, latency, slippage)
+            .map(|m| {
+                let (latency_cumulative, latency_count, latency_sum_s) = match m.latency {
+                    Some(s) => (Some(s.cumulative), s.count, s.sum_s),
+                    None => (None, 0, 0.0),
+                };
+                PyCopyMetrics {
+                    relation_id: m.relation_id,
+                    owner: m.owner,
+                    copies: m.copies,
+                    skipped: m.skipped,
+                    latency_cumulative,
+                    latency_count,
+                    latency_sum_s,
+                    fills: m.fills,
+                    slippage_sum: m.slippage_sum,
+                    slippage_max: m.slippage_max,
+                }
             })
             .collect()
     }
 
-    /// A signal copied by every relation following `source`: [(follower id,
-    /// client_order_id, token (0 when refused), error args (code, reason, message, field,
-    /// retry_after_ms) or None)].
-    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    /// A signal copied by every relation following `source`: one result per relation.
+    #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (
         source, signal_id, symbol, side, volume, risk_percent = 0.0, price = 0.0,
         stop_loss = 0.0, take_profit = 0.0,
@@ -150,12 +275,7 @@ impl PyEngine {
         price: f64,
         stop_loss: f64,
         take_profit: f64,
-    ) -> Vec<(
-        String,
-        String,
-        u64,
-        Option<(i32, &'static str, String, &'static str, u32)>,
-    )> {
+    ) -> Vec<PySignalCopyResult> {
         self.inner
             .copy_signal(
                 source,
@@ -169,21 +289,30 @@ impl PyEngine {
                 take_profit,
             )
             .into_iter()
-            .map(|(follower, cid, result)| match result {
-                Ok(token) => (follower, cid, token, None),
-                Err(e) => (
-                    follower,
-                    cid,
-                    0,
-                    Some((
-                        e.code as i32,
-                        e.reason,
-                        e.message,
-                        e.field,
-                        e.retry_after_ms,
-                    )),
-                ),
-            })
+            .map(
+                |(follower_instance_id, client_order_id, result)| match result {
+                    Ok(token) => PySignalCopyResult {
+                        follower_instance_id,
+                        client_order_id,
+                        token,
+                        code: 0,
+                        reason: String::new(),
+                        message: String::new(),
+                        field: String::new(),
+                        retry_after_ms: 0,
+                    },
+                    Err(e) => PySignalCopyResult {
+                        follower_instance_id,
+                        client_order_id,
+                        token: 0,
+                        code: e.code as i32,
+                        reason: e.reason.to_owned(),
+                        message: e.message,
+                        field: e.field.to_owned(),
+                        retry_after_ms: e.retry_after_ms,
+                    },
+                },
+            )
             .collect()
     }
 }
