@@ -11,133 +11,46 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import json
 import logging
-import os
 import re
-import shlex
 import shutil
-import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 import grpc
-from google.protobuf import json_format
 
-import mt5exec
 from mt5exec import registry, templates
 from mt5exec.auth import principal as auth
-from mt5exec.engine import InstanceSpec, Supervision, validate_risk_limits
-from mt5exec.errors import MT5ExecError, instance_not_found, invalid, quote
-from mt5exec.files import atomic_write
+from mt5exec.engine import InstanceSpec, validate_risk_limits
+from mt5exec.errors import MT5ExecError, instance_not_found, invalid
 from mt5exec.mt5 import experts
 from mt5exec.reasons import Reason
 from mt5exec.registry import InstanceRecord
 from mt5exec.server.handlers import Context
 from mt5exec.server.state import AppState
-from mt5exec.services import config_update, risk_control, validation
-from mt5exec.sim.state import Retention
-from mt5exec.sim.symbols import DEFAULT_SYMBOLS
+from mt5exec.services import (
+    config_update,
+    instance_input,
+    instance_launch,
+    risk_control,
+    validation,
+)
 from mt5exec.storage.history_process import HistoryUnavailable
 from mt5exec.v1 import common_pb2, instance_pb2
 from mt5exec.vault import Credential, CredentialUnreadable, VaultError
-from mt5exec.workers.sim import TICK_BATCH_MS_RANGE
 
 log = logging.getLogger("mt5exec.instances")
 
 # Methods the later issues build; they answer UNIMPLEMENTED naming the issue.
 PLANNED: dict[str, int | str] = {}
 
-_MARGIN_MODES = {
-    common_pb2.ACCOUNT_MARGIN_MODE_HEDGING: "hedging",
-    common_pb2.ACCOUNT_MARGIN_MODE_NETTING: "netting",
-}
-_PACKAGE_ROOT = str(Path(mt5exec.__file__).resolve().parent.parent)
 _MAX_EXPERT_BYTES = 16 * 1024 * 1024
 _STARTED = time.time()
 
 
-# Simulated broker: what a starting balance, leverage and currency may be.
-_INITIAL_BALANCE = (0.01, 1e12)
-_LEVERAGE = (1, 10_000)
-_CURRENCY = re.compile(r"[A-Za-z]{3}")
 # ListInstances' page tokens: the offset of the page (ASCII digits: str.isdigit takes "²").
 _PAGE_TOKEN = re.compile(r"[0-9]{1,9}")
-# A terminal password: printable (the worker reads it from a file line), bounded.
-_PASSWORD = re.compile(r"[^\x00-\x1f\x7f]{1,256}")
-_MT5_SERVER = re.compile(r"[^\x00-\x1f\x7f]{1,128}")
-# Where the engine writes an MT5 terminal's password for its worker (in the instance's dir).
-_PASSWORD_FILE = ".terminal-password"
-
-
-def _overrides(config: common_pb2.InstanceConfig) -> dict[str, dict[str, object]]:
-    """The request's config as template overrides (proto3 zero = not given)."""
-    instance: dict[str, object] = {}
-    broker: dict[str, object] = {}
-    if config.symbols:
-        for symbol in config.symbols:
-            validation.text("config.symbols", symbol, max_length=64, pattern=validation.SYMBOL)
-        instance["trade_pairs"] = list(config.symbols)
-    if config.seed:
-        instance["seed"] = config.seed
-    if config.tick_rate:
-        validation.finite("config.tick_rate", config.tick_rate, maximum=100_000.0)
-        instance["tick_rate"] = config.tick_rate
-    if config.tick_batch_ms:
-        low, high = TICK_BATCH_MS_RANGE
-        validation.finite("config.tick_batch_ms", config.tick_batch_ms, minimum=low, maximum=high)
-        instance["tick_batch_ms"] = config.tick_batch_ms
-    if config.initial_balance:
-        low, high = _INITIAL_BALANCE
-        validation.finite(
-            "config.initial_balance", config.initial_balance, minimum=low, maximum=high
-        )
-        instance["initial_balance"] = config.initial_balance
-    if config.leverage:
-        broker["leverage"] = validation.integer(
-            "config.leverage", config.leverage, minimum=_LEVERAGE[0], maximum=_LEVERAGE[1]
-        )
-    if config.currency:
-        broker["currency"] = validation.text(
-            "config.currency", config.currency, max_length=3, pattern=_CURRENCY
-        )
-    if config.margin_mode:
-        validation.enum(
-            "config.margin_mode", config.margin_mode, common_pb2.AccountMarginMode.DESCRIPTOR
-        )
-        broker["margin_mode"] = _MARGIN_MODES[config.margin_mode]
-    return {"instance": instance, "broker": broker}
-
-
-def _password(field: str, value: str) -> str:
-    if not value:
-        raise invalid(field, Reason.FIELD_REQUIRED, f"{field}: required for MT5")
-    if not _PASSWORD.fullmatch(value):
-        # The value itself is never echoed.
-        raise invalid(
-            field, Reason.PASSWORD_INVALID, f"{field}: 1 to 256 characters, no control characters"
-        )
-    return value
-
-
-def _vault_unavailable(what: str, e: VaultError) -> MT5ExecError:
-    return MT5ExecError(
-        grpc.StatusCode.UNAVAILABLE, Reason.VAULT_UNAVAILABLE, f"{what}: the credential vault: {e}"
-    )
-
-
-def _check_symbols(symbols: list[str]) -> None:
-    for symbol in symbols:
-        if symbol not in DEFAULT_SYMBOLS:
-            raise invalid(
-                "config.symbols",
-                Reason.SYMBOL_UNKNOWN,
-                f"config.symbols: the simulated broker has no {quote(symbol)} "
-                f"(it has {', '.join(DEFAULT_SYMBOLS)})",
-            )
-    if len(set(symbols)) != len(symbols):
-        raise invalid("config.symbols", Reason.SYMBOL_DUPLICATE, "config.symbols: duplicates")
 
 
 class InstanceService(risk_control.RiskControls):
@@ -255,66 +168,10 @@ class InstanceService(risk_control.RiskControls):
     def _write_configs(
         self, record: InstanceRecord, *, regenerate_ok: bool
     ) -> tuple[templates.RuntimeConfig, Path, str]:
-        """Writes the runtime config (regenerated from the templates when missing or corrupt)
-        and the worker's config (raises OSError); returns the runtime config, the worker
-        config's path and the worker's module."""
         directory = self._directory(record.owner, record.instance_id)
-        overrides = _overrides(record.config)
-        try:
-            if regenerate_ok:
-                runtime, regenerated = templates.load_runtime_config(
-                    directory, self._state.templates, record.instance_id, record.owner, overrides
-                )
-                if regenerated:
-                    log.warning("%s: runtime config regenerated from templates", directory)
-            else:
-                runtime = templates.build_runtime_config(
-                    self._state.templates, record.instance_id, record.owner, overrides
-                )
-                templates.write_runtime_config(directory, runtime)
-        except templates.TemplateError as e:
-            raise invalid("config", Reason.CONFIG_INVALID, f"config: {e}") from None
-        if not record.config.HasField("risk"):
-            # The limits live in the record from now on (versioned, changed at runtime).
-            try:
-                json_format.ParseDict(runtime.risk.risk_limits(), record.config.risk)
-            except json_format.ParseError as e:
-                raise invalid(
-                    "config", Reason.CONFIG_INVALID, f"config: risk template: {e}"
-                ) from None
-        worker_config = templates.runtime_config_path(directory).with_name("worker.json")
-        hc = runtime.health_check
-        if record.backend == common_pb2.BACKEND_MT5:
-            mt5 = self._state.config.mt5
-            worker: dict[str, object] = {
-                "instance_id": record.instance_id,
-                "module": mt5.module,
-                "terminal_path": str(directory / "terminal"),
-                "login": record.config.login,
-                "server": record.config.server,
-                "password_file": str(directory / _PASSWORD_FILE),
-                "delete_password_file": True,
-                "symbols": list(runtime.instance.trade_pairs),
-                "poll_interval_ms": mt5.poll_interval_ms,
-                "broker_retry_attempts": hc.broker_retry_attempts,
-                "broker_retry_initial_ms": hc.broker_retry_initial_ms,
-                "broker_relogin_after_ms": hc.broker_relogin_after_ms,
-            }
-            if mt5.terminal_base is not None:
-                worker["terminal_base"] = str(mt5.terminal_base)
-                worker["instance_dir"] = str(directory)
-                worker["wine"] = shlex.split(mt5.wine)
-            module = "mt5exec.workers.mt5"
-        else:
-            # The sim's journal keeps the history of every order the engine remembers.
-            retention = Retention(
-                keep_s=self._state.config.engine.final_order_retention_s,
-                keep_orders=self._state.config.engine.max_orders_per_instance,
-            )
-            worker = runtime.worker_config(retention)
-            module = "mt5exec.workers.sim"
-        atomic_write(worker_config, json.dumps(worker, indent=2).encode())
-        return runtime, worker_config, module
+        return instance_launch.write_configs(
+            self._state, record, directory, regenerate_ok=regenerate_ok
+        )
 
     def _spec(
         self,
@@ -324,51 +181,25 @@ class InstanceService(risk_control.RiskControls):
         sequence_floors: dict[str, int],
         password: str = "",
     ) -> InstanceSpec:
-        """Writes the instance's configs (``_write_configs``) and builds the engine spec. A
-        terminal's password (from the request or the vault) goes to the engine, which writes
-        it (0600) for the worker before each start; the worker reads and deletes it. It is in
-        no config file, log or record: only the vault keeps it, encrypted."""
+        """Writes the instance's configs and builds its engine spec (``instance_launch``)."""
         runtime, worker_config, module = self._write_configs(record, regenerate_ok=regenerate_ok)
         hc = runtime.health_check
         self._ea_max_age[record.instance_id] = 3.0 * hc.health_check_interval_sec
-        engine = self._state.config.engine
-        return InstanceSpec(
-            instance_id=record.instance_id,
-            owner=record.owner,
-            backend=record.backend,
+        return instance_launch.engine_spec(
+            record,
+            hc,
+            self._state.config.engine,
+            (worker_config, module),
             directory=self._directory(record.owner, record.instance_id),
             log_directory=self._log_directory(record.owner, record.instance_id),
-            argv=[sys.executable, "-m", module, "--config", str(worker_config)],
-            env={
-                "PYTHONPATH": os.pathsep.join(
-                    filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")])
-                )
-            },
-            config=record.config,
-            supervision=Supervision(
-                heartbeat_interval_ms=hc.heartbeat_interval_ms,
-                missed_heartbeats_degraded=hc.missed_heartbeats_degraded,
-                missed_heartbeats_restart=hc.missed_heartbeats_restart,
-                max_consecutive_failures=hc.max_consecutive_failures,
-                restart_backoff_initial_ms=hc.restart_backoff_initial_ms,
-                restart_backoff_max_ms=hc.restart_backoff_max_ms,
-                stable_after_s=hc.stable_after_sec,
-                start_timeout_s=engine.worker_start_timeout_s + _login_budget_s(record, hc),
-            ),
-            created_unix_ns=record.created_unix_ns,
-            secret_files=self._secret_files(record, password),
-            config_version=record.config_version,
+            password=password,
             kill_switch=record.kill_switch or self._kill_scopes.covers(record.owner),
             first_sequence_after=sequence_floors.get(record.instance_id, 0),
         )
 
     def _secret_files(self, record: InstanceRecord, password: str) -> tuple[tuple[str, str], ...]:
-        """The files the engine writes (0600) before each start of the instance's worker: an
-        MT5 terminal's password, which the worker reads and deletes."""
-        if record.backend != common_pb2.BACKEND_MT5 or not password:
-            return ()
         directory = self._directory(record.owner, record.instance_id)
-        return ((str(directory / _PASSWORD_FILE), password),)
+        return instance_launch.secret_files(record, directory, password)
 
     def restore(self) -> Awaitable[None]:
         """Registers every instance recorded on disk at once, starting those that were
@@ -513,9 +344,9 @@ class InstanceService(risk_control.RiskControls):
                 raise invalid(
                     "config.server", Reason.FIELD_REQUIRED, "config.server: required for MT5"
                 )
-            _password("password", request.password)
+            instance_input.password("password", request.password)
         elif backend == common_pb2.BACKEND_SIM:
-            _check_symbols(list(request.config.symbols))
+            instance_input.check_symbols(list(request.config.symbols))
         else:
             raise invalid("backend", Reason.BACKEND_INVALID, f"backend: unknown value {backend}")
         if instance_id in self._records or instance_id in self._creating:
@@ -580,7 +411,9 @@ class InstanceService(risk_control.RiskControls):
                     stored = True  # also when the put fails: it may have been written
                     await asyncio.to_thread(self._vault.put, record.owner, instance_id, credential)
                 except VaultError as e:
-                    raise _vault_unavailable(f"the new instance {instance_id}", e) from None
+                    raise instance_input.vault_unavailable(
+                        f"the new instance {instance_id}", e
+                    ) from None
             spec = self._spec(
                 record,
                 regenerate_ok=False,
@@ -792,18 +625,20 @@ class InstanceService(risk_control.RiskControls):
                 f"instance {instance_id}: only MT5 instances have credentials",
                 "instance_id",
             )
-        password = _password("password", request.password)
+        password = instance_input.password("password", request.password)
         login = record.config.login
         if request.HasField("login"):
             login = validation.integer("login", request.login, minimum=1, maximum=2**63 - 1)
         server = record.config.server
         if request.HasField("server"):
-            server = validation.text("server", request.server, max_length=128, pattern=_MT5_SERVER)
+            server = validation.text(
+                "server", request.server, max_length=128, pattern=instance_input.MT5_SERVER
+            )
         credential = Credential(login, password, server)
         try:
             await asyncio.to_thread(self._vault.put, record.owner, instance_id, credential)
         except VaultError as e:
-            raise _vault_unavailable(f"instance {instance_id}", e) from None
+            raise instance_input.vault_unavailable(f"instance {instance_id}", e) from None
         if (login, server) != (record.config.login, record.config.server):
             candidate = copy.deepcopy(record)
             candidate.config.login = login
@@ -898,17 +733,6 @@ class InstanceService(risk_control.RiskControls):
             heartbeat_seen=result.heartbeat_seen,
             details=result.details,
         )
-
-
-def _login_budget_s(record: InstanceRecord, hc: templates.HealthCheckSection) -> float:
-    """How long an MT5 worker may spend logging in (its retries with backoff) before its
-    Hello: added to the start timeout, so that the engine does not kill it while it retries."""
-    if record.backend != common_pb2.BACKEND_MT5:
-        return 0.0
-    delays: int = sum(
-        min(hc.broker_retry_initial_ms * 2**n, 30_000) for n in range(hc.broker_retry_attempts)
-    )
-    return delays / 1000.0
 
 
 def _remove_directory(directory: Path) -> None:
