@@ -10,7 +10,6 @@ GIL held, and the event loop never blocks.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import enum
 import os
@@ -175,6 +174,15 @@ RiskDayState = _core.RiskDayState
 
 # The `le` labels of the engine's latency histogram buckets.
 _LATENCY_LE = [repr(bound) for bound in _core.LATENCY_BOUNDS_S]
+
+
+@dataclass(slots=True)
+class _OrderWait:
+    """An order call awaiting its answer (``Engine._order``)."""
+
+    future: asyncio.Future[bytes]
+    timer: asyncio.TimerHandle
+    client_order_id: str
 
 
 def _expire(future: asyncio.Future[tuple[int, str, str, bytes]]) -> None:
@@ -353,6 +361,9 @@ class Engine:
         self._core = _core.Engine(config)
         self._coalesce_max_s = config.stream_coalesce_max_s
         self._futures: dict[int, asyncio.Future[tuple[int, str, str, bytes]]] = {}
+        # Orders, cancels and modifications awaited (``_order``): resolved by ``_on_wake``
+        # with the response itself, or its error.
+        self._orders: dict[int, _OrderWait] = {}
         self._subscriptions: dict[int, Subscription | OrderSession] = {}
         # Subscriptions of the server's own (the Redis mirror's): they do not count towards
         # coalescing, which the clients' streams would otherwise pay for.
@@ -372,11 +383,27 @@ class Engine:
             self._loop = None
 
     def _on_wake(self) -> None:
-        with contextlib.suppress(BlockingIOError):
+        # Not contextlib.suppress: this runs for every batch of answers.
+        try:  # noqa: SIM105
             os.read(self._fd, 4096)
+        except BlockingIOError:
+            pass
         completions, ready = self._core.drain()
-        futures = self._futures
+        futures, orders = self._futures, self._orders
         for c in completions:
+            order = orders.pop(c.token, None)
+            if order is not None:
+                order.timer.cancel()
+                answer = order.future
+                if not answer.done():
+                    code = c.code
+                    if code:
+                        answer.set_exception(
+                            MT5ExecError(status_code(code), c.reason, c.message, payload=c.payload)
+                        )
+                    else:
+                        answer.set_result(c.payload)
+                continue
             future = futures.pop(c.token, None)
             if future is not None and not future.done():
                 future.set_result((c.code, c.reason, c.message, c.payload))
@@ -698,46 +725,52 @@ class Engine:
 
     # -- orders and state ------------------------------------------------------------
 
-    async def place_order(self, order: OrderArgs, timeout: float) -> bytes:
-        """Returns an encoded PlaceOrderResponse (idempotent on the client_order_id)."""
+    # The order calls are not coroutines: each makes its request at once (raising its
+    # refusal) and returns the future its answer resolves (``_order``), which the caller
+    # awaits: no coroutine frames between the gRPC handler and the answer.
+
+    def place_order(self, order: OrderArgs, timeout: float) -> asyncio.Future[bytes]:
+        """An encoded PlaceOrderResponse, awaited (idempotent on the client_order_id)."""
         with _CORE_ERRORS:
             token = self._core.place_order(**vars(order))
-        return await self._await_order(token, timeout, order.client_order_id)
+        return self._order(token, timeout, order.client_order_id)
 
-    async def place_order_raw(
+    def place_order_raw(
         self, raw: bytes, timeout: float, check_only: bool = False, owner: str | None = None
-    ) -> bytes:
-        """Places an order from an encoded PlaceOrderRequest (validated by the engine);
-        returns an encoded PlaceOrderResponse, or with ``check_only`` a CheckOrderResponse
+    ) -> asyncio.Future[bytes]:
+        """Places an order from an encoded PlaceOrderRequest (validated by the engine): an
+        encoded PlaceOrderResponse, awaited, or with ``check_only`` a CheckOrderResponse
         (the terminal's order_check: nothing is sent for execution). With ``owner``, another
         owner's instance is NOT_FOUND exactly as one that does not exist."""
         with _CORE_ERRORS:
             token, client_order_id = self._core.place_order_raw(raw, check_only, owner)
-        return await self._await_order(token, timeout, client_order_id)
+        return self._order(token, timeout, client_order_id)
 
-    async def cancel_order(
+    def cancel_order(
         self, instance_id: str, order_id: int, client_order_id: str, timeout: float
-    ) -> bytes:
+    ) -> asyncio.Future[bytes]:
         with _CORE_ERRORS:
             token = self._core.cancel_order(instance_id, order_id, client_order_id)
-        return await self._await_order(token, timeout, client_order_id)
+        return self._order(token, timeout, client_order_id)
 
-    async def modify_order(self, instance_id: str, changes: OrderChanges, timeout: float) -> bytes:
+    def modify_order(
+        self, instance_id: str, changes: OrderChanges, timeout: float
+    ) -> asyncio.Future[bytes]:
         with _CORE_ERRORS:
             token = self._core.modify_order(instance_id, **vars(changes))
-        return await self._await_order(token, timeout, changes.client_order_id)
+        return self._order(token, timeout, changes.client_order_id)
 
-    async def modify_position(
+    def modify_position(
         self,
         instance_id: str,
         position_id: int,
         stop_loss: float,
         take_profit: float,
         timeout: float,
-    ) -> bytes:
+    ) -> asyncio.Future[bytes]:
         with _CORE_ERRORS:
             token = self._core.modify_position(instance_id, position_id, stop_loss, take_profit)
-        return await self._await_order(token, timeout, "")
+        return self._order(token, timeout, "")
 
     def last_sequence(self, instance_id: str) -> int:
         """The last execution event sequence of an instance."""
@@ -775,17 +808,31 @@ class Engine:
     def journal_stats(self) -> JournalStats:
         return self._core.journal_stats()
 
-    async def _await_order(self, token: int, timeout: float, client_order_id: str) -> bytes:
-        try:
-            return await self._await(token, timeout)
-        except TimeoutError:
-            raise MT5ExecError(
+    def _order(self, token: int, timeout: float, client_order_id: str) -> asyncio.Future[bytes]:
+        """The future ``token``'s answer resolves: the response, or its error; after
+        ``timeout`` without one, DEADLINE_EXCEEDED (ORDER_OUTCOME_UNKNOWN). Registered before
+        the caller yields: a completion drained before then would be lost."""
+        loop = self._loop
+        assert loop is not None, "Engine.attach(loop) first"
+        answer: asyncio.Future[bytes] = loop.create_future()
+        timer = loop.call_later(timeout, self._order_expired, token, timeout)
+        self._orders[token] = _OrderWait(answer, timer, client_order_id)
+        return answer
+
+    def _order_expired(self, token: int, timeout: float) -> None:
+        order = self._orders.pop(token, None)
+        if order is None or order.future.done():
+            return
+        cid = order.client_order_id
+        order.future.set_exception(
+            MT5ExecError(
                 grpc.StatusCode.DEADLINE_EXCEEDED,
                 Reason.ORDER_OUTCOME_UNKNOWN,
                 f"no answer from the terminal within {timeout:g} s; the outcome is unknown "
                 "until reconciled: retry with the same client_order_id, never a new one",
-                metadata={"client_order_id": client_order_id} if client_order_id else None,
-            ) from None
+                metadata={"client_order_id": cid} if cid else None,
+            )
+        )
 
     async def market_query(self, instance_id: str, request: bytes, timeout: float) -> bytes:
         """Asks the instance's terminal a market data question (an encoded ``MarketRequest``);

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -55,28 +55,37 @@ class OrderService:
         self._history = HistoryReads(state)
         self._signals = Signals(state.config, state.engine, self._timeout)
 
-    async def PlaceOrder(self, request: bytes, context: Context) -> bytes:
+    # The order calls return the engine's future of the answer (no coroutine of their own
+    # between the handler and the engine: they run for every order).
+
+    def PlaceOrder(self, request: bytes, context: Context) -> Awaitable[bytes]:
         # The engine, which decodes the request, refuses another owner's instance.
         owner = auth.current().owner
-        return await self._engine.place_order_raw(request, self._timeout, owner=owner)
+        return self._engine.place_order_raw(request, self._timeout, owner=owner)
 
-    async def CheckOrder(self, request: order_pb2.CheckOrderRequest, context: Context) -> bytes:
+    def CheckOrder(
+        self, request: order_pb2.CheckOrderRequest, context: Context
+    ) -> Awaitable[bytes]:
         raw = request.order.SerializeToString()
         # As PlaceOrder: the engine refuses another owner's instance too.
         owner = auth.current().owner
-        return await self._engine.place_order_raw(raw, self._timeout, check_only=True, owner=owner)
+        return self._engine.place_order_raw(raw, self._timeout, check_only=True, owner=owner)
 
-    async def CancelOrder(self, request: order_pb2.CancelOrderRequest, context: Context) -> bytes:
+    def CancelOrder(
+        self, request: order_pb2.CancelOrderRequest, context: Context
+    ) -> Awaitable[bytes]:
         instance_id = validation.instance_id(request.instance_id)
         if not request.order_id and not request.client_order_id:
             raise invalid(
                 "order_id", Reason.FIELD_REQUIRED, "order_id or client_order_id: required"
             )
-        return await self._engine.cancel_order(
+        return self._engine.cancel_order(
             instance_id, request.order_id, request.client_order_id, self._timeout
         )
 
-    async def ModifyOrder(self, request: order_pb2.ModifyOrderRequest, context: Context) -> bytes:
+    def ModifyOrder(
+        self, request: order_pb2.ModifyOrderRequest, context: Context
+    ) -> Awaitable[bytes]:
         instance_id = validation.instance_id(request.instance_id)
         if not request.order_id and not request.client_order_id:
             raise invalid(
@@ -92,15 +101,15 @@ class OrderService:
             time_in_force=request.time_in_force,
             expiration_msc=_expiration_msc(request),
         )
-        return await self._engine.modify_order(instance_id, changes, self._timeout)
+        return self._engine.modify_order(instance_id, changes, self._timeout)
 
-    async def ModifyPosition(
+    def ModifyPosition(
         self, request: order_pb2.ModifyPositionRequest, context: Context
-    ) -> bytes:
+    ) -> Awaitable[bytes]:
         instance_id = validation.instance_id(request.instance_id)
         if not request.position_id:
             raise invalid("position_id", Reason.FIELD_REQUIRED, "position_id: required")
-        return await self._engine.modify_position(
+        return self._engine.modify_position(
             instance_id, request.position_id, request.stop_loss, request.take_profit, self._timeout
         )
 
