@@ -11,8 +11,9 @@ and beside the floor of any design with a worker process: a bare grpc.aio server
 PlaceOrder only passes the request to an echo process and back (``_hop_floor.py``), timed
 with the same clients in the same run.
 
-Usage: python benchmarks/order_roundtrip.py [--orders 2000] [--warmup 300]
-Writes benchmarks/results/order_roundtrip.json.
+Usage: python benchmarks/order_roundtrip.py [--orders 2000] [--warmup 300] [--instant-only]
+Writes benchmarks/results/order_roundtrip.json (with --instant-only, only the instant
+terminal's server and engine: order_roundtrip_instant.json).
 """
 
 from __future__ import annotations
@@ -246,11 +247,47 @@ def hop_floor(args: argparse.Namespace) -> dict[str, Any]:
     return by_client(null, order, go)
 
 
+def print_compared(name: str, compared: dict[str, Any]) -> None:
+    for client in ("python", "go"):
+        if client in compared:
+            f = compared[client]
+            print(
+                f"{name}, {client} client: null p50 {f['null_rpc']['p50_us']:.1f}, "
+                f"order p50 {f['place_order']['p50_us']:.1f} µs → "
+                f"p50 {f['p50_order_vs_null']}x, p99 {f['p99_order_vs_null']}x"
+            )
+            if "cpu_us_per_round" in f:
+                cpu = ", ".join(f"{k} {v:.0f}" for k, v in f["cpu_us_per_round"].items())
+                print(f"  CPU µs per round (null, market, limit, cancel): {cpu}")
+
+
+def instant_only(args: argparse.Namespace) -> None:
+    """The instant terminal's line alone (before/after comparisons of the server's cost)."""
+    with tempfile.TemporaryDirectory(prefix="mt5exec-bench-") as tmp:
+        i_null, i_order, _, i_go = run_server(
+            Path(tmp) / "server-instant", args, history=True, instant=True
+        )
+        direct_instant = uvloop.run(engine_direct(Path(tmp), args.orders, args.warmup, True))
+    instant = {**by_client(i_null, i_order, i_go), "engine_direct": summary(direct_instant)}
+    path = write("order_roundtrip_instant", {"orders": args.orders, "instant_terminal": instant})
+    print_compared("instant terminal", instant)
+    print(f"  engine direct, instant terminal p50 {instant['engine_direct']['p50_us']:8.1f} µs")
+    print(f"written to {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument(
+        "--instant-only",
+        action="store_true",
+        help="only the instant terminal's server and engine (order_roundtrip_instant.json)",
+    )
     args = parser.parse_args()
+    if args.instant_only:
+        instant_only(args)
+        return
     with tempfile.TemporaryDirectory(prefix="mt5exec-bench-") as tmp:
         null, order, pending, go = run_server(Path(tmp) / "server", args, history=True)
         null_nh, order_nh, _, _ = run_server(Path(tmp) / "server-nh", args, history=False)
@@ -339,14 +376,7 @@ def main() -> None:
             )
     instant = result["instant_terminal"]
     for name, compared in (("process-hop floor", floor), ("instant terminal", instant)):
-        for client in ("python", "go"):
-            if client in compared:
-                f = compared[client]
-                print(
-                    f"{name}, {client} client: null p50 {f['null_rpc']['p50_us']:.1f}, "
-                    f"order p50 {f['place_order']['p50_us']:.1f} µs → "
-                    f"p50 {f['p50_order_vs_null']}x, p99 {f['p99_order_vs_null']}x"
-                )
+        print_compared(name, compared)
     print(f"  engine direct, instant terminal p50 {instant['engine_direct']['p50_us']:8.1f} µs")
     for part, value in result["breakdown_p50_us"].items():
         print(f"  {part:52s} {value:8.1f} µs")
