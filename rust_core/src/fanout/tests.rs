@@ -1,4 +1,11 @@
+use bytes::Bytes;
+use prost::Message;
+use std::collections::HashSet;
+
+use super::subscription::Queued;
 use super::*;
+use crate::error::{Code, EngineError};
+use crate::notify::Notifier;
 use crate::pb::v1::{BookLevel, StreamBookResponse, StreamTicksResponse, Tick};
 
 fn tick(symbol: &str, bid: f64) -> Bytes {
