@@ -5,6 +5,11 @@ stream subscriptions that have data, and writes one byte to a socket this
 module watches with ``loop.add_reader``; one ``drain()`` call then resolves
 every waiting future and wakes every ready stream. No thread waits with the
 GIL held, and the event loop never blocks.
+
+One file over 800 lines on purpose: it is the whole Python side of the boundary (the one
+importer of ``_core``, the one translation of ``CoreError``), a method per binding, each a
+few lines, in the order of ``rust_core/src/python/``; splitting it would spread the rule
+that only this module touches ``_core``.
 """
 
 from __future__ import annotations
