@@ -179,6 +179,8 @@ RiskDayState = _core.RiskDayState
 
 # The `le` labels of the engine's latency histogram buckets.
 _LATENCY_LE = [repr(bound) for bound in _core.LATENCY_BOUNDS_S]
+# The `le` labels of the slippage histogram buckets (``FillCounts.slippage_cumulative``).
+SLIPPAGE_LE: Final = [repr(bound) for bound in _core.SLIPPAGE_BOUNDS_POINTS]
 
 
 @dataclass(slots=True)

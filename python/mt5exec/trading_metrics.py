@@ -27,12 +27,8 @@ from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from mt5exec import _core
-from mt5exec.engine import Engine
+from mt5exec.engine import SLIPPAGE_LE, Engine
 from mt5exec.v1 import common_pb2
-
-# The `le` labels of the slippage buckets.
-_SLIPPAGE_LE = [repr(bound) for bound in _core.SLIPPAGE_BOUNDS_POINTS]
 
 Family = CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily
 
@@ -58,7 +54,7 @@ def _executions(engine: Engine) -> Iterator[Family]:
         volume.add_metric(key, f.volume)
         commission.add_metric(key, f.commission)
         buckets = [
-            *zip(_SLIPPAGE_LE, f.slippage_cumulative, strict=True),
+            *zip(SLIPPAGE_LE, f.slippage_cumulative, strict=True),
             ("+Inf", f.slippage_count),
         ]
         slippage.add_metric(key, buckets, sum_value=f.slippage_sum)
