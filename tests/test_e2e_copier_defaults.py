@@ -92,6 +92,10 @@ def test_a_signal_without_volume_or_stops_takes_the_followers_defaults(
     assert order.deviation_points == SLIPPAGE_LIMIT  # execution.json's 7, capped at 5
     (position,) = positions(server, "sig-f")
     _assert_default_stops(position)
+    # Sent again (a new nonce): the order of the first, whatever the price did meanwhile (its
+    # default stops would differ).
+    (again,) = server.orders.PublishSignal(_signal(signal_id="bare"), timeout=60).orders
+    assert again.order_id == order.order_id
     # A signal's own volume wins.
     (sized,) = server.orders.PublishSignal(
         _signal(signal_id="sized", volume=0.02), timeout=60

@@ -13,6 +13,7 @@ __all__ = [
     "Completion",
     "CopyDefaults",
     "CopyMetrics",
+    "CopyState",
     "CoreError",
     "Engine",
     "EngineConfig",
@@ -209,6 +210,42 @@ class CopyMetrics:
     def slippage_sum(self) -> float: ...
     @property
     def slippage_max(self) -> float: ...
+
+@final
+class CopyState:
+    """What a relation keeps across restarts (copy_stats.json)."""
+
+    def __new__(
+        cls,
+        *,
+        owner: str,
+        relation_id: str,
+        incarnation: int,
+        copies: int = 0,
+        skipped: list[tuple[str, int]] = ...,
+        fills: int = 0,
+        slippage_sum: float = 0.0,
+        slippage_max: float = 0.0,
+        refused: list[int] = ...,
+    ) -> Self: ...
+    @property
+    def owner(self) -> str: ...
+    @property
+    def relation_id(self) -> str: ...
+    @property
+    def incarnation(self) -> int: ...
+    @property
+    def copies(self) -> int: ...
+    @property
+    def skipped(self) -> list[tuple[str, int]]: ...
+    @property
+    def fills(self) -> int: ...
+    @property
+    def slippage_sum(self) -> float: ...
+    @property
+    def slippage_max(self) -> float: ...
+    @property
+    def refused(self) -> list[int]: ...
 
 @final
 class SignalCopyResult:
@@ -408,7 +445,14 @@ class Engine:
         owner_orders_per_second: float,
         owners: dict[str, tuple[list[str], float]],
     ) -> None: ...
-    def add_copy_relation(self, raw: bytes, created: bool, defaults: CopyDefaults) -> bytes: ...
+    def add_copy_relation(
+        self,
+        raw: bytes,
+        created: bool,
+        defaults: CopyDefaults,
+        state: CopyState | None = None,
+    ) -> bytes: ...
+    def copy_states(self) -> list[CopyState]: ...
     def remove_copy_relation(self, owner: str, relation_id: str, close: bool) -> bytes: ...
     def copy_relations(self) -> list[bytes]: ...
     def get_copy_relation(self, owner: str, relation_id: str) -> bytes: ...

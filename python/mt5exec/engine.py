@@ -620,13 +620,21 @@ class Engine:
     # -- the copier ------------------------------------------------------------------
 
     def add_copy_relation(
-        self, relation: bytes, created: bool, defaults: _core.CopyDefaults
+        self,
+        relation: bytes,
+        created: bool,
+        defaults: _core.CopyDefaults,
+        state: _core.CopyState | None = None,
     ) -> bytes:
-        """Adds an encoded CopyRelation with its follower's defaults (docs/copier.md);
-        ``created`` (not restored): its symbols are checked against the follower's and a late
-        join copies the master's open positions."""
+        """Adds an encoded CopyRelation with its follower's defaults (docs/copier.md) and,
+        restored, the state it saved; ``created`` (not restored): its symbols are checked
+        against the follower's and a late join copies the master's open positions."""
         with _CORE_ERRORS:
-            return self._core.add_copy_relation(relation, created, defaults)
+            return self._core.add_copy_relation(relation, created, defaults, state)
+
+    def copy_states(self) -> list[_core.CopyState]:
+        """Every relation's statistics and refusals to save."""
+        return self._core.copy_states()
 
     def remove_copy_relation(self, owner: str, relation_id: str, close: bool) -> bytes:
         with _CORE_ERRORS:

@@ -1,6 +1,8 @@
 """The copy relations of OrderService (Create/List/Get/DeleteCopyRelation): who may link
 which instances, and the relations as desired state on disk (``copy_relations.json`` in the
 data directory, written atomically on every change and given back to the engine at start).
+Their statistics and the copies refused for good go to ``copy_stats.json`` every few seconds
+when they changed, and when the server stops, and continue from there after a restart.
 
 The copying itself is the engine's (rust_core/src/copier/, docs/copier.md).
 """
@@ -8,6 +10,7 @@ The copying itself is the engine's (rust_core/src/copier/, docs/copier.md).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -30,6 +33,9 @@ log = logging.getLogger("mt5exec.copier")
 
 FILE_NAME = "copy_relations.json"
 VERSION = 1
+STATS_FILE_NAME = "copy_stats.json"
+# How often the relations' statistics are saved (when they changed).
+STATS_EVERY_S = 2.0
 
 
 def _relation_not_found(relation_id: str) -> MT5ExecError:
@@ -69,6 +75,9 @@ class CopyRelations:
         # Saves one at a time, each writing the relations as they are when its turn comes:
         # the file ends as the last change left them.
         self._saving = asyncio.Lock()
+        self._stats_path = data_dir / STATS_FILE_NAME
+        self._stats_written = b""
+        self._stats_task: asyncio.Task[None] | None = None
 
     def _defaults(self, owner: str, instance_id: str) -> _core.CopyDefaults:
         """The follower's defaults, from its runtime config (unreadable: the packaged ones)."""
@@ -86,10 +95,76 @@ class CopyRelations:
             return path.parent.parent.name
         return None
 
+    def _saved_states(self) -> dict[tuple[str, str, int], _core.CopyState]:
+        """The relations' saved statistics, by (owner, id, incarnation)."""
+        try:
+            data = json.loads(self._stats_path.read_bytes())
+            states = [
+                _core.CopyState(
+                    owner=item["owner"],
+                    relation_id=item["relation_id"],
+                    incarnation=item["incarnation"],
+                    copies=item["copies"],
+                    skipped=list(item["skipped"].items()),
+                    fills=item["fills"],
+                    slippage_sum=item["slippage_sum"],
+                    slippage_max=item["slippage_max"],
+                    refused=item["refused"],
+                )
+                for item in data["relations"]
+            ]
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            log.error("copy relation statistics not restored: %s: %s", self._stats_path, e)
+            return {}
+        return {(s.owner, s.relation_id, s.incarnation): s for s in states}
+
+    def _stats_body(self) -> bytes:
+        relations = [
+            {
+                "owner": s.owner,
+                "relation_id": s.relation_id,
+                "incarnation": s.incarnation,
+                "copies": s.copies,
+                "skipped": dict(s.skipped),
+                "fills": s.fills,
+                "slippage_sum": s.slippage_sum,
+                "slippage_max": s.slippage_max,
+                "refused": s.refused,
+            }
+            for s in self._engine.copy_states()
+        ]
+        return json.dumps({"version": VERSION, "relations": relations}).encode()
+
+    async def _keep_stats(self) -> None:
+        """Saves the statistics when they changed, every few seconds, and at the end."""
+        try:
+            while True:
+                await asyncio.sleep(STATS_EVERY_S)
+                body = self._stats_body()
+                if body != self._stats_written:
+                    try:
+                        await asyncio.to_thread(atomic_write, self._stats_path, body)
+                        self._stats_written = body
+                    except OSError as e:
+                        log.warning("copy relation statistics not saved: %s", e)
+        except asyncio.CancelledError:
+            body = self._stats_body()
+            if body != self._stats_written:
+                try:
+                    atomic_write(self._stats_path, body)
+                except OSError as e:
+                    log.warning("copy relation statistics not saved at the end: %s", e)
+            raise
+
     def restore(self) -> int:
-        """Gives the engine every saved relation; a relation it refuses is logged and left
-        in the file, one naming an instance that no longer exists (or whose follower has
-        another owner now) is dropped from it. Returns how many were restored."""
+        """Gives the engine every saved relation (with its saved statistics); a relation it
+        refuses is logged and left in the file, one naming an instance that no longer exists
+        (or whose follower has another owner now) is dropped from it. Returns how many were
+        restored. Starts saving the statistics (inside the server's event loop)."""
+        with contextlib.suppress(RuntimeError):  # no running loop: nothing saved
+            self._stats_task = asyncio.get_running_loop().create_task(self._keep_stats())
         try:
             data = json.loads(self._path.read_bytes())
         except FileNotFoundError:
@@ -97,6 +172,7 @@ class CopyRelations:
         except (OSError, ValueError) as e:
             log.error("copy relations not restored: %s: %s", self._path, e)
             return 0
+        states = self._saved_states()
         restored = 0
         dropped = False
         for item in data.get("relations", []):
@@ -112,10 +188,12 @@ class CopyRelations:
                     )
                     dropped = True
                     continue
+                key = (relation.owner, relation.relation_id, relation.created_time.seconds)
                 self._engine.add_copy_relation(
                     relation.SerializeToString(),
                     created=False,
                     defaults=self._defaults(relation.owner, relation.follower_instance_id),
+                    state=states.get(key),
                 )
                 restored += 1
             except (MT5ExecError, json_format.ParseError) as e:

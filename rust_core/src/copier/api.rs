@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::dispatch::{self, MasterTrade, SignalCopy};
+use super::state::Saved;
 use super::{mapping, spec, Defaults, Relation};
 use crate::engine::Engine;
 use crate::error::{EngineError, Result};
@@ -47,9 +48,9 @@ pub struct RelationMetrics {
 
 impl Engine {
     /// Adds a relation (an encoded `CopyRelation`, owner and times set by the caller) with
-    /// its follower's defaults; returns it encoded. `created`: made now by a client (its
-    /// symbols are checked against the follower's, and a late join copies the master's open
-    /// positions), not restored.
+    /// its follower's defaults (and, restored, the state it saved); returns it encoded.
+    /// `created`: made now by a client (its symbols are checked against the follower's, and
+    /// a late join copies the master's open positions), not restored.
     ///
     /// # Errors
     /// `INVALID_ARGUMENT` naming the field, `NOT_FOUND` for an unknown instance (when
@@ -59,6 +60,7 @@ impl Engine {
         raw: &[u8],
         created: bool,
         defaults: Defaults,
+        saved: Option<&Saved>,
     ) -> Result<Vec<u8>> {
         let relation = decode(raw)?;
         spec::validate(&relation)?;
@@ -75,6 +77,9 @@ impl Engine {
             check_symbols(&relation, &follower.live.lock().symbols, &master_symbols)?;
         }
         let added = shared.copier.add(relation, defaults)?;
+        if let Some(saved) = saved {
+            added.restore(saved);
+        }
         if !created && !added.spec.master_instance_id.is_empty() {
             super::recovery::spawn(shared, &added);
         }
@@ -141,6 +146,24 @@ impl Engine {
             stats: Some(relation.stats.to_pb()),
         }
         .encode_to_vec())
+    }
+
+    /// Every relation's state to save: (owner, id, its created_time seconds, the state).
+    pub fn copy_states(&self) -> Vec<(String, String, i64, Saved)> {
+        self.shared()
+            .copier
+            .all()
+            .iter()
+            .map(|r| {
+                let seconds = r.spec.created_time.as_ref().map_or(0, |t| t.seconds);
+                (
+                    r.spec.owner.clone(),
+                    r.spec.relation_id.clone(),
+                    seconds,
+                    r.saved(),
+                )
+            })
+            .collect()
     }
 
     /// What every relation did, for /metrics.

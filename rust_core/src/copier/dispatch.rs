@@ -566,6 +566,9 @@ pub fn submit(
                 if let Some(owed) = job.closes {
                     owed.put_back(&job.relation);
                 }
+                if let Some((position, _)) = &job.opens {
+                    job.relation.refused(*position, e.reason);
+                }
                 skip(
                     shared,
                     &job.relation,
@@ -586,6 +589,9 @@ fn open_or_skip(shared: &Shared, relation: &Arc<Relation>, trade: &MasterTrade) 
         Ok(job) => Some(job),
         Err(refused) => {
             let (follower, intent, reason, message) = *refused;
+            if trade.order_type == v1::OrderType::Market && trade.signal_id.is_none() {
+                relation.refused(trade.position, reason);
+            }
             skip(
                 shared,
                 relation,
@@ -875,6 +881,17 @@ pub fn on_master_positions(shared: &Arc<Shared>, master: &Instance) {
     }
 }
 
+/// A signal sent again whose copy exists, made then with other default stops or sizing (the
+/// price has moved since): answered with that copy (its token), as the journal answers a
+/// repeated order.
+fn existing_copy(shared: &Shared, follower: &Instance, client_order_id: &str) -> Option<u64> {
+    let mut live = follower.live.lock();
+    let entry = live.book.by_client_id.get_mut(client_order_id)?;
+    let token = shared.token();
+    routing::answer_known(shared, entry, token);
+    Some(token)
+}
+
 /// One follower's result of a signal: its id, the copy's client_order_id, and the token its
 /// answer completes or the error that refused it.
 pub type SignalCopy = (String, String, Result<u64, EngineError>);
@@ -920,7 +937,14 @@ pub fn copy_signal(
         match open_job(shared, &relation, &trade) {
             Ok(job) => {
                 let cid = job.intent.client_order_id.clone();
-                out.push((follower_id, cid, submit(shared, job, started, false)));
+                let follower = Arc::clone(&job.follower);
+                let result = match submit(shared, job, started, false) {
+                    Err(e) if e.reason == crate::reason::CLIENT_ORDER_ID_REUSED => {
+                        existing_copy(shared, &follower, &cid).ok_or(e)
+                    }
+                    sent => sent,
+                };
+                out.push((follower_id, cid, result));
             }
             Err(refused) => {
                 let (follower, intent, reason, message) = *refused;

@@ -7,7 +7,8 @@
 //! - [`mapping`]: symbol mapping and filters;
 //! - [`links`]: which follower orders copy which master position (for closes and SL/TP);
 //! - [`dispatch`]: master deals, positions and signals → follower orders;
-//! - [`recovery`]: a restored relation's copies made up after a restart.
+//! - [`recovery`]: a restored relation's copies made up after a restart;
+//! - [`state`]: what a relation keeps across restarts.
 
 pub mod api;
 pub mod defaults;
@@ -17,11 +18,12 @@ pub mod mapping;
 pub mod pending;
 pub mod recovery;
 pub mod spec;
+pub mod state;
 pub mod volume;
 
 use crate::reason;
 use parking_lot::{Mutex, RwLock};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -139,6 +141,8 @@ pub struct Relation {
     pub links: Mutex<links::Links>,
     /// The master's pending orders copied (`copy_pending`).
     pub pending: Mutex<pending::Copied>,
+    /// Master positions whose copy was refused for good ([`state`]).
+    refused_positions: Mutex<BTreeSet<u64>>,
 }
 
 /// Whether instance `to` receives copies of `from`'s trades through the relations (master →
@@ -227,6 +231,7 @@ impl Copier {
             stats: Stats::default(),
             links: Mutex::new(links::Links::default()),
             pending: Mutex::new(pending::Copied::default()),
+            refused_positions: Mutex::new(BTreeSet::new()),
         });
         all.insert(key_of(&relation.spec), Arc::clone(&relation));
         Ok(relation)

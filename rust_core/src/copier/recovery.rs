@@ -154,6 +154,8 @@ pub fn catch_up(shared: &Arc<Shared>, relation: &Arc<Relation>) -> bool {
         if !live.positions_reported || !ready(live.state) {
             return false;
         }
+        let open: Vec<u64> = live.positions.iter().map(|p| p.ticket).collect();
+        relation.keep_refused(&open);
         let (balance, equity) = live
             .account
             .as_ref()
@@ -161,6 +163,8 @@ pub fn catch_up(shared: &Arc<Shared>, relation: &Arc<Relation>) -> bool {
         live.positions
             .iter()
             .filter(|p| p.time_msc >= if all { remembered } else { since_msc })
+            // Refused for good before the restart: not tried (nor counted) again.
+            .filter(|p| !relation.was_refused(p.ticket))
             .map(|p| MasterTrade {
                 position: p.ticket,
                 deal: 0,

@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use super::engine::PyEngine;
+use crate::copier::state::Saved;
 use crate::copier::volume::{follower_volume, Bounds, Inputs, Sizing};
 use crate::copier::Defaults;
 use crate::pb::v1::CopyVolumeMode;
@@ -71,6 +72,78 @@ impl From<&PyCopyDefaults> for Defaults {
             stop_loss_points: d.stop_loss_points,
             take_profit_points: d.take_profit_points,
             deviation_points: d.deviation_points,
+        }
+    }
+}
+
+/// What a relation keeps across restarts (`copy_stats.json`): its statistics and the master
+/// positions whose copy was refused for good. `incarnation`: its created_time seconds (a
+/// relation made again under the id starts afresh).
+#[pyclass(frozen, get_all, name = "CopyState", module = "mt5exec._core")]
+#[derive(Clone)]
+pub struct PyCopyState {
+    /// The relation's owner.
+    pub owner: String,
+    /// The relation.
+    pub relation_id: String,
+    /// Its created_time seconds.
+    pub incarnation: i64,
+    /// Follower orders sent.
+    pub copies: u64,
+    /// Copies not made: (reason, count).
+    pub skipped: Vec<(String, u64)>,
+    /// Follower fills measured against the master's price.
+    pub fills: u64,
+    /// Their slippage in points, summed.
+    pub slippage_sum: f64,
+    /// The worst of them.
+    pub slippage_max: f64,
+    /// Master positions whose copy was refused for good.
+    pub refused: Vec<u64>,
+}
+
+#[pymethods]
+impl PyCopyState {
+    #[new]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (
+        *, owner, relation_id, incarnation, copies = 0, skipped = Vec::new(), fills = 0,
+        slippage_sum = 0.0, slippage_max = 0.0, refused = Vec::new(),
+    ))]
+    fn py_new(
+        owner: String,
+        relation_id: String,
+        incarnation: i64,
+        copies: u64,
+        skipped: Vec<(String, u64)>,
+        fills: u64,
+        slippage_sum: f64,
+        slippage_max: f64,
+        refused: Vec<u64>,
+    ) -> Self {
+        Self {
+            owner,
+            relation_id,
+            incarnation,
+            copies,
+            skipped,
+            fills,
+            slippage_sum,
+            slippage_max,
+            refused,
+        }
+    }
+}
+
+impl PyCopyState {
+    fn saved(&self) -> Saved {
+        Saved {
+            copies: self.copies,
+            skipped: self.skipped.clone(),
+            fills: self.fills,
+            slippage_sum: self.slippage_sum,
+            slippage_max: self.slippage_max,
+            refused: self.refused.clone(),
         }
     }
 }
@@ -183,20 +256,42 @@ pub fn copy_volume(
 
 #[pymethods]
 impl PyEngine {
-    /// Adds a copy relation (encoded `CopyRelation`) with its follower's defaults; returns
-    /// it encoded. `created`: made by a client now (symbols checked, late join applied), not
-    /// restored.
+    /// Adds a copy relation (encoded `CopyRelation`) with its follower's defaults and, when
+    /// restored, the state it saved; returns it encoded. `created`: made by a client now
+    /// (symbols checked, late join applied), not restored.
+    #[pyo3(signature = (raw, created, defaults, state = None))]
     fn add_copy_relation(
         &self,
         py: Python<'_>,
         raw: &[u8],
         created: bool,
         defaults: &PyCopyDefaults,
+        state: Option<&PyCopyState>,
     ) -> PyResult<Py<PyBytes>> {
-        let encoded = self
-            .inner
-            .add_copy_relation(raw, created, Defaults::from(defaults))?;
+        let saved = state.map(PyCopyState::saved);
+        let encoded =
+            self.inner
+                .add_copy_relation(raw, created, Defaults::from(defaults), saved.as_ref())?;
         Ok(PyBytes::new(py, &encoded).unbind())
+    }
+
+    /// Every relation's state to save (`copy_stats.json`).
+    fn copy_states(&self) -> Vec<PyCopyState> {
+        self.inner
+            .copy_states()
+            .into_iter()
+            .map(|(owner, relation_id, incarnation, s)| PyCopyState {
+                owner,
+                relation_id,
+                incarnation,
+                copies: s.copies,
+                skipped: s.skipped,
+                fills: s.fills,
+                slippage_sum: s.slippage_sum,
+                slippage_max: s.slippage_max,
+                refused: s.refused,
+            })
+            .collect()
     }
 
     /// Removes an owner's copy relation (closing its copies when `close`); returns it

@@ -57,6 +57,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<records::PyJournalStats>()?;
     m.add_class::<copier::PyCopyDefaults>()?;
     m.add_class::<copier::PyCopyMetrics>()?;
+    m.add_class::<copier::PyCopyState>()?;
     m.add_class::<copier::PySignalCopyResult>()?;
     m.add_class::<metrics::PyWorkerLatency>()?;
     m.add_class::<metrics::PyFillCounts>()?;

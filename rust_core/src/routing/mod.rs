@@ -405,6 +405,18 @@ pub fn place(
     place_gated(shared, instance, intent, now_msc, token, Gate::Check)
 }
 
+/// Answers `token` with an order already known by its client_order_id: now when it has its
+/// answer, else when that comes.
+pub fn answer_known(shared: &Shared, entry: &mut OrderEntry, token: u64) {
+    let status = S::try_from(entry.order.status).unwrap_or(S::Unspecified);
+    if entry.answer.is_some() || (is_final(status) && entry.waiters.is_empty()) {
+        let completion = entry.completion(token, order_payload(&entry.order));
+        shared.complete(completion);
+    } else {
+        entry.waiters.push(token);
+    }
+}
+
 /// [`place`], saying whether the risk gate applies.
 ///
 /// # Errors
@@ -431,13 +443,7 @@ pub fn place_gated(
             )
             .field("client_order_id"));
         }
-        let status = S::try_from(entry.order.status).unwrap_or(S::Unspecified);
-        if entry.answer.is_some() || (is_final(status) && entry.waiters.is_empty()) {
-            let completion = entry.completion(token, order_payload(&entry.order));
-            shared.complete(completion);
-        } else {
-            entry.waiters.push(token);
-        }
+        answer_known(shared, entry, token);
         return Ok(token);
     }
     if let Some(error) = not_ready(instance, &live) {

@@ -1,0 +1,89 @@
+//! What a relation keeps across restarts (saved by the server in `copy_stats.json`): its
+//! statistics (not the latency samples) and the master positions whose copy was refused for
+//! good (the follower's risk gate, a filter, no volume), so that the recovery at the next
+//! start does not try, and count, them again.
+
+use std::sync::atomic::Ordering;
+
+use super::Relation;
+use crate::reason;
+
+/// A relation's saved state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Saved {
+    /// Follower orders sent.
+    pub copies: u64,
+    /// Copies not made, by reason.
+    pub skipped: Vec<(String, u64)>,
+    /// Follower fills measured against the master's price.
+    pub fills: u64,
+    /// Their slippage in points, summed.
+    pub slippage_sum: f64,
+    /// The worst of them.
+    pub slippage_max: f64,
+    /// Master positions whose copy was refused for good.
+    pub refused: Vec<u64>,
+}
+
+/// A refusal worth trying again later (the follower was away), not a decision.
+fn passing(reason: &str) -> bool {
+    matches!(
+        reason,
+        reason::INSTANCE_NOT_READY | reason::WORKER_UNAVAILABLE | "FOLLOWER_NOT_FOUND"
+    )
+}
+
+impl Relation {
+    /// The opening copy of master position `position` was refused for `reason`: unless the
+    /// follower was only away, the recovery leaves the position alone from now on.
+    pub fn refused(&self, position: u64, reason: &str) {
+        if position != 0 && !passing(reason) {
+            self.refused_positions.lock().insert(position);
+        }
+    }
+
+    /// Whether the copy of `position` was refused for good.
+    pub fn was_refused(&self, position: u64) -> bool {
+        self.refused_positions.lock().contains(&position)
+    }
+
+    /// Forgets the refusals of master positions no longer open.
+    pub fn keep_refused(&self, open: &[u64]) {
+        self.refused_positions.lock().retain(|p| open.contains(p));
+    }
+
+    /// What to save.
+    pub fn saved(&self) -> Saved {
+        let s = &self.stats;
+        let (fills, slippage_sum, slippage_max) = *s.slippage.lock();
+        Saved {
+            copies: s.copies.load(Ordering::Relaxed),
+            skipped: s
+                .skipped
+                .lock()
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+            fills,
+            slippage_sum,
+            slippage_max,
+            refused: self.refused_positions.lock().iter().copied().collect(),
+        }
+    }
+
+    /// Continues from a saved state (a relation restored at start).
+    pub fn restore(&self, saved: &Saved) {
+        let s = &self.stats;
+        s.copies.fetch_add(saved.copies, Ordering::Relaxed);
+        {
+            let mut skipped = s.skipped.lock();
+            for (reason, n) in &saved.skipped {
+                *skipped.entry(reason.clone()).or_default() += n;
+            }
+        }
+        *s.slippage.lock() = (saved.fills, saved.slippage_sum, saved.slippage_max);
+        self.refused_positions
+            .lock()
+            .extend(saved.refused.iter().copied());
+    }
+}
