@@ -21,6 +21,9 @@ pub mod spec;
 pub mod state;
 pub mod volume;
 
+#[cfg(test)]
+mod tests;
+
 use crate::reason;
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};

@@ -1,0 +1,58 @@
+//! The relation table: ids scoped to their owner, and which orders are the copier's own.
+
+use super::*;
+
+fn relation(owner: &str, id: &str, follower: &str, seconds: i64) -> v1::CopyRelation {
+    v1::CopyRelation {
+        relation_id: id.into(),
+        owner: owner.into(),
+        master_instance_id: format!("{follower}-master"),
+        follower_instance_id: follower.into(),
+        created_time: Some(prost_types::Timestamp { seconds, nanos: 0 }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn relation_ids_are_their_owners_own() {
+    let copier = Copier::default();
+    copier
+        .add(relation("ann", "r1", "af", 100), Defaults::default())
+        .expect("ann's");
+    copier
+        .add(relation("bob", "r1", "bf", 100), Defaults::default())
+        .expect("bob's, under the same id");
+    let again = copier
+        .add(relation("bob", "r1", "bf", 101), Defaults::default())
+        .expect_err("bob's own id again");
+    assert_eq!(again.code, crate::error::Code::AlreadyExists);
+    assert_eq!(
+        copier
+            .get("ann", "r1")
+            .map(|r| r.spec.follower_instance_id.clone()),
+        Some("af".to_owned())
+    );
+    assert!(copier.get("eve", "r1").is_none());
+    assert!(copier.remove("bob", "r1").is_some());
+    assert!(copier.get("ann", "r1").is_some());
+    assert!(copier.get("bob", "r1").is_none());
+}
+
+#[test]
+fn only_a_relations_own_copies_are_copies() {
+    let copier = Copier::default();
+    let r = copier
+        .add(relation("ann", "r1", "af", 100), Defaults::default())
+        .expect("added");
+    let own = spec::copy_id(&r.prefix, 7, 9, "o");
+    assert!(copier.made_copy("af", "ann", &own));
+    assert!(copier.made_copy("af", "ann", &spec::signal_copy_id(&r.prefix, "s1")));
+    // The same shape: another incarnation, another follower, another owner, no relation.
+    assert!(!copier.made_copy("af", "ann", &spec::copy_id("r1.zz", 7, 9, "o")));
+    assert!(!copier.made_copy("other", "ann", &own));
+    assert!(!copier.made_copy("af", "bob", &own));
+    assert!(!copier.made_copy("af", "ann", "zz.abc:1:2:o"));
+    // Removed: its copies are still told apart (the last incarnation of the id).
+    copier.remove("ann", "r1");
+    assert!(copier.made_copy("af", "ann", &own));
+}
