@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.copier_support import BUY, net, place, relate, stats, wait_net
-from tests.support import create_sim, wait_ready, wait_until
+from tests.copier_support import BUY, net, orders_of, place, relate, stats, wait_net
+from tests.support import create_sim, limit, wait_ready, wait_until
 
 from mt5exec.testing import ServerProcess
-from mt5exec.v1 import common_pb2
+from mt5exec.v1 import common_pb2, order_pb2, stream_pb2
 
 
 def _saved(server: ServerProcess) -> dict[str, object]:
@@ -52,3 +52,46 @@ def test_statistics_and_refusals_survive_a_restart(tmp_path: Path) -> None:
         assert dict(after.skipped) == {reason: 1}, after
         assert after.fills == before.fills == 1
         assert net(server, "kf") == 0.01
+
+
+def test_a_pending_copy_made_before_a_restart_still_follows_its_master(tmp_path: Path) -> None:
+    """copy_pending: the master's pending order copied, the server restarted; the master's
+    later price change and cancel still reach the copy (found in the follower's journal)."""
+    with ServerProcess(tmp_path) as server:
+        create_sim(server, "qm")
+        create_sim(server, "qf")
+        relate(server, "pend", "qm", "qf", copy_pending=True)
+        ask = _ask(server, "qm")
+        # Below the market (it stays pending), within the price collar.
+        low, lower = round(ask * 0.98, 5), round(ask * 0.97, 5)
+        master = server.orders.PlaceOrder(limit("qm", "qm-limit", low), timeout=30).order
+
+        def copy() -> list[common_pb2.Order]:
+            return orders_of(server, "qf", "pend.")
+
+        wait_until("the pending copy", lambda: [o.price for o in copy()] == [low])
+        server.terminate()
+        server.start()
+        for instance_id in ("qm", "qf"):
+            wait_ready(server, instance_id)
+        server.orders.ModifyOrder(
+            order_pb2.ModifyOrderRequest(instance_id="qm", order_id=master.order_id, price=lower),
+            timeout=30,
+        )
+        wait_until("the copy's new price", lambda: [o.price for o in copy()] == [lower])
+        server.orders.CancelOrder(
+            order_pb2.CancelOrderRequest(instance_id="qm", order_id=master.order_id), timeout=30
+        )
+        wait_until(
+            "the copy cancelled",
+            lambda: [o.status for o in copy()] == [common_pb2.ORDER_STATUS_CANCELED],
+        )
+
+
+def _ask(server: ServerProcess, instance_id: str) -> float:
+    request = stream_pb2.StreamTicksRequest(instance_ids=[instance_id], symbols=["EURUSD"])
+    ticks = server.streams.StreamTicks(request, timeout=30)
+    try:
+        return float(next(iter(ticks)).ticks[0].ask)
+    finally:
+        ticks.cancel()
