@@ -22,7 +22,8 @@ exits 2 (it is not part of ``make bench``). ghz calls with ``--protoset`` built 
 (plus the health service's descriptor).
 
 Usage: python benchmarks/ghz_orders.py [--rounds 5] [--calls 1500] [--seconds 2]
-Writes benchmarks/results/ghz_orders.json.
+    [--warmup 500] [--only sim|instant] [--output PATH]
+Writes benchmarks/results/ghz_orders.json (or PATH).
 """
 
 from __future__ import annotations
@@ -186,9 +187,10 @@ def measure(binary: str, protoset: Path, server: ServerProcess, args: argparse.N
         return report
 
     # Warm-up: both kinds, one at a time and concurrent.
-    run(NULL_CALL, "{}", "-n", "500", "-c", "1")
-    run(ORDER_CALL, order_data(f"{tag}w"), "-n", "500", "-c", "1")
-    run(ORDER_CALL, order_data(f"{tag}x"), "-n", "2000", "-c", str(CONCURRENCY))
+    warmup = str(args.warmup)
+    run(NULL_CALL, "{}", "-n", warmup, "-c", "1")
+    run(ORDER_CALL, order_data(f"{tag}w"), "-n", warmup, "-c", "1")
+    run(ORDER_CALL, order_data(f"{tag}x"), "-n", str(4 * args.warmup), "-c", str(CONCURRENCY))
     single: list[dict[str, float]] = []
     concurrent: list[dict[str, float]] = []
     for r in range(args.rounds):
@@ -281,7 +283,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1500, help="per one-connection round")
     parser.add_argument("--seconds", type=float, default=2.0, help="per concurrent round")
     parser.add_argument("--idle", type=float, default=3.0, help="s of idle CPU measured")
+    parser.add_argument("--warmup", type=int, default=500, help="calls of each kind first")
     parser.add_argument("--only", choices=("sim", "instant"), help="one variant only")
+    parser.add_argument("--output", type=Path, help="write the JSON here instead")
     args = parser.parse_args()
     binary = find_ghz()
     if binary is None:
@@ -307,7 +311,11 @@ def main() -> None:
         f"rate_order_vs_null at {CONCURRENCY}": 0.7,
         "cpu_ours_order_vs_null": 1.5,
     }
-    print(f"written to {write('ghz_orders', result)}")
+    if args.output is not None:
+        args.output.write_text(json.dumps({"benchmark": "ghz_orders", **result}, indent=2) + "\n")
+        print(f"written to {args.output}")
+    else:
+        print(f"written to {write('ghz_orders', result)}")
 
 
 if __name__ == "__main__":

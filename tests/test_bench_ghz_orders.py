@@ -1,0 +1,46 @@
+"""benchmarks/ghz_orders.py runs end to end with ghz (a smoke run: one round of a few calls of
+each kind, both variants) and reports what its targets are judged on; the figures themselves
+are the benchmark's, not this test's. Skipped where neither ghz nor Go (to install it) is."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ghz_orders.py"
+GHZ = Path.home() / "go" / "bin" / "ghz"
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("ghz") is None and shutil.which("go") is None and not GHZ.exists(),
+    reason="neither ghz nor Go is installed",
+)
+
+
+def test_a_smoke_run_measures_both_variants_with_ghz(tmp_path: Path) -> None:
+    out = tmp_path / "ghz.json"
+    args = ["--rounds", "1", "--calls", "30", "--seconds", "0.5", "--warmup", "20", "--idle", "0.2"]
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), *args, "--output", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PATH": f"{os.environ.get('PATH', '')}:{GHZ.parent}"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["benchmark"] == "ghz_orders"
+    for variant in ("sim", "instant_terminal"):
+        measured = result[variant]
+        one = measured["one_connection"]
+        assert len(one["rounds"]) == 1
+        assert one["p50_order_vs_null"] > 0 and one["p99_order_vs_null"] > 0
+        assert measured["concurrent_32"]["rate_order_vs_null"] > 0
+        # Every call of ours was counted: the CPU of the server and the worker per order.
+        assert {"server", "worker", "ghz"} <= set(measured["cpu_us_per_call"]["order"])
+        assert measured["cpu_ours_order_vs_null"] > 0
