@@ -19,10 +19,11 @@ loaded machine.
 ghz is taken from $PATH or $(go env GOPATH)/bin, else installed with
 ``go install github.com/bojand/ghz/cmd/ghz@v0.120.0``; without Go the script says so and
 exits 2 (it is not part of ``make bench``). ghz calls with ``--protoset`` built from proto/
-(plus the health service's descriptor).
+(plus the health service's descriptor), or with ``--reflection`` through the server's
+reflection service (the way a user points ghz at a server without our protos).
 
 Usage: python benchmarks/ghz_orders.py [--rounds 5] [--calls 1500] [--seconds 2]
-    [--warmup 500] [--only sim|instant] [--output PATH]
+    [--warmup 500] [--only sim|instant] [--reflection] [--output PATH]
 Writes benchmarks/results/ghz_orders.json (or PATH).
 """
 
@@ -136,12 +137,14 @@ class Processes:
 
 
 def ghz(
-    binary: str, protoset: Path, address: str, token: str, call: str, data: str, *load: str
+    binary: str, protoset: Path | None, address: str, token: str, call: str, data: str, *load: str
 ) -> dict[str, Any]:
-    """One ghz run's JSON report; raises when a call failed."""
+    """One ghz run's JSON report; raises when a call failed. Without ``protoset`` ghz finds
+    the method by the server's reflection."""
+    schema = [f"--protoset={protoset}"] if protoset else []
     out = subprocess.run(
         [
-            binary, "--insecure", f"--protoset={protoset}", f"--call={call}",
+            binary, "--insecure", *schema, f"--call={call}",
             f"--data={data}", f"--metadata={json.dumps({'authorization': f'Bearer {token}'})}",
             "--format=json", "--connections=1", *load, address,
         ],
@@ -163,7 +166,7 @@ def latency_us(report: dict[str, Any], percentage: int) -> float:
     raise KeyError(percentage)
 
 
-def measure(binary: str, protoset: Path, server: ServerProcess, args: argparse.Namespace,
+def measure(binary: str, protoset: Path | None, server: ServerProcess, args: argparse.Namespace,
             tag: str, processes: Processes) -> dict[str, Any]:  # fmt: skip
     """Alternating rounds of Check and PlaceOrder, at one call at a time then at 32."""
     token = server.token or ""
@@ -239,7 +242,7 @@ def measure(binary: str, protoset: Path, server: ServerProcess, args: argparse.N
     }
 
 
-def variant(binary: str, protoset: Path, data_dir: Path, args: argparse.Namespace,
+def variant(binary: str, protoset: Path | None, data_dir: Path, args: argparse.Namespace,
             instant: bool) -> dict[str, Any]:  # fmt: skip
     server = ServerProcess(data_dir, env={"MT5EXEC_HISTORY_ENABLED": "true"})
     if instant:
@@ -286,6 +289,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=500, help="calls of each kind first")
     parser.add_argument("--only", choices=("sim", "instant"), help="one variant only")
     parser.add_argument("--output", type=Path, help="write the JSON here instead")
+    parser.add_argument(
+        "--reflection", action="store_true", help="ghz finds the methods by server reflection"
+    )
     args = parser.parse_args()
     binary = find_ghz()
     if binary is None:
@@ -295,10 +301,11 @@ def main() -> None:
             file=sys.stderr,
         )
         sys.exit(2)
-    result: dict[str, Any] = {"ghz": binary, "rounds": args.rounds, "calls": args.calls,
+    result: dict[str, Any] = {"ghz": binary, "reflection": args.reflection,
+                              "rounds": args.rounds, "calls": args.calls,
                               "seconds": args.seconds, "load_average": os.getloadavg()}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="mt5exec-bench-") as tmp:
-        protoset = build_protoset(Path(tmp) / "mt5exec.protoset")
+        protoset = None if args.reflection else build_protoset(Path(tmp) / "mt5exec.protoset")
         for name, instant in (("sim", False), ("instant_terminal", True)):
             if args.only in (None, name.split("_")[0]):
                 result[name] = variant(binary, protoset, Path(tmp) / name, args, instant)

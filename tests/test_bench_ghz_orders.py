@@ -44,3 +44,20 @@ def test_a_smoke_run_measures_both_variants_with_ghz(tmp_path: Path) -> None:
         # Every call of ours was counted: the CPU of the server and the worker per order.
         assert {"server", "worker", "ghz"} <= set(measured["cpu_us_per_call"]["order"])
         assert measured["cpu_ours_order_vs_null"] > 0
+
+
+def test_ghz_finds_the_methods_by_the_servers_reflection(tmp_path: Path) -> None:
+    out = tmp_path / "ghz.json"
+    args = ["--rounds", "1", "--calls", "20", "--seconds", "0.3", "--warmup", "10", "--idle", "0.1"]
+    args += ["--only", "instant", "--reflection", "--output", str(out)]
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PATH": f"{os.environ.get('PATH', '')}:{GHZ.parent}"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["reflection"] is True
+    assert result["instant_terminal"]["one_connection"]["p50_order_vs_null"] > 0
