@@ -26,7 +26,7 @@ from typing import Any
 
 from mt5exec.sim.broker import SimBroker, SimConfig
 from mt5exec.terminal.v1 import worker_pb2 as pb
-from mt5exec.workers.base import PROTOCOL_VERSION, connect, handshake
+from mt5exec.workers.base import PROTOCOL_VERSION, batch_scheduling, connect, handshake
 from mt5exec.workers.protocol import FrameReader, encode_frame
 
 DONE, PLACED = 10009, 10008  # TRADE_RETCODE_*
@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--config")
     parser.add_argument("--instance-id", default="direct")
     args = parser.parse_args()
+    batch_scheduling()  # as the real workers run (docs/architecture.md#scheduling)
     broker = SimBroker(SimConfig(symbols=["EURUSD"], margin_mode="netting"))
     quote = broker.tick("EURUSD")
     bid, ask = quote.bid, quote.ask
