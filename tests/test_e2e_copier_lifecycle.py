@@ -141,3 +141,41 @@ def test_pending_orders_are_copied_modified_and_cancelled(server: ServerProcess)
         "the copy cancelled",
         lambda: [o.status for o in copy()] == [common_pb2.ORDER_STATUS_CANCELED],
     )
+
+
+def test_a_late_join_copies_the_masters_pending_orders(server: ServerProcess) -> None:
+    """copy_pending with COPY_LATE_JOIN_OPEN_POSITIONS: the master's pending orders placed
+    before the relation was made are placed on the follower too, and follow their master."""
+    sim(server, "ljm")
+    sim(server, "ljf")
+    ticks = server.streams.StreamTicks(
+        stream_pb2.StreamTicksRequest(instance_ids=["ljm"], symbols=["EURUSD"]), timeout=30
+    )
+    try:
+        ask = next(iter(ticks)).ticks[0].ask
+    finally:
+        ticks.cancel()
+    low = round(ask * 0.98, 5)
+    master = server.orders.PlaceOrder(limit("ljm", "ljm-limit", low), timeout=30).order
+    relate(
+        server,
+        "ljoin",
+        "ljm",
+        "ljf",
+        copy_pending=True,
+        late_join=order_pb2.COPY_LATE_JOIN_OPEN_POSITIONS,
+    )
+
+    def copy() -> list[common_pb2.Order]:
+        return orders_of(server, "ljf", "ljoin.")
+
+    wait_until(
+        "the pending copy", lambda: [(o.price, o.type) for o in copy()] == [(low, master.type)]
+    )
+    server.orders.CancelOrder(
+        order_pb2.CancelOrderRequest(instance_id="ljm", order_id=master.order_id), timeout=30
+    )
+    wait_until(
+        "the copy cancelled",
+        lambda: [o.status for o in copy()] == [common_pb2.ORDER_STATUS_CANCELED],
+    )

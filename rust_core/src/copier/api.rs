@@ -321,4 +321,5 @@ fn late_join(engine: &Engine, relation: &Arc<Relation>) {
     for trade in trades {
         dispatch::open(shared, relation, &trade, started);
     }
+    super::pending::copy_open(shared, relation, i64::MIN);
 }

@@ -109,6 +109,37 @@ pub fn on_master_order(shared: &Arc<Shared>, master_id: &str, update: &t::OrderU
     }
 }
 
+/// The master's pending orders set up since `since_msc` that have no copy on the follower
+/// (a late join; after a restart, those placed before the copier saw them): copied now.
+pub fn copy_open(shared: &Arc<Shared>, relation: &Arc<Relation>, since_msc: i64) {
+    if !relation.spec.copy_pending {
+        return;
+    }
+    let (Ok(master), Ok(follower)) = (
+        shared.instance(&relation.spec.master_instance_id),
+        shared.instance(&relation.spec.follower_instance_id),
+    ) else {
+        return;
+    };
+    let orders: Vec<t::OrderInfo> = master
+        .live
+        .lock()
+        .open_orders
+        .iter()
+        .filter(|o| (2..=7).contains(&o.r#type) && o.state == PLACED)
+        .filter(|o| o.time_setup_msc >= since_msc)
+        .cloned()
+        .collect();
+    for info in orders {
+        let cid = pending_id(&relation.prefix, info.ticket);
+        let copied = follower.live.lock().book.by_client_id.contains_key(&cid);
+        if copied || dispatch::is_copy(shared, &master, 0, info.ticket, &info.comment) {
+            continue;
+        }
+        apply(shared, relation, &info);
+    }
+}
+
 fn apply(shared: &Arc<Shared>, relation: &Arc<Relation>, info: &t::OrderInfo) {
     let r = &relation.spec;
     let cid = pending_id(&relation.prefix, info.ticket);

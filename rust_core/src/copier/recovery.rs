@@ -221,6 +221,7 @@ pub fn catch_up(shared: &Arc<Shared>, relation: &Arc<Relation>) -> bool {
         }
         missing
     };
+    super::pending::copy_open(shared, relation, if all { remembered } else { since_msc });
     let started = Instant::now();
     let mut done = !waiting;
     for trade in &missing {
