@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import marshal
 import os
 import signal
 import struct
@@ -12,9 +14,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from mt5exec.auth import audit
 from mt5exec.storage.history_process import HistoryProcess, HistoryUnavailable
 from mt5exec.storage.log_tail import LogTail
-from mt5exec.v1 import common_pb2, stream_pb2
+from mt5exec.v1 import common_pb2, order_pb2, stream_pb2
 from tmpfs import fill, small_disk
 
 __all__ = ["small_disk"]  # the fixture
@@ -288,3 +291,69 @@ def test_a_flush_on_a_full_disk_fails_and_the_history_catches_up_after(
         rows = con.execute("select sequence from executions order by 1").fetchall()
         assert [q for (q,) in rows] == list(range(1, 205))
         assert con.execute("select count(*) from deals").fetchone() == (102,)
+
+
+def _audit_record(record_id: int) -> bytes:
+    """A packed audit record as the server's auditor sends it (``mt5exec.auth.audit``)."""
+    request = order_pb2.CancelOrderRequest(instance_id="a", order_id=record_id)
+    method = "mt5exec.v1.OrderService/CancelOrder"
+    principal = ("api_key", "k", "trader", "o")
+    data = request.SerializeToString()
+    return marshal.dumps(
+        (audit.VERSION, record_id, "call", method, *principal, "ipv4:x", "OK", "", data, 0, 0)
+    )
+
+
+def test_frames_apart_together_and_split_across_reads_are_each_handled_once_in_order(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The child reads what is waiting at once and handles audit records and account events
+    in bunches: a frame cut between two reads, frames in one write, frames apart, all are
+    written and logged once, in the order sent, each log line whole; a flush waits for
+    those still put off."""
+    db = tmp_path / "h.duckdb"
+    first = 1_767_225_600_000_000_000
+    ids = [first + n for n in range(34)]
+    account = stream_pb2.StreamAccountResponse(
+        accounts=[common_pb2.Account(instance_id="a", balance=100.0, equity=100.0)]
+    ).SerializeToString()
+
+    def frame(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">cI", kind, len(payload)) + payload
+
+    async def scenario() -> None:
+        history = HistoryProcess(db, flush_interval_ms=50)
+        await history.start()
+        assert history._proc is not None and history._proc.stdin is not None
+        stdin = history._proc.stdin
+        for record_id in ids[:10]:  # apart
+            stdin.write(frame(b"A", _audit_record(record_id)))
+            await stdin.drain()
+            await asyncio.sleep(0.02)
+        stdin.write(b"".join(frame(b"A", _audit_record(i)) for i in ids[10:30]))  # together
+        stdin.write(frame(b"C", account))
+        for record_id in ids[30:]:  # each cut in two writes, read apart
+            whole = frame(b"A", _audit_record(record_id))
+            stdin.write(whole[:7])
+            await stdin.drain()
+            await asyncio.sleep(0.3)  # longer than the child puts records off
+            stdin.write(whole[7:])
+        await asyncio.wait_for(history.flush(), 60)
+        await history.close()
+
+    asyncio.run(scenario())
+    logged = [
+        json.loads(line.split(" mt5exec.audit: ", 1)[1])
+        for line in capfd.readouterr().err.splitlines()
+        if " mt5exec.audit: " in line
+    ]
+    assert [entry["id"] for entry in logged] == ids
+    assert [entry["request"]["order_id"] for entry in logged] == ids
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert con.execute("select id from audit order by id").fetchall() == [(i,) for i in ids]
+        assert con.execute("select balance, reason from account_snapshots").fetchall() == [
+            (100.0, "change")
+        ]
+    finally:
+        con.close()

@@ -38,9 +38,12 @@ class AccountSnapshots:
         self._lock = threading.Lock()
         self.written = 0
 
-    def add(self, batch: bytes) -> None:
-        """An encoded StreamAccountResponse."""
-        now = time.monotonic()
+    def add(self, batch: bytes, now: float | None = None, at_us: int | None = None) -> None:
+        """An encoded StreamAccountResponse, received at ``now`` (monotonic) and ``at_us``
+        (µs since the epoch: the time of a row whose account has no ``update_time``);
+        unset: at once."""
+        if now is None:
+            now = time.monotonic()
         with self._lock:
             for account in stream_pb2.StreamAccountResponse.FromString(batch).accounts:
                 values = (account.balance, account.equity, account.margin)
@@ -63,7 +66,7 @@ class AccountSnapshots:
                 if reason is not None:
                     seen.row_at = now
                     seen.values = values
-                    self._write(account, reason)
+                    self._write(account, reason, None, at_us)
 
     def due(self) -> None:
         """The minute's rows of the instances whose events keep coming but said nothing new."""
@@ -76,14 +79,15 @@ class AccountSnapshots:
                     seen.row_at = now
                     self._write(seen.account, "interval", time.time_ns() // 1000)
 
-    def _write(self, account: Any, reason: str, at_us: int | None = None) -> None:
+    def _write(
+        self, account: Any, reason: str, at_us: int | None = None, received_us: int | None = None
+    ) -> None:
         if at_us is None:
             stamp = account.update_time
-            at_us = (
-                stamp.seconds * 1_000_000 + stamp.nanos // 1000
-                if account.HasField("update_time")
-                else time.time_ns() // 1000
-            )
+            if account.HasField("update_time"):
+                at_us = stamp.seconds * 1_000_000 + stamp.nanos // 1000
+            else:
+                at_us = time.time_ns() // 1000 if received_us is None else received_us
         row = (
             account.instance_id,
             at_us,

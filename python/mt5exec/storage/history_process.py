@@ -39,19 +39,23 @@ import contextlib
 import json
 import logging
 import os
+import select
 import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
+
+from google.protobuf.message import DecodeError
 
 from mt5exec.auth import principal
 from mt5exec.auth.principal import Principal
 
 if TYPE_CHECKING:
     from mt5exec.storage import history_reads
+    from mt5exec.storage.accounts import AccountSnapshots
     from mt5exec.storage.history import HistoryWriter
     from mt5exec.storage.log_tail import LogTail
 
@@ -91,8 +95,6 @@ def run_child(
     account_interval_s: float = 60.0,
     reads_fd: int | None = None,
 ) -> int:
-    from google.protobuf.message import DecodeError
-
     from mt5exec.auth import audit_records
     from mt5exec.storage.accounts import AccountSnapshots
     from mt5exec.storage.history import HistoryError, HistoryWriter
@@ -151,50 +153,44 @@ def run_child(
     stdout.write(_HEADER.pack(b"R", 0))
     stdout.flush()
     audit_records.configure_log()
-    skipped = 0
+    deferred = _Deferred(writer, accounts)
+
+    def handle(kind: bytes, payload: bytes) -> None:
+        try:
+            if kind in (b"A", b"C"):
+                deferred.add(kind, payload)
+            elif kind == b"K":
+                writer.record_row("risk_events", _risk_row(payload))
+            elif kind == b"I":
+                writer.record_instance(common_pb2.Instance.FromString(payload))
+            elif kind == b"O":
+                writer.record_order(common_pb2.Order.FromString(payload))
+        except (DecodeError, ValueError, KeyError) as e:
+            deferred.skip(kind, e)
+            return
+        if kind == b"T" and ticks is not None:
+            ticks.add(payload)
+        elif kind == b"F":
+            deferred.run()
+            # Everything logged before the flush request, then everything sent.
+            written = tail is None or tail.drain(writer.flush)
+            if ticks is not None:
+                ticks.flush()
+            written = writer.flush() and written
+            with out_lock:
+                stdout.write(_HEADER.pack(b"F" if written else b"E", len(payload)) + payload)
+                stdout.flush()
+        elif kind == b"Q":
+            deferred.run()
+            answer_frame(payload[:8], _query(writer, payload[8:]))
+
     try:
-        while True:
-            header = _read_exact(stdin, _HEADER.size)
-            if header is None:
-                break
-            kind, length = _HEADER.unpack(header)
-            payload = _read_exact(stdin, length)
-            if payload is None:
-                break
-            try:
-                if kind == b"I":
-                    writer.record_instance(common_pb2.Instance.FromString(payload))
-                elif kind == b"O":
-                    writer.record_order(common_pb2.Order.FromString(payload))
-                elif kind == b"A":
-                    _audit(writer, payload)
-                    continue
-                elif kind == b"C":
-                    accounts.add(payload)
-                    continue
-                elif kind == b"K":
-                    writer.record_row("risk_events", _risk_row(payload))
-                    continue
-            except (DecodeError, ValueError, KeyError) as e:
-                # One bad record is skipped (and said); the history goes on with the next.
-                skipped += 1
-                log.error(
-                    "history: skipped an undecodable %r record (%s); %d so far", kind, e, skipped
-                )
-                continue
-            if kind == b"T" and ticks is not None:
-                ticks.add(payload)
-            elif kind == b"F":
-                # Everything logged before the flush request, then everything sent.
-                written = tail is None or tail.drain(writer.flush)
-                if ticks is not None:
-                    ticks.flush()
-                written = writer.flush() and written
-                with out_lock:
-                    stdout.write(_HEADER.pack(b"F" if written else b"E", len(payload)) + payload)
-                    stdout.flush()
-            elif kind == b"Q":
-                answer_frame(payload[:8], _query(writer, payload[8:]))
+        for kind, payload in _frames(stdin.fileno(), deferred.timeout):
+            if kind is not None:
+                handle(kind, payload)
+            elif deferred.timeout() == 0.0:
+                deferred.run()
+        deferred.run()
     finally:
         stop_tailing.set()
         if tail is not None and tailer is not None:
@@ -207,19 +203,133 @@ def run_child(
     return 0
 
 
-def _audit(writer: HistoryWriter, payload: bytes) -> None:
-    """An audit record: its log line at once, its row through the writer (which keeps it
-    until it is written, also through a full disk)."""
+def _frames(fd: int, timeout: Callable[[], float | None]) -> Iterator[tuple[bytes | None, bytes]]:
+    """The frames of ``fd`` until it closes (what is left of a frame then is dropped). While
+    ``timeout()`` says records wait (seconds until they are due), it sleeps that long and
+    then reads all the frames that came meanwhile at once, rather than waking up for each
+    (on a loaded machine a wake-up cost more than the frame's work); with nothing waiting it
+    reads as soon as bytes come. A read's frames are followed by ``(None, b"")``, as is a
+    wait that found no bytes."""
+    buffer = b""
+    size = _HEADER.size
+    while True:
+        wait = timeout()
+        if wait is not None:
+            if wait > 0:
+                time.sleep(wait)
+            if not select.select([fd], [], [], 0)[0]:
+                yield None, b""
+                continue
+        chunk = os.read(fd, _READ_SIZE)
+        if not chunk:
+            return
+        buffer = buffer + chunk if buffer else chunk
+        at, end = 0, len(buffer)
+        while at + size <= end:
+            kind, length = _HEADER.unpack_from(buffer, at)
+            if at + size + length > end:
+                break
+            yield kind, buffer[at + size : at + size + length]
+            at += size + length
+        buffer = buffer[at:]
+        yield None, b""
+
+
+_READ_SIZE = 1 << 16
+# How long audit records and account events wait to be handled with the others that come
+# meanwhile (the longest a flush request or an audit query that comes then waits too), and
+# how many may wait.
+DEFER_S = 0.1
+DEFER_MOST = 1000
+
+
+class _Deferred:
+    """Audit records and account events, handled in order in bunches (at most ``DEFER_S``
+    after the first came, before a flush or a query, or at ``DEFER_MOST``): on a loaded
+    machine a record handled alone as it came cost 4-8 times the CPU of one among others
+    (the woken process runs from cold caches): an audit record 115-200 µs against ~30."""
+
+    def __init__(self, writer: HistoryWriter, accounts: AccountSnapshots) -> None:
+        self._writer = writer
+        self._accounts = accounts
+        # (kind, payload, monotonic time, time in µs) in the order they came
+        self._items: list[tuple[bytes, bytes, float, int]] = []
+        self._due = 0.0
+        self.skipped = 0
+
+    def add(self, kind: bytes, payload: bytes) -> None:
+        now = time.monotonic()
+        if not self._items:
+            self._due = now + DEFER_S
+        self._items.append((kind, payload, now, time.time_ns() // 1000))
+        if len(self._items) >= DEFER_MOST:
+            self.run()
+
+    def timeout(self) -> float | None:
+        """Seconds until the records waiting are due; None when none waits."""
+        return max(0.0, self._due - time.monotonic()) if self._items else None
+
+    def run(self) -> None:
+        """Handles every record waiting: the audit's log lines in one write."""
+        items, self._items = self._items, []
+        lines: list[str] = []
+        for kind, payload, now, at_us in items:
+            try:
+                if kind == b"A":
+                    _audit(self._writer, payload, lines)
+                else:
+                    self._accounts.add(payload, now, at_us)
+            except (DecodeError, ValueError, KeyError) as e:
+                self.skip(kind, e)
+        _log_audit_lines(lines)
+
+    def skip(self, kind: bytes, error: Exception) -> None:
+        """One bad record is skipped (and said); the history goes on with the next."""
+        self.skipped += 1
+        log.error(
+            "history: skipped an undecodable %r record (%s); %d so far", kind, error, self.skipped
+        )
+
+
+def _audit(writer: HistoryWriter, payload: bytes, lines: list[str]) -> None:
+    """An audit record: its log line to ``lines`` (written once the frames read with it are
+    handled, ``_log_audit_lines``), its row through the writer (which keeps it until it is
+    written, also through a full disk)."""
     from mt5exec.auth import audit_records
 
     row, line = audit_records.describe(payload)
-    audit_records.log_line(line)
+    lines.append(line)
     if not writer.record_audit(row):
         log.error(
             "history: audit record %d not queued (the writer is closed or full); it is in "
             "the mt5exec.audit log only",
             row[0],
         )
+
+
+def _log_audit_lines(lines: list[str]) -> None:
+    """Writes the audit's log lines waiting in ``lines`` (and empties it) in one write to
+    the ``mt5exec.audit`` handler's stream, each line as that handler formats a record of it
+    (one record formatted for all: the lines of one read share its time). A logger set up
+    otherwise (not one stream handler) gets a record a line."""
+    if not lines:
+        return
+    from mt5exec.auth import audit_records
+
+    logger = logging.getLogger(audit_records.LOGGER)
+    handler = logger.handlers[0] if len(logger.handlers) == 1 else None
+    if not isinstance(handler, logging.StreamHandler) or not logger.isEnabledFor(logging.INFO):
+        for line in lines:
+            audit_records.log_line(line)
+    else:
+        record = logger.makeRecord(logger.name, logging.INFO, __file__, 0, "\0", (), None)
+        before, _, after = handler.format(record).partition("\0")
+        end = after + handler.terminator
+        text = "".join([before + line + end for line in lines])
+        with handler.lock or contextlib.nullcontext():
+            handler.stream.write(text)
+            handler.flush()
+    lines.clear()
 
 
 # What a client is told of a failed read: the database's own text (its SQL, paths, values)
