@@ -37,12 +37,13 @@ def examples(thorough: int) -> int:
 
 
 # What the source of a test module says when its tests start processes (conftest's `server`
-# fixture is seen by name); a module importing another test module starts what that one does.
+# fixture is seen by name); a module importing another test module, or a `*_support` module of
+# helpers, starts what that one does.
 _STARTS = re.compile(
     r"\b(ServerProcess|HistoryProcess|subprocess|multiprocessing|sys\.executable"
     r"|redis_server|postgres)\b"
 )
-_IMPORTS = re.compile(r"^from (tests\.test_\w+) import", re.MULTILINE)
+_IMPORTS = re.compile(r"^from (tests\.(?:\w+\.)?(?:test_\w+|\w+_support)) import", re.MULTILINE)
 _SLOW_MODULES = ("test_e2e_soak", "test_bench_")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests import test_mt5_worker as mt5_test
+from tests import mt5_worker_support as mt5_test
 from tests.test_sim_worker import Engine
 
 from mt5exec.sim.bars import MAX_BARS
