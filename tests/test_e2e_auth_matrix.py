@@ -5,6 +5,9 @@ The table names every RPC: one the descriptors have and the table does not fails
 as does a row for an RPC that is gone. Callers: no token, a garbage token, an expired JWT, a
 revoked API key (all UNAUTHENTICATED, each with its reason), a viewer and a trader of owner
 alice, a trader of owner bob, and an admin. Requests name instances of alice.
+
+Why one file of ~1,000 lines: it is one table, a row per RPC, and the test that every RPC has
+its row must see the whole table; split by service, a new service's rows would have no home.
 """
 
 from __future__ import annotations
