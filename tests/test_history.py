@@ -239,6 +239,31 @@ def test_same_execution_twice_is_one_row(open_writer: Callable[..., HistoryWrite
     assert writer.query("SELECT deal_id, sequence FROM deals") == [(1, 1)]
 
 
+def test_a_batch_with_a_stored_event_writes_its_new_rows_once(
+    open_writer: Callable[..., HistoryWriter],
+) -> None:
+    """A batch is written with plain INSERTs first; one whose event is stored already is
+    written again with the tables' rules: its new rows are all there, the stored ones as
+    they were, and the next batch of new rows goes the plain way again."""
+    writer = open_writer()
+    writer.record_execution(fill_event(1, deal_id=7))
+    assert writer.flush(timeout=10)
+    writer.record_execution(fill_event(1, deal_id=7))  # stored already
+    writer.record_execution(fill_event(2))
+    writer.record_execution(fill_event(3, deal_id=7))  # its deal stored already
+    writer.record_execution(order_event(4, make_order(status=pb.ORDER_STATUS_FILLED)))
+    assert writer.flush(timeout=10)
+    assert writer.conflicts == 1
+    assert writer.query("SELECT sequence FROM executions ORDER BY 1") == [(1,), (2,), (3,), (4,)]
+    assert writer.query("SELECT deal_id, sequence FROM deals ORDER BY 1") == [(2, 2), (7, 1)]
+    assert writer.query("SELECT status FROM orders") == [("FILLED",)]
+    writer.record_execution(fill_event(5))
+    assert writer.flush(timeout=10)
+    assert writer.conflicts == 1
+    assert count(writer, "executions") == 5
+    assert writer.errors == 0
+
+
 def test_order_status_update_keeps_latest(open_writer: Callable[..., HistoryWriter]) -> None:
     writer = open_writer()
     writer.record_order(make_order(status=pb.ORDER_STATUS_NEW, updated_s=1))

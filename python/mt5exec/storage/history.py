@@ -52,6 +52,7 @@ from mt5exec.storage.history_schema import (
     INSERT_SQL,
     INSTANCES,
     MIGRATIONS,
+    NEW_ROWS_SQL,
     SCHEMA_VERSION,
     TABLES,
     Table,
@@ -63,6 +64,9 @@ __all__ = ["SCHEMA_VERSION", "TABLES", "HistoryError", "HistoryWriter"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# What a write of plain INSERTs answers when a key was stored already (then written again).
+_STORED: Final = "a key of the batch is stored already"
 
 
 class HistoryError(RuntimeError):
@@ -107,9 +111,11 @@ class HistoryWriter:
     Counters (read from any thread; written by the writer thread only, except ``rejected``):
     ``flushes`` committed transactions, ``commits`` of them per table written,
     ``statements`` batched INSERT statements executed, ``rows_written`` rows handed to those
-    statements, ``errors`` (failed writes and skipped records), ``reopened`` (the database
-    opened anew after a fatal error), ``dropped`` (rows given up at close), ``rejected``
-    (records refused because the writer was closed or the queue was full).
+    statements, ``conflicts`` (batches written again with the tables' rules, as a key of
+    theirs was stored already), ``errors`` (failed writes and skipped records),
+    ``reopened`` (the database opened anew after a fatal error), ``dropped`` (rows given up
+    at close), ``rejected`` (records refused because the writer was closed or the queue was
+    full).
     """
 
     RETRY_MIN_S: Final = 0.1
@@ -169,6 +175,7 @@ class HistoryWriter:
         self.reopened = 0
         self.dropped = 0
         self.rejected = 0
+        self.conflicts = 0
 
     # ---------------------------------------------------------------------------- lifecycle
 
@@ -604,7 +611,20 @@ class HistoryWriter:
         return appender
 
     def _write(self, batch: Batch) -> str | None:
-        """One transaction of ``batch``; the error, or None when it committed."""
+        """One transaction of ``batch``; the error, or None when it committed. Executions and
+        deals go in with plain INSERTs first (``NEW_ROWS_SQL``: a few ms less a statement
+        than ``ON CONFLICT``, a third of a flush of ~1,000 events); when a key of the batch is
+        stored already, that transaction fails and the batch is written with the tables'
+        rules (``INSERT_SQL``)."""
+        error = self._transaction(batch, NEW_ROWS_SQL)
+        if error is _STORED:
+            self.conflicts += 1
+            error = self._transaction(batch, INSERT_SQL)
+        return None if error is _STORED else error
+
+    def _transaction(self, batch: Batch, sql: Mapping[str, str]) -> str | None:
+        """``_write`` with the INSERTs of ``sql``; ``_STORED`` when a plain INSERT met a key
+        stored already (rolled back)."""
         conn = self._conn
         if conn is None:
             self._reopen = True
@@ -620,7 +640,7 @@ class HistoryWriter:
                 appender = self._appender(table)
                 appender.append_rows(rows.values())
                 appender.flush()
-                conn.execute(INSERT_SQL[table.name])
+                conn.execute(sql[table.name])
                 conn.execute(f"DELETE FROM {table.stage}")
                 statements += 1
                 rows_written += len(rows)
@@ -633,6 +653,8 @@ class HistoryWriter:
                 self._reopen = True  # DuckDB refuses everything until the database is reopened
             with contextlib.suppress(duckdb.Error):  # no transaction left to roll back
                 conn.execute("ROLLBACK")
+            if sql is NEW_ROWS_SQL and isinstance(exc, duckdb.ConstraintException):
+                return _STORED
             return f"{type(exc).__name__}: {exc}".replace("\n", " ")
         self.flushes += 1
         for name in written:

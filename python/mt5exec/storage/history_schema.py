@@ -89,13 +89,15 @@ class Table:
         cols = ", ".join(f"{name} {_stage_type(sqltype)}" for name, sqltype in self.columns)
         return f"CREATE TEMP TABLE IF NOT EXISTS {self.stage} ({cols})"
 
-    def insert_sql(self) -> str:
+    def insert_sql(self, rules: bool = True) -> str:
+        """The batch's INSERT; ``rules=False``: with no conflict clause (a key stored
+        already fails it) when the table's rule is to keep the stored row."""
         names = ", ".join(self.column_names)
         values = ", ".join(
             f"make_timestamp({name})" if _is_time(sqltype) else name
             for name, sqltype in self.columns
         )
-        if not self.primary:
+        if not self.primary or (not rules and self.on_conflict == "DO NOTHING"):
             return f"INSERT INTO {self.name} ({names}) SELECT {values} FROM {self.stage}"
         conflict = self.on_conflict
         if conflict is None:
@@ -357,5 +359,8 @@ MIGRATIONS: Final[Mapping[int, tuple[str, ...]]] = {
 
 
 INSERT_SQL: Final[Mapping[str, str]] = {table.name: table.insert_sql() for table in TABLES}
+# The same, but plain INSERTs for the insert-or-ignore tables (executions, deals): what a
+# batch of new rows is written with first (``HistoryWriter._write``).
+NEW_ROWS_SQL: Final[Mapping[str, str]] = {t.name: t.insert_sql(rules=False) for t in TABLES}
 # The keyless tables whose rows come as they are (``HistoryWriter.record_row``).
 APPENDED: Final[Mapping[str, Table]] = {t.name: t for t in (ACCOUNT_SNAPSHOTS, RISK_EVENTS)}
