@@ -13,6 +13,9 @@ import errno
 import json
 import logging
 import math
+import os
+import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,9 +123,89 @@ def _risk_day(value: Any) -> RiskDayState | None:
 
 
 def write_record(directory: Path, record: InstanceRecord) -> None:
-    """Replaces ``<directory>/instance.json`` atomically and durably."""
-    directory.mkdir(parents=True, exist_ok=True)
-    atomic_write(directory / RECORD_NAME, json.dumps(record.to_json(), indent=2).encode())
+    """Replaces ``<directory>/instance.json`` atomically and durably (outside a server: the
+    server writes records through its ``RecordWriter``)."""
+    RecordWriter().write_now(directory, record)
+
+
+# Test hook: while the file this names exists, every record write waits (a disk that hangs).
+WRITE_GATE_ENV = "MT5EXEC_TEST_RECORD_WRITE_GATE"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A record as it was when taken (on the event loop), numbered in the order taken."""
+
+    directory: Path
+    data: bytes
+    number: int
+
+
+@dataclass
+class _RecordFile:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    written: int = 0  # the number of the newest snapshot on disk (or retired up to)
+
+
+class RecordWriter:
+    """Every write of the instances' records, in one place so that they land in order: a
+    snapshot is numbered when taken, the writes of one record run one at a time (in this
+    thread or another), and a snapshot older than the one on disk is not written. So the
+    daily counters can be written from a thread while a kill switch or a trading state is
+    written on the event loop: an older copy never overwrites the newer record."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._taken = 0
+        self._files: dict[Path, _RecordFile] = {}
+        gate = os.environ.get(WRITE_GATE_ENV)
+        self._gate = Path(gate) if gate else None
+
+    def snapshot(self, directory: Path, record: InstanceRecord) -> Snapshot:
+        data = json.dumps(record.to_json(), indent=2).encode()
+        with self._lock:
+            self._taken += 1
+            return Snapshot(directory, data, self._taken)
+
+    def _file(self, directory: Path) -> _RecordFile:
+        with self._lock:
+            return self._files.setdefault(directory, _RecordFile())
+
+    def write(self, snapshot: Snapshot) -> bool:
+        """Writes ``snapshot`` unless a newer one of its record is on disk already (False
+        then); raises OSError. Any thread; waits for a write of the same record under way."""
+        file = self._file(snapshot.directory)
+        with file.lock:
+            if snapshot.number <= file.written:
+                return False
+            self._wait_gate()
+            snapshot.directory.mkdir(parents=True, exist_ok=True)
+            atomic_write(snapshot.directory / RECORD_NAME, snapshot.data)
+            file.written = snapshot.number
+            return True
+
+    def newest(self, snapshot: Snapshot) -> bool:
+        """Whether ``snapshot`` is what is on disk of its record (nothing written since)."""
+        return self._file(snapshot.directory).written == snapshot.number
+
+    def write_now(self, directory: Path, record: InstanceRecord) -> None:
+        """Writes ``record`` as it is (raises OSError)."""
+        self.write(self.snapshot(directory, record))
+
+    def retire(self, directory: Path) -> None:
+        """The record's instance is deleted: waits for a write of it under way and makes
+        every snapshot taken so far moot (its directory is not made again)."""
+        file = self._file(directory)
+        with file.lock, self._lock:
+            file.written = self._taken
+
+    def _wait_gate(self) -> None:
+        if self._gate is None:
+            return
+        held = self._gate.with_name(self._gate.name + ".held")
+        while self._gate.exists():
+            held.touch()
+            time.sleep(0.01)
 
 
 def read_records(instances_dir: Path) -> list[tuple[Path, InstanceRecord]]:

@@ -71,6 +71,8 @@ class InstanceService(risk_control.RiskControls):
         self._no_credential: dict[str, str] = {}
         # State in force that could not be saved (a full disk): saved again until it is.
         self._pending = registry.PendingSaves(self._saved_late)
+        # Every write of a record goes through it, in order (the daily counters' from a thread).
+        self._record_writer = registry.RecordWriter()
 
     # -- paths and records --------------------------------------------------------------
 
@@ -86,7 +88,7 @@ class InstanceService(risk_control.RiskControls):
 
     def _write(self, record: InstanceRecord) -> None:
         """Writes ``record`` (raises OSError); a pending save of it is moot then."""
-        registry.write_record(self._directory(record.owner, record.instance_id), record)
+        self._record_writer.write_now(self._directory(record.owner, record.instance_id), record)
         self._pending.done(self._record_file(record))
 
     def _commit(self, record: InstanceRecord, what: str, **changes: object) -> None:
@@ -557,6 +559,7 @@ class InstanceService(risk_control.RiskControls):
         # The id stays taken until its credential and files are gone (a CreateInstance of it
         # meanwhile would have them removed under it), also when this call is cancelled.
         self._deleting.add(instance_id)
+        self._record_writer.retire(self._directory(record.owner, instance_id))
         del self._records[instance_id]
         self._no_credential.pop(instance_id, None)
         self._ea_max_age.pop(instance_id, None)

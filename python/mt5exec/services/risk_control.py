@@ -32,7 +32,7 @@ from typing import Any
 import grpc
 
 from mt5exec import registry
-from mt5exec.engine import Engine
+from mt5exec.engine import Engine, RiskDayState
 from mt5exec.errors import MT5ExecError, invalid
 from mt5exec.files import atomic_write
 from mt5exec.reasons import Reason
@@ -145,6 +145,8 @@ class RiskControls:
     _record: Callable[[str], InstanceRecord]
     _history: Callable[[common_pb2.Instance], None]
     _write: Callable[[InstanceRecord], None]
+    _record_writer: registry.RecordWriter
+    _directory: Callable[[str, str], Path]
     _record_file: Callable[[InstanceRecord], str]
     _persist: Callable[[str, Callable[[], None], Iterable[str]], OSError | None]
     _persist_record: Callable[[InstanceRecord, OSError | None], OSError | None]
@@ -182,28 +184,59 @@ class RiskControls:
         if changes or new[1] != old[1]:
             self._risk_event(event, record.instance_id, record.owner, detail, reason)
 
-    def save_risk_counters(self) -> list[str]:
-        """Writes each instance's daily risk counters (trades today, the day's starting
-        equity, the equity high) to its record when they changed, so that a restart of the
-        server does not reset the daily limits (a failed write is tried again next time),
-        and tries the pending saves again. Returns the instances whose counters it could
-        not write."""
-        failed = []
+    def _counters_to_save(self) -> list[tuple[InstanceRecord, RiskDayState, registry.Snapshot]]:
+        """The records whose daily risk counters (trades today, the day's starting equity,
+        the equity high) changed, each with the counters and a snapshot of it to write."""
+        changed = []
         for record in list(self._records.values()):
             with contextlib.suppress(MT5ExecError):
                 state = self._engine.risk_day_state(record.instance_id)
                 if state != record.risk_day:
                     candidate = copy.deepcopy(record)
                     candidate.risk_day = state
-                    try:
-                        self._write(candidate)
-                    except OSError as e:
-                        log.debug("%s: risk counters not saved: %s", record.instance_id, e)
-                        failed.append(record.instance_id)
-                        continue
-                    record.risk_day = state
+                    directory = self._directory(record.owner, record.instance_id)
+                    changed.append(
+                        (record, state, self._record_writer.snapshot(directory, candidate))
+                    )
+        return changed
+
+    def _counters_written(
+        self,
+        saves: list[tuple[InstanceRecord, RiskDayState, registry.Snapshot]],
+        results: list[bool | OSError],
+    ) -> list[str]:
+        """Takes the counters written as saved; returns the instances whose counters were not
+        (a failed write is tried again next time). A snapshot found older than the record on
+        disk was not written: the counters are written again next time (the newer record was
+        taken before them)."""
+        failed = []
+        for (record, state, snapshot), result in zip(saves, results, strict=True):
+            if isinstance(result, OSError):
+                log.debug("%s: risk counters not saved: %s", record.instance_id, result)
+                failed.append(record.instance_id)
+            elif result and self._record_writer.newest(snapshot):
+                record.risk_day = state
         self._pending.retry_once()
         return failed
+
+    def _write_snapshots(
+        self, saves: list[tuple[InstanceRecord, RiskDayState, registry.Snapshot]]
+    ) -> list[bool | OSError]:
+        results: list[bool | OSError] = []
+        for _, _, snapshot in saves:
+            try:
+                results.append(self._record_writer.write(snapshot))
+            except OSError as e:
+                results.append(e)
+        return results
+
+    def save_risk_counters(self) -> list[str]:
+        """Writes each instance's daily risk counters to its record when they changed (here,
+        on the stop), so that a restart of the server does not reset the daily limits, and
+        tries the pending saves again. Returns the instances whose counters it could not
+        write."""
+        saves = self._counters_to_save()
+        return self._counters_written(saves, self._write_snapshots(saves))
 
     def save_before_stop(self) -> None:
         """The server is stopping: the daily counters and every restriction whose save is
@@ -239,9 +272,17 @@ class RiskControls:
         )
 
     async def keep_risk_counters(self, period: float = 1.0) -> None:
+        """Saves the daily risk counters every ``period`` while they change, written from a
+        thread (two fsyncs each: on the event loop they stalled every call for milliseconds);
+        the record writer keeps them from overwriting a newer record written meanwhile."""
         while True:
             await asyncio.sleep(period)
-            self.save_risk_counters()
+            saves = self._counters_to_save()
+            if saves:
+                results = await asyncio.to_thread(self._write_snapshots, saves)
+            else:
+                results = []
+            self._counters_written(saves, results)
 
     def _apply(
         self, instance_id: str, limits: common_pb2.RiskLimits, state: int, version: int
