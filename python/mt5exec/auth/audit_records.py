@@ -36,7 +36,7 @@ from mt5exec.v1 import auth_pb2
 LOGGER = "mt5exec.audit"
 log = logging.getLogger(LOGGER)
 
-# The audit table's columns, in order (mt5exec.storage.history.AUDIT).
+# The audit table's columns, in order (mt5exec.storage.history_schema.AUDIT).
 COLUMNS = (
     "id",
     "time",
