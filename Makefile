@@ -9,7 +9,7 @@ LISTEN ?= 127.0.0.1:50051
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup build run test lint fmt proto bench clean examples
+.PHONY: setup build run test lint fmt proto bench clean examples ghz
 
 # Virtualenv with the package (editable) and the dev tools.
 $(VENV)/.installed: pyproject.toml
@@ -81,8 +81,15 @@ examples/node/node_modules/.package-lock.json: examples/node/package.json exampl
 examples: examples/node/node_modules/.package-lock.json
 	cd examples/go && go mod download
 
+# ghz, the gRPC load tool users measure us with (benchmarks/ghz_orders.py and its smoke test),
+# pinned, into tools/bin.
+GHZ := tools/bin/ghz
+$(GHZ):
+	GOBIN=$(abspath tools/bin) go install github.com/bojand/ghz/cmd/ghz@v0.120.0
+ghz: $(GHZ)
+
 # Sets up and runs the whole suite: lint, Rust tests, Python unit and e2e tests.
-test: build lint examples
+test: build lint examples ghz
 	cargo test -q
 	$(VENV)/bin/pytest -q
 
@@ -106,4 +113,4 @@ bench: build
 	$(PY) benchmarks/redis_mirror.py
 
 clean:
-	rm -rf $(VENV) target tools/node_modules examples/node/node_modules examples/go/gen python/mt5exec/_core*.so
+	rm -rf $(VENV) target tools/node_modules tools/bin examples/node/node_modules examples/go/gen python/mt5exec/_core*.so

@@ -68,7 +68,11 @@ CONFIG = common_pb2.InstanceConfig(
 
 
 def find_ghz() -> str | None:
-    """ghz's path: on $PATH, in Go's bin directory, or installed there now (None without Go)."""
+    """ghz's path: where `make ghz` puts it (tools/bin), on $PATH, in Go's bin directory, or
+    installed there now (None without Go)."""
+    pinned = ROOT / "tools" / "bin" / "ghz"
+    if pinned.exists():
+        return str(pinned)
     found = shutil.which("ghz")
     if found:
         return found
