@@ -164,3 +164,25 @@ async def _ready_rules(tmp: Path) -> None:
 
 def test_ready_gives_nothing_while_coalescing_or_once_ended(tmp_path: Path) -> None:
     uvloop.run(_ready_rules(tmp_path))
+
+
+async def _cancelled_order_call(tmp: Path) -> tuple[int, int, bytes]:
+    async with _engine_with_sim(tmp) as engine:
+        place = order_pb2.OrderSessionRequest.FromString(request(0)).place
+        answer = engine.place_order_raw(place.SerializeToString(), timeout=600)
+        waiting = len(engine._orders)
+        answer.cancel()  # the gRPC call's task was cancelled: its client went
+        await asyncio.sleep(0)  # the done callbacks run
+        left = len(engine._orders)
+        # The cancelled order's answer, coming later, is dropped; the next call works.
+        place.client_order_id = "s1"
+        async with asyncio.timeout(60):
+            second = await engine.place_order_raw(place.SerializeToString(), timeout=600)
+        return waiting, left, second
+
+
+def test_a_cancelled_order_call_forgets_its_wait_at_once(tmp_path: Path) -> None:
+    # Before: the wait and its timer stayed until the answer or the timeout (here 10 min).
+    waiting, left, second = uvloop.run(_cancelled_order_call(tmp_path))
+    assert (waiting, left) == (1, 0)
+    assert order_pb2.PlaceOrderResponse.FromString(second).order.client_order_id == "s1"

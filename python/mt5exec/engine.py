@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
+import functools
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -832,7 +833,16 @@ class Engine:
         answer: asyncio.Future[bytes] = loop.create_future()
         timer = loop.call_later(timeout, self._order_expired, token, timeout)
         self._orders[token] = _OrderWait(answer, timer, client_order_id)
+        answer.add_done_callback(functools.partial(self._order_gone, token))
         return answer
+
+    def _order_gone(self, token: int, answer: asyncio.Future[bytes]) -> None:
+        """A call cancelled (its client went) forgets its wait and timer at once; an answer
+        coming later finds no wait and is dropped, as after a timeout."""
+        if answer.cancelled():
+            order = self._orders.pop(token, None)
+            if order is not None:
+                order.timer.cancel()
 
     def _order_expired(self, token: int, timeout: float) -> None:
         order = self._orders.pop(token, None)
