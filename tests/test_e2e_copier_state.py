@@ -1,17 +1,28 @@
 """What a relation keeps across a restart (issue #20): its statistics (copies, skipped by
-reason, fills) continue, and a copy its follower refused for good (its risk gate) is not tried
-and counted again by the recovery at every start. Real server restarted, real sim workers."""
+reason, fills) continue, a copy its follower refused for good (its risk gate) is not tried
+and counted again by the recovery at every start, and the closes a deleted relation still owes
+are made after it. Real server restarted, real sim workers."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from tests.copier_support import BUY, net, orders_of, place, relate, stats, wait_net
+from tests.copier_support import (
+    BUY,
+    SELL,
+    close,
+    net,
+    orders_of,
+    place,
+    relate,
+    stats,
+    wait_net,
+)
 from tests.support import create_sim, limit, wait_ready, wait_until
 
 from mt5exec.testing import ServerProcess
-from mt5exec.v1 import common_pb2, order_pb2, stream_pb2
+from mt5exec.v1 import common_pb2, instance_pb2, order_pb2, stream_pb2
 
 
 def _saved(server: ServerProcess) -> dict[str, object]:
@@ -86,6 +97,135 @@ def test_a_pending_copy_made_before_a_restart_still_follows_its_master(tmp_path:
             "the copy cancelled",
             lambda: [o.status for o in copy()] == [common_pb2.ORDER_STATUS_CANCELED],
         )
+
+
+def test_a_close_owed_by_a_deleted_relation_is_made_after_a_restart(tmp_path: Path) -> None:
+    """The master closed while the follower was stopped; the relation (leaving its copies
+    open) deleted, then the server killed (-9) before the follower is back: after the restart
+    the close the relation owed is made when the follower starts, exactly once."""
+    with ServerProcess(tmp_path) as server:
+        create_sim(server, "om")
+        create_sim(server, "of")
+        relate(server, "owing", "om", "of")
+        opened = place(server, "om", "om-1", BUY, 0.02)
+        place(server, "om", "om-2", SELL, 0.01)
+        wait_net(server, "of", 0.01)
+        server.instances.StopInstance(
+            instance_pb2.StopInstanceRequest(instance_id="of"), timeout=60
+        )
+        close(server, "om", opened.position_id)
+        wait_until(
+            "the close refused",
+            lambda: stats(server, "owing").skipped["INSTANCE_NOT_READY"] >= 1,
+        )
+        server.orders.DeleteCopyRelation(
+            order_pb2.DeleteCopyRelationRequest(relation_id="owing"), timeout=30
+        )
+        # Saved when the relation was removed: a kill -9 right after does not lose it.
+        removed = json.loads((server.data_dir / "copy_stats.json").read_text())["removed"]
+        assert [r["relation"]["relation_id"] for r in removed] == ["owing"], removed
+        assert [o[1] for o in removed[0]["owed"]] == [0.02], removed
+        server.kill()
+        server.start()
+        wait_ready(server, "om")
+        server.instances.StartInstance(
+            instance_pb2.StartInstanceRequest(instance_id="of"), timeout=120
+        )
+        wait_ready(server, "of")
+        # The owed close made; the copy of the position still open on the master left open.
+        wait_net(server, "of", -0.01)
+        closes = [o for o in orders_of(server, "of", "owing.") if ":c" in o.client_order_id]
+        assert len(closes) == 1, closes
+        # Made, the close is no longer owed: nothing left to save, nor to make at a restart.
+        wait_until(
+            "the owed close forgotten",
+            lambda: json.loads((server.data_dir / "copy_stats.json").read_text())["removed"] == [],
+        )
+        server.terminate()
+        server.start()
+        for instance_id in ("om", "of"):
+            wait_ready(server, instance_id)
+        assert net(server, "of") == -0.01
+        closes = [o for o in orders_of(server, "of", "owing.") if ":c" in o.client_order_id]
+        assert len(closes) == 1, closes
+
+
+def test_a_refused_pending_copy_is_not_tried_again_at_a_restart(tmp_path: Path) -> None:
+    """copy_pending: the copy of the master's pending order is refused for good before it
+    reaches the follower's journal (its sizing: below the symbol's minimum); after a restart
+    the recovery neither places it nor counts it again (saved in copy_stats.json)."""
+    with ServerProcess(tmp_path) as server:
+        create_sim(server, "rm")
+        create_sim(server, "rf")
+        relate(
+            server,
+            "refp",
+            "rm",
+            "rf",
+            copy_pending=True,
+            volume_mode=order_pb2.COPY_VOLUME_MODE_FIXED,
+            fixed_volume=0.001,
+        )
+        server.orders.PlaceOrder(
+            limit("rm", "rm-limit", round(_ask(server, "rm") * 0.98, 5)), timeout=30
+        )
+        wait_until(
+            "the pending copy refused",
+            lambda: dict(stats(server, "refp").skipped) == {"VOLUME_BELOW_MINIMUM": 1},
+        )
+        wait_until(
+            "the refusal saved",
+            lambda: len(_saved(server).get("refused_pending", [])) == 1,  # type: ignore[arg-type]
+        )
+        server.terminate()
+        server.start()
+        for instance_id in ("rm", "rf"):
+            wait_ready(server, instance_id)
+        wait_until("the relation recovered", lambda: stats(server, "refp").recovered)
+        assert dict(stats(server, "refp").skipped) == {"VOLUME_BELOW_MINIMUM": 1}
+        open_orders = server.orders.ListOrders(
+            order_pb2.ListOrdersRequest(instance_id="rf"), timeout=10
+        ).orders
+        assert list(open_orders) == []
+
+
+def test_a_pending_order_the_copier_missed_is_placed_by_the_recovery(tmp_path: Path) -> None:
+    """copy_pending: the master's pending order placed while the follower was stopped (its
+    copy not made: the follower not ready); the server restarted, the follower started: the
+    recovery places the copy, at the master's price, once."""
+    with ServerProcess(tmp_path) as server:
+        create_sim(server, "pm")
+        create_sim(server, "pf")
+        relate(server, "missed", "pm", "pf", copy_pending=True)
+        server.instances.StopInstance(
+            instance_pb2.StopInstanceRequest(instance_id="pf"), timeout=60
+        )
+        low = round(_ask(server, "pm") * 0.98, 5)
+        server.orders.PlaceOrder(limit("pm", "pm-limit", low), timeout=30)
+        wait_until(
+            "the copy not made",
+            lambda: stats(server, "missed").skipped["INSTANCE_NOT_READY"] >= 1,
+        )
+        server.terminate()
+        server.start()
+        wait_ready(server, "pm")
+        assert not stats(server, "missed").recovered  # the follower is stopped
+        server.instances.StartInstance(
+            instance_pb2.StartInstanceRequest(instance_id="pf"), timeout=120
+        )
+        wait_ready(server, "pf")
+        wait_until("the relation recovered", lambda: stats(server, "missed").recovered)
+
+        def copies() -> list[common_pb2.Order]:
+            # The open ones (the history also has the refusal while the follower was stopped).
+            request = order_pb2.ListOrdersRequest(instance_id="pf")
+            orders = server.orders.ListOrders(request, timeout=10).orders
+            return [o for o in orders if o.client_order_id.startswith("missed.")]
+
+        wait_until("the pending copy", lambda: [o.price for o in copies()] == [low])
+        (copy,) = copies()
+        assert copy.type == common_pb2.ORDER_TYPE_LIMIT
+        assert copy.client_order_id.endswith(":p")
 
 
 def _ask(server: ServerProcess, instance_id: str) -> float:

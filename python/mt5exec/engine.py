@@ -637,6 +637,18 @@ class Engine:
         """Every relation's statistics and refusals to save."""
         return self._core.copy_states()
 
+    def removed_copy_states(self) -> list[tuple[bytes, _core.CopyState]]:
+        """Every removed relation still owing closes (encoded) and its state to save."""
+        return self._core.removed_copy_states()
+
+    def restore_removed_copy_relation(
+        self, relation: bytes, defaults: _core.CopyDefaults, state: _core.CopyState
+    ) -> None:
+        """A removed relation that owed closes when the server stopped: they are made when
+        its follower is ready, and only those."""
+        with _CORE_ERRORS:
+            self._core.restore_removed_copy_relation(relation, defaults, state)
+
     def remove_copy_relation(self, owner: str, relation_id: str, close: bool) -> bytes:
         with _CORE_ERRORS:
             return self._core.remove_copy_relation(owner, relation_id, close)

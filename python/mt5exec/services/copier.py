@@ -1,8 +1,9 @@
 """The copy relations of OrderService (Create/List/Get/DeleteCopyRelation): who may link
 which instances, and the relations as desired state on disk (``copy_relations.json`` in the
 data directory, written atomically on every change and given back to the engine at start).
-Their statistics and the copies refused for good go to ``copy_stats.json`` every few seconds
-when they changed, and when the server stops, and continue from there after a restart.
+Their statistics, the copies refused for good and the closes owed (a removed relation's too)
+go to ``copy_stats.json`` every few seconds when they changed, when a relation is removed, and
+when the server stops, and continue from there after a restart.
 
 The copying itself is the engine's (rust_core/src/copier/, docs/copier.md).
 """
@@ -17,6 +18,7 @@ import math
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import grpc
 from google.protobuf import json_format
@@ -65,6 +67,40 @@ def copy_defaults(runtime: templates.RuntimeConfig | None) -> _core.CopyDefaults
     )
 
 
+def _state_item(s: _core.CopyState) -> dict[str, object]:
+    """A relation's state as saved in copy_stats.json."""
+    return {
+        "owner": s.owner,
+        "relation_id": s.relation_id,
+        "incarnation": s.incarnation,
+        "copies": s.copies,
+        "skipped": dict(s.skipped),
+        "fills": s.fills,
+        "slippage_sum": s.slippage_sum,
+        "slippage_max": s.slippage_max,
+        "refused": s.refused,
+        "refused_pending": s.refused_pending,
+        "owed": [list(o) for o in s.owed],
+    }
+
+
+def _state_of(item: dict[str, Any]) -> _core.CopyState:
+    """A relation's saved state (a file of an older version lacks the later keys)."""
+    return _core.CopyState(
+        owner=item["owner"],
+        relation_id=item["relation_id"],
+        incarnation=item["incarnation"],
+        copies=item["copies"],
+        skipped=list(item["skipped"].items()),
+        fills=item["fills"],
+        slippage_sum=item["slippage_sum"],
+        slippage_max=item["slippage_max"],
+        refused=item["refused"],
+        refused_pending=item.get("refused_pending", []),
+        owed=[(int(p), float(v), int(d), str(a)) for p, v, d, a in item.get("owed", [])],
+    )
+
+
 class CopyRelations:
     """The relation RPCs, called by OrderService."""
 
@@ -77,6 +113,7 @@ class CopyRelations:
         self._saving = asyncio.Lock()
         self._stats_path = data_dir / STATS_FILE_NAME
         self._stats_written = b""
+        self._stats_saving = asyncio.Lock()
         self._stats_task: asyncio.Task[None] | None = None
 
     def _defaults(self, owner: str, instance_id: str) -> _core.CopyDefaults:
@@ -95,60 +132,67 @@ class CopyRelations:
             return path.parent.parent.name
         return None
 
-    def _saved_states(self) -> dict[tuple[str, str, int], _core.CopyState]:
-        """The relations' saved statistics, by (owner, id, incarnation)."""
+    def _saved(
+        self,
+    ) -> tuple[dict[tuple[str, str, int], _core.CopyState], list[tuple[bytes, _core.CopyState]]]:
+        """The relations' saved states, by (owner, id, incarnation), and the removed relations
+        that still owed closes (encoded, with their state)."""
         try:
             data = json.loads(self._stats_path.read_bytes())
-            states = [
-                _core.CopyState(
-                    owner=item["owner"],
-                    relation_id=item["relation_id"],
-                    incarnation=item["incarnation"],
-                    copies=item["copies"],
-                    skipped=list(item["skipped"].items()),
-                    fills=item["fills"],
-                    slippage_sum=item["slippage_sum"],
-                    slippage_max=item["slippage_max"],
-                    refused=item["refused"],
+            states = [_state_of(item) for item in data["relations"]]
+            removed = [
+                (
+                    json_format.ParseDict(
+                        item["relation"], order_pb2.CopyRelation()
+                    ).SerializeToString(),
+                    _state_of(item),
                 )
-                for item in data["relations"]
+                for item in data.get("removed", [])
             ]
         except FileNotFoundError:
-            return {}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            return {}, []
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            json_format.ParseError,
+        ) as e:
             log.error("copy relation statistics not restored: %s: %s", self._stats_path, e)
-            return {}
-        return {(s.owner, s.relation_id, s.incarnation): s for s in states}
+            return {}, []
+        return {(s.owner, s.relation_id, s.incarnation): s for s in states}, removed
 
     def _stats_body(self) -> bytes:
-        relations = [
+        relations = [_state_item(s) for s in self._engine.copy_states()]
+        removed = [
             {
-                "owner": s.owner,
-                "relation_id": s.relation_id,
-                "incarnation": s.incarnation,
-                "copies": s.copies,
-                "skipped": dict(s.skipped),
-                "fills": s.fills,
-                "slippage_sum": s.slippage_sum,
-                "slippage_max": s.slippage_max,
-                "refused": s.refused,
+                "relation": json_format.MessageToDict(
+                    order_pb2.CopyRelation.FromString(raw), preserving_proto_field_name=True
+                ),
+                **_state_item(s),
             }
-            for s in self._engine.copy_states()
+            for raw, s in self._engine.removed_copy_states()
         ]
-        return json.dumps({"version": VERSION, "relations": relations}).encode()
+        return json.dumps({"version": VERSION, "relations": relations, "removed": removed}).encode()
+
+    async def _save_stats(self) -> None:
+        """Writes the statistics off the event loop when they changed (one write at a time)."""
+        async with self._stats_saving:
+            body = self._stats_body()
+            if body != self._stats_written:
+                await asyncio.to_thread(atomic_write, self._stats_path, body)
+                self._stats_written = body
 
     async def _keep_stats(self) -> None:
         """Saves the statistics when they changed, every few seconds, and at the end."""
         try:
             while True:
                 await asyncio.sleep(STATS_EVERY_S)
-                body = self._stats_body()
-                if body != self._stats_written:
-                    try:
-                        await asyncio.to_thread(atomic_write, self._stats_path, body)
-                        self._stats_written = body
-                    except OSError as e:
-                        log.warning("copy relation statistics not saved: %s", e)
+                try:
+                    await self._save_stats()
+                except OSError as e:
+                    log.warning("copy relation statistics not saved: %s", e)
         except asyncio.CancelledError:
             body = self._stats_body()
             if body != self._stats_written:
@@ -158,6 +202,26 @@ class CopyRelations:
                     log.warning("copy relation statistics not saved at the end: %s", e)
             raise
 
+    def _restore_removed(self, removed: list[tuple[bytes, _core.CopyState]]) -> None:
+        """The removed relations that owed closes when the server stopped: kept until those
+        are made (their follower gone or another owner's: dropped)."""
+        for raw, state in removed:
+            relation = order_pb2.CopyRelation.FromString(raw)
+            if self._owner_on_disk(relation.follower_instance_id) != relation.owner:
+                log.warning(
+                    "closes owed by removed copy relation %r dropped: its follower was deleted",
+                    relation.relation_id,
+                )
+                continue
+            try:
+                self._engine.restore_removed_copy_relation(
+                    raw, self._defaults(relation.owner, relation.follower_instance_id), state
+                )
+            except MT5ExecError as e:
+                log.error(
+                    "closes owed by copy relation %r not restored: %s", relation.relation_id, e
+                )
+
     def restore(self) -> int:
         """Gives the engine every saved relation (with its saved statistics); a relation it
         refuses is logged and left in the file, one naming an instance that no longer exists
@@ -165,6 +229,8 @@ class CopyRelations:
         restored. Starts saving the statistics (inside the server's event loop)."""
         with contextlib.suppress(RuntimeError):  # no running loop: nothing saved
             self._stats_task = asyncio.get_running_loop().create_task(self._keep_stats())
+        states, removed = self._saved()
+        self._restore_removed(removed)
         try:
             data = json.loads(self._path.read_bytes())
         except FileNotFoundError:
@@ -172,7 +238,6 @@ class CopyRelations:
         except (OSError, ValueError) as e:
             log.error("copy relations not restored: %s: %s", self._path, e)
             return 0
-        states = self._saved_states()
         restored = 0
         dropped = False
         for item in data.get("relations", []):
@@ -227,6 +292,15 @@ class CopyRelations:
             await self._save()
         except OSError as e:
             log.error("copy relations of deleted instance %s not saved: %s", instance_id, e)
+        await self._save_removed_stats()
+
+    async def _save_removed_stats(self) -> None:
+        """After a relation was removed: the closes it still owes are saved now (not within
+        the next few seconds), so that a restart, even a kill -9, does not drop them."""
+        try:
+            await self._save_stats()
+        except OSError as e:
+            log.warning("copy relation statistics not saved: %s", e)
 
     def _body(self) -> bytes:
         relations = [
@@ -376,4 +450,5 @@ class CopyRelations:
                 f"the relation stopped copying but the copy relations cannot be saved ({e}): "
                 "it comes back after a restart unless a later change is saved",
             ) from None
+        await self._save_removed_stats()
         return order_pb2.DeleteCopyRelationResponse()

@@ -166,6 +166,37 @@ impl Engine {
             .collect()
     }
 
+    /// Every removed relation still owing closes: encoded, with its state to save.
+    pub fn removed_copy_states(&self) -> Vec<(Vec<u8>, Saved)> {
+        self.shared()
+            .copier
+            .removed_owing()
+            .iter()
+            .map(|r| (r.spec.encode_to_vec(), r.saved()))
+            .collect()
+    }
+
+    /// A removed relation that owed closes when the server stopped (encoded, with its
+    /// follower's defaults and the state it saved): its closes are made when the follower is
+    /// ready, and only those.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` for a relation that does not decode.
+    pub fn restore_removed_copy_relation(
+        &self,
+        raw: &[u8],
+        defaults: Defaults,
+        saved: &Saved,
+    ) -> Result<()> {
+        let relation = decode(raw)?;
+        let shared = self.shared();
+        let removed = shared.copier.restore_removed(relation, defaults);
+        removed.restore(saved);
+        // The follower ready already: made now (else when it is).
+        super::recovery::close_owed(shared, &removed, true);
+        Ok(())
+    }
+
     /// What every relation did, for /metrics.
     pub fn copy_metrics(&self) -> Vec<RelationMetrics> {
         self.shared()

@@ -589,8 +589,12 @@ fn open_or_skip(shared: &Shared, relation: &Arc<Relation>, trade: &MasterTrade) 
         Ok(job) => Some(job),
         Err(refused) => {
             let (follower, intent, reason, message) = *refused;
-            if trade.order_type == v1::OrderType::Market && trade.signal_id.is_none() {
-                relation.refused(trade.position, reason);
+            if trade.signal_id.is_none() {
+                if trade.order_type == v1::OrderType::Market {
+                    relation.refused(trade.position, reason);
+                } else {
+                    relation.refused_pending(trade.position, reason);
+                }
             }
             skip(
                 shared,
@@ -642,7 +646,11 @@ pub fn open_pending(
         job.intent.deviation_points = 0;
         job.opens = None;
         job.master_price = 0.0;
-        let _ = submit(shared, job, started, true);
+        if let Err(e) = submit(shared, job, started, true) {
+            if e.code != Code::AlreadyExists {
+                relation.refused_pending(trade.position, e.reason);
+            }
+        }
     }
 }
 

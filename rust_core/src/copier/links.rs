@@ -44,7 +44,14 @@ pub struct Links {
     pub by_position: HashMap<u64, Link>,
     /// Rebuilt from the follower's orders since the relation was added.
     pub rebuilt: bool,
+    /// Closes owed before a restart (saved in `copy_stats.json`), by master position: the
+    /// master volume and the (deal, action) their ids derive from. Put on the links at the
+    /// first rebuild (a link no longer open there owes nothing).
+    pub saved_owed: HashMap<u64, (f64, (u64, String))>,
 }
+
+/// A close owed: (master position, master volume, master deal, action).
+pub type OwedClose = (u64, f64, u64, String);
 
 /// The comment of a copy: the master volume it stands for (rebuilding links after a restart).
 #[must_use]
@@ -124,6 +131,39 @@ impl Links {
                 }
             }
         }
+        for (position, (owed, by)) in std::mem::take(&mut self.saved_owed) {
+            if let Some(link) = self.by_position.get_mut(&position) {
+                if link.owed <= 0.0 {
+                    link.owed = owed;
+                    link.owed_by = by;
+                }
+            }
+        }
+    }
+
+    /// Whether a close is owed (or saved as owed and not yet put on its link).
+    #[must_use]
+    pub fn owes(&self) -> bool {
+        !self.saved_owed.is_empty() || self.by_position.values().any(|l| l.owed > 0.0)
+    }
+
+    /// The closes owed, to save.
+    #[must_use]
+    pub fn owed(&self) -> Vec<OwedClose> {
+        let mut owed: Vec<OwedClose> = self
+            .by_position
+            .iter()
+            .filter(|(_, l)| l.owed > 0.0)
+            .map(|(p, l)| (*p, l.owed, l.owed_by.0, l.owed_by.1.clone()))
+            .chain(
+                self.saved_owed
+                    .iter()
+                    .filter(|(p, _)| !self.by_position.get(p).is_some_and(|l| l.owed > 0.0))
+                    .map(|(p, (v, (d, a)))| (*p, *v, *d, a.clone())),
+            )
+            .collect();
+        owed.sort_by_key(|o| o.0);
+        owed
     }
 }
 

@@ -146,6 +146,26 @@ pub struct Relation {
     pub pending: Mutex<pending::Copied>,
     /// Master positions whose copy was refused for good ([`state`]).
     refused_positions: Mutex<BTreeSet<u64>>,
+    /// The master's pending orders whose copy was refused for good ([`state`]).
+    refused_pending: Mutex<BTreeSet<u64>>,
+    /// A task tries the closes still owed again ([`recovery::close_owed`]).
+    pub retrying_owed: std::sync::atomic::AtomicBool,
+}
+
+impl Relation {
+    fn new(spec: v1::CopyRelation, defaults: Defaults) -> Self {
+        Self {
+            prefix: spec::id_prefix(&spec),
+            spec,
+            defaults,
+            stats: Stats::default(),
+            links: Mutex::new(links::Links::default()),
+            pending: Mutex::new(pending::Copied::default()),
+            refused_positions: Mutex::new(BTreeSet::new()),
+            refused_pending: Mutex::new(BTreeSet::new()),
+            retrying_owed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
 }
 
 /// Whether instance `to` receives copies of `from`'s trades through the relations (master →
@@ -227,15 +247,7 @@ impl Copier {
                 created.nanos = 0;
             }
         }
-        let relation = Arc::new(Relation {
-            prefix: spec::id_prefix(&spec),
-            spec,
-            defaults,
-            stats: Stats::default(),
-            links: Mutex::new(links::Links::default()),
-            pending: Mutex::new(pending::Copied::default()),
-            refused_positions: Mutex::new(BTreeSet::new()),
-        });
+        let relation = Arc::new(Relation::new(spec, defaults));
         all.insert(key_of(&relation.spec), Arc::clone(&relation));
         Ok(relation)
     }
@@ -267,22 +279,37 @@ impl Copier {
 
     /// Keeps a removed relation until the closes it owes are made ([`recovery::on_ready`]).
     pub fn drain(&self, relation: Arc<Relation>) {
-        let owes = relation
-            .links
-            .lock()
-            .by_position
-            .values()
-            .any(|l| l.owed > 0.0);
-        if owes {
+        if relation.links.lock().owes() {
             self.draining.lock().push(relation);
         }
+    }
+
+    /// A removed relation that owed closes when the server stopped (saved in
+    /// `copy_stats.json`): kept until they are made, its copies told apart from a user's
+    /// orders meanwhile.
+    pub fn restore_removed(&self, spec: v1::CopyRelation, defaults: Defaults) -> Arc<Relation> {
+        let relation = Arc::new(Relation::new(spec, defaults));
+        let seconds = relation.spec.created_time.as_ref().map_or(0, |t| t.seconds);
+        let mut retired = self.retired.lock();
+        let before = retired.entry(key_of(&relation.spec)).or_insert(seconds);
+        *before = (*before).max(seconds);
+        drop(retired);
+        self.draining.lock().push(Arc::clone(&relation));
+        relation
+    }
+
+    /// Every removed relation still owing closes.
+    pub fn removed_owing(&self) -> Vec<Arc<Relation>> {
+        let mut draining = self.draining.lock();
+        draining.retain(|r| r.links.lock().owes());
+        draining.clone()
     }
 
     /// The removed relations naming `instance_id` that still owe closes (those that owe
     /// none any more are let go).
     pub fn draining(&self, instance_id: &str) -> Vec<Arc<Relation>> {
         let mut draining = self.draining.lock();
-        draining.retain(|r| r.links.lock().by_position.values().any(|l| l.owed > 0.0));
+        draining.retain(|r| r.links.lock().owes());
         draining
             .iter()
             .filter(|r| {

@@ -121,15 +121,21 @@ pub fn copy_open(shared: &Arc<Shared>, relation: &Arc<Relation>, since_msc: i64)
     ) else {
         return;
     };
-    let orders: Vec<t::OrderInfo> = master
+    let placed: Vec<t::OrderInfo> = master
         .live
         .lock()
         .open_orders
         .iter()
         .filter(|o| (2..=7).contains(&o.r#type) && o.state == PLACED)
-        .filter(|o| o.time_setup_msc >= since_msc)
         .cloned()
         .collect();
+    relation.keep_refused_pending(&placed.iter().map(|o| o.ticket).collect::<Vec<u64>>());
+    let orders = placed
+        .into_iter()
+        .filter(|o| o.time_setup_msc >= since_msc)
+        // Refused for good before (the follower's risk gate, a filter, the sizing): not
+        // tried (nor counted) again.
+        .filter(|o| !relation.was_refused_pending(o.ticket));
     for info in orders {
         let cid = pending_id(&relation.prefix, info.ticket);
         let copied = follower.live.lock().book.by_client_id.contains_key(&cid);
@@ -141,6 +147,10 @@ pub fn copy_open(shared: &Arc<Shared>, relation: &Arc<Relation>, since_msc: i64)
 }
 
 fn apply(shared: &Arc<Shared>, relation: &Arc<Relation>, info: &t::OrderInfo) {
+    // Gone: cancelled, filled, rejected, expired.
+    if matches!(info.state, 2 | 4..=6) {
+        relation.forget_refused_pending(info.ticket);
+    }
     let r = &relation.spec;
     let cid = pending_id(&relation.prefix, info.ticket);
     let now = (info.price_open, info.price_stoplimit, info.sl, info.tp);
@@ -160,6 +170,7 @@ fn apply(shared: &Arc<Shared>, relation: &Arc<Relation>, info: &t::OrderInfo) {
             .then_some((f64::NAN, 0.0, 0.0, 0.0))
     });
     match (info.state, before) {
+        (PLACED, None) if relation.was_refused_pending(info.ticket) => {}
         (PLACED, None) => {
             let (side, kind) = if info.r#type % 2 == 0 {
                 (v1::Side::Buy, info.r#type)

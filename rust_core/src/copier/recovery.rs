@@ -81,9 +81,32 @@ pub fn on_ready(shared: &Arc<Shared>, instance_id: &str) {
     }
 }
 
+/// How long closes the follower refused for now (no price yet, just after it became ready)
+/// are tried again.
+const OWED_GIVE_UP: Duration = Duration::from_secs(60);
+
 /// See [`on_ready`]; `owed_only`: not the copies of master positions gone meanwhile (a
-/// deleted relation's).
+/// deleted relation's). Closes still owed after it (the follower refused them for now) are
+/// tried again every [`EVERY`] on a task of their own, for [`OWED_GIVE_UP`] (then at the next
+/// ready): each under the ids its master close gave it, so never made twice.
 pub fn close_owed(shared: &Arc<Shared>, relation: &Arc<Relation>, owed_only: bool) {
+    close_owed_once(shared, relation, owed_only);
+    if !relation.links.lock().owes() || relation.retrying_owed.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let (shared, relation) = (Arc::clone(shared), Arc::clone(relation));
+    let runtime = shared.runtime.clone();
+    runtime.spawn(async move {
+        let started = Instant::now();
+        while started.elapsed() < OWED_GIVE_UP && relation.links.lock().owes() {
+            tokio::time::sleep(EVERY).await;
+            close_owed_once(&shared, &relation, true);
+        }
+        relation.retrying_owed.store(false, Ordering::Release);
+    });
+}
+
+fn close_owed_once(shared: &Arc<Shared>, relation: &Arc<Relation>, owed_only: bool) {
     let r = &relation.spec;
     let Ok(follower) = shared.instance(&r.follower_instance_id) else {
         return;

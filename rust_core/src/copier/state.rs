@@ -1,10 +1,12 @@
 //! What a relation keeps across restarts (saved by the server in `copy_stats.json`): its
 //! statistics (not the latency samples) and the master positions whose copy was refused for
-//! good (the follower's risk gate, a filter, no volume), so that the recovery at the next
-//! start does not try, and count, them again.
+//! good (the follower's risk gate, a filter, no volume), and the master's pending orders
+//! whose copy was, so that the recovery at the next start does not try, and count, them
+//! again; and the closes it owes (a removed relation's too: kept until they are made).
 
 use std::sync::atomic::Ordering;
 
+use super::links::OwedClose;
 use super::Relation;
 use crate::reason;
 
@@ -23,6 +25,10 @@ pub struct Saved {
     pub slippage_max: f64,
     /// Master positions whose copy was refused for good.
     pub refused: Vec<u64>,
+    /// The master's pending orders whose copy was refused for good.
+    pub refused_pending: Vec<u64>,
+    /// Closes owed (the follower was not ready, or refused them).
+    pub owed: Vec<OwedClose>,
 }
 
 /// A refusal worth trying again later (the follower was away), not a decision.
@@ -47,6 +53,32 @@ impl Relation {
         self.refused_positions.lock().contains(&position)
     }
 
+    /// The copy of the master's pending order `ticket` was refused for `reason`: unless the
+    /// follower was only away, it is not placed again (at the next start either).
+    pub fn refused_pending(&self, ticket: u64, reason: &str) {
+        if ticket != 0 && !passing(reason) {
+            self.refused_pending.lock().insert(ticket);
+        }
+    }
+
+    /// Whether the copy of pending order `ticket` was refused for good.
+    pub fn was_refused_pending(&self, ticket: u64) -> bool {
+        self.refused_pending.lock().contains(&ticket)
+    }
+
+    /// Forgets the refusals of master pending orders no longer placed (`placed`: the
+    /// master's pending orders; empty, perhaps not reported yet: none forgotten).
+    pub fn keep_refused_pending(&self, placed: &[u64]) {
+        if !placed.is_empty() {
+            self.refused_pending.lock().retain(|t| placed.contains(t));
+        }
+    }
+
+    /// Forgets the refusal of a master pending order gone (filled, cancelled, expired).
+    pub fn forget_refused_pending(&self, ticket: u64) {
+        self.refused_pending.lock().remove(&ticket);
+    }
+
     /// Forgets the refusals of master positions no longer open.
     pub fn keep_refused(&self, open: &[u64]) {
         self.refused_positions.lock().retain(|p| open.contains(p));
@@ -68,6 +100,8 @@ impl Relation {
             slippage_sum,
             slippage_max,
             refused: self.refused_positions.lock().iter().copied().collect(),
+            refused_pending: self.refused_pending.lock().iter().copied().collect(),
+            owed: self.links.lock().owed(),
         }
     }
 
@@ -85,5 +119,14 @@ impl Relation {
         self.refused_positions
             .lock()
             .extend(saved.refused.iter().copied());
+        self.refused_pending
+            .lock()
+            .extend(saved.refused_pending.iter().copied());
+        self.links.lock().saved_owed.extend(
+            saved
+                .owed
+                .iter()
+                .map(|(p, v, d, a)| (*p, (*v, (*d, a.clone())))),
+        );
     }
 }

@@ -56,3 +56,31 @@ fn only_a_relations_own_copies_are_copies() {
     copier.remove("ann", "r1");
     assert!(copier.made_copy("af", "ann", &own));
 }
+
+#[test]
+fn a_removed_relation_restored_owes_its_saved_closes_and_its_copies_are_its_own() {
+    let copier = Copier::default();
+    let r = copier.restore_removed(relation("ann", "r1", "af", 100), Defaults::default());
+    r.restore(&state::Saved {
+        owed: vec![(7, 0.02, 9, "c".to_owned())],
+        refused_pending: vec![11],
+        ..Default::default()
+    });
+    // Owing (until the links are rebuilt from the follower's journal): kept, and saved again.
+    assert_eq!(copier.removed_owing().len(), 1);
+    assert_eq!(copier.draining("af").len(), 1);
+    assert_eq!(r.saved().owed, vec![(7, 0.02, 9, "c".to_owned())]);
+    assert!(r.was_refused_pending(11));
+    assert!(copier.made_copy("af", "ann", &spec::copy_id(&r.prefix, 7, 9, "o")));
+    // Made again under the id: a later incarnation, its own copies.
+    let again = copier
+        .add(relation("ann", "r1", "af", 100), Defaults::default())
+        .expect("made again");
+    assert_ne!(again.prefix, r.prefix);
+    // Rebuilt from a journal without the copy: nothing is owed any more, it is let go.
+    r.links
+        .lock()
+        .rebuild(&r.prefix, &crate::orders::OrderBook::default());
+    assert!(copier.removed_owing().is_empty());
+    assert!(r.saved().owed.is_empty());
+}

@@ -9,7 +9,8 @@ use super::engine::PyEngine;
 use crate::copier::state::Saved;
 use crate::copier::volume::{follower_volume, Bounds, Inputs, Sizing};
 use crate::copier::Defaults;
-use crate::pb::v1::CopyVolumeMode;
+use crate::pb::v1::{self, CopyVolumeMode};
+use prost::Message;
 
 /// A follower's order defaults applied to its copies (its execution.json; the deviation
 /// already capped by instance.json's slippage_limit). 0: none.
@@ -100,6 +101,10 @@ pub struct PyCopyState {
     pub slippage_max: f64,
     /// Master positions whose copy was refused for good.
     pub refused: Vec<u64>,
+    /// The master's pending orders whose copy was refused for good.
+    pub refused_pending: Vec<u64>,
+    /// Closes owed: (master position, master volume, master deal, action).
+    pub owed: Vec<(u64, f64, u64, String)>,
 }
 
 #[pymethods]
@@ -109,6 +114,7 @@ impl PyCopyState {
     #[pyo3(signature = (
         *, owner, relation_id, incarnation, copies = 0, skipped = Vec::new(), fills = 0,
         slippage_sum = 0.0, slippage_max = 0.0, refused = Vec::new(),
+        refused_pending = Vec::new(), owed = Vec::new(),
     ))]
     fn py_new(
         owner: String,
@@ -120,6 +126,8 @@ impl PyCopyState {
         slippage_sum: f64,
         slippage_max: f64,
         refused: Vec<u64>,
+        refused_pending: Vec<u64>,
+        owed: Vec<(u64, f64, u64, String)>,
     ) -> Self {
         Self {
             owner,
@@ -131,6 +139,8 @@ impl PyCopyState {
             slippage_sum,
             slippage_max,
             refused,
+            refused_pending,
+            owed,
         }
     }
 }
@@ -144,6 +154,24 @@ impl PyCopyState {
             slippage_sum: self.slippage_sum,
             slippage_max: self.slippage_max,
             refused: self.refused.clone(),
+            refused_pending: self.refused_pending.clone(),
+            owed: self.owed.clone(),
+        }
+    }
+
+    fn of(owner: String, relation_id: String, incarnation: i64, s: Saved) -> Self {
+        Self {
+            owner,
+            relation_id,
+            incarnation,
+            copies: s.copies,
+            skipped: s.skipped,
+            fills: s.fills,
+            slippage_sum: s.slippage_sum,
+            slippage_max: s.slippage_max,
+            refused: s.refused,
+            refused_pending: s.refused_pending,
+            owed: s.owed,
         }
     }
 }
@@ -280,18 +308,37 @@ impl PyEngine {
         self.inner
             .copy_states()
             .into_iter()
-            .map(|(owner, relation_id, incarnation, s)| PyCopyState {
-                owner,
-                relation_id,
-                incarnation,
-                copies: s.copies,
-                skipped: s.skipped,
-                fills: s.fills,
-                slippage_sum: s.slippage_sum,
-                slippage_max: s.slippage_max,
-                refused: s.refused,
+            .map(|(owner, relation_id, incarnation, s)| {
+                PyCopyState::of(owner, relation_id, incarnation, s)
             })
             .collect()
+    }
+
+    /// Every removed relation still owing closes: (encoded `CopyRelation`, its state).
+    fn removed_copy_states(&self, py: Python<'_>) -> Vec<(Py<PyBytes>, PyCopyState)> {
+        self.inner
+            .removed_copy_states()
+            .into_iter()
+            .map(|(raw, s)| {
+                let spec = v1::CopyRelation::decode(raw.as_slice()).unwrap_or_default();
+                let seconds = spec.created_time.as_ref().map_or(0, |t| t.seconds);
+                let state = PyCopyState::of(spec.owner, spec.relation_id, seconds, s);
+                (PyBytes::new(py, &raw).unbind(), state)
+            })
+            .collect()
+    }
+
+    /// A removed relation that owed closes when the server stopped: they are made when its
+    /// follower is ready, and only those.
+    fn restore_removed_copy_relation(
+        &self,
+        raw: &[u8],
+        defaults: &PyCopyDefaults,
+        state: &PyCopyState,
+    ) -> PyResult<()> {
+        self.inner
+            .restore_removed_copy_relation(raw, Defaults::from(defaults), &state.saved())?;
+        Ok(())
     }
 
     /// Removes an owner's copy relation (closing its copies when `close`); returns it
