@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from mt5exec.storage.history import HistoryError, HistoryWriter
+from mt5exec.storage.history import HistoryError, HistoryWriter, stored_key
 from mt5exec.storage.history_schema import (
     ACCOUNT_SNAPSHOTS,
     AUDIT,
@@ -262,6 +262,29 @@ def test_a_batch_with_a_stored_event_writes_its_new_rows_once(
     assert writer.conflicts == 1
     assert count(writer, "executions") == 5
     assert writer.errors == 0
+
+
+def test_only_a_duplicate_key_counts_as_a_stored_key() -> None:
+    """The plain-INSERT pass is written again with the tables' rules only for a key stored
+    already (DuckDB's own exceptions: a primary key, a unique column, a key twice in one
+    statement), not for another constraint a row breaks (NOT NULL, CHECK)."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, u INTEGER UNIQUE, n INTEGER NOT NULL)")
+    con.execute("CREATE TABLE checked (v INTEGER CHECK (v > 0))")
+    con.execute("INSERT INTO t VALUES (1, 1, 1)")
+
+    def refusal(sql: str) -> duckdb.Error:
+        with pytest.raises(duckdb.ConstraintException) as caught:
+            con.execute(sql)
+        return caught.value
+
+    assert stored_key(refusal("INSERT INTO t VALUES (1, 2, 2)"))
+    assert stored_key(refusal("INSERT INTO t VALUES (2, 1, 2)"))
+    assert stored_key(refusal("INSERT INTO t VALUES (3, 3, 3), (3, 4, 4)"))
+    assert not stored_key(refusal("INSERT INTO t VALUES (5, 5, NULL)"))
+    assert not stored_key(refusal("INSERT INTO checked VALUES (0)"))
+    assert not stored_key(ValueError("duplicate key"))
+    con.close()
 
 
 def test_order_status_update_keeps_latest(open_writer: Callable[..., HistoryWriter]) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -67,6 +68,18 @@ T = TypeVar("T")
 
 # What a write of plain INSERTs answers when a key was stored already (then written again).
 _STORED: Final = "a key of the batch is stored already"
+
+
+# DuckDB's words for a primary key or unique constraint a row breaks ("Duplicate key ...
+# violates primary key constraint", "PRIMARY KEY or UNIQUE constraint violation: duplicate
+# key ..."); a NOT NULL or CHECK one is no stored key.
+_DUPLICATE_KEY = re.compile(r"duplicate key", re.IGNORECASE)
+
+
+def stored_key(exc: BaseException) -> bool:
+    """Whether ``exc`` is DuckDB refusing a row whose key is stored already (and nothing
+    else: a batch written again with the tables' rules would fail as well otherwise)."""
+    return isinstance(exc, duckdb.ConstraintException) and bool(_DUPLICATE_KEY.search(str(exc)))
 
 
 class HistoryError(RuntimeError):
@@ -653,7 +666,7 @@ class HistoryWriter:
                 self._reopen = True  # DuckDB refuses everything until the database is reopened
             with contextlib.suppress(duckdb.Error):  # no transaction left to roll back
                 conn.execute("ROLLBACK")
-            if sql is NEW_ROWS_SQL and isinstance(exc, duckdb.ConstraintException):
+            if sql is NEW_ROWS_SQL and stored_key(exc):
                 return _STORED
             return f"{type(exc).__name__}: {exc}".replace("\n", " ")
         self.flushes += 1
