@@ -310,7 +310,8 @@ def test_frames_apart_together_and_split_across_reads_are_each_handled_once_in_o
     """The child reads what is waiting at once and handles audit records and account events
     in bunches: a frame cut between two reads, frames in one write, frames apart, all are
     written and logged once, in the order sent, each log line whole; a flush waits for
-    those still put off."""
+    those still put off (their rows are in the file once it is answered: the child killed
+    then, none is written later)."""
     db = tmp_path / "h.duckdb"
     first = 1_767_225_600_000_000_000
     ids = [first + n for n in range(34)]
@@ -339,6 +340,10 @@ def test_frames_apart_together_and_split_across_reads_are_each_handled_once_in_o
             await asyncio.sleep(0.3)  # longer than the child puts records off
             stdin.write(whole[7:])
         await asyncio.wait_for(history.flush(), 60)
+        proc = history._proc
+        assert proc is not None
+        proc.kill()  # after the flush's answer, nothing more reaches the file
+        await proc.wait()
         await history.close()
 
     asyncio.run(scenario())
@@ -357,3 +362,46 @@ def test_frames_apart_together_and_split_across_reads_are_each_handled_once_in_o
         ]
     finally:
         con.close()
+
+
+def test_a_sigterm_logs_and_writes_what_the_child_was_sent(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A supervisor's SIGTERM (the server still running) ends the child as the end of its
+    stdin does: every audit record it was sent is in the log and in the table, the account
+    event in its table, and it exits 0."""
+    db = tmp_path / "h.duckdb"
+    ids = [1_767_225_600_000_000_000 + n for n in range(20)]
+    account = stream_pb2.StreamAccountResponse(
+        accounts=[common_pb2.Account(instance_id="a", balance=100.0, equity=100.0)]
+    ).SerializeToString()
+
+    def frame(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">cI", kind, len(payload)) + payload
+
+    async def scenario() -> int | None:
+        history = HistoryProcess(db, flush_interval_ms=50)
+        await history.start()
+        proc = history._proc
+        assert proc is not None and proc.stdin is not None
+        for record_id in ids[:10]:
+            proc.stdin.write(frame(b"A", _audit_record(record_id)))
+        await proc.stdin.drain()
+        proc.stdin.write(b"".join(frame(b"A", _audit_record(i)) for i in ids[10:]))
+        proc.stdin.write(frame(b"C", account))
+        await proc.stdin.drain()
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(proc.wait(), 60)
+        await history.close()
+        return code
+
+    assert asyncio.run(scenario()) == 0
+    logged = [
+        json.loads(line.split(" mt5exec.audit: ", 1)[1])["id"]
+        for line in capfd.readouterr().err.splitlines()
+        if " mt5exec.audit: " in line
+    ]
+    assert logged == ids
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("select id from audit order by id").fetchall() == [(i,) for i in ids]
+        assert con.execute("select count(*) from account_snapshots").fetchone() == (1,)

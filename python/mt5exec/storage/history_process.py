@@ -8,7 +8,8 @@ with ``HistoryWriter``. Execution events the child reads itself, from the
 engine's execution logs (``log_tail``): nothing per event passes through the
 server. Instances and ticks the server writes as already-encoded protobuf bytes
 to the child's stdin (non-blocking, from the event loop). The child exits when
-its stdin closes, so it never outlives the server.
+its stdin closes, so it never outlives the server, or on a SIGTERM (both after handling and
+writing what it was sent).
 
 Frames on stdin: one kind byte, a 4-byte big-endian length, the payload.
 ``I`` an encoded ``Instance``, ``O`` an ``Order``, ``T`` a
@@ -40,13 +41,14 @@ import json
 import logging
 import os
 import select
+import signal
 import struct
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from google.protobuf.message import DecodeError
 
@@ -54,12 +56,14 @@ from mt5exec.auth import principal
 from mt5exec.auth.principal import Principal
 
 if TYPE_CHECKING:
+    from mt5exec.auth.audit_records import Row
     from mt5exec.storage import history_reads
     from mt5exec.storage.accounts import AccountSnapshots
     from mt5exec.storage.history import HistoryWriter
     from mt5exec.storage.log_tail import LogTail
 
 _HEADER = struct.Struct(">cI")
+_T = TypeVar("_T")
 log = logging.getLogger("mt5exec.history")
 
 
@@ -150,22 +154,25 @@ def run_child(
             daemon=True,
         )
         reader.start()
-    stdout.write(_HEADER.pack(b"R", 0))
-    stdout.flush()
     audit_records.configure_log()
     deferred = _Deferred(writer, accounts)
+    sigterm = _on_sigterm()
+    stdout.write(_HEADER.pack(b"R", 0))
+    stdout.flush()
 
     def handle(kind: bytes, payload: bytes) -> None:
         try:
-            if kind in (b"A", b"C"):
-                deferred.add(kind, payload)
+            if kind == b"A":
+                deferred.audit(payload)
+            elif kind == b"C":
+                deferred.account(payload)
             elif kind == b"K":
                 writer.record_row("risk_events", _risk_row(payload))
             elif kind == b"I":
                 writer.record_instance(common_pb2.Instance.FromString(payload))
             elif kind == b"O":
                 writer.record_order(common_pb2.Order.FromString(payload))
-        except (DecodeError, ValueError, KeyError) as e:
+        except (DecodeError, ValueError, KeyError, TypeError, EOFError) as e:
             deferred.skip(kind, e)
             return
         if kind == b"T" and ticks is not None:
@@ -185,13 +192,20 @@ def run_child(
             answer_frame(payload[:8], _query(writer, payload[8:]))
 
     try:
-        for kind, payload in _frames(stdin.fileno(), deferred.timeout):
+        for kind, payload in _frames(stdin.fileno(), deferred.timeout, sigterm):
             if kind is not None:
                 handle(kind, payload)
-            elif deferred.timeout() == 0.0:
-                deferred.run()
-        deferred.run()
+            else:
+                deferred.log()
+                if deferred.timeout() == 0.0:
+                    deferred.run()
     finally:
+        # However the frames end (stdin closed, a SIGTERM, an exception): what was read is
+        # logged and written.
+        try:
+            deferred.run()
+        except Exception:
+            log.exception("history: records put off could not all be handled")
         stop_tailing.set()
         if tail is not None and tailer is not None:
             tailer.join()
@@ -203,23 +217,48 @@ def run_child(
     return 0
 
 
-def _frames(fd: int, timeout: Callable[[], float | None]) -> Iterator[tuple[bytes | None, bytes]]:
-    """The frames of ``fd`` until it closes (what is left of a frame then is dropped). While
-    ``timeout()`` says records wait (seconds until they are due), it sleeps that long and
-    then reads all the frames that came meanwhile at once, rather than waking up for each
-    (on a loaded machine a wake-up cost more than the frame's work); with nothing waiting it
-    reads as soon as bytes come. A read's frames are followed by ``(None, b"")``, as is a
-    wait that found no bytes."""
+def _on_sigterm() -> int:
+    """A SIGTERM (a supervisor, a cgroup stopping) ends the child as the end of its stdin
+    does: the handler only makes the returned descriptor readable, and ``_frames`` ends."""
+    wake, woken = os.pipe()
+    os.set_blocking(woken, False)
+
+    def handler(signum: int, frame: object) -> None:
+        with contextlib.suppress(OSError):
+            os.write(woken, b"T")
+
+    signal.signal(signal.SIGTERM, handler)
+    return wake
+
+
+def _frames(
+    fd: int, timeout: Callable[[], float | None], stop: int
+) -> Iterator[tuple[bytes | None, bytes]]:
+    """The frames of ``fd`` until it closes or ``stop`` becomes readable (a SIGTERM: what
+    ``fd`` holds then is read and its frames given, nothing later; what is left of a frame is
+    dropped). While ``timeout()`` says records wait (seconds until they are due), it sleeps
+    that long and then reads all the frames that came meanwhile at once, rather than waking
+    up for each (on a loaded machine a wake-up cost more than the frame's work); with
+    nothing waiting it reads as soon as bytes come. A read's frames are followed by
+    ``(None, b"")``, as is a wait that found no bytes."""
     buffer = b""
     size = _HEADER.size
+    stopping, reads_left = False, _STOP_READS
     while True:
-        wait = timeout()
-        if wait is not None:
-            if wait > 0:
-                time.sleep(wait)
-            if not select.select([fd], [], [], 0)[0]:
-                yield None, b""
-                continue
+        if not stopping:
+            wait = timeout()
+            if wait is None:
+                ready = select.select([fd, stop], [], [])[0]
+            else:
+                ready = select.select([stop], [], [], wait)[0] or select.select([fd], [], [], 0)[0]
+            stopping = stop in ready
+        if stopping:
+            reads_left -= 1
+            if reads_left < 0 or not select.select([fd], [], [], 0)[0]:
+                return
+        elif not ready:
+            yield None, b""
+            continue
         chunk = os.read(fd, _READ_SIZE)
         if not chunk:
             return
@@ -236,6 +275,9 @@ def _frames(fd: int, timeout: Callable[[], float | None]) -> Iterator[tuple[byte
 
 
 _READ_SIZE = 1 << 16
+# After a SIGTERM, at most this many reads of what stdin holds (a server still writing does
+# not keep the child).
+_STOP_READS = 256
 # How long audit records and account events wait to be handled with the others that come
 # meanwhile (the longest a flush request or an audit query that comes then waits too), and
 # how many may wait.
@@ -244,44 +286,71 @@ DEFER_MOST = 1000
 
 
 class _Deferred:
-    """Audit records and account events, handled in order in bunches (at most ``DEFER_S``
-    after the first came, before a flush or a query, or at ``DEFER_MOST``): on a loaded
-    machine a record handled alone as it came cost 4-8 times the CPU of one among others
-    (the woken process runs from cold caches): an audit record 115-200 µs against ~30."""
+    """Audit rows and account events, handled in order in bunches (at most ``DEFER_S``
+    after the first came, before a flush or a query, at ``DEFER_MOST``, or as the child
+    ends): on a loaded machine a record handled alone as it came cost 4-8 times the CPU of
+    one among others (the woken process runs from cold caches): an audit record 115-200 µs
+    against ~30. The audit's log lines are not put off: those of one read are written in one
+    write once its frames are handled (``log``)."""
 
     def __init__(self, writer: HistoryWriter, accounts: AccountSnapshots) -> None:
         self._writer = writer
         self._accounts = accounts
-        # (kind, payload, monotonic time, time in µs) in the order they came
-        self._items: list[tuple[bytes, bytes, float, int]] = []
+        # the audit's log lines not written yet, and when the first of them was read
+        self._lines: list[str] = []
+        self._lines_at = 0.0
+        # audit rows, and account events (payload, monotonic time, time in µs), in order
+        self._rows: list[Row] = []
+        self._events: list[tuple[bytes, float, int]] = []
         self._due = 0.0
         self.skipped = 0
 
-    def add(self, kind: bytes, payload: bytes) -> None:
-        now = time.monotonic()
-        if not self._items:
-            self._due = now + DEFER_S
-        self._items.append((kind, payload, now, time.time_ns() // 1000))
-        if len(self._items) >= DEFER_MOST:
+    def audit(self, payload: bytes) -> None:
+        """An audit record: its log line for this read's write, its row put off."""
+        from mt5exec.auth import audit_records
+
+        row, line = audit_records.describe(payload)
+        if not self._lines:
+            self._lines_at = time.time()
+        self._lines.append(line)
+        self._put_off(self._rows, row)
+
+    def account(self, payload: bytes) -> None:
+        self._put_off(self._events, (payload, time.monotonic(), time.time_ns() // 1000))
+
+    def _put_off(self, items: list[_T], item: _T) -> None:
+        if not self._rows and not self._events:
+            self._due = time.monotonic() + DEFER_S
+        items.append(item)
+        if len(self._rows) + len(self._events) >= DEFER_MOST:
             self.run()
 
     def timeout(self) -> float | None:
         """Seconds until the records waiting are due; None when none waits."""
-        return max(0.0, self._due - time.monotonic()) if self._items else None
+        return max(0.0, self._due - time.monotonic()) if self._rows or self._events else None
+
+    def log(self) -> None:
+        """Writes the audit's log lines not written yet (in one write)."""
+        lines, self._lines = self._lines, []
+        _log_audit_lines(lines, self._lines_at)
 
     def run(self) -> None:
-        """Handles every record waiting: the audit's log lines in one write."""
-        items, self._items = self._items, []
-        lines: list[str] = []
-        for kind, payload, now, at_us in items:
+        """The log lines, then every row and event waiting."""
+        self.log()
+        rows, self._rows = self._rows, []
+        events, self._events = self._events, []
+        for row in rows:
+            if not self._writer.record_audit(row):
+                log.error(
+                    "history: audit record %d not queued (the writer is closed or full); it "
+                    "is in the mt5exec.audit log only",
+                    row[0],
+                )
+        for payload, now, at_us in events:
             try:
-                if kind == b"A":
-                    _audit(self._writer, payload, lines)
-                else:
-                    self._accounts.add(payload, now, at_us)
-            except (DecodeError, ValueError, KeyError) as e:
-                self.skip(kind, e)
-        _log_audit_lines(lines)
+                self._accounts.add(payload, now, at_us)
+            except (DecodeError, ValueError, KeyError, TypeError) as e:
+                self.skip(b"C", e)
 
     def skip(self, kind: bytes, error: Exception) -> None:
         """One bad record is skipped (and said); the history goes on with the next."""
@@ -291,27 +360,11 @@ class _Deferred:
         )
 
 
-def _audit(writer: HistoryWriter, payload: bytes, lines: list[str]) -> None:
-    """An audit record: its log line to ``lines`` (written once the frames read with it are
-    handled, ``_log_audit_lines``), its row through the writer (which keeps it until it is
-    written, also through a full disk)."""
-    from mt5exec.auth import audit_records
-
-    row, line = audit_records.describe(payload)
-    lines.append(line)
-    if not writer.record_audit(row):
-        log.error(
-            "history: audit record %d not queued (the writer is closed or full); it is in "
-            "the mt5exec.audit log only",
-            row[0],
-        )
-
-
-def _log_audit_lines(lines: list[str]) -> None:
-    """Writes the audit's log lines waiting in ``lines`` (and empties it) in one write to
-    the ``mt5exec.audit`` handler's stream, each line as that handler formats a record of it
-    (one record formatted for all: the lines of one read share its time). A logger set up
-    otherwise (not one stream handler) gets a record a line."""
+def _log_audit_lines(lines: list[str], at: float) -> None:
+    """Writes the audit's log lines in one write to the ``mt5exec.audit`` handler's stream,
+    each line as that handler formats a record of it made at ``at`` (one record formatted
+    for all: the lines of one read share the time it was read). A logger set up otherwise
+    (not one stream handler) gets a record a line."""
     if not lines:
         return
     from mt5exec.auth import audit_records
@@ -323,13 +376,13 @@ def _log_audit_lines(lines: list[str]) -> None:
             audit_records.log_line(line)
     else:
         record = logger.makeRecord(logger.name, logging.INFO, __file__, 0, "\0", (), None)
+        record.created, record.msecs = at, (at - int(at)) * 1000 // 1
         before, _, after = handler.format(record).partition("\0")
         end = after + handler.terminator
         text = "".join([before + line + end for line in lines])
         with handler.lock or contextlib.nullcontext():
             handler.stream.write(text)
             handler.flush()
-    lines.clear()
 
 
 # What a client is told of a failed read: the database's own text (its SQL, paths, values)
