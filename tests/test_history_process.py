@@ -138,6 +138,8 @@ def test_a_bad_record_is_skipped_and_the_history_goes_on(tmp_path: Path) -> None
         history = HistoryProcess(db, flush_interval_ms=50, instances_dir=instances)
         await history.start()
         history.record_order(b"\xff\xff\xff")  # not an Order
+        assert history._send(b"K", b"[]")  # JSON, not an object
+        assert history._send(b"A", b"")  # no audit record
         _log(instances, "a", _batch("a", 3))
         await history.flush()
         await history.close()
