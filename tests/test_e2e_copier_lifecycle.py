@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import grpc
 import pytest
 from tests.copier_support import (
     BUY,
@@ -17,7 +18,7 @@ from tests.copier_support import (
     sim,
     wait_net,
 )
-from tests.support import limit, wait_until
+from tests.support import error_info, limit, wait_until
 
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, order_pb2, stream_pb2
@@ -179,3 +180,41 @@ def test_a_late_join_copies_the_masters_pending_orders(server: ServerProcess) ->
         "the copy cancelled",
         lambda: [o.status for o in copy()] == [common_pb2.ORDER_STATUS_CANCELED],
     )
+
+
+def test_a_late_join_not_saved_makes_no_copy(server: ServerProcess) -> None:
+    """CreateCopyRelation with a late join while copy_relations.json cannot be written: the
+    relation is not made (UNAVAILABLE) and the master's open position and pending order are
+    not copied (before, the late join ran first and left copies nothing follows)."""
+    sim(server, "nsm")
+    sim(server, "nsf")
+    place(server, "nsm", "nsm-held", BUY, 0.02)
+    price = place(server, "nsm", "nsm-probe", BUY, 0.01).price
+    server.orders.PlaceOrder(limit("nsm", "nsm-limit", round(price * 0.98, 5)), timeout=30)
+    blocker = server.data_dir / "copy_relations.json"
+    saved = blocker.read_bytes() if blocker.exists() else None
+    blocker.unlink(missing_ok=True)
+    (blocker / "in-the-way").mkdir(parents=True)  # os.replace over it fails
+    try:
+        with pytest.raises(grpc.RpcError) as refused:
+            relate(
+                server,
+                "unsaved",
+                "nsm",
+                "nsf",
+                copy_pending=True,
+                late_join=order_pb2.COPY_LATE_JOIN_OPEN_POSITIONS,
+            )
+    finally:
+        (blocker / "in-the-way").rmdir()
+        blocker.rmdir()
+        if saved is not None:
+            blocker.write_bytes(saved)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert error_info(refused.value).reason == "RELATIONS_NOT_SAVED"
+    listed = server.orders.ListCopyRelations(order_pb2.ListCopyRelationsRequest(), timeout=10)
+    assert "unsaved" not in [r.relation_id for r in listed.relations]
+    # The follower's own order after the refusal: a copy sent before it would be there too.
+    place(server, "nsf", "nsf-own", SELL, 0.01)
+    wait_net(server, "nsf", -0.01)
+    assert orders_of(server, "nsf", "unsaved.") == []

@@ -235,3 +235,39 @@ def _ask(server: ServerProcess, instance_id: str) -> float:
         return float(next(iter(ticks)).ticks[0].ask)
     finally:
         ticks.cancel()
+
+
+def test_a_deleted_followers_owed_closes_are_not_made_on_its_successor(tmp_path: Path) -> None:
+    """The master closed while the follower was stopped (a close owed), then the follower
+    deleted: its relation is gone with nothing kept owing, and an instance created again
+    under the id (another account) gets no order of the old relation."""
+    with ServerProcess(tmp_path) as server:
+        create_sim(server, "zm")
+        create_sim(server, "zf")
+        relate(server, "gone", "zm", "zf")
+        opened = place(server, "zm", "zm-1", BUY, 0.02)
+        wait_net(server, "zf", 0.02)
+        server.instances.StopInstance(
+            instance_pb2.StopInstanceRequest(instance_id="zf"), timeout=60
+        )
+        close(server, "zm", opened.position_id)
+        wait_until(
+            "the close refused",
+            lambda: stats(server, "gone").skipped["INSTANCE_NOT_READY"] >= 1,
+        )
+        server.instances.DeleteInstance(
+            instance_pb2.DeleteInstanceRequest(instance_id="zf"), timeout=60
+        )
+        # Saved when the follower was deleted: nothing owed to it is kept.
+        saved = json.loads((server.data_dir / "copy_stats.json").read_text())
+        assert saved["relations"] == [] and saved["removed"] == [], saved
+        create_sim(server, "zf")
+        place(server, "zf", "zf-own", SELL, 0.01)
+        wait_net(server, "zf", -0.01)
+        assert orders_of(server, "zf", "gone.") == []
+        server.terminate()
+        server.start()
+        wait_ready(server, "zf")
+        place(server, "zf", "zf-own-2", SELL, 0.01)
+        wait_net(server, "zf", -0.02)
+        assert orders_of(server, "zf", "gone.") == []

@@ -629,7 +629,7 @@ class Engine:
     ) -> bytes:
         """Adds an encoded CopyRelation with its follower's defaults (docs/copier.md) and,
         restored, the state it saved; ``created`` (not restored): its symbols are checked
-        against the follower's and a late join copies the master's open positions."""
+        against the follower's (its late join is copy_late_join, once saved)."""
         with _CORE_ERRORS:
             return self._core.add_copy_relation(relation, created, defaults, state)
 
@@ -652,6 +652,17 @@ class Engine:
     def remove_copy_relation(self, owner: str, relation_id: str, close: bool) -> bytes:
         with _CORE_ERRORS:
             return self._core.remove_copy_relation(owner, relation_id, close)
+
+    def copy_late_join(self, owner: str, relation_id: str) -> None:
+        """A relation made and saved: a late join copies the master's open positions (and
+        pending orders) now."""
+        with _CORE_ERRORS:
+            self._core.copy_late_join(owner, relation_id)
+
+    def copy_instance_deleted(self, instance_id: str) -> bool:
+        """A deleted instance: the relations naming it removed (copies left open), nothing
+        owed to it as a follower kept. Whether any relation was let go."""
+        return self._core.copy_instance_deleted(instance_id)
 
     def copy_relations(self) -> list[bytes]:
         return self._core.copy_relations()

@@ -272,21 +272,10 @@ class CopyRelations:
 
     async def instance_deleted(self, instance_id: str) -> None:
         """Removes every relation naming a deleted instance (master or follower; its copies
-        stay open) and saves the rest: an instance created again under the id, perhaps by
-        another owner, is no relation's. A failed save is logged (the relations are dropped
-        at the next start anyway)."""
-        removed = False
-        for raw in self._engine.copy_relations():
-            relation = order_pb2.CopyRelation.FromString(raw)
-            if instance_id in (relation.master_instance_id, relation.follower_instance_id):
-                try:
-                    self._engine.remove_copy_relation(
-                        relation.owner, relation.relation_id, close=False
-                    )
-                    removed = True
-                except MT5ExecError:
-                    pass  # removed meanwhile
-        if not removed:
+        stay open), lets go of the closes owed to it as a follower, and saves the rest: an
+        instance created again under the id, perhaps by another owner, is no relation's. A
+        failed save is logged (the relations are dropped at the next start anyway)."""
+        if not self._engine.copy_instance_deleted(instance_id):
             return
         try:
             await self._save()
@@ -402,13 +391,15 @@ class CopyRelations:
         try:
             await self._save()
         except OSError as e:
-            # Not saved: not made (it would be gone after a restart).
+            # Not saved: not made (it would be gone after a restart), and no copy made for it
+            # (its late join runs once it is saved).
             self._engine.remove_copy_relation(owner, relation.relation_id, close=False)
             raise MT5ExecError(
                 grpc.StatusCode.UNAVAILABLE,
                 Reason.RELATIONS_NOT_SAVED,
                 f"the copy relations cannot be saved ({e}); the relation was not made",
             ) from None
+        self._engine.copy_late_join(owner, relation.relation_id)
         return order_pb2.CreateCopyRelationResponse(
             relation=order_pb2.CopyRelation.FromString(added)
         )

@@ -49,8 +49,8 @@ pub struct RelationMetrics {
 impl Engine {
     /// Adds a relation (an encoded `CopyRelation`, owner and times set by the caller) with
     /// its follower's defaults (and, restored, the state it saved); returns it encoded.
-    /// `created`: made now by a client (its symbols are checked against the follower's, and
-    /// a late join copies the master's open positions), not restored.
+    /// `created`: made now by a client (its symbols are checked against the follower's; the
+    /// late join is [`Engine::copy_late_join`], once saved), not restored.
     ///
     /// # Errors
     /// `INVALID_ARGUMENT` naming the field, `NOT_FOUND` for an unknown instance (when
@@ -83,13 +83,27 @@ impl Engine {
         if !created && !added.spec.master_instance_id.is_empty() {
             super::recovery::spawn(shared, &added);
         }
-        if created
-            && added.spec.late_join == v1::CopyLateJoin::OpenPositions as i32
-            && !added.spec.master_instance_id.is_empty()
-        {
-            late_join(self, &added);
-        }
         Ok(added.spec.encode_to_vec())
+    }
+
+    /// A relation just made (and saved): with `COPY_LATE_JOIN_OPEN_POSITIONS`, the master's
+    /// open positions (and, `copy_pending`, its pending orders) are copied now. Apart from
+    /// [`Engine::add_copy_relation`] so that no copy is made for a relation not saved.
+    ///
+    /// # Errors
+    /// `NOT_FOUND`.
+    pub fn copy_late_join(&self, owner: &str, relation_id: &str) -> Result<()> {
+        let relation = self
+            .shared()
+            .copier
+            .get(owner, relation_id)
+            .ok_or_else(|| relation_not_found(relation_id))?;
+        if relation.spec.late_join == v1::CopyLateJoin::OpenPositions as i32
+            && !relation.spec.master_instance_id.is_empty()
+        {
+            late_join(self, &relation);
+        }
+        Ok(())
     }
 
     /// Removes an owner's relation, closing its copies still open when `close`; returns it
@@ -119,6 +133,27 @@ impl Engine {
         let encoded = relation.spec.encode_to_vec();
         shared.copier.drain(relation);
         Ok(encoded)
+    }
+
+    /// Instance `instance_id` was deleted: every relation naming it (master or follower) is
+    /// removed, its copies left open, and nothing owed to it as a follower is kept (an
+    /// instance made again under the id, perhaps by another owner, is another account); a
+    /// relation whose master it was still makes the closes it owed its follower. Returns
+    /// whether any relation (current or removed and owing) was let go.
+    pub fn copy_instance_deleted(&self, instance_id: &str) -> bool {
+        let copier = &self.shared().copier;
+        let mut changed = false;
+        for relation in copier.naming(instance_id) {
+            let Some(removed) = copier.remove(&relation.spec.owner, &relation.spec.relation_id)
+            else {
+                continue;
+            };
+            changed = true;
+            if removed.spec.follower_instance_id != instance_id {
+                copier.drain(removed);
+            }
+        }
+        copier.forget_follower(instance_id) || changed
     }
 
     /// Every relation, encoded, by id.

@@ -305,19 +305,30 @@ impl Copier {
         draining.clone()
     }
 
-    /// The removed relations naming `instance_id` that still owe closes (those that owe
-    /// none any more are let go).
-    pub fn draining(&self, instance_id: &str) -> Vec<Arc<Relation>> {
+    /// The removed relations naming `instance_id` (of `owner`) that still owe closes: as its
+    /// master, or as its follower when the relation is the owner's (those that owe none any
+    /// more are let go).
+    pub fn draining(&self, instance_id: &str, owner: &str) -> Vec<Arc<Relation>> {
         let mut draining = self.draining.lock();
         draining.retain(|r| r.links.lock().owes());
         draining
             .iter()
             .filter(|r| {
                 r.spec.master_instance_id == instance_id
-                    || r.spec.follower_instance_id == instance_id
+                    || (r.spec.follower_instance_id == instance_id && r.spec.owner == owner)
             })
             .cloned()
             .collect()
+    }
+
+    /// Follower `instance_id` was deleted: the removed relations still owing it closes are
+    /// let go (an instance made again under the id is another account). Returns whether
+    /// there were any.
+    pub fn forget_follower(&self, instance_id: &str) -> bool {
+        let mut draining = self.draining.lock();
+        let before = draining.len();
+        draining.retain(|r| r.spec.follower_instance_id != instance_id);
+        draining.len() != before
     }
 
     /// Whether `client_order_id` is one of the copies made for follower `instance_id` (by a
@@ -336,12 +347,11 @@ impl Copier {
                 return true;
             }
         }
-        if self
-            .draining
-            .lock()
-            .iter()
-            .any(|r| r.spec.follower_instance_id == instance_id && r.prefix == prefix)
-        {
+        if self.draining.lock().iter().any(|r| {
+            r.spec.follower_instance_id == instance_id
+                && r.spec.owner == owner
+                && r.prefix == prefix
+        }) {
             return true;
         }
         // Removed: its incarnation matches the last one removed under the id.

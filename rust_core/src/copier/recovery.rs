@@ -76,7 +76,10 @@ pub fn on_ready(shared: &Arc<Shared>, instance_id: &str) {
     for relation in shared.copier.naming(instance_id) {
         close_owed(shared, &relation, false);
     }
-    for relation in shared.copier.draining(instance_id) {
+    let Ok(instance) = shared.instance(instance_id) else {
+        return;
+    };
+    for relation in shared.copier.draining(instance_id, &instance.spec.owner) {
         close_owed(shared, &relation, true);
     }
 }

@@ -68,7 +68,10 @@ fn a_removed_relation_restored_owes_its_saved_closes_and_its_copies_are_its_own(
     });
     // Owing (until the links are rebuilt from the follower's journal): kept, and saved again.
     assert_eq!(copier.removed_owing().len(), 1);
-    assert_eq!(copier.draining("af").len(), 1);
+    assert_eq!(copier.draining("af", "ann").len(), 1);
+    // Follower af made again by another owner: not the relation's.
+    assert!(copier.draining("af", "bob").is_empty());
+    assert!(!copier.made_copy("af", "bob", &spec::copy_id(&r.prefix, 7, 9, "o")));
     assert_eq!(r.saved().owed, vec![(7, 0.02, 9, "c".to_owned())]);
     assert!(r.was_refused_pending(11));
     assert!(copier.made_copy("af", "ann", &spec::copy_id(&r.prefix, 7, 9, "o")));
@@ -83,4 +86,18 @@ fn a_removed_relation_restored_owes_its_saved_closes_and_its_copies_are_its_own(
         .rebuild(&r.prefix, &crate::orders::OrderBook::default());
     assert!(copier.removed_owing().is_empty());
     assert!(r.saved().owed.is_empty());
+}
+
+#[test]
+fn a_deleted_followers_removed_relations_are_let_go() {
+    let copier = Copier::default();
+    let r = copier.restore_removed(relation("ann", "r1", "af", 100), Defaults::default());
+    r.restore(&state::Saved {
+        owed: vec![(7, 0.02, 9, "c".to_owned())],
+        ..Default::default()
+    });
+    assert!(!copier.forget_follower("other"));
+    assert!(copier.forget_follower("af"));
+    assert!(copier.draining("af", "ann").is_empty());
+    assert!(copier.removed_owing().is_empty());
 }

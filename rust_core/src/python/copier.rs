@@ -286,7 +286,7 @@ pub fn copy_volume(
 impl PyEngine {
     /// Adds a copy relation (encoded `CopyRelation`) with its follower's defaults and, when
     /// restored, the state it saved; returns it encoded. `created`: made by a client now
-    /// (symbols checked, late join applied), not restored.
+    /// (symbols checked; the late join is `copy_late_join`, once saved), not restored.
     #[pyo3(signature = (raw, created, defaults, state = None))]
     fn add_copy_relation(
         &self,
@@ -352,6 +352,19 @@ impl PyEngine {
     ) -> PyResult<Py<PyBytes>> {
         let encoded = self.inner.remove_copy_relation(owner, relation_id, close)?;
         Ok(PyBytes::new(py, &encoded).unbind())
+    }
+
+    /// A relation just made and saved: its late join (the master's open positions and
+    /// pending orders copied) when it asks for one.
+    fn copy_late_join(&self, owner: &str, relation_id: &str) -> PyResult<()> {
+        self.inner.copy_late_join(owner, relation_id)?;
+        Ok(())
+    }
+
+    /// A deleted instance: the relations naming it removed (copies left open), nothing owed
+    /// to it as a follower kept. Whether any relation was let go.
+    fn copy_instance_deleted(&self, instance_id: &str) -> bool {
+        self.inner.copy_instance_deleted(instance_id)
     }
 
     /// Every copy relation, encoded, by id.
