@@ -288,6 +288,8 @@ class Server:
         await self.grpc.stop(grace)
         self.instances.save_before_stop()
         stopped = await self.engine.stop_all()
+        if self.state.copy_relations is not None:
+            await self.state.copy_relations.close()
         if self.mirror is not None:
             await self.mirror.close()
         if self.state.history is not None:

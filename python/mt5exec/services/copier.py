@@ -177,30 +177,45 @@ class CopyRelations:
         return json.dumps({"version": VERSION, "relations": relations, "removed": removed}).encode()
 
     async def _save_stats(self) -> None:
-        """Writes the statistics off the event loop when they changed (one write at a time)."""
+        """Writes the statistics off the event loop when they changed, one write at a time:
+        a save cancelled (the server stopping) still holds its turn until its write has
+        ended, so that no older body lands after a newer one."""
         async with self._stats_saving:
             body = self._stats_body()
-            if body != self._stats_written:
-                await asyncio.to_thread(atomic_write, self._stats_path, body)
-                self._stats_written = body
+            if body == self._stats_written:
+                return
+            write = asyncio.ensure_future(asyncio.to_thread(atomic_write, self._stats_path, body))
+            try:
+                await asyncio.shield(write)
+            finally:
+                if not write.done():
+                    await asyncio.wait([write])
+                    if not write.cancelled() and write.exception() is not None:
+                        log.warning("copy relation statistics not saved: %s", write.exception())
+            self._stats_written = body
 
     async def _keep_stats(self) -> None:
-        """Saves the statistics when they changed, every few seconds, and at the end."""
+        """Saves the statistics when they changed, every few seconds (the last save is
+        close's)."""
+        while True:
+            await asyncio.sleep(STATS_EVERY_S)
+            try:
+                await self._save_stats()
+            except OSError as e:
+                log.warning("copy relation statistics not saved: %s", e)
+
+    async def close(self) -> None:
+        """The server stopping (its workers stopped): the periodic saves end, the write under
+        way (if any) ends, and the statistics are saved a last time."""
+        task, self._stats_task = self._stats_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         try:
-            while True:
-                await asyncio.sleep(STATS_EVERY_S)
-                try:
-                    await self._save_stats()
-                except OSError as e:
-                    log.warning("copy relation statistics not saved: %s", e)
-        except asyncio.CancelledError:
-            body = self._stats_body()
-            if body != self._stats_written:
-                try:
-                    atomic_write(self._stats_path, body)
-                except OSError as e:
-                    log.warning("copy relation statistics not saved at the end: %s", e)
-            raise
+            await self._save_stats()
+        except OSError as e:
+            log.warning("copy relation statistics not saved at the end: %s", e)
 
     def _restore_removed(self, removed: list[tuple[bytes, _core.CopyState]]) -> None:
         """The removed relations that owed closes when the server stopped: kept until those
