@@ -250,7 +250,7 @@ fn open_job(
     })?;
     let follower = shared
         .instance(&r.follower_instance_id)
-        .map_err(|e| Box::new((None, None, "FOLLOWER_NOT_FOUND", e.message)))?;
+        .map_err(|e| Box::new((None, None, crate::reason::FOLLOWER_NOT_FOUND, e.message)))?;
     let symbol = mapping::follower_symbol(r, &trade.symbol);
     let side = mapping::follower_side(r, trade.side);
     let (stop_loss, take_profit) = mapping::follower_stops(r, trade.stop_loss, trade.take_profit);
@@ -964,7 +964,7 @@ pub fn copy_signal(
                     reason,
                     &message,
                 );
-                let code = if reason == "FOLLOWER_NOT_FOUND" {
+                let code = if reason == crate::reason::FOLLOWER_NOT_FOUND {
                     Code::NotFound
                 } else {
                     Code::FailedPrecondition

@@ -35,7 +35,7 @@ pub struct Saved {
 fn passing(reason: &str) -> bool {
     matches!(
         reason,
-        reason::INSTANCE_NOT_READY | reason::WORKER_UNAVAILABLE | "FOLLOWER_NOT_FOUND"
+        reason::INSTANCE_NOT_READY | reason::WORKER_UNAVAILABLE | reason::FOLLOWER_NOT_FOUND
     )
 }
 
