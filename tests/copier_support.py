@@ -64,6 +64,29 @@ def orders_of(server: ServerProcess, instance_id: str, prefix: str) -> list[comm
     return list(found.values())
 
 
+def copy_follows_master(
+    server: ServerProcess, master: str, order_id: int, price: float, follower: str, prefix: str
+) -> None:
+    """The master's pending order moved to ``price`` then cancelled: its copy on ``follower``
+    (its only order under ``prefix``) moves, then is cancelled, with it."""
+
+    def copy() -> list[common_pb2.Order]:
+        return orders_of(server, follower, prefix)
+
+    server.orders.ModifyOrder(
+        order_pb2.ModifyOrderRequest(instance_id=master, order_id=order_id, price=price),
+        timeout=30,
+    )
+    wait_until("the copy's new price", lambda: [o.price for o in copy()] == [price])
+    server.orders.CancelOrder(
+        order_pb2.CancelOrderRequest(instance_id=master, order_id=order_id), timeout=30
+    )
+    wait_until(
+        "the copy cancelled",
+        lambda: [o.status for o in copy()] == [common_pb2.ORDER_STATUS_CANCELED],
+    )
+
+
 def stats(server: ServerProcess, relation_id: str) -> order_pb2.CopyRelationStats:
     request = order_pb2.GetCopyRelationRequest(relation_id=relation_id)
     return server.orders.GetCopyRelation(request, timeout=10).stats

@@ -11,6 +11,7 @@ from tests.copier_support import (
     BUY,
     SELL,
     close,
+    copy_follows_master,
     net,
     orders_of,
     place,
@@ -130,18 +131,7 @@ def test_pending_orders_are_copied_modified_and_cancelled(server: ServerProcess)
     (placed,) = copy()
     assert placed.client_order_id.endswith(":p")
     assert (placed.type, placed.price, placed.volume) == (master.type, low, 0.01)
-    server.orders.ModifyOrder(
-        order_pb2.ModifyOrderRequest(instance_id="pm", order_id=master.order_id, price=lower),
-        timeout=30,
-    )
-    wait_until("the copy's new price", lambda: [o.price for o in copy()] == [lower])
-    server.orders.CancelOrder(
-        order_pb2.CancelOrderRequest(instance_id="pm", order_id=master.order_id), timeout=30
-    )
-    wait_until(
-        "the copy cancelled",
-        lambda: [o.status for o in copy()] == [common_pb2.ORDER_STATUS_CANCELED],
-    )
+    copy_follows_master(server, "pm", master.order_id, lower, "p-copy", "pend.")
 
 
 def test_a_late_join_copies_the_masters_pending_orders(server: ServerProcess) -> None:

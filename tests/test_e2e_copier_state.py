@@ -12,6 +12,7 @@ from tests.copier_support import (
     BUY,
     SELL,
     close,
+    copy_follows_master,
     net,
     orders_of,
     place,
@@ -85,18 +86,7 @@ def test_a_pending_copy_made_before_a_restart_still_follows_its_master(tmp_path:
         server.start()
         for instance_id in ("qm", "qf"):
             wait_ready(server, instance_id)
-        server.orders.ModifyOrder(
-            order_pb2.ModifyOrderRequest(instance_id="qm", order_id=master.order_id, price=lower),
-            timeout=30,
-        )
-        wait_until("the copy's new price", lambda: [o.price for o in copy()] == [lower])
-        server.orders.CancelOrder(
-            order_pb2.CancelOrderRequest(instance_id="qm", order_id=master.order_id), timeout=30
-        )
-        wait_until(
-            "the copy cancelled",
-            lambda: [o.status for o in copy()] == [common_pb2.ORDER_STATUS_CANCELED],
-        )
+        copy_follows_master(server, "qm", master.order_id, lower, "qf", "pend.")
 
 
 def test_a_close_owed_by_a_deleted_relation_is_made_after_a_restart(tmp_path: Path) -> None:

@@ -183,21 +183,13 @@ impl Engine {
         .encode_to_vec())
     }
 
-    /// Every relation's state to save: (owner, id, its created_time seconds, the state).
-    pub fn copy_states(&self) -> Vec<(String, String, i64, Saved)> {
+    /// Every relation's state to save.
+    pub fn copy_states(&self) -> Vec<Saved> {
         self.shared()
             .copier
             .all()
             .iter()
-            .map(|r| {
-                let seconds = r.spec.created_time.as_ref().map_or(0, |t| t.seconds);
-                (
-                    r.spec.owner.clone(),
-                    r.spec.relation_id.clone(),
-                    seconds,
-                    r.saved(),
-                )
-            })
+            .map(|r| r.saved())
             .collect()
     }
 
@@ -245,12 +237,7 @@ impl Engine {
                     relation_id: r.spec.relation_id.clone(),
                     owner: r.spec.owner.clone(),
                     copies: s.copies.load(std::sync::atomic::Ordering::Relaxed),
-                    skipped: s
-                        .skipped
-                        .lock()
-                        .iter()
-                        .map(|(k, v)| (k.clone(), *v))
-                        .collect(),
+                    skipped: s.skipped_counts(),
                     latency: s.latency.snapshot(),
                     fills,
                     slippage_sum,

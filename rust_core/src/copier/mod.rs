@@ -65,6 +65,15 @@ impl Stats {
         recent.push_back(elapsed.as_secs_f64());
     }
 
+    /// The copies not made so far, by reason.
+    pub fn skipped_counts(&self) -> Vec<(String, u64)> {
+        self.skipped
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    }
+
     /// A copy not made.
     pub fn skip(&self, reason: &str) {
         *self.skipped.lock().entry(reason.to_owned()).or_default() += 1;
@@ -103,12 +112,7 @@ impl Stats {
         let mean = if fills > 0 { sum / fills as f64 } else { 0.0 };
         v1::CopyRelationStats {
             copies: self.copies.load(Ordering::Relaxed),
-            skipped: self
-                .skipped
-                .lock()
-                .iter()
-                .map(|(k, v)| (k.clone(), *v))
-                .collect(),
+            skipped: self.skipped_counts().into_iter().collect(),
             latency_p50_seconds: self.latency_quantile(0.5),
             latency_p99_seconds: self.latency_quantile(0.99),
             fills,

@@ -10,9 +10,19 @@ use super::links::OwedClose;
 use super::Relation;
 use crate::reason;
 
-/// A relation's saved state.
+/// A relation's saved state (in Python `CopyState`).
 #[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(
+    feature = "python",
+    pyo3::pyclass(frozen, get_all, name = "CopyState", module = "mt5exec._core")
+)]
 pub struct Saved {
+    /// The relation's owner.
+    pub owner: String,
+    /// The relation.
+    pub relation_id: String,
+    /// Its created_time seconds (a relation made again under the id starts afresh).
+    pub incarnation: i64,
     /// Follower orders sent.
     pub copies: u64,
     /// Copies not made, by reason.
@@ -89,13 +99,11 @@ impl Relation {
         let s = &self.stats;
         let (fills, slippage_sum, slippage_max) = *s.slippage.lock();
         Saved {
+            owner: self.spec.owner.clone(),
+            relation_id: self.spec.relation_id.clone(),
+            incarnation: self.spec.created_time.as_ref().map_or(0, |t| t.seconds),
             copies: s.copies.load(Ordering::Relaxed),
-            skipped: s
-                .skipped
-                .lock()
-                .iter()
-                .map(|(k, v)| (k.clone(), *v))
-                .collect(),
+            skipped: s.skipped_counts(),
             fills,
             slippage_sum,
             slippage_max,

@@ -9,8 +9,7 @@ use super::engine::PyEngine;
 use crate::copier::state::Saved;
 use crate::copier::volume::{follower_volume, Bounds, Inputs, Sizing};
 use crate::copier::Defaults;
-use crate::pb::v1::{self, CopyVolumeMode};
-use prost::Message;
+use crate::pb::v1::CopyVolumeMode;
 
 /// A follower's order defaults applied to its copies (its execution.json; the deviation
 /// already capped by instance.json's slippage_limit). 0: none.
@@ -77,38 +76,12 @@ impl From<&PyCopyDefaults> for Defaults {
     }
 }
 
-/// What a relation keeps across restarts (`copy_stats.json`): its statistics and the master
-/// positions whose copy was refused for good. `incarnation`: its created_time seconds (a
-/// relation made again under the id starts afresh).
-#[pyclass(frozen, get_all, name = "CopyState", module = "mt5exec._core")]
-#[derive(Clone)]
-pub struct PyCopyState {
-    /// The relation's owner.
-    pub owner: String,
-    /// The relation.
-    pub relation_id: String,
-    /// Its created_time seconds.
-    pub incarnation: i64,
-    /// Follower orders sent.
-    pub copies: u64,
-    /// Copies not made: (reason, count).
-    pub skipped: Vec<(String, u64)>,
-    /// Follower fills measured against the master's price.
-    pub fills: u64,
-    /// Their slippage in points, summed.
-    pub slippage_sum: f64,
-    /// The worst of them.
-    pub slippage_max: f64,
-    /// Master positions whose copy was refused for good.
-    pub refused: Vec<u64>,
-    /// The master's pending orders whose copy was refused for good.
-    pub refused_pending: Vec<u64>,
-    /// Closes owed: (master position, master volume, master deal, action).
-    pub owed: Vec<(u64, f64, u64, String)>,
-}
+/// What a relation keeps across restarts (`copy_stats.json`): `CopyState` is the copier's
+/// [`Saved`], built here from Python.
+pub type PyCopyState = Saved;
 
 #[pymethods]
-impl PyCopyState {
+impl Saved {
     #[new]
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (
@@ -141,37 +114,6 @@ impl PyCopyState {
             refused,
             refused_pending,
             owed,
-        }
-    }
-}
-
-impl PyCopyState {
-    fn saved(&self) -> Saved {
-        Saved {
-            copies: self.copies,
-            skipped: self.skipped.clone(),
-            fills: self.fills,
-            slippage_sum: self.slippage_sum,
-            slippage_max: self.slippage_max,
-            refused: self.refused.clone(),
-            refused_pending: self.refused_pending.clone(),
-            owed: self.owed.clone(),
-        }
-    }
-
-    fn of(owner: String, relation_id: String, incarnation: i64, s: Saved) -> Self {
-        Self {
-            owner,
-            relation_id,
-            incarnation,
-            copies: s.copies,
-            skipped: s.skipped,
-            fills: s.fills,
-            slippage_sum: s.slippage_sum,
-            slippage_max: s.slippage_max,
-            refused: s.refused,
-            refused_pending: s.refused_pending,
-            owed: s.owed,
         }
     }
 }
@@ -296,22 +238,15 @@ impl PyEngine {
         defaults: &PyCopyDefaults,
         state: Option<&PyCopyState>,
     ) -> PyResult<Py<PyBytes>> {
-        let saved = state.map(PyCopyState::saved);
         let encoded =
             self.inner
-                .add_copy_relation(raw, created, Defaults::from(defaults), saved.as_ref())?;
+                .add_copy_relation(raw, created, Defaults::from(defaults), state)?;
         Ok(PyBytes::new(py, &encoded).unbind())
     }
 
     /// Every relation's state to save (`copy_stats.json`).
     fn copy_states(&self) -> Vec<PyCopyState> {
-        self.inner
-            .copy_states()
-            .into_iter()
-            .map(|(owner, relation_id, incarnation, s)| {
-                PyCopyState::of(owner, relation_id, incarnation, s)
-            })
-            .collect()
+        self.inner.copy_states()
     }
 
     /// Every removed relation still owing closes: (encoded `CopyRelation`, its state).
@@ -319,12 +254,7 @@ impl PyEngine {
         self.inner
             .removed_copy_states()
             .into_iter()
-            .map(|(raw, s)| {
-                let spec = v1::CopyRelation::decode(raw.as_slice()).unwrap_or_default();
-                let seconds = spec.created_time.as_ref().map_or(0, |t| t.seconds);
-                let state = PyCopyState::of(spec.owner, spec.relation_id, seconds, s);
-                (PyBytes::new(py, &raw).unbind(), state)
-            })
+            .map(|(raw, s)| (PyBytes::new(py, &raw).unbind(), s))
             .collect()
     }
 
@@ -337,7 +267,7 @@ impl PyEngine {
         state: &PyCopyState,
     ) -> PyResult<()> {
         self.inner
-            .restore_removed_copy_relation(raw, Defaults::from(defaults), &state.saved())?;
+            .restore_removed_copy_relation(raw, Defaults::from(defaults), state)?;
         Ok(())
     }
 
