@@ -29,7 +29,7 @@ setup: $(VENV)/.installed
 	@if ! command -v redis-server >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server; \
 	fi
-	@# promtool checks deploy/prometheus/alerts.yml (tests/test_deploy.py): Debian's prometheus.
+	@# promtool checks deploy/prometheus/alerts.yml (tests/e2e/test_deploy.py): Debian's prometheus.
 	@if ! command -v promtool >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; \
 	fi
@@ -74,7 +74,7 @@ lint: build $(BUF)
 		cd benchmarks/loadgen && go vet ./...; \
 	fi
 
-# The examples' dependencies (tests/test_e2e_examples.py builds and runs them), pinned by
+# The examples' dependencies (tests/e2e/test_e2e_examples.py builds and runs them), pinned by
 # examples/node/package-lock.json and examples/go/go.sum.
 examples/node/node_modules/.package-lock.json: examples/node/package.json examples/node/package-lock.json
 	npm ci --prefix examples/node --no-audit --no-fund --loglevel=error

@@ -2,7 +2,7 @@
 oracle.
 
 The server never runs this: the copier sizes copies in ``rust_core/src/copier/volume.rs``.
-``tests/test_copier_volume.py`` feeds the same inputs to both (through
+``tests/unit/test_copier_volume.py`` feeds the same inputs to both (through
 ``mt5exec._core.copy_volume``) and requires the same volume or the same skip reason. Keep the
 two in step; the order of the steps is part of the contract:
 

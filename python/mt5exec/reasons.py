@@ -8,7 +8,7 @@ and ``repr`` in messages, where an enum member is not the same as its text.
 
 docs/errors.md says what each means. The engine's reasons are defined once in Rust
 (``rust_core/src/reason.rs``) and are attributes here under the same names:
-``tests/test_reasons.py`` checks that, and that docs/errors.md lists exactly these.
+``tests/unit/test_reasons.py`` checks that, and that docs/errors.md lists exactly these.
 """
 
 from __future__ import annotations

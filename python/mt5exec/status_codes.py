@@ -1,6 +1,6 @@
 """The gRPC status numbers (``grpc.StatusCode`` values) that workers put in
 ``MarketAnswer.code``, defined once: the workers and the simulated broker do not import grpc
-(tests/test_status_codes.py checks them against ``grpc.StatusCode``)."""
+(tests/unit/test_status_codes.py checks them against ``grpc.StatusCode``)."""
 
 from __future__ import annotations
 

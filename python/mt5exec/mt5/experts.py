@@ -2,7 +2,7 @@
 
 This module owns the READY/heartbeat protocol (seed 004) between the server and an EA built
 with ``mql5/Include/mt5exec/Signals.mqh``. The format is defined here and in that file, once
-each (``tests/test_experts.py`` checks that the two agree). Under
+each (``tests/e2e/test_experts.py`` checks that the two agree). Under
 ``<terminal_dir>/MQL5/Files/mt5exec/`` the EA writes:
 
 - ``<name>.ready``: ``READY <unix time> <account login> <symbol>`` + CRLF, when its OnInit has

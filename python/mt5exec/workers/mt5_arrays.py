@@ -7,7 +7,7 @@ messages. Building those messages row by row in Python costs ~2.4 µs a bar; her
 the same bytes from the columns, following the protobuf encoding spec
 (https://protobuf.dev/programming-guides/encoding/): each field a tag byte then a varint or 8
 little-endian bytes, in field number order, fields at their zero value left out (proto3), each
-row as field 1, length-delimited. tests/test_mt5_arrays.py checks the bytes equal what the
+row as field 1, length-delimited. tests/unit/test_mt5_arrays.py checks the bytes equal what the
 protobuf library writes for the same rows, zeros, negatives and NaNs included.
 
 Every row is laid out in a fixed-width byte matrix (each field as wide as its widest value, a

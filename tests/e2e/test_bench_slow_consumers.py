@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "slow_consumers.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "slow_consumers.py"
 
 
 def test_a_smoke_run_cuts_every_stream_off_and_reports(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from mt5exec.testing import ServerProcess
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GO_DIR = ROOT / "examples" / "go"
 NODE_DIR = ROOT / "examples" / "node"
 BUF = ROOT / "tools" / "node_modules" / ".bin" / "buf"

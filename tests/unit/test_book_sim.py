@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.test_simterminal import attach, make_terminal
+from tests.unit.test_simterminal import attach, make_terminal
 
 from mt5exec.mt5 import simterminal as mt5
 from mt5exec.sim import book

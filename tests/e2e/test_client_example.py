@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mt5exec.testing import ServerProcess
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "python" / "quickstart.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "python" / "quickstart.py"
 
 
 def test_the_python_example(server: ServerProcess) -> None:

@@ -31,7 +31,7 @@ FAST_HEALTH = {
     # An EA's heartbeat is stale after 3 intervals.
     "health_check_interval_sec": 1,
 }
-STANDINS = Path(__file__).parent / "standins"
+STANDINS = Path(__file__).parents[1] / "standins"
 
 
 def fast_server(data: Path, env: dict[str, str] | None = None) -> ServerProcess:

@@ -19,9 +19,8 @@ import pytest
 from google.protobuf import message_factory
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from tests.support import BULK_RISK, create_sim, error_info, market, wait_until
-from tests.test_e2e_auth_matrix import services
-from tests.test_e2e_vault import (
+from tests.e2e.test_e2e_auth_matrix import services
+from tests.e2e.test_e2e_vault import (
     NEW_PASSWORD,
     PASSWORD,
     Node,
@@ -29,7 +28,8 @@ from tests.test_e2e_vault import (
     duckdb_values_holding,
     files_holding,
 )
-from tests.test_history_disk_full import history_failures
+from tests.e2e.test_history_disk_full import history_failures
+from tests.support import BULK_RISK, create_sim, error_info, market, wait_until
 from tests.tmpfs import fill, small_disk
 
 from mt5exec.auth import audit, audit_records, rules

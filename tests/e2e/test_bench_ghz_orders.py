@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ghz_orders.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "ghz_orders.py"
 GHZ = Path.home() / "go" / "bin" / "ghz"
-PINNED = Path(__file__).resolve().parents[1] / "tools" / "bin" / "ghz"
+PINNED = Path(__file__).resolve().parents[2] / "tools" / "bin" / "ghz"
 
 
 @pytest.fixture(autouse=True)

@@ -30,8 +30,8 @@ from mt5exec.mt5.experts import (
     wait_for_signals,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
-EA = Path(__file__).resolve().parent / "standins" / "ea_signals.py"
+ROOT = Path(__file__).resolve().parents[2]
+EA = Path(__file__).resolve().parents[1] / "standins" / "ea_signals.py"
 SIGNALS_MQH = ROOT / "mql5" / "Include" / "mt5exec" / "Signals.mqh"
 EXAMPLE_EA = ROOT / "mql5" / "Experts" / "mt5exec" / "ExampleSignals.mq5"
 NAME = "MyEA"

@@ -11,12 +11,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from tests.e2e.test_grpcurl import _grpcurl
 from tests.support import wait_for_price
-from tests.test_grpcurl import _grpcurl
 
 from mt5exec.testing import ServerProcess
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _tour() -> tuple[list[str], str, str]:

@@ -18,7 +18,7 @@ from mt5exec.errors import MT5ExecError
 from mt5exec.reasons import ALL, Reason
 from mt5exec.services import validation
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def rust_reasons() -> list[str]:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "market_data.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "market_data.py"
 
 
 def test_a_smoke_run_reports_every_measure(tmp_path: Path) -> None:

@@ -50,7 +50,7 @@ def test_unknown_key_is_not_ignored(tmp_path: Path) -> None:
 def test_version() -> None:
     out = run("--version", cwd=Path.cwd())
     assert out.returncode == 0, out.stderr
-    with open(Path(__file__).parents[1] / "pyproject.toml", "rb") as f:
+    with open(Path(__file__).parents[2] / "pyproject.toml", "rb") as f:
         version = tomllib.load(f)["project"]["version"]
     assert out.stdout.strip() == f"mt5exec {version}"
 

@@ -18,7 +18,7 @@ from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, order_pb2, order_pb2_grpc
 from support import create_sim, limit, market
 
-INSTANT = Path(__file__).resolve().parents[1] / "benchmarks" / "_instant_terminal.py"
+INSTANT = Path(__file__).resolve().parents[2] / "benchmarks" / "_instant_terminal.py"
 
 
 def test_floor_answers_null_rpcs_and_orders_through_its_echo_process() -> None:

@@ -1,7 +1,7 @@
 """MarketDataService against a real server and sim worker (issue #24): symbols as
 symbol_info gives them (with a group filter), margin and profit by the broker's own rules, the
 terminal's state; an unknown symbol is NOT_FOUND, bad input INVALID_ARGUMENT naming the field
-(StreamBook: tests/test_e2e_book.py)."""
+(StreamBook: tests/e2e/test_e2e_book.py)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.test_sim_worker import Engine, _kill, _start
+from tests.e2e.test_sim_worker import Engine, _kill, _start
 
 from mt5exec.sim.symbols import SymbolSettings
 from mt5exec.terminal.v1 import worker_pb2 as pb

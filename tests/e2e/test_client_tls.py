@@ -1,5 +1,5 @@
 """mt5exec.client and the operator CLI over TLS and mTLS to a real server (certificates made
-by tests/test_e2e_tls.py's authority)."""
+by tests/e2e/test_e2e_tls.py's authority)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from tests.test_e2e_tls import Pki, pki, start, tls_config
+from tests.e2e.test_e2e_tls import Pki, pki, start, tls_config
 
 from mt5exec.client import Client, Settings, errors
 from mt5exec.testing import ClientTLS, ServerProcess

@@ -17,7 +17,7 @@ from mt5exec.sim.state import codec
 from mt5exec.storage.log_tail import LogTail
 from mt5exec.v1 import common_pb2
 
-VECTORS = Path(__file__).parent / "data" / "framing.txt"
+VECTORS = Path(__file__).parents[1] / "data" / "framing.txt"
 
 
 def vectors() -> list[tuple[bytes, bytes]]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import grpc
 import pytest
+from test_e2e_tls import Authority
 
 from mt5exec.config import ConfigError, load_config
 from mt5exec.testing import ServerProcess
@@ -28,7 +29,6 @@ from redis_mirror import (
 )
 from redis_server import RedisServer, redis_server
 from support import limit, market, wait_until
-from test_e2e_tls import Authority
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "metrics_overhead.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "metrics_overhead.py"
 
 
 def test_a_smoke_run_reports_every_server_and_its_ratios(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """CheckOrder's owner check below the auth guard: OrderService gives the engine the caller's
 owner, as PlaceOrder does, so that the engine itself refuses another owner's instance (NOT_FOUND,
 exactly as one that does not exist) whatever reaches it. The guard refuses such a call first
-over gRPC (tests/test_e2e_auth_matrix.py); here the real service and engine, with a real sim
+over gRPC (tests/e2e/test_e2e_auth_matrix.py); here the real service and engine, with a real sim
 worker, are called as the guard would leave them."""
 
 from __future__ import annotations

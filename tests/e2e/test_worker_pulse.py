@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests import mt5_worker_support as mt5_test
-from tests.test_sim_worker import Engine
+from tests.e2e.test_sim_worker import Engine
 
 from mt5exec.sim.bars import MAX_BARS
 from mt5exec.terminal.v1 import worker_pb2 as pb

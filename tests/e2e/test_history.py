@@ -540,7 +540,7 @@ def test_second_process_cannot_open_the_file(
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PYTHONPATH": str(Path(__file__).resolve().parents[1] / "python")},
+        env={"PYTHONPATH": str(Path(__file__).resolve().parents[2] / "python")},
         check=False,
     )
     assert result.returncode == 3, result.stderr

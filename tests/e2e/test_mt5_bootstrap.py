@@ -34,7 +34,7 @@ from mt5exec.mt5.bootstrap import (
     write_startup_ini,
 )
 
-STANDINS = Path(__file__).resolve().parent / "standins"
+STANDINS = Path(__file__).resolve().parents[1] / "standins"
 SECRET = "s3cr3t-Pa55word"
 
 

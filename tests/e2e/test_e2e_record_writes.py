@@ -2,7 +2,7 @@
 ``MT5EXEC_TEST_RECORD_WRITE_GATE`` hook: writes wait while its file exists) does not hold
 up the answers of CheckOrder and PlaceOrder, and a trading state set while the counters'
 write is held is what the record says once both have landed (the ordering itself:
-tests/test_record_writer.py)."""
+tests/unit/test_record_writer.py)."""
 
 from __future__ import annotations
 
