@@ -7,7 +7,9 @@ use prost::Message;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::dispatch::{self, MasterTrade, SignalCopy};
+use super::close;
+use super::dispatch::{self, MasterTrade};
+use super::signal::{self, SignalCopy};
 use super::state::Saved;
 use super::{mapping, spec, Defaults, Relation};
 use crate::engine::Engine;
@@ -126,7 +128,7 @@ impl Engine {
         if close {
             let started = Instant::now();
             let _hold = shared.notifier.hold();
-            for job in dispatch::close_all_jobs(shared, &relation) {
+            for job in close::close_all_jobs(shared, &relation) {
                 let _ = dispatch::submit(shared, job, started, true);
             }
         }
@@ -266,7 +268,7 @@ impl Engine {
             Ok(v1::Side::Sell) => v1::Side::Sell,
             _ => v1::Side::Buy,
         };
-        dispatch::copy_signal(
+        signal::copy_signal(
             self.shared(),
             source,
             signal_id,

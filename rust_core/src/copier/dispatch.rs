@@ -8,6 +8,7 @@ use prost::Message;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::close::close_jobs;
 use super::defaults::{default_stops, default_stops_apply, deviation, sizing_of};
 use super::links::{self, Link};
 use super::mapping::{self, Trade};
@@ -33,27 +34,27 @@ const ENTRY_OUT_BY: u32 = 3;
 /// A follower order to submit.
 #[derive(Debug)]
 pub struct Job {
-    relation: Arc<Relation>,
-    follower: Arc<Instance>,
-    intent: OrderIntent,
+    pub(super) relation: Arc<Relation>,
+    pub(super) follower: Arc<Instance>,
+    pub(super) intent: OrderIntent,
     /// The master's price (slippage of an opening copy), 0 for closes.
-    master_price: f64,
-    point: f64,
+    pub(super) master_price: f64,
+    pub(super) point: f64,
     /// An opening copy: the link it adds to, once sent.
-    opens: Option<(u64, Link)>,
+    pub(super) opens: Option<(u64, Link)>,
     /// A closing copy: what goes back to its link when the follower refuses it.
-    closes: Option<Owed>,
+    pub(super) closes: Option<Owed>,
 }
 
 /// A close not made: put back on its link (master position, the link as it was, the master
 /// and follower volume of this close, its master deal and action).
 #[derive(Debug)]
-struct Owed {
-    position: u64,
-    link: Link,
-    master: f64,
-    follower: f64,
-    by: (u64, String),
+pub(super) struct Owed {
+    pub(super) position: u64,
+    pub(super) link: Link,
+    pub(super) master: f64,
+    pub(super) follower: f64,
+    pub(super) by: (u64, String),
 }
 
 impl Owed {
@@ -225,7 +226,7 @@ type Refused = Box<(
 )>;
 
 /// The follower order copying `trade`, or why there is none.
-fn open_job(
+pub(super) fn open_job(
     shared: &Shared,
     relation: &Arc<Relation>,
     trade: &MasterTrade,
@@ -369,153 +370,6 @@ fn open_job(
     })
 }
 
-/// The follower orders closing `closed` lots of master position `position` (by deal `deal`),
-/// with any close still owed on it. When the follower is not ready, none: the close is owed
-/// (made when it is ready again, see [`super::recovery::close_owed`]).
-pub fn close_jobs(
-    shared: &Shared,
-    relation: &Arc<Relation>,
-    position: u64,
-    deal: u64,
-    closed: f64,
-    action: &str,
-) -> Vec<Job> {
-    let r = &relation.spec;
-    let Ok(follower) = shared.instance(&r.follower_instance_id) else {
-        return Vec::new();
-    };
-    let live = follower.live.lock();
-    let mut links = relation.links.lock();
-    if !links.by_position.contains_key(&position) && !links.rebuilt {
-        links.rebuild(&relation.prefix, &live.book);
-    }
-    let Some(link) = links.by_position.get_mut(&position) else {
-        return Vec::new();
-    };
-    let ready = live.positions_reported
-        && matches!(
-            live.state,
-            v1::InstanceState::Ready | v1::InstanceState::Degraded
-        );
-    let (deal, action) = if closed <= 0.0 {
-        link.owed_by.clone()
-    } else {
-        (deal, action.to_owned())
-    };
-    if !ready {
-        link.owed += closed;
-        link.owed_by = (deal, action);
-        drop(links);
-        drop(live);
-        skip(
-            shared,
-            relation,
-            Some(&follower),
-            None,
-            "INSTANCE_NOT_READY",
-            "the follower is not ready: its copies are closed when it is",
-        );
-        return Vec::new();
-    }
-    let closed = (closed + std::mem::take(&mut link.owed)).min(link.master_volume);
-    let template = link.clone();
-    let step = live
-        .symbols
-        .get(&link.symbol)
-        .map_or(0.0, |s| s.volume_step);
-    let volume = volume::close_volume(link.follower_volume, link.master_volume, closed, step);
-    let full = closed >= link.master_volume - 1e-9;
-    let close_side = match link.side {
-        v1::Side::Buy => v1::Side::Sell,
-        _ => v1::Side::Buy,
-    };
-    let netting = live.account.as_ref().is_some_and(|a| a.margin_mode != 2);
-    let base = OrderIntent {
-        symbol: link.symbol.clone(),
-        side: close_side as i32,
-        order_type: v1::OrderType::Market as i32,
-        deviation_points: deviation(relation),
-        comment: links::comment(closed.min(link.master_volume)),
-        ..Default::default()
-    };
-    let mut jobs = Vec::new();
-    let mut left = volume;
-    if netting {
-        if volume > 0.0 {
-            jobs.push(OrderIntent {
-                client_order_id: copy_id(&relation.prefix, position, deal, &format!("{action}0")),
-                volume,
-                ..base.clone()
-            });
-        }
-    } else {
-        for (i, open_id) in link.open_ids.iter().enumerate() {
-            if left <= 1e-9 {
-                break;
-            }
-            let Some(ticket) = live
-                .book
-                .by_client_id
-                .get(open_id)
-                .map(|e| e.order.position_id)
-                .filter(|p| *p != 0)
-            else {
-                continue;
-            };
-            let Some(open) = live.positions.iter().find(|p| p.ticket == ticket) else {
-                continue;
-            };
-            let take = if full {
-                open.volume
-            } else {
-                left.min(open.volume)
-            };
-            left -= take;
-            jobs.push(OrderIntent {
-                client_order_id: copy_id(&relation.prefix, position, deal, &format!("{action}{i}")),
-                volume: take,
-                position_id: ticket,
-                ..base.clone()
-            });
-        }
-    }
-    link.master_volume -= closed;
-    link.follower_volume -= volume;
-    link.closed_ids
-        .extend(jobs.iter().map(|j| j.client_order_id.clone()));
-    if full || link.master_volume <= 1e-9 {
-        links.by_position.remove(&position);
-    }
-    drop(links);
-    drop(live);
-    let total: f64 = jobs.iter().map(|j| j.volume).sum();
-    jobs.into_iter()
-        .map(|intent| {
-            #[allow(clippy::float_cmp)]
-            let share = if total > 0.0 {
-                intent.volume / total
-            } else {
-                1.0
-            };
-            Job {
-                relation: Arc::clone(relation),
-                follower: Arc::clone(&follower),
-                closes: Some(Owed {
-                    position,
-                    link: template.clone(),
-                    master: closed * share,
-                    follower: intent.volume,
-                    by: (deal, action.clone()),
-                }),
-                intent,
-                master_price: 0.0,
-                point: 0.0,
-                opens: None,
-            }
-        })
-        .collect()
-}
-
 /// Submits a follower order; the copy's token goes to the engine (its fill's slippage).
 /// Returns the token, or the error (already counted and told).
 pub fn submit(
@@ -652,28 +506,6 @@ pub fn open_pending(
             }
         }
     }
-}
-
-/// Orders closing every copy a relation still has open (a relation deleted with
-/// `COPY_ON_DELETE_CLOSE`).
-pub fn close_all_jobs(shared: &Shared, relation: &Arc<Relation>) -> Vec<Job> {
-    if let Ok(follower) = shared.instance(&relation.spec.follower_instance_id) {
-        let live = follower.live.lock();
-        let mut links = relation.links.lock();
-        if !links.rebuilt {
-            links.rebuild(&relation.prefix, &live.book);
-        }
-    }
-    let open: Vec<(u64, f64)> = relation
-        .links
-        .lock()
-        .by_position
-        .iter()
-        .map(|(p, l)| (*p, l.master_volume))
-        .collect();
-    open.into_iter()
-        .flat_map(|(position, volume)| close_jobs(shared, relation, position, 0, volume, "d"))
-        .collect()
 }
 
 fn side_of_deal(deal_type: u32) -> Option<v1::Side> {
@@ -887,95 +719,4 @@ pub fn on_master_positions(shared: &Arc<Shared>, master: &Instance) {
             }
         }
     }
-}
-
-/// A signal sent again whose copy exists, made then with other default stops or sizing (the
-/// price has moved since): answered with that copy (its token), as the journal answers a
-/// repeated order.
-fn existing_copy(shared: &Shared, follower: &Instance, client_order_id: &str) -> Option<u64> {
-    let mut live = follower.live.lock();
-    let entry = live.book.by_client_id.get_mut(client_order_id)?;
-    let token = shared.token();
-    routing::answer_known(shared, entry, token);
-    Some(token)
-}
-
-/// One follower's result of a signal: its id, the copy's client_order_id, and the token its
-/// answer completes or the error that refused it.
-pub type SignalCopy = (String, String, Result<u64, EngineError>);
-
-/// A signal of `source`: a copy on every relation following it (sized by each relation,
-/// or from `risk_percent` of each follower's equity when > 0).
-#[allow(clippy::too_many_arguments)]
-pub fn copy_signal(
-    shared: &Arc<Shared>,
-    source: &str,
-    signal_id: &str,
-    symbol: &str,
-    side: v1::Side,
-    volume: f64,
-    risk_percent: f64,
-    price: f64,
-    stop_loss: f64,
-    take_profit: f64,
-) -> Vec<SignalCopy> {
-    let started = Instant::now();
-    let trade = MasterTrade {
-        position: 0,
-        deal: 0,
-        action: "o".to_owned(),
-        symbol: symbol.to_owned(),
-        side,
-        order_type: v1::OrderType::Market,
-        volume,
-        price,
-        stop_loss,
-        take_profit,
-        magic: 0,
-        balance: 0.0,
-        equity: 0.0,
-        risk_percent,
-        signal_id: Some(signal_id.to_owned()),
-    };
-    let mut out = Vec::new();
-    let _hold = shared.notifier.hold();
-    for relation in shared.copier.of_source(source) {
-        let follower_id = relation.spec.follower_instance_id.clone();
-        let cid = signal_copy_id(&relation.prefix, signal_id);
-        match open_job(shared, &relation, &trade) {
-            Ok(job) => {
-                let cid = job.intent.client_order_id.clone();
-                let follower = Arc::clone(&job.follower);
-                let result = match submit(shared, job, started, false) {
-                    Err(e) if e.reason == crate::reason::CLIENT_ORDER_ID_REUSED => {
-                        existing_copy(shared, &follower, &cid).ok_or(e)
-                    }
-                    sent => sent,
-                };
-                out.push((follower_id, cid, result));
-            }
-            Err(refused) => {
-                let (follower, intent, reason, message) = *refused;
-                skip(
-                    shared,
-                    &relation,
-                    follower.as_deref(),
-                    intent.as_ref(),
-                    reason,
-                    &message,
-                );
-                let code = if reason == crate::reason::FOLLOWER_NOT_FOUND {
-                    Code::NotFound
-                } else {
-                    Code::FailedPrecondition
-                };
-                out.push((
-                    follower_id,
-                    cid,
-                    Err(EngineError::new(code, reason, message)),
-                ));
-            }
-        }
-    }
-    out
 }

@@ -6,17 +6,21 @@
 //! - [`defaults`]: the follower's execution.json applied to its copies;
 //! - [`mapping`]: symbol mapping and filters;
 //! - [`links`]: which follower orders copy which master position (for closes and SL/TP);
-//! - [`dispatch`]: master deals, positions and signals → follower orders;
+//! - [`dispatch`]: master deals and positions → follower orders;
+//! - [`close`]: the orders closing copies (a master's close, a relation deleted);
+//! - [`signal`]: signals → follower orders, through the same jobs;
 //! - [`recovery`]: a restored relation's copies made up after a restart;
 //! - [`state`]: what a relation keeps across restarts.
 
 pub mod api;
+pub mod close;
 pub mod defaults;
 pub mod dispatch;
 pub mod links;
 pub mod mapping;
 pub mod pending;
 pub mod recovery;
+pub mod signal;
 pub mod spec;
 pub mod state;
 pub mod volume;

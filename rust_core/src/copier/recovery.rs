@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::close;
 use super::dispatch::{self, MasterTrade};
 use super::spec::base36;
 use super::Relation;
@@ -151,7 +152,7 @@ fn close_owed_once(shared: &Arc<Shared>, relation: &Arc<Relation>, owed_only: bo
     let started = Instant::now();
     let _hold = shared.notifier.hold();
     for (position, volume) in owed {
-        for job in dispatch::close_jobs(shared, relation, position, 0, volume, "c") {
+        for job in close::close_jobs(shared, relation, position, 0, volume, "c") {
             let _ = dispatch::submit(shared, job, started, true);
         }
     }
