@@ -9,18 +9,17 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.worker_link import WorkerLink
 
 import mt5exec
 from mt5exec.mt5 import constants as c
 from mt5exec.mt5 import simterminal
 from mt5exec.terminal.v1 import worker_pb2 as pb
-from mt5exec.workers.protocol import FrameReader, send_frame
 
 PYTHON_DIR = Path(mt5exec.__file__).resolve().parent.parent
 STANDINS = Path(__file__).resolve().parent / "standins"
@@ -38,7 +37,7 @@ def kinds(frames: list[pb.WorkerFrame]) -> list[str]:
     return [f.WhichOneof("body") or "" for f in frames]
 
 
-class Engine:
+class Engine(WorkerLink):
     """A minimal engine: listens, starts the MT5 worker, exchanges frames with it."""
 
     def __init__(
@@ -91,9 +90,7 @@ class Engine:
         self.env.update(env or {})
         self.stderr_path = tmp_path / "worker.stderr"
         self.proc: subprocess.Popen[bytes] | None = None
-        self.conn: socket.socket | None = None
-        self.reader = FrameReader()
-        self.pending: list[bytes] = []
+        super().__init__()
         if start:
             self.start()
 
@@ -125,35 +122,6 @@ class Engine:
     def accept(self, timeout: float = 60.0) -> None:
         self.listener.settimeout(timeout)
         self.conn, _ = self.listener.accept()
-
-    def read(self, timeout: float = 60.0) -> pb.WorkerFrame:
-        assert self.conn is not None
-        deadline = time.monotonic() + timeout
-        while not self.pending:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("no frame from the worker")
-            self.conn.settimeout(remaining)
-            self.pending.extend(self.reader.recv_from(self.conn))
-        frame = pb.WorkerFrame()
-        frame.ParseFromString(self.pending.pop(0))
-        return frame
-
-    def read_until(
-        self, done: str | Callable[[pb.WorkerFrame], bool], timeout: float = 60.0
-    ) -> list[pb.WorkerFrame]:
-        """Frames up to and including the first one ``done`` accepts (a kind or a predicate)."""
-        frames = []
-        deadline = time.monotonic() + timeout
-        while True:
-            frame = self.read(max(0.01, deadline - time.monotonic()))
-            frames.append(frame)
-            if (frame.WhichOneof("body") == done) if isinstance(done, str) else done(frame):
-                return frames
-
-    def send(self, **body: Any) -> None:
-        assert self.conn is not None
-        send_frame(self.conn, pb.EngineFrame(**body))
 
     def handshake(self, heartbeat_ms: int = 1000) -> pb.Hello:
         self.accept()

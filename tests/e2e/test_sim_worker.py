@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.worker_link import WorkerLink
 
 import mt5exec
 from mt5exec.sim.state import Retention, StateStore, read_deals
@@ -36,7 +37,7 @@ from mt5exec.workers.sim_config import ConfigError, load_config
 PYTHON_DIR = Path(mt5exec.__file__).resolve().parent.parent
 
 
-class Engine:
+class Engine(WorkerLink):
     """A minimal engine: accepts one worker connection and exchanges frames with it."""
 
     def __init__(
@@ -81,9 +82,7 @@ class Engine:
             cwd=tmp_path,
             stderr=subprocess.PIPE,
         )
-        self.conn: socket.socket | None = None
-        self.reader = FrameReader()
-        self.pending: list[bytes] = []
+        super().__init__()
 
     # The timeouts are deadlines for a worker that does not answer: on a loaded machine a
     # working one may take seconds to start or to be scheduled.
@@ -92,35 +91,10 @@ class Engine:
         self.conn, _ = self.listener.accept()
         self.conn.settimeout(60.0)
 
-    def read(self, timeout: float = 60.0) -> pb.WorkerFrame:
-        assert self.conn is not None
-        deadline = time.monotonic() + timeout
-        while not self.pending:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("no frame from worker")
-            self.conn.settimeout(remaining)
-            self.pending.extend(self.reader.recv_from(self.conn))
-        frame = pb.WorkerFrame()
-        frame.ParseFromString(self.pending.pop(0))
-        return frame
-
-    def read_until(self, kind: str, timeout: float = 60.0) -> list[pb.WorkerFrame]:
-        frames = []
-        while True:
-            frame = self.read(timeout)
-            frames.append(frame)
-            if frame.WhichOneof("body") == kind:
-                return frames
-
     def drain(self, timeout: float = 60.0) -> None:
         """Read frames until the worker closes the connection (or the timeout passes)."""
         while True:
             self.read(timeout)
-
-    def send(self, **body: Any) -> None:
-        assert self.conn is not None
-        send_frame(self.conn, pb.EngineFrame(**body))
 
     def handshake(self, heartbeat_ms: int = 1000) -> pb.Hello:
         self.accept()
