@@ -57,7 +57,7 @@ pub fn close_jobs(
             relation,
             Some(&follower),
             None,
-            "INSTANCE_NOT_READY",
+            crate::reason::INSTANCE_NOT_READY,
             "the follower is not ready: its copies are closed when it is",
         );
         return Vec::new();

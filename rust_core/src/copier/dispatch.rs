@@ -278,7 +278,7 @@ pub(super) fn open_job(
         return Err(Box::new((
             Some(follower),
             Some(intent),
-            "SYMBOL_NOT_ON_FOLLOWER",
+            crate::reason::SYMBOL_NOT_ON_FOLLOWER,
             message,
         )));
     };
@@ -610,7 +610,7 @@ fn reversal_jobs(
         .get(&deal.position_id)
         .map(|l| l.master_volume);
     let Some(held) = held else {
-        relation.stats.skip("REVERSAL_NOT_COPIED");
+        relation.stats.skip(crate::reason::REVERSAL_NOT_COPIED);
         return Vec::new();
     };
     let mut jobs = close_jobs(shared, relation, deal.position_id, deal.ticket, held, "c");
