@@ -10,7 +10,9 @@ the netting positions stay small); a round ends when all 30 followers have repor
             only watches.
 
 Reported for each: master fill seen on the stream -> the 30th follower fill seen (p50, p99),
-and for the engine its own time from the master's deal report to each follower order frame
+the CPU per round of each process (the server's event loop thread and its other threads, the
+workers together, the history child, this client: /proc, over the measured rounds), and for
+the engine its own time from the master's deal report to each follower order frame
 written (CopyRelationStats of GetCopyRelation: the slowest relation's p50 and p99 stand for
 the 30th follower order). Ratio: client p50 / engine p50 (target >= 10).
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -33,7 +36,7 @@ from typing import Any
 import grpc
 import uvloop
 
-from _common import auth_metadata, summary, use_token, write
+from _common import auth_metadata, child_pids, cpu_seconds, summary, use_token, write
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import (
     common_pb2,
@@ -113,6 +116,44 @@ class Watcher:
             r.done.set()
 
 
+class Cpu:
+    """CPU seconds used so far by the server's event loop thread, its other threads (the
+    engine's), the workers together, the history child and this process."""
+
+    def __init__(self, server_pid: int) -> None:
+        self._server = server_pid
+
+    def now(self) -> dict[str, float]:
+        loop = _thread_cpu(self._server, self._server)
+        used = {
+            "server_loop": loop,
+            "server_engine": cpu_seconds(self._server) - loop,
+            "workers": 0.0,
+            "history": 0.0,
+            "client": time.process_time(),
+        }
+        for pid in child_pids(self._server):
+            try:
+                history = b"history_process" in Path(f"/proc/{pid}/cmdline").read_bytes()
+                used["history" if history else "workers"] += cpu_seconds(pid)
+            except OSError:  # gone meanwhile
+                continue
+        return used
+
+
+def _thread_cpu(pid: int, tid: int) -> float:
+    with open(f"/proc/{pid}/task/{tid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def per_round(before: dict[str, float], after: dict[str, float], count: int) -> dict[str, float]:
+    """µs of CPU per round of each part, and all of them together."""
+    used: dict[str, float] = {k: round((after[k] - before[k]) / count * 1e6) for k in before}
+    used["all"] = sum(used.values())
+    return used
+
+
 async def rounds(
     address: str,
     names: list[str],
@@ -120,8 +161,10 @@ async def rounds(
     warmup: int,
     tag: str,
     client_copies: bool,
-) -> list[float]:
-    """Master fill seen -> the 30th follower fill seen, per round (after the warmup)."""
+    cpu: Cpu,
+) -> tuple[list[float], dict[str, float]]:
+    """Master fill seen -> the 30th follower fill seen, per round (after the warmup), and the
+    CPU per round of each part over those rounds."""
     key = auth_metadata()
     async with grpc.aio.insecure_channel(address) as channel:
         orders = order_pb2_grpc.OrderServiceStub(channel)
@@ -153,8 +196,11 @@ async def rounds(
         reader = asyncio.create_task(watcher.run(stream_pb2_grpc.StreamServiceStub(channel)))
         await watcher.started.wait()
         samples: list[float] = []
+        before = cpu.now()
         try:
             for i in range(warmup + count):
+                if i == warmup:
+                    before = cpu.now()
                 r = Round(i, len(names))
                 watcher.current = r
                 reply = await orders.PlaceOrder(
@@ -174,9 +220,10 @@ async def rounds(
                 watcher.current = None
                 if i >= warmup:
                     samples.append(r.last_fill - r.master_fill)
+            used = per_round(before, cpu.now(), count)
         finally:
             reader.cancel()
-        return samples
+        return samples, used
 
 
 def create_instances(server: ServerProcess, names: list[str]) -> None:
@@ -277,17 +324,21 @@ def main() -> None:
     ):
         use_token(server.token)
         create_instances(server, names)
-        client = uvloop.run(
-            rounds(server.address, names, args.rounds, args.warmup, "c", client_copies=True)
+        cpu = Cpu(server.pid)
+        client, client_cpu = uvloop.run(
+            rounds(server.address, names, args.rounds, args.warmup, "c", True, cpu)
         )
         ids = relate(server, names)
         engine: list[float] | None = None
+        engine_cpu: dict[str, float] | None = None
         times: dict[str, Any] | str
         if isinstance(ids, str):
             times = ids
         else:
             print(f"{len(ids)} relations made; the engine copies", file=sys.stderr, flush=True)
-            engine = uvloop.run(rounds(server.address, names, args.rounds, args.warmup, "e", False))
+            engine, engine_cpu = uvloop.run(
+                rounds(server.address, names, args.rounds, args.warmup, "e", False, cpu)
+            )
             times = engine_times(server, ids)
     s_client = summary(client)
     result: dict[str, Any] = {
@@ -296,6 +347,7 @@ def main() -> None:
         "client_copy_fill_to_fills": s_client,
         "engine_copy_fill_to_fills": None if engine is None else summary(engine),
         "engine_deal_to_order": times,
+        "cpu_us_per_round": {"client_copy": client_cpu, "engine_copy": engine_cpu},
         "targets": {"p50_client_vs_engine": 10.0},
     }
     print(
@@ -313,6 +365,8 @@ def main() -> None:
             f"engine time, deal in -> 30th order out: p50 {times['p50_us_30th']:.0f} µs "
             f"(target <= 1000), p99 {times['p99_us_30th']:.0f} µs (target <= 5000)"
         )
+        print(f"CPU µs per round, client copy: {client_cpu}")
+        print(f"CPU µs per round, engine copy: {engine_cpu}")
     else:
         print(f"engine copier not measured: {times}")
     print(f"written to {write('copier', result)}")
