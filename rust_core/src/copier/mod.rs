@@ -200,13 +200,24 @@ fn reaches(all: &HashMap<Key, Arc<Relation>>, from: &str, to: &str) -> bool {
     false
 }
 
+/// The incarnations of a relation id removed (by key).
+#[derive(Debug, Default)]
+struct Retired {
+    /// The latest created_time seconds removed: a relation made again under the id gets a
+    /// later one (a prefix of its own).
+    last: i64,
+    /// Every incarnation removed whose copies are still told apart from a user's orders: its
+    /// id prefix (`<relation>.<incarnation>`) and its follower (until that instance is
+    /// deleted: one made again under the id is another account).
+    copies_on: Vec<(String, String)>,
+}
+
 /// Every relation of the engine.
 #[derive(Debug, Default)]
 pub struct Copier {
     relations: RwLock<HashMap<Key, Arc<Relation>>>,
-    /// The created_time seconds of relations removed, by key: a relation made again under
-    /// the id gets a later one (a prefix of its own).
-    retired: Mutex<HashMap<Key, i64>>,
+    /// The relations removed, by key.
+    retired: Mutex<HashMap<Key, Retired>>,
     /// Relations removed while they still owed closes (their follower not ready, or
     /// refusing): the closes are made when it is ready, then the relation is let go.
     draining: Mutex<Vec<Arc<Relation>>>,
@@ -250,8 +261,8 @@ impl Copier {
         }
         if let Some(before) = self.retired.lock().get(&key_of(&spec)) {
             let created = spec.created_time.get_or_insert_with(Default::default);
-            if created.seconds <= *before {
-                created.seconds = before + 1;
+            if created.seconds <= before.last {
+                created.seconds = before.last + 1;
                 created.nanos = 0;
             }
         }
@@ -264,9 +275,23 @@ impl Copier {
     pub fn remove(&self, owner: &str, relation_id: &str) -> Option<Arc<Relation>> {
         let key = (owner.to_owned(), relation_id.to_owned());
         let removed = self.relations.write().remove(&key)?;
-        let seconds = removed.spec.created_time.as_ref().map_or(0, |t| t.seconds);
-        self.retired.lock().insert(key, seconds);
+        self.retire(&removed);
         Some(removed)
+    }
+
+    /// Remembers a removed relation's incarnation (its copies stay told apart).
+    fn retire(&self, relation: &Relation) {
+        let seconds = relation.spec.created_time.as_ref().map_or(0, |t| t.seconds);
+        let mut retired = self.retired.lock();
+        let entry = retired.entry(key_of(&relation.spec)).or_default();
+        entry.last = entry.last.max(seconds);
+        let incarnation = (
+            relation.prefix.clone(),
+            relation.spec.follower_instance_id.clone(),
+        );
+        if !entry.copies_on.contains(&incarnation) {
+            entry.copies_on.push(incarnation);
+        }
     }
 
     /// An owner's relation.
@@ -297,11 +322,7 @@ impl Copier {
     /// orders meanwhile.
     pub fn restore_removed(&self, spec: v1::CopyRelation, defaults: Defaults) -> Arc<Relation> {
         let relation = Arc::new(Relation::new(spec, defaults));
-        let seconds = relation.spec.created_time.as_ref().map_or(0, |t| t.seconds);
-        let mut retired = self.retired.lock();
-        let before = retired.entry(key_of(&relation.spec)).or_insert(seconds);
-        *before = (*before).max(seconds);
-        drop(retired);
+        self.retire(&relation);
         self.draining.lock().push(Arc::clone(&relation));
         relation
     }
@@ -330,9 +351,15 @@ impl Copier {
     }
 
     /// Follower `instance_id` was deleted: the removed relations still owing it closes are
-    /// let go (an instance made again under the id is another account). Returns whether
-    /// there were any.
+    /// let go (an instance made again under the id is another account), and the removed
+    /// relations' copies on it are no longer told apart. Returns whether any relation still
+    /// owed closes.
     pub fn forget_follower(&self, instance_id: &str) -> bool {
+        for retired in self.retired.lock().values_mut() {
+            retired
+                .copies_on
+                .retain(|(_, follower)| follower != instance_id);
+        }
         let mut draining = self.draining.lock();
         let before = draining.len();
         draining.retain(|r| r.spec.follower_instance_id != instance_id);
@@ -340,8 +367,8 @@ impl Copier {
     }
 
     /// Whether `client_order_id` is one of the copies made for follower `instance_id` (by a
-    /// relation of it, current or the last removed of its id): a user's own id of the same
-    /// shape is not.
+    /// relation of it: current, or any incarnation of the id removed while its follower was
+    /// this instance): a user's own id of the same shape is not.
     pub fn made_copy(&self, instance_id: &str, owner: &str, client_order_id: &str) -> bool {
         let Some(prefix) = spec::copy_prefix(client_order_id) else {
             return false;
@@ -362,10 +389,12 @@ impl Copier {
         }) {
             return true;
         }
-        // Removed: its incarnation matches the last one removed under the id.
-        self.retired.lock().get(&key).is_some_and(|seconds| {
-            let incarnation = spec::base36(u64::try_from(*seconds).unwrap_or(0));
-            prefix == format!("{relation_id}.{incarnation}")
+        // Removed: an incarnation of the id whose follower this instance was.
+        self.retired.lock().get(&key).is_some_and(|retired| {
+            retired
+                .copies_on
+                .iter()
+                .any(|(p, follower)| p == prefix && follower == instance_id)
         })
     }
 

@@ -101,3 +101,41 @@ fn a_deleted_followers_removed_relations_are_let_go() {
     assert!(copier.draining("af", "ann").is_empty());
     assert!(copier.removed_owing().is_empty());
 }
+
+#[test]
+fn every_removed_incarnation_keeps_its_copies_on_its_own_follower() {
+    let copier = Copier::default();
+    let first = copier
+        .add(relation("ann", "r1", "af", 100), Defaults::default())
+        .expect("first");
+    let first_copy = spec::copy_id(&first.prefix, 7, 9, "o");
+    copier.remove("ann", "r1");
+    // Made again under the id with another follower, then removed too.
+    let second = copier
+        .add(relation("ann", "r1", "bf", 100), Defaults::default())
+        .expect("second");
+    assert_ne!(second.prefix, first.prefix);
+    let second_copy = spec::copy_id(&second.prefix, 7, 9, "o");
+    // The first incarnation's id on the second follower is a user's own order there.
+    assert!(!copier.made_copy("bf", "ann", &first_copy));
+    assert!(copier.made_copy("bf", "ann", &second_copy));
+    copier.remove("ann", "r1");
+    // Both incarnations' copies are still told apart, each on its own follower only.
+    assert!(copier.made_copy("af", "ann", &first_copy));
+    assert!(copier.made_copy("bf", "ann", &second_copy));
+    assert!(!copier.made_copy("bf", "ann", &first_copy));
+    assert!(!copier.made_copy("af", "ann", &second_copy));
+    // A third incarnation is later than every one removed.
+    let third = copier
+        .add(relation("ann", "r1", "af", 100), Defaults::default())
+        .expect("third");
+    assert!(third
+        .spec
+        .created_time
+        .as_ref()
+        .is_some_and(|t| t.seconds == 102));
+    // The follower deleted: an instance made again under its id is another account.
+    copier.forget_follower("af");
+    assert!(!copier.made_copy("af", "ann", &first_copy));
+    assert!(copier.made_copy("bf", "ann", &second_copy));
+}
