@@ -165,6 +165,9 @@ class _CoreErrors:
 
 _CORE_ERRORS = _CoreErrors()
 
+# A deadline that never comes (no order waiting).
+_NEVER: Final = float("inf")
+
 
 def validate_risk_limits(limits: common_pb2.RiskLimits) -> None:
     """Raises INVALID_ARGUMENT (naming the field) for limits the engine cannot use."""
@@ -186,11 +189,15 @@ SLIPPAGE_LE: Final = [repr(bound) for bound in _core.SLIPPAGE_BOUNDS_POINTS]
 
 @dataclass(slots=True)
 class _OrderWait:
-    """An order call awaiting its answer (``Engine._order``)."""
+    """An order call awaiting its answer (``Engine._order``): by ``deadline`` (the loop's
+    time) it is DEADLINE_EXCEEDED. ``gone`` is its done callback (a cancelled call forgets
+    its wait at once), taken off again when it is answered."""
 
     future: asyncio.Future[bytes]
-    timer: asyncio.TimerHandle
+    deadline: float
+    timeout: float
     client_order_id: str
+    gone: Callable[[asyncio.Future[bytes]], None]
 
 
 def _expire(future: asyncio.Future[tuple[int, str, str, bytes]]) -> None:
@@ -372,6 +379,10 @@ class Engine:
         # Orders, cancels and modifications awaited (``_order``): resolved by ``_on_wake``
         # with the response itself, or its error.
         self._orders: dict[int, _OrderWait] = {}
+        # One timer for all of them, due at the earliest deadline (``_order``), not a timer
+        # of each: an order costs no timer to start and cancel.
+        self._order_timer: asyncio.TimerHandle | None = None
+        self._order_timer_at = _NEVER
         self._subscriptions: dict[int, Subscription | OrderSession] = {}
         # Subscriptions of the server's own (the Redis mirror's): they do not count towards
         # coalescing, which the clients' streams would otherwise pay for.
@@ -386,6 +397,9 @@ class Engine:
         loop.add_reader(self._fd, self._on_wake)
 
     def detach(self) -> None:
+        if self._order_timer is not None:
+            self._order_timer.cancel()
+            self._order_timer, self._order_timer_at = None, _NEVER
         if self._loop is not None:
             self._loop.remove_reader(self._fd)
             self._loop = None
@@ -401,8 +415,9 @@ class Engine:
         for c in completions:
             order = orders.pop(c.token, None)
             if order is not None:
-                order.timer.cancel()
                 answer = order.future
+                # Answered: nothing is left to forget (no callback scheduled per order).
+                answer.remove_done_callback(order.gone)
                 if not answer.done():
                     code = c.code
                     if code:
@@ -854,30 +869,59 @@ class Engine:
         loop = self._loop
         assert loop is not None, "Engine.attach(loop) first"
         answer: asyncio.Future[bytes] = loop.create_future()
-        timer = loop.call_later(timeout, self._order_expired, token, timeout)
-        self._orders[token] = _OrderWait(answer, timer, client_order_id)
-        answer.add_done_callback(functools.partial(self._order_gone, token))
+        deadline = loop.time() + timeout
+        gone = functools.partial(self._order_gone, token)
+        self._orders[token] = _OrderWait(answer, deadline, timeout, client_order_id, gone)
+        answer.add_done_callback(gone)
+        if deadline < self._order_timer_at:
+            self._arm_orders(loop, deadline)
         return answer
 
-    def _order_gone(self, token: int, answer: asyncio.Future[bytes]) -> None:
-        """A call cancelled (its client went) forgets its wait and timer at once; an answer
-        coming later finds no wait and is dropped, as after a timeout."""
-        if answer.cancelled():
-            order = self._orders.pop(token, None)
-            if order is not None:
-                order.timer.cancel()
+    def _arm_orders(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
+        if self._order_timer is not None:
+            self._order_timer.cancel()
+        self._order_timer = loop.call_at(at, self._orders_due)
+        self._order_timer_at = at
 
-    def _order_expired(self, token: int, timeout: float) -> None:
+    def _orders_due(self) -> None:
+        """The orders past their deadline expire; the timer is set for the next deadline."""
+        self._order_timer, self._order_timer_at = None, _NEVER
+        loop = self._loop
+        if loop is None:
+            return
+        now, upcoming = loop.time(), _NEVER
+        due = []
+        for token, order in self._orders.items():
+            if order.deadline <= now:
+                due.append(token)
+            elif order.deadline < upcoming:
+                upcoming = order.deadline
+        for token in due:
+            self._order_expired(token)
+        if upcoming < _NEVER:
+            self._arm_orders(loop, upcoming)
+
+    def _order_gone(self, token: int, answer: asyncio.Future[bytes]) -> None:
+        """A call cancelled (its client went) forgets its wait at once; an answer coming
+        later finds no wait and is dropped, as after a timeout."""
+        if answer.cancelled():
+            self._orders.pop(token, None)
+
+    def _order_expired(self, token: int) -> None:
         order = self._orders.pop(token, None)
-        if order is None or order.future.done():
+        if order is None:
+            return
+        answer = order.future
+        answer.remove_done_callback(order.gone)
+        if answer.done():
             return
         cid = order.client_order_id
-        order.future.set_exception(
+        answer.set_exception(
             MT5ExecError(
                 grpc.StatusCode.DEADLINE_EXCEEDED,
                 Reason.ORDER_OUTCOME_UNKNOWN,
-                f"no answer from the terminal within {timeout:g} s; the outcome is unknown "
-                "until reconciled: retry with the same client_order_id, never a new one",
+                f"no answer from the terminal within {order.timeout:g} s; the outcome is "
+                "unknown until reconciled: retry with the same client_order_id, never a new one",
                 metadata={"client_order_id": cid} if cid else None,
             )
         )
