@@ -58,8 +58,28 @@ pub(super) struct Owed {
 }
 
 impl Owed {
-    /// The close is owed again: its link back, closed when the follower is ready.
-    fn put_back(self, relation: &Relation) {
+    /// Whether this close is a retry of the close owed on its link, already refused for
+    /// `reason` (counted and told then).
+    fn told(&self, reason: &str) -> bool {
+        self.link.owed_by == self.by
+            && self
+                .link
+                .refusal
+                .as_ref()
+                .is_some_and(|(told, _)| told == reason)
+    }
+
+    /// The reason this retry was refused for last (counted and told then).
+    fn told_reason(&self) -> Option<&str> {
+        (self.link.owed_by == self.by)
+            .then_some(self.link.refusal.as_ref())
+            .flatten()
+            .map(|(reason, _)| reason.as_str())
+    }
+
+    /// The close is owed again (refused for `reason` as `intent`): its link back, closed when
+    /// the follower is ready.
+    fn put_back(self, relation: &Relation, reason: &str, intent: &OrderIntent) {
         let mut links = relation.links.lock();
         let link = links.by_position.entry(self.position).or_insert(Link {
             master_volume: 0.0,
@@ -71,6 +91,7 @@ impl Owed {
         link.follower_volume += self.follower;
         link.owed += self.master;
         link.owed_by = self.by;
+        link.refusal = Some((reason.to_owned(), intent.clone()));
     }
 }
 
@@ -112,7 +133,20 @@ pub fn skip(
     message: &str,
 ) {
     relation.stats.skip(reason);
-    let Some(follower) = follower else { return };
+    if let Some(follower) = follower {
+        tell(shared, relation, follower, intent, reason, message);
+    }
+}
+
+/// A copy not made, told on the follower: a REJECTED order update naming the reason.
+pub fn tell(
+    shared: &Shared,
+    relation: &Relation,
+    follower: &Instance,
+    intent: Option<&OrderIntent>,
+    reason: &str,
+    message: &str,
+) {
     let now = convert::now();
     let mut order = v1::Order {
         instance_id: follower.spec.instance_id.clone(),
@@ -378,6 +412,28 @@ pub fn submit(
     started: Instant,
     route: bool,
 ) -> Result<u64, EngineError> {
+    if let Some(told) = job.closes.as_ref().and_then(Owed::told_reason) {
+        // An owed close tried again, refused before: the gate asked first, quietly (a
+        // refusal for the same reason is neither counted, nor told, nor the gate's again).
+        let refused = {
+            let mut live = job.follower.live.lock();
+            crate::risk::live::check_new(
+                shared,
+                &job.follower,
+                &mut live,
+                &job.intent,
+                convert::now_msc(),
+                false,
+            )
+            .err()
+        };
+        if let Some(e) = refused.filter(|e| e.reason == told) {
+            if let Some(owed) = job.closes {
+                owed.put_back(&job.relation, e.reason, &job.intent);
+            }
+            return Err(e);
+        }
+    }
     let token = shared.token();
     if route {
         let sink = CopyAnswer {
@@ -417,11 +473,17 @@ pub fn submit(
             }
             // A replay whose sizing changed meanwhile (an account ratio): the copy exists.
             if e.code != Code::AlreadyExists {
+                let mut told = false;
                 if let Some(owed) = job.closes {
-                    owed.put_back(&job.relation);
+                    // Refused again for the same reason: counted and told once.
+                    told = owed.told(e.reason);
+                    owed.put_back(&job.relation, e.reason, &intent);
                 }
                 if let Some((position, _)) = &job.opens {
                     job.relation.refused(*position, e.reason);
+                }
+                if told {
+                    return Err(e);
                 }
                 skip(
                     shared,

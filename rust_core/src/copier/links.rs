@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use crate::orders::OrderBook;
 use crate::pb::v1;
+use crate::validate::OrderIntent;
 
 /// A master position's copies on one follower.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -35,6 +36,9 @@ pub struct Link {
     /// The closes already subtracted (their client_order_ids): a rebuild over a live link
     /// does not take them off again.
     pub closed_ids: Vec<String>,
+    /// The close owed was refused for this reason (as this order), counted and told: tried
+    /// again, a refusal for the same reason is neither counted nor told again.
+    pub refusal: Option<(String, OrderIntent)>,
 }
 
 /// A relation's links, by master position.

@@ -92,7 +92,9 @@ const OWED_GIVE_UP: Duration = Duration::from_secs(60);
 /// See [`on_ready`]; `owed_only`: not the copies of master positions gone meanwhile (a
 /// deleted relation's). Closes still owed after it (the follower refused them for now) are
 /// tried again every [`EVERY`] on a task of their own, for [`OWED_GIVE_UP`] (then at the next
-/// ready): each under the ids its master close gave it, so never made twice.
+/// ready): each under the ids its master close gave it, so never made twice. A refusal is
+/// counted and told once per owed close and reason (a retry refused alike is quiet: the gate
+/// is asked first as a dry run); a close still refused at the end is told given up, once.
 pub fn close_owed(shared: &Arc<Shared>, relation: &Arc<Relation>, owed_only: bool) {
     close_owed_once(shared, relation, owed_only);
     if !relation.links.lock().owes() || relation.retrying_owed.swap(true, Ordering::AcqRel) {
@@ -106,8 +108,42 @@ pub fn close_owed(shared: &Arc<Shared>, relation: &Arc<Relation>, owed_only: boo
             tokio::time::sleep(EVERY).await;
             close_owed_once(&shared, &relation, true);
         }
+        give_up(&shared, &relation);
         relation.retrying_owed.store(false, Ordering::Release);
     });
+}
+
+/// The retries of the closes owed ended: each still refused (by the follower's gate or its
+/// validation, not for being away) is told given up, with its last reason (not counted
+/// again: its first refusal was).
+fn give_up(shared: &Shared, relation: &Relation) {
+    let refused: Vec<(String, crate::validate::OrderIntent)> = relation
+        .links
+        .lock()
+        .by_position
+        .values()
+        .filter(|l| l.owed > 0.0)
+        .filter_map(|l| l.refusal.clone())
+        .filter(|(reason, _)| !super::state::passing(reason))
+        .collect();
+    let Ok(follower) = shared.instance(&relation.spec.follower_instance_id) else {
+        return;
+    };
+    for (reason, intent) in refused {
+        let message = format!(
+            "the close owed was refused ({reason}) at every try for {} s: given up until the \
+             follower is ready again",
+            OWED_GIVE_UP.as_secs()
+        );
+        dispatch::tell(
+            shared,
+            relation,
+            &follower,
+            Some(&intent),
+            &reason,
+            &message,
+        );
+    }
 }
 
 fn close_owed_once(shared: &Arc<Shared>, relation: &Arc<Relation>, owed_only: bool) {

@@ -42,7 +42,7 @@ pub struct Saved {
 }
 
 /// A refusal worth trying again later (the follower was away), not a decision.
-fn passing(reason: &str) -> bool {
+pub(super) fn passing(reason: &str) -> bool {
     matches!(
         reason,
         reason::INSTANCE_NOT_READY | reason::WORKER_UNAVAILABLE | reason::FOLLOWER_NOT_FOUND
