@@ -30,7 +30,7 @@ from google.protobuf.descriptor import MethodDescriptor
 from mt5exec.auth import rules
 from mt5exec.auth.jwt import JwtVerifier
 from mt5exec.auth.keys import PREFIX, KeyStore
-from mt5exec.auth.principal import LOCAL_ADMIN, Principal, TokenRefused, set_current
+from mt5exec.auth.principal import LOCAL_ADMIN, Principal, Role, TokenRefused, set_current
 from mt5exec.errors import MT5ExecError, instance_not_found
 from mt5exec.reasons import Reason
 from mt5exec.services import validation
@@ -105,21 +105,22 @@ class Gate:
         self._rule = rule
         self._stream = stream
         self._needs = f"it needs {rule.role.value}"
+        # The roles that may call it (``Principal.may``), found by identity per call.
+        self._roles = tuple(role for role in Role if role.rank >= rule.role.rank)
         self.check: Callable[[Principal, Any], None] = self._scope(rule)
+        # The call's principal (UNAUTHENTICATED without one): the guard's, not wrapped
+        # (it runs for every call).
+        self.authenticate: Callable[[Context], Principal] = guard.authenticate
 
     def enter(self, context: Context) -> Principal:
         principal = self.authenticate(context)
         self.authorize(principal, context)
         return principal
 
-    def authenticate(self, context: Context) -> Principal:
-        """The call's principal (UNAUTHENTICATED without one)."""
-        return self._guard.authenticate(context)
-
     def authorize(self, principal: Principal, context: Context) -> None:
         """Checks the principal's role (PERMISSION_DENIED) and makes it ``current()``; a
         stream is listed so that the end of its credential ends it."""
-        if not principal.may(self._rule.role):
+        if principal.role not in self._roles:
             raise forbidden(self._full_name, principal, self._needs)
         set_current(principal)
         if self._stream:
