@@ -29,8 +29,8 @@ SERVER = "Sim-Demo"
 
 # The frames of a filled market order, in this order (the engine answers the client on the
 # result, and the client may read positions next); the OrderSnapshot comes only when the working
-# orders changed.
-TRADE_KINDS = ("deal", "order_update", "positions", "account", "order_result")
+# orders changed. No OrderUpdate: the result says all of an order filled at once.
+TRADE_KINDS = ("deal", "positions", "account", "order_result")
 
 
 def kinds(frames: list[pb.WorkerFrame]) -> list[str]:

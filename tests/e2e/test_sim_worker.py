@@ -206,15 +206,14 @@ def test_hello_ticks_order_and_shutdown(engine: Engine) -> None:
                 if t.symbol == "EURUSD":
                     last_ask = t.ask
     trade = [f for f in frames if f.WhichOneof("body") not in ("ticks", "heartbeat")]
-    assert _kinds(trade) == ["deal", "order_update", "positions", "account", "order_result"]
-    deal, update, positions, account, result = trade
+    # No OrderUpdate: the result says all of an order filled at once.
+    assert _kinds(trade) == ["deal", "positions", "account", "order_result"]
+    deal, positions, account, result = trade
     res = result.order_result
-    assert (update.order_update.request_id, update.order_update.order.state) == (7, 4)
-    assert update.order_update.order.ticket == res.order
     assert (res.request_id, res.retcode, res.volume) == (7, 10009, 0.1)
     assert res.price == last_ask
     assert deal.deal.price == res.price
-    assert deal.deal.request_id == 7
+    assert (deal.deal.request_id, deal.deal.order) == (7, res.order)
     assert [p.ticket for p in positions.positions.positions] == [res.position]
     assert account.account.margin > 0
 

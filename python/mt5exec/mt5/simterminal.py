@@ -644,8 +644,9 @@ def order_send(s: Session, request: dict[str, Any]) -> OrderSendResult:
     """Send a trade request to the (simulated) trade server and return its answer."""
     req = parse_request(request)
     s.request_seq += 1
-    outcome = s.broker.send(to_proto(req, s.request_seq))
-    s.absorb(outcome.deals, outcome.order_updates)
+    sent = to_proto(req, s.request_seq)
+    outcome = s.broker.send(sent)
+    s.absorb(outcome.deals, outcome.order_updates, sent.type_filling)
     r = outcome.result
     return OrderSendResult(
         retcode=r.retcode,

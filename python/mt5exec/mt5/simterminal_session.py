@@ -19,6 +19,7 @@ from mt5exec.mt5.simterminal_types import (
 )
 from mt5exec.sim.broker import SimBroker, SimConfig
 from mt5exec.sim.constants import ACTIVE_STATES
+from mt5exec.sim.state.history import market_order
 from mt5exec.sim.symbols import DEFAULT_SYMBOLS, SymbolSettings, SymbolSpec, resolve
 from mt5exec.terminal.v1 import worker_pb2 as pb
 
@@ -191,16 +192,40 @@ class Session:
 
     # -- history ---------------------------------------------------------------------------
 
-    def absorb(self, deals: Iterable[pb.DealReport], updates: Iterable[pb.OrderUpdate]) -> None:
-        """Record deals and order changes the broker reported."""
+    def absorb(
+        self, deals: Iterable[pb.DealReport], updates: Iterable[pb.OrderUpdate], filling: int = 0
+    ) -> None:
+        """Record deals and order changes the broker reported. A deal's order that has no
+        update (a market order filled at once, with ``filling``) is made up from the deal, as
+        the broker's history does."""
+        deals = list(deals)
         for d in deals:
             self._record_deal(d)
+        named = set()
         for u in updates:
             o = u.order
+            named.add(o.ticket)
             if o.state in ACTIVE_STATES:
                 continue  # a working order: orders_get asks the broker
             reason = self.order_reasons.get(o.ticket, c.ORDER_REASON_EXPERT)
             self.history_orders[o.ticket] = trade_order(o, reason)
+        for d in deals:
+            if d.order and d.order not in named and d.order not in self.history_orders:
+                made_up = market_order(
+                    d.order,
+                    d.symbol,
+                    d.type,
+                    d.reason,
+                    d.volume,
+                    d.price,
+                    d.magic,
+                    d.time_msc,
+                    d.position_id,
+                    d.comment,
+                )
+                made_up.type_filling = filling
+                reason = self.order_reasons.get(d.order, c.ORDER_REASON_EXPERT)
+                self.history_orders[d.order] = trade_order(made_up.to_proto(), reason)
 
     def _record_deal(self, d: pb.DealReport) -> None:
         reason = d.reason

@@ -16,7 +16,8 @@ failure): never on a command line, in the environment, in a log line or in a fra
 scrubbed (``mt5exec.mt5.bootstrap``).
 
 What the engine gets, and in which order after an order: DealReport(s) of the new deals (the
-one answering the request carries its request_id), OrderUpdate(s), then PositionSnapshot,
+one answering the request carries its request_id), OrderUpdate(s) (none for a market order
+filled at once: its result says it all), then PositionSnapshot,
 OrderSnapshot and AccountSnapshot when they changed, then the OrderResult: the engine answers
 the client on the result, and the client may read positions next. Requests go through
 ``order_check`` first (filling type: the request's if the symbol allows it, else one it allows;

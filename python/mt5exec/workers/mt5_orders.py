@@ -235,7 +235,11 @@ class OrderExecution:
                 if d.ticket == result.deal and d.position_id:
                     position = d.position_id
             self._report_deals(deals, result.order, req.request_id)
-            if result.order:
+            if result.order and not (
+                req.action == c.TRADE_ACTION_DEAL and result.retcode == c.TRADE_RETCODE_DONE
+            ):
+                # A market order filled at once needs no OrderUpdate (nor the terminal calls
+                # that read it): its result tells the engine all of it.
                 self._update_of(req, result.order)
             if self._connected:
                 self._send_state(reported=result.order, fresh=True)

@@ -11,6 +11,7 @@ Shutdown, SIGTERM or SIGINT end it with exit code 0.
 
 Frames of an answered request: DealReport(s), OrderUpdate(s), PositionSnapshot, OrderSnapshot,
 AccountSnapshot (each only when there is something in it or it changed), then the OrderResult.
+A market order filled at once has no OrderUpdate: its result says all of it.
 Changes the broker makes on its own go out the same way without an OrderResult, followed by
 their WorkerEvents.
 

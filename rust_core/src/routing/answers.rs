@@ -155,6 +155,12 @@ pub fn on_result(shared: &Shared, instance: &Instance, result: &t::OrderResult) 
             if matches!(rc.status, S::Filled | S::PartiallyFilled) {
                 order.filled_volume = result.volume;
                 order.average_fill_price = result.price;
+                if !pending.pending_order && result.price > 0.0 {
+                    // A market order's price is the one it was filled at (what the terminal's
+                    // own record of the order says; a worker sends no OrderUpdate for an
+                    // order filled at once, its result says it all).
+                    order.price = result.price;
+                }
             }
             entry.transition(rc.status);
             let ticket = entry.order.order_id;

@@ -29,7 +29,6 @@ from mt5exec.sim.constants import (
     ORDER_FILLING_FOK,
     ORDER_FILLING_IOC,
     ORDER_STATE_CANCELED,
-    ORDER_STATE_FILLED,
     ORDER_STATE_PARTIAL,
     ORDER_STATE_PLACED,
     ORDER_TIME_GTC,
@@ -529,36 +528,21 @@ class FillsMixin(BrokerCore):
         self._apply_plan(plan)
         if m.liquidity != math.inf:
             m.consume(buy, fill)
+        updates: list[pb.OrderUpdate] = []
         if rest is None:
-            # A dict builds the nested message in one go, cheaper than an OrderInfo copied in.
-            update = pb.OrderUpdate(
-                order={
-                    "ticket": order,
-                    "symbol": m.spec.name,
-                    "type": side,
-                    "state": ORDER_STATE_FILLED,
-                    "volume_initial": fill,
-                    "price_open": price,
-                    "price_current": price,
-                    "type_filling": filling,
-                    "magic": req.magic,
-                    "comment": comment,
-                    "time_setup_msc": now,
-                    "time_done_msc": now,
-                    "position_id": plan.ticket,
-                },
-                request_id=req.request_id,
-            )
+            # Filled at once: no OrderUpdate. The result carries the order's ticket, volume,
+            # price and position, and the engine records the order from it.
             orders_changed = False
             retcode = TRADE_RETCODE_DONE
         else:
+            # The rest lives on (working, or cancelled by IOC): its state is news.
             if rest.state == ORDER_STATE_PARTIAL:
                 info = self._add_order(m, rest).info()
                 orders_changed = True
             else:
                 info = rest.to_proto()
                 orders_changed = False
-            update = pb.OrderUpdate(order=info, request_id=req.request_id)
+            updates.append(pb.OrderUpdate(order=info, request_id=req.request_id))
             retcode = TRADE_RETCODE_DONE_PARTIAL
         result = pb.OrderResult(
             request_id=req.request_id,
@@ -576,7 +560,7 @@ class FillsMixin(BrokerCore):
         return SendOutcome(
             result,
             [plan.report()],
-            [update],
+            updates,
             positions_changed=True,
             orders_changed=orders_changed,
             account_changed=True,

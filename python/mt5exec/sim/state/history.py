@@ -143,6 +143,45 @@ def _take_base(
         made_up.pop(o.ticket, None)
 
 
+def market_order(
+    ticket: int,
+    symbol: str,
+    deal_type: int,
+    reason: int,
+    volume: float,
+    price: float,
+    magic: int,
+    time_msc: int,
+    position: int,
+    comment: str,
+) -> OrderState:
+    """A market order filled at once, made up from its deal: neither the journal (no ORDER
+    entry) nor the worker (no OrderUpdate, its result says it all) has one of its own."""
+    return OrderState(
+        ticket,
+        symbol,
+        deal_type,  # DEAL_TYPE_BUY/SELL == ORDER_TYPE_BUY/SELL
+        _FILLED,
+        0,
+        0,
+        reason,
+        volume,
+        0.0,
+        price,
+        0.0,
+        0.0,
+        0.0,
+        price,
+        0,
+        magic,
+        time_msc,
+        time_msc,
+        position,
+        0,
+        comment,
+    )
+
+
 def history(
     payloads: Iterable[tuple[int, bytes]],
     comments: Collection[str] | None = None,
@@ -182,27 +221,16 @@ def history(
                 d = e
                 deals.append(d)
                 if d.order not in orders and d.order not in made_up:
-                    made_up[d.order] = OrderState(
+                    made_up[d.order] = market_order(
                         d.order,
                         d.symbol,
-                        d.deal_type,  # DEAL_TYPE_BUY/SELL == ORDER_TYPE_BUY/SELL
-                        _FILLED,
-                        0,
-                        0,
+                        d.deal_type,
                         d.reason,
                         d.volume,
-                        0.0,
                         d.price,
-                        0.0,
-                        0.0,
-                        0.0,
-                        d.price,
-                        0,
                         d.magic,
                         d.time_msc,
-                        d.time_msc,
                         d.position,
-                        0,
                         d.comment,
                     )
     if base is not None:
