@@ -6,7 +6,11 @@ once: the server's and the engine's own cost). For each, alternating rounds of g
 the null RPC (``grpc.health.v1.Health/Check``) and of PlaceOrder (market, buy and sell in
 turn, a client_order_id of its own per call from ghz's ``{{.RequestNumber}}``):
 
-- one connection, one call at a time: p50 and p99 of each round, ratio PlaceOrder/Check;
+- one connection, one call at a time: p50 and p99 of each round, ratio PlaceOrder/Check, and
+  beside them the process-hop floor: CheckOrder (``--floor``, on by default), a dry run that
+  takes the same way through the gate, the engine, the worker and back (the engine's I/O
+  thread, the notifier, the event loop's wake-up) without the journal, the execution log,
+  the order book or the audit record: what any order costs before its own work;
 - 32 concurrent calls on one connection: calls/s of each round, ratio PlaceOrder/Check;
 
 each ratio the median of its rounds' (the machine's speed drifts within seconds: measured one
@@ -56,6 +60,7 @@ INSTANT = Path(__file__).resolve().parent / "_instant_terminal.py"
 GHZ_VERSION = "v0.120.0"
 NULL_CALL = "grpc.health.v1.Health/Check"
 ORDER_CALL = "mt5exec.v1.OrderService/PlaceOrder"
+FLOOR_CALL = "mt5exec.v1.OrderService/CheckOrder"
 CONCURRENCY = 32
 
 CONFIG = common_pb2.InstanceConfig(
@@ -103,6 +108,12 @@ def build_protoset(path: Path) -> Path:
     fds.file.append(health)
     path.write_bytes(fds.SerializeToString())
     return path
+
+
+FLOOR_DATA = json.dumps({
+    "order": {"instance_id": "bench", "symbol": "EURUSD", "type": "ORDER_TYPE_MARKET",
+              "volume": 0.01, "side": "SIDE_BUY"}
+})  # fmt: skip
 
 
 def order_data(prefix: str) -> str:
@@ -181,6 +192,8 @@ def measure(binary: str, protoset: Path | None, server: ServerProcess, args: arg
     idle = processes.idle(args.idle)
     cpu: dict[str, dict[str, float]] = {"null": {}, "order": {}}
     calls = {"null": 0, "order": 0}
+    if args.floor:
+        cpu["floor"], calls["floor"] = {}, 0
 
     def counted(kind: str, call: str, data: str, *load: str) -> dict[str, Any]:
         before, started = processes.now(), time.monotonic()
@@ -197,6 +210,8 @@ def measure(binary: str, protoset: Path | None, server: ServerProcess, args: arg
     warmup = str(args.warmup)
     run(NULL_CALL, "{}", "-n", warmup, "-c", "1")
     run(ORDER_CALL, order_data(f"{tag}w"), "-n", warmup, "-c", "1")
+    if args.floor:
+        run(FLOOR_CALL, FLOOR_DATA, "-n", warmup, "-c", "1")
     run(ORDER_CALL, order_data(f"{tag}x"), "-n", str(4 * args.warmup), "-c", str(CONCURRENCY))
     single: list[dict[str, float]] = []
     concurrent: list[dict[str, float]] = []
@@ -208,6 +223,10 @@ def measure(binary: str, protoset: Path | None, server: ServerProcess, args: arg
             "null_p50_us": latency_us(null, 50), "null_p99_us": latency_us(null, 99),
             "order_p50_us": latency_us(order, 50), "order_p99_us": latency_us(order, 99),
         })  # fmt: skip
+        if args.floor:
+            floor = counted("floor", FLOOR_CALL, FLOOR_DATA, *one)
+            single[-1]["floor_p50_us"] = latency_us(floor, 50)
+            single[-1]["floor_p99_us"] = latency_us(floor, 99)
         many = ("-z", f"{args.seconds}s", "--duration-stop=ignore", "-c", str(CONCURRENCY))
         null = counted("null", NULL_CALL, "{}", *many)
         order = counted("order", ORDER_CALL, order_data(f"{tag}c{r}"), *many)
@@ -218,9 +237,10 @@ def measure(binary: str, protoset: Path | None, server: ServerProcess, args: arg
     assert placed.status == common_pb2.ORDER_STATUS_FILLED, placed
     # The history child works for the orders only (it reads their execution events), behind
     # them: what it used during a Check run was the last order run's.
-    if "history" in cpu["null"]:
-        cpu["order"]["history"] += cpu["null"]["history"]
-        cpu["null"]["history"] = 0.0
+    for other in ("null", "floor"):
+        if "history" in cpu.get(other, {}):
+            cpu["order"]["history"] += cpu[other]["history"]
+            cpu[other]["history"] = 0.0
     per_call = {
         kind: {name: round(used / calls[kind] * 1e6, 1) for name, used in cpu[kind].items()}
         for kind in cpu
@@ -230,12 +250,16 @@ def measure(binary: str, protoset: Path | None, server: ServerProcess, args: arg
     def median(rounds: list[dict[str, float]], top: str, bottom: str) -> float:
         return round(statistics.median(r[top] / r[bottom] for r in rounds), 2)
 
+    one_connection: dict[str, Any] = {
+        "rounds": single,
+        "p50_order_vs_null": median(single, "order_p50_us", "null_p50_us"),
+        "p99_order_vs_null": median(single, "order_p99_us", "null_p99_us"),
+    }
+    if args.floor:
+        one_connection["p50_floor_vs_null"] = median(single, "floor_p50_us", "null_p50_us")
+        one_connection["p99_floor_vs_null"] = median(single, "floor_p99_us", "null_p99_us")
     return {
-        "one_connection": {
-            "rounds": single,
-            "p50_order_vs_null": median(single, "order_p50_us", "null_p50_us"),
-            "p99_order_vs_null": median(single, "order_p99_us", "null_p99_us"),
-        },
+        "one_connection": one_connection,
         f"concurrent_{CONCURRENCY}": {
             "rounds": concurrent,
             "rate_order_vs_null": median(concurrent, "order_rps", "null_rps"),
@@ -267,10 +291,16 @@ def report(name: str, result: dict[str, Any]) -> None:
         f"{one['p99_order_vs_null']}x; {CONCURRENCY} concurrent rate "
         f"{many['rate_order_vs_null']}x (medians of {len(one['rounds'])} rounds)"
     )
+    if "p50_floor_vs_null" in one:
+        print(
+            f"  process-hop floor (CheckOrder): p50 {one['p50_floor_vs_null']}x, "
+            f"p99 {one['p99_floor_vs_null']}x"
+        )
     for r in one["rounds"]:
+        floor = f", CheckOrder p50 {r['floor_p50_us']:.0f} µs" if "floor_p50_us" in r else ""
         print(
             f"  1 conn: Check p50 {r['null_p50_us']:.0f} p99 {r['null_p99_us']:.0f} µs, "
-            f"PlaceOrder p50 {r['order_p50_us']:.0f} p99 {r['order_p99_us']:.0f} µs"
+            f"PlaceOrder p50 {r['order_p50_us']:.0f} p99 {r['order_p99_us']:.0f} µs{floor}"
         )
     for r in many["rounds"]:
         print(
@@ -292,6 +322,12 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=3.0, help="s of idle CPU measured")
     parser.add_argument("--warmup", type=int, default=500, help="calls of each kind first")
     parser.add_argument("--only", choices=("sim", "instant"), help="one variant only")
+    parser.add_argument(
+        "--floor",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="CheckOrder too, at one connection: the process-hop floor (default: on)",
+    )
     parser.add_argument("--output", type=Path, help="write the JSON here instead")
     parser.add_argument(
         "--reflection", action="store_true", help="ghz finds the methods by server reflection"
