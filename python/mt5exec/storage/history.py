@@ -39,11 +39,11 @@ from mt5exec.storage.history_rows import (
     Barrier,
     Batch,
     Item,
+    OrderVersion,
     Row,
     execution_rows,
     from_ns,
     instance_row,
-    order_row,
 )
 from mt5exec.storage.history_schema import (
     APPENDED,
@@ -497,6 +497,7 @@ class HistoryWriter:
             except Exception as exc:
                 self.errors += 1
                 self._log_error_throttled("history: skipped an undecodable record: %r", exc)
+        batch.seal()
         if len(batch) and not self._attempt(batch):
             self._retry = batch  # its barriers were answered by the failure
             return
@@ -592,7 +593,7 @@ class HistoryWriter:
             order.ParseFromString(payload)
             if not order.instance_id or not order.client_order_id:
                 raise ValueError("order without instance_id or client_order_id")
-            batch.upsert_order(order_row(order, recorded, encoded=bytes(payload)))
+            batch.upsert_order(OrderVersion(order, recorded, encoded=bytes(payload)))
         elif kind == ITEM_AUDIT:
             batch.append(AUDIT, payload)
         elif kind == ITEM_ROW:

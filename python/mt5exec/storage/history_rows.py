@@ -136,8 +136,32 @@ def order_row(
     )
 
 
-def execution_rows(raw: bytes, recorded: int) -> tuple[Row, Row | None, Row | None] | None:
-    """(execution row, order row or None, deal row or None); None for an unusable event."""
+class OrderVersion:
+    """An order's state as recorded, its row built only if it is the batch's latest of the
+    order (``Batch.upsert_order``): a market order's SUBMITTED and FILLED updates come in
+    one batch, and building a row costs more than the execution row it comes with."""
+
+    __slots__ = ("_encoded", "_instance_id", "_order", "_recorded", "key", "updated")
+
+    def __init__(
+        self, order: Any, recorded: int, instance_id: str = "", encoded: bytes | None = None
+    ) -> None:
+        self._order, self._recorded = order, recorded
+        self._instance_id, self._encoded = instance_id, encoded
+        self.key = (
+            order.instance_id or instance_id,
+            order.client_order_id,
+            _or(_ts(order, "created_time"), 0),
+        )
+        self.updated = _ts(order, "updated_time")
+
+    def row(self) -> Row:
+        return order_row(self._order, self._recorded, self._instance_id, self._encoded)
+
+
+def execution_rows(raw: bytes, recorded: int) -> tuple[Row, OrderVersion | None, Row | None] | None:
+    """(execution row, order version or None, deal row or None); None for an unusable
+    event."""
     event = common_pb2.ExecutionEvent()
     event.ParseFromString(raw)
     kind = event.WhichOneof("event")
@@ -231,8 +255,8 @@ def execution_rows(raw: bytes, recorded: int) -> tuple[Row, Row | None, Row | No
             raw,
             recorded,
         )
-        row = order_row(order, recorded, instance_id) if order.client_order_id else None
-        return execution, row, None
+        version = OrderVersion(order, recorded, instance_id) if order.client_order_id else None
+        return execution, version, None
     return None
 
 
@@ -260,28 +284,38 @@ class Barrier:
 
 
 class Batch:
-    """Converted rows of one flush, de-duplicated per table by primary key."""
+    """Converted rows of one flush, de-duplicated per table by primary key. The orders'
+    rows are built by ``seal`` (before the batch is written), of each order's latest
+    version only."""
 
-    __slots__ = ("rows",)
+    __slots__ = ("_orders", "rows")
 
     def __init__(self) -> None:
         self.rows: dict[str, dict[tuple[Any, ...], Row]] = {t.name: {} for t in TABLES}
+        self._orders: dict[tuple[Any, ...], OrderVersion] = {}
 
     def __len__(self) -> int:
-        return sum(len(rows) for rows in self.rows.values())
+        return sum(len(rows) for rows in self.rows.values()) + len(self._orders)
 
     def upsert(self, table: Table, row: Row, nkey: int) -> None:
         # The appender would otherwise hand DuckDB two rows with one key in one statement.
         self.rows[table.name][row[:nkey]] = row
 
-    def upsert_order(self, row: Row) -> None:
-        rows = self.rows[ORDERS.name]
-        key = (row[0], row[1], row[ORDER_CREATED])
-        old = rows.get(key)
+    def upsert_order(self, version: OrderVersion) -> None:
+        orders = self._orders
+        old = orders.get(version.key)
         # Same rule as the SQL: an older updated_at does not replace a newer one.
-        new_at, old_at = row[ORDER_UPDATED], None if old is None else old[ORDER_UPDATED]
+        new_at, old_at = version.updated, None if old is None else old.updated
         if old is None or new_at is None or old_at is None or new_at >= old_at:
-            rows[key] = row
+            orders[version.key] = version
+
+    def seal(self) -> None:
+        """Builds the orders' rows (once: the batch is then written, and maybe again)."""
+        if self._orders:
+            rows = self.rows[ORDERS.name]
+            for key, version in self._orders.items():
+                rows[key] = version.row()
+            self._orders = {}
 
     def insert_ignore(self, table: Table, row: Row, nkey: int) -> None:
         self.rows[table.name].setdefault(row[:nkey], row)
@@ -290,7 +324,3 @@ class Batch:
         # A table without a key (audit): every row, none taken for another.
         rows = self.rows[table.name]
         rows[(len(rows),)] = row
-
-
-ORDER_UPDATED: Final = ORDERS.column_names.index("updated_at")
-ORDER_CREATED: Final = ORDERS.column_names.index("created_at")
