@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import json_format
@@ -31,6 +31,8 @@ from mt5exec.reasons import Reason
 from mt5exec.v1 import common_pb2
 
 log = logging.getLogger("mt5exec.registry")
+
+T = TypeVar("T")
 
 RECORD_NAME = "instance.json"
 VERSION = 1
@@ -144,15 +146,16 @@ class Snapshot:
 @dataclass
 class _RecordFile:
     lock: threading.Lock = field(default_factory=threading.Lock)
-    written: int = 0  # the number of the newest snapshot on disk (or retired up to)
+    written: int = 0  # the number of the newest snapshot on disk
+    retired: int = 0  # snapshots up to this one are moot (their instance was deleted)
 
 
 class RecordWriter:
     """Every write of the instances' records, in one place so that they land in order: a
-    snapshot is numbered when taken, the writes of one record run one at a time (in this
-    thread or another), and a snapshot older than the one on disk is not written. So the
-    daily counters can be written from a thread while a kill switch or a trading state is
-    written on the event loop: an older copy never overwrites the newer record."""
+    snapshot is numbered when taken (on the event loop), the writes of one record run one at
+    a time (in threads: ``in_thread``), and a snapshot older than the one on disk is not
+    written. So the daily counters and the control-plane changes (a kill switch, a trading
+    state) are written from threads, and an older copy never overwrites the newer record."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -176,7 +179,7 @@ class RecordWriter:
         then); raises OSError. Any thread; waits for a write of the same record under way."""
         file = self._file(snapshot.directory)
         with file.lock:
-            if snapshot.number <= file.written:
+            if snapshot.number <= max(file.written, file.retired):
                 return False
             self._wait_gate()
             snapshot.directory.mkdir(parents=True, exist_ok=True)
@@ -193,11 +196,15 @@ class RecordWriter:
         self.write(self.snapshot(directory, record))
 
     def retire(self, directory: Path) -> None:
-        """The record's instance is deleted: waits for a write of it under way and makes
-        every snapshot taken so far moot (its directory is not made again)."""
-        file = self._file(directory)
-        with file.lock, self._lock:
-            file.written = self._taken
+        """The record's instance is deleted: every snapshot of it taken so far is moot (its
+        directory is not made again). Does not wait: ``settle`` waits for a write under way."""
+        with self._lock:
+            self._files.setdefault(directory, _RecordFile()).retired = self._taken
+
+    def settle(self, directory: Path) -> None:
+        """Waits until no write of the record is under way (blocks: call it from a thread)."""
+        with self._file(directory).lock:
+            pass
 
     def _wait_gate(self) -> None:
         if self._gate is None:
@@ -206,6 +213,18 @@ class RecordWriter:
         while self._gate.exists():
             held.touch()
             time.sleep(0.01)
+
+
+async def in_thread(write: Callable[[], T]) -> T:
+    """Runs the blocking ``write`` (a record's, with its fsyncs) in a thread, off the event
+    loop. When the caller is cancelled meanwhile, it still waits for the write to end before
+    the cancellation goes on: what follows a write never runs while it is under way."""
+    future = asyncio.ensure_future(asyncio.to_thread(write))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.wait([future])
+        raise
 
 
 def read_records(instances_dir: Path) -> list[tuple[Path, InstanceRecord]]:
@@ -290,24 +309,33 @@ def unsaved(
     )
 
 
+# A save of state in force: called on the event loop, it takes what to write (a snapshot of
+# the state as it is then) and answers the blocking write of it, which may run in a thread.
+Take = Callable[[], Callable[[], object]]
+
+
 @dataclass
 class _Pending:
-    save: Callable[[], None]
+    take: Take
     instance_ids: list[str]
 
 
 class PendingSaves:
     """Saves that failed (disk full, read-only, ...) of state already in force: retried in
-    the background with backoff until they succeed. A later successful save of the same key
-    (by anyone) makes one moot. ``saved(key, instance_ids)`` is called when one lands."""
+    the background with backoff until they succeed, each write in a thread, under ``lock``
+    (the control-plane changes' lock: a retry takes the state as it is, never between a
+    change's write and its making). A later successful save of the same key (by anyone)
+    makes one moot. ``saved(key, instance_ids)`` is called when one lands."""
 
     def __init__(
         self,
         saved: Callable[[str, list[str]], None],
+        lock: asyncio.Lock | None = None,
         initial_s: float = 0.1,
         max_s: float = 5.0,
     ) -> None:
         self._saved = saved
+        self._lock = lock or asyncio.Lock()
         self._initial_s = initial_s
         self._max_s = max_s
         self._pending: dict[str, _Pending] = {}
@@ -316,9 +344,10 @@ class PendingSaves:
     def __contains__(self, key: str) -> bool:
         return key in self._pending
 
-    def add(self, key: str, save: Callable[[], None], instance_ids: Iterable[str]) -> None:
-        """``save`` failed: retry it (the latest one per key) until it succeeds."""
-        self._pending[key] = _Pending(save, list(instance_ids))
+    def add(self, key: str, take: Take, instance_ids: Iterable[str]) -> None:
+        """The save ``take`` makes failed: retry it (the latest one per key) until it
+        succeeds."""
+        self._pending[key] = _Pending(take, list(instance_ids))
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._retry())
 
@@ -334,18 +363,32 @@ class PendingSaves:
         return [(key, list(p.instance_ids)) for key, p in self._pending.items()]
 
     def retry_once(self) -> None:
+        """Each save once more, written here (blocking: for the server's stop)."""
         for key, pending in list(self._pending.items()):
             try:
-                pending.save()
+                pending.take()()
             except OSError as e:
                 log.debug("%s still not saved: %s", key, e)
                 continue
             if self._pending.get(key) is pending:
                 self.done(key)
 
+    async def _retry_once_off_loop(self) -> None:
+        for key, pending in list(self._pending.items()):
+            async with self._lock:
+                if self._pending.get(key) is not pending:
+                    continue  # saved meanwhile, or failed again with newer state
+                try:
+                    await in_thread(pending.take())
+                except OSError as e:
+                    log.debug("%s still not saved: %s", key, e)
+                    continue
+                if self._pending.get(key) is pending:
+                    self.done(key)
+
     async def _retry(self) -> None:
         delay = self._initial_s
         while self._pending:
             await asyncio.sleep(delay)
-            self.retry_once()
+            await self._retry_once_off_loop()
             delay = min(delay * 2, self._max_s)

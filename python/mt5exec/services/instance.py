@@ -69,10 +69,18 @@ class InstanceService(risk_control.RiskControls):
         # MT5 instances whose stored credential could not be read at start, and why: they
         # stay STOPPED until UpdateCredentials gives them a new one.
         self._no_credential: dict[str, str] = {}
+        # The control-plane changes of records and of kill_switch.json, one at a time in the
+        # order they came, each with its write (in a thread: the event loop never waits for
+        # an fsync); what restricts is in force before its turn (risk_control).
+        self._control = asyncio.Lock()
+        # Instances whose record a control-plane change is writing: their daily counters wait
+        # (a copy of the record taken then would lack the change, and land after it).
+        self._writing: set[str] = set()
         # State in force that could not be saved (a full disk): saved again until it is.
-        self._pending = registry.PendingSaves(self._saved_late)
-        # Every write of a record goes through it, in order (the daily counters' from a thread).
+        self._pending = registry.PendingSaves(self._saved_late, self._control)
+        # Every write of a record goes through it, in order (each from a thread).
         self._record_writer = registry.RecordWriter()
+        self._init_risk_controls()
 
     # -- paths and records --------------------------------------------------------------
 
@@ -86,43 +94,56 @@ class InstanceService(risk_control.RiskControls):
         """The record's file, relative to the data dir (also its key among pending saves)."""
         return f"instances/{record.owner}/{record.instance_id}/{registry.RECORD_NAME}"
 
-    def _write(self, record: InstanceRecord) -> None:
-        """Writes ``record`` (raises OSError); a pending save of it is moot then."""
-        self._record_writer.write_now(self._directory(record.owner, record.instance_id), record)
+    async def _write(self, record: InstanceRecord) -> None:
+        """Writes ``record`` as it is now, in a thread (raises OSError); a pending save of it
+        is moot then. Control-plane changes call it under ``_control``."""
+        instance_id = record.instance_id
+        directory = self._directory(record.owner, instance_id)
+        snapshot = self._record_writer.snapshot(directory, record)
+        self._writing.add(instance_id)
+        try:
+            await registry.in_thread(lambda: self._record_writer.write(snapshot))
+        finally:
+            self._writing.discard(instance_id)
         self._pending.done(self._record_file(record))
 
-    def _commit(self, record: InstanceRecord, what: str, **changes: object) -> None:
+    async def _commit(self, record: InstanceRecord, what: str, **changes: object) -> None:
         """Saves ``record`` with ``changes``, and makes them only once saved: when it cannot
         be written, UNAVAILABLE (``STATE_NOT_PERSISTED``) and nothing changed."""
-        candidate = copy.deepcopy(record)
-        for name, value in changes.items():
-            setattr(candidate, name, value)
-        try:
-            self._write(candidate)
-        except OSError as e:
-            raise registry.unsaved(what, self._record_file(record), e) from None
-        for name, value in changes.items():
-            setattr(record, name, value)
 
-    def _persist(
+        async def commit() -> None:
+            async with self._control:
+                candidate = copy.deepcopy(record)
+                for name, value in changes.items():
+                    setattr(candidate, name, value)
+                try:
+                    await self._write(candidate)
+                except OSError as e:
+                    raise registry.unsaved(what, self._record_file(record), e) from None
+                for name, value in changes.items():
+                    setattr(record, name, value)
+
+        await self._settle(commit())
+
+    async def _persist(
         self,
         file: str,
-        save: Callable[[], None],
+        take: registry.Take,
         instance_ids: Iterable[str],
         failed: OSError | None = None,
     ) -> OSError | None:
         """Saves state already in force (``failed``: the save just failed, do not try again
-        now). When that fails, returns the error: the save is retried in the background until
-        it succeeds, and an instance event (reason ``STATE_NOT_PERSISTED: <file>``) tells the
-        instances concerned."""
+        now), under ``_control``. When that fails, returns the error: the save is retried in
+        the background until it succeeds, and an instance event (reason
+        ``STATE_NOT_PERSISTED: <file>``) tells the instances concerned."""
         try:
             if failed is not None:
                 raise failed
-            save()
+            await registry.in_thread(take())
         except OSError as e:
             log.error("%s not saved (%s): in force all the same, saving is retried", file, e)
             ids = list(instance_ids)
-            self._pending.add(file, save, ids)
+            self._pending.add(file, take, ids)
             for instance_id in ids:
                 with contextlib.suppress(MT5ExecError):
                     self._engine.announce(instance_id, f"STATE_NOT_PERSISTED: {file}")
@@ -130,18 +151,26 @@ class InstanceService(risk_control.RiskControls):
         self._pending.done(file)
         return None
 
-    def _persist_record(
+    async def _persist_record(
         self, record: InstanceRecord, failed: OSError | None = None
     ) -> OSError | None:
-        """``_persist`` of an instance's record (as it is in memory when the retry runs)."""
+        """``_persist`` of an instance's record (as it is in memory when the write is taken:
+        at once, and at each retry)."""
         instance_id = record.instance_id
+        directory = self._directory(record.owner, instance_id)
 
-        def save() -> None:
+        def take() -> Callable[[], object]:
             current = self._records.get(instance_id)
-            if current is not None:  # else deleted since: nothing to save
-                self._write(current)
+            if current is None:  # deleted since: nothing to save
+                return lambda: None
+            snapshot = self._record_writer.snapshot(directory, current)
+            return lambda: self._record_writer.write(snapshot)
 
-        return self._persist(self._record_file(record), save, [instance_id], failed)
+        return await self._persist(self._record_file(record), take, [instance_id], failed)
+
+    async def _persist_record_now(self, record: InstanceRecord) -> None:
+        async with self._control:
+            await self._persist_record(record)
 
     def _saved_late(self, file: str, instance_ids: list[str]) -> None:
         for instance_id in instance_ids:
@@ -422,7 +451,7 @@ class InstanceService(risk_control.RiskControls):
                 sequence_floors=registry.read_sequence_floors(self._state.config.instances_dir),
                 password=password,
             )
-            self._write(record)
+            await self._write(record)
             # Registers at once (or raises, registering nothing); awaiting waits for READY.
             ready = self._engine.create_instance(spec)
             self._records[instance_id] = record
@@ -492,7 +521,7 @@ class InstanceService(risk_control.RiskControls):
         grace = None
         if request.HasField("grace"):
             grace = validation.seconds("grace", request.grace, maximum=600.0)
-        self._commit(record, "the stop", desired_running=False)
+        await self._commit(record, "the stop", desired_running=False)
         instance = await self._engine.stop_instance(instance_id, grace)
         self._history(instance)
         return instance_pb2.StopInstanceResponse(instance=instance)
@@ -510,7 +539,7 @@ class InstanceService(risk_control.RiskControls):
                 f"instance {instance_id}: {message}; UpdateCredentials gives it a password",
                 "instance_id",
             )
-        self._commit(record, "the start", desired_running=True)
+        await self._commit(record, "the start", desired_running=True)
         if restart:
             instance = await self._engine.restart_instance(instance_id)
         else:
@@ -535,7 +564,7 @@ class InstanceService(risk_control.RiskControls):
     ) -> instance_pb2.DeleteInstanceResponse:
         instance_id = validation.instance_id(request.instance_id)
         record = self._record(instance_id)
-        self._commit(record, "the deletion", desired_running=False)
+        await self._commit(record, "the deletion", desired_running=False)
         instance = await self._engine.stop_instance(instance_id)
         self._history(instance)
         await self._history_caught_up(instance_id)
@@ -559,7 +588,7 @@ class InstanceService(risk_control.RiskControls):
         # The id stays taken until its credential and files are gone (a CreateInstance of it
         # meanwhile would have them removed under it), also when this call is cancelled.
         self._deleting.add(instance_id)
-        self._record_writer.retire(self._directory(record.owner, instance_id))
+        self._record_writer.retire(self._directory(record.owner, instance_id))  # no waiting
         del self._records[instance_id]
         self._no_credential.pop(instance_id, None)
         self._ea_max_age.pop(instance_id, None)
@@ -585,6 +614,8 @@ class InstanceService(risk_control.RiskControls):
                         e,
                     )
             directory = self._directory(record.owner, instance_id)
+            # A write of its record under way (the daily counters') ends first.
+            await asyncio.to_thread(self._record_writer.settle, directory)
             await asyncio.to_thread(_remove_directory, directory)
         finally:
             self._deleting.discard(instance_id)
@@ -660,7 +691,7 @@ class InstanceService(risk_control.RiskControls):
             record.config.login = login
             record.config.server = server
             # The vault has them already (and wins at the next start): saved later if need be.
-            self._persist_record(record)
+            await self._settle(self._persist_record_now(record))
         self._no_credential.pop(instance_id, None)
         self._engine.set_secret_files(instance_id, self._secret_files(record, password))
         log.info(
@@ -723,7 +754,7 @@ class InstanceService(risk_control.RiskControls):
                 f"the expert {name}", f"instances/{record.owner}/{instance_id}/terminal", e
             ) from None
         if name not in record.experts:
-            self._commit(record, "the deployment", experts=[*record.experts, name])
+            await self._commit(record, "the deployment", experts=[*record.experts, name])
         result = await experts.wait_for_signals(terminal_dir, name, timeout=timeout, since=since)
         status = {
             "SUCCESS": instance_pb2.DEPLOYMENT_STATUS_SUCCESS,

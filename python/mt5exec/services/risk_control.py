@@ -14,6 +14,11 @@ Fail closed: what restricts trading (a kill switch, HALTED or REDUCE_ONLY, a tig
 in force in the engine before it is written, and stays in force when it cannot be written
 (the call answers UNAVAILABLE ``STATE_NOT_PERSISTED``, the save is retried in the background
 and an instance event says so). What loosens is written first and in force only once written.
+
+The changes are made one at a time (``_control``), each written in a thread and answered once
+written, so that they land in the order they were made and the event loop never waits for a
+disk. A restriction is in force at once, also while it waits for its turn: the changes ahead
+of it then make only what it leaves (``_held``, ``_engaging``, ``_engaging_scopes``).
 """
 
 from __future__ import annotations
@@ -24,19 +29,20 @@ import copy
 import json
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
 from mt5exec import registry
 from mt5exec.engine import Engine, RiskDayState
-from mt5exec.errors import MT5ExecError, invalid
+from mt5exec.errors import MT5ExecError, instance_not_found, invalid
 from mt5exec.files import atomic_write
 from mt5exec.reasons import Reason
-from mt5exec.registry import InstanceRecord, PendingSaves
+from mt5exec.registry import InstanceRecord, PendingSaves, Take
 from mt5exec.server.handlers import Context
 from mt5exec.server.state import AppState
 from mt5exec.services import config_update, validation
@@ -47,6 +53,12 @@ log = logging.getLogger("mt5exec.instances")
 OwnerPolicies = dict[str, tuple[list[str], float]]
 
 KILL_SWITCH_FILE = "kill_switch.json"
+
+T = TypeVar("T")
+# A change of limits and trading state asked, validated against the record as it is.
+Requested = Callable[
+    [InstanceRecord], tuple[common_pb2.RiskLimits | None, common_pb2.TradingState | None]
+]
 
 
 def load_owner_policies(path: Path) -> OwnerPolicies:
@@ -94,9 +106,18 @@ class KillScopes:
     def copy(self) -> KillScopes:
         return KillScopes(self.path, self.everything, set(self.owners))
 
-    def save(self) -> None:
-        data = {"global": self.everything, "owners": sorted(self.owners)}
-        atomic_write(self.path, json.dumps(data).encode())
+    def take(self) -> Callable[[], object]:
+        """The write of the switches as they are now (blocking: it may run in a thread)."""
+        data = json.dumps({"global": self.everything, "owners": sorted(self.owners)}).encode()
+        path = self.path
+        return lambda: atomic_write(path, data)
+
+    def engage(self, scope: Scope) -> None:
+        """Engages an owner's or the global switch (``scope`` not an instance's)."""
+        if scope.owner is None:
+            self.everything = True
+        else:
+            self.owners.add(scope.owner)
 
     def describe(self) -> str:
         """The engaged owner and global kill switches, in words."""
@@ -142,15 +163,40 @@ class RiskControls:
     _records: dict[str, InstanceRecord]
     _kill_scopes: KillScopes
     _pending: PendingSaves
+    _control: asyncio.Lock
+    _writing: set[str]
     _record: Callable[[str], InstanceRecord]
     _history: Callable[[common_pb2.Instance], None]
-    _write: Callable[[InstanceRecord], None]
+    _write: Callable[[InstanceRecord], Awaitable[None]]
     _record_writer: registry.RecordWriter
     _directory: Callable[[str, str], Path]
     _record_file: Callable[[InstanceRecord], str]
-    _persist: Callable[[str, Callable[[], None], Iterable[str]], OSError | None]
-    _persist_record: Callable[[InstanceRecord, OSError | None], OSError | None]
+    _persist: Callable[[str, Take, Iterable[str]], Awaitable[OSError | None]]
+    _persist_record: Callable[[InstanceRecord, OSError | None], Awaitable[OSError | None]]
     _state: AppState
+
+    def _init_risk_controls(self) -> None:
+        # Restrictions in force that wait for their turn to be saved: per instance the limits
+        # and trading state asked, the instances of kill switches engaged, the owner and
+        # global switches engaged.
+        self._held: dict[str, list[tuple[common_pb2.RiskLimits, common_pb2.TradingState]]] = {}
+        self._engaging: Counter[str] = Counter()
+        self._engaging_scopes: list[Scope] = []
+        # Running changes, kept to their end when their call is cancelled (``_settle``).
+        self._changes: set[asyncio.Future[Any]] = set()
+
+    async def _settle(self, change: Awaitable[T]) -> T:
+        """Runs a control-plane change to its end, also when its call is cancelled meanwhile
+        (a change is never cut between its write and its making)."""
+        task = asyncio.ensure_future(change)
+        self._changes.add(task)
+        task.add_done_callback(self._forget)
+        return await asyncio.shield(task)
+
+    def _forget(self, task: asyncio.Future[Any]) -> None:
+        self._changes.discard(task)
+        if not task.cancelled():
+            task.exception()  # answered to its call, or to no one when that was cancelled
 
     def _risk_event(
         self,
@@ -167,8 +213,8 @@ class RiskControls:
     def _config_event(
         self,
         record: InstanceRecord,
-        old: tuple[common_pb2.RiskLimits, int],
-        new: tuple[common_pb2.RiskLimits, int],
+        old: tuple[common_pb2.RiskLimits, common_pb2.TradingState],
+        new: tuple[common_pb2.RiskLimits, common_pb2.TradingState],
         saved: bool,
         reason: str,
     ) -> None:
@@ -189,6 +235,8 @@ class RiskControls:
         the equity high) changed, each with the counters and a snapshot of it to write."""
         changed = []
         for record in list(self._records.values()):
+            if record.instance_id in self._writing:
+                continue  # a control-plane change is writing it: its counters next time
             with contextlib.suppress(MT5ExecError):
                 state = self._engine.risk_day_state(record.instance_id)
                 if state != record.risk_day:
@@ -216,7 +264,6 @@ class RiskControls:
                 failed.append(record.instance_id)
             elif result and self._record_writer.newest(snapshot):
                 record.risk_day = state
-        self._pending.retry_once()
         return failed
 
     def _write_snapshots(
@@ -236,7 +283,9 @@ class RiskControls:
         tries the pending saves again. Returns the instances whose counters it could not
         write."""
         saves = self._counters_to_save()
-        return self._counters_written(saves, self._write_snapshots(saves))
+        failed = self._counters_written(saves, self._write_snapshots(saves))
+        self._pending.retry_once()
+        return failed
 
     def save_before_stop(self) -> None:
         """The server is stopping: the daily counters and every restriction whose save is
@@ -284,26 +333,95 @@ class RiskControls:
                 results = []
             self._counters_written(saves, results)
 
+    def _tightened(
+        self, instance_id: str, limits: common_pb2.RiskLimits, state: common_pb2.TradingState
+    ) -> tuple[common_pb2.RiskLimits, common_pb2.TradingState]:
+        """``limits`` and ``state`` tightened by the restrictions waiting for their turn."""
+        for held_limits, held_state in self._held.get(instance_id, []):
+            limits = config_update.restrictive_part(limits, held_limits)
+            state = config_update.tighter_state(state, held_state)
+        return limits, state
+
     def _apply(
-        self, instance_id: str, limits: common_pb2.RiskLimits, state: int, version: int
+        self,
+        instance_id: str,
+        limits: common_pb2.RiskLimits,
+        state: common_pb2.TradingState,
+        version: int,
     ) -> common_pb2.Instance:
+        """Puts ``limits`` and ``state`` in force, with the restrictions waiting for their
+        turn (those are in force already, and stay)."""
+        limits, state = self._tightened(instance_id, limits, state)
         self._engine.set_risk_limits(instance_id, limits, version)
         return self._engine.set_trading_state(instance_id, state)
 
-    def _change_config(
+    @staticmethod
+    def _config_of(record: InstanceRecord) -> tuple[common_pb2.RiskLimits, common_pb2.TradingState]:
+        limits = common_pb2.RiskLimits()
+        limits.CopyFrom(record.config.risk)
+        return limits, record.config.trading_state or common_pb2.TRADING_STATE_ACTIVE
+
+    async def _change_config(
+        self, record: InstanceRecord, requested: Requested, reason: str = ""
+    ) -> common_pb2.Instance:
+        """Changes an instance's limits and/or trading state, failing closed: what the change
+        restricts is in force at once, before its turn; in its turn the change, validated
+        again against the record as it is then, is made (``_changed``)."""
+        instance_id = record.instance_id
+        limits, state = requested(record)  # raises with nothing changed
+        log.info("%s: config change asked (at version %d)", instance_id, record.config_version)
+        old_limits, old_state = self._config_of(record)
+        new = (old_limits if limits is None else limits, old_state if state is None else state)
+        self._held.setdefault(instance_id, []).append(new)
+        try:
+            self._apply(instance_id, old_limits, old_state, record.config_version)
+        except BaseException:
+            self._unhold(instance_id, new)
+            raise
+        return await self._settle(self._changed(record, requested, reason, new))
+
+    def _unhold(
+        self, instance_id: str, held: tuple[common_pb2.RiskLimits, common_pb2.TradingState]
+    ) -> None:
+        """A change's restriction no longer waits for its turn."""
+        waiting = self._held[instance_id]
+        waiting.remove(held)
+        if not waiting:
+            del self._held[instance_id]
+
+    async def _changed(
+        self,
+        record: InstanceRecord,
+        requested: Requested,
+        reason: str,
+        held_now: tuple[common_pb2.RiskLimits, common_pb2.TradingState],
+    ) -> common_pb2.Instance:
+        """The change in its turn: the restrictive part of it (all of it when it only
+        restricts) is in force, then it is saved, then what loosens is in force too. When
+        saving fails, the restrictive part stays (saved in the background) and the call
+        answers UNAVAILABLE."""
+        instance_id = record.instance_id
+        async with self._control:
+            self._unhold(instance_id, held_now)
+            try:
+                if self._records.get(instance_id) is not record:
+                    raise instance_not_found(instance_id)  # deleted meanwhile
+                limits, state = requested(record)  # the version may have moved meanwhile
+            except MT5ExecError:
+                # Not made: what it held in force goes (the others' restrictions stay).
+                with contextlib.suppress(MT5ExecError):
+                    self._apply(instance_id, *self._config_of(record), record.config_version)
+                raise
+            return await self._change_saved(record, limits, state, reason)
+
+    async def _change_saved(
         self,
         record: InstanceRecord,
         limits: common_pb2.RiskLimits | None,
         state: common_pb2.TradingState | None,
-        reason: str = "",
+        reason: str,
     ) -> common_pb2.Instance:
-        """Changes an instance's limits and/or trading state, failing closed: the restrictive
-        part of the change (all of it when it only restricts) is in force at once, then the
-        change is saved, then what loosens is in force too. When saving fails, the
-        restrictive part stays (saved in the background) and the call answers UNAVAILABLE."""
-        old_limits = common_pb2.RiskLimits()
-        old_limits.CopyFrom(record.config.risk)
-        old_state = record.config.trading_state or common_pb2.TRADING_STATE_ACTIVE
+        old_limits, old_state = self._config_of(record)
         new_limits = old_limits if limits is None else limits
         new_state = old_state if state is None else state
         held_limits = config_update.restrictive_part(old_limits, new_limits)
@@ -320,12 +438,12 @@ class RiskControls:
         candidate.config.trading_state = new_state
         candidate.config_version = version
         try:
-            self._write(candidate)
+            await self._write(candidate)
         except OSError as e:
             what = "the config change"
             if not restricts:
                 raise registry.unsaved(what, self._record_file(record), e) from None
-            self._persist_record(record, e)  # retried from now on, and announced
+            await self._persist_record(record, e)  # retried from now on, and announced
             self._config_event(
                 record, (old_limits, old_state), (held_limits, held_state), False, reason
             )
@@ -356,12 +474,17 @@ class RiskControls:
         guards against lost updates)."""
         instance_id = validation.instance_id(request.instance_id)
         record = self._record(instance_id)
-        limits, state = config_update.requested(request, record.config, record.config_version)
-        instance = self._change_config(record, limits, state)
-        log.info("%s: config version %d", instance_id, record.config_version)
+
+        def requested(
+            record: InstanceRecord,
+        ) -> tuple[common_pb2.RiskLimits | None, common_pb2.TradingState | None]:
+            return config_update.requested(request, record.config, record.config_version)
+
+        instance = await self._change_config(record, requested)
+        log.info("%s: config version %d", instance_id, instance.config_version)
         self._history(instance)
         return instance_pb2.UpdateInstanceConfigResponse(
-            instance=instance, version=record.config_version
+            instance=instance, version=instance.config_version
         )
 
     async def SetTradingState(
@@ -376,7 +499,7 @@ class RiskControls:
             common_pb2.TradingState.Name(state),
             request.reason or "no reason given",
         )
-        instance = self._change_config(record, None, state, request.reason)
+        instance = await self._change_config(record, lambda _: (None, state), request.reason)
         self._history(instance)
         return instance_pb2.SetTradingStateResponse(instance=instance)
 
@@ -390,7 +513,8 @@ class RiskControls:
     ) -> instance_pb2.EngageKillSwitchResponse:
         """HALTs every instance of the scope at once and cancels their pending orders (and
         closes their positions with ``close_positions``); answers when the terminals have.
-        In force in the engine first, then saved; it stays in force when it cannot be saved."""
+        In force in the engine first, then saved in its turn; it stays in force when it
+        cannot be saved."""
         scope = scope_of(request.scope, request.HasField("scope"))
         records = self._records_in(scope)
         log.warning(
@@ -402,6 +526,12 @@ class RiskControls:
         answered = self._engine.engage_kill_switch(
             scope.instance_id, scope.owner, request.close_positions
         )
+        ids = [r.instance_id for r in records]
+        # In force until saved, whatever the changes ahead of it make meanwhile.
+        self._engaging.update(ids)
+        if scope.instance_id is None:
+            self._engaging_scopes.append(scope)
+            self._kill_scopes.engage(scope)
         self._risk_event(
             "kill_switch_engaged",
             scope.instance_id,
@@ -409,22 +539,7 @@ class RiskControls:
             {"close_positions": request.close_positions, "instances": len(records)},
             request.reason,
         )
-        failed: list[tuple[str, OSError]] = []
-        for record in records:
-            if not record.kill_switch or self._record_file(record) in self._pending:
-                record.kill_switch = True
-                error = self._persist_record(record, None)
-                if error is not None:
-                    failed.append((self._record_file(record), error))
-        if scope.instance_id is None:
-            if scope.owner is None:
-                self._kill_scopes.everything = True
-            else:
-                self._kill_scopes.owners.add(scope.owner)
-            ids = [r.instance_id for r in records]
-            error = self._persist(KILL_SWITCH_FILE, self._kill_scopes.save, ids)
-            if error is not None:
-                failed.append((KILL_SWITCH_FILE, error))
+        failed: list[tuple[str, OSError]] = await self._settle(self._engaged(scope, ids))
         response = await answered
         if failed:
             error = failed[0][1]
@@ -438,62 +553,45 @@ class RiskControls:
             )
         return response
 
+    async def _engaged(self, scope: Scope, ids: list[str]) -> list[tuple[str, OSError]]:
+        """Saves a kill switch engaged (in force already), in its turn; answers the files
+        that could not be written (saved in the background from then on)."""
+        failed: list[tuple[str, OSError]] = []
+        async with self._control:
+            try:
+                for instance_id in ids:
+                    record = self._records.get(instance_id)
+                    if record is None:
+                        continue  # deleted meanwhile
+                    if not record.kill_switch or self._record_file(record) in self._pending:
+                        record.kill_switch = True
+                        error = await self._persist_record(record, None)
+                        if error is not None:
+                            failed.append((self._record_file(record), error))
+                if scope.instance_id is not None:
+                    return failed
+                self._kill_scopes.engage(scope)  # again: a release ahead may have cleared it
+                error = await self._persist(KILL_SWITCH_FILE, self._kill_scopes.take, ids)
+                if error is not None:
+                    failed.append((KILL_SWITCH_FILE, error))
+                return failed
+            finally:
+                self._engaging.subtract(ids)
+                for instance_id in ids:
+                    if self._engaging[instance_id] <= 0:
+                        del self._engaging[instance_id]
+                if scope.instance_id is None:
+                    self._engaging_scopes.remove(scope)
+
     async def ReleaseKillSwitch(
         self, request: instance_pb2.ReleaseKillSwitchRequest, context: Context
     ) -> instance_pb2.ReleaseKillSwitchResponse:
         """Saved first, released only once saved: the instances' records first, the owner's
         or global switch last, so that a failure in between leaves it engaged on disk."""
         scope = scope_of(request.scope, request.HasField("scope"))
-        records = self._records_in(scope)
-        if scope.instance_id is not None and self._kill_scopes.covers(records[0].owner):
-            raise MT5ExecError(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                Reason.KILL_SWITCH,
-                f"scope.instance_id: the kill switch of its owner '{records[0].owner}' or of "
-                "all instances is engaged; release that one",
-                "scope.instance_id",
-            )
-        scopes = self._kill_scopes.copy()
-        if scope.instance_id is None:
-            if scope.owner is None:
-                scopes.everything = False
-                scopes.owners.clear()
-            elif scopes.everything:
-                raise MT5ExecError(
-                    grpc.StatusCode.FAILED_PRECONDITION,
-                    Reason.KILL_SWITCH,
-                    "scope.owner: the kill switch of all instances is engaged; release that one",
-                    "scope.owner",
-                )
-            else:
-                scopes.owners.discard(scope.owner)
-        engaged = [r for r in records if r.kill_switch]
-        written: list[InstanceRecord] = []
-        file = ""
-        try:
-            for record in engaged:
-                file = self._record_file(record)
-                candidate = copy.deepcopy(record)
-                candidate.kill_switch = False
-                self._write(candidate)
-                written.append(record)
-            if scope.instance_id is None:
-                file = KILL_SWITCH_FILE
-                scopes.save()
-        except OSError as e:
-            # Those written say released: written again as they are (engaged).
-            for record in written:
-                self._persist_record(record, None)
-            raise registry.unsaved("the release of the kill switch", file, e) from None
-        for record in engaged:
-            record.kill_switch = False
-        if scope.instance_id is None:
-            self._kill_scopes.everything, self._kill_scopes.owners = (
-                scopes.everything,
-                scopes.owners,
-            )
-            self._pending.done(KILL_SWITCH_FILE)
-        released = self._engine.release_kill_switch(scope.instance_id, scope.owner)
+        self._records_in(scope)  # NOT_FOUND now for an unknown instance
+        log.info("kill switch release asked for %s", scope.describe())
+        released: list[str] = await self._settle(self._release(scope))
         self._risk_event(
             "kill_switch_released",
             scope.instance_id,
@@ -502,3 +600,76 @@ class RiskControls:
         )
         log.warning("kill switch released for %s", scope.describe())
         return instance_pb2.ReleaseKillSwitchResponse(instance_ids=released)
+
+    async def _release(self, scope: Scope) -> list[str]:
+        async with self._control:
+            records = self._records_in(scope)
+            if scope.instance_id is not None and self._kill_scopes.covers(records[0].owner):
+                raise MT5ExecError(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    Reason.KILL_SWITCH,
+                    f"scope.instance_id: the kill switch of its owner '{records[0].owner}' or "
+                    "of all instances is engaged; release that one",
+                    "scope.instance_id",
+                )
+            scopes = self._kill_scopes.copy()
+            if scope.instance_id is None:
+                if scope.owner is None:
+                    scopes.everything = False
+                    scopes.owners.clear()
+                elif scopes.everything:
+                    raise MT5ExecError(
+                        grpc.StatusCode.FAILED_PRECONDITION,
+                        Reason.KILL_SWITCH,
+                        "scope.owner: the kill switch of all instances is engaged; release "
+                        "that one",
+                        "scope.owner",
+                    )
+                else:
+                    scopes.owners.discard(scope.owner)
+            engaged = [r for r in records if r.kill_switch]
+            written: list[InstanceRecord] = []
+            file = ""
+            try:
+                for record in engaged:
+                    file = self._record_file(record)
+                    candidate = copy.deepcopy(record)
+                    candidate.kill_switch = False
+                    await self._write(candidate)
+                    written.append(record)
+                if scope.instance_id is None:
+                    file = KILL_SWITCH_FILE
+                    await registry.in_thread(scopes.take())
+            except OSError as e:
+                # Those written say released: written again as they are (engaged).
+                for record in written:
+                    await self._persist_record(record, None)
+                raise registry.unsaved("the release of the kill switch", file, e) from None
+            return self._released(scope, records, engaged, scopes)
+
+    def _released(
+        self,
+        scope: Scope,
+        records: list[InstanceRecord],
+        engaged: list[InstanceRecord],
+        scopes: KillScopes,
+    ) -> list[str]:
+        """A release saved: in force, but for the switches engaged since it was taken (those
+        wait for their turn, in force)."""
+        for record in engaged:
+            record.kill_switch = False
+        if scope.instance_id is None:
+            for waiting in self._engaging_scopes:
+                scopes.engage(waiting)
+            self._kill_scopes.everything, self._kill_scopes.owners = (
+                scopes.everything,
+                scopes.owners,
+            )
+            self._pending.done(KILL_SWITCH_FILE)
+        if not any(record.instance_id in self._engaging for record in records):
+            return self._engine.release_kill_switch(scope.instance_id, scope.owner)
+        released = []
+        for record in records:
+            if record.instance_id not in self._engaging:
+                released += self._engine.release_kill_switch(record.instance_id, None)
+        return released
