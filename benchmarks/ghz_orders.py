@@ -192,18 +192,27 @@ def measure(binary: str, protoset: Path | None, server: ServerProcess, args: arg
     idle = processes.idle(args.idle)
     cpu: dict[str, dict[str, float]] = {"null": {}, "order": {}}
     calls = {"null": 0, "order": 0}
+    # The same of the one-connection runs alone (the floor is measured there only).
+    cpu1: dict[str, dict[str, float]] = {"null": {}, "order": {}}
+    calls1 = {"null": 0, "order": 0}
     if args.floor:
-        cpu["floor"], calls["floor"] = {}, 0
+        cpu1["floor"], calls1["floor"] = {}, 0
 
-    def counted(kind: str, call: str, data: str, *load: str) -> dict[str, Any]:
+    def counted(kind: str, call: str, data: str, *load: str, single: bool) -> dict[str, Any]:
         before, started = processes.now(), time.monotonic()
         report = run(call, data, *load)
         after, took = processes.now(), time.monotonic() - started
-        for name in after:
-            # Less what the process uses with nothing asked of it (ticks, timers, polls).
-            used = after[name] - before[name] - idle.get(name, 0.0) * took
-            cpu[kind][name] = cpu[kind].get(name, 0.0) + used
-        calls[kind] += report["count"]
+        # Less what each process uses with nothing asked of it (ticks, timers, polls).
+        used = {name: after[name] - before[name] - idle.get(name, 0.0) * took for name in after}
+        into = [(cpu1, calls1)] if single else []
+        if kind in cpu:
+            into.append((cpu, calls))
+        elif "history" in used:  # the floor's: the history child's is the orders' (below)
+            cpu["null"]["history"] = cpu["null"].get("history", 0.0) + used["history"]
+        for used_of, calls_of in into:
+            for name, seconds in used.items():
+                used_of[kind][name] = used_of[kind].get(name, 0.0) + seconds
+            calls_of[kind] += report["count"]
         return report
 
     # Warm-up: both kinds, one at a time and concurrent.
@@ -217,19 +226,19 @@ def measure(binary: str, protoset: Path | None, server: ServerProcess, args: arg
     concurrent: list[dict[str, float]] = []
     for r in range(args.rounds):
         one = ("-n", str(args.calls), "-c", "1")
-        null = counted("null", NULL_CALL, "{}", *one)
-        order = counted("order", ORDER_CALL, order_data(f"{tag}s{r}"), *one)
+        null = counted("null", NULL_CALL, "{}", *one, single=True)
+        order = counted("order", ORDER_CALL, order_data(f"{tag}s{r}"), *one, single=True)
         single.append({
             "null_p50_us": latency_us(null, 50), "null_p99_us": latency_us(null, 99),
             "order_p50_us": latency_us(order, 50), "order_p99_us": latency_us(order, 99),
         })  # fmt: skip
         if args.floor:
-            floor = counted("floor", FLOOR_CALL, FLOOR_DATA, *one)
+            floor = counted("floor", FLOOR_CALL, FLOOR_DATA, *one, single=True)
             single[-1]["floor_p50_us"] = latency_us(floor, 50)
             single[-1]["floor_p99_us"] = latency_us(floor, 99)
         many = ("-z", f"{args.seconds}s", "--duration-stop=ignore", "-c", str(CONCURRENCY))
-        null = counted("null", NULL_CALL, "{}", *many)
-        order = counted("order", ORDER_CALL, order_data(f"{tag}c{r}"), *many)
+        null = counted("null", NULL_CALL, "{}", *many, single=False)
+        order = counted("order", ORDER_CALL, order_data(f"{tag}c{r}"), *many, single=False)
         concurrent.append({"null_rps": round(null["rps"], 1), "order_rps": round(order["rps"], 1)})
     placed = server.orders.GetOrder(
         order_pb2.GetOrderRequest(instance_id="bench", client_order_id=f"{tag}s0n0"), timeout=30
@@ -237,14 +246,21 @@ def measure(binary: str, protoset: Path | None, server: ServerProcess, args: arg
     assert placed.status == common_pb2.ORDER_STATUS_FILLED, placed
     # The history child works for the orders only (it reads their execution events), behind
     # them: what it used during a Check run was the last order run's.
-    for other in ("null", "floor"):
-        if "history" in cpu.get(other, {}):
-            cpu["order"]["history"] += cpu[other]["history"]
-            cpu[other]["history"] = 0.0
-    per_call = {
-        kind: {name: round(used / calls[kind] * 1e6, 1) for name, used in cpu[kind].items()}
-        for kind in cpu
-    }
+    for used_of in (cpu, cpu1):
+        for other in ("null", "floor"):
+            if "history" in used_of.get(other, {}):
+                used_of["order"]["history"] += used_of[other]["history"]
+                used_of[other]["history"] = 0.0
+
+    def us_per_call(
+        used_of: dict[str, dict[str, float]], calls_of: dict[str, int]
+    ) -> dict[str, dict[str, float]]:
+        return {
+            kind: {name: round(used / calls_of[kind] * 1e6, 1) for name, used in of.items()}
+            for kind, of in used_of.items()
+        }
+
+    per_call, per_call1 = us_per_call(cpu, calls), us_per_call(cpu1, calls1)
     ours = {kind: sum(v for k, v in per_call[kind].items() if k != "ghz") for kind in per_call}
 
     def median(rounds: list[dict[str, float]], top: str, bottom: str) -> float:
@@ -266,6 +282,8 @@ def measure(binary: str, protoset: Path | None, server: ServerProcess, args: arg
         },
         "idle_cpu_ms_per_s": {name: round(rate * 1e3, 1) for name, rate in idle.items()},
         "cpu_us_per_call": per_call,
+        # One connection alone (a wake-up of each process per call): the floor beside them.
+        "cpu_us_per_call_one_connection": per_call1,
         "cpu_ours_order_vs_null": round(ours["order"] / ours["null"], 2),
     }
 
@@ -311,6 +329,9 @@ def report(name: str, result: dict[str, Any]) -> None:
     for kind, used in result["cpu_us_per_call"].items():
         parts = ", ".join(f"{k} {v:.0f}" for k, v in used.items())
         print(f"  CPU µs per {kind} call: {parts}")
+    for kind, used in result["cpu_us_per_call_one_connection"].items():
+        parts = ", ".join(f"{k} {v:.0f}" for k, v in used.items())
+        print(f"  at one connection, CPU µs per {kind} call: {parts}")
     print(f"  CPU of our processes per order / per null RPC: {result['cpu_ours_order_vs_null']}x")
 
 

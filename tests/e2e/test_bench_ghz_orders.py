@@ -48,7 +48,9 @@ def test_a_smoke_run_measures_both_variants_with_ghz(tmp_path: Path) -> None:
         assert one["p50_order_vs_null"] > 0 and one["p99_order_vs_null"] > 0
         # Beside them, the process-hop floor (CheckOrder) of the same rounds.
         assert one["p50_floor_vs_null"] > 0 and one["p99_floor_vs_null"] > 0
-        assert measured["cpu_us_per_call"]["floor"]["server"] > 0
+        single = measured["cpu_us_per_call_one_connection"]
+        assert {"null", "order", "floor"} <= set(single)
+        assert single["floor"]["server"] > 0
         assert measured["concurrent_32"]["rate_order_vs_null"] > 0
         # Every call of ours was counted: the CPU of the server and the worker per order.
         assert {"server", "worker", "ghz"} <= set(measured["cpu_us_per_call"]["order"])
