@@ -50,7 +50,7 @@ def test_defaults(tmp_path: Path) -> None:
         journal_fsync="interval:100",
     )
     assert cfg.history == HistoryConfig(
-        enabled=True, path=None, flush_interval_ms=1000, batch_size=1000
+        enabled=True, path=None, flush_interval_ms=1000, batch_size=10_000
     )
     # Per-instance defaults (symbols, seed, account) live in the instance templates, not here.
     assert list(cfg.as_dict()) == [

@@ -162,8 +162,10 @@ class HistoryConfig:
     path: Path | None = None
     # Longest time a recorded row waits in memory before it is written.
     flush_interval_ms: int = field(default=1000, metadata=_opt(_positive))
-    # Queued rows that trigger a write before the interval is up.
-    batch_size: int = field(default=1000, metadata=_opt(_at_least_one))
+    # Queued rows that trigger a write before the interval is up. A write (a transaction)
+    # costs the history process ~20 ms of CPU whatever its rows: orders streaming in at
+    # 1,000/s (3 rows each) paid it 3 times a second at 1,000 rows, at 10,000 once.
+    batch_size: int = field(default=10_000, metadata=_opt(_at_least_one))
     # Store every tick too (table `ticks`), written in batches off the fan-out path.
     ticks: bool = False
     # Days ticks are kept.

@@ -478,7 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="mt5exec history writer (child of the server)")
     parser.add_argument("--db", type=Path, required=True)
     parser.add_argument("--flush-interval-ms", type=int, default=200)
-    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=10_000)
     parser.add_argument("--tick-retention-days", type=float, default=0.0, help="0: no ticks")
     parser.add_argument(
         "--instances-dir", type=Path, default=None, help="where the execution logs are read"
@@ -511,7 +511,7 @@ class HistoryProcess:
         self,
         path: Path,
         flush_interval_ms: int = 200,
-        batch_size: int = 1000,
+        batch_size: int = 10_000,
         tick_retention_days: float = 0.0,
         instances_dir: Path | None = None,
     ) -> None:
