@@ -264,6 +264,38 @@ def test_a_batch_with_a_stored_event_writes_its_new_rows_once(
     assert writer.errors == 0
 
 
+def test_orders_go_in_plainly_unless_this_writer_wrote_them_open(
+    open_writer: Callable[..., HistoryWriter],
+) -> None:
+    """Orders new to the writer go in with a plain INSERT; one it wrote in a state that may
+    change gets the orders' rule (no conflict); one stored by another writer (a restart) it
+    did not know of fails the plain INSERT, and the batch is written again with the rules:
+    the newer version replaces the row, an older one does not."""
+    writer = open_writer()
+    writer.record_order(make_order("c-1", pb.ORDER_STATUS_ACCEPTED, updated_s=1))
+    writer.record_order(make_order("c-2", pb.ORDER_STATUS_FILLED, updated_s=1))
+    assert writer.flush(timeout=10)
+    writer.record_order(make_order("c-1", pb.ORDER_STATUS_PARTIALLY_FILLED, updated_s=2))
+    assert writer.flush(timeout=10)
+    assert writer.conflicts == 0
+    writer.close()
+
+    writer = open_writer()
+    writer.record_order(make_order("c-1", pb.ORDER_STATUS_FILLED, updated_s=3))
+    writer.record_order(make_order("c-3", pb.ORDER_STATUS_NEW, updated_s=3))
+    assert writer.flush(timeout=10)
+    assert writer.conflicts == 1
+    writer.record_order(make_order("c-2", pb.ORDER_STATUS_ACCEPTED, updated_s=0))  # older
+    assert writer.flush(timeout=10)
+    assert writer.conflicts == 2
+    assert writer.query("SELECT client_order_id, status, updated_at FROM orders ORDER BY 1") == [
+        ("c-1", "FILLED", at(3)),
+        ("c-2", "FILLED", at(1)),
+        ("c-3", "NEW", at(3)),
+    ]
+    assert writer.errors == 0
+
+
 def test_only_a_duplicate_key_counts_as_a_stored_key() -> None:
     """The plain-INSERT pass is written again with the tables' rules only for a key stored
     already (DuckDB's own exceptions: a primary key, a unique column, a key twice in one

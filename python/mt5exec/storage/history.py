@@ -53,7 +53,9 @@ from mt5exec.storage.history_schema import (
     INSERT_SQL,
     INSTANCES,
     MIGRATIONS,
+    NEW_ORDERS_SQL,
     NEW_ROWS_SQL,
+    ORDERS,
     SCHEMA_VERSION,
     TABLES,
     Table,
@@ -68,6 +70,9 @@ T = TypeVar("T")
 
 # What a write of plain INSERTs answers when a key was stored already (then written again).
 _STORED: Final = "a key of the batch is stored already"
+# Orders in these states change no more: the writer forgets their keys once written.
+_FINAL: Final = frozenset({"FILLED", "CANCELED", "REJECTED", "EXPIRED"})
+_ORDER_STATUS: Final = ORDERS.column_names.index("status")
 
 
 # DuckDB's words for a primary key or unique constraint a row breaks ("Duplicate key ...
@@ -131,6 +136,7 @@ class HistoryWriter:
     full).
     """
 
+    MAX_OPEN_ORDERS: Final = 100_000
     RETRY_MIN_S: Final = 0.1
     RETRY_MAX_S: Final = 2.0
     WARN_EVERY_S: Final = 5.0
@@ -177,6 +183,10 @@ class HistoryWriter:
         self._barriers: set[Barrier] = set()
         self._flush_wanted = False
         self._last_error_log = 0.0
+        # Keys of the orders this writer wrote in a state that may change (the oldest
+        # forgotten past MAX_OPEN_ORDERS): a batch with none of them writes its orders with a
+        # plain INSERT (``NEW_ORDERS_SQL``).
+        self._open_orders: dict[tuple[Any, ...], None] = {}
 
         self.flushes = 0
         # Committed transactions that wrote rows to each table (what a kept answer of a read
@@ -627,14 +637,28 @@ class HistoryWriter:
     def _write(self, batch: Batch) -> str | None:
         """One transaction of ``batch``; the error, or None when it committed. Executions and
         deals go in with plain INSERTs first (``NEW_ROWS_SQL``: a few ms less a statement
-        than ``ON CONFLICT``, a third of a flush of ~1,000 events); when a key of the batch is
-        stored already, that transaction fails and the batch is written with the tables'
-        rules (``INSERT_SQL``)."""
-        error = self._transaction(batch, NEW_ROWS_SQL)
+        than ``ON CONFLICT``, a third of a flush of ~1,000 events), and so do the orders when
+        none of them was written before by this writer in a state that may change
+        (``NEW_ORDERS_SQL``: a market order's SUBMITTED and FILLED come in one batch but at
+        its end); when a key of the batch is stored already, that transaction fails and the
+        batch is written with the tables' rules (``INSERT_SQL``)."""
+        orders = batch.rows[ORDERS.name]
+        open_orders = self._open_orders
+        known = any(key in open_orders for key in orders)
+        error = self._transaction(batch, NEW_ROWS_SQL if known else NEW_ORDERS_SQL)
         if error is _STORED:
             self.conflicts += 1
             error = self._transaction(batch, INSERT_SQL)
-        return None if error is _STORED else error
+        if error is not None:
+            return error
+        for key, row in orders.items():
+            if row[_ORDER_STATUS] in _FINAL:
+                open_orders.pop(key, None)
+            else:
+                open_orders[key] = None
+        while len(open_orders) > self.MAX_OPEN_ORDERS:
+            del open_orders[next(iter(open_orders))]
+        return None
 
     def _transaction(self, batch: Batch, sql: Mapping[str, str]) -> str | None:
         """``_write`` with the INSERTs of ``sql``; ``_STORED`` when a plain INSERT met a key
@@ -667,7 +691,7 @@ class HistoryWriter:
                 self._reopen = True  # DuckDB refuses everything until the database is reopened
             with contextlib.suppress(duckdb.Error):  # no transaction left to roll back
                 conn.execute("ROLLBACK")
-            if sql is NEW_ROWS_SQL and stored_key(exc):
+            if sql is not INSERT_SQL and stored_key(exc):
                 return _STORED
             return f"{type(exc).__name__}: {exc}".replace("\n", " ")
         self.flushes += 1
