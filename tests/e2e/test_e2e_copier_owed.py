@@ -6,9 +6,20 @@ workers."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
-from tests.copier_support import BUY, close, orders_of, place, relate, sims, stats, wait_net
-from tests.support import wait_ready, wait_until
+from tests.copier_support import (
+    BUY,
+    close,
+    orders_of,
+    place,
+    positions,
+    relate,
+    sims,
+    stats,
+    wait_net,
+)
+from tests.support import create_sim, wait_ready, wait_until
 
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, instance_pb2, stream_pb2
@@ -104,3 +115,60 @@ def test_an_owed_close_the_gate_keeps_refusing_is_counted_and_told_once(
     closes = [o for o in orders_of(server, "gf", "gated.") if ":c" in o.client_order_id]
     assert [o.client_order_id for o in closes] == [cid], closes
     assert dict(stats(server, "gated").skipped) == skipped
+
+
+def _bid(server: ServerProcess, instance_id: str) -> float:
+    request = stream_pb2.StreamTicksRequest(instance_ids=[instance_id], symbols=["EURUSD"])
+    ticks = server.streams.StreamTicks(request, timeout=30)
+    try:
+        return float(next(iter(ticks)).ticks[0].bid)
+    finally:
+        ticks.cancel()
+
+
+def _buy_between_stops(server: ServerProcess, instance_id: str) -> common_pb2.Order:
+    """A 0.01 buy whose stop loss and take profit are 5 points either side of the bid: the
+    price walk (a point per tick at most) soon reaches one of them."""
+    for attempt in range(10):
+        bid = _bid(server, instance_id)
+        order = place(
+            server,
+            instance_id,
+            f"{instance_id}-{attempt}",
+            BUY,
+            0.01,
+            stop_loss=round(bid - 5e-5, 5),
+            take_profit=round(bid + 5e-5, 5),
+        )
+        if order.status == common_pb2.ORDER_STATUS_FILLED:
+            return order
+    raise AssertionError("no buy with stops 5 points away was filled")
+
+
+def test_a_master_closed_by_its_stop_while_its_worker_was_dead_closes_the_copy(
+    tmp_path: Path,
+) -> None:
+    """The master's position closes on its SL/TP and its worker dies right after journaling
+    that close, before any frame of it left (MT5EXEC_SIM_KILL_AFTER_TRIGGER): the engine never
+    sees the deal. Restarted, the worker reports the master without the position: the copy
+    (made without stops, so only the master's close closes it) is closed, once."""
+    with ServerProcess(tmp_path, env={"MT5EXEC_SIM_KILL_AFTER_TRIGGER": "1"}) as server:
+        create_sim(server, "sm", tick_rate=20)
+        create_sim(server, "sf")
+        relate(server, "stopped", "sm", "sf")
+        opened = _buy_between_stops(server, "sm")
+        wait_net(server, "sf", 0.01)
+
+        def master() -> common_pb2.Instance:
+            request = instance_pb2.GetInstanceRequest(instance_id="sm")
+            return server.instances.GetInstance(request, timeout=10).instance
+
+        wait_until(
+            "the master's worker killed by its stop's fill, and restarted",
+            lambda: master().restarts >= 1 and master().state == common_pb2.INSTANCE_STATE_READY,
+        )
+        assert [p.ticket for p in positions(server, "sm")] == [], opened
+        wait_net(server, "sf", 0.0)
+        closes = [o for o in orders_of(server, "sf", "stopped.") if ":c" in o.client_order_id]
+        assert len(closes) == 1 and closes[0].client_order_id.endswith(":0:c0"), closes
+        assert stats(server, "stopped").copies == 2

@@ -30,7 +30,10 @@ def _saved(server: ServerProcess) -> dict[str, object]:
     path = server.data_dir / "copy_stats.json"
     if not path.exists():
         return {}
-    (relation,) = json.loads(path.read_text())["relations"]
+    saved = json.loads(path.read_text())["relations"]
+    if not saved:
+        return {}  # saved before the relation was made (a save every 2 s when changed)
+    (relation,) = saved
     assert isinstance(relation, dict)
     return relation
 

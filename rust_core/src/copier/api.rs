@@ -222,7 +222,7 @@ impl Engine {
         let removed = shared.copier.restore_removed(relation, defaults);
         removed.restore(saved);
         // The follower ready already: made now (else when it is).
-        super::recovery::close_owed(shared, &removed, true);
+        super::recovery::close_owed(shared, &removed, super::recovery::Gone::No);
         Ok(())
     }
 

@@ -727,12 +727,14 @@ fn master_trade(master: &Instance, deal: &t::DealReport, side: v1::Side) -> Mast
 }
 
 /// The master's positions as reported: SL/TP changes of copied positions are applied to
-/// their copies (relations that copy stops).
+/// their copies (relations that copy stops); the first report of a restarted worker closes
+/// the copies of positions gone meanwhile ([`super::recovery::on_master_reported`]).
 pub fn on_master_positions(shared: &Arc<Shared>, master: &Instance) {
     let relations = shared.copier.of_master(&master.spec.instance_id);
     if relations.is_empty() {
         return;
     }
+    super::recovery::on_master_reported(shared, master, &relations);
     let positions: Vec<(u64, f64, f64)> = master
         .live
         .lock()

@@ -221,6 +221,9 @@ pub struct Copier {
     /// Relations removed while they still owed closes (their follower not ready, or
     /// refusing): the closes are made when it is ready, then the relation is let go.
     draining: Mutex<Vec<Arc<Relation>>>,
+    /// By master instance: when its worker became ready, for the last worker whose first
+    /// positions were checked for positions gone while it was away.
+    masters_checked: Mutex<HashMap<String, std::time::Instant>>,
 }
 
 impl Copier {
@@ -396,6 +399,15 @@ impl Copier {
                 .iter()
                 .any(|(p, follower)| p == prefix && follower == instance_id)
         })
+    }
+
+    /// Whether master `instance_id`'s worker that became ready `at` has its first positions
+    /// checked now (false: done already).
+    pub fn first_check(&self, instance_id: &str, at: std::time::Instant) -> bool {
+        self.masters_checked
+            .lock()
+            .insert(instance_id.to_owned(), at)
+            != Some(at)
     }
 
     /// Every relation, by id (then owner).

@@ -69,19 +69,70 @@ fn ready(state: v1::InstanceState) -> bool {
     )
 }
 
+/// Which copies of master positions gone are closed, besides the closes owed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gone {
+    /// None: only the closes owed (a deleted relation's, the retries).
+    No,
+    /// Those rebuilt from the follower's journal (their master position closed while the
+    /// server was down).
+    Rebuilt,
+    /// Every one: the master has just reported its positions after its worker (re)started,
+    /// before any deal of the new worker, so a linked position not among them closed while
+    /// its worker was away (an SL/TP or stop-out whose deal never reached the engine).
+    All,
+}
+
 /// An instance became ready: the closes its relations owe are made (a master close the
-/// follower was not ready for, or refused), and copies whose master position is gone while
-/// the server was down are closed (`<relation>:<position>:0:c<i>`, the same at every pass).
-/// Relations deleted while they owed closes make those (and only those).
+/// follower was not ready for, or refused), and copies whose master position is gone are
+/// closed (`<relation>:<position>:0:c<i>`, the same at every pass): as the master, every
+/// copy of a position it no longer holds (closed while its worker was away; owed when the
+/// follower is not ready), as the follower, the copies rebuilt from its journal (closed while
+/// the server was down). Relations deleted while they owed closes make those (and only those).
 pub fn on_ready(shared: &Arc<Shared>, instance_id: &str) {
-    for relation in shared.copier.naming(instance_id) {
-        close_owed(shared, &relation, false);
-    }
     let Ok(instance) = shared.instance(instance_id) else {
         return;
     };
+    // Its positions known since its worker started (at the server's start: else the ones of
+    // the worker before stand until the new worker reports, see [`on_master_reported`]).
+    let reported = fresh(&instance).is_some_and(|at| shared.copier.first_check(instance_id, at));
+    for relation in shared.copier.naming(instance_id) {
+        let gone = if reported && relation.spec.master_instance_id == instance_id {
+            Gone::All
+        } else {
+            Gone::Rebuilt
+        };
+        close_owed(shared, &relation, gone);
+    }
     for relation in shared.copier.draining(instance_id, &instance.spec.owner) {
-        close_owed(shared, &relation, true);
+        close_owed(shared, &relation, Gone::No);
+    }
+}
+
+/// When the instance's worker became ready, if it is ready and has reported its positions
+/// since.
+fn fresh(instance: &crate::supervisor::Instance) -> Option<Instant> {
+    let live = instance.live.lock();
+    (live.positions_fresh && ready(live.state))
+        .then_some(live.ready_at)
+        .flatten()
+}
+
+/// A master's positions reported: the first report of a worker that became ready before it
+/// (a restarted worker: READY at once, on the positions its predecessor reported) closes the
+/// copies of every position gone meanwhile ([`Gone::All`]): closed on its SL/TP or a stop-out
+/// while no worker was there to report the deal.
+pub fn on_master_reported(
+    shared: &Arc<Shared>,
+    master: &crate::supervisor::Instance,
+    relations: &[Arc<Relation>],
+) {
+    let Some(at) = fresh(master) else { return };
+    if !shared.copier.first_check(&master.spec.instance_id, at) {
+        return;
+    }
+    for relation in relations {
+        close_owed(shared, relation, Gone::All);
     }
 }
 
@@ -89,14 +140,13 @@ pub fn on_ready(shared: &Arc<Shared>, instance_id: &str) {
 /// are tried again.
 const OWED_GIVE_UP: Duration = Duration::from_secs(60);
 
-/// See [`on_ready`]; `owed_only`: not the copies of master positions gone meanwhile (a
-/// deleted relation's). Closes still owed after it (the follower refused them for now) are
+/// See [`on_ready`]; `gone`: which copies of master positions gone are closed too. Closes still owed after it (the follower refused them for now) are
 /// tried again every [`EVERY`] on a task of their own, for [`OWED_GIVE_UP`] (then at the next
 /// ready): each under the ids its master close gave it, so never made twice. A refusal is
 /// counted and told once per owed close and reason (a retry refused alike is quiet: the gate
 /// is asked first as a dry run); a close still refused at the end is told given up, once.
-pub fn close_owed(shared: &Arc<Shared>, relation: &Arc<Relation>, owed_only: bool) {
-    close_owed_once(shared, relation, owed_only);
+pub fn close_owed(shared: &Arc<Shared>, relation: &Arc<Relation>, gone: Gone) {
+    close_owed_once(shared, relation, gone);
     if !relation.links.lock().owes() || relation.retrying_owed.swap(true, Ordering::AcqRel) {
         return;
     }
@@ -106,7 +156,7 @@ pub fn close_owed(shared: &Arc<Shared>, relation: &Arc<Relation>, owed_only: boo
         let started = Instant::now();
         while started.elapsed() < OWED_GIVE_UP && relation.links.lock().owes() {
             tokio::time::sleep(EVERY).await;
-            close_owed_once(&shared, &relation, true);
+            close_owed_once(&shared, &relation, Gone::No);
         }
         give_up(&shared, &relation);
         relation.retrying_owed.store(false, Ordering::Release);
@@ -146,25 +196,31 @@ fn give_up(shared: &Shared, relation: &Relation) {
     }
 }
 
-fn close_owed_once(shared: &Arc<Shared>, relation: &Arc<Relation>, owed_only: bool) {
+fn close_owed_once(shared: &Arc<Shared>, relation: &Arc<Relation>, gone: Gone) {
     let r = &relation.spec;
     let Ok(follower) = shared.instance(&r.follower_instance_id) else {
         return;
     };
-    {
+    let follower_ready = {
         let live = follower.live.lock();
-        if !live.positions_reported || !ready(live.state) {
-            return;
+        let up = live.positions_reported && ready(live.state);
+        if up {
+            let mut links = relation.links.lock();
+            if !links.rebuilt {
+                links.rebuild(&relation.prefix, &live.book);
+            }
         }
-        let mut links = relation.links.lock();
-        if !links.rebuilt {
-            links.rebuild(&relation.prefix, &live.book);
-        }
+        up
+    };
+    // The follower away, only a master's positions gone are worth a look: their closes are
+    // owed (and made when it is ready).
+    if !follower_ready && gone != Gone::All {
+        return;
     }
-    // The master's open positions, when it reported them since it (and the server) started.
+    // The master's open positions, when its worker reported them since it started.
     let open: Option<Vec<u64>> = shared.instance(&r.master_instance_id).ok().and_then(|m| {
         let live = m.live.lock();
-        (live.positions_reported && ready(live.state))
+        (live.positions_fresh && ready(live.state))
             .then(|| live.positions.iter().map(|p| p.ticket).collect())
     });
     let owed: Vec<(u64, f64)> = relation
@@ -173,13 +229,17 @@ fn close_owed_once(shared: &Arc<Shared>, relation: &Arc<Relation>, owed_only: bo
         .by_position
         .iter()
         .filter_map(|(position, link)| {
-            if link.owed > 0.0 {
+            let closed = match gone {
+                Gone::No => false,
+                Gone::Rebuilt => link.rebuilt,
+                Gone::All => true,
+            } && open.as_ref().is_some_and(|o| !o.contains(position));
+            if closed {
+                // All of it: the rest of what is owed already (0: the close owed, whole).
+                let rest = (link.master_volume - link.owed).max(0.0);
+                (follower_ready || rest > 1e-9).then_some((*position, rest))
+            } else if follower_ready && link.owed > 0.0 {
                 Some((*position, 0.0))
-            } else if !owed_only
-                && link.rebuilt
-                && open.as_ref().is_some_and(|o| !o.contains(position))
-            {
-                Some((*position, link.master_volume))
             } else {
                 None
             }
