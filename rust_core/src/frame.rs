@@ -65,8 +65,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
-    /// A complete frame already read, if there is one.
-    fn buffered(&mut self) -> std::io::Result<Option<Bytes>> {
+    /// A complete frame already read, if there is one (no I/O).
+    ///
+    /// # Errors
+    /// A frame over [`MAX_FRAME`].
+    pub fn buffered(&mut self) -> std::io::Result<Option<Bytes>> {
         let Some(header) = self.buf.get(..4) else {
             return Ok(None);
         };
@@ -114,6 +117,26 @@ mod tests {
             );
         }
         assert!(frames.next().await.expect("eof").is_none());
+    }
+
+    /// What one read brought in is handed out frame by frame without another read: the
+    /// frames a worker wrote together (an order's answer) are handled as one batch.
+    #[tokio::test]
+    async fn frames_read_together_are_buffered_whole_and_a_partial_one_waits() {
+        let mut bytes: Vec<u8> = (1..=3).flat_map(|s| encode(&heartbeat(s))).collect();
+        let fourth = encode(&heartbeat(4));
+        bytes.extend_from_slice(&fourth[..3]);
+        let mut frames = FrameReader::new(&bytes[..]);
+        let first = frames.next().await.expect("read").expect("frame");
+        assert_eq!(WorkerFrame::decode(first).expect("decode"), heartbeat(1));
+        for sequence in [2, 3] {
+            let payload = frames.buffered().expect("buffered").expect("frame");
+            assert_eq!(
+                WorkerFrame::decode(payload).expect("decode"),
+                heartbeat(sequence)
+            );
+        }
+        assert!(frames.buffered().expect("partial").is_none());
     }
 
     #[tokio::test]

@@ -429,10 +429,20 @@ async fn serve(
             // Cancel-safe: a watchdog tick in the middle of a frame loses none of it.
             read = reader.next() => match read {
                 Ok(Some(payload)) => {
-                    handle_payload(shared, instance, &payload)?;
-                    if awaiting_positions && instance.live.lock().positions_reported {
-                        awaiting_positions = false;
-                        become_ready(shared, instance);
+                    // The frames the worker wrote together (an order's deal, snapshots and
+                    // result) are handled under one hold of the notifier: what they publish
+                    // and complete wakes the event loop once, not once per frame.
+                    let _hold = shared.notifier.hold();
+                    let mut next = Some(payload);
+                    while let Some(payload) = next {
+                        handle_payload(shared, instance, &payload)?;
+                        if awaiting_positions && instance.live.lock().positions_reported {
+                            awaiting_positions = false;
+                            become_ready(shared, instance);
+                        }
+                        next = reader
+                            .buffered()
+                            .map_err(|e| worker_error(reason::PROTOCOL_ERROR, e.to_string()))?;
                     }
                 }
                 // The worker closed the connection: if it is exiting, say how (a crash ends
