@@ -130,7 +130,8 @@ def write_record(directory: Path, record: InstanceRecord) -> None:
     RecordWriter().write_now(directory, record)
 
 
-# Test hook: while the file this names exists, every record write waits (a disk that hangs).
+# Test hook: while the file this names exists, every record write waits (a disk that hangs);
+# when the file names an instance id, only the writes of that instance's record wait.
 WRITE_GATE_ENV = "MT5EXEC_TEST_RECORD_WRITE_GATE"
 
 
@@ -181,7 +182,7 @@ class RecordWriter:
         with file.lock:
             if snapshot.number <= max(file.written, file.retired):
                 return False
-            self._wait_gate()
+            self._wait_gate(snapshot.directory.name)
             snapshot.directory.mkdir(parents=True, exist_ok=True)
             atomic_write(snapshot.directory / RECORD_NAME, snapshot.data)
             file.written = snapshot.number
@@ -206,8 +207,14 @@ class RecordWriter:
         with self._file(directory).lock:
             pass
 
-    def _wait_gate(self) -> None:
+    def _wait_gate(self, instance_id: str) -> None:
         if self._gate is None:
+            return
+        try:
+            only = self._gate.read_text().strip()
+        except OSError:
+            return  # no gate
+        if only and only != instance_id:
             return
         held = self._gate.with_name(self._gate.name + ".held")
         while self._gate.exists():

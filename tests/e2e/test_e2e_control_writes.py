@@ -9,6 +9,7 @@ the ``MT5EXEC_TEST_RECORD_WRITE_GATE`` hook (every record write waits while its 
 from __future__ import annotations
 
 import json
+import random
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -131,44 +132,49 @@ def test_a_restriction_is_in_force_while_its_write_hangs_and_answered_once_writt
         server.kill()
 
 
+def in_force_and_on_disk(server: ServerProcess, data: Path, instance_id: str) -> None:
+    """The record on disk says what is in force (kill switch, trading state, the volume
+    limit, the config version)."""
+    instance = get(server, instance_id)
+    record = on_disk(data, instance_id)
+    state = common_pb2.TradingState.Name(instance.trading_state)
+    assert (
+        record["kill_switch"],
+        record["config"].get("trading_state", "TRADING_STATE_ACTIVE"),
+        record["config"]["risk"]["max_order_volume"],
+        record["config_version"],
+    ) == (
+        instance.kill_switch,
+        state,
+        instance.config.risk.max_order_volume,
+        instance.config_version,
+    ), instance
+
+
 def test_concurrent_control_calls_leave_on_disk_what_is_in_force(tmp_path: Path) -> None:
-    """Kill switch, trading state and limit changes of one instance from several threads at
-    once, orders beside them (their daily counters written too): once all have answered, the
-    record on disk is the state in force, and a kill -9 and a restart keep it."""
+    """Rounds of kill switch, trading state and limit changes of one instance, each round's
+    six calls at once from six threads, started in a shuffled order: once a round's calls
+    have answered, the record on disk is the state in force; a kill -9 and a restart keep
+    it."""
     data = tmp_path / "data"
     server = ServerProcess(data, env=ENV).start()
+    shuffled = random.Random(25)
+    changes: list[Callable[[], object]] = [
+        lambda: kill_switch(server, "cw2", engaged=True),
+        lambda: kill_switch(server, "cw2", engaged=False),
+        lambda: set_state(server, "cw2", HALTED),
+        lambda: set_state(server, "cw2", ACTIVE),
+        lambda: max_volume(server, "cw2", 0.5),
+        lambda: max_volume(server, "cw2", 5.0),
+    ]
     try:
         create_sim(server, "cw2", risk=BULK_RISK)
-
-        def calls(kind: int) -> Callable[[], None]:
-            return lambda: alternate(kind)
-
-        def alternate(kind: int) -> None:
-            for i in range(12):
-                if kind == 0:
-                    kill_switch(server, "cw2", engaged=i % 2 == 0)
-                elif kind == 1:
-                    set_state(server, "cw2", HALTED if i % 2 == 0 else ACTIVE)
-                elif kind == 2:
-                    max_volume(server, "cw2", 0.5 if i % 2 == 0 else 5.0)
-                else:
-                    try:
-                        server.orders.PlaceOrder(market("cw2", f"o-{i}"), timeout=60)
-                    except grpc.RpcError as e:
-                        refused.append(e.code())
-
-        refused: list[grpc.StatusCode] = []
-        threads = [Call(calls(kind)) for kind in (0, 0, 1, 1, 2, 2, 3)]
-        for thread in threads:
-            thread.result()
-        assert set(refused) <= {grpc.StatusCode.FAILED_PRECONDITION}, refused
+        for _ in range(15):
+            shuffled.shuffle(changes)
+            for call in [Call(change) for change in changes]:
+                call.result()
+            in_force_and_on_disk(server, data, "cw2")
         before = get(server, "cw2")
-        record = on_disk(data, "cw2")
-        assert record["kill_switch"] is before.kill_switch
-        state = record["config"].get("trading_state", "TRADING_STATE_ACTIVE")
-        assert state == common_pb2.TradingState.Name(before.trading_state)
-        assert record["config"]["risk"]["max_order_volume"] == before.config.risk.max_order_volume
-        assert record["config_version"] == before.config_version
     finally:
         server.kill()
     server = ServerProcess(data, env=ENV).start()
@@ -280,3 +286,48 @@ def test_a_restriction_made_while_a_loosening_is_written_holds_when_its_write_fa
             assert on_disk(disk.path, "cw4")["config"]["risk"]["max_order_volume"] == 1.0
         finally:
             server.kill()
+
+
+def test_the_daily_counters_never_write_a_copy_older_than_a_change_being_written(
+    tmp_path: Path,
+) -> None:
+    """A wider volume limit of cw5 is being written (held: the gate names cw5 alone) while
+    orders change the daily counters of cw5 and cw6. The counters' save passes cw5 by while
+    its change is written (a copy of cw5 taken then would hold the old limit and land after
+    the change); cw6's counters land meanwhile. Once the change lands, cw5's counters follow
+    and the record keeps the wider limit."""
+    gate = tmp_path / "gate"
+    data = tmp_path / "data"
+    env = {**ENV, registry.WRITE_GATE_ENV: str(gate)}
+    server = ServerProcess(data, env=env).start()
+    try:
+        for instance_id in ("cw5", "cw6"):
+            create_sim(server, instance_id, risk=BULK_RISK)
+        max_volume(server, "cw5", 1.0)
+
+        def trades(instance_id: str) -> int:
+            return int((on_disk(data, instance_id)["risk_day"] or [0, 0])[1])
+
+        server.orders.PlaceOrder(market("cw5", "first"), timeout=60)
+        wait_until("cw5's first order counted on disk", lambda: trades("cw5") == 1)
+        gate.write_text("cw5")
+        wider = Call(lambda: max_volume(server, "cw5", 5.0))
+        wait_until(
+            "the wider limit is being written",
+            lambda: (
+                logged(data, "cw5: config change asked (at version 2)") == 1
+                and (tmp_path / "gate.held").exists()
+            ),
+        )
+        server.orders.PlaceOrder(market("cw5", "second"), timeout=60)
+        server.orders.PlaceOrder(market("cw6", "first"), timeout=60)
+        # A pass of the counters' save after both orders: cw6's are written.
+        wait_until("cw6's order counted on disk", lambda: trades("cw6") == 1)
+        assert on_disk(data, "cw5")["config"]["risk"]["max_order_volume"] == 1.0  # held
+        gate.unlink()
+        wider.result()
+        wait_until("cw5's second order counted on disk", lambda: trades("cw5") == 2)
+        assert on_disk(data, "cw5")["config"]["risk"]["max_order_volume"] == 5.0
+        assert get(server, "cw5").config.risk.max_order_volume == 5.0
+    finally:
+        server.kill()
