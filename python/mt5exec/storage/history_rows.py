@@ -52,17 +52,13 @@ def _enum(names: Mapping[int, str | None], number: int) -> str | None:
 _EPOCH: Final = dt.datetime(1970, 1, 1)
 
 
-def _ts(msg: Any, field: str) -> int | None:
-    """A Timestamp field as microseconds since the epoch (how rows stage times); None when
-    the field is not set."""
+def _ts(msg: Any, field: str, otherwise: int | None = None) -> int | None:
+    """A Timestamp field as microseconds since the epoch (how rows stage times);
+    ``otherwise`` when the field is not set."""
     if not msg.HasField(field):
-        return None
+        return otherwise
     stamp = getattr(msg, field)
-    return int(stamp.seconds * 1_000_000 + stamp.nanos // 1000)
-
-
-def _or(first: int | None, second: int | None) -> int | None:
-    return second if first is None else first
+    return stamp.seconds * 1_000_000 + stamp.nanos // 1000  # type: ignore[no-any-return]
 
 
 def from_ns(ns: int) -> dt.datetime:
@@ -102,9 +98,15 @@ def _encoded_order(order: Any, instance_id: str, encoded: bytes | None) -> bytes
 
 
 def order_row(
-    order: Any, recorded: int, instance_id: str = "", encoded: bytes | None = None
+    order: Any,
+    recorded: int,
+    instance_id: str = "",
+    encoded: bytes | None = None,
+    created: int | None = None,
+    updated: int | None = None,
 ) -> Row:
-    """``encoded``: the order's bytes as they came, when the caller has them."""
+    """``encoded``: the order's bytes as they came, when the caller has them; ``created``
+    and ``updated``: its times in µs, when the caller has them (``updated`` None: read)."""
     return (
         order.instance_id or instance_id,
         order.client_order_id,
@@ -129,8 +131,8 @@ def order_row(
         order.status_message,
         order.reject_reason or None,
         order.comment,
-        _or(_ts(order, "created_time"), 0),
-        _ts(order, "updated_time"),
+        _ts(order, "created_time", 0) if created is None else created,
+        _ts(order, "updated_time") if updated is None else updated,
         recorded,
         _encoded_order(order, instance_id, encoded),
     )
@@ -151,12 +153,19 @@ class OrderVersion:
         self.key = (
             order.instance_id or instance_id,
             order.client_order_id,
-            _or(_ts(order, "created_time"), 0),
+            _ts(order, "created_time", 0),
         )
         self.updated = _ts(order, "updated_time")
 
     def row(self) -> Row:
-        return order_row(self._order, self._recorded, self._instance_id, self._encoded)
+        return order_row(
+            self._order,
+            self._recorded,
+            self._instance_id,
+            self._encoded,
+            *self.key[2:],
+            self.updated,
+        )
 
 
 def execution_rows(raw: bytes, recorded: int) -> tuple[Row, OrderVersion | None, Row | None] | None:
@@ -168,7 +177,9 @@ def execution_rows(raw: bytes, recorded: int) -> tuple[Row, OrderVersion | None,
     if kind == "fill":
         fill = event.fill
         instance_id = event.instance_id or fill.instance_id
-        when = _or(_ts(event, "time"), _ts(fill, "time"))
+        when = _ts(event, "time")
+        if when is None:
+            when = _ts(fill, "time")
         side, entry = _enum(_SIDE, fill.side), _enum(_ENTRY, fill.entry)
         execution: Row = (
             instance_id,
@@ -218,7 +229,7 @@ def execution_rows(raw: bytes, recorded: int) -> tuple[Row, OrderVersion | None,
                 fill.profit,
                 fill.commission,
                 fill.swap,
-                _or(_ts(fill, "time"), when),
+                _ts(fill, "time", when),
                 recorded,
                 _enum(_FILL_REASON, fill.reason),
             )
@@ -226,11 +237,12 @@ def execution_rows(raw: bytes, recorded: int) -> tuple[Row, OrderVersion | None,
     if kind == "order_update":
         order = event.order_update
         instance_id = event.instance_id or order.instance_id
+        when = _ts(event, "time")
         execution = (
             instance_id,
             event.sequence,
             "order",
-            _or(_ts(event, "time"), _ts(order, "updated_time")),
+            _ts(order, "updated_time") if when is None else when,
             order.client_order_id,
             order.order_id,
             order.position_id,
