@@ -167,6 +167,7 @@ _CORE_ERRORS = _CoreErrors()
 
 # A deadline that never comes (no order waiting).
 _NEVER: Final = float("inf")
+_TICK_S: Final = 0.001
 
 
 def validate_risk_limits(limits: common_pb2.RiskLimits) -> None:
@@ -889,7 +890,9 @@ class Engine:
         loop = self._loop
         if loop is None:
             return
-        now, upcoming = loop.time(), _NEVER
+        # Within a tick of the loop's clock (uvloop's counts in ms) a deadline is due: not
+        # due, it would set the timer again for less than a tick, which runs at once.
+        now, upcoming = loop.time() + _TICK_S, _NEVER
         due = []
         for token, order in self._orders.items():
             if order.deadline <= now:

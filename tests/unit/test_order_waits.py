@@ -53,3 +53,33 @@ def test_each_wait_expires_at_its_own_deadline_and_a_cancelled_one_is_forgotten(
     assert "within 0.4 s" in expired_late.message
     assert slow_waits and waiting == 1
     assert left == 0
+
+
+async def _timer_runs(tmp: Path) -> int:
+    engine = Engine(EngineConfig(journal_path=tmp / "orders.journal"))
+    engine.attach(asyncio.get_running_loop())
+    runs = 0
+    due = engine._orders_due
+
+    def counted() -> None:
+        nonlocal runs
+        runs += 1
+        due()
+
+    engine._orders_due = counted  # type: ignore[method-assign]
+    try:
+        # Deadlines between two ticks of uvloop's clock (it counts in ms).
+        waits = [engine._order(UNANSWERED + i, 0.2004 + i * 0.0003, "") for i in range(5)]
+        async with asyncio.timeout(60):
+            for wait in waits:
+                with pytest.raises(MT5ExecError):
+                    await wait
+        return runs
+    finally:
+        engine.detach()
+
+
+def test_the_shared_timer_does_not_spin_on_a_deadline_between_clock_ticks(tmp_path: Path) -> None:
+    # Before: a deadline a fraction of a ms past the timer's tick set the timer again for
+    # less than a tick (run at once) until the clock moved on: hundreds of runs.
+    assert uvloop.run(_timer_runs(tmp_path)) <= 10
