@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import logging
 import re
 import shutil
@@ -452,6 +453,12 @@ class InstanceService(risk_control.RiskControls):
                 password=password,
             )
             await self._write(record)
+            # The kill switches as they are now, not before the write: one engaged meanwhile
+            # reached only the instances registered then (and one released meanwhile
+            # released those), and nothing awaits from here to the registration.
+            spec = dataclasses.replace(
+                spec, kill_switch=record.kill_switch or self._kill_scopes.covers(record.owner)
+            )
             # Registers at once (or raises, registering nothing); awaiting waits for READY.
             ready = self._engine.create_instance(spec)
             self._records[instance_id] = record

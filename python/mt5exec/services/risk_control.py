@@ -669,7 +669,10 @@ class RiskControls:
         if not any(record.instance_id in self._engaging for record in records):
             return self._engine.release_kill_switch(scope.instance_id, scope.owner)
         released = []
-        for record in records:
+        # The records in the scope now: an instance created meanwhile took the switch in force
+        # then (``_register``), which this release releases too.
+        current = records if scope.instance_id is not None else self._records_in(scope)
+        for record in current:
             if record.instance_id not in self._engaging:
                 released += self._engine.release_kill_switch(record.instance_id, None)
         return released
