@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.e2e.test_e2e_control_writes import ENV, Call, get, on_disk, refusal
+from tests.e2e.test_e2e_control_writes import ENV, HALTED, Call, get, on_disk, refusal, set_state
+from tests.e2e.test_e2e_instance_files import LOGIN, PASSWORD, create_mt5, mt5_server
 from tests.support import create_sim, wait_ready, wait_until
 
 from mt5exec import registry
@@ -80,5 +81,33 @@ def test_a_global_kill_switch_released_while_an_instance_is_created_leaves_it_co
     try:
         wait_ready(server, "new2")
         assert refusal(server, "new2") == in_force
+    finally:
+        server.kill()
+
+
+def test_a_new_login_is_not_lost_to_a_config_change_written_meanwhile(tmp_path: Path) -> None:
+    """HALTED of an MT5 instance is being written when UpdateCredentials gives it a new
+    login: once both answered, its record has the new login (and HALTED)."""
+    _, data = mt5_server(tmp_path)
+    gate = tmp_path / "gate"
+    env = {**ENV, registry.WRITE_GATE_ENV: str(gate)}
+    server = ServerProcess(data, config=tmp_path / "mt5exec.toml", env=env).start()
+    try:
+        create_mt5(server, data, "cred")
+        gate.write_text("cred")
+        halt = Call(lambda: set_state(server, "cred", HALTED))
+        wait_until("the HALTED write held", (tmp_path / "gate.held").exists)
+        update = instance_pb2.UpdateCredentialsRequest(
+            instance_id="cred", password=PASSWORD, login=LOGIN + 1
+        )
+        cred = Call(lambda: server.instances.UpdateCredentials(update, timeout=60))
+        worker = data / "instances" / "default" / "cred" / "config" / "worker.json"
+        wait_until("worker.json has the new login", lambda: str(LOGIN + 1) in worker.read_text())
+        gate.unlink()
+        halt.result()
+        cred.result()
+        record = on_disk(data, "cred")
+        assert int(record["config"]["login"]) == LOGIN + 1
+        assert record["config"]["trading_state"] == "TRADING_STATE_HALTED"
     finally:
         server.kill()

@@ -460,7 +460,10 @@ class RiskControls:
                 in_force=f"{record.instance_id}: " + ", ".join(in_force),
                 not_applied=", ".join(waiting),
             ) from None
-        record.config = candidate.config
+        # Only what this change made: the rest of the config may have changed meanwhile (an
+        # UpdateCredentials' login and server), and is saved by its own write.
+        record.config.risk.CopyFrom(new_limits)
+        record.config.trading_state = new_state
         record.config_version = version
         instance = self._apply(record.instance_id, new_limits, new_state, version)
         self._config_event(record, (old_limits, old_state), (new_limits, new_state), True, reason)
