@@ -11,6 +11,7 @@ from pathlib import Path
 from tests.copier_support import (
     BUY,
     close,
+    net,
     orders_of,
     place,
     positions,
@@ -172,3 +173,48 @@ def test_a_master_closed_by_its_stop_while_its_worker_was_dead_closes_the_copy(
         closes = [o for o in orders_of(server, "sf", "stopped.") if ":c" in o.client_order_id]
         assert len(closes) == 1 and closes[0].client_order_id.endswith(":0:c0"), closes
         assert stats(server, "stopped").copies == 2
+
+
+def test_a_trade_made_while_the_follower_was_stopped_is_copied_once_it_is_back(
+    server: ServerProcess,
+) -> None:
+    """The follower stopped (not deleted) while the master opens a position: the copy is
+    skipped then (INSTANCE_NOT_READY, once), and made when the follower is back, under the
+    recovery's id; coming back again (and the master trading again meanwhile) makes no
+    second copy of it."""
+    sims(server, "bm", "bf")
+    relate(server, "back", "bm", "bf")
+
+    def stop_follower() -> None:
+        server.instances.StopInstance(
+            instance_pb2.StopInstanceRequest(instance_id="bf"), timeout=60
+        )
+
+    def start_follower() -> None:
+        server.instances.StartInstance(
+            instance_pb2.StartInstanceRequest(instance_id="bf"), timeout=120
+        )
+        wait_ready(server, "bf")
+
+    stop_follower()
+    first = place(server, "bm", "bm-1", BUY, 0.01)
+    wait_until("the copy skipped", lambda: stats(server, "back").skipped["INSTANCE_NOT_READY"] == 1)
+    start_follower()
+    wait_net(server, "bf", 0.01)
+    stop_follower()
+    second = place(server, "bm", "bm-2", BUY, 0.02)
+    wait_until("the copy skipped", lambda: stats(server, "back").skipped["INSTANCE_NOT_READY"] == 2)
+    start_follower()
+    wait_net(server, "bf", 0.03)
+    wait_until("caught up", lambda: stats(server, "back").recovered)
+    # The skips are in the follower's history too, as REJECTED orders that were never sent.
+    made = [
+        o for o in orders_of(server, "bf", "back.") if o.status == common_pb2.ORDER_STATUS_FILLED
+    ]
+    copies = sorted(o.client_order_id for o in made)
+    assert len(copies) == 2, copies
+    assert [c.split(":")[-1] for c in copies] == ["j", "j"], copies
+    assert {int(c.split(":")[1], 36) for c in copies} == {first.position_id, second.position_id}
+    assert dict(stats(server, "back").skipped) == {"INSTANCE_NOT_READY": 2}
+    assert stats(server, "back").copies == 2
+    assert net(server, "bf") == 0.03

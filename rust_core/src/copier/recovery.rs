@@ -6,7 +6,6 @@
 //! sent), so it is never made twice; one never submitted is made under the id of a late
 //! join (`<relation>:<position>:0:j`), the same at every recovery.
 
-use crate::reason;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -83,8 +82,10 @@ pub enum Gone {
     All,
 }
 
-/// An instance became ready: the closes its relations owe are made (a master close the
-/// follower was not ready for, or refused), and copies whose master position is gone are
+/// An instance became ready: as a follower, the master's positions (and, `copy_pending`,
+/// pending orders) it missed while away are copied ([`catch_up`]); the closes its relations
+/// owe are made (a master close the follower was not ready for, or refused), and copies
+/// whose master position is gone are
 /// closed (`<relation>:<position>:0:c<i>`, the same at every pass): as the master, every
 /// copy of a position it no longer holds (closed while its worker was away; owed when the
 /// follower is not ready), as the follower, the copies rebuilt from its journal (closed while
@@ -103,6 +104,13 @@ pub fn on_ready(shared: &Arc<Shared>, instance_id: &str) {
             Gone::Rebuilt
         };
         close_owed(shared, &relation, gone);
+        // Back, a follower gets the copies of what its master opened while it was away
+        // (skipped then, INSTANCE_NOT_READY): each once, as at a restart's recovery.
+        if relation.spec.follower_instance_id == instance_id
+            && !relation.spec.master_instance_id.is_empty()
+        {
+            spawn(shared, &relation);
+        }
     }
     for relation in shared.copier.draining(instance_id, &instance.spec.owner) {
         close_owed(shared, &relation, Gone::No);
@@ -314,7 +322,8 @@ pub fn catch_up(shared: &Arc<Shared>, relation: &Arc<Relation>) -> bool {
     let mut waiting = false;
     let missing: Vec<MasterTrade> = {
         let live = follower.live.lock();
-        if !live.positions_reported || !ready(live.state) {
+        // No price yet (the server just started): its copies would be refused NO_PRICE.
+        if !live.positions_reported || !ready(live.state) || live.last_ticks.is_empty() {
             return false;
         }
         relation.links.lock().rebuild(&relation.prefix, &live.book);
@@ -350,10 +359,7 @@ pub fn catch_up(shared: &Arc<Shared>, relation: &Arc<Relation>) -> bool {
     for trade in &missing {
         if let Err(e) = dispatch::open_now(shared, relation, trade, started) {
             if matches!(e.code, Code::Unavailable | Code::FailedPrecondition)
-                && matches!(
-                    e.reason,
-                    reason::INSTANCE_NOT_READY | reason::WORKER_UNAVAILABLE
-                )
+                && super::state::passing(e.reason)
             {
                 done = false;
             }

@@ -41,11 +41,16 @@ pub struct Saved {
     pub owed: Vec<OwedClose>,
 }
 
-/// A refusal worth trying again later (the follower was away), not a decision.
+/// A refusal worth trying again later (the follower was away, or just back without a
+/// price yet), not a decision.
 pub(super) fn passing(reason: &str) -> bool {
     matches!(
         reason,
-        reason::INSTANCE_NOT_READY | reason::WORKER_UNAVAILABLE | reason::FOLLOWER_NOT_FOUND
+        reason::INSTANCE_NOT_READY
+            | reason::WORKER_UNAVAILABLE
+            | reason::FOLLOWER_NOT_FOUND
+            | reason::NO_PRICE
+            | reason::STALE_TICK
     )
 }
 
