@@ -1,13 +1,15 @@
-"""A close the copier owes a follower (issue #20): tried again while the follower's gate
-refuses it, it is counted in the relation's statistics and told on the follower's execution
-stream once, and its outcome (given up, then made) is said once. Real server, real sim
-workers."""
+"""What the copier owes a follower that was away or refusing (issue #20): a close its gate
+keeps refusing is counted and told once, its outcome (given up, then made) said once; a master
+position closed on its stop while the master's worker was dead closes the copy (at once, or
+when the follower is back); a trade made while the follower was stopped is copied once it is
+back, once. Real server, real sim workers."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
+import grpc
 from tests.copier_support import (
     BUY,
     close,
@@ -23,7 +25,7 @@ from tests.copier_support import (
 from tests.support import create_sim, wait_ready, wait_until
 
 from mt5exec.testing import ServerProcess
-from mt5exec.v1 import common_pb2, instance_pb2, stream_pb2
+from mt5exec.v1 import common_pb2, instance_pb2, order_pb2, stream_pb2
 
 COPIER = "copy of relation"  # how the copier's own REJECTED updates begin their message
 
@@ -218,3 +220,49 @@ def test_a_trade_made_while_the_follower_was_stopped_is_copied_once_it_is_back(
     assert dict(stats(server, "back").skipped) == {"INSTANCE_NOT_READY": 2}
     assert stats(server, "back").copies == 2
     assert net(server, "bf") == 0.03
+
+
+def test_a_master_stopped_out_while_both_were_away_closes_the_copy_when_the_follower_is_back(
+    tmp_path: Path,
+) -> None:
+    """As above, the follower stopped meanwhile: the close is owed when the master's new
+    worker reports the position gone (INSTANCE_NOT_READY), and made, once, when the follower
+    is back."""
+    with ServerProcess(tmp_path, env={"MT5EXEC_SIM_KILL_AFTER_TRIGGER": "1"}) as server:
+        create_sim(server, "am", tick_rate=20)
+        create_sim(server, "af")
+        relate(server, "away", "am", "af")
+        opened = place(server, "am", "am-1", BUY, 0.01)
+        wait_net(server, "af", 0.01)
+        server.instances.StopInstance(
+            instance_pb2.StopInstanceRequest(instance_id="af"), timeout=60
+        )
+        for _ in range(10):  # stops 5 points either side of the bid (it may move meanwhile)
+            bid = _bid(server, "am")
+            request = order_pb2.ModifyPositionRequest(
+                instance_id="am",
+                position_id=opened.position_id,
+                stop_loss=round(bid - 5e-5, 5),
+                take_profit=round(bid + 5e-5, 5),
+            )
+            try:
+                server.orders.ModifyPosition(request, timeout=30)
+                break
+            except grpc.RpcError:
+                continue
+        wait_until(
+            "the close owed once the master's new worker reported",
+            lambda: stats(server, "away").skipped["INSTANCE_NOT_READY"] == 1,
+        )
+        assert positions(server, "am") == []
+        server.instances.StartInstance(
+            instance_pb2.StartInstanceRequest(instance_id="af"), timeout=120
+        )
+        wait_ready(server, "af")
+        wait_net(server, "af", 0.0)
+        closes = [
+            o
+            for o in orders_of(server, "af", "away.")
+            if ":c" in o.client_order_id and o.status == common_pb2.ORDER_STATUS_FILLED
+        ]
+        assert len(closes) == 1 and closes[0].client_order_id.endswith(":0:c0"), closes
