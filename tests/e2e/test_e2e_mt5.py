@@ -226,3 +226,39 @@ def test_a_pending_order_triggered_by_the_market_is_filled(server: ServerProcess
     assert order.status == FILLED
     assert order.filled_volume == pytest.approx(0.02)
     assert order.average_fill_price <= limit
+
+
+def test_a_fill_answered_without_its_price_shows_the_deal_price(server: ServerProcess) -> None:
+    """A broker answering DONE with price 0 and deal 0 (simterminal's ``blank_fill_results``):
+    the order still shows the price it was filled at, from its deal."""
+    create_mt5(server, "mt5-blank")
+    wait_for_price(server, "mt5-blank", "EURUSD")
+    simterminal.write_hook_file(
+        terminal_dir(server, "mt5-blank"), {"blank_fill_results": 1, "deal": True}
+    )
+    order = server.orders.PlaceOrder(
+        order_pb2.PlaceOrderRequest(
+            instance_id="mt5-blank",
+            client_order_id="unpriced",
+            symbol="EURUSD",
+            side=common_pb2.SIDE_BUY,
+            type=common_pb2.ORDER_TYPE_MARKET,
+            volume=0.05,
+        ),
+        timeout=60,
+    ).order
+    assert order.status == FILLED
+    (position,) = server.orders.ListPositions(
+        order_pb2.ListPositionsRequest(instance_id="mt5-blank"), timeout=60
+    ).positions
+    assert position.price_open > 0
+    assert (order.price, order.average_fill_price) == (position.price_open, position.price_open)
+    got = server.orders.GetOrder(
+        order_pb2.GetOrderRequest(instance_id="mt5-blank", client_order_id="unpriced"),
+        timeout=60,
+    ).order
+    assert (got.price, got.average_fill_price, got.position_id) == (
+        position.price_open,
+        position.price_open,
+        position.position_id,
+    )

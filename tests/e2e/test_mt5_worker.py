@@ -157,6 +157,29 @@ def test_market_buy_frames_in_order_and_fill_at_ask(engine: Engine) -> None:
     assert account.account.margin > 0
 
 
+@pytest.mark.parametrize("blank_deal", [False, True], ids=["price-0", "price-and-deal-0"])
+def test_fill_answered_without_price_takes_it_from_the_deal(
+    engine: Engine, blank_deal: bool
+) -> None:
+    """Some brokers (and exchange execution) answer DONE with price 0, and sometimes deal 0
+    (simterminal's ``blank_fill_results``): the result still carries the fill's price, deal
+    and position, taken from the order's deal in the terminal's history."""
+    simterminal.write_hook_file(engine.terminal_dir, {"blank_fill_results": 1, "deal": blank_deal})
+    frames = engine.order(**market(9))
+    deal = by_kind(frames, "deal")[0].deal
+    res = frames[-1].order_result
+    assert res.retcode == c.TRADE_RETCODE_DONE
+    assert deal.price > 0
+    assert (res.price, res.deal, res.volume, res.position) == (
+        deal.price,
+        deal.ticket,
+        0.1,
+        res.order,
+    )
+    (p,) = by_kind(frames, "positions")[-1].positions.positions
+    assert p.price_open == res.price
+
+
 def test_market_order_without_price_and_rejection(engine: Engine) -> None:
     frames = engine.order(**market(1, volume=0.015))
     assert kinds(frames) == ["order_result"]

@@ -38,8 +38,9 @@ same question with ``check_only`` (every check of a real send, nothing changes).
 does on its own as prices move (triggered orders, SL/TP, stop-outs, expirations) lands in the
 positions, orders and history that the module reports, as it would in a real terminal.
 
-Fault injection (``inject_ipc_failures``, ``set_price``, ``write_hook_file``, broker outages) is
-described in ``mt5exec.mt5.simterminal_hooks``.
+Fault injection (``inject_ipc_failures``, ``set_price``, ``write_hook_file``, broker outages,
+fills answered without their price: ``blank_fill_results``) is described in
+``mt5exec.mt5.simterminal_hooks``.
 
 Beside this module, which holds the flat MetaTrader5 surface: ``simterminal_types`` (the result
 named tuples and numpy dtypes), ``simterminal_config`` (``simterminal.json``),
@@ -88,6 +89,7 @@ from mt5exec.mt5.simterminal_config import write_terminal_config as write_termin
 from mt5exec.mt5.simterminal_hooks import FAULTS, Injection
 from mt5exec.mt5.simterminal_hooks import INJECT_FILE as INJECT_FILE
 from mt5exec.mt5.simterminal_hooks import LOCK as _lock
+from mt5exec.mt5.simterminal_hooks import blank_fill_results as blank_fill_results
 from mt5exec.mt5.simterminal_hooks import clear_injected_failures as clear_injected_failures
 from mt5exec.mt5.simterminal_hooks import inject_ipc_failures as inject_ipc_failures
 from mt5exec.mt5.simterminal_hooks import write_hook_file as write_hook_file
@@ -648,12 +650,19 @@ def order_send(s: Session, request: dict[str, Any]) -> OrderSendResult:
     outcome = s.broker.send(sent)
     s.absorb(outcome.deals, outcome.order_updates, sent.type_filling)
     r = outcome.result
+    deal, price = r.deal, r.price
+    if r.retcode in (c.TRADE_RETCODE_DONE, c.TRADE_RETCODE_DONE_PARTIAL) and r.volume > 0:
+        blank_deal = FAULTS.take_blank_fill()
+        if blank_deal is not None:
+            price = 0.0  # as some brokers answer: the fill is in the history only
+            if blank_deal:
+                deal = 0
     return OrderSendResult(
         retcode=r.retcode,
-        deal=r.deal,
+        deal=deal,
         order=r.order,
         volume=r.volume,
-        price=r.price,
+        price=price,
         bid=r.bid,
         ask=r.ask,
         comment=r.comment,

@@ -13,6 +13,9 @@ A simulated terminal is a test and demo tool, and breaking it on purpose is part
   functions never return, holding the terminal as a hung pipe does.
 - A broker outage logs the terminal out: ``terminal_info().connected`` is false and ``login``
   fails until it is over.
+- ``blank_fill_results(n, deal=...)``: the next ``n`` fills that ``order_send`` answers come with
+  ``price`` 0 (and ``deal`` 0 with ``deal=True``), as some brokers and exchange execution
+  answer ``TRADE_RETCODE_DONE``: the fill is in the history, not in the result.
 
 Another process (a test driving a worker) asks for the same by writing ``simterminal.inject.json``
 into the terminal directory (``write_hook_file``); the next API call reads and removes it.
@@ -66,6 +69,9 @@ class Faults:
     logged_out: bool = False
     # The functions whose next call hangs (None: any).
     hangs: list[frozenset[str] | None] = field(default_factory=list)
+    # Fills whose order_send result comes without its price: one entry per fill, True when
+    # the result's deal is blanked too.
+    blank_fills: deque[bool] = field(default_factory=deque)
 
     def take_hang(self, name: str) -> bool:
         """Whether the call ``name`` hangs (one use of the hang asked for)."""
@@ -74,6 +80,11 @@ class Faults:
                 del self.hangs[n]
                 return True
         return False
+
+    def take_blank_fill(self) -> bool | None:
+        """Whether a fill's result is to come without its price (one use): ``None`` if not,
+        else whether without its deal too."""
+        return self.blank_fills.popleft() if self.blank_fills else None
 
     def broker_down(self) -> bool:
         return time.time() < self.broker_down_until
@@ -127,6 +138,10 @@ class Faults:
                 when = str(at) if at is not None else None
                 self.pending_prices.extend((str(k), float(v), when) for k, v in prices.items())
                 continue
+            blank = item.get("blank_fill_results")
+            if isinstance(blank, int) and not isinstance(blank, bool):
+                self.blank_fills.extend([item.get("deal") is True] * blank)
+                continue
             funcs = item.get("functions")
             if item.get("hang") is True:
                 self.hangs.append(
@@ -169,12 +184,23 @@ def inject_ipc_failures(
         FAULTS.injections.append(Injection(n, code, names, executed, disconnect))
 
 
+def blank_fill_results(n: int = 1, *, deal: bool = False) -> None:
+    """Test hook: the next ``n`` fills that ``order_send`` answers (``TRADE_RETCODE_DONE`` or
+    ``DONE_PARTIAL``) come with ``price`` 0, and ``deal`` 0 too with ``deal``, as some brokers
+    (and exchange execution) answer: the fill is in ``history_deals_get``, not in the result.
+    From another process: ``{"blank_fill_results": n, "deal": true}`` in the hook file.
+    """
+    with LOCK:
+        FAULTS.blank_fills.extend([deal] * max(0, n))
+
+
 def clear_injected_failures() -> None:
-    """Drop every pending injected failure and price move (test hook)."""
+    """Drop every pending injected failure, price move and blanked fill (test hook)."""
     with LOCK:
         FAULTS.injections.clear()
         FAULTS.pending_prices.clear()
         FAULTS.hangs.clear()
+        FAULTS.blank_fills.clear()
 
 
 def write_hook_file(directory: str | os.PathLike[str], commands: Any) -> Path:
@@ -186,8 +212,9 @@ def write_hook_file(directory: str | os.PathLike[str], commands: Any) -> Path:
     "positions_get"`` by the next call of that function, as a fill the trade server makes
     between two calls of a client) or a broker outage
     (``{"broker_outage_ms": 5000}``: logged out, ``terminal_info().connected`` false, ``login``
-    failing until it is over; ``0`` ends it). The file is replaced atomically: the
-    terminal may read it at any moment, and half a file would be lost.
+    failing until it is over; ``0`` ends it) or fills answered without their price
+    (``{"blank_fill_results": 1, "deal": true}``: see ``blank_fill_results``). The file is
+    replaced atomically: the terminal may read it at any moment, and half a file would be lost.
     """
     d = Path(directory)
     target = d / INJECT_FILE

@@ -46,6 +46,30 @@ _FILL_BITS = {c.ORDER_FILLING_FOK: 1, c.ORDER_FILLING_IOC: 2, c.ORDER_FILLING_BO
 _FILL_ORDER = (c.ORDER_FILLING_FOK, c.ORDER_FILLING_IOC, c.ORDER_FILLING_RETURN)
 
 
+def _unpriced_fill(req: pb.OrderRequest, result: Any) -> bool:
+    """Whether a market order's result says it filled but not at which price."""
+    return (
+        req.action == c.TRADE_ACTION_DEAL
+        and result.retcode in (c.TRADE_RETCODE_DONE, c.TRADE_RETCODE_DONE_PARTIAL)
+        and not result.price
+    )
+
+
+def _fill_of(result: Any, deals: list[Any]) -> tuple[int, float, float]:
+    """(deal, volume, price) of a fill from its order's deals (the volume-weighted price when
+    it took several), or the result's own figures when none of them showed up."""
+    mine = [
+        d
+        for d in deals
+        if (result.order and d.order == result.order) or (result.deal and d.ticket == result.deal)
+    ]
+    lots = sum(d.volume for d in mine)
+    if not mine or lots <= 0:
+        return result.deal, result.volume, result.price
+    price = mine[0].price if len(mine) == 1 else sum(d.price * d.volume for d in mine) / lots
+    return result.deal or mine[-1].ticket, result.volume or lots, price
+
+
 class OrderExecution:
     """The MT5 worker's orders: the MT5 request made from an OrderRequest, order_check with
     the filling types tried in turn, order_send and its answer (deals, order updates, state,
@@ -229,18 +253,32 @@ class OrderExecution:
     def _answer(self, req: pb.OrderRequest, result: Any) -> None:
         ok = result.retcode in _OK_RESULTS
         position = req.position
+        deal, volume, price = result.deal, result.volume, result.price
         if ok:
-            deals = self._deals_of(req, result)
+            unpriced = _unpriced_fill(req, result)
+            deals = self._deals_of(req, result, unpriced)
+            if unpriced:
+                # Some brokers (and exchange execution) answer DONE with price 0, and sometimes
+                # deal 0: the fill is in the terminal's history, the order's deals say it.
+                deal, volume, price = _fill_of(result, deals)
             for d in deals:
-                if d.ticket == result.deal and d.position_id:
+                if d.ticket == deal and d.position_id:
                     position = d.position_id
             self._report_deals(deals, result.order, req.request_id)
-            if result.order and not (
-                req.action == c.TRADE_ACTION_DEAL and result.retcode == c.TRADE_RETCODE_DONE
+            if result.order and (
+                not price
+                or not (
+                    req.action == c.TRADE_ACTION_DEAL and result.retcode == c.TRADE_RETCODE_DONE
+                )
             ):
                 # A market order filled at once needs no OrderUpdate (nor the terminal calls
-                # that read it): its result tells the engine all of it.
-                self._update_of(req, result.order)
+                # that read it): its result tells the engine all of it; unless the result has
+                # no price and no deal of the order showed up: then the order read back says it.
+                for o in self._update_of(req, result.order):
+                    if not price and o.ticket == result.order:
+                        price = o.price_open or o.price_current
+                        volume = volume or o.volume_initial - o.volume_current
+                        position = position or o.position_id
             if self._connected:
                 self._send_state(reported=result.order, fresh=True)
         self._out.append(
@@ -248,10 +286,10 @@ class OrderExecution:
                 order_result=pb.OrderResult(
                     request_id=req.request_id,
                     retcode=result.retcode,
-                    deal=result.deal,
+                    deal=deal,
                     order=result.order,
-                    volume=result.volume,
-                    price=result.price,
+                    volume=volume,
+                    price=price,
                     bid=result.bid,
                     ask=result.ask,
                     comment=result.comment,
@@ -261,18 +299,23 @@ class OrderExecution:
             )
         )
 
-    def _deals_of(self, req: pb.OrderRequest, result: Any) -> list[Any]:
-        """New deals after a result, waiting a little for the result's own deal if needed."""
+    def _deals_of(self, req: pb.OrderRequest, result: Any, by_order: bool = False) -> list[Any]:
+        """New deals after a result, waiting a little for the result's own deal if needed
+        (``by_order``: for a deal of the result's order, when the result names no deal)."""
         deadline = time.monotonic() + DEAL_SYNC_WAIT_S
+        by_order = by_order and not result.deal and bool(result.order)
         found: list[Any] = []
         while True:
             new = self._new_deals()
             if new is None:
                 break
             found.extend(new)
-            if not result.deal or any(d.ticket == result.deal for d in found):
+            if by_order:
+                if any(d.order == result.order for d in found):
+                    return found
+            elif not result.deal or any(d.ticket == result.deal for d in found):
                 return found
-            if result.deal in self._seen_deals or time.monotonic() >= deadline:
+            if (result.deal and result.deal in self._seen_deals) or time.monotonic() >= deadline:
                 break
             # The terminal's history can lag its trade result by a few milliseconds.
             time.sleep(0.005)
@@ -301,16 +344,19 @@ class OrderExecution:
             time_msc=t_msc,
         )
 
-    def _update_of(self, req: pb.OrderRequest, ticket: int) -> None:
+    def _update_of(self, req: pb.OrderRequest, ticket: int) -> list[Any]:
+        """The order read back from the terminal, sent as an OrderUpdate; what was read."""
         found = self._many("orders_get", self.mt5.orders_get, ticket=ticket)
         if not found:
             found = self._many("history_orders_get", self.mt5.history_orders_get, ticket=ticket)
-        for o in found or ():
+        orders = list(found or ())
+        for o in orders:
             self._out.append(
                 worker_frame(
                     order_update=pb.OrderUpdate(order=order_proto(o), request_id=req.request_id)
                 )
             )
+        return orders
 
     # -- reconciliation -----------------------------------------------------------------------
 
