@@ -1,7 +1,8 @@
 """A market order filled at once, as a client sees it (#25): the worker sends no OrderUpdate for
 it (its result says all of it), and the answer, GetOrder, ListOrders, StreamExecutions and the
-journal after a restart of the worker and of the server still show the whole order: its stops,
-its fill, one FILLED update. Real server, real sim workers."""
+journal after a kill -9 of the worker, a graceful restart of the server and a kill -9 of the
+server still show the whole order: its stops, its fill, one FILLED update. Real server, real sim
+workers."""
 
 from __future__ import annotations
 
@@ -20,12 +21,12 @@ SUBMITTED = common_pb2.ORDER_STATUS_SUBMITTED
 
 def _get(server: ServerProcess, instance_id: str, cid: str) -> common_pb2.Order:
     request = order_pb2.GetOrderRequest(instance_id=instance_id, client_order_id=cid)
-    return server.orders.GetOrder(request, timeout=10).order
+    return server.orders.GetOrder(request, timeout=60).order
 
 
 def _history(server: ServerProcess, instance_id: str) -> dict[str, common_pb2.Order]:
     request = order_pb2.ListOrdersRequest(instance_id=instance_id, history=True)
-    return {o.client_order_id: o for o in server.orders.ListOrders(request, timeout=10).orders}
+    return {o.client_order_id: o for o in server.orders.ListOrders(request, timeout=60).orders}
 
 
 def _events(server: ServerProcess, instance_id: str, last: str) -> list[tuple[str, str, int]]:
@@ -56,15 +57,15 @@ def _order_with_stops(instance_id: str, cid: str, price: float) -> order_pb2.Pla
     return request
 
 
-def test_a_market_order_keeps_its_stops_and_fill_through_worker_and_server_restarts(
+def test_a_market_order_keeps_its_stops_and_fill_through_worker_and_server_restarts_and_crashes(
     tmp_path: Path,
 ) -> None:
     data = tmp_path / "data"
     with ServerProcess(data) as server:
         create_sim(server, "mf", tick_rate=20)
-        first = server.orders.PlaceOrder(market("mf", "mf-plain"), timeout=10).order
+        first = server.orders.PlaceOrder(market("mf", "mf-plain"), timeout=60).order
         request = _order_with_stops("mf", "mf-stops", first.average_fill_price)
-        placed = server.orders.PlaceOrder(request, timeout=10).order
+        placed = server.orders.PlaceOrder(request, timeout=60).order
         # The whole order in the answer, from the result alone.
         assert placed.status == FILLED
         assert (placed.stop_loss, placed.take_profit) == (request.stop_loss, request.take_profit)
@@ -76,7 +77,7 @@ def test_a_market_order_keeps_its_stops_and_fill_through_worker_and_server_resta
         (position,) = [
             p
             for p in server.orders.ListPositions(
-                order_pb2.ListPositionsRequest(instance_id="mf"), timeout=10
+                order_pb2.ListPositionsRequest(instance_id="mf"), timeout=60
             ).positions
             if p.position_id == placed.position_id
         ]
@@ -87,19 +88,19 @@ def test_a_market_order_keeps_its_stops_and_fill_through_worker_and_server_resta
 
         # The worker killed and started again: the order is as it was, a retry sends nothing.
         get = instance_pb2.GetInstanceRequest(instance_id="mf")
-        old_pid = server.instances.GetInstance(get, timeout=10).instance.worker_pid
+        old_pid = server.instances.GetInstance(get, timeout=60).instance.worker_pid
         os.kill(old_pid, signal.SIGKILL)
         wait_until(
             "a new worker",
             lambda: (
-                server.instances.GetInstance(get, timeout=10).instance.worker_pid
+                server.instances.GetInstance(get, timeout=60).instance.worker_pid
                 not in (0, old_pid)
             ),
         )
         wait_ready(server, "mf")
         assert _get(server, "mf", "mf-stops") == placed
-        assert server.orders.PlaceOrder(request, timeout=10).order == placed
-        server.orders.PlaceOrder(market("mf", "mf-after"), timeout=10)
+        assert server.orders.PlaceOrder(request, timeout=60).order == placed
+        server.orders.PlaceOrder(market("mf", "mf-after"), timeout=60)
         # One SUBMITTED update, one fill, one FILLED update per order: nothing replayed.
         assert _events(server, "mf", "mf-after") == [
             (kind, cid, status)
@@ -107,8 +108,21 @@ def test_a_market_order_keeps_its_stops_and_fill_through_worker_and_server_resta
             for kind, status in (("order_update", SUBMITTED), ("fill", 0), ("order_update", FILLED))
         ]
 
-    # The server restarted: the journal gives back the same order.
+    # The server stopped and started again: the journal gives back the same order.
     with ServerProcess(data) as again:
         wait_ready(again, "mf")
         assert _get(again, "mf", "mf-stops") == placed
-        assert again.orders.PlaceOrder(request, timeout=10).order == placed
+        assert again.orders.PlaceOrder(request, timeout=60).order == placed
+        # A crash: an order answered FILLED is in the journal with its stops (the server's
+        # kill -9 takes its workers with it).
+        crash_request = _order_with_stops("mf", "mf-crash", placed.average_fill_price)
+        crashed = again.orders.PlaceOrder(crash_request, timeout=60).order
+        assert crashed.status == FILLED and crashed.stop_loss == crash_request.stop_loss
+        again.kill()
+
+    with ServerProcess(data) as after_crash:
+        wait_ready(after_crash, "mf")
+        assert _get(after_crash, "mf", "mf-stops") == placed
+        assert _get(after_crash, "mf", "mf-crash") == crashed
+        assert after_crash.orders.PlaceOrder(crash_request, timeout=60).order == crashed
+        assert _history(after_crash, "mf")["mf-crash"] == crashed
