@@ -19,7 +19,7 @@ from mt5exec.mt5.simterminal_types import (
 )
 from mt5exec.sim.broker import SimBroker, SimConfig
 from mt5exec.sim.constants import ACTIVE_STATES
-from mt5exec.sim.state.history import market_order
+from mt5exec.sim.state.records import market_order
 from mt5exec.sim.symbols import DEFAULT_SYMBOLS, SymbolSettings, SymbolSpec, resolve
 from mt5exec.terminal.v1 import worker_pb2 as pb
 

@@ -31,7 +31,6 @@ from mt5exec.sim.constants import (
     ORDER_STATE_CANCELED,
     ORDER_STATE_PARTIAL,
     ORDER_STATE_PLACED,
-    ORDER_TIME_GTC,
     ORDER_TYPE_BUY,
     ORDER_TYPE_SELL,
     POSITION_TYPE_BUY,
@@ -49,6 +48,7 @@ from mt5exec.sim.state import (
     encode_deal,
     encode_order,
 )
+from mt5exec.sim.state.records import market_order
 from mt5exec.sim.symbols import (
     SYMBOL_FILLING_FOK,
 )
@@ -169,50 +169,6 @@ class Plan:
 
     def encode(self) -> bytes:
         return encode_deal(self.entry_record())
-
-
-def filled_market_order(
-    ticket: int,
-    m: Market,
-    side: int,
-    volume_initial: float,
-    volume_current: float,
-    state: int,
-    price: float,
-    filling: int,
-    reason: int,
-    magic: int,
-    time_msc: int,
-    position_id: int,
-    comment: str,
-    order_type: int | None = None,
-    position_by_id: int = 0,
-) -> OrderState:
-    """A market order as it goes to the history (what the journal history makes up from a deal
-    when it has no ORDER entry, see ``mt5exec.sim.state.history``)."""
-    return OrderState(
-        ticket,
-        m.spec.name,
-        side if order_type is None else order_type,
-        state,
-        filling,
-        ORDER_TIME_GTC,
-        reason,
-        volume_initial,
-        volume_current,
-        price,
-        0.0,
-        0.0,
-        0.0,
-        price,
-        0,
-        magic,
-        time_msc,
-        time_msc,
-        position_id,
-        position_by_id,
-        comment,
-    )
 
 
 class FillsMixin(BrokerCore):
@@ -481,20 +437,20 @@ class FillsMixin(BrokerCore):
                 state = ORDER_STATE_CANCELED
             else:
                 state = ORDER_STATE_PARTIAL if fill > 0.0 else ORDER_STATE_PLACED
-            rest = filled_market_order(
+            rest = market_order(
                 order,
-                m,
+                m.spec.name,
                 side,
-                volume,
-                round(volume - fill, 8),
-                state,
-                price,
-                filling,
                 DEAL_REASON_EXPERT,
+                volume,
+                price,
                 req.magic,
                 now,
                 req.position,
                 comment,
+                state=state,
+                volume_current=round(volume - fill, 8),
+                filling=filling,
             )
             rest.sl, rest.tp = sl, tp
             if state != ORDER_STATE_CANCELED:

@@ -8,7 +8,7 @@ from mt5exec.sim.broker.checks import (
     check_stops,
 )
 from mt5exec.sim.broker.config import COMMENT_MAX
-from mt5exec.sim.broker.fills import FillsMixin, filled_market_order
+from mt5exec.sim.broker.fills import FillsMixin
 from mt5exec.sim.broker.outcomes import Reject, SendOutcome
 from mt5exec.sim.broker.records import Position
 from mt5exec.sim.constants import (
@@ -18,7 +18,6 @@ from mt5exec.sim.constants import (
     DEAL_REASON_SO,
     DEAL_REASON_TP,
     ORDER_FILLING_FOK,
-    ORDER_STATE_FILLED,
     ORDER_TYPE_BUY,
     ORDER_TYPE_CLOSE_BY,
     ORDER_TYPE_SELL,
@@ -33,6 +32,7 @@ from mt5exec.sim.state import (
     encode_order,
     encode_sltp,
 )
+from mt5exec.sim.state.records import market_order
 from mt5exec.terminal.v1 import worker_pb2 as pb
 
 
@@ -131,21 +131,18 @@ class PositionsMixin(FillsMixin):
             exposure=list(first.exposure), others=len(m.positions) - 1 - first.closing > 0,
         )  # fmt: skip
         first.entry = second.entry = DEAL_ENTRY_OUT_BY
-        s = filled_market_order(
+        s = market_order(
             order,
-            m,
+            m.spec.name,
             ORDER_TYPE_CLOSE_BY,
-            volume,
-            0.0,
-            ORDER_STATE_FILLED,
-            price,
-            ORDER_FILLING_FOK,
             DEAL_REASON_EXPERT,
+            volume,
+            price,
             req.magic,
             now,
             p.ticket,
             comment,
-            order_type=ORDER_TYPE_CLOSE_BY,
+            filling=ORDER_FILLING_FOK,
             position_by_id=by.ticket,
         )
         self._commit(first.encode(), second.encode(), encode_order(s))
@@ -205,9 +202,9 @@ class PositionsMixin(FillsMixin):
         self._apply_plan(plan)
         act = self.activity
         act.deals.append(plan.report())
-        s = filled_market_order(
-            order, m, side, volume, 0.0, ORDER_STATE_FILLED, price, ORDER_FILLING_FOK, reason,
-            p.magic, now, p.ticket, comment,
+        s = market_order(
+            order, m.spec.name, side, reason, volume, price, p.magic, now, p.ticket, comment,
+            filling=ORDER_FILLING_FOK,
         )  # fmt: skip
         act.order_updates.append(pb.OrderUpdate(order=s.to_proto()))
         act.positions_changed = act.account_changed = True

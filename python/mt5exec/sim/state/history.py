@@ -11,7 +11,6 @@ from collections.abc import Collection, Generator, Iterable
 from pathlib import Path
 
 from mt5exec.sim.state.codec import (
-    _FILLED,
     _FRAME,
     Buffer,
     _Bad,
@@ -20,7 +19,7 @@ from mt5exec.sim.state.codec import (
     _scan,
     _Sltp,
 )
-from mt5exec.sim.state.records import DealEntry, OrderState
+from mt5exec.sim.state.records import DealEntry, OrderState, market_order
 from mt5exec.terminal.v1 import worker_pb2 as pb
 
 # History searches keep the offset of every this many records (see HistoryIndex).
@@ -141,45 +140,6 @@ def _take_base(
     for o in base:
         orders[o.ticket] = o
         made_up.pop(o.ticket, None)
-
-
-def market_order(
-    ticket: int,
-    symbol: str,
-    deal_type: int,
-    reason: int,
-    volume: float,
-    price: float,
-    magic: int,
-    time_msc: int,
-    position: int,
-    comment: str,
-) -> OrderState:
-    """A market order filled at once, made up from its deal: neither the journal (no ORDER
-    entry) nor the worker (no OrderUpdate, its result says it all) has one of its own."""
-    return OrderState(
-        ticket,
-        symbol,
-        deal_type,  # DEAL_TYPE_BUY/SELL == ORDER_TYPE_BUY/SELL
-        _FILLED,
-        0,
-        0,
-        reason,
-        volume,
-        0.0,
-        price,
-        0.0,
-        0.0,
-        0.0,
-        price,
-        0,
-        magic,
-        time_msc,
-        time_msc,
-        position,
-        0,
-        comment,
-    )
 
 
 def history(

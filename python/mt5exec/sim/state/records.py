@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
+from mt5exec.mt5.constants import ORDER_STATE_FILLED, ORDER_TIME_GTC
 from mt5exec.terminal.v1 import worker_pb2 as pb
 
 
@@ -181,3 +182,50 @@ class Loaded:
     replayed: int = 0
     # Human-readable reports of what was dropped or set aside (already logged).
     problems: list[str] = field(default_factory=list)
+
+
+def market_order(
+    ticket: int,
+    symbol: str,
+    order_type: int,
+    reason: int,
+    volume: float,
+    price: float,
+    magic: int,
+    time_msc: int,
+    position: int,
+    comment: str,
+    *,
+    state: int = ORDER_STATE_FILLED,
+    volume_current: float = 0.0,
+    filling: int = 0,
+    position_by_id: int = 0,
+) -> OrderState:
+    """A market order as it goes to the history: by default filled at once (``volume`` done,
+    at ``price``). The broker makes it when it fills one (or records the rest of a partial
+    fill with ``state`` and ``volume_current``); the journal's and the simulated terminal's
+    history make it up from its deal, having no ORDER entry or OrderUpdate of it (a deal's
+    DEAL_TYPE_BUY/SELL is the order's ORDER_TYPE_BUY/SELL)."""
+    return OrderState(
+        ticket,
+        symbol,
+        order_type,
+        state,
+        filling,
+        ORDER_TIME_GTC,
+        reason,
+        volume,
+        volume_current,
+        price,
+        0.0,
+        0.0,
+        0.0,
+        price,
+        0,
+        magic,
+        time_msc,
+        time_msc,
+        position,
+        position_by_id,
+        comment,
+    )
