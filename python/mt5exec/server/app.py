@@ -286,6 +286,8 @@ class Server:
             )
         )
         await self.grpc.stop(grace)
+        # The changes of calls cancelled or cut by the stop run on: written if they can be.
+        await self.instances.finish_changes(grace)
         self.instances.save_before_stop()
         stopped = await self.engine.stop_all()
         if self.state.copy_relations is not None:

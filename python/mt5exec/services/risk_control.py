@@ -287,10 +287,38 @@ class RiskControls:
         self._pending.retry_once()
         return failed
 
+    async def finish_changes(self, timeout: float) -> None:
+        """The server is stopping (its calls have ended): waits up to ``timeout`` for the
+        control-plane changes under way to be written (cancelled when the server stops)."""
+        if self._changes:
+            log.info(
+                "stopping: waiting up to %gs for %d control-plane changes to be written",
+                timeout,
+                len(self._changes),
+            )
+            await asyncio.wait(set(self._changes), timeout=timeout)
+
     def save_before_stop(self) -> None:
         """The server is stopping: the daily counters and every restriction whose save is
         pending are written once more. Whatever still cannot be is lost at the next start:
-        each is logged (ERROR) naming it."""
+        each is logged (ERROR) naming it, and so is every restriction in force whose change
+        had not been written (its write hangs, or it waits for its turn)."""
+        for instance_id in sorted(self._writing):
+            record = self._records.get(instance_id)
+            with contextlib.suppress(MT5ExecError):
+                if record is None or self._engine.risk_day_state(instance_id) == record.risk_day:
+                    continue  # nothing to lose
+            log.error(
+                "stopping with the daily risk counters of instance %s not saved (a change of "
+                "its record is being written): the next start counts its day from then on",
+                instance_id,
+            )
+        for what in self._unwritten():
+            log.error(
+                "stopping with a restriction not written (its change had not ended): %s; the "
+                "next start does not have it",
+                what,
+            )
         for instance_id in self.save_risk_counters():
             log.error(
                 "stopping with the daily risk counters of instance %s not saved: the next "
@@ -308,6 +336,31 @@ class RiskControls:
                 file,
                 what,
             )
+
+    def _unwritten(self) -> list[str]:
+        """The restrictions in force whose change has not been written, in words."""
+        unwritten = [f"the kill switch of {scope.describe()}" for scope in self._engaging_scopes]
+        unwritten += [f"the kill switch of instance {i}" for i in sorted(self._engaging)]
+        for instance_id, held in sorted(self._held.items()):
+            record = self._records.get(instance_id)
+            if record is None:
+                continue
+            old_limits, old_state = self._config_of(record)
+            for limits, state in held:
+                tighter = config_update.tighter_state(old_state, state)
+                changes = config_update.changes(
+                    old_limits, config_update.restrictive_part(old_limits, limits)
+                )
+                if tighter != old_state:
+                    changes.insert(0, f"trading_state {common_pb2.TradingState.Name(tighter)}")
+                if changes:
+                    unwritten.append(f"instance {instance_id}: " + ", ".join(changes))
+        unwritten += [
+            f"being written, {self._in_force(i)}"
+            for i in sorted(self._writing)
+            if i in self._records
+        ]
+        return unwritten
 
     def _in_force(self, instance_id: str) -> str:
         """An instance's restrictions as they are in memory, in words."""
