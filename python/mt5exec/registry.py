@@ -130,8 +130,9 @@ def write_record(directory: Path, record: InstanceRecord) -> None:
     RecordWriter().write_now(directory, record)
 
 
-# Test hook: while the file this names exists, every record write waits (a disk that hangs);
-# when the file names an instance id, only the writes of that instance's record wait.
+# Fault injection for tests (docs/risk.md, "Fault injection for tests"): while the file this
+# names exists, every record write waits (a disk that hangs) and touches "<file>.held"; when
+# the file names an instance id, only the writes of that instance's record wait.
 WRITE_GATE_ENV = "MT5EXEC_TEST_RECORD_WRITE_GATE"
 
 
