@@ -33,6 +33,10 @@ setup: $(VENV)/.installed
 	@if ! command -v promtool >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; \
 	fi
+	@# strace counts the control calls' fsyncs per thread (tests/e2e/test_bench_control_writes.py).
+	@if ! command -v strace >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q strace; \
+	fi
 
 # (Re)builds the Rust extension in release mode into the package, and compiles the package's
 # bytecode: a worker process starts ~30 % faster when it need not compile its imports.

@@ -155,6 +155,18 @@ def phase(server: ServerProcess, orders: int, prefix: str, rate: float) -> dict[
     return result
 
 
+_FSYNC = re.compile(r"(\d+)\s+f(?:data)?sync\(.*<([\d.]+)>$")
+
+
+def _lines(trace: Path) -> list[str]:
+    """The complete lines strace has written so far."""
+    try:
+        text = trace.read_text()
+    except FileNotFoundError:
+        return []
+    return text.splitlines()[: text.count("\n")]
+
+
 def fsyncs(tree: str | None, data: Path, calls: int = 60) -> dict[str, float] | None:
     """The fsyncs per control call on the event loop's thread and on the others, and the
     milliseconds a call's fsyncs kept the loop's thread (strace; None without it, or when
@@ -172,12 +184,17 @@ def fsyncs(tree: str | None, data: Path, calls: int = 60) -> dict[str, float] | 
         flip(server, 0)
         args = ["-f", "-qq", "-T", "-e", "trace=fsync,fdatasync", "-o", str(trace)]
         tracer = subprocess.Popen([strace, *args, "-p", str(server.pid)])
-        while not trace.exists():
-            if tracer.poll() is not None:
+        # Control calls until one's fsync is in the trace: strace has attached to every
+        # thread (it attaches to all of them before it traces any); the calls counted
+        # start after those lines.
+        probes = 0
+        while not any(_FSYNC.match(line) for line in _lines(trace)):
+            if tracer.poll() is not None or probes == 1000:
                 return None  # not allowed to trace here
-            time.sleep(0.01)
-        time.sleep(0.5)  # strace attaches to each thread after it opens its output
-        for i in range(1, calls + 1):
+            probes += 1
+            flip(server, probes)
+        skip = len(_lines(trace))
+        for i in range(probes + 1, probes + calls + 1):
             flip(server, i)
         tracer.terminate()
         tracer.wait(30)
@@ -185,8 +202,8 @@ def fsyncs(tree: str | None, data: Path, calls: int = 60) -> dict[str, float] | 
         server.kill()
     counts: collections.Counter[str] = collections.Counter()
     loop_s = 0.0
-    for line in trace.read_text().splitlines():
-        found = re.match(r"(\d+)\s+f(?:data)?sync\(.*<([\d.]+)>$", line)
+    for line in _lines(trace)[skip:]:
+        found = _FSYNC.match(line)
         if found is None:
             continue
         on_loop = int(found.group(1)) == server.pid

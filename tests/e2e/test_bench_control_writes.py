@@ -5,7 +5,7 @@ test's."""
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,8 +28,8 @@ def test_a_smoke_run_reports_the_ratios_and_the_fsyncs_on_the_loop(tmp_path: Pat
     assert set(run["ratio_beside_alone"]) == {"p50_us", "p99_us"}
     assert result["head_median_ratio_p99"] > 0
     fsyncs = result["fsyncs_of_control_calls"]["head"]
-    if shutil.which("strace") is None:
-        assert fsyncs is None
-    elif fsyncs is not None:  # None: strace may not trace here
-        assert fsyncs["on_loop_per_call"] == 0, fsyncs  # every record write is in a thread
-        assert fsyncs["other_threads_per_call"] >= 1, fsyncs
+    if fsyncs is None:  # no strace, or it may not trace here: CI must check it
+        assert os.environ.get("CI") != "true", "strace could not count the fsyncs (CI=true)"
+        return
+    assert fsyncs["on_loop_per_call"] == 0, fsyncs  # every record write is in a thread
+    assert fsyncs["other_threads_per_call"] >= 1, fsyncs
