@@ -12,11 +12,13 @@ use std::time::{Duration, Instant};
 
 use super::close;
 use super::dispatch::{self, MasterTrade};
+use super::links::Links;
 use super::spec::base36;
 use super::Relation;
 use crate::error::Code;
 use crate::pb::v1;
 use crate::shared::Shared;
+use crate::supervisor::Instance;
 
 /// How often a restored relation tries to catch up, and for how long.
 const EVERY: Duration = Duration::from_millis(500);
@@ -78,7 +80,8 @@ pub enum Gone {
     Rebuilt,
     /// Every one: the master has just reported its positions after its worker (re)started,
     /// before any deal of the new worker, so a linked position not among them closed while
-    /// its worker was away (an SL/TP or stop-out whose deal never reached the engine).
+    /// its worker was away (an SL/TP or stop-out whose deal never reached the engine), when
+    /// its report proves it ([`report_proves_closes`]: the sim's; an MT5 terminal's does not).
     All,
 }
 
@@ -89,7 +92,9 @@ pub enum Gone {
 /// closed (`<relation>:<position>:0:c<i>`, the same at every pass): as the master, every
 /// copy of a position it no longer holds (closed while its worker was away; owed when the
 /// follower is not ready), as the follower, the copies rebuilt from its journal (closed while
-/// the server was down). Relations deleted while they owed closes make those (and only those).
+/// the server was down); only when the master's report proves the position closed (a sim
+/// master's: [`report_proves_closes`]; an MT5 master's copies are left open and told, see
+/// [`plan`]). Relations deleted while they owed closes make those (and only those).
 pub fn on_ready(shared: &Arc<Shared>, instance_id: &str) {
     let Ok(instance) = shared.instance(instance_id) else {
         return;
@@ -119,7 +124,7 @@ pub fn on_ready(shared: &Arc<Shared>, instance_id: &str) {
 
 /// When the instance's worker became ready, if it is ready and has reported its positions
 /// since.
-fn fresh(instance: &crate::supervisor::Instance) -> Option<Instant> {
+fn fresh(instance: &Instance) -> Option<Instant> {
     let live = instance.live.lock();
     (live.positions_fresh && ready(live.state))
         .then_some(live.ready_at)
@@ -129,12 +134,9 @@ fn fresh(instance: &crate::supervisor::Instance) -> Option<Instant> {
 /// A master's positions reported: the first report of a worker that became ready before it
 /// (a restarted worker: READY at once, on the positions its predecessor reported) closes the
 /// copies of every position gone meanwhile ([`Gone::All`]): closed on its SL/TP or a stop-out
-/// while no worker was there to report the deal.
-pub fn on_master_reported(
-    shared: &Arc<Shared>,
-    master: &crate::supervisor::Instance,
-    relations: &[Arc<Relation>],
-) {
+/// while no worker was there to report the deal (a sim master; an MT5 master's report proves
+/// nothing, its copies are left open: [`report_proves_closes`]).
+pub fn on_master_reported(shared: &Arc<Shared>, master: &Instance, relations: &[Arc<Relation>]) {
     let Some(at) = fresh(master) else { return };
     if !shared.copier.first_check(&master.spec.instance_id, at) {
         return;
@@ -204,6 +206,70 @@ fn give_up(shared: &Shared, relation: &Relation) {
     }
 }
 
+/// Whether a master's positions report proves that a linked position missing from it was
+/// closed. The sim's does: its state is its own journal, read whole before its worker's first
+/// report. An MT5 terminal's does not: just after its login, before it has synced with the
+/// trade server, it can report an empty or partial list, and closing copies on that would
+/// close real trades for nothing, for good. Its copies are left open ([`tell_left_open`]).
+#[must_use]
+pub fn report_proves_closes(backend: v1::Backend) -> bool {
+    backend == v1::Backend::Sim
+}
+
+/// One pass over a relation's links: the closes to make (master position, master volume: 0
+/// for the close owed, whole) and the linked positions missing from the master's report
+/// (`open`: None when its current worker has not reported yet) whose copies are left open,
+/// the report being no proof that they closed (`proves`, [`report_proves_closes`]).
+#[must_use]
+pub fn plan(
+    links: &Links,
+    gone: Gone,
+    open: Option<&[u64]>,
+    proves: bool,
+    follower_ready: bool,
+) -> (Vec<(u64, f64)>, Vec<u64>) {
+    let mut closes = Vec::new();
+    let mut left_open = Vec::new();
+    for (position, link) in &links.by_position {
+        let missing = match gone {
+            Gone::No => false,
+            Gone::Rebuilt => link.rebuilt,
+            Gone::All => true,
+        } && open.is_some_and(|o| !o.contains(position));
+        if missing && !proves {
+            left_open.push(*position);
+        }
+        if missing && proves {
+            // All of it: the rest of what is owed already (0: the close owed, whole).
+            let rest = (link.master_volume - link.owed).max(0.0);
+            if follower_ready || rest > 1e-9 {
+                closes.push((*position, rest));
+            }
+        } else if follower_ready && link.owed > 0.0 {
+            closes.push((*position, 0.0));
+        }
+    }
+    closes.sort_by_key(|c| c.0);
+    left_open.sort_unstable();
+    (closes, left_open)
+}
+
+/// Copies left open on a master's report that proves nothing: an instance event on the
+/// follower (`COPIES_LEFT_OPEN`, naming the relation and the master positions).
+fn tell_left_open(shared: &Shared, relation: &Relation, follower: &Instance, positions: &[u64]) {
+    let list: Vec<String> = positions.iter().map(u64::to_string).collect();
+    let reason = format!(
+        "COPIES_LEFT_OPEN: relation '{}': master position(s) {} of instance '{}' missing from \
+         its terminal's positions report, which does not prove them closed (an MT5 terminal \
+         can report a partial list before it has synced): their copies are left open",
+        relation.spec.relation_id,
+        list.join(", "),
+        relation.spec.master_instance_id
+    );
+    let live = follower.live.lock();
+    crate::supervisor::announce(shared, follower, &live, &reason);
+}
+
 fn close_owed_once(shared: &Arc<Shared>, relation: &Arc<Relation>, gone: Gone) {
     let r = &relation.spec;
     let Ok(follower) = shared.instance(&r.follower_instance_id) else {
@@ -225,34 +291,27 @@ fn close_owed_once(shared: &Arc<Shared>, relation: &Arc<Relation>, gone: Gone) {
     if !follower_ready && gone != Gone::All {
         return;
     }
-    // The master's open positions, when its worker reported them since it started.
-    let open: Option<Vec<u64>> = shared.instance(&r.master_instance_id).ok().and_then(|m| {
-        let live = m.live.lock();
-        (live.positions_fresh && ready(live.state))
-            .then(|| live.positions.iter().map(|p| p.ticket).collect())
-    });
-    let owed: Vec<(u64, f64)> = relation
-        .links
-        .lock()
-        .by_position
-        .iter()
-        .filter_map(|(position, link)| {
-            let closed = match gone {
-                Gone::No => false,
-                Gone::Rebuilt => link.rebuilt,
-                Gone::All => true,
-            } && open.as_ref().is_some_and(|o| !o.contains(position));
-            if closed {
-                // All of it: the rest of what is owed already (0: the close owed, whole).
-                let rest = (link.master_volume - link.owed).max(0.0);
-                (follower_ready || rest > 1e-9).then_some((*position, rest))
-            } else if follower_ready && link.owed > 0.0 {
-                Some((*position, 0.0))
-            } else {
-                None
-            }
-        })
-        .collect();
+    // The master's open positions, when its worker reported them since it started, and
+    // whether a position missing there is known closed (its backend's report is evidence).
+    let (open, proves): (Option<Vec<u64>>, bool) = shared
+        .instance(&r.master_instance_id)
+        .ok()
+        .map_or((None, false), |m| {
+            let live = m.live.lock();
+            let open = (live.positions_fresh && ready(live.state))
+                .then(|| live.positions.iter().map(|p| p.ticket).collect());
+            (open, report_proves_closes(m.spec.backend))
+        });
+    let (owed, left_open) = plan(
+        &relation.links.lock(),
+        gone,
+        open.as_deref(),
+        proves,
+        follower_ready,
+    );
+    if !left_open.is_empty() {
+        tell_left_open(shared, relation, &follower, &left_open);
+    }
     let started = Instant::now();
     let _hold = shared.notifier.hold();
     for (position, volume) in owed {

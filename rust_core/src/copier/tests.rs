@@ -139,3 +139,66 @@ fn every_removed_incarnation_keeps_its_copies_on_its_own_follower() {
     assert!(!copier.made_copy("af", "ann", &first_copy));
     assert!(copier.made_copy("bf", "ann", &second_copy));
 }
+
+/// Links of master positions 7 (rebuilt from the follower's journal) and 8 (made live), 8 owing
+/// 0.25 of its 0.75 already (binary fractions: exact).
+fn two_links() -> links::Links {
+    let mut links = links::Links::default();
+    let link = |master_volume: f64, owed: f64, rebuilt: bool| links::Link {
+        master_volume,
+        owed,
+        rebuilt,
+        ..Default::default()
+    };
+    links.by_position.insert(7, link(0.5, 0.0, true));
+    links.by_position.insert(8, link(0.75, 0.25, false));
+    links
+}
+
+#[test]
+fn a_sim_masters_first_report_without_a_position_closes_its_copies() {
+    use recovery::{plan, report_proves_closes, Gone};
+    assert!(report_proves_closes(v1::Backend::Sim));
+    let links = two_links();
+    // Its new worker reports neither: both closed, 8 for the rest of what it did not owe yet.
+    let (closes, left) = plan(&links, Gone::All, Some(&[]), true, true);
+    assert_eq!(closes, vec![(7, 0.5), (8, 0.5)]);
+    assert!(left.is_empty());
+    // The follower away: owed (nothing to add for one owed whole already).
+    let (closes, _) = plan(&links, Gone::All, Some(&[7]), true, false);
+    assert_eq!(closes, vec![(8, 0.5)]);
+    // At the follower's ready: only the copies rebuilt from its journal, besides what is owed.
+    let (closes, _) = plan(&links, Gone::Rebuilt, Some(&[7]), true, true);
+    assert_eq!(closes, vec![(8, 0.0)]);
+    let (closes, _) = plan(&links, Gone::Rebuilt, Some(&[]), true, true);
+    assert_eq!(closes, vec![(7, 0.5), (8, 0.0)]);
+    // Its worker has not reported yet: nothing is known gone.
+    let (closes, left) = plan(&links, Gone::All, None, true, true);
+    assert_eq!(closes, vec![(8, 0.0)]);
+    assert!(left.is_empty());
+}
+
+#[test]
+fn an_mt5_masters_first_report_without_a_position_closes_no_copy() {
+    use recovery::{plan, report_proves_closes, Gone};
+    // A terminal just logged in can report an empty or partial list before it has synced.
+    assert!(!report_proves_closes(v1::Backend::Mt5));
+    assert!(!report_proves_closes(v1::Backend::Unspecified));
+    let links = two_links();
+    let proves = report_proves_closes(v1::Backend::Mt5);
+    for gone in [Gone::All, Gone::Rebuilt] {
+        // Only the close owed by a master close the engine saw (a deal) is made.
+        let (closes, left) = plan(&links, gone, Some(&[]), proves, true);
+        assert_eq!(closes, vec![(8, 0.0)], "{gone:?}");
+        let expected: Vec<u64> = if gone == Gone::All {
+            vec![7, 8]
+        } else {
+            vec![7]
+        };
+        assert_eq!(left, expected, "{gone:?}: told left open");
+    }
+    // The follower away: nothing owed on it.
+    let (closes, left) = plan(&links, Gone::All, Some(&[8]), proves, false);
+    assert!(closes.is_empty());
+    assert_eq!(left, vec![7]);
+}
