@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.support import create_sim, wait_until
+from tests.support import create_sim, execution_events, wait_until
 
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, order_pb2
@@ -143,20 +143,13 @@ def sim(
 def refused_copy(server: ServerProcess, instance_id: str, reason: str) -> common_pb2.Order:
     """The first REJECTED order update of ``reason`` in the instance's execution events (the
     copier tells a copy it did not make there); the call's deadline fails the test."""
-    from mt5exec.v1 import stream_pb2
 
-    request = stream_pb2.StreamExecutionsRequest(instance_id=instance_id)
-    stream = server.streams.StreamExecutions(request, timeout=60)
-    try:
-        for response in stream:
-            for event in response.events:
-                order = event.order_update
-                if (
-                    event.HasField("order_update")
-                    and order.status == common_pb2.ORDER_STATUS_REJECTED
-                    and order.reject_reason == reason
-                ):
-                    return order
-    finally:
-        stream.cancel()
-    raise AssertionError(f"no refused copy ({reason}) on {instance_id}")
+    def refused(event: common_pb2.ExecutionEvent) -> bool:
+        order = event.order_update
+        return (
+            event.HasField("order_update")
+            and order.status == common_pb2.ORDER_STATUS_REJECTED
+            and order.reject_reason == reason
+        )
+
+    return execution_events(server, instance_id, refused)[-1].order_update

@@ -10,7 +10,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from mt5exec.testing import ServerProcess
-from mt5exec.v1 import common_pb2, instance_pb2, order_pb2
+from mt5exec.v1 import common_pb2, instance_pb2, order_pb2, stream_pb2
 
 
 def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo:
@@ -125,6 +125,28 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout} s: {what}")
         time.sleep(every)
+
+
+def execution_events(
+    server: ServerProcess,
+    instance_id: str,
+    until: Callable[[common_pb2.ExecutionEvent], bool],
+    timeout: float = 60.0,
+) -> list[common_pb2.ExecutionEvent]:
+    """The instance's execution events, from its first kept one to the first that meets
+    ``until`` (the last one returned); the stream's deadline (``timeout``) fails the test."""
+    seen: list[common_pb2.ExecutionEvent] = []
+    request = stream_pb2.StreamExecutionsRequest(instance_id=instance_id)
+    stream = server.streams.StreamExecutions(request, timeout=timeout)
+    try:
+        for response in stream:
+            for event in response.events:
+                seen.append(event)
+                if until(event):
+                    return seen
+    finally:
+        stream.cancel()
+    raise AssertionError(f"the execution stream of {instance_id} ended first: {seen}")
 
 
 def subscribers(server: ServerProcess, topic: str) -> float:

@@ -22,7 +22,7 @@ from tests.copier_support import (
     stats,
     wait_net,
 )
-from tests.support import create_sim, wait_ready, wait_until
+from tests.support import create_sim, execution_events, wait_ready, wait_until
 
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, instance_pb2, order_pb2, stream_pb2
@@ -35,19 +35,13 @@ def _order_updates(
 ) -> list[common_pb2.Order]:
     """The instance's order updates from its first kept event until one meets ``until`` (the
     call's deadline fails the test)."""
-    seen: list[common_pb2.Order] = []
-    request = stream_pb2.StreamExecutionsRequest(instance_id=instance_id)
-    stream = server.streams.StreamExecutions(request, timeout=150)
-    try:
-        for response in stream:
-            for event in response.events:
-                if event.HasField("order_update"):
-                    seen.append(event.order_update)
-                    if until(event.order_update):
-                        return seen
-    finally:
-        stream.cancel()
-    raise AssertionError(f"the stream of {instance_id} ended first: {seen}")
+    events = execution_events(
+        server,
+        instance_id,
+        lambda e: e.HasField("order_update") and until(e.order_update),
+        timeout=150,
+    )
+    return [e.order_update for e in events if e.HasField("order_update")]
 
 
 def _restart(server: ServerProcess, instance_id: str) -> None:

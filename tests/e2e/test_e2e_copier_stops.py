@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from tests.copier_support import BUY, place, positions, relate, sim, wait_net
-from tests.support import wait_until
+from tests.support import execution_events, wait_until
 
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, order_pb2, stream_pb2
@@ -51,17 +51,12 @@ def _bracket(server: ServerProcess, instance_id: str, position_id: int) -> bool:
 def _closing_reason(server: ServerProcess, instance_id: str, position_id: int) -> int:
     """The reason of the deal that closed the position, from the instance's kept execution
     events (the call's deadline fails the test)."""
-    request = stream_pb2.StreamExecutionsRequest(instance_id=instance_id)
-    stream = server.streams.StreamExecutions(request, timeout=60)
-    try:
-        for response in stream:
-            for event in response.events:
-                fill = event.fill
-                if event.HasField("fill") and fill.position_id == position_id and fill.entry == OUT:
-                    return int(fill.reason)
-    finally:
-        stream.cancel()
-    raise AssertionError(f"no closing deal of position {position_id} on {instance_id}")
+
+    def closing(event: common_pb2.ExecutionEvent) -> bool:
+        fill = event.fill
+        return event.HasField("fill") and fill.position_id == position_id and fill.entry == OUT
+
+    return int(execution_events(server, instance_id, closing)[-1].fill.reason)
 
 
 def test_a_master_position_closed_by_its_stops_closes_the_copy(server: ServerProcess) -> None:
