@@ -164,7 +164,11 @@ def test_a_master_closed_by_its_stop_while_its_worker_was_dead_closes_the_copy(
             "the master's worker killed by its stop's fill, and restarted",
             lambda: master().restarts >= 1 and master().state == common_pb2.INSTANCE_STATE_READY,
         )
-        assert [p.ticket for p in positions(server, "sm")] == [], opened
+        # READY at once on its predecessor's positions: its own report comes later.
+        wait_until(
+            f"the new worker reports the master without position {opened.position_id}",
+            lambda: positions(server, "sm") == [],
+        )
         wait_net(server, "sf", 0.0)
         closes = [o for o in orders_of(server, "sf", "stopped.") if ":c" in o.client_order_id]
         assert len(closes) == 1 and closes[0].client_order_id.endswith(":0:c0"), closes
@@ -248,7 +252,7 @@ def test_a_master_stopped_out_while_both_were_away_closes_the_copy_when_the_foll
             "the close owed once the master's new worker reported",
             lambda: stats(server, "away").skipped["INSTANCE_NOT_READY"] == 1,
         )
-        assert positions(server, "am") == []
+        wait_until("the master without its position", lambda: positions(server, "am") == [])
         server.instances.StartInstance(
             instance_pb2.StartInstanceRequest(instance_id="af"), timeout=120
         )
