@@ -623,14 +623,16 @@ def test_memory_and_journal_stay_bounded_and_a_restart_remembers_the_same(tmp_pa
         assert again.order_id == newest.order_id, "a remembered id is still idempotent"
         compactions = server.metric_samples("mt5exec_journal_compactions")
         assert compactions and compactions[0].value >= 1, "the journal compacted while running"
-        size = (data / "journal" / "orders.journal").stat().st_size
-        # Without compaction ~1,200 records (~200 KB); compacted past 20 KB each time.
-        assert size < 45_000, f"journal of {size} bytes"
     with ServerProcess(data, env=env) as again_server:
         after = remembered(again_server, "bounded")
         assert "working" in after
         assert newest.client_order_id in after
         assert len(after) <= 50, f"{len(after)} orders after the restart"
+        # Compacted on start to a record per remembered order (~1,200 records, ~200 KB, went
+        # in). The size while running depends on how far appends got during a compaction on
+        # a busy machine (the next is due at twice what it left), so it is checked here.
+        size = (data / "journal" / "orders.journal").stat().st_size
+        assert size < 45_000, f"journal of {size} bytes"
 
 
 def test_final_orders_are_forgotten_after_their_retention(tmp_path: Path) -> None:

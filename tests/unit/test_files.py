@@ -106,7 +106,7 @@ def _sequence_floor(directory: Path) -> Path:
 
 def _kill_switch(directory: Path) -> Path:
     scopes = KillScopes(directory / "kill_switch.json", everything=True)
-    scopes.save()
+    scopes.take()()
     return scopes.path
 
 
