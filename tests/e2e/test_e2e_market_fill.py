@@ -10,10 +10,10 @@ import os
 import signal
 from pathlib import Path
 
-from tests.support import create_sim, market, wait_ready, wait_until
+from tests.support import create_sim, execution_events, market, wait_ready, wait_until
 
 from mt5exec.testing import ServerProcess
-from mt5exec.v1 import common_pb2, instance_pb2, order_pb2, stream_pb2
+from mt5exec.v1 import common_pb2, instance_pb2, order_pb2
 
 FILLED = common_pb2.ORDER_STATUS_FILLED
 SUBMITTED = common_pb2.ORDER_STATUS_SUBMITTED
@@ -31,23 +31,20 @@ def _history(server: ServerProcess, instance_id: str) -> dict[str, common_pb2.Or
 
 def _events(server: ServerProcess, instance_id: str, last: str) -> list[tuple[str, str, int]]:
     """(kind, client_order_id, status) of the instance's execution events, from its first kept
-    one to the FILLED update of ``last`` (the call's deadline fails the test)."""
-    seen: list[tuple[str, str, int]] = []
-    request = stream_pb2.StreamExecutionsRequest(instance_id=instance_id)
-    stream = server.streams.StreamExecutions(request, timeout=60)
-    try:
-        for response in stream:
-            for event in response.events:
-                if event.HasField("order_update"):
-                    o = event.order_update
-                    seen.append(("order_update", o.client_order_id, o.status))
-                    if o.client_order_id == last and o.status == FILLED:
-                        return seen
-                else:
-                    seen.append(("fill", event.fill.client_order_id, 0))
-    finally:
-        stream.cancel()
-    raise AssertionError(f"the stream of {instance_id} ended first: {seen}")
+    one to the FILLED update of ``last``."""
+
+    def described(event: common_pb2.ExecutionEvent) -> tuple[str, str, int]:
+        if event.HasField("order_update"):
+            o = event.order_update
+            return ("order_update", o.client_order_id, o.status)
+        return ("fill", event.fill.client_order_id, 0)
+
+    return [
+        described(e)
+        for e in execution_events(
+            server, instance_id, lambda e: described(e) == ("order_update", last, FILLED)
+        )
+    ]
 
 
 def _order_with_stops(instance_id: str, cid: str, price: float) -> order_pb2.PlaceOrderRequest:
