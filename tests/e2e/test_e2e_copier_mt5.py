@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pytest
 from tests.copier_support import BUY, net, orders_of, place, positions, relate, wait_net
+from tests.mt5_server_support import LOGIN, PASSWORD, SERVER, create_mt5, terminal_dir
 from tests.support import create_sim, subscribers, wait_for_price, wait_ready, wait_until
 
 from mt5exec.mt5 import constants as c
 from mt5exec.mt5 import simterminal
 from mt5exec.testing import ServerProcess
-from mt5exec.v1 import common_pb2, instance_pb2, stream_pb2
-
-LOGIN, SERVER, PASSWORD = 5012345, "Sim-Demo", "s3cret-Pa55"
+from mt5exec.v1 import instance_pb2, stream_pb2
 
 
 @pytest.fixture
@@ -27,29 +26,6 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
     config.write_text('[mt5]\nmodule = "mt5exec.mt5.simterminal"\npoll_interval_ms = 20\n')
     with ServerProcess(tmp_path / "data", config=config) as proc:
         yield proc
-
-
-def _terminal(server: ServerProcess, instance_id: str) -> Path:
-    return server.data_dir / "instances" / "default" / instance_id / "terminal"
-
-
-def _create_mt5(server: ServerProcess, instance_id: str) -> None:
-    simterminal.write_terminal_config(
-        _terminal(server, instance_id),
-        login=LOGIN,
-        password=PASSWORD,
-        server=SERVER,
-        symbols=["EURUSD"],
-        tick_rate=20,
-        margin_mode="hedging",
-    )
-    request = instance_pb2.CreateInstanceRequest(
-        instance_id=instance_id,
-        backend=common_pb2.BACKEND_MT5,
-        config=common_pb2.InstanceConfig(symbols=["EURUSD"], login=LOGIN, server=SERVER),
-        password=PASSWORD,
-    )
-    server.instances.CreateInstance(request, timeout=60)
 
 
 def _close_in_terminal(terminal: Path, position_id: int) -> None:
@@ -80,14 +56,14 @@ def _close_in_terminal(terminal: Path, position_id: int) -> None:
 def test_an_mt5_masters_position_missing_from_its_new_workers_report_closes_no_copy(
     server: ServerProcess,
 ) -> None:
-    _create_mt5(server, "xm")
+    create_mt5(server, "xm")
     create_sim(server, "xf")
     relate(server, "mt5", "xm", "xf")
     wait_for_price(server, "xm", "EURUSD")
     opened = place(server, "xm", "xm-1", BUY, 0.01)
     wait_net(server, "xf", 0.01)
     server.instances.StopInstance(instance_pb2.StopInstanceRequest(instance_id="xm"), timeout=60)
-    _close_in_terminal(_terminal(server, "xm"), opened.position_id)
+    _close_in_terminal(terminal_dir(server, "xm"), opened.position_id)
 
     request = stream_pb2.StreamInstanceEventsRequest(instance_ids=["xf"])
     events = server.streams.StreamInstanceEvents(request, timeout=120)

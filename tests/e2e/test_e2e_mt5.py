@@ -7,17 +7,16 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import pytest
+from tests.mt5_server_support import LOGIN, PASSWORD, SERVER, create_mt5, terminal_dir
 from tests.support import error_info, wait_for_price
 
 from mt5exec.mt5 import simterminal
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, instance_pb2, order_pb2, stream_pb2
 
-LOGIN, SERVER, PASSWORD = 5012345, "Sim-Demo", "s3cret-Pa55"
 FILLED = common_pb2.ORDER_STATUS_FILLED
 
 
@@ -34,32 +33,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     )
     with ServerProcess(data / "data", config=config) as proc:
         yield proc
-
-
-def terminal_dir(server: ServerProcess, instance_id: str) -> Path:
-    return server.data_dir / "instances" / "default" / instance_id / "terminal"
-
-
-def create_mt5(
-    server: ServerProcess, instance_id: str, password: str = PASSWORD
-) -> common_pb2.Instance:
-    # What the broker gives the terminal (a real install brings it with its servers.dat).
-    simterminal.write_terminal_config(
-        terminal_dir(server, instance_id),
-        login=LOGIN,
-        password=PASSWORD,
-        server=SERVER,
-        symbols=["EURUSD"],
-        tick_rate=20,
-        margin_mode="hedging",
-    )
-    request = instance_pb2.CreateInstanceRequest(
-        instance_id=instance_id,
-        backend=common_pb2.BACKEND_MT5,
-        config=common_pb2.InstanceConfig(symbols=["EURUSD"], login=LOGIN, server=SERVER),
-        password=password,
-    )
-    return server.instances.CreateInstance(request, timeout=60).instance
 
 
 def test_place_modify_close_and_an_sl_hit(server: ServerProcess) -> None:
@@ -166,7 +139,7 @@ def test_mt5_needs_credentials_and_a_wrong_password_fails(server: ServerProcess)
         )
     assert error_info(caught.value).metadata["field"] == "password"
     with pytest.raises(grpc.RpcError) as caught:
-        create_mt5(server, "mt5-badpw", password="wrong")
+        create_mt5(server, "mt5-badpw", request_password="wrong")
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert error_info(caught.value).reason == "LOGIN_FAILED"
     instance = server.instances.GetInstance(

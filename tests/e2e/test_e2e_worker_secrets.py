@@ -13,9 +13,9 @@ from pathlib import Path
 
 import grpc
 import pytest
+from tests.mt5_server_support import create_mt5
 from tests.postgres import postgres_server
 
-from mt5exec.mt5 import simterminal
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, instance_pb2
 
@@ -115,25 +115,6 @@ def mt5_server(tmp_path: Path) -> Iterator[ServerProcess]:
         yield server
 
 
-def create_mt5(server: ServerProcess, instance_id: str) -> None:
-    simterminal.write_terminal_config(
-        instance_dir(server, instance_id) / "terminal",
-        login=LOGIN,
-        password=PASSWORD,
-        server=SERVER,
-        symbols=["EURUSD"],
-        tick_rate=20,
-        margin_mode="hedging",
-    )
-    request = instance_pb2.CreateInstanceRequest(
-        instance_id=instance_id,
-        backend=common_pb2.BACKEND_MT5,
-        config=common_pb2.InstanceConfig(symbols=["EURUSD"], login=LOGIN, server=SERVER),
-        password=PASSWORD,
-    )
-    server.instances.CreateInstance(request, timeout=60)
-
-
 def instance_dir(server: ServerProcess, instance_id: str) -> Path:
     return server.data_dir / "instances" / "default" / instance_id
 
@@ -143,7 +124,7 @@ def test_the_password_file_is_gone_when_the_worker_never_read_it(
 ) -> None:
     server = mt5_server
     with pytest.raises(grpc.RpcError):
-        create_mt5(server, "broken")
+        create_mt5(server, "broken", PASSWORD)
     deadline = time.monotonic() + 60
     while (instance := get(server, "broken")).state != STATES.INSTANCE_STATE_FAILED:
         assert time.monotonic() < deadline, instance
@@ -157,6 +138,6 @@ def test_the_password_file_is_gone_when_the_worker_never_read_it(
     )
 
     # A worker that starts reads it and it is gone as well.
-    create_mt5(server, "good")
+    create_mt5(server, "good", PASSWORD)
     assert get(server, "good").state == STATES.INSTANCE_STATE_READY
     assert not (instance_dir(server, "good") / ".terminal-password").exists()
