@@ -236,7 +236,10 @@ pub fn plan(
             Gone::Rebuilt => link.rebuilt,
             Gone::All => true,
         } && open.is_some_and(|o| !o.contains(position));
-        if missing && !proves {
+        // A close owed in full (the master's closing deal came while the follower was away)
+        // is made when the follower is ready: nothing is left open.
+        let owed_whole = link.owed >= link.master_volume - 1e-9;
+        if missing && !proves && !owed_whole {
             left_open.push(*position);
         }
         if missing && proves {

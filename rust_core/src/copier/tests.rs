@@ -201,4 +201,21 @@ fn an_mt5_masters_first_report_without_a_position_closes_no_copy() {
     let (closes, left) = plan(&links, Gone::All, Some(&[8]), proves, false);
     assert!(closes.is_empty());
     assert_eq!(left, vec![7]);
+    // A position whose closing deal was seen while the follower was away (its close owed
+    // whole): no copy left open, the close made when the follower is ready.
+    let mut owed = links::Links::default();
+    owed.by_position.insert(
+        9,
+        links::Link {
+            master_volume: 0.5,
+            owed: 0.5,
+            ..Default::default()
+        },
+    );
+    for ready in [false, true] {
+        let (closes, left) = plan(&owed, Gone::All, Some(&[]), proves, ready);
+        assert!(left.is_empty(), "ready {ready}");
+        let expected = if ready { vec![(9, 0.0)] } else { vec![] };
+        assert_eq!(closes, expected, "ready {ready}");
+    }
 }
