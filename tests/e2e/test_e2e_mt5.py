@@ -10,9 +10,18 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from tests.mt5_server_support import LOGIN, PASSWORD, SERVER, create_mt5, terminal_dir
-from tests.support import error_info, wait_for_price
+from tests.mt5_server_support import (
+    LOGIN,
+    PASSWORD,
+    SERVER,
+    create_mt5,
+    terminal_dir,
+    trade_in_terminal,
+    write_terminal,
+)
+from tests.support import error_info, execution_events, wait_for_price, wait_until
 
+from mt5exec.mt5 import constants as c
 from mt5exec.mt5 import simterminal
 from mt5exec.testing import ServerProcess
 from mt5exec.v1 import common_pb2, instance_pb2, order_pb2, stream_pb2
@@ -235,3 +244,39 @@ def test_a_fill_answered_without_its_price_shows_the_deal_price(server: ServerPr
         position.price_open,
         position.position_id,
     )
+
+
+def test_a_first_start_reports_none_of_the_terminals_old_deals(server: ServerProcess) -> None:
+    """A new instance on a terminal that traded before: the deals already in its history are
+    the account's past, not news (only those made after an instance's first start are
+    reported, at its later starts too: workers.mt5_deals)."""
+    terminal = write_terminal(server, "mt5-old")
+    old = [
+        trade_in_terminal(terminal, {"volume": 0.01, "type": side}).deal
+        for side in (c.ORDER_TYPE_BUY, c.ORDER_TYPE_SELL)
+    ]
+    create_mt5(server, "mt5-old", terminal_written=True)
+    wait_for_price(server, "mt5-old", "EURUSD")
+    marker = server.orders.PlaceOrder(
+        order_pb2.PlaceOrderRequest(
+            instance_id="mt5-old",
+            client_order_id="old-1",
+            symbol="EURUSD",
+            side=common_pb2.SIDE_BUY,
+            type=common_pb2.ORDER_TYPE_MARKET,
+            volume=0.01,
+        ),
+        timeout=60,
+    ).order
+    events = execution_events(
+        server, "mt5-old", lambda e: e.HasField("fill") and e.fill.order_id == marker.order_id
+    )
+    reported = [e.fill.deal_id for e in events if e.HasField("fill")]
+    assert not set(old) & set(reported), (old, reported)
+
+    def stored() -> list[int]:
+        request = order_pb2.ListDealsRequest(instance_id="mt5-old", page_size=1000)
+        return [d.deal_id for d in server.orders.ListDeals(request, timeout=30).deals]
+
+    wait_until("the marker's deal stored", lambda: reported[-1] in stored())
+    assert not set(old) & set(stored())

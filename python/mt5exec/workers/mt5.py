@@ -58,7 +58,7 @@ from typing import Any
 from mt5exec.mt5 import constants as c
 from mt5exec.reasons import Reason
 from mt5exec.terminal.v1 import worker_pb2 as pb
-from mt5exec.workers import mt5_market
+from mt5exec.workers import mt5_deals, mt5_market
 from mt5exec.workers.base import (
     DEFAULT_HEARTBEAT_MS,
     EXIT_CONFIG,
@@ -168,6 +168,8 @@ class MT5Worker(OrderExecution):
         self._last_account = 0.0
         self._seen_deals: dict[int, int] = {}
         self._deal_floor = 0
+        self._deals_path = (cfg.instance_dir or Path.cwd()) / mt5_deals.STATE_FILE
+        self._deals_unsaved = False
         self._unknown: dict[str, tuple[int, float]] = {}
         self._reject_next = 0
         self._delay_s = 0.0
@@ -285,6 +287,15 @@ class MT5Worker(OrderExecution):
             raise _Exit(EXIT_OK, f"connection lost: {e}") from e
         finally:
             out.clear()
+        if self._deals_unsaved:
+            self._save_deals()
+
+    def _save_deals(self) -> None:
+        """The deals reported so far, for the next start (``mt5_deals``), once written."""
+        mark = mt5_deals.DealMark(
+            self.cfg.login, self.cfg.server, self._deal_floor, self._seen_deals
+        )
+        self._deals_unsaved = not mt5_deals.save(self._deals_path, mark)
 
     def _event(self, kind: str, message: str) -> None:
         self._out.append(worker_frame(event=pb.WorkerEvent(kind=kind, message=message)))
@@ -301,7 +312,19 @@ class MT5Worker(OrderExecution):
     # -- state polling ------------------------------------------------------------------------
 
     def _init_deals(self) -> None:
-        """Deals already in the history belong to the past: remember them, report none."""
+        """The deals made since the last ones this instance reported (``mt5_deals``): reported
+        now, before the first positions report. On a first start (no record of this account),
+        the deals already in the history belong to the past: remembered, none reported."""
+        mark = mt5_deals.load(self._deals_path, self.cfg.login, self.cfg.server)
+        if mark is not None:
+            self._deal_floor, self._seen_deals = mark.floor, mark.seen
+            missed = self._new_deals()
+            if missed:
+                log.info("%d deal(s) made since the last start reported", len(missed))
+                self._report_deals(missed)
+            # None (the history not read): the next poll reads it from the same floor.
+            return
+        self._deals_unsaved = True
         now = int(time.time())
         deals = self._many(
             "history_deals_get",
@@ -340,6 +363,7 @@ class MT5Worker(OrderExecution):
 
     def _report_deals(self, deals: Iterable[Any], order: int = 0, request_id: int = 0) -> None:
         now = time.monotonic()
+        self._deals_unsaved = True
         for d in deals:
             rid = request_id if order and d.order == order else 0
             if not rid and d.comment in self._unknown:
