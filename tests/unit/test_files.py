@@ -21,6 +21,7 @@ from mt5exec.registry import InstanceRecord
 from mt5exec.services.risk_control import KillScopes
 from mt5exec.v1 import common_pb2
 from mt5exec.vault import keys as vault_keys
+from mt5exec.workers import mt5_deals
 
 
 @pytest.fixture
@@ -132,4 +133,17 @@ def test_state_files_are_synced_before_and_after_they_are_replaced(
 ) -> None:
     path = write(tmp_path)
     assert_durable(path, synced)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_the_mt5_workers_deal_record_is_replaced_whole_without_a_sync(
+    tmp_path: Path, umask_022: None, synced: Synced
+) -> None:
+    # Written after every answer that carried deals: two fsyncs each would cost the worker
+    # milliseconds an order; an older record after a power cut only reports deals again.
+    path = tmp_path / mt5_deals.STATE_FILE
+    mark = mt5_deals.DealMark(5012345, "Sim-Demo", 100, {7: 150, 8: 160})
+    assert mt5_deals.save(path, mark)
+    assert [kind for kind, _ in synced] == ["replace"]
+    assert mt5_deals.load(path, 5012345, "Sim-Demo") == mark
     assert stat.S_IMODE(path.stat().st_mode) == 0o600

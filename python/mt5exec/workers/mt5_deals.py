@@ -74,7 +74,10 @@ def save(path: Path, mark: DealMark) -> bool:
         "seen": {str(t): when for t, when in sorted(mark.seen.items()) if when >= mark.floor},
     }
     try:
-        atomic_write(path, json.dumps(body).encode())
+        # Written after every answer that carried deals, so not synced: after a power cut the
+        # record may be an older one, and the next start reports again deals reported since
+        # (StreamExecutions shows them twice; the history and the copier keep each deal once).
+        atomic_write(path, json.dumps(body).encode(), durable=False)
     except OSError as e:
         log.warning("could not write %s: %s", path, e)
         return False
