@@ -31,12 +31,14 @@ def test_sim_and_mt5_workers_run_under_sched_batch(tmp_path: Path) -> None:
     with ServerProcess(data, config=config, env={"MT5EXEC_HISTORY_ENABLED": "false"}) as server:
         # The server keeps the policy it was started with: only the workers step back.
         assert os.sched_getscheduler(server.pid) == os.sched_getscheduler(0)
-        sim = create_sim(server, "sched-sim")
+        # Short ids: a worker's socket path (under tmp_path) must stay within SUN_LEN (108
+        # bytes) however high pytest's numbering of its base directories has gone.
+        sim = create_sim(server, "bsim")
         assert sim.worker_pid
         assert _policies(sim.worker_pid) == {os.SCHED_BATCH}
 
         simterminal.write_terminal_config(
-            data / "instances" / "default" / "sched-mt5" / "terminal",
+            data / "instances" / "default" / "bmt5" / "terminal",
             login=5012345,
             password="s3cret-Pa55",
             server="Sim-Demo",
@@ -46,7 +48,7 @@ def test_sim_and_mt5_workers_run_under_sched_batch(tmp_path: Path) -> None:
         )
         mt5 = server.instances.CreateInstance(
             instance_pb2.CreateInstanceRequest(
-                instance_id="sched-mt5",
+                instance_id="bmt5",
                 backend=common_pb2.BACKEND_MT5,
                 config=common_pb2.InstanceConfig(
                     symbols=["EURUSD"], login=5012345, server="Sim-Demo"
