@@ -106,7 +106,7 @@ class Gate:
         self._stream = stream
         self._needs = f"it needs {rule.role.value}"
         # The roles that may call it (``Principal.may``), found by identity per call.
-        self._roles = tuple(role for role in Role if role.rank >= rule.role.rank)
+        self._roles = tuple(role for role in Role if role.covers(rule.role))
         self.check: Callable[[Principal, Any], None] = self._scope(rule)
         # The call's principal (UNAUTHENTICATED without one): the guard's, not wrapped
         # (it runs for every call).

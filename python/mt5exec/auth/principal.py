@@ -20,6 +20,10 @@ class Role(enum.StrEnum):
     def rank(self) -> int:
         return _RANK[self]
 
+    def covers(self, role: Role) -> bool:
+        """Whether this role may do what ``role`` may."""
+        return self.rank >= role.rank
+
     @classmethod
     def parse(cls, text: str) -> Role:
         """``admin``, ``trader`` or ``viewer``; ValueError otherwise."""
@@ -47,7 +51,7 @@ class Principal:
     expires: float | None = None
 
     def may(self, role: Role) -> bool:
-        return self.role.rank >= role.rank
+        return self.role.covers(role)
 
     def sees(self, owner: str | None) -> bool:
         """Whether an instance of ``owner`` (None: one that does not exist) is visible."""

@@ -265,12 +265,10 @@ class OrderExecution:
                 if d.ticket == deal and d.position_id:
                     position = d.position_id
             self._report_deals(deals, result.order, req.request_id)
-            if result.order and (
-                not price
-                or not (
-                    req.action == c.TRADE_ACTION_DEAL and result.retcode == c.TRADE_RETCODE_DONE
-                )
-            ):
+            filled_at_once = (
+                req.action == c.TRADE_ACTION_DEAL and result.retcode == c.TRADE_RETCODE_DONE
+            )
+            if result.order and not (filled_at_once and price):
                 # A market order filled at once needs no OrderUpdate (nor the terminal calls
                 # that read it): its result tells the engine all of it; unless the result has
                 # no price and no deal of the order showed up: then the order read back says it.

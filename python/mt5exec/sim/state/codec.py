@@ -77,8 +77,6 @@ _SLTP = struct.Struct("<BQdd")
 
 # ORDER_STATE_PLACED and ORDER_STATE_PARTIAL: the states of a working order.
 _ACTIVE = (1, 3)
-# ORDER_STATE_FILLED, for the orders history makes up from their deals.
-_FILLED = 4
 
 # The fewest journal bytes that can use up one order or deal ticket (an entry with a
 # one-character symbol and no comment). Bounds how many tickets an unreadable stretch of journal

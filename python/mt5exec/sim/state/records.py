@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
-from mt5exec.mt5.constants import ORDER_STATE_FILLED, ORDER_TIME_GTC
+from mt5exec.sim.constants import ORDER_STATE_FILLED, ORDER_TIME_GTC
 from mt5exec.terminal.v1 import worker_pb2 as pb
 
 
